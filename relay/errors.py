@@ -1,0 +1,147 @@
+"""Matrix errors: one exception per spec errcode, mapped to JSON once, at the HTTP edge.
+
+Handlers and services raise these; nothing else builds ``{"errcode": ...}`` bodies.
+
+    MatrixError                      (status, errcode)
+    ├── BadJson / NotJson / MissingParam / InvalidParam / InvalidUsername   400
+    ├── UserInUse / RoomInUse / UnsupportedRoomVersion / BadState /
+    │   InvalidRoomState / Exclusive / InvalidUsername                       400
+    ├── MissingToken / UnknownToken / Unauthorized                           401
+    ├── Forbidden / GuestAccessForbidden / UserDeactivated                   403
+    ├── NotFound / Unrecognized                                              404 (405)
+    ├── TooLarge                                                             413
+    ├── LimitExceeded                                                        429
+    └── Unknown                                                              500
+
+Spec: https://spec.matrix.org/v1.16/client-server-api/#standard-error-response
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class MatrixError(Exception):
+    """An error a Matrix client or server is meant to see."""
+
+    status: ClassVar[int] = 500
+    errcode: ClassVar[str] = "M_UNKNOWN"
+
+    def __init__(self, message: str = "", *, status: int | None = None, **extra: Any) -> None:
+        super().__init__(message or self.errcode)
+        self.message = message or self.errcode
+        if status is not None:
+            self.status = status  # type: ignore[misc]
+        self.extra = extra
+
+    def to_json(self) -> dict[str, Any]:
+        return {"errcode": self.errcode, "error": self.message, **self.extra}
+
+
+class Unknown(MatrixError):
+    status = 500
+    errcode = "M_UNKNOWN"
+
+
+class BadJson(MatrixError):
+    status = 400
+    errcode = "M_BAD_JSON"
+
+
+class NotJson(MatrixError):
+    status = 400
+    errcode = "M_NOT_JSON"
+
+
+class MissingParam(MatrixError):
+    status = 400
+    errcode = "M_MISSING_PARAM"
+
+
+class InvalidParam(MatrixError):
+    status = 400
+    errcode = "M_INVALID_PARAM"
+
+
+class InvalidUsername(MatrixError):
+    status = 400
+    errcode = "M_INVALID_USERNAME"
+
+
+class UserInUse(MatrixError):
+    status = 400
+    errcode = "M_USER_IN_USE"
+
+
+class RoomInUse(MatrixError):
+    status = 400
+    errcode = "M_ROOM_IN_USE"
+
+
+class UnsupportedRoomVersion(MatrixError):
+    status = 400
+    errcode = "M_UNSUPPORTED_ROOM_VERSION"
+
+
+class BadState(MatrixError):
+    status = 400
+    errcode = "M_BAD_STATE"
+
+
+class InvalidRoomState(MatrixError):
+    status = 400
+    errcode = "M_INVALID_ROOM_STATE"
+
+
+class MissingToken(MatrixError):
+    status = 401
+    errcode = "M_MISSING_TOKEN"
+
+
+class UnknownToken(MatrixError):
+    status = 401
+    errcode = "M_UNKNOWN_TOKEN"
+
+    def __init__(self, message: str = "Unknown access token", *, soft_logout: bool = False) -> None:
+        super().__init__(message, soft_logout=soft_logout)
+
+
+class Unauthorized(MatrixError):
+    status = 401
+    errcode = "M_UNAUTHORIZED"
+
+
+class Forbidden(MatrixError):
+    status = 403
+    errcode = "M_FORBIDDEN"
+
+
+class GuestAccessForbidden(MatrixError):
+    status = 403
+    errcode = "M_GUEST_ACCESS_FORBIDDEN"
+
+
+class NotFound(MatrixError):
+    status = 404
+    errcode = "M_NOT_FOUND"
+
+
+class Unrecognized(MatrixError):
+    """Unknown endpoint (404) or known endpoint with the wrong method (405)."""
+
+    status = 404
+    errcode = "M_UNRECOGNIZED"
+
+
+class TooLarge(MatrixError):
+    status = 413
+    errcode = "M_TOO_LARGE"
+
+
+class LimitExceeded(MatrixError):
+    status = 429
+    errcode = "M_LIMIT_EXCEEDED"
+
+    def __init__(self, message: str = "Too many requests", *, retry_after_ms: int) -> None:
+        super().__init__(message, retry_after_ms=retry_after_ms)
+        self.retry_after_ms = retry_after_ms
