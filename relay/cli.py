@@ -1,0 +1,320 @@
+"""The `relay` command: init, run, user, status.
+
+Every problem with a flag or a config file is one line on stderr naming it,
+exit code 2, and nothing written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+import relay
+from relay.config import (
+    CONFIG_FILE,
+    DEFAULT_CLIENT_LISTEN,
+    DEFAULT_FEDERATION_LISTEN,
+    Config,
+    ConfigError,
+    config_from_dict,
+    load_config,
+    parse_listen,
+    render_config,
+)
+from relay.events.ids import is_valid_localpart, is_valid_server_name
+from relay.identity import (
+    IdentityError,
+    new_signing_key,
+    read_signing_key,
+    write_self_signed_certificate,
+    write_signing_key,
+)
+from store import accounts as store_accounts
+from store import db as store_db
+from store import outbox as store_outbox
+
+log = logging.getLogger("relay")
+
+DATA_DIR_OPTION = click.option(
+    "--data-dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The relay's data directory (config, keys, database).",
+)
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    click.echo(f"relay: error: {message}", err=True)
+    sys.exit(code)
+
+
+def _load(data_dir: Path) -> Config:
+    try:
+        return load_config(data_dir)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(relay.__version__, prog_name="relay", message="%(prog)s %(version)s")
+def cli() -> None:
+    """edge-relay: a small Matrix homeserver for a box in the field."""
+
+
+@cli.command()
+@DATA_DIR_OPTION
+@click.option("--server-name", required=True, help="This relay's Matrix server name.")
+@click.option(
+    "--client-listen",
+    default=DEFAULT_CLIENT_LISTEN,
+    show_default=True,
+    help="HOST:PORT for the Client-Server API (plain HTTP).",
+)
+@click.option(
+    "--federation-listen",
+    default=DEFAULT_FEDERATION_LISTEN,
+    show_default=True,
+    help="HOST:PORT for the Server-Server API (TLS).",
+)
+@click.option("--upstream", default=None, help="Server name of the upstream homeserver.")
+@click.option("--upstream-url", default=None, help="Base URL of the upstream's federation API.")
+@click.option(
+    "--ca-file",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="PEM file of extra CAs trusted for outbound federation.",
+)
+@click.option(
+    "--no-verify-tls", is_flag=True, help="Do not verify peers' TLS certificates (labs only)."
+)
+def init(
+    data_dir: Path,
+    server_name: str,
+    client_listen: str,
+    federation_listen: str,
+    upstream: str | None,
+    upstream_url: str | None,
+    ca_file: Path | None,
+    no_verify_tls: bool,
+) -> None:
+    """Create a new relay in DATA_DIR: config, signing key, TLS certificate, database."""
+    # Validate everything before writing anything.
+    if not is_valid_server_name(server_name):
+        _fail(f"--server-name {server_name!r} is not a valid Matrix server name")
+    try:
+        parse_listen(client_listen, "--client-listen")
+        parse_listen(federation_listen, "--federation-listen")
+    except ConfigError as exc:
+        _fail(str(exc))
+    if ca_file is not None:
+        if not ca_file.is_file():
+            _fail(f"--ca-file {ca_file}: no such file")
+        ca_file = ca_file.resolve()
+    text = render_config(
+        server_name=server_name,
+        client_listen=client_listen,
+        federation_listen=federation_listen,
+        upstream=upstream,
+        upstream_url=upstream_url,
+        ca_file=str(ca_file) if ca_file else None,
+        verify_tls=not no_verify_tls,
+    )
+    import tomllib
+
+    try:
+        config = config_from_dict(tomllib.loads(text), data_dir)
+    except ConfigError as exc:
+        _fail(str(exc))
+    if data_dir.exists():
+        if not data_dir.is_dir():
+            _fail(f"{data_dir} exists and is not a directory")
+        held = [
+            p.name
+            for p in (
+                data_dir / CONFIG_FILE,
+                config.signing_key_path,
+                config.database_path,
+                config.tls_certificate_path,
+            )
+            if p.exists()
+        ]
+        if held:
+            _fail(f"{data_dir} already holds a relay ({', '.join(held)}); refusing to touch it")
+
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = new_signing_key()
+    write_signing_key(config.signing_key_path, key)
+    write_self_signed_certificate(
+        config.tls_certificate_path, config.tls_private_key_path, server_name
+    )
+    store_db.open_database(config.database_path, synchronous=config.synchronous).close()
+    tmp = data_dir / (CONFIG_FILE + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, data_dir / CONFIG_FILE)
+    click.echo(f"created relay {server_name} in {data_dir} (signing key {key.key_id})")
+
+
+@cli.command()
+@DATA_DIR_OPTION
+def run(data_dir: Path) -> None:
+    """Run the relay in the foreground; logs go to stderr. Stops on SIGTERM or SIGINT."""
+    import trio
+
+    from relay.node import serve_node
+
+    config = _load(data_dir)
+    try:
+        read_signing_key(config.signing_key_path)
+    except IdentityError as exc:
+        _fail(str(exc))
+    for path in (config.tls_certificate_path, config.tls_private_key_path):
+        if not path.is_file():
+            _fail(f"{path}: TLS file missing")
+    _setup_logging(config.log_level)
+    try:
+        trio.run(serve_node, config)
+    except store_db.SchemaTooNew as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot start: {exc}", 1)
+
+
+@cli.group()
+def user() -> None:
+    """Manage local user accounts."""
+
+
+@user.command("add")
+@DATA_DIR_OPTION
+@click.argument("localpart")
+@click.option("--password", required=True, help="The new user's password.")
+@click.option("--admin", is_flag=True, help="Make the user a server admin.")
+def user_add(data_dir: Path, localpart: str, password: str, admin: bool) -> None:
+    """Create the local user LOCALPART (works while the relay runs)."""
+    config = _load(data_dir)
+    localpart = localpart.removeprefix("@").split(":", 1)[0]
+    if not is_valid_localpart(localpart):
+        _fail(f"{localpart!r} is not a valid user localpart (a-z, 0-9, . _ = - /)")
+    if not password:
+        _fail("--password must not be empty")
+    user_id = f"@{localpart}:{config.server_name}"
+    conn = _open_db(config)
+    try:
+        with store_db.write(conn):
+            store_accounts.create_user(
+                conn,
+                user_id=user_id,
+                password=password,
+                admin=admin,
+                now_ms=int(time.time() * 1000),
+            )
+    except store_accounts.UserExists:
+        _fail(f"user {user_id} already exists", 1)
+    finally:
+        conn.close()
+    click.echo(f"created user {user_id}{' (admin)' if admin else ''}")
+
+
+def _open_db(config: Config):
+    try:
+        return store_db.open_database(config.database_path, synchronous=config.synchronous)
+    except store_db.SchemaTooNew as exc:
+        _fail(str(exc))
+
+
+def _status(config: Config) -> dict[str, Any]:
+    key = read_signing_key(config.signing_key_path)
+    conn = _open_db(config)
+    try:
+        counts = store_db.counts(conn)
+        depths = store_outbox.depths(conn)
+        destinations = {row["destination"]: row for row in store_outbox.destination_status(conn)}
+    finally:
+        conn.close()
+    names = sorted(set(depths) | set(destinations))
+    return {
+        "server_name": config.server_name,
+        "key_id": key.key_id,
+        "verify_key": key.verify_key_base64,
+        "listeners": {
+            "client": f"http://{config.client_listen}",
+            "federation": f"https://{config.federation_listen}",
+        },
+        "upstream": config.upstream,
+        "counts": counts,
+        "federation": {
+            name: {**dict(destinations.get(name, {})), "queue_depth": depths.get(name, 0)}
+            for name in names
+        },
+    }
+
+
+@cli.command()
+@DATA_DIR_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(data_dir: Path, as_json: bool) -> None:
+    """Show the relay's identity, listeners, counts and federation queues."""
+    config = _load(data_dir)
+    try:
+        info = _status(config)
+    except IdentityError as exc:
+        _fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(info, indent=2, sort_keys=True))
+        return
+    click.echo(f"server name:  {info['server_name']}")
+    click.echo(f"signing key:  {info['key_id']} {info['verify_key']}")
+    click.echo(f"client:       {info['listeners']['client']}")
+    click.echo(f"federation:   {info['listeners']['federation']}")
+    click.echo(f"upstream:     {info['upstream'] or '(none)'}")
+    counts = info["counts"]
+    click.echo(
+        f"counts:       {counts['users']} users, {counts['rooms']} rooms, "
+        f"{counts['events']} events"
+    )
+    if not info["federation"]:
+        click.echo("federation queues: empty")
+    for name, dest in info["federation"].items():
+        click.echo(f"  {name}: {dest['queue_depth']} queued")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: click's usage errors become one line and exit code 2."""
+    try:
+        rv = cli.main(args=argv, prog_name="relay", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+        sys.exit(2)
+    except click.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        _fail(exc.format_message().replace("\n", " ") + hint)
+    except click.ClickException as exc:
+        _fail(exc.format_message().replace("\n", " "), exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""`GET /_matrix/client/versions` and the listener's health check.
+
+Spec: https://spec.matrix.org/v1.16/client-server-api/#get_matrixclientversions
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from relay.http import json_response
+
+SUPPORTED_VERSIONS = [
+    "r0.6.1",
+    "v1.1",
+    "v1.2",
+    "v1.3",
+    "v1.4",
+    "v1.5",
+    "v1.6",
+    "v1.7",
+    "v1.8",
+    "v1.9",
+    "v1.10",
+    "v1.11",
+]
+
+
+async def get_versions(request: Request) -> Response:
+    """# `GET /_matrix/client/versions`"""
+    return json_response({"versions": SUPPORTED_VERSIONS, "unstable_features": {}})
+
+
+async def health(request: Request) -> Response:
+    """# `GET /health`: 200 "OK" while the relay serves."""
+    return PlainTextResponse("OK")

@@ -1,0 +1,236 @@
+"""The relay's configuration: `DIR/relay.toml`, read once at start, validated whole.
+
+Every key is documented in README.md ("Configuration"). A broken file raises
+`ConfigError` naming the key; the CLI turns it into a one-line error, exit 2.
+Paths in the file are relative to the data dir.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from relay.events.ids import is_valid_server_name
+
+CONFIG_FILE = "relay.toml"
+DEFAULT_CLIENT_LISTEN = "127.0.0.1:8008"
+DEFAULT_FEDERATION_LISTEN = "0.0.0.0:8448"
+SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class ConfigError(Exception):
+    """The configuration (a file or a flag) is unusable; the message names the problem."""
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_listen(value: str, what: str) -> Listen:
+    """`HOST:PORT` (IPv6 as `[::1]:PORT`) -> Listen, or ConfigError naming `what`."""
+    if not isinstance(value, str) or ":" not in value:
+        raise ConfigError(f"{what}: expected HOST:PORT, got {value!r}")
+    host, _, port_text = value.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigError(f"{what}: expected HOST:PORT with a port in 1-65535, got {value!r}")
+    return Listen(host, int(port_text))
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    data_dir: Path
+    server_name: str
+    client_listen: Listen
+    federation_listen: Listen
+    signing_key_path: Path
+    tls_certificate_path: Path
+    tls_private_key_path: Path
+    database_path: Path
+    synchronous: str = "FULL"
+    upstream: str | None = None
+    upstream_url: str | None = None
+    ca_file: Path | None = None
+    verify_tls: bool = True
+    log_level: str = "INFO"
+    federation_map: dict[str, str] = field(default_factory=dict)
+
+
+def _table(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    value = doc.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    return value
+
+
+def _str(table: dict[str, Any], key: str, where: str, default: str | None = None) -> str | None:
+    value = table.get(key, default)
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{where}{key} must be a string")
+    return value or None
+
+
+def _unknown_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
+    extra = sorted(set(table) - allowed)
+    if extra:
+        raise ConfigError(f"unknown key {where}{extra[0]}")
+
+
+def load_config(data_dir: Path) -> Config:
+    """Read and validate `data_dir/relay.toml`."""
+    path = data_dir / CONFIG_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no relay here (run `relay init` first)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return config_from_dict(doc, data_dir)
+
+
+def config_from_dict(doc: dict[str, Any], data_dir: Path) -> Config:
+    _unknown_keys(
+        doc,
+        {"server_name", "listeners", "federation", "storage", "keys", "logging"},
+        "",
+    )
+    server_name = _str(doc, "server_name", "")
+    if not server_name:
+        raise ConfigError("server_name is missing")
+    if not is_valid_server_name(server_name):
+        raise ConfigError(f"server_name {server_name!r} is not a valid Matrix server name")
+
+    listeners = _table(doc, "listeners")
+    _unknown_keys(listeners, {"client", "federation"}, "listeners.")
+    client = parse_listen(
+        _str(listeners, "client", "listeners.", DEFAULT_CLIENT_LISTEN) or "", "listeners.client"
+    )
+    federation = parse_listen(
+        _str(listeners, "federation", "listeners.", DEFAULT_FEDERATION_LISTEN) or "",
+        "listeners.federation",
+    )
+
+    fed = _table(doc, "federation")
+    _unknown_keys(fed, {"upstream", "upstream_url", "ca_file", "verify_tls", "servers"}, "federation.")
+    upstream = _str(fed, "upstream", "federation.")
+    if upstream is not None and not is_valid_server_name(upstream):
+        raise ConfigError(f"federation.upstream {upstream!r} is not a valid Matrix server name")
+    upstream_url = _str(fed, "upstream_url", "federation.")
+    if upstream_url is not None and not upstream_url.startswith(("https://", "http://")):
+        raise ConfigError("federation.upstream_url must start with https://")
+    ca_file_text = _str(fed, "ca_file", "federation.")
+    verify_tls = fed.get("verify_tls", True)
+    if not isinstance(verify_tls, bool):
+        raise ConfigError("federation.verify_tls must be true or false")
+    servers = fed.get("servers", {})
+    if not isinstance(servers, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in servers.items()
+    ):
+        raise ConfigError("federation.servers must map server names to base URLs")
+
+    storage = _table(doc, "storage")
+    _unknown_keys(storage, {"database", "synchronous"}, "storage.")
+    synchronous = (_str(storage, "synchronous", "storage.", "FULL") or "FULL").upper()
+    if synchronous not in SYNCHRONOUS_MODES:
+        raise ConfigError(f"storage.synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
+
+    keys = _table(doc, "keys")
+    _unknown_keys(keys, {"signing_key", "tls_certificate", "tls_private_key"}, "keys.")
+
+    logging_table = _table(doc, "logging")
+    _unknown_keys(logging_table, {"level"}, "logging.")
+    level = (_str(logging_table, "level", "logging.", "INFO") or "INFO").upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"logging.level must be one of {', '.join(LOG_LEVELS)}")
+
+    def path_of(table: dict[str, Any], key: str, where: str, default: str) -> Path:
+        return data_dir / (_str(table, key, where, default) or default)
+
+    return Config(
+        data_dir=data_dir,
+        server_name=server_name,
+        client_listen=client,
+        federation_listen=federation,
+        signing_key_path=path_of(keys, "signing_key", "keys.", "signing.key"),
+        tls_certificate_path=path_of(keys, "tls_certificate", "keys.", "tls.crt"),
+        tls_private_key_path=path_of(keys, "tls_private_key", "keys.", "tls.key"),
+        database_path=path_of(storage, "database", "storage.", "relay.db"),
+        synchronous=synchronous,
+        upstream=upstream,
+        upstream_url=upstream_url,
+        ca_file=(data_dir / ca_file_text) if ca_file_text else None,
+        verify_tls=verify_tls,
+        log_level=level,
+        federation_map=dict(servers),
+    )
+
+
+def _toml_str(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def render_config(
+    *,
+    server_name: str,
+    client_listen: str,
+    federation_listen: str,
+    upstream: str | None,
+    upstream_url: str | None,
+    ca_file: str | None,
+    verify_tls: bool,
+) -> str:
+    """The text `relay init` writes: every key present, with a comment saying what it does."""
+    lines = [
+        "# edge-relay configuration. Every key is described in README.md.",
+        "",
+        "# This relay's Matrix server name: the part after ':' in its user ids.",
+        f"server_name = {_toml_str(server_name)}",
+        "",
+        "[listeners]",
+        "# Client-Server API, plain HTTP (put a TLS proxy in front when not on localhost).",
+        f"client = {_toml_str(client_listen)}",
+        "# Server-Server API and key server, TLS with keys.tls_certificate.",
+        f"federation = {_toml_str(federation_listen)}",
+        "",
+        "[federation]",
+        "# The organisation's upstream homeserver (server name), if any.",
+        f"upstream = {_toml_str(upstream or '')}",
+        "# Base URL of the upstream's federation API, overriding discovery.",
+        f"upstream_url = {_toml_str(upstream_url or '')}",
+        "# Extra CA certificates (PEM) trusted for outbound federation TLS.",
+        f"ca_file = {_toml_str(ca_file or '')}",
+        "# Verify peers' TLS certificates. false is for labs only; the relay warns at start.",
+        f"verify_tls = {'true' if verify_tls else 'false'}",
+        "",
+        "[federation.servers]",
+        '# Static map of server name -> base URL, e.g. "hq.example" = "https://10.0.0.5:8448"',
+        "",
+        "[storage]",
+        "database = \"relay.db\"",
+        "# SQLite synchronous mode: FULL survives power loss; NORMAL may lose the last commits.",
+        "synchronous = \"FULL\"",
+        "",
+        "[keys]",
+        "signing_key = \"signing.key\"",
+        "tls_certificate = \"tls.crt\"",
+        "tls_private_key = \"tls.key\"",
+        "",
+        "[logging]",
+        "level = \"INFO\"",
+        "",
+    ]
+    return "\n".join(lines)

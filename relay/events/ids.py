@@ -1,0 +1,184 @@
+"""Identifiers: event ids, v12 room ids, and the grammar of user ids, server
+names, room aliases and room ids.
+
+- An event id (room v4+) is ``$`` + URL-safe unpadded base64 of the event's
+  reference hash; it is never stored inside the event.
+- In room v12 the room id is the create event's id with ``!`` for ``$``.
+- User ids: new local users get the strict localpart grammar
+  (``a-z 0-9 . _ = - / +``); ids of remote users are checked with the
+  historical grammar (anything but ``:`` and NUL), as the spec requires servers
+  to accept. Every id is at most 255 bytes including sigil and domain.
+
+Spec: https://spec.matrix.org/v1.16/appendices/#identifier-grammar
+and https://spec.matrix.org/v1.16/rooms/v4/#event-ids
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any
+
+from relay.events.hashes import reference_hash
+from relay.events.room_versions import RoomVersion
+from relay.events.unpadded_base64 import decode_base64, encode_base64
+
+__all__ = [
+    "MAX_ID_BYTES",
+    "decode_base64",
+    "encode_base64",
+    "event_id",
+    "is_valid_event_id",
+    "is_valid_localpart",
+    "is_valid_room_alias",
+    "is_valid_room_id",
+    "is_valid_server_name",
+    "is_valid_user_id",
+    "parse_user_id",
+    "room_id_from_create_event",
+]
+
+#: Longest user id, room id, alias or event id, in UTF-8 bytes.
+MAX_ID_BYTES = 255
+
+_STRICT_LOCALPART = re.compile(r"[a-z0-9._=\-/+]+")
+_PORT = re.compile(r"[0-9]{1,5}")
+_DNS_NAME = re.compile(r"[A-Za-z0-9.\-]{1,255}")
+_IPV4_SHAPE = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}")
+_IPV6_CHARS = re.compile(r"[0-9A-Fa-f:.]{2,45}")
+#: 32 bytes of SHA-256 in unpadded URL-safe base64 are 43 characters.
+_HASH_ID = re.compile(r"[A-Za-z0-9_\-]{43}")
+
+
+def event_id(event: dict[str, Any], room_version: RoomVersion) -> str:
+    """The event id of ``event``: ``$`` + URL-safe base64 of its reference hash."""
+    return "$" + encode_base64(reference_hash(event, room_version), urlsafe=True)
+
+
+def room_id_from_create_event(create_event: dict[str, Any], room_version: RoomVersion) -> str:
+    """The v12 room id a create event makes: its event id with the ``!`` sigil.
+
+    Raises:
+        ValueError: the room version has domain room ids, or the event is not a create.
+    """
+    if not room_version.room_id_is_create_event_hash:
+        raise ValueError(f"room version {room_version.identifier} does not hash room ids")
+    if create_event.get("type") != "m.room.create":
+        raise ValueError("not an m.room.create event")
+    return "!" + event_id(create_event, room_version)[1:]
+
+
+def _fits(identifier: str) -> bool:
+    return len(identifier.encode("utf-8", "surrogatepass")) <= MAX_ID_BYTES
+
+
+def _is_historical_opaque(text: str) -> bool:
+    """Any non-surrogate code points except ``:`` and NUL (may be empty)."""
+    return ":" not in text and "\x00" not in text and not _has_surrogate(text)
+
+
+def _has_surrogate(text: str) -> bool:
+    return any("\ud800" <= ch <= "\udfff" for ch in text)
+
+
+def is_valid_localpart(localpart: str, *, historical: bool = False) -> bool:
+    """Whether ``localpart`` is a valid user id localpart.
+
+    ``historical=False`` (registering local users): non-empty, ``a-z 0-9 . _ = - / +``.
+    ``historical=True`` (remote senders): anything but ``:``, NUL and surrogates.
+    """
+    if historical:
+        return _is_historical_opaque(localpart)
+    return _STRICT_LOCALPART.fullmatch(localpart) is not None
+
+
+def is_valid_server_name(server_name: str) -> bool:
+    """Whether ``server_name`` matches ``hostname [":" port]`` of the spec."""
+    if server_name.startswith("["):
+        end = server_name.find("]")
+        if end == -1:
+            return False
+        host, rest = server_name[1:end], server_name[end + 1 :]
+        if not _IPV6_CHARS.fullmatch(host):
+            return False
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return False
+    else:
+        host, sep, port = server_name.partition(":")
+        rest = sep + port
+        if not _DNS_NAME.fullmatch(host):
+            return False
+        if _IPV4_SHAPE.fullmatch(host) and any(int(p) > 255 for p in host.split(".")):
+            return False
+    if rest:
+        return rest.startswith(":") and _PORT.fullmatch(rest[1:]) is not None
+    return True
+
+
+def parse_user_id(user_id: str, *, historical: bool = True) -> tuple[str, str]:
+    """Split ``@localpart:server_name`` into ``(localpart, server_name)``.
+
+    ``historical=True`` (default) accepts the historical localparts other
+    servers may send; pass ``historical=False`` for ids we mint.
+
+    Raises:
+        ValueError: not a valid user id.
+    """
+    if not user_id.startswith("@") or not _fits(user_id):
+        raise ValueError(f"invalid user id: {user_id!r}")
+    localpart, sep, server_name = user_id[1:].partition(":")
+    if (
+        not sep
+        or not is_valid_localpart(localpart, historical=historical)
+        or not is_valid_server_name(server_name)
+    ):
+        raise ValueError(f"invalid user id: {user_id!r}")
+    return localpart, server_name
+
+
+def is_valid_user_id(user_id: str, *, historical: bool = True) -> bool:
+    """Whether ``parse_user_id`` accepts ``user_id``."""
+    try:
+        parse_user_id(user_id, historical=historical)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_sigil_opaque_domain(identifier: str, sigil: str) -> bool:
+    if not identifier.startswith(sigil) or not _fits(identifier):
+        return False
+    opaque, sep, server_name = identifier[1:].partition(":")
+    return bool(sep) and _is_historical_opaque(opaque) and is_valid_server_name(server_name)
+
+
+def is_valid_room_alias(alias: str) -> bool:
+    """Whether ``alias`` is ``#localpart:server_name`` within 255 bytes."""
+    return _is_sigil_opaque_domain(alias, "#")
+
+
+def is_valid_room_id(room_id: str, room_version: RoomVersion) -> bool:
+    """Whether ``room_id`` has the form ``room_version`` uses.
+
+    v12: ``!`` + 43 URL-safe base64 characters (a reference hash);
+    earlier: ``!opaque:server_name``.
+    """
+    if room_version.room_id_is_create_event_hash:
+        return room_id.startswith("!") and _is_hash_id(room_id[1:])
+    return _is_sigil_opaque_domain(room_id, "!")
+
+
+def is_valid_event_id(event_id_: str) -> bool:
+    """Whether ``event_id_`` is ``$`` + a URL-safe base64 SHA-256 (room v4+)."""
+    return event_id_.startswith("$") and _is_hash_id(event_id_[1:])
+
+
+def _is_hash_id(text: str) -> bool:
+    if not _HASH_ID.fullmatch(text):
+        return False
+    try:
+        return len(decode_base64(text, urlsafe=True)) == 32
+    except ValueError:
+        return False

@@ -1,0 +1,22 @@
+"""The federation listener's route table."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from relay.federation import version
+from relay.http import make_app
+from relay.services import Services
+
+ROUTES = [
+    Route("/health", version.health, methods=["GET"]),
+    Route("/_matrix/federation/v1/version", version.get_version, methods=["GET"]),
+    Route("/_matrix/key/v2/server", version.get_server_keys, methods=["GET"]),
+]
+
+
+def federation_app(services: Services) -> Starlette:
+    app = make_app(ROUTES)
+    app.state.services = services
+    return app

@@ -1,0 +1,27 @@
+"""`GET /_matrix/federation/v1/version` and `GET /_matrix/key/v2/server`.
+
+Spec: https://spec.matrix.org/v1.16/server-server-api/#get_matrixfederationv1version
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+import relay
+from relay.http import json_response
+
+
+async def get_version(request: Request) -> Response:
+    """# `GET /_matrix/federation/v1/version`"""
+    return json_response({"server": {"name": "edge-relay", "version": relay.__version__}})
+
+
+async def get_server_keys(request: Request) -> Response:
+    """# `GET /_matrix/key/v2/server`"""
+    return json_response(request.app.state.services.own_keys.server_keys())
+
+
+async def health(request: Request) -> Response:
+    """# `GET /health` on the federation listener (LAN peers probe it for liveness)."""
+    return PlainTextResponse("OK")

@@ -1,0 +1,107 @@
+"""One relay process: the root trio nursery and the services in it.
+
+Services start in dependency order (database, listeners) with
+`nursery.start`, so "started" means "ready". SIGTERM or SIGINT cancels the
+root scope; the listeners get a short grace period to finish replies.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from typing import Any
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+
+from relay.client.routes import client_app
+from relay.config import Config, Listen
+from relay.database import open_database
+from relay.federation.key_server import OwnKeys
+from relay.federation.routes import federation_app
+from relay.identity import read_signing_key
+from relay.services import Services, now_ms
+
+log = logging.getLogger(__name__)
+
+GRACE_SECONDS = 1.0
+
+
+def _hypercorn_config(listen: Listen, *, certfile: str | None = None, keyfile: str | None = None):
+    hc = HypercornConfig()
+    hc.bind = [str(listen)]
+    hc.certfile = certfile
+    hc.keyfile = keyfile
+    hc.graceful_timeout = GRACE_SECONDS
+    hc.accesslog = None
+    hc.errorlog = logging.getLogger("relay.http.server")
+    hc.keep_alive_timeout = 75
+    return hc
+
+
+async def _serve_listener(
+    name: str,
+    app: Any,
+    hc: HypercornConfig,
+    shutdown: trio.Event,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    await serve(app, hc, shutdown_trigger=shutdown.wait, task_status=task_status)
+
+
+async def _watch_signals(shutdown: trio.Event, cancel_scope: trio.CancelScope) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            log.info("received %s, shutting down", signal.Signals(signum).name)
+            shutdown.set()
+            # The listeners drain for GRACE_SECONDS; then everything stops.
+            cancel_scope.deadline = trio.current_time() + GRACE_SECONDS + 0.3
+            return
+
+
+async def serve_node(
+    config: Config, *, task_status: trio.TaskStatus[Services] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Run the relay described by `config` until cancelled or signalled."""
+    signing_key = read_signing_key(config.signing_key_path)
+    if not config.verify_tls:
+        log.warning("federation.verify_tls is false: peers' TLS certificates are NOT checked")
+    async with open_database(config.database_path, synchronous=config.synchronous) as database:
+        services = Services(
+            config=config,
+            database=database,
+            signing_key=signing_key,
+            own_keys=OwnKeys(config.server_name, signing_key),
+            started_ms=now_ms(),
+        )
+        shutdown = trio.Event()
+        with trio.CancelScope() as root_scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_watch_signals, shutdown, root_scope)
+                await nursery.start(
+                    _serve_listener,
+                    "client",
+                    client_app(services),
+                    _hypercorn_config(config.client_listen),
+                    shutdown,
+                )
+                log.info("client API listening on http://%s", config.client_listen)
+                await nursery.start(
+                    _serve_listener,
+                    "federation",
+                    federation_app(services),
+                    _hypercorn_config(
+                        config.federation_listen,
+                        certfile=str(config.tls_certificate_path),
+                        keyfile=str(config.tls_private_key_path),
+                    ),
+                    shutdown,
+                )
+                log.info("federation API listening on https://%s", config.federation_listen)
+                log.info(
+                    "relay %s ready (key %s)", config.server_name, signing_key.key_id
+                )
+                task_status.started(services)
+        log.info("relay %s stopped", config.server_name)

@@ -1,0 +1,32 @@
+"""What the HTTP layers are handed: the relay's long-lived services, built by node.py.
+
+Route handlers reach them as `request.app.state.services`; they never build
+services of their own.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from relay.config import Config
+from relay.database import Database
+from relay.federation.key_server import OwnKeys
+from relay.identity import SigningKey
+
+
+@dataclass
+class Services:
+    config: Config
+    database: Database
+    signing_key: SigningKey
+    own_keys: OwnKeys
+    started_ms: int
+
+    @property
+    def server_name(self) -> str:
+        return self.config.server_name
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)

@@ -1,0 +1,139 @@
+"""Real relays as subprocesses on 127.0.0.x ports, for integration tests."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+RELAY = [sys.executable, "-m", "relay.cli"]
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def fresh_loopback() -> str:
+    return f"127.0.{random.randint(1, 254)}.{random.randint(2, 254)}"
+
+
+def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([*RELAY, *args], capture_output=True, text=True, timeout=60)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"relay {' '.join(args)} failed: {proc.stderr}")
+    return proc
+
+
+@dataclass
+class RelayProcess:
+    data_dir: Path
+    host: str
+    client_port: int
+    federation_port: int
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
+
+    @property
+    def server_name(self) -> str:
+        return f"{self.host}:{self.federation_port}"
+
+    @property
+    def client_url(self) -> str:
+        return f"http://{self.host}:{self.client_port}"
+
+    @property
+    def federation_url(self) -> str:
+        return f"https://{self.host}:{self.federation_port}"
+
+    def init(self, *extra: str) -> None:
+        run_cli(
+            "init",
+            "--data-dir",
+            str(self.data_dir),
+            "--server-name",
+            self.server_name,
+            "--client-listen",
+            f"{self.host}:{self.client_port}",
+            "--federation-listen",
+            f"{self.host}:{self.federation_port}",
+            *extra,
+        )
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [*RELAY, "run", "--data-dir", str(self.data_dir)],
+            stdout=log,
+            stderr=log,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"relay exited early:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.client_url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"relay did not become healthy:\n{self.log()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run_cli(*args, "--data-dir", str(self.data_dir), check=check)
+
+
+def make_relay(tmp_path: Path, name: str = "relay") -> RelayProcess:
+    host = fresh_loopback()
+    return RelayProcess(
+        data_dir=tmp_path / name,
+        host=host,
+        client_port=free_port(host),
+        federation_port=free_port(host),
+    )
+
+
+@pytest.fixture
+def relay(tmp_path: Path) -> Iterator[RelayProcess]:
+    """An initialised, running relay on a fresh 127.0.x.y address."""
+    r = make_relay(tmp_path)
+    r.init()
+    r.start()
+    try:
+        yield r
+    finally:
+        r.kill()

@@ -1,0 +1,126 @@
+"""The CLI's contract: --help everywhere, one-line errors with exit code 2, nothing written."""
+
+from __future__ import annotations
+
+import json
+import stat
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import run_cli
+
+COMMANDS = [[], ["init"], ["run"], ["user"], ["user", "add"], ["status"]]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "relay")
+def test_every_command_has_help(command: list[str]) -> None:
+    proc = run_cli(*command, "--help")
+    assert proc.returncode == 0
+    assert "Usage:" in proc.stdout
+
+
+def test_version() -> None:
+    proc = run_cli("--version")
+    assert proc.stdout.startswith("relay 0.")
+
+
+def _files(path: Path) -> list[str]:
+    return sorted(p.name for p in path.iterdir()) if path.exists() else []
+
+
+def test_init_writes_config_key_cert_database(tmp_path: Path) -> None:
+    d = tmp_path / "data"
+    run_cli("init", "--data-dir", str(d), "--server-name", "kit-07.relief.example")
+    assert {"relay.db", "relay.toml", "signing.key", "tls.crt", "tls.key"} <= set(_files(d))
+    config = tomllib.loads((d / "relay.toml").read_text())
+    assert config["server_name"] == "kit-07.relief.example"
+    assert config["listeners"] == {"client": "127.0.0.1:8008", "federation": "0.0.0.0:8448"}
+    algorithm, version, seed = (d / "signing.key").read_text().split()
+    assert algorithm == "ed25519" and version.startswith("a_") and len(seed) == 43
+    assert stat.S_IMODE((d / "signing.key").stat().st_mode) == 0o600
+    assert (d / "tls.crt").read_text().startswith("-----BEGIN CERTIFICATE-----")
+    status = json.loads(run_cli("status", "--data-dir", str(d), "--json").stdout)
+    assert status["key_id"] == f"ed25519:{version}"
+    assert status["counts"] == {"users": 0, "rooms": 0, "events": 0}
+
+
+def test_init_keys_differ_between_relays(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        run_cli("init", "--data-dir", str(tmp_path / name), "--server-name", f"{name}.example")
+    assert (tmp_path / "a/signing.key").read_text() != (tmp_path / "b/signing.key").read_text()
+
+
+def test_init_refuses_existing_relay(tmp_path: Path) -> None:
+    d = tmp_path / "data"
+    run_cli("init", "--data-dir", str(d), "--server-name", "a.example")
+    before = {p.name: p.read_bytes() for p in d.iterdir() if p.suffix in (".toml", ".key")}
+    proc = run_cli("init", "--data-dir", str(d), "--server-name", "b.example", check=False)
+    assert proc.returncode == 2
+    assert "already holds a relay" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert before == {p.name: p.read_bytes() for p in d.iterdir() if p.suffix in (".toml", ".key")}
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--server-name", "bad name!"], "server name"),
+        (["--server-name", "a.example", "--client-listen", "nonsense"], "--client-listen"),
+        (["--server-name", "a.example", "--federation-listen", "h:99999"], "--federation-listen"),
+        (["--server-name", "a.example", "--ca-file", "/nonexistent.pem"], "--ca-file"),
+        (["--server-name", "a.example", "--bogus-flag"], "--bogus-flag"),
+        (["--server-name", "a.example", "--upstream", "not valid!"], "upstream"),
+    ],
+)
+def test_bad_init_flag_is_one_line_exit_2_and_writes_nothing(
+    tmp_path: Path, args: list[str], needle: str
+) -> None:
+    d = tmp_path / "data"
+    proc = run_cli("init", "--data-dir", str(d), *args, check=False)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert needle in lines[0]
+    assert not d.exists()
+
+
+@pytest.mark.parametrize(
+    ("mutation", "needle"),
+    [
+        (lambda t: t.replace("[listeners]", "[listeners"), "not valid TOML"),
+        (lambda t: t.replace('client = "127.0.0.1:8008"', 'client = "x"'), "listeners.client"),
+        (lambda t: t + "\nsurprise = 1\n", "surprise"),
+        (lambda t: t.replace("verify_tls = true", 'verify_tls = "yes"'), "verify_tls"),
+        (lambda t: t.replace('synchronous = "FULL"', 'synchronous = "SOMETIMES"'), "synchronous"),
+    ],
+)
+def test_broken_config_is_one_line_exit_2(tmp_path: Path, mutation, needle: str) -> None:
+    d = tmp_path / "data"
+    run_cli("init", "--data-dir", str(d), "--server-name", "a.example")
+    path = d / "relay.toml"
+    path.write_text(mutation(path.read_text()))
+    before = sorted(p.name for p in d.iterdir())
+    for command in (["run"], ["status"], ["user", "add", "bob", "--password", "x"]):
+        proc = run_cli(*command, "--data-dir", str(d), check=False)
+        assert proc.returncode == 2, (command, proc.stderr)
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1, proc.stderr
+        assert needle in lines[0]
+    assert sorted(p.name for p in d.iterdir()) == before
+
+
+def test_missing_data_dir_is_one_line_exit_2(tmp_path: Path) -> None:
+    proc = run_cli("status", "--data-dir", str(tmp_path / "nowhere"), check=False)
+    assert proc.returncode == 2
+    assert "relay init" in proc.stderr
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_user_add_rejects_bad_localpart(tmp_path: Path) -> None:
+    d = tmp_path / "data"
+    run_cli("init", "--data-dir", str(d), "--server-name", "a.example")
+    proc = run_cli("user", "add", "--data-dir", str(d), "Bad Name", "--password", "x", check=False)
+    assert proc.returncode == 2
+    assert "localpart" in proc.stderr
