@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import time
+import tomllib
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -39,6 +40,8 @@ from relay.identity import (
 from store import accounts as store_accounts
 from store import db as store_db
 from store import outbox as store_outbox
+from store import status as store_status
+from store.errors import UserExists
 
 log = logging.getLogger("relay")
 
@@ -134,8 +137,6 @@ def init(
         ca_file=str(ca_file) if ca_file else None,
         verify_tls=not no_verify_tls,
     )
-    import tomllib
-
     try:
         config = config_from_dict(tomllib.loads(text), data_dir)
     except ConfigError as exc:
@@ -226,7 +227,7 @@ def user_add(data_dir: Path, localpart: str, password: str, admin: bool) -> None
                 admin=admin,
                 now_ms=int(time.time() * 1000),
             )
-    except store_accounts.UserExists:
+    except UserExists:
         _fail(f"user {user_id} already exists", 1)
     finally:
         conn.close()
@@ -244,7 +245,7 @@ def _status(config: Config) -> dict[str, Any]:
     key = read_signing_key(config.signing_key_path)
     conn = _open_db(config)
     try:
-        counts = store_db.counts(conn)
+        counts = store_status.counts(conn)
         depths = store_outbox.depths(conn)
         destinations = {row["destination"]: row for row in store_outbox.destination_status(conn)}
     finally:
@@ -287,8 +288,7 @@ def status(data_dir: Path, as_json: bool) -> None:
     click.echo(f"upstream:     {info['upstream'] or '(none)'}")
     counts = info["counts"]
     click.echo(
-        f"counts:       {counts['users']} users, {counts['rooms']} rooms, "
-        f"{counts['events']} events"
+        f"counts:       {counts['users']} users, {counts['rooms']} rooms, {counts['events']} events"
     )
     if not info["federation"]:
         click.echo("federation queues: empty")

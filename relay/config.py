@@ -124,7 +124,9 @@ def config_from_dict(doc: dict[str, Any], data_dir: Path) -> Config:
     )
 
     fed = _table(doc, "federation")
-    _unknown_keys(fed, {"upstream", "upstream_url", "ca_file", "verify_tls", "servers"}, "federation.")
+    _unknown_keys(
+        fed, {"upstream", "upstream_url", "ca_file", "verify_tls", "servers"}, "federation."
+    )
     upstream = _str(fed, "upstream", "federation.")
     if upstream is not None and not is_valid_server_name(upstream):
         raise ConfigError(f"federation.upstream {upstream!r} is not a valid Matrix server name")
@@ -220,17 +222,17 @@ def render_config(
         '# Static map of server name -> base URL, e.g. "hq.example" = "https://10.0.0.5:8448"',
         "",
         "[storage]",
-        "database = \"relay.db\"",
+        'database = "relay.db"',
         "# SQLite synchronous mode: FULL survives power loss; NORMAL may lose the last commits.",
-        "synchronous = \"FULL\"",
+        'synchronous = "FULL"',
         "",
         "[keys]",
-        "signing_key = \"signing.key\"",
-        "tls_certificate = \"tls.crt\"",
-        "tls_private_key = \"tls.key\"",
+        'signing_key = "signing.key"',
+        'tls_certificate = "tls.crt"',
+        'tls_private_key = "tls.key"',
         "",
         "[logging]",
-        "level = \"INFO\"",
+        'level = "INFO"',
         "",
     ]
     return "\n".join(lines)

@@ -100,8 +100,6 @@ async def serve_node(
                     shutdown,
                 )
                 log.info("federation API listening on https://%s", config.federation_listen)
-                log.info(
-                    "relay %s ready (key %s)", config.server_name, signing_key.key_id
-                )
+                log.info("relay %s ready (key %s)", config.server_name, signing_key.key_id)
                 task_status.started(services)
         log.info("relay %s stopped", config.server_name)

@@ -86,9 +86,7 @@ def connect(path: str | os.PathLike[str], *, synchronous: str = "FULL") -> sqlit
     return conn
 
 
-def open_database(
-    path: str | os.PathLike[str], *, synchronous: str = "FULL"
-) -> sqlite3.Connection:
+def open_database(path: str | os.PathLike[str], *, synchronous: str = "FULL") -> sqlite3.Connection:
     """``connect`` then ``migrate``: the one call the relay makes at start.
 
     Raises:

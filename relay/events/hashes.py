@@ -18,9 +18,9 @@ import hmac
 from typing import Any
 
 from relay.events.canonical import canonical_json
-from relay.events.unpadded_base64 import decode_base64, encode_base64
 from relay.events.redaction import redact
 from relay.events.room_versions import RoomVersion
+from relay.events.unpadded_base64 import decode_base64, encode_base64
 
 _NOT_IN_CONTENT_HASH = frozenset({"unsigned", "signatures", "hashes"})
 _NOT_IN_REFERENCE_HASH = frozenset({"signatures", "unsigned", "age_ts"})
@@ -50,9 +50,10 @@ def check_content_hash(event: dict[str, Any]) -> bool:
         return False
     try:
         claimed_bytes = decode_base64(claimed)
-    except ValueError:
+        actual = content_hash(event)
+    except (TypeError, ValueError):  # bad base64, or not encodable (lone surrogates)
         return False
-    return hmac.compare_digest(claimed_bytes, content_hash(event))
+    return hmac.compare_digest(claimed_bytes, actual)
 
 
 def reference_hash(event: dict[str, Any], room_version: RoomVersion) -> bytes:

@@ -55,7 +55,9 @@ _POWER_LEVEL_KEYS_V9 = frozenset(
     }
 )
 
-#: Content keys kept per event type; ``None`` means "keep all content".
+_NONE: frozenset[str] = frozenset()
+
+#: Content keys kept per event type (other types keep none); ``None`` means "keep all content".
 _CONTENT_KEYS_V9: dict[str, frozenset[str] | None] = {
     "m.room.member": frozenset({"membership", "join_authorised_via_users_server"}),
     "m.room.create": frozenset({"creator"}),
@@ -83,11 +85,11 @@ def redact(event: dict[str, Any], room_version: RoomVersion) -> dict[str, Any]:
     if not isinstance(content, dict):
         content = {}
     event_type = event.get("type")
-    kept = content_rules.get(event_type) if isinstance(event_type, str) else frozenset()
+    kept = content_rules.get(event_type, _NONE) if isinstance(event_type, str) else _NONE
     if kept is None:
         new_content = dict(content)
     else:
-        new_content = {key: value for key, value in content.items() if key in (kept or ())}
+        new_content = {key: value for key, value in content.items() if key in kept}
     if room_version.updated_redaction_rules and event_type == "m.room.member":
         invite = content.get("third_party_invite")
         if isinstance(invite, dict) and "signed" in invite:

@@ -1,0 +1,317 @@
+"""Events and the room DAG (tables ``events``, ``event_edges``, ``event_auth_edges``,
+``forward_extremities``, and the ``main`` row of ``stream_positions``).
+
+Rules kept:
+
+- ``raw`` is the signed canonical JSON exactly as hashed and signed; the store never
+  parses or re-encodes it. The other columns are copies the caller extracted from it,
+  for indexing.
+- ``stream_ordering`` comes from ``next_stream_ordering``: one counter shared with
+  account data and receipts, strictly increasing, allocated inside the caller's write
+  transaction (so a rolled-back write gives its number back).
+- Rejected, soft-failed and outlier events are stored (peers may ask for them, auth
+  chains need them) but ``events_in_room_by_stream`` leaves them out unless asked.
+- Functions take the connection first and never commit (see ``store.db``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Literal
+
+from store.errors import EventExists
+
+__all__ = [
+    "EventExists",
+    "count_events",
+    "event_exists",
+    "events_in_room_by_stream",
+    "get_auth_event_ids",
+    "get_depths",
+    "get_event_raw",
+    "get_event_row",
+    "get_events_raw",
+    "get_forward_extremities",
+    "get_prev_event_ids",
+    "have_events",
+    "insert_event",
+    "max_stream_ordering",
+    "next_stream_ordering",
+    "set_forward_extremities",
+    "update_forward_extremities",
+]
+
+_CHUNK = 500  # ids per IN (...) query, well under SQLite's variable limit
+_META_COLUMNS = (
+    "event_id, room_id, type, state_key, sender, origin_server_ts, depth, stream_ordering,"
+    " rejected_reason, outlier, soft_failed, received_ts"
+)
+
+
+def next_stream_ordering(conn: sqlite3.Connection) -> int:
+    """Allocate the next position of the shared stream. Call inside ``write()``."""
+    row = conn.execute(
+        "UPDATE stream_positions SET position = position + 1 WHERE stream = 'main'"
+        " RETURNING position"
+    ).fetchone()
+    return int(row[0])
+
+
+def max_stream_ordering(conn: sqlite3.Connection) -> int:
+    """The last position allocated on the shared stream (0 for an empty database):
+    a sync token that covers everything committed so far."""
+    row = conn.execute("SELECT position FROM stream_positions WHERE stream = 'main'").fetchone()
+    return int(row[0])
+
+
+def insert_event(
+    conn: sqlite3.Connection,
+    *,
+    event_id: str,
+    room_id: str,
+    type: str,
+    state_key: str | None,
+    sender: str,
+    origin_server_ts: int,
+    depth: int,
+    raw: bytes,
+    stream_ordering: int,
+    prev_event_ids: Sequence[str],
+    auth_event_ids: Sequence[str],
+    rejected_reason: str | None = None,
+    outlier: bool = False,
+    soft_failed: bool = False,
+    received_ts: int,
+) -> None:
+    """Store one event and its prev/auth edges. Forward extremities are left to the
+    caller (``update_forward_extremities``): outliers and rejected events don't move them.
+
+    Raises:
+        EventExists: ``event_id`` is already stored (check ``have_events`` first).
+    """
+    try:
+        conn.execute(
+            "INSERT INTO events (event_id, room_id, type, state_key, sender,"
+            " origin_server_ts, depth, stream_ordering, raw, rejected_reason, outlier,"
+            " soft_failed, received_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                event_id,
+                room_id,
+                type,
+                state_key,
+                sender,
+                origin_server_ts,
+                depth,
+                stream_ordering,
+                bytes(raw),
+                rejected_reason,
+                int(outlier),
+                int(soft_failed),
+                received_ts,
+            ),
+        )
+    except sqlite3.IntegrityError as exc:
+        if event_exists(conn, event_id):
+            raise EventExists(event_id) from exc
+        raise
+    conn.executemany(
+        "INSERT OR IGNORE INTO event_edges (event_id, prev_event_id) VALUES (?, ?)",
+        [(event_id, prev) for prev in prev_event_ids],
+    )
+    conn.executemany(
+        "INSERT OR IGNORE INTO event_auth_edges (event_id, auth_event_id) VALUES (?, ?)",
+        [(event_id, auth) for auth in auth_event_ids],
+    )
+
+
+def event_exists(conn: sqlite3.Connection, event_id: str) -> bool:
+    """True iff the event is stored (in any state: outlier, rejected, ...)."""
+    row = conn.execute("SELECT 1 FROM events WHERE event_id = ?", (event_id,)).fetchone()
+    return row is not None
+
+
+def get_event_raw(conn: sqlite3.Connection, event_id: str) -> bytes | None:
+    """The event's signed canonical JSON bytes, or None if not stored."""
+    row = conn.execute("SELECT raw FROM events WHERE event_id = ?", (event_id,)).fetchone()
+    return bytes(row[0]) if row is not None else None
+
+
+def get_events_raw(conn: sqlite3.Connection, event_ids: Iterable[str]) -> dict[str, bytes]:
+    """``{event_id: raw}`` for those of ``event_ids`` that are stored."""
+    found: dict[str, bytes] = {}
+    for chunk in _chunks(event_ids):
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(f"SELECT event_id, raw FROM events WHERE event_id IN ({marks})", chunk)
+        found.update((row[0], bytes(row[1])) for row in rows)
+    return found
+
+
+def get_event_row(conn: sqlite3.Connection, event_id: str) -> dict[str, Any] | None:
+    """The event's stored metadata (every column but ``raw``; flags as bool), or None."""
+    row = conn.execute(
+        f"SELECT {_META_COLUMNS} FROM events WHERE event_id = ?", (event_id,)
+    ).fetchone()
+    if row is None:
+        return None
+    meta = dict(row)
+    meta["outlier"] = bool(meta["outlier"])
+    meta["soft_failed"] = bool(meta["soft_failed"])
+    return meta
+
+
+def have_events(conn: sqlite3.Connection, event_ids: Iterable[str]) -> set[str]:
+    """The subset of ``event_ids`` that is stored."""
+    found: set[str] = set()
+    for chunk in _chunks(event_ids):
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(f"SELECT event_id FROM events WHERE event_id IN ({marks})", chunk)
+        found.update(row[0] for row in rows)
+    return found
+
+
+def get_depths(conn: sqlite3.Connection, event_ids: Iterable[str]) -> dict[str, int]:
+    """``{event_id: depth}`` for the stored ones (a new event's depth is max + 1)."""
+    found: dict[str, int] = {}
+    for chunk in _chunks(event_ids):
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(
+            f"SELECT event_id, depth FROM events WHERE event_id IN ({marks})", chunk
+        )
+        found.update((row[0], int(row[1])) for row in rows)
+    return found
+
+
+def get_prev_event_ids(conn: sqlite3.Connection, event_id: str) -> list[str]:
+    """The event's prev_events as recorded in ``event_edges`` (sorted)."""
+    rows = conn.execute(
+        "SELECT prev_event_id FROM event_edges WHERE event_id = ? ORDER BY prev_event_id",
+        (event_id,),
+    )
+    return [row[0] for row in rows]
+
+
+def get_auth_event_ids(conn: sqlite3.Connection, event_id: str) -> list[str]:
+    """The event's auth_events as recorded in ``event_auth_edges`` (sorted)."""
+    rows = conn.execute(
+        "SELECT auth_event_id FROM event_auth_edges WHERE event_id = ? ORDER BY auth_event_id",
+        (event_id,),
+    )
+    return [row[0] for row in rows]
+
+
+def count_events(conn: sqlite3.Connection) -> int:
+    """Number of stored events, outliers and rejected ones included."""
+    return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+
+
+# Forward extremities -------------------------------------------------------------------
+
+
+def get_forward_extremities(conn: sqlite3.Connection, room_id: str) -> list[str]:
+    """The room's DAG tips (sorted): the prev_events of the next local event."""
+    rows = conn.execute(
+        "SELECT event_id FROM forward_extremities WHERE room_id = ? ORDER BY event_id",
+        (room_id,),
+    )
+    return [row[0] for row in rows]
+
+
+def set_forward_extremities(
+    conn: sqlite3.Connection, room_id: str, event_ids: Iterable[str]
+) -> None:
+    """Replace the room's forward extremities with ``event_ids``."""
+    conn.execute("DELETE FROM forward_extremities WHERE room_id = ?", (room_id,))
+    conn.executemany(
+        "INSERT OR IGNORE INTO forward_extremities (room_id, event_id) VALUES (?, ?)",
+        [(room_id, event_id) for event_id in event_ids],
+    )
+
+
+def update_forward_extremities(
+    conn: sqlite3.Connection, room_id: str, new_event_id: str, prev_event_ids: Iterable[str]
+) -> list[str]:
+    """Account for a newly stored event: its prevs stop being tips, and it becomes one
+    unless a stored event already names it as a prev (it arrived late, e.g. via
+    backfill or get_missing_events). Returns the new extremities (sorted)."""
+    conn.executemany(
+        "DELETE FROM forward_extremities WHERE room_id = ? AND event_id = ?",
+        [(room_id, prev) for prev in prev_event_ids],
+    )
+    child = conn.execute(
+        "SELECT 1 FROM event_edges JOIN events USING (event_id)"
+        " WHERE prev_event_id = ? AND events.room_id = ? AND events.outlier = 0 LIMIT 1",
+        (new_event_id, room_id),
+    ).fetchone()
+    if child is None:
+        conn.execute(
+            "INSERT OR IGNORE INTO forward_extremities (room_id, event_id) VALUES (?, ?)",
+            (room_id, new_event_id),
+        )
+    return get_forward_extremities(conn, room_id)
+
+
+# Pagination ------------------------------------------------------------------------------
+
+
+def events_in_room_by_stream(
+    conn: sqlite3.Connection,
+    room_id: str,
+    from_stream: int,
+    to_stream: int | None = None,
+    limit: int = 100,
+    direction: Literal["f", "b"] = "f",
+    *,
+    include_hidden: bool = False,
+) -> list[dict[str, Any]]:
+    """A page of the room's timeline in stream order.
+
+    A stream position N sits just after the event with stream_ordering N. Forwards
+    (``"f"``): events with ``from_stream < so <= to_stream``, oldest first. Backwards
+    (``"b"``): events with ``to_stream < so <= from_stream``, newest first.
+    ``to_stream=None`` means no bound. Outliers, rejected and soft-failed events are
+    left out unless ``include_hidden``.
+
+    Each item: event_id, stream_ordering, depth, type, state_key, sender, raw.
+    """
+    if direction not in ("f", "b"):
+        raise ValueError(f"direction must be 'f' or 'b', not {direction!r}")
+    if limit <= 0:
+        return []
+    hidden = (
+        ""
+        if include_hidden
+        else (" AND outlier = 0 AND soft_failed = 0 AND rejected_reason IS NULL")
+    )
+    if direction == "f":
+        order, low, high = "ASC", from_stream, to_stream
+    else:
+        order, low, high = "DESC", to_stream, from_stream
+    rows = conn.execute(
+        "SELECT event_id, stream_ordering, depth, type, state_key, sender, raw FROM events"
+        " WHERE room_id = ? AND stream_ordering > ? AND stream_ordering <= ?"
+        f"{hidden} ORDER BY stream_ordering {order} LIMIT ?",
+        (
+            room_id,
+            low if low is not None else -1,
+            high if high is not None else 2**63 - 1,
+            limit,
+        ),
+    )
+    page = []
+    for row in rows:
+        item = dict(row)
+        item["raw"] = bytes(item["raw"])
+        page.append(item)
+    return page
+
+
+def _chunks(items: Iterable[str]) -> Iterator[list[str]]:
+    batch: list[str] = []
+    for item in dict.fromkeys(items):
+        batch.append(item)
+        if len(batch) == _CHUNK:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -1,0 +1,87 @@
+"""Registration tokens (table ``registration_tokens``) for ``m.login.registration_token``.
+
+Rules kept (https://spec.matrix.org/v1.16/client-server-api/#token-authenticated-registration):
+
+- A token is valid while unexpired and ``pending + completed < uses_allowed``
+  (``uses_allowed`` NULL: unlimited; ``expiry_time`` NULL: never expires).
+- A token counts as *pending* from the UIA stage until the registration completes
+  (``complete_token``) or is abandoned (``release_token``), so two parallel
+  registrations can't both use its last use.
+- Functions take the connection first and never commit (see ``store.db``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+__all__ = [
+    "complete_token",
+    "create_token",
+    "delete_token",
+    "get_token",
+    "release_token",
+    "reserve_token",
+    "token_valid",
+]
+
+
+def create_token(
+    conn: sqlite3.Connection,
+    *,
+    token: str,
+    uses_allowed: int | None = None,
+    expiry_time: int | None = None,
+) -> None:
+    """Create a token (raises ``sqlite3.IntegrityError`` if it exists)."""
+    conn.execute(
+        "INSERT INTO registration_tokens (token, uses_allowed, expiry_time) VALUES (?, ?, ?)",
+        (token, uses_allowed, expiry_time),
+    )
+
+
+def get_token(conn: sqlite3.Connection, token: str) -> dict[str, Any] | None:
+    """token, uses_allowed, pending, completed, expiry_time; or None."""
+    row = conn.execute("SELECT * FROM registration_tokens WHERE token = ?", (token,)).fetchone()
+    return dict(row) if row is not None else None
+
+
+def token_valid(conn: sqlite3.Connection, token: str, *, now_ms: int) -> bool:
+    """True iff the token exists, is unexpired and has a use left."""
+    row = conn.execute(
+        "SELECT 1 FROM registration_tokens WHERE token = ?"
+        " AND (expiry_time IS NULL OR expiry_time > ?)"
+        " AND (uses_allowed IS NULL OR pending + completed < uses_allowed)",
+        (token, now_ms),
+    ).fetchone()
+    return row is not None
+
+
+def reserve_token(conn: sqlite3.Connection, token: str, *, now_ms: int) -> bool:
+    """Take one use of the token as pending; False (nothing changed) if not valid."""
+    if not token_valid(conn, token, now_ms=now_ms):
+        return False
+    conn.execute("UPDATE registration_tokens SET pending = pending + 1 WHERE token = ?", (token,))
+    return True
+
+
+def release_token(conn: sqlite3.Connection, token: str) -> None:
+    """Give back a pending use (the registration was abandoned)."""
+    conn.execute(
+        "UPDATE registration_tokens SET pending = max(pending - 1, 0) WHERE token = ?", (token,)
+    )
+
+
+def complete_token(conn: sqlite3.Connection, token: str) -> None:
+    """Turn a pending use into a completed one (the account was created)."""
+    conn.execute(
+        "UPDATE registration_tokens SET pending = max(pending - 1, 0),"
+        " completed = completed + 1 WHERE token = ?",
+        (token,),
+    )
+
+
+def delete_token(conn: sqlite3.Connection, token: str) -> bool:
+    """Delete the token; False if it did not exist."""
+    cur = conn.execute("DELETE FROM registration_tokens WHERE token = ?", (token,))
+    return cur.rowcount > 0

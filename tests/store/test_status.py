@@ -1,0 +1,40 @@
+"""store.status: the numbers `relay status` shows."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from store import accounts, db, events, outbox, rooms, status
+
+
+def test_counts_and_statistics(conn: sqlite3.Connection) -> None:
+    assert status.counts(conn) == {"users": 0, "rooms": 0, "events": 0}
+    with db.write(conn):
+        accounts.create_user(conn, user_id="@a:k", password=None, now_ms=1)
+        rooms.create_room(conn, room_id="!r:k", room_version="11", creator="@a:k", now_ms=1)
+        stream = events.next_stream_ordering(conn)
+        events.insert_event(
+            conn,
+            event_id="$e",
+            room_id="!r:k",
+            type="m.room.create",
+            state_key="",
+            sender="@a:k",
+            origin_server_ts=1,
+            depth=1,
+            raw=b"{}",
+            stream_ordering=stream,
+            prev_event_ids=[],
+            auth_event_ids=[],
+            received_ts=1,
+        )
+        outbox.enqueue(conn, destination="up.example", kind="pdu", payload=b"{}", now_ms=1)
+    with db.read(conn):
+        assert status.counts(conn) == {"users": 1, "rooms": 1, "events": 1}
+        assert status.statistics(conn) == {
+            "users": 1,
+            "rooms": 1,
+            "events": 1,
+            "stream_position": stream,
+            "outbox": 1,
+        }
