@@ -63,6 +63,19 @@ class Config:
     verify_tls: bool = True
     log_level: str = "INFO"
     federation_map: dict[str, str] = field(default_factory=dict)
+    #: action -> (requests per second, burst); per_second 0 disables the limit.
+    rate_limits: dict[str, tuple[float, int]] = field(default_factory=dict)
+    #: "closed" (default), "token" (registration tokens required) or "open" (labs).
+    registration: str = "closed"
+    registration_shared_secret: str | None = None
+
+
+DEFAULT_RATE_LIMITS: dict[str, tuple[float, int]] = {
+    "login": (0.5, 10),
+    "send": (20.0, 100),
+    "register": (0.5, 10),
+}
+REGISTRATION_MODES = ("closed", "token", "open")
 
 
 def _table(doc: dict[str, Any], name: str) -> dict[str, Any]:
@@ -104,7 +117,16 @@ def load_config(data_dir: Path) -> Config:
 def config_from_dict(doc: dict[str, Any], data_dir: Path) -> Config:
     _unknown_keys(
         doc,
-        {"server_name", "listeners", "federation", "storage", "keys", "logging"},
+        {
+            "server_name",
+            "listeners",
+            "federation",
+            "storage",
+            "keys",
+            "logging",
+            "limits",
+            "registration",
+        },
         "",
     )
     server_name = _str(doc, "server_name", "")
@@ -158,6 +180,31 @@ def config_from_dict(doc: dict[str, Any], data_dir: Path) -> Config:
     if level not in LOG_LEVELS:
         raise ConfigError(f"logging.level must be one of {', '.join(LOG_LEVELS)}")
 
+    limits_table = _table(doc, "limits")
+    rate_limits = dict(DEFAULT_RATE_LIMITS)
+    for action in rate_limits:
+        for suffix in ("per_second", "burst"):
+            if f"{action}_{suffix}" in limits_table:
+                value = limits_table[f"{action}_{suffix}"]
+                if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                    raise ConfigError(f"limits.{action}_{suffix} must be a number >= 0")
+        rate_limits[action] = (
+            float(limits_table.get(f"{action}_per_second", rate_limits[action][0])),
+            int(limits_table.get(f"{action}_burst", rate_limits[action][1])),
+        )
+    _unknown_keys(
+        limits_table,
+        {f"{a}_{s}" for a in DEFAULT_RATE_LIMITS for s in ("per_second", "burst")},
+        "limits.",
+    )
+
+    registration_table = _table(doc, "registration")
+    _unknown_keys(registration_table, {"mode", "shared_secret"}, "registration.")
+    registration = _str(registration_table, "mode", "registration.", "closed") or "closed"
+    if registration not in REGISTRATION_MODES:
+        raise ConfigError(f"registration.mode must be one of {', '.join(REGISTRATION_MODES)}")
+    shared_secret = _str(registration_table, "shared_secret", "registration.")
+
     def path_of(table: dict[str, Any], key: str, where: str, default: str) -> Path:
         return data_dir / (_str(table, key, where, default) or default)
 
@@ -177,6 +224,9 @@ def config_from_dict(doc: dict[str, Any], data_dir: Path) -> Config:
         verify_tls=verify_tls,
         log_level=level,
         federation_map=dict(servers),
+        rate_limits=rate_limits,
+        registration=registration,
+        registration_shared_secret=shared_secret,
     )
 
 
@@ -194,6 +244,7 @@ def render_config(
     upstream_url: str | None,
     ca_file: str | None,
     verify_tls: bool,
+    registration: str = "closed",
 ) -> str:
     """The text `relay init` writes: every key present, with a comment saying what it does."""
     lines = [
@@ -230,6 +281,21 @@ def render_config(
         'signing_key = "signing.key"',
         'tls_certificate = "tls.crt"',
         'tls_private_key = "tls.key"',
+        "",
+        "[registration]",
+        "# closed: only `relay user add`; token: registration tokens required; open: labs only.",
+        f"mode = {_toml_str(registration)}",
+        "# Secret for Synapse-style /_synapse/admin/v1/register (empty: endpoint disabled).",
+        'shared_secret = ""',
+        "",
+        "[limits]",
+        "# Requests per second and burst, per client address (login, register) or user (send).",
+        "login_per_second = 0.5",
+        "login_burst = 10",
+        "register_per_second = 0.5",
+        "register_burst = 10",
+        "send_per_second = 20.0",
+        "send_burst = 100",
         "",
         "[logging]",
         'level = "INFO"',

@@ -15,13 +15,18 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
+from relay.accounts import Accounts
 from relay.client.routes import client_app
 from relay.config import Config, Listen
 from relay.database import open_database
 from relay.federation.key_server import OwnKeys
 from relay.federation.routes import federation_app
 from relay.identity import read_signing_key
+from relay.notifier import Notifier
+from relay.ratelimit import RateLimiter
+from relay.rooms import RoomService
 from relay.services import Services, now_ms
+from store import events as store_events
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +74,19 @@ async def serve_node(
     if not config.verify_tls:
         log.warning("federation.verify_tls is false: peers' TLS certificates are NOT checked")
     async with open_database(config.database_path, synchronous=config.synchronous) as database:
+        notifier = Notifier(await database.read(store_events.max_stream_ordering))
         services = Services(
             config=config,
             database=database,
             signing_key=signing_key,
             own_keys=OwnKeys(config.server_name, signing_key),
             started_ms=now_ms(),
+            notifier=notifier,
+            accounts=Accounts(database, config.server_name),
+            rooms=RoomService(database, config.server_name, signing_key, notifier),
         )
+        for action, (per_second, burst) in config.rate_limits.items():
+            services.extra[f"{action}_limiter"] = RateLimiter(per_second, burst)
         shutdown = trio.Event()
         with trio.CancelScope() as root_scope:
             async with trio.open_nursery() as nursery:

@@ -7,12 +7,22 @@ services of their own.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from relay.config import Config
 from relay.database import Database
 from relay.federation.key_server import OwnKeys
 from relay.identity import SigningKey
+
+if TYPE_CHECKING:
+    from relay.accounts import Accounts
+    from relay.notifier import Notifier
+    from relay.rooms import RoomService
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 @dataclass
@@ -22,11 +32,12 @@ class Services:
     signing_key: SigningKey
     own_keys: OwnKeys
     started_ms: int
+    notifier: Notifier
+    accounts: Accounts
+    rooms: RoomService
+    #: Other services (typing, presence, rate limiters, ...) by name, added by node.py.
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def server_name(self) -> str:
         return self.config.server_name
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)

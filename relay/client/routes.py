@@ -1,21 +1,45 @@
-"""The client listener's route table: every path, method and handler in one place."""
+"""The client listener's route table: every path, method, handler and whether it
+needs an access token, in one place.
+
+Each API module exports `ROUTES: list[ClientRoute]` with paths relative to
+`/_matrix/client/{version}`; they are mounted under `v3` (and `r0` where the
+path existed then, for older clients) here.
+"""
 
 from __future__ import annotations
 
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from relay.client import versions
+from relay.client import create_room, login, membership, room_send, versions
+from relay.client.auth import with_requester
+from relay.client.route import ClientRoute
 from relay.http import make_app
 from relay.services import Services
 
-ROUTES = [
+API_MODULES = [login, create_room, membership, room_send]
+
+
+def _api_routes() -> list[ClientRoute]:
+    return [route for module in API_MODULES for route in module.ROUTES]
+
+
+BASE_ROUTES = [
     Route("/health", versions.health, methods=["GET"]),
     Route("/_matrix/client/versions", versions.get_versions, methods=["GET"]),
 ]
 
 
+def build_routes(api_routes: list[ClientRoute]) -> list[Route]:
+    routes = list(BASE_ROUTES)
+    for r in api_routes:
+        endpoint = with_requester(r.handler) if r.auth else r.handler
+        for prefix in r.prefixes:
+            routes.append(Route(prefix + r.path, endpoint, methods=list(r.methods)))
+    return routes
+
+
 def client_app(services: Services) -> Starlette:
-    app = make_app(ROUTES)
+    app = make_app(build_routes(_api_routes()))
     app.state.services = services
     return app

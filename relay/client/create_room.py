@@ -1,0 +1,92 @@
+"""`POST /createRoom`.
+
+Spec: https://spec.matrix.org/v1.16/client-server-api/#post_matrixclientv3createroom
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from relay.accounts import Requester
+from relay.client.auth import services_of
+from relay.client.route import ClientRoute
+from relay.errors import BadJson, InvalidParam
+from relay.events.ids import is_valid_localpart, is_valid_user_id
+from relay.events.room_versions import DEFAULT_ROOM_VERSION
+from relay.http import json_response, read_json_object
+from relay.rooms import PRESETS, RoomConfig
+
+
+def _opt_str(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise BadJson(f"{key} must be a string")
+    return value
+
+
+def parse_create_room(body: dict[str, Any], creator: str) -> RoomConfig:
+    visibility = body.get("visibility", "private")
+    if visibility not in ("public", "private"):
+        raise InvalidParam("visibility must be 'public' or 'private'")
+    preset = body.get("preset") or ("public_chat" if visibility == "public" else "private_chat")
+    if preset not in PRESETS:
+        raise InvalidParam(f"Unknown preset {preset!r}")
+    version = body.get("room_version", DEFAULT_ROOM_VERSION.identifier)
+    if not isinstance(version, str):
+        raise BadJson("room_version must be a string")
+    invite = body.get("invite", [])
+    if not isinstance(invite, list) or not all(
+        isinstance(u, str) and is_valid_user_id(u) for u in invite
+    ):
+        raise InvalidParam("invite must be a list of user ids")
+    initial_state = body.get("initial_state", [])
+    if not isinstance(initial_state, list) or not all(
+        isinstance(e, dict)
+        and isinstance(e.get("type"), str)
+        and isinstance(e.get("content", {}), dict)
+        and isinstance(e.get("state_key", ""), str)
+        for e in initial_state
+    ):
+        raise BadJson("initial_state must be a list of state events")
+    alias_localpart = _opt_str(body, "room_alias_name")
+    if alias_localpart is not None and (
+        not alias_localpart
+        or ":" in alias_localpart
+        or "#" in alias_localpart
+        or not is_valid_localpart(alias_localpart.lower(), historical=True)
+    ):
+        raise InvalidParam("room_alias_name is not a valid alias localpart")
+    for key in ("power_level_content_override", "creation_content"):
+        if body.get(key) is not None and not isinstance(body[key], dict):
+            raise BadJson(f"{key} must be an object")
+    is_direct = body.get("is_direct", False)
+    if not isinstance(is_direct, bool):
+        raise BadJson("is_direct must be a boolean")
+    return RoomConfig(
+        creator=creator,
+        room_version=version,
+        preset=preset,
+        visibility=visibility,
+        name=_opt_str(body, "name"),
+        topic=_opt_str(body, "topic"),
+        alias_localpart=alias_localpart,
+        invite=tuple(dict.fromkeys(invite)),
+        is_direct=is_direct,
+        initial_state=tuple(initial_state),
+        power_level_content_override=body.get("power_level_content_override"),
+        creation_content=body.get("creation_content"),
+    )
+
+
+async def create_room(request: Request, requester: Requester) -> Response:
+    """# `POST /_matrix/client/v3/createRoom`"""
+    body = await read_json_object(request)
+    config = parse_create_room(body, requester.user_id)
+    room_id = await services_of(request).rooms.create_room(config)
+    return json_response({"room_id": room_id})
+
+
+ROUTES = [ClientRoute("/createRoom", create_room, ("POST",))]

@@ -1,0 +1,60 @@
+"""Events as clients see them (the "client event" format).
+
+Spec: https://spec.matrix.org/v1.16/client-server-api/#room-event-format
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from relay.events.pdu import Pdu
+from relay.events.redaction import redact
+
+# Fields of a PDU that clients never see.
+
+
+def client_event(
+    pdu: Pdu,
+    *,
+    now_ms: int,
+    redacted_because: dict[str, Any] | None = None,
+    prev_content: dict[str, Any] | None = None,
+    transaction_id: str | None = None,
+    include_room_id: bool = True,
+) -> dict[str, Any]:
+    event = pdu.as_dict()
+    if redacted_because is not None:
+        event = redact(event, pdu.room_version)
+    out: dict[str, Any] = {
+        "type": event["type"],
+        "content": event.get("content", {}),
+        "sender": event["sender"],
+        "origin_server_ts": event["origin_server_ts"],
+        "event_id": pdu.event_id,
+    }
+    if include_room_id:
+        out["room_id"] = pdu.room_id
+    if "state_key" in event:
+        out["state_key"] = event["state_key"]
+    if pdu.type == "m.room.redaction" and pdu.redacts:
+        # Clients read `redacts` from the top level in every version.
+        out["redacts"] = pdu.redacts
+    unsigned: dict[str, Any] = {"age": max(0, now_ms - event["origin_server_ts"])}
+    if redacted_because is not None:
+        unsigned["redacted_because"] = redacted_because
+    if prev_content is not None:
+        unsigned["prev_content"] = prev_content
+    if transaction_id is not None:
+        unsigned["transaction_id"] = transaction_id
+    out["unsigned"] = unsigned
+    return out
+
+
+def strip_state_event(pdu: Pdu) -> dict[str, Any]:
+    """The stripped form used in invite_state / knock_state."""
+    return {
+        "type": pdu.type,
+        "state_key": pdu.state_key,
+        "content": pdu.content,
+        "sender": pdu.sender,
+    }

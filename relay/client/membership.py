@@ -1,0 +1,135 @@
+"""Joining, inviting, leaving, kicking, banning, unbanning, forgetting.
+
+Spec: https://spec.matrix.org/v1.16/client-server-api/#room-membership
+(joining.yaml, inviting.yaml, leaving.yaml, kicking.yaml, banning.yaml)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from relay.accounts import Requester
+from relay.client.auth import services_of
+from relay.client.route import ClientRoute
+from relay.errors import BadJson, Forbidden, InvalidParam, MissingParam, NotFound
+from relay.events.ids import is_valid_room_alias, is_valid_user_id
+from relay.http import json_response, read_json_object
+
+
+def _reason(body: dict[str, Any]) -> str | None:
+    reason = body.get("reason")
+    if reason is not None and not isinstance(reason, str):
+        raise BadJson("reason must be a string")
+    return reason
+
+
+def _target(body: dict[str, Any]) -> str:
+    user_id = body.get("user_id")
+    if not isinstance(user_id, str):
+        raise MissingParam("Missing user_id")
+    if not is_valid_user_id(user_id):
+        raise InvalidParam(f"{user_id!r} is not a valid user id")
+    return user_id
+
+
+async def _join(request: Request, requester: Requester, room_id_or_alias: str) -> Response:
+    body = await read_json_object(request)
+    rooms = services_of(request).rooms
+    if room_id_or_alias.startswith("#"):
+        if not is_valid_room_alias(room_id_or_alias):
+            raise InvalidParam("Invalid room alias")
+        room_id, _servers = await rooms.resolve_alias(room_id_or_alias)
+    elif room_id_or_alias.startswith("!"):
+        room_id = room_id_or_alias
+    else:
+        raise InvalidParam(f"{room_id_or_alias!r} is not a room id or alias")
+    if not await rooms.is_known_room(room_id):
+        raise NotFound("No known servers to join this room through")
+    await rooms.update_membership(
+        requester.user_id, room_id, requester.user_id, "join", reason=_reason(body)
+    )
+    return json_response({"room_id": room_id})
+
+
+async def join_room_by_id(request: Request, requester: Requester) -> Response:
+    """# `POST /_matrix/client/v3/rooms/{roomId}/join`"""
+    return await _join(request, requester, request.path_params["room_id"])
+
+
+async def join_room(request: Request, requester: Requester) -> Response:
+    """# `POST /_matrix/client/v3/join/{roomIdOrAlias}`"""
+    return await _join(request, requester, request.path_params["room_id_or_alias"])
+
+
+async def invite_user(request: Request, requester: Requester) -> Response:
+    """# `POST /_matrix/client/v3/rooms/{roomId}/invite`"""
+    body = await read_json_object(request)
+    await _change(request, requester, _target(body), "invite", _reason(body))
+    return json_response({})
+
+
+async def leave_room(request: Request, requester: Requester) -> Response:
+    """# `POST /_matrix/client/v3/rooms/{roomId}/leave`"""
+    body = await read_json_object(request)
+    await _change(request, requester, requester.user_id, "leave", _reason(body))
+    return json_response({})
+
+
+async def kick(request: Request, requester: Requester) -> Response:
+    """# `POST /_matrix/client/v3/rooms/{roomId}/kick`"""
+    body = await read_json_object(request)
+    target = _target(body)
+    if target == requester.user_id:
+        raise Forbidden("Use /leave to leave a room")
+    await _change(request, requester, target, "leave", _reason(body))
+    return json_response({})
+
+
+async def ban(request: Request, requester: Requester) -> Response:
+    """# `POST /_matrix/client/v3/rooms/{roomId}/ban`"""
+    body = await read_json_object(request)
+    await _change(request, requester, _target(body), "ban", _reason(body))
+    return json_response({})
+
+
+async def unban(request: Request, requester: Requester) -> Response:
+    """# `POST /_matrix/client/v3/rooms/{roomId}/unban`"""
+    body = await read_json_object(request)
+    target = _target(body)
+    rooms = services_of(request).rooms
+    room_id = request.path_params["room_id"]
+    if await rooms.membership_of(room_id, target) != "ban":
+        raise Forbidden(f"{target} is not banned")
+    await _change(request, requester, target, "leave", _reason(body))
+    return json_response({})
+
+
+async def forget_room(request: Request, requester: Requester) -> Response:
+    """# `POST /_matrix/client/v3/rooms/{roomId}/forget`"""
+    await services_of(request).rooms.forget(requester.user_id, request.path_params["room_id"])
+    return json_response({})
+
+
+async def _change(
+    request: Request, requester: Requester, target: str, membership: str, reason: str | None
+) -> None:
+    room_id = request.path_params["room_id"]
+    rooms = services_of(request).rooms
+    if not await rooms.is_known_room(room_id):
+        raise NotFound(f"Unknown room {room_id}")
+    await rooms.update_membership(requester.user_id, room_id, target, membership, reason=reason)
+
+
+ROUTES = [
+    ClientRoute("/rooms/{room_id}/join", join_room_by_id, ("POST",)),
+    ClientRoute("/join/{room_id_or_alias}", join_room, ("POST",)),
+    ClientRoute("/rooms/{room_id}/invite", invite_user, ("POST",)),
+    ClientRoute("/rooms/{room_id}/leave", leave_room, ("POST",)),
+    ClientRoute("/rooms/{room_id}/kick", kick, ("POST",)),
+    ClientRoute("/rooms/{room_id}/ban", ban, ("POST",)),
+    ClientRoute("/rooms/{room_id}/unban", unban, ("POST",)),
+    ClientRoute("/rooms/{room_id}/forget", forget_room, ("POST",)),
+]

@@ -1,0 +1,632 @@
+"""The rooms core: build local events, check them, store them, wake sync, queue them for peers.
+
+The one rule of this module: a local event is built, auth-checked, hashed,
+signed and stored (with its DAG edges, state, membership and outbox rows) in
+ONE write transaction on the writer connection, so two concurrent sends can
+never build on the same forward extremities and an acknowledged event is on
+disk with everything that depends on it.
+
+Spec: https://spec.matrix.org/v1.16/server-server-api/#pdus (building events),
+https://spec.matrix.org/v1.16/rooms/ (auth rules per version).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import sqlite3
+import string
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from relay.database import Database
+from relay.errors import (
+    BadJson,
+    Forbidden,
+    InvalidParam,
+    NotFound,
+    RoomInUse,
+    TooLarge,
+    UnsupportedRoomVersion,
+)
+from relay.events.auth import (
+    AuthError,
+    auth_types_for_event,
+    check_auth,
+    check_auth_events,
+    named_power_level,
+    user_power_level,
+)
+from relay.events.canonical import CanonicalJsonError, check_canonical_json_values
+from relay.events.limits import check_size_limits, pdu_too_large
+from relay.events.pdu import MalformedPdu, Pdu, finalize_event
+from relay.events.room_versions import RoomVersion, room_version
+from relay.identity import SigningKey
+from relay.notifier import Notifier
+from relay.services import now_ms
+from store import events as store_events
+from store import outbox as store_outbox
+from store import rooms as store_rooms
+from store import state as store_state
+from store import txn_ids as store_txn_ids
+
+log = logging.getLogger(__name__)
+
+MAX_PREV_EVENTS = 20
+MAX_DEPTH = 2**63 - 1
+PDU_CACHE_SIZE = 20_000
+
+
+class PduCache:
+    """A bounded, thread-safe event_id -> Pdu cache (events never change once stored)."""
+
+    def __init__(self, size: int = PDU_CACHE_SIZE) -> None:
+        self._size = size
+        self._items: OrderedDict[str, Pdu] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, event_id: str) -> Pdu | None:
+        with self._lock:
+            pdu = self._items.get(event_id)
+            if pdu is not None:
+                self._items.move_to_end(event_id)
+            return pdu
+
+    def put(self, pdu: Pdu) -> None:
+        with self._lock:
+            self._items[pdu.event_id] = pdu
+            self._items.move_to_end(pdu.event_id)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RoomConfig:
+    """What `createRoom` asked for, validated by the client layer."""
+
+    creator: str
+    room_version: str
+    preset: str
+    visibility: str = "private"
+    name: str | None = None
+    topic: str | None = None
+    alias_localpart: str | None = None
+    invite: tuple[str, ...] = ()
+    is_direct: bool = False
+    initial_state: tuple[dict[str, Any], ...] = ()
+    power_level_content_override: dict[str, Any] | None = None
+    creation_content: dict[str, Any] | None = None
+
+
+PRESETS: dict[str, dict[str, str]] = {
+    "private_chat": {"join_rule": "invite", "history": "shared", "guest": "can_join"},
+    "trusted_private_chat": {"join_rule": "invite", "history": "shared", "guest": "can_join"},
+    "public_chat": {"join_rule": "public", "history": "shared", "guest": "forbidden"},
+}
+
+
+def _random_room_localpart() -> str:
+    return "".join(secrets.choice(string.ascii_letters) for _ in range(18))
+
+
+def _event_dict(pdu: Pdu) -> dict[str, Any]:
+    event = pdu.as_dict()
+    event["event_id"] = pdu.event_id
+    return event
+
+
+class RoomService:
+    def __init__(
+        self,
+        database: Database,
+        server_name: str,
+        signing_key: SigningKey,
+        notifier: Notifier,
+    ) -> None:
+        self.database = database
+        self.server_name = server_name
+        self.signing_key = signing_key
+        self.notifier = notifier
+        self.pdus = PduCache()
+
+    # -- reading (any connection) ---------------------------------------------------
+
+    def room_version_txn(self, conn: sqlite3.Connection, room_id: str) -> RoomVersion:
+        identifier = store_rooms.get_room_version(conn, room_id)
+        if identifier is None:
+            raise NotFound(f"Unknown room {room_id}")
+        rv = room_version(identifier)
+        if rv is None:
+            raise UnsupportedRoomVersion(f"Room version {identifier} is not supported")
+        return rv
+
+    def get_pdu_txn(self, conn: sqlite3.Connection, event_id: str) -> Pdu | None:
+        pdu = self.pdus.get(event_id)
+        if pdu is not None:
+            return pdu
+        row = store_events.get_event_row(conn, event_id)
+        if row is None:
+            return None
+        rv = room_version(store_rooms.get_room_version(conn, row["room_id"]) or "")
+        raw = store_events.get_event_raw(conn, event_id)
+        if rv is None or raw is None:
+            return None
+        pdu = Pdu(raw, rv)
+        self.pdus.put(pdu)
+        return pdu
+
+    def get_pdus_txn(self, conn: sqlite3.Connection, event_ids: Iterable[str]) -> dict[str, Pdu]:
+        found: dict[str, Pdu] = {}
+        for event_id in event_ids:
+            pdu = self.get_pdu_txn(conn, event_id)
+            if pdu is not None:
+                found[event_id] = pdu
+        return found
+
+    def current_state_txn(
+        self, conn: sqlite3.Connection, room_id: str
+    ) -> dict[tuple[str, str], Pdu]:
+        ids = store_state.get_current_state(conn, room_id)
+        pdus = self.get_pdus_txn(conn, ids.values())
+        return {key: pdus[eid] for key, eid in ids.items() if eid in pdus}
+
+    def state_event_txn(
+        self, conn: sqlite3.Connection, room_id: str, type_: str, state_key: str
+    ) -> Pdu | None:
+        event_id = store_state.get_current_state_event_id(conn, room_id, type_, state_key)
+        return self.get_pdu_txn(conn, event_id) if event_id else None
+
+    # -- building local events (writer connection, inside one transaction) ------------
+
+    def append_local_event_txn(
+        self,
+        conn: sqlite3.Connection,
+        rv: RoomVersion,
+        room_id: str | None,
+        *,
+        sender: str,
+        type_: str,
+        content: dict[str, Any],
+        state_key: str | None = None,
+        redacts: str | None = None,
+    ) -> Pdu:
+        """Build, check, sign and store one local event on the room's current tips.
+
+        `room_id` is None only for a v12 create event (its id derives from it).
+        Raises Forbidden (auth), TooLarge, BadJson; nothing is written when it raises
+        (the caller's transaction rolls back).
+        """
+        try:
+            check_canonical_json_values(content)
+        except CanonicalJsonError as exc:
+            raise BadJson(f"Invalid content: {exc}") from None
+        now = now_ms()
+        partial: dict[str, Any] = {
+            "type": type_,
+            "sender": sender,
+            "content": content,
+            "origin_server_ts": now,
+        }
+        if room_id is not None:
+            partial["room_id"] = room_id
+        if state_key is not None:
+            partial["state_key"] = state_key
+        if redacts is not None:
+            if rv.updated_redaction_rules:
+                partial["content"] = {**content, "redacts": redacts}
+            else:
+                partial["redacts"] = redacts
+
+        if room_id is None:
+            prev_ids: list[str] = []
+            depth = 1
+            state: dict[tuple[str, str], str] = {}
+        else:
+            prev_ids = store_events.get_forward_extremities(conn, room_id)[:MAX_PREV_EVENTS]
+            depths = store_events.get_depths(conn, prev_ids)
+            depth = min(max(depths.values(), default=0) + 1, MAX_DEPTH)
+            state = store_state.get_current_state(conn, room_id)
+        partial["prev_events"] = prev_ids
+        partial["depth"] = depth
+        auth_keys = auth_types_for_event(partial, rv)
+        partial["auth_events"] = sorted({state[k] for k in auth_keys if k in state})
+
+        reason = check_size_limits(partial)
+        if reason is not None:
+            raise TooLarge(reason) if "bytes" in reason else InvalidParam(reason)
+        try:
+            pdu = finalize_event(
+                partial, rv, self.server_name, self.signing_key.key_id, self.signing_key.key
+            )
+        except MalformedPdu as exc:
+            raise BadJson(str(exc)) from None
+        event = _event_dict(pdu)
+        if pdu_too_large(pdu.as_dict()):
+            raise TooLarge("Event is larger than 65536 bytes")
+
+        create_event: dict[str, Any] | None = None
+        if rv.room_id_is_create_event_hash and type_ != "m.room.create":
+            create_pdu = self.state_event_txn(conn, pdu.room_id, "m.room.create", "")
+            create_event = _event_dict(create_pdu) if create_pdu else None
+        auth_pdus = self.get_pdus_txn(conn, partial["auth_events"])
+        try:
+            auth_state = check_auth_events(
+                event,
+                [_event_dict(p) for p in auth_pdus.values()],
+                rv,
+                create_event=create_event,
+            )
+            check_auth(event, auth_state, rv, create_event=create_event)
+        except AuthError as exc:
+            raise Forbidden(str(exc.reason if hasattr(exc, "reason") else exc)) from None
+        if type_ == "m.room.redaction" and redacts is not None:
+            target = self.get_pdu_txn(conn, redacts)
+            if target is not None and target.sender != sender:
+                power = user_power_level(sender, auth_state, rv, create_event)
+                if power < named_power_level("redact", auth_state):
+                    raise Forbidden("You don't have permission to redact this event")
+
+        self._store_local_pdu_txn(conn, pdu, state)
+        return pdu
+
+    def _store_local_pdu_txn(
+        self, conn: sqlite3.Connection, pdu: Pdu, state_before: dict[tuple[str, str], str]
+    ) -> None:
+        room_id = pdu.room_id
+        stream = store_events.next_stream_ordering(conn)
+        store_events.insert_event(
+            conn,
+            event_id=pdu.event_id,
+            room_id=room_id,
+            type=pdu.type,
+            state_key=pdu.state_key,
+            sender=pdu.sender,
+            origin_server_ts=pdu.origin_server_ts,
+            depth=pdu.depth,
+            raw=pdu.raw,
+            stream_ordering=stream,
+            prev_event_ids=pdu.prev_event_ids,
+            auth_event_ids=pdu.auth_event_ids,
+            received_ts=pdu.origin_server_ts,
+        )
+        store_events.update_forward_extremities(conn, room_id, pdu.event_id, pdu.prev_event_ids)
+        prev_group = None
+        for prev in pdu.prev_event_ids:
+            groups = store_state.get_event_state_groups(conn, prev)
+            if groups is not None:
+                prev_group = groups[1]
+                break
+        before = store_state.store_state_group(
+            conn, room_id=room_id, state=state_before, prev_group=prev_group
+        )
+        after = before
+        if pdu.state_key is not None:
+            state_after = {**state_before, (pdu.type, pdu.state_key): pdu.event_id}
+            after = store_state.store_state_group(
+                conn, room_id=room_id, state=state_after, prev_group=before
+            )
+            store_state.set_current_state(conn, room_id, pdu.type, pdu.state_key, pdu.event_id)
+            if pdu.type == "m.room.member":
+                membership = pdu.content.get("membership")
+                if isinstance(membership, str):
+                    store_rooms.set_membership(
+                        conn,
+                        room_id=room_id,
+                        user_id=pdu.state_key,
+                        membership=membership,
+                        event_id=pdu.event_id,
+                        stream_ordering=stream,
+                    )
+        store_state.set_event_state(conn, pdu.event_id, before_group=before, after_group=after)
+        if pdu.type == "m.room.redaction" and pdu.redacts:
+            conn.execute(
+                "INSERT OR IGNORE INTO redactions (event_id, redacts) VALUES (?, ?)",
+                (pdu.event_id, pdu.redacts),
+            )
+        self.pdus.put(pdu)
+        self._enqueue_for_peers_txn(conn, pdu)
+
+    def _enqueue_for_peers_txn(self, conn: sqlite3.Connection, pdu: Pdu) -> None:
+        servers = set(store_rooms.servers_in_room(conn, pdu.room_id))
+        if pdu.type == "m.room.member" and pdu.state_key and ":" in pdu.state_key:
+            # An invited (or kicked) user's server must hear about it too.
+            servers.add(pdu.state_key.split(":", 1)[1])
+        servers.discard(self.server_name)
+        for destination in sorted(servers):
+            store_outbox.enqueue(
+                conn,
+                destination=destination,
+                kind="pdu",
+                payload=pdu.raw,
+                event_id=pdu.event_id,
+                now_ms=now_ms(),
+            )
+
+    # -- the operations the APIs call -------------------------------------------------
+
+    async def _write(self, fn: Any, *args: Any) -> Any:
+        result = await self.database.write(fn, *args)
+        self.notifier.on_stream(await self.database.read(store_events.max_stream_ordering))
+        return result
+
+    async def create_room(self, config: RoomConfig) -> str:
+        rv = room_version(config.room_version)
+        if rv is None:
+            raise UnsupportedRoomVersion(f"Room version {config.room_version} is not supported")
+        preset = PRESETS.get(config.preset)
+        if preset is None:
+            raise InvalidParam(f"Unknown preset {config.preset!r}")
+        return await self._write(self._create_room_txn, rv, config, preset)
+
+    def _create_room_txn(
+        self,
+        conn: sqlite3.Connection,
+        rv: RoomVersion,
+        config: RoomConfig,
+        preset: dict[str, str],
+    ) -> str:
+        creator = config.creator
+        alias = None
+        if config.alias_localpart is not None:
+            alias = f"#{config.alias_localpart}:{self.server_name}"
+            if store_rooms.get_alias(conn, alias) is not None:
+                raise RoomInUse("Room alias already taken")
+
+        create_content = dict(config.creation_content or {})
+        create_content["room_version"] = rv.identifier
+        if not rv.implicit_room_creator:
+            create_content["creator"] = creator
+        if rv.room_id_is_create_event_hash:
+            room_id = None
+        else:
+            room_id = f"!{_random_room_localpart()}:{self.server_name}"
+        create = self.append_local_event_txn(
+            conn,
+            rv,
+            room_id,
+            sender=creator,
+            type_="m.room.create",
+            content=create_content,
+            state_key="",
+        )
+        room_id = create.room_id
+        store_rooms.create_room(
+            conn,
+            room_id=room_id,
+            room_version=rv.identifier,
+            creator=creator,
+            is_public=config.visibility == "public",
+            now_ms=now_ms(),
+        )
+        # The create event was stored before the room row existed; fine for SQL,
+        # and the room version lookup below needs the row.
+
+        def state(type_: str, content: dict[str, Any], state_key: str = "") -> Pdu:
+            return self.append_local_event_txn(
+                conn,
+                rv,
+                room_id,
+                sender=creator,
+                type_=type_,
+                content=content,
+                state_key=state_key,
+            )
+
+        state("m.room.member", self._member_content_txn(conn, creator, "join"), creator)
+
+        users: dict[str, int] = {} if rv.privileged_creators else {creator: 100}
+        if config.preset == "trusted_private_chat":
+            for invitee in config.invite:
+                users[invitee] = 100
+        power_levels: dict[str, Any] = {
+            "users": users,
+            "users_default": 0,
+            "events": {
+                "m.room.name": 50,
+                "m.room.power_levels": 100,
+                "m.room.history_visibility": 100,
+                "m.room.canonical_alias": 50,
+                "m.room.avatar": 50,
+                "m.room.tombstone": 100,
+                "m.room.server_acl": 100,
+                "m.room.encryption": 100,
+            },
+            "events_default": 0,
+            "state_default": 50,
+            "ban": 50,
+            "kick": 50,
+            "redact": 50,
+            "invite": 0 if config.preset != "public_chat" else 50,
+        }
+        if config.power_level_content_override:
+            power_levels.update(config.power_level_content_override)
+        state("m.room.power_levels", power_levels)
+        if alias is not None:
+            state("m.room.canonical_alias", {"alias": alias})
+        initial = {(e["type"], e.get("state_key", "")): e for e in config.initial_state}
+        if ("m.room.join_rules", "") not in initial:
+            state("m.room.join_rules", {"join_rule": preset["join_rule"]})
+        if ("m.room.history_visibility", "") not in initial:
+            state("m.room.history_visibility", {"history_visibility": preset["history"]})
+        if ("m.room.guest_access", "") not in initial:
+            state("m.room.guest_access", {"guest_access": preset["guest"]})
+        for (type_, state_key), event in initial.items():
+            state(type_, event.get("content", {}), state_key)
+        if config.name is not None:
+            state("m.room.name", {"name": config.name})
+        if config.topic is not None:
+            state("m.room.topic", {"topic": config.topic})
+        for invitee in config.invite:
+            content = {"membership": "invite"}
+            if config.is_direct:
+                content["is_direct"] = True
+            state("m.room.member", content, invitee)
+        if alias is not None:
+            store_rooms.create_alias(
+                conn, alias=alias, room_id=room_id, servers=[self.server_name], creator=creator
+            )
+        log.info("room %s (v%s) created by %s", room_id, rv.identifier, creator)
+        return room_id
+
+    def _member_content_txn(
+        self, conn: sqlite3.Connection, user_id: str, membership: str
+    ) -> dict[str, Any]:
+        content: dict[str, Any] = {"membership": membership}
+        if membership == "join" and user_id.endswith(":" + self.server_name):
+            row = conn.execute(
+                "SELECT displayname, avatar_url FROM users WHERE user_id = ?", (user_id,)
+            ).fetchone()
+            if row is not None:
+                if row[0]:
+                    content["displayname"] = row[0]
+                if row[1]:
+                    content["avatar_url"] = row[1]
+        return content
+
+    async def send_event(
+        self,
+        sender: str,
+        device_id: str | None,
+        room_id: str,
+        type_: str,
+        content: dict[str, Any],
+        *,
+        state_key: str | None = None,
+        txn_id: str | None = None,
+        redacts: str | None = None,
+    ) -> str:
+        """Send a message (or, with state_key, a state event); idempotent per txn id."""
+
+        def txn(conn: sqlite3.Connection) -> str:
+            scope = f"send:{room_id}"
+            if txn_id is not None and device_id is not None:
+                earlier = store_txn_ids.get_txn(
+                    conn, user_id=sender, device_id=device_id, scope=scope, txn_id=txn_id
+                )
+                if earlier is not None:
+                    return earlier
+            rv = self.room_version_txn(conn, room_id)
+            pdu = self.append_local_event_txn(
+                conn,
+                rv,
+                room_id,
+                sender=sender,
+                type_=type_,
+                content=content,
+                state_key=state_key,
+                redacts=redacts,
+            )
+            if txn_id is not None and device_id is not None:
+                store_txn_ids.put_txn(
+                    conn,
+                    user_id=sender,
+                    device_id=device_id,
+                    scope=scope,
+                    txn_id=txn_id,
+                    result=pdu.event_id,
+                    now_ms=now_ms(),
+                )
+                conn.execute(
+                    "INSERT OR IGNORE INTO event_txn_ids (event_id, user_id, device_id, txn_id)"
+                    " VALUES (?, ?, ?, ?)",
+                    (pdu.event_id, sender, device_id, txn_id),
+                )
+            return pdu.event_id
+
+        return await self._write(txn)
+
+    async def update_membership(
+        self,
+        sender: str,
+        room_id: str,
+        target: str,
+        membership: str,
+        *,
+        reason: str | None = None,
+        extra_content: dict[str, Any] | None = None,
+    ) -> str:
+        def txn(conn: sqlite3.Connection) -> str:
+            rv = self.room_version_txn(conn, room_id)
+            content = self._member_content_txn(conn, target, membership)
+            if extra_content:
+                content.update(extra_content)
+            if reason:
+                content["reason"] = reason
+            if membership == "join":
+                current = self.state_event_txn(conn, room_id, "m.room.member", target)
+                if current is not None and current.content.get("membership") == "join":
+                    # Re-joining keeps the profile fields the user already had.
+                    content = {**current.content, **content}
+            pdu = self.append_local_event_txn(
+                conn,
+                rv,
+                room_id,
+                sender=sender,
+                type_="m.room.member",
+                content=content,
+                state_key=target,
+            )
+            return pdu.event_id
+
+        return await self._write(txn)
+
+    async def resolve_alias(self, alias: str) -> tuple[str, list[str]]:
+        found = await self.database.read(store_rooms.get_alias, alias)
+        if found is None:
+            raise NotFound(f"Room alias {alias} not found")
+        return found
+
+    async def is_known_room(self, room_id: str) -> bool:
+        return await self.database.read(store_rooms.get_room_version, room_id) is not None
+
+    async def membership_of(self, room_id: str, user_id: str) -> str | None:
+        return await self.database.read(store_rooms.get_membership, room_id, user_id)
+
+    async def forget(self, user_id: str, room_id: str) -> None:
+        membership = await self.membership_of(room_id, user_id)
+        if membership in ("join", "invite", "knock"):
+            raise BadJson("You must leave the room before forgetting it", status=400)
+
+        def txn(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT OR IGNORE INTO forgotten_rooms (user_id, room_id) VALUES (?, ?)",
+                (user_id, room_id),
+            )
+
+        await self.database.write(txn)
+
+    def membership_txn(self, conn: sqlite3.Connection, room_id: str, user_id: str) -> str | None:
+        return store_rooms.get_membership(conn, room_id, user_id)
+
+    def redacted_by_txn(self, conn: sqlite3.Connection, event_id: str) -> Pdu | None:
+        """The first accepted redaction of `event_id`, if any."""
+        rows = conn.execute(
+            "SELECT r.event_id FROM redactions r JOIN events e ON e.event_id = r.event_id"
+            " WHERE r.redacts = ? AND e.rejected_reason IS NULL ORDER BY e.stream_ordering",
+            (event_id,),
+        ).fetchall()
+        target = self.get_pdu_txn(conn, event_id)
+        for (redaction_id,) in rows:
+            redaction = self.get_pdu_txn(conn, redaction_id)
+            if redaction is None or target is None:
+                continue
+            # Same-server redactions, or one allowed by power levels when it was sent.
+            return redaction
+        return None
+
+    def txn_id_for_txn(
+        self, conn: sqlite3.Connection, event_id: str, user_id: str, device_id: str
+    ) -> str | None:
+        row = conn.execute(
+            "SELECT txn_id FROM event_txn_ids WHERE event_id = ? AND user_id = ? AND device_id = ?",
+            (event_id, user_id, device_id),
+        ).fetchone()
+        return row[0] if row else None
+
+
+def content_json(content: dict[str, Any]) -> str:
+    return json.dumps(content, ensure_ascii=False, separators=(",", ":"))
