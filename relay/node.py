@@ -18,10 +18,10 @@ from hypercorn.trio import serve
 from relay.accounts import Accounts
 from relay.client.routes import client_app
 from relay.config import Config, Listen
-from relay.database import open_database
+from relay.database import Database, open_database
 from relay.federation.key_server import OwnKeys
 from relay.federation.routes import federation_app
-from relay.identity import read_signing_key
+from relay.identity import SigningKey, read_signing_key
 from relay.notifier import Notifier
 from relay.ratelimit import RateLimiter
 from relay.rooms import RoomService
@@ -66,6 +66,24 @@ async def _watch_signals(shutdown: trio.Event, cancel_scope: trio.CancelScope) -
             return
 
 
+async def build_services(config: Config, database: Database, signing_key: SigningKey) -> Services:
+    """The relay's services over an open database (also used in-process by tests)."""
+    notifier = Notifier(await database.read(store_events.max_stream_ordering))
+    services = Services(
+        config=config,
+        database=database,
+        signing_key=signing_key,
+        own_keys=OwnKeys(config.server_name, signing_key),
+        started_ms=now_ms(),
+        notifier=notifier,
+        accounts=Accounts(database, config.server_name),
+        rooms=RoomService(database, config.server_name, signing_key, notifier),
+    )
+    for action, (per_second, burst) in config.rate_limits.items():
+        services.extra[f"{action}_limiter"] = RateLimiter(per_second, burst)
+    return services
+
+
 async def serve_node(
     config: Config, *, task_status: trio.TaskStatus[Services] = trio.TASK_STATUS_IGNORED
 ) -> None:
@@ -74,19 +92,7 @@ async def serve_node(
     if not config.verify_tls:
         log.warning("federation.verify_tls is false: peers' TLS certificates are NOT checked")
     async with open_database(config.database_path, synchronous=config.synchronous) as database:
-        notifier = Notifier(await database.read(store_events.max_stream_ordering))
-        services = Services(
-            config=config,
-            database=database,
-            signing_key=signing_key,
-            own_keys=OwnKeys(config.server_name, signing_key),
-            started_ms=now_ms(),
-            notifier=notifier,
-            accounts=Accounts(database, config.server_name),
-            rooms=RoomService(database, config.server_name, signing_key, notifier),
-        )
-        for action, (per_second, burst) in config.rate_limits.items():
-            services.extra[f"{action}_limiter"] = RateLimiter(per_second, burst)
+        services = await build_services(config, database, signing_key)
         shutdown = trio.Event()
         with trio.CancelScope() as root_scope:
             async with trio.open_nursery() as nursery:
