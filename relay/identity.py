@@ -16,10 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nacl.signing
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from relay.events.ids import decode_base64, encode_base64
 
@@ -79,6 +75,13 @@ def write_self_signed_certificate(cert_path: Path, key_path: Path, server_name: 
     Federation peers in the field cannot reach a public CA; the key server and
     signatures carry the trust, and operators may pin this certificate.
     """
+    # cryptography is only needed by `relay init`; importing it here keeps it out of
+    # the running relay's memory.
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     private_key = ec.generate_private_key(ec.SECP256R1())
     host = server_name.rsplit(":", 1)[0] if not server_name.endswith("]") else server_name
     host = host.strip("[]")
