@@ -7,8 +7,19 @@ BIN := $(VENV)/bin
 DATA_DIR ?= relay-data
 SERVER_NAME ?= localhost
 STAMP := $(VENV)/.installed
+# Real Matrix clients for tests/interop/: matrix-nio in the venv, matrix-js-sdk (37.0.0,
+# the last release for Node 20) in tools/clients/node_modules. The stamp lives in
+# node_modules so deleting it reinstalls.
+CLIENTS_DIR := tools/clients
+CLIENTS_STAMP := $(CLIENTS_DIR)/node_modules/.installed
+MATRIX_NIO := matrix-nio==0.26.0
 
-.PHONY: run test setup lint format clean
+# A real Synapse for interop tests and benchmarks, in a venv of its own (never the relay's).
+SYNAPSE_VENV := .synapse-venv
+SYNAPSE_STAMP := $(SYNAPSE_VENV)/.installed
+SYNAPSE := matrix-synapse==1.163.2
+
+.PHONY: run test setup clients synapse bench lint format clean
 
 $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -23,12 +34,33 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 setup: $(STAMP)
 
+$(CLIENTS_STAMP): $(STAMP) $(CLIENTS_DIR)/package.json $(CLIENTS_DIR)/package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+	  echo "node/npm missing: installing nodejs npm"; \
+	  apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; }
+	$(BIN)/python -m pip install -q '$(MATRIX_NIO)'
+	cd $(CLIENTS_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+clients: $(CLIENTS_STAMP)
+
+$(SYNAPSE_STAMP):
+	@test -x $(SYNAPSE_VENV)/bin/python || $(PYTHON) -m venv $(SYNAPSE_VENV)
+	$(SYNAPSE_VENV)/bin/python -m pip install -q --upgrade pip
+	$(SYNAPSE_VENV)/bin/python -m pip install -q '$(SYNAPSE)'
+	@touch $@
+
+synapse: $(SYNAPSE_STAMP)
+
+bench: setup synapse
+	$(BIN)/python -m tools.bench.run
+
 run: setup
 	@test -f $(DATA_DIR)/relay.toml || $(BIN)/relay init --data-dir $(DATA_DIR) \
 	  --server-name $(SERVER_NAME) --federation-listen 127.0.0.1:8448
 	exec $(BIN)/relay run --data-dir $(DATA_DIR)
 
-test: setup
+test: setup clients
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 

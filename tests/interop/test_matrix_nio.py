@@ -154,11 +154,9 @@ def _member(events: Sequence[Any], user_id: str, membership: str, **content: Any
     return None
 
 
-async def _login(sc: Scenario, base_url: str, user: str, password: str) -> AsyncClient:
-    client = AsyncClient(base_url, user)
+async def _login(sc: Scenario, client: AsyncClient, password: str) -> None:
     resp = await client.login(password, device_name="edge-relay interop (matrix-nio)")
-    sc.expect(resp, LoginResponse, f"{user} to log in")
-    return client
+    sc.expect(resp, LoginResponse, f"{client.user} to log in")
 
 
 async def run_scenario(
@@ -173,9 +171,11 @@ async def run_scenario(
     """The whole scenario against `base_url`; raises ScenarioFailure on any deviation."""
     sc = Scenario(log)
     sc.step(f"log in {user_a} and {user_b} at {base_url}")
-    a = await _login(sc, base_url, user_a, password_a)
-    b = await _login(sc, base_url, user_b, password_b)
+    a = AsyncClient(base_url, user_a)
+    b = AsyncClient(base_url, user_b)
     try:
+        await _login(sc, a, password_a)
+        await _login(sc, b, password_b)
         await _chat(sc, a, b, n)
     finally:
         await a.close()
