@@ -1,0 +1,3 @@
+"""Rooms-core tests reuse the in-process relay fixture."""
+
+from tests.client.conftest import api  # noqa: F401

@@ -1,0 +1,204 @@
+"""Accepting remote PDUs: accepted, rejected, soft-failed, duplicates, forks resolved."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from relay.events.auth import auth_types_for_event
+from relay.events.pdu import Pdu, finalize_event
+from relay.identity import new_signing_key
+from relay.remote_pdus import MissingEvents, accept_pdu_txn
+from relay.rooms import RoomConfig
+from store import events as store_events
+from store import rooms as store_rooms
+from store import state as store_state
+from tests.client.conftest import SERVER_NAME, ClientApi
+
+REMOTE = "remote.test"
+REMOTE_KEY = new_signing_key()
+
+
+def remote_event(
+    api: ClientApi,
+    conn: Any,
+    room_id: str,
+    *,
+    sender: str,
+    type_: str,
+    content: dict[str, Any],
+    state_key: str | None = None,
+    prev_events: list[str] | None = None,
+) -> Pdu:
+    """An event as a remote server would build it, on the given prevs (default: our tips)."""
+    rooms = api.services.rooms
+    rv = rooms.room_version_txn(conn, room_id)
+    prevs = prev_events or store_events.get_forward_extremities(conn, room_id)
+    state = store_state.get_state_after(conn, prevs[0]) or {}
+    depth = max(store_events.get_depths(conn, prevs).values()) + 1
+    partial: dict[str, Any] = {
+        "room_id": room_id,
+        "sender": sender,
+        "type": type_,
+        "content": content,
+        "origin_server_ts": 1_700_000_000_000,
+        "prev_events": prevs,
+        "depth": depth,
+    }
+    if state_key is not None:
+        partial["state_key"] = state_key
+    partial["auth_events"] = sorted(
+        {state[k] for k in auth_types_for_event(partial, rv) if k in state}
+    )
+    return finalize_event(partial, rv, REMOTE, REMOTE_KEY.key_id, REMOTE_KEY.key)
+
+
+async def _public_room(api: ClientApi, version: str) -> str:
+    alice = f"@alice:{SERVER_NAME}"
+    await api.add_user("alice")
+    return await api.services.rooms.create_room(
+        RoomConfig(creator=alice, room_version=version, preset="public_chat")
+    )
+
+
+async def _accept(api: ClientApi, pdu: Pdu):
+    rooms = api.services.rooms
+    return await api.services.database.write(lambda conn: accept_pdu_txn(rooms, conn, pdu))
+
+
+async def _build(api: ClientApi, room_id: str, **kw: Any) -> Pdu:
+    return await api.services.database.read(lambda conn: remote_event(api, conn, room_id, **kw))
+
+
+@pytest.mark.parametrize("version", ["10", "11", "12"])
+async def test_remote_join_and_message_are_accepted(api: ClientApi, version: str) -> None:
+    room_id = await _public_room(api, version)
+    carol = f"@carol:{REMOTE}"
+    join = await _build(
+        api,
+        room_id,
+        sender=carol,
+        type_="m.room.member",
+        content={"membership": "join"},
+        state_key=carol,
+    )
+    assert (await _accept(api, join)).status == "accepted"
+    membership = await api.services.database.read(store_rooms.get_membership, room_id, carol)
+    assert membership == "join"
+    msg = await _build(api, room_id, sender=carol, type_="m.room.message", content={"body": "hi"})
+    assert (await _accept(api, msg)).status == "accepted"
+    tips = await api.services.database.read(store_events.get_forward_extremities, room_id)
+    assert tips == [msg.event_id]
+    assert (await _accept(api, msg)).status == "duplicate"
+
+
+async def test_message_from_non_member_is_rejected_and_hidden(api: ClientApi) -> None:
+    room_id = await _public_room(api, "12")
+    mallory = f"@mallory:{REMOTE}"
+    msg = await _build(api, room_id, sender=mallory, type_="m.room.message", content={"body": "x"})
+    outcome = await _accept(api, msg)
+    assert outcome.status == "rejected"
+    page = await api.services.database.read(
+        store_events.events_in_room_by_stream, room_id, 0, None, 100, "f"
+    )
+    assert msg.event_id not in {row["event_id"] for row in page}
+    tips = await api.services.database.read(store_events.get_forward_extremities, room_id)
+    assert msg.event_id not in tips
+
+
+@pytest.mark.parametrize("version", ["10", "12"])
+async def test_event_on_stale_state_after_ban_is_soft_failed(api: ClientApi, version: str) -> None:
+    room_id = await _public_room(api, version)
+    carol = f"@carol:{REMOTE}"
+    join = await _build(
+        api,
+        room_id,
+        sender=carol,
+        type_="m.room.member",
+        content={"membership": "join"},
+        state_key=carol,
+    )
+    await _accept(api, join)
+    await api.services.rooms.update_membership(f"@alice:{SERVER_NAME}", room_id, carol, "ban")
+    # Carol's server had not seen the ban: it builds on her join.
+    late = await _build(
+        api,
+        room_id,
+        sender=carol,
+        type_="m.room.message",
+        content={"body": "late"},
+        prev_events=[join.event_id],
+    )
+    assert (await _accept(api, late)).status == "soft_failed"
+    tips = await api.services.database.read(store_events.get_forward_extremities, room_id)
+    assert late.event_id not in tips
+    assert await api.services.database.read(store_rooms.get_membership, room_id, carol) == "ban"
+
+
+async def test_fork_merges_and_state_is_resolved(api: ClientApi) -> None:
+    room_id = await _public_room(api, "12")
+    carol = f"@carol:{REMOTE}"
+    join = await _build(
+        api,
+        room_id,
+        sender=carol,
+        type_="m.room.member",
+        content={"membership": "join"},
+        state_key=carol,
+    )
+    await _accept(api, join)
+    # Both sides write concurrently on the same tip.
+    remote_msg = await _build(
+        api,
+        room_id,
+        sender=carol,
+        type_="m.room.message",
+        content={"body": "remote"},
+        prev_events=[join.event_id],
+    )
+    await api.services.rooms.send_event(
+        f"@alice:{SERVER_NAME}", None, room_id, "m.room.topic", {"topic": "local"}, state_key=""
+    )
+    assert (await _accept(api, remote_msg)).status == "accepted"
+    tips = await api.services.database.read(store_events.get_forward_extremities, room_id)
+    assert len(tips) == 2
+    state = await api.services.database.read(store_state.get_current_state, room_id)
+    assert ("m.room.topic", "") in state
+    assert state[("m.room.member", carol)] == join.event_id
+    # The next local event merges the fork.
+    event_id = await api.services.rooms.send_event(
+        f"@alice:{SERVER_NAME}", None, room_id, "m.room.message", {"body": "merge"}
+    )
+    tips = await api.services.database.read(store_events.get_forward_extremities, room_id)
+    assert tips == [event_id]
+
+
+async def test_missing_auth_events_are_reported(api: ClientApi) -> None:
+    room_id = await _public_room(api, "11")
+    carol = f"@carol:{REMOTE}"
+    join = await _build(
+        api,
+        room_id,
+        sender=carol,
+        type_="m.room.member",
+        content={"membership": "join"},
+        state_key=carol,
+    )
+    msg = await api.services.database.read(
+        lambda conn: remote_event(
+            api,
+            conn,
+            room_id,
+            sender=carol,
+            type_="m.room.message",
+            content={"body": "x"},
+        )
+    )
+    # An event naming an auth event we have never seen.
+    partial = msg.as_dict()
+    partial["auth_events"] = [*partial["auth_events"], join.event_id]
+    forged = finalize_event(partial, msg.room_version, REMOTE, REMOTE_KEY.key_id, REMOTE_KEY.key)
+    with pytest.raises(MissingEvents) as info:
+        await _accept(api, forged)
+    assert info.value.event_ids == [join.event_id]
