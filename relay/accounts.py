@@ -1,6 +1,8 @@
-"""Accounts, devices and access tokens: the service behind login, logout and register.
+"""Accounts, devices and access tokens: the service behind login, logout, register,
+password changes, device management and profiles.
 
 Tokens are random and shown to the client once; the store keeps only their hash.
+Passwords are hashed (scrypt) off the trio thread, never in the writer.
 """
 
 from __future__ import annotations
@@ -9,12 +11,14 @@ import secrets
 import sqlite3
 import string
 from dataclasses import dataclass
+from typing import Any
 
 from relay.database import Database
-from relay.errors import Forbidden, UnknownToken
+from relay.errors import Forbidden, InvalidUsername, NotFound, UnknownToken, UserInUse
 from relay.events.ids import is_valid_localpart
 from relay.services import now_ms
 from store import accounts as store_accounts
+from store import registration_tokens as store_tokens
 from store.errors import UserExists
 
 DEVICE_ID_ALPHABET = string.ascii_uppercase
@@ -109,16 +113,153 @@ class Accounts:
 
         await self.database.write(txn)
 
-    async def register(self, localpart: str, password: str | None) -> str:
+    async def register(
+        self,
+        localpart: str,
+        password: str | None,
+        *,
+        admin: bool = False,
+        displayname: str | None = None,
+        device_id: str | None = None,
+        device_display_name: str | None = None,
+        inhibit_login: bool = False,
+        registration_token: str | None = None,
+    ) -> Registered:
+        """Create `@localpart:server` and, unless `inhibit_login`, log it in; one transaction.
+
+        `registration_token` (already reserved by the UIA stage) is marked used in the
+        same transaction. Raises UserInUse when the user id is taken.
+        """
         user_id = f"@{localpart}:{self.server_name}"
+        password_hash = await _hash(password) if password is not None else None
+        device_id = None if inhibit_login else (device_id or new_device_id())
+        token = None if inhibit_login else new_access_token()
 
         def txn(conn: sqlite3.Connection) -> None:
             store_accounts.create_user(
-                conn, user_id=user_id, password=password, admin=False, now_ms=now_ms()
+                conn,
+                user_id=user_id,
+                password=None,
+                password_hash=password_hash,
+                admin=admin,
+                now_ms=now_ms(),
             )
+            store_accounts.set_profile(conn, user_id, displayname=displayname or localpart)
+            if registration_token is not None:
+                store_tokens.complete_token(conn, registration_token)
+            if device_id is not None and token is not None:
+                store_accounts.upsert_device(
+                    conn,
+                    user_id=user_id,
+                    device_id=device_id,
+                    display_name=device_display_name,
+                    now_ms=now_ms(),
+                )
+                store_accounts.add_access_token(
+                    conn, token=token, user_id=user_id, device_id=device_id, now_ms=now_ms()
+                )
 
         try:
             await self.database.write(txn)
         except UserExists:
-            raise Forbidden("User ID already taken") from None
-        return user_id
+            raise UserInUse("User ID already taken") from None
+        return Registered(user_id, device_id, token)
+
+    async def check_username(self, username: str) -> str:
+        """The localpart for a new account named `username`, or M_INVALID_USERNAME /
+        M_USER_IN_USE. Upper case is refused, not folded (as Synapse does)."""
+        localpart = valid_new_localpart(username, self.server_name)
+        user_id = f"@{localpart}:{self.server_name}"
+        if await self.database.read(store_accounts.get_user, user_id) is not None:
+            raise UserInUse("User ID already taken")
+        return localpart
+
+    async def change_password(
+        self, requester: Requester, new_password: str, *, logout_devices: bool
+    ) -> None:
+        """Set a new password; with `logout_devices`, every other device (and its tokens)
+        is deleted; the requester's own token stays valid."""
+        password_hash = await _hash(new_password)
+
+        def txn(conn: sqlite3.Connection) -> None:
+            store_accounts.set_password(conn, requester.user_id, None, password_hash=password_hash)
+            if logout_devices:
+                for device in store_accounts.list_devices(conn, requester.user_id):
+                    if device["device_id"] != requester.device_id:
+                        store_accounts.delete_device(conn, requester.user_id, device["device_id"])
+
+        await self.database.write(txn)
+
+    # Devices -----------------------------------------------------------------------
+
+    async def devices(self, user_id: str) -> list[dict[str, Any]]:
+        return await self.database.read(store_accounts.list_devices, user_id)
+
+    async def device(self, user_id: str, device_id: str) -> dict[str, Any]:
+        device = await self.database.read(store_accounts.get_device, user_id, device_id)
+        if device is None:
+            raise NotFound("Unknown device")
+        return device
+
+    async def rename_device(self, user_id: str, device_id: str, display_name: str | None) -> None:
+        if not await self.database.write(
+            store_accounts.rename_device, user_id, device_id, display_name
+        ):
+            raise NotFound("Unknown device")
+
+    async def delete_devices(self, user_id: str, device_ids: list[str]) -> None:
+        """Delete the devices and their access tokens; unknown ids are ignored."""
+
+        def txn(conn: sqlite3.Connection) -> None:
+            for device_id in device_ids:
+                store_accounts.delete_device(conn, user_id, device_id)
+
+        await self.database.write(txn)
+
+    # Profiles ----------------------------------------------------------------------
+
+    async def profile(self, user_id: str) -> dict[str, str]:
+        """{displayname?, avatar_url?} of a local user; M_NOT_FOUND for unknown or
+        deactivated users."""
+        user = await self.database.read(store_accounts.get_user, user_id)
+        if user is None or user["deactivated"]:
+            raise NotFound("Profile not found")
+        return {k: user[k] for k in PROFILE_FIELDS if user[k] is not None}
+
+    async def set_profile_field(self, user_id: str, field: str, value: str | None) -> None:
+        """Set (None: clear) `displayname` or `avatar_url`."""
+        if field not in PROFILE_FIELDS:
+            raise Forbidden(f"Profile field {field} cannot be set on this server")
+        if not await self.database.write(
+            lambda conn: store_accounts.set_profile(conn, user_id, **{field: value})
+        ):
+            raise NotFound("Profile not found")
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    user_id: str
+    #: None with inhibit_login.
+    device_id: str | None
+    access_token: str | None
+
+
+PROFILE_FIELDS = ("displayname", "avatar_url")
+#: The longest user id the spec allows, in bytes.
+MAX_USER_ID_BYTES = 255
+
+
+def valid_new_localpart(username: str, server_name: str) -> str:
+    """`username` as the localpart of a new account, or M_INVALID_USERNAME."""
+    if not is_valid_localpart(username):
+        raise InvalidUsername("User ID may only contain a-z, 0-9, '.', '_', '=', '-', '/' and '+'")
+    if len(f"@{username}:{server_name}".encode()) > MAX_USER_ID_BYTES:
+        raise InvalidUsername("User ID is too long")
+    return username
+
+
+async def _hash(password: str) -> str:
+    import trio
+
+    # scrypt is slow on purpose; keep it off the trio thread.
+    return await trio.to_thread.run_sync(store_accounts.hash_password, password)

@@ -1,4 +1,4 @@
-"""The `relay` command: init, run, user, status.
+"""The `relay` command: init, run, user, token, status.
 
 Every problem with a flag or a config file is one line on stderr naming it,
 exit code 2, and nothing written.
@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
+import sqlite3
+import string
 import sys
 import time
 import tomllib
@@ -40,6 +43,7 @@ from relay.identity import (
 from store import accounts as store_accounts
 from store import db as store_db
 from store import outbox as store_outbox
+from store import registration_tokens as store_tokens
 from store import status as store_status
 from store.errors import UserExists
 
@@ -105,6 +109,11 @@ def cli() -> None:
 @click.option(
     "--no-verify-tls", is_flag=True, help="Do not verify peers' TLS certificates (labs only)."
 )
+@click.option(
+    "--open-registration",
+    is_flag=True,
+    help="Let anyone register an account (registration.mode = open; labs only).",
+)
 def init(
     data_dir: Path,
     server_name: str,
@@ -114,6 +123,7 @@ def init(
     upstream_url: str | None,
     ca_file: Path | None,
     no_verify_tls: bool,
+    open_registration: bool,
 ) -> None:
     """Create a new relay in DATA_DIR: config, signing key, TLS certificate, database."""
     # Validate everything before writing anything.
@@ -136,6 +146,7 @@ def init(
         upstream_url=upstream_url,
         ca_file=str(ca_file) if ca_file else None,
         verify_tls=not no_verify_tls,
+        registration="open" if open_registration else "closed",
     )
     try:
         config = config_from_dict(tomllib.loads(text), data_dir)
@@ -232,6 +243,117 @@ def user_add(data_dir: Path, localpart: str, password: str, admin: bool) -> None
     finally:
         conn.close()
     click.echo(f"created user {user_id}{' (admin)' if admin else ''}")
+
+
+@cli.group()
+def token() -> None:
+    """Manage registration tokens (used when registration.mode is "token")."""
+
+
+TOKEN_CHARS = set(string.ascii_letters + string.digits + "._~-")
+
+
+@token.command("add")
+@DATA_DIR_OPTION
+@click.argument("token_text", metavar="[TOKEN]", required=False)
+@click.option(
+    "--uses", type=click.IntRange(min=1), default=None, help="How many registrations it allows."
+)
+@click.option(
+    "--expires-in-hours",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Hours until it expires (default: never).",
+)
+def token_add(
+    data_dir: Path, token_text: str | None, uses: int | None, expires_in_hours: float | None
+) -> None:
+    """Create a registration token and print it (a random one if TOKEN is omitted)."""
+    config = _load(data_dir)
+    if token_text is None:
+        token_text = secrets.token_urlsafe(12)
+    elif not 0 < len(token_text) <= 64 or not set(token_text) <= TOKEN_CHARS:
+        _fail("TOKEN must be 1-64 characters of A-Z a-z 0-9 . _ ~ -")
+    expiry = None
+    if expires_in_hours is not None:
+        expiry = int(time.time() * 1000 + expires_in_hours * 3_600_000)
+    conn = _open_db(config)
+    try:
+        with store_db.write(conn):
+            store_tokens.create_token(conn, token=token_text, uses_allowed=uses, expiry_time=expiry)
+    except sqlite3.IntegrityError:
+        _fail(f"token {token_text} already exists", 1)
+    finally:
+        conn.close()
+    if config.registration != "token":
+        click.echo(
+            f"relay: note: registration.mode is {config.registration!r}; "
+            'tokens are only asked for when it is "token"',
+            err=True,
+        )
+    click.echo(token_text)
+
+
+def _token_row(row: dict[str, Any]) -> dict[str, Any]:
+    expiry, allowed = row["expiry_time"], row["uses_allowed"]
+    unexpired = expiry is None or expiry > time.time() * 1000
+    uses_left = allowed is None or row["pending"] + row["completed"] < allowed
+    return {
+        "token": row["token"],
+        "uses_allowed": allowed,
+        "pending": row["pending"],
+        "completed": row["completed"],
+        "expiry_time": expiry,
+        "valid": unexpired and uses_left,
+    }
+
+
+@token.command("list")
+@DATA_DIR_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def token_list(data_dir: Path, as_json: bool) -> None:
+    """List registration tokens with their uses and expiry."""
+    config = _load(data_dir)
+    conn = _open_db(config)
+    try:
+        rows = [_token_row(row) for row in store_tokens.list_tokens(conn)]
+    finally:
+        conn.close()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, sort_keys=True))
+        return
+    if not rows:
+        click.echo("no registration tokens")
+    for row in rows:
+        allowed = "unlimited" if row["uses_allowed"] is None else row["uses_allowed"]
+        expiry = row["expiry_time"]
+        expires = (
+            "never"
+            if expiry is None
+            else time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(expiry / 1000))
+        )
+        state = "valid" if row["valid"] else "spent or expired"
+        click.echo(
+            f"{row['token']}  used {row['completed']}/{allowed}"
+            f" ({row['pending']} pending)  expires {expires}  {state}"
+        )
+
+
+@token.command("delete")
+@DATA_DIR_OPTION
+@click.argument("token_text", metavar="TOKEN")
+def token_delete(data_dir: Path, token_text: str) -> None:
+    """Delete a registration token (registrations in progress with it will fail)."""
+    config = _load(data_dir)
+    conn = _open_db(config)
+    try:
+        with store_db.write(conn):
+            deleted = store_tokens.delete_token(conn, token_text)
+    finally:
+        conn.close()
+    if not deleted:
+        _fail(f"no registration token {token_text}", 1)
+    click.echo(f"deleted token {token_text}")
 
 
 def _open_db(config: Config):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from relay.events.ids import is_valid_server_name
+from relay.events.signing import decode_verify_key_base64, is_valid_key_id
 
 CONFIG_FILE = "relay.toml"
 DEFAULT_CLIENT_LISTEN = "127.0.0.1:8008"
@@ -68,6 +69,9 @@ class Config:
     #: "closed" (default), "token" (registration tokens required) or "open" (labs).
     registration: str = "closed"
     registration_shared_secret: str | None = None
+    #: Notaries asked for a server's keys when it can't be reached itself:
+    #: server name -> {key id: unpadded base64 verify key} (empty: trust its published keys).
+    trusted_key_servers: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 DEFAULT_RATE_LIMITS: dict[str, tuple[float, int]] = {
@@ -147,7 +151,9 @@ def config_from_dict(doc: dict[str, Any], data_dir: Path) -> Config:
 
     fed = _table(doc, "federation")
     _unknown_keys(
-        fed, {"upstream", "upstream_url", "ca_file", "verify_tls", "servers"}, "federation."
+        fed,
+        {"upstream", "upstream_url", "ca_file", "verify_tls", "servers", "trusted_key_servers"},
+        "federation.",
     )
     upstream = _str(fed, "upstream", "federation.")
     if upstream is not None and not is_valid_server_name(upstream):
@@ -164,6 +170,7 @@ def config_from_dict(doc: dict[str, Any], data_dir: Path) -> Config:
         isinstance(k, str) and isinstance(v, str) for k, v in servers.items()
     ):
         raise ConfigError("federation.servers must map server names to base URLs")
+    trusted_key_servers = _trusted_key_servers(fed.get("trusted_key_servers", {}))
 
     storage = _table(doc, "storage")
     _unknown_keys(storage, {"database", "synchronous"}, "storage.")
@@ -227,7 +234,29 @@ def config_from_dict(doc: dict[str, Any], data_dir: Path) -> Config:
         rate_limits=rate_limits,
         registration=registration,
         registration_shared_secret=shared_secret,
+        trusted_key_servers=trusted_key_servers,
     )
+
+
+def _trusted_key_servers(value: Any) -> dict[str, dict[str, str]]:
+    where = "federation.trusted_key_servers"
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must map server names to {{key id = verify key}} tables")
+    result: dict[str, dict[str, str]] = {}
+    for name, keys in value.items():
+        if not is_valid_server_name(name):
+            raise ConfigError(f"{where}: {name!r} is not a valid Matrix server name")
+        if not isinstance(keys, dict):
+            raise ConfigError(f"{where}.{name} must be a table of key id = verify key")
+        for key_id, key in keys.items():
+            if not is_valid_key_id(key_id) or not isinstance(key, str):
+                raise ConfigError(f"{where}.{name}: bad key {key_id!r}")
+            try:
+                decode_verify_key_base64(key)
+            except ValueError as exc:
+                raise ConfigError(f"{where}.{name}.{key_id}: {exc}") from None
+        result[name] = dict(keys)
+    return result
 
 
 def _toml_str(value: str) -> str:
@@ -271,6 +300,10 @@ def render_config(
         "",
         "[federation.servers]",
         '# Static map of server name -> base URL, e.g. "hq.example" = "https://10.0.0.5:8448"',
+        "",
+        "[federation.trusted_key_servers]",
+        "# Notaries asked for a server's keys when it can't be reached itself, each with its",
+        '# pinned keys, e.g. "hq.example" = { "ed25519:a_key" = "<base64 verify key>" }',
         "",
         "[storage]",
         'database = "relay.db"',

@@ -78,8 +78,11 @@ def make_app(routes: Sequence[BaseRoute]) -> Starlette:
     )
 
 
-async def read_json_body(request: Request, *, max_bytes: int = MAX_REQUEST_BODY) -> Any:
-    """The request body as JSON, or M_NOT_JSON / M_TOO_LARGE."""
+async def read_json_body(
+    request: Request, *, max_bytes: int = MAX_REQUEST_BODY, empty: Any = None
+) -> Any:
+    """The request body as JSON, or M_NOT_JSON / M_TOO_LARGE. An empty body is
+    `empty` when one is given (endpoints whose body is optional), else M_NOT_JSON."""
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -88,6 +91,8 @@ async def read_json_body(request: Request, *, max_bytes: int = MAX_REQUEST_BODY)
             raise TooLarge("Request body too large")
         chunks.append(chunk)
     body = b"".join(chunks)
+    if empty is not None and not body.strip():
+        return empty
     try:
         return json.loads(body, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError):
@@ -98,8 +103,9 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-async def read_json_object(request: Request) -> dict[str, Any]:
-    body = await read_json_body(request)
+async def read_json_object(request: Request, *, optional: bool = False) -> dict[str, Any]:
+    """The body as a JSON object; with `optional`, an empty body is `{}`."""
+    body = await read_json_body(request, empty={} if optional else None)
     if not isinstance(body, dict):
         raise BadJson("Content must be a JSON object.")
     return body

@@ -9,23 +9,32 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
+from relay.account_data import AccountDataService
 from relay.accounts import Accounts
 from relay.client.routes import client_app
 from relay.config import Config, Listen
 from relay.database import Database, open_database
+from relay.federation.client import FederationClient
 from relay.federation.key_server import OwnKeys
+from relay.federation.keys import KeyRing
 from relay.federation.routes import federation_app
 from relay.identity import SigningKey, read_signing_key
 from relay.notifier import Notifier
+from relay.presence import PresenceService
 from relay.ratelimit import RateLimiter
+from relay.receipts import ReceiptService
 from relay.rooms import RoomService
 from relay.services import Services, now_ms
+from relay.sync import SyncService
+from relay.typing import TypingService
 from store import events as store_events
 
 log = logging.getLogger(__name__)
@@ -69,19 +78,53 @@ async def _watch_signals(shutdown: trio.Event, cancel_scope: trio.CancelScope) -
 async def build_services(config: Config, database: Database, signing_key: SigningKey) -> Services:
     """The relay's services over an open database (also used in-process by tests)."""
     notifier = Notifier(await database.read(store_events.max_stream_ordering))
+    own_keys = OwnKeys(config.server_name, signing_key)
+    federation_client = FederationClient(config, signing_key)
     services = Services(
         config=config,
         database=database,
         signing_key=signing_key,
-        own_keys=OwnKeys(config.server_name, signing_key),
+        own_keys=own_keys,
         started_ms=now_ms(),
         notifier=notifier,
         accounts=Accounts(database, config.server_name),
         rooms=RoomService(database, config.server_name, signing_key, notifier),
+        federation_client=federation_client,
+        keyring=KeyRing(
+            database,
+            own_keys,
+            federation_client,
+            trusted_key_servers=config.trusted_key_servers,
+        ),
     )
+    _add_sync_services(services)
     for action, (per_second, burst) in config.rate_limits.items():
         services.extra[f"{action}_limiter"] = RateLimiter(per_second, burst)
     return services
+
+
+def _add_sync_services(services: Services) -> None:
+    """Typing, presence, receipts, account data and the sync builder over them."""
+    database, notifier = services.database, services.notifier
+    typing = TypingService(notifier)
+    presence = PresenceService(database, notifier)
+    services.extra["typing"] = typing
+    services.extra["presence"] = presence
+    services.extra["receipts"] = ReceiptService(database, notifier)
+    services.extra["account_data"] = AccountDataService(database, notifier)
+    services.extra["sync"] = SyncService(database, services.rooms, notifier, typing, presence)
+
+
+@asynccontextmanager
+async def _root_scope(federation_client: FederationClient) -> AsyncIterator[trio.CancelScope]:
+    """The node's root cancel scope; however it ends, the federation client's connections
+    are closed (shielded, for at most a second)."""
+    try:
+        with trio.CancelScope() as scope:
+            yield scope
+    finally:
+        with trio.move_on_after(1.0, shield=True):
+            await federation_client.aclose()
 
 
 async def serve_node(
@@ -94,7 +137,7 @@ async def serve_node(
     async with open_database(config.database_path, synchronous=config.synchronous) as database:
         services = await build_services(config, database, signing_key)
         shutdown = trio.Event()
-        with trio.CancelScope() as root_scope:
+        async with _root_scope(services.federation_client) as root_scope:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_watch_signals, shutdown, root_scope)
                 await nursery.start(

@@ -19,7 +19,7 @@ import sqlite3
 import string
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,6 +132,9 @@ class RoomService:
         self.signing_key = signing_key
         self.notifier = notifier
         self.pdus = PduCache()
+        #: Called after a write that may have queued PDUs for other servers (the
+        #: federation sender installs it; the rooms core does not know the sender).
+        self.outbox_listener: Callable[[], Awaitable[None]] | None = None
 
     # -- reading (any connection) ---------------------------------------------------
 
@@ -187,18 +190,31 @@ class RoomService:
         conn: sqlite3.Connection,
         rv: RoomVersion,
         room_id: str | None,
+        **fields: Any,
+    ) -> Pdu:
+        """Build, check, sign and store one local event on the room's current tips."""
+        pdu, state_before = self.build_local_event_txn(conn, rv, room_id, **fields)
+        self._store_local_pdu_txn(conn, pdu, state_before)
+        return pdu
+
+    def build_local_event_txn(
+        self,
+        conn: sqlite3.Connection,
+        rv: RoomVersion,
+        room_id: str | None,
         *,
         sender: str,
         type_: str,
         content: dict[str, Any],
         state_key: str | None = None,
         redacts: str | None = None,
-    ) -> Pdu:
-        """Build, check, sign and store one local event on the room's current tips.
+        extra_fields: dict[str, Any] | None = None,
+    ) -> tuple[Pdu, dict[tuple[str, str], str]]:
+        """Build, check and sign one local event on the room's current tips, without
+        storing it; returns it with the state before it.
 
         `room_id` is None only for a v12 create event (its id derives from it).
-        Raises Forbidden (auth), TooLarge, BadJson; nothing is written when it raises
-        (the caller's transaction rolls back).
+        Raises Forbidden (auth), TooLarge, BadJson.
         """
         try:
             check_canonical_json_values(content)
@@ -215,25 +231,15 @@ class RoomService:
             partial["room_id"] = room_id
         if state_key is not None:
             partial["state_key"] = state_key
+        if extra_fields:
+            partial.update(extra_fields)
         if redacts is not None:
             if rv.updated_redaction_rules:
                 partial["content"] = {**content, "redacts": redacts}
             else:
                 partial["redacts"] = redacts
 
-        if room_id is None:
-            prev_ids: list[str] = []
-            depth = 1
-            state: dict[tuple[str, str], str] = {}
-        else:
-            prev_ids = store_events.get_forward_extremities(conn, room_id)[:MAX_PREV_EVENTS]
-            depths = store_events.get_depths(conn, prev_ids)
-            depth = min(max(depths.values(), default=0) + 1, MAX_DEPTH)
-            state = store_state.get_current_state(conn, room_id)
-        partial["prev_events"] = prev_ids
-        partial["depth"] = depth
-        auth_keys = auth_types_for_event(partial, rv)
-        partial["auth_events"] = sorted({state[k] for k in auth_keys if k in state})
+        state = self.place_on_tips_txn(conn, rv, partial)
 
         reason = check_size_limits(partial)
         if reason is not None:
@@ -270,8 +276,28 @@ class RoomService:
                 if power < named_power_level("redact", auth_state):
                     raise Forbidden("You don't have permission to redact this event")
 
-        self._store_local_pdu_txn(conn, pdu, state)
-        return pdu
+        return pdu, state
+
+    def place_on_tips_txn(
+        self, conn: sqlite3.Connection, rv: RoomVersion, partial: dict[str, Any]
+    ) -> dict[tuple[str, str], str]:
+        """Set prev_events, depth and auth_events of `partial` from the room's forward
+        extremities and current state (which it returns: the state before the event)."""
+        room_id = partial.get("room_id")
+        if room_id is None:
+            prev_ids: list[str] = []
+            depth = 1
+            state: dict[tuple[str, str], str] = {}
+        else:
+            prev_ids = store_events.get_forward_extremities(conn, room_id)[:MAX_PREV_EVENTS]
+            depths = store_events.get_depths(conn, prev_ids)
+            depth = min(max(depths.values(), default=0) + 1, MAX_DEPTH)
+            state = store_state.get_current_state(conn, room_id)
+        partial["prev_events"] = prev_ids
+        partial["depth"] = depth
+        auth_keys = auth_types_for_event(partial, rv)
+        partial["auth_events"] = sorted({state[k] for k in auth_keys if k in state})
+        return state
 
     def _store_local_pdu_txn(
         self, conn: sqlite3.Connection, pdu: Pdu, state_before: dict[tuple[str, str], str]
@@ -328,10 +354,13 @@ class RoomService:
                 (pdu.event_id, pdu.redacts),
             )
         self.pdus.put(pdu)
-        self._enqueue_for_peers_txn(conn, pdu)
+        self.enqueue_for_peers_txn(conn, pdu)
 
-    def _enqueue_for_peers_txn(self, conn: sqlite3.Connection, pdu: Pdu) -> None:
+    def enqueue_for_peers_txn(
+        self, conn: sqlite3.Connection, pdu: Pdu, *, exclude: Iterable[str] = ()
+    ) -> None:
         servers = set(store_rooms.servers_in_room(conn, pdu.room_id))
+        servers.difference_update(exclude)
         if pdu.type == "m.room.member" and pdu.state_key and ":" in pdu.state_key:
             # An invited (or kicked) user's server must hear about it too.
             servers.add(pdu.state_key.split(":", 1)[1])
@@ -351,6 +380,8 @@ class RoomService:
     async def _write(self, fn: Any, *args: Any) -> Any:
         result = await self.database.write(fn, *args)
         self.notifier.on_stream(await self.database.read(store_events.max_stream_ordering))
+        if self.outbox_listener is not None:
+            await self.outbox_listener()
         return result
 
     async def create_room(self, config: RoomConfig) -> str:
@@ -559,8 +590,14 @@ class RoomService:
             if membership == "join":
                 current = self.state_event_txn(conn, room_id, "m.room.member", target)
                 if current is not None and current.content.get("membership") == "join":
-                    # Re-joining keeps the profile fields the user already had.
-                    content = {**current.content, **content}
+                    # Re-joining keeps the fields the user already had, except that a
+                    # local user's displayname/avatar_url follow their profile (a
+                    # cleared profile field must disappear from the event too).
+                    kept = dict(current.content)
+                    if target.endswith(":" + self.server_name):
+                        kept.pop("displayname", None)
+                        kept.pop("avatar_url", None)
+                    content = {**kept, **content}
             pdu = self.append_local_event_txn(
                 conn,
                 rv,
@@ -579,6 +616,15 @@ class RoomService:
         if found is None:
             raise NotFound(f"Room alias {alias} not found")
         return found
+
+    async def has_local_members(self, room_id: str) -> bool:
+        """Whether one of our users is joined: only then can we build on the room."""
+        suffix = ":" + self.server_name
+
+        def txn(conn: sqlite3.Connection) -> bool:
+            return any(u.endswith(suffix) for u in store_rooms.joined_users(conn, room_id))
+
+        return await self.database.read(txn)
 
     async def is_known_room(self, room_id: str) -> bool:
         return await self.database.read(store_rooms.get_room_version, room_id) is not None

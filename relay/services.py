@@ -17,6 +17,8 @@ from relay.identity import SigningKey
 
 if TYPE_CHECKING:
     from relay.accounts import Accounts
+    from relay.federation.client import FederationClient
+    from relay.federation.keys import KeyRing
     from relay.notifier import Notifier
     from relay.rooms import RoomService
 
@@ -35,6 +37,10 @@ class Services:
     notifier: Notifier
     accounts: Accounts
     rooms: RoomService
+    #: Signed outbound federation requests (closed by node.serve_node on shutdown).
+    federation_client: FederationClient
+    #: Our key and other servers' verify keys: checks request and event signatures.
+    keyring: KeyRing
     #: Other services (typing, presence, rate limiters, ...) by name, added by node.py.
     extra: dict[str, Any] = field(default_factory=dict)
 

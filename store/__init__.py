@@ -8,7 +8,8 @@ Rules kept (DESIGN.md, "Storage rules"; STYLE.md, "Store"):
   transaction: ``with store.write(conn): ...`` (one commit, durable on return) or
   ``with store.read(conn): ...`` (one snapshot).
 - One module per group of tables: ``accounts``, ``events``, ``state``, ``rooms``,
-  ``txn_ids``, ``fed_txns``, ``outbox``, ``keys``, ``account_data``, ``receipts``;
+  ``txn_ids``, ``fed_txns``, ``outbox``, ``keys``, ``account_data``, ``receipts``,
+  ``presence``;
   ``status`` sums them up; the schema is ``store/migrations/NNNN_<what>.sql``.
 """
 

@@ -25,7 +25,9 @@ from store.errors import EventExists
 __all__ = [
     "EventExists",
     "count_events",
+    "count_unread",
     "event_exists",
+    "events_by_timestamp",
     "events_in_room_by_stream",
     "get_auth_event_ids",
     "get_depths",
@@ -34,11 +36,13 @@ __all__ = [
     "get_events_raw",
     "get_forward_extremities",
     "get_prev_event_ids",
+    "get_stream_orderings",
     "have_events",
     "insert_event",
     "max_stream_ordering",
     "next_stream_ordering",
     "set_forward_extremities",
+    "state_event_ids_of_type",
     "update_forward_extremities",
 ]
 
@@ -200,6 +204,41 @@ def get_auth_event_ids(conn: sqlite3.Connection, event_id: str) -> list[str]:
     return [row[0] for row in rows]
 
 
+def get_stream_orderings(conn: sqlite3.Connection, event_ids: Iterable[str]) -> dict[str, int]:
+    """``{event_id: stream_ordering}`` for the stored ones."""
+    found: dict[str, int] = {}
+    for chunk in _chunks(event_ids):
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(
+            f"SELECT event_id, stream_ordering FROM events WHERE event_id IN ({marks})", chunk
+        )
+        found.update((row[0], int(row[1])) for row in rows)
+    return found
+
+
+def count_unread(
+    conn: sqlite3.Connection,
+    room_id: str,
+    user_id: str,
+    after_stream: int,
+    to_stream: int,
+    types: Sequence[str],
+) -> tuple[int, int]:
+    """``(count, mentions)``: timeline events of ``types`` from users other than
+    ``user_id`` with ``after_stream < stream_ordering <= to_stream``, and how many of
+    them name ``user_id`` in ``content["m.mentions"].user_ids``."""
+    marks = ",".join("?" * len(types))
+    row = conn.execute(
+        "SELECT count(*), coalesce(sum(EXISTS (SELECT 1 FROM json_each(CAST(raw AS TEXT),"
+        " '$.content.\"m.mentions\".user_ids') WHERE value = ?)), 0) FROM events"
+        " WHERE room_id = ? AND stream_ordering > ? AND stream_ordering <= ?"
+        f" AND sender != ? AND type IN ({marks})"
+        " AND outlier = 0 AND soft_failed = 0 AND rejected_reason IS NULL",
+        (user_id, room_id, after_stream, to_stream, user_id, *types),
+    ).fetchone()
+    return int(row[0]), int(row[1])
+
+
 def count_events(conn: sqlite3.Connection) -> int:
     """Number of stored events, outliers and rejected ones included."""
     return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
@@ -304,6 +343,43 @@ def events_in_room_by_stream(
         item["raw"] = bytes(item["raw"])
         page.append(item)
     return page
+
+
+def events_by_timestamp(
+    conn: sqlite3.Connection,
+    room_id: str,
+    ts: int,
+    direction: Literal["f", "b"],
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """Timeline events nearest ``ts``: ``origin_server_ts >= ts`` oldest first (``"f"``)
+    or ``<= ts`` newest first (``"b"``); ties in stream order. Outliers, rejected and
+    soft-failed events are left out. Each item: event_id, origin_server_ts,
+    stream_ordering."""
+    if direction == "f":
+        where, order = "origin_server_ts >= ?", "ASC"
+    else:
+        where, order = "origin_server_ts <= ?", "DESC"
+    rows = conn.execute(
+        "SELECT event_id, origin_server_ts, stream_ordering FROM events"
+        f" WHERE room_id = ? AND {where}"
+        " AND outlier = 0 AND soft_failed = 0 AND rejected_reason IS NULL"
+        f" ORDER BY origin_server_ts {order}, stream_ordering {order} LIMIT ?",
+        (room_id, ts, limit),
+    )
+    return [dict(row) for row in rows]
+
+
+def state_event_ids_of_type(conn: sqlite3.Connection, room_id: str, type: str) -> list[str]:
+    """Every timeline state event of ``type`` the room ever had (outliers, rejected and
+    soft-failed ones left out), oldest first: e.g. all its history_visibility changes."""
+    rows = conn.execute(
+        "SELECT event_id FROM events WHERE room_id = ? AND type = ? AND state_key IS NOT NULL"
+        " AND outlier = 0 AND soft_failed = 0 AND rejected_reason IS NULL"
+        " ORDER BY stream_ordering",
+        (room_id, type),
+    )
+    return [row[0] for row in rows]
 
 
 def _chunks(items: Iterable[str]) -> Iterator[list[str]]:

@@ -20,6 +20,7 @@ __all__ = [
     "create_token",
     "delete_token",
     "get_token",
+    "list_tokens",
     "release_token",
     "reserve_token",
     "token_valid",
@@ -44,6 +45,12 @@ def get_token(conn: sqlite3.Connection, token: str) -> dict[str, Any] | None:
     """token, uses_allowed, pending, completed, expiry_time; or None."""
     row = conn.execute("SELECT * FROM registration_tokens WHERE token = ?", (token,)).fetchone()
     return dict(row) if row is not None else None
+
+
+def list_tokens(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Every token (as ``get_token``), ordered by token."""
+    rows = conn.execute("SELECT * FROM registration_tokens ORDER BY token").fetchall()
+    return [dict(row) for row in rows]
 
 
 def token_valid(conn: sqlite3.Connection, token: str, *, now_ms: int) -> bool:

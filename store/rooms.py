@@ -30,18 +30,22 @@ __all__ = [
     "create_alias",
     "create_room",
     "delete_alias",
+    "forgotten_rooms",
     "get_alias",
     "get_alias_creator",
     "get_membership",
+    "get_membership_event",
     "get_room",
     "get_room_version",
     "joined_users",
     "members",
+    "memberships_of_user",
     "public_room_ids",
     "rooms_for_user",
     "servers_in_room",
     "set_membership",
     "set_room_public",
+    "users_sharing_rooms",
 ]
 
 
@@ -195,6 +199,18 @@ def get_membership(conn: sqlite3.Connection, room_id: str, user_id: str) -> str 
     return row[0] if row is not None else None
 
 
+def get_membership_event(
+    conn: sqlite3.Connection, room_id: str, user_id: str
+) -> tuple[str, str, int] | None:
+    """``(membership, event_id, stream_ordering)`` of the user's current membership."""
+    row = conn.execute(
+        "SELECT membership, event_id, stream_ordering FROM room_memberships"
+        " WHERE room_id = ? AND user_id = ?",
+        (room_id, user_id),
+    ).fetchone()
+    return (row[0], row[1], int(row[2])) if row is not None else None
+
+
 def rooms_for_user(conn: sqlite3.Connection, user_id: str, membership: str = "join") -> list[str]:
     """Rooms where the user's membership is ``membership``, sorted."""
     rows = conn.execute(
@@ -233,5 +249,36 @@ def servers_in_room(conn: sqlite3.Connection, room_id: str) -> list[str]:
         " FROM room_memberships WHERE room_id = ? AND membership = 'join'"
         " AND instr(user_id, ':') > 0 ORDER BY server",
         (room_id,),
+    )
+    return [row[0] for row in rows]
+
+
+def memberships_of_user(
+    conn: sqlite3.Connection, user_id: str, since: int = -1
+) -> list[dict[str, Any]]:
+    """The user's current membership rows (room_id, membership, event_id,
+    stream_ordering) changed after stream position ``since``, in stream order."""
+    rows = conn.execute(
+        "SELECT room_id, membership, event_id, stream_ordering FROM room_memberships"
+        " WHERE user_id = ? AND stream_ordering > ? ORDER BY stream_ordering",
+        (user_id, since),
+    )
+    return [dict(row) for row in rows]
+
+
+def forgotten_rooms(conn: sqlite3.Connection, user_id: str) -> set[str]:
+    """Rooms the user asked to forget (table ``forgotten_rooms``)."""
+    rows = conn.execute("SELECT room_id FROM forgotten_rooms WHERE user_id = ?", (user_id,))
+    return {row[0] for row in rows}
+
+
+def users_sharing_rooms(conn: sqlite3.Connection, user_id: str) -> list[str]:
+    """Users joined to a room the user is joined to (the user included), sorted."""
+    rows = conn.execute(
+        "SELECT DISTINCT other.user_id FROM room_memberships mine"
+        " JOIN room_memberships other ON other.room_id = mine.room_id"
+        " WHERE mine.user_id = ? AND mine.membership = 'join' AND other.membership = 'join'"
+        " ORDER BY other.user_id",
+        (user_id,),
     )
     return [row[0] for row in rows]

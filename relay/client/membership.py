@@ -36,21 +36,31 @@ def _target(body: dict[str, Any]) -> str:
 
 
 async def _join(request: Request, requester: Requester, room_id_or_alias: str) -> Response:
-    body = await read_json_object(request)
-    rooms = services_of(request).rooms
+    body = await read_json_object(request, optional=True)
+    services = services_of(request)
+    rooms = services.rooms
+    remote = services.extra.get("remote_membership")
+    via = request.query_params.getlist("via") + request.query_params.getlist("server_name")
     if room_id_or_alias.startswith("#"):
         if not is_valid_room_alias(room_id_or_alias):
             raise InvalidParam("Invalid room alias")
-        room_id, _servers = await rooms.resolve_alias(room_id_or_alias)
+        if room_id_or_alias.endswith(":" + services.server_name) or remote is None:
+            room_id, servers = await rooms.resolve_alias(room_id_or_alias)
+        else:
+            room_id, servers = await remote.resolve_alias(room_id_or_alias)
+        via += servers
     elif room_id_or_alias.startswith("!"):
         room_id = room_id_or_alias
     else:
         raise InvalidParam(f"{room_id_or_alias!r} is not a room id or alias")
-    if not await rooms.is_known_room(room_id):
+    if await rooms.has_local_members(room_id):
+        await rooms.update_membership(
+            requester.user_id, room_id, requester.user_id, "join", reason=_reason(body)
+        )
+    elif remote is not None:
+        await remote.join(requester.user_id, room_id, via)
+    else:
         raise NotFound("No known servers to join this room through")
-    await rooms.update_membership(
-        requester.user_id, room_id, requester.user_id, "join", reason=_reason(body)
-    )
     return json_response({"room_id": room_id})
 
 
@@ -66,21 +76,21 @@ async def join_room(request: Request, requester: Requester) -> Response:
 
 async def invite_user(request: Request, requester: Requester) -> Response:
     """# `POST /_matrix/client/v3/rooms/{roomId}/invite`"""
-    body = await read_json_object(request)
+    body = await read_json_object(request, optional=True)
     await _change(request, requester, _target(body), "invite", _reason(body))
     return json_response({})
 
 
 async def leave_room(request: Request, requester: Requester) -> Response:
     """# `POST /_matrix/client/v3/rooms/{roomId}/leave`"""
-    body = await read_json_object(request)
+    body = await read_json_object(request, optional=True)
     await _change(request, requester, requester.user_id, "leave", _reason(body))
     return json_response({})
 
 
 async def kick(request: Request, requester: Requester) -> Response:
     """# `POST /_matrix/client/v3/rooms/{roomId}/kick`"""
-    body = await read_json_object(request)
+    body = await read_json_object(request, optional=True)
     target = _target(body)
     if target == requester.user_id:
         raise Forbidden("Use /leave to leave a room")
@@ -90,14 +100,14 @@ async def kick(request: Request, requester: Requester) -> Response:
 
 async def ban(request: Request, requester: Requester) -> Response:
     """# `POST /_matrix/client/v3/rooms/{roomId}/ban`"""
-    body = await read_json_object(request)
+    body = await read_json_object(request, optional=True)
     await _change(request, requester, _target(body), "ban", _reason(body))
     return json_response({})
 
 
 async def unban(request: Request, requester: Requester) -> Response:
     """# `POST /_matrix/client/v3/rooms/{roomId}/unban`"""
-    body = await read_json_object(request)
+    body = await read_json_object(request, optional=True)
     target = _target(body)
     rooms = services_of(request).rooms
     room_id = request.path_params["room_id"]
@@ -117,9 +127,26 @@ async def _change(
     request: Request, requester: Requester, target: str, membership: str, reason: str | None
 ) -> None:
     room_id = request.path_params["room_id"]
-    rooms = services_of(request).rooms
-    if not await rooms.is_known_room(room_id):
+    services = services_of(request)
+    rooms = services.rooms
+    remote = services.extra.get("remote_membership")
+    if not await rooms.has_local_members(room_id):
+        if (
+            remote is not None
+            and membership == "leave"
+            and target == requester.user_id
+            and await rooms.membership_of(room_id, target) == "invite"
+        ):
+            await remote.reject_invite(requester.user_id, room_id)
+            return
         raise NotFound(f"Unknown room {room_id}")
+    if (
+        membership == "invite"
+        and remote is not None
+        and not target.endswith(":" + services.server_name)
+    ):
+        await remote.invite(requester.user_id, room_id, target)
+        return
     await rooms.update_membership(requester.user_id, room_id, target, membership, reason=reason)
 
 

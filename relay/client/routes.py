@@ -11,13 +11,57 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from relay.client import create_room, login, membership, room_send, versions
+from relay.client import (
+    account_data,
+    create_room,
+    devices,
+    directory,
+    filters,
+    login,
+    membership,
+    message_pagination,
+    misc,
+    password,
+    presence,
+    profile,
+    push_rules,
+    receipts,
+    registration,
+    room_event_by_timestamp,
+    room_send,
+    rooms_read,
+    synapse_admin,
+    sync,
+    user_directory,
+    versions,
+)
+from relay.client import typing as typing_api
 from relay.client.auth import with_requester
 from relay.client.route import ClientRoute
 from relay.http import make_app
 from relay.services import Services
 
-API_MODULES = [login, create_room, membership, room_send]
+API_MODULES = [
+    login,
+    create_room,
+    membership,
+    room_send,
+    registration,
+    synapse_admin,
+    password,
+    devices,
+    profile,
+    push_rules,
+    misc,
+    message_pagination,
+    room_event_by_timestamp,
+    rooms_read,
+    directory,
+    user_directory,
+]
+
+# The sync side: /sync, filters, typing, receipts, account data, presence.
+API_MODULES += [sync, filters, typing_api, receipts, account_data, presence]
 
 
 def _api_routes() -> list[ClientRoute]:
@@ -27,6 +71,7 @@ def _api_routes() -> list[ClientRoute]:
 BASE_ROUTES = [
     Route("/health", versions.health, methods=["GET"]),
     Route("/_matrix/client/versions", versions.get_versions, methods=["GET"]),
+    Route("/.well-known/matrix/client", misc.get_wellknown, methods=["GET"]),
 ]
 
 

@@ -59,3 +59,26 @@ def test_refetch_replaces_key_inside_callers_transaction(conn: sqlite3.Connectio
     with db.write(conn):
         assert keys.delete_server_keys(conn, "up.example") == 1
     assert keys.get_server_keys(conn, "up.example") == {}
+
+
+def test_a_key_response_never_replaces_a_newer_one(conn: sqlite3.Connection) -> None:
+    def put(body: str, valid_until_ts: int) -> bool:
+        with db.write(conn):
+            return keys.put_server_key_response(
+                conn,
+                server_name="up.example",
+                response_json=body,
+                valid_until_ts=valid_until_ts,
+                from_server="up.example",
+                now_ms=1,
+            )
+
+    assert put('{"v":2}', 200)
+    assert not put('{"v":1}', 100)
+    assert keys.get_server_key_response(conn, "up.example")["response_json"] == '{"v":2}'
+    assert put('{"v":3}', 300)
+    kept = keys.get_server_key_response(conn, "up.example")
+    assert (kept["response_json"], kept["valid_until_ts"]) == ('{"v":3}', 300)
+    with db.write(conn):
+        keys.delete_server_keys(conn, "up.example")
+    assert keys.get_server_key_response(conn, "up.example") is None

@@ -1,0 +1,125 @@
+"""`GET /rooms/{roomId}/messages`: paging through a room's history, plus the helpers
+the other room-reading handlers share (filters, limits, tokens, client formatting).
+
+Tokens are `s<N>` (relay/client/tokens.py); a sync token `s<N>_<t>` is accepted too.
+Backwards from `s<N>` returns events with stream_ordering <= N, newest first, and
+`end` = `s<(last returned) - 1>`; forwards returns so > N, oldest first, and `end` =
+`s<last so>`. `end` is left out once the start of the room (or of what the user may
+see) is reached, so clients stop paginating there.
+
+Spec: https://spec.matrix.org/v1.16/client-server-api/#get_matrixclientv3roomsroomidmessages
+(message_pagination.yaml)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from relay import filters
+from relay.accounts import Requester
+from relay.client.auth import services_of
+from relay.client.format import client_event
+from relay.client.route import ClientRoute
+from relay.client.tokens import parse_token
+from relay.errors import BadJson, InvalidParam
+from relay.filters import EventFilter
+from relay.http import json_response
+from relay.room_reads import NO_FILTER, ReadEvent, messages_txn, read_as
+from relay.services import now_ms
+
+DEFAULT_LIMIT = 10
+MAX_LIMIT = 1000
+
+
+def parse_limit(request: Request, default: int = DEFAULT_LIMIT, cap: int = MAX_LIMIT) -> int:
+    """The `limit` query parameter: an integer >= 0, capped. M_INVALID_PARAM otherwise."""
+    raw = request.query_params.get("limit")
+    if raw is None or raw == "":
+        return default
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise InvalidParam("limit must be an integer") from None
+    if limit < 0:
+        raise InvalidParam("limit must not be negative")
+    return min(limit, cap)
+
+
+def parse_event_filter(raw: str | None) -> EventFilter:
+    """The `filter` query parameter: a JSON RoomEventFilter. M_BAD_JSON if malformed."""
+    if not raw:
+        return NO_FILTER
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise BadJson("filter must be a JSON object") from None
+    return filters.parse_event_filter(body, "filter")
+
+
+def position_token(position: int) -> str:
+    return f"s{position}"
+
+
+def client_events(events: Iterable[ReadEvent]) -> list[dict[str, Any]]:
+    """Events in the client format, redacted ones with `unsigned.redacted_because`."""
+    now = now_ms()
+    out = []
+    for event in events:
+        because = None
+        if event.redacted_by is not None:
+            because = client_event(event.redacted_by, now_ms=now)
+        out.append(
+            client_event(
+                event.pdu,
+                now_ms=now,
+                redacted_because=because,
+                prev_content=event.prev_content,
+                transaction_id=event.txn_id,
+            )
+        )
+    return out
+
+
+async def get_room_events(request: Request, requester: Requester) -> Response:
+    """# `GET /_matrix/client/v3/rooms/{roomId}/messages`"""
+    room_id = request.path_params["room_id"]
+    query = request.query_params
+    direction = query.get("dir", "f")  # required by the spec; Synapse defaults to "f"
+    if direction not in ("b", "f"):
+        raise InvalidParam("dir must be 'b' or 'f'")
+    from_token = query.get("from") or None
+    start = parse_token(from_token, "from").stream if from_token else None
+    to = parse_token(query["to"], "to").stream if query.get("to") else None
+    limit = parse_limit(request)
+    event_filter = parse_event_filter(query.get("filter"))
+    page = await read_as(
+        services_of(request).rooms,
+        requester.user_id,
+        room_id,
+        messages_txn,
+        requester.device_id,
+        direction=direction,
+        start=start,
+        bound=to,
+        limit=limit,
+        event_filter=event_filter,
+    )
+    body: dict[str, Any] = {
+        "start": from_token or position_token(page.start),
+        "chunk": client_events(page.events),
+    }
+    if page.end is not None:
+        body["end"] = position_token(page.end)
+    if event_filter.lazy_load_members:
+        body["state"] = client_events(page.state)
+    return json_response(body)
+
+
+ROUTES = [
+    ClientRoute("/rooms/{room_id}/messages", get_room_events, ("GET",)),
+]

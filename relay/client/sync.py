@@ -1,0 +1,145 @@
+"""`GET /sync`: parse the query, ask the sync service, render its answer as JSON.
+
+The rendering lives here because it is the client format: events without room_id,
+`unsigned.transaction_id` for the requester's own device, redacted events in
+redacted form with `redacted_because`, and `next_batch`/`prev_batch` tokens
+(relay/client/tokens.py). Sections the relay does not do yet (to-device, device
+lists, one-time keys) are present and empty, as clients expect.
+
+Spec: https://spec.matrix.org/v1.16/client-server-api/#get_matrixclientv3sync (sync.yaml)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from relay.accounts import Requester
+from relay.client.auth import services_of
+from relay.client.format import client_event, strip_state_event
+from relay.client.push_rules import merge_rules
+from relay.client.route import ClientRoute
+from relay.client.tokens import StreamToken, parse_token
+from relay.errors import InvalidParam
+from relay.filters import Filter, select_fields
+from relay.http import json_response
+from relay.services import now_ms
+from relay.sync import SyncParams, SyncResult
+from relay.sync_rooms import EventView, RoomSync
+
+PRESENCE_STATES = ("online", "offline", "unavailable")
+
+
+def render_event(view: EventView, now: int, sync_filter: Filter) -> dict[str, Any]:
+    if sync_filter.event_format == "federation":
+        event = {**view.pdu.as_dict(), "event_id": view.pdu.event_id}
+    else:
+        because = None
+        if view.redacted_by is not None:
+            because = client_event(view.redacted_by, now_ms=now, include_room_id=False)
+        event = client_event(
+            view.pdu,
+            now_ms=now,
+            redacted_because=because,
+            prev_content=view.prev_content,
+            transaction_id=view.txn_id,
+            include_room_id=False,
+        )
+        if view.replaces_state is not None:
+            event["unsigned"]["replaces_state"] = view.replaces_state
+    if sync_filter.event_fields is not None:
+        event = select_fields(event, sync_filter.event_fields)
+    return event
+
+
+def _render_room(room: RoomSync, now: int, sync_filter: Filter) -> dict[str, Any]:
+    def events(views: list[EventView]) -> list[dict[str, Any]]:
+        return [render_event(view, now, sync_filter) for view in views]
+
+    out: dict[str, Any] = {
+        "timeline": {
+            "events": events(room.timeline),
+            "limited": room.limited,
+            "prev_batch": StreamToken(room.prev_batch).pagination_token(),
+        },
+        "state": {"events": events(room.state)},
+        "account_data": {"events": room.account_data},
+    }
+    if room.unread is not None:
+        out["ephemeral"] = {"events": room.ephemeral}
+        out["unread_notifications"] = {
+            "notification_count": room.unread[0],
+            "highlight_count": room.unread[1],
+        }
+    if room.summary is not None:
+        out["summary"] = room.summary
+    return out
+
+
+def render_sync(result: SyncResult, sync_filter: Filter, now: int) -> dict[str, Any]:
+    return {
+        "next_batch": StreamToken(result.stream, result.typing).sync_token(),
+        "rooms": {
+            "join": {rid: _render_room(r, now, sync_filter) for rid, r in result.join.items()},
+            "invite": {
+                rid: {"invite_state": {"events": [strip_state_event(p) for p in pdus]}}
+                for rid, pdus in result.invite.items()
+            },
+            "leave": {rid: _render_room(r, now, sync_filter) for rid, r in result.leave.items()},
+            "knock": {},
+        },
+        "account_data": {"events": result.account_data},
+        "presence": {"events": result.presence},
+        "to_device": {"events": []},
+        "device_lists": {"changed": [], "left": []},
+        "device_one_time_keys_count": {},
+        "device_unused_fallback_key_types": [],
+    }
+
+
+def _int_param(request: Request, name: str) -> int:
+    raw = request.query_params.get(name, "0")
+    if not raw.isdigit():
+        raise InvalidParam(f"{name} must be a non-negative integer")
+    return int(raw)
+
+
+async def sync(request: Request, requester: Requester) -> Response:
+    """# `GET /_matrix/client/v3/sync`"""
+    query = request.query_params
+    service = services_of(request).extra["sync"]
+    since = parse_token(query["since"], "since token") if query.get("since") else None
+    set_presence = query.get("set_presence")
+    if set_presence is not None and set_presence not in PRESENCE_STATES:
+        raise InvalidParam("set_presence must be online, offline or unavailable")
+    sync_filter = await service.resolve_filter(requester.user_id, query.get("filter"))
+    params = SyncParams(
+        user_id=requester.user_id,
+        device_id=requester.device_id,
+        since=since.stream if since else None,
+        since_typing=since.typing if since else 0,
+        filter=sync_filter,
+        full_state=query.get("full_state", "false").lower() == "true",
+        timeout_ms=_int_param(request, "timeout"),
+        set_presence=set_presence,
+    )
+    result = await service.sync(params)
+    body = render_sync(result, sync_filter, now_ms())
+    if since is None:
+        _add_default_push_rules(body, requester.user_id, sync_filter)
+    return json_response(body)
+
+
+def _add_default_push_rules(body: dict[str, Any], user_id: str, sync_filter: Filter) -> None:
+    """An initial sync always carries `m.push_rules` (clients such as nio read them only
+    from here); a user who never changed them gets the server defaults."""
+    events = body["account_data"]["events"]
+    if sync_filter.account_data.allows("m.push_rules", user_id) and not any(
+        event["type"] == "m.push_rules" for event in events
+    ):
+        events.append({"type": "m.push_rules", "content": {"global": merge_rules(user_id, None)}})
+
+
+ROUTES = [ClientRoute("/sync", sync, ("GET",))]

@@ -1,0 +1,290 @@
+"""The outbound federation client: signed JSON requests to other servers over HTTPS.
+
+Rules kept here:
+
+- Every request is signed with X-Matrix (`request_auth`); the signed `uri` is the path and
+  query exactly as they go on the wire (taken from the built request, after httpx's own
+  percent-encoding), so the receiver computes the same bytes.
+- Where to connect comes from `ServerResolver`; the URL may name an IP or an SRV target while
+  TLS checks (and SNI names) `tls_server_name`, and `Host` is what the resolver says.
+- TLS is verified against the system CAs plus `federation.ca_file`; `verify_tls = false`
+  turns verification off (labs only; the node warns at start).
+- Failures are two kinds (see `errors.py`): `PeerUnreachable` when no answer came
+  (resolution, connect, TLS, timeout, a broken connection), `RemoteError` when the peer
+  answered with an error status or with something that is not a JSON object.
+- A whole request (connect to last byte) is bounded by `timeout`; bodies are bounded by
+  `MAX_RESPONSE_BYTES`.
+
+The httpx client is created on first use and closed by `aclose()`, which the node calls on
+shutdown.
+
+Spec: https://spec.matrix.org/v1.16/server-server-api/#api-standards
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import trio
+
+import relay
+from relay.config import Config
+from relay.events.canonical import JsonParseError, canonical_json, parse_json_strict
+from relay.federation.errors import PeerUnreachable, RemoteError
+from relay.federation.request_auth import authorization_headers
+from relay.federation.resolver import ResolutionError, ServerResolver
+from relay.identity import SigningKey
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 30.0
+CONNECT_TIMEOUT = 10.0
+MAX_RESPONSE_BYTES = 100 * 1024 * 1024
+USER_AGENT = f"edge-relay/{relay.__version__}"
+
+QueryValue = str | int | Sequence[str]
+
+
+def tls_context(config: Config) -> ssl.SSLContext:
+    """System CAs plus `config.ca_file`; no verification at all when `verify_tls` is false."""
+    ctx = ssl.create_default_context()
+    if config.ca_file is not None:
+        ctx.load_verify_locations(cafile=str(config.ca_file))
+    if not config.verify_tls:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def _query_string(query: Mapping[str, QueryValue] | None) -> str:
+    if not query:
+        return ""
+    pairs: list[tuple[str, str]] = []
+    for name, value in query.items():
+        if isinstance(value, str | int):
+            pairs.append((name, str(value)))
+        else:
+            pairs.extend((name, str(v)) for v in value)
+    return "?" + urlencode(pairs)
+
+
+def _describe(exc: BaseException) -> str:
+    """`Type: message` of the innermost cause that says something (httpx's wrappers of
+    TLS and socket errors often say nothing themselves)."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if str(current):
+            parts.append(f"{type(current).__name__}: {current}")
+        current = current.__cause__ or current.__context__
+    return parts[-1] if parts else type(exc).__name__
+
+
+class FederationClient:
+    """Signed requests from `config.server_name` to other servers."""
+
+    def __init__(
+        self,
+        config: Config,
+        signing_key: SigningKey,
+        *,
+        resolver: ServerResolver | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.config = config
+        self.signing_key = signing_key
+        self.ssl_context = tls_context(config)
+        self.resolver = resolver or ServerResolver(config, ssl_context=self.ssl_context)
+        self.timeout = timeout
+        self._transport = transport
+        self._http: httpx.AsyncClient | None = None
+        self._requests = 0
+        self._unreachable = 0
+        self._remote_errors = 0
+
+    @property
+    def server_name(self) -> str:
+        return self.config.server_name
+
+    def statistics(self) -> dict[str, int]:
+        """Requests sent (including failed ones), and failures of each kind."""
+        return {
+            "requests": self._requests,
+            "unreachable": self._unreachable,
+            "remote_errors": self._remote_errors,
+        }
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient(
+                verify=self.ssl_context,
+                transport=self._transport,
+                timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, CONNECT_TIMEOUT)),
+                follow_redirects=False,
+                headers={"User-Agent": USER_AGENT},
+            )
+        return self._http
+
+    async def get_json(
+        self,
+        destination: str,
+        path: str,
+        query: Mapping[str, QueryValue] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> Any:
+        """`GET path?query` on `destination`; the JSON object it answered.
+
+        Raises:
+            PeerUnreachable: no answer.
+            RemoteError: an error status, or a body that is not a JSON object.
+        """
+        return await self.request_json("GET", destination, path, query=query, timeout=timeout)
+
+    async def put_json(
+        self,
+        destination: str,
+        path: str,
+        body: Any,
+        query: Mapping[str, QueryValue] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> Any:
+        """`PUT` a JSON body; as `get_json`."""
+        return await self.request_json(
+            "PUT", destination, path, query=query, body=body, has_body=True, timeout=timeout
+        )
+
+    async def post_json(
+        self,
+        destination: str,
+        path: str,
+        body: Any,
+        query: Mapping[str, QueryValue] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> Any:
+        """`POST` a JSON body; as `get_json`."""
+        return await self.request_json(
+            "POST", destination, path, query=query, body=body, has_body=True, timeout=timeout
+        )
+
+    async def request_json(
+        self,
+        method: str,
+        destination: str,
+        path: str,
+        *,
+        query: Mapping[str, QueryValue] | None = None,
+        body: Any = None,
+        has_body: bool = False,
+        timeout: float | None = None,
+    ) -> Any:
+        """One signed request. `path` starts with `/_matrix/` and is already percent-encoded
+        (quote user ids and the like in path segments); `query` is encoded here."""
+        if not path.startswith("/"):
+            raise ValueError(f"path must start with '/': {path!r}")
+        timeout = self.timeout if timeout is None else timeout
+        self._requests += 1
+        try:
+            with trio.fail_after(timeout):
+                return await self._request(method, destination, path, query, body, has_body)
+        except trio.TooSlowError:
+            self._unreachable += 1
+            raise PeerUnreachable(destination, f"no answer within {timeout:g} s") from None
+        except PeerUnreachable:
+            self._unreachable += 1
+            raise
+        except RemoteError:
+            self._remote_errors += 1
+            raise
+
+    async def _request(
+        self,
+        method: str,
+        destination: str,
+        path: str,
+        query: Mapping[str, QueryValue] | None,
+        body: Any,
+        has_body: bool,
+    ) -> Any:
+        try:
+            target = await self.resolver.resolve(destination)
+        except ResolutionError as exc:
+            raise PeerUnreachable(destination, str(exc)) from None
+        content = canonical_json(body) if has_body else None
+        client = self._client()
+        request = client.build_request(
+            method,
+            target.base_url + path + _query_string(query),
+            content=content,
+            headers={"Host": target.host_header}
+            | ({"Content-Type": "application/json"} if has_body else {}),
+        )
+        base_path = httpx.URL(target.base_url).raw_path.rstrip(b"/")
+        uri = request.url.raw_path[len(base_path) :].decode("ascii")
+        [request.headers["Authorization"]] = authorization_headers(
+            method=method,
+            uri=uri,
+            origin=self.server_name,
+            destination=destination,
+            signing_key=self.signing_key,
+            content=body,
+            has_content=has_body,
+        )
+        if target.tls_server_name and target.tls_server_name != request.url.host:
+            request.extensions["sni_hostname"] = target.tls_server_name
+        try:
+            response = await client.send(request, stream=True)
+            try:
+                raw = await self._read_body(destination, response)
+            finally:
+                await response.aclose()
+        except (httpx.TransportError, ssl.SSLError, OSError) as exc:
+            raise PeerUnreachable(destination, _describe(exc)) from None
+        return self._decode(destination, response.status_code, raw)
+
+    async def _read_body(self, destination: str, response: httpx.Response) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > MAX_RESPONSE_BYTES:
+                raise RemoteError(destination, response.status_code, None, "response too large")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    @staticmethod
+    def _decode(destination: str, status: int, raw: bytes) -> Any:
+        try:
+            doc = parse_json_strict(raw)
+        except JsonParseError:
+            doc = None
+        if 200 <= status < 300:
+            if not isinstance(doc, dict):
+                raise RemoteError(destination, status, None, "response is not a JSON object")
+            return doc
+        if isinstance(doc, dict) and isinstance(doc.get("errcode"), str):
+            message = doc.get("error")
+            raise RemoteError(
+                destination,
+                status,
+                doc["errcode"],
+                message if isinstance(message, str) else doc["errcode"],
+            )
+        raise RemoteError(destination, status, None, raw[:200].decode("utf-8", "replace"))
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections (the node calls this on shutdown)."""
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+        await self.resolver.aclose()

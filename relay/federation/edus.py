@@ -1,0 +1,108 @@
+"""EDUs received in a transaction: typing, read receipts, presence.
+
+An EDU about a user is only taken from that user's own server. Unknown EDU
+types are ignored, as the spec says.
+
+Spec: https://spec.matrix.org/v1.16/server-server-api/#edus
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from relay.services import Services
+from store import events as store_events
+from store import receipts as store_receipts
+from store import rooms as store_rooms
+
+log = logging.getLogger(__name__)
+
+FEDERATION_TYPING_TIMEOUT_S = 30.0
+
+
+def _from_origin(user_id: Any, origin: str) -> bool:
+    return (
+        isinstance(user_id, str)
+        and user_id.rsplit(":", 1)[0] != user_id
+        and (user_id.split(":", 1)[1] == origin)
+    )
+
+
+async def _typing(services: Services, origin: str, content: dict[str, Any]) -> None:
+    room_id, user_id, typing = content.get("room_id"), content.get("user_id"), content.get("typing")
+    if (
+        not isinstance(room_id, str)
+        or not _from_origin(user_id, origin)
+        or not isinstance(typing, bool)
+    ):
+        return
+    membership = await services.database.read(store_rooms.get_membership, room_id, user_id)
+    if membership != "join":
+        return
+    typing_service = services.extra.get("typing")
+    if typing_service is not None:
+        typing_service.set_typing(room_id, user_id, typing, FEDERATION_TYPING_TIMEOUT_S)
+
+
+async def _receipt(services: Services, origin: str, content: dict[str, Any]) -> None:
+    rows: list[tuple[str, str, str, str, dict[str, Any]]] = []
+    for room_id, by_type in content.items():
+        if not isinstance(by_type, dict):
+            continue
+        for receipt_type, by_user in by_type.items():
+            if receipt_type != "m.read" or not isinstance(by_user, dict):
+                continue  # private receipts never cross servers
+            for user_id, receipt in by_user.items():
+                if not _from_origin(user_id, origin) or not isinstance(receipt, dict):
+                    continue
+                event_ids = receipt.get("event_ids")
+                data = receipt.get("data") if isinstance(receipt.get("data"), dict) else {}
+                if isinstance(event_ids, list) and event_ids and isinstance(event_ids[0], str):
+                    rows.append((room_id, receipt_type, user_id, event_ids[0], data))
+    if not rows:
+        return
+
+    def txn(conn: Any) -> None:
+        for room_id, receipt_type, user_id, event_id, data in rows:
+            if store_rooms.get_membership(conn, room_id, user_id) != "join":
+                continue
+            thread_id = data.get("thread_id") if isinstance(data.get("thread_id"), str) else ""
+            store_receipts.set_receipt(
+                conn,
+                room_id=room_id,
+                receipt_type=receipt_type,
+                user_id=user_id,
+                event_id=event_id,
+                thread_id=thread_id,
+                data=json.dumps({k: v for k, v in data.items() if k != "thread_id"}),
+                stream_ordering=store_events.next_stream_ordering(conn),
+            )
+
+    await services.database.write(txn)
+    services.notifier.on_stream(await services.database.read(store_events.max_stream_ordering))
+
+
+async def _ignore(services: Services, origin: str, content: dict[str, Any]) -> None:
+    return None
+
+
+EDU_HANDLERS: dict[str, Callable[[Services, str, dict[str, Any]], Awaitable[None]]] = {
+    "m.typing": _typing,
+    "m.receipt": _receipt,
+    "m.presence": _ignore,
+}
+
+
+async def handle_edu(services: Services, origin: str, edu: dict[str, Any]) -> None:
+    handler = EDU_HANDLERS.get(edu.get("edu_type", ""))
+    content = edu.get("content")
+    if handler is None or not isinstance(content, dict):
+        return
+    try:
+        await handler(services, origin, content)
+    except Exception:
+        # One bad EDU must not fail the transaction that carried it.
+        log.exception("EDU %s from %s failed", edu.get("edu_type"), origin)

@@ -1,0 +1,298 @@
+"""Receiving PDUs from other servers: check them, close the gaps before them, accept them.
+
+For each PDU (from /send, a pull, a join's state, a backfill):
+
+1. parse it in its room's version; a PDU that fails the content hash is
+   processed in its redacted form, as the spec says; one whose signatures
+   don't verify is dropped;
+2. fetch what it depends on: auth events (`/event_auth`, `/event`), and prev
+   events by looping `/get_missing_events` (oldest first) up to a cap; when a
+   gap cannot be closed, ask the peer for the state at the missing event
+   (`/state_ids`) and accept the PDU on that state;
+3. hand it to `relay.remote_pdus.accept_pdu_txn` in one write transaction.
+
+Spec: https://spec.matrix.org/v1.16/server-server-api/#checks-performed-on-receipt-of-a-pdu
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Iterable
+from typing import Any
+
+import trio
+
+from relay.events.hashes import check_content_hash
+from relay.events.pdu import MalformedPdu, Pdu
+from relay.events.redaction import redact
+from relay.events.room_versions import RoomVersion, room_version
+from relay.federation.errors import PeerUnreachable, RemoteError
+from relay.remote_pdus import DUPLICATE, MissingEvents, Outcome, accept_pdu_txn
+from relay.services import Services
+from store import events as store_events
+from store import rooms as store_rooms
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GAP_CAP = 10_000
+MISSING_EVENTS_BATCH = 100
+
+
+class BadPdu(Exception):
+    """The PDU cannot be used at all (malformed, bad signature, unknown room)."""
+
+
+def parse_pdu(event: dict[str, Any], rv: RoomVersion) -> Pdu:
+    """The Pdu for a received event dict: `unsigned` dropped, redacted if the content
+    hash fails. Raises BadPdu."""
+    if not isinstance(event, dict):
+        raise BadPdu("PDU is not an object")
+    event = {k: v for k, v in event.items() if k != "unsigned"}
+    if not check_content_hash(event):
+        # Spec: an event whose content hash fails is redacted, then processed as normal.
+        event = redact(event, rv)
+    try:
+        return Pdu.from_dict(event, rv)
+    except MalformedPdu as exc:
+        raise BadPdu(f"malformed PDU: {exc}") from None
+
+
+class Ingest:
+    """The receiving side of federation for one relay."""
+
+    def __init__(self, services: Services, *, gap_cap: int = DEFAULT_GAP_CAP) -> None:
+        self.services = services
+        self.gap_cap = gap_cap
+        # One room at a time: gap filling and acceptance of a room's PDUs must not
+        # interleave with each other.
+        self._room_locks: dict[str, trio.Lock] = {}
+
+    def _lock(self, room_id: str) -> trio.Lock:
+        return self._room_locks.setdefault(room_id, trio.Lock())
+
+    async def room_version_of(self, room_id: str) -> RoomVersion | None:
+        identifier = await self.services.database.read(store_rooms.get_room_version, room_id)
+        return room_version(identifier) if identifier else None
+
+    async def verified_pdu(self, event: dict[str, Any], rv: RoomVersion) -> Pdu:
+        pdu = parse_pdu(event, rv)
+        try:
+            await self.services.keyring.verify_event_signatures(pdu.as_dict(), rv)
+        except (PeerUnreachable, RemoteError) as exc:
+            raise BadPdu(f"cannot fetch keys to verify {pdu.event_id}: {exc}") from None
+        except Exception as exc:  # SignatureError and kin: a forged or damaged event
+            if isinstance(exc, trio.Cancelled):
+                raise
+            raise BadPdu(f"signature check failed for {pdu.event_id}: {exc}") from None
+        return pdu
+
+    # -- the entry points -----------------------------------------------------------
+
+    async def receive(self, origin: str, event: dict[str, Any]) -> tuple[str | None, Outcome]:
+        """Process one PDU pushed by `origin`; returns (event_id, outcome)."""
+        room_id = event.get("room_id") if isinstance(event, dict) else None
+        if not isinstance(room_id, str):
+            return None, Outcome("rejected", "PDU without room_id")
+        rv = await self.room_version_of(room_id)
+        if rv is None:
+            return None, Outcome("rejected", f"unknown room {room_id}")
+        try:
+            pdu = await self.verified_pdu(event, rv)
+        except BadPdu as exc:
+            return None, Outcome("rejected", str(exc))
+        async with self._lock(room_id):
+            return pdu.event_id, await self._receive_locked(origin, pdu)
+
+    async def _receive_locked(self, origin: str, pdu: Pdu) -> Outcome:
+        have = await self.services.database.read(store_events.event_exists, pdu.event_id)
+        if have:
+            return DUPLICATE
+        await self._fill_gap(origin, pdu)
+        return await self._accept(origin, pdu)
+
+    async def accept_outlier(self, origin: str, pdu: Pdu) -> Outcome:
+        """Store an event for its own sake (auth chains, join state)."""
+        await self._fetch_auth_events(origin, pdu)
+        return await self._write_accept(pdu, outlier=True)
+
+    # -- steps ------------------------------------------------------------------------
+
+    async def _accept(self, origin: str, pdu: Pdu, state_before: dict | None = None) -> Outcome:
+        for _ in range(3):
+            try:
+                return await self._write_accept(pdu, state_before=state_before)
+            except MissingEvents as exc:
+                if "auth" in str(exc) or "create" in str(exc):
+                    await self._fetch_auth_events(origin, pdu)
+                else:
+                    state_before = await self._state_from_peer(origin, pdu)
+        return await self._write_accept(pdu, state_before=state_before)
+
+    async def _write_accept(
+        self, pdu: Pdu, *, state_before: dict | None = None, outlier: bool = False
+    ) -> Outcome:
+        rooms = self.services.rooms
+
+        def txn(conn: sqlite3.Connection) -> Outcome:
+            return accept_pdu_txn(rooms, conn, pdu, state_before=state_before, outlier=outlier)
+
+        outcome = await self.services.database.write(txn)
+        if outcome.status in ("accepted", "soft_failed"):
+            self.services.notifier.on_stream(
+                await self.services.database.read(store_events.max_stream_ordering)
+            )
+        if outcome.status != "duplicate":
+            log.debug("%s %s from %s", outcome.status, pdu.event_id, pdu.sender)
+        return outcome
+
+    async def _fetch_auth_events(self, origin: str, pdu: Pdu) -> None:
+        """Fetch and store (as outliers) the PDU's auth chain that we lack."""
+        needed = list(pdu.auth_event_ids)
+        if pdu.room_version.room_id_is_create_event_hash and pdu.type != "m.room.create":
+            needed.append("$" + pdu.room_id[1:])
+        missing = await self._missing(needed)
+        if not missing:
+            return
+        client = self.services.federation_client
+        body = await client.get_json(
+            origin, f"/_matrix/federation/v1/event_auth/{pdu.room_id}/{pdu.event_id}"
+        )
+        chain = [await self.verified_pdu(e, pdu.room_version) for e in body.get("auth_chain", [])]
+        await self.store_auth_chain(chain)
+
+    async def store_auth_chain(self, chain: list[Pdu]) -> None:
+        """Store events as outliers in an order where each one's auth events come first."""
+        pending = {p.event_id: p for p in chain}
+        stored = await self.services.database.read(store_events.have_events, list(pending))
+        for event_id in stored:
+            pending.pop(event_id, None)
+        while pending:
+            progressed = False
+            for event_id, pdu in list(pending.items()):
+                deps = set(pdu.auth_event_ids)
+                if pdu.room_version.room_id_is_create_event_hash and pdu.type != "m.room.create":
+                    deps.add("$" + pdu.room_id[1:])
+                if deps & set(pending):
+                    continue
+                try:
+                    await self._write_accept(pdu, outlier=True)
+                except MissingEvents as exc:
+                    log.warning("auth chain event %s lacks %s", event_id, exc.event_ids)
+                del pending[event_id]
+                progressed = True
+            if not progressed:
+                log.warning("auth chain has a cycle or holes: %s", sorted(pending))
+                return
+
+    async def _missing(self, event_ids: Iterable[str]) -> list[str]:
+        ids = list(dict.fromkeys(event_ids))
+        have = await self.services.database.read(store_events.have_events, ids)
+        return [e for e in ids if e not in have]
+
+    async def _fill_gap(self, origin: str, pdu: Pdu) -> None:
+        """Fetch the PDU's missing ancestors with /get_missing_events and accept them oldest
+        first, until none are missing or the cap is reached."""
+        missing = await self._missing(pdu.prev_event_ids)
+        if not missing:
+            return
+        room_id = pdu.room_id
+        client = self.services.federation_client
+        fetched: dict[str, Pdu] = {}
+        latest = [pdu.event_id]
+        while len(fetched) < self.gap_cap:
+            earliest = await self.services.database.read(
+                store_events.get_forward_extremities, room_id
+            )
+            try:
+                body = await client.post_json(
+                    origin,
+                    f"/_matrix/federation/v1/get_missing_events/{room_id}",
+                    {
+                        "earliest_events": earliest,
+                        "latest_events": latest,
+                        "limit": MISSING_EVENTS_BATCH,
+                        "min_depth": 0,
+                    },
+                )
+            except (PeerUnreachable, RemoteError) as exc:
+                log.info("get_missing_events from %s failed: %s", origin, exc)
+                break
+            batch = []
+            for event in body.get("events", []):
+                try:
+                    batch.append(await self.verified_pdu(event, pdu.room_version))
+                except BadPdu as exc:
+                    log.info("dropping fetched event: %s", exc)
+            new = [p for p in batch if p.event_id not in fetched]
+            if not new:
+                break
+            for p in new:
+                fetched[p.event_id] = p
+            # Keep walking back from the oldest ancestors we still lack.
+            known = set(fetched) | set(
+                await self.services.database.read(
+                    store_events.have_events, [e for p in new for e in p.prev_event_ids]
+                )
+            )
+            frontier = [e for p in new for e in p.prev_event_ids if e not in known]
+            if not frontier:
+                break
+            latest = [p.event_id for p in new if set(p.prev_event_ids) - known]
+        # Accept oldest first: by depth, then arrival.
+        for p in sorted(fetched.values(), key=lambda p: p.depth):
+            if await self.services.database.read(store_events.event_exists, p.event_id):
+                continue
+            try:
+                await self._accept(origin, p)
+            except (PeerUnreachable, RemoteError) as exc:
+                log.info("could not complete %s: %s", p.event_id, exc)
+
+    async def _state_from_peer(self, origin: str, pdu: Pdu) -> dict[tuple[str, str], str]:
+        """The state before `pdu`, asked of `origin` when its prev events are out of reach:
+        the state at each missing prev event (state_ids + the prev itself), resolved."""
+        client = self.services.federation_client
+        states: list[dict[tuple[str, str], str]] = []
+        for prev in pdu.prev_event_ids:
+            body = await client.get_json(
+                origin,
+                f"/_matrix/federation/v1/state_ids/{pdu.room_id}",
+                query={"event_id": prev},
+            )
+            ids = list(body.get("pdu_ids", [])) + list(body.get("auth_chain_ids", []))
+            await self._fetch_events_as_outliers(origin, pdu.room_version, [*ids, prev])
+            state = await self.services.database.read(self._state_map, body.get("pdu_ids", []))
+            prev_pdu = await self.services.database.read(self.services.rooms.get_pdu_txn, prev)
+            if prev_pdu is not None and prev_pdu.state_key is not None:
+                state[(prev_pdu.type, prev_pdu.state_key)] = prev
+            states.append(state)
+        rooms = self.services.rooms
+
+        def resolve_txn(conn: sqlite3.Connection) -> dict[tuple[str, str], str]:
+            from relay.remote_pdus import EventLoader, resolve
+
+            return resolve(rooms, conn, pdu.room_version, states, EventLoader(rooms, conn))
+
+        return await self.services.database.read(resolve_txn)
+
+    def _state_map(self, conn: sqlite3.Connection, ids: list[str]) -> dict[tuple[str, str], str]:
+        state: dict[tuple[str, str], str] = {}
+        for event_id, pdu in self.services.rooms.get_pdus_txn(conn, ids).items():
+            if pdu.state_key is not None:
+                state[(pdu.type, pdu.state_key)] = event_id
+        return state
+
+    async def _fetch_events_as_outliers(
+        self, origin: str, rv: RoomVersion, event_ids: list[str]
+    ) -> None:
+        missing = await self._missing(event_ids)
+        client = self.services.federation_client
+        fetched = []
+        for event_id in missing:
+            try:
+                body = await client.get_json(origin, f"/_matrix/federation/v1/event/{event_id}")
+                for event in body.get("pdus", []):
+                    fetched.append(await self.verified_pdu(event, rv))
+            except (PeerUnreachable, RemoteError, BadPdu) as exc:
+                log.info("could not fetch %s from %s: %s", event_id, origin, exc)
+        await self.store_auth_chain(fetched)

@@ -1,0 +1,260 @@
+"""Other servers' users joining, leaving and being invited, through us.
+
+`make_join`/`make_leave` hand out an unsigned template built on our tips;
+`send_join`/`send_leave` (v2) take the signed event back, check it like any
+PDU, store it and pass it on to the other servers in the room; `send_join`
+answers with the state before the join and its auth chain. `invite` (v2) is a
+remote room inviting one of our users: we sign it and remember the room's
+stripped state for the invitee's /sync.
+
+`omit_members` (MSC3706 partial joins) is accepted and ignored: we always
+answer with the full state and `members_omitted: false`, which the spec allows.
+
+Spec: https://spec.matrix.org/v1.16/server-server-api/#joining-rooms
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from relay.errors import BadJson, Forbidden, MatrixError, NotFound, UnsupportedRoomVersion
+from relay.events.auth import AuthError, check_auth
+from relay.events.room_versions import room_version
+from relay.events.signing import sign_event
+from relay.federation.ingest import BadPdu, parse_pdu
+from relay.federation.room_events import auth_chain_txn
+from relay.http import json_response, read_json_object
+from relay.remote_pdus import EventLoader, _auth_state_from, create_event_for
+from relay.services import Services, now_ms
+from store import accounts as store_accounts
+from store import events as store_events
+from store import rooms as store_rooms
+from store import state as store_state
+
+
+class IncompatibleRoomVersion(MatrixError):
+    status = 400
+    errcode = "M_INCOMPATIBLE_ROOM_VERSION"
+
+
+def _services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def _server_of(user_id: str) -> str:
+    return user_id.split(":", 1)[1] if ":" in user_id else ""
+
+
+async def _make_membership(request: Request, origin: str, membership: str) -> Response:
+    services = _services(request)
+    room_id = request.path_params["room_id"]
+    user_id = request.path_params["user_id"]
+    if _server_of(user_id) != origin:
+        raise Forbidden("User is not on the requesting server")
+    rooms = services.rooms
+
+    def txn(conn: sqlite3.Connection) -> dict[str, Any]:
+        rv = rooms.room_version_txn(conn, room_id)
+        if membership == "join":
+            supported = request.query_params.getlist("ver") or ["1"]
+            if rv.identifier not in supported:
+                raise IncompatibleRoomVersion(
+                    f"Your homeserver does not support room version {rv.identifier}",
+                    room_version=rv.identifier,
+                )
+        if not store_rooms.joined_users(conn, room_id) or not any(
+            u.endswith(":" + services.server_name) for u in store_rooms.joined_users(conn, room_id)
+        ):
+            raise NotFound("This server is not in the room")
+        partial: dict[str, Any] = {
+            "type": "m.room.member",
+            "room_id": room_id,
+            "sender": user_id,
+            "state_key": user_id,
+            "content": {"membership": membership},
+            "origin_server_ts": now_ms(),
+        }
+        if not rv.updated_redaction_rules:
+            partial["origin"] = origin
+        state = rooms.place_on_tips_txn(conn, rv, partial)
+        # Refuse early what the auth rules would refuse later.
+        event = {**partial, "event_id": "$template"}
+        loader = EventLoader(rooms, conn)
+        try:
+            check_auth(
+                event,
+                _auth_state_from(event, state, rv, loader),
+                rv,
+                create_event=create_event_for(rooms, conn, rv, room_id),
+            )
+        except AuthError as exc:
+            raise Forbidden(
+                f"You are not allowed to {membership} this room: {exc.reason}"
+            ) from None
+        return {"event": partial, "room_version": rv.identifier}
+
+    return json_response(await services.database.read(txn))
+
+
+async def make_join(request: Request, origin: str) -> Response:
+    """# `GET /_matrix/federation/v1/make_join/{roomId}/{userId}`"""
+    return await _make_membership(request, origin, "join")
+
+
+async def make_leave(request: Request, origin: str) -> Response:
+    """# `GET /_matrix/federation/v1/make_leave/{roomId}/{userId}`"""
+    return await _make_membership(request, origin, "leave")
+
+
+async def _send_membership(request: Request, origin: str, membership: str) -> tuple[Any, Any]:
+    services = _services(request)
+    room_id = request.path_params["room_id"]
+    event_id = request.path_params["event_id"]
+    body = await read_json_object(request)
+    rv = await services.extra["ingest"].room_version_of(room_id)
+    if rv is None:
+        raise NotFound(f"Unknown room {room_id}")
+    try:
+        pdu = await services.extra["ingest"].verified_pdu(body, rv)
+    except BadPdu as exc:
+        raise BadJson(str(exc)) from None
+    if pdu.event_id != event_id or pdu.room_id != room_id:
+        raise BadJson("Event id or room id does not match the path")
+    if (
+        pdu.type != "m.room.member"
+        or pdu.state_key != pdu.sender
+        or pdu.content.get("membership") != membership
+        or _server_of(pdu.sender) != origin
+    ):
+        raise BadJson(f"Not a {membership} event of a user on {origin}")
+    _eid, outcome = await services.extra["ingest"].receive(origin, json.loads(pdu.raw))
+    if outcome.status not in ("accepted", "duplicate"):
+        raise Forbidden(f"The {membership} was not accepted: {outcome.reason or outcome.status}")
+
+    rooms = services.rooms
+
+    def pass_on(conn: sqlite3.Connection) -> None:
+        rooms.enqueue_for_peers_txn(conn, pdu, exclude=[origin])
+
+    await services.database.write(pass_on)
+    if rooms.outbox_listener is not None:
+        await rooms.outbox_listener()
+    return pdu, rv
+
+
+async def send_join(request: Request, origin: str) -> Response:
+    """# `PUT /_matrix/federation/v2/send_join/{roomId}/{eventId}`"""
+    services = _services(request)
+    pdu, _rv = await _send_membership(request, origin, "join")
+    rooms = services.rooms
+
+    def txn(conn: sqlite3.Connection) -> dict[str, Any]:
+        state = store_state.get_state_before(conn, pdu.event_id) or {}
+        state_pdus = list(rooms.get_pdus_txn(conn, state.values()).values())
+        chain = auth_chain_txn(rooms, conn, [p.event_id for p in state_pdus] + [pdu.event_id])
+        servers = store_rooms.servers_in_room(conn, pdu.room_id)
+        return {
+            "origin": services.server_name,
+            "state": [json.loads(p.raw) for p in state_pdus],
+            "auth_chain": [json.loads(p.raw) for p in chain],
+            "event": json.loads(pdu.raw),
+            "members_omitted": False,
+            "servers_in_room": servers,
+        }
+
+    return json_response(await services.database.read(txn))
+
+
+async def send_leave(request: Request, origin: str) -> Response:
+    """# `PUT /_matrix/federation/v2/send_leave/{roomId}/{eventId}`"""
+    await _send_membership(request, origin, "leave")
+    return json_response({})
+
+
+async def invite(request: Request, origin: str) -> Response:
+    """# `PUT /_matrix/federation/v2/invite/{roomId}/{eventId}`"""
+    services = _services(request)
+    room_id = request.path_params["room_id"]
+    body = await read_json_object(request)
+    rv = room_version(str(body.get("room_version", "")))
+    if rv is None:
+        raise UnsupportedRoomVersion(
+            f"Room version {body.get('room_version')} is not supported by this server"
+        )
+    event = body.get("event")
+    if not isinstance(event, dict):
+        raise BadJson("event is required")
+    try:
+        pdu = await services.extra["ingest"].verified_pdu(event, rv)
+    except BadPdu as exc:
+        raise BadJson(str(exc)) from None
+    invitee = pdu.state_key or ""
+    if (
+        pdu.room_id != room_id
+        or pdu.event_id != request.path_params["event_id"]
+        or pdu.type != "m.room.member"
+        or pdu.content.get("membership") != "invite"
+        or _server_of(pdu.sender) != origin
+    ):
+        raise BadJson("Not an invite from the requesting server")
+    if _server_of(invitee) != services.server_name:
+        raise Forbidden("The invitee is not on this server")
+    if await services.database.read(store_accounts.get_user, invitee) is None:
+        raise NotFound(f"Unknown user {invitee}")
+    signed = sign_event(
+        pdu.as_dict(),
+        rv,
+        services.server_name,
+        services.signing_key.key_id,
+        services.signing_key.key,
+    )
+    signed_pdu = parse_pdu(signed, rv)
+    stripped = body.get("invite_room_state", [])
+    if not isinstance(stripped, list):
+        stripped = []
+
+    def txn(conn: sqlite3.Connection) -> None:
+        if store_rooms.get_room_version(conn, room_id) is None:
+            # A room we are not in: remember the invite and its stripped state.
+            if not store_events.event_exists(conn, signed_pdu.event_id):
+                stream = store_events.next_stream_ordering(conn)
+                store_events.insert_event(
+                    conn,
+                    event_id=signed_pdu.event_id,
+                    room_id=room_id,
+                    type=signed_pdu.type,
+                    state_key=invitee,
+                    sender=signed_pdu.sender,
+                    origin_server_ts=signed_pdu.origin_server_ts,
+                    depth=signed_pdu.depth,
+                    raw=signed_pdu.raw,
+                    stream_ordering=stream,
+                    prev_event_ids=signed_pdu.prev_event_ids,
+                    auth_event_ids=signed_pdu.auth_event_ids,
+                    outlier=True,
+                    received_ts=now_ms(),
+                )
+                store_rooms.set_membership(
+                    conn,
+                    room_id=room_id,
+                    user_id=invitee,
+                    membership="invite",
+                    event_id=signed_pdu.event_id,
+                    stream_ordering=stream,
+                )
+            conn.execute(
+                "INSERT INTO remote_invites (room_id, user_id, event_id, room_version,"
+                " invite_state) VALUES (?, ?, ?, ?, ?) ON CONFLICT (room_id, user_id) DO UPDATE"
+                " SET event_id = excluded.event_id, room_version = excluded.room_version,"
+                " invite_state = excluded.invite_state",
+                (room_id, invitee, signed_pdu.event_id, rv.identifier, json.dumps(stripped)),
+            )
+
+    await services.database.write(txn)
+    services.notifier.on_stream(await services.database.read(store_events.max_stream_ordering))
+    return json_response({"event": signed})

@@ -1,0 +1,315 @@
+"""Our users joining, leaving and inviting across servers.
+
+- Join a room we are not in: `make_join` on a server that is (from `via`, the
+  alias, the room id or the invite), sign the template, `send_join`, then store
+  the returned auth chain and state and accept our join on that state.
+- Invite a user of another server: the invitee's server must sign the invite
+  first (`/v2/invite`); then it is stored and sent to the room like any event.
+- Reject an invite to a room we are not in: `make_leave`/`send_leave` through
+  the inviting server.
+
+Spec: https://spec.matrix.org/v1.16/server-server-api/#joining-rooms,
+https://spec.matrix.org/v1.16/server-server-api/#inviting-to-a-room
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from typing import Any
+from urllib.parse import quote
+
+from relay.client.format import strip_state_event
+from relay.errors import Forbidden, MatrixError, NotFound, UnsupportedRoomVersion
+from relay.events.pdu import Pdu, finalize_event
+from relay.events.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion, room_version
+from relay.federation.errors import PeerUnreachable, RemoteError, client_error
+from relay.federation.ingest import BadPdu, Ingest
+from relay.remote_pdus import accept_pdu_txn
+from relay.services import Services, now_ms
+from store import events as store_events
+from store import rooms as store_rooms
+
+log = logging.getLogger(__name__)
+
+STRIPPED_TYPES = (
+    "m.room.create",
+    "m.room.join_rules",
+    "m.room.canonical_alias",
+    "m.room.avatar",
+    "m.room.name",
+    "m.room.encryption",
+    "m.room.topic",
+)
+
+
+def _server_of(identifier: str) -> str:
+    return identifier.split(":", 1)[1] if ":" in identifier else ""
+
+
+class RemoteMembership:
+    def __init__(self, services: Services, ingest: Ingest) -> None:
+        self.services = services
+        self.ingest = ingest
+
+    @property
+    def client(self) -> Any:
+        return self.services.federation_client
+
+    # -- aliases ----------------------------------------------------------------------
+
+    async def resolve_alias(self, alias: str) -> tuple[str, list[str]]:
+        server = _server_of(alias)
+        try:
+            body = await self.client.get_json(
+                server, "/_matrix/federation/v1/query/directory", query={"room_alias": alias}
+            )
+        except (PeerUnreachable, RemoteError) as exc:
+            raise client_error(exc) from None
+        room_id = body.get("room_id")
+        if not isinstance(room_id, str):
+            raise NotFound(f"Room alias {alias} not found")
+        servers = [s for s in body.get("servers", []) if isinstance(s, str)]
+        return room_id, servers or [server]
+
+    # -- joining ------------------------------------------------------------------------
+
+    async def candidate_servers(self, room_id: str, user_id: str, via: list[str]) -> list[str]:
+        servers = list(via)
+
+        def txn(conn: sqlite3.Connection) -> list[str]:
+            found = []
+            row = conn.execute(
+                "SELECT event_id FROM remote_invites WHERE room_id = ? AND user_id = ?",
+                (room_id, user_id),
+            ).fetchone()
+            if row is not None:
+                invite = self.services.rooms.get_pdu_txn(conn, row[0])
+                if invite is not None:
+                    found.append(_server_of(invite.sender))
+            found.extend(store_rooms.servers_in_room(conn, room_id))
+            return found
+
+        servers += await self.services.database.read(txn)
+        if _server_of(room_id):
+            servers.append(_server_of(room_id))
+        ours = self.services.server_name
+        return [s for s in dict.fromkeys(servers) if s and s != ours]
+
+    async def join(self, user_id: str, room_id: str, via: list[str]) -> str:
+        servers = await self.candidate_servers(room_id, user_id, via)
+        if not servers:
+            raise NotFound("No known servers to join this room through")
+        last_error: MatrixError = NotFound("No known servers to join this room through")
+        for server in servers:
+            try:
+                await self._join_via(server, user_id, room_id)
+                return room_id
+            except (PeerUnreachable, RemoteError) as exc:
+                log.info("joining %s via %s failed: %s", room_id, server, exc)
+                last_error = client_error(exc)
+        raise last_error
+
+    async def _join_via(self, server: str, user_id: str, room_id: str) -> None:
+        body = await self.client.get_json(
+            server,
+            f"/_matrix/federation/v1/make_join/{quote(room_id)}/{quote(user_id)}",
+            query={"ver": list(KNOWN_ROOM_VERSIONS)},
+        )
+        rv = room_version(str(body.get("room_version", "")))
+        template = body.get("event")
+        if rv is None or not isinstance(template, dict):
+            raise UnsupportedRoomVersion(f"Room version {body.get('room_version')} unsupported")
+        template = dict(template)
+        template["origin_server_ts"] = now_ms()
+        template["sender"] = user_id
+        template["state_key"] = user_id
+        content = dict(template.get("content") or {})
+        content["membership"] = "join"
+        profile = await self.services.database.read(
+            lambda conn: conn.execute(
+                "SELECT displayname, avatar_url FROM users WHERE user_id = ?", (user_id,)
+            ).fetchone()
+        )
+        if profile is not None:
+            if profile[0]:
+                content["displayname"] = profile[0]
+            if profile[1]:
+                content["avatar_url"] = profile[1]
+        template["content"] = content
+        key = self.services.signing_key
+        join = finalize_event(template, rv, self.services.server_name, key.key_id, key.key)
+        response = await self.client.put_json(
+            server,
+            f"/_matrix/federation/v2/send_join/{quote(room_id)}/{quote(join.event_id)}",
+            json.loads(join.raw),
+        )
+        if isinstance(response.get("event"), dict):
+            # A restricted join: the resident server added its signature.
+            try:
+                join = await self.ingest.verified_pdu(response["event"], rv)
+            except BadPdu as exc:
+                raise RemoteError(server, 502, "M_UNKNOWN", str(exc)) from None
+        await self._store_join(server, rv, join, response)
+
+    async def _store_join(
+        self, server: str, rv: RoomVersion, join: Pdu, response: dict[str, Any]
+    ) -> None:
+        chain: list[Pdu] = []
+        state_ids: dict[tuple[str, str], str] = {}
+        for part in ("auth_chain", "state"):
+            for event in response.get(part, []):
+                try:
+                    pdu = await self.ingest.verified_pdu(event, rv)
+                except BadPdu as exc:
+                    log.info("dropping an event of the join response: %s", exc)
+                    continue
+                chain.append(pdu)
+                if part == "state" and pdu.state_key is not None:
+                    state_ids[(pdu.type, pdu.state_key)] = pdu.event_id
+        create = next((p for p in chain if p.type == "m.room.create"), None)
+        if create is None:
+            raise RemoteError(server, 502, "M_UNKNOWN", "send_join response has no create event")
+        room_id = join.room_id
+
+        def create_room(conn: sqlite3.Connection) -> None:
+            if store_rooms.get_room_version(conn, room_id) is None:
+                store_rooms.create_room(
+                    conn,
+                    room_id=room_id,
+                    room_version=rv.identifier,
+                    creator=create.sender,
+                    now_ms=now_ms(),
+                )
+            # We are in the room now: the invite, if any, has served its purpose.
+            conn.execute("DELETE FROM remote_invites WHERE room_id = ?", (room_id,))
+
+        await self.services.database.write(create_room)
+        await self.ingest.store_auth_chain(chain)
+        rooms = self.services.rooms
+
+        def accept(conn: sqlite3.Connection) -> str:
+            outcome = accept_pdu_txn(rooms, conn, join, state_before=state_ids)
+            if outcome.status not in ("accepted", "duplicate"):
+                raise Forbidden(f"Our join was not accepted: {outcome.reason or outcome.status}")
+            # Everything the join response gave us is the room's current state now.
+            return outcome.status
+
+        await self.services.database.write(accept)
+        self.services.notifier.on_stream(
+            await self.services.database.read(store_events.max_stream_ordering)
+        )
+        log.info("joined %s via %s", room_id, server)
+
+    # -- inviting ------------------------------------------------------------------------
+
+    async def invite(self, sender: str, room_id: str, invitee: str) -> str:
+        rooms = self.services.rooms
+        destination = _server_of(invitee)
+
+        def build(conn: sqlite3.Connection) -> tuple[Pdu, list[dict[str, Any]]]:
+            rv = rooms.room_version_txn(conn, room_id)
+            pdu, _state = rooms.build_local_event_txn(
+                conn,
+                rv,
+                room_id,
+                sender=sender,
+                type_="m.room.member",
+                content={"membership": "invite"},
+                state_key=invitee,
+            )
+            stripped = []
+            for type_ in STRIPPED_TYPES:
+                event = rooms.state_event_txn(conn, room_id, type_, "")
+                if event is not None:
+                    stripped.append(strip_state_event(event))
+            return pdu, stripped
+
+        pdu, stripped = await self.services.database.read(build)
+        stripped.append(strip_state_event(pdu))
+        try:
+            body = await self.client.put_json(
+                destination,
+                f"/_matrix/federation/v2/invite/{quote(room_id)}/{quote(pdu.event_id)}",
+                {
+                    "room_version": pdu.room_version.identifier,
+                    "event": json.loads(pdu.raw),
+                    "invite_room_state": stripped,
+                },
+            )
+        except (PeerUnreachable, RemoteError) as exc:
+            raise client_error(exc) from None
+        try:
+            signed = await self.ingest.verified_pdu(body.get("event"), pdu.room_version)
+        except BadPdu as exc:
+            raise MatrixError(f"{destination} returned a bad invite: {exc}", status=502) from None
+        if signed.event_id != pdu.event_id:
+            raise MatrixError(f"{destination} changed the invite", status=502)
+
+        def store(conn: sqlite3.Connection) -> None:
+            outcome = accept_pdu_txn(rooms, conn, signed)
+            if outcome.status not in ("accepted", "duplicate"):
+                raise Forbidden(f"Invite not accepted: {outcome.reason or outcome.status}")
+            rooms.enqueue_for_peers_txn(conn, signed, exclude=[destination])
+
+        await self.services.database.write(store)
+        self.services.notifier.on_stream(
+            await self.services.database.read(store_events.max_stream_ordering)
+        )
+        if rooms.outbox_listener is not None:
+            await rooms.outbox_listener()
+        return signed.event_id
+
+    # -- rejecting an invite -----------------------------------------------------------------
+
+    async def reject_invite(self, user_id: str, room_id: str) -> None:
+        servers = await self.candidate_servers(room_id, user_id, [])
+        last: Exception | None = None
+        for server in servers:
+            try:
+                body = await self.client.get_json(
+                    server,
+                    f"/_matrix/federation/v1/make_leave/{quote(room_id)}/{quote(user_id)}",
+                )
+                rv = room_version(str(body.get("room_version", "")))
+                if rv is None:
+                    raise UnsupportedRoomVersion("Unsupported room version")
+                template = dict(body["event"])
+                template["origin_server_ts"] = now_ms()
+                key = self.services.signing_key
+                leave = finalize_event(template, rv, self.services.server_name, key.key_id, key.key)
+                await self.client.put_json(
+                    server,
+                    f"/_matrix/federation/v2/send_leave/{quote(room_id)}/{quote(leave.event_id)}",
+                    json.loads(leave.raw),
+                )
+                break
+            except (PeerUnreachable, RemoteError, KeyError) as exc:
+                last = exc
+        else:
+            log.info(
+                "could not reach any server to reject %s (%s); forgetting it locally", room_id, last
+            )
+
+        def forget(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "DELETE FROM remote_invites WHERE room_id = ? AND user_id = ?", (room_id, user_id)
+            )
+            row = conn.execute(
+                "SELECT event_id FROM room_memberships WHERE room_id = ? AND user_id = ?",
+                (room_id, user_id),
+            ).fetchone()
+            store_rooms.set_membership(
+                conn,
+                room_id=room_id,
+                user_id=user_id,
+                membership="leave",
+                event_id=row[0] if row else "",
+                stream_ordering=store_events.next_stream_ordering(conn),
+            )
+
+        await self.services.database.write(forget)
+        self.services.notifier.on_stream(
+            await self.services.database.read(store_events.max_stream_ordering)
+        )

@@ -1,0 +1,281 @@
+"""Serving a room's events to other servers: event, state, state_ids, event_auth,
+backfill, get_missing_events, timestamp_to_event.
+
+A server sees a room's events only if one of its users is or was a member
+(history visibility as Synapse applies it to servers, simplified); rejected
+events are never served as part of the room.
+
+Spec: https://spec.matrix.org/v1.16/server-server-api/#retrieving-events,
+https://spec.matrix.org/v1.16/server-server-api/#backfilling-and-retrieving-missing-events
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from relay.errors import BadJson, Forbidden, InvalidParam, MissingParam, NotFound
+from relay.events.pdu import Pdu
+from relay.http import json_response, read_json_object
+from relay.rooms import RoomService
+from relay.services import Services, now_ms
+from store import events as store_events
+from store import state as store_state
+
+MAX_BACKFILL = 100
+MAX_MISSING = 100
+
+
+def _services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def server_may_see_txn(conn: sqlite3.Connection, room_id: str, server: str) -> bool:
+    """True if a user of `server` is or ever was in the room (any membership)."""
+    row = conn.execute(
+        "SELECT 1 FROM room_memberships WHERE room_id = ? AND user_id LIKE ? LIMIT 1",
+        (room_id, f"%:{server}"),
+    ).fetchone()
+    if row is not None:
+        return True
+    row = conn.execute(
+        "SELECT 1 FROM events WHERE room_id = ? AND type = 'm.room.member'"
+        " AND state_key LIKE ? AND rejected_reason IS NULL LIMIT 1",
+        (room_id, f"%:{server}"),
+    ).fetchone()
+    return row is not None
+
+
+def _json(pdu: Pdu) -> dict[str, Any]:
+    return json.loads(pdu.raw)
+
+
+def _visible_pdu_txn(
+    rooms: RoomService, conn: sqlite3.Connection, event_id: str, origin: str
+) -> Pdu:
+    row = store_events.get_event_row(conn, event_id)
+    if row is None or row["rejected_reason"] is not None:
+        raise NotFound(f"Event {event_id} not found")
+    if not server_may_see_txn(conn, row["room_id"], origin):
+        raise Forbidden("Server is not in the room")
+    pdu = rooms.get_pdu_txn(conn, event_id)
+    if pdu is None:
+        raise NotFound(f"Event {event_id} not found")
+    return pdu
+
+
+def auth_chain_txn(
+    rooms: RoomService, conn: sqlite3.Connection, event_ids: Iterable[str]
+) -> list[Pdu]:
+    """Every event in the auth chains of `event_ids` (not the events themselves)."""
+    seen: set[str] = set()
+    stack: list[str] = []
+    for event_id in event_ids:
+        stack.extend(store_events.get_auth_event_ids(conn, event_id))
+    while stack:
+        event_id = stack.pop()
+        if event_id in seen:
+            continue
+        seen.add(event_id)
+        stack.extend(store_events.get_auth_event_ids(conn, event_id))
+    return list(rooms.get_pdus_txn(conn, sorted(seen)).values())
+
+
+async def get_event(request: Request, origin: str) -> Response:
+    """# `GET /_matrix/federation/v1/event/{eventId}`"""
+    services = _services(request)
+    event_id = request.path_params["event_id"]
+    pdu = await services.database.read(_visible_pdu_txn, services.rooms, event_id, origin)
+    return json_response(
+        {"origin": services.server_name, "origin_server_ts": now_ms(), "pdus": [_json(pdu)]}
+    )
+
+
+def _state_at_txn(
+    rooms: RoomService, conn: sqlite3.Connection, room_id: str, event_id: str, origin: str
+) -> tuple[list[Pdu], list[Pdu]]:
+    pdu = _visible_pdu_txn(rooms, conn, event_id, origin)
+    if pdu.room_id != room_id:
+        raise NotFound(f"Event {event_id} is not in room {room_id}")
+    state = store_state.get_state_before(conn, event_id)
+    if state is None:
+        raise NotFound(f"State not known at event {event_id}")
+    state_pdus = list(rooms.get_pdus_txn(conn, state.values()).values())
+    chain = auth_chain_txn(rooms, conn, [p.event_id for p in state_pdus])
+    return state_pdus, chain
+
+
+async def get_room_state(request: Request, origin: str) -> Response:
+    """# `GET /_matrix/federation/v1/state/{roomId}?event_id=`"""
+    services = _services(request)
+    event_id = request.query_params.get("event_id")
+    if not event_id:
+        raise MissingParam("event_id is required")
+    state, chain = await services.database.read(
+        _state_at_txn, services.rooms, request.path_params["room_id"], event_id, origin
+    )
+    return json_response(
+        {"pdus": [_json(p) for p in state], "auth_chain": [_json(p) for p in chain]}
+    )
+
+
+async def get_room_state_ids(request: Request, origin: str) -> Response:
+    """# `GET /_matrix/federation/v1/state_ids/{roomId}?event_id=`"""
+    services = _services(request)
+    event_id = request.query_params.get("event_id")
+    if not event_id:
+        raise MissingParam("event_id is required")
+    state, chain = await services.database.read(
+        _state_at_txn, services.rooms, request.path_params["room_id"], event_id, origin
+    )
+    return json_response(
+        {"pdu_ids": [p.event_id for p in state], "auth_chain_ids": [p.event_id for p in chain]}
+    )
+
+
+async def get_event_auth(request: Request, origin: str) -> Response:
+    """# `GET /_matrix/federation/v1/event_auth/{roomId}/{eventId}`"""
+    services = _services(request)
+    room_id, event_id = request.path_params["room_id"], request.path_params["event_id"]
+
+    def txn(conn: sqlite3.Connection) -> list[Pdu]:
+        pdu = _visible_pdu_txn(services.rooms, conn, event_id, origin)
+        if pdu.room_id != room_id:
+            raise NotFound(f"Event {event_id} is not in room {room_id}")
+        return auth_chain_txn(services.rooms, conn, [event_id])
+
+    chain = await services.database.read(txn)
+    return json_response({"auth_chain": [_json(p) for p in chain]})
+
+
+def _walk_back_txn(
+    rooms: RoomService,
+    conn: sqlite3.Connection,
+    room_id: str,
+    start: Iterable[str],
+    stop: set[str],
+    limit: int,
+    include_start: bool,
+) -> list[Pdu]:
+    """Breadth-first walk over prev_events from `start`, newest (deepest) first."""
+    found: dict[str, Pdu] = {}
+    frontier = list(start)
+    seen = set(frontier) | stop
+    if not include_start:
+        nxt: list[str] = []
+        for event_id in frontier:
+            nxt.extend(store_events.get_prev_event_ids(conn, event_id))
+        frontier = [e for e in nxt if e not in stop]
+        seen |= set(frontier)
+    while frontier and len(found) < limit:
+        pdus = rooms.get_pdus_txn(conn, frontier)
+        rows = {e: store_events.get_event_row(conn, e) for e in pdus}
+        ordered = sorted(pdus.values(), key=lambda p: -p.depth)
+        nxt = []
+        for pdu in ordered:
+            row = rows[pdu.event_id]
+            if pdu.room_id != room_id or row is None or row["rejected_reason"] is not None:
+                continue
+            if len(found) >= limit:
+                break
+            found[pdu.event_id] = pdu
+            for prev in pdu.prev_event_ids:
+                if prev not in seen:
+                    seen.add(prev)
+                    nxt.append(prev)
+        frontier = nxt
+    return sorted(found.values(), key=lambda p: -p.depth)
+
+
+async def backfill(request: Request, origin: str) -> Response:
+    """# `GET /_matrix/federation/v1/backfill/{roomId}?v=&limit=`"""
+    services = _services(request)
+    room_id = request.path_params["room_id"]
+    starts = request.query_params.getlist("v")
+    if not starts:
+        raise MissingParam("v is required")
+    try:
+        limit = min(MAX_BACKFILL, max(1, int(request.query_params.get("limit", "10"))))
+    except ValueError:
+        raise InvalidParam("limit must be an integer") from None
+
+    def txn(conn: sqlite3.Connection) -> list[Pdu]:
+        if not server_may_see_txn(conn, room_id, origin):
+            raise Forbidden("Server is not in the room")
+        return _walk_back_txn(services.rooms, conn, room_id, starts, set(), limit, True)
+
+    pdus = await services.database.read(txn)
+    return json_response(
+        {
+            "origin": services.server_name,
+            "origin_server_ts": now_ms(),
+            "pdus": [_json(p) for p in pdus],
+        }
+    )
+
+
+async def get_missing_events(request: Request, origin: str) -> Response:
+    """# `POST /_matrix/federation/v1/get_missing_events/{roomId}`"""
+    services = _services(request)
+    room_id = request.path_params["room_id"]
+    body = await read_json_object(request)
+    earliest = body.get("earliest_events", [])
+    latest = body.get("latest_events", [])
+    if not isinstance(earliest, list) or not isinstance(latest, list):
+        raise BadJson("earliest_events and latest_events must be lists")
+    try:
+        limit = min(MAX_MISSING, max(1, int(body.get("limit", 10))))
+        min_depth = int(body.get("min_depth", 0))
+    except (TypeError, ValueError):
+        raise BadJson("limit and min_depth must be integers") from None
+
+    def txn(conn: sqlite3.Connection) -> list[Pdu]:
+        if not server_may_see_txn(conn, room_id, origin):
+            raise Forbidden("Server is not in the room")
+        pdus = _walk_back_txn(services.rooms, conn, room_id, latest, set(earliest), limit, False)
+        return [p for p in pdus if p.depth >= min_depth]
+
+    pdus = await services.database.read(txn)
+    # Oldest first, as Synapse sends them.
+    return json_response({"events": [_json(p) for p in sorted(pdus, key=lambda p: p.depth)]})
+
+
+async def timestamp_to_event(request: Request, origin: str) -> Response:
+    """# `GET /_matrix/federation/v1/timestamp_to_event/{roomId}?ts=&dir=`"""
+    services = _services(request)
+    room_id = request.path_params["room_id"]
+    direction = request.query_params.get("dir")
+    if direction not in ("f", "b"):
+        raise InvalidParam("dir must be f or b")
+    try:
+        ts = int(request.query_params.get("ts", ""))
+    except ValueError:
+        raise InvalidParam("ts must be an integer") from None
+
+    def txn(conn: sqlite3.Connection) -> tuple[str, int] | None:
+        if not server_may_see_txn(conn, room_id, origin):
+            raise Forbidden("Server is not in the room")
+        if direction == "f":
+            sql = (
+                "SELECT event_id, origin_server_ts FROM events WHERE room_id = ?"
+                " AND origin_server_ts >= ? AND outlier = 0 AND rejected_reason IS NULL"
+                " ORDER BY origin_server_ts ASC, stream_ordering ASC LIMIT 1"
+            )
+        else:
+            sql = (
+                "SELECT event_id, origin_server_ts FROM events WHERE room_id = ?"
+                " AND origin_server_ts <= ? AND outlier = 0 AND rejected_reason IS NULL"
+                " ORDER BY origin_server_ts DESC, stream_ordering DESC LIMIT 1"
+            )
+        row = conn.execute(sql, (room_id, ts)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    found = await services.database.read(txn)
+    if found is None:
+        raise NotFound("No event found")
+    return json_response({"event_id": found[0], "origin_server_ts": found[1]})

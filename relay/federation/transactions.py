@@ -1,0 +1,70 @@
+"""`PUT /_matrix/federation/v1/send/{txnId}`: PDUs and EDUs pushed to us.
+
+A transaction id is remembered per origin: a retried transaction gets the
+answer the first one got and changes nothing. Each PDU gets its own result; one
+bad PDU never fails the transaction.
+
+Spec: https://spec.matrix.org/v1.16/server-server-api/#put_matrixfederationv1sendtxnid
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from relay.errors import BadJson, Forbidden
+from relay.federation.edus import handle_edu
+from relay.http import json_response, read_json_object
+from relay.services import Services, now_ms
+from store import fed_txns as store_fed_txns
+
+log = logging.getLogger(__name__)
+
+MAX_PDUS = 50
+MAX_EDUS = 100
+
+
+async def send_transaction(request: Request, origin: str) -> Response:
+    """# `PUT /_matrix/federation/v1/send/{txnId}`"""
+    services: Services = request.app.state.services
+    txn_id = request.path_params["txn_id"]
+    body = await read_json_object(request)
+    if body.get("origin", origin) != origin:
+        raise Forbidden("Transaction origin does not match the signing server")
+    pdus = body.get("pdus", [])
+    edus = body.get("edus", [])
+    if not isinstance(pdus, list) or not isinstance(edus, list):
+        raise BadJson("pdus and edus must be lists")
+    if len(pdus) > MAX_PDUS or len(edus) > MAX_EDUS:
+        raise BadJson(f"At most {MAX_PDUS} PDUs and {MAX_EDUS} EDUs per transaction")
+
+    earlier = await services.database.read(
+        lambda conn: store_fed_txns.get_txn(conn, origin=origin, txn_id=txn_id)
+    )
+    if earlier is not None:
+        return json_response(json.loads(earlier))
+
+    ingest = services.extra["ingest"]
+    results: dict[str, Any] = {}
+    for pdu in pdus:
+        event_id, outcome = await ingest.receive(origin, pdu)
+        if event_id is None:
+            log.info("dropped a PDU from %s: %s", origin, outcome.reason)
+            continue
+        results[event_id] = {"error": outcome.reason} if outcome.status == "rejected" else {}
+    for edu in edus:
+        if isinstance(edu, dict):
+            await handle_edu(services, origin, edu)
+    response = {"pdus": results}
+    if pdus or edus:
+        text = json.dumps(response)
+        await services.database.write(
+            lambda conn: store_fed_txns.put_txn(
+                conn, origin=origin, txn_id=txn_id, response=text, now_ms=now_ms()
+            )
+        )
+    return json_response(response)

@@ -1,0 +1,420 @@
+"""Reading rooms as one user may see them: timeline pages, single events, context,
+state and members, each filtered by history visibility.
+
+Rules kept:
+
+- Who may read what is relay/visibility.py's: every read starts from a `Viewer`.
+- Stream positions follow relay/client/tokens.py: position N sits just after the event
+  with stream_ordering N. Backwards from N reads `so <= N`; forwards reads `so > N`.
+- Everything runs in one read snapshot (`database.read`) and returns Pdus with what a
+  client event needs beside them (`ReadEvent`); formatting is the client layer's job.
+
+Spec: https://spec.matrix.org/v1.16/client-server-api/#room-history-visibility,
+https://spec.matrix.org/v1.16/client-server-api/#get_matrixclientv3roomsroomidmessages
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from relay.errors import NotFound
+from relay.events.pdu import Pdu
+from relay.filters import EventFilter
+from relay.rooms import RoomService
+from relay.visibility import (
+    StateMap,
+    Viewer,
+    content_of,
+    joined_viewer_txn,
+    viewer_txn,
+    visible_txn,
+)
+from store import events as store_events
+from store import rooms as store_rooms
+from store import state as store_state
+
+Direction = Literal["b", "f"]
+T = TypeVar("T")
+
+#: Rows a page may skip (filtered out or invisible) before it returns short.
+MAX_SCANNED = 2_000
+
+
+NO_FILTER = EventFilter()
+
+
+def matches(event_filter: EventFilter, pdu: Pdu) -> bool:
+    """Does the event pass a RoomEventFilter (rooms, types, senders, contains_url)?"""
+    content = pdu.content if event_filter.contains_url is not None else None
+    return event_filter.allows_room(pdu.room_id) and event_filter.allows(
+        pdu.type, pdu.sender, content
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ReadEvent:
+    """An event as one reader gets it, with what its client form needs."""
+
+    pdu: Pdu
+    redacted_by: Pdu | None = None
+    prev_content: dict[str, Any] | None = None
+    #: The reader's own transaction id, when the reader's device sent it.
+    txn_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    #: Where this page started (`from`, or the end/start of the room when not given).
+    start: int
+    events: list[ReadEvent]
+    #: Where a next page would continue from; None: nothing more that way.
+    end: int | None
+    state: list[ReadEvent]
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    event: ReadEvent
+    before: list[ReadEvent]
+    after: list[ReadEvent]
+    start: int
+    end: int
+    state: list[ReadEvent]
+
+
+# -- decorating events for clients ------------------------------------------------------
+
+
+def decorate_txn(
+    conn: sqlite3.Connection,
+    rooms: RoomService,
+    pdus: Iterable[Pdu],
+    user_id: str,
+    device_id: str | None,
+    *,
+    with_prev_content: bool = True,
+) -> list[ReadEvent]:
+    """Attach redactions, prev_content of state events (timeline only: it costs a state
+    lookup per event) and the reader's own txn ids."""
+    out = []
+    for pdu in pdus:
+        prev_content = None
+        if with_prev_content and pdu.state_key is not None:
+            before = store_state.get_state_before(conn, pdu.event_id) or {}
+            prev_id = before.get((pdu.type, pdu.state_key))
+            if prev_id is not None and prev_id != pdu.event_id:
+                prev = rooms.get_pdu_txn(conn, prev_id)
+                prev_content = prev.content if prev is not None else None
+        txn_id = None
+        if device_id is not None and pdu.sender == user_id:
+            txn_id = rooms.txn_id_for_txn(conn, pdu.event_id, user_id, device_id)
+        out.append(ReadEvent(pdu, rooms.redacted_by_txn(conn, pdu.event_id), prev_content, txn_id))
+    return out
+
+
+# -- the timeline -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Scan:
+    pdus: list[Pdu]
+    #: The position just past the last row looked at (the next page starts here).
+    cursor: int
+    #: No rows are left in the range.
+    exhausted: bool
+
+
+def _cached(rooms: RoomService, pdu: Pdu) -> Pdu:
+    rooms.pdus.put(pdu)
+    return pdu
+
+
+def _scan_txn(
+    conn: sqlite3.Connection,
+    rooms: RoomService,
+    viewer: Viewer,
+    direction: Direction,
+    start: int,
+    bound: int | None,
+    limit: int,
+    event_filter: EventFilter,
+) -> _Scan:
+    """Up to `limit` visible, matching events from position `start` towards `bound`
+    (exclusive for "b", inclusive for "f"), never past the viewer's `until`."""
+    if viewer.until is not None:
+        if direction == "b":
+            start = min(start, viewer.until)
+        else:
+            bound = viewer.until if bound is None else min(bound, viewer.until)
+    rv = rooms.room_version_txn(conn, viewer.room_id)
+    kept: list[Pdu] = []
+    cursor, scanned = start, 0
+    while len(kept) < limit and scanned < MAX_SCANNED:
+        want = max(limit - len(kept), 20)
+        rows = store_events.events_in_room_by_stream(
+            conn, viewer.room_id, cursor, bound, want, direction
+        )
+        batch = [rooms.pdus.get(r["event_id"]) or _cached(rooms, Pdu(r["raw"], rv)) for r in rows]
+        visible = {p.event_id for p in visible_txn(conn, rooms, viewer, batch)}
+        for row, pdu in zip(rows, batch, strict=True):
+            scanned += 1
+            cursor = row["stream_ordering"] - 1 if direction == "b" else row["stream_ordering"]
+            if pdu.event_id in visible and matches(event_filter, pdu):
+                kept.append(pdu)
+                if len(kept) == limit:
+                    break
+        if len(rows) < want and len(kept) < limit:
+            return _Scan(kept, cursor, exhausted=True)
+    more = store_events.events_in_room_by_stream(conn, viewer.room_id, cursor, bound, 1, direction)
+    return _Scan(kept, cursor, exhausted=not more)
+
+
+def messages_txn(
+    conn: sqlite3.Connection,
+    rooms: RoomService,
+    viewer: Viewer,
+    device_id: str | None,
+    *,
+    direction: Direction,
+    start: int | None,
+    bound: int | None,
+    limit: int,
+    event_filter: EventFilter,
+) -> Page:
+    """One /messages page from `start` (None: the newest event for "b", the room's
+    beginning for "f"). `end` is None once the range holds nothing more."""
+    if start is None:
+        start = store_events.max_stream_ordering(conn) if direction == "b" else 0
+    scan = _scan_txn(conn, rooms, viewer, direction, start, bound, limit, event_filter)
+    events = decorate_txn(conn, rooms, scan.pdus, viewer.user_id, device_id)
+    state: list[ReadEvent] = []
+    if event_filter.lazy_load_members and scan.pdus:
+        state = _members_for_senders_txn(conn, rooms, scan.pdus)
+    # Backwards, "nothing more" means the start of the room; forwards, the client may
+    # still come back later for newer events, so an end is given whenever we moved.
+    if direction == "b":
+        end = None if scan.exhausted else scan.cursor
+    else:
+        end = None if scan.exhausted and scan.cursor == start else scan.cursor
+    return Page(start, events, end, state)
+
+
+def _members_for_senders_txn(
+    conn: sqlite3.Connection, rooms: RoomService, pdus: Iterable[Pdu]
+) -> list[ReadEvent]:
+    """Lazy-loaded members: each sender's member event as it was when they sent their
+    first event of `pdus` (so it carries the name the chunk was written under)."""
+    first: dict[str, Pdu] = {}
+    for pdu in pdus:
+        first.setdefault(pdu.sender, pdu)
+    ids = []
+    for sender, pdu in first.items():
+        if pdu.type == "m.room.member" and pdu.state_key == sender:
+            ids.append(pdu.event_id)
+            continue
+        member_id = (store_state.get_state_before(conn, pdu.event_id) or {}).get(
+            ("m.room.member", sender)
+        )
+        if member_id is not None:
+            ids.append(member_id)
+    found = rooms.get_pdus_txn(conn, ids)
+    return [ReadEvent(found[i]) for i in sorted(found)]
+
+
+def event_txn(
+    conn: sqlite3.Connection,
+    rooms: RoomService,
+    viewer: Viewer,
+    device_id: str | None,
+    event_id: str,
+) -> ReadEvent:
+    """One event of the viewer's room. Raises NotFound (unknown or not visible)."""
+    row = store_events.get_event_row(conn, event_id)
+    pdu = rooms.get_pdu_txn(conn, event_id) if row is not None else None
+    if (
+        row is None
+        or pdu is None
+        or row["room_id"] != viewer.room_id
+        or row["rejected_reason"] is not None
+        or (viewer.until is not None and row["stream_ordering"] > viewer.until)
+        or not visible_txn(conn, rooms, viewer, [pdu])
+    ):
+        raise NotFound("Event not found.")
+    return decorate_txn(conn, rooms, [pdu], viewer.user_id, device_id)[0]
+
+
+def event_by_timestamp_txn(
+    conn: sqlite3.Connection,
+    rooms: RoomService,
+    viewer: Viewer,
+    ts: int,
+    direction: Direction,
+) -> Pdu:
+    """The visible event nearest `ts` in `direction`. Raises NotFound."""
+    rows = store_events.events_by_timestamp(conn, viewer.room_id, ts, direction, MAX_SCANNED)
+    if viewer.until is not None:
+        rows = [r for r in rows if r["stream_ordering"] <= viewer.until]
+    found = rooms.get_pdus_txn(conn, [r["event_id"] for r in rows])
+    pdus = [found[r["event_id"]] for r in rows if r["event_id"] in found]
+    visible = visible_txn(conn, rooms, viewer, pdus)
+    if not visible:
+        where = "forward" if direction == "f" else "backward"
+        raise NotFound(f"Unable to find event from {ts} in {where} direction")
+    return visible[0]
+
+
+def context_txn(
+    conn: sqlite3.Connection,
+    rooms: RoomService,
+    viewer: Viewer,
+    device_id: str | None,
+    event_id: str,
+    limit: int,
+    event_filter: EventFilter,
+) -> Context:
+    """The event with up to `limit` events around it (half before, rest after)."""
+    event = event_txn(conn, rooms, viewer, device_id, event_id)
+    row = store_events.get_event_row(conn, event_id)
+    assert row is not None
+    position = row["stream_ordering"]
+    before_limit = limit // 2
+    before = _scan_txn(conn, rooms, viewer, "b", position - 1, None, before_limit, event_filter)
+    after = _scan_txn(conn, rooms, viewer, "f", position, None, limit - before_limit, event_filter)
+    last = after.pdus[-1] if after.pdus else event.pdu
+    if event_filter.lazy_load_members:
+        state = _members_for_senders_txn(conn, rooms, [*before.pdus, event.pdu, *after.pdus])
+    else:
+        ids = (store_state.get_state_after(conn, last.event_id) or {}).values()
+        found = rooms.get_pdus_txn(conn, ids)
+        state = [ReadEvent(p) for _, p in sorted(found.items()) if matches(event_filter, p)]
+    return Context(
+        event=event,
+        before=decorate_txn(conn, rooms, before.pdus, viewer.user_id, device_id),
+        after=decorate_txn(conn, rooms, after.pdus, viewer.user_id, device_id),
+        start=before.cursor,
+        end=after.cursor,
+        state=state,
+    )
+
+
+# -- state and members ---------------------------------------------------------------------
+
+
+def state_ids_txn(
+    conn: sqlite3.Connection, rooms: RoomService, viewer: Viewer, at: int | None = None
+) -> StateMap:
+    """The state the viewer sees: now, or when they left; with `at`, the state after the
+    last event at or before that position."""
+    if at is None and viewer.until is None:
+        return store_state.get_current_state(conn, viewer.room_id)
+    if at is None:
+        assert viewer.until_event_id is not None
+        return store_state.get_state_after(conn, viewer.until_event_id) or {}
+    if viewer.until is not None:
+        at = min(at, viewer.until)
+    last = store_events.events_in_room_by_stream(conn, viewer.room_id, at, None, 1, "b")
+    if not last:
+        return {}
+    return store_state.get_state_after(conn, last[0]["event_id"]) or {}
+
+
+def state_txn(
+    conn: sqlite3.Connection, rooms: RoomService, viewer: Viewer, at: int | None = None
+) -> list[ReadEvent]:
+    found = rooms.get_pdus_txn(conn, state_ids_txn(conn, rooms, viewer, at).values())
+    pdus = sorted(found.values(), key=_state_order)
+    return decorate_txn(conn, rooms, pdus, viewer.user_id, None, with_prev_content=False)
+
+
+def _state_order(pdu: Pdu) -> tuple[str, str]:
+    return (pdu.type, pdu.state_key or "")
+
+
+def state_event_txn(
+    conn: sqlite3.Connection, rooms: RoomService, viewer: Viewer, type_: str, state_key: str
+) -> ReadEvent:
+    """One entry of the viewer's state. Raises NotFound."""
+    event_id = state_ids_txn(conn, rooms, viewer).get((type_, state_key))
+    pdu = rooms.get_pdu_txn(conn, event_id) if event_id else None
+    if pdu is None:
+        raise NotFound(f"No {type_} state with key {state_key!r} in this room")
+    return decorate_txn(conn, rooms, [pdu], viewer.user_id, None)[0]
+
+
+def members_txn(
+    conn: sqlite3.Connection,
+    rooms: RoomService,
+    viewer: Viewer,
+    *,
+    at: int | None,
+    membership: str | None,
+    not_membership: str | None,
+) -> list[ReadEvent]:
+    """Member events of the viewer's state. With both filters, an event is kept if its
+    membership is `membership` OR is not `not_membership` (the spec's "or")."""
+    state = state_ids_txn(conn, rooms, viewer, at)
+    ids = [eid for (type_, _), eid in state.items() if type_ == "m.room.member"]
+    found = rooms.get_pdus_txn(conn, ids)
+    kept = []
+    for pdu in sorted(found.values(), key=_state_order):
+        value = pdu.content.get("membership")
+        checks = []
+        if membership is not None:
+            checks.append(value == membership)
+        if not_membership is not None:
+            checks.append(value != not_membership)
+        if not checks or any(checks):
+            kept.append(pdu)
+    return decorate_txn(conn, rooms, kept, viewer.user_id, None, with_prev_content=False)
+
+
+def joined_members_txn(
+    conn: sqlite3.Connection, rooms: RoomService, viewer: Viewer
+) -> dict[str, dict[str, Any]]:
+    """`{user_id: {display_name, avatar_url}}` of the currently joined members."""
+    joined: dict[str, dict[str, Any]] = {}
+    for user_id in store_rooms.joined_users(conn, viewer.room_id):
+        content = content_of(
+            conn,
+            rooms,
+            store_state.get_current_state_event_id(conn, viewer.room_id, "m.room.member", user_id),
+        )
+        joined[user_id] = {
+            "display_name": content.get("displayname")
+            if isinstance(content.get("displayname"), str)
+            else None,
+            "avatar_url": content.get("avatar_url")
+            if isinstance(content.get("avatar_url"), str)
+            else None,
+        }
+    return joined
+
+
+# -- the operations the APIs call ----------------------------------------------------------
+
+
+async def read_as(
+    rooms: RoomService,
+    user_id: str,
+    room_id: str,
+    fn: Callable[..., T],
+    *args: Any,
+    joined: bool = False,
+    **kwargs: Any,
+) -> T:
+    """Run `fn(conn, rooms, viewer, *args, **kwargs)` in one read snapshot, the viewer
+    being `user_id` in `room_id` (only while joined, with `joined`). Raises Forbidden."""
+
+    def txn(conn: sqlite3.Connection) -> T:
+        check = joined_viewer_txn if joined else viewer_txn
+        return fn(conn, rooms, check(conn, rooms, room_id, user_id), *args, **kwargs)
+
+    return await rooms.database.read(txn)
+
+
+async def joined_rooms(rooms: RoomService, user_id: str) -> list[str]:
+    """The rooms the user is joined to, sorted."""
+    return await rooms.database.read(store_rooms.rooms_for_user, user_id, "join")

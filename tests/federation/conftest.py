@@ -1,0 +1,65 @@
+"""Federation tests: in-process pieces, and real relays as subprocesses on 127.0.x.y."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+
+from relay.config import Config, load_config
+from relay.database import Database, open_database
+from relay.federation.client import FederationClient
+from relay.federation.key_server import OwnKeys
+from relay.federation.keys import KeyRing
+from relay.identity import read_signing_key
+from tests.integration.conftest import RelayProcess, make_relay
+
+
+@pytest.fixture(scope="module")
+def relay_pair(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[RelayProcess, RelayProcess]]:
+    """Two running relays, A and B, that do not verify each other's self-signed certs."""
+    base = tmp_path_factory.mktemp("federation")
+    relays = [make_relay(base, "a"), make_relay(base, "b")]
+    try:
+        for r in relays:
+            r.init("--no-verify-tls")
+            r.start()
+        yield relays[0], relays[1]
+    finally:
+        for r in relays:
+            r.kill()
+
+
+def relay_config(relay: RelayProcess, **changes: Any) -> Config:
+    return dataclasses.replace(load_config(relay.data_dir), **changes)
+
+
+@dataclasses.dataclass
+class Side:
+    """A relay's identity used from the test process: its client and keyring over its DB."""
+
+    config: Config
+    database: Database
+    client: FederationClient
+    keyring: KeyRing
+
+
+@asynccontextmanager
+async def open_side(
+    relay: RelayProcess, *, keyring_options: dict[str, Any] | None = None, **config_changes: Any
+) -> AsyncIterator[Side]:
+    """`relay`'s FederationClient and KeyRing, built here over its data dir."""
+    config = relay_config(relay, **config_changes)
+    key = read_signing_key(config.signing_key_path)
+    async with open_database(config.database_path, synchronous=config.synchronous) as db:
+        client = FederationClient(config, key)
+        keyring = KeyRing(db, OwnKeys(config.server_name, key), client, **(keyring_options or {}))
+        try:
+            yield Side(config, db, client, keyring)
+        finally:
+            await client.aclose()

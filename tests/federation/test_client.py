@@ -1,0 +1,142 @@
+"""FederationClient: TLS verification, and the two kinds of failure (PeerUnreachable vs
+RemoteError), against a real relay's self-signed TLS listener."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+
+from relay.errors import Forbidden, NotFound, Unknown, UnsupportedRoomVersion
+from relay.federation.errors import PeerUnreachable, RemoteError, client_error
+from tests.federation.conftest import open_side
+from tests.federation.fakes import FakeNetwork, open_local
+from tests.integration.conftest import RelayProcess, free_port, fresh_loopback
+
+pytestmark = pytest.mark.integration
+
+VERSION = "/_matrix/federation/v1/version"
+
+
+async def test_self_signed_peer_is_unreachable_when_tls_is_verified_without_ca_file(
+    relay_pair: tuple[RelayProcess, RelayProcess],
+) -> None:
+    a, b = relay_pair
+    async with open_side(a, verify_tls=True, ca_file=None) as side:
+        with pytest.raises(PeerUnreachable) as exc:
+            await side.client.get_json(b.server_name, VERSION)
+        assert exc.value.destination == b.server_name
+        assert "CERTIFICATE" in exc.value.reason.upper()
+
+
+async def test_self_signed_peer_is_trusted_with_its_cert_as_ca_file(
+    relay_pair: tuple[RelayProcess, RelayProcess],
+) -> None:
+    a, b = relay_pair
+    async with open_side(a, verify_tls=True, ca_file=b.data_dir / "tls.crt") as side:
+        body = await side.client.get_json(b.server_name, VERSION)
+    assert body["server"]["name"] == "edge-relay"
+
+
+async def test_ca_file_for_another_peer_does_not_trust_this_one(
+    relay_pair: tuple[RelayProcess, RelayProcess],
+) -> None:
+    a, b = relay_pair
+    async with open_side(a, verify_tls=True, ca_file=a.data_dir / "tls.crt") as side:
+        with pytest.raises(PeerUnreachable):
+            await side.client.get_json(b.server_name, VERSION)
+
+
+async def test_verify_tls_false_accepts_any_certificate(
+    relay_pair: tuple[RelayProcess, RelayProcess],
+) -> None:
+    a, b = relay_pair
+    async with open_side(a, verify_tls=False) as side:
+        assert "server" in await side.client.get_json(b.server_name, VERSION)
+
+
+async def test_an_error_answer_is_a_remote_error(
+    relay_pair: tuple[RelayProcess, RelayProcess],
+) -> None:
+    a, b = relay_pair
+    async with open_side(a, verify_tls=False) as side:
+        with pytest.raises(RemoteError) as exc:
+            await side.client.get_json(b.server_name, "/_matrix/federation/v1/nonsense")
+    assert (exc.value.status, exc.value.errcode) == (404, "M_UNRECOGNIZED")
+    assert not exc.value.retryable
+
+
+async def test_a_closed_port_is_unreachable(
+    relay_pair: tuple[RelayProcess, RelayProcess],
+) -> None:
+    a, _ = relay_pair
+    host = fresh_loopback()
+    async with open_side(a, verify_tls=False) as side:
+        with pytest.raises(PeerUnreachable):
+            await side.client.get_json(f"{host}:{free_port(host)}", VERSION)
+        assert side.client.statistics()["unreachable"] == 1
+
+
+async def test_a_peer_that_never_answers_times_out_as_unreachable(
+    relay_pair: tuple[RelayProcess, RelayProcess],
+) -> None:
+    a, _ = relay_pair
+    host = fresh_loopback()
+    listeners = await trio.open_tcp_listeners(0, host=host)
+    port = listeners[0].socket.getsockname()[1]
+
+    async def accept_and_stall(stream: trio.SocketStream) -> None:
+        await trio.sleep_forever()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.serve_listeners, accept_and_stall, listeners)
+        async with open_side(a, verify_tls=False) as side:
+            with pytest.raises(PeerUnreachable, match="no answer within"):
+                await side.client.get_json(f"{host}:{port}", VERSION, timeout=0.5)
+        nursery.cancel_scope.cancel()
+
+
+async def test_signed_uri_is_the_path_and_query_as_sent(tmp_path: Path) -> None:
+    seen: list[httpx.Request] = []
+    net = FakeNetwork()
+    net.routes["peer.example:8448"] = lambda r: seen.append(r) or httpx.Response(200, json={})
+    async with open_local(tmp_path, net) as local:
+        await local.client.get_json(
+            "peer.example:8448",
+            "/_matrix/federation/v1/query/profile",
+            query={"user_id": "@a b:peer.example", "field": "displayname"},
+        )
+        await local.client.put_json("peer.example:8448", "/_matrix/federation/v1/send/t1", {})
+    get, put = seen
+    assert get.url.raw_path == (
+        b"/_matrix/federation/v1/query/profile?user_id=%40a+b%3Apeer.example&field=displayname"
+    )
+    assert get.headers["host"] == "peer.example:8448"
+    assert put.headers["content-type"] == "application/json"
+    assert put.content == b"{}"
+
+
+async def test_a_non_json_answer_is_a_remote_error(tmp_path: Path) -> None:
+    net = FakeNetwork()
+    net.routes["peer.example:8448"] = lambda r: httpx.Response(502, text="<html>bad gateway")
+    async with open_local(tmp_path, net) as local:
+        with pytest.raises(RemoteError) as exc:
+            await local.client.get_json("peer.example:8448", VERSION)
+    assert (exc.value.status, exc.value.errcode) == (502, None)
+    assert exc.value.retryable
+
+
+def test_client_error_relays_only_errcodes_that_mean_the_same() -> None:
+    assert isinstance(client_error(RemoteError("x", 403, "M_FORBIDDEN", "no")), Forbidden)
+    assert isinstance(client_error(RemoteError("x", 404, "M_NOT_FOUND", "no")), NotFound)
+    assert isinstance(
+        client_error(RemoteError("x", 400, "M_UNSUPPORTED_ROOM_VERSION", "v")),
+        UnsupportedRoomVersion,
+    )
+    for exc in (RemoteError("x", 500, "M_UNKNOWN", "boom"), PeerUnreachable("x", "down")):
+        err = client_error(exc)
+        assert isinstance(err, Unknown)
+        assert err.status == 502
+        assert err.message == "request to x failed"
