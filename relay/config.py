@@ -69,6 +69,12 @@ class Config:
     #: "closed" (default), "token" (registration tokens required) or "open" (labs).
     registration: str = "closed"
     registration_shared_secret: str | None = None
+    #: Outbound federation: backoff bounds and how often failing peers are probed.
+    retry_min_seconds: float = 1.0
+    retry_max_seconds: float = 30.0
+    probe_interval_seconds: float = 2.0
+    #: How many missing events we fetch to close one gap before giving up.
+    gap_fill_cap: int = 10_000
     #: Notaries asked for a server's keys when it can't be reached itself:
     #: server name -> {key id: unpadded base64 verify key} (empty: trust its published keys).
     trusted_key_servers: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -80,6 +86,13 @@ DEFAULT_RATE_LIMITS: dict[str, tuple[float, int]] = {
     "register": (0.5, 10),
 }
 REGISTRATION_MODES = ("closed", "token", "open")
+#: [federation] numeric keys: default, minimum.
+FEDERATION_NUMBERS: dict[str, tuple[float, float]] = {
+    "retry_min_seconds": (1.0, 0.1),
+    "retry_max_seconds": (30.0, 0.1),
+    "probe_interval_seconds": (2.0, 0.1),
+    "gap_fill_cap": (10_000, 10),
+}
 
 
 def _table(doc: dict[str, Any], name: str) -> dict[str, Any]:
@@ -152,9 +165,23 @@ def config_from_dict(doc: dict[str, Any], data_dir: Path) -> Config:
     fed = _table(doc, "federation")
     _unknown_keys(
         fed,
-        {"upstream", "upstream_url", "ca_file", "verify_tls", "servers", "trusted_key_servers"},
+        {
+            "upstream",
+            "upstream_url",
+            "ca_file",
+            "verify_tls",
+            "servers",
+            "trusted_key_servers",
+            *FEDERATION_NUMBERS,
+        },
         "federation.",
     )
+    numbers: dict[str, float] = {}
+    for key, (default, minimum) in FEDERATION_NUMBERS.items():
+        value = fed.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+            raise ConfigError(f"federation.{key} must be a number >= {minimum}")
+        numbers[key] = value
     upstream = _str(fed, "upstream", "federation.")
     if upstream is not None and not is_valid_server_name(upstream):
         raise ConfigError(f"federation.upstream {upstream!r} is not a valid Matrix server name")
@@ -234,6 +261,10 @@ def config_from_dict(doc: dict[str, Any], data_dir: Path) -> Config:
         rate_limits=rate_limits,
         registration=registration,
         registration_shared_secret=shared_secret,
+        retry_min_seconds=float(numbers["retry_min_seconds"]),
+        retry_max_seconds=float(numbers["retry_max_seconds"]),
+        probe_interval_seconds=float(numbers["probe_interval_seconds"]),
+        gap_fill_cap=int(numbers["gap_fill_cap"]),
         trusted_key_servers=trusted_key_servers,
     )
 
@@ -297,6 +328,14 @@ def render_config(
         f"ca_file = {_toml_str(ca_file or '')}",
         "# Verify peers' TLS certificates. false is for labs only; the relay warns at start.",
         f"verify_tls = {'true' if verify_tls else 'false'}",
+        "# Outbound retries back off from retry_min_seconds, doubling, to retry_max_seconds;",
+        "# unreachable destinations (and the upstream) are probed every probe_interval_seconds",
+        "# and flushed as soon as they answer. Nothing queued is ever dropped.",
+        "retry_min_seconds = 1.0",
+        "retry_max_seconds = 30.0",
+        "probe_interval_seconds = 2.0",
+        "# Missing events fetched to close one gap in a room's history before giving up.",
+        "gap_fill_cap = 10000",
         "",
         "[federation.servers]",
         '# Static map of server name -> base URL, e.g. "hq.example" = "https://10.0.0.5:8448"',

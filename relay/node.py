@@ -23,9 +23,12 @@ from relay.client.routes import client_app
 from relay.config import Config, Listen
 from relay.database import Database, open_database
 from relay.federation.client import FederationClient
+from relay.federation.ingest import Ingest
 from relay.federation.key_server import OwnKeys
 from relay.federation.keys import KeyRing
+from relay.federation.remote_membership import RemoteMembership
 from relay.federation.routes import federation_app
+from relay.federation.sender import FederationSender
 from relay.identity import SigningKey, read_signing_key
 from relay.notifier import Notifier
 from relay.presence import PresenceService
@@ -98,9 +101,26 @@ async def build_services(config: Config, database: Database, signing_key: Signin
         ),
     )
     _add_sync_services(services)
+    _add_federation_services(services)
     for action, (per_second, burst) in config.rate_limits.items():
         services.extra[f"{action}_limiter"] = RateLimiter(per_second, burst)
     return services
+
+
+def _add_federation_services(services: Services) -> None:
+    """Receiving PDUs, sending the outbox, joining and inviting across servers."""
+    config = services.config
+    ingest = Ingest(services, gap_cap=config.gap_fill_cap)
+    sender = FederationSender(
+        services,
+        retry_min_s=config.retry_min_seconds,
+        retry_max_s=config.retry_max_seconds,
+        probe_interval_s=config.probe_interval_seconds,
+    )
+    services.extra["ingest"] = ingest
+    services.extra["sender"] = sender
+    services.extra["remote_membership"] = RemoteMembership(services, ingest)
+    services.rooms.outbox_listener = sender.check_backlog
 
 
 def _add_sync_services(services: Services) -> None:
@@ -127,6 +147,20 @@ async def _root_scope(federation_client: FederationClient) -> AsyncIterator[trio
             await federation_client.aclose()
 
 
+async def _serve_until(
+    shutdown: trio.Event,
+    serve_fn: Any,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run a background service until shutdown (it never returns on its own)."""
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve_fn)
+        task_status.started()
+        await shutdown.wait()
+        nursery.cancel_scope.cancel()
+
+
 async def serve_node(
     config: Config, *, task_status: trio.TaskStatus[Services] = trio.TASK_STATUS_IGNORED
 ) -> None:
@@ -140,6 +174,9 @@ async def serve_node(
         async with _root_scope(services.federation_client) as root_scope:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_watch_signals, shutdown, root_scope)
+                sender = services.extra["sender"]
+                await nursery.start(_serve_until, shutdown, sender.serve)
+                await nursery.start(_serve_until, shutdown, sender.serve_monitor)
                 await nursery.start(
                     _serve_listener,
                     "client",

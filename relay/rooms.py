@@ -154,7 +154,15 @@ class RoomService:
         row = store_events.get_event_row(conn, event_id)
         if row is None:
             return None
-        rv = room_version(store_rooms.get_room_version(conn, row["room_id"]) or "")
+        identifier = store_rooms.get_room_version(conn, row["room_id"])
+        if identifier is None:
+            # An invite to a room on another server that we are not in (yet).
+            found = conn.execute(
+                "SELECT room_version FROM remote_invites WHERE room_id = ? LIMIT 1",
+                (row["room_id"],),
+            ).fetchone()
+            identifier = found[0] if found else None
+        rv = room_version(identifier or "")
         raw = store_events.get_event_raw(conn, event_id)
         if rv is None or raw is None:
             return None

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 from relay.config import Config
 from relay.database import Database
-from relay.federation.key_server import OwnKeys
 from relay.identity import SigningKey
 
 if TYPE_CHECKING:
     from relay.accounts import Accounts
+    from relay.federation.key_server import OwnKeys
     from relay.federation.client import FederationClient
     from relay.federation.keys import KeyRing
     from relay.notifier import Notifier

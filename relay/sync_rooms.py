@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from relay.events.pdu import Pdu
+from relay.events.pdu import Pdu, strip_state_event
 from relay.filters import EventFilter, Filter
 from relay.rooms import RoomService
 from store import account_data as store_account_data
@@ -307,17 +307,28 @@ class RoomReader:
             "m.invited_member_count": len(invited),
         }
 
-    def invite_state(self, room_id: str, invite_event_id: str) -> list[Pdu]:
+    def invite_state(self, room_id: str, invite_event_id: str) -> list[dict[str, Any]]:
         """The stripped state a client shows for an invite (plus the invite itself)."""
-        state = store_state.get_current_state(self.conn, room_id)
-        ids = [state[(t, "")] for t in INVITE_STATE_TYPES if (t, "") in state]
         invite = self.pdu(invite_event_id)
+        state = store_state.get_current_state(self.conn, room_id)
+        if not state:
+            # A room on another server: the stripped state its server sent with the invite.
+            row = self.conn.execute(
+                "SELECT invite_state FROM remote_invites WHERE room_id = ? AND user_id = ?",
+                (room_id, self.user_id),
+            ).fetchone()
+            stripped = [e for e in json.loads(row[0]) if isinstance(e, dict)] if row else []
+            stripped = [e for e in stripped if e.get("state_key") != self.user_id]
+            if invite is not None:
+                stripped.append(strip_state_event(invite))
+            return stripped
+        ids = [state[(t, "")] for t in INVITE_STATE_TYPES if (t, "") in state]
         if invite is not None:
             inviter = state.get(("m.room.member", invite.sender))
             if inviter is not None and invite.sender != self.user_id:
                 ids.append(inviter)
         ids.append(invite_event_id)
-        return [pdu for pdu in (self.pdu(eid) for eid in ids) if pdu is not None]
+        return [strip_state_event(p) for p in (self.pdu(eid) for eid in ids) if p is not None]
 
 
 def allowed_ephemeral(filt: EventFilter, room_id: str, type_: str) -> bool:

@@ -89,3 +89,34 @@ def test_client_and_federation_do_not_import_each_others_routes() -> None:
         if name.startswith("relay.federation.routes")
     ]
     assert offenders == []
+
+
+def _runtime_imports(path: Path) -> set[str]:
+    """Imports outside `if TYPE_CHECKING:` blocks."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            skipped.update(id(n) for n in ast.walk(node))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return names
+
+
+def test_core_modules_do_not_import_the_protocol_layers() -> None:
+    """relay/*.py (the rooms core and its services) sit below client, federation and mesh;
+    only node.py and cli.py, which assemble everything, may import them."""
+    offenders = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in sorted((ROOT / "relay").glob("*.py"))
+        if path.name not in ("node.py", "cli.py")
+        for name in _runtime_imports(path)
+        if name.startswith(("relay.client", "relay.federation", "relay.mesh"))
+    ]
+    assert offenders == []

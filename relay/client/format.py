@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from relay.events.pdu import Pdu
+from relay.events.pdu import Pdu, strip_state_event
 from relay.events.redaction import redact
 
 # Fields of a PDU that clients never see.
@@ -50,11 +50,4 @@ def client_event(
     return out
 
 
-def strip_state_event(pdu: Pdu) -> dict[str, Any]:
-    """The stripped form used in invite_state / knock_state."""
-    return {
-        "type": pdu.type,
-        "state_key": pdu.state_key,
-        "content": pdu.content,
-        "sender": pdu.sender,
-    }
+__all__ = ["client_event", "strip_state_event"]

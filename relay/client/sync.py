@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from relay.accounts import Requester
 from relay.client.auth import services_of
-from relay.client.format import client_event, strip_state_event
+from relay.client.format import client_event
 from relay.client.push_rules import merge_rules
 from relay.client.route import ClientRoute
 from relay.client.tokens import StreamToken, parse_token
@@ -84,8 +84,7 @@ def render_sync(result: SyncResult, sync_filter: Filter, now: int) -> dict[str, 
         "rooms": {
             "join": {rid: _render_room(r, now, sync_filter) for rid, r in result.join.items()},
             "invite": {
-                rid: {"invite_state": {"events": [strip_state_event(p) for p in pdus]}}
-                for rid, pdus in result.invite.items()
+                rid: {"invite_state": {"events": pdus}} for rid, pdus in result.invite.items()
             },
             "leave": {rid: _render_room(r, now, sync_filter) for rid, r in result.leave.items()},
             "knock": {},

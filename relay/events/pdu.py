@@ -204,3 +204,13 @@ def finalize_event(
     event = {k: v for k, v in partial.items() if k not in ("event_id", "hashes", "signatures")}
     signed = sign_event(add_content_hash(event), room_version, server_name, key_id, signing_key)
     return Pdu.from_dict(signed, room_version)
+
+
+def strip_state_event(pdu: Pdu) -> dict[str, Any]:
+    """The stripped form used in invite_state / knock_state."""
+    return {
+        "type": pdu.type,
+        "state_key": pdu.state_key,
+        "content": pdu.content,
+        "sender": pdu.sender,
+    }

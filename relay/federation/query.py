@@ -12,10 +12,13 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from relay import directory
 from relay.errors import InvalidParam, MissingParam, NotFound
 from relay.events.ids import parse_user_id
-from relay.http import json_response
+from relay.http import json_response, read_json_object
 from relay.services import Services
+from store import accounts as store_accounts
+from store import events as store_events
 
 
 def _services(request: Request) -> Services:
@@ -41,3 +44,62 @@ async def query_profile(request: Request, origin: str) -> Response:
     if field not in profile:
         raise NotFound(f"No {field} in this profile")
     return json_response({field: profile[field]})
+
+
+async def query_directory(request: Request, origin: str) -> Response:
+    """# `GET /_matrix/federation/v1/query/directory?room_alias=`"""
+    services = _services(request)
+    alias = request.query_params.get("room_alias")
+    if not alias:
+        raise MissingParam("Missing room_alias")
+    if not alias.endswith(":" + services.server_name):
+        raise InvalidParam(f"{alias} is not an alias of {services.server_name}")
+    return json_response(await directory.resolve_alias(services.rooms, alias))
+
+
+async def user_devices(request: Request, origin: str) -> Response:
+    """# `GET /_matrix/federation/v1/user/devices/{userId}`
+
+    Device keys arrive with end-to-end encryption; until then the list has the user's
+    devices with no keys, and the stream id is the database's stream position.
+    """
+    services = _services(request)
+    user_id = request.path_params["user_id"]
+    if not user_id.endswith(":" + services.server_name):
+        raise InvalidParam(f"{user_id} is not a user of {services.server_name}")
+    devices = await services.database.read(store_accounts.list_devices, user_id)
+    stream_id = await services.database.read(store_events.max_stream_ordering)
+    return json_response(
+        {
+            "user_id": user_id,
+            "stream_id": stream_id,
+            "devices": [
+                {"device_id": d["device_id"], "device_display_name": d.get("display_name")}
+                for d in devices
+            ],
+        }
+    )
+
+
+async def public_rooms(request: Request, origin: str) -> Response:
+    """# `GET|POST /_matrix/federation/v1/publicRooms`"""
+    services = _services(request)
+    if request.method == "POST":
+        body = await read_json_object(request, optional=True)
+        search = body.get("filter") if isinstance(body.get("filter"), dict) else {}
+        term = search.get("generic_search_term")
+        limit, since = body.get("limit"), body.get("since")
+    else:
+        term = None
+        limit, since = request.query_params.get("limit"), request.query_params.get("since")
+    try:
+        limit_value = int(limit) if limit is not None else None
+    except (TypeError, ValueError):
+        raise InvalidParam("limit must be an integer") from None
+    page = await directory.public_rooms(
+        services.rooms,
+        limit=limit_value,
+        since=since if isinstance(since, str) else None,
+        search_term=term if isinstance(term, str) else None,
+    )
+    return json_response(page)

@@ -20,9 +20,8 @@ import sqlite3
 from typing import Any
 from urllib.parse import quote
 
-from relay.client.format import strip_state_event
 from relay.errors import Forbidden, MatrixError, NotFound, UnsupportedRoomVersion
-from relay.events.pdu import Pdu, finalize_event
+from relay.events.pdu import Pdu, finalize_event, strip_state_event
 from relay.events.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion, room_version
 from relay.federation.errors import PeerUnreachable, RemoteError, client_error
 from relay.federation.ingest import BadPdu, Ingest

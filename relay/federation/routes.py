@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from relay.federation import notary, query, version
+from relay.federation import membership, notary, query, room_events, transactions, version
 from relay.federation.inbound_auth import with_origin
 from relay.http import make_app
 from relay.services import Services
@@ -17,9 +17,34 @@ ROUTES = [
     Route("/_matrix/key/v2/query/{server_name}", notary.perspectives_key_query, methods=["GET"]),
     Route("/_matrix/key/v2/query", notary.bulk_perspectives_key_query, methods=["POST"]),
     # Signed requests (X-Matrix): the handler receives the origin.
-    Route(
-        "/_matrix/federation/v1/query/profile", with_origin(query.query_profile), methods=["GET"]
-    ),
+]
+
+V1 = "/_matrix/federation/v1"
+V2 = "/_matrix/federation/v2"
+
+# Signed requests (X-Matrix): the handler receives the origin.
+SIGNED_ROUTES = [
+    (f"{V1}/query/profile", query.query_profile, "GET"),
+    (f"{V1}/query/directory", query.query_directory, "GET"),
+    (f"{V1}/send/{{txn_id}}", transactions.send_transaction, "PUT"),
+    (f"{V1}/event/{{event_id}}", room_events.get_event, "GET"),
+    (f"{V1}/state/{{room_id}}", room_events.get_room_state, "GET"),
+    (f"{V1}/state_ids/{{room_id}}", room_events.get_room_state_ids, "GET"),
+    (f"{V1}/event_auth/{{room_id}}/{{event_id}}", room_events.get_event_auth, "GET"),
+    (f"{V1}/backfill/{{room_id}}", room_events.backfill, "GET"),
+    (f"{V1}/get_missing_events/{{room_id}}", room_events.get_missing_events, "POST"),
+    (f"{V1}/timestamp_to_event/{{room_id}}", room_events.timestamp_to_event, "GET"),
+    (f"{V1}/make_join/{{room_id}}/{{user_id}}", membership.make_join, "GET"),
+    (f"{V2}/send_join/{{room_id}}/{{event_id}}", membership.send_join, "PUT"),
+    (f"{V1}/make_leave/{{room_id}}/{{user_id}}", membership.make_leave, "GET"),
+    (f"{V2}/send_leave/{{room_id}}/{{event_id}}", membership.send_leave, "PUT"),
+    (f"{V2}/invite/{{room_id}}/{{event_id}}", membership.invite, "PUT"),
+    (f"{V1}/user/devices/{{user_id}}", query.user_devices, "GET"),
+    (f"{V1}/publicRooms", query.public_rooms, "GET"),
+    (f"{V1}/publicRooms", query.public_rooms, "POST"),
+]
+ROUTES += [
+    Route(path, with_origin(handler), methods=[method]) for path, handler, method in SIGNED_ROUTES
 ]
 
 
