@@ -16,8 +16,8 @@ from relay.identity import SigningKey
 
 if TYPE_CHECKING:
     from relay.accounts import Accounts
-    from relay.federation.key_server import OwnKeys
     from relay.federation.client import FederationClient
+    from relay.federation.key_server import OwnKeys
     from relay.federation.keys import KeyRing
     from relay.notifier import Notifier
     from relay.rooms import RoomService
