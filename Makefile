@@ -60,7 +60,7 @@ run: setup
 	  --server-name $(SERVER_NAME) --federation-listen 127.0.0.1:8448
 	exec $(BIN)/relay run --data-dir $(DATA_DIR)
 
-test: setup clients
+test: setup clients synapse
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 

@@ -1,0 +1,59 @@
+"""A real Synapse (tools/synapse_harness.py, installed by `make synapse`) beside real relays.
+
+Every server gets its own loopback address; the relay does not verify Synapse's
+self-signed certificate and Synapse does not verify the relay's (both as labs do).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import RelayProcess, free_port, make_relay
+from tests.integration.matrix_client import MatrixUser
+from tools.synapse_harness import Synapse, ensure_synapse_installed
+
+
+def fresh_synapse(tmp_path: Path, name: str = "synapse", **config: object) -> Synapse:
+    ensure_synapse_installed()
+    host = f"127.0.{random.randint(1, 254)}.{random.randint(2, 254)}"
+    synapse = Synapse(tmp_path / name, host, free_port(host), free_port(host))
+    synapse.write_config(**config)  # type: ignore[arg-type]
+    return synapse
+
+
+@dataclass
+class Pair:
+    relay: RelayProcess
+    synapse: Synapse
+
+    def relay_user(self, localpart: str) -> MatrixUser:
+        self.relay.cli("user", "add", localpart, "--password", "pw")
+        return MatrixUser.login(self.relay.client_url, localpart)
+
+    def synapse_user(self, localpart: str) -> MatrixUser:
+        self.synapse.register(localpart)
+        return MatrixUser.login(self.synapse.client_url, localpart)
+
+
+def start_pair(tmp_path: Path, *, room_version: str | None = None) -> Pair:
+    synapse = fresh_synapse(tmp_path, room_version=room_version)
+    relay = make_relay(tmp_path, "relay")
+    relay.init("--no-verify-tls", "--upstream", synapse.server_name)
+    synapse.start()
+    relay.start()
+    return Pair(relay, synapse)
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[Pair]:
+    p = start_pair(tmp_path)
+    try:
+        yield p
+    finally:
+        p.relay.kill()
+        p.synapse.kill()
