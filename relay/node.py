@@ -22,6 +22,7 @@ from relay.accounts import Accounts
 from relay.client.routes import client_app
 from relay.config import Config, Listen
 from relay.database import Database, open_database
+from relay.federation.catch_up import CatchUp
 from relay.federation.client import FederationClient
 from relay.federation.ingest import Ingest
 from relay.federation.key_server import OwnKeys
@@ -120,6 +121,7 @@ def _add_federation_services(services: Services) -> None:
     services.extra["ingest"] = ingest
     services.extra["sender"] = sender
     services.extra["remote_membership"] = RemoteMembership(services, ingest)
+    services.extra["on_link_up"] = CatchUp(services, ingest).catch_up
     services.rooms.outbox_listener = sender.check_backlog
 
 

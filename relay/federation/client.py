@@ -26,10 +26,9 @@ from __future__ import annotations
 import logging
 import ssl
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-import httpx
 import trio
 
 import relay
@@ -39,6 +38,9 @@ from relay.federation.errors import PeerUnreachable, RemoteError
 from relay.federation.request_auth import authorization_headers
 from relay.federation.resolver import ResolutionError, ServerResolver
 from relay.identity import SigningKey
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +126,10 @@ class FederationClient:
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
+            # httpx (~4 MB resident) is imported on the first request: a relay that has
+            # not federated yet need not carry it.
+            import httpx
+
             self._http = httpx.AsyncClient(
                 verify=self.ssl_context,
                 transport=self._transport,
@@ -222,6 +228,8 @@ class FederationClient:
             raise PeerUnreachable(destination, str(exc)) from None
         content = canonical_json(body) if has_body else None
         client = self._client()
+        import httpx  # loaded by _client()
+
         request = client.build_request(
             method,
             target.base_url + path + _query_string(query),

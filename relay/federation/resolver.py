@@ -34,15 +34,18 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import dns.exception
-import dns.resolver
-import httpx
 import trio
 
 from relay.config import Config
 from relay.events.ids import is_valid_server_name
+
+if TYPE_CHECKING:
+    import httpx
+
+# httpx and dnspython (~7 MB resident together) are imported where first used: a relay
+# that has not federated yet need not carry them.
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +127,8 @@ def _https(host: str, port: int) -> str:
 
 def resolved_from_url(url: str) -> ResolvedServer:
     """A `ResolvedServer` for a configured base URL (`https://host[:port]`)."""
+    import httpx
+
     parsed = httpx.URL(url.rstrip("/"))
     host = parsed.host
     netloc = _url_host(host) + (f":{parsed.port}" if parsed.port else "")
@@ -246,6 +251,8 @@ class ServerResolver:
         cached = self._well_known.get(hostname)
         if cached is not None and cached[0] > now:
             return cached[1]
+        import httpx
+
         try:
             delegated, ttl = await self._fetch_well_known(hostname)
         except (httpx.HTTPError, ValueError, ssl.SSLError, OSError) as exc:
@@ -258,6 +265,8 @@ class ServerResolver:
         return delegated
 
     async def _fetch_well_known(self, hostname: str) -> tuple[str | None, float]:
+        import httpx
+
         if self._http is None:
             self._http = httpx.AsyncClient(
                 verify=self._ssl_context,
@@ -293,6 +302,9 @@ class ServerResolver:
         return order_srv_records(records)
 
     def _lookup_srv(self, qname: str) -> tuple[list[SrvRecord], float]:
+        import dns.exception
+        import dns.resolver
+
         resolver = self._dns_resolver
         if resolver is None:
             resolver = self._dns_resolver = dns.resolver.Resolver()

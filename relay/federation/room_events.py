@@ -56,7 +56,7 @@ def _json(pdu: Pdu) -> dict[str, Any]:
 
 
 def _visible_pdu_txn(
-    rooms: RoomService, conn: sqlite3.Connection, event_id: str, origin: str
+    conn: sqlite3.Connection, rooms: RoomService, event_id: str, origin: str
 ) -> Pdu:
     row = store_events.get_event_row(conn, event_id)
     if row is None or row["rejected_reason"] is not None:
@@ -97,9 +97,9 @@ async def get_event(request: Request, origin: str) -> Response:
 
 
 def _state_at_txn(
-    rooms: RoomService, conn: sqlite3.Connection, room_id: str, event_id: str, origin: str
+    conn: sqlite3.Connection, rooms: RoomService, room_id: str, event_id: str, origin: str
 ) -> tuple[list[Pdu], list[Pdu]]:
-    pdu = _visible_pdu_txn(rooms, conn, event_id, origin)
+    pdu = _visible_pdu_txn(conn, rooms, event_id, origin)
     if pdu.room_id != room_id:
         raise NotFound(f"Event {event_id} is not in room {room_id}")
     state = store_state.get_state_before(conn, event_id)
@@ -116,8 +116,9 @@ async def get_room_state(request: Request, origin: str) -> Response:
     event_id = request.query_params.get("event_id")
     if not event_id:
         raise MissingParam("event_id is required")
+    room_id = request.path_params["room_id"]
     state, chain = await services.database.read(
-        _state_at_txn, services.rooms, request.path_params["room_id"], event_id, origin
+        lambda conn: _state_at_txn(conn, services.rooms, room_id, event_id, origin)
     )
     return json_response(
         {"pdus": [_json(p) for p in state], "auth_chain": [_json(p) for p in chain]}
@@ -130,8 +131,9 @@ async def get_room_state_ids(request: Request, origin: str) -> Response:
     event_id = request.query_params.get("event_id")
     if not event_id:
         raise MissingParam("event_id is required")
+    room_id = request.path_params["room_id"]
     state, chain = await services.database.read(
-        _state_at_txn, services.rooms, request.path_params["room_id"], event_id, origin
+        lambda conn: _state_at_txn(conn, services.rooms, room_id, event_id, origin)
     )
     return json_response(
         {"pdu_ids": [p.event_id for p in state], "auth_chain_ids": [p.event_id for p in chain]}
@@ -144,7 +146,7 @@ async def get_event_auth(request: Request, origin: str) -> Response:
     room_id, event_id = request.path_params["room_id"], request.path_params["event_id"]
 
     def txn(conn: sqlite3.Connection) -> list[Pdu]:
-        pdu = _visible_pdu_txn(services.rooms, conn, event_id, origin)
+        pdu = _visible_pdu_txn(conn, services.rooms, event_id, origin)
         if pdu.room_id != room_id:
             raise NotFound(f"Event {event_id} is not in room {room_id}")
         return auth_chain_txn(services.rooms, conn, [event_id])

@@ -200,28 +200,35 @@ class FederationSender:
         client = self.services.federation_client
         try:
             with trio.fail_after(max(1.0, self.probe_interval_s)):
-                # An empty, signed transaction: authenticated, so Synapse marks us up
-                # and retries its own backlog to us at once.
-                await client.put_json(
-                    destination,
-                    f"/_matrix/federation/v1/send/{self._txn_prefix}.probe{now_ms()}",
-                    {
-                        "origin": self.services.server_name,
-                        "origin_server_ts": now_ms(),
-                        "pdus": [],
-                        "edus": [],
-                    },
-                )
+                await client.get_json(destination, "/_matrix/federation/v1/version")
         except (PeerUnreachable, RemoteError, trio.TooSlowError) as exc:
             if state.reachable is not False:
                 log.info("%s unreachable: %s", destination, exc)
             state.reachable = False
             return
-        if state.reachable is False:
-            log.info("%s answers again", destination)
+        if state.reachable is not True:
+            if state.reachable is False:
+                log.info("%s answers again", destination)
+            await self._wake_remote_queue(destination)
+            # Back (or first seen since start): pull what we missed from it.
             self.on_link_up(destination)
         state.reachable = True
         self.poke(destination)
+
+    async def _wake_remote_queue(self, destination: str) -> None:
+        """An authenticated request: Synapse then marks us up and retries its backlog to
+        us at once instead of waiting out its backoff. Not a transaction: a server
+        takes one transaction per origin at a time, and the sender may be mid-send."""
+        client = self.services.federation_client
+        try:
+            with trio.move_on_after(5):
+                await client.get_json(
+                    destination,
+                    "/_matrix/federation/v1/query/profile",
+                    query={"user_id": f"@edge-relay-probe:{destination}"},
+                )
+        except (PeerUnreachable, RemoteError):
+            pass  # a 404 is the expected answer; the request itself is what counts
 
     def on_link_up(self, destination: str) -> None:
         """Hook for catch-up pulls when a destination comes back (set by node.py)."""

@@ -43,6 +43,8 @@ class RelayProcess:
     client_port: int
     federation_port: int
     proc: subprocess.Popen[bytes] | None = None
+    #: host:port other servers reach us at, when not the listener itself (a proxy).
+    public_address: str | None = None
     log_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -50,7 +52,7 @@ class RelayProcess:
 
     @property
     def server_name(self) -> str:
-        return f"{self.host}:{self.federation_port}"
+        return self.public_address or f"{self.host}:{self.federation_port}"
 
     @property
     def client_url(self) -> str:
