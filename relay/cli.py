@@ -417,7 +417,26 @@ def status(data_dir: Path, as_json: bool) -> None:
     if not info["federation"]:
         click.echo("federation queues: empty")
     for name, dest in info["federation"].items():
-        click.echo(f"  {name}: {dest['queue_depth']} queued")
+        click.echo(f"  {name}: {_destination_line(dest)}")
+
+
+def _when(ts: int | None) -> str:
+    if not ts:
+        return "never"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts / 1000))
+
+
+def _destination_line(dest: dict[str, Any]) -> str:
+    if dest.get("since_ts") is None and dest.get("last_attempt_ts") is None:
+        state = "not contacted yet"
+    elif dest.get("reachable"):
+        state = f"reachable since {_when(dest.get('since_ts'))}"
+    else:
+        state = f"UNREACHABLE since {_when(dest.get('since_ts'))}"
+    return (
+        f"{state}; {dest.get('queue_depth', 0)} queued; "
+        f"last success {_when(dest.get('last_success_ts'))}"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -122,6 +122,7 @@ def _add_federation_services(services: Services) -> None:
     services.extra["sender"] = sender
     services.extra["remote_membership"] = RemoteMembership(services, ingest)
     services.extra["on_link_up"] = CatchUp(services, ingest).catch_up
+    services.extra["receipts"].edu_sink = services.rooms.send_edu
     services.rooms.outbox_listener = sender.check_backlog
 
 

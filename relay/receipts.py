@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from relay.account_data import put_account_data_txn
 from relay.database import Database
@@ -35,6 +37,8 @@ class ReceiptService:
     def __init__(self, database: Database, notifier: Notifier) -> None:
         self.database = database
         self.notifier = notifier
+        #: Sends public receipts to the other servers in the room (set by node.py).
+        self.edu_sink: Callable[[str, str, dict[str, Any]], Awaitable[None]] | None = None
 
     async def set_markers(
         self,
@@ -80,3 +84,8 @@ class ReceiptService:
         position = await self.database.write(txn)
         if position:
             self.notifier.on_stream(position)
+        if self.edu_sink is not None and "m.read" in markers:
+            receipt: dict[str, Any] = {"event_ids": [markers["m.read"]], "data": {"ts": now}}
+            if thread_id is not None:
+                receipt["data"]["thread_id"] = thread_id
+            await self.edu_sink(room_id, "m.receipt", {room_id: {"m.read": {user_id: receipt}}})

@@ -42,6 +42,7 @@ from relay.events.auth import (
     user_power_level,
 )
 from relay.events.canonical import CanonicalJsonError, check_canonical_json_values
+from relay.events.ids import is_valid_user_id
 from relay.events.limits import check_size_limits, pdu_too_large
 from relay.events.pdu import MalformedPdu, Pdu, finalize_event
 from relay.events.room_versions import RoomVersion, room_version
@@ -111,6 +112,39 @@ PRESETS: dict[str, dict[str, str]] = {
 
 def _random_room_localpart() -> str:
     return "".join(secrets.choice(string.ascii_letters) for _ in range(18))
+
+
+_POWER_LEVEL_INTS = "ban events_default invite kick redact state_default users_default".split()
+_STATE_ONLY = ("m.room.member", "m.room.name", "m.room.topic", "m.room.power_levels")
+
+
+def check_local_content(type_: str, content: dict[str, Any], state_key: str | None) -> None:
+    """Reject a malformed local event with M_BAD_JSON (400) before the auth rules would
+    reject it with M_FORBIDDEN (or store it): what Synapse's event validator checks."""
+    if type_ in _STATE_ONLY and state_key is None:
+        raise BadJson(f"{type_} must be a state event")
+    strings = {
+        "m.room.message": ("body", "msgtype"),
+        "m.room.name": ("name",),
+        "m.room.topic": ("topic",),
+    }.get(type_, ())
+    for key in strings:
+        if key in content and not isinstance(content[key], str):
+            raise BadJson(f"{type_} {key} must be a string")
+    if type_ == "m.room.power_levels":
+
+        def is_int(value: Any) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool)
+
+        for key in _POWER_LEVEL_INTS:
+            if key in content and not is_int(content[key]):
+                raise BadJson(f"power levels {key} must be an integer")
+        for key in ("events", "notifications", "users"):
+            value = content.get(key, {})
+            if not isinstance(value, dict) or not all(is_int(v) for v in value.values()):
+                raise BadJson(f"power levels {key} must be an object of integers")
+        if not all(is_valid_user_id(u) for u in content.get("users", {})):
+            raise BadJson("power levels users must be keyed by user ids")
 
 
 def _event_dict(pdu: Pdu) -> dict[str, Any]:
@@ -228,6 +262,7 @@ class RoomService:
             check_canonical_json_values(content)
         except CanonicalJsonError as exc:
             raise BadJson(f"Invalid content: {exc}") from None
+        check_local_content(type_, content, state_key)
         now = now_ms()
         partial: dict[str, Any] = {
             "type": type_,
@@ -624,6 +659,30 @@ class RoomService:
         if found is None:
             raise NotFound(f"Room alias {alias} not found")
         return found
+
+    async def send_edu(self, room_id: str, edu_type: str, content: dict[str, Any]) -> None:
+        """Queue an EDU about `room_id` for every other server in it (typing, receipts)."""
+        payload = json.dumps(
+            {"edu_type": edu_type, "content": content}, ensure_ascii=False, separators=(",", ":")
+        ).encode()
+
+        servers = [
+            s
+            for s in await self.database.read(store_rooms.servers_in_room, room_id)
+            if s != self.server_name
+        ]
+        if not servers:
+            return  # a local-only room: nothing to queue, no write
+
+        def txn(conn: sqlite3.Connection) -> None:
+            for destination in servers:
+                store_outbox.enqueue(
+                    conn, destination=destination, kind="edu", payload=payload, now_ms=now_ms()
+                )
+
+        await self.database.write(txn)
+        if self.outbox_listener is not None:
+            await self.outbox_listener()
 
     async def has_local_members(self, room_id: str) -> bool:
         """Whether one of our users is joined: only then can we build on the room."""

@@ -32,6 +32,9 @@ async def set_typing(request: Request, requester: Requester) -> Response:
         raise Forbidden("You are not joined to this room")
     seconds = timeout / 1000 if timeout is not None else None
     services.extra["typing"].set_typing(room_id, requester.user_id, typing, seconds)
+    await services.rooms.send_edu(
+        room_id, "m.typing", {"room_id": room_id, "user_id": requester.user_id, "typing": typing}
+    )
     return json_response({})
 
 

@@ -204,9 +204,11 @@ class FederationSender:
         except (PeerUnreachable, RemoteError, trio.TooSlowError) as exc:
             if state.reachable is not False:
                 log.info("%s unreachable: %s", destination, exc)
+                await self._record(destination, reachable=False)
             state.reachable = False
             return
         if state.reachable is not True:
+            await self._record(destination, reachable=True)
             if state.reachable is False:
                 log.info("%s answers again", destination)
             await self._wake_remote_queue(destination)
@@ -214,6 +216,24 @@ class FederationSender:
             self.on_link_up(destination)
         state.reachable = True
         self.poke(destination)
+
+    async def _record(self, destination: str, *, reachable: bool) -> None:
+        """Note a change of reachability for `relay status` (only on changes: no write
+        every probe)."""
+
+        def txn(conn: Any) -> None:
+            if reachable:
+                store_outbox.mark_success(conn, destination, now_ms=now_ms())
+            else:
+                store_outbox.mark_failure(
+                    conn,
+                    destination,
+                    now_ms=now_ms(),
+                    min_retry_ms=int(self.retry_min_s * 1000),
+                    max_retry_ms=int(self.retry_max_s * 1000),
+                )
+
+        await self.services.database.write(txn)
 
     async def _wake_remote_queue(self, destination: str) -> None:
         """An authenticated request: Synapse then marks us up and retries its backlog to

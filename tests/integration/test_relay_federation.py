@@ -43,3 +43,37 @@ def test_invite_join_and_messages_both_ways(
     for user in (alice, bob):
         seen = user.wait_for_bodies(room_id, expected)
         assert sorted(seen) == sorted(expected), f"{user.user_id} saw duplicates: {seen}"
+
+
+def test_typing_and_receipts_cross_servers(two_relays: tuple[RelayProcess, RelayProcess]) -> None:
+    a, b = two_relays
+    alice = MatrixUser.login(a.client_url, "alice")
+    bob = MatrixUser.login(b.client_url, "bob")
+    room_id = alice.create_room(name="ephemeral")
+    alice.invite(room_id, bob.user_id)
+    bob.wait_for_invite(room_id)
+    bob.join(room_id)
+    event_id = alice.send(room_id, "read me")
+    bob.wait_for_bodies(room_id, {"read me"})
+
+    def ephemeral(body: dict, kind: str) -> list[dict]:
+        room = body.get("rooms", {}).get("join", {}).get(room_id, {})
+        return [e for e in room.get("ephemeral", {}).get("events", []) if e["type"] == kind]
+
+    alice.call(
+        "PUT", f"/rooms/{room_id}/typing/{alice.user_id}", json={"typing": True, "timeout": 30000}
+    )
+    bob.wait_for(
+        lambda body: any(
+            alice.user_id in e["content"]["user_ids"] for e in ephemeral(body, "m.typing")
+        ),
+        what="alice typing on bob's server",
+    )
+    bob.call("POST", f"/rooms/{room_id}/receipt/m.read/{event_id}", json={})
+    alice.wait_for(
+        lambda body: any(
+            bob.user_id in e["content"].get(event_id, {}).get("m.read", {})
+            for e in ephemeral(body, "m.receipt")
+        ),
+        what="bob's receipt on alice's server",
+    )

@@ -8,11 +8,13 @@ relay reaches Synapse through `federation.upstream_url`, another proxy.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -137,8 +139,26 @@ def test_relay_killed_during_outage_loses_nothing_queued(link: Link) -> None:
     room_id, hq, field = _shared_room(link)
     link.cut()
     _write_during_outage(room_id, hq, field, 100)
+    status = _status_when(link, lambda d: not d["reachable"] and d["queue_depth"] >= 100)
+    assert status["since_ts"] and status["last_success_ts"]
+    text = link.relay.cli("status").stdout
+    assert f"{link.synapse.server_name}: UNREACHABLE since" in text
     link.relay.kill()  # SIGKILL with 100 events queued for Synapse
     link.relay.start()
     link.heal()
     field = MatrixUser.login(link.relay.client_url, "field")
     _assert_converged(room_id, [hq, field], 100, timeout=60)
+    status = _status_when(link, lambda d: d["reachable"] and d["queue_depth"] == 0)
+    assert "reachable since" in link.relay.cli("status").stdout
+
+
+def _status_when(link: Link, predicate: Any, timeout: float = 30) -> dict[str, Any]:
+    """The upstream's row of `relay status --json`, once `predicate` holds for it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        info = json.loads(link.relay.cli("status", "--json").stdout)
+        dest = info["federation"].get(link.synapse.server_name, {"queue_depth": 0})
+        if predicate(dest) or time.monotonic() > deadline:
+            assert predicate(dest), dest
+            return dest
+        time.sleep(0.5)
