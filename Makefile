@@ -12,7 +12,8 @@ STAMP := $(VENV)/.installed
 # node_modules so deleting it reinstalls.
 CLIENTS_DIR := tools/clients
 CLIENTS_STAMP := $(CLIENTS_DIR)/node_modules/.installed
-MATRIX_NIO := matrix-nio==0.26.0
+# The [e2e] extra brings vodozemac (wheels; no libolm needed) for the E2EE tests.
+MATRIX_NIO := matrix-nio[e2e]==0.26.0
 
 # A real Synapse for interop tests and benchmarks, in a venv of its own (never the relay's).
 SYNAPSE_VENV := .synapse-venv

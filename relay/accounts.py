@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import string
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +59,13 @@ class Accounts:
     def __init__(self, database: Database, server_name: str) -> None:
         self.database = database
         self.server_name = server_name
+        #: Called with (user_id, device_ids) after devices were deleted (set by node.py:
+        #: their keys and messages go, other servers hear of it).
+        self.on_devices_deleted: Callable[[str, list[str]], Awaitable[None]] | None = None
+
+    async def _deleted(self, user_id: str, device_ids: list[str]) -> None:
+        if self.on_devices_deleted is not None and device_ids:
+            await self.on_devices_deleted(user_id, device_ids)
 
     async def authenticate(self, token: str) -> Requester:
         found = await self.database.read(store_accounts.lookup_access_token, token)
@@ -105,13 +113,16 @@ class Accounts:
         await self.database.write(
             store_accounts.delete_device, requester.user_id, requester.device_id
         )
+        await self._deleted(requester.user_id, [requester.device_id])
 
     async def logout_all(self, requester: Requester) -> None:
-        def txn(conn: sqlite3.Connection) -> None:
-            for device in store_accounts.list_devices(conn, requester.user_id):
-                store_accounts.delete_device(conn, requester.user_id, device["device_id"])
+        def txn(conn: sqlite3.Connection) -> list[str]:
+            devices = [d["device_id"] for d in store_accounts.list_devices(conn, requester.user_id)]
+            for device_id in devices:
+                store_accounts.delete_device(conn, requester.user_id, device_id)
+            return devices
 
-        await self.database.write(txn)
+        await self._deleted(requester.user_id, await self.database.write(txn))
 
     async def register(
         self,
@@ -181,14 +192,17 @@ class Accounts:
         is deleted; the requester's own token stays valid."""
         password_hash = await _hash(new_password)
 
-        def txn(conn: sqlite3.Connection) -> None:
+        def txn(conn: sqlite3.Connection) -> list[str]:
             store_accounts.set_password(conn, requester.user_id, None, password_hash=password_hash)
+            deleted = []
             if logout_devices:
                 for device in store_accounts.list_devices(conn, requester.user_id):
                     if device["device_id"] != requester.device_id:
                         store_accounts.delete_device(conn, requester.user_id, device["device_id"])
+                        deleted.append(device["device_id"])
+            return deleted
 
-        await self.database.write(txn)
+        await self._deleted(requester.user_id, await self.database.write(txn))
 
     # Devices -----------------------------------------------------------------------
 
@@ -210,11 +224,10 @@ class Accounts:
     async def delete_devices(self, user_id: str, device_ids: list[str]) -> None:
         """Delete the devices and their access tokens; unknown ids are ignored."""
 
-        def txn(conn: sqlite3.Connection) -> None:
-            for device_id in device_ids:
-                store_accounts.delete_device(conn, user_id, device_id)
+        def txn(conn: sqlite3.Connection) -> list[str]:
+            return [d for d in device_ids if store_accounts.delete_device(conn, user_id, d)]
 
-        await self.database.write(txn)
+        await self._deleted(user_id, await self.database.write(txn))
 
     # Profiles ----------------------------------------------------------------------
 

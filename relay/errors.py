@@ -145,3 +145,15 @@ class LimitExceeded(MatrixError):
     def __init__(self, message: str = "Too many requests", *, retry_after_ms: int) -> None:
         super().__init__(message, retry_after_ms=retry_after_ms)
         self.retry_after_ms = retry_after_ms
+
+
+class InvalidSignature(MatrixError):
+    status = 400
+    errcode = "M_INVALID_SIGNATURE"
+
+
+class WrongRoomKeysVersion(MatrixError):
+    """A key backup request named a version that is not the current one."""
+
+    status = 403
+    errcode = "M_WRONG_ROOM_KEYS_VERSION"

@@ -22,6 +22,9 @@ from relay.accounts import Accounts
 from relay.client.routes import client_app
 from relay.config import Config, Listen
 from relay.database import Database, open_database
+from relay.device_lists import DeviceLists
+from relay.e2e import E2eKeys
+from relay.e2e_sync import DeviceSync
 from relay.federation.catch_up import CatchUp
 from relay.federation.client import FederationClient
 from relay.federation.ingest import Ingest
@@ -30,7 +33,9 @@ from relay.federation.keys import KeyRing
 from relay.federation.remote_membership import RemoteMembership
 from relay.federation.routes import federation_app
 from relay.federation.sender import FederationSender
+from relay.federation.user_keys import FederationRemoteKeys
 from relay.identity import SigningKey, read_signing_key
+from relay.key_backup import KeyBackup
 from relay.notifier import Notifier
 from relay.presence import PresenceService
 from relay.ratelimit import RateLimiter
@@ -38,6 +43,7 @@ from relay.receipts import ReceiptService
 from relay.rooms import RoomService
 from relay.services import Services, now_ms
 from relay.sync import SyncService
+from relay.to_device import ToDevice
 from relay.typing import TypingService
 from store import events as store_events
 
@@ -102,6 +108,7 @@ async def build_services(config: Config, database: Database, signing_key: Signin
         ),
     )
     _add_sync_services(services)
+    _add_e2e_services(services)
     _add_federation_services(services)
     for action, (per_second, burst) in config.rate_limits.items():
         services.extra[f"{action}_limiter"] = RateLimiter(per_second, burst)
@@ -121,7 +128,10 @@ def _add_federation_services(services: Services) -> None:
     services.extra["ingest"] = ingest
     services.extra["sender"] = sender
     services.extra["remote_membership"] = RemoteMembership(services, ingest)
-    services.extra["on_link_up"] = CatchUp(services, ingest).catch_up
+    services.extra["on_link_up"] = _both(
+        CatchUp(services, ingest).catch_up, services.extra["device_lists"].on_link_up
+    )
+    services.extra["device_lists"].remote = FederationRemoteKeys(services)
     services.extra["receipts"].edu_sink = services.rooms.send_edu
     services.rooms.outbox_listener = sender.check_backlog
 
@@ -136,6 +146,35 @@ def _add_sync_services(services: Services) -> None:
     services.extra["receipts"] = ReceiptService(database, notifier)
     services.extra["account_data"] = AccountDataService(database, notifier)
     services.extra["sync"] = SyncService(database, services.rooms, notifier, typing, presence)
+
+
+def _add_e2e_services(services: Services) -> None:
+    """Keys, device lists, to-device messages, key backup, and their part of /sync."""
+    database, notifier, rooms = services.database, services.notifier, services.rooms
+    device_lists = DeviceLists(database, rooms, notifier, services.server_name)
+    keys = E2eKeys(database, device_lists, services.server_name)
+    to_device = ToDevice(database, rooms, notifier, services.server_name)
+    services.extra["device_lists"] = device_lists
+    services.extra["e2e"] = keys
+    services.extra["to_device"] = to_device
+    services.extra["key_backup"] = KeyBackup(database)
+    services.extra["sync"].devices = DeviceSync(keys, device_lists, to_device)
+
+    async def devices_deleted(user_id: str, device_ids: list[str]) -> None:
+        await to_device.forget_devices(user_id, device_ids)
+        await device_lists.local_changed(user_id, device_ids, deleted=True)
+
+    services.accounts.on_devices_deleted = devices_deleted
+
+
+def _both(first: Any, second: Any) -> Any:
+    """Two link-up callbacks as one (the sender calls one)."""
+
+    async def both(destination: str) -> None:
+        await first(destination)
+        await second(destination)
+
+    return both
 
 
 @asynccontextmanager

@@ -29,6 +29,7 @@ from typing import Any
 import trio
 
 from relay.database import Database
+from relay.e2e_sync import DeviceSection, DeviceSync
 from relay.errors import BadJson, NotFound
 from relay.events.pdu import Pdu
 from relay.filters import DEFAULT_FILTER, Filter, parse_filter
@@ -68,9 +69,18 @@ class SyncResult:
     leave: dict[str, RoomSync] = field(default_factory=dict)
     account_data: list[dict[str, Any]] = field(default_factory=list)
     presence: list[dict[str, Any]] = field(default_factory=list)
+    #: To-device messages, device lists and key counts (relay/e2e_sync.py).
+    devices: DeviceSection | None = None
 
     def is_empty(self) -> bool:
-        return not (self.join or self.invite or self.leave or self.account_data or self.presence)
+        return not (
+            self.join
+            or self.invite
+            or self.leave
+            or self.account_data
+            or self.presence
+            or (self.devices is not None and self.devices.has_news())
+        )
 
 
 class SyncService:
@@ -87,6 +97,8 @@ class SyncService:
         self.notifier = notifier
         self.typing = typing
         self.presence = presence
+        #: The device part of sync (set by node.py; None: sections stay empty).
+        self.devices: DeviceSync | None = None
 
     # -- filters ----------------------------------------------------------------------------
 
@@ -117,6 +129,8 @@ class SyncService:
 
     async def sync(self, params: SyncParams) -> SyncResult:
         await self.presence.note_syncing(params.user_id, params.set_presence)
+        if self.devices is not None:
+            await self.devices.before(params.user_id, params.device_id, params.since)
         timeout_s = min(max(params.timeout_ms, 0), MAX_TIMEOUT_MS) / 1000
         deadline = trio.current_time() + timeout_s
         while True:
@@ -168,6 +182,10 @@ class SyncService:
                     result.leave[room_id] = self._left(reader, params, row)
         result.account_data = self._global_account_data(conn, params)
         result.presence = self._presence(conn, params, last_active, now)
+        if self.devices is not None:
+            result.devices = self.devices.section_txn(
+                conn, params.user_id, params.device_id, since, result.stream
+            )
         return result
 
     def _was_joined(self, reader: RoomReader, row: dict[str, Any]) -> bool:

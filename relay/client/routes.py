@@ -17,6 +17,8 @@ from relay.client import (
     devices,
     directory,
     filters,
+    key_backup,
+    keys,
     login,
     membership,
     message_pagination,
@@ -32,6 +34,7 @@ from relay.client import (
     rooms_read,
     synapse_admin,
     sync,
+    to_device,
     user_directory,
     versions,
 )
@@ -62,6 +65,9 @@ API_MODULES = [
 
 # The sync side: /sync, filters, typing, receipts, account data, presence.
 API_MODULES += [sync, filters, typing_api, receipts, account_data, presence]
+
+# End-to-end encryption: keys, to-device messages, key backup.
+API_MODULES += [keys, to_device, key_backup]
 
 
 def _api_routes() -> list[ClientRoute]:

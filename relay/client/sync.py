@@ -3,8 +3,8 @@
 The rendering lives here because it is the client format: events without room_id,
 `unsigned.transaction_id` for the requester's own device, redacted events in
 redacted form with `redacted_because`, and `next_batch`/`prev_batch` tokens
-(relay/client/tokens.py). Sections the relay does not do yet (to-device, device
-lists, one-time keys) are present and empty, as clients expect.
+(relay/client/tokens.py). The device sections (to-device, device lists, key counts)
+come from relay/e2e_sync.py.
 
 Spec: https://spec.matrix.org/v1.16/client-server-api/#get_matrixclientv3sync (sync.yaml)
 """
@@ -22,6 +22,7 @@ from relay.client.format import client_event
 from relay.client.push_rules import merge_rules
 from relay.client.route import ClientRoute
 from relay.client.tokens import StreamToken, parse_token
+from relay.e2e_sync import DeviceSection
 from relay.errors import InvalidParam
 from relay.filters import Filter, select_fields
 from relay.http import json_response
@@ -91,10 +92,7 @@ def render_sync(result: SyncResult, sync_filter: Filter, now: int) -> dict[str, 
         },
         "account_data": {"events": result.account_data},
         "presence": {"events": result.presence},
-        "to_device": {"events": []},
-        "device_lists": {"changed": [], "left": []},
-        "device_one_time_keys_count": {},
-        "device_unused_fallback_key_types": [],
+        **(result.devices or DeviceSection()).as_json(),
     }
 
 

@@ -1,4 +1,5 @@
-"""EDUs received in a transaction: typing, read receipts, presence.
+"""EDUs received in a transaction: typing, read receipts, presence, to-device messages
+and device list updates.
 
 An EDU about a user is only taken from that user's own server. Unknown EDU
 types are ignored, as the spec says.
@@ -89,10 +90,26 @@ async def _ignore(services: Services, origin: str, content: dict[str, Any]) -> N
     return None
 
 
+async def _direct_to_device(services: Services, origin: str, content: dict[str, Any]) -> None:
+    await services.extra["to_device"].on_direct_to_device(origin, content)
+
+
+async def _device_list_update(services: Services, origin: str, content: dict[str, Any]) -> None:
+    await services.extra["device_lists"].on_device_list_update(origin, content)
+
+
+async def _signing_key_update(services: Services, origin: str, content: dict[str, Any]) -> None:
+    await services.extra["device_lists"].on_signing_key_update(origin, content)
+
+
 EDU_HANDLERS: dict[str, Callable[[Services, str, dict[str, Any]], Awaitable[None]]] = {
     "m.typing": _typing,
     "m.receipt": _receipt,
     "m.presence": _ignore,
+    # End-to-end encryption (relay/to_device.py, relay/device_lists.py).
+    "m.direct_to_device": _direct_to_device,
+    "m.device_list_update": _device_list_update,
+    "m.signing_key_update": _signing_key_update,
 }
 
 

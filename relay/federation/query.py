@@ -17,8 +17,6 @@ from relay.errors import InvalidParam, MissingParam, NotFound
 from relay.events.ids import parse_user_id
 from relay.http import json_response, read_json_object
 from relay.services import Services
-from store import accounts as store_accounts
-from store import events as store_events
 
 
 def _services(request: Request) -> Services:
@@ -55,30 +53,6 @@ async def query_directory(request: Request, origin: str) -> Response:
     if not alias.endswith(":" + services.server_name):
         raise InvalidParam(f"{alias} is not an alias of {services.server_name}")
     return json_response(await directory.resolve_alias(services.rooms, alias))
-
-
-async def user_devices(request: Request, origin: str) -> Response:
-    """# `GET /_matrix/federation/v1/user/devices/{userId}`
-
-    Device keys arrive with end-to-end encryption; until then the list has the user's
-    devices with no keys, and the stream id is the database's stream position.
-    """
-    services = _services(request)
-    user_id = request.path_params["user_id"]
-    if not user_id.endswith(":" + services.server_name):
-        raise InvalidParam(f"{user_id} is not a user of {services.server_name}")
-    devices = await services.database.read(store_accounts.list_devices, user_id)
-    stream_id = await services.database.read(store_events.max_stream_ordering)
-    return json_response(
-        {
-            "user_id": user_id,
-            "stream_id": stream_id,
-            "devices": [
-                {"device_id": d["device_id"], "device_display_name": d.get("display_name")}
-                for d in devices
-            ],
-        }
-    )
 
 
 async def public_rooms(request: Request, origin: str) -> Response:

@@ -5,7 +5,15 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from relay.federation import membership, notary, query, room_events, transactions, version
+from relay.federation import (
+    membership,
+    notary,
+    query,
+    room_events,
+    transactions,
+    user_keys,
+    version,
+)
 from relay.federation.inbound_auth import with_origin
 from relay.http import make_app
 from relay.services import Services
@@ -39,7 +47,9 @@ SIGNED_ROUTES = [
     (f"{V1}/make_leave/{{room_id}}/{{user_id}}", membership.make_leave, "GET"),
     (f"{V2}/send_leave/{{room_id}}/{{event_id}}", membership.send_leave, "PUT"),
     (f"{V2}/invite/{{room_id}}/{{event_id}}", membership.invite, "PUT"),
-    (f"{V1}/user/devices/{{user_id}}", query.user_devices, "GET"),
+    (f"{V1}/user/devices/{{user_id}}", user_keys.user_devices, "GET"),
+    (f"{V1}/user/keys/query", user_keys.query_user_keys, "POST"),
+    (f"{V1}/user/keys/claim", user_keys.claim_user_keys, "POST"),
     (f"{V1}/publicRooms", query.public_rooms, "GET"),
     (f"{V1}/publicRooms", query.public_rooms, "POST"),
 ]

@@ -1,0 +1,74 @@
+"""To-device messages waiting for their device (tables ``device_inbox``,
+``device_inbox_txns``).
+
+Rules kept:
+
+- Each message takes a position on the main stream (the caller allocates it in the
+  same write), so a /sync reads "messages up to `to`" with the token it hands out.
+- A message stays until its device syncs with a `since` at or past its position:
+  then the device has it (``delete_up_to``). A lost /sync response costs nothing.
+- ``device_inbox_txns`` makes ``PUT /sendToDevice/{type}/{txnId}`` idempotent per
+  sending device.
+- Functions take the connection first and never commit (see ``store.db``).
+
+Spec: https://spec.matrix.org/v1.16/client-server-api/#send-to-device-messaging
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+
+def add_message(
+    conn: sqlite3.Connection, *, stream: int, user_id: str, device_id: str, message_json: str
+) -> None:
+    conn.execute(
+        "INSERT INTO device_inbox (stream, user_id, device_id, message_json) VALUES (?, ?, ?, ?)",
+        (stream, user_id, device_id, message_json),
+    )
+
+
+def messages_up_to(
+    conn: sqlite3.Connection, user_id: str, device_id: str, to: int, limit: int
+) -> list[str]:
+    """The device's messages at positions <= `to`, oldest first (message_json)."""
+    rows = conn.execute(
+        "SELECT message_json FROM device_inbox WHERE user_id = ? AND device_id = ?"
+        " AND stream <= ? ORDER BY stream LIMIT ?",
+        (user_id, device_id, to, limit),
+    )
+    return [row[0] for row in rows]
+
+
+def has_messages_up_to(conn: sqlite3.Connection, user_id: str, device_id: str, to: int) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM device_inbox WHERE user_id = ? AND device_id = ? AND stream <= ? LIMIT 1",
+        (user_id, device_id, to),
+    ).fetchone()
+    return row is not None
+
+
+def delete_up_to(conn: sqlite3.Connection, user_id: str, device_id: str, up_to: int) -> int:
+    cur = conn.execute(
+        "DELETE FROM device_inbox WHERE user_id = ? AND device_id = ? AND stream <= ?",
+        (user_id, device_id, up_to),
+    )
+    return cur.rowcount
+
+
+def delete_device_messages(conn: sqlite3.Connection, user_id: str, device_id: str) -> None:
+    conn.execute(
+        "DELETE FROM device_inbox WHERE user_id = ? AND device_id = ?", (user_id, device_id)
+    )
+
+
+def claim_txn(
+    conn: sqlite3.Connection, user_id: str, device_id: str, txn_id: str, now_ms: int
+) -> bool:
+    """Record a sendToDevice transaction; False when it was seen before."""
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO device_inbox_txns (user_id, device_id, txn_id, created_ts)"
+        " VALUES (?, ?, ?, ?)",
+        (user_id, device_id, txn_id, now_ms),
+    )
+    return cur.rowcount > 0

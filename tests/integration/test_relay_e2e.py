@@ -1,0 +1,126 @@
+"""End-to-end encryption between two relays: remote key query and claim, to-device
+messages and device list updates over federation; then two matrix-nio E2EE clients,
+one per relay, decrypting each other."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import nacl.signing
+import pytest
+
+from tests.client.e2e_helpers import device_keys
+from tests.integration.conftest import RelayProcess, make_relay
+from tests.integration.matrix_client import MatrixUser
+from tests.interop.nio_e2ee import E2eeClient, two_way_chat
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def two_relays(tmp_path: Path) -> Iterator[tuple[RelayProcess, RelayProcess]]:
+    relays = [make_relay(tmp_path, "a"), make_relay(tmp_path, "b")]
+    try:
+        for r in relays:
+            r.init("--no-verify-tls")
+            r.start()
+            r.cli("user", "add", "alice" if r is relays[0] else "bob", "--password", "pw")
+        yield relays[0], relays[1]
+    finally:
+        for r in relays:
+            r.kill()
+
+
+def _shared_room(alice: MatrixUser, bob: MatrixUser) -> str:
+    room_id = alice.create_room(name="keys")
+    alice.invite(room_id, bob.user_id)
+    bob.wait_for_invite(room_id)
+    bob.join(room_id)
+    alice.wait_for(
+        lambda b: any(
+            e.get("state_key") == bob.user_id
+            for e in b.get("rooms", {})
+            .get("join", {})
+            .get(room_id, {})
+            .get("timeline", {})
+            .get("events", [])
+        ),
+        what="bob's join",
+    )
+    return room_id
+
+
+def _upload(user: MatrixUser) -> str:
+    device_id = user.call("GET", "/account/whoami")["device_id"]
+    keys = device_keys(user.user_id, device_id, nacl.signing.SigningKey.generate())
+    user.call(
+        "POST",
+        "/keys/upload",
+        json={"device_keys": keys, "one_time_keys": {"signed_curve25519:K1": {"key": "otk"}}},
+    )
+    return device_id
+
+
+def test_keys_to_device_and_device_lists_cross_relays(
+    two_relays: tuple[RelayProcess, RelayProcess],
+) -> None:
+    a, b = two_relays
+    alice = MatrixUser.login(a.client_url, "alice")
+    bob = MatrixUser.login(b.client_url, "bob")
+    _shared_room(alice, bob)
+    bob_device = _upload(bob)
+
+    got = alice.call("POST", "/keys/query", json={"device_keys": {bob.user_id: []}})
+    assert list(got["device_keys"][bob.user_id]) == [bob_device], got
+    claimed = alice.call(
+        "POST",
+        "/keys/claim",
+        json={"one_time_keys": {bob.user_id: {bob_device: "signed_curve25519"}}},
+    )
+    assert claimed["one_time_keys"][bob.user_id][bob_device] == {
+        "signed_curve25519:K1": {"key": "otk"}
+    }, claimed
+
+    alice.call(
+        "PUT",
+        "/sendToDevice/m.test/t1",
+        json={"messages": {bob.user_id: {bob_device: {"secret": "hi"}}}},
+    )
+    body = bob.wait_for(lambda s: s["to_device"]["events"], what="the to-device message")
+    assert body["to_device"]["events"] == [
+        {"sender": alice.user_id, "type": "m.test", "content": {"secret": "hi"}}
+    ]
+
+    # Bob adds a device: alice hears of it (m.device_list_update) and sees it on query.
+    alice.sync(0)
+    bob2 = MatrixUser.login(b.client_url, "bob")
+    second = _upload(bob2)
+    alice.wait_for(
+        lambda s: bob.user_id in s["device_lists"]["changed"], what="bob in device_lists.changed"
+    )
+    got = alice.call("POST", "/keys/query", json={"device_keys": {bob.user_id: []}})
+    assert sorted(got["device_keys"][bob.user_id]) == sorted([bob_device, second])
+
+
+def test_nio_e2ee_across_two_relays(
+    two_relays: tuple[RelayProcess, RelayProcess], tmp_path: Path
+) -> None:
+    a, b = two_relays
+
+    async def scenario() -> None:
+        alice = E2eeClient(a.client_url, "alice", tmp_path / "alice", print)
+        bob = E2eeClient(b.client_url, "bob", tmp_path / "bob", print)
+        try:
+            await alice.login("pw", "alice phone")
+            await bob.login("pw", "bob phone")
+            room_id = await alice.create_encrypted_room([bob.user_id])
+            await bob.join(room_id)
+            await alice.wait_for_members(room_id, [alice.user_id, bob.user_id])
+            await two_way_chat(alice, bob, room_id, "across relays", n=3)
+        finally:
+            await alice.close()
+            await bob.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 180))
