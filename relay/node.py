@@ -41,6 +41,7 @@ from relay.presence import PresenceService
 from relay.ratelimit import RateLimiter
 from relay.receipts import ReceiptService
 from relay.rooms import RoomService
+from relay.sdnotify import ready_and_watchdog
 from relay.services import Services, now_ms
 from relay.sync import SyncService
 from relay.to_device import ToDevice
@@ -240,5 +241,6 @@ async def serve_node(
                 )
                 log.info("federation API listening on https://%s", config.federation_listen)
                 log.info("relay %s ready (key %s)", config.server_name, signing_key.key_id)
+                nursery.start_soon(ready_and_watchdog, shutdown)  # systemd: READY=1, WATCHDOG=1
                 task_status.started(services)
         log.info("relay %s stopped", config.server_name)
