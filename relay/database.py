@@ -1,11 +1,21 @@
 """The trio side of the store: one writer connection, a few reader connections.
 
 SQLite allows one writer at a time, so every write runs on the single writer
-connection, one transaction per call, in a worker thread; the caller's
-function receives the connection and never commits (store's rule). Reads run
-on a small pool of their own connections (WAL lets them proceed beside the
-writer). Writes are never abandoned on cancellation: a write that started
-finishes, so an acknowledged write is never half-done.
+connection, in a worker thread; the caller's function receives the connection and
+never commits (store's rule). Reads run on a small pool of their own connections
+(WAL lets them proceed beside the writer).
+
+Group commit: with ``synchronous=FULL`` every COMMIT is an fsync, so writes that
+arrive while the writer is busy are run together, in arrival order, in ONE
+transaction with ONE commit. Each call's function runs inside its own SAVEPOINT:
+a call that raises rolls back only its own changes and gets its own exception; the
+others are unaffected. Every call returns only after the shared COMMIT has returned,
+so "returned" still means "on disk"; if the COMMIT fails, every call of the group
+fails. A lone write is a plain ``BEGIN IMMEDIATE`` ... ``COMMIT`` as before.
+
+Writes are never abandoned on cancellation: a write that started finishes (and its
+caller gets its result, as ``trio.to_thread.run_sync`` does), so an acknowledged
+write is never half-done; a write cancelled before it started is dropped.
 """
 
 from __future__ import annotations
@@ -22,6 +32,71 @@ from store import db as store_db
 
 T = TypeVar("T")
 READERS = 4
+#: At most this many calls share one transaction (bounds the latency of the group).
+MAX_GROUP = 64
+_SAVEPOINT = "relay_group_commit"
+
+
+class _Write:
+    """One queued `Database.write` call."""
+
+    __slots__ = ("args", "done", "error", "fn", "started", "value")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self.fn = fn
+        self.args = args
+        self.started = False
+        self.done = trio.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+    def run_alone(self, conn: sqlite3.Connection) -> None:
+        """In its own transaction (store_db.write)."""
+        try:
+            with store_db.write(conn):
+                self.value = self.fn(conn, *self.args)
+        except BaseException as exc:
+            self.error = exc
+
+    def unwrap(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+def _run_group(conn: sqlite3.Connection, group: list[_Write]) -> None:
+    """Run every call of `group`, each in a savepoint, then one COMMIT (writer thread)."""
+    if len(group) == 1:
+        group[0].run_alone(conn)
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    ran: list[_Write] = []
+    try:
+        for index, call in enumerate(group):
+            conn.execute(f"SAVEPOINT {_SAVEPOINT}")
+            try:
+                call.value = call.fn(conn, *call.args)
+            except BaseException as exc:
+                call.error = exc
+                if not conn.in_transaction:
+                    # SQLite rolled the whole transaction back (disk full, I/O error,
+                    # ...): the calls before this one are undone too. Run each of them,
+                    # and the rest of the group, in a transaction of its own.
+                    for other in ran + group[index + 1 :]:
+                        other.value = None
+                        other.run_alone(conn)
+                    return
+                conn.execute(f"ROLLBACK TO {_SAVEPOINT}")
+            conn.execute(f"RELEASE {_SAVEPOINT}")
+            if call.error is None:
+                ran.append(call)
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        for call in group:  # nothing of the group is on disk
+            if call.error is None:
+                call.value, call.error = None, exc
 
 
 class Database:
@@ -30,18 +105,43 @@ class Database:
         self._writer = writer
         self._synchronous = synchronous
         self._write_limiter = trio.CapacityLimiter(1)
+        self._queued: list[_Write] = []
         self._read_limiter = trio.CapacityLimiter(READERS)
         self._readers: list[sqlite3.Connection] = []
         self._all_readers: list[sqlite3.Connection] = []
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(conn, *args)` in one write transaction; returns once committed to disk."""
-
-        def run() -> T:
-            with store_db.write(self._writer):
-                return fn(self._writer, *args)
-
-        return await trio.to_thread.run_sync(run, limiter=self._write_limiter)
+        """Run `fn(conn, *args)` in a write transaction (possibly shared with other calls,
+        each in its own savepoint); returns once committed to disk."""
+        call = _Write(fn, args)
+        self._queued.append(call)
+        try:
+            # Whoever gets the writer runs everything queued so far as one group; a call
+            # that someone else's group already ran just passes through.
+            async with self._write_limiter:
+                if not call.started:
+                    group = self._queued[:MAX_GROUP]
+                    del self._queued[:MAX_GROUP]
+                    for queued in group:
+                        queued.started = True
+                    try:
+                        # Shielded: once taken from the queue, a group always runs.
+                        with trio.CancelScope(shield=True):
+                            await trio.to_thread.run_sync(_run_group, self._writer, group)
+                    finally:
+                        for queued in group:
+                            queued.done.set()
+        except trio.Cancelled:
+            if not call.started:
+                self._queued.remove(call)
+                raise
+            # Started in another call's group: it finishes, and this caller learns how.
+            with trio.CancelScope(shield=True):
+                await call.done.wait()
+        if not call.done.is_set():
+            with trio.CancelScope(shield=True):
+                await call.done.wait()
+        return call.unwrap()
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(conn, *args)` on a reader connection, in one consistent snapshot."""
