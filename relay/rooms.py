@@ -421,9 +421,17 @@ class RoomService:
     # -- the operations the APIs call -------------------------------------------------
 
     async def _write(self, fn: Any, *args: Any) -> Any:
-        result = await self.database.write(fn, *args)
-        self.notifier.on_stream(await self.database.read(store_events.max_stream_ordering))
-        if self.outbox_listener is not None:
+        def txn(conn: sqlite3.Connection) -> tuple[Any, int, bool]:
+            # The stream position and whether anything was queued for other servers are
+            # read in the write itself: no extra read per write.
+            outbox_before = store_outbox.last_id(conn)
+            result = fn(conn, *args)
+            position = store_events.max_stream_ordering(conn)
+            return result, position, store_outbox.last_id(conn) != outbox_before
+
+        result, position, queued = await self.database.write(txn)
+        self.notifier.on_stream(position)
+        if queued and self.outbox_listener is not None:
             await self.outbox_listener()
         return result
 

@@ -62,6 +62,12 @@ def enqueue(
     return int(cur.lastrowid)
 
 
+def last_id(conn: sqlite3.Connection) -> int:
+    """The newest queued row's id (0 when the outbox is empty): a write that queued
+    something moved it."""
+    return int(conn.execute("SELECT coalesce(max(id), 0) FROM federation_outbox").fetchone()[0])
+
+
 def peek(
     conn: sqlite3.Connection,
     destination: str,
