@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import trio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -19,12 +20,23 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relay.errors import BadJson, MatrixError, NotJson, TooLarge, Unknown, Unrecognized
 
 log = logging.getLogger(__name__)
 
 MAX_REQUEST_BODY = 2 * 1024 * 1024
+#: How much of a request body nobody read we still read (and drop) before answering;
+#: see DrainUnreadBody.
+DRAIN_BYTES = 32 * 1024 * 1024
+DRAIN_SECONDS = 5.0
+#: Client bodies nested deeper than this are refused: no client needs it, and the
+#: recursive code behind (copying, hashing, the parser itself) hits Python's recursion
+#: limit near 450. Federation requests are left alone (a peer's transaction is not
+#: refused whole for one deep event).
+MAX_JSON_DEPTH = 100
+SERVER_PATHS = ("/_matrix/federation/", "/_matrix/key/")
 
 
 class MatrixJSONResponse(JSONResponse):
@@ -58,6 +70,40 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return json_response(err.to_json(), err.status)
 
 
+class DrainUnreadBody:
+    """Reads (and drops) what the handler left of the request body before the response
+    starts. An answer given before the body is read (401 for a missing token, 404, 413
+    for a body too large, 429) otherwise ends the connection with no `Connection: close`:
+    a client reusing it sees "server disconnected", one still sending a big body sees a
+    reset instead of the answer. Bounded by DRAIN_BYTES and DRAIN_SECONDS."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        body_done = False
+
+        async def tracking_receive() -> Message:
+            nonlocal body_done
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
+
+        async def draining_send(message: Message) -> None:
+            if message["type"] == "http.response.start" and not body_done:
+                drained = 0
+                with trio.move_on_after(DRAIN_SECONDS):
+                    while not body_done and drained <= DRAIN_BYTES:
+                        drained += len((await tracking_receive()).get("body", b""))
+            await send(message)
+
+        await self.app(scope, tracking_receive, draining_send)
+
+
 def make_app(routes: Sequence[BaseRoute]) -> Starlette:
     return Starlette(
         routes=list(routes),
@@ -67,13 +113,14 @@ def make_app(routes: Sequence[BaseRoute]) -> Starlette:
             Exception: _internal_error,
         },
         middleware=[
+            Middleware(DrainUnreadBody),
             # Web clients (Element) call from another origin; the spec asks for these.
             Middleware(
                 CORSMiddleware,
                 allow_origins=["*"],
                 allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
                 allow_headers=["X-Requested-With", "Content-Type", "Authorization"],
-            )
+            ),
         ],
     )
 
@@ -94,9 +141,27 @@ async def read_json_body(
     if empty is not None and not body.strip():
         return empty
     try:
-        return json.loads(body, parse_constant=_reject_constant)
+        value = json.loads(body, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError):
         raise NotJson("Content not JSON.") from None
+    except RecursionError:
+        raise BadJson("JSON nested too deeply") from None
+    if not request.url.path.startswith(SERVER_PATHS) and _depth_exceeds(value, MAX_JSON_DEPTH):
+        raise BadJson(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in item)
+    return False
 
 
 def _reject_constant(name: str) -> Any:

@@ -84,7 +84,7 @@ async def update_device(request: Request, requester: Requester) -> Response:
 async def delete_device(request: Request, requester: Requester) -> Response:
     """# `DELETE /_matrix/client/v3/devices/{deviceId}`"""
     # The body is optional on DELETE; an empty one means "no auth yet".
-    body = await read_json_body(request) if await request.body() else {}
+    body = await read_json_body(request, empty={})
     if not isinstance(body, dict):
         raise BadJson("Content must be a JSON object.")
     device_id = request.path_params["device_id"]

@@ -23,7 +23,7 @@ async def post_receipt(request: Request, requester: Requester) -> Response:
     if receipt_type not in MARKER_TYPES:
         raise InvalidParam(f"Unknown receipt type {receipt_type}")
     # Older clients send no body at all.
-    body = await read_json_body(request) if await request.body() else {}
+    body = await read_json_body(request, empty={})
     if not isinstance(body, dict):
         raise BadJson("Content must be a JSON object.")
     thread_id = body.get("thread_id")
