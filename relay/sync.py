@@ -120,7 +120,7 @@ class SyncService:
         if param.lstrip().startswith("{"):
             try:
                 body = json.loads(param)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise BadJson("filter is not valid JSON") from None
             return parse_filter(body)
         return parse_filter(await self.get_filter_json(user_id, param))

@@ -82,7 +82,8 @@ def put_filter(conn: sqlite3.Connection, user_id: str, filter_json: str) -> str:
 
 def get_filter(conn: sqlite3.Connection, user_id: str, filter_id: str) -> str | None:
     """The filter's JSON text, or None (also for ids that aren't integers)."""
-    if not filter_id.isdigit():
+    # isdigit() alone accepts "²", which int() refuses; SQLite integers are 64-bit.
+    if not (filter_id.isascii() and filter_id.isdigit()) or len(filter_id) > 18:
         return None
     row = conn.execute(
         "SELECT json FROM filters WHERE user_id = ? AND filter_id = ?", (user_id, int(filter_id))

@@ -31,8 +31,10 @@ def parse_create_room(body: dict[str, Any], creator: str) -> RoomConfig:
     visibility = body.get("visibility", "private")
     if visibility not in ("public", "private"):
         raise InvalidParam("visibility must be 'public' or 'private'")
-    preset = body.get("preset") or ("public_chat" if visibility == "public" else "private_chat")
-    if preset not in PRESETS:
+    preset = body.get("preset")
+    if preset is None:
+        preset = "public_chat" if visibility == "public" else "private_chat"
+    if not isinstance(preset, str) or preset not in PRESETS:
         raise InvalidParam(f"Unknown preset {preset!r}")
     version = body.get("room_version", DEFAULT_ROOM_VERSION.identifier)
     if not isinstance(version, str):
@@ -42,6 +44,9 @@ def parse_create_room(body: dict[str, Any], creator: str) -> RoomConfig:
         isinstance(u, str) and is_valid_user_id(u) for u in invite
     ):
         raise InvalidParam("invite must be a list of user ids")
+    invite_3pid = body.get("invite_3pid", [])
+    if not isinstance(invite_3pid, list) or not all(isinstance(i, dict) for i in invite_3pid):
+        raise BadJson("invite_3pid must be a list of objects")
     initial_state = body.get("initial_state", [])
     if not isinstance(initial_state, list) or not all(
         isinstance(e, dict)

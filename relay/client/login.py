@@ -36,8 +36,10 @@ async def login(request: Request) -> Response:
     identifier = body.get("identifier")
     if identifier is None and isinstance(body.get("user"), str):
         identifier = {"type": "m.id.user", "user": body["user"]}  # deprecated form
-    if not isinstance(identifier, dict):
+    if identifier is None:
         raise MissingParam("Missing identifier")
+    if not isinstance(identifier, dict):
+        raise BadJson("identifier must be an object")
     if identifier.get("type") != "m.id.user":
         raise Unknown("Only m.id.user identifiers are supported", status=400)
     user = identifier.get("user")
@@ -50,6 +52,8 @@ async def login(request: Request) -> Response:
         raise InvalidParam("device_id must be a string")
     if display_name is not None and not isinstance(display_name, str):
         raise InvalidParam("initial_device_display_name must be a string")
+    if not isinstance(body.get("refresh_token", False), bool):
+        raise BadJson("refresh_token must be true or false")
     await services.extra["login_limiter"].check(request.client.host if request.client else "")
     user_id = user_id_for(user, services.server_name)
     if user_id is None or not await services.accounts.check_password(user_id, password):

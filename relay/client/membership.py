@@ -15,8 +15,17 @@ from relay.accounts import Requester
 from relay.client.auth import services_of
 from relay.client.route import ClientRoute
 from relay.errors import BadJson, Forbidden, InvalidParam, MissingParam, NotFound
-from relay.events.ids import is_valid_room_alias, is_valid_user_id
+from relay.events.ids import (
+    is_valid_room_alias,
+    is_valid_room_id,
+    is_valid_server_name,
+    is_valid_user_id,
+)
+from relay.events.room_versions import room_version
 from relay.http import json_response, read_json_object
+
+#: Room versions with the two shapes of room id: `!opaque:server` and `!hash` (v12).
+ROOM_ID_FORMS = [rv for rv in (room_version("11"), room_version("12")) if rv is not None]
 
 
 def _reason(body: dict[str, Any]) -> str | None:
@@ -28,8 +37,10 @@ def _reason(body: dict[str, Any]) -> str | None:
 
 def _target(body: dict[str, Any]) -> str:
     user_id = body.get("user_id")
-    if not isinstance(user_id, str):
+    if user_id is None:
         raise MissingParam("Missing user_id")
+    if not isinstance(user_id, str):
+        raise BadJson("user_id must be a string")
     if not is_valid_user_id(user_id):
         raise InvalidParam(f"{user_id!r} is not a valid user id")
     return user_id
@@ -37,10 +48,13 @@ def _target(body: dict[str, Any]) -> str:
 
 async def _join(request: Request, requester: Requester, room_id_or_alias: str) -> Response:
     body = await read_json_object(request, optional=True)
+    reason = _reason(body)
     services = services_of(request)
     rooms = services.rooms
     remote = services.extra.get("remote_membership")
     via = request.query_params.getlist("via") + request.query_params.getlist("server_name")
+    if not all(is_valid_server_name(server) for server in via):
+        raise InvalidParam("via must be server names")
     if room_id_or_alias.startswith("#"):
         if not is_valid_room_alias(room_id_or_alias):
             raise InvalidParam("Invalid room alias")
@@ -51,11 +65,13 @@ async def _join(request: Request, requester: Requester, room_id_or_alias: str) -
         via += servers
     elif room_id_or_alias.startswith("!"):
         room_id = room_id_or_alias
+        if not any(is_valid_room_id(room_id, rv) for rv in ROOM_ID_FORMS):
+            raise InvalidParam(f"{room_id!r} is not a room id")
     else:
         raise InvalidParam(f"{room_id_or_alias!r} is not a room id or alias")
     if await rooms.has_local_members(room_id):
         await rooms.update_membership(
-            requester.user_id, room_id, requester.user_id, "join", reason=_reason(body)
+            requester.user_id, room_id, requester.user_id, "join", reason=reason
         )
     elif remote is not None:
         await remote.join(requester.user_id, room_id, via)

@@ -56,7 +56,7 @@ def parse_event_filter(raw: str | None) -> EventFilter:
         return NO_FILTER
     try:
         body = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise BadJson("filter must be a JSON object") from None
     return filters.parse_event_filter(body, "filter")
 

@@ -27,6 +27,8 @@ async def get_event_by_timestamp(request: Request, requester: Requester) -> Resp
         ts = int(query["ts"])
     except ValueError:
         raise InvalidParam("ts must be an integer") from None
+    if not -(2**63) <= ts < 2**63:
+        raise InvalidParam("ts is out of range")
     direction = query["dir"]
     if direction not in ("b", "f"):
         raise InvalidParam("dir must be 'b' or 'f'")

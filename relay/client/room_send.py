@@ -12,7 +12,7 @@ from starlette.responses import Response
 from relay.accounts import Requester
 from relay.client.auth import services_of
 from relay.client.route import ClientRoute
-from relay.errors import Forbidden
+from relay.errors import BadJson, Forbidden
 from relay.http import json_response, read_json_object
 
 
@@ -26,7 +26,7 @@ async def send_message(request: Request, requester: Requester) -> Response:
     if event_type == "m.room.redaction":
         redacts = content.get("redacts")
         if not isinstance(redacts, str):
-            raise Forbidden("m.room.redaction needs content.redacts; use /redact")
+            raise BadJson("m.room.redaction needs a string content.redacts; use /redact")
     event_id = await services.rooms.send_event(
         requester.user_id,
         requester.device_id,
@@ -61,7 +61,10 @@ async def set_room_state(request: Request, requester: Requester) -> Response:
 async def redact_event(request: Request, requester: Requester) -> Response:
     """# `PUT /_matrix/client/v3/rooms/{roomId}/redact/{eventId}/{txnId}`"""
     body = await read_json_object(request)
-    content = {"reason": body["reason"]} if isinstance(body.get("reason"), str) else {}
+    reason = body.get("reason")
+    if reason is not None and not isinstance(reason, str):
+        raise BadJson("reason must be a string")
+    content = {"reason": reason} if reason is not None else {}
     event_id = await services_of(request).rooms.send_event(
         requester.user_id,
         requester.device_id,

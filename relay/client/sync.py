@@ -98,9 +98,16 @@ def render_sync(result: SyncResult, sync_filter: Filter, now: int) -> dict[str, 
 
 def _int_param(request: Request, name: str) -> int:
     raw = request.query_params.get(name, "0")
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise InvalidParam(f"{name} must be a non-negative integer")
     return int(raw)
+
+
+def _bool_param(request: Request, name: str) -> bool:
+    raw = request.query_params.get(name, "false").lower()
+    if raw not in ("true", "false"):
+        raise InvalidParam(f"{name} must be true or false")
+    return raw == "true"
 
 
 async def sync(request: Request, requester: Requester) -> Response:
@@ -118,7 +125,7 @@ async def sync(request: Request, requester: Requester) -> Response:
         since=since.stream if since else None,
         since_typing=since.typing if since else 0,
         filter=sync_filter,
-        full_state=query.get("full_state", "false").lower() == "true",
+        full_state=_bool_param(request, "full_state"),
         timeout_ms=_int_param(request, "timeout"),
         set_presence=set_presence,
     )

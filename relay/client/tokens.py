@@ -13,6 +13,14 @@ from dataclasses import dataclass
 
 from relay.errors import InvalidParam
 
+#: Positions are SQLite integers; a bigger number is no position we ever handed out.
+MAX_POSITION = 2**63 - 1
+
+
+def _is_position(text: str) -> bool:
+    # str.isdigit() alone accepts "²" and Arabic-Indic digits, which int() may reject.
+    return text.isascii() and text.isdigit() and int(text) <= MAX_POSITION
+
 
 @dataclass(frozen=True, slots=True)
 class StreamToken:
@@ -31,6 +39,6 @@ def parse_token(token: str, what: str = "token") -> StreamToken:
     if not token.startswith("s"):
         raise InvalidParam(f"Invalid {what}")
     head, _, typing = token[1:].partition("_")
-    if not head.isdigit() or (typing and not typing.isdigit()):
+    if not _is_position(head) or (typing and not _is_position(typing)):
         raise InvalidParam(f"Invalid {what}")
     return StreamToken(int(head), int(typing) if typing else 0)
