@@ -43,6 +43,7 @@ from relay.identity import (
 from store import accounts as store_accounts
 from store import db as store_db
 from store import outbox as store_outbox
+from store import peers as store_peers
 from store import registration_tokens as store_tokens
 from store import status as store_status
 from store.errors import UserExists
@@ -116,6 +117,14 @@ def cli() -> None:
     is_flag=True,
     help="Let anyone register an account (registration.mode = open; labs only).",
 )
+@click.option(
+    "--mdns-interface",
+    "mdns_interfaces",
+    multiple=True,
+    metavar="IFACE_OR_ADDR",
+    help="Interface name or address for LAN discovery (mesh.interfaces); repeatable."
+    " Default: every LAN interface.",
+)
 def init(
     data_dir: Path,
     server_name: str,
@@ -126,6 +135,7 @@ def init(
     ca_file: Path | None,
     no_verify_tls: bool,
     open_registration: bool,
+    mdns_interfaces: tuple[str, ...],
 ) -> None:
     """Create a new relay in DATA_DIR: config, signing key, TLS certificate, database."""
     # Validate everything before writing anything.
@@ -149,6 +159,7 @@ def init(
         ca_file=str(ca_file) if ca_file else None,
         verify_tls=not no_verify_tls,
         registration="open" if open_registration else "closed",
+        mdns_interfaces=mdns_interfaces,
     )
     try:
         config = config_from_dict(tomllib.loads(text), data_dir)
@@ -356,6 +367,109 @@ def token_delete(data_dir: Path, token_text: str) -> None:
     if not deleted:
         _fail(f"no registration token {token_text}", 1)
     click.echo(f"deleted token {token_text}")
+
+
+@cli.group()
+def peers() -> None:
+    """LAN peers found by mDNS: list them, approve or revoke their keys."""
+
+
+def _peer_rows(config: Config) -> list[dict[str, Any]]:
+    conn = _open_db(config)
+    try:
+        rows = store_peers.all_peers(conn)
+        spoofs = store_peers.rejected_announcements(conn)
+    finally:
+        conn.close()
+    out = []
+    for row in rows:
+        pinned = config.mesh_trusted.get(row["server_name"])
+        out.append(
+            {
+                "name": row["server_name"],
+                "address": f"{row['address']}:{row['port']}",
+                "key_id": row["key_id"],
+                "fingerprint": row["fingerprint"],
+                "status": row["status"],
+                "pinned_by": "config" if pinned else ("operator" if row["approved_key"] else None),
+                "first_seen": row["first_seen_ts"],
+                "last_seen": row["last_seen_ts"],
+                "reachable": row["reachable"],
+                "reason": row["reason"],
+            }
+        )
+    for spoof in spoofs:
+        out.append(
+            {
+                "name": spoof["server_name"],
+                "address": f"{spoof['address']}:{spoof['port']}",
+                "key_id": None,
+                "fingerprint": spoof["fingerprint"],
+                "status": "rejected",
+                "pinned_by": None,
+                "first_seen": spoof["first_seen_ts"],
+                "last_seen": spoof["last_seen_ts"],
+                "reachable": False,
+                "reason": spoof["reason"],
+            }
+        )
+    return out
+
+
+@peers.command("list")
+@DATA_DIR_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def peers_list(data_dir: Path, as_json: bool) -> None:
+    """List LAN peers: name, address, key fingerprint, status, last seen, reachable."""
+    config = _load(data_dir)
+    rows = _peer_rows(config)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, sort_keys=True))
+        return
+    if not rows:
+        click.echo("no LAN peers seen")
+    for row in rows:
+        reach = "reachable" if row["reachable"] else "unreachable"
+        click.echo(
+            f"{row['name']}  {row['address']}  {row['status']}  {reach}"
+            f"  last seen {_when(row['last_seen'])}\n"
+            f"    fingerprint {row['fingerprint']}  ({row['reason']})"
+        )
+
+
+@peers.command("approve")
+@DATA_DIR_OPTION
+@click.argument("name")
+def peers_approve(data_dir: Path, name: str) -> None:
+    """Pin the key NAME serves now (check its fingerprint in `relay peers list` first)."""
+    config = _load(data_dir)
+    conn = _open_db(config)
+    try:
+        with store_db.write(conn):
+            row = store_peers.approve(conn, name)
+    finally:
+        conn.close()
+    if row is None:
+        _fail(f"no LAN peer {name} with a known key (see `relay peers list`)", 1)
+    click.echo(f"approved {name}: key {row['key_id']} fingerprint {row['fingerprint']}")
+
+
+@peers.command("revoke")
+@DATA_DIR_OPTION
+@click.argument("name")
+def peers_revoke(data_dir: Path, name: str) -> None:
+    """Forget NAME's approval: the relay stops federating with it (config pins stay)."""
+    config = _load(data_dir)
+    conn = _open_db(config)
+    try:
+        with store_db.write(conn):
+            found = store_peers.revoke(conn, name)
+    finally:
+        conn.close()
+    if not found:
+        _fail(f"no LAN peer {name}", 1)
+    note = " (still pinned in [mesh] trusted)" if name in config.mesh_trusted else ""
+    click.echo(f"revoked {name}{note}")
 
 
 def _open_db(config: Config):

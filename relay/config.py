@@ -78,6 +78,13 @@ class Config:
     #: Notaries asked for a server's keys when it can't be reached itself:
     #: server name -> {key id: unpadded base64 verify key} (empty: trust its published keys).
     trusted_key_servers: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: [mesh]: LAN peers over mDNS (relay/mesh). interfaces: names or addresses; () = every
+    #: LAN interface. trusted: server name -> pinned ed25519 verify key (unpadded base64).
+    mesh_enabled: bool = True
+    mesh_interfaces: tuple[str, ...] = ()
+    mesh_trusted: dict[str, str] = field(default_factory=dict)
+    mesh_announce_interval_seconds: float = 15.0
+    mesh_liveness_interval_seconds: float = 3.0
 
 
 DEFAULT_RATE_LIMITS: dict[str, tuple[float, int]] = {
@@ -143,6 +150,7 @@ def config_from_dict(doc: dict[str, Any], data_dir: Path) -> Config:
             "logging",
             "limits",
             "registration",
+            "mesh",
         },
         "",
     )
@@ -239,6 +247,8 @@ def config_from_dict(doc: dict[str, Any], data_dir: Path) -> Config:
         raise ConfigError(f"registration.mode must be one of {', '.join(REGISTRATION_MODES)}")
     shared_secret = _str(registration_table, "shared_secret", "registration.")
 
+    mesh = _mesh(_table(doc, "mesh"))
+
     def path_of(table: dict[str, Any], key: str, where: str, default: str) -> Path:
         return data_dir / (_str(table, key, where, default) or default)
 
@@ -266,7 +276,53 @@ def config_from_dict(doc: dict[str, Any], data_dir: Path) -> Config:
         probe_interval_seconds=float(numbers["probe_interval_seconds"]),
         gap_fill_cap=int(numbers["gap_fill_cap"]),
         trusted_key_servers=trusted_key_servers,
+        **mesh,
     )
+
+
+#: [mesh] numeric keys: default, minimum.
+MESH_NUMBERS: dict[str, tuple[float, float]] = {
+    "announce_interval_seconds": (15.0, 1.0),
+    "liveness_interval_seconds": (3.0, 0.5),
+}
+
+
+def _mesh(table: dict[str, Any]) -> dict[str, Any]:
+    """The [mesh] table as Config fields."""
+    _unknown_keys(table, {"enabled", "interfaces", "trusted", *MESH_NUMBERS}, "mesh.")
+    enabled = table.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError("mesh.enabled must be true or false")
+    interfaces = table.get("interfaces", [])
+    if not isinstance(interfaces, list) or not all(
+        isinstance(i, str) and i for i in interfaces
+    ):
+        raise ConfigError("mesh.interfaces must be a list of interface names or addresses")
+    trusted = table.get("trusted", {})
+    if not isinstance(trusted, dict):
+        raise ConfigError("mesh.trusted must map server names to verify keys")
+    for name, key in trusted.items():
+        if not is_valid_server_name(name):
+            raise ConfigError(f"mesh.trusted: {name!r} is not a valid Matrix server name")
+        if not isinstance(key, str):
+            raise ConfigError(f"mesh.trusted.{name} must be a base64 verify key")
+        try:
+            decode_verify_key_base64(key)
+        except ValueError as exc:
+            raise ConfigError(f"mesh.trusted.{name}: {exc}") from None
+    numbers: dict[str, float] = {}
+    for key, (default, minimum) in MESH_NUMBERS.items():
+        value = table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+            raise ConfigError(f"mesh.{key} must be a number >= {minimum}")
+        numbers[key] = float(value)
+    return {
+        "mesh_enabled": enabled,
+        "mesh_interfaces": tuple(interfaces),
+        "mesh_trusted": {name: key.rstrip("=") for name, key in trusted.items()},
+        "mesh_announce_interval_seconds": numbers["announce_interval_seconds"],
+        "mesh_liveness_interval_seconds": numbers["liveness_interval_seconds"],
+    }
 
 
 def _trusted_key_servers(value: Any) -> dict[str, dict[str, str]]:
@@ -305,6 +361,7 @@ def render_config(
     ca_file: str | None,
     verify_tls: bool,
     registration: str = "closed",
+    mdns_interfaces: tuple[str, ...] = (),
 ) -> str:
     """The text `relay init` writes: every key present, with a comment saying what it does."""
     lines = [
@@ -343,6 +400,30 @@ def render_config(
         "[federation.trusted_key_servers]",
         "# Notaries asked for a server's keys when it can't be reached itself, each with its",
         '# pinned keys, e.g. "hq.example" = { "ed25519:a_key" = "<base64 verify key>" }',
+        "",
+        "[mesh]",
+        "# LAN peers over mDNS: advertise and browse _matrix-relay._tcp.local. (README, Mesh).",
+        "enabled = true",
+        "# Interface names or addresses to use; empty: every LAN interface.",
+        "interfaces = [" + ", ".join(_toml_str(i) for i in mdns_interfaces) + "]",
+        "announce_interval_seconds = 15.0",
+        "liveness_interval_seconds = 3.0",
+        "",
+        "[mesh.trusted]",
+        "# Pinned peers: server name -> its ed25519 verify key (base64), e.g.",
+        '# "kit-b.lan" = "<verify key from `relay status` on kit-b>"',
+        "",
+        "[media]",
+        "# Largest upload accepted (bytes; M_TOO_LARGE beyond), and largest remote file cached.",
+        f"max_upload_bytes = {50 * MIB}",
+        "# Where files are stored, content-addressed (relative to the data dir).",
+        'store_path = "media"',
+        "# Media cached from other servers is dropped, least recently used first, beyond this.",
+        f"remote_cache_max_bytes = {1024 * MIB}",
+        "# Sizes thumbnails are made at (requests are answered by the nearest one).",
+        "thumbnail_sizes = [" + ", ".join(_toml_str(x) for x in DEFAULT_THUMBNAIL_SIZES) + "]",
+        "# Images with more pixels than this are not thumbnailed.",
+        "max_image_pixels = 32000000",
         "",
         "[storage]",
         'database = "relay.db"',

@@ -240,6 +240,10 @@ async def serve_node(
                     shutdown,
                 )
                 log.info("federation API listening on https://%s", config.federation_listen)
+                if config.mesh_enabled:
+                    from relay.mesh.service import Mesh
+
+                    await nursery.start(_serve_until, shutdown, Mesh(services).serve)
                 log.info("relay %s ready (key %s)", config.server_name, signing_key.key_id)
                 nursery.start_soon(ready_and_watchdog, shutdown)  # systemd: READY=1, WATCHDOG=1
                 task_status.started(services)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import trio
@@ -67,6 +67,9 @@ class Ingest:
         # One room at a time: gap filling and acceptance of a room's PDUs must not
         # interleave with each other.
         self._room_locks: dict[str, trio.Lock] = {}
+        #: Called with (origin, pdu) once a PDU joins the room graph (the mesh's gossip
+        #: carries it on to peers that lack it).
+        self.on_accepted: Callable[[str, Pdu], Awaitable[None]] | None = None
 
     def _lock(self, room_id: str) -> trio.Lock:
         return self._room_locks.setdefault(room_id, trio.Lock())
@@ -119,6 +122,14 @@ class Ingest:
     # -- steps ------------------------------------------------------------------------
 
     async def _accept(self, origin: str, pdu: Pdu, state_before: dict | None = None) -> Outcome:
+        outcome = await self._accept_once(origin, pdu, state_before)
+        if outcome.status in ("accepted", "soft_failed") and self.on_accepted is not None:
+            await self.on_accepted(origin, pdu)
+        return outcome
+
+    async def _accept_once(
+        self, origin: str, pdu: Pdu, state_before: dict | None = None
+    ) -> Outcome:
         for _ in range(3):
             try:
                 return await self._write_accept(pdu, state_before=state_before)

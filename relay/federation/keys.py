@@ -208,6 +208,9 @@ class KeyRing:
         self.min_refetch_interval_ms = min_refetch_interval_ms
         self.fetch_timeout = fetch_timeout
         self._locks: dict[str, trio.Lock] = {}
+        #: server name -> its pinned verify key (base64) or None; set by the mesh layer:
+        #: a fetched key response for a pinned server must hold the pinned key.
+        self.key_pin: Callable[[str], str | None] | None = None
         #: (server, via) -> when we last asked; via is the server itself or a notary.
         self._last_attempt: dict[tuple[str, str], int] = {}
 
@@ -311,10 +314,18 @@ class KeyRing:
         )
         now = self._clock()
         keys = check_key_response(response, server_name, now)
+        self._check_pin(server_name, keys)
         await self.database.write(
             _store_response_txn, server_name, response, keys, server_name, now
         )
         return keys
+
+    def _check_pin(self, server_name: str, keys: Mapping[str, ServerKey]) -> None:
+        pin = self.key_pin(server_name) if self.key_pin is not None else None
+        if pin is None:
+            return
+        if not any(k.verify_key_base64.rstrip("=") == pin.rstrip("=") for k in keys.values()):
+            raise KeyResponseError(f"keys of {server_name} do not hold its pinned key")
 
     async def query_notary(
         self, notary: str, criteria: Mapping[str, Mapping[str, int]]
@@ -348,6 +359,7 @@ class KeyRing:
             try:
                 await self._check_notary_signature(notary, entry)
                 keys = check_key_response(entry, server, now)
+                self._check_pin(server, keys)
             except (KeyResponseError, SignatureError) as exc:
                 log.warning("notary %s answered badly for %s: %s", notary, server, exc)
                 continue

@@ -281,3 +281,18 @@ async def timestamp_to_event(request: Request, origin: str) -> Response:
     if found is None:
         raise NotFound("No event found")
     return json_response({"event_id": found[0], "origin_server_ts": found[1]})
+
+
+async def get_extremities(request: Request, origin: str) -> Response:
+    """# `GET /_matrix/federation/unstable/org.edge_relay.mesh/extremities/{roomId}`
+
+    Ours, not the spec's: the room's forward extremities, for LAN gossip (relay/mesh)."""
+    services = _services(request)
+    room_id = request.path_params["room_id"]
+
+    def txn(conn: sqlite3.Connection) -> list[str]:
+        if not server_may_see_txn(conn, room_id, origin):
+            raise Forbidden("Server is not in the room")
+        return store_events.get_forward_extremities(conn, room_id)
+
+    return json_response({"extremities": await services.database.read(txn)})

@@ -52,6 +52,12 @@ SIGNED_ROUTES = [
     (f"{V1}/user/keys/claim", user_keys.claim_user_keys, "POST"),
     (f"{V1}/publicRooms", query.public_rooms, "GET"),
     (f"{V1}/publicRooms", query.public_rooms, "POST"),
+    # Ours: LAN gossip compares forward extremities (relay/mesh/gossip.py).
+    (
+        "/_matrix/federation/unstable/org.edge_relay.mesh/extremities/{room_id}",
+        room_events.get_extremities,
+        "GET",
+    ),
 ]
 ROUTES += [
     Route(path, with_origin(handler), methods=[method]) for path, handler, method in SIGNED_ROUTES

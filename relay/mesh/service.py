@@ -1,0 +1,294 @@
+"""The mesh service: discovery + trust + the hooks federation consults + gossip.
+
+- `Mesh.resolve` is the resolver's mesh hook (relay/federation/resolver.py): a server name
+  resolves to a LAN address only when that address served the name's pinned key
+  (relay/mesh/trust.py). Names never pinned, or announced by a spoofer, fall through to
+  the usual resolution (which, on a LAN with no DNS, finds nothing).
+- `Mesh.pinned_key` is the KeyRing's pin (relay/federation/keys.py): keys fetched for a
+  pinned name must be the pinned key, whichever way they were fetched.
+- `Mesh.inbound_gate` is consulted when an inbound federation request's signature could
+  not be verified: a LAN peer we do not trust that tried to federate is marked rejected
+  (the request itself is refused with 401: its key resolves through no route we trust).
+  A server reachable by ordinary federation (e.g. an IP-literal name) is not a LAN peer
+  to the mesh: it federates as any server on the Internet would.
+- Pins come from `[mesh] trusted` and from `relay peers approve` (the peers table, re-read
+  every liveness interval, so the CLI acts on a running relay within seconds).
+- Every sighting and verdict is written to the peers table (store/peers.py) for
+  `relay peers list`. An announcement rejected for a name we already trust is kept in a
+  table of its own: a spoofer never changes the real peer's row.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+import relay
+from relay.federation.resolver import ResolvedServer
+from relay.mesh.discovery import (
+    Announcement,
+    Discovery,
+    SeenPeer,
+    instance_name,
+    key_fingerprint,
+    lan_addresses,
+)
+from relay.mesh.gossip import Gossip
+from relay.mesh.trust import PENDING, REJECTED, TRUSTED, Verdict, check_announcement
+from relay.services import Services, now_ms
+from store import peers as store_peers
+
+if TYPE_CHECKING:
+    import httpx
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    server_name: str
+    address: str
+    port: int
+    verify_key: str
+    instance: str
+
+    @property
+    def resolved(self) -> ResolvedServer:
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        return ResolvedServer(f"https://{host}:{self.port}", self.server_name, self.server_name)
+
+
+def own_announcement(services: Services) -> Announcement:
+    config = services.config
+    key = services.signing_key
+    fingerprint = key_fingerprint(key.verify_key_base64)
+    listen_host = config.federation_listen.host
+    if listen_host not in ("0.0.0.0", "::", ""):
+        addresses = [listen_host]
+    else:
+        addresses = lan_addresses(config.mesh_interfaces)
+    if not addresses:
+        addresses = ["127.0.0.1"]
+    return Announcement(
+        instance=instance_name(config.server_name, fingerprint),
+        server_name=config.server_name,
+        addresses=tuple(addresses),
+        port=config.federation_listen.port,
+        key_id=key.key_id,
+        fingerprint=fingerprint,
+        version=relay.__version__,
+    )
+
+
+class Mesh:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.config = services.config
+        self.own = own_announcement(services)
+        #: server name -> the verified LAN route (trusted peers only)
+        self.routes: dict[str, Route] = {}
+        #: instance -> (announcement, verdict): everything seen and judged
+        self.verdicts: dict[str, tuple[Announcement, Verdict]] = {}
+        #: server name -> approved key (from the peers table)
+        self.approved: dict[str, str] = {}
+        self.discovery: Discovery | None = None
+        self.gossip = Gossip(services, self)
+        self._http: httpx.AsyncClient | None = None
+
+    # -- hooks consulted by federation -------------------------------------------------
+
+    def resolve(self, server_name: str) -> ResolvedServer | None:
+        route = self.routes.get(server_name)
+        return route.resolved if route is not None else None
+
+    def pinned_key(self, server_name: str) -> str | None:
+        return self.config.mesh_trusted.get(server_name) or self.approved.get(server_name)
+
+    def is_lan_peer(self, server_name: str) -> bool:
+        return any(a.server_name == server_name for a, _ in self.verdicts.values())
+
+    async def inbound_gate(self, origin: str) -> None:
+        """A request from `origin` failed authentication: mark it rejected if it is an
+        unapproved LAN peer."""
+        if origin in self.routes or not self.is_lan_peer(origin):
+            return
+        if self.pinned_key(origin) is not None:
+            return  # pinned: the signature check against the pin decides
+        reason = "not approved, yet it tried to federate"
+
+        def txn(conn: Any) -> None:
+            row = store_peers.get_peer(conn, origin)
+            if row is not None and row["status"] == PENDING:
+                conn.execute(
+                    "UPDATE mesh_peers SET status = 'rejected', reason = ? WHERE server_name = ?",
+                    (reason, origin),
+                )
+
+        await self.services.database.write(txn)
+        log.warning("mesh: unapproved LAN peer %s tried to federate; rejected", origin)
+
+    def live_trusted(self) -> list[str]:
+        """Trusted peers that answer their health check now."""
+        out = []
+        for name, route in self.routes.items():
+            seen = self.discovery.peers.get(route.instance) if self.discovery else None
+            if seen is not None and seen.reachable:
+                out.append(name)
+        return sorted(out)
+
+    # -- the service ----------------------------------------------------------------------
+
+    def install(self) -> None:
+        self.services.federation_client.resolver.mesh_hook = self.resolve
+        self.services.keyring.key_pin = self.pinned_key
+        self.services.extra["mesh"] = self
+        self.services.extra["mesh_inbound_gate"] = self.inbound_gate
+        self.services.extra["ingest"].on_accepted = self.gossip.forward
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        import httpx
+
+        await self._load_approvals()
+        self.install()
+        async with httpx.AsyncClient(verify=False, timeout=5.0) as http:
+            self._http = http
+            self.discovery = Discovery(
+                self.own,
+                http,
+                self._on_change,
+                announce_interval=self.config.mesh_announce_interval_seconds,
+                liveness_interval=self.config.mesh_liveness_interval_seconds,
+            )
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.discovery.serve)
+                nursery.start_soon(self._watch_approvals)
+                await nursery.start(self.gossip.serve)
+                task_status.started()
+
+    async def _load_approvals(self) -> bool:
+        rows = await self.services.database.read(store_peers.all_peers)
+        approved = {r["server_name"]: r["approved_key"] for r in rows if r["approved_key"]}
+        changed = approved != self.approved
+        self.approved = approved
+        return changed
+
+    async def _watch_approvals(self) -> None:
+        while True:
+            await trio.sleep(min(2.0, self.config.mesh_liveness_interval_seconds))
+            if await self._load_approvals():
+                log.info("mesh: approvals changed; judging peers again")
+                assert self.discovery is not None
+                for peer in list(self.discovery.peers.values()):
+                    await self._judge(peer)
+
+    async def _on_change(self, peer: SeenPeer | None, instance: str) -> None:
+        if peer is None:
+            self._forget(instance)
+            return
+        if peer.reachable or instance not in self.verdicts:
+            await self._judge(peer)
+        else:
+            await self._record_reachability(peer)
+
+    def _forget(self, instance: str) -> None:
+        self.verdicts.pop(instance, None)
+        for name, route in list(self.routes.items()):
+            if route.instance == instance:
+                del self.routes[name]
+
+    async def _judge(self, peer: SeenPeer) -> None:
+        ann = peer.announcement
+        if ann.server_name == self.config.server_name:
+            return
+        assert self._http is not None
+        verdict = await check_announcement(self._http, ann, self.pinned_key(ann.server_name))
+        previous = self.verdicts.get(ann.instance)
+        if not verdict.fetched and previous is not None:
+            # Could not reach it just now: keep what we knew.
+            await self._record_reachability(peer)
+            return
+        self.verdicts[ann.instance] = (ann, verdict)
+        route = self.routes.get(ann.server_name)
+        if verdict.status == TRUSTED and verdict.verify_key:
+            self.routes[ann.server_name] = Route(
+                ann.server_name,
+                ann.address,
+                ann.port,
+                verify_key=verdict.verify_key,
+                instance=ann.instance,
+            )
+            if route is None or route.address != ann.address:
+                log.info("mesh: %s trusted at %s", ann.server_name, ann.base_url)
+            self.gossip.wake()
+        elif route is not None and route.instance == ann.instance:
+            del self.routes[ann.server_name]  # its key changed, or it was revoked
+        await self._record(peer, verdict)
+
+    async def _record(self, peer: SeenPeer, verdict: Verdict) -> None:
+        ann = peer.announcement
+        route = self.routes.get(ann.server_name)
+        spoof_of_trusted = (
+            verdict.status == REJECTED and route is not None and route.instance != ann.instance
+        )
+
+        def txn(conn: Any) -> None:
+            now = now_ms()
+            row = store_peers.get_peer(conn, ann.server_name)
+            if spoof_of_trusted or (
+                verdict.status == REJECTED
+                and row is not None
+                and row["status"] == TRUSTED
+                and row["address"] != ann.address
+            ):
+                store_peers.note_rejected_announcement(
+                    conn,
+                    server_name=ann.server_name,
+                    address=ann.address,
+                    port=ann.port,
+                    fingerprint=ann.fingerprint,
+                    reason=verdict.reason,
+                    now_ms=now,
+                )
+                return
+            status = verdict.status
+            reason = verdict.reason
+            if status == PENDING and row is not None and row["status"] == REJECTED:
+                # Refused before (revoked, or it tried to federate unapproved): stays so.
+                status, reason = REJECTED, row["reason"]
+            store_peers.upsert_peer(
+                conn,
+                server_name=ann.server_name,
+                address=ann.address,
+                port=ann.port,
+                key_id=ann.key_id,
+                verify_key=verdict.verify_key,
+                fingerprint=ann.fingerprint,
+                status=status,
+                version=ann.version,
+                reachable=peer.reachable,
+                reason=reason,
+                now_ms=now,
+            )
+
+        await self.services.database.write(txn)
+
+    async def _record_reachability(self, peer: SeenPeer) -> None:
+        ann = peer.announcement
+        judged = self.verdicts.get(ann.instance)
+        if judged is None or judged[1].status == REJECTED:
+            return
+        if peer.reachable:
+            log.info("mesh: %s is reachable", ann.server_name)
+            self.gossip.wake()
+        else:
+            log.info("mesh: %s is unreachable", ann.server_name)
+
+        def txn(conn: Any) -> None:
+            row = store_peers.get_peer(conn, ann.server_name)
+            if row is not None and row["address"] == ann.address:
+                store_peers.set_reachable(conn, ann.server_name, peer.reachable, now_ms=now_ms())
+
+        await self.services.database.write(txn)

@@ -1,0 +1,221 @@
+"""Relays in network namespaces joined by a bridge: real multicast, addresses only inside
+the namespaces (../shared/INTEROP.md, "mDNS with zeroconf").
+
+The lab: a bridge in a namespace of its own, and per relay a namespace with a veth pair
+(`eth0` inside, the other end on the bridge), address 10.77.0.N/24. Each relay runs with
+`ip netns exec`; the test reaches its client API (127.0.0.1:8008 inside its namespace)
+through tests/mesh/nsforward.py. Needs `ip netns` (root, or CAP_SYS_ADMIN); otherwise
+the tests are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.conftest import RELAY, run_cli
+from tests.integration.matrix_client import MatrixUser
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+SUBNET = "10.77.0"
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"ip {' '.join(args)}: {proc.stderr.strip()}")
+    return proc
+
+
+class Lab:
+    """Namespaces on one bridge; names carry the pid so parallel runs never meet."""
+
+    def __init__(self) -> None:
+        self.prefix = f"er{os.getpid() % 100000}"
+        self.bridge_ns = f"{self.prefix}br"
+        self.namespaces: list[str] = []
+        _ip("netns", "add", self.bridge_ns)
+        self.namespaces.append(self.bridge_ns)
+        _ip("-n", self.bridge_ns, "link", "add", "br0", "type", "bridge")
+        _ip("-n", self.bridge_ns, "link", "set", "br0", "up")
+
+    def netns(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+    def add_node(self, name: str, host: int) -> tuple[str, str]:
+        """A namespace for `name` on the bridge at 10.77.0.`host`; (netns, address)."""
+        ns = self.netns(name)
+        _ip("netns", "add", ns)
+        self.namespaces.append(ns)
+        _ip("-n", ns, "link", "set", "lo", "up")
+        inner, outer = f"{self.prefix}{name}i", f"{self.prefix}{name}o"
+        _ip("link", "add", inner, "type", "veth", "peer", "name", outer)
+        _ip("link", "set", inner, "netns", ns)
+        _ip("link", "set", outer, "netns", self.bridge_ns)
+        _ip("-n", ns, "link", "set", inner, "name", "eth0")
+        address = f"{SUBNET}.{host}"
+        _ip("-n", ns, "addr", "add", f"{address}/24", "dev", "eth0")
+        _ip("-n", ns, "link", "set", "eth0", "up")
+        _ip("-n", self.bridge_ns, "link", "set", outer, "master", "br0")
+        _ip("-n", self.bridge_ns, "link", "set", outer, "up")
+        return ns, address
+
+    def link(self, name: str, up: bool) -> None:
+        _ip("-n", self.netns(name), "link", "set", "eth0", "up" if up else "down")
+
+    def close(self) -> None:
+        for ns in reversed(self.namespaces):
+            _ip("netns", "del", ns, check=False)
+
+
+def lab_or_skip() -> Lab:
+    if shutil.which("ip") is None:
+        pytest.skip("network namespaces unavailable: no `ip` command")
+    try:
+        return Lab()
+    except RuntimeError as exc:
+        reason = f"network namespaces unavailable here: {exc}"
+        print(reason, file=sys.stderr)
+        pytest.skip(reason)
+
+
+@dataclass
+class MeshRelay:
+    name: str
+    lab: Lab
+    host: int
+    data_dir: Path
+    server_name: str
+    netns: str = ""
+    address: str = ""
+    proc: subprocess.Popen[bytes] | None = None
+    forwarder: subprocess.Popen[str] | None = None
+    client_port: int = 0
+    log_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.netns, self.address = self.lab.add_node(self.name, self.host)
+        self.log_path = self.data_dir.parent / f"{self.name}.log"
+
+    @property
+    def client_url(self) -> str:
+        return f"http://127.0.0.1:{self.client_port}"
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run_cli(*args, "--data-dir", str(self.data_dir), check=check)
+
+    def init(self, *extra: str) -> None:
+        run_cli(
+            "init",
+            "--data-dir",
+            str(self.data_dir),
+            "--server-name",
+            self.server_name,
+            "--client-listen",
+            "127.0.0.1:8008",
+            "--federation-listen",
+            "0.0.0.0:8448",
+            "--no-verify-tls",
+            "--mdns-interface",
+            "eth0",
+            *extra,
+        )
+        self.edit_config(lambda text: text.replace("send_per_second = 20.0", "send_per_second = 0"))
+
+    def edit_config(self, fn) -> None:
+        path = self.data_dir / "relay.toml"
+        path.write_text(fn(path.read_text()))
+
+    def pin(self, server_name: str, verify_key: str) -> None:
+        self.edit_config(
+            lambda t: t.replace(
+                "[mesh.trusted]\n", f'[mesh.trusted]\n"{server_name}" = "{verify_key}"\n'
+            )
+        )
+
+    @property
+    def verify_key(self) -> str:
+        return json.loads(self.cli("status", "--json").stdout)["verify_key"]
+
+    def start(self) -> None:
+        self.forwarder = subprocess.Popen(
+            [sys.executable, "-m", "tests.mesh.nsforward", self.netns, "127.0.0.1", "8008"],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        assert self.forwarder.stdout is not None
+        self.client_port = int(self.forwarder.stdout.readline())
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", self.netns, *RELAY, "run", "--data-dir", str(self.data_dir)],
+            stdout=log,
+            stderr=log,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            cwd=ROOT,
+        )
+
+    def wait_healthy(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        assert self.proc is not None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"relay {self.name} exited early:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.client_url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"relay {self.name} did not become healthy:\n{self.log()}")
+
+    def peers(self) -> list[dict]:
+        return json.loads(self.cli("peers", "list", "--json").stdout)
+
+    def peer(self, name: str, address: str | None = None) -> dict | None:
+        for row in self.peers():
+            if row["name"] == name and (address is None or row["address"].startswith(address)):
+                return row
+        return None
+
+    def user(self, localpart: str) -> MatrixUser:
+        self.cli("user", "add", localpart, "--password", "pw")
+        return MatrixUser.login(self.client_url, localpart)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        for proc in (self.proc, self.forwarder):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    lab = lab_or_skip()
+    try:
+        yield lab
+    finally:
+        lab.close()
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.2) -> float:
+    """Poll until `predicate()` is truthy; return the seconds it took."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if predicate():
+            return time.monotonic() - start
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

@@ -1,0 +1,148 @@
+"""Relay C, with no uplink, exchanges messages with a real Synapse through relay A.
+
+Synapse runs inside A's namespace on A's loopback: A reaches it, C (on the LAN bridge only)
+cannot, and Synapse cannot resolve C's name. C's events reach Synapse because A carries
+them (gossip flooding); Synapse checks their signatures with C's key, which it gets from A
+as a notary (its `trusted_key_servers` lists A, the deployment step README describes).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.matrix_client import MatrixUser
+from tests.mesh.conftest import ROOT, Lab, MeshRelay, wait_until
+from tools.synapse_harness import Synapse, synapse_python
+
+SYNAPSE_CLIENT_PORT, SYNAPSE_FED_PORT = 8010, 8450
+
+
+class NsSynapse(Synapse):
+    """Synapse inside a namespace; the test reaches its client API through a forwarder."""
+
+    netns: str = ""
+    forwarder: subprocess.Popen[str] | None = None
+    local_port: int = 0
+
+    @property
+    def client_url(self) -> str:  # type: ignore[override]
+        return f"http://127.0.0.1:{self.local_port}"
+
+    def start(self, timeout: float = 60) -> None:
+        self.forwarder = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.mesh.nsforward",
+                self.netns,
+                "127.0.0.1",
+                str(self.client_port),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        assert self.forwarder.stdout is not None
+        self.local_port = int(self.forwarder.stdout.readline())
+        out = open(self.directory / "stdout.log", "ab")
+        self.proc = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.netns,
+                str(synapse_python()),
+                "-m",
+                "synapse.app.homeserver",
+                "-c",
+                str(self.directory / "homeserver.yaml"),
+            ],
+            stdout=out,
+            stderr=out,
+            cwd=self.directory,
+        )
+        import httpx
+
+        def healthy() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"synapse exited:\n{self.log()[-3000:]}")
+            try:
+                return httpx.get(f"{self.client_url}/health", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(healthy, timeout, "synapse to start")
+
+    def kill(self) -> None:
+        super().kill()
+        if self.forwarder is not None and self.forwarder.poll() is None:
+            self.forwarder.kill()
+            self.forwarder.wait()
+
+
+@pytest.fixture
+def kits(lab: Lab, tmp_path: Path) -> Iterator[tuple[MeshRelay, MeshRelay, NsSynapse]]:
+    if not synapse_python().exists():
+        pytest.skip("no Synapse: run `make synapse`")
+    a = MeshRelay("a", lab, 1, tmp_path / "a", "10.77.0.1:8448")
+    c = MeshRelay("c", lab, 3, tmp_path / "c", "c.mesh")
+    synapse = NsSynapse(tmp_path / "synapse", "127.0.0.1", SYNAPSE_CLIENT_PORT, SYNAPSE_FED_PORT)
+    synapse.netns = a.netns
+    a.init("--upstream", synapse.server_name)
+    c.init()
+    a.pin(c.server_name, c.verify_key)
+    c.pin(a.server_name, a.verify_key)
+    key_id = json.loads(a.cli("status", "--json").stdout)["key_id"]
+    c.edit_config(
+        lambda t: t.replace(
+            "[federation.trusted_key_servers]\n",
+            f'[federation.trusted_key_servers]\n"{a.server_name}" = {{ "{key_id}" = '
+            f'"{a.verify_key}" }}\n',
+        )
+    )
+    synapse.write_config(
+        trusted_key_servers=[{"server_name": a.server_name, "verify_keys": {key_id: a.verify_key}}]
+    )
+    path = synapse.directory / "homeserver.yaml"
+    config = json.loads(path.read_text())
+    for key in ("federation_ip_range_blacklist", "ip_range_blacklist"):
+        config[key] = [r for r in config[key] if r != "10.0.0.0/8"]
+    path.write_text(json.dumps(config, indent=1))
+    try:
+        synapse.start()
+        for r in (a, c):
+            r.start()
+        for r in (a, c):
+            r.wait_healthy()
+        yield a, c, synapse
+    finally:
+        for r in (a, c):
+            r.kill()
+        synapse.kill()
+
+
+def test_kit_without_uplink_talks_to_synapse_through_a(
+    kits: tuple[MeshRelay, MeshRelay, NsSynapse],
+) -> None:
+    a, c, synapse = kits
+    wait_until(lambda: (a.peer("c.mesh") or {}).get("status") == "trusted", 10, "a trusts c")
+    wait_until(lambda: (c.peer(a.server_name) or {}).get("status") == "trusted", 10, "c trusts a")
+    synapse.register("sam")
+    sam = MatrixUser.login(synapse.client_url, "sam")
+    alice, carol = a.user("alice"), c.user("carol")
+    room_id = sam.create_room(preset="public_chat")
+    alice.join(room_id, via=[synapse.server_name])
+    carol.join(room_id, via=[a.server_name])
+    sam.send(room_id, "from synapse")
+    carol.send(room_id, "from c")
+    alice.send(room_id, "from a")
+    carol.wait_for_bodies(room_id, {"from synapse", "from a"}, timeout=30)
+    sam.wait_for_bodies(room_id, {"from c", "from a"}, timeout=30)
+    alice.wait_for_bodies(room_id, {"from c", "from synapse"}, timeout=30)
