@@ -294,3 +294,42 @@ async def test_timestamp_to_event_finds_the_nearest_event(api: ClientApi) -> Non
     r = await api.http.get(path, headers=alice, params={"ts": 2**53, "dir": "f"})
     assert r.status_code == 404
     assert r.json()["errcode"] == "M_NOT_FOUND"
+
+
+async def test_state_changes_carry_prev_content_and_every_event_an_age(api: ClientApi) -> None:
+    alice = await api.login("alice")
+    bob = await api.login("bob")
+    room_id = await _room(api, alice, preset="public_chat", name="one")
+    assert (await api.http.post(f"{V3}/join/{room_id}", headers=bob, json={})).status_code == 200
+    for name in ("two", "three"):
+        r = await api.http.put(
+            f"{V3}/rooms/{room_id}/state/m.room.name/", headers=alice, json={"name": name}
+        )
+        assert r.status_code == 200, r.text
+    r = await api.http.put(
+        f"{V3}/profile/@bob:{SERVER_NAME}/displayname", headers=bob, json={"displayname": "Bob"}
+    )
+    assert r.status_code == 200, r.text
+    await _send(api, alice, room_id, "hello")
+    for reader in (alice, bob):
+        r = await _messages(api, reader, room_id, dir="b", limit=100)
+        chunk = r.json()["chunk"]
+        for event in chunk:
+            age = event["unsigned"]["age"]
+            assert isinstance(age, int) and 0 <= age < 60_000, event
+        names = [e for e in chunk if e["type"] == "m.room.name"]
+        assert [e["content"]["name"] for e in names] == ["three", "two", "one"]
+        assert [e["unsigned"].get("prev_content") for e in names] == [
+            {"name": "two"},
+            {"name": "one"},
+            None,  # the first name replaced nothing
+        ]
+        bob_members = [e for e in chunk if e.get("state_key") == f"@bob:{SERVER_NAME}"]
+        assert bob_members[0]["content"]["displayname"] == "Bob"
+        assert bob_members[0]["unsigned"]["prev_content"]["membership"] == "join"
+        assert "displayname" not in bob_members[0]["unsigned"]["prev_content"]
+        assert "prev_content" not in bob_members[-1]["unsigned"]  # bob's first join
+        # The forward direction renders the same.
+        r = await _messages(api, reader, room_id, dir="f", limit=100)
+        forward = {e["event_id"]: e["unsigned"].get("prev_content") for e in r.json()["chunk"]}
+        assert forward == {e["event_id"]: e["unsigned"].get("prev_content") for e in chunk}
