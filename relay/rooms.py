@@ -543,6 +543,8 @@ class RoomService:
         if config.topic is not None:
             state("m.room.topic", {"topic": config.topic})
         for invitee in config.invite:
+            if not invitee.endswith(":" + self.server_name):
+                continue  # another server must countersign: the caller invites them after
             content = {"membership": "invite"}
             if config.is_direct:
                 content["is_direct"] = True

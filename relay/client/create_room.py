@@ -90,7 +90,13 @@ async def create_room(request: Request, requester: Requester) -> Response:
     """# `POST /_matrix/client/v3/createRoom`"""
     body = await read_json_object(request)
     config = parse_create_room(body, requester.user_id)
-    room_id = await services_of(request).rooms.create_room(config)
+    services = services_of(request)
+    room_id = await services.rooms.create_room(config)
+    remote = services.extra.get("remote_membership")
+    for invitee in config.invite:
+        if remote is not None and not invitee.endswith(":" + services.server_name):
+            # Invites to other servers need their signature: the federation /invite.
+            await remote.invite(requester.user_id, room_id, invitee, is_direct=config.is_direct)
     return json_response({"room_id": room_id})
 
 

@@ -203,7 +203,9 @@ class RemoteMembership:
 
     # -- inviting ------------------------------------------------------------------------
 
-    async def invite(self, sender: str, room_id: str, invitee: str) -> str:
+    async def invite(
+        self, sender: str, room_id: str, invitee: str, *, is_direct: bool = False
+    ) -> str:
         rooms = self.services.rooms
         destination = _server_of(invitee)
 
@@ -215,7 +217,7 @@ class RemoteMembership:
                 room_id,
                 sender=sender,
                 type_="m.room.member",
-                content={"membership": "invite"},
+                content={"membership": "invite", **({"is_direct": True} if is_direct else {})},
                 state_key=invitee,
             )
             stripped = []

@@ -75,6 +75,12 @@ class RelayProcess:
             f"{self.host}:{self.federation_port}",
             *extra,
         )
+        # Tests stay on loopback: no mDNS announcements onto the machine's real networks
+        # (tests/mesh/ runs the mesh inside network namespaces it makes itself).
+        config = self.data_dir / "relay.toml"
+        text = config.read_text()
+        mesh = text.index("[mesh]")
+        config.write_text(text[:mesh] + text[mesh:].replace("enabled = true", "enabled = false", 1))
 
     def start(self) -> None:
         log = open(self.log_path, "ab")

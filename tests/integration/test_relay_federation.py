@@ -77,3 +77,16 @@ def test_typing_and_receipts_cross_servers(two_relays: tuple[RelayProcess, Relay
         ),
         what="bob's receipt on alice's server",
     )
+
+
+def test_create_room_with_remote_invitee_invites_over_federation(
+    two_relays: tuple[RelayProcess, RelayProcess],
+) -> None:
+    a, b = two_relays
+    alice = MatrixUser.login(a.client_url, "alice")
+    bob = MatrixUser.login(b.client_url, "bob")
+    room_id = alice.create_room(invite=[bob.user_id], is_direct=True, preset="trusted_private_chat")
+    bob.wait_for_invite(room_id)
+    bob.join(room_id)
+    alice.send(room_id, "direct hello")
+    bob.wait_for_bodies(room_id, {"direct hello"})

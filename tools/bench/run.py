@@ -109,6 +109,9 @@ class RelayServer(Server):
         text = conf.read_text()
         for key in ("login_per_second", "send_per_second"):
             text = text.replace(f"{key} = ", f"{key} = 0 #", 1)
+        # A benchmark stays on loopback: no mDNS on the machine's networks.
+        mesh = text.index("[mesh]")
+        text = text[:mesh] + text[mesh:].replace("enabled = true", "enabled = false", 1)
         conf.write_text(text)
         self._relay = relay
 
