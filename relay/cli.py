@@ -534,6 +534,47 @@ def status(data_dir: Path, as_json: bool) -> None:
         click.echo(f"  {name}: {_destination_line(dest)}")
 
 
+@cli.group()
+def media() -> None:
+    """Manage the media store (uploads, thumbnails, the remote media cache)."""
+
+
+@media.command("cleanup")
+@DATA_DIR_OPTION
+@click.option(
+    "--older-than-days",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Also drop cached remote media not used for this many days.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def media_cleanup(data_dir: Path, older_than_days: float | None, as_json: bool) -> None:
+    """Shrink the remote media cache under media.remote_cache_max_bytes (least recently
+    used first), drop what is older than --older-than-days, and remove files no row
+    names. Local uploads are never removed. Safe while the relay runs."""
+    from relay.media.blobs import BlobStore
+    from relay.media.cleanup import cleanup_database
+
+    config = _load(data_dir)
+    report = cleanup_database(
+        config.database_path,
+        BlobStore(config.media_store),
+        max_bytes=config.media.remote_cache_max_bytes,
+        older_than_ms=None if older_than_days is None else int(older_than_days * 86_400_000),
+        now_ms=int(time.time() * 1000),
+        synchronous=config.synchronous,
+    )
+    result = report.as_dict()
+    if as_json:
+        click.echo(json.dumps(result, indent=2, sort_keys=True))
+        return
+    click.echo(
+        f"removed {result['media_removed']} cached media, {result['thumbnails_removed']} "
+        f"thumbnails, {result['files_removed']} files ({result['bytes_freed']} bytes); "
+        f"{result['remote_bytes_left']} bytes of remote media left in the cache"
+    )
+
+
 def _when(ts: int | None) -> str:
     if not ts:
         return "never"

@@ -47,6 +47,31 @@ def parse_listen(value: str, what: str) -> Listen:
     return Listen(host, int(port_text))
 
 
+MIB = 1024 * 1024
+DEFAULT_THUMBNAIL_SIZES = (
+    "32x32 crop",
+    "96x96 crop",
+    "320x240 scale",
+    "640x480 scale",
+    "800x600 scale",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MediaConfig:
+    """[media]: the content repository (relay/media)."""
+
+    max_upload_bytes: int = 50 * MIB
+    #: Relative to the data dir.
+    store_path: str = "media"
+    #: Media cached from other servers is dropped, least recently used first, beyond this.
+    remote_cache_max_bytes: int = 1024 * MIB
+    #: "WIDTHxHEIGHT crop|scale": the sizes thumbnails are made at (requests snap to one).
+    thumbnail_sizes: tuple = ()
+    #: Images with more pixels are not thumbnailed (M_TOO_LARGE).
+    max_image_pixels: int = 32_000_000
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     data_dir: Path
@@ -78,6 +103,7 @@ class Config:
     #: Notaries asked for a server's keys when it can't be reached itself:
     #: server name -> {key id: unpadded base64 verify key} (empty: trust its published keys).
     trusted_key_servers: dict[str, dict[str, str]] = field(default_factory=dict)
+    media: MediaConfig = field(default_factory=MediaConfig)
     #: [mesh]: LAN peers over mDNS (relay/mesh). interfaces: names or addresses; () = every
     #: LAN interface. trusted: server name -> pinned ed25519 verify key (unpadded base64).
     mesh_enabled: bool = True
@@ -85,6 +111,11 @@ class Config:
     mesh_trusted: dict[str, str] = field(default_factory=dict)
     mesh_announce_interval_seconds: float = 15.0
     mesh_liveness_interval_seconds: float = 3.0
+
+    @property
+    def media_store(self) -> Path:
+        """The content repository's directory ([media] store_path under the data dir)."""
+        return self.data_dir / self.media.store_path
 
 
 DEFAULT_RATE_LIMITS: dict[str, tuple[float, int]] = {
@@ -150,6 +181,7 @@ def config_from_dict(doc: dict[str, Any], data_dir: Path) -> Config:
             "logging",
             "limits",
             "registration",
+            "media",
             "mesh",
         },
         "",
@@ -249,6 +281,8 @@ def config_from_dict(doc: dict[str, Any], data_dir: Path) -> Config:
 
     mesh = _mesh(_table(doc, "mesh"))
 
+    media = _media(_table(doc, "media"))
+
     def path_of(table: dict[str, Any], key: str, where: str, default: str) -> Path:
         return data_dir / (_str(table, key, where, default) or default)
 
@@ -276,6 +310,7 @@ def config_from_dict(doc: dict[str, Any], data_dir: Path) -> Config:
         probe_interval_seconds=float(numbers["probe_interval_seconds"]),
         gap_fill_cap=int(numbers["gap_fill_cap"]),
         trusted_key_servers=trusted_key_servers,
+        media=media,
         **mesh,
     )
 
@@ -323,6 +358,30 @@ def _mesh(table: dict[str, Any]) -> dict[str, Any]:
         "mesh_announce_interval_seconds": numbers["announce_interval_seconds"],
         "mesh_liveness_interval_seconds": numbers["liveness_interval_seconds"],
     }
+
+
+def _media(table: dict[str, Any]) -> MediaConfig:
+    """The [media] table."""
+    from relay.media.thumbnails import parse_size
+
+    defaults = MediaConfig()
+    numbers = {"max_upload_bytes": 1, "remote_cache_max_bytes": 0, "max_image_pixels": 1}
+    _unknown_keys(table, {"store_path", "thumbnail_sizes", *numbers}, "media.")
+    values: dict[str, Any] = {}
+    for key, minimum in numbers.items():
+        value = table.get(key, getattr(defaults, key))
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ConfigError(f"media.{key} must be an integer >= {minimum}")
+        values[key] = value
+    store_path = _str(table, "store_path", "media.", defaults.store_path) or "media"
+    sizes = table.get("thumbnail_sizes", list(DEFAULT_THUMBNAIL_SIZES))
+    if not isinstance(sizes, list) or not sizes or not all(isinstance(s, str) for s in sizes):
+        raise ConfigError('media.thumbnail_sizes must be a list like ["96x96 crop"]')
+    try:
+        parsed = tuple(parse_size(s) for s in sizes)
+    except ValueError as exc:
+        raise ConfigError(f"media.thumbnail_sizes: {exc}") from None
+    return MediaConfig(store_path=store_path, thumbnail_sizes=parsed, **values)
 
 
 def _trusted_key_servers(value: Any) -> dict[str, dict[str, str]]:
@@ -412,6 +471,18 @@ def render_config(
         "[mesh.trusted]",
         "# Pinned peers: server name -> its ed25519 verify key (base64), e.g.",
         '# "kit-b.lan" = "<verify key from `relay status` on kit-b>"',
+        "",
+        "[media]",
+        "# Largest upload accepted (bytes; M_TOO_LARGE beyond), and largest remote file cached.",
+        f"max_upload_bytes = {50 * MIB}",
+        "# Where files are stored, content-addressed (relative to the data dir).",
+        'store_path = "media"',
+        "# Media cached from other servers is dropped, least recently used first, beyond this.",
+        f"remote_cache_max_bytes = {1024 * MIB}",
+        "# Sizes thumbnails are made at (requests are answered by the nearest one).",
+        "thumbnail_sizes = [" + ", ".join(_toml_str(x) for x in DEFAULT_THUMBNAIL_SIZES) + "]",
+        "# Images with more pixels than this are not thumbnailed.",
+        "max_image_pixels = 32000000",
         "",
         "[media]",
         "# Largest upload accepted (bytes; M_TOO_LARGE beyond), and largest remote file cached.",

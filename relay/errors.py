@@ -9,9 +9,11 @@ Handlers and services raise these; nothing else builds ``{"errcode": ...}`` bodi
     ├── MissingToken / UnknownToken / Unauthorized                           401
     ├── Forbidden / GuestAccessForbidden / UserDeactivated                   403
     ├── NotFound / Unrecognized                                              404 (405)
-    ├── TooLarge                                                             413
+    ├── CannotOverwriteMedia                                                 409
+    ├── TooLarge                                                             413 (502)
     ├── LimitExceeded                                                        429
-    └── Unknown                                                              500
+    ├── Unknown                                                              500
+    └── NotYetUploaded                                                       504
 
 Spec: https://spec.matrix.org/v1.16/client-server-api/#standard-error-response
 """
@@ -133,9 +135,19 @@ class Unrecognized(MatrixError):
     errcode = "M_UNRECOGNIZED"
 
 
+class CannotOverwriteMedia(MatrixError):
+    status = 409
+    errcode = "M_CANNOT_OVERWRITE_MEDIA"
+
+
 class TooLarge(MatrixError):
     status = 413
     errcode = "M_TOO_LARGE"
+
+
+class NotYetUploaded(MatrixError):
+    status = 504
+    errcode = "M_NOT_YET_UPLOADED"
 
 
 class LimitExceeded(MatrixError):

@@ -30,12 +30,14 @@ from relay.federation.client import FederationClient
 from relay.federation.ingest import Ingest
 from relay.federation.key_server import OwnKeys
 from relay.federation.keys import KeyRing
+from relay.federation.media_fetch import FederationMedia
 from relay.federation.remote_membership import RemoteMembership
 from relay.federation.routes import federation_app
 from relay.federation.sender import FederationSender
 from relay.federation.user_keys import FederationRemoteKeys
 from relay.identity import SigningKey, read_signing_key
 from relay.key_backup import KeyBackup
+from relay.media.repository import MediaRepository
 from relay.notifier import Notifier
 from relay.presence import PresenceService
 from relay.ratelimit import RateLimiter
@@ -111,6 +113,9 @@ async def build_services(config: Config, database: Database, signing_key: Signin
     _add_sync_services(services)
     _add_e2e_services(services)
     _add_federation_services(services)
+    services.extra["media"] = MediaRepository(
+        database, config, remote=FederationMedia(federation_client)
+    )
     for action, (per_second, burst) in config.rate_limits.items():
         services.extra[f"{action}_limiter"] = RateLimiter(per_second, burst)
     return services

@@ -13,6 +13,8 @@ from starlette.routing import Route
 
 from relay.client import (
     account_data,
+    authed_content_repo,
+    content_repo,
     create_room,
     devices,
     directory,
@@ -65,6 +67,9 @@ API_MODULES = [
 
 # The sync side: /sync, filters, typing, receipts, account data, presence.
 API_MODULES += [sync, filters, typing_api, receipts, account_data, presence]
+
+# Media: uploads under /_matrix/media, downloads under /_matrix/client/v1/media.
+API_MODULES += [content_repo, authed_content_repo]
 
 # End-to-end encryption: keys, to-device messages, key backup.
 API_MODULES += [keys, to_device, key_backup]

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -222,6 +223,28 @@ class FederationClient:
         body: Any,
         has_body: bool,
     ) -> Any:
+        import httpx
+
+        request = await self._signed_request(method, destination, path, query, body, has_body)
+        try:
+            response = await self._client().send(request, stream=True)
+            try:
+                raw = await self._read_body(destination, response)
+            finally:
+                await response.aclose()
+        except (httpx.TransportError, ssl.SSLError, OSError) as exc:
+            raise PeerUnreachable(destination, _describe(exc)) from None
+        return self._decode(destination, response.status_code, raw)
+
+    async def _signed_request(
+        self,
+        method: str,
+        destination: str,
+        path: str,
+        query: Mapping[str, QueryValue] | None,
+        body: Any,
+        has_body: bool,
+    ) -> httpx.Request:
         try:
             target = await self.resolver.resolve(destination)
         except ResolutionError as exc:
@@ -250,15 +273,44 @@ class FederationClient:
         )
         if target.tls_server_name and target.tls_server_name != request.url.host:
             request.extensions["sni_hostname"] = target.tls_server_name
+        return request
+
+    @asynccontextmanager
+    async def stream_get(
+        self,
+        destination: str,
+        path: str,
+        query: Mapping[str, QueryValue] | None = None,
+        *,
+        url: str | None = None,
+    ) -> AsyncIterator[httpx.Response]:
+        """A signed `GET path?query` on `destination` whose body the caller reads as it
+        arrives (media); with `url`, a plain unsigned GET of that URL instead (a media
+        `Location`). Any status is yielded as is. Not bounded by `timeout`: the caller
+        bounds it.
+
+        Raises:
+            PeerUnreachable: no answer, or the connection broke while reading.
+        """
+        import httpx
+
+        self._requests += 1
         try:
-            response = await client.send(request, stream=True)
-            try:
-                raw = await self._read_body(destination, response)
-            finally:
-                await response.aclose()
+            if url is None:
+                request = await self._signed_request("GET", destination, path, query, None, False)
+            else:
+                request = self._client().build_request("GET", url)
+            response = await self._client().send(request, stream=True)
         except (httpx.TransportError, ssl.SSLError, OSError) as exc:
+            self._unreachable += 1
             raise PeerUnreachable(destination, _describe(exc)) from None
-        return self._decode(destination, response.status_code, raw)
+        try:
+            yield response
+        except (httpx.TransportError, ssl.SSLError, OSError) as exc:
+            self._unreachable += 1
+            raise PeerUnreachable(destination, _describe(exc)) from None
+        finally:
+            await response.aclose()
 
     async def _read_body(self, destination: str, response: httpx.Response) -> bytes:
         chunks: list[bytes] = []

@@ -6,6 +6,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from relay.federation import (
+    content_repository,
     membership,
     notary,
     query,
@@ -52,6 +53,8 @@ SIGNED_ROUTES = [
     (f"{V1}/user/keys/claim", user_keys.claim_user_keys, "POST"),
     (f"{V1}/publicRooms", query.public_rooms, "GET"),
     (f"{V1}/publicRooms", query.public_rooms, "POST"),
+    (f"{V1}/media/download/{{media_id}}", content_repository.get_content, "GET"),
+    (f"{V1}/media/thumbnail/{{media_id}}", content_repository.get_content_thumbnail, "GET"),
     # Ours: LAN gossip compares forward extremities (relay/mesh/gossip.py).
     (
         "/_matrix/federation/unstable/org.edge_relay.mesh/extremities/{room_id}",

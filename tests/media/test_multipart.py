@@ -1,0 +1,65 @@
+"""The federation media body (multipart/mixed): what we send is what we read back, however
+the bytes are split, and a peer's Location part is seen."""
+
+from __future__ import annotations
+
+import pytest
+
+from relay.media.multipart import (
+    MultipartError,
+    MultipartReader,
+    boundary_of,
+    render_head,
+    render_tail,
+)
+
+
+def read_all(body: bytes, boundary: str, step: int) -> tuple[bytes, MultipartReader]:
+    reader = MultipartReader(boundary)
+    out = b""
+    for i in range(0, len(body), step):
+        out += reader.feed(body[i : i + step])
+    reader.finish()
+    return out, reader
+
+
+@pytest.mark.parametrize("step", [1, 3, 7, 64, 100_000])
+def test_round_trip_whatever_the_chunking(step: int) -> None:
+    boundary = "6d1f0c"
+    data = b"\r\n--6d1f0" + bytes(range(256)) * 20 + b"\r\n--"  # near-delimiters inside
+    body = (
+        render_head(boundary, {"Content-Type": "image/png", "Content-Disposition": "inline"})
+        + data
+        + render_tail(boundary)
+    )
+    out, reader = read_all(body, boundary, step)
+    assert out == data
+    assert reader.metadata == {}
+    assert reader.headers == {"content-type": "image/png", "content-disposition": "inline"}
+
+
+def test_location_part_has_no_bytes() -> None:
+    body = (
+        b"--b\r\nContent-Type: application/json\r\n\r\n{}\r\n"
+        b"--b\r\nLocation: https://cdn.example/x\r\n\r\n\r\n--b--\r\n"
+    )
+    out, reader = read_all(body, "b", 5)
+    assert out == b""
+    assert reader.headers == {"location": "https://cdn.example/x"}
+
+
+def test_body_cut_before_the_closing_delimiter_is_an_error() -> None:
+    body = render_head("b", {"Content-Type": "text/plain"}) + b"half a fi"
+    reader = MultipartReader("b")
+    reader.feed(body)
+    with pytest.raises(MultipartError):
+        reader.finish()
+
+
+def test_boundary_of_content_type() -> None:
+    assert boundary_of('multipart/mixed; boundary="abc"') == "abc"
+    assert boundary_of("multipart/mixed;boundary=xyz; charset=x") == "xyz"
+    with pytest.raises(MultipartError):
+        boundary_of("application/json")
+    with pytest.raises(MultipartError):
+        boundary_of("multipart/mixed")
