@@ -20,7 +20,7 @@ SYNAPSE_VENV := .synapse-venv
 SYNAPSE_STAMP := $(SYNAPSE_VENV)/.installed
 SYNAPSE := matrix-synapse==1.163.2
 
-.PHONY: run test setup clients synapse bench lint format clean
+.PHONY: run test setup clients synapse bench lint format clean image image-test image-e2e
 
 $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -63,7 +63,7 @@ run: setup
 
 test: setup clients synapse
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	RELAY_IMAGE_TEST=1 $(BIN)/python -m pytest -q
 
 lint: setup
 	$(BIN)/ruff check .
@@ -75,3 +75,19 @@ format: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+
+# The appliance image (firmware-image/README.md). `make image` builds firmware-image/build/ARCH/
+# disk.img (reused while its inputs are unchanged); `make image-test` boots it under QEMU
+# (amd64: boot, provisioning, power cut; arm64: Raspberry Pi boot partition layout). The amd64
+# boot test is also part of `make test` (RELAY_IMAGE_TEST=1; a bare `pytest` skips it). Host
+# packages (mmdebstrap, qemu, ...) install themselves (root).
+ARCH ?= amd64
+
+image: setup
+	firmware-image/build.sh $(ARCH)
+
+image-test: setup
+	RELAY_IMAGE_TEST=1 RELAY_IMAGE_ARCH=$(ARCH) $(BIN)/python -m pytest -q -s tests/image
+
+image-e2e: setup synapse
+	RELAY_IMAGE_TEST=1 RELAY_IMAGE_E2E=1 $(BIN)/python -m pytest -q -s tests/image/test_image_e2e.py

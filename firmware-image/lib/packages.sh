@@ -1,0 +1,20 @@
+# shellcheck shell=bash
+# The Debian packages of the image (sourced by build.sh; kernel_pkg and board_pkgs per ARCH).
+# shellcheck disable=SC2034,SC2154,SC2016
+PACKAGES=(
+	systemd systemd-sysv udev dbus systemd-timesyncd systemd-resolved
+	"$kernel_pkg" initramfs-tools zstd e2fsprogs dosfstools
+	python3 python3-venv ca-certificates iproute2 "${board_pkgs[@]}"
+)
+
+# Leave out documentation and translations; make the mount points the hooks of some packages
+# (raspi-firmware) expect.
+MMDEBSTRAP_OPTS=(
+	--dpkgopt='path-exclude=/usr/share/man/*'
+	--dpkgopt='path-exclude=/usr/share/locale/*'
+	--dpkgopt='path-include=/usr/share/locale/locale.alias'
+	--dpkgopt='path-exclude=/usr/share/doc/*'
+	--dpkgopt='path-include=/usr/share/doc/*/copyright'
+	--dpkgopt='path-exclude=/usr/share/info/*'
+	--setup-hook='mkdir -p "$1"/var/cache/apt/archives "$1"/boot/firmware "$1"/boot/efi'
+)
