@@ -31,8 +31,7 @@ from relay.events.auth import AuthError, auth_types_for_event, check_auth, check
 from relay.events.pdu import Pdu
 from relay.events.room_versions import RoomVersion
 from relay.events.state_res import resolve_state
-from relay.rooms import RoomService
-from relay.services import now_ms
+from relay.rooms import RoomService, insert_pdu_txn
 from store import events as store_events
 from store import rooms as store_rooms
 from store import state as store_state
@@ -200,7 +199,7 @@ def accept_pdu_txn(
     except AuthError as exc:
         return _store_rejected(rooms, conn, pdu, f"auth events: {exc.reason}")
     if outlier:
-        _insert(conn, pdu, outlier=True)
+        insert_pdu_txn(conn, pdu, outlier=True)
         rooms.pdus.put(pdu)
         return ACCEPTED
 
@@ -224,7 +223,7 @@ def accept_pdu_txn(
             soft_failed = True
             log.info("soft-failed %s in %s: %s", pdu.event_id, room_id, exc.reason)
 
-    stream = _insert(conn, pdu, soft_failed=soft_failed)
+    stream = insert_pdu_txn(conn, pdu, soft_failed=soft_failed)
     before = store_state.store_state_group(conn, room_id=room_id, state=state_before)
     after = before
     if pdu.state_key is not None:
@@ -235,11 +234,6 @@ def accept_pdu_txn(
             prev_group=before,
         )
     store_state.set_event_state(conn, pdu.event_id, before_group=before, after_group=after)
-    if pdu.type == "m.room.redaction" and pdu.redacts:
-        conn.execute(
-            "INSERT OR IGNORE INTO redactions (event_id, redacts) VALUES (?, ?)",
-            (pdu.event_id, pdu.redacts),
-        )
     rooms.pdus.put(pdu)
     if not soft_failed:
         store_events.update_forward_extremities(conn, room_id, pdu.event_id, pdu.prev_event_ids)
@@ -247,39 +241,9 @@ def accept_pdu_txn(
     return Outcome("soft_failed") if soft_failed else ACCEPTED
 
 
-def _insert(
-    conn: sqlite3.Connection,
-    pdu: Pdu,
-    *,
-    outlier: bool = False,
-    soft_failed: bool = False,
-    rejected_reason: str | None = None,
-) -> int:
-    stream = store_events.next_stream_ordering(conn)
-    store_events.insert_event(
-        conn,
-        event_id=pdu.event_id,
-        room_id=pdu.room_id,
-        type=pdu.type,
-        state_key=pdu.state_key,
-        sender=pdu.sender,
-        origin_server_ts=pdu.origin_server_ts,
-        depth=pdu.depth,
-        raw=pdu.raw,
-        stream_ordering=stream,
-        prev_event_ids=pdu.prev_event_ids,
-        auth_event_ids=pdu.auth_event_ids,
-        rejected_reason=rejected_reason,
-        outlier=outlier,
-        soft_failed=soft_failed,
-        received_ts=now_ms(),
-    )
-    return stream
-
-
 def _store_rejected(rooms: RoomService, conn: sqlite3.Connection, pdu: Pdu, reason: str) -> Outcome:
     log.info("rejected %s in %s: %s", pdu.event_id, pdu.room_id, reason)
-    _insert(conn, pdu, rejected_reason=reason)
+    insert_pdu_txn(conn, pdu, rejected_reason=reason)
     return Outcome("rejected", reason)
 
 

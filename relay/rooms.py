@@ -110,6 +110,44 @@ PRESETS: dict[str, dict[str, str]] = {
 }
 
 
+def insert_pdu_txn(
+    conn: sqlite3.Connection,
+    pdu: Pdu,
+    *,
+    outlier: bool = False,
+    soft_failed: bool = False,
+    rejected_reason: str | None = None,
+    received_ts: int | None = None,
+) -> int:
+    """Store one PDU's row and DAG edges at the next stream position (returned), and
+    which event it redacts. State, extremities and memberships are the caller's."""
+    stream = store_events.next_stream_ordering(conn)
+    store_events.insert_event(
+        conn,
+        event_id=pdu.event_id,
+        room_id=pdu.room_id,
+        type=pdu.type,
+        state_key=pdu.state_key,
+        sender=pdu.sender,
+        origin_server_ts=pdu.origin_server_ts,
+        depth=pdu.depth,
+        raw=pdu.raw,
+        stream_ordering=stream,
+        prev_event_ids=pdu.prev_event_ids,
+        auth_event_ids=pdu.auth_event_ids,
+        rejected_reason=rejected_reason,
+        outlier=outlier,
+        soft_failed=soft_failed,
+        received_ts=now_ms() if received_ts is None else received_ts,
+    )
+    if pdu.type == "m.room.redaction" and pdu.redacts and rejected_reason is None:
+        conn.execute(
+            "INSERT OR IGNORE INTO redactions (event_id, redacts) VALUES (?, ?)",
+            (pdu.event_id, pdu.redacts),
+        )
+    return stream
+
+
 def _random_room_localpart() -> str:
     return "".join(secrets.choice(string.ascii_letters) for _ in range(18))
 
@@ -346,22 +384,7 @@ class RoomService:
         self, conn: sqlite3.Connection, pdu: Pdu, state_before: dict[tuple[str, str], str]
     ) -> None:
         room_id = pdu.room_id
-        stream = store_events.next_stream_ordering(conn)
-        store_events.insert_event(
-            conn,
-            event_id=pdu.event_id,
-            room_id=room_id,
-            type=pdu.type,
-            state_key=pdu.state_key,
-            sender=pdu.sender,
-            origin_server_ts=pdu.origin_server_ts,
-            depth=pdu.depth,
-            raw=pdu.raw,
-            stream_ordering=stream,
-            prev_event_ids=pdu.prev_event_ids,
-            auth_event_ids=pdu.auth_event_ids,
-            received_ts=pdu.origin_server_ts,
-        )
+        stream = insert_pdu_txn(conn, pdu, received_ts=pdu.origin_server_ts)
         store_events.update_forward_extremities(conn, room_id, pdu.event_id, pdu.prev_event_ids)
         prev_group = None
         for prev in pdu.prev_event_ids:
@@ -391,11 +414,6 @@ class RoomService:
                         stream_ordering=stream,
                     )
         store_state.set_event_state(conn, pdu.event_id, before_group=before, after_group=after)
-        if pdu.type == "m.room.redaction" and pdu.redacts:
-            conn.execute(
-                "INSERT OR IGNORE INTO redactions (event_id, redacts) VALUES (?, ?)",
-                (pdu.event_id, pdu.redacts),
-            )
         self.pdus.put(pdu)
         self.enqueue_for_peers_txn(conn, pdu)
 

@@ -30,6 +30,7 @@ from relay.federation.ingest import BadPdu, parse_pdu
 from relay.federation.room_events import auth_chain_txn
 from relay.http import json_response, read_json_object
 from relay.remote_pdus import EventLoader, _auth_state_from, create_event_for
+from relay.rooms import insert_pdu_txn
 from relay.services import Services, now_ms
 from store import accounts as store_accounts
 from store import events as store_events
@@ -222,23 +223,7 @@ async def invite(request: Request, origin: str) -> Response:
         if store_rooms.get_room_version(conn, room_id) is None:
             # A room we are not in: remember the invite and its stripped state.
             if not store_events.event_exists(conn, signed_pdu.event_id):
-                stream = store_events.next_stream_ordering(conn)
-                store_events.insert_event(
-                    conn,
-                    event_id=signed_pdu.event_id,
-                    room_id=room_id,
-                    type=signed_pdu.type,
-                    state_key=invitee,
-                    sender=signed_pdu.sender,
-                    origin_server_ts=signed_pdu.origin_server_ts,
-                    depth=signed_pdu.depth,
-                    raw=signed_pdu.raw,
-                    stream_ordering=stream,
-                    prev_event_ids=signed_pdu.prev_event_ids,
-                    auth_event_ids=signed_pdu.auth_event_ids,
-                    outlier=True,
-                    received_ts=now_ms(),
-                )
+                stream = insert_pdu_txn(conn, signed_pdu, outlier=True)
                 store_rooms.set_membership(
                     conn,
                     room_id=room_id,
