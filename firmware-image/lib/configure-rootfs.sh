@@ -18,10 +18,12 @@ chmod 0755 /var/lib/edge-relay
 
 if [[ $ARCH == amd64 ]]; then boot_mnt=/boot/efi; else boot_mnt=/boot/firmware; fi
 mkdir -p "$boot_mnt"
+# The boot partition (FAT, no journal) is written rarely (provisioning, kernel updates) and
+# synchronously: a power cut right after a write must not leave its FAT behind its files.
 cat >/etc/fstab <<FSTAB
 # <file system>            <mount point>        <type> <options>                                   <dump> <pass>
 UUID=$ROOT_FS_UUID  /                    ext4   defaults,noatime,errors=remount-ro          0      1
-PARTLABEL=boot              $boot_mnt     vfat   umask=0077,noatime,nofail,x-systemd.device-timeout=90s 0 2
+PARTLABEL=boot              $boot_mnt     vfat   umask=0077,noatime,sync,nofail,x-systemd.device-timeout=90s 0 0
 # Created by systemd-repart on first boot (/etc/repart.d/50-edge-relay-data.conf).
 PARTLABEL=edge-relay-data   /var/lib/edge-relay  ext4   defaults,noatime,nofail,x-systemd.device-timeout=90s 0 2
 FSTAB

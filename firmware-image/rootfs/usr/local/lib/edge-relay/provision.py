@@ -18,15 +18,17 @@ Every step is idempotent: an interrupted run is simply run again at the next boo
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import pwd
 import re
 import secrets
 import shutil
 import socket
-import subprocess
 import sys
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -119,8 +121,26 @@ def set_hostname(wanted: str | None) -> str:
     return wanted
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, capture_output=True, text=True, check=False)
+@dataclass
+class Done:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run(*args: str) -> Done:
+    """`relay ARGS...`, in this process (the venv's Python): an interpreter start and the
+    relay's imports cost seconds on a small board."""
+    from relay.cli import main as relay_main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            relay_main(list(args[1:]))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return Done(code, out.getvalue(), err.getvalue())
 
 
 def fsync_tree(top: Path) -> None:
@@ -216,6 +236,7 @@ def main() -> int:
         add_admin(cfg, boot)
         chown_tree(RELAY_DIR, "relay")
         scrub_password(boot)
+        os.sync()  # the FAT boot partition has no journal: everything on disk before "done"
         write_atomic(DONE, "provisioned\n", 0o644)
     except (ProvisionError, OSError) as exc:
         log(f"FAILED: {exc}")
