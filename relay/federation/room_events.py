@@ -72,10 +72,14 @@ def _visible_pdu_txn(
 def auth_chain_txn(
     rooms: RoomService, conn: sqlite3.Connection, event_ids: Iterable[str]
 ) -> list[Pdu]:
-    """Every event in the auth chains of `event_ids` (not the events themselves)."""
+    """Every event in the auth chains of `event_ids` (not the events themselves).
+
+    In v12 rooms the create event is in no `auth_events` (the room id names it) but is
+    still part of every other event's auth chain, as Synapse serves it."""
+    starts = list(event_ids)
     seen: set[str] = set()
     stack: list[str] = []
-    for event_id in event_ids:
+    for event_id in starts:
         stack.extend(store_events.get_auth_event_ids(conn, event_id))
     while stack:
         event_id = stack.pop()
@@ -83,7 +87,17 @@ def auth_chain_txn(
             continue
         seen.add(event_id)
         stack.extend(store_events.get_auth_event_ids(conn, event_id))
-    return list(rooms.get_pdus_txn(conn, sorted(seen)).values())
+    pdus = rooms.get_pdus_txn(conn, sorted(seen))
+    implied = {
+        "$" + pdu.room_id[1:]
+        for pdu in [*pdus.values(), *rooms.get_pdus_txn(conn, starts).values()]
+        if pdu.room_version.room_id_is_create_event_hash and pdu.type != "m.room.create"
+    }
+    for event_id in sorted(implied - seen - set(starts)):
+        create = rooms.get_pdu_txn(conn, event_id)
+        if create is not None:
+            pdus[event_id] = create
+    return list(pdus.values())
 
 
 async def get_event(request: Request, origin: str) -> Response:
