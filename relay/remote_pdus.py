@@ -32,6 +32,7 @@ from relay.events.pdu import Pdu
 from relay.events.room_versions import RoomVersion
 from relay.events.state_res import resolve_state
 from relay.rooms import RoomService, insert_pdu_txn
+from relay.services import now_ms
 from store import events as store_events
 from store import rooms as store_rooms
 from store import state as store_state
@@ -84,6 +85,11 @@ def _with_id(pdu: Pdu) -> dict[str, Any]:
     event = pdu.as_dict()
     event["event_id"] = pdu.event_id
     return event
+
+
+def is_promotable_outlier(row: Mapping[str, Any]) -> bool:
+    """A stored event row that is an accepted outlier: not yet part of the room graph."""
+    return bool(row["outlier"]) and row["rejected_reason"] is None
 
 
 def rejected_ids(conn: sqlite3.Connection, event_ids: Iterable[str]) -> set[str]:
@@ -171,8 +177,12 @@ def accept_pdu_txn(
     Raises MissingEvents when auth events (or, unless given, the state at the prev
     events) are not stored.
     """
-    if store_events.event_exists(conn, pdu.event_id):
+    existing = store_events.get_event_row(conn, pdu.event_id)
+    if existing is not None and (outlier or not is_promotable_outlier(existing)):
         return DUPLICATE
+    # An outlier (stored for its own sake: an auth event, the edge of a bridged gap) that
+    # now arrives as part of the room graph is accepted again, this time with its state.
+    replaces = existing is not None
     rv = pdu.room_version
     room_id = pdu.room_id
     event = _with_id(pdu)
@@ -197,7 +207,7 @@ def accept_pdu_txn(
         )
         check_auth(event, own_auth, rv, create_event=create_event)
     except AuthError as exc:
-        return _store_rejected(rooms, conn, pdu, f"auth events: {exc.reason}")
+        return _store_rejected(rooms, conn, pdu, f"auth events: {exc.reason}", replaces)
     if outlier:
         insert_pdu_txn(conn, pdu, outlier=True)
         rooms.pdus.put(pdu)
@@ -210,7 +220,7 @@ def accept_pdu_txn(
             event, _auth_state_from(event, state_before, rv, loader), rv, create_event=create_event
         )
     except AuthError as exc:
-        return _store_rejected(rooms, conn, pdu, f"state before: {exc.reason}")
+        return _store_rejected(rooms, conn, pdu, f"state before: {exc.reason}", replaces)
 
     current = store_state.get_current_state(conn, room_id)
     soft_failed = False
@@ -223,7 +233,7 @@ def accept_pdu_txn(
             soft_failed = True
             log.info("soft-failed %s in %s: %s", pdu.event_id, room_id, exc.reason)
 
-    stream = insert_pdu_txn(conn, pdu, soft_failed=soft_failed)
+    stream = _store(conn, pdu, replaces, soft_failed=soft_failed)
     before = store_state.store_state_group(conn, room_id=room_id, state=state_before)
     after = before
     if pdu.state_key is not None:
@@ -241,9 +251,34 @@ def accept_pdu_txn(
     return Outcome("soft_failed") if soft_failed else ACCEPTED
 
 
-def _store_rejected(rooms: RoomService, conn: sqlite3.Connection, pdu: Pdu, reason: str) -> Outcome:
+def _store(
+    conn: sqlite3.Connection,
+    pdu: Pdu,
+    replaces: bool,
+    *,
+    soft_failed: bool = False,
+    rejected_reason: str | None = None,
+) -> int:
+    """Store the PDU at the next stream position; `replaces`: its row is an outlier of
+    this same event (edges stored already), which joins the room now."""
+    if not replaces:
+        return insert_pdu_txn(conn, pdu, soft_failed=soft_failed, rejected_reason=rejected_reason)
+    stream = store_events.next_stream_ordering(conn)
+    conn.execute(
+        "UPDATE events SET outlier = 0, soft_failed = ?, rejected_reason = ?,"
+        " stream_ordering = ?, received_ts = ? WHERE event_id = ?",
+        (int(soft_failed), rejected_reason, stream, now_ms(), pdu.event_id),
+    )
+    if rejected_reason is not None:
+        conn.execute("DELETE FROM redactions WHERE event_id = ?", (pdu.event_id,))
+    return stream
+
+
+def _store_rejected(
+    rooms: RoomService, conn: sqlite3.Connection, pdu: Pdu, reason: str, replaces: bool = False
+) -> Outcome:
     log.info("rejected %s in %s: %s", pdu.event_id, pdu.room_id, reason)
-    insert_pdu_txn(conn, pdu, rejected_reason=reason)
+    _store(conn, pdu, replaces, rejected_reason=reason)
     return Outcome("rejected", reason)
 
 

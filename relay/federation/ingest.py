@@ -28,7 +28,13 @@ from relay.events.pdu import MalformedPdu, Pdu
 from relay.events.redaction import redact
 from relay.events.room_versions import RoomVersion, room_version
 from relay.federation.errors import PeerUnreachable, RemoteError
-from relay.remote_pdus import DUPLICATE, MissingEvents, Outcome, accept_pdu_txn
+from relay.remote_pdus import (
+    DUPLICATE,
+    MissingEvents,
+    Outcome,
+    accept_pdu_txn,
+    is_promotable_outlier,
+)
 from relay.services import Services
 from store import events as store_events
 from store import rooms as store_rooms
@@ -108,8 +114,7 @@ class Ingest:
             return pdu.event_id, await self._receive_locked(origin, pdu)
 
     async def _receive_locked(self, origin: str, pdu: Pdu) -> Outcome:
-        have = await self.services.database.read(store_events.event_exists, pdu.event_id)
-        if have:
+        if await self._stored(pdu.event_id):
             return DUPLICATE
         await self._fill_gap(origin, pdu)
         return await self._accept(origin, pdu)
@@ -196,6 +201,11 @@ class Ingest:
                 log.warning("auth chain has a cycle or holes: %s", sorted(pending))
                 return
 
+    async def _stored(self, event_id: str) -> bool:
+        """Stored as part of the room (or rejected): an outlier may still join the room."""
+        row = await self.services.database.read(store_events.get_event_row, event_id)
+        return row is not None and not is_promotable_outlier(row)
+
     async def _missing(self, event_ids: Iterable[str]) -> list[str]:
         ids = list(dict.fromkeys(event_ids))
         have = await self.services.database.read(store_events.have_events, ids)
@@ -222,7 +232,7 @@ class Ingest:
                     {
                         "earliest_events": earliest,
                         "latest_events": latest,
-                        "limit": MISSING_EVENTS_BATCH,
+                        "limit": min(MISSING_EVENTS_BATCH, self.gap_cap - len(fetched)),
                         "min_depth": 0,
                     },
                 )
@@ -252,7 +262,7 @@ class Ingest:
             latest = [p.event_id for p in new if set(p.prev_event_ids) - known]
         # Accept oldest first: by depth, then arrival.
         for p in sorted(fetched.values(), key=lambda p: p.depth):
-            if await self.services.database.read(store_events.event_exists, p.event_id):
+            if await self._stored(p.event_id):
                 continue
             try:
                 await self._accept(origin, p)

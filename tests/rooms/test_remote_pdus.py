@@ -93,6 +93,45 @@ async def test_remote_join_and_message_are_accepted(api: ClientApi, version: str
     assert (await _accept(api, msg)).status == "duplicate"
 
 
+async def test_an_outlier_joins_the_timeline_when_it_arrives_as_part_of_the_room(
+    api: ClientApi,
+) -> None:
+    # Kept first as an outlier (e.g. the event at the edge of a gap bridged with
+    # /state_ids), then delivered in the DAG: it must not be taken for a duplicate.
+    room_id = await _public_room(api, "12")
+    carol = f"@carol:{REMOTE}"
+    join = await _build(
+        api,
+        room_id,
+        sender=carol,
+        type_="m.room.member",
+        content={"membership": "join"},
+        state_key=carol,
+    )
+    await _accept(api, join)
+    msg = await _build(api, room_id, sender=carol, type_="m.room.message", content={"body": "x"})
+    rooms = api.services.rooms
+
+    def as_outlier(conn: Any) -> Any:
+        return accept_pdu_txn(rooms, conn, msg, outlier=True)
+
+    def timeline(conn: Any) -> set[str]:
+        page = store_events.events_in_room_by_stream(conn, room_id, 0, None, 100, "f")
+        return {row["event_id"] for row in page}
+
+    assert (await api.services.database.write(as_outlier)).status == "accepted"
+    assert msg.event_id not in await api.services.database.read(timeline)
+    assert (await api.services.database.write(as_outlier)).status == "duplicate"
+    assert (await _accept(api, msg)).status == "accepted"
+    assert msg.event_id in await api.services.database.read(timeline)
+    row = await api.services.database.read(store_events.get_event_row, msg.event_id)
+    assert row is not None and not row["outlier"]
+    assert await api.services.database.read(store_state.get_state_before, msg.event_id)
+    tips = await api.services.database.read(store_events.get_forward_extremities, room_id)
+    assert tips == [msg.event_id]
+    assert (await _accept(api, msg)).status == "duplicate"
+
+
 async def test_message_from_non_member_is_rejected_and_hidden(api: ClientApi) -> None:
     room_id = await _public_room(api, "12")
     mallory = f"@mallory:{REMOTE}"
