@@ -58,12 +58,23 @@ ACCEPTED = Outcome("accepted")
 DUPLICATE = Outcome("duplicate")
 
 
+MISSING_AUTH = "auth events"
+MISSING_CREATE = "create event"
+MISSING_PREV_STATE = "state at prev events"
+
+
 class MissingEvents(Exception):
     """Events the PDU depends on are not stored; fetch them and try again."""
 
     def __init__(self, event_ids: Iterable[str], what: str) -> None:
         self.event_ids = sorted(set(event_ids))
+        self.what = what
         super().__init__(f"missing {what}: {', '.join(self.event_ids)}")
+
+    @property
+    def auth_missing(self) -> bool:
+        """Auth events (or the v12 create event) are missing, rather than prev state."""
+        return self.what in (MISSING_AUTH, MISSING_CREATE)
 
 
 class EventLoader:
@@ -155,7 +166,7 @@ def state_before_txn(
         else:
             states.append(state)
     if missing:
-        raise MissingEvents(missing, "state at prev events")
+        raise MissingEvents(missing, MISSING_PREV_STATE)
     return resolve(rooms, conn, pdu.room_version, states, loader)
 
 
@@ -191,11 +202,11 @@ def accept_pdu_txn(
         create_event_for(rooms, conn, rv, room_id) if pdu.type != "m.room.create" else None
     )
     if rv.room_id_is_create_event_hash and pdu.type != "m.room.create" and create_event is None:
-        raise MissingEvents(["$" + room_id[1:]], "create event")
+        raise MissingEvents(["$" + room_id[1:]], MISSING_CREATE)
     auth_pdus = rooms.get_pdus_txn(conn, pdu.auth_event_ids)
     missing = set(pdu.auth_event_ids) - set(auth_pdus)
     if missing:
-        raise MissingEvents(missing, "auth events")
+        raise MissingEvents(missing, MISSING_AUTH)
     rejected = rejected_ids(conn, pdu.auth_event_ids)
     try:
         own_auth = check_auth_events(

@@ -139,7 +139,7 @@ class Ingest:
             try:
                 return await self._write_accept(pdu, state_before=state_before)
             except MissingEvents as exc:
-                if "auth" in str(exc) or "create" in str(exc):
+                if exc.auth_missing:
                     await self._fetch_auth_events(origin, pdu)
                 else:
                     state_before = await self._state_from_peer(origin, pdu)
