@@ -329,9 +329,7 @@ def _mesh(table: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(enabled, bool):
         raise ConfigError("mesh.enabled must be true or false")
     interfaces = table.get("interfaces", [])
-    if not isinstance(interfaces, list) or not all(
-        isinstance(i, str) and i for i in interfaces
-    ):
+    if not isinstance(interfaces, list) or not all(isinstance(i, str) and i for i in interfaces):
         raise ConfigError("mesh.interfaces must be a list of interface names or addresses")
     trusted = table.get("trusted", {})
     if not isinstance(trusted, dict):
