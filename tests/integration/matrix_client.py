@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -46,7 +47,7 @@ class MatrixUser:
 
     def join(self, room: str, via: list[str] | None = None) -> str:
         params = [("server_name", s) for s in via or []]
-        return self.call("POST", f"/join/{room}", params=params, json={})["room_id"]
+        return self.call("POST", f"/join/{quote(room, safe='')}", params=params, json={})["room_id"]
 
     def invite(self, room_id: str, user_id: str) -> None:
         self.call("POST", f"/rooms/{room_id}/invite", json={"user_id": user_id})

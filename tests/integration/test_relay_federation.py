@@ -90,3 +90,28 @@ def test_create_room_with_remote_invitee_invites_over_federation(
     bob.join(room_id)
     alice.send(room_id, "direct hello")
     bob.wait_for_bodies(room_id, {"direct hello"})
+
+
+def test_join_remote_public_room_by_alias_and_by_id_with_server_name(
+    two_relays: tuple[RelayProcess, RelayProcess],
+) -> None:
+    a, b = two_relays
+    alice = MatrixUser.login(a.client_url, "alice")
+    bob = MatrixUser.login(b.client_url, "bob")
+    room_id = alice.create_room(preset="public_chat", room_alias_name="ops", name="ops")
+    # By alias: B asks A's directory over federation, then joins through A.
+    assert bob.join(f"#ops:{a.server_name}") == room_id
+    alice.send(room_id, "welcome")
+    bob.wait_for_bodies(room_id, {"welcome"})
+    # By id, naming the server to join through.
+    second = alice.create_room(preset="public_chat", name="second")
+    assert bob.join(second, via=[a.server_name]) == second
+    bob.send(second, "in via server_name")
+    alice.wait_for_bodies(second, {"in via server_name"})
+
+
+def test_verify_tls_off_is_logged_as_a_warning(
+    two_relays: tuple[RelayProcess, RelayProcess],
+) -> None:
+    a, _b = two_relays
+    assert "WARNING relay.node: federation.verify_tls is false" in a.log()
