@@ -140,7 +140,7 @@ def test_relay_killed_during_outage_loses_nothing_queued(link: Link) -> None:
     link.cut()
     _write_during_outage(room_id, hq, field, 100)
     status = _status_when(link, lambda d: not d["reachable"] and d["queue_depth"] >= 100)
-    assert status["since_ts"] and status["last_success_ts"]
+    assert status["since_ts"]  # unreachable since when
     text = link.relay.cli("status").stdout
     assert f"{link.synapse.server_name}: UNREACHABLE since" in text
     link.relay.kill()  # SIGKILL with 100 events queued for Synapse
