@@ -145,3 +145,19 @@ def relay(tmp_path: Path) -> Iterator[RelayProcess]:
         yield r
     finally:
         r.kill()
+
+
+@pytest.fixture
+def two_relays(tmp_path: Path) -> Iterator[tuple[RelayProcess, RelayProcess]]:
+    """Relays A (user alice) and B (user bob), running, not verifying each other's
+    self-signed certificates."""
+    relays = [make_relay(tmp_path, "a"), make_relay(tmp_path, "b")]
+    try:
+        for r in relays:
+            r.init("--no-verify-tls")
+            r.start()
+            r.cli("user", "add", "alice" if r is relays[0] else "bob", "--password", "pw")
+        yield relays[0], relays[1]
+    finally:
+        for r in relays:
+            r.kill()

@@ -5,32 +5,17 @@ one per relay, decrypting each other."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import nacl.signing
 import pytest
 
 from tests.client.e2e_helpers import device_keys
-from tests.integration.conftest import RelayProcess, make_relay
+from tests.integration.conftest import RelayProcess
 from tests.integration.matrix_client import MatrixUser
 from tests.interop.nio_e2ee import E2eeClient, two_way_chat
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def two_relays(tmp_path: Path) -> Iterator[tuple[RelayProcess, RelayProcess]]:
-    relays = [make_relay(tmp_path, "a"), make_relay(tmp_path, "b")]
-    try:
-        for r in relays:
-            r.init("--no-verify-tls")
-            r.start()
-            r.cli("user", "add", "alice" if r is relays[0] else "bob", "--password", "pw")
-        yield relays[0], relays[1]
-    finally:
-        for r in relays:
-            r.kill()
 
 
 def _shared_room(alice: MatrixUser, bob: MatrixUser) -> str:

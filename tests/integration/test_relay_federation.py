@@ -2,27 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
-from tests.integration.conftest import RelayProcess, make_relay
+from tests.integration.conftest import RelayProcess
 from tests.integration.matrix_client import MatrixUser
-
-
-@pytest.fixture
-def two_relays(tmp_path: Path) -> Iterator[tuple[RelayProcess, RelayProcess]]:
-    relays = [make_relay(tmp_path, "a"), make_relay(tmp_path, "b")]
-    try:
-        for r in relays:
-            r.init("--no-verify-tls")
-            r.start()
-            r.cli("user", "add", "alice" if r is relays[0] else "bob", "--password", "pw")
-        yield relays[0], relays[1]
-    finally:
-        for r in relays:
-            r.kill()
 
 
 @pytest.mark.parametrize("version", ["10", "11", "12"])
