@@ -15,8 +15,9 @@ import string
 import sys
 import time
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -49,6 +50,7 @@ from store import status as store_status
 from store.errors import UserExists
 
 log = logging.getLogger("relay")
+T = TypeVar("T")
 
 DATA_DIR_OPTION = click.option(
     "--data-dir",
@@ -241,20 +243,19 @@ def user_add(data_dir: Path, localpart: str, password: str, admin: bool) -> None
     if not password:
         _fail("--password must not be empty")
     user_id = f"@{localpart}:{config.server_name}"
-    conn = _open_db(config)
     try:
-        with store_db.write(conn):
-            store_accounts.create_user(
+        _write(
+            config,
+            lambda conn: store_accounts.create_user(
                 conn,
                 user_id=user_id,
                 password=password,
                 admin=admin,
                 now_ms=int(time.time() * 1000),
-            )
+            ),
+        )
     except UserExists:
         _fail(f"user {user_id} already exists", 1)
-    finally:
-        conn.close()
     click.echo(f"created user {user_id}{' (admin)' if admin else ''}")
 
 
@@ -290,14 +291,15 @@ def token_add(
     expiry = None
     if expires_in_hours is not None:
         expiry = int(time.time() * 1000 + expires_in_hours * 3_600_000)
-    conn = _open_db(config)
     try:
-        with store_db.write(conn):
-            store_tokens.create_token(conn, token=token_text, uses_allowed=uses, expiry_time=expiry)
+        _write(
+            config,
+            lambda conn: store_tokens.create_token(
+                conn, token=token_text, uses_allowed=uses, expiry_time=expiry
+            ),
+        )
     except sqlite3.IntegrityError:
         _fail(f"token {token_text} already exists", 1)
-    finally:
-        conn.close()
     if config.registration != "token":
         click.echo(
             f"relay: note: registration.mode is {config.registration!r}; "
@@ -358,12 +360,7 @@ def token_list(data_dir: Path, as_json: bool) -> None:
 def token_delete(data_dir: Path, token_text: str) -> None:
     """Delete a registration token (registrations in progress with it will fail)."""
     config = _load(data_dir)
-    conn = _open_db(config)
-    try:
-        with store_db.write(conn):
-            deleted = store_tokens.delete_token(conn, token_text)
-    finally:
-        conn.close()
+    deleted = _write(config, store_tokens.delete_token, token_text)
     if not deleted:
         _fail(f"no registration token {token_text}", 1)
     click.echo(f"deleted token {token_text}")
@@ -443,12 +440,7 @@ def peers_list(data_dir: Path, as_json: bool) -> None:
 def peers_approve(data_dir: Path, name: str) -> None:
     """Pin the key NAME serves now (check its fingerprint in `relay peers list` first)."""
     config = _load(data_dir)
-    conn = _open_db(config)
-    try:
-        with store_db.write(conn):
-            row = store_peers.approve(conn, name)
-    finally:
-        conn.close()
+    row = _write(config, store_peers.approve, name)
     if row is None:
         _fail(f"no LAN peer {name} with a known key (see `relay peers list`)", 1)
     click.echo(f"approved {name}: key {row['key_id']} fingerprint {row['fingerprint']}")
@@ -460,12 +452,7 @@ def peers_approve(data_dir: Path, name: str) -> None:
 def peers_revoke(data_dir: Path, name: str) -> None:
     """Forget NAME's approval: the relay stops federating with it (config pins stay)."""
     config = _load(data_dir)
-    conn = _open_db(config)
-    try:
-        with store_db.write(conn):
-            found = store_peers.revoke(conn, name)
-    finally:
-        conn.close()
+    found = _write(config, store_peers.revoke, name)
     if not found:
         _fail(f"no LAN peer {name}", 1)
     note = " (still pinned in [mesh] trusted)" if name in config.mesh_trusted else ""
@@ -477,6 +464,17 @@ def _open_db(config: Config):
         return store_db.open_database(config.database_path, synchronous=config.synchronous)
     except store_db.SchemaTooNew as exc:
         _fail(str(exc))
+
+
+def _write(config: Config, fn: Callable[..., T], *args: Any) -> T:
+    """`fn(conn, *args)` in one write transaction on the relay's database (safe while
+    the relay runs: SQLite WAL, busy timeout); the connection is closed afterwards."""
+    conn = _open_db(config)
+    try:
+        with store_db.write(conn):
+            return fn(conn, *args)
+    finally:
+        conn.close()
 
 
 def _status(config: Config) -> dict[str, Any]:
