@@ -23,8 +23,20 @@ out="$here/build/$ARCH"
 # tools walk it): the base cache (shared, keyed by content) and this checkout's scratch tree.
 cache=${EDGE_RELAY_IMAGE_CACHE:-/var/cache/edge-relay-image}
 work="$cache/work-$(echo "$top" | sha256sum | cut -c1-8)-$ARCH"
-SUITE=${SUITE:-bookworm}
+# Debian stable (13, trixie), with its point-release updates and security updates: the image
+# is built from, and on the device upgrades from, all three.
+SUITE=${SUITE:-trixie}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
+SECURITY_MIRROR=${SECURITY_MIRROR:-http://deb.debian.org/debian-security}
+# The Python of $SUITE, for the wheels of the relay's dependencies.
+case "$SUITE" in
+bookworm) PYTHON_VERSION=3.11 ;;
+trixie) PYTHON_VERSION=3.13 ;;
+*)
+	echo "build.sh: SUITE must be bookworm or trixie, not ${SUITE@Q}" >&2
+	exit 2
+	;;
+esac
 
 # Fixed identifiers: every image of a release has the same ones; the data partition and the
 # machine id are made per device on first boot.
@@ -37,7 +49,8 @@ case "$ARCH" in
 amd64)
 	kernel_pkg=linux-image-amd64
 	root_type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709 # root, x86-64
-	wheel_platforms=(manylinux_2_36_x86_64 manylinux_2_28_x86_64 manylinux_2_17_x86_64
+	wheel_platforms=(manylinux_2_41_x86_64 manylinux_2_39_x86_64 manylinux_2_38_x86_64
+		manylinux_2_36_x86_64 manylinux_2_34_x86_64 manylinux_2_28_x86_64 manylinux_2_17_x86_64
 		manylinux2014_x86_64 linux_x86_64)
 	board_pkgs=(systemd-boot-efi)
 	components=main
@@ -45,9 +58,10 @@ amd64)
 arm64)
 	kernel_pkg=linux-image-arm64
 	root_type=B921B045-1DF0-41C3-AF44-4C6F280D3FAE # root, arm64
-	wheel_platforms=(manylinux_2_36_aarch64 manylinux_2_28_aarch64 manylinux_2_17_aarch64
+	wheel_platforms=(manylinux_2_41_aarch64 manylinux_2_39_aarch64 manylinux_2_38_aarch64
+		manylinux_2_36_aarch64 manylinux_2_34_aarch64 manylinux_2_28_aarch64 manylinux_2_17_aarch64
 		manylinux2014_aarch64 linux_aarch64)
-	board_pkgs=(raspi-firmware)
+	board_pkgs=(raspi-firmware systemd-boot-efi)
 	components=main,non-free-firmware
 	;;
 *)
@@ -96,6 +110,12 @@ mkdir -p "$work/wheels" "$cache/apt-$ARCH"
 base="$cache/rootfs-$ARCH-$base_hash"
 exec 8>"$cache/base-$ARCH.lock"
 flock 8
+# The base is rebuilt once a week even when the package list is unchanged: it holds the
+# security updates of the day it was made.
+if [[ -f $base.done && -n $(find "$base.done" -mtime +6) ]]; then
+	log "base rootfs older than a week: rebuilding for updates"
+	rm -f "$base.done"
+fi
 if [[ ! -f $base.done ]]; then
 	log "base rootfs ($SUITE, mmdebstrap)"
 	rm -rf "$cache/rootfs-$ARCH-"*
@@ -122,7 +142,10 @@ if [[ ! -f $base.done ]]; then
 		--customize-hook="sync-out /var/cache/apt/archives '$cache/apt-$ARCH'" \
 		"${board_hooks[@]}" \
 		--customize-hook='rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*' \
-		"$SUITE" "$base" "$MIRROR"
+		"$SUITE" "$base" \
+		"deb $MIRROR $SUITE ${components//,/ }" \
+		"deb $MIRROR $SUITE-updates ${components//,/ }" \
+		"deb $SECURITY_MIRROR $SUITE-security ${components//,/ }"
 	touch "$base.done"
 	log "base rootfs done in $(($(date +%s) - started)) s"
 else
@@ -147,7 +170,7 @@ find "$work/src" -name __pycache__ -prune -exec rm -rf {} +
 "$py" -m pip freeze --exclude-editable | grep -v '^edge-relay' >"$work/constraints.txt"
 platform_args=()
 for p in "${wheel_platforms[@]}"; do platform_args+=(--platform "$p"); done
-"$py" -m pip download -q --only-binary=:all: --python-version 3.11 --implementation cp \
+"$py" -m pip download -q --only-binary=:all: --python-version "$PYTHON_VERSION" --implementation cp \
 	"${platform_args[@]}" -c "$work/constraints.txt" -d "$work/wheels" \
 	"$work"/wheels/edge_relay-*.whl 2>&1 | grep -v "^WARNING: Location" >&2 || true
 ls "$work"/wheels/edge_relay-*.whl >/dev/null
@@ -158,8 +181,19 @@ rootfs="$work/rootfs"
 cp -a "$here/rootfs/." "$rootfs/"
 cp -a "$work/wheels" "$rootfs/tmp/wheels"
 cp "$here/lib/configure-rootfs.sh" "$rootfs/tmp/"
+cmdline="root=UUID=$ROOT_FS_UUID ro rootwait"
+if [[ $ARCH == amd64 ]]; then
+	efi_cmdline="$cmdline console=tty0 console=ttyS0,115200 quiet"
+else
+	# Generic arm64 (UEFI): the firmware's tables name the console.
+	efi_cmdline="$cmdline quiet"
+fi
 env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 ARCH="$ARCH" ROOT_FS_UUID="$ROOT_FS_UUID" \
-	chroot "$rootfs" bash /tmp/configure-rootfs.sh
+	KERNEL_CMDLINE="$efi_cmdline" chroot "$rootfs" bash /tmp/configure-rootfs.sh
+# systemd-boot, the kernel and initramfs and the loader entry onto the ESP's future contents,
+# by the same script that keeps them current on the device.
+env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin EDGE_RELAY_ESP_UNMOUNTED=1 \
+	chroot "$rootfs" /usr/local/lib/edge-relay/esp-kernel
 rm -rf "$rootfs/tmp/wheels" "$rootfs/tmp/configure-rootfs.sh"
 chroot "$rootfs" dpkg-query -W -f '${Package} ${Version}\n' >"$work/manifest.txt"
 for d in "$rootfs"/opt/edge-relay/venv/lib/python3*/site-packages/*.dist-info; do
@@ -174,17 +208,13 @@ mkdir -p "$bootdir"
 kver=$(basename "$(find "$rootfs/lib/modules" -mindepth 1 -maxdepth 1 | sort -V | tail -1)")
 cp "$rootfs/boot/vmlinuz-$kver" "$work/vmlinuz"
 cp "$rootfs/boot/initrd.img-$kver" "$work/initrd.img"
-cmdline="root=UUID=$ROOT_FS_UUID ro rootwait"
 cp "$here/relay-provision.toml.example" "$bootdir/relay-provision.toml.example"
 if [[ $ARCH == amd64 ]]; then
-	mkdir -p "$bootdir/EFI/BOOT" "$bootdir/loader/entries"
-	cp "$rootfs/usr/lib/systemd/boot/efi/systemd-bootx64.efi" "$bootdir/EFI/BOOT/BOOTX64.EFI"
-	cp "$work/vmlinuz" "$work/initrd.img" "$bootdir/"
-	printf 'default edge-relay.conf\ntimeout 0\neditor no\n' >"$bootdir/loader/loader.conf"
-	printf 'title edge-relay\nlinux /vmlinuz\ninitrd /initrd.img\noptions %s console=tty0 console=ttyS0,115200\n' \
-		"$cmdline" >"$bootdir/loader/entries/edge-relay.conf"
+	cp -r "$rootfs/boot/efi/." "$bootdir/"
+	find "$rootfs/boot/efi" -mindepth 1 -delete
 else
 	"$here/boards/rpi/assemble.sh" "$rootfs" "$kver" "$bootdir"
+	find "$rootfs/boot/firmware" -mindepth 1 -delete
 fi
 
 boot_img="$work/boot.img"

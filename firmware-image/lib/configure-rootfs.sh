@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs inside the image's root filesystem (chroot) at the end of mmdebstrap.
-# Environment: ARCH (amd64|arm64), ROOT_FS_UUID.
+# Environment: ARCH (amd64|arm64), ROOT_FS_UUID, KERNEL_CMDLINE (systemd-boot's).
 set -euo pipefail
 
 # The relay, from the project's wheel, in its own venv; dependencies are the wheels beside it.
@@ -18,6 +18,14 @@ chmod 0755 /var/lib/edge-relay
 
 if [[ $ARCH == amd64 ]]; then boot_mnt=/boot/efi; else boot_mnt=/boot/firmware; fi
 mkdir -p "$boot_mnt"
+# systemd-boot on the boot partition (the ESP) boots the newest kernel with this command line;
+# /usr/local/lib/edge-relay/esp-kernel keeps it in step on kernel upgrades. (On arm64 the Pi
+# firmware boots from the same partition through config.txt instead; generic arm64 boards
+# and VMs use UEFI.)
+if [[ $ARCH == amd64 ]]; then efi_name=BOOTX64.EFI; else efi_name=BOOTAA64.EFI; fi
+printf '# Read by /usr/local/lib/edge-relay/esp-kernel.\nESP=%s\nEFI_NAME=%s\n' "$boot_mnt" \
+	"$efi_name" >/etc/default/edge-relay-esp
+echo "$KERNEL_CMDLINE" >/etc/kernel/cmdline
 # The boot partition (FAT, no journal) is written rarely (provisioning, kernel updates) and
 # synchronously: a power cut right after a write must not leave its FAT behind its files.
 cat >/etc/fstab <<FSTAB

@@ -16,11 +16,16 @@ want debugfs e2fsprogs
 want sfdisk fdisk
 want qemu-img qemu-utils
 want qemu-system-x86_64 qemu-system-x86
+want_file() { # want_file PATH PACKAGE
+	[[ -e $1 ]] || need+=("$2")
+}
+# UEFI firmware for the boot test's firmware boots (systemd-boot on the ESP).
+want_file /usr/share/OVMF/OVMF_CODE_4M.fd ovmf
 if [[ $ARCH == arm64 ]]; then
 	want qemu-system-aarch64 qemu-system-arm
 	want qemu-aarch64-static qemu-user-static
 	want update-binfmts binfmt-support
-	# qemu-system-aarch64 needs UEFI firmware only for a firmware boot; direct kernel boot is used.
+	want_file /usr/share/AAVMF/AAVMF_CODE.fd qemu-efi-aarch64
 fi
 if ((${#need[@]})); then
 	echo "[image] installing host packages: ${need[*]}" >&2

@@ -1,11 +1,15 @@
 # shellcheck shell=bash
-# The Debian packages of the image (sourced by build.sh; kernel_pkg and board_pkgs per ARCH).
+# The Debian packages of the image (sourced by build.sh; SUITE, kernel_pkg and board_pkgs per
+# ARCH).
 # shellcheck disable=SC2034,SC2154,SC2016
 PACKAGES=(
 	systemd systemd-sysv udev dbus systemd-timesyncd systemd-resolved
 	"$kernel_pkg" initramfs-tools zstd e2fsprogs dosfstools
 	python3 python3-venv ca-certificates iproute2 "${board_pkgs[@]}"
 )
+# Since Debian 13 systemd-repart (which makes the data partition on first boot) is a package of
+# its own.
+[[ $SUITE == bookworm ]] || PACKAGES+=(systemd-repart)
 
 # Leave out documentation and translations; make the mount points the hooks of some packages
 # (raspi-firmware) expect.

@@ -1,10 +1,15 @@
-"""The amd64 appliance image boots in QEMU (TCG) and serves; survives a power cut.
+"""The appliance image boots in QEMU (TCG) and serves; survives a power cut.
 
-One scenario on one disk, in order: first boot provisions from relay-provision.toml on the
-boot partition and serves on both ports within 90 s; the provisioned admin logs in, creates a
-room and sends a message; a client keeps sending while QEMU is SIGKILLed; the second boot has
-every acknowledged message and the same server keys; after a clean shutdown the database read
-from the data partition on the host passes `PRAGMA integrity_check`.
+One scenario on one disk, in order: first boot (QEMU's direct kernel boot of the build's kernel
+and initramfs) provisions from relay-provision.toml on the boot partition and serves on both
+ports within 90 s; the provisioned admin logs in, creates a room and sends a message; a client
+keeps sending while QEMU is SIGKILLed; the second boot, by UEFI firmware from the disk alone
+(systemd-boot on the ESP, as a real machine boots), has every acknowledged message and the same
+server keys; after a clean shutdown the database read from the data partition on the host
+passes `PRAGMA integrity_check`.
+
+amd64 in `make test` (CI); arm64 (`-M virt`, Cortex-A72: the generic arm64 path of the same
+image the Raspberry Pi boots) with `make image-test ARCH=arm64`.
 """
 
 from __future__ import annotations
@@ -26,10 +31,7 @@ import pytest
 from tests.image.conftest import image_arch
 from tests.image.vm import Disk, Vm, built_image, require_host_tools
 
-pytestmark = [
-    pytest.mark.image,
-    pytest.mark.skipif(image_arch() != "amd64", reason="amd64 boot test (RELAY_IMAGE_ARCH)"),
-]
+pytestmark = pytest.mark.image
 
 SERVER_NAME = "kit-01.test"
 ADMIN, PASSWORD = "ops", "correct horse battery"
@@ -41,8 +43,10 @@ hostname = "kit-01"
 user = "{ADMIN}"
 password = "{PASSWORD}"
 """
-# The issue's budget: serving within 90 s of QEMU starting. The scenario waits longer
-# (a loaded machine) and checks the budget at the end, so one run reports everything.
+# The issue's budget: serving within 90 s of QEMU starting, for every boot. The scenario waits
+# longer and checks the budget at the end, so one run reports everything. Measured on an idle
+# 2-core machine: ~40 s. On a machine busy with other work TCG can take twice as long:
+# RELAY_IMAGE_BOOT_BUDGET_STRICT=0 makes an overrun a warning there.
 BOOT_BUDGET_S = 90.0
 BOOT_WAIT_S = 300.0
 
@@ -102,10 +106,10 @@ def server_keys(vm: Vm) -> dict[str, Any]:
 def disk() -> Iterator[tuple[Disk, Path, Path]]:
     require_host_tools()
     t0 = time.monotonic()
-    build = built_image("amd64")
+    build = built_image(image_arch())
     print(f"\nimage build (or reuse): {time.monotonic() - t0:.0f} s")
     # The test's disk and the consoles of its boots stay beside the image for a post-mortem.
-    tmp = build.parent / "amd64-test"
+    tmp = build.parent / f"{image_arch()}-test"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     d = Disk(build / "disk.img", tmp / "disk.img")
@@ -120,7 +124,8 @@ def test_boot_provision_power_cut(disk: tuple[Disk, Path, Path]) -> None:
 
     # First boot: provisioning, serving within the budget, the provisioned user works.
     boot_times: list[float] = []
-    with Vm(d, build, tmp / "boot1.log") as vm:
+    arch = image_arch()
+    with Vm(d, build, tmp / "boot1.log", arch=arch) as vm:
         boot_times.append(vm.wait_serving(BOOT_WAIT_S))
         print(f"first boot (provisioning): serving after {boot_times[-1]:.1f} s")
         client = Client(vm.client_url)
@@ -157,10 +162,11 @@ def test_boot_provision_power_cut(disk: tuple[Disk, Path, Path]) -> None:
         print(f"power cut after {len(acked)} acknowledged messages")
         assert len(acked) >= 5, vm.console()
 
-    # Second boot: same keys, every acknowledged message.
-    with Vm(d, build, tmp / "boot2.log") as vm:
+    # Second boot, by the UEFI firmware from the disk alone: same keys, every acknowledged
+    # message.
+    with Vm(d, build, tmp / "boot2.log", arch=arch, firmware="uefi") as vm:
         boot_times.append(vm.wait_serving(BOOT_WAIT_S))
-        print(f"second boot (after the power cut): serving after {boot_times[-1]:.1f} s")
+        print(f"second boot (UEFI, after the power cut): serving after {boot_times[-1]:.1f} s")
         assert server_keys(vm) == keys
         client = Client(vm.client_url)
         client.login()
@@ -185,8 +191,7 @@ def test_boot_provision_power_cut(disk: tuple[Disk, Path, Path]) -> None:
     print(f"whole scenario (without build): {time.monotonic() - t_start:.0f} s")
     over = f"serving after {boot_times} s, budget {BOOT_BUDGET_S} s (load {os.getloadavg()})"
     if max(boot_times) > BOOT_BUDGET_S:
-        # `make image-test` enforces the budget; in `make test` (CI, whose timing depends on
-        # what else the machine runs) an overrun is a warning in the summary, not a failure.
-        if os.environ.get("RELAY_IMAGE_BOOT_BUDGET_STRICT") == "1":
+        if os.environ.get("RELAY_IMAGE_BOOT_BUDGET_STRICT") == "0":
+            warnings.warn(over, stacklevel=1)
+        else:
             pytest.fail(over)
-        warnings.warn(over, stacklevel=1)

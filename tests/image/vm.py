@@ -28,6 +28,14 @@ ROOT_PARTITION = 2
 DATA_LABEL = "edge-relay-data"
 
 
+# UEFI firmware (Debian's ovmf and qemu-efi-aarch64, which build.sh's host-deps.sh installs):
+# code, variable store template.
+UEFI_FIRMWARE = {
+    "amd64": ("/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"),
+    "arm64": ("/usr/share/AAVMF/AAVMF_CODE.fd", "/usr/share/AAVMF/AAVMF_VARS.fd"),
+}
+
+
 def built_image(arch: str = "amd64") -> Path:
     """firmware-image/build/ARCH, built (or reused) by build.sh."""
     subprocess.run([str(IMAGE_DIR / "build.sh"), arch], check=True, timeout=1800)
@@ -131,6 +139,9 @@ class Vm:
     memory_mib: int = 1024
     client_port: int = field(default_factory=free_port)
     federation_port: int = field(default_factory=free_port)
+    # "direct": QEMU loads the build's kernel and initrd (fast under TCG); "uefi": UEFI
+    # firmware boots the disk by itself (systemd-boot on the ESP), as a real machine does.
+    firmware: str = "direct"
     proc: subprocess.Popen[bytes] | None = None
     started: float = 0.0
 
@@ -155,6 +166,19 @@ class Vm:
             machine = ["qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72"]
             console = "ttyAMA0"
         self.qmp_path = self.log_path.with_suffix(".qmp")
+        if self.firmware == "uefi":
+            boot = self.uefi_flash()
+        else:
+            boot = [
+                "-kernel",
+                str(self.build / "vmlinuz"),
+                "-initrd",
+                str(self.build / "initrd.img"),
+                "-append",
+                # Quiet kernel (every console byte is slow under TCG); the journal's info
+                # messages (units, the relay's log) go to the console log for post-mortems.
+                f"{cmdline} console={console} quiet systemd.journald.forward_to_console=1",
+            ]
         return [
             *machine,
             "-accel",
@@ -165,14 +189,7 @@ class Vm:
             str(self.memory_mib),
             "-nographic",
             "-no-reboot",
-            "-kernel",
-            str(self.build / "vmlinuz"),
-            "-initrd",
-            str(self.build / "initrd.img"),
-            "-append",
-            # Quiet kernel (every console byte is slow under TCG); the journal's info
-            # messages (units, the relay's log) go to the console log for post-mortems.
-            f"{cmdline} console={console} quiet systemd.journald.forward_to_console=1",
+            *boot,
             "-drive",
             f"file={self.disk.path},format=raw,if=none,id=disk0,cache=writeback",
             "-device",
@@ -181,6 +198,19 @@ class Vm:
             f"user,model=virtio-net-pci,{fwd}",
             "-qmp",
             f"unix:{self.qmp_path},server=on,wait=off",
+        ]
+
+    def uefi_flash(self) -> list[str]:
+        """The UEFI firmware's code (read-only) and a per-disk copy of its variable store."""
+        code, template = UEFI_FIRMWARE[self.arch]
+        vars_path = self.disk.path.with_name(f"{self.disk.path.stem}-efivars.fd")
+        if not vars_path.exists():
+            shutil.copyfile(template, vars_path)
+        return [
+            "-drive",
+            f"if=pflash,format=raw,unit=0,readonly=on,file={code}",
+            "-drive",
+            f"if=pflash,format=raw,unit=1,file={vars_path}",
         ]
 
     def start(self) -> None:
