@@ -45,6 +45,19 @@ BOOT_SIZE_MIB=256
 
 log() { printf '[image %s] %s\n' "$ARCH" "$*" >&2; }
 
+# Remove root filesystem trees. An interrupted mmdebstrap can leave /proc, /sys and /dev/pts
+# mounted inside its tree: unmount them first, and never cross into another file system.
+remove_trees() {
+	local tree m
+	for tree in "$@"; do
+		[[ -e $tree ]] || continue
+		awk -v t="$tree/" 'index($2 "/", t) == 1 {print $2}' /proc/mounts | sort -r |
+			while read -r m; do umount -l "$m"; done
+		rm -rf --one-file-system "$tree"
+	done
+}
+
+extra_sources=()
 case "$ARCH" in
 amd64)
 	kernel_pkg=linux-image-amd64
@@ -56,7 +69,10 @@ amd64)
 	components=main
 	;;
 arm64)
-	kernel_pkg=linux-image-arm64
+	# The kernel of Debian's backports for stable: the Raspberry Pi 5 (BCM2712: its SD
+	# controller, RP1 Ethernet and USB) needs a newer kernel than stable's 6.12.
+	kernel_pkg=linux-image-arm64/$SUITE-backports
+	extra_sources=("deb $MIRROR $SUITE-backports main non-free-firmware")
 	root_type=B921B045-1DF0-41C3-AF44-4C6F280D3FAE # root, arm64
 	wheel_platforms=(manylinux_2_41_aarch64 manylinux_2_39_aarch64 manylinux_2_38_aarch64
 		manylinux_2_36_aarch64 manylinux_2_34_aarch64 manylinux_2_28_aarch64 manylinux_2_17_aarch64
@@ -85,7 +101,8 @@ hash_files() { # hash_files PATH... (relative to the top): one hash of their nam
 #         everything (firmware-image/, relay/, store/, pyproject.toml).
 base_inputs=(firmware-image/lib/packages.sh)
 [[ $ARCH == arm64 ]] && base_inputs+=(firmware-image/boards/rpi)
-base_hash=$(echo "$ARCH $SUITE $(hash_files "${base_inputs[@]}")" | sha256sum | cut -c1-16)
+base_hash=$(echo "$ARCH $SUITE $kernel_pkg ${extra_sources[*]} $(hash_files "${base_inputs[@]}")" |
+	sha256sum | cut -c1-16)
 want=$(echo "$ARCH $SUITE $(hash_files firmware-image relay store pyproject.toml)" | sha256sum |
 	cut -d' ' -f1)
 
@@ -103,7 +120,8 @@ fi
 "$here/lib/host-deps.sh" "$ARCH"
 
 started=$(date +%s)
-rm -rf "$work" "$out/disk.img" "$out/inputs.sha256"
+remove_trees "$work"
+rm -f "$out/disk.img" "$out/inputs.sha256"
 mkdir -p "$work/wheels" "$cache/apt-$ARCH"
 
 # 1. The base root filesystem: Debian packages only.
@@ -118,7 +136,7 @@ if [[ -f $base.done && -n $(find "$base.done" -mtime +6) ]]; then
 fi
 if [[ ! -f $base.done ]]; then
 	log "base rootfs ($SUITE, mmdebstrap)"
-	rm -rf "$cache/rootfs-$ARCH-"*
+	remove_trees "$cache/rootfs-$ARCH-"*
 	# shellcheck source=lib/packages.sh
 	source "$here/lib/packages.sh"
 	include=$(IFS=,; echo "${PACKAGES[*]}")
@@ -145,7 +163,8 @@ if [[ ! -f $base.done ]]; then
 		"$SUITE" "$base" \
 		"deb $MIRROR $SUITE ${components//,/ }" \
 		"deb $MIRROR $SUITE-updates ${components//,/ }" \
-		"deb $SECURITY_MIRROR $SUITE-security ${components//,/ }"
+		"deb $SECURITY_MIRROR $SUITE-security ${components//,/ }" \
+		"${extra_sources[@]}"
 	touch "$base.done"
 	log "base rootfs done in $(($(date +%s) - started)) s"
 else
@@ -188,8 +207,8 @@ else
 	# Generic arm64 (UEFI): the firmware's tables name the console.
 	efi_cmdline="$cmdline quiet"
 fi
-env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 ARCH="$ARCH" ROOT_FS_UUID="$ROOT_FS_UUID" \
-	KERNEL_CMDLINE="$efi_cmdline" chroot "$rootfs" bash /tmp/configure-rootfs.sh
+env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 ARCH="$ARCH" SUITE="$SUITE" \
+	ROOT_FS_UUID="$ROOT_FS_UUID" KERNEL_CMDLINE="$efi_cmdline" chroot "$rootfs" bash /tmp/configure-rootfs.sh
 # systemd-boot, the kernel and initramfs and the loader entry onto the ESP's future contents,
 # by the same script that keeps them current on the device.
 env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin EDGE_RELAY_ESP_UNMOUNTED=1 \
@@ -245,7 +264,7 @@ dd if="$root_img" of="$disk" bs=1M seek=$((1 + BOOT_SIZE_MIB)) conv=notrunc,spar
 
 mv "$disk" "$work/vmlinuz" "$work/initrd.img" "$work/manifest.txt" "$out/"
 echo "$cmdline" >"$out/cmdline.txt"
-rm -rf "$work"
+remove_trees "$work"
 echo "$want" >"$out/inputs.sha256"
 apparent=$(du -m --apparent-size "$out/disk.img" | cut -f1)
 allocated=$(du -m "$out/disk.img" | cut -f1)

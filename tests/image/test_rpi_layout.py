@@ -31,7 +31,10 @@ def image() -> Path:
 
 def fat_listing(disk: Path, offset: int) -> set[str]:
     out = subprocess.run(
-        ["mdir", "-b", "-i", f"{disk}@@{offset}", "::/"], capture_output=True, text=True, check=True
+        ["mdir", "-/", "-b", "-i", f"{disk}@@{offset}", "::/"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return {line.removeprefix("::/").strip("/") for line in out.splitlines() if line.strip()}
 
@@ -94,6 +97,25 @@ def test_partitions_and_boot_files(image: Path) -> None:
 
 def test_pi5_device_tree(image: Path) -> None:
     d = Disk.existing(image / "disk.img")
-    files = fat_listing(d.path, d.partition("boot").start)
-    if "bcm2712-rpi-5-b.dtb" not in files:
-        pytest.xfail("Debian 12's kernel (6.1) has no BCM2712 (Pi 5) device tree")
+    boot = d.partition("boot")
+    files = fat_listing(d.path, boot.start)
+    assert {"bcm2712-rpi-5-b.dtb", "bcm2712-d-rpi-5-b.dtb"} <= files
+    # The Pi 5's firmware reads the same config.txt: the kernel and initramfs lines are global,
+    # before any [pi4]-style conditional section.
+    config = fat_read(d.path, boot.start, "config.txt")
+    head = config.split("\n[", 1)[0]
+    assert re.search(r"(?m)^kernel=vmlinuz-", head) and re.search(r"(?m)^initramfs ", head)
+
+
+def test_generic_arm64_uefi_entry(image: Path) -> None:
+    """The same image boots on UEFI arm64 machines: systemd-boot and its entry on the ESP
+    (the boot test boots it under qemu-system-aarch64 -M virt with UEFI firmware)."""
+    d = Disk.existing(image / "disk.img")
+    boot = d.partition("boot")
+    files = fat_listing(d.path, boot.start)
+    kver = kernel_version(files)
+    assert "EFI/BOOT/BOOTAA64.EFI" in files
+    entry = fat_read(d.path, boot.start, "loader/entries/edge-relay.conf")
+    assert f"linux /vmlinuz-{kver}" in entry
+    assert f"initrd /initrd.img-{kver}" in entry
+    assert "root=UUID=" in entry
