@@ -4,8 +4,16 @@ state and members, each filtered by history visibility.
 Rules kept:
 
 - Who may read what is relay/visibility.py's: every read starts from a `Viewer`.
-- Stream positions follow relay/client/tokens.py: position N sits just after the event
-  with stream_ordering N. Backwards from N reads `so <= N`; forwards reads `so > N`.
+- Timeline pages (/messages, /context) are in topological order, `(depth,
+  stream_ordering)`, as Synapse's: an event that arrived late (gap filling, backfill)
+  sits where the DAG puts it, not where it arrived. /sync stays in stream order.
+- A position sits just after the event it names. `StreamPosition(N)` is a point of the
+  store's one stream (a sync token): backwards from it reads the events stored at or
+  before N (`so <= N`), forwards the ones stored after (`so > N`), each page in
+  topological order. `TopoPosition(depth, stream)` is a point of the topological order;
+  one that a page started at a stream position keeps that side of the stream
+  (`ceiling`/`floor`), so paging on from a sync token never returns an event /sync
+  delivered after it (Synapse drops that bound after the first page; we keep it).
 - Everything runs in one read snapshot (`database.read`) and returns Pdus with what a
   client event needs beside them (`ReadEvent`); formatting is the client layer's job.
 
@@ -38,6 +46,7 @@ from store import state as store_state
 
 Direction = Literal["b", "f"]
 T = TypeVar("T")
+TopoKey = store_events.TopoKey
 
 #: Rows a page may skip (filtered out or invisible) before it returns short.
 MAX_SCANNED = 2_000
@@ -66,12 +75,43 @@ class ReadEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamPosition:
+    """Just after stream position `stream`: everything stored up to it is behind."""
+
+    stream: int
+
+
+@dataclass(frozen=True, slots=True)
+class TopoPosition:
+    """Just after the event at `(depth, stream)` in the room's topological order.
+
+    `ceiling`: only events stored at or before that stream position count (the pages
+    began backwards at a stream position); `floor`: only those stored after it (they
+    began forwards at one)."""
+
+    depth: int
+    stream: int
+    ceiling: int | None = None
+    floor: int | None = None
+
+    @property
+    def key(self) -> TopoKey:
+        return (self.depth, self.stream)
+
+
+Position = StreamPosition | TopoPosition
+
+#: Before every event of a room (Synapse's `t0-0`: depths start at 1).
+ROOM_START = TopoPosition(0, 0)
+
+
+@dataclass(frozen=True, slots=True)
 class Page:
     #: Where this page started (`from`, or the end/start of the room when not given).
-    start: int
+    start: Position
     events: list[ReadEvent]
     #: Where a next page would continue from; None: nothing more that way.
-    end: int | None
+    end: Position | None
     state: list[ReadEvent]
 
 
@@ -80,8 +120,8 @@ class Context:
     event: ReadEvent
     before: list[ReadEvent]
     after: list[ReadEvent]
-    start: int
-    end: int
+    start: Position
+    end: Position
     state: list[ReadEvent]
 
 
@@ -122,9 +162,22 @@ def decorate_txn(
 class _Scan:
     pdus: list[Pdu]
     #: The position just past the last row looked at (the next page starts here).
-    cursor: int
+    cursor: Position
     #: No rows are left in the range.
     exhausted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Range:
+    """A scan's range in store terms (see `events_in_room_by_topology`)."""
+
+    from_key: TopoKey | None
+    to_key: TopoKey | None
+    min_stream: int | None
+    max_stream: int | None
+    #: The side of the stream the pages keep (carried into the positions handed out).
+    ceiling: int | None
+    floor: int | None
 
 
 def _cached(rooms: RoomService, pdu: Pdu) -> Pdu:
@@ -132,43 +185,94 @@ def _cached(rooms: RoomService, pdu: Pdu) -> Pdu:
     return pdu
 
 
+def _lowest(*values: int | None) -> int | None:
+    present = [v for v in values if v is not None]
+    return min(present) if present else None
+
+
+def _highest(*values: int | None) -> int | None:
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
+
+
+def _range(direction: Direction, start: Position, bound: Position | None, viewer: Viewer) -> _Range:
+    """From `start` towards `bound` (exclusive for "b", inclusive for "f"), never past
+    the viewer's `until`. A stream position bounds the stream, a topological one the
+    topological order; a page that began at a stream position keeps its side."""
+    if isinstance(start, StreamPosition):
+        from_key = None
+        ceiling = start.stream if direction == "b" else None
+        floor = start.stream if direction == "f" else None
+    else:
+        from_key, ceiling, floor = start.key, start.ceiling, start.floor
+    min_stream, max_stream, to_key = floor, ceiling, None
+    if isinstance(bound, StreamPosition):
+        if direction == "b":
+            min_stream = _highest(min_stream, bound.stream)
+        else:
+            max_stream = _lowest(max_stream, bound.stream)
+    elif isinstance(bound, TopoPosition):
+        to_key = bound.key
+    # A user who left reads up to their leave, in stream terms as everywhere else.
+    max_stream = _lowest(max_stream, viewer.until)
+    return _Range(from_key, to_key, min_stream, max_stream, ceiling, floor)
+
+
+def _rows(
+    conn: sqlite3.Connection,
+    room_id: str,
+    direction: Direction,
+    rng: _Range,
+    from_key: TopoKey | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    return store_events.events_in_room_by_topology(
+        conn,
+        room_id,
+        direction=direction,
+        from_key=from_key,
+        to_key=rng.to_key,
+        min_stream=rng.min_stream,
+        max_stream=rng.max_stream,
+        limit=limit,
+    )
+
+
 def _scan_txn(
     conn: sqlite3.Connection,
     rooms: RoomService,
     viewer: Viewer,
     direction: Direction,
-    start: int,
-    bound: int | None,
+    start: Position,
+    bound: Position | None,
     limit: int,
     event_filter: EventFilter,
 ) -> _Scan:
-    """Up to `limit` visible, matching events from position `start` towards `bound`
-    (exclusive for "b", inclusive for "f"), never past the viewer's `until`."""
-    if viewer.until is not None:
-        if direction == "b":
-            start = min(start, viewer.until)
-        else:
-            bound = viewer.until if bound is None else min(bound, viewer.until)
+    """Up to `limit` visible, matching events from `start` towards `bound`, in
+    topological order (see `_range`)."""
+    rng = _range(direction, start, bound, viewer)
     rv = rooms.room_version_txn(conn, viewer.room_id)
     kept: list[Pdu] = []
-    cursor, scanned = start, 0
+    cursor: Position = start
+    key, scanned = rng.from_key, 0
     while len(kept) < limit and scanned < MAX_SCANNED:
         want = max(limit - len(kept), 20)
-        rows = store_events.events_in_room_by_stream(
-            conn, viewer.room_id, cursor, bound, want, direction
-        )
+        rows = _rows(conn, viewer.room_id, direction, rng, key, want)
         batch = [rooms.pdus.get(r["event_id"]) or _cached(rooms, Pdu(r["raw"], rv)) for r in rows]
         visible = {p.event_id for p in visible_txn(conn, rooms, viewer, batch)}
         for row, pdu in zip(rows, batch, strict=True):
             scanned += 1
-            cursor = row["stream_ordering"] - 1 if direction == "b" else row["stream_ordering"]
+            # Backwards, the position just before the row: it reads `<=` from there.
+            stream = row["stream_ordering"] - 1 if direction == "b" else row["stream_ordering"]
+            key = (row["depth"], stream)
+            cursor = TopoPosition(row["depth"], stream, rng.ceiling, rng.floor)
             if pdu.event_id in visible and matches(event_filter, pdu):
                 kept.append(pdu)
                 if len(kept) == limit:
                     break
         if len(rows) < want and len(kept) < limit:
             return _Scan(kept, cursor, exhausted=True)
-    more = store_events.events_in_room_by_stream(conn, viewer.room_id, cursor, bound, 1, direction)
+    more = _rows(conn, viewer.room_id, direction, rng, key, 1)
     return _Scan(kept, cursor, exhausted=not more)
 
 
@@ -179,15 +283,17 @@ def messages_txn(
     device_id: str | None,
     *,
     direction: Direction,
-    start: int | None,
-    bound: int | None,
+    start: Position | None,
+    bound: Position | None,
     limit: int,
     event_filter: EventFilter,
 ) -> Page:
-    """One /messages page from `start` (None: the newest event for "b", the room's
-    beginning for "f"). `end` is None once the range holds nothing more."""
-    if start is None:
-        start = store_events.max_stream_ordering(conn) if direction == "b" else 0
+    """One /messages page from `start` (None: now for "b", the room's beginning for
+    "f"). `end` is None once the range holds nothing more."""
+    if start is None and direction == "b":
+        start = StreamPosition(store_events.max_stream_ordering(conn))
+    elif start is None:
+        start = ROOM_START
     scan = _scan_txn(conn, rooms, viewer, direction, start, bound, limit, event_filter)
     events = decorate_txn(conn, rooms, scan.pdus, viewer.user_id, device_id)
     state: list[ReadEvent] = []
@@ -279,10 +385,22 @@ def context_txn(
     event = event_txn(conn, rooms, viewer, device_id, event_id)
     row = store_events.get_event_row(conn, event_id)
     assert row is not None
-    position = row["stream_ordering"]
+    depth, stream = row["depth"], row["stream_ordering"]
     before_limit = limit // 2
-    before = _scan_txn(conn, rooms, viewer, "b", position - 1, None, before_limit, event_filter)
-    after = _scan_txn(conn, rooms, viewer, "f", position, None, limit - before_limit, event_filter)
+    # Around the event in topological order, as /messages pages from the tokens.
+    before = _scan_txn(
+        conn, rooms, viewer, "b", TopoPosition(depth, stream - 1), None, before_limit, event_filter
+    )
+    after = _scan_txn(
+        conn,
+        rooms,
+        viewer,
+        "f",
+        TopoPosition(depth, stream),
+        None,
+        limit - before_limit,
+        event_filter,
+    )
     last = after.pdus[-1] if after.pdus else event.pdu
     if event_filter.lazy_load_members:
         state = _members_for_senders_txn(conn, rooms, [*before.pdus, event.pdu, *after.pdus])
@@ -304,25 +422,35 @@ def context_txn(
 
 
 def state_ids_txn(
-    conn: sqlite3.Connection, rooms: RoomService, viewer: Viewer, at: int | None = None
+    conn: sqlite3.Connection, rooms: RoomService, viewer: Viewer, at: Position | None = None
 ) -> StateMap:
     """The state the viewer sees: now, or when they left; with `at`, the state after the
-    last event at or before that position."""
+    last event at or before that position (in stream or topological order, as it is)."""
     if at is None and viewer.until is None:
         return store_state.get_current_state(conn, viewer.room_id)
     if at is None:
         assert viewer.until_event_id is not None
         return store_state.get_state_after(conn, viewer.until_event_id) or {}
-    if viewer.until is not None:
-        at = min(at, viewer.until)
-    last = store_events.events_in_room_by_stream(conn, viewer.room_id, at, None, 1, "b")
+    if isinstance(at, StreamPosition):
+        position = at.stream if viewer.until is None else min(at.stream, viewer.until)
+        last = store_events.events_in_room_by_stream(conn, viewer.room_id, position, None, 1, "b")
+    else:
+        last = store_events.events_in_room_by_topology(
+            conn,
+            viewer.room_id,
+            direction="b",
+            from_key=at.key,
+            min_stream=at.floor,
+            max_stream=_lowest(at.ceiling, viewer.until),
+            limit=1,
+        )
     if not last:
         return {}
     return store_state.get_state_after(conn, last[0]["event_id"]) or {}
 
 
 def state_txn(
-    conn: sqlite3.Connection, rooms: RoomService, viewer: Viewer, at: int | None = None
+    conn: sqlite3.Connection, rooms: RoomService, viewer: Viewer, at: Position | None = None
 ) -> list[ReadEvent]:
     found = rooms.get_pdus_txn(conn, state_ids_txn(conn, rooms, viewer, at).values())
     pdus = sorted(found.values(), key=_state_order)
@@ -349,7 +477,7 @@ def members_txn(
     rooms: RoomService,
     viewer: Viewer,
     *,
-    at: int | None,
+    at: Position | None,
     membership: str | None,
     not_membership: str | None,
 ) -> list[ReadEvent]:

@@ -10,7 +10,8 @@ Rules kept:
   account data and receipts, strictly increasing, allocated inside the caller's write
   transaction (so a rolled-back write gives its number back).
 - Rejected, soft-failed and outlier events are stored (peers may ask for them, auth
-  chains need them) but ``events_in_room_by_stream`` leaves them out unless asked.
+  chains need them) but the timeline pages leave them out (``events_in_room_by_stream``
+  unless asked, ``events_in_room_by_topology`` always).
 - Functions take the connection first and never commit (see ``store.db``).
 """
 
@@ -29,6 +30,7 @@ __all__ = [
     "event_exists",
     "events_by_timestamp",
     "events_in_room_by_stream",
+    "events_in_room_by_topology",
     "get_auth_event_ids",
     "get_depths",
     "get_event_raw",
@@ -336,6 +338,69 @@ def events_in_room_by_stream(
             high if high is not None else 2**63 - 1,
             limit,
         ),
+    )
+    page = []
+    for row in rows:
+        item = dict(row)
+        item["raw"] = bytes(item["raw"])
+        page.append(item)
+    return page
+
+
+#: A place in a room's topological order: ``(depth, stream_ordering)`` of an event.
+TopoKey = tuple[int, int]
+
+
+def events_in_room_by_topology(
+    conn: sqlite3.Connection,
+    room_id: str,
+    *,
+    direction: Literal["f", "b"],
+    from_key: TopoKey | None = None,
+    to_key: TopoKey | None = None,
+    min_stream: int | None = None,
+    max_stream: int | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """A page of the room's timeline in topological order, ``(depth, stream_ordering)``.
+
+    As with stream positions, a key sits just after the event it names. Forwards
+    (``"f"``): events with ``from_key < (depth, so) <= to_key``, oldest first. Backwards
+    (``"b"``): events with ``to_key < (depth, so) <= from_key``, newest first. ``None``
+    leaves that end open. ``min_stream < so <= max_stream`` bounds the page to the events
+    stored in a span of the stream, whatever their depth (a page that started at a sync
+    token). Outliers, rejected and soft-failed events are left out.
+
+    Each item: event_id, stream_ordering, depth, type, state_key, sender, raw.
+    """
+    if direction not in ("f", "b"):
+        raise ValueError(f"direction must be 'f' or 'b', not {direction!r}")
+    if limit <= 0:
+        return []
+    if direction == "f":
+        order, low, high = "ASC", from_key, to_key
+    else:
+        order, low, high = "DESC", to_key, from_key
+    where = ["room_id = ?", "outlier = 0", "soft_failed = 0", "rejected_reason IS NULL"]
+    args: list[Any] = [room_id]
+    # Row values: SQLite walks events_room_depth_stream between the two keys (0009).
+    if low is not None:
+        where.append("(depth, stream_ordering) > (?, ?)")
+        args.extend(low)
+    if high is not None:
+        where.append("(depth, stream_ordering) <= (?, ?)")
+        args.extend(high)
+    if min_stream is not None:
+        where.append("stream_ordering > ?")
+        args.append(min_stream)
+    if max_stream is not None:
+        where.append("stream_ordering <= ?")
+        args.append(max_stream)
+    rows = conn.execute(
+        "SELECT event_id, stream_ordering, depth, type, state_key, sender, raw FROM events"
+        f" WHERE {' AND '.join(where)}"
+        f" ORDER BY depth {order}, stream_ordering {order} LIMIT ?",
+        (*args, limit),
     )
     page = []
     for row in rows:

@@ -1,11 +1,13 @@
 """`GET /rooms/{roomId}/messages`: paging through a room's history, plus the helpers
 the other room-reading handlers share (filters, limits, tokens, client formatting).
 
-Tokens are `s<N>` (relay/client/tokens.py); a sync token `s<N>_<t>` is accepted too.
-Backwards from `s<N>` returns events with stream_ordering <= N, newest first, and
-`end` = `s<(last returned) - 1>`; forwards returns so > N, oldest first, and `end` =
-`s<last so>`. `end` is left out once the start of the room (or of what the user may
-see) is reached, so clients stop paginating there.
+Pages are in topological order, (depth, stream_ordering), as Synapse's
+(relay/room_reads.py). `from`/`to` are stream tokens (`s<N>`, a sync token `s<N>_<t>`
+too) or topological ones (`t<depth>-<stream>...`, relay/client/tokens.py): backwards
+from `s<N>` returns the events stored up to N, newest first; forwards, those stored
+after N, oldest first; `end` is a topological token that keeps that bound. `end` is
+left out once the start of the room (or of what the user may see) is reached, so
+clients stop paginating there.
 
 Spec: https://spec.matrix.org/v1.16/client-server-api/#get_matrixclientv3roomsroomidmessages
 (message_pagination.yaml)
@@ -25,7 +27,7 @@ from relay.accounts import Requester
 from relay.client.auth import services_of
 from relay.client.format import client_event
 from relay.client.route import ClientRoute
-from relay.client.tokens import parse_token
+from relay.client.tokens import parse_position, position_token
 from relay.errors import BadJson, InvalidParam
 from relay.filters import EventFilter
 from relay.http import json_response
@@ -61,10 +63,6 @@ def parse_event_filter(raw: str | None) -> EventFilter:
     return filters.parse_event_filter(body, "filter")
 
 
-def position_token(position: int) -> str:
-    return f"s{position}"
-
-
 def client_events(events: Iterable[ReadEvent]) -> list[dict[str, Any]]:
     """Events in the client format, redacted ones with `unsigned.redacted_because`."""
     now = now_ms()
@@ -93,8 +91,8 @@ async def get_room_events(request: Request, requester: Requester) -> Response:
     if direction not in ("b", "f"):
         raise InvalidParam("dir must be 'b' or 'f'")
     from_token = query.get("from") or None
-    start = parse_token(from_token, "from").stream if from_token else None
-    to = parse_token(query["to"], "to").stream if query.get("to") else None
+    start = parse_position(from_token, "from") if from_token else None
+    to = parse_position(query["to"], "to") if query.get("to") else None
     limit = parse_limit(request)
     event_filter = parse_event_filter(query.get("filter"))
     page = await read_as(

@@ -23,10 +23,9 @@ from relay.client.message_pagination import (
     client_events,
     parse_event_filter,
     parse_limit,
-    position_token,
 )
 from relay.client.route import ClientRoute
-from relay.client.tokens import parse_token
+from relay.client.tokens import parse_position, position_token
 from relay.errors import InvalidParam
 from relay.http import json_response
 from relay.room_reads import (
@@ -126,7 +125,7 @@ async def get_members_by_room(request: Request, requester: Requester) -> Respons
         requester.user_id,
         request.path_params["room_id"],
         members_txn,
-        at=parse_token(at, "at").stream if at else None,
+        at=parse_position(at, "at") if at else None,
         membership=_membership_param(request, "membership"),
         not_membership=_membership_param(request, "not_membership"),
     )

@@ -116,8 +116,9 @@ async def test_sync_style_token_is_accepted(api: ClientApi) -> None:
     r = await _messages(api, alice, room_id, dir="b", limit=1, **{"from": position + "_0"})
     assert r.status_code == 200
     assert r.json()["start"] == position + "_0"
-    r = await _messages(api, alice, room_id, dir="b", **{"from": "t12-34"})
-    assert r.json()["errcode"] == "M_INVALID_PARAM"
+    for bad in ("t12", "t12-x", "t-", "t1-2u", "t1-2x3", "t" + "9" * 30 + "-1"):
+        r = await _messages(api, alice, room_id, dir="b", **{"from": bad})
+        assert r.json()["errcode"] == "M_INVALID_PARAM", bad
 
 
 async def test_filter_types_senders_and_not_types(api: ClientApi) -> None:

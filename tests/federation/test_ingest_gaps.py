@@ -135,11 +135,9 @@ async def _link(pair: Pair, up: bool) -> None:
     await trio.to_thread.run_sync(pair.to_b.heal if up else pair.to_b.cut)
 
 
-async def _converges(pair: Pair, prefix: str, expected: list[str], ordered: bool = True) -> None:
-    """After the link heals, A's outbox delivers the rest and nothing is doubled.
-
-    `ordered=False` when older events arrive after newer ones: /messages is in the order
-    B stored events (stream order), not in DAG order."""
+async def _converges(pair: Pair, prefix: str, expected: list[str]) -> None:
+    """After the link heals, A's outbox delivers the rest and nothing is doubled; B's
+    /messages shows them in DAG (depth) order, also those that arrived after newer ones."""
     await _link(pair, up=True)
     seen: list[str] = []
 
@@ -152,8 +150,7 @@ async def _converges(pair: Pair, prefix: str, expected: list[str], ordered: bool
     except AssertionError:
         raise AssertionError(f"after heal B shows {seen}") from None
     assert len(seen) == len(set(seen))
-    if ordered:
-        assert seen == expected
+    assert seen == expected
 
 
 async def test_missing_prev_events_are_fetched_with_get_missing_events(pair: Pair) -> None:
@@ -196,7 +193,32 @@ async def test_a_gap_beyond_the_cap_is_bridged_with_state_ids(pair: Pair) -> Non
         assert pair.bob.bodies(pair.room_id)[-1] == "after the gap"
     finally:
         # Including the event at the gap's edge, which B first kept as an outlier.
-        await _converges(pair, "big ", bodies, ordered=False)
+        await _converges(pair, "big ", bodies)
+
+
+async def test_events_that_arrive_late_are_served_in_depth_order(pair: Pair) -> None:
+    # The older part of a gap beyond the cap reaches B only once the link heals, after
+    # the newer part and after Bob's reply on top of it: B stores it last, and /messages
+    # must still serve it where the DAG puts it.
+    await _link(pair, up=False)
+    n = 2 * GAP_CAP + 5
+    bodies = [f"late {i:02d}" for i in range(n)]
+    try:
+        ids = send_many(pair.alice, pair.room_id, bodies)
+        newest = await _from_a(pair, ids[-1])
+        assert await _send_as_a(pair, [newest]) == {"pdus": {ids[-1]: {}}}
+        assert _with_prefix(pair.bob, pair.room_id, "late ") == bodies[n - 1 - GAP_CAP :]
+        reply = pair.bob.send(pair.room_id, "late reply")
+    finally:
+        await _converges(pair, "late ", [*bodies, "late reply"])
+    streams = await _b_read(pair, store_events.get_stream_orderings, [*ids, reply])
+    depths = await _b_read(pair, store_events.get_depths, [*ids, reply])
+    # Arrival order is not depth order: the oldest came after the reply...
+    assert streams[ids[0]] > streams[reply] > streams[ids[-1]]
+    assert depths[ids[0]] < depths[ids[-1]] < depths[reply]
+    # ...and a client paging back in small pages still gets depth order, each once.
+    page_ids = [e["event_id"] for e in pair.bob.messages(pair.room_id, limit=3)]
+    assert [e for e in page_ids if e in streams] == [*ids, reply]
 
 
 async def test_soft_failed_event_is_stored_but_not_shown(pair: Pair) -> None:
