@@ -25,6 +25,7 @@ from relay.database import Database, open_database
 from relay.device_lists import DeviceLists
 from relay.e2e import E2eKeys
 from relay.e2e_sync import DeviceSync
+from relay.federation.backfill import Backfill
 from relay.federation.catch_up import CatchUp
 from relay.federation.client import FederationClient
 from relay.federation.ingest import Ingest
@@ -122,7 +123,8 @@ async def build_services(config: Config, database: Database, signing_key: Signin
 
 
 def _add_federation_services(services: Services) -> None:
-    """Receiving PDUs, sending the outbox, joining and inviting across servers."""
+    """Receiving PDUs, sending the outbox, joining and inviting across servers, fetching
+    history (/backfill) for /messages."""
     config = services.config
     ingest = Ingest(services, gap_cap=config.gap_fill_cap)
     sender = FederationSender(
@@ -134,6 +136,7 @@ def _add_federation_services(services: Services) -> None:
     services.extra["ingest"] = ingest
     services.extra["sender"] = sender
     services.extra["remote_membership"] = RemoteMembership(services, ingest)
+    services.extra["backfill"] = Backfill(services, ingest)
     services.extra["on_link_up"] = _both(
         CatchUp(services, ingest).catch_up, services.extra["device_lists"].on_link_up
     )

@@ -13,6 +13,11 @@ on receipt of a PDU:
 4. stored with its state; the forward extremities move and the current state is
    re-resolved over them.
 
+History fetched with /backfill (`backfilled=True`) is older than what we have: it skips
+step 3 (an old message of someone who has left since is no less genuine), gets a
+stream ordering below all others (store/events.py) and moves neither the forward
+extremities nor the current state, as in Synapse.
+
 Rejected events are kept (so we never fetch them again) and never served as
 part of the room.
 
@@ -177,13 +182,14 @@ def accept_pdu_txn(
     *,
     state_before: StateMap | None = None,
     outlier: bool = False,
+    backfilled: bool = False,
 ) -> Outcome:
     """Check and store one remote PDU (see the module docstring).
 
     `state_before` is given when the prev events could not be fetched and the state
     was asked of a peer (/state_ids). `outlier` stores an event only for its own sake
     (an auth event, a state event fetched by id): auth-checked against its auth events,
-    no state, not part of the timeline.
+    no state, not part of the timeline. `backfilled` stores older history.
 
     Raises MissingEvents when auth events (or, unless given, the state at the prev
     events) are not stored.
@@ -218,7 +224,9 @@ def accept_pdu_txn(
         )
         check_auth(event, own_auth, rv, create_event=create_event)
     except AuthError as exc:
-        return _store_rejected(rooms, conn, pdu, f"auth events: {exc.reason}", replaces)
+        return _store_rejected(
+            rooms, conn, pdu, f"auth events: {exc.reason}", replaces, backfilled=backfilled
+        )
     if outlier:
         insert_pdu_txn(conn, pdu, outlier=True)
         rooms.pdus.put(pdu)
@@ -231,11 +239,13 @@ def accept_pdu_txn(
             event, _auth_state_from(event, state_before, rv, loader), rv, create_event=create_event
         )
     except AuthError as exc:
-        return _store_rejected(rooms, conn, pdu, f"state before: {exc.reason}", replaces)
+        return _store_rejected(
+            rooms, conn, pdu, f"state before: {exc.reason}", replaces, backfilled=backfilled
+        )
 
     current = store_state.get_current_state(conn, room_id)
     soft_failed = False
-    if current and pdu.type != "m.room.create":
+    if current and pdu.type != "m.room.create" and not backfilled:
         try:
             check_auth(
                 event, _auth_state_from(event, current, rv, loader), rv, create_event=create_event
@@ -244,7 +254,7 @@ def accept_pdu_txn(
             soft_failed = True
             log.info("soft-failed %s in %s: %s", pdu.event_id, room_id, exc.reason)
 
-    stream = _store(conn, pdu, replaces, soft_failed=soft_failed)
+    stream = _store(conn, pdu, replaces, soft_failed=soft_failed, backfilled=backfilled)
     before = store_state.store_state_group(conn, room_id=room_id, state=state_before)
     after = before
     if pdu.state_key is not None:
@@ -256,7 +266,7 @@ def accept_pdu_txn(
         )
     store_state.set_event_state(conn, pdu.event_id, before_group=before, after_group=after)
     rooms.pdus.put(pdu)
-    if not soft_failed:
+    if not soft_failed and not backfilled:
         store_events.update_forward_extremities(conn, room_id, pdu.event_id, pdu.prev_event_ids)
         refresh_current_state_txn(rooms, conn, rv, room_id, loader, stream)
     return Outcome("soft_failed") if soft_failed else ACCEPTED
@@ -269,12 +279,23 @@ def _store(
     *,
     soft_failed: bool = False,
     rejected_reason: str | None = None,
+    backfilled: bool = False,
 ) -> int:
-    """Store the PDU at the next stream position; `replaces`: its row is an outlier of
-    this same event (edges stored already), which joins the room now."""
+    """Store the PDU at the next stream position (below all, when `backfilled`);
+    `replaces`: its row is an outlier of this same event (edges stored already), which
+    joins the room now."""
     if not replaces:
-        return insert_pdu_txn(conn, pdu, soft_failed=soft_failed, rejected_reason=rejected_reason)
-    stream = store_events.next_stream_ordering(conn)
+        return insert_pdu_txn(
+            conn,
+            pdu,
+            soft_failed=soft_failed,
+            rejected_reason=rejected_reason,
+            backfilled=backfilled,
+        )
+    if backfilled:
+        stream = store_events.next_backfill_stream_ordering(conn)
+    else:
+        stream = store_events.next_stream_ordering(conn)
     conn.execute(
         "UPDATE events SET outlier = 0, soft_failed = ?, rejected_reason = ?,"
         " stream_ordering = ?, received_ts = ? WHERE event_id = ?",
@@ -286,10 +307,16 @@ def _store(
 
 
 def _store_rejected(
-    rooms: RoomService, conn: sqlite3.Connection, pdu: Pdu, reason: str, replaces: bool = False
+    rooms: RoomService,
+    conn: sqlite3.Connection,
+    pdu: Pdu,
+    reason: str,
+    replaces: bool = False,
+    *,
+    backfilled: bool = False,
 ) -> Outcome:
     log.info("rejected %s in %s: %s", pdu.event_id, pdu.room_id, reason)
-    _store(conn, pdu, replaces, rejected_reason=reason)
+    _store(conn, pdu, replaces, rejected_reason=reason, backfilled=backfilled)
     return Outcome("rejected", reason)
 
 

@@ -16,6 +16,11 @@ Rules kept:
   delivered after it (Synapse drops that bound after the first page; we keep it).
 - Everything runs in one read snapshot (`database.read`) and returns Pdus with what a
   client event needs beside them (`ReadEvent`); formatting is the client layer's job.
+- A backwards page that reaches a hole in the room's history (an event whose prev
+  events we lack: a room joined over federation begins at our join) names the missing
+  ids (`Page.gaps`); `messages` has a `HistoryFetcher` (the federation layer's
+  /backfill, wired by node.py) fetch them and reads the page again. A fetch that
+  fails leaves the page as it is.
 
 Spec: https://spec.matrix.org/v1.16/client-server-api/#room-history-visibility,
 https://spec.matrix.org/v1.16/client-server-api/#get_matrixclientv3roomsroomidmessages
@@ -24,9 +29,9 @@ https://spec.matrix.org/v1.16/client-server-api/#get_matrixclientv3roomsroomidme
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from relay.errors import NotFound
 from relay.events.pdu import Pdu
@@ -113,6 +118,8 @@ class Page:
     #: Where a next page would continue from; None: nothing more that way.
     end: Position | None
     state: list[ReadEvent]
+    #: Backwards: missing events the page reached (where our history has holes).
+    gaps: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +172,8 @@ class _Scan:
     cursor: Position
     #: No rows are left in the range.
     exhausted: bool
+    #: Every event looked at, kept or not.
+    scanned: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,14 +263,14 @@ def _scan_txn(
     rv = rooms.room_version_txn(conn, viewer.room_id)
     kept: list[Pdu] = []
     cursor: Position = start
-    key, scanned = rng.from_key, 0
-    while len(kept) < limit and scanned < MAX_SCANNED:
+    key, scanned = rng.from_key, []
+    while len(kept) < limit and len(scanned) < MAX_SCANNED:
         want = max(limit - len(kept), 20)
         rows = _rows(conn, viewer.room_id, direction, rng, key, want)
         batch = [rooms.pdus.get(r["event_id"]) or _cached(rooms, Pdu(r["raw"], rv)) for r in rows]
         visible = {p.event_id for p in visible_txn(conn, rooms, viewer, batch)}
         for row, pdu in zip(rows, batch, strict=True):
-            scanned += 1
+            scanned.append(pdu.event_id)
             # Backwards, the position just before the row: it reads `<=` from there.
             stream = row["stream_ordering"] - 1 if direction == "b" else row["stream_ordering"]
             key = (row["depth"], stream)
@@ -271,9 +280,20 @@ def _scan_txn(
                 if len(kept) == limit:
                     break
         if len(rows) < want and len(kept) < limit:
-            return _Scan(kept, cursor, exhausted=True)
+            return _Scan(kept, cursor, True, scanned)
     more = _rows(conn, viewer.room_id, direction, rng, key, 1)
-    return _Scan(kept, cursor, exhausted=not more)
+    return _Scan(kept, cursor, not more, scanned)
+
+
+def _gaps_txn(conn: sqlite3.Connection, room_id: str, start: Position, scan: _Scan) -> list[str]:
+    """The holes a backwards page reached: missing prevs of the events it looked at;
+    once nothing is left locally, also those of any event up to the page's depth
+    (Synapse's backfill points), e.g. of our join when the page began just below it."""
+    gaps = store_events.backward_extremities(conn, room_id, event_ids=scan.scanned)
+    if scan.exhausted:
+        max_depth = start.depth if isinstance(start, TopoPosition) else None
+        gaps += store_events.backward_extremities(conn, room_id, max_depth=max_depth)
+    return list(dict.fromkeys(gaps))
 
 
 def messages_txn(
@@ -301,11 +321,13 @@ def messages_txn(
         state = _members_for_senders_txn(conn, rooms, scan.pdus)
     # Backwards, "nothing more" means the start of the room; forwards, the client may
     # still come back later for newer events, so an end is given whenever we moved.
+    gaps: tuple[str, ...] = ()
     if direction == "b":
         end = None if scan.exhausted else scan.cursor
+        gaps = tuple(_gaps_txn(conn, viewer.room_id, start, scan))
     else:
         end = None if scan.exhausted and scan.cursor == start else scan.cursor
-    return Page(start, events, end, state)
+    return Page(start, events, end, state, gaps)
 
 
 def _members_for_senders_txn(
@@ -541,6 +563,54 @@ async def read_as(
         return fn(conn, rooms, check(conn, rooms, room_id, user_id), *args, **kwargs)
 
     return await rooms.database.read(txn)
+
+
+class HistoryFetcher(Protocol):
+    """Fetches a room's missing history from other servers (relay/federation/backfill.py)."""
+
+    async def backfill(self, room_id: str, event_ids: Sequence[str], limit: int) -> int:
+        """Fetch and store the events `event_ids` and those before them, about `limit`
+        in all; how many were stored. Failures are the fetcher's: it never raises."""
+        ...
+
+
+async def messages(
+    rooms: RoomService,
+    history: HistoryFetcher | None,
+    user_id: str,
+    room_id: str,
+    device_id: str | None,
+    *,
+    direction: Direction,
+    start: Position | None,
+    bound: Position | None,
+    limit: int,
+    event_filter: EventFilter,
+) -> Page:
+    """One /messages page as `user_id` may read it (see `messages_txn`). Backwards, a
+    page that reaches a hole in the history waits for `history` to fill it and is read
+    again, as Synapse's /messages backfills in the foreground."""
+
+    async def read() -> Page:
+        return await read_as(
+            rooms,
+            user_id,
+            room_id,
+            messages_txn,
+            device_id,
+            direction=direction,
+            start=start,
+            bound=bound,
+            limit=limit,
+            event_filter=event_filter,
+        )
+
+    page = await read()
+    if history is None or not page.gaps:
+        return page
+    if not await history.backfill(room_id, page.gaps, limit):
+        return page
+    return await read()
 
 
 async def joined_rooms(rooms: RoomService, user_id: str) -> list[str]:

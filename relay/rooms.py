@@ -118,10 +118,15 @@ def insert_pdu_txn(
     soft_failed: bool = False,
     rejected_reason: str | None = None,
     received_ts: int | None = None,
+    backfilled: bool = False,
 ) -> int:
-    """Store one PDU's row and DAG edges at the next stream position (returned), and
-    which event it redacts. State, extremities and memberships are the caller's."""
-    stream = store_events.next_stream_ordering(conn)
+    """Store one PDU's row and DAG edges at the next stream position (returned; for
+    `backfilled` history, the next one below all others), and which event it redacts.
+    State, extremities and memberships are the caller's."""
+    if backfilled:
+        stream = store_events.next_backfill_stream_ordering(conn)
+    else:
+        stream = store_events.next_stream_ordering(conn)
     store_events.insert_event(
         conn,
         event_id=pdu.event_id,

@@ -101,7 +101,12 @@ def history_visibility(conn: sqlite3.Connection, rooms: RoomService, state: Stat
 
 
 def _always_shared(conn: sqlite3.Connection, rooms: RoomService, room_id: str) -> bool:
-    for event_id in store_events.state_event_ids_of_type(conn, room_id, HISTORY_VISIBILITY[0]):
+    # Outliers count: in a room joined over federation, the history_visibility events
+    # are outliers (join state) until the history holding them is backfilled, and the
+    # backfilled events before them must not slip through the fast path meanwhile.
+    for event_id in store_events.state_event_ids_of_type(
+        conn, room_id, HISTORY_VISIBILITY[0], include_outliers=True
+    ):
         value = content_of(conn, rooms, event_id).get("history_visibility")
         if value not in ("shared", "world_readable", None):
             return False

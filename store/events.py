@@ -8,7 +8,10 @@ Rules kept:
   for indexing.
 - ``stream_ordering`` comes from ``next_stream_ordering``: one counter shared with
   account data and receipts, strictly increasing, allocated inside the caller's write
-  transaction (so a rolled-back write gives its number back).
+  transaction (so a rolled-back write gives its number back). History fetched from
+  other servers (backfill) counts down from -1 instead (``next_backfill_stream_ordering``,
+  Synapse's convention): it is older than anything a sync token covers, so /sync never
+  delivers it as new, and every stream position already has it behind it.
 - Rejected, soft-failed and outlier events are stored (peers may ask for them, auth
   chains need them) but the timeline pages leave them out (``events_in_room_by_stream``
   unless asked, ``events_in_room_by_topology`` always).
@@ -25,6 +28,7 @@ from store.errors import EventExists
 
 __all__ = [
     "EventExists",
+    "backward_extremities",
     "count_events",
     "count_unread",
     "event_exists",
@@ -42,6 +46,7 @@ __all__ = [
     "have_events",
     "insert_event",
     "max_stream_ordering",
+    "next_backfill_stream_ordering",
     "next_stream_ordering",
     "set_forward_extremities",
     "state_event_ids_of_type",
@@ -62,6 +67,14 @@ def next_stream_ordering(conn: sqlite3.Connection) -> int:
         " RETURNING position"
     ).fetchone()
     return int(row[0])
+
+
+def next_backfill_stream_ordering(conn: sqlite3.Connection) -> int:
+    """Allocate a stream ordering for a backfilled event: below every one in use (the
+    first is -1). Call inside ``write()``; the one writer keeps it unique."""
+    row = conn.execute("SELECT min(stream_ordering) FROM events").fetchone()
+    lowest = row[0] if row[0] is not None else 0
+    return min(int(lowest), 0) - 1
 
 
 def max_stream_ordering(conn: sqlite3.Connection) -> int:
@@ -216,6 +229,52 @@ def get_stream_orderings(conn: sqlite3.Connection, event_ids: Iterable[str]) -> 
         )
         found.update((row[0], int(row[1])) for row in rows)
     return found
+
+
+def backward_extremities(
+    conn: sqlite3.Connection,
+    room_id: str,
+    *,
+    event_ids: Iterable[str] | None = None,
+    max_depth: int | None = None,
+    limit: int = 20,
+) -> list[str]:
+    """Where the room's known history has holes: ids named as prev_events by its
+    timeline events (rejected ones aside) that are stored only as outliers or not at
+    all (Synapse's backward extremities). With ``event_ids``, only the prevs of those
+    events; with ``max_depth``, only of events at most that deep. Prevs of the deepest
+    events first, at most ``limit``."""
+    where = [
+        "e.outlier = 0",
+        "e.rejected_reason IS NULL",
+        "(p.event_id IS NULL OR p.outlier = 1)",
+    ]
+    args: list[Any] = [room_id]
+    if max_depth is not None:
+        where.append("e.depth <= ?")
+        args.append(max_depth)
+    chunks: Iterable[list[str] | None] = [None] if event_ids is None else _chunks(event_ids)
+    found: dict[str, int] = {}
+    for chunk in chunks:
+        if chunk is None:
+            clause = ["e.room_id = ?", *where]
+        else:
+            # `+` keeps SQLite off the room indexes: a few primary-key lookups beat
+            # walking the whole room, which it would otherwise choose.
+            marks = ",".join("?" * len(chunk))
+            clause = ["+e.room_id = ?", *where, f"e.event_id IN ({marks})"]
+        rows = conn.execute(
+            "SELECT ed.prev_event_id, max(e.depth) FROM events e"
+            " JOIN event_edges ed ON ed.event_id = e.event_id"
+            " LEFT JOIN events p ON p.event_id = ed.prev_event_id"
+            f" WHERE {' AND '.join(clause)}"
+            " GROUP BY ed.prev_event_id ORDER BY max(e.depth) DESC, ed.prev_event_id LIMIT ?",
+            (*args, *(chunk or []), limit),
+        )
+        for prev, depth in rows:
+            found[prev] = max(found.get(prev, depth), depth)
+    deepest = sorted(found, key=lambda prev: (-found[prev], prev))
+    return deepest[:limit]
 
 
 def count_unread(
@@ -435,12 +494,17 @@ def events_by_timestamp(
     return [dict(row) for row in rows]
 
 
-def state_event_ids_of_type(conn: sqlite3.Connection, room_id: str, type: str) -> list[str]:
-    """Every timeline state event of ``type`` the room ever had (outliers, rejected and
-    soft-failed ones left out), oldest first: e.g. all its history_visibility changes."""
+def state_event_ids_of_type(
+    conn: sqlite3.Connection, room_id: str, type: str, *, include_outliers: bool = False
+) -> list[str]:
+    """Every timeline state event of ``type`` the room ever had (rejected and soft-failed
+    ones left out; outliers too unless ``include_outliers``: the state a remote join
+    brought, before its history is fetched), oldest first: e.g. all its
+    history_visibility changes."""
+    outliers = "" if include_outliers else " AND outlier = 0"
     rows = conn.execute(
         "SELECT event_id FROM events WHERE room_id = ? AND type = ? AND state_key IS NOT NULL"
-        " AND outlier = 0 AND soft_failed = 0 AND rejected_reason IS NULL"
+        f" AND soft_failed = 0 AND rejected_reason IS NULL{outliers}"
         " ORDER BY stream_ordering",
         (room_id, type),
     )

@@ -7,7 +7,9 @@ too) or topological ones (`t<depth>-<stream>...`, relay/client/tokens.py): backw
 from `s<N>` returns the events stored up to N, newest first; forwards, those stored
 after N, oldest first; `end` is a topological token that keeps that bound. `end` is
 left out once the start of the room (or of what the user may see) is reached, so
-clients stop paginating there.
+clients stop paginating there. Backwards, a page that reaches the beginning of what we
+hold of a room joined over federation first fetches older history (/backfill, through
+the `backfill` service node.py registers); if that fails, the page is what we have.
 
 Spec: https://spec.matrix.org/v1.16/client-server-api/#get_matrixclientv3roomsroomidmessages
 (message_pagination.yaml)
@@ -31,7 +33,7 @@ from relay.client.tokens import parse_position, position_token
 from relay.errors import BadJson, InvalidParam
 from relay.filters import EventFilter
 from relay.http import json_response
-from relay.room_reads import NO_FILTER, ReadEvent, messages_txn, read_as
+from relay.room_reads import NO_FILTER, ReadEvent, messages
 from relay.services import now_ms
 
 DEFAULT_LIMIT = 10
@@ -95,11 +97,12 @@ async def get_room_events(request: Request, requester: Requester) -> Response:
     to = parse_position(query["to"], "to") if query.get("to") else None
     limit = parse_limit(request)
     event_filter = parse_event_filter(query.get("filter"))
-    page = await read_as(
-        services_of(request).rooms,
+    services = services_of(request)
+    page = await messages(
+        services.rooms,
+        services.extra.get("backfill"),
         requester.user_id,
         room_id,
-        messages_txn,
         requester.device_id,
         direction=direction,
         start=start,

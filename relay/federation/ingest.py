@@ -76,6 +76,9 @@ class Ingest:
         #: Called with (origin, pdu) once a PDU joins the room graph (the mesh's gossip
         #: carries it on to peers that lack it).
         self.on_accepted: Callable[[str, Pdu], Awaitable[None]] | None = None
+        #: Backfilled events stored, by room, counted as each is written (so a caller
+        #: cancelled half-way still sees what it got).
+        self.backfilled: dict[str, int] = {}
 
     def _lock(self, room_id: str) -> trio.Lock:
         return self._room_locks.setdefault(room_id, trio.Lock())
@@ -119,6 +122,28 @@ class Ingest:
         await self._fill_gap(origin, pdu)
         return await self._accept(origin, pdu)
 
+    async def accept_backfilled(self, origin: str, pdus: list[Pdu]) -> int:
+        """Store history `origin` sent from /backfill, oldest first, each checked as any
+        received PDU (the caller verified hashes and signatures); an event whose prev
+        events are not among them nor stored is accepted on the state `origin` reports
+        there (/state_ids), and stays where our history begins. Returns how many joined
+        the room (accepted or soft-failed); one bad event never stops the rest."""
+        stored = 0
+        for room_id in sorted({p.room_id for p in pdus}):
+            async with self._lock(room_id):
+                for pdu in sorted((p for p in pdus if p.room_id == room_id), key=lambda p: p.depth):
+                    if await self._stored(pdu.event_id):
+                        continue
+                    try:
+                        outcome = await self._accept_once(origin, pdu, backfilled=True)
+                    except (PeerUnreachable, RemoteError, BadPdu, MissingEvents) as exc:
+                        log.info("could not backfill %s from %s: %s", pdu.event_id, origin, exc)
+                        continue
+                    if outcome.status in ("accepted", "soft_failed"):
+                        stored += 1
+                        self.backfilled[room_id] = self.backfilled.get(room_id, 0) + 1
+        return stored
+
     async def accept_outlier(self, origin: str, pdu: Pdu) -> Outcome:
         """Store an event for its own sake (auth chains, join state)."""
         await self._fetch_auth_events(origin, pdu)
@@ -133,28 +158,48 @@ class Ingest:
         return outcome
 
     async def _accept_once(
-        self, origin: str, pdu: Pdu, state_before: dict | None = None
+        self,
+        origin: str,
+        pdu: Pdu,
+        state_before: dict | None = None,
+        *,
+        backfilled: bool = False,
     ) -> Outcome:
         for _ in range(3):
             try:
-                return await self._write_accept(pdu, state_before=state_before)
+                return await self._write_accept(
+                    pdu, state_before=state_before, backfilled=backfilled
+                )
             except MissingEvents as exc:
                 if exc.auth_missing:
                     await self._fetch_auth_events(origin, pdu)
                 else:
                     state_before = await self._state_from_peer(origin, pdu)
-        return await self._write_accept(pdu, state_before=state_before)
+        return await self._write_accept(pdu, state_before=state_before, backfilled=backfilled)
 
     async def _write_accept(
-        self, pdu: Pdu, *, state_before: dict | None = None, outlier: bool = False
+        self,
+        pdu: Pdu,
+        *,
+        state_before: dict | None = None,
+        outlier: bool = False,
+        backfilled: bool = False,
     ) -> Outcome:
         rooms = self.services.rooms
 
         def txn(conn: sqlite3.Connection) -> Outcome:
-            return accept_pdu_txn(rooms, conn, pdu, state_before=state_before, outlier=outlier)
+            return accept_pdu_txn(
+                rooms,
+                conn,
+                pdu,
+                state_before=state_before,
+                outlier=outlier,
+                backfilled=backfilled,
+            )
 
         outcome = await self.services.database.write(txn)
-        if outcome.status in ("accepted", "soft_failed"):
+        # Backfilled history is behind every sync position: nothing new to wake for.
+        if outcome.status in ("accepted", "soft_failed") and not backfilled:
             self.services.notifier.on_stream(
                 await self.services.database.read(store_events.max_stream_ordering)
             )

@@ -180,14 +180,14 @@ async def test_a_gap_beyond_the_cap_is_bridged_with_state_ids(pair: Pair) -> Non
         newest = await _from_a(pair, ids[-1])
         result = await _send_as_a(pair, [newest])
         assert result == {"pdus": {ids[-1]: {}}}
-        # B fetched at most the cap's worth of the gap, newest first; the older part stays
-        # a gap, bridged by the state A reported at its edge.
-        seen = _with_prefix(pair.bob, pair.room_id, "big ")
-        assert seen == bodies[n - 1 - GAP_CAP :]
-        # Stored as part of the room: exactly those (the event at the gap's edge may be
-        # kept as an outlier, for the state there).
+        # B fetched at most the cap's worth of the gap, newest first, and stored exactly
+        # those as part of the room; the older part stays a gap, bridged by the state A
+        # reported at its edge (the event there may be kept as an outlier, for that state).
         have = await _b_read(pair, _timeline_ids, pair.room_id)
         assert have & set(ids) == set(ids[n - 1 - GAP_CAP :])
+        # A reader paging back over the gap has B fetch the rest from A (/backfill), while
+        # A's outbox is still cut off: all of it, in order.
+        assert _with_prefix(pair.bob, pair.room_id, "big ") == bodies
         # The room still works on B: its messages are accepted on top of the bridged gap.
         pair.bob.send(pair.room_id, "after the gap")
         assert pair.bob.bodies(pair.room_id)[-1] == "after the gap"
@@ -197,9 +197,10 @@ async def test_a_gap_beyond_the_cap_is_bridged_with_state_ids(pair: Pair) -> Non
 
 
 async def test_events_that_arrive_late_are_served_in_depth_order(pair: Pair) -> None:
-    # The older part of a gap beyond the cap reaches B only once the link heals, after
-    # the newer part and after Bob's reply on top of it: B stores it last, and /messages
-    # must still serve it where the DAG puts it.
+    # The older part of a gap beyond the cap reaches B only once the link heals (A's
+    # outbox), after the newer part and after Bob's reply on top of it: B stores it
+    # last, and /messages must still serve it where the DAG puts it. Nobody reads B's
+    # /messages before that, or paging back would fetch the gap (/backfill) first.
     await _link(pair, up=False)
     n = 2 * GAP_CAP + 5
     bodies = [f"late {i:02d}" for i in range(n)]
@@ -207,10 +208,15 @@ async def test_events_that_arrive_late_are_served_in_depth_order(pair: Pair) -> 
         ids = send_many(pair.alice, pair.room_id, bodies)
         newest = await _from_a(pair, ids[-1])
         assert await _send_as_a(pair, [newest]) == {"pdus": {ids[-1]: {}}}
-        assert _with_prefix(pair.bob, pair.room_id, "late ") == bodies[n - 1 - GAP_CAP :]
+        have = await _b_read(pair, _timeline_ids, pair.room_id)
+        assert have & set(ids) == set(ids[n - 1 - GAP_CAP :])
         reply = pair.bob.send(pair.room_id, "late reply")
     finally:
-        await _converges(pair, "late ", [*bodies, "late reply"])
+        await _link(pair, up=True)
+    with trio.fail_after(60):
+        while not set(ids) <= await _b_read(pair, _timeline_ids, pair.room_id):
+            await trio.sleep(0.2)
+    await _converges(pair, "late ", [*bodies, "late reply"])
     streams = await _b_read(pair, store_events.get_stream_orderings, [*ids, reply])
     depths = await _b_read(pair, store_events.get_depths, [*ids, reply])
     # Arrival order is not depth order: the oldest came after the reply...

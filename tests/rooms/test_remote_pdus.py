@@ -241,3 +241,40 @@ async def test_missing_auth_events_are_reported(api: ClientApi) -> None:
     with pytest.raises(MissingEvents) as info:
         await _accept(api, forged)
     assert info.value.event_ids == [join.event_id]
+
+
+async def test_backfilled_history_moves_neither_tips_nor_state_nor_the_stream(
+    api: ClientApi,
+) -> None:
+    room_id = await _public_room(api, "12")
+    carol = f"@carol:{REMOTE}"
+    join = await _build(
+        api,
+        room_id,
+        sender=carol,
+        type_="m.room.member",
+        content={"membership": "join"},
+        state_key=carol,
+    )
+    await _accept(api, join)
+    # Written by Carol while joined; by the time it is backfilled she has been banned,
+    # which soft-fails a new event but not old history.
+    old = await _build(api, room_id, sender=carol, type_="m.room.message", content={"body": "x"})
+    # Alice bans her before `old` arrives: a fork on the join, as when history comes late.
+    await api.services.rooms.update_membership(
+        f"@alice:{SERVER_NAME}", room_id, carol, "ban", reason=None
+    )
+    rooms = api.services.rooms
+    tips = await api.services.database.read(store_events.get_forward_extremities, room_id)
+    state = await api.services.database.read(store_state.get_current_state, room_id)
+    top = await api.services.database.read(store_events.max_stream_ordering)
+
+    def backfill(conn: Any) -> Any:
+        return accept_pdu_txn(rooms, conn, old, backfilled=True)
+
+    assert (await api.services.database.write(backfill)).status == "accepted"
+    row = await api.services.database.read(store_events.get_event_row, old.event_id)
+    assert row is not None and not row["soft_failed"] and row["stream_ordering"] < 0
+    assert await api.services.database.read(store_events.get_forward_extremities, room_id) == tips
+    assert await api.services.database.read(store_state.get_current_state, room_id) == state
+    assert await api.services.database.read(store_events.max_stream_ordering) == top

@@ -208,6 +208,46 @@ def test_topological_pagination_walks_the_depth_stream_index(conn: sqlite3.Conne
     assert "TEMP B-TREE" not in details
 
 
+def test_backfill_stream_orderings_count_down_below_every_other(conn: sqlite3.Connection) -> None:
+    first = _store(conn, "$a", [])
+    with db.write(conn):
+        assert events.next_backfill_stream_ordering(conn) == -1
+    with db.write(conn):
+        stream = events.next_backfill_stream_ordering(conn)
+        events.insert_event(
+            conn,
+            event_id="$old",
+            room_id=ROOM,
+            type="m.room.message",
+            state_key=None,
+            sender="@alice:kit.example",
+            origin_server_ts=1,
+            depth=1,
+            raw=b"{}",
+            stream_ordering=stream,
+            prev_event_ids=[],
+            auth_event_ids=[],
+            received_ts=1,
+        )
+        assert events.next_backfill_stream_ordering(conn) == -2
+    # The main stream is untouched: the next local event still comes after $a.
+    assert _store(conn, "$b", ["$a"], depth=2) == first + 1
+
+
+def test_backward_extremities_are_prevs_missing_or_only_outliers(conn: sqlite3.Connection) -> None:
+    _store(conn, "$outlier", [], outlier=True, extremities=False)
+    _store(conn, "$a", ["$outlier"], depth=5)
+    _store(conn, "$b", ["$a", "$gone"], depth=6)
+    _store(conn, "$c", ["$b"], depth=7)
+    _store(conn, "$rejected", ["$also-gone"], depth=8, rejected_reason="auth")
+    assert events.backward_extremities(conn, ROOM) == ["$gone", "$outlier"]
+    assert events.backward_extremities(conn, ROOM, max_depth=5) == ["$outlier"]
+    assert events.backward_extremities(conn, ROOM, event_ids=["$b", "$c"]) == ["$gone"]
+    assert events.backward_extremities(conn, ROOM, event_ids=["$c"]) == []
+    assert events.backward_extremities(conn, ROOM, limit=1) == ["$gone"]
+    assert events.backward_extremities(conn, "!other:kit.example") == []
+
+
 def test_pagination_hides_outliers_rejected_and_soft_failed(conn: sqlite3.Connection) -> None:
     _store(conn, "$ok", [])
     _store(conn, "$outlier", [], outlier=True, extremities=False)
