@@ -18,11 +18,18 @@ main() {
 ARCH=${1:-${ARCH:-amd64}}
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
-out="$here/build/$ARCH"
+# BOOT_ONLY=1: only the boot partition (build/ARCH-boot/boot.img), from a root filesystem of
+# just the kernel and the boot packages, through the same steps as the whole image. `make test`
+# checks the Raspberry Pi boot partition this way: a whole arm64 image configures every package
+# under qemu-user, which takes far longer.
+BOOT_ONLY=${BOOT_ONLY:-0}
+flavour=$ARCH
+[[ $BOOT_ONLY == 1 ]] && flavour=$ARCH-boot
+out="$here/build/$flavour"
 # Root filesystem trees live outside the source tree (setuptools' package discovery and other
 # tools walk it): the base cache (shared, keyed by content) and this checkout's scratch tree.
 cache=${EDGE_RELAY_IMAGE_CACHE:-/var/cache/edge-relay-image}
-work="$cache/work-$(echo "$top" | sha256sum | cut -c1-8)-$ARCH"
+work="$cache/work-$(echo "$top" | sha256sum | cut -c1-8)-$flavour"
 # Debian stable (13, trixie), with its point-release updates and security updates: the image
 # is built from, and on the device upgrades from, all three.
 SUITE=${SUITE:-trixie}
@@ -101,19 +108,25 @@ hash_files() { # hash_files PATH... (relative to the top): one hash of their nam
 #         everything (firmware-image/, relay/, store/, pyproject.toml).
 base_inputs=(firmware-image/lib/packages.sh)
 [[ $ARCH == arm64 ]] && base_inputs+=(firmware-image/boards/rpi)
-base_hash=$(echo "$ARCH $SUITE $kernel_pkg ${extra_sources[*]} $(hash_files "${base_inputs[@]}")" |
+base_hash=$(echo "$flavour $SUITE $kernel_pkg ${extra_sources[*]} $(hash_files "${base_inputs[@]}")" |
 	sha256sum | cut -c1-16)
-want=$(echo "$ARCH $SUITE $(hash_files firmware-image relay store pyproject.toml)" | sha256sum |
-	cut -d' ' -f1)
+if [[ $BOOT_ONLY == 1 ]]; then
+	product=boot.img
+	want=$(echo "$flavour $SUITE $(hash_files firmware-image)" | sha256sum | cut -d' ' -f1)
+else
+	product=disk.img
+	want=$(echo "$ARCH $SUITE $(hash_files firmware-image relay store pyproject.toml)" |
+		sha256sum | cut -d' ' -f1)
+fi
 
 mkdir -p "$out" "$cache"
 # One build at a time per architecture (tests and `make image` may race).
 exec 9>"$out.lock"
 flock 9
 
-if [[ -z ${FORCE:-} && -f $out/disk.img && -f $out/inputs.sha256 &&
+if [[ -z ${FORCE:-} && -f $out/$product && -f $out/inputs.sha256 &&
 	$(cat "$out/inputs.sha256") == "$want" ]]; then
-	log "up to date ($want): $out/disk.img"
+	log "up to date ($want): $out/$product"
 	exit 0
 fi
 
@@ -121,12 +134,12 @@ fi
 
 started=$(date +%s)
 remove_trees "$work"
-rm -f "$out/disk.img" "$out/inputs.sha256"
+rm -f "$out/$product" "$out/inputs.sha256"
 mkdir -p "$work/wheels" "$cache/apt-$ARCH"
 
 # 1. The base root filesystem: Debian packages only.
-base="$cache/rootfs-$ARCH-$base_hash"
-exec 8>"$cache/base-$ARCH.lock"
+base="$cache/rootfs-$flavour-$base_hash"
+exec 8>"$cache/base-$flavour.lock"
 flock 8
 # The base is rebuilt once a week even when the package list is unchanged: it holds the
 # security updates of the day it was made.
@@ -136,9 +149,13 @@ if [[ -f $base.done && -n $(find "$base.done" -mtime +6) ]]; then
 fi
 if [[ ! -f $base.done ]]; then
 	log "base rootfs ($SUITE, mmdebstrap)"
-	remove_trees "$cache/rootfs-$ARCH-"*
+	remove_trees "$cache/rootfs-$flavour-"*
 	# shellcheck source=lib/packages.sh
 	source "$here/lib/packages.sh"
+	if [[ $BOOT_ONLY == 1 ]]; then
+		PACKAGES=("${BOOT_PACKAGES[@]}")
+		MMDEBSTRAP_OPTS+=("${BOOT_ONLY_OPTS[@]}")
+	fi
 	include=$(IFS=,; echo "${PACKAGES[*]}")
 	board_hooks=()
 	if [[ $ARCH == arm64 ]]; then
@@ -173,6 +190,42 @@ fi
 cp -a "$base" "$work/rootfs"
 flock -u 8
 
+cmdline="root=UUID=$ROOT_FS_UUID ro rootwait"
+if [[ $ARCH == amd64 ]]; then
+	efi_cmdline="$cmdline console=tty0 console=ttyS0,115200 quiet"
+else
+	# Generic arm64 (UEFI): the firmware's tables name the console.
+	efi_cmdline="$cmdline quiet"
+fi
+rootfs="$work/rootfs"
+chroot_env=(env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 ARCH="$ARCH" SUITE="$SUITE"
+	ROOT_FS_UUID="$ROOT_FS_UUID" KERNEL_CMDLINE="$efi_cmdline")
+cp -a "$here/rootfs/." "$rootfs/"
+cp "$here/lib/configure-rootfs.sh" "$here/lib/configure-esp.sh" "$rootfs/tmp/"
+if [[ $BOOT_ONLY == 1 ]]; then
+	log "configure the boot files"
+	"${chroot_env[@]}" chroot "$rootfs" bash /tmp/configure-esp.sh
+else
+	configure_image
+fi
+# systemd-boot, the kernel and initramfs and the loader entry onto the ESP's future contents,
+# by the same script that keeps them current on the device.
+"${chroot_env[@]}" EDGE_RELAY_ESP_UNMOUNTED=1 chroot "$rootfs" /usr/local/lib/edge-relay/esp-kernel
+rm -f "$rootfs/tmp/configure-rootfs.sh" "$rootfs/tmp/configure-esp.sh"
+boot_partition
+if [[ $BOOT_ONLY == 1 ]]; then
+	mv "$work/boot.img" "$out/"
+	echo "$kver" >"$out/kernel-version"
+	echo "$cmdline" >"$out/cmdline.txt"
+	remove_trees "$work"
+	echo "$want" >"$out/inputs.sha256"
+	log "done in $(($(date +%s) - started)) s: $out/boot.img"
+	exit 0
+fi
+root_partition_and_disk
+}
+
+configure_image() {
 # 2. The relay as a wheel, and its dependencies as wheels for the target platform, pinned to
 #    the versions of the development venv the tests ran against.
 log "wheels"
@@ -196,36 +249,25 @@ ls "$work"/wheels/edge_relay-*.whl >/dev/null
 
 # 3. The image's root filesystem: base + relay + configuration, in a chroot (no mounts needed).
 log "configure rootfs"
-rootfs="$work/rootfs"
-cp -a "$here/rootfs/." "$rootfs/"
 cp -a "$work/wheels" "$rootfs/tmp/wheels"
-cp "$here/lib/configure-rootfs.sh" "$rootfs/tmp/"
-cmdline="root=UUID=$ROOT_FS_UUID ro rootwait"
-if [[ $ARCH == amd64 ]]; then
-	efi_cmdline="$cmdline console=tty0 console=ttyS0,115200 quiet"
-else
-	# Generic arm64 (UEFI): the firmware's tables name the console.
-	efi_cmdline="$cmdline quiet"
-fi
-env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 ARCH="$ARCH" SUITE="$SUITE" \
-	ROOT_FS_UUID="$ROOT_FS_UUID" KERNEL_CMDLINE="$efi_cmdline" chroot "$rootfs" bash /tmp/configure-rootfs.sh
-# systemd-boot, the kernel and initramfs and the loader entry onto the ESP's future contents,
-# by the same script that keeps them current on the device.
-env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin EDGE_RELAY_ESP_UNMOUNTED=1 \
-	chroot "$rootfs" /usr/local/lib/edge-relay/esp-kernel
-rm -rf "$rootfs/tmp/wheels" "$rootfs/tmp/configure-rootfs.sh"
+"${chroot_env[@]}" chroot "$rootfs" bash /tmp/configure-rootfs.sh
+rm -rf "$rootfs/tmp/wheels"
 chroot "$rootfs" dpkg-query -W -f '${Package} ${Version}\n' >"$work/manifest.txt"
 for d in "$rootfs"/opt/edge-relay/venv/lib/python3*/site-packages/*.dist-info; do
 	d=${d##*/}
 	echo "pypi:${d%.dist-info}" >>"$work/manifest.txt"
 done
+}
 
+boot_partition() {
 # 4. The boot partition: kernel + initrd (+ systemd-boot on amd64, + Pi firmware on arm64).
 log "boot partition"
 bootdir="$work/boot"
 mkdir -p "$bootdir"
 kver=$(basename "$(find "$rootfs/lib/modules" -mindepth 1 -maxdepth 1 | sort -V | tail -1)")
-cp "$rootfs/boot/vmlinuz-$kver" "$work/vmlinuz"
+# (Newer Debian kernel packages keep it in /usr/lib/modules/<version>/vmlinuz.)
+cp "$rootfs/boot/vmlinuz-$kver" "$work/vmlinuz" 2>/dev/null ||
+	cp "$rootfs/usr/lib/modules/$kver/vmlinuz" "$work/vmlinuz"
 cp "$rootfs/boot/initrd.img-$kver" "$work/initrd.img"
 cp "$here/relay-provision.toml.example" "$bootdir/relay-provision.toml.example"
 if [[ $ARCH == amd64 ]]; then
@@ -239,7 +281,9 @@ fi
 boot_img="$work/boot.img"
 mkfs.vfat -C -F 32 -n EDGE-BOOT "$boot_img" $((BOOT_SIZE_MIB * 1024)) >/dev/null
 mcopy -s -Q -m -i "$boot_img" "$bootdir"/* ::/
+}
 
+root_partition_and_disk() {
 # 5. The root partition, sized to its content plus headroom for updates and logs.
 log "root partition"
 used_mib=$(du -s -B1M "$rootfs" | cut -f1)

@@ -17,23 +17,7 @@ mkdir -p /var/lib/edge-relay
 chmod 0755 /var/lib/edge-relay
 
 if [[ $ARCH == amd64 ]]; then boot_mnt=/boot/efi; else boot_mnt=/boot/firmware; fi
-mkdir -p "$boot_mnt"
-# systemd-boot on the boot partition (the ESP) boots the newest kernel with this command line;
-# /usr/local/lib/edge-relay/esp-kernel keeps it in step on kernel upgrades. (On arm64 the Pi
-# firmware boots from the same partition through config.txt instead; generic arm64 boards
-# and VMs use UEFI.)
-if [[ $ARCH == amd64 ]]; then efi_name=BOOTX64.EFI pi=0; else efi_name=BOOTAA64.EFI pi=1; fi
-printf '# Read by /usr/local/lib/edge-relay/esp-kernel.\nESP=%s\nEFI_NAME=%s\nPI_DEVICE_TREES=%s\n' \
-	"$boot_mnt" "$efi_name" "$pi" >/etc/default/edge-relay-esp
-echo "$KERNEL_CMDLINE" >/etc/kernel/cmdline
-if [[ $ARCH == arm64 ]]; then
-	# The kernel came from backports (the Pi 5 needs it): its upgrades come from there too.
-	cat >/etc/apt/preferences.d/edge-relay-kernel <<PREF
-Package: linux-image-arm64 linux-image-*-arm64 linux-base-*-arm64 linux-binary-*-arm64 linux-modules-*-arm64 linux-base
-Pin: release n=$SUITE-backports
-Pin-Priority: 500
-PREF
-fi
+bash /tmp/configure-esp.sh
 # The boot partition (FAT, no journal) is written rarely (provisioning, kernel updates) and
 # synchronously: a power cut right after a write must not leave its FAT behind its files.
 cat >/etc/fstab <<FSTAB

@@ -10,6 +10,14 @@ PACKAGES=(
 # Since Debian 13 systemd-repart (which makes the data partition on first boot) is a package of
 # its own.
 [[ $SUITE == bookworm ]] || PACKAGES+=(systemd-repart)
+# build.sh BOOT_ONLY=1: what the boot partition is made from (kernel, initramfs, boot loader,
+# board firmware).
+BOOT_PACKAGES=("$kernel_pkg" initramfs-tools zstd "${board_pkgs[@]}")
+# ... whose initramfs is only there to be named by config.txt and the loader entry: a small
+# one (no drivers) spares minutes of module copying under qemu-user.
+BOOT_ONLY_OPTS=(
+	--setup-hook='mkdir -p "$1"/etc/initramfs-tools/conf.d && printf "MODULES=list\n" >"$1"/etc/initramfs-tools/conf.d/edge-relay-boot-only.conf'
+)
 
 # Leave out documentation and translations; make the mount points the hooks of some packages
 # (raspi-firmware) expect.

@@ -29,7 +29,7 @@ import httpx
 import pytest
 
 from tests.image.conftest import image_arch
-from tests.image.vm import Disk, Vm, built_image, require_host_tools
+from tests.image.vm import Disk, Vm, built_image, require_host_tools, wait_for_image_builds
 
 pytestmark = pytest.mark.image
 
@@ -114,6 +114,7 @@ def disk() -> Iterator[tuple[Disk, Path, Path]]:
     tmp.mkdir()
     d = Disk(build / "disk.img", tmp / "disk.img")
     d.write_boot_file("relay-provision.toml", PROVISION)
+    wait_for_image_builds()
     yield d, build, tmp
     d.path.unlink(missing_ok=True)  # 2 GiB sparse
 

@@ -9,6 +9,7 @@ federation ports to free ports on 127.0.0.1.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -41,6 +42,26 @@ def built_image(arch: str = "amd64") -> Path:
     subprocess.run([str(IMAGE_DIR / "build.sh"), arch], check=True, timeout=1800)
     out = IMAGE_DIR / "build" / arch
     assert (out / "disk.img").is_file()
+    return out
+
+
+def wait_for_image_builds() -> None:
+    """Block until no build.sh runs (each holds build/<flavour>.lock throughout): a boot timed
+    against the budget must not share the CPUs with a build (`make test` starts them in the
+    background)."""
+    for lock in sorted((IMAGE_DIR / "build").glob("*.lock")):
+        with open(lock, "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def built_boot_partition(arch: str) -> Path:
+    """firmware-image/build/ARCH-boot: the boot partition alone (boot.img), built by build.sh
+    with BOOT_ONLY=1 from a root filesystem of just the kernel and boot packages."""
+    env = {**os.environ, "BOOT_ONLY": "1"}
+    subprocess.run([str(IMAGE_DIR / "build.sh"), arch], check=True, timeout=1800, env=env)
+    out = IMAGE_DIR / "build" / f"{arch}-boot"
+    assert (out / "boot.img").is_file()
     return out
 
 
