@@ -19,7 +19,13 @@ from pathlib import Path
 import pytest
 
 from tests.image.conftest import image_arch
-from tests.image.vm import IMAGE_DIR, Disk, built_boot_partition, built_image
+from tests.image.vm import (
+    IMAGE_DIR,
+    Disk,
+    ForeignArchUnavailable,
+    built_boot_partition,
+    built_image,
+)
 
 pytestmark = pytest.mark.image
 
@@ -68,7 +74,10 @@ def boot() -> BootPartition:
         return BootPartition(
             disk, d.partition("boot").start, ext4_uuid(disk, d.partition("root").start), True
         )
-    out = built_boot_partition("arm64")
+    try:
+        out = built_boot_partition("arm64")
+    except ForeignArchUnavailable as exc:
+        pytest.skip(f"cannot build arm64 here: {exc}")
     # The root file system's UUID is fixed per release (build.sh): the whole image's cmdline
     # names the same one.
     cmdline = (out / "cmdline.txt").read_text()

@@ -45,6 +45,10 @@ def built_image(arch: str = "amd64") -> Path:
     return out
 
 
+class ForeignArchUnavailable(Exception):
+    """This machine cannot run another architecture's programs (no binfmt_misc handler)."""
+
+
 def wait_for_image_builds() -> None:
     """Block until no build.sh runs (each holds build/<flavour>.lock throughout): a boot timed
     against the budget must not share the CPUs with a build (`make test` starts them in the
@@ -59,7 +63,19 @@ def built_boot_partition(arch: str) -> Path:
     """firmware-image/build/ARCH-boot: the boot partition alone (boot.img), built by build.sh
     with BOOT_ONLY=1 from a root filesystem of just the kernel and boot packages."""
     env = {**os.environ, "BOOT_ONLY": "1"}
-    subprocess.run([str(IMAGE_DIR / "build.sh"), arch], check=True, timeout=1800, env=env)
+    done = subprocess.run(
+        [str(IMAGE_DIR / "build.sh"), arch],
+        timeout=1800,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    if done.returncode == 2 and "binfmt_misc" in done.stdout:
+        # A foreign architecture's packages are configured under qemu-user through
+        # binfmt_misc; a machine (container) without it cannot build them at all.
+        raise ForeignArchUnavailable(done.stdout.strip().splitlines()[-1])
+    assert done.returncode == 0, done.stdout[-4000:]
     out = IMAGE_DIR / "build" / f"{arch}-boot"
     assert (out / "boot.img").is_file()
     return out
