@@ -10,6 +10,7 @@ bare `pytest` while editing the relay skips them (an image build takes minutes).
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 
@@ -28,6 +29,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("image"):
             item.add_marker(skip)
+
+
+# Lines the image tests want in the run's summary (boot times: the issue asks for them).
+BOOT_SUMMARY: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for line in BOOT_SUMMARY:
+        terminalreporter.write_line(line)
 
 
 def image_arch() -> str:
