@@ -16,8 +16,10 @@ useradd --system --user-group --home-dir /var/lib/edge-relay --no-create-home \
 mkdir -p /var/lib/edge-relay
 chmod 0755 /var/lib/edge-relay
 
-if [[ $ARCH == amd64 ]]; then boot_mnt=/boot/efi; else boot_mnt=/boot/firmware; fi
 bash /tmp/configure-esp.sh
+# The boot partition's mount point, as configure-esp.sh chose it for ARCH.
+# shellcheck disable=SC1091
+boot_mnt=$(. /etc/default/edge-relay-esp && echo "$ESP")
 # The boot partition (FAT, no journal) is written rarely (provisioning, kernel updates) and
 # synchronously: a power cut right after a write must not leave its FAT behind its files.
 cat >/etc/fstab <<FSTAB
