@@ -97,6 +97,22 @@ def test_data_partition_made_on_first_boot(rootfs: RootFs) -> None:
     ), fstab
 
 
+def test_boot_partition_mounted_where_the_kernel_hook_writes(rootfs: RootFs) -> None:
+    esp = dict(
+        line.split("=", 1)
+        for line in rootfs.read("/etc/default/edge-relay-esp").splitlines()
+        if "=" in line and not line.startswith("#")
+    )["ESP"]
+    assert esp == ("/boot/efi" if image_arch() == "amd64" else "/boot/firmware")
+    mounts = {
+        fields[0]: fields[1]
+        for fields in (line.split() for line in rootfs.read("/etc/fstab").splitlines())
+        if fields and not fields[0].startswith("#")
+    }
+    assert mounts["PARTLABEL=boot"] == esp
+    assert rootfs.read("/etc/kernel/cmdline").startswith("root=UUID=")
+
+
 def test_security_updates_configured(rootfs: RootFs) -> None:
     sources = rootfs.read("/etc/apt/sources.list")
     assert "-security" in sources and "-updates" in sources, sources
