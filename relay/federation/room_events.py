@@ -276,20 +276,12 @@ async def timestamp_to_event(request: Request, origin: str) -> Response:
     def txn(conn: sqlite3.Connection) -> tuple[str, int] | None:
         if not server_may_see_txn(conn, room_id, origin):
             raise Forbidden("Server is not in the room")
-        if direction == "f":
-            sql = (
-                "SELECT event_id, origin_server_ts FROM events WHERE room_id = ?"
-                " AND origin_server_ts >= ? AND outlier = 0 AND rejected_reason IS NULL"
-                " ORDER BY origin_server_ts ASC, stream_ordering ASC LIMIT 1"
-            )
-        else:
-            sql = (
-                "SELECT event_id, origin_server_ts FROM events WHERE room_id = ?"
-                " AND origin_server_ts <= ? AND outlier = 0 AND rejected_reason IS NULL"
-                " ORDER BY origin_server_ts DESC, stream_ordering DESC LIMIT 1"
-            )
-        row = conn.execute(sql, (room_id, ts)).fetchone()
-        return (row[0], row[1]) if row else None
+        # The same query as the client API's: a peer must not learn of events our own
+        # timeline hides (soft-failed, rejected, outliers).
+        rows = store_events.events_by_timestamp(
+            conn, room_id, ts, "f" if direction == "f" else "b", 1
+        )
+        return (rows[0]["event_id"], rows[0]["origin_server_ts"]) if rows else None
 
     found = await services.database.read(txn)
     if found is None:

@@ -9,6 +9,7 @@ B's `federation.gap_fill_cap` is 10.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -243,8 +244,12 @@ async def test_soft_failed_event_is_stored_but_not_shown(pair: Pair) -> None:
             sender=sam.user_id,
             type_="m.room.message",
             content={"msgtype": "m.text", "body": "written before the ban arrived"},
+            # Later than anything else in the room, so only it could answer a
+            # timestamp lookup at its own time.
+            origin_server_ts=late_ts,
         )
 
+    late_ts = int(time.time() * 1000) + 3_600_000
     # Built while Sam is joined; B bans him before it arrives.
     pdu = await _b_read(pair, build)
     pair.bob.sync(timeout_ms=0)
@@ -261,6 +266,23 @@ async def test_soft_failed_event_is_stored_but_not_shown(pair: Pair) -> None:
     # Not a forward extremity: B's next event does not build on it.
     extremities = await _b_read(pair, store_events.get_forward_extremities, pair.room_id)
     assert pdu.event_id not in extremities
+    # Nor is it an answer to a timestamp lookup, over federation or the client API.
+    path = f"{V1}/timestamp_to_event/{pair.room_id}"
+    with pytest.raises(RemoteError) as exc:
+        await _get_as_a(pair, path, ts=str(late_ts), dir="f")
+    assert exc.value.status == 404
+    found = await _get_as_a(pair, path, ts=str(late_ts), dir="b")
+    assert found["event_id"] != pdu.event_id
+    r = pair.bob.http.get(
+        f"/_matrix/client/v1/rooms/{pair.room_id}/timestamp_to_event",
+        params={"ts": str(late_ts), "dir": "f"},
+    )
+    assert r.status_code == 404, r.text
+    r = pair.bob.http.get(
+        f"/_matrix/client/v1/rooms/{pair.room_id}/timestamp_to_event",
+        params={"ts": str(late_ts), "dir": "b"},
+    )
+    assert r.status_code == 200 and r.json()["event_id"] != pdu.event_id, r.text
 
 
 async def test_rejected_event_is_never_served(pair: Pair) -> None:
