@@ -14,7 +14,8 @@ Rules kept:
   with a `since` at or past their position (it received them in the answer that
   handed out that token).
 - Inbound EDUs are accepted only with a `sender` of the origin server, and deliver
-  only to local users.
+  only to local users, once per origin server and `message_id` (a retry in a new
+  transaction, even after a restart, delivers nothing).
 
 Spec: https://spec.matrix.org/v1.16/client-server-api/#send-to-device-messaging and
 https://spec.matrix.org/v1.16/server-server-api/#send-to-device-messaging
@@ -128,7 +129,19 @@ class ToDevice:
             for u, d in messages.items()
             if isinstance(u, str) and server_of(u) == self.server_name and isinstance(d, dict)
         }
-        stream = await self.database.write(self._deliver_txn, sender, event_type, local)
+        message_id = content.get("message_id")
+
+        def txn(conn: sqlite3.Connection) -> int:
+            # A retried EDU can come in a new transaction, so the transaction id alone
+            # does not stop a second delivery; its message_id does. An EDU without one
+            # (not spec-conformant) is delivered as it comes.
+            if isinstance(message_id, str) and not store_inbox.claim_remote_message(
+                conn, origin, message_id, now_ms()
+            ):
+                return 0
+            return self._deliver_txn(conn, sender, event_type, local)
+
+        stream = await self.database.write(txn)
         if stream:
             self.notifier.on_stream(stream)
 

@@ -1,5 +1,5 @@
 """To-device messages waiting for their device (tables ``device_inbox``,
-``device_inbox_txns``).
+``device_inbox_txns``, ``device_inbox_remote_messages``).
 
 Rules kept:
 
@@ -8,7 +8,8 @@ Rules kept:
 - A message stays until its device syncs with a `since` at or past its position:
   then the device has it (``delete_up_to``). A lost /sync response costs nothing.
 - ``device_inbox_txns`` makes ``PUT /sendToDevice/{type}/{txnId}`` idempotent per
-  sending device.
+  sending device; ``device_inbox_remote_messages`` makes an inbound
+  ``m.direct_to_device`` EDU idempotent per origin server and ``message_id``.
 - Functions take the connection first and never commit (see ``store.db``).
 
 Spec: https://spec.matrix.org/v1.16/client-server-api/#send-to-device-messaging
@@ -70,5 +71,17 @@ def claim_txn(
         "INSERT OR IGNORE INTO device_inbox_txns (user_id, device_id, txn_id, created_ts)"
         " VALUES (?, ?, ?, ?)",
         (user_id, device_id, txn_id, now_ms),
+    )
+    return cur.rowcount > 0
+
+
+def claim_remote_message(
+    conn: sqlite3.Connection, origin: str, message_id: str, now_ms: int
+) -> bool:
+    """Record an inbound ``m.direct_to_device`` EDU; False when it was seen before."""
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO device_inbox_remote_messages (origin, message_id, received_ts)"
+        " VALUES (?, ?, ?)",
+        (origin, message_id, now_ms),
     )
     return cur.rowcount > 0

@@ -658,6 +658,30 @@ async def test_send_replayed_transaction_is_answered_once(shared: Shared) -> Non
     assert shared.bob.bodies(shared.room_id).count("once only") == 1
 
 
+async def test_send_to_device_edu_retried_in_a_new_transaction_is_delivered_once(
+    shared: Shared,
+) -> None:
+    bob = shared.bob
+    device = bob.call("GET", "/account/whoami")["device_id"]
+    bob.sync(timeout_ms=0)
+    edu = {
+        "edu_type": "m.direct_to_device",
+        "content": {
+            "sender": shared.alice.user_id,
+            "type": "m.test.retried",
+            "message_id": new_txn_id(),
+            "messages": {bob.user_id: {device: {"n": 1}}},
+        },
+    }
+    # The same EDU as A would resend it after losing the first answer: a new transaction.
+    for _ in range(2):
+        assert await _send(shared, [], edus=[edu]) == {"pdus": {}}
+    events = bob.sync(timeout_ms=0).get("to_device", {}).get("events", [])
+    assert [e for e in events if e["type"] == "m.test.retried"] == [
+        {"sender": shared.alice.user_id, "type": "m.test.retried", "content": {"n": 1}}
+    ]
+
+
 async def test_send_more_than_50_pdus_is_400(shared: Shared) -> None:
     pdu = await _message(shared, "one of many")
     async with as_a(shared) as side:
