@@ -482,6 +482,7 @@ def _status(config: Config) -> dict[str, Any]:
     conn = _open_db(config)
     try:
         counts = store_status.counts(conn)
+        media_counts = store_status.media(conn)
         depths = store_outbox.depths(conn)
         destinations = {row["destination"]: row for row in store_outbox.destination_status(conn)}
     finally:
@@ -497,6 +498,7 @@ def _status(config: Config) -> dict[str, Any]:
         },
         "upstream": config.upstream,
         "counts": counts,
+        "media": media_counts,
         "federation": {
             name: {**dict(destinations.get(name, {})), "queue_depth": depths.get(name, 0)}
             for name in names
@@ -508,7 +510,7 @@ def _status(config: Config) -> dict[str, Any]:
 @DATA_DIR_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(data_dir: Path, as_json: bool) -> None:
-    """Show the relay's identity, listeners, counts and federation queues."""
+    """Show the relay's identity, listeners, counts, media and federation queues."""
     config = _load(data_dir)
     try:
         info = _status(config)
@@ -525,6 +527,12 @@ def status(data_dir: Path, as_json: bool) -> None:
     counts = info["counts"]
     click.echo(
         f"counts:       {counts['users']} users, {counts['rooms']} rooms, {counts['events']} events"
+    )
+    m = info["media"]
+    click.echo(
+        f"media:        {m['local_media']} local ({m['local_bytes']} bytes),"
+        f" {m['remote_media']} remote cached ({m['remote_bytes']} bytes),"
+        f" {m['thumbnails']} thumbnails ({m['thumbnail_bytes']} bytes)"
     )
     if not info["federation"]:
         click.echo("federation queues: empty")

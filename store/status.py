@@ -10,10 +10,11 @@ import sqlite3
 
 from store.accounts import count_users
 from store.events import count_events, max_stream_ordering
+from store.media import statistics as media_statistics
 from store.outbox import depths
 from store.rooms import count_rooms
 
-__all__ = ["counts", "statistics"]
+__all__ = ["counts", "media", "statistics"]
 
 
 def counts(conn: sqlite3.Connection) -> dict[str, int]:
@@ -23,6 +24,15 @@ def counts(conn: sqlite3.Connection) -> dict[str, int]:
         "rooms": count_rooms(conn),
         "events": count_events(conn),
     }
+
+
+def media(conn: sqlite3.Connection) -> dict[str, int]:
+    """Media whose content is stored, by media id (an upload reserved by /create and not
+    made yet counts nothing): ``local_media``/``local_bytes`` (our uploads, never
+    removed), ``remote_media``/``remote_bytes`` (the cache that
+    ``media.remote_cache_max_bytes`` bounds), ``thumbnails``/``thumbnail_bytes``.
+    Identical bytes share one file on disk, so the bytes here may exceed the disk's."""
+    return media_statistics(conn)
 
 
 def statistics(conn: sqlite3.Connection) -> dict[str, int]:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from store import db as store_db
+from store import media as store_media
 from tests.integration.conftest import run_cli
 
 COMMANDS = [[], ["init"], ["run"], ["user"], ["user", "add"], ["status"]]
@@ -44,6 +46,48 @@ def test_init_writes_config_key_cert_database(tmp_path: Path) -> None:
     status = json.loads(run_cli("status", "--data-dir", str(d), "--json").stdout)
     assert status["key_id"] == f"ed25519:{version}"
     assert status["counts"] == {"users": 0, "rooms": 0, "events": 0}
+
+
+def test_status_counts_stored_media(tmp_path: Path) -> None:
+    d = tmp_path / "data"
+    run_cli("init", "--data-dir", str(d), "--server-name", "a.example")
+    conn = store_db.open_database(d / "relay.db")
+    rows = [
+        # (server, media id, remote, size, sha256): two uploads, one cached remote file,
+        # and an id /create reserved but nobody uploaded, which holds no bytes yet.
+        ("a.example", "up1", False, 100, "1" * 64),
+        ("a.example", "up2", False, 20, "2" * 64),
+        ("b.example", "far", True, 3000, "3" * 64),
+        ("a.example", "pending", False, None, None),
+    ]
+    try:
+        with store_db.write(conn):
+            for server, media_id, remote, size, sha256 in rows:
+                store_media.insert_media(
+                    conn,
+                    server_name=server,
+                    media_id=media_id,
+                    remote=remote,
+                    user_id=None if remote else "@u:a.example",
+                    content_type="image/png",
+                    filename=None,
+                    size=size,
+                    sha256=sha256,
+                    now_ms=1,
+                )
+    finally:
+        conn.close()
+    status = json.loads(run_cli("status", "--data-dir", str(d), "--json").stdout)
+    assert status["media"] == {
+        "local_media": 2,
+        "local_bytes": 120,
+        "remote_media": 1,
+        "remote_bytes": 3000,
+        "thumbnails": 0,
+        "thumbnail_bytes": 0,
+    }
+    text = run_cli("status", "--data-dir", str(d)).stdout
+    assert "2 local (120 bytes), 1 remote cached (3000 bytes)" in text
 
 
 def test_init_keys_differ_between_relays(tmp_path: Path) -> None:
