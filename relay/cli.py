@@ -43,7 +43,6 @@ from relay.identity import (
 )
 from store import accounts as store_accounts
 from store import db as store_db
-from store import outbox as store_outbox
 from store import peers as store_peers
 from store import registration_tokens as store_tokens
 from store import status as store_status
@@ -481,12 +480,11 @@ def _status(config: Config) -> dict[str, Any]:
     key = read_signing_key(config.signing_key_path)
     conn = _open_db(config)
     try:
-        counts = store_status.counts(conn)
-        media_counts = store_status.media(conn)
-        depths = store_outbox.depths(conn)
-        destinations = {row["destination"]: row for row in store_outbox.destination_status(conn)}
+        snap = store_status.snapshot(conn)  # one read transaction: a consistent snapshot
     finally:
         conn.close()
+    counts, media_counts, depths = snap["counts"], snap["media"], snap["depths"]
+    destinations = {row["destination"]: row for row in snap["destinations"]}
     names = sorted(set(depths) | set(destinations))
     return {
         "server_name": config.server_name,

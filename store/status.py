@@ -1,20 +1,23 @@
 """Summary numbers for ``relay status`` and ``/metrics``.
 
 Rules kept: read-only, cheap enough to call on every status request; run it inside
-``store.read()`` for a consistent snapshot.
+``store.read()`` for a consistent snapshot (``snapshot`` opens that transaction itself,
+so ``relay status`` cannot read its figures from different moments).
 """
 
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
+from store import db
 from store.accounts import count_users
 from store.events import count_events, max_stream_ordering
 from store.media import statistics as media_statistics
-from store.outbox import depths
+from store.outbox import depths, destination_status
 from store.rooms import count_rooms
 
-__all__ = ["counts", "media", "statistics"]
+__all__ = ["counts", "media", "snapshot", "statistics"]
 
 
 def counts(conn: sqlite3.Connection) -> dict[str, int]:
@@ -41,3 +44,17 @@ def statistics(conn: sqlite3.Connection) -> dict[str, int]:
     stats["stream_position"] = max_stream_ordering(conn)
     stats["outbox"] = sum(depths(conn).values())
     return stats
+
+
+def snapshot(conn: sqlite3.Connection) -> dict[str, Any]:
+    """Everything ``relay status`` shows, read in one read transaction (``db.read``):
+    ``counts``, ``media``, ``depths`` (``{destination: queued rows}``) and
+    ``destinations`` (``outbox.destination_status`` rows, as dicts). ``conn`` must not
+    be in a transaction."""
+    with db.read(conn):
+        return {
+            "counts": counts(conn),
+            "media": media(conn),
+            "depths": depths(conn),
+            "destinations": [dict(row) for row in destination_status(conn)],
+        }

@@ -38,3 +38,23 @@ def test_counts_and_statistics(conn: sqlite3.Connection) -> None:
             "stream_position": stream,
             "outbox": 1,
         }
+
+
+def test_snapshot_reads_in_one_transaction(conn: sqlite3.Connection) -> None:
+    with db.write(conn):
+        outbox.enqueue(conn, destination="up.example", kind="pdu", payload=b"{}", now_ms=1)
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    try:
+        snap = status.snapshot(conn)
+    finally:
+        conn.set_trace_callback(None)
+    assert snap["counts"] == {"users": 0, "rooms": 0, "events": 0}
+    assert snap["depths"] == {"up.example": 1}
+    assert [d["destination"] for d in snap["destinations"]] == ["up.example"]
+    assert set(snap["media"]) >= {"local_media", "remote_media", "thumbnails"}
+    # One BEGIN first, one COMMIT last, every query between them.
+    verbs = [s.split(None, 1)[0].upper() for s in statements]
+    assert verbs[0] == "BEGIN" and verbs[-1] == "COMMIT"
+    assert verbs.count("BEGIN") == 1 and verbs.count("COMMIT") == 1
+    assert not conn.in_transaction
