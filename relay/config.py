@@ -83,6 +83,9 @@ class Config:
     tls_private_key_path: Path
     database_path: Path
     synchronous: str = "FULL"
+    #: [storage] housekeeping_interval_seconds: how often old dedupe rows are deleted
+    #: (relay/housekeeping.py); the first run is a minute after start, or sooner if shorter.
+    housekeeping_interval_seconds: float = 3600.0
     upstream: str | None = None
     upstream_url: str | None = None
     ca_file: Path | None = None
@@ -240,10 +243,17 @@ def config_from_dict(doc: dict[str, Any], data_dir: Path) -> Config:
     trusted_key_servers = _trusted_key_servers(fed.get("trusted_key_servers", {}))
 
     storage = _table(doc, "storage")
-    _unknown_keys(storage, {"database", "synchronous"}, "storage.")
+    _unknown_keys(storage, {"database", "synchronous", "housekeeping_interval_seconds"}, "storage.")
     synchronous = (_str(storage, "synchronous", "storage.", "FULL") or "FULL").upper()
     if synchronous not in SYNCHRONOUS_MODES:
         raise ConfigError(f"storage.synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
+    housekeeping_interval = storage.get("housekeeping_interval_seconds", 3600.0)
+    if (
+        isinstance(housekeeping_interval, bool)
+        or not isinstance(housekeeping_interval, int | float)
+        or housekeeping_interval < 0.1
+    ):
+        raise ConfigError("storage.housekeeping_interval_seconds must be a number >= 0.1")
 
     keys = _table(doc, "keys")
     _unknown_keys(keys, {"signing_key", "tls_certificate", "tls_private_key"}, "keys.")
@@ -296,6 +306,7 @@ def config_from_dict(doc: dict[str, Any], data_dir: Path) -> Config:
         tls_private_key_path=path_of(keys, "tls_private_key", "keys.", "tls.key"),
         database_path=path_of(storage, "database", "storage.", "relay.db"),
         synchronous=synchronous,
+        housekeeping_interval_seconds=float(housekeeping_interval),
         upstream=upstream,
         upstream_url=upstream_url,
         ca_file=(data_dir / ca_file_text) if ca_file_text else None,
@@ -486,6 +497,9 @@ def render_config(
         'database = "relay.db"',
         "# SQLite synchronous mode: FULL survives power loss; NORMAL may lose the last commits.",
         'synchronous = "FULL"',
+        "# How often old dedupe records (federation transaction ids, to-device message ids,",
+        "# client transaction ids) are deleted; the first run is a minute after start.",
+        "housekeeping_interval_seconds = 3600.0",
         "",
         "[keys]",
         'signing_key = "signing.key"',

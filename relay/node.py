@@ -36,6 +36,7 @@ from relay.federation.remote_membership import RemoteMembership
 from relay.federation.routes import federation_app
 from relay.federation.sender import FederationSender
 from relay.federation.user_keys import FederationRemoteKeys
+from relay.housekeeping import Housekeeping
 from relay.identity import SigningKey, read_signing_key
 from relay.key_backup import KeyBackup
 from relay.media.repository import MediaRepository
@@ -228,6 +229,10 @@ async def serve_node(
                 sender = services.extra["sender"]
                 await nursery.start(_serve_until, shutdown, sender.serve)
                 await nursery.start(_serve_until, shutdown, sender.serve_monitor)
+                housekeeping = Housekeeping(
+                    database, interval_s=config.housekeeping_interval_seconds
+                )
+                await nursery.start(_serve_until, shutdown, housekeeping.serve)
                 await nursery.start(
                     _serve_listener,
                     "client",

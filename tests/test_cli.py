@@ -138,6 +138,12 @@ def test_bad_init_flag_is_one_line_exit_2_and_writes_nothing(
         (lambda t: t + "\nsurprise = 1\n", "surprise"),
         (lambda t: t.replace("verify_tls = true", 'verify_tls = "yes"'), "verify_tls"),
         (lambda t: t.replace('synchronous = "FULL"', 'synchronous = "SOMETIMES"'), "synchronous"),
+        (
+            lambda t: t.replace(
+                "housekeeping_interval_seconds = 3600.0", "housekeeping_interval_seconds = 0"
+            ),
+            "housekeeping_interval_seconds",
+        ),
     ],
 )
 def test_broken_config_is_one_line_exit_2(tmp_path: Path, mutation, needle: str) -> None:
