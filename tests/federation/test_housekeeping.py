@@ -12,7 +12,6 @@ import trio
 
 from relay.database import open_database
 from relay.housekeeping import (
-    CLIENT_TXN_RETENTION_MS,
     FEDERATION_TXN_RETENTION_MS,
     REMOTE_TO_DEVICE_RETENTION_MS,
     Housekeeping,
@@ -23,6 +22,8 @@ from store import device_inbox, fed_txns, txn_ids
 from tests.integration.conftest import make_relay
 
 NOW = 10_000 * 24 * 3600 * 1000
+# Client transaction ids are never pruned: a year-old one is still there.
+CLIENT_TXN_AGE_MS = 365 * 24 * 3600 * 1000
 
 
 def _fill(conn: sqlite3.Connection, now: int, margin: int = 1) -> None:
@@ -46,20 +47,30 @@ def _fill(conn: sqlite3.Connection, now: int, margin: int = 1) -> None:
             scope="send:!r:k",
             txn_id=name,
             result="$e",
-            now_ms=now - CLIENT_TXN_RETENTION_MS - age,
+            now_ms=now - CLIENT_TXN_AGE_MS - age,
         )
-        device_inbox.claim_txn(conn, "@a:k", "D", name, now - CLIENT_TXN_RETENTION_MS - age)
+        device_inbox.claim_txn(conn, "@a:k", "D", name, now - CLIENT_TXN_AGE_MS - age)
 
 
 def _left(conn: sqlite3.Connection) -> dict[str, list[str]]:
+    def ids(sql: str) -> list[str]:
+        return sorted(r[0] for r in conn.execute(sql))
+
     return {
-        "federation_txn_ids": [r[0] for r in conn.execute("SELECT txn_id FROM federation_txn_ids")],
-        "device_inbox_remote_messages": [
-            r[0] for r in conn.execute("SELECT message_id FROM device_inbox_remote_messages")
-        ],
-        "client_txn_ids": [r[0] for r in conn.execute("SELECT txn_id FROM client_txn_ids")],
-        "device_inbox_txns": [r[0] for r in conn.execute("SELECT txn_id FROM device_inbox_txns")],
+        "federation_txn_ids": ids("SELECT txn_id FROM federation_txn_ids"),
+        "device_inbox_remote_messages": ids("SELECT message_id FROM device_inbox_remote_messages"),
+        "client_txn_ids": ids("SELECT txn_id FROM client_txn_ids"),
+        "device_inbox_txns": ids("SELECT txn_id FROM device_inbox_txns"),
     }
+
+
+# What a run leaves of _fill's rows: the new ones, and every client transaction id.
+PRUNED = {
+    "federation_txn_ids": ["new"],
+    "device_inbox_remote_messages": ["new"],
+    "client_txn_ids": ["new", "old"],
+    "device_inbox_txns": ["new", "old"],
+}
 
 
 async def test_housekeep_deletes_old_rows_and_keeps_new_ones(
@@ -73,15 +84,8 @@ async def test_housekeep_deletes_old_rows_and_keeps_new_ones(
             assert removed == {
                 "federation_txn_ids": 1,
                 "device_inbox_remote_messages": 1,
-                "client_txn_ids": 1,
-                "device_inbox_txns": 1,
             }
-            assert await database.read(_left) == {
-                "federation_txn_ids": ["new"],
-                "device_inbox_remote_messages": ["new"],
-                "client_txn_ids": ["new"],
-                "device_inbox_txns": ["new"],
-            }
+            assert await database.read(_left) == PRUNED
             lines = [r for r in caplog.records if r.name == "relay.housekeeping"]
             assert len(lines) == 1 and lines[0].levelno == logging.INFO
             assert "1 from federation_txn_ids" in lines[0].getMessage()
@@ -132,10 +136,10 @@ def test_relay_runs_housekeeping(tmp_path: Path) -> None:
             while time.monotonic() < deadline:
                 with store_db.read(conn):
                     left = _left(conn)
-                if all(rows == ["new"] for rows in left.values()):
+                if left == PRUNED:
                     break
                 time.sleep(0.1)
-            assert all(rows == ["new"] for rows in left.values()), (left, relay.log())
+            assert left == PRUNED, (left, relay.log())
         finally:
             conn.close()
         assert relay.stop() == 0
