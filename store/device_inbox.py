@@ -87,13 +87,6 @@ def claim_remote_message(
     return cur.rowcount > 0
 
 
-def prune_txns(conn: sqlite3.Connection, *, older_than_ms: int) -> int:
-    """Forget sendToDevice transaction ids created before ``older_than_ms``; how many."""
-    return conn.execute(
-        "DELETE FROM device_inbox_txns WHERE created_ts < ?", (older_than_ms,)
-    ).rowcount
-
-
 def prune_remote_messages(conn: sqlite3.Connection, *, older_than_ms: int) -> int:
     """Forget inbound ``message_id``s received before ``older_than_ms``; how many."""
     return conn.execute(

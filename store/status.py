@@ -17,7 +17,7 @@ from store.media import statistics as media_statistics
 from store.outbox import depths, destination_status
 from store.rooms import count_rooms
 
-__all__ = ["counts", "media", "snapshot", "statistics"]
+__all__ = ["counts", "snapshot", "statistics"]
 
 
 def counts(conn: sqlite3.Connection) -> dict[str, int]:
@@ -27,15 +27,6 @@ def counts(conn: sqlite3.Connection) -> dict[str, int]:
         "rooms": count_rooms(conn),
         "events": count_events(conn),
     }
-
-
-def media(conn: sqlite3.Connection) -> dict[str, int]:
-    """Media whose content is stored, by media id (an upload reserved by /create and not
-    made yet counts nothing): ``local_media``/``local_bytes`` (our uploads, never
-    removed), ``remote_media``/``remote_bytes`` (the cache that
-    ``media.remote_cache_max_bytes`` bounds), ``thumbnails``/``thumbnail_bytes``.
-    Identical bytes share one file on disk, so the bytes here may exceed the disk's."""
-    return media_statistics(conn)
 
 
 def statistics(conn: sqlite3.Connection) -> dict[str, int]:
@@ -48,13 +39,15 @@ def statistics(conn: sqlite3.Connection) -> dict[str, int]:
 
 def snapshot(conn: sqlite3.Connection) -> dict[str, Any]:
     """Everything ``relay status`` shows, read in one read transaction (``db.read``):
-    ``counts``, ``media``, ``depths`` (``{destination: queued rows}``) and
+    ``counts``, ``media`` (``store.media.statistics``: stored media by media id, local,
+    cached remote and thumbnails; identical bytes share one file, so the bytes may exceed
+    the disk's), ``depths`` (``{destination: queued rows}``) and
     ``destinations`` (``outbox.destination_status`` rows, as dicts). ``conn`` must not
     be in a transaction."""
     with db.read(conn):
         return {
             "counts": counts(conn),
-            "media": media(conn),
+            "media": media_statistics(conn),
             "depths": depths(conn),
             "destinations": [dict(row) for row in destination_status(conn)],
         }
