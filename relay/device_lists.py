@@ -30,6 +30,7 @@ import sqlite3
 from typing import Any, Protocol
 
 from relay.database import Database
+from relay.events.ids import server_of
 from relay.notifier import Notifier
 from relay.rooms import RoomService
 from relay.services import now_ms
@@ -51,10 +52,6 @@ class RemoteKeys(Protocol):
     async def claim(self, server: str, one_time_keys: JSON, timeout_s: float) -> JSON | None: ...
 
     async def user_devices(self, server: str, user_id: str, timeout_s: float) -> JSON | None: ...
-
-
-def server_of(user_id: str) -> str:
-    return user_id.split(":", 1)[1] if ":" in user_id else ""
 
 
 def dumps(obj: Any) -> str:

@@ -30,9 +30,10 @@ import nacl.signing
 import trio
 
 from relay.database import Database
-from relay.device_lists import DeviceLists, dumps, server_of
+from relay.device_lists import DeviceLists, dumps
 from relay.errors import InvalidParam, InvalidSignature
 from relay.events.canonical import canonical_json
+from relay.events.ids import server_of
 from relay.events.unpadded_base64 import decode_base64
 from store import e2e_keys as store_e2e
 

@@ -29,7 +29,8 @@ import sqlite3
 from typing import Any
 
 from relay.database import Database
-from relay.device_lists import dumps, server_of
+from relay.device_lists import dumps
+from relay.events.ids import server_of
 from relay.notifier import Notifier
 from relay.rooms import RoomService
 from relay.services import now_ms

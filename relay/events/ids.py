@@ -36,6 +36,7 @@ __all__ = [
     "is_valid_user_id",
     "parse_user_id",
     "room_id_from_create_event",
+    "server_of",
 ]
 
 #: Longest user id, room id, alias or event id, in UTF-8 bytes.
@@ -79,6 +80,12 @@ def _is_historical_opaque(text: str) -> bool:
 
 def _has_surrogate(text: str) -> bool:
     return any("\ud800" <= ch <= "\udfff" for ch in text)
+
+
+def server_of(identifier: str) -> str:
+    """The server part of a user id, room alias or other ``sigil localpart:server``
+    identifier (port included); "" when it has none. No validation."""
+    return identifier.partition(":")[2]
 
 
 def is_valid_localpart(localpart: str, *, historical: bool = False) -> bool:

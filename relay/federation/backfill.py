@@ -27,6 +27,7 @@ from urllib.parse import quote
 
 import trio
 
+from relay.events.ids import server_of
 from relay.events.pdu import Pdu
 from relay.federation.errors import PeerUnreachable, RemoteError
 from relay.federation.ingest import BadPdu, Ingest
@@ -44,10 +45,6 @@ MAX_LIMIT = 100
 MAX_SERVERS = 3
 #: Extremities named in one request.
 MAX_EXTREMITIES = 5
-
-
-def _server_of(identifier: str) -> str:
-    return identifier.partition(":")[2]
 
 
 class Backfill:
@@ -113,7 +110,7 @@ class Backfill:
         def txn(conn: sqlite3.Connection) -> list[str]:
             joined = store_rooms.servers_in_room(conn, room_id)
             room = store_rooms.get_room(conn, room_id)
-            creator = _server_of(room["creator"]) if room and room.get("creator") else ""
+            creator = server_of(room["creator"]) if room and room.get("creator") else ""
             return [creator, *joined] if creator in joined else joined
 
         ours = self.services.server_name

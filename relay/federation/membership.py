@@ -24,6 +24,7 @@ from starlette.responses import Response
 
 from relay.errors import BadJson, Forbidden, MatrixError, NotFound, UnsupportedRoomVersion
 from relay.events.auth import AuthError, check_auth
+from relay.events.ids import server_of
 from relay.events.room_versions import room_version
 from relay.events.signing import sign_event
 from relay.federation.ingest import BadPdu, parse_pdu
@@ -47,15 +48,11 @@ def _services(request: Request) -> Services:
     return request.app.state.services
 
 
-def _server_of(user_id: str) -> str:
-    return user_id.split(":", 1)[1] if ":" in user_id else ""
-
-
 async def _make_membership(request: Request, origin: str, membership: str) -> Response:
     services = _services(request)
     room_id = request.path_params["room_id"]
     user_id = request.path_params["user_id"]
-    if _server_of(user_id) != origin:
+    if server_of(user_id) != origin:
         raise Forbidden("User is not on the requesting server")
     rooms = services.rooms
 
@@ -130,7 +127,7 @@ async def _send_membership(request: Request, origin: str, membership: str) -> tu
         pdu.type != "m.room.member"
         or pdu.state_key != pdu.sender
         or pdu.content.get("membership") != membership
-        or _server_of(pdu.sender) != origin
+        or server_of(pdu.sender) != origin
     ):
         raise BadJson(f"Not a {membership} event of a user on {origin}")
     _eid, outcome = await services.extra["ingest"].receive(origin, json.loads(pdu.raw))
@@ -200,10 +197,10 @@ async def invite(request: Request, origin: str) -> Response:
         or pdu.event_id != request.path_params["event_id"]
         or pdu.type != "m.room.member"
         or pdu.content.get("membership") != "invite"
-        or _server_of(pdu.sender) != origin
+        or server_of(pdu.sender) != origin
     ):
         raise BadJson("Not an invite from the requesting server")
-    if _server_of(invitee) != services.server_name:
+    if server_of(invitee) != services.server_name:
         raise Forbidden("The invitee is not on this server")
     if await services.database.read(store_accounts.get_user, invitee) is None:
         raise NotFound(f"Unknown user {invitee}")

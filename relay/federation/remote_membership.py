@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 from relay.errors import Forbidden, MatrixError, NotFound, UnsupportedRoomVersion
+from relay.events.ids import server_of
 from relay.events.pdu import Pdu, finalize_event, strip_state_event
 from relay.events.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion, room_version
 from relay.federation.errors import PeerUnreachable, RemoteError, client_error
@@ -43,10 +44,6 @@ STRIPPED_TYPES = (
 )
 
 
-def _server_of(identifier: str) -> str:
-    return identifier.split(":", 1)[1] if ":" in identifier else ""
-
-
 class RemoteMembership:
     def __init__(self, services: Services, ingest: Ingest) -> None:
         self.services = services
@@ -59,7 +56,7 @@ class RemoteMembership:
     # -- aliases ----------------------------------------------------------------------
 
     async def resolve_alias(self, alias: str) -> tuple[str, list[str]]:
-        server = _server_of(alias)
+        server = server_of(alias)
         try:
             body = await self.client.get_json(
                 server, "/_matrix/federation/v1/query/directory", query={"room_alias": alias}
@@ -86,13 +83,13 @@ class RemoteMembership:
             if row is not None:
                 invite = self.services.rooms.get_pdu_txn(conn, row[0])
                 if invite is not None:
-                    found.append(_server_of(invite.sender))
+                    found.append(server_of(invite.sender))
             found.extend(store_rooms.servers_in_room(conn, room_id))
             return found
 
         servers += await self.services.database.read(txn)
-        if _server_of(room_id):
-            servers.append(_server_of(room_id))
+        if server_of(room_id):
+            servers.append(server_of(room_id))
         ours = self.services.server_name
         return [s for s in dict.fromkeys(servers) if s and s != ours]
 
@@ -207,7 +204,7 @@ class RemoteMembership:
         self, sender: str, room_id: str, invitee: str, *, is_direct: bool = False
     ) -> str:
         rooms = self.services.rooms
-        destination = _server_of(invitee)
+        destination = server_of(invitee)
 
         def build(conn: sqlite3.Connection) -> tuple[Pdu, list[dict[str, Any]]]:
             rv = rooms.room_version_txn(conn, room_id)
