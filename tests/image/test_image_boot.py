@@ -29,7 +29,14 @@ import httpx
 import pytest
 
 from tests.image.conftest import BOOT_SUMMARY, image_arch
-from tests.image.vm import Disk, Vm, built_image, require_host_tools, wait_for_image_builds
+from tests.image.vm import (
+    Disk,
+    GuestKernelPanic,
+    Vm,
+    built_image,
+    require_host_tools,
+    wait_for_image_builds,
+)
 
 pytestmark = pytest.mark.image
 
@@ -94,6 +101,27 @@ class Client:
             params["from"] = page["end"]
 
 
+def boot(d: Disk, build: Path, log: Path, **kw: Any) -> tuple[Vm, float]:
+    """Start a VM on the disk and wait until it serves; the VM and the seconds it took.
+
+    QEMU's multi-threaded TCG very rarely panics the guest kernel while it patches its
+    own code early in boot (seen once in ~30 boots: an int3 in sched_clock_cpu, 2 s in,
+    before the disk is touched). Such a boot is powered on again, once, as an operator
+    would; a kernel that panics twice fails the test. The retry is reported."""
+    for attempt in (1, 2):
+        path = log if attempt == 1 else log.with_name(f"{log.stem}-retry{log.suffix}")
+        vm = Vm(d, build, path, **kw)
+        vm.start()
+        try:
+            return vm, vm.wait_serving(BOOT_WAIT_S)
+        except GuestKernelPanic:
+            vm.kill()
+            if attempt == 2:
+                raise
+            BOOT_SUMMARY.append(f"image boot: guest kernel panic, powered on again ({path})")
+    raise AssertionError("unreachable")
+
+
 def server_keys(vm: Vm) -> dict[str, Any]:
     r = httpx.get(f"{vm.federation_url}/_matrix/key/v2/server", verify=False, timeout=10)
     assert r.status_code == 200, r.text
@@ -126,8 +154,9 @@ def test_boot_provision_power_cut(disk: tuple[Disk, Path, Path]) -> None:
     # First boot: provisioning, serving within the budget, the provisioned user works.
     boot_times: list[float] = []
     arch = image_arch()
-    with Vm(d, build, tmp / "boot1.log", arch=arch) as vm:
-        boot_times.append(vm.wait_serving(BOOT_WAIT_S))
+    vm, took = boot(d, build, tmp / "boot1.log", arch=arch)
+    with vm:
+        boot_times.append(took)
         print(f"first boot (provisioning): serving after {boot_times[-1]:.1f} s")
         client = Client(vm.client_url)
         client.login()
@@ -165,8 +194,9 @@ def test_boot_provision_power_cut(disk: tuple[Disk, Path, Path]) -> None:
 
     # Second boot, by the UEFI firmware from the disk alone: same keys, every acknowledged
     # message.
-    with Vm(d, build, tmp / "boot2.log", arch=arch, firmware="uefi") as vm:
-        boot_times.append(vm.wait_serving(BOOT_WAIT_S))
+    vm, took = boot(d, build, tmp / "boot2.log", arch=arch, firmware="uefi")
+    with vm:
+        boot_times.append(took)
         print(f"second boot (UEFI, after the power cut): serving after {boot_times[-1]:.1f} s")
         assert server_keys(vm) == keys
         client = Client(vm.client_url)

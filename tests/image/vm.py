@@ -45,6 +45,13 @@ def built_image(arch: str = "amd64") -> Path:
     return out
 
 
+KERNEL_PANIC = b"Kernel panic - not syncing"
+
+
+class GuestKernelPanic(AssertionError):
+    """The guest's kernel panicked (its console says so): it will never serve."""
+
+
 class ForeignArchUnavailable(Exception):
     """This machine cannot run another architecture's programs (no binfmt_misc handler)."""
 
@@ -270,6 +277,8 @@ class Vm:
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
                     raise AssertionError(f"QEMU exited ({self.proc.returncode}):\n{self.console()}")
+                if KERNEL_PANIC in self.log_path.read_bytes():
+                    raise GuestKernelPanic(self.console())
                 for name, url in (
                     ("client", f"{self.client_url}/_matrix/client/versions"),
                     ("federation", f"{self.federation_url}/_matrix/key/v2/server"),
@@ -314,7 +323,8 @@ class Vm:
         self.log.close()
 
     def __enter__(self) -> Vm:
-        self.start()
+        if self.proc is None:  # (a VM already started is just killed on exit)
+            self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -1,0 +1,27 @@
+"""tests/image/vm.py's Vm stops waiting as soon as the guest's console shows a kernel panic
+(the boot test then powers the VM on again once), instead of waiting out the timeout."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.image.vm import Disk, GuestKernelPanic, Vm
+
+
+def test_kernel_panic_on_the_console_ends_the_wait(tmp_path: Path) -> None:
+    log = tmp_path / "boot.log"
+    log.write_bytes(b"[    2.478840] Kernel panic - not syncing: Fatal exception in interrupt\n")
+    vm = Vm(Disk.existing(tmp_path / "disk.img"), tmp_path, log)
+    vm.proc = subprocess.Popen(["sleep", "60"])  # stands in for a QEMU that hangs on
+    vm.started = time.monotonic()
+    try:
+        with pytest.raises(GuestKernelPanic, match="Kernel panic"):
+            vm.wait_serving(timeout=60)
+        assert time.monotonic() - vm.started < 30
+    finally:
+        vm.proc.kill()
+        vm.proc.wait()
