@@ -22,11 +22,13 @@ SYNAPSE := matrix-synapse==1.163.2
 
 .PHONY: run test setup clients synapse bench lint format clean image image-test image-e2e
 
+# Host packages (Debian, apt, as root): tools/host/packages.txt is the one list; deps.sh
+# installs what a group needs and is missing.
+HOST_DEPS := PYTHON=$(PYTHON) tools/host/deps.sh
+
 $(BIN)/python:
-	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
-	  echo "python venv module missing: installing python3-venv"; \
-	  apt-get update -qq && apt-get install -y -qq python3-venv python3-pip >/dev/null; \
-	  rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
+	@$(HOST_DEPS) run
+	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
@@ -36,9 +38,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 setup: $(STAMP)
 
 $(CLIENTS_STAMP): $(STAMP) $(CLIENTS_DIR)/package.json $(CLIENTS_DIR)/package-lock.json
-	@command -v node >/dev/null && command -v npm >/dev/null || { \
-	  echo "node/npm missing: installing nodejs npm"; \
-	  apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; }
+	@$(HOST_DEPS) test
 	$(BIN)/python -m pip install -q '$(MATRIX_NIO)'
 	cd $(CLIENTS_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
@@ -64,12 +64,15 @@ run: setup
 # The image builds (amd64 image, arm64 boot partition: minutes, mostly one core) start in the
 # background while the rest of the suite runs; the image tests run last and wait for them
 # (build.sh's locks), so the boot-time budget is measured on an otherwise idle machine.
+TEST_HOST_GROUPS := run test image-amd64 image-arm64
+
 test: setup clients synapse
+	@$(HOST_DEPS) $(TEST_HOST_GROUPS)
 	$(BIN)/ruff check .
 	@mkdir -p firmware-image/build
 	@( firmware-image/build.sh amd64; BOOT_ONLY=1 firmware-image/build.sh arm64 ) \
 	  >firmware-image/build/prebuild.log 2>&1 </dev/null &
-	RELAY_IMAGE_TEST=1 $(BIN)/python -m pytest -q
+	RELAY_IMAGE_TEST=1 RELAY_HOST_GROUPS="$(TEST_HOST_GROUPS)" $(BIN)/python -m pytest -q
 
 lint: setup
 	$(BIN)/ruff check .
@@ -86,13 +89,15 @@ clean:
 # disk.img (reused while its inputs are unchanged); `make image-test` boots it under QEMU
 # (amd64: boot, provisioning, power cut; arm64: Raspberry Pi boot partition layout). The amd64
 # boot test is also part of `make test` (RELAY_IMAGE_TEST=1; a bare `pytest` skips it). Host
-# packages (mmdebstrap, qemu, ...) install themselves (root).
+# packages (mmdebstrap, qemu, ...: group image-ARCH of tools/host/packages.txt) install
+# themselves (root).
 ARCH ?= amd64
 
 image: setup
 	firmware-image/build.sh $(ARCH)
 
 image-test: setup
+	@$(HOST_DEPS) image-$(ARCH)
 	RELAY_IMAGE_TEST=1 RELAY_IMAGE_ARCH=$(ARCH) \
 	  $(BIN)/python -m pytest -q -s tests/image
 

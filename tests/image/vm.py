@@ -331,6 +331,17 @@ class Vm:
         self.kill()
 
 
-def require_host_tools() -> None:
-    missing = [t for t in ("mcopy", "debugfs", "sfdisk") if shutil.which(t) is None]
-    assert not missing, f"missing host tools {missing} (build.sh installs them)"
+HOST_DEPS = Path(__file__).resolve().parents[2] / "tools" / "host" / "deps.sh"
+
+
+def missing_host_packages(*groups: str) -> list[str]:
+    """The Debian packages of `groups` (tools/host/packages.txt) that this host lacks."""
+    out = subprocess.run(
+        [str(HOST_DEPS), "--missing", *groups], capture_output=True, text=True, check=True
+    )
+    return out.stdout.split()
+
+
+def require_host_tools(arch: str) -> None:
+    missing = missing_host_packages(f"image-{arch}")
+    assert not missing, f"missing host packages {missing}: `make image-test` installs them"
