@@ -21,7 +21,8 @@ def test_kernel_panic_on_the_console_ends_the_wait(tmp_path: Path) -> None:
     try:
         with pytest.raises(GuestKernelPanic, match="Kernel panic"):
             vm.wait_serving(timeout=60)
-        assert time.monotonic() - vm.started < 30
+        # The stand-in lasts exactly the timeout: a wait that ran it out finds it ended.
+        assert vm.proc.poll() is None, "the wait ran out its timeout"
     finally:
         vm.proc.kill()
         vm.proc.wait()
