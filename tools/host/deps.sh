@@ -58,8 +58,14 @@ install)
 		exit 2
 	fi
 	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	# Another apt (an unattended upgrade, a second build) may hold its locks: wait for them.
+	apt=(apt-get -qq -o DPkg::Lock::Timeout=600)
+	for try in 1 2 3; do
+		"${apt[@]}" update && break
+		((try < 3)) || exit 1
+		sleep 10
+	done
+	"${apt[@]}" install -y --no-install-recommends "${missing[@]}" >/dev/null
 	still=()
 	for package in "${missing[@]}"; do
 		[[ $(dpkg-query -W -f '${db:Status-Status}' "$package" 2>/dev/null) == installed ]] ||
