@@ -301,8 +301,6 @@ def _store(
         " stream_ordering = ?, received_ts = ? WHERE event_id = ?",
         (int(soft_failed), rejected_reason, stream, now_ms(), pdu.event_id),
     )
-    if rejected_reason is not None:
-        conn.execute("DELETE FROM redactions WHERE event_id = ?", (pdu.event_id,))
     return stream
 
 

@@ -19,7 +19,7 @@ import sqlite3
 import string
 import threading
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ from relay.errors import (
     NotFound,
     RoomInUse,
     TooLarge,
+    Unknown,
     UnsupportedRoomVersion,
 )
 from relay.events.auth import (
@@ -38,8 +39,8 @@ from relay.events.auth import (
     auth_types_for_event,
     check_auth,
     check_auth_events,
-    named_power_level,
-    user_power_level,
+    client_redaction_refusal,
+    redaction_allowed,
 )
 from relay.events.canonical import CanonicalJsonError, check_canonical_json_values
 from relay.events.ids import is_valid_user_id
@@ -51,6 +52,7 @@ from relay.notifier import Notifier
 from relay.services import now_ms
 from store import events as store_events
 from store import outbox as store_outbox
+from store import redactions as store_redactions
 from store import rooms as store_rooms
 from store import state as store_state
 from store import txn_ids as store_txn_ids
@@ -121,7 +123,8 @@ def insert_pdu_txn(
     backfilled: bool = False,
 ) -> int:
     """Store one PDU's row and DAG edges at the next stream position (returned; for
-    `backfilled` history, the next one below all others), and which event it redacts.
+    `backfilled` history, the next one below all others), and which event it names if it
+    is a redaction (applied or not when read: `RoomService.redacted_by_txn`).
     State, extremities and memberships are the caller's."""
     if backfilled:
         stream = store_events.next_backfill_stream_ordering(conn)
@@ -145,11 +148,9 @@ def insert_pdu_txn(
         soft_failed=soft_failed,
         received_ts=now_ms() if received_ts is None else received_ts,
     )
-    if pdu.type == "m.room.redaction" and pdu.redacts and rejected_reason is None:
-        conn.execute(
-            "INSERT OR IGNORE INTO redactions (event_id, redacts) VALUES (?, ?)",
-            (pdu.event_id, pdu.redacts),
-        )
+    if pdu.type == "m.room.redaction" and pdu.redacts:
+        # Every redaction is indexed, whatever its fate: `redacted_by_txn` asks the rule.
+        store_redactions.insert_redaction(conn, event_id=pdu.event_id, redacts=pdu.redacts)
     return stream
 
 
@@ -355,14 +356,42 @@ class RoomService:
             check_auth(event, auth_state, rv, create_event=create_event)
         except AuthError as exc:
             raise Forbidden(str(exc.reason if hasattr(exc, "reason") else exc)) from None
-        if type_ == "m.room.redaction" and redacts is not None:
-            target = self.get_pdu_txn(conn, redacts)
-            if target is not None and target.sender != sender:
-                power = user_power_level(sender, auth_state, rv, create_event)
-                if power < named_power_level("redact", auth_state):
-                    raise Forbidden("You don't have permission to redact this event")
+        if pdu.type == "m.room.redaction":
+            self._check_client_redaction_txn(conn, pdu, auth_state, create_event)
 
         return pdu, state
+
+    def _check_client_redaction_txn(
+        self,
+        conn: sqlite3.Connection,
+        pdu: Pdu,
+        auth_state: Mapping[tuple[str, str], Mapping[str, Any]],
+        create_event: Mapping[str, Any] | None,
+    ) -> None:
+        """Refuse a local redaction `client_redaction_refusal` refuses, as Synapse answers:
+        another room's event 400 M_UNKNOWN, an unknown one (no power) 404, else 403."""
+        target = self._accepted_pdu_txn(conn, pdu.redacts) if pdu.redacts else None
+        refusal = client_redaction_refusal(
+            _event_dict(pdu),
+            _event_dict(target) if target is not None else None,
+            auth_state,
+            pdu.room_version,
+            create_event=create_event,
+        )
+        if refusal is None:
+            return
+        if refusal.kind == "not_found":
+            raise NotFound(refusal.reason)
+        if refusal.kind == "other_room":
+            raise Unknown(refusal.reason, status=400)
+        raise Forbidden(refusal.reason)
+
+    def _accepted_pdu_txn(self, conn: sqlite3.Connection, event_id: str) -> Pdu | None:
+        """The stored event `event_id` unless it was rejected."""
+        row = store_events.get_event_row(conn, event_id)
+        if row is None or row["rejected_reason"] is not None:
+            return None
+        return self.get_pdu_txn(conn, event_id)
 
     def place_on_tips_txn(
         self, conn: sqlite3.Connection, rv: RoomVersion, partial: dict[str, Any]
@@ -749,20 +778,59 @@ class RoomService:
         return store_rooms.get_membership(conn, room_id, user_id)
 
     def redacted_by_txn(self, conn: sqlite3.Connection, event_id: str) -> Pdu | None:
-        """The first accepted redaction of `event_id`, if any."""
-        rows = conn.execute(
-            "SELECT r.event_id FROM redactions r JOIN events e ON e.event_id = r.event_id"
-            " WHERE r.redacts = ? AND e.rejected_reason IS NULL ORDER BY e.stream_ordering",
-            (event_id,),
-        ).fetchall()
+        """The first stored redaction of `event_id` that applies (`redaction_allowed`:
+        same room, accepted, its sender able to redact or of the target sender's server),
+        or None. Asked at every read, so a redaction stored before its target is held
+        until the target arrives, and then applies or not by the same rule."""
+        rows = store_redactions.redactions_of(conn, event_id)
+        if not rows:
+            return None
         target = self.get_pdu_txn(conn, event_id)
-        for (redaction_id,) in rows:
-            redaction = self.get_pdu_txn(conn, redaction_id)
-            if redaction is None or target is None:
+        if target is None:
+            return None
+        target_event = _event_dict(target)
+        for row in rows:
+            redaction = self.get_pdu_txn(conn, row.event_id)
+            if redaction is None:
                 continue
-            # Same-server redactions, or one allowed by power levels when it was sent.
-            return redaction
+            auth_state, create_event = self._redaction_auth_state_txn(conn, redaction)
+            if redaction_allowed(
+                _event_dict(redaction),
+                target_event,
+                auth_state,
+                redaction.room_version,
+                create_event=create_event,
+                rejected=row.rejected,
+                soft_failed=row.soft_failed,
+            ):
+                return redaction
         return None
+
+    def _redaction_auth_state_txn(
+        self, conn: sqlite3.Connection, redaction: Pdu
+    ) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, Any] | None]:
+        """The state a redaction is judged by, and the v12 create event: the room's state
+        before it (what the receipt checks resolved), or for an outlier, which has no
+        state, its own auth events."""
+        rv = redaction.room_version
+        event = _event_dict(redaction)
+        state = store_state.get_state_before(conn, redaction.event_id)
+        if state is not None:
+            ids: Iterable[str] = [
+                state[key] for key in auth_types_for_event(event, rv) if key in state
+            ]
+        else:
+            ids = redaction.auth_event_ids
+        auth_state = {
+            (pdu.type, pdu.state_key): _event_dict(pdu)
+            for pdu in self.get_pdus_txn(conn, ids).values()
+            if pdu.state_key is not None
+        }
+        create_event = None
+        if rv.room_id_is_create_event_hash:
+            create = self.get_pdu_txn(conn, "$" + redaction.room_id[1:])
+            create_event = _event_dict(create) if create is not None else None
+        return auth_state, create_event
 
     def txn_id_for_txn(
         self, conn: sqlite3.Connection, event_id: str, user_id: str, device_id: str

@@ -20,7 +20,9 @@ so the caller adds it). In v12 (MSC4291) the create event is never an auth event
 
 Not here: checking that signatures are valid (signing.py, before auth; `required_signers`
 names the servers that must have signed), and the redact-level rule, which the spec moved out of
-the auth rules into *handling redactions* (`redaction_allowed`).
+the auth rules into *handling redactions*: `redaction_allowed` decides whether a redaction is
+applied (every path that stores or reads events asks it), `client_redaction_refusal` whether a
+local user may send one.
 
 Deliberate readings, each matching Synapse:
 - a missing `m.room.join_rules` event, or one without `join_rule`, means `invite`;
@@ -42,6 +44,7 @@ import base64
 import binascii
 import math
 from collections.abc import Callable, Container, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from canonicaljson import encode_canonical_json
@@ -643,6 +646,20 @@ def _as_map(value: object) -> Mapping[str, Any]:
 
 
 # --- redactions ------------------------------------------------------------------------------
+#
+# *Handling redactions* (v3+): the auth rules accept any redaction the power levels let its
+# sender send; whether it is *applied* (the target shown redacted) is decided here, once the
+# target is known, for every path (local sends, /send, backfill, reads).
+# Spec: https://spec.matrix.org/v1.16/rooms/v11/#handling-redactions
+
+
+def redacts_of(event: Mapping[str, Any], room_version: RoomVersion) -> str | None:
+    """The event id a redaction names: `content.redacts` in v11+, top-level before."""
+    if room_version.updated_redaction_rules:
+        redacts = _content(event).get("redacts")
+    else:
+        redacts = event.get("redacts")
+    return redacts if isinstance(redacts, str) else None
 
 
 def redaction_allowed(
@@ -652,11 +669,102 @@ def redaction_allowed(
     room_version: RoomVersion,
     *,
     create_event: Mapping[str, Any] | None = None,
+    rejected: bool = False,
+    soft_failed: bool = False,
 ) -> bool:
-    """Whether an (authorised) redaction may be applied to `redacted` (*handling redactions*,
-    v3+): its sender is at or above the redact level, or on the redacted sender's server."""
-    sender = redaction.get("sender", "")
-    if domain_of(sender) == domain_of(redacted.get("sender", "")):
+    """Whether `redaction` is applied to `redacted` (both dicts with their `event_id`).
+
+    It is when all hold:
+    - it is an accepted `m.room.redaction` (neither `rejected` nor `soft_failed`) naming
+      `redacted`, in the same room (a redaction never reaches into another room);
+    - `redacted` is not the create event (Synapse never applies those either);
+    - its sender is at or above the redact level in `auth_state` (the room's state as of
+      the redaction), or on the same server as `redacted`'s sender: the domain check
+      that v3+ defers until the target is known.
+
+    A redaction whose target is not stored yet is simply not applied; the caller asks
+    again once the target arrives.
+    """
+    if rejected or soft_failed:
+        return False
+    if redaction.get("type") != "m.room.redaction":
+        return False
+    target_id = redacted.get("event_id")
+    if not isinstance(target_id, str) or redacts_of(redaction, room_version) != target_id:
+        return False
+    room_id = redaction.get("room_id")
+    if not isinstance(room_id, str) or room_id != _room_of(redacted, room_version):
+        return False
+    if redacted.get("type") == CREATE and redacted.get("state_key") == "":
+        return False
+    sender = redaction.get("sender")
+    target_sender = redacted.get("sender")
+    if not isinstance(sender, str) or not isinstance(target_sender, str):
+        return False
+    if domain_of(sender) == domain_of(target_sender):
         return True
     power = user_power_level(sender, auth_state, room_version, create_event)
     return power >= named_power_level("redact", auth_state)
+
+
+def _room_of(event: Mapping[str, Any], room_version: RoomVersion) -> str | None:
+    """An event's room id; a v12 create event has none: its room is `!` + its id's hash."""
+    room_id = event.get("room_id")
+    if isinstance(room_id, str):
+        return room_id
+    event_id = event.get("event_id")
+    if room_version.room_id_is_create_event_hash and event.get("type") == CREATE:
+        return "!" + event_id[1:] if isinstance(event_id, str) else None
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class RedactionRefusal:
+    """Why a local client may not send a redaction. `kind`: `not_found` (the target is
+    unknown and the sender has no power to redact others), `other_room` (the target is in
+    another room) or `forbidden`."""
+
+    kind: str
+    reason: str
+
+
+def client_redaction_refusal(
+    redaction: Mapping[str, Any],
+    redacted: Mapping[str, Any] | None,
+    auth_state: AuthState,
+    room_version: RoomVersion,
+    *,
+    create_event: Mapping[str, Any] | None = None,
+) -> RedactionRefusal | None:
+    """Whether a local user may send `redaction` (already authorised), as Synapse's event
+    creation decides; None if so. `redacted` is the target, None when it is not stored (or
+    was rejected).
+
+    The client-server spec lets a user redact their own events, and others' only at or
+    above the redact level; the server rule (`redaction_allowed`) is checked on top, so a
+    redaction we send is one we would apply. Refused, in Synapse's order: redacting a create
+    or server ACL event (forbidden), an event of another room (other_room); with no redact
+    power, an unknown event (not_found) or someone else's (forbidden). With the power, an
+    unknown target is allowed: the redaction is held until the target arrives.
+    """
+    sender = redaction.get("sender", "")
+    if redacted is not None:
+        kind = (redacted.get("type"), redacted.get("state_key"))
+        if kind == CREATE_KEY:
+            return RedactionRefusal("forbidden", "Redacting create events is not permitted")
+        if _room_of(redacted, room_version) != redaction.get("room_id"):
+            return RedactionRefusal("other_room", "Cannot redact event from a different room")
+        if kind == ("m.room.server_acl", ""):
+            return RedactionRefusal("forbidden", "Redacting server ACL events is not permitted")
+    power = user_power_level(sender, auth_state, room_version, create_event)
+    if power < named_power_level("redact", auth_state):
+        if redacted is None:
+            target = redacts_of(redaction, room_version)
+            return RedactionRefusal("not_found", f"Could not find event {target}")
+        if redacted.get("sender") != sender:
+            return RedactionRefusal("forbidden", "You don't have permission to redact events")
+    if redacted is not None and not redaction_allowed(
+        redaction, redacted, auth_state, room_version, create_event=create_event
+    ):
+        return RedactionRefusal("forbidden", "You don't have permission to redact events")
+    return None

@@ -19,6 +19,7 @@ from relay.events.auth import (
     auth_types_for_event,
     check_auth,
     check_auth_events,
+    client_redaction_refusal,
     redaction_allowed,
     required_power_level,
     required_signers,
@@ -838,6 +839,30 @@ def test_restricted_join_must_carry_authorising_server_signature() -> None:
 # --- handling redactions ---------------------------------------------------------------------
 
 
+def _redaction(room: Room, sender: str, target: str, **extra: Any) -> dict[str, Any]:
+    """A redaction of `target` by `sender`, authorised and applied to the room."""
+    if room.rv.updated_redaction_rules:
+        return room.send(sender, "m.room.redaction", {"redacts": target, **extra})
+    event = room.event(sender, "m.room.redaction", dict(extra))
+    event["redacts"] = target
+    room.check(event)
+    return room.apply(event)
+
+
+def _applies(room: Room, redaction: dict[str, Any], target: dict[str, Any], **kw: Any) -> bool:
+    return redaction_allowed(
+        redaction, target, room.auth_state(redaction), room.rv, create_event=room.create_event, **kw
+    )
+
+
+def _three_servers(rv: RoomVersion) -> Room:
+    """Alice (a.example) can redact; Bob (b.example, power 0) and Carol (c.example) cannot."""
+    room = Room(rv, users=None if rv.privileged_creators else {ALICE: 100})
+    room.member(BOB, BOB, "join")
+    room.member(CAROL, CAROL, "join")
+    return room
+
+
 def test_redaction_applies_for_same_server_or_redact_level() -> None:
     room = Room(V11, users={ALICE: 100, BOB: 0})
     room.member(BOB, BOB, "join")
@@ -849,3 +874,120 @@ def test_redaction_applies_for_same_server_or_redact_level() -> None:
     assert not redaction_allowed(bob_redacts, carol_msg, room.state, V11)
     assert redaction_allowed(alice_redacts, carol_msg, room.state, V11)
     assert redaction_allowed(carol_redacts, carol_msg, room.state, V11)
+
+
+@ALL_VERSIONS
+def test_redaction_in_another_room_is_never_applied(rv: RoomVersion) -> None:
+    room = _three_servers(rv)
+    other = _three_servers(rv)
+    other.room_id = other.room_id + "2"
+    secret = other.send(CAROL, "m.room.message", {"body": "private"})
+    secret = {**secret, "room_id": other.room_id}
+    # Carol herself, and Alice with power 100, redacting from the first room: never.
+    for sender in (CAROL, ALICE):
+        redaction = _redaction(room, sender, secret["event_id"])
+        assert not _applies(room, redaction, secret)
+        # The twin: the same event id in the redaction's own room is redacted.
+        assert _applies(room, redaction, {**secret, "room_id": room.room_id})
+
+
+@ALL_VERSIONS
+def test_rejected_or_soft_failed_redaction_is_never_applied(rv: RoomVersion) -> None:
+    room = _three_servers(rv)
+    carol_msg = room.send(CAROL, "m.room.message", {"body": "x"})
+    redaction = _redaction(room, ALICE, carol_msg["event_id"])
+    assert _applies(room, redaction, carol_msg)
+    assert not _applies(room, redaction, carol_msg, rejected=True)
+    assert not _applies(room, redaction, carol_msg, soft_failed=True)
+
+
+@ALL_VERSIONS
+def test_redaction_applies_only_to_the_event_it_names(rv: RoomVersion) -> None:
+    room = _three_servers(rv)
+    first = room.send(CAROL, "m.room.message", {"body": "x"})
+    second = room.send(CAROL, "m.room.message", {"body": "y"})
+    redaction = _redaction(room, ALICE, first["event_id"])
+    assert _applies(room, redaction, first)
+    assert not _applies(room, redaction, second)
+    message = room.send(ALICE, "m.room.message", {"body": "z", "redacts": first["event_id"]})
+    assert not _applies(room, {**message, "redacts": first["event_id"]}, first)
+
+
+def test_redacts_is_top_level_in_v10_and_in_content_from_v11() -> None:
+    room = _three_servers(V10)
+    msg = room.send(CAROL, "m.room.message", {"body": "x"})
+    in_content = room.send(CAROL, "m.room.redaction", {"redacts": msg["event_id"]})
+    assert not _applies(room, in_content, msg)
+    assert _applies(room, _redaction(room, CAROL, msg["event_id"]), msg)
+    room = _three_servers(V11)
+    msg = room.send(CAROL, "m.room.message", {"body": "x"})
+    top_level = room.event(CAROL, "m.room.redaction", {})
+    top_level["redacts"] = msg["event_id"]
+    assert not _applies(room, room.apply(top_level), msg)
+    assert _applies(room, _redaction(room, CAROL, msg["event_id"]), msg)
+
+
+@ALL_VERSIONS
+def test_redaction_of_the_create_event_is_never_applied(rv: RoomVersion) -> None:
+    room = _three_servers(rv)
+    redaction = _redaction(room, ALICE, room.create["event_id"])
+    assert not _applies(room, redaction, room.create)
+    join_rules = room.state[("m.room.join_rules", "")]
+    assert _applies(room, _redaction(room, ALICE, join_rules["event_id"]), join_rules)
+
+
+# --- a local client's redaction --------------------------------------------------------------
+
+
+def _refusal(room: Room, redaction: dict[str, Any], target: dict[str, Any] | None):
+    return client_redaction_refusal(
+        redaction, target, room.auth_state(redaction), room.rv, create_event=room.create_event
+    )
+
+
+@ALL_VERSIONS
+def test_client_may_redact_own_events_and_others_only_with_redact_level(rv: RoomVersion) -> None:
+    room = _three_servers(rv)
+    bob2 = "@bob2:b.example"
+    room.member(bob2, bob2, "join")
+    bob_msg = room.send(BOB, "m.room.message", {"body": "x"})
+    assert _refusal(room, _redaction(room, BOB, bob_msg["event_id"]), bob_msg) is None
+    assert _refusal(room, _redaction(room, ALICE, bob_msg["event_id"]), bob_msg) is None
+    # Same server is the federation rule; a user of that server still needs the power.
+    refusal = _refusal(room, _redaction(room, bob2, bob_msg["event_id"]), bob_msg)
+    assert refusal is not None and refusal.kind == "forbidden"
+    refusal = _refusal(room, _redaction(room, CAROL, bob_msg["event_id"]), bob_msg)
+    assert refusal is not None and refusal.kind == "forbidden"
+
+
+@ALL_VERSIONS
+def test_client_redaction_of_an_unknown_event_needs_redact_level(rv: RoomVersion) -> None:
+    room = _three_servers(rv)
+    refusal = _refusal(room, _redaction(room, BOB, "$unknown"), None)
+    assert refusal is not None and refusal.kind == "not_found"
+    assert _refusal(room, _redaction(room, ALICE, "$unknown"), None) is None
+
+
+@ALL_VERSIONS
+def test_client_redaction_of_another_rooms_event_is_refused(rv: RoomVersion) -> None:
+    room = _three_servers(rv)
+    other = _three_servers(rv)
+    secret = {**other.send(BOB, "m.room.message", {"body": "x"}), "room_id": "!other:a.example"}
+    for sender in (BOB, ALICE):
+        refusal = _refusal(room, _redaction(room, sender, secret["event_id"]), secret)
+        assert refusal is not None and refusal.kind == "other_room"
+    # The twin: the same event in the room itself.
+    mine = {**secret, "room_id": room.room_id}
+    assert _refusal(room, _redaction(room, BOB, mine["event_id"]), mine) is None
+
+
+@ALL_VERSIONS
+def test_client_redaction_of_create_or_server_acl_is_forbidden(rv: RoomVersion) -> None:
+    room = _three_servers(rv)
+    refusal = _refusal(room, _redaction(room, ALICE, room.create["event_id"]), room.create)
+    assert refusal is not None and refusal.kind == "forbidden"
+    acl = room.send(ALICE, "m.room.server_acl", {"allow": ["*"]}, state_key="")
+    refusal = _refusal(room, _redaction(room, ALICE, acl["event_id"]), acl)
+    assert refusal is not None and refusal.kind == "forbidden"
+    topic = room.send(ALICE, "m.room.topic", {"topic": "t"}, state_key="")
+    assert _refusal(room, _redaction(room, ALICE, topic["event_id"]), topic) is None
