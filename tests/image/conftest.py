@@ -10,7 +10,7 @@ bare `pytest` while editing the relay skips them (an image build takes minutes).
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
@@ -21,9 +21,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if os.environ.get("RELAY_IMAGE_TEST") == "1":
-        # Last: `make test` builds the images in the background meanwhile (see the Makefile).
+        # `make test` builds the images in the background meanwhile (see the Makefile). Under
+        # xdist they go first, to one worker that waits for the builds while the others run
+        # the rest; in one process, last.
         image = [item for item in items if item.get_closest_marker("image")]
-        items[:] = [item for item in items if not item.get_closest_marker("image")] + image
+        rest = [item for item in items if not item.get_closest_marker("image")]
+        items[:] = image + rest if os.environ.get("PYTEST_XDIST_WORKER") else rest + image
         return
     skip = pytest.mark.skip(reason="image tests run with RELAY_IMAGE_TEST=1 (make test)")
     for item in items:
@@ -31,13 +34,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-# Lines the image tests want in the run's summary (boot times: the issue asks for them).
+# Lines the image tests want in the run's summary (boot times, build times). They travel on
+# the test's report as ("summary", line) user properties, so they reach the summary from an
+# xdist worker too (tests/conftest.py prints them).
 BOOT_SUMMARY: list[str] = []
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    for line in BOOT_SUMMARY:
-        terminalreporter.write_line(line)
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    item.user_properties.extend(("summary", line) for line in BOOT_SUMMARY)
+    BOOT_SUMMARY.clear()
+    yield
 
 
 def image_arch() -> str:
