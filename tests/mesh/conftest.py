@@ -44,10 +44,20 @@ class Lab:
         self.prefix = f"er{os.getpid() % 100000}"
         self.bridge_ns = f"{self.prefix}br"
         self.namespaces: list[str] = []
-        _ip("netns", "add", self.bridge_ns)
-        self.namespaces.append(self.bridge_ns)
-        _ip("-n", self.bridge_ns, "link", "add", "br0", "type", "bridge")
-        _ip("-n", self.bridge_ns, "link", "set", "br0", "up")
+        # A run that died before close() left its namespaces (a pid is not reused while its
+        # process lives, so names with this prefix are leftovers).
+        listed = _ip("netns", "list", check=False).stdout.split()
+        for ns in listed:
+            if ns.startswith(self.prefix):
+                _ip("netns", "del", ns, check=False)
+        try:
+            _ip("netns", "add", self.bridge_ns)
+            self.namespaces.append(self.bridge_ns)
+            _ip("-n", self.bridge_ns, "link", "add", "br0", "type", "bridge")
+            _ip("-n", self.bridge_ns, "link", "set", "br0", "up")
+        except RuntimeError:
+            self.close()  # a failed lab leaves nothing behind to fail the next one
+            raise
 
     def netns(self, name: str) -> str:
         return f"{self.prefix}{name}"

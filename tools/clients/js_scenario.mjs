@@ -29,6 +29,7 @@
  *   USER_* are localparts ("alice") or full user ids ("@alice:server").
  */
 
+import "./node18.mjs";
 import { createClient, Direction, EventType, MatrixError, MatrixEvent, Method } from "matrix-js-sdk";
 import { logger } from "matrix-js-sdk/lib/logger.js";
 
