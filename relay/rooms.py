@@ -788,23 +788,45 @@ class RoomService:
         target = self.get_pdu_txn(conn, event_id)
         if target is None:
             return None
-        target_event = _event_dict(target)
         for row in rows:
             redaction = self.get_pdu_txn(conn, row.event_id)
-            if redaction is None:
-                continue
-            auth_state, create_event = self._redaction_auth_state_txn(conn, redaction)
-            if redaction_allowed(
-                _event_dict(redaction),
-                target_event,
-                auth_state,
-                redaction.room_version,
-                create_event=create_event,
-                rejected=row.rejected,
-                soft_failed=row.soft_failed,
-            ):
+            if redaction is not None and self._applies_txn(conn, redaction, row, target):
                 return redaction
         return None
+
+    def held_redaction_txn(self, conn: sqlite3.Connection, pdu: Pdu) -> bool:
+        """Whether `pdu` is a redaction that clients must not get (yet): *handling
+        redactions* sends a redaction to clients only once it applies, so one is held
+        while its target is unknown (or rejected) and for good when `redaction_allowed`
+        refuses it. Asked at every read, as `redacted_by_txn`: once a held redaction's
+        target arrives, that target reaches clients redacted (`redacted_because`) and
+        every later read carries the redaction (Synapse's `get_events_as_list`)."""
+        if pdu.type != "m.room.redaction":
+            return False
+        row = store_redactions.redaction_row(conn, pdu.event_id)
+        target = self._accepted_pdu_txn(conn, pdu.redacts) if pdu.redacts else None
+        if row is None or target is None:
+            return True
+        return not self._applies_txn(conn, pdu, row, target)
+
+    def _applies_txn(
+        self,
+        conn: sqlite3.Connection,
+        redaction: Pdu,
+        row: store_redactions.RedactionRow,
+        target: Pdu,
+    ) -> bool:
+        """`redaction_allowed` for one stored redaction and its stored target."""
+        auth_state, create_event = self._redaction_auth_state_txn(conn, redaction)
+        return redaction_allowed(
+            _event_dict(redaction),
+            _event_dict(target),
+            auth_state,
+            redaction.room_version,
+            create_event=create_event,
+            rejected=row.rejected,
+            soft_failed=row.soft_failed,
+        )
 
     def _redaction_auth_state_txn(
         self, conn: sqlite3.Connection, redaction: Pdu
