@@ -46,6 +46,7 @@ from relay.events.canonical import CanonicalJsonError, check_canonical_json_valu
 from relay.events.ids import is_valid_user_id
 from relay.events.limits import check_size_limits, pdu_too_large
 from relay.events.pdu import MalformedPdu, Pdu, finalize_event
+from relay.events.redaction import redact
 from relay.events.room_versions import RoomVersion, room_version
 from relay.identity import SigningKey
 from relay.notifier import Notifier
@@ -793,6 +794,17 @@ class RoomService:
             if redaction is not None and self._applies_txn(conn, redaction, row, target):
                 return redaction
         return None
+
+    def event_for_servers_txn(self, conn: sqlite3.Connection, pdu: Pdu) -> dict[str, Any]:
+        """`pdu` as other servers get it (federation /event, /state, /event_auth,
+        /backfill, /get_missing_events, send_join): pruned by its room version's redaction
+        algorithm when a redaction applies (`redacted_by_txn`), as Synapse serves it;
+        otherwise the signed event as stored. The pruned form keeps its hashes and
+        signatures: the receiver verifies the signatures, and a content hash that no
+        longer matches tells it the event was redacted."""
+        if self.redacted_by_txn(conn, pdu.event_id) is None:
+            return pdu.as_dict()
+        return redact(pdu.as_dict(), pdu.room_version)
 
     def held_redaction_txn(self, conn: sqlite3.Connection, pdu: Pdu) -> bool:
         """Whether `pdu` is a redaction that clients must not get (yet): *handling
