@@ -84,6 +84,15 @@ def _content_on_b(rooms: Rooms, room_id: str, event_id: str) -> dict[str, Any]:
     return rooms.bob.call("GET", f"/rooms/{room_id}/event/{event_id}")["content"]
 
 
+def _ids_on_b(rooms: Rooms, room_id: str) -> set[str]:
+    """The event ids Bob's client gets from B: an initial /sync's timeline and /messages
+    (a client such as Element applies any redaction it gets, so none may arrive that does
+    not apply)."""
+    body = rooms.bob.call("GET", "/sync", params={"filter": '{"room":{"timeline":{"limit":100}}}'})
+    synced = body["rooms"]["join"][room_id]["timeline"]["events"]
+    return {e["event_id"] for e in synced} | {e["event_id"] for e in rooms.bob.messages(room_id)}
+
+
 async def test_power_0_user_of_another_server_cannot_redact_over_federation(
     rooms: Rooms,
 ) -> None:
@@ -93,6 +102,7 @@ async def test_power_0_user_of_another_server_cannot_redact_over_federation(
     assert _content_on_b(rooms, rooms.public, bob_msg)["body"] == "bob's words"  # ... inert
     bodies = rooms.bob.bodies(rooms.public)
     assert "bob's words" in bodies
+    assert forged.event_id not in _ids_on_b(rooms, rooms.public)  # ... and unseen
     # The twin: Alice's redaction of her own message applies on B.
     alice_msg = await _pdu_from_a(rooms, rooms.public, "m.room.message", {"body": "oops"})
     assert await _send(rooms, alice_msg) == {}
@@ -101,6 +111,7 @@ async def test_power_0_user_of_another_server_cannot_redact_over_federation(
     )
     assert await _send(rooms, own) == {}
     assert _content_on_b(rooms, rooms.public, alice_msg.event_id) == {}
+    assert own.event_id in _ids_on_b(rooms, rooms.public)
 
 
 async def test_redaction_from_a_public_room_cannot_reach_a_private_rooms_event(
@@ -115,8 +126,10 @@ async def test_redaction_from_a_public_room_cannot_reach_a_private_rooms_event(
     assert await _send(rooms, across) == {}
     assert _content_on_b(rooms, rooms.private, secret)["body"] == "private words"
     assert "private words" in rooms.bob.bodies(rooms.private)
+    assert across.event_id not in _ids_on_b(rooms, rooms.public)
     # The twin: the moderator's redaction of Bob's event in the public room applies.
     bob_msg = rooms.bob.send(rooms.public, "moderated")
     moderated = await _pdu_from_a(rooms, rooms.public, "m.room.redaction", {"redacts": bob_msg})
     assert await _send(rooms, moderated) == {}
     assert _content_on_b(rooms, rooms.public, bob_msg) == {}
+    assert moderated.event_id in _ids_on_b(rooms, rooms.public)
