@@ -14,6 +14,8 @@ Rules kept:
   one that a page started at a stream position keeps that side of the stream
   (`ceiling`/`floor`), so paging on from a sync token never returns an event /sync
   delivered after it (Synapse drops that bound after the first page; we keep it).
+- A redaction that does not apply (yet) is in no timeline and no /event answer
+  (`RoomService.held_redaction_txn`), as *handling redactions* asks.
 - Everything runs in one read snapshot (`database.read`) and returns Pdus with what a
   client event needs beside them (`ReadEvent`); formatting is the client layer's job.
 - A backwards page that reaches a hole in the room's history (an event whose prev
@@ -275,7 +277,11 @@ def _scan_txn(
             stream = row["stream_ordering"] - 1 if direction == "b" else row["stream_ordering"]
             key = (row["depth"], stream)
             cursor = TopoPosition(row["depth"], stream, rng.ceiling, rng.floor)
-            if pdu.event_id in visible and matches(event_filter, pdu):
+            if (
+                pdu.event_id in visible
+                and matches(event_filter, pdu)
+                and not rooms.held_redaction_txn(conn, pdu)
+            ):
                 kept.append(pdu)
                 if len(kept) == limit:
                     break
@@ -369,6 +375,7 @@ def event_txn(
         or row["rejected_reason"] is not None
         or (viewer.until is not None and row["stream_ordering"] > viewer.until)
         or not visible_txn(conn, rooms, viewer, [pdu])
+        or rooms.held_redaction_txn(conn, pdu)
     ):
         raise NotFound("Event not found.")
     return decorate_txn(conn, rooms, [pdu], viewer.user_id, device_id)[0]

@@ -46,6 +46,7 @@ from relay.events.canonical import CanonicalJsonError, check_canonical_json_valu
 from relay.events.ids import is_valid_user_id
 from relay.events.limits import check_size_limits, pdu_too_large
 from relay.events.pdu import MalformedPdu, Pdu, finalize_event
+from relay.events.redaction import redact
 from relay.events.room_versions import RoomVersion, room_version
 from relay.identity import SigningKey
 from relay.notifier import Notifier
@@ -788,23 +789,56 @@ class RoomService:
         target = self.get_pdu_txn(conn, event_id)
         if target is None:
             return None
-        target_event = _event_dict(target)
         for row in rows:
             redaction = self.get_pdu_txn(conn, row.event_id)
-            if redaction is None:
-                continue
-            auth_state, create_event = self._redaction_auth_state_txn(conn, redaction)
-            if redaction_allowed(
-                _event_dict(redaction),
-                target_event,
-                auth_state,
-                redaction.room_version,
-                create_event=create_event,
-                rejected=row.rejected,
-                soft_failed=row.soft_failed,
-            ):
+            if redaction is not None and self._applies_txn(conn, redaction, row, target):
                 return redaction
         return None
+
+    def event_for_servers_txn(self, conn: sqlite3.Connection, pdu: Pdu) -> dict[str, Any]:
+        """`pdu` as other servers get it (federation /event, /state, /event_auth,
+        /backfill, /get_missing_events, send_join): pruned by its room version's redaction
+        algorithm when a redaction applies (`redacted_by_txn`), as Synapse serves it;
+        otherwise the signed event as stored. The pruned form keeps its hashes and
+        signatures: the receiver verifies the signatures, and a content hash that no
+        longer matches tells it the event was redacted."""
+        if self.redacted_by_txn(conn, pdu.event_id) is None:
+            return pdu.as_dict()
+        return redact(pdu.as_dict(), pdu.room_version)
+
+    def held_redaction_txn(self, conn: sqlite3.Connection, pdu: Pdu) -> bool:
+        """Whether `pdu` is a redaction that clients must not get (yet): *handling
+        redactions* sends a redaction to clients only once it applies, so one is held
+        while its target is unknown (or rejected) and for good when `redaction_allowed`
+        refuses it. Asked at every read, as `redacted_by_txn`: once a held redaction's
+        target arrives, that target reaches clients redacted (`redacted_because`) and
+        every later read carries the redaction (Synapse's `get_events_as_list`)."""
+        if pdu.type != "m.room.redaction":
+            return False
+        row = store_redactions.redaction_row(conn, pdu.event_id)
+        target = self._accepted_pdu_txn(conn, pdu.redacts) if pdu.redacts else None
+        if row is None or target is None:
+            return True
+        return not self._applies_txn(conn, pdu, row, target)
+
+    def _applies_txn(
+        self,
+        conn: sqlite3.Connection,
+        redaction: Pdu,
+        row: store_redactions.RedactionRow,
+        target: Pdu,
+    ) -> bool:
+        """`redaction_allowed` for one stored redaction and its stored target."""
+        auth_state, create_event = self._redaction_auth_state_txn(conn, redaction)
+        return redaction_allowed(
+            _event_dict(redaction),
+            _event_dict(target),
+            auth_state,
+            redaction.room_version,
+            create_event=create_event,
+            rejected=row.rejected,
+            soft_failed=row.soft_failed,
+        )
 
     def _redaction_auth_state_txn(
         self, conn: sqlite3.Connection, redaction: Pdu

@@ -10,6 +10,9 @@ Rules kept (see relay/sync.py for the whole):
   that changed after `since` and are not in the timeline. With `lazy_load_members`
   only the members who sent timeline events (and, on a full state, the user) are
   kept, plus any membership that changed in a gap.
+- A redaction that does not apply (yet) is left out of the timeline, as a filter
+  would leave it (`RoomService.held_redaction_txn`): when its target arrives later,
+  the target comes redacted, and later reads carry the redaction.
 - History visibility is checked per event against the state before it: a user sees
   an event when joined then, or invited then under `invited`, or always under
   `world_readable`, or under `shared` while joined now.
@@ -179,6 +182,8 @@ class RoomReader:
                 pdu = self.pdu(row["event_id"])
                 if pdu is None or not filt.allows(pdu.type, pdu.sender, pdu.content):
                     continue
+                if self.rooms.held_redaction_txn(self.conn, pdu):
+                    continue  # a redaction reaches clients only once it applies
                 if self.visible(pdu, joined_now):
                     found.append(pdu)
                     positions.append(row["stream_ordering"])

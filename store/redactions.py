@@ -6,7 +6,8 @@ Rules kept:
   per redaction event, whatever became of it (rejected, soft-failed, outlier), stored with
   it, whether or not the target is stored (a redaction may arrive first). Whether it
   applies is not the store's call: the rooms core asks ``redaction_allowed``
-  (relay/events/auth.py) with what ``redactions_of`` returns.
+  (relay/events/auth.py) with what ``redactions_of`` (the redactions of one event) or
+  ``redaction_row`` (one redaction) returns.
 - Functions take the connection first and never commit (see ``store.db``).
 
 Spec: https://spec.matrix.org/v1.16/rooms/v11/#handling-redactions
@@ -17,7 +18,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-__all__ = ["RedactionRow", "insert_redaction", "redactions_of"]
+__all__ = ["RedactionRow", "insert_redaction", "redaction_row", "redactions_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,3 +47,14 @@ def redactions_of(conn: sqlite3.Connection, event_id: str) -> list[RedactionRow]
         (event_id,),
     ).fetchall()
     return [RedactionRow(row[0], bool(row[1]), bool(row[2])) for row in rows]
+
+
+def redaction_row(conn: sqlite3.Connection, event_id: str) -> RedactionRow | None:
+    """The stored redaction ``event_id`` with its fate, or None (not a stored redaction)."""
+    row = conn.execute(
+        "SELECT r.event_id, e.rejected_reason IS NOT NULL, e.soft_failed"
+        " FROM redactions r JOIN events e ON e.event_id = r.event_id"
+        " WHERE r.event_id = ?",
+        (event_id,),
+    ).fetchone()
+    return RedactionRow(row[0], bool(row[1]), bool(row[2])) if row is not None else None

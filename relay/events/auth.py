@@ -21,8 +21,8 @@ so the caller adds it). In v12 (MSC4291) the create event is never an auth event
 Not here: checking that signatures are valid (signing.py, before auth; `required_signers`
 names the servers that must have signed), and the redact-level rule, which the spec moved out of
 the auth rules into *handling redactions*: `redaction_allowed` decides whether a redaction is
-applied (every path that stores or reads events asks it), `client_redaction_refusal` whether a
-local user may send one.
+applied, and so whether clients get it at all (every path that stores or reads events asks
+it), `client_redaction_refusal` whether a local user may send one.
 
 Deliberate readings, each matching Synapse:
 - a missing `m.room.join_rules` event, or one without `join_rule`, means `invite`;
@@ -648,8 +648,9 @@ def _as_map(value: object) -> Mapping[str, Any]:
 # --- redactions ------------------------------------------------------------------------------
 #
 # *Handling redactions* (v3+): the auth rules accept any redaction the power levels let its
-# sender send; whether it is *applied* (the target shown redacted) is decided here, once the
-# target is known, for every path (local sends, /send, backfill, reads).
+# sender send; whether it is *applied* (the target shown redacted, the redaction itself sent
+# to clients) is decided here, once the target is known, for every path (local sends, /send,
+# backfill, reads).
 # Spec: https://spec.matrix.org/v1.16/rooms/v11/#handling-redactions
 
 

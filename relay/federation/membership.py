@@ -158,8 +158,8 @@ async def send_join(request: Request, origin: str) -> Response:
         servers = store_rooms.servers_in_room(conn, pdu.room_id)
         return {
             "origin": services.server_name,
-            "state": [json.loads(p.raw) for p in state_pdus],
-            "auth_chain": [json.loads(p.raw) for p in chain],
+            "state": [rooms.event_for_servers_txn(conn, p) for p in state_pdus],
+            "auth_chain": [rooms.event_for_servers_txn(conn, p) for p in chain],
             "event": json.loads(pdu.raw),
             "members_omitted": False,
             "servers_in_room": servers,

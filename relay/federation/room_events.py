@@ -3,7 +3,9 @@ backfill, get_missing_events, timestamp_to_event.
 
 A server sees a room's events only if one of its users is or was a member
 (history visibility as Synapse applies it to servers, simplified); rejected
-events are never served as part of the room.
+events are never served as part of the room. An event that a redaction applies to is
+served redacted (`RoomService.event_for_servers_txn`); redactions themselves are
+served whether they apply or not (servers need the whole DAG).
 
 Spec: https://spec.matrix.org/v1.16/server-server-api/#retrieving-events,
 https://spec.matrix.org/v1.16/server-server-api/#backfilling-and-retrieving-missing-events
@@ -11,7 +13,6 @@ https://spec.matrix.org/v1.16/server-server-api/#backfilling-and-retrieving-miss
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable
 from typing import Any
@@ -51,8 +52,11 @@ def server_may_see_txn(conn: sqlite3.Connection, room_id: str, server: str) -> b
     return row is not None
 
 
-def _json(pdu: Pdu) -> dict[str, Any]:
-    return json.loads(pdu.raw)
+def _served_txn(
+    conn: sqlite3.Connection, rooms: RoomService, pdus: Iterable[Pdu]
+) -> list[dict[str, Any]]:
+    """The events as other servers get them: redacted where a redaction applies."""
+    return [rooms.event_for_servers_txn(conn, pdu) for pdu in pdus]
 
 
 def _visible_pdu_txn(
@@ -104,9 +108,14 @@ async def get_event(request: Request, origin: str) -> Response:
     """# `GET /_matrix/federation/v1/event/{eventId}`"""
     services = _services(request)
     event_id = request.path_params["event_id"]
-    pdu = await services.database.read(_visible_pdu_txn, services.rooms, event_id, origin)
+    rooms = services.rooms
+
+    def txn(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+        return _served_txn(conn, rooms, [_visible_pdu_txn(conn, rooms, event_id, origin)])
+
+    pdus = await services.database.read(txn)
     return json_response(
-        {"origin": services.server_name, "origin_server_ts": now_ms(), "pdus": [_json(pdu)]}
+        {"origin": services.server_name, "origin_server_ts": now_ms(), "pdus": pdus}
     )
 
 
@@ -131,12 +140,16 @@ async def get_room_state(request: Request, origin: str) -> Response:
     if not event_id:
         raise MissingParam("event_id is required")
     room_id = request.path_params["room_id"]
-    state, chain = await services.database.read(
-        lambda conn: _state_at_txn(conn, services.rooms, room_id, event_id, origin)
-    )
-    return json_response(
-        {"pdus": [_json(p) for p in state], "auth_chain": [_json(p) for p in chain]}
-    )
+    rooms = services.rooms
+
+    def txn(conn: sqlite3.Connection) -> dict[str, Any]:
+        state, chain = _state_at_txn(conn, rooms, room_id, event_id, origin)
+        return {
+            "pdus": _served_txn(conn, rooms, state),
+            "auth_chain": _served_txn(conn, rooms, chain),
+        }
+
+    return json_response(await services.database.read(txn))
 
 
 async def get_room_state_ids(request: Request, origin: str) -> Response:
@@ -159,14 +172,13 @@ async def get_event_auth(request: Request, origin: str) -> Response:
     services = _services(request)
     room_id, event_id = request.path_params["room_id"], request.path_params["event_id"]
 
-    def txn(conn: sqlite3.Connection) -> list[Pdu]:
+    def txn(conn: sqlite3.Connection) -> list[dict[str, Any]]:
         pdu = _visible_pdu_txn(conn, services.rooms, event_id, origin)
         if pdu.room_id != room_id:
             raise NotFound(f"Event {event_id} is not in room {room_id}")
-        return auth_chain_txn(services.rooms, conn, [event_id])
+        return _served_txn(conn, services.rooms, auth_chain_txn(services.rooms, conn, [event_id]))
 
-    chain = await services.database.read(txn)
-    return json_response({"auth_chain": [_json(p) for p in chain]})
+    return json_response({"auth_chain": await services.database.read(txn)})
 
 
 def _walk_back_txn(
@@ -220,18 +232,15 @@ async def backfill(request: Request, origin: str) -> Response:
     except ValueError:
         raise InvalidParam("limit must be an integer") from None
 
-    def txn(conn: sqlite3.Connection) -> list[Pdu]:
+    def txn(conn: sqlite3.Connection) -> list[dict[str, Any]]:
         if not server_may_see_txn(conn, room_id, origin):
             raise Forbidden("Server is not in the room")
-        return _walk_back_txn(services.rooms, conn, room_id, starts, set(), limit, True)
+        pdus = _walk_back_txn(services.rooms, conn, room_id, starts, set(), limit, True)
+        return _served_txn(conn, services.rooms, pdus)
 
     pdus = await services.database.read(txn)
     return json_response(
-        {
-            "origin": services.server_name,
-            "origin_server_ts": now_ms(),
-            "pdus": [_json(p) for p in pdus],
-        }
+        {"origin": services.server_name, "origin_server_ts": now_ms(), "pdus": pdus}
     )
 
 
@@ -250,15 +259,15 @@ async def get_missing_events(request: Request, origin: str) -> Response:
     except (TypeError, ValueError):
         raise BadJson("limit and min_depth must be integers") from None
 
-    def txn(conn: sqlite3.Connection) -> list[Pdu]:
+    def txn(conn: sqlite3.Connection) -> list[dict[str, Any]]:
         if not server_may_see_txn(conn, room_id, origin):
             raise Forbidden("Server is not in the room")
         pdus = _walk_back_txn(services.rooms, conn, room_id, latest, set(earliest), limit, False)
-        return [p for p in pdus if p.depth >= min_depth]
+        # Oldest first, as Synapse sends them.
+        kept = sorted((p for p in pdus if p.depth >= min_depth), key=lambda p: p.depth)
+        return _served_txn(conn, services.rooms, kept)
 
-    pdus = await services.database.read(txn)
-    # Oldest first, as Synapse sends them.
-    return json_response({"events": [_json(p) for p in sorted(pdus, key=lambda p: p.depth)]})
+    return json_response({"events": await services.database.read(txn)})
 
 
 async def timestamp_to_event(request: Request, origin: str) -> Response:

@@ -52,7 +52,7 @@ def rooms(relay_pair: tuple[RelayProcess, RelayProcess]) -> Rooms:
     return Rooms(a, b, alice, bob, public, private)
 
 
-async def _pdu_from_a(rooms: Rooms, room_id: str, type_: str, content: dict[str, Any]) -> Pdu:
+async def pdu_from_a(rooms: Rooms, room_id: str, type_: str, content: dict[str, Any]) -> Pdu:
     """An event of Alice's that A signs, built on B's view of the room (v12: `redacts`
     lives in the content)."""
     key = signing_key_of(rooms.a)
@@ -70,7 +70,7 @@ async def _pdu_from_a(rooms: Rooms, room_id: str, type_: str, content: dict[str,
         )
 
 
-async def _send(rooms: Rooms, pdu: Pdu) -> dict[str, Any]:
+async def send_from_a(rooms: Rooms, pdu: Pdu) -> dict[str, Any]:
     async with open_side(rooms.a, verify_tls=False, federation_map={}) as side:
         body = await side.client.put_json(
             rooms.b.server_name,
@@ -84,23 +84,32 @@ def _content_on_b(rooms: Rooms, room_id: str, event_id: str) -> dict[str, Any]:
     return rooms.bob.call("GET", f"/rooms/{room_id}/event/{event_id}")["content"]
 
 
+def _ids_on_b(rooms: Rooms, room_id: str) -> set[str]:
+    """The event ids Bob's client gets from B: an initial /sync's timeline and /messages
+    (a client such as Element applies any redaction it gets, so none may arrive that does
+    not apply)."""
+    body = rooms.bob.call("GET", "/sync", params={"filter": '{"room":{"timeline":{"limit":100}}}'})
+    synced = body["rooms"]["join"][room_id]["timeline"]["events"]
+    return {e["event_id"] for e in synced} | {e["event_id"] for e in rooms.bob.messages(room_id)}
+
+
 async def test_power_0_user_of_another_server_cannot_redact_over_federation(
     rooms: Rooms,
 ) -> None:
     bob_msg = rooms.bob.send(rooms.public, "bob's words")
-    forged = await _pdu_from_a(rooms, rooms.public, "m.room.redaction", {"redacts": bob_msg})
-    assert await _send(rooms, forged) == {}  # accepted as an event ...
+    forged = await pdu_from_a(rooms, rooms.public, "m.room.redaction", {"redacts": bob_msg})
+    assert await send_from_a(rooms, forged) == {}  # accepted as an event ...
     assert _content_on_b(rooms, rooms.public, bob_msg)["body"] == "bob's words"  # ... inert
     bodies = rooms.bob.bodies(rooms.public)
     assert "bob's words" in bodies
+    assert forged.event_id not in _ids_on_b(rooms, rooms.public)  # ... and unseen
     # The twin: Alice's redaction of her own message applies on B.
-    alice_msg = await _pdu_from_a(rooms, rooms.public, "m.room.message", {"body": "oops"})
-    assert await _send(rooms, alice_msg) == {}
-    own = await _pdu_from_a(
-        rooms, rooms.public, "m.room.redaction", {"redacts": alice_msg.event_id}
-    )
-    assert await _send(rooms, own) == {}
+    alice_msg = await pdu_from_a(rooms, rooms.public, "m.room.message", {"body": "oops"})
+    assert await send_from_a(rooms, alice_msg) == {}
+    own = await pdu_from_a(rooms, rooms.public, "m.room.redaction", {"redacts": alice_msg.event_id})
+    assert await send_from_a(rooms, own) == {}
     assert _content_on_b(rooms, rooms.public, alice_msg.event_id) == {}
+    assert own.event_id in _ids_on_b(rooms, rooms.public)
 
 
 async def test_redaction_from_a_public_room_cannot_reach_a_private_rooms_event(
@@ -111,12 +120,14 @@ async def test_redaction_from_a_public_room_cannot_reach_a_private_rooms_event(
     levels = rooms.bob.call("GET", f"/rooms/{rooms.public}/state/m.room.power_levels")
     levels["users"][rooms.alice.user_id] = 100
     rooms.bob.call("PUT", f"/rooms/{rooms.public}/state/m.room.power_levels", json=levels)
-    across = await _pdu_from_a(rooms, rooms.public, "m.room.redaction", {"redacts": secret})
-    assert await _send(rooms, across) == {}
+    across = await pdu_from_a(rooms, rooms.public, "m.room.redaction", {"redacts": secret})
+    assert await send_from_a(rooms, across) == {}
     assert _content_on_b(rooms, rooms.private, secret)["body"] == "private words"
     assert "private words" in rooms.bob.bodies(rooms.private)
+    assert across.event_id not in _ids_on_b(rooms, rooms.public)
     # The twin: the moderator's redaction of Bob's event in the public room applies.
     bob_msg = rooms.bob.send(rooms.public, "moderated")
-    moderated = await _pdu_from_a(rooms, rooms.public, "m.room.redaction", {"redacts": bob_msg})
-    assert await _send(rooms, moderated) == {}
+    moderated = await pdu_from_a(rooms, rooms.public, "m.room.redaction", {"redacts": bob_msg})
+    assert await send_from_a(rooms, moderated) == {}
     assert _content_on_b(rooms, rooms.public, bob_msg) == {}
+    assert moderated.event_id in _ids_on_b(rooms, rooms.public)

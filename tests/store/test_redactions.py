@@ -57,3 +57,17 @@ def test_inserting_a_redaction_twice_keeps_one_row(conn: sqlite3.Connection) -> 
         redactions.insert_redaction(conn, event_id="$r1", redacts="$msg")
     with db.read(conn):
         assert [r.event_id for r in redactions.redactions_of(conn, "$msg")] == ["$r1"]
+
+
+def test_one_redaction_is_found_by_its_own_id_with_its_fate(conn: sqlite3.Connection) -> None:
+    _redaction(conn, "$r1", "$msg", soft_failed=True)
+    _redaction(conn, "$r2", "$msg")
+    with db.read(conn):
+        assert redactions.redaction_row(conn, "$r1") == redactions.RedactionRow(
+            "$r1", rejected=False, soft_failed=True
+        )
+        assert redactions.redaction_row(conn, "$r2") == redactions.RedactionRow(
+            "$r2", rejected=False, soft_failed=False
+        )
+        # The twin: the target's id, or any other event's, is no redaction.
+        assert redactions.redaction_row(conn, "$msg") is None
