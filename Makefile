@@ -62,9 +62,9 @@ run: setup
 	exec $(BIN)/relay run --data-dir $(DATA_DIR)
 
 # The image builds (amd64 image, arm64 boot partition: minutes, mostly one core) start in the
-# background. The suite runs on TEST_WORKERS pytest-xdist workers, a test module to a worker
-# (tests/conftest.py); the image tests go first, to one worker that waits for the builds
-# (build.sh's locks) while the others run everything else. Most tests wait on servers and
+# background. The suite runs on TEST_WORKERS pytest-xdist workers, a test module to a worker,
+# slowest first (tests/conftest.py); tests/image/ goes first, to one worker that waits for the
+# builds (build.sh's locks) while the others run everything else. Most tests wait on servers and
 # the network more than they compute, so there are more workers than the 2 cores.
 TEST_HOST_GROUPS := run test image-amd64 image-arm64
 TEST_WORKERS ?= 3
@@ -76,7 +76,7 @@ test: setup clients synapse
 	@( firmware-image/build.sh amd64; BOOT_ONLY=1 firmware-image/build.sh arm64 ) \
 	  >firmware-image/build/prebuild.log 2>&1 </dev/null &
 	RELAY_IMAGE_TEST=1 RELAY_HOST_GROUPS="$(TEST_HOST_GROUPS)" \
-	  $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+	  $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 lint: setup
 	$(BIN)/ruff check .

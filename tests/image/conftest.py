@@ -21,12 +21,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if os.environ.get("RELAY_IMAGE_TEST") == "1":
-        # `make test` builds the images in the background meanwhile (see the Makefile). Under
-        # xdist they go first, to one worker that waits for the builds while the others run
-        # the rest; in one process, last.
-        image = [item for item in items if item.get_closest_marker("image")]
-        rest = [item for item in items if not item.get_closest_marker("image")]
-        items[:] = image + rest if os.environ.get("PYTEST_XDIST_WORKER") else rest + image
+        # `make test` builds the images in the background meanwhile (see the Makefile). In
+        # one process they run last; under xdist, tests/conftest.py hands tests/image/ out
+        # first, to a worker that waits for the builds while the others run the rest.
+        if not os.environ.get("PYTEST_XDIST_WORKER"):
+            image = [item for item in items if item.get_closest_marker("image")]
+            items[:] = [item for item in items if not item.get_closest_marker("image")] + image
         return
     skip = pytest.mark.skip(reason="image tests run with RELAY_IMAGE_TEST=1 (make test)")
     for item in items:
