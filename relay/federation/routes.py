@@ -23,6 +23,8 @@ ROUTES = [
     Route("/health", version.health, methods=["GET"]),
     Route("/_matrix/federation/v1/version", version.get_version, methods=["GET"]),
     Route("/_matrix/key/v2/server", version.get_server_keys, methods=["GET"]),
+    # The key id is deprecated and ignored: every key we have, as Synapse answers.
+    Route("/_matrix/key/v2/server/{key_id}", version.get_server_keys, methods=["GET"]),
     Route("/_matrix/key/v2/query/{server_name}", notary.perspectives_key_query, methods=["GET"]),
     Route("/_matrix/key/v2/query", notary.bulk_perspectives_key_query, methods=["POST"]),
     # Signed requests (X-Matrix): the handler receives the origin.

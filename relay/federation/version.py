@@ -1,5 +1,9 @@
 """`GET /_matrix/federation/v1/version` and `GET /_matrix/key/v2/server`.
 
+`GET /_matrix/key/v2/server/{keyId}` gets the same answer: that path left the spec in
+v1.6, but peers and test suites still use it, and Synapse answers it with all its keys,
+ignoring the id.
+
 Spec: https://spec.matrix.org/v1.16/server-server-api/#get_matrixfederationv1version
 """
 
@@ -18,7 +22,7 @@ async def get_version(request: Request) -> Response:
 
 
 async def get_server_keys(request: Request) -> Response:
-    """# `GET /_matrix/key/v2/server`"""
+    """# `GET /_matrix/key/v2/server` (and the deprecated `.../server/{keyId}`)"""
     return json_response(request.app.state.services.own_keys.server_keys())
 
 

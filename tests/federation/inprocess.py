@@ -1,0 +1,85 @@
+"""Another server speaking to the relay's real federation app in process: requests signed
+with X-Matrix as that server, through httpx's ASGI transport, answered as raw
+`httpx.Response`s so tests check the status and the whole body (errcode and shape)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+from relay.federation.request_auth import authorization_headers
+from relay.federation.routes import federation_app
+from relay.identity import SigningKey
+from relay.services import now_ms
+from store import keys as store_keys
+from tests.client.conftest import SERVER_NAME, ClientApi
+
+V1 = "/_matrix/federation/v1"
+V2 = "/_matrix/federation/v2"
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass
+class SignedPeer:
+    """`name` (holding `key`) calling the relay's federation listener."""
+
+    name: str
+    key: SigningKey
+    http: httpx.AsyncClient
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str | Sequence[str]] | None = None,
+        json_body: Any = None,
+        signed: bool = True,
+    ) -> httpx.Response:
+        """`path` is percent-encoded already; `query` values may be lists (`ver=`)."""
+        pairs = [
+            (k, v) for k, vs in (query or {}).items() for v in ([vs] if isinstance(vs, str) else vs)
+        ]
+        uri = path + ("?" + urlencode(pairs) if pairs else "")
+        has_body = json_body is not None
+        headers = {"Content-Type": "application/json"} if has_body else {}
+        if signed:
+            [headers["Authorization"]] = authorization_headers(
+                method=method,
+                uri=uri,
+                origin=self.name,
+                destination=SERVER_NAME,
+                signing_key=self.key,
+                content=json_body,
+                has_content=has_body,
+            )
+        content = json.dumps(json_body).encode() if has_body else None
+        return await self.http.request(method, uri, content=content, headers=headers)
+
+
+async def trust_key(api: ClientApi, name: str, key: SigningKey) -> None:
+    """The relay knows `name`'s signing key (as if fetched from it)."""
+    now = now_ms()
+    await api.services.database.write(
+        lambda conn: store_keys.put_server_key(
+            conn,
+            server_name=name,
+            key_id=key.key_id,
+            verify_key=key.verify_key_base64,
+            valid_until_ts=now + DAY_MS,
+            now_ms=now,
+        )
+    )
+
+
+def federation_http(api: ClientApi) -> httpx.AsyncClient:
+    """An httpx client on the relay's federation app (close it, or use it as a context)."""
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=federation_app(api.services)),
+        base_url=f"http://{SERVER_NAME}",
+    )
