@@ -5,7 +5,8 @@ Handlers and services raise these; nothing else builds ``{"errcode": ...}`` bodi
     MatrixError                      (status, errcode)
     ├── BadJson / NotJson / MissingParam / InvalidParam / InvalidUsername   400
     ├── UserInUse / RoomInUse / UnsupportedRoomVersion / BadState /
-    │   InvalidRoomState / Exclusive / InvalidUsername                       400
+    │   InvalidRoomState / Exclusive / InvalidUsername /
+    │   IncompatibleRoomVersion(room_version)                                400
     ├── MissingToken / UnknownToken / Unauthorized                           401
     ├── Forbidden / GuestAccessForbidden / UserDeactivated                   403
     ├── NotFound / Unrecognized                                              404 (405)
@@ -83,6 +84,17 @@ class RoomInUse(MatrixError):
 class UnsupportedRoomVersion(MatrixError):
     status = 400
     errcode = "M_UNSUPPORTED_ROOM_VERSION"
+
+
+class IncompatibleRoomVersion(MatrixError):
+    """Federation: the asking server does not support the room's version (make_join and
+    make_knock's `ver`, an invite in a version we do not know). Carries `room_version`."""
+
+    status = 400
+    errcode = "M_INCOMPATIBLE_ROOM_VERSION"
+
+    def __init__(self, message: str, *, room_version: str) -> None:
+        super().__init__(message, room_version=room_version)
 
 
 class BadState(MatrixError):

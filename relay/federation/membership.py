@@ -1,11 +1,15 @@
-"""Other servers' users joining, leaving and being invited, through us.
+"""Other servers' users joining, knocking, leaving and being invited, through us.
 
-`make_join`/`make_leave` hand out an unsigned template built on our tips;
-`send_join`/`send_leave` (v2) take the signed event back, check it like any
-PDU, store it and pass it on to the other servers in the room; `send_join`
-answers with the state before the join and its auth chain. `invite` (v2) is a
-remote room inviting one of our users: we sign it and remember the room's
-stripped state for the invitee's /sync.
+`make_join`/`make_knock`/`make_leave` hand out an unsigned template built on our
+tips (join and knock only in a room version the asking server lists in `ver`,
+else 400 `M_INCOMPATIBLE_ROOM_VERSION` with the `room_version`);
+`send_join`/`send_knock`/`send_leave` take the signed event back, check it like
+any PDU, store it and pass it on to the other servers in the room; `send_join`
+answers with the state before the join and its auth chain, `send_knock` with the
+room's `knock_room_state`. `invite` (v2) is a remote room inviting one of our
+users: we sign it and remember the room's stripped state for the invitee's
+/sync; an invite in a room version we do not know is 400
+`M_INCOMPATIBLE_ROOM_VERSION`, as the spec's invite v2 answer says.
 
 `omit_members` (MSC3706 partial joins) is accepted and ignored: we always
 answer with the full state and `members_omitted: false`, which the spec allows.
@@ -22,12 +26,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from relay.errors import BadJson, Forbidden, MatrixError, NotFound, UnsupportedRoomVersion
+from relay.errors import BadJson, Forbidden, IncompatibleRoomVersion, MissingParam, NotFound
 from relay.events.auth import AuthError, check_auth
 from relay.events.ids import server_of
 from relay.events.room_versions import room_version
 from relay.events.signing import sign_event
 from relay.federation.ingest import BadPdu, parse_pdu
+from relay.federation.remote_membership import STRIPPED_TYPES
 from relay.federation.room_events import auth_chain_txn
 from relay.http import json_response, read_json_object
 from relay.remote_pdus import EventLoader, _auth_state_from, create_event_for
@@ -37,11 +42,6 @@ from store import accounts as store_accounts
 from store import events as store_events
 from store import rooms as store_rooms
 from store import state as store_state
-
-
-class IncompatibleRoomVersion(MatrixError):
-    status = 400
-    errcode = "M_INCOMPATIBLE_ROOM_VERSION"
 
 
 def _services(request: Request) -> Services:
@@ -55,11 +55,15 @@ async def _make_membership(request: Request, origin: str, membership: str) -> Re
     if server_of(user_id) != origin:
         raise Forbidden("User is not on the requesting server")
     rooms = services.rooms
+    supported = request.query_params.getlist("ver")
+    if membership == "join":
+        supported = supported or ["1"]  # the spec's default
+    elif membership == "knock" and not supported:
+        raise MissingParam("ver is required")
 
     def txn(conn: sqlite3.Connection) -> dict[str, Any]:
         rv = rooms.room_version_txn(conn, room_id)
-        if membership == "join":
-            supported = request.query_params.getlist("ver") or ["1"]
+        if membership in ("join", "knock"):
             if rv.identifier not in supported:
                 raise IncompatibleRoomVersion(
                     f"Your homeserver does not support room version {rv.identifier}",
@@ -107,6 +111,11 @@ async def make_join(request: Request, origin: str) -> Response:
 async def make_leave(request: Request, origin: str) -> Response:
     """# `GET /_matrix/federation/v1/make_leave/{roomId}/{userId}`"""
     return await _make_membership(request, origin, "leave")
+
+
+async def make_knock(request: Request, origin: str) -> Response:
+    """# `GET /_matrix/federation/v1/make_knock/{roomId}/{userId}`"""
+    return await _make_membership(request, origin, "knock")
 
 
 async def _send_membership(request: Request, origin: str, membership: str) -> tuple[Any, Any]:
@@ -174,15 +183,33 @@ async def send_leave(request: Request, origin: str) -> Response:
     return json_response({})
 
 
+async def send_knock(request: Request, origin: str) -> Response:
+    """# `PUT /_matrix/federation/v1/send_knock/{roomId}/{eventId}`"""
+    services = _services(request)
+    pdu, _rv = await _send_membership(request, origin, "knock")
+    rooms = services.rooms
+
+    def txn(conn: sqlite3.Connection) -> dict[str, Any]:
+        events = [rooms.state_event_txn(conn, pdu.room_id, t, "") for t in STRIPPED_TYPES]
+        return {
+            "knock_room_state": [
+                rooms.event_for_servers_txn(conn, e) for e in events if e is not None
+            ]
+        }
+
+    return json_response(await services.database.read(txn))
+
+
 async def invite(request: Request, origin: str) -> Response:
     """# `PUT /_matrix/federation/v2/invite/{roomId}/{eventId}`"""
     services = _services(request)
     room_id = request.path_params["room_id"]
     body = await read_json_object(request)
-    rv = room_version(str(body.get("room_version", "")))
+    asked = body.get("room_version", "")
+    rv = room_version(asked) if isinstance(asked, str) else None
     if rv is None:
-        raise UnsupportedRoomVersion(
-            f"Room version {body.get('room_version')} is not supported by this server"
+        raise IncompatibleRoomVersion(
+            f"This server does not support room version {asked}", room_version=str(asked)
         )
     event = body.get("event")
     if not isinstance(event, dict):

@@ -47,6 +47,8 @@ SIGNED_ROUTES = [
     (f"{V1}/timestamp_to_event/{{room_id}}", room_events.timestamp_to_event, "GET"),
     (f"{V1}/make_join/{{room_id}}/{{user_id}}", membership.make_join, "GET"),
     (f"{V2}/send_join/{{room_id}}/{{event_id}}", membership.send_join, "PUT"),
+    (f"{V1}/make_knock/{{room_id}}/{{user_id}}", membership.make_knock, "GET"),
+    (f"{V1}/send_knock/{{room_id}}/{{event_id}}", membership.send_knock, "PUT"),
     (f"{V1}/make_leave/{{room_id}}/{{user_id}}", membership.make_leave, "GET"),
     (f"{V2}/send_leave/{{room_id}}/{{event_id}}", membership.send_leave, "PUT"),
     (f"{V2}/invite/{{room_id}}/{{event_id}}", membership.invite, "PUT"),
