@@ -2,7 +2,9 @@
 and device list updates.
 
 An EDU about a user is only taken from that user's own server. Unknown EDU
-types are ignored, as the spec says.
+types are ignored, as the spec says. A typing notification, and a room's share of
+a receipt EDU, are ignored when the room's server ACL denies the origin
+(`relay.federation.acl`).
 
 Spec: https://spec.matrix.org/v1.16/server-server-api/#edus
 """
@@ -14,6 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from relay.federation.acl import origin_allowed_txn
 from relay.services import Services
 from store import events as store_events
 from store import receipts as store_receipts
@@ -40,8 +43,13 @@ async def _typing(services: Services, origin: str, content: dict[str, Any]) -> N
         or not isinstance(typing, bool)
     ):
         return
-    membership = await services.database.read(store_rooms.get_membership, room_id, user_id)
-    if membership != "join":
+
+    def joined_and_allowed(conn: Any) -> bool:
+        return store_rooms.get_membership(conn, room_id, user_id) == "join" and origin_allowed_txn(
+            services.rooms, conn, room_id, origin
+        )
+
+    if not await services.database.read(joined_and_allowed):
         return
     typing_service = services.extra.get("typing")
     if typing_service is not None:
@@ -67,7 +75,13 @@ async def _receipt(services: Services, origin: str, content: dict[str, Any]) -> 
         return
 
     def txn(conn: Any) -> None:
+        allowed = {
+            room_id: origin_allowed_txn(services.rooms, conn, room_id, origin)
+            for room_id in {row[0] for row in rows}
+        }
         for room_id, receipt_type, user_id, event_id, data in rows:
+            if not allowed[room_id]:
+                continue
             if store_rooms.get_membership(conn, room_id, user_id) != "join":
                 continue
             thread_id = data.get("thread_id") if isinstance(data.get("thread_id"), str) else ""

@@ -11,6 +11,9 @@ users: we sign it and remember the room's stripped state for the invitee's
 /sync; an invite in a room version we do not know is 400
 `M_INCOMPATIBLE_ROOM_VERSION`, as the spec's invite v2 answer says.
 
+Every one of them is refused (403 `M_FORBIDDEN`) to a server the room's ACL
+denies (`relay.federation.acl`), before anything else is looked at.
+
 `omit_members` (MSC3706 partial joins) is accepted and ignored: we always
 answer with the full state and `members_omitted: false`, which the spec allows.
 
@@ -31,6 +34,7 @@ from relay.events.auth import AuthError, check_auth
 from relay.events.ids import server_of
 from relay.events.room_versions import room_version
 from relay.events.signing import sign_event
+from relay.federation.acl import require_allowed_txn
 from relay.federation.ingest import BadPdu, parse_pdu
 from relay.federation.remote_membership import STRIPPED_TYPES
 from relay.federation.room_events import auth_chain_txn
@@ -62,6 +66,7 @@ async def _make_membership(request: Request, origin: str, membership: str) -> Re
         raise MissingParam("ver is required")
 
     def txn(conn: sqlite3.Connection) -> dict[str, Any]:
+        require_allowed_txn(rooms, conn, room_id, origin)
         rv = rooms.room_version_txn(conn, room_id)
         if membership in ("join", "knock"):
             if rv.identifier not in supported:
@@ -126,6 +131,9 @@ async def _send_membership(request: Request, origin: str, membership: str) -> tu
     rv = await services.extra["ingest"].room_version_of(room_id)
     if rv is None:
         raise NotFound(f"Unknown room {room_id}")
+    await services.database.read(
+        lambda conn: require_allowed_txn(services.rooms, conn, room_id, origin)
+    )
     try:
         pdu = await services.extra["ingest"].verified_pdu(body, rv)
     except BadPdu as exc:
@@ -211,6 +219,9 @@ async def invite(request: Request, origin: str) -> Response:
         raise IncompatibleRoomVersion(
             f"This server does not support room version {asked}", room_version=str(asked)
         )
+    await services.database.read(
+        lambda conn: require_allowed_txn(services.rooms, conn, room_id, origin)
+    )
     event = body.get("event")
     if not isinstance(event, dict):
         raise BadJson("event is required")

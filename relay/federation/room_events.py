@@ -1,8 +1,9 @@
 """Serving a room's events to other servers: event, state, state_ids, event_auth,
 backfill, get_missing_events, timestamp_to_event.
 
-A server sees a room's events only if one of its users is or was a member
-(history visibility as Synapse applies it to servers, simplified); rejected
+A server sees a room's events only if the room's server ACL allows it
+(`relay.federation.acl`) and one of its users is or was a member (history
+visibility as Synapse applies it to servers, simplified); rejected
 events are never served as part of the room. An event that a redaction applies to is
 served redacted (`RoomService.event_for_servers_txn`); redactions themselves are
 served whether they apply or not (servers need the whole DAG).
@@ -22,6 +23,7 @@ from starlette.responses import Response
 
 from relay.errors import BadJson, Forbidden, InvalidParam, MissingParam, NotFound
 from relay.events.pdu import Pdu
+from relay.federation.acl import require_allowed_txn
 from relay.http import json_response, read_json_object
 from relay.rooms import RoomService
 from relay.services import Services, now_ms
@@ -52,6 +54,15 @@ def server_may_see_txn(conn: sqlite3.Connection, room_id: str, server: str) -> b
     return row is not None
 
 
+def require_server_txn(
+    conn: sqlite3.Connection, rooms: RoomService, room_id: str, origin: str
+) -> None:
+    """Refuse (403) a server the room's ACL denies, or that was never in the room."""
+    require_allowed_txn(rooms, conn, room_id, origin)
+    if not server_may_see_txn(conn, room_id, origin):
+        raise Forbidden("Server is not in the room")
+
+
 def _served_txn(
     conn: sqlite3.Connection, rooms: RoomService, pdus: Iterable[Pdu]
 ) -> list[dict[str, Any]]:
@@ -65,8 +76,7 @@ def _visible_pdu_txn(
     row = store_events.get_event_row(conn, event_id)
     if row is None or row["rejected_reason"] is not None:
         raise NotFound(f"Event {event_id} not found")
-    if not server_may_see_txn(conn, row["room_id"], origin):
-        raise Forbidden("Server is not in the room")
+    require_server_txn(conn, rooms, row["room_id"], origin)
     pdu = rooms.get_pdu_txn(conn, event_id)
     if pdu is None:
         raise NotFound(f"Event {event_id} not found")
@@ -122,6 +132,7 @@ async def get_event(request: Request, origin: str) -> Response:
 def _state_at_txn(
     conn: sqlite3.Connection, rooms: RoomService, room_id: str, event_id: str, origin: str
 ) -> tuple[list[Pdu], list[Pdu]]:
+    require_server_txn(conn, rooms, room_id, origin)
     pdu = _visible_pdu_txn(conn, rooms, event_id, origin)
     if pdu.room_id != room_id:
         raise NotFound(f"Event {event_id} is not in room {room_id}")
@@ -173,6 +184,7 @@ async def get_event_auth(request: Request, origin: str) -> Response:
     room_id, event_id = request.path_params["room_id"], request.path_params["event_id"]
 
     def txn(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+        require_server_txn(conn, services.rooms, room_id, origin)
         pdu = _visible_pdu_txn(conn, services.rooms, event_id, origin)
         if pdu.room_id != room_id:
             raise NotFound(f"Event {event_id} is not in room {room_id}")
@@ -233,8 +245,7 @@ async def backfill(request: Request, origin: str) -> Response:
         raise InvalidParam("limit must be an integer") from None
 
     def txn(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-        if not server_may_see_txn(conn, room_id, origin):
-            raise Forbidden("Server is not in the room")
+        require_server_txn(conn, services.rooms, room_id, origin)
         pdus = _walk_back_txn(services.rooms, conn, room_id, starts, set(), limit, True)
         return _served_txn(conn, services.rooms, pdus)
 
@@ -260,8 +271,7 @@ async def get_missing_events(request: Request, origin: str) -> Response:
         raise BadJson("limit and min_depth must be integers") from None
 
     def txn(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-        if not server_may_see_txn(conn, room_id, origin):
-            raise Forbidden("Server is not in the room")
+        require_server_txn(conn, services.rooms, room_id, origin)
         pdus = _walk_back_txn(services.rooms, conn, room_id, latest, set(earliest), limit, False)
         # Oldest first, as Synapse sends them.
         kept = sorted((p for p in pdus if p.depth >= min_depth), key=lambda p: p.depth)
@@ -283,8 +293,7 @@ async def timestamp_to_event(request: Request, origin: str) -> Response:
         raise InvalidParam("ts must be an integer") from None
 
     def txn(conn: sqlite3.Connection) -> tuple[str, int] | None:
-        if not server_may_see_txn(conn, room_id, origin):
-            raise Forbidden("Server is not in the room")
+        require_server_txn(conn, services.rooms, room_id, origin)
         # The same query as the client API's: a peer must not learn of events our own
         # timeline hides (soft-failed, rejected, outliers).
         rows = store_events.events_by_timestamp(
@@ -306,8 +315,7 @@ async def get_extremities(request: Request, origin: str) -> Response:
     room_id = request.path_params["room_id"]
 
     def txn(conn: sqlite3.Connection) -> list[str]:
-        if not server_may_see_txn(conn, room_id, origin):
-            raise Forbidden("Server is not in the room")
+        require_server_txn(conn, services.rooms, room_id, origin)
         return store_events.get_forward_extremities(conn, room_id)
 
     return json_response({"extremities": await services.database.read(txn)})

@@ -2,7 +2,9 @@
 
 A transaction id is remembered per origin: a retried transaction gets the
 answer the first one got and changes nothing. Each PDU gets its own result; one
-bad PDU never fails the transaction.
+bad PDU never fails the transaction. A PDU of a room whose server ACL denies the
+origin is ignored, its result a 403 `M_FORBIDDEN` error body (as Synapse answers);
+typing and receipt EDUs of such a room are ignored (`edus.py`).
 
 Spec: https://spec.matrix.org/v1.16/server-server-api/#put_matrixfederationv1sendtxnid
 """
@@ -17,10 +19,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from relay.errors import BadJson, Forbidden
+from relay.events.room_versions import RoomVersion, room_version
+from relay.federation.acl import DENIED, origin_allowed_txn
 from relay.federation.edus import handle_edu
+from relay.federation.ingest import BadPdu, parse_pdu
 from relay.http import json_response, read_json_object
 from relay.services import Services, now_ms
 from store import fed_txns as store_fed_txns
+from store import rooms as store_rooms
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +56,13 @@ async def send_transaction(request: Request, origin: str) -> Response:
 
     ingest = services.extra["ingest"]
     results: dict[str, Any] = {}
+    allowed: dict[str, tuple[bool, RoomVersion | None]] = {}  # by room, for this transaction
     for pdu in pdus:
+        denied = await _denied_event_id(services, origin, pdu, allowed)
+        if denied is not None:
+            log.info("ignored PDU %s from %s: the room's server ACL denies it", denied, origin)
+            results[denied] = Forbidden(DENIED).to_json()
+            continue
         event_id, outcome = await ingest.receive(origin, pdu)
         if event_id is None:
             log.info("dropped a PDU from %s: %s", origin, outcome.reason)
@@ -68,3 +80,31 @@ async def send_transaction(request: Request, origin: str) -> Response:
             )
         )
     return json_response(response)
+
+
+async def _denied_event_id(
+    services: Services, origin: str, pdu: Any, allowed: dict[str, bool]
+) -> str | None:
+    """The event id of a PDU whose room's server ACL denies `origin` (None: not denied, or
+    not a PDU of a room we know, which `Ingest.receive` answers). Not verified: a denied
+    server's PDU is answered without fetching anything for it."""
+    room_id = pdu.get("room_id") if isinstance(pdu, dict) else None
+    if not isinstance(room_id, str):
+        return None
+    rooms = services.rooms
+
+    def txn(conn: Any) -> tuple[bool, RoomVersion | None]:
+        identifier = store_rooms.get_room_version(conn, room_id)
+        if identifier is None:
+            return True, None
+        return origin_allowed_txn(rooms, conn, room_id, origin), room_version(identifier)
+
+    if room_id not in allowed:
+        allowed[room_id] = await services.database.read(txn)
+    ok, rv = allowed[room_id]
+    if ok or rv is None:
+        return None
+    try:
+        return parse_pdu(pdu, rv).event_id
+    except BadPdu:
+        return None
