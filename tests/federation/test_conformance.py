@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
 
 from relay.rooms import RoomConfig
+from store import accounts as store_accounts
+from store import events as store_events
 from store import rooms as store_rooms
 from tests.client.conftest import SERVER_NAME, ClientApi
 from tests.client.conftest import api as api  # the in-process relay
 from tests.federation.inprocess import V1, V2, SignedPeer, federation_http, trust_key
-from tests.rooms.remote_rooms import ALICE, CAROL, build
+from tests.rooms.remote_rooms import ALICE, CAROL, build, local_message, shared_room
 from tests.rooms.test_remote_pdus import REMOTE, REMOTE_KEY
 
 
@@ -32,7 +35,8 @@ async def remote(api: ClientApi, fed: httpx.AsyncClient) -> SignedPeer:
 
 
 async def _room(api: ClientApi, version: str = "10", preset: str = "public_chat") -> str:
-    await api.add_user("alice")
+    if await api.services.database.read(store_accounts.get_user, ALICE) is None:
+        await api.add_user("alice")
     return await api.services.rooms.create_room(
         RoomConfig(creator=ALICE, room_version=version, preset=preset)
     )
@@ -185,3 +189,95 @@ async def test_send_knock_stores_the_knock_and_answers_the_rooms_knock_state(
     assert all("signatures" in e and "hashes" in e for e in state)
     membership = await api.services.database.read(store_rooms.get_membership, room, CAROL)
     assert membership == "knock"
+
+
+# -- /send limits; /state_ids and /event_auth errors ---------------------------------------------
+
+
+def _error(r: httpx.Response, status: int, errcode: str) -> None:
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert body["errcode"] == errcode and isinstance(body["error"], str), body
+
+
+def _txn(origin: str, pdus: int, edus: int) -> dict[str, Any]:
+    return {
+        "origin": origin,
+        "origin_server_ts": 1,
+        "pdus": [{"room_id": "!nowhere:" + REMOTE} for _ in range(pdus)],
+        "edus": [{"edu_type": "org.example.nothing", "content": {}} for _ in range(edus)],
+    }
+
+
+@pytest.mark.parametrize(("pdus", "edus"), [(51, 0), (0, 101), (51, 101)])
+async def test_send_over_the_limits_is_400(remote: SignedPeer, pdus: int, edus: int) -> None:
+    """At most 50 PDUs and 100 EDUs a transaction: Synapse answers 400 (with `{}`; ours
+    carries M_BAD_JSON, which the spec leaves open)."""
+    r = await remote.request("PUT", f"{V1}/send/over", json_body=_txn(REMOTE, pdus, edus))
+    _error(r, 400, "M_BAD_JSON")
+
+
+async def test_send_at_the_limits_is_processed(remote: SignedPeer) -> None:
+    """PDUs of a room we do not know are dropped, without a result (as Synapse does)."""
+    r = await remote.request("PUT", f"{V1}/send/at", json_body=_txn(REMOTE, 50, 100))
+    assert (r.status_code, r.json()) == (200, {"pdus": {}}), r.text
+
+
+async def test_send_whose_origin_is_not_the_signer_is_forbidden(remote: SignedPeer) -> None:
+    r = await remote.request("PUT", f"{V1}/send/x", json_body=_txn("someone.else", 1, 0))
+    _error(r, 403, "M_FORBIDDEN")
+
+
+async def test_send_with_pdus_not_a_list_is_bad_json(remote: SignedPeer) -> None:
+    r = await remote.request("PUT", f"{V1}/send/y", json_body={"origin": REMOTE, "pdus": {}})
+    _error(r, 400, "M_BAD_JSON")
+
+
+@pytest.fixture
+async def joined(api: ClientApi, remote: SignedPeer) -> tuple[str, str, str]:
+    """A room REMOTE's Carol joined, its newest event; and a room REMOTE was never in, with
+    its newest event."""
+    room = await shared_room(api, "11")
+    message = await local_message(api, room, "seen")
+    private = await _room(api, "11", preset="private_chat")
+    secret = await local_message(api, private, "unseen")
+    return room, message, secret
+
+
+async def test_state_ids_errors(remote: SignedPeer, joined: tuple[str, str, str]) -> None:
+    """Spec: 403 for a host not in the room, 404 for an unknown event; the query parameter
+    is required (Synapse: 400 M_MISSING_PARAM)."""
+    room, message, secret = joined
+    path = f"{V1}/state_ids/{quote(room)}"
+    _error(await remote.request("GET", path), 400, "M_MISSING_PARAM")
+    _error(await remote.request("GET", path, query={"event_id": "$nope"}), 404, "M_NOT_FOUND")
+    # An event of another room (one REMOTE is not in: still 403, the event's room decides).
+    _error(await remote.request("GET", path, query={"event_id": secret}), 403, "M_FORBIDDEN")
+    r = await remote.request("GET", path, query={"event_id": message})
+    assert r.status_code == 200 and set(r.json()) == {"pdu_ids", "auth_chain_ids"}, r.text
+
+
+async def test_state_ids_of_a_room_the_server_never_joined_is_403(
+    api: ClientApi, remote: SignedPeer, joined: tuple[str, str, str]
+) -> None:
+    _room_id, _message, secret = joined
+    private = await api.services.database.read(
+        lambda conn: store_events.get_event_row(conn, secret)["room_id"]
+    )
+    for query in ({"event_id": secret}, {"event_id": "$nope"}):
+        r = await remote.request("GET", f"{V1}/state_ids/{quote(private)}", query=query)
+        _error(r, 403, "M_FORBIDDEN")
+
+
+async def test_event_auth_errors(
+    api: ClientApi, remote: SignedPeer, joined: tuple[str, str, str]
+) -> None:
+    room, message, secret = joined
+    private = await api.services.database.read(
+        lambda conn: store_events.get_event_row(conn, secret)["room_id"]
+    )
+    _error(await remote.request("GET", f"{V1}/event_auth/{quote(room)}/$nope"), 404, "M_NOT_FOUND")
+    r = await remote.request("GET", f"{V1}/event_auth/{quote(private)}/{quote(secret)}")
+    _error(r, 403, "M_FORBIDDEN")
+    r = await remote.request("GET", f"{V1}/event_auth/{quote(room)}/{quote(message)}")
+    assert r.status_code == 200 and set(r.json()) == {"auth_chain"}, r.text
