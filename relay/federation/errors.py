@@ -11,6 +11,8 @@
 Neither is a `MatrixError`: a remote server's error is not ours to hand to a client.
 `client_error` turns one into the error a client may see: the errcodes that mean the
 same to it (`M_FORBIDDEN`, `M_NOT_FOUND`, `M_UNSUPPORTED_ROOM_VERSION`) pass through,
+a peer's `M_INCOMPATIBLE_ROOM_VERSION` (its make_join or invite answer: it lacks the
+room's version) reaches the client as `M_UNSUPPORTED_ROOM_VERSION`,
 anything else becomes our 502 `M_UNKNOWN` "request to X failed" (a remote 500 "does not
 make sense to a client", as Synapse's `SynapseError` says; tuwunel's `is_relayable`).
 """
@@ -50,6 +52,8 @@ RELAYABLE: dict[str, type[MatrixError]] = {
     "M_FORBIDDEN": Forbidden,
     "M_NOT_FOUND": NotFound,
     "M_UNSUPPORTED_ROOM_VERSION": UnsupportedRoomVersion,
+    # Server-to-server only; to a client it is a version the room's servers cannot use.
+    "M_INCOMPATIBLE_ROOM_VERSION": UnsupportedRoomVersion,
 }
 
 

@@ -135,6 +135,10 @@ def test_client_error_relays_only_errcodes_that_mean_the_same() -> None:
         client_error(RemoteError("x", 400, "M_UNSUPPORTED_ROOM_VERSION", "v")),
         UnsupportedRoomVersion,
     )
+    # A peer that lacks the room's version (its invite v2 or make_join answer).
+    err = client_error(RemoteError("x", 400, "M_INCOMPATIBLE_ROOM_VERSION", "v"))
+    assert isinstance(err, UnsupportedRoomVersion)
+    assert (err.status, err.errcode) == (400, "M_UNSUPPORTED_ROOM_VERSION")
     for exc in (RemoteError("x", 500, "M_UNKNOWN", "boom"), PeerUnreachable("x", "down")):
         err = client_error(exc)
         assert isinstance(err, Unknown)
