@@ -75,33 +75,102 @@ class DrainUnreadBody:
     starts. An answer given before the body is read (401 for a missing token, 404, 413
     for a body too large, 429) otherwise ends the connection with no `Connection: close`:
     a client reusing it sees "server disconnected", one still sending a big body sees a
-    reset instead of the answer. Bounded by DRAIN_BYTES and DRAIN_SECONDS."""
+    reset instead of the answer. Bounded by DRAIN_BYTES and DRAIN_SECONDS.
+
+    Only a request that has a body is watched (`_has_body`): a GET's one message is the
+    empty end of the body, and there is nothing to drain. Nor does the drain read beside
+    the app: a streaming or file response listens for `http.disconnect` with its own
+    `receive` while it sends, and two readers of one channel race for its messages (the
+    drain waited its full DRAIN_SECONDS whenever the listener took the end of the body).
+    See `_RequestBody`."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or not _has_body(scope):
             await self.app(scope, receive, send)
             return
-        body_done = False
-
-        async def tracking_receive() -> Message:
-            nonlocal body_done
-            message = await receive()
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                body_done = True
-            return message
+        body = _RequestBody(receive)
 
         async def draining_send(message: Message) -> None:
-            if message["type"] == "http.response.start" and not body_done:
-                drained = 0
-                with trio.move_on_after(DRAIN_SECONDS):
-                    while not body_done and drained <= DRAIN_BYTES:
-                        drained += len((await tracking_receive()).get("body", b""))
+            if message["type"] == "http.response.start" and not await body.drain():
+                log.warning(
+                    "gave up draining the unread body of %s %s after %.0f s",
+                    scope["method"],
+                    scope["path"],
+                    DRAIN_SECONDS,
+                )
             await send(message)
 
-        await self.app(scope, tracking_receive, draining_send)
+        await self.app(scope, body.receive, draining_send)
+
+
+def _has_body(scope: Scope) -> bool:
+    """Whether the request announced a body (HTTP/1.1: Content-Length above 0, or a
+    Transfer-Encoding). One without gets no message but the empty end of the body."""
+    for name, value in scope.get("headers", ()):
+        if name == b"transfer-encoding":
+            return True
+        if name == b"content-length":
+            return value.strip() not in (b"0", b"")
+    return False
+
+
+class _RequestBody:
+    """The request's `receive`, shared by the app and the drain so that they never wait
+    on it side by side.
+
+    The app's calls go through `receive`. The drain (`drain`, when the response starts)
+    reads only while the app is not reading: if the app already waits in `receive` (a
+    response's disconnect listener), the rest of the body reaches the app, and the drain
+    only waits for the end of the body to go by. If the app starts reading while the
+    drain waits, whichever of them gets the end of the body ends the drain. A message
+    that is not the body (`http.disconnect`) read by the drain is kept for the app."""
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self._ended = trio.Event()
+        self._app_waiting = 0
+        self._kept: Message | None = None
+        self._drain_scope: trio.CancelScope | None = None
+
+    async def receive(self) -> Message:
+        if self._kept is not None:
+            message, self._kept = self._kept, None
+            return message
+        self._app_waiting += 1
+        try:
+            message = await self._receive()
+        finally:
+            self._app_waiting -= 1
+        self._saw(message)
+        return message
+
+    def _saw(self, message: Message) -> None:
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            self._ended.set()
+            if self._drain_scope is not None:
+                self._drain_scope.cancel()
+
+    async def drain(self) -> bool:
+        """Wait until the whole body went by, reading and dropping it if nobody else
+        reads it; False if DRAIN_SECONDS or DRAIN_BYTES ran out first."""
+        drained = 0
+        with trio.move_on_after(DRAIN_SECONDS):
+            while not self._ended.is_set() and drained <= DRAIN_BYTES:
+                if self._app_waiting:
+                    await self._ended.wait()
+                    break
+                with trio.CancelScope() as self._drain_scope:
+                    message = await self._receive()
+                    self._saw(message)
+                    if message["type"] == "http.request":
+                        drained += len(message.get("body", b""))
+                    else:
+                        self._kept = message
+                self._drain_scope = None
+        return self._ended.is_set()
 
 
 def make_app(routes: Sequence[BaseRoute]) -> Starlette:
