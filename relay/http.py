@@ -11,6 +11,7 @@ import json
 import logging
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import unquote
 
 import trio
 from starlette.applications import Starlette
@@ -19,7 +20,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relay.errors import BadJson, MatrixError, NotJson, TooLarge, Unknown, Unrecognized
@@ -171,6 +172,30 @@ class _RequestBody:
                         self._kept = message
                 self._drain_scope = None
         return self._ended.is_set()
+
+
+class RawPathRoute(Route):
+    """A route matched on the raw path, before percent-decoding, as Synapse matches
+    its routes: an encoded `/` (`%2F`) stays inside its segment (a media file name
+    `mc%2Fdl%2Fimg.enc` is one segment, not three). Parameters are decoded after the
+    match."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        raw = scope.get("raw_path") if scope["type"] == "http" else None
+        if raw is None:
+            return super().matches(scope)
+        path = raw.split(b"?", 1)[0].decode("latin-1")
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :]
+        match, child = super().matches({**scope, "path": path, "root_path": ""})
+        if match is not Match.NONE:
+            params = child["path_params"]
+            child["path_params"] = {
+                key: unquote(value) if isinstance(value, str) else value
+                for key, value in params.items()
+            }
+        return match, child
 
 
 def make_app(routes: Sequence[BaseRoute]) -> Starlette:

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from relay.http import DRAIN_SECONDS, json_response, make_app
+from relay.http import DRAIN_SECONDS, RawPathRoute, json_response, make_app
 
 END_OF_BODY = {"type": "http.request", "body": b"", "more_body": False}
 
@@ -40,10 +40,16 @@ async def answer_early(request: Request) -> Response:
     return json_response({"errcode": "M_FORBIDDEN", "error": "no"}, 403)
 
 
+async def echo_params(request: Request) -> Response:
+    return json_response(dict(request.path_params))
+
+
 APP = make_app(
     [
         Route("/stream", stream, methods=["GET", "POST"]),
         Route("/early", answer_early, methods=["POST"]),
+        Route("/m/{server}/{media_id}", echo_params, methods=["GET"]),
+        RawPathRoute("/m/{server}/{media_id}/{file_name}", echo_params, methods=["GET"]),
     ]
 )
 
@@ -178,3 +184,37 @@ async def test_a_disconnect_the_drain_reads_is_kept_for_the_app(
         await trio.testing.wait_all_tasks_blocked()
         assert exchange.started()
     assert trio.current_time() == 0
+
+
+@pytest.mark.parametrize(
+    ("raw_path", "file_name"),
+    [
+        ("/m/relay.test/abc/mc%2Fdl%2Fimg.enc", "mc/dl/img.enc"),
+        ("/m/relay.test/abc/plain.png", "plain.png"),
+        ("/m/relay.test/abc/caf%C3%A9%20menu.pdf", "café menu.pdf"),
+    ],
+)
+async def test_raw_path_route_keeps_an_encoded_slash_in_its_segment(
+    raw_path: str, file_name: str
+) -> None:
+    from urllib.parse import unquote
+
+    exchange = Exchange("GET", unquote(raw_path), [])
+    exchange.scope["raw_path"] = raw_path.encode()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(exchange.run)
+        await exchange.to_app.send(END_OF_BODY)
+    assert exchange.sent[0]["status"] == 200
+    body = b"".join(m.get("body", b"") for m in exchange.sent[1:])
+    assert body.decode() == (
+        '{"server":"relay.test","media_id":"abc","file_name":"' + file_name + '"}'
+    )
+
+
+async def test_raw_path_route_does_not_take_real_slashes() -> None:
+    # A literal "/" still separates segments, as on Synapse: no route, 404.
+    exchange = Exchange("GET", "/m/relay.test/abc/mc/dl/img.enc", [])
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(exchange.run)
+        await exchange.to_app.send(END_OF_BODY)
+    assert exchange.sent[0]["status"] == 404

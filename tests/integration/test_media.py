@@ -137,7 +137,7 @@ def test_sequential_downloads_and_thumbnails_never_wait_on_the_body_drain(
     user = MatrixUser.login(relay.client_url, "field")
     data = png(800, 600)
     mxc = upload(user, data, "image/png", "map.png")
-    requests = [(f"{V1}/download/{mxc}", {})]
+    requests = [(f"{V1}/download/{mxc}", {}), (f"{V1}/download/{mxc}/mc%2Fdl%2Fimg.enc", {})]
     requests.append((f"{V1}/thumbnail/{mxc}", {"width": 96, "height": 96, "method": "scale"}))
     for path, params in requests:
         for _ in range(30):
