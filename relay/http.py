@@ -11,6 +11,7 @@ import json
 import logging
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import unquote
 
 import trio
 from starlette.applications import Starlette
@@ -19,7 +20,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relay.errors import BadJson, MatrixError, NotJson, TooLarge, Unknown, Unrecognized
@@ -75,33 +76,126 @@ class DrainUnreadBody:
     starts. An answer given before the body is read (401 for a missing token, 404, 413
     for a body too large, 429) otherwise ends the connection with no `Connection: close`:
     a client reusing it sees "server disconnected", one still sending a big body sees a
-    reset instead of the answer. Bounded by DRAIN_BYTES and DRAIN_SECONDS."""
+    reset instead of the answer. Bounded by DRAIN_BYTES and DRAIN_SECONDS.
+
+    Only a request that has a body is watched (`_has_body`): a GET's one message is the
+    empty end of the body, and there is nothing to drain. Nor does the drain read beside
+    the app: a streaming or file response listens for `http.disconnect` with its own
+    `receive` while it sends, and two readers of one channel race for its messages (the
+    drain waited its full DRAIN_SECONDS whenever the listener took the end of the body).
+    See `_RequestBody`."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or not _has_body(scope):
             await self.app(scope, receive, send)
             return
-        body_done = False
-
-        async def tracking_receive() -> Message:
-            nonlocal body_done
-            message = await receive()
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                body_done = True
-            return message
+        body = _RequestBody(receive)
 
         async def draining_send(message: Message) -> None:
-            if message["type"] == "http.response.start" and not body_done:
-                drained = 0
-                with trio.move_on_after(DRAIN_SECONDS):
-                    while not body_done and drained <= DRAIN_BYTES:
-                        drained += len((await tracking_receive()).get("body", b""))
+            if message["type"] == "http.response.start" and not await body.drain():
+                log.warning(
+                    "gave up draining the unread body of %s %s after %.0f s",
+                    scope["method"],
+                    scope["path"],
+                    DRAIN_SECONDS,
+                )
             await send(message)
 
-        await self.app(scope, tracking_receive, draining_send)
+        await self.app(scope, body.receive, draining_send)
+
+
+def _has_body(scope: Scope) -> bool:
+    """Whether the request announced a body (HTTP/1.1: Content-Length above 0, or a
+    Transfer-Encoding). One without gets no message but the empty end of the body."""
+    for name, value in scope.get("headers", ()):
+        if name == b"transfer-encoding":
+            return True
+        if name == b"content-length":
+            return value.strip() not in (b"0", b"")
+    return False
+
+
+class _RequestBody:
+    """The request's `receive`, shared by the app and the drain so that they never wait
+    on it side by side.
+
+    The app's calls go through `receive`. The drain (`drain`, when the response starts)
+    reads only while the app is not reading: if the app already waits in `receive` (a
+    response's disconnect listener), the rest of the body reaches the app, and the drain
+    only waits for the end of the body to go by. If the app starts reading while the
+    drain waits, whichever of them gets the end of the body ends the drain. A message
+    that is not the body (`http.disconnect`) read by the drain is kept for the app."""
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self._ended = trio.Event()
+        self._app_waiting = 0
+        self._kept: Message | None = None
+        self._drain_scope: trio.CancelScope | None = None
+
+    async def receive(self) -> Message:
+        if self._kept is not None:
+            message, self._kept = self._kept, None
+            return message
+        self._app_waiting += 1
+        try:
+            message = await self._receive()
+        finally:
+            self._app_waiting -= 1
+        self._saw(message)
+        return message
+
+    def _saw(self, message: Message) -> None:
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            self._ended.set()
+            if self._drain_scope is not None:
+                self._drain_scope.cancel()
+
+    async def drain(self) -> bool:
+        """Wait until the whole body went by, reading and dropping it if nobody else
+        reads it; False if DRAIN_SECONDS or DRAIN_BYTES ran out first."""
+        drained = 0
+        with trio.move_on_after(DRAIN_SECONDS):
+            while not self._ended.is_set() and drained <= DRAIN_BYTES:
+                if self._app_waiting:
+                    await self._ended.wait()
+                    break
+                with trio.CancelScope() as self._drain_scope:
+                    message = await self._receive()
+                    self._saw(message)
+                    if message["type"] == "http.request":
+                        drained += len(message.get("body", b""))
+                    else:
+                        self._kept = message
+                self._drain_scope = None
+        return self._ended.is_set()
+
+
+class RawPathRoute(Route):
+    """A route matched on the raw path, before percent-decoding, as Synapse matches
+    its routes: an encoded `/` (`%2F`) stays inside its segment (a media file name
+    `mc%2Fdl%2Fimg.enc` is one segment, not three). Parameters are decoded after the
+    match."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        raw = scope.get("raw_path") if scope["type"] == "http" else None
+        if raw is None:
+            return super().matches(scope)
+        path = raw.split(b"?", 1)[0].decode("latin-1")
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :]
+        match, child = super().matches({**scope, "path": path, "root_path": ""})
+        if match is not Match.NONE:
+            params = child["path_params"]
+            child["path_params"] = {
+                key: unquote(value) if isinstance(value, str) else value
+                for key, value in params.items()
+            }
+        return match, child
 
 
 def make_app(routes: Sequence[BaseRoute]) -> Starlette:

@@ -338,9 +338,12 @@ def update_forward_extremities(
         "DELETE FROM forward_extremities WHERE room_id = ? AND event_id = ?",
         [(room_id, prev) for prev in prev_event_ids],
     )
+    # From the event's children (event_edges_prev) to their rows by primary key: `+`
+    # keeps SQLite off events_room_stream, which would walk the room's whole history
+    # (a cost that grew with every message) to find the usual answer, "none".
     child = conn.execute(
-        "SELECT 1 FROM event_edges JOIN events USING (event_id)"
-        " WHERE prev_event_id = ? AND events.room_id = ? AND events.outlier = 0 LIMIT 1",
+        "SELECT 1 FROM event_edges ed JOIN events e ON e.event_id = ed.event_id"
+        " WHERE ed.prev_event_id = ? AND +e.room_id = ? AND e.outlier = 0 LIMIT 1",
         (new_event_id, room_id),
     ).fetchone()
     if child is None:

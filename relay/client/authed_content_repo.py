@@ -74,6 +74,7 @@ ROUTES = [
         get_content,
         ("GET",),
         prefixes=CLIENT_V1,
+        raw_path=True,  # a file name may hold an encoded "/" (mc%2Fdl%2Fimg.enc)
     ),
     ClientRoute(
         "/media/thumbnail/{server_name}/{media_id}",

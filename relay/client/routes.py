@@ -43,7 +43,7 @@ from relay.client import (
 from relay.client import typing as typing_api
 from relay.client.auth import with_requester
 from relay.client.route import ClientRoute
-from relay.http import make_app
+from relay.http import RawPathRoute, make_app
 from relay.services import Services
 
 API_MODULES = [
@@ -91,7 +91,8 @@ def build_routes(api_routes: list[ClientRoute]) -> list[Route]:
     for r in api_routes:
         endpoint = with_requester(r.handler) if r.auth else r.handler
         for prefix in r.prefixes:
-            routes.append(Route(prefix + r.path, endpoint, methods=list(r.methods)))
+            route_class = RawPathRoute if r.raw_path else Route
+            routes.append(route_class(prefix + r.path, endpoint, methods=list(r.methods)))
     return routes
 
 

@@ -78,6 +78,21 @@ async def test_download_with_file_name_overrides_and_encodes_it(api: ClientApi) 
     )
 
 
+async def test_download_file_name_may_hold_an_encoded_slash(api: ClientApi) -> None:
+    # matrix-js-sdk names encrypted attachments like this; Synapse matches its routes on
+    # the raw path, so `%2F` stays inside the file-name segment (it was 404 M_UNRECOGNIZED).
+    alice = await api.login("alice")
+    mxc = await upload(api, alice, b"\x00ciphertext", content_type="application/octet-stream")
+    r = await api.http.get(f"{V1}/download/{mxc}/mc%2Fdl%2Fimg.enc", headers=alice)
+    assert r.status_code == 200, r.text
+    assert r.content == b"\x00ciphertext"
+    assert r.headers["content-disposition"] == "attachment; filename*=utf-8''mc%2Fdl%2Fimg.enc"
+    # A real "/" is still a separator: no route has three file-name segments.
+    r = await api.http.get(f"{V1}/download/{mxc}/mc/dl/img.enc", headers=alice)
+    assert r.status_code == 404
+    assert r.json()["errcode"] == "M_UNRECOGNIZED"
+
+
 async def test_two_uploads_of_the_same_bytes_are_stored_once(api: ClientApi) -> None:
     alice = await api.login("alice")
     first = await upload(api, alice, b"same bytes")

@@ -135,6 +135,26 @@ def test_late_event_with_known_child_is_not_an_extremity(conn: sqlite3.Connectio
     assert events.get_forward_extremities(conn, ROOM) == ["$c"]
 
 
+def test_forward_extremity_update_looks_up_children_not_the_room(
+    conn: sqlite3.Connection,
+) -> None:
+    # "Does a stored event name the new one as a prev?" starts from event_edges_prev;
+    # searching events by room (events_room_stream) walked the whole history per send.
+    for i in range(20):
+        _store(conn, f"$m{i}", [f"$m{i - 1}"] if i else [], depth=i + 1)
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    try:
+        with db.write(conn):
+            events.update_forward_extremities(conn, ROOM, "$m19", ["$m18"])
+    finally:
+        conn.set_trace_callback(None)
+    (child,) = [s for s in statements if s.startswith("SELECT 1 FROM event_edges")]
+    plan = [row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {child}")]
+    assert plan[0].startswith("SEARCH ed USING INDEX event_edges_prev (prev_event_id=?)")
+    assert not any("events_room" in step or step.startswith("SCAN") for step in plan)
+
+
 def test_set_forward_extremities_replaces(conn: sqlite3.Connection) -> None:
     with db.write(conn):
         events.set_forward_extremities(conn, ROOM, ["$x", "$y"])
