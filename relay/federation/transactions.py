@@ -4,6 +4,15 @@ A transaction id is remembered per origin: a retried transaction gets the
 answer the first one got and changes nothing. Each PDU gets its own result; one
 bad PDU never fails the transaction.
 
+To-device EDUs are delivered before the transaction's PDUs, the other EDUs after
+them. A client shares a room key (to-device) before it sends the event encrypted
+with it, and an upstream that was busy sending to us carries both in one
+transaction: delivered in that order, the key takes a stream position before the
+event's, so no /sync answer can hand a device the event without its key (a client
+that does not retry decryption, like matrix-nio, would never read it). The other
+EDUs may be about the PDUs' rooms (typing and receipts check the sender's
+membership), so they wait for the PDUs.
+
 Spec: https://spec.matrix.org/v1.16/server-server-api/#put_matrixfederationv1sendtxnid
 """
 
@@ -26,6 +35,7 @@ log = logging.getLogger(__name__)
 
 MAX_PDUS = 50
 MAX_EDUS = 100
+TO_DEVICE = "m.direct_to_device"
 
 
 async def send_transaction(request: Request, origin: str) -> Response:
@@ -48,6 +58,10 @@ async def send_transaction(request: Request, origin: str) -> Response:
     if earlier is not None:
         return json_response(json.loads(earlier))
 
+    valid = [edu for edu in edus if isinstance(edu, dict)]
+    for edu in valid:
+        if edu.get("edu_type") == TO_DEVICE:
+            await handle_edu(services, origin, edu)
     ingest = services.extra["ingest"]
     results: dict[str, Any] = {}
     for pdu in pdus:
@@ -56,8 +70,8 @@ async def send_transaction(request: Request, origin: str) -> Response:
             log.info("dropped a PDU from %s: %s", origin, outcome.reason)
             continue
         results[event_id] = {"error": outcome.reason} if outcome.status == "rejected" else {}
-    for edu in edus:
-        if isinstance(edu, dict):
+    for edu in valid:
+        if edu.get("edu_type") != TO_DEVICE:
             await handle_edu(services, origin, edu)
     response = {"pdus": results}
     if pdus or edus:
