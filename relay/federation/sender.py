@@ -4,10 +4,14 @@ The SQLite outbox (store/outbox.py) is the queue, so nothing is lost across
 restarts; a `trio.Event` per destination only wakes its task. A transaction
 carries the destination's oldest rows, in the order they were queued (which is
 DAG order for our own events: each was built on the ones before), at most 50
-PDUs and 100 EDUs. Rows leave the outbox only once the destination answered
-200. Failures back off (doubling, capped at `retry_max_s`); the uplink monitor
-pokes a destination as soon as it answers again, so a healed link starts
-flushing within seconds, whatever the backoff.
+PDUs and 100 EDUs, and ending before the first PDU queued after a to-device EDU:
+a room key then reaches the destination in an earlier transaction than the
+events encrypted with it (Synapse handles a transaction's PDUs and EDUs
+concurrently, so within one transaction the event may reach a /sync first).
+Rows leave the outbox only once the destination answered 200. Failures back off
+(doubling, capped at `retry_max_s`); the uplink monitor pokes a destination as
+soon as it answers again, so a healed link starts flushing within seconds,
+whatever the backoff.
 
 Spec: https://spec.matrix.org/v1.16/server-server-api/#transactions
 """
@@ -29,6 +33,7 @@ from store import outbox as store_outbox
 log = logging.getLogger(__name__)
 
 PROBE_INTERVAL_S = 2.0
+TO_DEVICE = "m.direct_to_device"
 
 
 @dataclass
@@ -38,6 +43,18 @@ class DestinationState:
     backoff_s: float = 0.0
     running: bool = False
     sent_transactions: int = 0
+
+
+def keys_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The part of an outbox batch to send now: up to the first PDU queued after a
+    to-device EDU (which the destination then has before that PDU)."""
+    to_device = False
+    for index, row in enumerate(rows):
+        if row["kind"] == "pdu" and to_device:
+            return rows[:index]
+        if row["kind"] == "edu":
+            to_device = to_device or json.loads(row["payload"]).get("edu_type") == TO_DEVICE
+    return rows
 
 
 class FederationSender:
@@ -112,7 +129,7 @@ class FederationSender:
                     state.wake = trio.Event()
                     with trio.move_on_after(state.backoff_s):
                         await state.wake.wait()
-                await self._send_batch(destination, state, rows)
+                await self._send_batch(destination, state, keys_first(rows))
         finally:
             state.running = False
 

@@ -6,6 +6,15 @@ bad PDU never fails the transaction. A PDU of a room whose server ACL denies the
 origin is ignored, its result a 403 `M_FORBIDDEN` error body (as Synapse answers);
 typing and receipt EDUs of such a room are ignored (`edus.py`).
 
+To-device EDUs are delivered before the transaction's PDUs, the other EDUs after
+them. A client shares a room key (to-device) before it sends the event encrypted
+with it, and an upstream that was busy sending to us carries both in one
+transaction: delivered in that order, the key takes a stream position before the
+event's, so no /sync answer can hand a device the event without its key (a client
+that does not retry decryption, like matrix-nio, would never read it). The other
+EDUs may be about the PDUs' rooms (typing and receipts check the sender's
+membership), so they wait for the PDUs.
+
 Spec: https://spec.matrix.org/v1.16/server-server-api/#put_matrixfederationv1sendtxnid
 """
 
@@ -32,6 +41,7 @@ log = logging.getLogger(__name__)
 
 MAX_PDUS = 50
 MAX_EDUS = 100
+TO_DEVICE = "m.direct_to_device"
 
 
 async def send_transaction(request: Request, origin: str) -> Response:
@@ -54,6 +64,10 @@ async def send_transaction(request: Request, origin: str) -> Response:
     if earlier is not None:
         return json_response(json.loads(earlier))
 
+    valid = [edu for edu in edus if isinstance(edu, dict)]
+    for edu in valid:
+        if edu.get("edu_type") == TO_DEVICE:
+            await handle_edu(services, origin, edu)
     ingest = services.extra["ingest"]
     results: dict[str, Any] = {}
     allowed: dict[str, tuple[bool, RoomVersion | None]] = {}  # by room, for this transaction
@@ -68,8 +82,8 @@ async def send_transaction(request: Request, origin: str) -> Response:
             log.info("dropped a PDU from %s: %s", origin, outcome.reason)
             continue
         results[event_id] = {"error": outcome.reason} if outcome.status == "rejected" else {}
-    for edu in edus:
-        if isinstance(edu, dict):
+    for edu in valid:
+        if edu.get("edu_type") != TO_DEVICE:
             await handle_edu(services, origin, edu)
     response = {"pdus": results}
     if pdus or edus:

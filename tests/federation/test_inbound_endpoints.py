@@ -5,6 +5,7 @@ real client API."""
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import trio
 from relay.events.pdu import Pdu, finalize_event
 from relay.events.room_versions import room_version
 from relay.federation.errors import RemoteError
+from store import device_inbox as store_inbox
 from store import events as store_events
 from store import state as store_state
 from tests.federation.conftest import Side, open_side
@@ -681,6 +683,41 @@ async def test_send_to_device_edu_retried_in_a_new_transaction_is_delivered_once
     assert [e for e in events if e["type"] == "m.test.retried"] == [
         {"sender": shared.alice.user_id, "type": "m.test.retried", "content": {"n": 1}}
     ]
+
+
+async def test_send_to_device_edu_is_delivered_before_the_pdus_of_its_transaction(
+    shared: Shared,
+) -> None:
+    """A sender shares a room key (to-device) before the event it encrypts; an upstream
+    that was busy sending to us puts both in one transaction. The key must take a
+    stream position before the event's: a /sync hands out everything up to its token, so
+    then no answer can carry the event without the key (nio never decrypts it later)."""
+    bob = shared.bob
+    device = bob.call("GET", "/account/whoami")["device_id"]
+    pdu = await _message(shared, "encrypted with the key beside it")
+    edu = {
+        "edu_type": "m.direct_to_device",
+        "content": {
+            "sender": shared.alice.user_id,
+            "type": "m.test.room_key",
+            "message_id": new_txn_id(),
+            "messages": {bob.user_id: {device: {"session_id": pdu.event_id}}},
+        },
+    }
+    assert await _send(shared, [pdu.as_dict()], edus=[edu]) == {"pdus": {pdu.event_id: {}}}
+    row = await _stored(shared, pdu.event_id)
+    assert row is not None
+
+    async def keys_up_to(position: int) -> list[Any]:
+        rows = await _b_read(
+            shared, store_inbox.messages_up_to, bob.user_id, device, position, 1000
+        )
+        return [m["content"] for m in map(json.loads, rows) if m["type"] == "m.test.room_key"]
+
+    key = {"session_id": pdu.event_id}
+    assert key in await keys_up_to(2**62)  # delivered
+    # ... and in what a /sync whose token is the event's own position hands the device.
+    assert key in await keys_up_to(row["stream_ordering"])
 
 
 async def test_send_more_than_50_pdus_is_400(shared: Shared) -> None:

@@ -4,7 +4,9 @@ at any homeservers: the relay alone, or the relay and a real Synapse.
 `E2eeClient` wraps one logged-in nio client with its own crypto store and does what
 nio's `sync_forever` does each round (sync, send queued to-device messages, upload,
 query and claim keys). `wait_for_plaintexts` syncs until every expected message has
-been decrypted; an undecryptable one is reported with the session it needed.
+been decrypted; an undecryptable one is reported with the session it needed, and
+whether that session's key came later (nio does not decrypt an event again when its
+key arrives: a server must hand out a room key no later than the events it unlocks).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from nio import (
     MegolmEvent,
     RoomCreateResponse,
     RoomInviteResponse,
+    RoomKeyEvent,
     RoomMessageText,
     RoomSendResponse,
     SyncResponse,
@@ -47,6 +50,8 @@ class E2eeClient:
         #: room_id -> plaintext bodies decrypted so far, and bodies that failed.
         self.plain: dict[str, list[str]] = {}
         self.undecrypted: dict[str, list[str]] = {}
+        #: Megolm sessions whose key came in a later /sync than an event needing it.
+        self.late_keys: set[str] = set()
 
     @property
     def user_id(self) -> str:
@@ -62,6 +67,10 @@ class E2eeClient:
         resp = await self.nio.sync(timeout=timeout_ms, full_state=False)
         if not isinstance(resp, SyncResponse):
             raise E2eeFailure(f"{self.user_id} sync failed: {resp!r}")
+        waiting = {s for sessions in self.undecrypted.values() for s in sessions}
+        for event in resp.to_device_events:
+            if isinstance(event, RoomKeyEvent) and event.session_id in waiting:
+                self.late_keys.add(event.session_id)
         for room_id, info in resp.rooms.join.items():
             for event in info.timeline.events:
                 if isinstance(event, RoomMessageText):
@@ -133,7 +142,8 @@ class E2eeClient:
             await self.tick(500)
         raise E2eeFailure(
             f"{self.user_id} decrypted {self.plain.get(room_id)}, expected {bodies};"
-            f" undecryptable sessions: {self.undecrypted.get(room_id)}"
+            f" undecryptable sessions: {self.undecrypted.get(room_id)};"
+            f" of those, keys that came after their events: {sorted(self.late_keys)}"
         )
 
     async def close(self) -> None:
