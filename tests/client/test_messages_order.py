@@ -13,7 +13,7 @@ from typing import Any
 from relay.remote_pdus import accept_pdu_txn
 from store import events as store_events
 from tests.client.conftest import SERVER_NAME, ClientApi
-from tests.rooms.test_remote_pdus import REMOTE, remote_event
+from tests.rooms.remote_rooms import REMOTE, remote_pdu
 
 V3 = "/_matrix/client/v3"
 CAROL = f"@carol:{REMOTE}"
@@ -33,7 +33,7 @@ async def _accept(api: ClientApi, room_id: str, **kw: Any) -> str:
     rooms = api.services.rooms
 
     def txn(conn: Any) -> str:
-        pdu = remote_event(api, conn, room_id, **kw)
+        pdu = remote_pdu(api, conn, room_id, **kw)
         assert accept_pdu_txn(rooms, conn, pdu).status == "accepted"
         return pdu.event_id
 
@@ -103,7 +103,7 @@ async def _page_all(
     raise AssertionError("pagination never ended")
 
 
-async def test_late_remote_events_are_served_in_depth_order_not_arrival_order(
+async def test_late_remote_pdus_are_served_in_depth_order_not_arrival_order(
     api: ClientApi,
 ) -> None:
     alice, room_id, ids = await _forked_room(api)

@@ -18,8 +18,15 @@ from store import rooms as store_rooms
 from tests.client.conftest import SERVER_NAME, ClientApi
 from tests.client.conftest import api as api  # the in-process relay
 from tests.federation.inprocess import V1, V2, SignedPeer, federation_http, trust_key
-from tests.rooms.remote_rooms import ALICE, CAROL, build, local_message, shared_room
-from tests.rooms.test_remote_pdus import REMOTE, REMOTE_KEY
+from tests.rooms.remote_rooms import (
+    ALICE,
+    CAROL,
+    REMOTE,
+    REMOTE_KEY,
+    build,
+    local_message,
+    shared_room,
+)
 
 
 @pytest.fixture

@@ -30,6 +30,8 @@ from tests.rooms.remote_rooms import (
     ALICE,
     CAROL,
     DAVE,
+    REMOTE,
+    REMOTE_KEY,
     VERSIONS,
     accept,
     build,
@@ -37,7 +39,6 @@ from tests.rooms.remote_rooms import (
     redaction,
     shared_room,
 )
-from tests.rooms.test_remote_pdus import REMOTE, REMOTE_KEY
 
 V1 = "/_matrix/federation/v1"
 DAY_MS = 24 * 3600 * 1000

@@ -31,11 +31,12 @@ from tests.rooms.remote_rooms import (
     ELSEWHERE,
     ELSEWHERE_KEY,
     ERIN,
+    REMOTE,
+    REMOTE_KEY,
     build,
     local_message,
     shared_room,
 )
-from tests.rooms.test_remote_pdus import REMOTE, REMOTE_KEY
 
 VERSION = "11"
 FORBIDDEN = {"errcode": "M_FORBIDDEN", "error": "Server is banned from room"}

@@ -1,6 +1,6 @@
-"""Rooms with users of other servers, and their events and redactions, for the redaction
-tests (tests/rooms, tests/client, tests/federation): events are built and signed as their
-sender's server would, and received as any remote PDU (`accept_pdu_txn`)."""
+"""Rooms with users of other servers, and their events and redactions, for in-process tests
+(tests/rooms, tests/client, tests/federation): events are built and signed as their sender's
+server would (`remote_pdu`), and received as any remote PDU (`accept_pdu_txn`)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from store import accounts as store_accounts
 from store import events as store_events
 from store import state as store_state
 from tests.client.conftest import SERVER_NAME, ClientApi
-from tests.rooms.test_remote_pdus import REMOTE, REMOTE_KEY
 
+REMOTE = "remote.test"
+REMOTE_KEY = new_signing_key()
 ALICE = f"@alice:{SERVER_NAME}"
 CAROL = f"@carol:{REMOTE}"
 DAVE = f"@dave:{REMOTE}"

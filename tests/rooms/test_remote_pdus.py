@@ -6,52 +6,14 @@ from typing import Any
 
 import pytest
 
-from relay.events.auth import auth_types_for_event
 from relay.events.pdu import Pdu, finalize_event
-from relay.identity import new_signing_key
 from relay.remote_pdus import MissingEvents, accept_pdu_txn
 from relay.rooms import RoomConfig
 from store import events as store_events
 from store import rooms as store_rooms
 from store import state as store_state
 from tests.client.conftest import SERVER_NAME, ClientApi
-
-REMOTE = "remote.test"
-REMOTE_KEY = new_signing_key()
-
-
-def remote_event(
-    api: ClientApi,
-    conn: Any,
-    room_id: str,
-    *,
-    sender: str,
-    type_: str,
-    content: dict[str, Any],
-    state_key: str | None = None,
-    prev_events: list[str] | None = None,
-) -> Pdu:
-    """An event as a remote server would build it, on the given prevs (default: our tips)."""
-    rooms = api.services.rooms
-    rv = rooms.room_version_txn(conn, room_id)
-    prevs = prev_events or store_events.get_forward_extremities(conn, room_id)
-    state = store_state.get_state_after(conn, prevs[0]) or {}
-    depth = max(store_events.get_depths(conn, prevs).values()) + 1
-    partial: dict[str, Any] = {
-        "room_id": room_id,
-        "sender": sender,
-        "type": type_,
-        "content": content,
-        "origin_server_ts": 1_700_000_000_000,
-        "prev_events": prevs,
-        "depth": depth,
-    }
-    if state_key is not None:
-        partial["state_key"] = state_key
-    partial["auth_events"] = sorted(
-        {state[k] for k in auth_types_for_event(partial, rv) if k in state}
-    )
-    return finalize_event(partial, rv, REMOTE, REMOTE_KEY.key_id, REMOTE_KEY.key)
+from tests.rooms.remote_rooms import REMOTE, REMOTE_KEY, build, remote_pdu
 
 
 async def _public_room(api: ClientApi, version: str) -> str:
@@ -67,15 +29,11 @@ async def _accept(api: ClientApi, pdu: Pdu):
     return await api.services.database.write(lambda conn: accept_pdu_txn(rooms, conn, pdu))
 
 
-async def _build(api: ClientApi, room_id: str, **kw: Any) -> Pdu:
-    return await api.services.database.read(lambda conn: remote_event(api, conn, room_id, **kw))
-
-
 @pytest.mark.parametrize("version", ["10", "11", "12"])
 async def test_remote_join_and_message_are_accepted(api: ClientApi, version: str) -> None:
     room_id = await _public_room(api, version)
     carol = f"@carol:{REMOTE}"
-    join = await _build(
+    join = await build(
         api,
         room_id,
         sender=carol,
@@ -86,7 +44,7 @@ async def test_remote_join_and_message_are_accepted(api: ClientApi, version: str
     assert (await _accept(api, join)).status == "accepted"
     membership = await api.services.database.read(store_rooms.get_membership, room_id, carol)
     assert membership == "join"
-    msg = await _build(api, room_id, sender=carol, type_="m.room.message", content={"body": "hi"})
+    msg = await build(api, room_id, sender=carol, type_="m.room.message", content={"body": "hi"})
     assert (await _accept(api, msg)).status == "accepted"
     tips = await api.services.database.read(store_events.get_forward_extremities, room_id)
     assert tips == [msg.event_id]
@@ -100,7 +58,7 @@ async def test_an_outlier_joins_the_timeline_when_it_arrives_as_part_of_the_room
     # /state_ids), then delivered in the DAG: it must not be taken for a duplicate.
     room_id = await _public_room(api, "12")
     carol = f"@carol:{REMOTE}"
-    join = await _build(
+    join = await build(
         api,
         room_id,
         sender=carol,
@@ -109,7 +67,7 @@ async def test_an_outlier_joins_the_timeline_when_it_arrives_as_part_of_the_room
         state_key=carol,
     )
     await _accept(api, join)
-    msg = await _build(api, room_id, sender=carol, type_="m.room.message", content={"body": "x"})
+    msg = await build(api, room_id, sender=carol, type_="m.room.message", content={"body": "x"})
     rooms = api.services.rooms
 
     def as_outlier(conn: Any) -> Any:
@@ -135,7 +93,7 @@ async def test_an_outlier_joins_the_timeline_when_it_arrives_as_part_of_the_room
 async def test_message_from_non_member_is_rejected_and_hidden(api: ClientApi) -> None:
     room_id = await _public_room(api, "12")
     mallory = f"@mallory:{REMOTE}"
-    msg = await _build(api, room_id, sender=mallory, type_="m.room.message", content={"body": "x"})
+    msg = await build(api, room_id, sender=mallory, type_="m.room.message", content={"body": "x"})
     outcome = await _accept(api, msg)
     assert outcome.status == "rejected"
     page = await api.services.database.read(
@@ -150,7 +108,7 @@ async def test_message_from_non_member_is_rejected_and_hidden(api: ClientApi) ->
 async def test_event_on_stale_state_after_ban_is_soft_failed(api: ClientApi, version: str) -> None:
     room_id = await _public_room(api, version)
     carol = f"@carol:{REMOTE}"
-    join = await _build(
+    join = await build(
         api,
         room_id,
         sender=carol,
@@ -161,7 +119,7 @@ async def test_event_on_stale_state_after_ban_is_soft_failed(api: ClientApi, ver
     await _accept(api, join)
     await api.services.rooms.update_membership(f"@alice:{SERVER_NAME}", room_id, carol, "ban")
     # Carol's server had not seen the ban: it builds on her join.
-    late = await _build(
+    late = await build(
         api,
         room_id,
         sender=carol,
@@ -178,7 +136,7 @@ async def test_event_on_stale_state_after_ban_is_soft_failed(api: ClientApi, ver
 async def test_fork_merges_and_state_is_resolved(api: ClientApi) -> None:
     room_id = await _public_room(api, "12")
     carol = f"@carol:{REMOTE}"
-    join = await _build(
+    join = await build(
         api,
         room_id,
         sender=carol,
@@ -188,7 +146,7 @@ async def test_fork_merges_and_state_is_resolved(api: ClientApi) -> None:
     )
     await _accept(api, join)
     # Both sides write concurrently on the same tip.
-    remote_msg = await _build(
+    remote_msg = await build(
         api,
         room_id,
         sender=carol,
@@ -216,7 +174,7 @@ async def test_fork_merges_and_state_is_resolved(api: ClientApi) -> None:
 async def test_missing_auth_events_are_reported(api: ClientApi) -> None:
     room_id = await _public_room(api, "11")
     carol = f"@carol:{REMOTE}"
-    join = await _build(
+    join = await build(
         api,
         room_id,
         sender=carol,
@@ -225,7 +183,7 @@ async def test_missing_auth_events_are_reported(api: ClientApi) -> None:
         state_key=carol,
     )
     msg = await api.services.database.read(
-        lambda conn: remote_event(
+        lambda conn: remote_pdu(
             api,
             conn,
             room_id,
@@ -248,7 +206,7 @@ async def test_backfilled_history_moves_neither_tips_nor_state_nor_the_stream(
 ) -> None:
     room_id = await _public_room(api, "12")
     carol = f"@carol:{REMOTE}"
-    join = await _build(
+    join = await build(
         api,
         room_id,
         sender=carol,
@@ -259,7 +217,7 @@ async def test_backfilled_history_moves_neither_tips_nor_state_nor_the_stream(
     await _accept(api, join)
     # Written by Carol while joined; by the time it is backfilled she has been banned,
     # which soft-fails a new event but not old history.
-    old = await _build(api, room_id, sender=carol, type_="m.room.message", content={"body": "x"})
+    old = await build(api, room_id, sender=carol, type_="m.room.message", content={"body": "x"})
     # Alice bans her before `old` arrives: a fork on the join, as when history comes late.
     await api.services.rooms.update_membership(
         f"@alice:{SERVER_NAME}", room_id, carol, "ban", reason=None

@@ -13,6 +13,7 @@ from tests.rooms.remote_rooms import (
     CAROL,
     DAVE,
     ERIN,
+    REMOTE,
     VERSIONS,
     accept,
     build,
@@ -22,7 +23,6 @@ from tests.rooms.remote_rooms import (
     set_power,
     shared_room,
 )
-from tests.rooms.test_remote_pdus import REMOTE
 
 
 @VERSIONS
