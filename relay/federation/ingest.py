@@ -24,6 +24,7 @@ from typing import Any
 import trio
 
 from relay.events.hashes import check_content_hash
+from relay.events.limits import check_pdu_limits
 from relay.events.pdu import MalformedPdu, Pdu
 from relay.events.redaction import redact
 from relay.events.room_versions import RoomVersion, room_version
@@ -50,11 +51,16 @@ class BadPdu(Exception):
 
 
 def parse_pdu(event: dict[str, Any], rv: RoomVersion) -> Pdu:
-    """The Pdu for a received event dict: `unsigned` dropped, redacted if the content
-    hash fails. Raises BadPdu."""
+    """The Pdu for a received event dict: `unsigned` dropped, refused if over a limit of
+    `relay.events.limits` (size, field lengths, prev/auth counts), redacted if the content
+    hash fails. Every inbound PDU passes here. Raises BadPdu."""
     if not isinstance(event, dict):
         raise BadPdu("PDU is not an object")
     event = {k: v for k, v in event.items() if k != "unsigned"}
+    # Before redaction: an oversized event must not get in by failing its hash.
+    reason = check_pdu_limits(event)
+    if reason is not None:
+        raise BadPdu(f"PDU over the limits: {reason}")
     if not check_content_hash(event):
         # Spec: an event whose content hash fails is redacted, then processed as normal.
         event = redact(event, rv)
