@@ -28,6 +28,7 @@ from relay.events.limits import check_pdu_limits
 from relay.events.pdu import MalformedPdu, Pdu
 from relay.events.redaction import redact
 from relay.events.room_versions import RoomVersion, room_version
+from relay.federation.client import ROOM_STATE_RESPONSE_BYTES
 from relay.federation.errors import PeerUnreachable, RemoteError
 from relay.remote_pdus import (
     DUPLICATE,
@@ -223,7 +224,9 @@ class Ingest:
             return
         client = self.services.federation_client
         body = await client.get_json(
-            origin, f"/_matrix/federation/v1/event_auth/{pdu.room_id}/{pdu.event_id}"
+            origin,
+            f"/_matrix/federation/v1/event_auth/{pdu.room_id}/{pdu.event_id}",
+            max_bytes=ROOM_STATE_RESPONSE_BYTES,
         )
         chain = [await self.verified_pdu(e, pdu.room_version) for e in body.get("auth_chain", [])]
         await self.store_auth_chain(chain)
@@ -330,6 +333,7 @@ class Ingest:
                 origin,
                 f"/_matrix/federation/v1/state_ids/{pdu.room_id}",
                 query={"event_id": prev},
+                max_bytes=ROOM_STATE_RESPONSE_BYTES,
             )
             ids = list(body.get("pdu_ids", [])) + list(body.get("auth_chain_ids", []))
             await self._fetch_events_as_outliers(origin, pdu.room_version, [*ids, prev])
