@@ -68,7 +68,8 @@ class MediaConfig:
     remote_cache_max_bytes: int = 1024 * MIB
     #: "WIDTHxHEIGHT crop|scale": the sizes thumbnails are made at (requests snap to one).
     thumbnail_sizes: tuple = ()
-    #: Images with more pixels are not thumbnailed (M_TOO_LARGE).
+    #: Images with more pixels are not thumbnailed (M_TOO_LARGE); decoding one takes up to
+    #: 4 bytes a pixel (128 MB at the default), one thumbnail at a time.
     max_image_pixels: int = 32_000_000
 
 
@@ -490,7 +491,8 @@ def render_config(
         f"remote_cache_max_bytes = {1024 * MIB}",
         "# Sizes thumbnails are made at (requests are answered by the nearest one).",
         "thumbnail_sizes = [" + ", ".join(_toml_str(x) for x in DEFAULT_THUMBNAIL_SIZES) + "]",
-        "# Images with more pixels than this are not thumbnailed.",
+        "# Images with more pixels than this are not thumbnailed; decoding one takes up to",
+        "# 4 bytes a pixel (128 MB at 32000000), one thumbnail at a time.",
         "max_image_pixels = 32000000",
         "",
         "[storage]",

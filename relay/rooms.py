@@ -44,7 +44,7 @@ from relay.events.auth import (
 )
 from relay.events.canonical import CanonicalJsonError, check_canonical_json_values
 from relay.events.ids import is_valid_user_id
-from relay.events.limits import check_size_limits, pdu_too_large
+from relay.events.limits import MAX_PREV_EVENTS, check_size_limits, pdu_too_large
 from relay.events.pdu import MalformedPdu, Pdu, finalize_event
 from relay.events.redaction import redact
 from relay.events.room_versions import RoomVersion, room_version
@@ -60,7 +60,6 @@ from store import txn_ids as store_txn_ids
 
 log = logging.getLogger(__name__)
 
-MAX_PREV_EVENTS = 20
 MAX_DEPTH = 2**63 - 1
 PDU_CACHE_SIZE = 20_000
 

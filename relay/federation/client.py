@@ -12,8 +12,19 @@ Rules kept here:
 - Failures are two kinds (see `errors.py`): `PeerUnreachable` when no answer came
   (resolution, connect, TLS, timeout, a broken connection), `RemoteError` when the peer
   answered with an error status or with something that is not a JSON object.
-- A whole request (connect to last byte) is bounded by `timeout`; bodies are bounded by
-  `MAX_RESPONSE_BYTES`.
+- A whole request (connect to last byte) is bounded by `timeout`; a response body by what
+  the answer can legitimately be (`max_bytes`, below), read as it arrives and dropped at the
+  cap (a declared Content-Length over it is refused before reading): `ResponseTooLarge`.
+
+Response caps (Synapse reads any federation JSON up to 100 MiB, and send_join and /state
+answers up to 500 MiB; a 1 GB box cannot parse that much, so ours are tighter):
+
+- `KEY_RESPONSE_BYTES`, 1 MiB: `/_matrix/key/v2/server` and notary `/key/v2/query`
+  answers (a key response is a few hundred bytes per key);
+- `ROOM_STATE_RESPONSE_BYTES`, 50 MiB: whole-room answers (send_join's state and auth
+  chain, /state, /state_ids, /event_auth);
+- `DEFAULT_RESPONSE_BYTES`, 8 MiB: everything else (a transaction answer, /event, 100-event
+  /backfill and /get_missing_events answers: 100 PDUs of at most 64 KiB fit).
 
 The httpx client is created on first use and closed by `aclose()`, which the node calls on
 shutdown.
@@ -35,7 +46,7 @@ import trio
 import relay
 from relay.config import Config
 from relay.events.canonical import JsonParseError, canonical_json, parse_json_strict
-from relay.federation.errors import PeerUnreachable, RemoteError
+from relay.federation.errors import PeerUnreachable, RemoteError, ResponseTooLarge
 from relay.federation.request_auth import authorization_headers
 from relay.federation.resolver import ResolutionError, ServerResolver
 from relay.identity import SigningKey
@@ -47,7 +58,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 30.0
 CONNECT_TIMEOUT = 10.0
-MAX_RESPONSE_BYTES = 100 * 1024 * 1024
+MIB = 1024 * 1024
+KEY_RESPONSE_BYTES = 1 * MIB
+ROOM_STATE_RESPONSE_BYTES = 50 * MIB
+DEFAULT_RESPONSE_BYTES = 8 * MIB
 USER_AGENT = f"edge-relay/{relay.__version__}"
 
 QueryValue = str | int | Sequence[str]
@@ -136,7 +150,9 @@ class FederationClient:
                 transport=self._transport,
                 timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, CONNECT_TIMEOUT)),
                 follow_redirects=False,
-                headers={"User-Agent": USER_AGENT},
+                # No compressed answers: a few KiB of gzip can inflate to megabytes in
+                # one decoded chunk, before any cap on bytes read could see it.
+                headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
             )
         return self._http
 
@@ -147,14 +163,18 @@ class FederationClient:
         query: Mapping[str, QueryValue] | None = None,
         *,
         timeout: float | None = None,
+        max_bytes: int = DEFAULT_RESPONSE_BYTES,
     ) -> Any:
         """`GET path?query` on `destination`; the JSON object it answered.
 
         Raises:
             PeerUnreachable: no answer.
             RemoteError: an error status, or a body that is not a JSON object.
+            ResponseTooLarge: a body over `max_bytes` (a RemoteError).
         """
-        return await self.request_json("GET", destination, path, query=query, timeout=timeout)
+        return await self.request_json(
+            "GET", destination, path, query=query, timeout=timeout, max_bytes=max_bytes
+        )
 
     async def put_json(
         self,
@@ -164,10 +184,18 @@ class FederationClient:
         query: Mapping[str, QueryValue] | None = None,
         *,
         timeout: float | None = None,
+        max_bytes: int = DEFAULT_RESPONSE_BYTES,
     ) -> Any:
         """`PUT` a JSON body; as `get_json`."""
         return await self.request_json(
-            "PUT", destination, path, query=query, body=body, has_body=True, timeout=timeout
+            "PUT",
+            destination,
+            path,
+            query=query,
+            body=body,
+            has_body=True,
+            timeout=timeout,
+            max_bytes=max_bytes,
         )
 
     async def post_json(
@@ -178,10 +206,18 @@ class FederationClient:
         query: Mapping[str, QueryValue] | None = None,
         *,
         timeout: float | None = None,
+        max_bytes: int = DEFAULT_RESPONSE_BYTES,
     ) -> Any:
         """`POST` a JSON body; as `get_json`."""
         return await self.request_json(
-            "POST", destination, path, query=query, body=body, has_body=True, timeout=timeout
+            "POST",
+            destination,
+            path,
+            query=query,
+            body=body,
+            has_body=True,
+            timeout=timeout,
+            max_bytes=max_bytes,
         )
 
     async def request_json(
@@ -194,16 +230,20 @@ class FederationClient:
         body: Any = None,
         has_body: bool = False,
         timeout: float | None = None,
+        max_bytes: int = DEFAULT_RESPONSE_BYTES,
     ) -> Any:
         """One signed request. `path` starts with `/_matrix/` and is already percent-encoded
-        (quote user ids and the like in path segments); `query` is encoded here."""
+        (quote user ids and the like in path segments); `query` is encoded here. At most
+        `max_bytes` of the answer's body are read."""
         if not path.startswith("/"):
             raise ValueError(f"path must start with '/': {path!r}")
         timeout = self.timeout if timeout is None else timeout
         self._requests += 1
         try:
             with trio.fail_after(timeout):
-                return await self._request(method, destination, path, query, body, has_body)
+                return await self._request(
+                    method, destination, path, query, body, has_body, max_bytes
+                )
         except trio.TooSlowError:
             self._unreachable += 1
             raise PeerUnreachable(destination, f"no answer within {timeout:g} s") from None
@@ -222,6 +262,7 @@ class FederationClient:
         query: Mapping[str, QueryValue] | None,
         body: Any,
         has_body: bool,
+        max_bytes: int,
     ) -> Any:
         import httpx
 
@@ -229,7 +270,7 @@ class FederationClient:
         try:
             response = await self._client().send(request, stream=True)
             try:
-                raw = await self._read_body(destination, response)
+                raw = await self._read_body(destination, response, max_bytes)
             finally:
                 await response.aclose()
         except (httpx.TransportError, ssl.SSLError, OSError) as exc:
@@ -312,13 +353,24 @@ class FederationClient:
         finally:
             await response.aclose()
 
-    async def _read_body(self, destination: str, response: httpx.Response) -> bytes:
+    async def _read_body(self, destination: str, response: httpx.Response, max_bytes: int) -> bytes:
+        """The body, read as it arrives; ResponseTooLarge as soon as it passes `max_bytes`
+        (or at once when Content-Length says it will), the rest never read. We ask for no
+        content coding, so a coded body is refused: counted raw bytes are the bytes held."""
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            raise RemoteError(
+                destination, response.status_code, None, f"unasked-for {encoding} encoding"
+            )
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > max_bytes:
+            raise ResponseTooLarge(destination, response.status_code, max_bytes)
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.aiter_bytes():
             size += len(chunk)
-            if size > MAX_RESPONSE_BYTES:
-                raise RemoteError(destination, response.status_code, None, "response too large")
+            if size > max_bytes:
+                raise ResponseTooLarge(destination, response.status_code, max_bytes)
             chunks.append(chunk)
         return b"".join(chunks)
 

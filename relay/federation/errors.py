@@ -4,9 +4,11 @@
     ├── PeerUnreachable(destination, reason)   no answer: resolution, connect, TLS,
     │                                          timeout, broken connection. Back off, retry.
     └── RemoteError(destination, status,      the peer answered with an error (or with
-                    errcode, message)          something that is not JSON). Retrying the same
-                                               request blindly gets the same answer, except
-                                               for `retryable` ones (5xx, 429).
+        │           errcode, message)          something that is not JSON). Retrying the same
+        │                                      request blindly gets the same answer, except
+        │                                      for `retryable` ones (5xx, 429).
+        └── ResponseTooLarge(destination,      the answer's body passed the cap for what it
+                             status, limit)    can be (`client.py`); the rest was not read.
 
 Neither is a `MatrixError`: a remote server's error is not ours to hand to a client.
 `client_error` turns one into the error a client may see: the errcodes that mean the
@@ -45,6 +47,14 @@ class RemoteError(Exception):
     def retryable(self) -> bool:
         """Whether the same request may succeed later (server errors, rate limits)."""
         return self.status >= 500 or self.status == 429
+
+
+class ResponseTooLarge(RemoteError):
+    """`destination` answered a body over `limit` bytes; we stopped reading at the cap."""
+
+    def __init__(self, destination: str, status: int, limit: int) -> None:
+        super().__init__(destination, status, None, f"response larger than {limit} bytes")
+        self.limit = limit
 
 
 #: Remote errcodes a client may see as they are: they mean the same coming from us.

@@ -11,6 +11,16 @@ For each PDU (from /send, a pull, a join's state, a backfill):
    (`/state_ids`) and accept the PDU on that state;
 3. hand it to `relay.remote_pdus.accept_pdu_txn` in one write transaction.
 
+Bounds on what one received PDU can make us do (a hostile peer chooses the PDU and the
+answers): the PDU names at most 20 prev events and 10 auth events
+(`relay.events.limits`, checked in `parse_pdu`); gap filling asks `/get_missing_events`
+at most `gap_requests` times (`gap_cap` events at 100 a request, never more than
+`MAX_GAP_REQUESTS`) and keeps at most the `limit` it asked for from each answer (the
+rest is dropped unverified). The missing events are fetched before the room's lock is
+taken, so a slow or hostile peer does not stall the room's other PDUs while it answers;
+what was fetched is accepted, oldest first, under the lock. Auth-event and state
+fetches (`/event_auth`, `/state_ids`, `/event`) still happen under the lock.
+
 Spec: https://spec.matrix.org/v1.16/server-server-api/#checks-performed-on-receipt-of-a-pdu
 """
 
@@ -24,9 +34,11 @@ from typing import Any
 import trio
 
 from relay.events.hashes import check_content_hash
+from relay.events.limits import check_pdu_limits
 from relay.events.pdu import MalformedPdu, Pdu
 from relay.events.redaction import redact
 from relay.events.room_versions import RoomVersion, room_version
+from relay.federation.client import ROOM_STATE_RESPONSE_BYTES
 from relay.federation.errors import PeerUnreachable, RemoteError
 from relay.remote_pdus import (
     DUPLICATE,
@@ -43,6 +55,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_GAP_CAP = 10_000
 MISSING_EVENTS_BATCH = 100
+#: `/get_missing_events` requests per received PDU, whatever `gap_cap` says.
+MAX_GAP_REQUESTS = 100
 
 
 class BadPdu(Exception):
@@ -50,11 +64,16 @@ class BadPdu(Exception):
 
 
 def parse_pdu(event: dict[str, Any], rv: RoomVersion) -> Pdu:
-    """The Pdu for a received event dict: `unsigned` dropped, redacted if the content
-    hash fails. Raises BadPdu."""
+    """The Pdu for a received event dict: `unsigned` dropped, refused if over a limit of
+    `relay.events.limits` (size, field lengths, prev/auth counts), redacted if the content
+    hash fails. Every inbound PDU passes here. Raises BadPdu."""
     if not isinstance(event, dict):
         raise BadPdu("PDU is not an object")
     event = {k: v for k, v in event.items() if k != "unsigned"}
+    # Before redaction: an oversized event must not get in by failing its hash.
+    reason = check_pdu_limits(event)
+    if reason is not None:
+        raise BadPdu(f"PDU over the limits: {reason}")
     if not check_content_hash(event):
         # Spec: an event whose content hash fails is redacted, then processed as normal.
         event = redact(event, rv)
@@ -70,6 +89,8 @@ class Ingest:
     def __init__(self, services: Services, *, gap_cap: int = DEFAULT_GAP_CAP) -> None:
         self.services = services
         self.gap_cap = gap_cap
+        #: `/get_missing_events` requests one received PDU may cause.
+        self.gap_requests = min(-(-gap_cap // MISSING_EVENTS_BATCH), MAX_GAP_REQUESTS)
         # One room at a time: gap filling and acceptance of a room's PDUs must not
         # interleave with each other.
         self._room_locks: dict[str, trio.Lock] = {}
@@ -113,13 +134,17 @@ class Ingest:
             pdu = await self.verified_pdu(event, rv)
         except BadPdu as exc:
             return None, Outcome("rejected", str(exc))
+        if await self._stored(pdu.event_id):
+            return pdu.event_id, DUPLICATE
+        # Network first, without the lock: the room's other PDUs need not wait for it.
+        fetched = await self._fetch_missing(origin, pdu)
         async with self._lock(room_id):
-            return pdu.event_id, await self._receive_locked(origin, pdu)
+            return pdu.event_id, await self._receive_locked(origin, pdu, fetched)
 
-    async def _receive_locked(self, origin: str, pdu: Pdu) -> Outcome:
+    async def _receive_locked(self, origin: str, pdu: Pdu, fetched: list[Pdu]) -> Outcome:
         if await self._stored(pdu.event_id):
             return DUPLICATE
-        await self._fill_gap(origin, pdu)
+        await self._accept_fetched(origin, fetched)
         return await self._accept(origin, pdu)
 
     async def accept_backfilled(self, origin: str, pdus: list[Pdu]) -> int:
@@ -217,7 +242,9 @@ class Ingest:
             return
         client = self.services.federation_client
         body = await client.get_json(
-            origin, f"/_matrix/federation/v1/event_auth/{pdu.room_id}/{pdu.event_id}"
+            origin,
+            f"/_matrix/federation/v1/event_auth/{pdu.room_id}/{pdu.event_id}",
+            max_bytes=ROOM_STATE_RESPONSE_BYTES,
         )
         chain = [await self.verified_pdu(e, pdu.room_version) for e in body.get("auth_chain", [])]
         await self.store_auth_chain(chain)
@@ -256,17 +283,22 @@ class Ingest:
         have = await self.services.database.read(store_events.have_events, ids)
         return [e for e in ids if e not in have]
 
-    async def _fill_gap(self, origin: str, pdu: Pdu) -> None:
-        """Fetch the PDU's missing ancestors with /get_missing_events and accept them oldest
-        first, until none are missing or the cap is reached."""
+    async def _fetch_missing(self, origin: str, pdu: Pdu) -> list[Pdu]:
+        """The PDU's missing ancestors, fetched from `origin` with /get_missing_events and
+        verified, walking back until none are missing, `gap_cap` events are in hand, or
+        `gap_requests` requests were made. Each answer counts for at most the `limit` it
+        was asked for. Reads the database, writes nothing: no lock needed."""
         missing = await self._missing(pdu.prev_event_ids)
         if not missing:
-            return
+            return []
         room_id = pdu.room_id
         client = self.services.federation_client
         fetched: dict[str, Pdu] = {}
         latest = [pdu.event_id]
-        while len(fetched) < self.gap_cap:
+        for _ in range(self.gap_requests):
+            limit = min(MISSING_EVENTS_BATCH, self.gap_cap - len(fetched))
+            if limit <= 0:
+                break
             earliest = await self.services.database.read(
                 store_events.get_forward_extremities, room_id
             )
@@ -277,20 +309,31 @@ class Ingest:
                     {
                         "earliest_events": earliest,
                         "latest_events": latest,
-                        "limit": min(MISSING_EVENTS_BATCH, self.gap_cap - len(fetched)),
+                        "limit": limit,
                         "min_depth": 0,
                     },
                 )
             except (PeerUnreachable, RemoteError) as exc:
                 log.info("get_missing_events from %s failed: %s", origin, exc)
                 break
+            events = body.get("events")
+            if not isinstance(events, list):
+                break
+            if len(events) > limit:
+                log.info(
+                    "get_missing_events from %s: %d events for a limit of %d; kept %d",
+                    origin,
+                    len(events),
+                    limit,
+                    limit,
+                )
             batch = []
-            for event in body.get("events", []):
+            for event in events[:limit]:
                 try:
                     batch.append(await self.verified_pdu(event, pdu.room_version))
                 except BadPdu as exc:
                     log.info("dropping fetched event: %s", exc)
-            new = [p for p in batch if p.event_id not in fetched]
+            new = [p for p in batch if p.room_id == room_id and p.event_id not in fetched]
             if not new:
                 break
             for p in new:
@@ -305,8 +348,12 @@ class Ingest:
             if not frontier:
                 break
             latest = [p.event_id for p in new if set(p.prev_event_ids) - known]
-        # Accept oldest first: by depth, then arrival.
-        for p in sorted(fetched.values(), key=lambda p: p.depth):
+        return list(fetched.values())
+
+    async def _accept_fetched(self, origin: str, fetched: list[Pdu]) -> None:
+        """Accept fetched ancestors oldest first (by depth, then arrival); the room's lock
+        is held."""
+        for p in sorted(fetched, key=lambda p: p.depth):
             if await self._stored(p.event_id):
                 continue
             try:
@@ -324,6 +371,7 @@ class Ingest:
                 origin,
                 f"/_matrix/federation/v1/state_ids/{pdu.room_id}",
                 query={"event_id": prev},
+                max_bytes=ROOM_STATE_RESPONSE_BYTES,
             )
             ids = list(body.get("pdu_ids", [])) + list(body.get("auth_chain_ids", []))
             await self._fetch_events_as_outliers(origin, pdu.room_version, [*ids, prev])

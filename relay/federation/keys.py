@@ -51,6 +51,7 @@ from relay.events.signing import (
     sign_json,
     verify_json_signature,
 )
+from relay.federation.client import KEY_RESPONSE_BYTES
 from relay.federation.errors import PeerUnreachable, RemoteError
 from relay.federation.key_server import OwnKeys
 from store import keys as store_keys
@@ -310,7 +311,10 @@ class KeyRing:
         """
         assert self.client is not None
         response = await self.client.get_json(
-            server_name, "/_matrix/key/v2/server", timeout=self.fetch_timeout
+            server_name,
+            "/_matrix/key/v2/server",
+            timeout=self.fetch_timeout,
+            max_bytes=KEY_RESPONSE_BYTES,
         )
         now = self._clock()
         keys = check_key_response(response, server_name, now)
@@ -345,7 +349,11 @@ class KeyRing:
             }
         }
         answer = await self.client.post_json(
-            notary, "/_matrix/key/v2/query", body, timeout=self.fetch_timeout
+            notary,
+            "/_matrix/key/v2/query",
+            body,
+            timeout=self.fetch_timeout,
+            max_bytes=KEY_RESPONSE_BYTES,
         )
         entries = answer.get("server_keys") if isinstance(answer, dict) else None
         if not isinstance(entries, list):

@@ -24,6 +24,7 @@ from relay.errors import Forbidden, MatrixError, NotFound, UnsupportedRoomVersio
 from relay.events.ids import server_of
 from relay.events.pdu import Pdu, finalize_event, strip_state_event
 from relay.events.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion, room_version
+from relay.federation.client import ROOM_STATE_RESPONSE_BYTES
 from relay.federation.errors import PeerUnreachable, RemoteError, client_error
 from relay.federation.ingest import BadPdu, Ingest
 from relay.remote_pdus import accept_pdu_txn
@@ -140,6 +141,7 @@ class RemoteMembership:
             server,
             f"/_matrix/federation/v2/send_join/{quote(room_id)}/{quote(join.event_id)}",
             json.loads(join.raw),
+            max_bytes=ROOM_STATE_RESPONSE_BYTES,
         )
         if isinstance(response.get("event"), dict):
             # A restricted join: the resident server added its signature.

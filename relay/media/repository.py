@@ -70,7 +70,8 @@ DEFAULT_TIMEOUT_MS = 20_000
 MAX_TIMEOUT_MS = 60_000
 #: A download refreshes a row's last access at most this often (a write per read is waste).
 TOUCH_EVERY_MS = 60_000
-THUMBNAILERS = 2
+#: Thumbnails made at once: one decoded image in memory at a time (see `thumbnails.py`).
+THUMBNAILERS = 1
 
 
 def now_ms() -> int:

@@ -9,7 +9,15 @@ Rules kept here (spec, "Thumbnails"):
   exactly, cutting the centre of the image to the box's aspect.
 - Never upscale: an image already within the box is served as it is (`None` here).
 - Only images Pillow reads are thumbnailed (`THUMBNAILABLE`); images with more than
-  `max_pixels` pixels are refused (`ImageTooLarge`), before they are decoded.
+  `max_pixels` pixels (`media.max_image_pixels`, 32 million by default, as Synapse) are
+  refused (`ImageTooLarge`) from their header, before they are decoded.
+- Memory: decoding is the cost (Pillow holds up to 4 bytes a pixel, whatever the file's
+  size: a 122 KB PNG of 5,600 x 5,600 decodes to 125 MB). So a JPEG is decoded at the
+  smallest 1/2, 1/4 or 1/8 scale still at least as large as the thumbnail (`draft`);
+  other formats are decoded whole (at most `max_pixels` x 4 bytes: 128 MB at the
+  default) and then only the region kept is resized, integer-reduced first (no full-size
+  crop copy). The repository makes one thumbnail at a time (`THUMBNAILERS`), so the
+  peak is one decoded image, not one per concurrent request.
 - JPEG sources give JPEG thumbnails, everything else PNG (as Synapse does).
 
 Spec: https://spec.matrix.org/v1.16/client-server-api/#thumbnails
@@ -91,8 +99,9 @@ def make_thumbnail(
             if image.width <= size.width and image.height <= size.height:
                 return None
             source_format = image.format
-            image.load()
-            result = _crop(image, size) if size.method == "crop" else _scale(image, size)
+            box = _source_box(image.width, image.height, size)
+            image = decode(image, size)
+            result = _resize(image, box, size)
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         if isinstance(exc, Image.DecompressionBombError):
             raise ImageTooLarge(str(exc)) from None
@@ -109,26 +118,67 @@ def make_thumbnail(
     return out.getvalue(), content_type, result.width, result.height
 
 
-def _scale(image, size: ThumbnailSize):
-    """Largest size with the image's aspect that fits in the box."""
+#: `resize` first shrinks by an integer factor while the image stays at least this many
+#: times the target, then resamples (Pillow's `reducing_gap`): quick, and no worse to see.
+REDUCING_GAP = 3.0
+
+
+def _target(width: int, height: int, size: ThumbnailSize) -> tuple[int, int]:
+    """The thumbnail's dimensions for a `width` x `height` source."""
+    if size.method == "crop":
+        return min(size.width, width), min(size.height, height)
+    if size.width * height < size.height * width:
+        return size.width, max(1, height * size.width // width)
+    return max(1, width * size.height // height), size.height
+
+
+def _source_box(width: int, height: int, size: ThumbnailSize) -> tuple[float, float, float, float]:
+    """The part of the source the thumbnail shows, as fractions of its width and height:
+    all of it for "scale", the centre at the box's aspect for "crop"."""
+    if size.method == "scale":
+        return 0.0, 0.0, 1.0, 1.0
+    crop_w = min(width, height * size.width // size.height) or 1
+    crop_h = min(height, width * size.height // size.width) or 1
+    left, top = (width - crop_w) // 2, (height - crop_h) // 2
+    return left / width, top / height, (left + crop_w) / width, (top + crop_h) / height
+
+
+def decode(image, size: ThumbnailSize):
+    """`image` (opened, not loaded) decoded for a thumbnail of `size`: a JPEG at the
+    smallest DCT scale (1/2, 1/4, 1/8) that keeps the part shown at least as large as the
+    thumbnail; any other format whole. Returns the loaded image."""
+    if image.format == "JPEG":
+        left, top, right, bottom = _source_box(image.width, image.height, size)
+        target_w, target_h = _target(image.width, image.height, size)
+        # The whole image at the scale where the part shown is still target-sized.
+        need_w = -(-target_w * image.width // max(1, round((right - left) * image.width)))
+        need_h = -(-target_h * image.height // max(1, round((bottom - top) * image.height)))
+        image.draft(image.mode if image.mode in ("RGB", "L") else "RGB", (need_w, need_h))
+    image.load()
+    return image
+
+
+def _resize(image, box: tuple[float, float, float, float], size: ThumbnailSize):
+    """The `box` part (fractions) of the decoded `image`, resized to the thumbnail. No
+    crop copy is made: `resize` reads the region straight from the decoded image."""
     from PIL import Image
 
-    if size.width * image.height < size.height * image.width:
-        width, height = size.width, max(1, image.height * size.width // image.width)
-    else:
-        width, height = max(1, image.width * size.height // image.height), size.height
-    return image.resize((width, height), Image.Resampling.LANCZOS)
-
-
-def _crop(image, size: ThumbnailSize):
-    """The centre of the image at the box's aspect, scaled down to the box (never up)."""
-    from PIL import Image
-
-    crop_w = min(image.width, image.height * size.width // size.height) or 1
-    crop_h = min(image.height, image.width * size.height // size.width) or 1
-    left = (image.width - crop_w) // 2
-    top = (image.height - crop_h) // 2
-    cropped = image.crop((left, top, left + crop_w, top + crop_h))
-    if crop_w > size.width or crop_h > size.height:
-        cropped = cropped.resize((size.width, size.height), Image.Resampling.LANCZOS)
-    return cropped
+    left, top, right, bottom = box
+    region = (left * image.width, top * image.height, right * image.width, bottom * image.height)
+    region_w = max(1, round(region[2] - region[0]))
+    region_h = max(1, round(region[3] - region[1]))
+    target = _target(region_w, region_h, size)
+    if size.method == "scale":
+        target = _target(image.width, image.height, size)
+    if target[0] >= region_w and target[1] >= region_h:  # never upscale
+        return image.crop(tuple(round(v) for v in region))
+    if image.mode == "P":
+        # A palette image takes a byte a pixel; RGBA takes four. Shrink it (nearest, in
+        # palette) to a few times the target before converting, never the whole image.
+        step = (
+            min(region_w, target[0] * round(REDUCING_GAP)),
+            min(region_h, target[1] * round(REDUCING_GAP)),
+        )
+        image = image.resize(step, Image.Resampling.NEAREST, box=region).convert("RGBA")
+        region = (0, 0, step[0], step[1])
+    return image.resize(target, Image.Resampling.LANCZOS, box=region, reducing_gap=REDUCING_GAP)

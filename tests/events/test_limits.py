@@ -7,11 +7,15 @@ import pytest
 from relay.events.canonical import canonical_json
 from relay.events.limits import (
     LIMITED_FIELDS,
+    MAX_AUTH_EVENTS,
     MAX_PDU_SIZE,
+    MAX_PREV_EVENTS,
+    check_pdu_limits,
     check_size_limits,
     oversized_fields,
     pdu_size,
     pdu_too_large,
+    too_many_references,
 )
 
 EVENT = {
@@ -62,3 +66,29 @@ def test_field_limit_counts_bytes_not_characters() -> None:
 
 def test_field_limit_ignores_non_string_values() -> None:
     assert oversized_fields({**EVENT, "state_key": ["a" * 300]}) == []
+
+
+def _refs(count: int) -> list[str]:
+    return [f"$e{i}" for i in range(count)]
+
+
+def test_twenty_prev_events_are_allowed_and_twenty_one_are_not() -> None:
+    assert MAX_PREV_EVENTS == 20
+    assert too_many_references({**EVENT, "prev_events": _refs(20)}) is None
+    reason = too_many_references({**EVENT, "prev_events": _refs(21)})
+    assert reason is not None and "prev_events" in reason
+
+
+def test_ten_auth_events_are_allowed_and_eleven_are_not() -> None:
+    assert MAX_AUTH_EVENTS == 10
+    assert too_many_references({**EVENT, "auth_events": _refs(10)}) is None
+    reason = too_many_references({**EVENT, "auth_events": _refs(11)})
+    assert reason is not None and "auth_events" in reason
+
+
+def test_check_pdu_limits_covers_sizes_fields_and_references() -> None:
+    assert check_pdu_limits({**EVENT, "prev_events": _refs(20), "auth_events": _refs(10)}) is None
+    assert check_pdu_limits({**EVENT, "prev_events": _refs(21)}) is not None
+    assert check_pdu_limits({**EVENT, "auth_events": _refs(11)}) is not None
+    assert check_pdu_limits({**EVENT, "type": "t" * 256}) is not None
+    assert check_pdu_limits(_with_size(MAX_PDU_SIZE + 1)) is not None

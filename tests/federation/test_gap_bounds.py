@@ -1,0 +1,158 @@
+"""How much one received PDU can make gap filling do, whatever its sender answers.
+
+`Ingest` runs over stand-ins: a database that knows the room and none of its events, a
+federation client that plays a hostile peer and counts its requests, and a key ring that
+counts the events it is asked to verify. Bounds are counts, never times.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from relay.events.hashes import add_content_hash
+from relay.events.pdu import Pdu
+from relay.events.room_versions import room_version
+from relay.events.signing import sign_event
+from relay.federation.ingest import MAX_GAP_REQUESTS, MISSING_EVENTS_BATCH, Ingest
+from relay.identity import new_signing_key
+from relay.remote_pdus import Outcome
+from store import events as store_events
+from store import rooms as store_rooms
+
+RV = room_version("10")
+KEY = new_signing_key()
+ROOM = "!room:remote.example"
+
+
+def _event(depth: int, prev: list[str]) -> dict[str, Any]:
+    event = {
+        "type": "m.room.message",
+        "room_id": ROOM,
+        "sender": "@u:remote.example",
+        "content": {"body": str(depth)},
+        "origin_server_ts": depth,
+        "depth": depth,
+        "prev_events": prev,
+        "auth_events": [],
+    }
+    return sign_event(add_content_hash(event), RV, "remote.example", KEY.key_id, KEY.key)
+
+
+def _id(event: dict[str, Any]) -> str:
+    return Pdu.from_dict(event, RV).event_id
+
+
+class Database:
+    """Knows the room (v10) and no event of it; writes are refused, and counted."""
+
+    def __init__(self) -> None:
+        self.writes = 0
+
+    async def read(self, fn: Any, *args: Any) -> Any:
+        answers = {
+            store_rooms.get_room_version: "10",
+            store_events.get_event_row: None,
+            store_events.have_events: set(),
+            store_events.get_forward_extremities: [],
+        }
+        return answers[fn]
+
+    async def write(self, fn: Any, *args: Any) -> Outcome:
+        self.writes += 1
+        return Outcome("rejected", "stand-in database")
+
+
+class KeyRing:
+    def __init__(self) -> None:
+        self.verified = 0
+
+    async def verify_event_signatures(self, event: dict[str, Any], rv: Any) -> None:
+        self.verified += 1
+
+
+class Peer:
+    """Answers /get_missing_events with whatever `answer(limit)` returns; counts requests
+    and notes whether the room's lock was held while it was asked."""
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+        self.limits: list[int] = []
+        self.locked_while_asked: list[bool] = []
+        self.ingest: Ingest | None = None
+
+    async def post_json(self, origin: str, path: str, body: dict[str, Any], **_: Any) -> Any:
+        assert "/get_missing_events/" in path
+        self.limits.append(body["limit"])
+        assert self.ingest is not None
+        self.locked_while_asked.append(self.ingest._lock(ROOM).locked())
+        return {"events": self.answer(body["limit"])}
+
+
+def _ingest(peer: Peer, gap_cap: int = 10_000) -> tuple[Ingest, Database, KeyRing]:
+    database, keyring = Database(), KeyRing()
+    services = SimpleNamespace(
+        database=database, federation_client=peer, keyring=keyring, rooms=None
+    )
+    ingest = Ingest(services, gap_cap=gap_cap)  # type: ignore[arg-type]
+    peer.ingest = ingest
+    return ingest, database, keyring
+
+
+def _endless_ancestors() -> Any:
+    """Each answer: fresh events each naming a prev event nobody has, so the walk goes on."""
+    depth = [1_000_000]
+
+    def answer(limit: int) -> list[dict[str, Any]]:
+        events = []
+        for _ in range(limit):
+            depth[0] -= 1
+            events.append(_event(depth[0], [f"$never-seen-{depth[0]}"]))
+        return events
+
+    return answer
+
+
+async def test_an_answer_longer_than_the_limit_is_cut_to_the_limit() -> None:
+    answer = _endless_ancestors()
+    peer = Peer(lambda limit: answer(300))  # 300 events to a limit=100 request
+    ingest, database, keyring = _ingest(peer, gap_cap=MISSING_EVENTS_BATCH)
+    head = _event(2_000_000, ["$missing"])
+    await ingest.receive("remote.example", head)
+    assert peer.limits == [MISSING_EVENTS_BATCH]
+    assert keyring.verified == 1 + MISSING_EVENTS_BATCH  # the PDU, then 100 of the 300
+    assert database.writes == 1 + MISSING_EVENTS_BATCH
+
+
+async def test_requests_per_pdu_are_bounded_when_every_answer_is_one_event() -> None:
+    answer = _endless_ancestors()
+    peer = Peer(lambda limit: answer(1))  # drip-feed: one new ancestor per request
+    ingest, _, _ = _ingest(peer, gap_cap=10_000)
+    await ingest.receive("remote.example", _event(2_000_000, ["$missing"]))
+    assert ingest.gap_requests == MAX_GAP_REQUESTS == 100
+    assert len(peer.limits) == MAX_GAP_REQUESTS
+
+
+async def test_requests_per_pdu_follow_a_small_gap_cap() -> None:
+    answer = _endless_ancestors()
+    peer = Peer(answer)
+    ingest, _, keyring = _ingest(peer, gap_cap=250)
+    await ingest.receive("remote.example", _event(2_000_000, ["$missing"]))
+    assert peer.limits == [100, 100, 50]
+    assert keyring.verified == 1 + 250
+
+
+async def test_the_room_lock_is_not_held_while_the_peer_answers() -> None:
+    answer = _endless_ancestors()
+    peer = Peer(answer)
+    ingest, _, _ = _ingest(peer, gap_cap=200)
+    await ingest.receive("remote.example", _event(2_000_000, ["$missing"]))
+    assert peer.locked_while_asked == [False, False]
+
+
+async def test_a_pdu_with_too_many_prev_events_causes_no_request() -> None:
+    peer = Peer(_endless_ancestors())
+    ingest, database, _ = _ingest(peer)
+    _, outcome = await ingest.receive("remote.example", _event(5, [f"$p{i}" for i in range(200)]))
+    assert outcome.status == "rejected" and "prev_events" in outcome.reason
+    assert peer.limits == [] and database.writes == 0
