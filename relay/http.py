@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relay.errors import BadJson, MatrixError, NotJson, TooLarge, Unknown, Unrecognized
+from relay.events.canonical import JsonParseError, parse_json_strict
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +223,7 @@ def make_app(routes: Sequence[BaseRoute]) -> Starlette:
 async def read_json_body(
     request: Request, *, max_bytes: int = MAX_REQUEST_BODY, empty: Any = None
 ) -> Any:
-    """The request body as JSON, or M_NOT_JSON / M_TOO_LARGE. An empty body is
+    """The request body as JSON (`parse_json_body`), or M_NOT_JSON / M_TOO_LARGE. An empty body is
     `empty` when one is given (endpoints whose body is optional), else M_NOT_JSON."""
     chunks: list[bytes] = []
     size = 0
@@ -234,12 +235,7 @@ async def read_json_body(
     body = b"".join(chunks)
     if empty is not None and not body.strip():
         return empty
-    try:
-        value = json.loads(body, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError):
-        raise NotJson("Content not JSON.") from None
-    except RecursionError:
-        raise BadJson("JSON nested too deeply") from None
+    value = parse_json_body(body)
     if not request.url.path.startswith(SERVER_PATHS) and _depth_exceeds(value, MAX_JSON_DEPTH):
         raise BadJson(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     return value
@@ -258,8 +254,14 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
     return False
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+def parse_json_body(body: bytes) -> Any:
+    """A request body as JSON, through the one strict parser (`parse_json_strict`:
+    no BOM, duplicate keys, NaN/Infinity or bad UTF-8), or 400 M_NOT_JSON, as Synapse
+    answers any body its parser refuses (one nested past the recursion limit too)."""
+    try:
+        return parse_json_strict(body)
+    except JsonParseError:
+        raise NotJson("Content not JSON.") from None
 
 
 async def read_json_object(request: Request, *, optional: bool = False) -> dict[str, Any]:

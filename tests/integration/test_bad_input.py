@@ -246,6 +246,8 @@ NOT_JSON_BODIES = [
     b'{"n": NaN}',
     b'{"n": Infinity}',
     b"{'single': 'quotes'}",
+    b'{"body": "a", "body": "b"}',
+    b'\xef\xbb\xbf{"body": "bom"}',
 ]
 
 

@@ -63,3 +63,16 @@ def test_boundary_of_content_type() -> None:
         boundary_of("application/json")
     with pytest.raises(MultipartError):
         boundary_of("multipart/mixed")
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [b"[" * 3000 + b"]" * 3000, b'{"a": 1, "a": 2}', b"\xef\xbb\xbf{}", b"NaN"],
+    ids=["deep", "duplicate key", "bom", "nan"],
+)
+def test_metadata_part_is_parsed_strictly(metadata: bytes) -> None:
+    """A peer's JSON part goes through the one strict parser: a body nested past the
+    recursion limit is a MultipartError like any bad JSON, never a RecursionError."""
+    body = b"--b\r\nContent-Type: application/json\r\n\r\n" + metadata + b"\r\n--b\r\n"
+    with pytest.raises(MultipartError):
+        MultipartReader("b").feed(body)
