@@ -1,8 +1,9 @@
 """The HTTP edge shared by both listeners: the ASGI app factory, JSON in and out.
 
 Errors are mapped here and only here: a `MatrixError` becomes its JSON; the
-router's 404/405 become `M_UNRECOGNIZED`; anything else is a 500 `M_UNKNOWN`
-with the traceback logged (the client learns nothing of our internals).
+router's 404/405 become `M_UNRECOGNIZED`; a client that hangs up before its body
+ended is an INFO line (phones on bad Wi-Fi do, all the time); anything else is a 500
+`M_UNKNOWN` with the traceback logged (the client learns nothing of our internals).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -63,6 +64,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         err = Unrecognized("Unrecognized request: method not allowed", status=405)
     else:
         err = MatrixError(str(exc.detail), status=exc.status_code)
+    return json_response(err.to_json(), err.status)
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ClientDisconnect)
+    log.info("client hung up before its body ended: %s %s", request.method, request.url.path)
+    # Nobody reads this answer; it only ends the exchange cleanly.
+    err = BadJson("Request body incomplete: the client hung up")
     return json_response(err.to_json(), err.status)
 
 
@@ -205,6 +214,7 @@ def make_app(routes: Sequence[BaseRoute]) -> Starlette:
         exception_handlers={
             MatrixError: _matrix_error,
             HTTPException: _http_error,
+            ClientDisconnect: _client_gone,
             Exception: _internal_error,
         },
         middleware=[
