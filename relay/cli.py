@@ -47,6 +47,7 @@ from store import peers as store_peers
 from store import registration_tokens as store_tokens
 from store import status as store_status
 from store.errors import UserExists
+from store.private_files import make_private_dir, write_private
 
 log = logging.getLogger("relay")
 T = TypeVar("T")
@@ -182,7 +183,7 @@ def init(
         if held:
             _fail(f"{data_dir} already holds a relay ({', '.join(held)}); refusing to touch it")
 
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_private_dir(data_dir)
     key = new_signing_key()
     write_signing_key(config.signing_key_path, key)
     write_self_signed_certificate(
@@ -190,10 +191,7 @@ def init(
     )
     store_db.open_database(config.database_path, synchronous=config.synchronous).close()
     tmp = data_dir / (CONFIG_FILE + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
+    write_private(tmp, text.encode("utf-8"))
     os.replace(tmp, data_dir / CONFIG_FILE)
     click.echo(f"created relay {server_name} in {data_dir} (signing key {key.key_id})")
 

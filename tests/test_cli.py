@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from relay.media.blobs import LOCK_FILE, TMP_DIR, BlobStore, BlobWriter
 from store import db as store_db
 from store import media as store_media
 from tests.integration.conftest import run_cli
@@ -174,3 +177,59 @@ def test_user_add_rejects_bad_localpart(tmp_path: Path) -> None:
     proc = run_cli("user", "add", "--data-dir", str(d), "Bad Name", "--password", "x", check=False)
     assert proc.returncode == 2
     assert "localpart" in proc.stderr
+
+
+@pytest.fixture
+def open_umask() -> Iterator[None]:
+    """umask 000: every file the relay leaves to the umask would be world-writable."""
+    old = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_init_files_are_private_whatever_the_umask(tmp_path: Path, open_umask: None) -> None:
+    d = tmp_path / "data"
+    d.mkdir(mode=0o755)  # an existing directory, open to all
+    run_cli("init", "--data-dir", str(d), "--server-name", "kit-07.relief.example")
+    assert _mode(d) == 0o700
+    for name in ["relay.db", "relay.toml", "signing.key", "tls.crt", "tls.key"]:
+        assert _mode(d / name) == 0o600, name
+    conn = store_db.open_database(d / "relay.db")  # WAL and SHM appear
+    try:
+        for name in ["relay.db-wal", "relay.db-shm"]:
+            assert _mode(d / name) == 0o600, name
+    finally:
+        conn.close()
+
+
+def test_database_side_files_are_private(tmp_path: Path, open_umask: None) -> None:
+    db = tmp_path / "old.db"
+    db.touch(mode=0o644)  # made by an older relay
+    conn = store_db.open_database(db)
+    try:
+        assert [_mode(db), _mode(tmp_path / "old.db-wal"), _mode(tmp_path / "old.db-shm")] == [
+            0o600
+        ] * 3
+    finally:
+        conn.close()
+
+
+async def test_media_files_and_dirs_are_private(tmp_path: Path, open_umask: None) -> None:
+    root = tmp_path / "media"
+    root.mkdir(mode=0o755)
+    blobs = BlobStore(root)
+    sha, _ = blobs.put_bytes(b"thumbnail")
+    async with blobs.alock(exclusive=False):
+        async with BlobWriter(blobs, 100) as writer:
+            await writer.write(b"upload")
+            upload, _ = await writer.commit()
+    for path in [blobs.path_for(sha), blobs.path_for(upload), root / LOCK_FILE]:
+        assert _mode(path) == 0o600, path
+    dirs = [root, root / TMP_DIR, *[p for p in root.rglob("*") if p.is_dir()]]
+    assert {d: _mode(d) for d in dirs} == {d: 0o700 for d in dirs}
