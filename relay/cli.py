@@ -229,16 +229,30 @@ def user() -> None:
 @user.command("add")
 @DATA_DIR_OPTION
 @click.argument("localpart")
-@click.option("--password", required=True, help="The new user's password.")
+@click.option(
+    "--password",
+    default=None,
+    help="The new user's password (visible to other local users in ps: prefer "
+    "--password-stdin, or the prompt).",
+)
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from the first line of standard input.",
+)
 @click.option("--admin", is_flag=True, help="Make the user a server admin.")
-def user_add(data_dir: Path, localpart: str, password: str, admin: bool) -> None:
-    """Create the local user LOCALPART (works while the relay runs)."""
+def user_add(
+    data_dir: Path, localpart: str, password: str | None, password_stdin: bool, admin: bool
+) -> None:
+    """Create the local user LOCALPART (works while the relay runs). The password comes
+    from --password-stdin, or a prompt on a terminal, so that it is not in argv."""
     config = _load(data_dir)
+    password = _new_password(password, password_stdin)
     localpart = localpart.removeprefix("@").split(":", 1)[0]
     if not is_valid_localpart(localpart):
         _fail(f"{localpart!r} is not a valid user localpart (a-z, 0-9, . _ = - /)")
     if not password:
-        _fail("--password must not be empty")
+        _fail("the password must not be empty")
     user_id = f"@{localpart}:{config.server_name}"
     try:
         _write(
@@ -254,6 +268,19 @@ def user_add(data_dir: Path, localpart: str, password: str, admin: bool) -> None
     except UserExists:
         _fail(f"user {user_id} already exists", 1)
     click.echo(f"created user {user_id}{' (admin)' if admin else ''}")
+
+
+def _new_password(given: str | None, from_stdin: bool) -> str:
+    """The password of `user add`: --password, one line of stdin, or a prompt."""
+    if given is not None and from_stdin:
+        _fail("give --password or --password-stdin, not both")
+    if from_stdin:
+        return sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+    if given is not None:
+        return given
+    if not sys.stdin.isatty():
+        _fail("no password: use --password-stdin (or run on a terminal to be asked)")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
 
 
 @cli.group()
