@@ -338,7 +338,7 @@ def _token_row(row: dict[str, Any]) -> dict[str, Any]:
     unexpired = expiry is None or expiry > time.time() * 1000
     uses_left = allowed is None or row["pending"] + row["completed"] < allowed
     return {
-        "token": row["token"],
+        "hint": row["hint"] + "…",
         "uses_allowed": allowed,
         "pending": row["pending"],
         "completed": row["completed"],
@@ -351,7 +351,8 @@ def _token_row(row: dict[str, Any]) -> dict[str, Any]:
 @DATA_DIR_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def token_list(data_dir: Path, as_json: bool) -> None:
-    """List registration tokens with their uses and expiry."""
+    """List registration tokens with their uses and expiry. A token is stored hashed:
+    the list shows the start of each ("hint"); `relay token add` printed the whole."""
     config = _load(data_dir)
     conn = _open_db(config)
     try:
@@ -373,7 +374,7 @@ def token_list(data_dir: Path, as_json: bool) -> None:
         )
         state = "valid" if row["valid"] else "spent or expired"
         click.echo(
-            f"{row['token']}  used {row['completed']}/{allowed}"
+            f"{row['hint']}  used {row['completed']}/{allowed}"
             f" ({row['pending']} pending)  expires {expires}  {state}"
         )
 

@@ -210,6 +210,9 @@ def migrate(conn: sqlite3.Connection) -> int:
     Raises:
         SchemaTooNew: the database's version is newer than ``known_schema_version()``.
     """
+    from store.accounts import token_hash  # store.accounts imports nothing of this module
+
+    conn.create_function("relay_token_hash", 1, token_hash, deterministic=True)
     steps = migrations()
     known = len(steps)
     found = schema_version(conn)
