@@ -34,8 +34,21 @@ def open_private(path: str | os.PathLike[str], flags: int) -> int:
 
 
 def make_private_file(path: str | os.PathLike[str]) -> None:
-    """Create `path` empty if it is missing; either way it ends 0600."""
-    os.close(open_private(path, os.O_RDWR))
+    """Create `path` empty if it is missing; either way it ends 0600.
+
+    An existing file is never opened: it may be a database this process already has
+    open, and closing *any* descriptor of a file drops every POSIX lock the process
+    holds on it (SQLite's among them: another process then thinks it is the last
+    connection and deletes the WAL under us)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except FileExistsError:
+        os.chmod(path, FILE_MODE)
+        return
+    try:
+        os.fchmod(fd, FILE_MODE)
+    finally:
+        os.close(fd)
 
 
 def restrict_file(path: str | os.PathLike[str]) -> None:

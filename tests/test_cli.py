@@ -323,3 +323,28 @@ def test_provisioning_passes_the_admin_password_on_stdin(
     assert "s3cret pass" not in " ".join(args) and "--password-stdin" in args
     assert stdin == "s3cret pass\n"
     assert verify_password("s3cret pass", _password_hash(d, "@root:a.example"))
+
+
+def test_a_second_connection_keeps_the_first_ones_locks(tmp_path: Path) -> None:
+    """Making relay.db private must not open and close it: that drops every POSIX lock
+    this process holds on it, and another process then takes the database as unused
+    (it checkpointed and deleted the WAL under a running relay)."""
+    path = tmp_path / "relay.db"
+    first = store_db.connect(path)
+    first.execute("CREATE TABLE t (x)")
+    first.execute("SELECT * FROM t").fetchall()  # holds its shared lock from here on
+    second = store_db.connect(path)
+    try:
+        probe = (
+            "import fcntl, os, sys\n"
+            "fd = os.open(sys.argv[1], os.O_RDWR)\n"
+            "fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", probe, str(path)], capture_output=True, text=True, timeout=60
+        )
+        assert proc.returncode != 0, "another process could lock a database in use"
+        assert "BlockingIOError" in proc.stderr or "PermissionError" in proc.stderr, proc.stderr
+    finally:
+        second.close()
+        first.close()
