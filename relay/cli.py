@@ -47,6 +47,7 @@ from store import peers as store_peers
 from store import registration_tokens as store_tokens
 from store import status as store_status
 from store.errors import UserExists
+from store.private_files import make_private_dir, write_private
 
 log = logging.getLogger("relay")
 T = TypeVar("T")
@@ -182,7 +183,7 @@ def init(
         if held:
             _fail(f"{data_dir} already holds a relay ({', '.join(held)}); refusing to touch it")
 
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_private_dir(data_dir)
     key = new_signing_key()
     write_signing_key(config.signing_key_path, key)
     write_self_signed_certificate(
@@ -190,10 +191,7 @@ def init(
     )
     store_db.open_database(config.database_path, synchronous=config.synchronous).close()
     tmp = data_dir / (CONFIG_FILE + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
+    write_private(tmp, text.encode("utf-8"))
     os.replace(tmp, data_dir / CONFIG_FILE)
     click.echo(f"created relay {server_name} in {data_dir} (signing key {key.key_id})")
 
@@ -231,16 +229,30 @@ def user() -> None:
 @user.command("add")
 @DATA_DIR_OPTION
 @click.argument("localpart")
-@click.option("--password", required=True, help="The new user's password.")
+@click.option(
+    "--password",
+    default=None,
+    help="The new user's password (visible to other local users in ps: prefer "
+    "--password-stdin, or the prompt).",
+)
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from the first line of standard input.",
+)
 @click.option("--admin", is_flag=True, help="Make the user a server admin.")
-def user_add(data_dir: Path, localpart: str, password: str, admin: bool) -> None:
-    """Create the local user LOCALPART (works while the relay runs)."""
+def user_add(
+    data_dir: Path, localpart: str, password: str | None, password_stdin: bool, admin: bool
+) -> None:
+    """Create the local user LOCALPART (works while the relay runs). The password comes
+    from --password-stdin, or a prompt on a terminal, so that it is not in argv."""
     config = _load(data_dir)
+    password = _new_password(password, password_stdin)
     localpart = localpart.removeprefix("@").split(":", 1)[0]
     if not is_valid_localpart(localpart):
         _fail(f"{localpart!r} is not a valid user localpart (a-z, 0-9, . _ = - /)")
     if not password:
-        _fail("--password must not be empty")
+        _fail("the password must not be empty")
     user_id = f"@{localpart}:{config.server_name}"
     try:
         _write(
@@ -256,6 +268,19 @@ def user_add(data_dir: Path, localpart: str, password: str, admin: bool) -> None
     except UserExists:
         _fail(f"user {user_id} already exists", 1)
     click.echo(f"created user {user_id}{' (admin)' if admin else ''}")
+
+
+def _new_password(given: str | None, from_stdin: bool) -> str:
+    """The password of `user add`: --password, one line of stdin, or a prompt."""
+    if given is not None and from_stdin:
+        _fail("give --password or --password-stdin, not both")
+    if from_stdin:
+        return sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+    if given is not None:
+        return given
+    if not sys.stdin.isatty():
+        _fail("no password: use --password-stdin (or run on a terminal to be asked)")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
 
 
 @cli.group()
@@ -313,7 +338,7 @@ def _token_row(row: dict[str, Any]) -> dict[str, Any]:
     unexpired = expiry is None or expiry > time.time() * 1000
     uses_left = allowed is None or row["pending"] + row["completed"] < allowed
     return {
-        "token": row["token"],
+        "hint": row["hint"] + "…",
         "uses_allowed": allowed,
         "pending": row["pending"],
         "completed": row["completed"],
@@ -326,7 +351,8 @@ def _token_row(row: dict[str, Any]) -> dict[str, Any]:
 @DATA_DIR_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def token_list(data_dir: Path, as_json: bool) -> None:
-    """List registration tokens with their uses and expiry."""
+    """List registration tokens with their uses and expiry. A token is stored hashed:
+    the list shows the start of each ("hint"); `relay token add` printed the whole."""
     config = _load(data_dir)
     conn = _open_db(config)
     try:
@@ -348,7 +374,7 @@ def token_list(data_dir: Path, as_json: bool) -> None:
         )
         state = "valid" if row["valid"] else "spent or expired"
         click.echo(
-            f"{row['token']}  used {row['completed']}/{allowed}"
+            f"{row['hint']}  used {row['completed']}/{allowed}"
             f" ({row['pending']} pending)  expires {expires}  {state}"
         )
 

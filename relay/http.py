@@ -1,8 +1,9 @@
 """The HTTP edge shared by both listeners: the ASGI app factory, JSON in and out.
 
 Errors are mapped here and only here: a `MatrixError` becomes its JSON; the
-router's 404/405 become `M_UNRECOGNIZED`; anything else is a 500 `M_UNKNOWN`
-with the traceback logged (the client learns nothing of our internals).
+router's 404/405 become `M_UNRECOGNIZED`; a client that hangs up before its body
+ended is an INFO line (phones on bad Wi-Fi do, all the time); anything else is a 500
+`M_UNKNOWN` with the traceback logged (the client learns nothing of our internals).
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relay.errors import BadJson, MatrixError, NotJson, TooLarge, Unknown, Unrecognized
+from relay.events.canonical import JsonParseError, parse_json_strict
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         err = Unrecognized("Unrecognized request: method not allowed", status=405)
     else:
         err = MatrixError(str(exc.detail), status=exc.status_code)
+    return json_response(err.to_json(), err.status)
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ClientDisconnect)
+    log.info("client hung up before its body ended: %s %s", request.method, request.url.path)
+    # Nobody reads this answer; it only ends the exchange cleanly.
+    err = BadJson("Request body incomplete: the client hung up")
     return json_response(err.to_json(), err.status)
 
 
@@ -204,6 +214,7 @@ def make_app(routes: Sequence[BaseRoute]) -> Starlette:
         exception_handlers={
             MatrixError: _matrix_error,
             HTTPException: _http_error,
+            ClientDisconnect: _client_gone,
             Exception: _internal_error,
         },
         middleware=[
@@ -222,7 +233,7 @@ def make_app(routes: Sequence[BaseRoute]) -> Starlette:
 async def read_json_body(
     request: Request, *, max_bytes: int = MAX_REQUEST_BODY, empty: Any = None
 ) -> Any:
-    """The request body as JSON, or M_NOT_JSON / M_TOO_LARGE. An empty body is
+    """The request body as JSON (`parse_json_body`), or M_NOT_JSON / M_TOO_LARGE. An empty body is
     `empty` when one is given (endpoints whose body is optional), else M_NOT_JSON."""
     chunks: list[bytes] = []
     size = 0
@@ -234,12 +245,7 @@ async def read_json_body(
     body = b"".join(chunks)
     if empty is not None and not body.strip():
         return empty
-    try:
-        value = json.loads(body, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError):
-        raise NotJson("Content not JSON.") from None
-    except RecursionError:
-        raise BadJson("JSON nested too deeply") from None
+    value = parse_json_body(body)
     if not request.url.path.startswith(SERVER_PATHS) and _depth_exceeds(value, MAX_JSON_DEPTH):
         raise BadJson(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     return value
@@ -258,8 +264,14 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
     return False
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+def parse_json_body(body: bytes) -> Any:
+    """A request body as JSON, through the one strict parser (`parse_json_strict`:
+    no BOM, duplicate keys, NaN/Infinity or bad UTF-8), or 400 M_NOT_JSON, as Synapse
+    answers any body its parser refuses (one nested past the recursion limit too)."""
+    try:
+        return parse_json_strict(body)
+    except JsonParseError:
+        raise NotJson("Content not JSON.") from None
 
 
 async def read_json_object(request: Request, *, optional: bool = False) -> dict[str, Any]:

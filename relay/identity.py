@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import nacl.signing
 
 from relay.events.ids import decode_base64, encode_base64
+from store.private_files import write_private
 
 
 class IdentityError(Exception):
@@ -40,11 +40,7 @@ def new_signing_key() -> SigningKey:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    write_private(path, data, exclusive=True)
 
 
 def write_signing_key(path: Path, key: SigningKey) -> None:

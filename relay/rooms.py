@@ -43,7 +43,7 @@ from relay.events.auth import (
     redaction_allowed,
 )
 from relay.events.canonical import CanonicalJsonError, check_canonical_json_values
-from relay.events.ids import is_valid_user_id
+from relay.events.ids import has_control_character, is_valid_user_id
 from relay.events.limits import MAX_PREV_EVENTS, check_size_limits, pdu_too_large
 from relay.events.pdu import MalformedPdu, Pdu, finalize_event
 from relay.events.redaction import redact
@@ -164,7 +164,12 @@ _STATE_ONLY = ("m.room.member", "m.room.name", "m.room.topic", "m.room.power_lev
 
 def check_local_content(type_: str, content: dict[str, Any], state_key: str | None) -> None:
     """Reject a malformed local event with M_BAD_JSON (400) before the auth rules would
-    reject it with M_FORBIDDEN (or store it): what Synapse's event validator checks."""
+    reject it with M_FORBIDDEN (or store it): what Synapse's event validator checks;
+    and a type or state key with a control character (M_INVALID_PARAM)."""
+    if has_control_character(type_):
+        raise InvalidParam("event type must not contain control characters")
+    if state_key is not None and has_control_character(state_key):
+        raise InvalidParam("state_key must not contain control characters")
     if type_ in _STATE_ONLY and state_key is None:
         raise BadJson(f"{type_} must be a state event")
     strings = {

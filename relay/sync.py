@@ -31,6 +31,7 @@ import trio
 from relay.database import Database
 from relay.e2e_sync import DeviceSection, DeviceSync
 from relay.errors import BadJson, NotFound
+from relay.events.canonical import parse_json_strict
 from relay.events.pdu import Pdu
 from relay.filters import DEFAULT_FILTER, Filter, parse_filter
 from relay.notifier import Notifier
@@ -119,8 +120,8 @@ class SyncService:
             return DEFAULT_FILTER
         if param.lstrip().startswith("{"):
             try:
-                body = json.loads(param)
-            except (ValueError, RecursionError):
+                body = parse_json_strict(param.encode("utf-8"))
+            except ValueError:
                 raise BadJson("filter is not valid JSON") from None
             return parse_filter(body)
         return parse_filter(await self.get_filter_json(user_id, param))

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     import sqlite_utils
 
 from store.errors import SchemaTooNew
+from store.private_files import make_private_file, restrict_file
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
@@ -68,6 +69,8 @@ def connect(path: str | os.PathLike[str], *, synchronous: str = "FULL") -> sqlit
     level = synchronous.upper()
     if level not in _SYNCHRONOUS:
         raise ValueError(f"synchronous must be one of {sorted(_SYNCHRONOUS)}, not {synchronous!r}")
+    if _is_file_path(path):
+        make_private_file(path)  # SQLite gives -wal and -shm the database file's mode
     conn = sqlite3.connect(
         os.fspath(path),
         timeout=BUSY_TIMEOUT_MS / 1000,
@@ -80,12 +83,20 @@ def connect(path: str | os.PathLike[str], *, synchronous: str = "FULL") -> sqlit
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise sqlite3.OperationalError(f"could not enable WAL journal mode (got {mode!r})")
+        if _is_file_path(path):
+            for suffix in ("-wal", "-shm"):
+                restrict_file(os.fspath(path) + suffix)  # made by an older relay
         conn.execute(f"PRAGMA synchronous = {level}")
         conn.execute("PRAGMA foreign_keys = ON")
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def _is_file_path(path: str | os.PathLike[str]) -> bool:
+    name = os.fspath(path)
+    return name not in ("", ":memory:") and not name.startswith("file:")
 
 
 def open_database(path: str | os.PathLike[str], *, synchronous: str = "FULL") -> sqlite3.Connection:
@@ -199,6 +210,9 @@ def migrate(conn: sqlite3.Connection) -> int:
     Raises:
         SchemaTooNew: the database's version is newer than ``known_schema_version()``.
     """
+    from store.accounts import token_hash  # store.accounts imports nothing of this module
+
+    conn.create_function("relay_token_hash", 1, token_hash, deterministic=True)
     steps = migrations()
     known = len(steps)
     found = schema_version(conn)

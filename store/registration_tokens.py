@@ -7,6 +7,9 @@ Rules kept (https://spec.matrix.org/v1.16/client-server-api/#token-authenticated
 - A token counts as *pending* from the UIA stage until the registration completes
   (``complete_token``) or is abandoned (``release_token``), so two parallel
   registrations can't both use its last use.
+- A token is stored only as its hash (``store.accounts.token_hash``, as access tokens
+  are), beside a ``hint`` (its first quarter) for listing; every function takes the
+  token itself and hashes it.
 - Functions take the connection first and never commit (see ``store.db``).
 """
 
@@ -14,6 +17,8 @@ from __future__ import annotations
 
 import sqlite3
 from typing import Any
+
+from store.accounts import token_hash
 
 __all__ = [
     "complete_token",
@@ -23,6 +28,7 @@ __all__ = [
     "list_tokens",
     "release_token",
     "reserve_token",
+    "token_hint",
     "token_valid",
 ]
 
@@ -36,30 +42,38 @@ def create_token(
 ) -> None:
     """Create a token (raises ``sqlite3.IntegrityError`` if it exists)."""
     conn.execute(
-        "INSERT INTO registration_tokens (token, uses_allowed, expiry_time) VALUES (?, ?, ?)",
-        (token, uses_allowed, expiry_time),
+        "INSERT INTO registration_tokens (token_hash, hint, uses_allowed, expiry_time)"
+        " VALUES (?, ?, ?, ?)",
+        (token_hash(token), token_hint(token), uses_allowed, expiry_time),
     )
 
 
+def token_hint(token: str) -> str:
+    """What a listing shows of a token: its first quarter (nothing of a short one)."""
+    return token[: len(token) // 4]
+
+
 def get_token(conn: sqlite3.Connection, token: str) -> dict[str, Any] | None:
-    """token, uses_allowed, pending, completed, expiry_time; or None."""
-    row = conn.execute("SELECT * FROM registration_tokens WHERE token = ?", (token,)).fetchone()
+    """token_hash, hint, uses_allowed, pending, completed, expiry_time; or None."""
+    row = conn.execute(
+        "SELECT * FROM registration_tokens WHERE token_hash = ?", (token_hash(token),)
+    ).fetchone()
     return dict(row) if row is not None else None
 
 
 def list_tokens(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    """Every token (as ``get_token``), ordered by token."""
-    rows = conn.execute("SELECT * FROM registration_tokens ORDER BY token").fetchall()
+    """Every token (as ``get_token``), ordered by hint."""
+    rows = conn.execute("SELECT * FROM registration_tokens ORDER BY hint, token_hash").fetchall()
     return [dict(row) for row in rows]
 
 
 def token_valid(conn: sqlite3.Connection, token: str, *, now_ms: int) -> bool:
     """True iff the token exists, is unexpired and has a use left."""
     row = conn.execute(
-        "SELECT 1 FROM registration_tokens WHERE token = ?"
+        "SELECT 1 FROM registration_tokens WHERE token_hash = ?"
         " AND (expiry_time IS NULL OR expiry_time > ?)"
         " AND (uses_allowed IS NULL OR pending + completed < uses_allowed)",
-        (token, now_ms),
+        (token_hash(token), now_ms),
     ).fetchone()
     return row is not None
 
@@ -68,14 +82,18 @@ def reserve_token(conn: sqlite3.Connection, token: str, *, now_ms: int) -> bool:
     """Take one use of the token as pending; False (nothing changed) if not valid."""
     if not token_valid(conn, token, now_ms=now_ms):
         return False
-    conn.execute("UPDATE registration_tokens SET pending = pending + 1 WHERE token = ?", (token,))
+    conn.execute(
+        "UPDATE registration_tokens SET pending = pending + 1 WHERE token_hash = ?",
+        (token_hash(token),),
+    )
     return True
 
 
 def release_token(conn: sqlite3.Connection, token: str) -> None:
     """Give back a pending use (the registration was abandoned)."""
     conn.execute(
-        "UPDATE registration_tokens SET pending = max(pending - 1, 0) WHERE token = ?", (token,)
+        "UPDATE registration_tokens SET pending = max(pending - 1, 0) WHERE token_hash = ?",
+        (token_hash(token),),
     )
 
 
@@ -83,12 +101,12 @@ def complete_token(conn: sqlite3.Connection, token: str) -> None:
     """Turn a pending use into a completed one (the account was created)."""
     conn.execute(
         "UPDATE registration_tokens SET pending = max(pending - 1, 0),"
-        " completed = completed + 1 WHERE token = ?",
-        (token,),
+        " completed = completed + 1 WHERE token_hash = ?",
+        (token_hash(token),),
     )
 
 
 def delete_token(conn: sqlite3.Connection, token: str) -> bool:
     """Delete the token; False if it did not exist."""
-    cur = conn.execute("DELETE FROM registration_tokens WHERE token = ?", (token,))
+    cur = conn.execute("DELETE FROM registration_tokens WHERE token_hash = ?", (token_hash(token),))
     return cur.rowcount > 0

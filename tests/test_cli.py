@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import stat
+import subprocess
+import sys
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from relay.media.blobs import LOCK_FILE, TMP_DIR, BlobStore, BlobWriter
+from store import accounts as store_accounts
 from store import db as store_db
 from store import media as store_media
-from tests.integration.conftest import run_cli
+from store.passwords import verify_password
+from tests.integration.conftest import RELAY, run_cli
+
+PROVISION = (
+    Path(__file__).parent.parent / "firmware-image/rootfs/usr/local/lib/edge-relay/provision.py"
+)
 
 COMMANDS = [[], ["init"], ["run"], ["user"], ["user", "add"], ["status"]]
 
@@ -174,3 +187,164 @@ def test_user_add_rejects_bad_localpart(tmp_path: Path) -> None:
     proc = run_cli("user", "add", "--data-dir", str(d), "Bad Name", "--password", "x", check=False)
     assert proc.returncode == 2
     assert "localpart" in proc.stderr
+
+
+@pytest.fixture
+def open_umask() -> Iterator[None]:
+    """umask 000: every file the relay leaves to the umask would be world-writable."""
+    old = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_init_files_are_private_whatever_the_umask(tmp_path: Path, open_umask: None) -> None:
+    d = tmp_path / "data"
+    d.mkdir(mode=0o755)  # an existing directory, open to all
+    run_cli("init", "--data-dir", str(d), "--server-name", "kit-07.relief.example")
+    assert _mode(d) == 0o700
+    for name in ["relay.db", "relay.toml", "signing.key", "tls.crt", "tls.key"]:
+        assert _mode(d / name) == 0o600, name
+    conn = store_db.open_database(d / "relay.db")  # WAL and SHM appear
+    try:
+        for name in ["relay.db-wal", "relay.db-shm"]:
+            assert _mode(d / name) == 0o600, name
+    finally:
+        conn.close()
+
+
+def test_database_side_files_are_private(tmp_path: Path, open_umask: None) -> None:
+    db = tmp_path / "old.db"
+    db.touch(mode=0o644)  # made by an older relay
+    conn = store_db.open_database(db)
+    try:
+        assert [_mode(db), _mode(tmp_path / "old.db-wal"), _mode(tmp_path / "old.db-shm")] == [
+            0o600
+        ] * 3
+    finally:
+        conn.close()
+
+
+async def test_media_files_and_dirs_are_private(tmp_path: Path, open_umask: None) -> None:
+    root = tmp_path / "media"
+    root.mkdir(mode=0o755)
+    blobs = BlobStore(root)
+    sha, _ = blobs.put_bytes(b"thumbnail")
+    async with blobs.alock(exclusive=False):
+        async with BlobWriter(blobs, 100) as writer:
+            await writer.write(b"upload")
+            upload, _ = await writer.commit()
+    for path in [blobs.path_for(sha), blobs.path_for(upload), root / LOCK_FILE]:
+        assert _mode(path) == 0o600, path
+    dirs = [root, root / TMP_DIR, *[p for p in root.rglob("*") if p.is_dir()]]
+    assert {d: _mode(d) for d in dirs} == {d: 0o700 for d in dirs}
+
+
+def _password_hash(d: Path, user_id: str) -> str | None:
+    conn = store_db.open_database(d / "relay.db")
+    try:
+        row = store_accounts.get_user(conn, user_id)
+    finally:
+        conn.close()
+    return None if row is None else row["password_hash"]
+
+
+def test_user_add_reads_the_password_from_stdin(tmp_path: Path) -> None:
+    """The password is not in argv (any local user reads it in ps / /proc/*/cmdline)."""
+    d = tmp_path / "data"
+    run_cli("init", "--data-dir", str(d), "--server-name", "a.example")
+    proc = subprocess.run(
+        [*RELAY, "user", "add", "--data-dir", str(d), "carol", "--password-stdin", "--admin"],
+        input="correct horse battery staple\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    encoded = _password_hash(d, "@carol:a.example")
+    assert verify_password("correct horse battery staple", encoded)
+    assert not verify_password("correct horse battery staple\n", encoded)
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "needle"),
+    [
+        (["--password-stdin"], "\n", "must not be empty"),
+        (["--password", "x", "--password-stdin"], "x\n", "not both"),
+        ([], "", "--password-stdin"),  # no terminal to prompt on
+    ],
+    ids=["empty", "both", "none-without-terminal"],
+)
+def test_user_add_password_mistakes_are_one_line_exit_2(
+    tmp_path: Path, args: list[str], stdin: str, needle: str
+) -> None:
+    d = tmp_path / "data"
+    run_cli("init", "--data-dir", str(d), "--server-name", "a.example")
+    proc = subprocess.run(
+        [*RELAY, "user", "add", "--data-dir", str(d), "dave", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], proc.stderr
+    assert _password_hash(d, "@dave:a.example") is None
+
+
+def test_provisioning_passes_the_admin_password_on_stdin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """firmware-image's provision.py creates the admin with --password-stdin."""
+    spec = importlib.util.spec_from_file_location("provision", PROVISION)
+    assert spec is not None and spec.loader is not None
+    provision = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "provision", provision)  # for its dataclasses
+    spec.loader.exec_module(provision)
+    d = tmp_path / "relay"
+    run_cli("init", "--data-dir", str(d), "--server-name", "a.example")
+    calls: list[tuple[tuple[str, ...], str]] = []
+    real_run = provision.run
+
+    def spy(*args: str, stdin: str = "") -> Any:
+        calls.append((args, stdin))
+        return real_run(*args, stdin=stdin)
+
+    monkeypatch.setattr(provision, "RELAY_DIR", d)
+    monkeypatch.setattr(provision, "run", spy)
+    provision.add_admin({"admin": {"user": "root", "password": "s3cret pass"}}, tmp_path)
+    [(args, stdin)] = calls
+    assert "s3cret pass" not in " ".join(args) and "--password-stdin" in args
+    assert stdin == "s3cret pass\n"
+    assert verify_password("s3cret pass", _password_hash(d, "@root:a.example"))
+
+
+def test_a_second_connection_keeps_the_first_ones_locks(tmp_path: Path) -> None:
+    """Making relay.db private must not open and close it: that drops every POSIX lock
+    this process holds on it, and another process then takes the database as unused
+    (it checkpointed and deleted the WAL under a running relay)."""
+    path = tmp_path / "relay.db"
+    first = store_db.connect(path)
+    first.execute("CREATE TABLE t (x)")
+    first.execute("SELECT * FROM t").fetchall()  # holds its shared lock from here on
+    second = store_db.connect(path)
+    try:
+        probe = (
+            "import fcntl, os, sys\n"
+            "fd = os.open(sys.argv[1], os.O_RDWR)\n"
+            "fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", probe, str(path)], capture_output=True, text=True, timeout=60
+        )
+        assert proc.returncode != 0, "another process could lock a database in use"
+        assert "BlockingIOError" in proc.stderr or "PermissionError" in proc.stderr, proc.stderr
+    finally:
+        second.close()
+        first.close()

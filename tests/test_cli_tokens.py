@@ -46,16 +46,19 @@ def test_token_add_list_delete(data_dir: Path) -> None:
     assert proc.stdout.strip() == "T1"
     random_token = run_cli("token", "add", "--data-dir", d).stdout.strip()
     assert len(random_token) >= 16
-    tokens = {t["token"]: t for t in _tokens(data_dir)}
-    assert set(tokens) == {"T1", random_token}
-    assert tokens["T1"]["uses_allowed"] == 3 and tokens["T1"]["expiry_time"] is not None
-    assert tokens["T1"]["valid"] is True
-    assert tokens[random_token]["uses_allowed"] is None
-    assert tokens[random_token]["expiry_time"] is None
+    # Tokens are stored hashed: the list shows a hint (a quarter of each), never a token.
+    tokens = {t["hint"]: t for t in _tokens(data_dir)}
+    short, long = "…", random_token[: len(random_token) // 4] + "…"
+    assert set(tokens) == {short, long}
+    assert tokens[short]["uses_allowed"] == 3 and tokens[short]["expiry_time"] is not None
+    assert tokens[short]["valid"] is True
+    assert tokens[long]["uses_allowed"] is None
+    assert tokens[long]["expiry_time"] is None
     human = run_cli("token", "list", "--data-dir", d).stdout
-    assert "T1  used 0/3" in human and "unlimited" in human
+    assert "…  used 0/3" in human and "unlimited" in human
+    assert random_token not in human
     run_cli("token", "delete", "--data-dir", d, "T1")
-    assert [t["token"] for t in _tokens(data_dir)] == [random_token]
+    assert [t["hint"] for t in _tokens(data_dir)] == [long]
 
 
 def test_token_add_existing_and_delete_unknown_fail_in_one_line(data_dir: Path) -> None:

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from relay.http import DRAIN_SECONDS, RawPathRoute, json_response, make_app
+from relay.http import DRAIN_SECONDS, RawPathRoute, json_response, make_app, read_json_body
 
 END_OF_BODY = {"type": "http.request", "body": b"", "more_body": False}
 
@@ -44,10 +44,15 @@ async def echo_params(request: Request) -> Response:
     return json_response(dict(request.path_params))
 
 
+async def read_json(request: Request) -> Response:
+    return json_response(await read_json_body(request))
+
+
 APP = make_app(
     [
         Route("/stream", stream, methods=["GET", "POST"]),
         Route("/early", answer_early, methods=["POST"]),
+        Route("/json", read_json, methods=["PUT"]),
         Route("/m/{server}/{media_id}", echo_params, methods=["GET"]),
         RawPathRoute("/m/{server}/{media_id}/{file_name}", echo_params, methods=["GET"]),
     ]
@@ -218,3 +223,19 @@ async def test_raw_path_route_does_not_take_real_slashes() -> None:
         nursery.start_soon(exchange.run)
         await exchange.to_app.send(END_OF_BODY)
     assert exchange.sent[0]["status"] == 404
+
+
+async def test_a_client_that_hangs_up_mid_body_is_an_info_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Phones on bad Wi-Fi hang up all the time: that is no server error, and no
+    traceback goes to the operator's log."""
+    exchange = Exchange("PUT", "/json", [(b"content-length", b"100")])
+    await exchange.to_app.send({"type": "http.request", "body": b'{"a": ', "more_body": True})
+    await exchange.to_app.send({"type": "http.disconnect"})
+    with caplog.at_level(logging.DEBUG):
+        await exchange.run()
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    gone = [r for r in caplog.records if "hung up" in r.getMessage()]
+    assert [r.levelno for r in gone] == [logging.INFO]
+    assert gone[0].exc_info is None

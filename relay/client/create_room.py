@@ -12,9 +12,10 @@ from starlette.responses import Response
 
 from relay.accounts import Requester
 from relay.client.auth import services_of
+from relay.client.params import is_client_user_id
 from relay.client.route import ClientRoute
 from relay.errors import BadJson, InvalidParam
-from relay.events.ids import is_valid_localpart, is_valid_user_id
+from relay.events.ids import is_valid_localpart
 from relay.events.room_versions import DEFAULT_ROOM_VERSION
 from relay.http import json_response, read_json_object
 from relay.rooms import PRESETS, RoomConfig
@@ -40,9 +41,7 @@ def parse_create_room(body: dict[str, Any], creator: str) -> RoomConfig:
     if not isinstance(version, str):
         raise BadJson("room_version must be a string")
     invite = body.get("invite", [])
-    if not isinstance(invite, list) or not all(
-        isinstance(u, str) and is_valid_user_id(u) for u in invite
-    ):
+    if not isinstance(invite, list) or not all(is_client_user_id(u) for u in invite):
         raise InvalidParam("invite must be a list of user ids")
     invite_3pid = body.get("invite_3pid", [])
     if not isinstance(invite_3pid, list) or not all(isinstance(i, dict) for i in invite_3pid):

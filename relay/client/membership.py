@@ -13,13 +13,13 @@ from starlette.responses import Response
 
 from relay.accounts import Requester
 from relay.client.auth import services_of
+from relay.client.params import is_client_user_id
 from relay.client.route import ClientRoute
 from relay.errors import BadJson, Forbidden, InvalidParam, MissingParam, NotFound
 from relay.events.ids import (
     is_valid_room_alias,
     is_valid_room_id,
     is_valid_server_name,
-    is_valid_user_id,
 )
 from relay.events.room_versions import room_version
 from relay.http import json_response, read_json_object
@@ -41,7 +41,7 @@ def _target(body: dict[str, Any]) -> str:
         raise MissingParam("Missing user_id")
     if not isinstance(user_id, str):
         raise BadJson("user_id must be a string")
-    if not is_valid_user_id(user_id):
+    if not is_client_user_id(user_id):
         raise InvalidParam(f"{user_id!r} is not a valid user id")
     return user_id
 

@@ -17,7 +17,6 @@ Spec: https://spec.matrix.org/v1.16/client-server-api/#get_matrixclientv3roomsro
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -31,6 +30,7 @@ from relay.client.format import client_event
 from relay.client.route import ClientRoute
 from relay.client.tokens import parse_position, position_token
 from relay.errors import BadJson, InvalidParam
+from relay.events.canonical import parse_json_strict
 from relay.filters import EventFilter
 from relay.http import json_response
 from relay.room_reads import NO_FILTER, ReadEvent, messages
@@ -59,8 +59,8 @@ def parse_event_filter(raw: str | None) -> EventFilter:
     if not raw:
         return NO_FILTER
     try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):
+        body = parse_json_strict(raw.encode("utf-8"))
+    except ValueError:
         raise BadJson("filter must be a JSON object") from None
     return filters.parse_event_filter(body, "filter")
 

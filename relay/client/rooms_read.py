@@ -156,7 +156,7 @@ ROUTES = [
     ClientRoute("/rooms/{room_id}/state", get_room_state, ("GET",)),
     ClientRoute("/rooms/{room_id}/state/{event_type}", get_room_state_with_key, ("GET",)),
     ClientRoute(
-        "/rooms/{room_id}/state/{event_type}/{state_key:path}", get_room_state_with_key, ("GET",)
+        "/rooms/{room_id}/state/{event_type}/{state_key:rest}", get_room_state_with_key, ("GET",)
     ),
     ClientRoute("/rooms/{room_id}/members", get_members_by_room, ("GET",)),
     ClientRoute("/rooms/{room_id}/joined_members", get_joined_members_by_room, ("GET",)),

@@ -9,6 +9,9 @@ path existed then, for older clients) here.
 from __future__ import annotations
 
 from starlette.applications import Starlette
+from starlette.convertors import PathConvertor, register_url_convertor
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from relay.client import (
@@ -41,7 +44,8 @@ from relay.client import (
     versions,
 )
 from relay.client import typing as typing_api
-from relay.client.auth import with_requester
+from relay.client.auth import Handler, with_requester
+from relay.client.params import check_path_params
 from relay.client.route import ClientRoute
 from relay.http import RawPathRoute, make_app
 from relay.services import Services
@@ -86,14 +90,37 @@ BASE_ROUTES = [
 ]
 
 
+class RestConvertor(PathConvertor):
+    """`{name:rest}`: the rest of the path, "/" and line breaks included (Starlette's
+    `path` stops at a newline, and a state key with one was a 404, not the 400
+    `check_path_params` gives)."""
+
+    regex = "[\\s\\S]*"
+
+
+register_url_convertor("rest", RestConvertor())
+
+
 def build_routes(api_routes: list[ClientRoute]) -> list[Route]:
     routes = list(BASE_ROUTES)
     for r in api_routes:
-        endpoint = with_requester(r.handler) if r.auth else r.handler
+        endpoint = _checking_path_params(with_requester(r.handler) if r.auth else r.handler)
         for prefix in r.prefixes:
             route_class = RawPathRoute if r.raw_path else Route
             routes.append(route_class(prefix + r.path, endpoint, methods=list(r.methods)))
     return routes
+
+
+def _checking_path_params(handler: Handler) -> Handler:
+    """The route's handler, called only for path parameters `check_path_params` takes."""
+
+    async def endpoint(request: Request) -> Response:
+        check_path_params(request.path_params)
+        return await handler(request)
+
+    endpoint.__name__ = handler.__name__
+    endpoint.__doc__ = handler.__doc__
+    return endpoint
 
 
 def client_app(services: Services) -> Starlette:

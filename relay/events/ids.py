@@ -8,6 +8,9 @@ names, room aliases and room ids.
   (``a-z 0-9 . _ = - / +``); ids of remote users are checked with the
   historical grammar (anything but ``:`` and NUL), as the spec requires servers
   to accept. Every id is at most 255 bytes including sigil and domain.
+- What a local client names (room ids, user ids, event types, state keys,
+  transaction ids) never holds a control character (``has_control_character``):
+  the historical grammar tolerates them in remote ids, our own users get none.
 
 Spec: https://spec.matrix.org/v1.16/appendices/#identifier-grammar
 and https://spec.matrix.org/v1.16/rooms/v4/#event-ids
@@ -28,6 +31,7 @@ __all__ = [
     "decode_base64",
     "encode_base64",
     "event_id",
+    "has_control_character",
     "is_valid_event_id",
     "is_valid_localpart",
     "is_valid_room_alias",
@@ -47,6 +51,8 @@ _PORT = re.compile(r"[0-9]{1,5}")
 _DNS_NAME = re.compile(r"[A-Za-z0-9.\-]{1,255}")
 _IPV4_SHAPE = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}")
 _IPV6_CHARS = re.compile(r"[0-9A-Fa-f:.]{2,45}")
+#: C0 controls (NUL included), DEL and C1 controls: Unicode category Cc.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 #: 32 bytes of SHA-256 in unpadded URL-safe base64 are 43 characters.
 _HASH_ID = re.compile(r"[A-Za-z0-9_\-]{43}")
 
@@ -80,6 +86,11 @@ def _is_historical_opaque(text: str) -> bool:
 
 def _has_surrogate(text: str) -> bool:
     return any("\ud800" <= ch <= "\udfff" for ch in text)
+
+
+def has_control_character(text: str) -> bool:
+    """Whether ``text`` holds a control character (U+0000-U+001F, U+007F-U+009F)."""
+    return _CONTROL.search(text) is not None
 
 
 def server_of(identifier: str) -> str:

@@ -12,18 +12,16 @@ Spec: https://spec.matrix.org/v1.16/server-server-api/#request-authentication
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message
 
-from relay.errors import NotJson, TooLarge, Unauthorized
+from relay.errors import TooLarge, Unauthorized
 from relay.events.signing import SignatureError
 from relay.federation.request_auth import signed_request_from_headers
-from relay.http import MAX_REQUEST_BODY
+from relay.http import MAX_REQUEST_BODY, parse_json_body
 from relay.services import Services
 
 OriginHandler = Callable[[Request, str], Awaitable[Response]]
@@ -54,17 +52,6 @@ async def _read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-def _parse_content(body: bytes) -> Any:
-    try:
-        return json.loads(body, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError):
-        raise NotJson("Content not JSON.") from None
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def _replaying(request: Request, body: bytes) -> Request:
     """A request whose body stream yields `body` (already read) to the handler."""
     sent = False
@@ -88,7 +75,7 @@ async def authenticate_request(request: Request, body: bytes) -> str:
     """
     services = services_of(request)
     has_content = bool(body)
-    content = _parse_content(body) if has_content else None
+    content = parse_json_body(body) if has_content else None
     origin, signed = signed_request_from_headers(
         request.headers.getlist("authorization"),
         method=request.method,

@@ -17,13 +17,13 @@ Spec: https://spec.matrix.org/v1.16/server-server-api/#content-repository
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import trio
 
 from relay.errors import MatrixError, NotYetUploaded, TooLarge, Unknown
+from relay.events.canonical import parse_json_strict
 from relay.federation.client import FederationClient
 from relay.federation.errors import PeerUnreachable, RemoteError, client_error
 from relay.media.blobs import BlobWriter
@@ -154,7 +154,7 @@ class FederationMedia:
             if len(raw) > MAX_ERROR_BYTES:
                 break
         try:
-            doc = json.loads(raw)
+            doc = parse_json_strict(raw)
         except ValueError:
             doc = None
         errcode = doc.get("errcode") if isinstance(doc, dict) else None

@@ -26,7 +26,6 @@ Spec: https://spec.matrix.org/v1.16/server-server-api/#resolving-server-names
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 import random
 import re
@@ -39,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from relay.config import Config
+from relay.events.canonical import parse_json_strict
 from relay.events.ids import is_valid_server_name
 
 if TYPE_CHECKING:
@@ -283,7 +283,7 @@ class ServerResolver:
                 if len(body) > WELL_KNOWN_MAX_BYTES:
                     raise ValueError("response too large")
             ttl = _cache_ttl(response.headers.get("cache-control"))
-        doc = json.loads(body)
+        doc = parse_json_strict(body)
         delegated = doc.get("m.server") if isinstance(doc, dict) else None
         if not isinstance(delegated, str) or not is_valid_server_name(delegated):
             raise ValueError(f"invalid m.server: {delegated!r}")

@@ -31,6 +31,8 @@ from typing import Any
 
 import trio
 
+from store.private_files import make_private_dir, open_private, write_private
+
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 TMP_DIR = "tmp"
 LOCK_FILE = ".lock"
@@ -60,8 +62,8 @@ class BlobStore:
     @contextmanager
     def lock(self, *, exclusive: bool) -> Iterator[None]:
         """The store's lock (blocking): shared to add files and rows, exclusive to remove."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        make_private_dir(self.root)
+        fd = open_private(self.root / LOCK_FILE, os.O_RDWR)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
             yield
@@ -71,8 +73,8 @@ class BlobStore:
     @asynccontextmanager
     async def alock(self, *, exclusive: bool) -> AsyncIterator[None]:
         """`lock` for trio code: waits for it in a worker thread."""
-        await trio.to_thread.run_sync(self.root.mkdir, 0o777, True, True)
-        fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        await trio.to_thread.run_sync(make_private_dir, self.root)
+        fd = open_private(self.root / LOCK_FILE, os.O_RDWR)
         try:
             await trio.to_thread.run_sync(
                 fcntl.flock, fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
@@ -86,7 +88,7 @@ class BlobStore:
 
     def tmp_dir(self) -> Path:
         path = self.root / TMP_DIR
-        path.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path)
         return path
 
     def new_temp_path(self) -> Path:
@@ -95,7 +97,7 @@ class BlobStore:
     def place(self, temp: Path, sha256: str) -> Path:
         """Move a complete, fsynced temp file to its address and make the move durable."""
         final = self.path_for(sha256)
-        created = _makedirs(final.parent)
+        created = make_private_dir(final.parent)
         os.replace(temp, final)
         _fsync_dir(final.parent)
         for directory in created:
@@ -108,10 +110,7 @@ class BlobStore:
         sha256 = hashlib.sha256(data).hexdigest()
         temp = self.new_temp_path()
         try:
-            with open(temp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+            write_private(temp, data)
             self.place(temp, sha256)
         finally:
             temp.unlink(missing_ok=True)
@@ -151,18 +150,6 @@ def _now() -> float:
     return time.time()
 
 
-def _makedirs(directory: Path) -> list[Path]:
-    """mkdir -p; the directories it created, outermost first."""
-    missing: list[Path] = []
-    current = directory
-    while not current.exists():
-        missing.append(current)
-        current = current.parent
-    for path in reversed(missing):
-        path.mkdir(exist_ok=True)
-    return list(reversed(missing))
-
-
 def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
@@ -194,7 +181,8 @@ class BlobWriter:
 
     async def __aenter__(self) -> BlobWriter:
         self._temp = await trio.to_thread.run_sync(self.store.new_temp_path)
-        self._file = await trio.open_file(self._temp, "wb")
+        fd = await trio.to_thread.run_sync(open_private, self._temp, os.O_WRONLY | os.O_TRUNC)
+        self._file = trio.wrap_file(os.fdopen(fd, "wb"))
         return self
 
     async def write(self, chunk: bytes) -> None:

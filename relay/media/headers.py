@@ -7,8 +7,9 @@ Rules kept here (spec, "Serving inline content"; as Synapse does):
   else as RFC 5987 `filename*=utf-8''<percent-encoded>` (never a quoted-string).
 - Text types without a charset are served as UTF-8.
 - Every response carries the recommended `Content-Security-Policy`,
+  `X-Content-Type-Options: nosniff` (a browser never guesses a type we did not serve),
   `Cross-Origin-Resource-Policy: cross-origin` and an `X-Robots-Tag` keeping media out
-  of search engines.
+  of search engines: `SAFETY_HEADERS`, on the client's file and the server's multipart.
 """
 
 from __future__ import annotations
@@ -64,6 +65,13 @@ CONTENT_SECURITY_POLICY = (
     "sandbox; default-src 'none'; script-src 'none'; plugin-types application/pdf; "
     "style-src 'unsafe-inline'; media-src 'self'; object-src 'self';"
 )
+#: The headers every media response carries, whoever asks.
+SAFETY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Cross-Origin-Resource-Policy": "cross-origin",
+    "X-Robots-Tag": "noindex, nofollow, noarchive, noimageindex",
+}
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 #: RFC 2616 separators; with controls, space and non-ASCII they rule out a plain token.
 _SEPARATORS = frozenset('()<>@,;:\\"/[]?={}')
@@ -98,9 +106,7 @@ def media_headers(content_type: str | None, filename: str | None) -> dict[str, s
     return {
         "Content-Type": content_type_header(content_type),
         "Content-Disposition": content_disposition(content_type, filename),
-        "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-        "Cross-Origin-Resource-Policy": "cross-origin",
-        "X-Robots-Tag": "noindex, nofollow, noarchive, noimageindex",
+        **SAFETY_HEADERS,
         "Cache-Control": "public,max-age=86400,s-maxage=86400",
     }
 

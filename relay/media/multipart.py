@@ -14,6 +14,8 @@ import json
 import secrets
 from dataclasses import dataclass, field
 
+from relay.events.canonical import parse_json_strict
+
 #: Headers of one part, and the JSON part, are small; anything bigger is not a peer.
 MAX_HEAD_BYTES = 64 * 1024
 
@@ -112,7 +114,7 @@ class MultipartReader:
                     self._check_head_size()
                     return out
                 try:
-                    self.metadata = json.loads(self._buffer[:index] or b"{}")
+                    self.metadata = parse_json_strict(self._buffer[:index] or b"{}")
                 except ValueError:
                     raise MultipartError("the first part is not JSON") from None
                 self._buffer = self._buffer[index + len(self._delimiter) + 2 :]

@@ -11,7 +11,7 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 
 from relay.errors import InvalidParam, MissingParam
 from relay.media.headers import (
-    CONTENT_SECURITY_POLICY,
+    SAFETY_HEADERS,
     content_disposition,
     content_type_header,
     media_headers,
@@ -58,7 +58,7 @@ def multipart_response(media: MediaFile) -> Response:
         media_type=f"multipart/mixed; boundary={boundary}",
         headers={
             "Content-Length": str(len(head) + media.size + len(tail)),
-            "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+            **SAFETY_HEADERS,
         },
     )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
@@ -215,4 +216,64 @@ async def test_random_json_never_breaks_the_relay(api: ClientApi) -> None:
     )
     assert r.status_code == 200, r.text
     r = await api.http.get(f"{V3}/sync", headers=alice, params={"timeout": 0})
+    assert r.status_code == 200, r.text
+
+
+# -- control characters and over-long transaction ids -------------------------------------
+
+CONTROLS = ["\x00", "\x01", "\n", "\x1b", "\x7f", "\x85"]
+
+
+@pytest.mark.parametrize("ch", CONTROLS, ids=repr)
+async def test_control_characters_in_ids_are_400(api: ClientApi, ch: str) -> None:
+    """NUL and other control characters in a room id, user id, event type, state key or
+    transaction id: 400 M_INVALID_PARAM naming the field, before anything is stored."""
+    alice = await api.login("alice")
+    r = await api.http.post(f"{V3}/createRoom", json={}, headers=alice)
+    room = quote(r.json()["room_id"], safe="")
+    bad = quote(f"x{ch}y", safe="")
+    bad_room = quote(f"!a{ch}b:{SERVER_NAME}", safe="")
+    bad_user = f"@a{ch}b:{SERVER_NAME}"
+    cases: list[tuple[str, str, Any]] = [
+        ("PUT", f"/rooms/{bad_room}/send/m.room.message/t1", {"body": "x"}),
+        ("PUT", f"/rooms/{room}/send/m.{bad}/t2", {"body": "x"}),
+        ("PUT", f"/rooms/{room}/send/m.room.message/{bad}", {"body": "x"}),
+        ("PUT", f"/rooms/{room}/state/org.example.{bad}/k", {}),
+        ("PUT", f"/rooms/{room}/state/org.example.x/{bad}", {}),
+        ("GET", f"/rooms/{bad_room}/state", None),
+        ("POST", f"/join/{bad_room}", {}),
+        ("POST", f"/rooms/{room}/invite", {"user_id": bad_user}),
+        ("POST", f"/rooms/{room}/ban", {"user_id": bad_user}),
+        ("GET", f"/profile/{quote(bad_user, safe='')}", None),
+        ("PUT", f"/sendToDevice/m.{bad}/t3", {"messages": {}}),
+        ("PUT", f"/sendToDevice/m.x/{bad}", {"messages": {}}),
+        ("POST", "/createRoom", {"invite": [bad_user]}),
+        ("POST", "/createRoom", {"initial_state": [{"type": f"m.{ch}", "content": {}}]}),
+        (
+            "POST",
+            "/createRoom",
+            {"initial_state": [{"type": "m.x", "state_key": ch, "content": {}}]},
+        ),
+    ]
+    for method, path, body in cases:
+        r = await api.http.request(method, V3 + path, json=body, headers=alice)
+        assert r.status_code == 400, f"{method} {path}: {r.status_code} {r.text}"
+        assert r.json()["errcode"] == "M_INVALID_PARAM", f"{method} {path}: {r.text}"
+
+
+async def test_transaction_id_over_255_bytes_is_400(api: ClientApi) -> None:
+    alice = await api.login("alice")
+    r = await api.http.post(f"{V3}/createRoom", json={}, headers=alice)
+    room = quote(r.json()["room_id"], safe="")
+    for txn in ["t" * 256, "é" * 128]:
+        for path in [
+            f"/rooms/{room}/send/m.room.message/{txn}",
+            f"/sendToDevice/m.x/{txn}",
+        ]:
+            r = await api.http.put(V3 + path, json={"body": "x", "messages": {}}, headers=alice)
+            assert r.status_code == 400, f"{path}: {r.status_code} {r.text}"
+            assert r.json()["errcode"] == "M_INVALID_PARAM", r.text
+    r = await api.http.put(
+        f"{V3}/rooms/{room}/send/m.room.message/{'t' * 255}", json={"body": "x"}, headers=alice
+    )
     assert r.status_code == 200, r.text

@@ -264,3 +264,19 @@ async def test_status_counts_media(api: ClientApi) -> None:
     await upload(api, alice, b"one")
     stats = await api.services.database.read(store_media.statistics)
     assert stats["local_media"] == 1 and stats["local_bytes"] == 3
+
+
+async def test_every_media_response_is_nosniff(api: ClientApi) -> None:
+    """A browser must never sniff uploaded bytes into a type we did not serve (HTML in
+    a "text/plain" upload): download, download with a file name, and thumbnail."""
+    alice = await api.login("alice")
+    text = await upload(api, alice, b"<script>alert(1)</script>", filename="a.txt")
+    image = await upload(api, alice, png(64, 64), content_type="image/png")
+    for path, params in [
+        (f"{V1}/download/{text}", {}),
+        (f"{V1}/download/{text}/b.txt", {}),
+        (f"{V1}/thumbnail/{image}", {"width": 32, "height": 32, "method": "scale"}),
+    ]:
+        r = await api.http.get(path, params=params, headers=alice)
+        assert r.status_code == 200, r.text
+        assert r.headers["x-content-type-options"] == "nosniff", path

@@ -16,6 +16,7 @@ from hypothesis import given
 
 from relay.events.ids import (
     event_id,
+    has_control_character,
     is_valid_event_id,
     is_valid_localpart,
     is_valid_room_alias,
@@ -245,3 +246,13 @@ def test_is_valid_room_id_depends_on_room_version() -> None:
 def test_is_valid_event_id() -> None:
     assert not is_valid_event_id("$0:domain")
     assert not is_valid_event_id("$" + "+" * 43)
+
+
+@pytest.mark.parametrize("ch", ["\x00", "\x01", "\t", "\n", "\x1f", "\x7f", "\x80", "\x9f"])
+def test_control_characters_are_seen(ch: str) -> None:
+    assert has_control_character(f"m.room{ch}message")
+
+
+@pytest.mark.parametrize("text", ["", "m.room.message", "é ü ß", "\xa0", "🙂", "a b"])
+def test_printable_text_has_no_control_character(text: str) -> None:
+    assert not has_control_character(text)

@@ -246,6 +246,8 @@ NOT_JSON_BODIES = [
     b'{"n": NaN}',
     b'{"n": Infinity}',
     b"{'single': 'quotes'}",
+    b'{"body": "a", "body": "b"}',
+    b'\xef\xbb\xbf{"body": "bom"}',
 ]
 
 
@@ -618,6 +620,23 @@ def test_over_long_ids_are_rejected(env: Env, unchanged: Callable[[], None]) -> 
     env.good_send()
 
 
+def test_control_characters_and_long_txn_ids_are_400(
+    env: Env, unchanged: Callable[[], None]
+) -> None:
+    """Over real HTTP: a NUL in an event type, state key or txn id, and a txn id over
+    255 bytes, are 400 M_INVALID_PARAM."""
+    room = env.room_id
+    for path in [
+        f"/rooms/{room}/send/m.x%00y/{uuid.uuid4().hex}",
+        f"/rooms/{room}/send/m.room.message/a%00{uuid.uuid4().hex}",
+        f"/rooms/{room}/state/org.example.x/k%00",
+        f"/rooms/{room}/send/m.room.message/{'t' * 256}",
+    ]:
+        expect(env.alice.req("PUT", path, json={"body": "x"}), 400, "M_INVALID_PARAM")
+    unchanged()
+    env.good_send()
+
+
 # -- unknown rooms and someone else's room --------------------------------------------------
 
 ROOM_ACTIONS: list[tuple[str, str, Any]] = [
@@ -668,7 +687,9 @@ def test_unknown_room(
 
 
 @pytest.mark.parametrize(
-    "room_id", ["notaroom", "!", "!nocolon", "!a:b:c:d", "#alias:nowhere"], ids=repr
+    "room_id",
+    ["notaroom", "!", "!nocolon", "!a:b:c:d", "#alias:nowhere", "!nul\x00:x", "!nl\n:x"],
+    ids=repr,
 )
 def test_malformed_room_ids(env: Env, unchanged: Callable[[], None], room_id: str) -> None:
     for method, path, body in ROOM_ACTIONS:

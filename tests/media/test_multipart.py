@@ -3,6 +3,8 @@ the bytes are split, and a peer's Location part is seen."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from relay.media.multipart import (
@@ -12,6 +14,8 @@ from relay.media.multipart import (
     render_head,
     render_tail,
 )
+from relay.media.repository import MediaFile
+from relay.media.responses import multipart_response
 
 
 def read_all(body: bytes, boundary: str, step: int) -> tuple[bytes, MultipartReader]:
@@ -63,3 +67,26 @@ def test_boundary_of_content_type() -> None:
         boundary_of("application/json")
     with pytest.raises(MultipartError):
         boundary_of("multipart/mixed")
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [b"[" * 3000 + b"]" * 3000, b'{"a": 1, "a": 2}', b"\xef\xbb\xbf{}", b"NaN"],
+    ids=["deep", "duplicate key", "bom", "nan"],
+)
+def test_metadata_part_is_parsed_strictly(metadata: bytes) -> None:
+    """A peer's JSON part goes through the one strict parser: a body nested past the
+    recursion limit is a MultipartError like any bad JSON, never a RecursionError."""
+    body = b"--b\r\nContent-Type: application/json\r\n\r\n" + metadata + b"\r\n--b\r\n"
+    with pytest.raises(MultipartError):
+        MultipartReader("b").feed(body)
+
+
+def test_federation_multipart_response_is_nosniff(tmp_path: Path) -> None:
+    """The federation media answer (download and thumbnail alike) carries the same
+    safety headers as the client's file."""
+    path = tmp_path / "blob"
+    path.write_bytes(b"<html>")
+    response = multipart_response(MediaFile(path, "text/html", "a.html", 6))
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "sandbox" in response.headers["content-security-policy"]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
+
+import pytest
 
 from store import account_data, db, events, receipts, registration_tokens
 
@@ -94,3 +97,43 @@ def test_registration_token_uses_and_expiry(conn: sqlite3.Connection) -> None:
     with db.write(conn):
         assert registration_tokens.delete_token(conn, "once")
     assert registration_tokens.get_token(conn, "once") is None
+
+
+def test_registration_tokens_are_stored_hashed(conn: sqlite3.Connection) -> None:
+    """A copy of relay.db holds no token anyone could register with."""
+    secret = "Zm9vYmFyYmF6cXV4"
+    with db.write(conn):
+        registration_tokens.create_token(conn, token=secret, uses_allowed=2)
+    dump = "\n".join(conn.iterdump())
+    assert secret not in dump
+    [row] = registration_tokens.list_tokens(conn)
+    assert row["hint"] == secret[:4] and "token" not in row
+    assert registration_tokens.token_valid(conn, secret, now_ms=0)
+
+
+def test_migration_hashes_existing_registration_tokens(tmp_path: Path) -> None:
+    conn = db.connect(tmp_path / "old.db")
+    try:
+        hashed = next(n for n, name, _ in db.migrations() if "registration_tokens_hashed" in name)
+        shipped = db.migrations()
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(db, "migrations", lambda: shipped[: hashed - 1])
+            db.migrate(conn)
+        with db.write(conn):
+            conn.execute(
+                "INSERT INTO registration_tokens (token, uses_allowed, pending, completed,"
+                " expiry_time) VALUES ('old-token-from-v10', 5, 1, 2, NULL)"
+            )
+        db.migrate(conn)
+        assert "old-token-from-v10" not in "\n".join(conn.iterdump())
+        token = registration_tokens.get_token(conn, "old-token-from-v10")
+        assert token is not None
+        assert (token["hint"], token["uses_allowed"], token["pending"], token["completed"]) == (
+            "old-",
+            5,
+            1,
+            2,
+        )
+        assert registration_tokens.token_valid(conn, "old-token-from-v10", now_ms=0)
+    finally:
+        conn.close()

@@ -8,7 +8,8 @@ Reads `relay-provision.toml` from the boot partition (FAT, readable on any PC), 
   `<hostname>.local`, upstream, listeners), into a scratch directory renamed into place only
   when complete: a power cut leaves either no relay or a whole one, and an existing relay (its
   signing key above all) is never regenerated;
-- creates the admin user with `relay user add --admin`; a password missing from the file is
+- creates the admin user with `relay user add --admin --password-stdin` (the password
+  never in an argument list); a password missing from the file is
   generated and written to `relay-admin-password.txt` on the boot partition, and a password in
   the file is removed from it once used;
 - writes /var/lib/edge-relay/provisioned, after which the unit no longer runs.
@@ -128,18 +129,23 @@ class Done:
     stderr: str
 
 
-def run(*args: str) -> Done:
+def run(*args: str, stdin: str = "") -> Done:
     """`relay ARGS...`, in this process (the venv's Python): an interpreter start and the
-    relay's imports cost seconds on a small board."""
+    relay's imports cost seconds on a small board. `stdin` is what the command reads
+    there (a password for `--password-stdin`: never in an argument list)."""
     from relay.cli import main as relay_main
 
     out, err = io.StringIO(), io.StringIO()
     code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            relay_main(list(args[1:]))
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    saved_stdin, sys.stdin = sys.stdin, io.StringIO(stdin)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                relay_main(list(args[1:]))
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.stdin = saved_stdin
     return Done(code, out.getvalue(), err.getvalue())
 
 
@@ -202,7 +208,9 @@ def add_admin(cfg: dict[str, Any], boot: Path | None) -> None:
     if generated:
         password = secrets.token_urlsafe(18)
     done = run(
-        RELAY, "user", "add", "--data-dir", str(RELAY_DIR), user, "--password", password, "--admin"
+        RELAY,
+        *("user", "add", "--data-dir", str(RELAY_DIR), user, "--password-stdin", "--admin"),
+        stdin=password + "\n",
     )
     if done.returncode != 0:
         if "already exists" in done.stderr:
