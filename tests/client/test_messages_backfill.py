@@ -18,7 +18,7 @@ from relay.remote_pdus import accept_pdu_txn
 from store import events as store_events
 from store import state as store_state
 from tests.client.conftest import ClientApi
-from tests.rooms.test_remote_pdus import REMOTE, REMOTE_KEY, remote_event
+from tests.rooms.remote_rooms import REMOTE, REMOTE_KEY, remote_pdu
 
 V3 = "/_matrix/client/v3"
 CAROL = f"@carol:{REMOTE}"
@@ -35,7 +35,7 @@ async def _room_with_a_hole(api: ClientApi) -> tuple[dict[str, str], str, str]:
     rooms = api.services.rooms
 
     def txn(conn: Any) -> str:
-        join = remote_event(
+        join = remote_pdu(
             api,
             conn,
             room_id,
