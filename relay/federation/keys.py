@@ -3,11 +3,15 @@
 Rules kept here:
 
 - A remote key comes from the server itself (`GET /_matrix/key/v2/server`) or, when that
-  fails, from a trusted notary (`POST /_matrix/key/v2/query`, `federation.trusted_key_servers`).
-  A key response counts only if its `server_name` is the server we asked about and it is
-  signed by that server with a key it lists in `verify_keys` (every such signature must
-  verify); a notary's answer must also carry the notary's signature, checked against the
-  pinned keys in the config, or, when none are pinned, the notary's own published keys.
+  fails, from a notary (`POST /_matrix/key/v2/query`): first those in
+  `federation.trusted_key_servers`, in order, then the reachable pinned mesh peers
+  (`mesh_notaries`, set by the mesh layer), so kits on one LAN vouch for each other's
+  view of the upstream with no configuration. A key response counts only if its
+  `server_name` is the server we asked about and it is signed by that server with a key
+  it lists in `verify_keys` (every such signature must verify); a notary's answer must
+  also carry the notary's signature, checked against its pinned keys (the config's, or
+  the mesh peer's pinned key), or, for a trusted key server with none pinned, the
+  notary's own published keys. Both kinds of notary go through `query_notary`.
 - Verified keys are cached in `store/keys.py`: `verify_keys` valid until the response's
   `valid_until_ts`, capped at 7 days from when we fetched it (the spec's "lesser of this
   field and 7 days"); `old_verify_keys` until their `expired_ts`. The whole signed response
@@ -211,6 +215,9 @@ class KeyRing:
         #: server name -> its pinned verify key (base64) or None; set by the mesh layer:
         #: a fetched key response for a pinned server must hold the pinned key.
         self.key_pin: Callable[[str], str | None] | None = None
+        #: Reachable pinned mesh peers, asked as notaries after `trusted_key_servers`:
+        #: `{server name: {key_id: pinned verify key (base64)}}`; set by the mesh layer.
+        self.mesh_notaries: Callable[[], Mapping[str, Mapping[str, str]]] | None = None
         #: (server, via) -> when we last asked; via is the server itself or a notary.
         self._last_attempt: dict[tuple[str, str], int] = {}
 
@@ -289,17 +296,27 @@ class KeyRing:
                 return row
         if not use_notaries:
             return row
-        for notary in self.trusted_key_servers:
+        for notary, pins in self._notaries().items():
             if notary in (server_name, self.server_name) or not self._may_ask(server_name, notary):
                 continue
             try:
-                await self.query_notary(notary, {server_name: {key_id: minimum}})
+                await self.query_notary(notary, {server_name: {key_id: minimum}}, pins=pins)
             except (PeerUnreachable, RemoteError, KeyResponseError) as exc:
                 log.info("could not fetch keys of %s from %s: %s", server_name, notary, exc)
             row = await self._cached_key(server_name, key_id)
             if usable(row):
                 return row
         return row
+
+    def _notaries(self) -> dict[str, Mapping[str, str]]:
+        """Notaries to ask, in order, with their pinned keys: the configured trusted key
+        servers, then the reachable pinned mesh peers."""
+        notaries: dict[str, Mapping[str, str]] = dict(self.trusted_key_servers)
+        mesh = self.mesh_notaries() if self.mesh_notaries is not None else {}
+        for name, pins in mesh.items():
+            if name not in notaries and pins:
+                notaries[name] = dict(pins)
+        return notaries
 
     async def fetch_server_keys(self, server_name: str) -> dict[str, ServerKey]:
         """Fetch, check and cache `server_name`'s keys from the server itself.
@@ -328,10 +345,18 @@ class KeyRing:
             raise KeyResponseError(f"keys of {server_name} do not hold its pinned key")
 
     async def query_notary(
-        self, notary: str, criteria: Mapping[str, Mapping[str, int]]
+        self,
+        notary: str,
+        criteria: Mapping[str, Mapping[str, int]],
+        *,
+        pins: Mapping[str, str] | None = None,
     ) -> dict[str, dict[str, ServerKey]]:
         """Ask `notary` for keys (`{server: {key_id: minimum_valid_until_ts}}`); cache and
         return those whose responses check out (others are logged and skipped).
+
+        `pins` (`{key_id: verify key}`) are the notary's pinned keys, one of which must have
+        signed each answer (default: its pins in `_notaries`); empty: the notary's own
+        published keys are used instead (only a configured trusted key server has none).
 
         Raises:
             PeerUnreachable, RemoteError: the request failed.
@@ -350,6 +375,7 @@ class KeyRing:
         entries = answer.get("server_keys") if isinstance(answer, dict) else None
         if not isinstance(entries, list):
             raise KeyResponseError(f"{notary}: server_keys is not a list")
+        pinned = pins if pins is not None else self._notaries().get(notary, {})
         found: dict[str, dict[str, ServerKey]] = {}
         now = self._clock()
         for entry in entries:
@@ -357,7 +383,7 @@ class KeyRing:
             if not isinstance(server, str) or server not in criteria:
                 continue
             try:
-                await self._check_notary_signature(notary, entry)
+                await self._check_notary_signature(notary, entry, pinned)
                 keys = check_key_response(entry, server, now)
                 self._check_pin(server, keys)
             except (KeyResponseError, SignatureError) as exc:
@@ -367,12 +393,13 @@ class KeyRing:
             found.setdefault(server, {}).update(keys)
         return found
 
-    async def _check_notary_signature(self, notary: str, entry: dict[str, Any]) -> None:
+    async def _check_notary_signature(
+        self, notary: str, entry: dict[str, Any], pinned: Mapping[str, str]
+    ) -> None:
         signatures = entry.get("signatures")
         by_notary = signatures.get(notary) if isinstance(signatures, dict) else None
         if not isinstance(by_notary, dict) or not by_notary:
             raise KeyResponseError(f"not signed by the notary {notary}")
-        pinned = self.trusted_key_servers.get(notary) or {}
         verified = False
         for key_id in by_notary:
             if pinned:
