@@ -75,6 +75,11 @@ MAX_NOTARY_FETCHES = 20
 class KeyNotFound(SignatureError):
     """No key of that id, valid for long enough, could be found for the server."""
 
+    def __init__(self, message: str, server_name: str | None = None) -> None:
+        super().__init__(message)
+        #: The server whose key is missing (None when not known).
+        self.server_name = server_name
+
 
 class KeyResponseError(ValueError):
     """A key response (or a notary's answer) that is malformed or not properly signed."""
@@ -218,6 +223,9 @@ class KeyRing:
         #: Reachable pinned mesh peers, asked as notaries after `trusted_key_servers`:
         #: `{server name: {key_id: pinned verify key (base64)}}`; set by the mesh layer.
         self.mesh_notaries: Callable[[], Mapping[str, Mapping[str, str]]] | None = None
+        #: Called with a server's name once keys of it were fetched and cached (the ingest
+        #: receives again the PDUs it kept waiting for them).
+        self.on_keys_cached: Callable[[str], None] | None = None
         #: (server, via) -> when we last asked; via is the server itself or a notary.
         self._last_attempt: dict[tuple[str, str], int] = {}
 
@@ -261,17 +269,18 @@ class KeyRing:
             own = self.own_keys.signing_key
             if key_id == own.key_id:
                 return own.key.verify_key
-            raise KeyNotFound(f"we have no key {key_id}")
+            raise KeyNotFound(f"we have no key {key_id}", server_name)
         row = await self._cached_key(server_name, key_id)
         if row is None or row["valid_until_ts"] < minimum:
             async with self._lock(server_name):
                 row = await self._refresh(server_name, key_id, minimum, use_notaries)
         if row is None:
-            raise KeyNotFound(f"no key {key_id} of {server_name} could be found")
+            raise KeyNotFound(f"no key {key_id} of {server_name} could be found", server_name)
         if row["valid_until_ts"] < minimum:
             raise KeyNotFound(
                 f"key {key_id} of {server_name} is valid until {row['valid_until_ts']}, "
-                f"needed until {minimum}"
+                f"needed until {minimum}",
+                server_name,
             )
         return decode_verify_key_base64(row["verify_key"])
 
@@ -335,7 +344,12 @@ class KeyRing:
         await self.database.write(
             _store_response_txn, server_name, response, keys, server_name, now
         )
+        self._cached(server_name)
         return keys
+
+    def _cached(self, server_name: str) -> None:
+        if self.on_keys_cached is not None:
+            self.on_keys_cached(server_name)
 
     def _check_pin(self, server_name: str, keys: Mapping[str, ServerKey]) -> None:
         pin = self.key_pin(server_name) if self.key_pin is not None else None
@@ -390,6 +404,7 @@ class KeyRing:
                 log.warning("notary %s answered badly for %s: %s", notary, server, exc)
                 continue
             await self.database.write(_store_response_txn, server, entry, keys, notary, now)
+            self._cached(server)
             found.setdefault(server, {}).update(keys)
         return found
 
