@@ -108,6 +108,11 @@ class Ingest:
     def _lock(self, room_id: str) -> trio.Lock:
         return self._room_locks.setdefault(room_id, trio.Lock())
 
+    def room_lock(self, room_id: str) -> trio.Lock:
+        """The lock PDUs of `room_id` are accepted under: a join holds it from creating the
+        room until its join event is stored, so no PDU slips in between."""
+        return self._lock(room_id)
+
     async def room_version_of(self, room_id: str) -> RoomVersion | None:
         identifier = await self.services.database.read(store_rooms.get_room_version, room_id)
         return room_version(identifier) if identifier else None
