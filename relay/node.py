@@ -135,6 +135,7 @@ def _add_federation_services(services: Services) -> None:
         probe_interval_s=config.probe_interval_seconds,
     )
     services.extra["ingest"] = ingest
+    services.keyring.on_keys_cached = ingest.keys_cached
     services.extra["sender"] = sender
     services.extra["remote_membership"] = RemoteMembership(services, ingest)
     services.extra["backfill"] = Backfill(services, ingest)
@@ -229,6 +230,8 @@ async def serve_node(
                 sender = services.extra["sender"]
                 await nursery.start(_serve_until, shutdown, sender.serve)
                 await nursery.start(_serve_until, shutdown, sender.serve_monitor)
+                ingest = services.extra["ingest"]
+                await nursery.start(_serve_until, shutdown, ingest.serve_pending)
                 housekeeping = Housekeeping(
                     database, interval_s=config.housekeeping_interval_seconds
                 )

@@ -51,7 +51,7 @@ StateMap = dict[tuple[str, str], str]
 class Outcome:
     """What became of one received PDU (one entry of a /send response's pdu_results)."""
 
-    status: str  # "accepted" | "soft_failed" | "rejected" | "duplicate"
+    status: str  # "accepted" | "soft_failed" | "rejected" | "duplicate" | "pending" (kept)
     reason: str | None = None
 
     @property

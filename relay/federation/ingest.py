@@ -4,7 +4,11 @@ For each PDU (from /send, a pull, a join's state, a backfill):
 
 1. parse it in its room's version; a PDU that fails the content hash is
    processed in its redacted form, as the spec says; one whose signatures
-   don't verify is dropped;
+   don't verify is dropped; one pushed to us whose signing key cannot be found
+   yet is kept (store/pending_pdus.py) and received again when a key of that
+   server is cached, or on the next retry round (`serve_pending`): on a mesh an
+   event often arrives before its writer's key does, and nothing carried may be
+   lost to that ordering. Kept PDUs are bounded (MAX_PENDING, PENDING_TTL_MS);
 2. fetch what it depends on: auth events (`/event_auth`, `/event`), and prev
    events by looping `/get_missing_events` (oldest first) up to a cap; when a
    gap cannot be closed, ask the peer for the state at the missing event
@@ -26,6 +30,7 @@ Spec: https://spec.matrix.org/v1.16/server-server-api/#checks-performed-on-recei
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterable
@@ -40,6 +45,7 @@ from relay.events.redaction import redact
 from relay.events.room_versions import RoomVersion, room_version
 from relay.federation.client import ROOM_STATE_RESPONSE_BYTES
 from relay.federation.errors import PeerUnreachable, RemoteError
+from relay.federation.keys import KeyNotFound
 from relay.remote_pdus import (
     DUPLICATE,
     MissingEvents,
@@ -47,8 +53,9 @@ from relay.remote_pdus import (
     accept_pdu_txn,
     is_promotable_outlier,
 )
-from relay.services import Services
+from relay.services import Services, now_ms
 from store import events as store_events
+from store import pending_pdus as store_pending
 from store import rooms as store_rooms
 
 log = logging.getLogger(__name__)
@@ -57,10 +64,25 @@ DEFAULT_GAP_CAP = 10_000
 MISSING_EVENTS_BATCH = 100
 #: `/get_missing_events` requests per received PDU, whatever `gap_cap` says.
 MAX_GAP_REQUESTS = 100
+#: PDUs kept waiting for a key: at most this many, for at most this long.
+MAX_PENDING = 10_000
+PENDING_TTL_MS = 7 * 24 * 3600 * 1000
+#: How often kept PDUs are tried again when no key arrival wakes them first.
+PENDING_RETRY_INTERVAL = 30.0
+PENDING = "pending"
 
 
 class BadPdu(Exception):
     """The PDU cannot be used at all (malformed, bad signature, unknown room)."""
+
+
+class KeyPending(BadPdu):
+    """The PDU's signature could not be checked: `server_name`'s key is not found yet."""
+
+    def __init__(self, message: str, pdu: Pdu, server_name: str) -> None:
+        super().__init__(message)
+        self.pdu = pdu
+        self.server_name = server_name
 
 
 def parse_pdu(event: dict[str, Any], rv: RoomVersion) -> Pdu:
@@ -100,9 +122,17 @@ class Ingest:
         #: Backfilled events stored, by room, counted as each is written (so a caller
         #: cancelled half-way still sees what it got).
         self.backfilled: dict[str, int] = {}
+        #: Servers whose keys were cached since kept PDUs were last tried.
+        self._keys_arrived: set[str] = set()
+        self._wake_pending = trio.Event()
 
     def _lock(self, room_id: str) -> trio.Lock:
         return self._room_locks.setdefault(room_id, trio.Lock())
+
+    def room_lock(self, room_id: str) -> trio.Lock:
+        """The lock PDUs of `room_id` are accepted under: a join holds it from creating the
+        room until its join event is stored, so no PDU slips in between."""
+        return self._lock(room_id)
 
     async def room_version_of(self, room_id: str) -> RoomVersion | None:
         identifier = await self.services.database.read(store_rooms.get_room_version, room_id)
@@ -114,6 +144,11 @@ class Ingest:
             await self.services.keyring.verify_event_signatures(pdu.as_dict(), rv)
         except (PeerUnreachable, RemoteError) as exc:
             raise BadPdu(f"cannot fetch keys to verify {pdu.event_id}: {exc}") from None
+        except KeyNotFound as exc:
+            server = exc.server_name or pdu.sender.partition(":")[2]
+            raise KeyPending(
+                f"signature check failed for {pdu.event_id}: {exc}", pdu, server
+            ) from None
         except Exception as exc:  # SignatureError and kin: a forged or damaged event
             if isinstance(exc, trio.Cancelled):
                 raise
@@ -132,6 +167,10 @@ class Ingest:
             return None, Outcome("rejected", f"unknown room {room_id}")
         try:
             pdu = await self.verified_pdu(event, rv)
+        except KeyPending as exc:
+            if await self._keep(origin, event, exc):
+                return exc.pdu.event_id, Outcome(PENDING, str(exc))
+            return None, Outcome("rejected", str(exc))
         except BadPdu as exc:
             return None, Outcome("rejected", str(exc))
         if await self._stored(pdu.event_id):
@@ -140,6 +179,101 @@ class Ingest:
         fetched = await self._fetch_missing(origin, pdu)
         async with self._lock(room_id):
             return pdu.event_id, await self._receive_locked(origin, pdu, fetched)
+
+    # -- PDUs kept until their key is found ----------------------------------------------
+
+    async def _keep(self, origin: str, event: dict[str, Any], exc: KeyPending) -> bool:
+        """Keep a PDU whose key is missing; False when too many are kept already."""
+        text = json.dumps(event)
+
+        def txn(conn: sqlite3.Connection) -> bool:
+            new = store_pending.put_pending_pdu(
+                conn,
+                event_id=exc.pdu.event_id,
+                origin=origin,
+                room_id=exc.pdu.room_id,
+                key_server=exc.server_name,
+                pdu_json=text,
+                now_ms=now_ms(),
+            )
+            if new and store_pending.count_pending_pdus(conn) > MAX_PENDING:
+                store_pending.delete_pending_pdu(conn, exc.pdu.event_id)
+                return False
+            return True
+
+        kept = await self.services.database.write(txn)
+        if kept:
+            log.info(
+                "kept %s from %s until a key of %s is found",
+                exc.pdu.event_id,
+                origin,
+                exc.server_name,
+            )
+        return kept
+
+    def keys_cached(self, server_name: str) -> None:
+        """The KeyRing's `on_keys_cached`: PDUs waiting for `server_name` are tried again."""
+        self._keys_arrived.add(server_name)
+        self._wake_pending.set()
+
+    async def retry_pending(self, key_server: str | None = None) -> int:
+        """Receive again the kept PDUs waiting for `key_server`'s key; with no server, for
+        each server waited for, its oldest PDU first and the rest only if that one passed.
+        Returns how many left the pending list (accepted, refused or duplicate)."""
+        database = self.services.database
+        cutoff = now_ms() - PENDING_TTL_MS
+        await database.write(
+            lambda conn: store_pending.prune_pending_pdus(conn, older_than_ms=cutoff)
+        )
+        if key_server is not None:
+            return await self._retry(key_server, limit=MAX_PENDING)
+        done = 0
+        for server in await database.read(store_pending.pending_key_servers):
+            first = await self._retry(server, limit=1)
+            done += first
+            if first:
+                done += await self._retry(server, limit=MAX_PENDING)
+        return done
+
+    async def _retry(self, key_server: str, *, limit: int) -> int:
+        database = self.services.database
+        rows = await database.read(
+            lambda conn: store_pending.get_pending_pdus(conn, key_server=key_server, limit=limit)
+        )
+        done = 0
+        for row in rows:
+            _, outcome = await self.receive(row["origin"], json.loads(row["pdu_json"]))
+            if outcome.status == PENDING:
+                continue
+            await database.write(store_pending.delete_pending_pdu, row["event_id"])
+            log.info(
+                "kept PDU %s from %s: %s %s",
+                row["event_id"],
+                row["origin"],
+                outcome.status,
+                outcome.reason or "",
+            )
+            done += 1
+        return done
+
+    async def serve_pending(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Try kept PDUs again whenever a key is cached, and every PENDING_RETRY_INTERVAL."""
+        task_status.started()
+        while True:
+            with trio.move_on_after(PENDING_RETRY_INTERVAL):
+                await self._wake_pending.wait()
+            self._wake_pending = trio.Event()
+            arrived, self._keys_arrived = self._keys_arrived, set()
+            try:
+                if arrived:
+                    for server in sorted(arrived):
+                        await self.retry_pending(server)
+                else:
+                    await self.retry_pending()
+            except Exception:  # a retry round must never stop the relay; the next one runs
+                log.exception("retrying kept PDUs failed")
 
     async def _receive_locked(self, origin: str, pdu: Pdu, fetched: list[Pdu]) -> Outcome:
         if await self._stored(pdu.event_id):

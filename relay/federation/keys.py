@@ -3,11 +3,15 @@
 Rules kept here:
 
 - A remote key comes from the server itself (`GET /_matrix/key/v2/server`) or, when that
-  fails, from a trusted notary (`POST /_matrix/key/v2/query`, `federation.trusted_key_servers`).
-  A key response counts only if its `server_name` is the server we asked about and it is
-  signed by that server with a key it lists in `verify_keys` (every such signature must
-  verify); a notary's answer must also carry the notary's signature, checked against the
-  pinned keys in the config, or, when none are pinned, the notary's own published keys.
+  fails, from a notary (`POST /_matrix/key/v2/query`): first those in
+  `federation.trusted_key_servers`, in order, then the reachable pinned mesh peers
+  (`mesh_notaries`, set by the mesh layer), so kits on one LAN vouch for each other's
+  view of the upstream with no configuration. A key response counts only if its
+  `server_name` is the server we asked about and it is signed by that server with a key
+  it lists in `verify_keys` (every such signature must verify); a notary's answer must
+  also carry the notary's signature, checked against its pinned keys (the config's, or
+  the mesh peer's pinned key), or, for a trusted key server with none pinned, the
+  notary's own published keys. Both kinds of notary go through `query_notary`.
 - Verified keys are cached in `store/keys.py`: `verify_keys` valid until the response's
   `valid_until_ts`, capped at 7 days from when we fetched it (the spec's "lesser of this
   field and 7 days"); `old_verify_keys` until their `expired_ts`. The whole signed response
@@ -71,6 +75,11 @@ MAX_NOTARY_FETCHES = 20
 
 class KeyNotFound(SignatureError):
     """No key of that id, valid for long enough, could be found for the server."""
+
+    def __init__(self, message: str, server_name: str | None = None) -> None:
+        super().__init__(message)
+        #: The server whose key is missing (None when not known).
+        self.server_name = server_name
 
 
 class KeyResponseError(ValueError):
@@ -212,6 +221,12 @@ class KeyRing:
         #: server name -> its pinned verify key (base64) or None; set by the mesh layer:
         #: a fetched key response for a pinned server must hold the pinned key.
         self.key_pin: Callable[[str], str | None] | None = None
+        #: Reachable pinned mesh peers, asked as notaries after `trusted_key_servers`:
+        #: `{server name: {key_id: pinned verify key (base64)}}`; set by the mesh layer.
+        self.mesh_notaries: Callable[[], Mapping[str, Mapping[str, str]]] | None = None
+        #: Called with a server's name once keys of it were fetched and cached (the ingest
+        #: receives again the PDUs it kept waiting for them).
+        self.on_keys_cached: Callable[[str], None] | None = None
         #: (server, via) -> when we last asked; via is the server itself or a notary.
         self._last_attempt: dict[tuple[str, str], int] = {}
 
@@ -255,17 +270,18 @@ class KeyRing:
             own = self.own_keys.signing_key
             if key_id == own.key_id:
                 return own.key.verify_key
-            raise KeyNotFound(f"we have no key {key_id}")
+            raise KeyNotFound(f"we have no key {key_id}", server_name)
         row = await self._cached_key(server_name, key_id)
         if row is None or row["valid_until_ts"] < minimum:
             async with self._lock(server_name):
                 row = await self._refresh(server_name, key_id, minimum, use_notaries)
         if row is None:
-            raise KeyNotFound(f"no key {key_id} of {server_name} could be found")
+            raise KeyNotFound(f"no key {key_id} of {server_name} could be found", server_name)
         if row["valid_until_ts"] < minimum:
             raise KeyNotFound(
                 f"key {key_id} of {server_name} is valid until {row['valid_until_ts']}, "
-                f"needed until {minimum}"
+                f"needed until {minimum}",
+                server_name,
             )
         return decode_verify_key_base64(row["verify_key"])
 
@@ -290,17 +306,27 @@ class KeyRing:
                 return row
         if not use_notaries:
             return row
-        for notary in self.trusted_key_servers:
+        for notary, pins in self._notaries().items():
             if notary in (server_name, self.server_name) or not self._may_ask(server_name, notary):
                 continue
             try:
-                await self.query_notary(notary, {server_name: {key_id: minimum}})
+                await self.query_notary(notary, {server_name: {key_id: minimum}}, pins=pins)
             except (PeerUnreachable, RemoteError, KeyResponseError) as exc:
                 log.info("could not fetch keys of %s from %s: %s", server_name, notary, exc)
             row = await self._cached_key(server_name, key_id)
             if usable(row):
                 return row
         return row
+
+    def _notaries(self) -> dict[str, Mapping[str, str]]:
+        """Notaries to ask, in order, with their pinned keys: the configured trusted key
+        servers, then the reachable pinned mesh peers."""
+        notaries: dict[str, Mapping[str, str]] = dict(self.trusted_key_servers)
+        mesh = self.mesh_notaries() if self.mesh_notaries is not None else {}
+        for name, pins in mesh.items():
+            if name not in notaries and pins:
+                notaries[name] = dict(pins)
+        return notaries
 
     async def fetch_server_keys(self, server_name: str) -> dict[str, ServerKey]:
         """Fetch, check and cache `server_name`'s keys from the server itself.
@@ -322,7 +348,12 @@ class KeyRing:
         await self.database.write(
             _store_response_txn, server_name, response, keys, server_name, now
         )
+        self._cached(server_name)
         return keys
+
+    def _cached(self, server_name: str) -> None:
+        if self.on_keys_cached is not None:
+            self.on_keys_cached(server_name)
 
     def _check_pin(self, server_name: str, keys: Mapping[str, ServerKey]) -> None:
         pin = self.key_pin(server_name) if self.key_pin is not None else None
@@ -332,10 +363,18 @@ class KeyRing:
             raise KeyResponseError(f"keys of {server_name} do not hold its pinned key")
 
     async def query_notary(
-        self, notary: str, criteria: Mapping[str, Mapping[str, int]]
+        self,
+        notary: str,
+        criteria: Mapping[str, Mapping[str, int]],
+        *,
+        pins: Mapping[str, str] | None = None,
     ) -> dict[str, dict[str, ServerKey]]:
         """Ask `notary` for keys (`{server: {key_id: minimum_valid_until_ts}}`); cache and
         return those whose responses check out (others are logged and skipped).
+
+        `pins` (`{key_id: verify key}`) are the notary's pinned keys, one of which must have
+        signed each answer (default: its pins in `_notaries`); empty: the notary's own
+        published keys are used instead (only a configured trusted key server has none).
 
         Raises:
             PeerUnreachable, RemoteError: the request failed.
@@ -358,6 +397,7 @@ class KeyRing:
         entries = answer.get("server_keys") if isinstance(answer, dict) else None
         if not isinstance(entries, list):
             raise KeyResponseError(f"{notary}: server_keys is not a list")
+        pinned = pins if pins is not None else self._notaries().get(notary, {})
         found: dict[str, dict[str, ServerKey]] = {}
         now = self._clock()
         for entry in entries:
@@ -365,22 +405,24 @@ class KeyRing:
             if not isinstance(server, str) or server not in criteria:
                 continue
             try:
-                await self._check_notary_signature(notary, entry)
+                await self._check_notary_signature(notary, entry, pinned)
                 keys = check_key_response(entry, server, now)
                 self._check_pin(server, keys)
             except (KeyResponseError, SignatureError) as exc:
                 log.warning("notary %s answered badly for %s: %s", notary, server, exc)
                 continue
             await self.database.write(_store_response_txn, server, entry, keys, notary, now)
+            self._cached(server)
             found.setdefault(server, {}).update(keys)
         return found
 
-    async def _check_notary_signature(self, notary: str, entry: dict[str, Any]) -> None:
+    async def _check_notary_signature(
+        self, notary: str, entry: dict[str, Any], pinned: Mapping[str, str]
+    ) -> None:
         signatures = entry.get("signatures")
         by_notary = signatures.get(notary) if isinstance(signatures, dict) else None
         if not isinstance(by_notary, dict) or not by_notary:
             raise KeyResponseError(f"not signed by the notary {notary}")
-        pinned = self.trusted_key_servers.get(notary) or {}
         verified = False
         for key_id in by_notary:
             if pinned:

@@ -183,18 +183,23 @@ class RemoteMembership:
             # We are in the room now: the invite, if any, has served its purpose.
             conn.execute("DELETE FROM remote_invites WHERE room_id = ?", (room_id,))
 
-        await self.services.database.write(create_room)
-        await self.ingest.store_auth_chain(chain)
-        rooms = self.services.rooms
+        # Under the room's lock: a PDU pushed to us between the room's creation and our join
+        # would otherwise make a partial current state that our own join soft-fails against.
+        async with self.ingest.room_lock(room_id):
+            await self.services.database.write(create_room)
+            await self.ingest.store_auth_chain(chain)
+            rooms = self.services.rooms
 
-        def accept(conn: sqlite3.Connection) -> str:
-            outcome = accept_pdu_txn(rooms, conn, join, state_before=state_ids)
-            if outcome.status not in ("accepted", "duplicate"):
-                raise Forbidden(f"Our join was not accepted: {outcome.reason or outcome.status}")
-            # Everything the join response gave us is the room's current state now.
-            return outcome.status
+            def accept(conn: sqlite3.Connection) -> str:
+                outcome = accept_pdu_txn(rooms, conn, join, state_before=state_ids)
+                if outcome.status not in ("accepted", "duplicate"):
+                    raise Forbidden(
+                        f"Our join was not accepted: {outcome.reason or outcome.status}"
+                    )
+                # Everything the join response gave us is the room's current state now.
+                return outcome.status
 
-        await self.services.database.write(accept)
+            await self.services.database.write(accept)
         self.services.notifier.on_stream(
             await self.services.database.read(store_events.max_stream_ordering)
         )

@@ -81,6 +81,8 @@ async def send_transaction(request: Request, origin: str) -> Response:
         if event_id is None:
             log.info("dropped a PDU from %s: %s", origin, outcome.reason)
             continue
+        if outcome.status == "pending":  # kept until its key is found: ours to finish
+            log.info("kept a PDU from %s pending: %s", origin, outcome.reason)
         results[event_id] = {"error": outcome.reason} if outcome.status == "rejected" else {}
     for edu in valid:
         if edu.get("edu_type") != TO_DEVICE:

@@ -6,6 +6,9 @@
   the usual resolution (which, on a LAN with no DNS, finds nothing).
 - `Mesh.pinned_key` is the KeyRing's pin (relay/federation/keys.py): keys fetched for a
   pinned name must be the pinned key, whichever way they were fetched.
+- `Mesh.notaries` is the KeyRing's mesh notaries: the reachable trusted peers, each with
+  the key it was pinned with, vouch for other servers' keys (`/_matrix/key/v2/query`) when
+  those servers cannot be reached from here (an upstream only one kit has a route to).
 - `Mesh.inbound_gate` is consulted when an inbound federation request's signature could
   not be verified: a LAN peer we do not trust that tried to federate is marked rejected
   (the request itself is refused with 401: its key resolves through no route we trust).
@@ -52,6 +55,7 @@ class Route:
     server_name: str
     address: str
     port: int
+    key_id: str
     verify_key: str
     instance: str
 
@@ -139,11 +143,19 @@ class Mesh:
                 out.append(name)
         return sorted(out)
 
+    def notaries(self) -> dict[str, dict[str, str]]:
+        """Reachable trusted peers as key notaries: `{name: {key_id: pinned key}}`."""
+        return {
+            name: {self.routes[name].key_id: self.routes[name].verify_key}
+            for name in self.live_trusted()
+        }
+
     # -- the service ----------------------------------------------------------------------
 
     def install(self) -> None:
         self.services.federation_client.resolver.mesh_hook = self.resolve
         self.services.keyring.key_pin = self.pinned_key
+        self.services.keyring.mesh_notaries = self.notaries
         self.services.extra["mesh"] = self
         self.services.extra["mesh_inbound_gate"] = self.inbound_gate
         self.services.extra["ingest"].on_accepted = self.gossip.forward
@@ -217,6 +229,7 @@ class Mesh:
                 ann.server_name,
                 ann.address,
                 ann.port,
+                key_id=ann.key_id,
                 verify_key=verdict.verify_key,
                 instance=ann.instance,
             )

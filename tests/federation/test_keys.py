@@ -265,6 +265,158 @@ async def test_a_notary_without_pinned_keys_is_checked_with_its_published_keys(
         )
 
 
+# Pinned mesh peers as notaries ---------------------------------------------------------
+
+PEER = "kit-a.example:8448"
+
+
+def _mesh_peer(local, peer: FakeServer, *, pinned: FakeServer | None = None) -> None:
+    """`peer` is a reachable trusted mesh peer, pinned with `pinned`'s key (default its own)."""
+    key = (pinned or peer).key
+    local.keyring.mesh_notaries = lambda: {peer.name: {key.key_id: key.verify_key_base64}}
+
+
+async def test_unreachable_server_keys_come_from_a_pinned_mesh_peer(tmp_path: Path) -> None:
+    remote, peer, net = FakeServer(REMOTE), FakeServer(PEER), FakeNetwork()
+    net.routes[PEER] = _notary_handler(remote, signed_by=peer)
+    async with open_local(tmp_path, net) as local:
+        _mesh_peer(local, peer)
+        key = await local.keyring.get_verify_key(
+            REMOTE, remote.key.key_id, minimum_valid_until_ts=now_ms()
+        )
+        assert bytes(key) == bytes(remote.key.key.verify_key)
+        kept = await local.database.read(store_keys.get_server_key_response, REMOTE)
+        assert kept["from_server"] == PEER
+
+
+@pytest.mark.parametrize("signer", ["another key", "unsigned"])
+async def test_a_mesh_peer_answer_not_signed_by_its_pinned_key_is_refused(
+    tmp_path: Path, signer: str
+) -> None:
+    remote, peer, other = FakeServer(REMOTE), FakeServer(PEER), FakeServer(PEER)
+    net = FakeNetwork()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/_matrix/key/v2/server":  # the peer's published keys: no help
+            return httpx.Response(200, json=other.key_response())
+        entry = remote.key_response() if signer == "unsigned" else other.sign(remote.key_response())
+        return httpx.Response(200, json={"server_keys": [entry]})
+
+    net.routes[PEER] = handler
+    async with open_local(tmp_path, net) as local:
+        _mesh_peer(local, peer)
+        with pytest.raises(KeyNotFound):
+            await local.keyring.get_verify_key(
+                REMOTE, remote.key.key_id, minimum_valid_until_ts=now_ms()
+            )
+        assert PEER in [r.headers["host"] for r in net.requests]  # asked, and refused
+        assert await local.database.read(store_keys.get_server_key_response, REMOTE) is None
+
+
+async def test_a_mesh_peer_answer_must_be_signed_by_the_origin_server_too(tmp_path: Path) -> None:
+    forged, peer, net = FakeServer(REMOTE), FakeServer(PEER), FakeNetwork()
+    unsigned = {
+        "server_name": REMOTE,
+        "verify_keys": {forged.key.key_id: {"key": forged.key.verify_key_base64}},
+        "valid_until_ts": now_ms() + DAY_MS,
+    }
+    entry = peer.sign(unsigned)  # vouched for by the peer, never signed by REMOTE
+    net.routes[PEER] = lambda request: httpx.Response(200, json={"server_keys": [entry]})
+    async with open_local(tmp_path, net) as local:
+        _mesh_peer(local, peer)
+        with pytest.raises(KeyNotFound):
+            await local.keyring.get_verify_key(
+                REMOTE, forged.key.key_id, minimum_valid_until_ts=now_ms()
+            )
+        assert PEER in [r.headers["host"] for r in net.requests]  # asked, and refused
+
+
+def _knowing(notary: FakeServer, *servers: FakeServer):
+    """A notary that answers, signed by `notary`, for those of `servers` it is asked about."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked = json_of(request)["server_keys"]
+        entries = [notary.sign(s.key_response()) for s in servers if s.name in asked]
+        return httpx.Response(200, json={"server_keys": entries})
+
+    return handler
+
+
+async def test_trusted_key_servers_are_asked_before_mesh_peers(tmp_path: Path) -> None:
+    remote, other = FakeServer(REMOTE), FakeServer("other.example:8448")
+    notary, peer, net = FakeServer(NOTARY), FakeServer(PEER), FakeNetwork()
+    net.routes[NOTARY] = _knowing(notary, remote)
+    net.routes[PEER] = _knowing(peer, remote, other)
+    pinned = {NOTARY: {notary.key.key_id: notary.key.verify_key_base64}}
+    async with open_local(tmp_path, net, trusted_key_servers=pinned) as local:
+        _mesh_peer(local, peer)
+        await local.keyring.get_verify_key(
+            REMOTE, remote.key.key_id, minimum_valid_until_ts=now_ms()
+        )
+        assert [r.headers["host"] for r in net.requests] == [REMOTE, NOTARY]
+        kept = await local.database.read(store_keys.get_server_key_response, REMOTE)
+        assert kept["from_server"] == NOTARY
+        # What the trusted key server does not know, the mesh peer is asked for.
+        net.requests.clear()
+        await local.keyring.get_verify_key(
+            other.name, other.key.key_id, minimum_valid_until_ts=now_ms()
+        )
+        assert [r.headers["host"] for r in net.requests] == [other.name, NOTARY, PEER]
+        kept = await local.database.read(store_keys.get_server_key_response, other.name)
+        assert kept["from_server"] == PEER
+
+
+async def test_a_mesh_peer_is_asked_when_the_trusted_key_servers_fail(tmp_path: Path) -> None:
+    remote, notary, peer, net = (
+        FakeServer(REMOTE),
+        FakeServer(NOTARY),
+        FakeServer(PEER),
+        FakeNetwork(),
+    )
+    net.routes[PEER] = _notary_handler(remote, signed_by=peer)  # NOTARY is unreachable
+    pinned = {NOTARY: {notary.key.key_id: notary.key.verify_key_base64}}
+    async with open_local(tmp_path, net, trusted_key_servers=pinned) as local:
+        _mesh_peer(local, peer)
+        await local.keyring.get_verify_key(
+            REMOTE, remote.key.key_id, minimum_valid_until_ts=now_ms()
+        )
+        assert [r.headers["host"] for r in net.requests] == [REMOTE, NOTARY, PEER]
+
+
+async def test_a_key_from_a_mesh_peer_is_cached_until_its_valid_until_ts(tmp_path: Path) -> None:
+    remote, peer, net = FakeServer(REMOTE), FakeServer(PEER), FakeNetwork()
+    valid_until = now_ms() + 60_000
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        entry = peer.sign(remote.key_response(valid_until_ts=valid_until))
+        return httpx.Response(200, json={"server_keys": [entry]})
+
+    net.routes[PEER] = handler
+    clock = [now_ms()]
+    async with open_local(tmp_path, net, clock=lambda: clock[0]) as local:
+        _mesh_peer(local, peer)
+        await local.keyring.get_verify_key(
+            REMOTE, remote.key.key_id, minimum_valid_until_ts=clock[0]
+        )
+        row = await local.database.read(store_keys.get_server_key, REMOTE, remote.key.key_id)
+        assert row["valid_until_ts"] == valid_until
+        asked = len(net.requests)
+        # Within its validity: served from the cache.
+        await local.keyring.get_verify_key(
+            REMOTE, remote.key.key_id, minimum_valid_until_ts=valid_until - 1
+        )
+        assert len(net.requests) == asked
+        # Needed beyond it: asked again (once the refetch interval has passed).
+        clock[0] += 10 * 60_000
+        valid_until = clock[0] + 60_000
+        await local.keyring.get_verify_key(
+            REMOTE, remote.key.key_id, minimum_valid_until_ts=clock[0]
+        )
+        assert len(net.requests) > asked
+        row = await local.database.read(store_keys.get_server_key, REMOTE, remote.key.key_id)
+        assert row["valid_until_ts"] == valid_until
+
+
 # Verifying JSON and events ------------------------------------------------------------
 
 

@@ -1,9 +1,12 @@
-"""Relay C, with no uplink, exchanges messages with a real Synapse through relay A.
+"""Relays B and C, with no uplink, exchange messages with a real Synapse through relay A.
 
-Synapse runs inside A's namespace on A's loopback: A reaches it, C (on the LAN bridge only)
-cannot, and Synapse cannot resolve C's name. C's events reach Synapse because A carries
-them (gossip flooding); Synapse checks their signatures with C's key, which it gets from A
-as a notary (its `trusted_key_servers` lists A, the deployment step README describes).
+Synapse runs inside A's namespace on A's loopback: A reaches it, B and C (on the LAN bridge
+only) cannot, and Synapse cannot resolve their names. Their events reach Synapse because A
+carries them (gossip flooding); Synapse checks their signatures with their keys, which it
+gets from A as a notary (its `trusted_key_servers` lists A, the deployment step README
+describes). The kits have no `trusted_key_servers` at all, only each other approved with
+`relay peers approve`: B and C check Synapse's signatures with the key A vouches for as
+their pinned mesh peer.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -87,26 +91,45 @@ class NsSynapse(Synapse):
             self.forwarder.wait()
 
 
+Kits = tuple[MeshRelay, MeshRelay, MeshRelay, NsSynapse]
+
+
+def _approve_each_other(kits: list[MeshRelay]) -> None:
+    """Every pair approved by its operators, as the issue's three kits are."""
+    for kit in kits:
+        for other in kits:
+            if other is kit:
+                continue
+            wait_until(
+                lambda k=kit, o=other: k.peer(o.server_name), 30, f"{kit.name} sees {other.name}"
+            )
+            kit.cli("peers", "approve", other.server_name)
+    for kit in kits:
+        for other in kits:
+            if other is not kit:
+                wait_until(
+                    lambda k=kit, o=other: (k.peer(o.server_name) or {}).get("status") == "trusted",
+                    30,
+                    f"{kit.name} trusts {other.name}",
+                )
+
+
 @pytest.fixture
-def kits(lab: Lab, tmp_path: Path) -> Iterator[tuple[MeshRelay, MeshRelay, NsSynapse]]:
+def kits(lab: Lab, tmp_path: Path) -> Iterator[Kits]:
     if not synapse_python().exists():
         pytest.skip("no Synapse: run `make synapse`")
     a = MeshRelay("a", lab, 1, tmp_path / "a", "10.77.0.1:8448")
+    b = MeshRelay("b", lab, 2, tmp_path / "b", "b.mesh")
     c = MeshRelay("c", lab, 3, tmp_path / "c", "c.mesh")
     synapse = NsSynapse(tmp_path / "synapse", "127.0.0.1", SYNAPSE_CLIENT_PORT, SYNAPSE_FED_PORT)
     synapse.netns = a.netns
     a.init("--upstream", synapse.server_name)
+    b.init()
     c.init()
-    a.pin(c.server_name, c.verify_key)
-    c.pin(a.server_name, a.verify_key)
+    for kit in (a, b, c):  # the kits list no trusted key server: the mesh is enough
+        toml = tomllib.loads((kit.data_dir / "relay.toml").read_text())
+        assert toml["federation"]["trusted_key_servers"] == {}
     key_id = json.loads(a.cli("status", "--json").stdout)["key_id"]
-    c.edit_config(
-        lambda t: t.replace(
-            "[federation.trusted_key_servers]\n",
-            f'[federation.trusted_key_servers]\n"{a.server_name}" = {{ "{key_id}" = '
-            f'"{a.verify_key}" }}\n',
-        )
-    )
     synapse.write_config(
         trusted_key_servers=[{"server_name": a.server_name, "verify_keys": {key_id: a.verify_key}}]
     )
@@ -117,32 +140,36 @@ def kits(lab: Lab, tmp_path: Path) -> Iterator[tuple[MeshRelay, MeshRelay, NsSyn
     path.write_text(json.dumps(config, indent=1))
     try:
         synapse.start()
-        for r in (a, c):
+        for r in (a, b, c):
             r.start()
-        for r in (a, c):
+        for r in (a, b, c):
             r.wait_healthy()
-        yield a, c, synapse
+        _approve_each_other([a, b, c])
+        yield a, b, c, synapse
     finally:
-        for r in (a, c):
+        for r in (a, b, c):
             r.kill()
         synapse.kill()
 
 
-def test_kit_without_uplink_talks_to_synapse_through_a(
-    kits: tuple[MeshRelay, MeshRelay, NsSynapse],
+def test_kits_without_uplink_or_trusted_key_servers_talk_to_synapse_through_a(
+    kits: Kits,
 ) -> None:
-    a, c, synapse = kits
-    wait_until(lambda: (a.peer("c.mesh") or {}).get("status") == "trusted", 10, "a trusts c")
-    wait_until(lambda: (c.peer(a.server_name) or {}).get("status") == "trusted", 10, "c trusts a")
+    a, b, c, synapse = kits
     synapse.register("sam")
     sam = MatrixUser.login(synapse.client_url, "sam")
-    alice, carol = a.user("alice"), c.user("carol")
+    alice, bob, carol = a.user("alice"), b.user("bob"), c.user("carol")
     room_id = sam.create_room(preset="public_chat")
     alice.join(room_id, via=[synapse.server_name])
+    sam.send(room_id, "before b and c joined")
+    bob.join(room_id, via=[a.server_name])
     carol.join(room_id, via=[a.server_name])
     sam.send(room_id, "from synapse")
+    bob.send(room_id, "from b")
     carol.send(room_id, "from c")
     alice.send(room_id, "from a")
-    carol.wait_for_bodies(room_id, {"from synapse", "from a"}, timeout=30)
-    sam.wait_for_bodies(room_id, {"from c", "from a"}, timeout=30)
-    alice.wait_for_bodies(room_id, {"from c", "from synapse"}, timeout=30)
+    from_synapse = {"before b and c joined", "from synapse"}
+    bob.wait_for_bodies(room_id, from_synapse | {"from a", "from c"}, timeout=60)
+    carol.wait_for_bodies(room_id, from_synapse | {"from a", "from b"}, timeout=60)
+    sam.wait_for_bodies(room_id, {"from a", "from b", "from c"}, timeout=60)
+    alice.wait_for_bodies(room_id, from_synapse | {"from b", "from c"}, timeout=60)
