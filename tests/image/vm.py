@@ -268,17 +268,30 @@ class Vm:
         text = self.log_path.read_text(errors="replace")
         return "\n".join(text.splitlines()[-tail:])
 
-    def wait_serving(self, timeout: float = 90.0) -> float:
-        """Wait until the relay answers on both ports; the seconds since QEMU started."""
+    def wait_serving(self, timeout: float = 90.0, quiet: float | None = None) -> float:
+        """Wait until the relay answers on both ports; the seconds since QEMU started.
+
+        Fails after `timeout` seconds, or sooner when `quiet` is given and the guest's
+        console has printed nothing for that long: a boot that keeps making progress is
+        waited for (TCG on a loaded machine can take minutes), a stuck one is not."""
         assert self.proc is not None
         deadline = self.started + timeout
         ok = {"client": False, "federation": False}
+        printed, last_output = 0, time.monotonic()
         with httpx.Client(verify=False, timeout=3.0) as http:
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
                     raise AssertionError(f"QEMU exited ({self.proc.returncode}):\n{self.console()}")
-                if KERNEL_PANIC in self.log_path.read_bytes():
+                output = self.log_path.read_bytes()
+                if KERNEL_PANIC in output:
                     raise GuestKernelPanic(self.console())
+                if len(output) != printed:
+                    printed, last_output = len(output), time.monotonic()
+                elif quiet is not None and time.monotonic() - last_output > quiet:
+                    raise AssertionError(
+                        f"relay not serving {ok}; the console silent for {quiet:.0f} s:\n"
+                        f"{self.console()}"
+                    )
                 for name, url in (
                     ("client", f"{self.client_url}/_matrix/client/versions"),
                     ("federation", f"{self.federation_url}/_matrix/key/v2/server"),
