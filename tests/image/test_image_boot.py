@@ -120,6 +120,9 @@ def boot(d: Disk, build: Path, log: Path, **kw: Any) -> tuple[Vm, float]:
             vm.kill()
             if attempt == 2:
                 raise
+        except BaseException:
+            vm.kill()  # a failed boot leaves no QEMU behind to load the rest of the run
+            raise
             BOOT_SUMMARY.append(f"image boot: guest kernel panic, powered on again ({path})")
     raise AssertionError("unreachable")
 
