@@ -43,6 +43,7 @@ from relay.events.limits import check_pdu_limits
 from relay.events.pdu import MalformedPdu, Pdu
 from relay.events.redaction import redact
 from relay.events.room_versions import RoomVersion, room_version
+from relay.events.signing import SignatureError
 from relay.federation.client import ROOM_STATE_RESPONSE_BYTES
 from relay.federation.errors import PeerUnreachable, RemoteError
 from relay.federation.keys import KeyNotFound
@@ -149,9 +150,7 @@ class Ingest:
             raise KeyPending(
                 f"signature check failed for {pdu.event_id}: {exc}", pdu, server
             ) from None
-        except Exception as exc:  # SignatureError and kin: a forged or damaged event
-            if isinstance(exc, trio.Cancelled):
-                raise
+        except SignatureError as exc:  # a forged or damaged event; anything else is our bug
             raise BadPdu(f"signature check failed for {pdu.event_id}: {exc}") from None
         return pdu
 
