@@ -48,6 +48,7 @@ from relay.events.limits import MAX_PREV_EVENTS, check_size_limits, pdu_too_larg
 from relay.events.pdu import MalformedPdu, Pdu, finalize_event
 from relay.events.redaction import redact
 from relay.events.room_versions import RoomVersion, room_version
+from relay.events.server_acl import server_allowed
 from relay.identity import SigningKey
 from relay.notifier import Notifier
 from relay.services import now_ms
@@ -162,10 +163,16 @@ _POWER_LEVEL_INTS = "ban events_default invite kick redact state_default users_d
 _STATE_ONLY = ("m.room.member", "m.room.name", "m.room.topic", "m.room.power_levels")
 
 
-def check_local_content(type_: str, content: dict[str, Any], state_key: str | None) -> None:
+def check_local_content(
+    type_: str, content: dict[str, Any], state_key: str | None, server_name: str
+) -> None:
     """Reject a malformed local event with M_BAD_JSON (400) before the auth rules would
     reject it with M_FORBIDDEN (or store it): what Synapse's event validator checks;
-    and a type or state key with a control character (M_INVALID_PARAM)."""
+    a type or state key with a control character (M_INVALID_PARAM); and, as Synapse, a
+    server ACL that would deny this server (400 M_UNKNOWN): the room would be cut off."""
+    acl = type_ == "m.room.server_acl" and state_key == ""
+    if acl and not server_allowed(content, server_name):
+        raise Unknown("Can't create an ACL event that denies the local server", status=400)
     if has_control_character(type_):
         raise InvalidParam("event type must not contain control characters")
     if state_key is not None and has_control_character(state_key):
@@ -311,7 +318,7 @@ class RoomService:
             check_canonical_json_values(content)
         except CanonicalJsonError as exc:
             raise BadJson(f"Invalid content: {exc}") from None
-        check_local_content(type_, content, state_key)
+        check_local_content(type_, content, state_key, self.server_name)
         now = now_ms()
         partial: dict[str, Any] = {
             "type": type_,

@@ -160,7 +160,7 @@ async def test_an_acl_change_applies_to_the_next_request(setup: Setup) -> None:
     await _set_acl(setup.api, setup.room_id, {"allow": ["*"]})
     r = await setup.elsewhere.request("GET", path, query=query)
     assert r.status_code == 200, r.text
-    await _set_acl(setup.api, setup.room_id, {"allow": [REMOTE]})  # allow-list only
+    await _set_acl(setup.api, setup.room_id, {"allow": [REMOTE, SERVER_NAME]})  # allow-list
     _forbidden(await setup.elsewhere.request("GET", path, query=query))
     r = await setup.remote.request("GET", path, query=query)
     assert r.status_code == 200, r.text
