@@ -51,6 +51,7 @@ from canonicaljson import encode_canonical_json
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
+from relay.events.redaction import redacts_of
 from relay.events.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
 
 CREATE = "m.room.create"
@@ -652,15 +653,6 @@ def _as_map(value: object) -> Mapping[str, Any]:
 # to clients) is decided here, once the target is known, for every path (local sends, /send,
 # backfill, reads).
 # Spec: https://spec.matrix.org/v1.16/rooms/v11/#handling-redactions
-
-
-def redacts_of(event: Mapping[str, Any], room_version: RoomVersion) -> str | None:
-    """The event id a redaction names: `content.redacts` in v11+, top-level before."""
-    if room_version.updated_redaction_rules:
-        redacts = _content(event).get("redacts")
-    else:
-        redacts = event.get("redacts")
-    return redacts if isinstance(redacts, str) else None
 
 
 def redaction_allowed(

@@ -28,6 +28,7 @@ import nacl.signing
 from relay.events.canonical import canonical_json, check_canonical_json_values, parse_json_strict
 from relay.events.hashes import add_content_hash
 from relay.events.ids import event_id as compute_event_id
+from relay.events.redaction import redacts_of
 from relay.events.room_versions import RoomVersion
 from relay.events.signing import sign_event
 
@@ -171,11 +172,7 @@ class Pdu:
     @property
     def redacts(self) -> str | None:
         """The redacted event id: ``content.redacts`` in v11+, top-level in v10."""
-        if self.room_version.updated_redaction_rules:
-            redacts = self._event["content"].get("redacts")
-        else:
-            redacts = self._event.get("redacts")
-        return redacts if isinstance(redacts, str) else None
+        return redacts_of(self._event, self.room_version)
 
 
 def membership(pdu: Pdu) -> str | None:

@@ -20,6 +20,7 @@ https://spec.matrix.org/v1.16/rooms/v11/#redactions (v11 fragment, also v12)
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 from relay.events.room_versions import RoomVersion
@@ -96,3 +97,13 @@ def redact(event: dict[str, Any], room_version: RoomVersion) -> dict[str, Any]:
             new_content["third_party_invite"] = {"signed": invite["signed"]}
     redacted["content"] = new_content
     return copy.deepcopy(redacted)
+
+
+def redacts_of(event: Mapping[str, Any], room_version: RoomVersion) -> str | None:
+    """The event id a redaction names: `content.redacts` in v11+, top-level before."""
+    if room_version.updated_redaction_rules:
+        content = event.get("content")
+        redacts = content.get("redacts") if isinstance(content, Mapping) else None
+    else:
+        redacts = event.get("redacts")
+    return redacts if isinstance(redacts, str) else None
