@@ -39,6 +39,9 @@ from store import device_inbox as store_inbox
 from store import events as store_events
 from store import outbox as store_outbox
 
+#: The federation EDU that carries to-device messages between servers.
+EDU_TYPE = "m.direct_to_device"
+
 JSON = dict[str, Any]
 
 
@@ -66,7 +69,7 @@ class ToDevice:
             stream = self._deliver_txn(conn, sender, event_type, messages)
             for server, users in remote.items():
                 edu = {
-                    "edu_type": "m.direct_to_device",
+                    "edu_type": EDU_TYPE,
                     "content": {
                         "sender": sender,
                         "type": event_type,

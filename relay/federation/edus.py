@@ -18,6 +18,7 @@ from typing import Any
 
 from relay.federation.acl import origin_allowed_txn
 from relay.services import Services
+from relay.to_device import EDU_TYPE as TO_DEVICE_EDU
 from store import events as store_events
 from store import receipts as store_receipts
 from store import rooms as store_rooms
@@ -121,7 +122,7 @@ EDU_HANDLERS: dict[str, Callable[[Services, str, dict[str, Any]], Awaitable[None
     "m.receipt": _receipt,
     "m.presence": _ignore,
     # End-to-end encryption (relay/to_device.py, relay/device_lists.py).
-    "m.direct_to_device": _direct_to_device,
+    TO_DEVICE_EDU: _direct_to_device,
     "m.device_list_update": _device_list_update,
     "m.signing_key_update": _signing_key_update,
 }

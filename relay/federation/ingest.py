@@ -39,6 +39,7 @@ from typing import Any
 import trio
 
 from relay.events.hashes import check_content_hash
+from relay.events.ids import server_of
 from relay.events.limits import check_pdu_limits
 from relay.events.pdu import MalformedPdu, Pdu
 from relay.events.redaction import redact
@@ -146,7 +147,7 @@ class Ingest:
         except (PeerUnreachable, RemoteError) as exc:
             raise BadPdu(f"cannot fetch keys to verify {pdu.event_id}: {exc}") from None
         except KeyNotFound as exc:
-            server = exc.server_name or pdu.sender.partition(":")[2]
+            server = exc.server_name or server_of(pdu.sender)
             raise KeyPending(
                 f"signature check failed for {pdu.event_id}: {exc}", pdu, server
             ) from None

@@ -28,12 +28,12 @@ import trio
 
 from relay.federation.errors import PeerUnreachable, RemoteError
 from relay.services import Services, now_ms
+from relay.to_device import EDU_TYPE as TO_DEVICE_EDU
 from store import outbox as store_outbox
 
 log = logging.getLogger(__name__)
 
 PROBE_INTERVAL_S = 2.0
-TO_DEVICE = "m.direct_to_device"
 
 
 @dataclass
@@ -53,7 +53,7 @@ def keys_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if row["kind"] == "pdu" and to_device:
             return rows[:index]
         if row["kind"] == "edu":
-            to_device = to_device or json.loads(row["payload"]).get("edu_type") == TO_DEVICE
+            to_device = to_device or json.loads(row["payload"]).get("edu_type") == TO_DEVICE_EDU
     return rows
 
 

@@ -34,6 +34,7 @@ from relay.federation.edus import handle_edu
 from relay.federation.ingest import BadPdu, parse_pdu
 from relay.http import json_response, read_json_object
 from relay.services import Services, now_ms
+from relay.to_device import EDU_TYPE as TO_DEVICE_EDU
 from store import fed_txns as store_fed_txns
 from store import rooms as store_rooms
 
@@ -41,7 +42,6 @@ log = logging.getLogger(__name__)
 
 MAX_PDUS = 50
 MAX_EDUS = 100
-TO_DEVICE = "m.direct_to_device"
 
 
 async def send_transaction(request: Request, origin: str) -> Response:
@@ -66,7 +66,7 @@ async def send_transaction(request: Request, origin: str) -> Response:
 
     valid = [edu for edu in edus if isinstance(edu, dict)]
     for edu in valid:
-        if edu.get("edu_type") == TO_DEVICE:
+        if edu.get("edu_type") == TO_DEVICE_EDU:
             await handle_edu(services, origin, edu)
     ingest = services.extra["ingest"]
     results: dict[str, Any] = {}
@@ -85,7 +85,7 @@ async def send_transaction(request: Request, origin: str) -> Response:
             log.info("kept a PDU from %s pending: %s", origin, outcome.reason)
         results[event_id] = {"error": outcome.reason} if outcome.status == "rejected" else {}
     for edu in valid:
-        if edu.get("edu_type") != TO_DEVICE:
+        if edu.get("edu_type") != TO_DEVICE_EDU:
             await handle_edu(services, origin, edu)
     response = {"pdus": results}
     if pdus or edus:
@@ -99,7 +99,10 @@ async def send_transaction(request: Request, origin: str) -> Response:
 
 
 async def _denied_event_id(
-    services: Services, origin: str, pdu: Any, allowed: dict[str, bool]
+    services: Services,
+    origin: str,
+    pdu: Any,
+    allowed: dict[str, tuple[bool, RoomVersion | None]],
 ) -> str | None:
     """The event id of a PDU whose room's server ACL denies `origin` (None: not denied, or
     not a PDU of a room we know, which `Ingest.receive` answers). Not verified: a denied
