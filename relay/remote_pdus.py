@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from relay.events.auth import AuthError, auth_types_for_event, check_auth, check_auth_events
+from relay.events.ids import create_event_id_of
 from relay.events.pdu import Pdu
 from relay.events.room_versions import RoomVersion
 from relay.events.state_res import resolve_state
@@ -126,7 +127,7 @@ def create_event_for(
     """The v12 create event (named by the room id itself); None for other versions."""
     if not rv.room_id_is_create_event_hash:
         return None
-    pdu = rooms.get_pdu_txn(conn, "$" + room_id[1:])
+    pdu = rooms.get_pdu_txn(conn, create_event_id_of(room_id))
     return _with_id(pdu) if pdu is not None else None
 
 
@@ -208,7 +209,7 @@ def accept_pdu_txn(
         create_event_for(rooms, conn, rv, room_id) if pdu.type != "m.room.create" else None
     )
     if rv.room_id_is_create_event_hash and pdu.type != "m.room.create" and create_event is None:
-        raise MissingEvents(["$" + room_id[1:]], MISSING_CREATE)
+        raise MissingEvents([create_event_id_of(room_id)], MISSING_CREATE)
     auth_pdus = rooms.get_pdus_txn(conn, pdu.auth_event_ids)
     missing = set(pdu.auth_event_ids) - set(auth_pdus)
     if missing:

@@ -43,7 +43,7 @@ from relay.events.auth import (
     redaction_allowed,
 )
 from relay.events.canonical import CanonicalJsonError, check_canonical_json_values
-from relay.events.ids import has_control_character, is_valid_user_id
+from relay.events.ids import create_event_id_of, has_control_character, is_valid_user_id
 from relay.events.limits import MAX_PREV_EVENTS, check_size_limits, pdu_too_large
 from relay.events.pdu import MalformedPdu, Pdu, finalize_event
 from relay.events.redaction import redact
@@ -873,7 +873,7 @@ class RoomService:
         }
         create_event = None
         if rv.room_id_is_create_event_hash:
-            create = self.get_pdu_txn(conn, "$" + redaction.room_id[1:])
+            create = self.get_pdu_txn(conn, create_event_id_of(redaction.room_id))
             create_event = _event_dict(create) if create is not None else None
         return auth_state, create_event
 

@@ -51,6 +51,7 @@ from canonicaljson import encode_canonical_json
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
+from relay.events.ids import create_event_id_of, room_id_of_create
 from relay.events.redaction import redacts_of
 from relay.events.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
 
@@ -144,7 +145,7 @@ def _create_of(auth_state: AuthState, create_event: Mapping[str, Any] | None) ->
 
 def _create_event_id(create: Mapping[str, Any], room_id: object, rv: RoomVersion) -> str | None:
     if rv.room_id_is_create_event_hash and isinstance(room_id, str) and room_id.startswith("!"):
-        return "$" + room_id[1:]
+        return create_event_id_of(room_id)
     event_id = create.get("event_id")
     return event_id if isinstance(event_id, str) else None
 
@@ -286,7 +287,7 @@ def check_auth_events(
         if create_event is None or create_event.get("type") != CREATE:
             raise AuthError("room_id does not name an m.room.create event")
         create_id = create_event.get("event_id")
-        if isinstance(create_id, str) and room_id != "!" + create_id[1:]:
+        if isinstance(create_id, str) and room_id != room_id_of_create(create_id):
             raise AuthError("room_id is not the create event's id")
         if create_id in rejected:
             raise AuthError("the room's m.room.create event was rejected")
@@ -707,7 +708,7 @@ def _room_of(event: Mapping[str, Any], room_version: RoomVersion) -> str | None:
         return room_id
     event_id = event.get("event_id")
     if room_version.room_id_is_create_event_hash and event.get("type") == CREATE:
-        return "!" + event_id[1:] if isinstance(event_id, str) else None
+        return room_id_of_create(event_id) if isinstance(event_id, str) else None
     return None
 
 

@@ -72,7 +72,17 @@ def room_id_from_create_event(create_event: dict[str, Any], room_version: RoomVe
         raise ValueError(f"room version {room_version.identifier} does not hash room ids")
     if create_event.get("type") != "m.room.create":
         raise ValueError("not an m.room.create event")
-    return "!" + event_id(create_event, room_version)[1:]
+    return room_id_of_create(event_id(create_event, room_version))
+
+
+def room_id_of_create(create_event_id: str) -> str:
+    """A v12 room's id, from its create event's id: the same hash with the ``!`` sigil."""
+    return "!" + create_event_id[1:]
+
+
+def create_event_id_of(room_id: str) -> str:
+    """A v12 room's create event id, from the room id: the same hash with the ``$`` sigil."""
+    return "$" + room_id[1:]
 
 
 def _fits(identifier: str) -> bool:

@@ -28,6 +28,7 @@ import nacl.signing
 from relay.events.canonical import canonical_json, check_canonical_json_values, parse_json_strict
 from relay.events.hashes import add_content_hash
 from relay.events.ids import event_id as compute_event_id
+from relay.events.ids import room_id_of_create
 from relay.events.redaction import redacts_of
 from relay.events.room_versions import RoomVersion
 from relay.events.signing import sign_event
@@ -129,7 +130,7 @@ class Pdu:
         """The room id; for a v12 create event, its event id with ``!``."""
         room_id = self._event.get("room_id")
         if room_id is None:  # only a v12 create event passes _check_shape without one
-            return "!" + self.event_id[1:]
+            return room_id_of_create(self.event_id)
         return room_id
 
     @property

@@ -38,6 +38,7 @@ from relay.events.auth import (
     auth_types_for_event,
     check_auth,
 )
+from relay.events.ids import create_event_id_of
 from relay.events.room_versions import RoomVersion
 from relay.events.state_res_graph import (
     AuthChainFn,
@@ -165,5 +166,5 @@ def _create_event(
             for event_id in state_set.values():
                 room_id = (event_map.get(event_id) or {}).get("room_id")
                 if isinstance(room_id, str) and room_id.startswith("!"):
-                    return event_map.get("$" + room_id[1:])
+                    return event_map.get(create_event_id_of(room_id))
     return None

@@ -39,7 +39,7 @@ from typing import Any
 import trio
 
 from relay.events.hashes import check_content_hash
-from relay.events.ids import server_of
+from relay.events.ids import create_event_id_of, server_of
 from relay.events.limits import check_pdu_limits
 from relay.events.pdu import MalformedPdu, Pdu
 from relay.events.redaction import redact
@@ -370,7 +370,7 @@ class Ingest:
         """Fetch and store (as outliers) the PDU's auth chain that we lack."""
         needed = list(pdu.auth_event_ids)
         if pdu.room_version.room_id_is_create_event_hash and pdu.type != "m.room.create":
-            needed.append("$" + pdu.room_id[1:])
+            needed.append(create_event_id_of(pdu.room_id))
         missing = await self._missing(needed)
         if not missing:
             return
@@ -394,7 +394,7 @@ class Ingest:
             for event_id, pdu in list(pending.items()):
                 deps = set(pdu.auth_event_ids)
                 if pdu.room_version.room_id_is_create_event_hash and pdu.type != "m.room.create":
-                    deps.add("$" + pdu.room_id[1:])
+                    deps.add(create_event_id_of(pdu.room_id))
                 if deps & set(pending):
                     continue
                 try:

@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from relay.errors import BadJson, Forbidden, InvalidParam, MissingParam, NotFound
+from relay.events.ids import create_event_id_of
 from relay.events.pdu import Pdu
 from relay.federation.acl import require_allowed_txn
 from relay.http import json_response, read_json_object
@@ -103,7 +104,7 @@ def auth_chain_txn(
         stack.extend(store_events.get_auth_event_ids(conn, event_id))
     pdus = rooms.get_pdus_txn(conn, sorted(seen))
     implied = {
-        "$" + pdu.room_id[1:]
+        create_event_id_of(pdu.room_id)
         for pdu in [*pdus.values(), *rooms.get_pdus_txn(conn, starts).values()]
         if pdu.room_version.room_id_is_create_event_hash and pdu.type != "m.room.create"
     }
