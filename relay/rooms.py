@@ -48,7 +48,7 @@ from relay.events.limits import MAX_PREV_EVENTS, check_size_limits, pdu_too_larg
 from relay.events.pdu import MalformedPdu, Pdu, finalize_event
 from relay.events.redaction import redact
 from relay.events.room_versions import RoomVersion, room_version
-from relay.events.server_acl import server_allowed
+from relay.events.server_acl import SERVER_ACL, server_allowed
 from relay.identity import SigningKey
 from relay.notifier import Notifier
 from relay.services import now_ms
@@ -170,7 +170,7 @@ def check_local_content(
     reject it with M_FORBIDDEN (or store it): what Synapse's event validator checks;
     a type or state key with a control character (M_INVALID_PARAM); and, as Synapse, a
     server ACL that would deny this server (400 M_UNKNOWN): the room would be cut off."""
-    acl = type_ == "m.room.server_acl" and state_key == ""
+    acl = type_ == SERVER_ACL and state_key == ""
     if acl and not server_allowed(content, server_name):
         raise Unknown("Can't create an ACL event that denies the local server", status=400)
     if has_control_character(type_):

@@ -29,6 +29,9 @@ import re
 from functools import lru_cache
 from typing import Any
 
+#: The state event (state key "") that holds a room's server ACL.
+SERVER_ACL = "m.room.server_acl"
+
 
 def host_of(server_name: str) -> str:
     """The server name without its port: `[::1]:8448` -> `[::1]`, `a.example:80` ->

@@ -17,10 +17,9 @@ from __future__ import annotations
 import sqlite3
 
 from relay.errors import Forbidden
-from relay.events.server_acl import server_allowed
+from relay.events.server_acl import SERVER_ACL, server_allowed
 from relay.rooms import RoomService
 
-ACL_TYPE = "m.room.server_acl"
 DENIED = "Server is banned from room"
 
 
@@ -28,7 +27,7 @@ def origin_allowed_txn(
     rooms: RoomService, conn: sqlite3.Connection, room_id: str, origin: str
 ) -> bool:
     """Whether the room's current server ACL lets `origin` take part (no ACL: yes)."""
-    acl = rooms.state_event_txn(conn, room_id, ACL_TYPE, "")
+    acl = rooms.state_event_txn(conn, room_id, SERVER_ACL, "")
     return server_allowed(acl.content if acl is not None else None, origin)
 
 
