@@ -69,7 +69,8 @@ def connect(path: str | os.PathLike[str], *, synchronous: str = "FULL") -> sqlit
     level = synchronous.upper()
     if level not in _SYNCHRONOUS:
         raise ValueError(f"synchronous must be one of {sorted(_SYNCHRONOUS)}, not {synchronous!r}")
-    if _is_file_path(path):
+    on_disk = _is_file_path(path)
+    if on_disk:
         make_private_file(path)  # SQLite gives -wal and -shm the database file's mode
     conn = sqlite3.connect(
         os.fspath(path),
@@ -83,7 +84,7 @@ def connect(path: str | os.PathLike[str], *, synchronous: str = "FULL") -> sqlit
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise sqlite3.OperationalError(f"could not enable WAL journal mode (got {mode!r})")
-        if _is_file_path(path):
+        if on_disk:
             for suffix in ("-wal", "-shm"):
                 restrict_file(os.fspath(path) + suffix)  # made by an older relay
         conn.execute(f"PRAGMA synchronous = {level}")

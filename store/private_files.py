@@ -43,7 +43,7 @@ def make_private_file(path: str | os.PathLike[str]) -> None:
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, FILE_MODE)
     except FileExistsError:
-        os.chmod(path, FILE_MODE)
+        restrict_file(path)
         return
     try:
         os.fchmod(fd, FILE_MODE)
