@@ -41,20 +41,23 @@ def insert_redaction(conn: sqlite3.Connection, *, event_id: str, redacts: str) -
 def redactions_of(conn: sqlite3.Connection, event_id: str) -> list[RedactionRow]:
     """The stored redactions naming ``event_id``, oldest first (stream order)."""
     rows = conn.execute(
-        "SELECT r.event_id, e.rejected_reason IS NOT NULL, e.soft_failed"
-        " FROM redactions r JOIN events e ON e.event_id = r.event_id"
-        " WHERE r.redacts = ? ORDER BY e.stream_ordering",
-        (event_id,),
+        f"{_ROWS} WHERE r.redacts = ? ORDER BY e.stream_ordering", (event_id,)
     ).fetchall()
-    return [RedactionRow(row[0], bool(row[1]), bool(row[2])) for row in rows]
+    return [_row(row) for row in rows]
 
 
 def redaction_row(conn: sqlite3.Connection, event_id: str) -> RedactionRow | None:
     """The stored redaction ``event_id`` with its fate, or None (not a stored redaction)."""
-    row = conn.execute(
-        "SELECT r.event_id, e.rejected_reason IS NOT NULL, e.soft_failed"
-        " FROM redactions r JOIN events e ON e.event_id = r.event_id"
-        " WHERE r.event_id = ?",
-        (event_id,),
-    ).fetchone()
-    return RedactionRow(row[0], bool(row[1]), bool(row[2])) if row is not None else None
+    row = conn.execute(f"{_ROWS} WHERE r.event_id = ?", (event_id,)).fetchone()
+    return _row(row) if row is not None else None
+
+
+#: A stored redaction with its fate (`RedactionRow`'s fields, in order).
+_ROWS = (
+    "SELECT r.event_id, e.rejected_reason IS NOT NULL, e.soft_failed"
+    " FROM redactions r JOIN events e ON e.event_id = r.event_id"
+)
+
+
+def _row(row: tuple[str, int, int]) -> RedactionRow:
+    return RedactionRow(row[0], bool(row[1]), bool(row[2]))
