@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -13,49 +15,44 @@ import pytest
 from tests.image.vm import Disk, GuestKernelPanic, Vm
 
 
-def test_kernel_panic_on_the_console_ends_the_wait(tmp_path: Path) -> None:
+@contextmanager
+def stand_in_vm(tmp_path: Path, console: bytes, command: list[str]) -> Iterator[Vm]:
+    """A Vm whose console log starts as `console` and whose "QEMU" is `command` (given the
+    log's path as {log}); it is killed on the way out."""
     log = tmp_path / "boot.log"
-    log.write_bytes(b"[    2.478840] Kernel panic - not syncing: Fatal exception in interrupt\n")
+    log.write_bytes(console)
     vm = Vm(Disk.existing(tmp_path / "disk.img"), tmp_path, log)
-    vm.proc = subprocess.Popen(["sleep", "60"])  # stands in for a QEMU that hangs on
+    vm.proc = subprocess.Popen([part.format(log=log) for part in command])
     vm.started = time.monotonic()
     try:
-        with pytest.raises(GuestKernelPanic, match="Kernel panic"):
-            vm.wait_serving(timeout=60)
-        # The stand-in lasts exactly the timeout: a wait that ran it out finds it ended.
-        assert vm.proc.poll() is None, "the wait ran out its timeout"
+        yield vm
     finally:
         vm.proc.kill()
         vm.proc.wait()
+
+
+def test_kernel_panic_on_the_console_ends_the_wait(tmp_path: Path) -> None:
+    panic = b"[    2.478840] Kernel panic - not syncing: Fatal exception in interrupt\n"
+    # The stand-in for a QEMU that hangs on lasts exactly the timeout.
+    with stand_in_vm(tmp_path, panic, ["sleep", "60"]) as vm:
+        with pytest.raises(GuestKernelPanic, match="Kernel panic"):
+            vm.wait_serving(timeout=60)
+        assert vm.proc is not None
+        assert vm.proc.poll() is None, "the wait ran out its timeout"
 
 
 def test_a_silent_console_ends_the_wait(tmp_path: Path) -> None:
-    log = tmp_path / "boot.log"
-    log.write_bytes(b"[    2.000000] Run /init as init process\n")
-    vm = Vm(Disk.existing(tmp_path / "disk.img"), tmp_path, log)
-    vm.proc = subprocess.Popen(["sleep", "60"])  # a guest that prints nothing more
-    vm.started = time.monotonic()
-    try:
+    booting = b"[    2.000000] Run /init as init process\n"
+    with stand_in_vm(tmp_path, booting, ["sleep", "60"]) as vm:  # prints nothing more
         with pytest.raises(AssertionError, match="console silent for 2 s"):
             vm.wait_serving(timeout=60, quiet=2)
+        assert vm.proc is not None
         assert vm.proc.poll() is None, "the wait ran out its timeout"
-    finally:
-        vm.proc.kill()
-        vm.proc.wait()
 
 
 def test_a_console_that_keeps_printing_is_waited_for(tmp_path: Path) -> None:
-    log = tmp_path / "boot.log"
-    log.write_bytes(b"")
-    vm = Vm(Disk.existing(tmp_path / "disk.img"), tmp_path, log)
     # A slow guest: it keeps printing, it never serves.
-    vm.proc = subprocess.Popen(
-        ["sh", "-c", f"while true; do echo progress >> {log}; sleep 0.2; done"]
-    )
-    vm.started = time.monotonic()
-    try:
+    printing = ["sh", "-c", "while true; do echo progress >> {log}; sleep 0.2; done"]
+    with stand_in_vm(tmp_path, b"", printing) as vm:
         with pytest.raises(AssertionError, match="after 10 s"):
             vm.wait_serving(timeout=10, quiet=4)
-    finally:
-        vm.proc.kill()
-        vm.proc.wait()
