@@ -21,11 +21,10 @@ from relay.events.room_versions import RoomVersion, room_version
 from relay.federation.client import FederationClient
 from relay.federation.resolver import ResolvedServer, resolved_from_url
 from relay.federation.routes import federation_app
-from relay.services import now_ms
 from store import events as store_events
-from store import keys as store_keys
 from tests.client.conftest import SERVER_NAME, ClientApi
 from tests.client.conftest import api as api  # the in-process relay
+from tests.federation.inprocess import trust_key
 from tests.rooms.remote_rooms import (
     ALICE,
     CAROL,
@@ -41,7 +40,6 @@ from tests.rooms.remote_rooms import (
 )
 
 V1 = "/_matrix/federation/v1"
-DAY_MS = 24 * 3600 * 1000
 
 
 class _Here:
@@ -58,17 +56,7 @@ class _Here:
 async def remote(api: ClientApi, tmp_path: Path) -> AsyncIterator[FederationClient]:
     """REMOTE's federation client, talking to the relay's federation app in process; the
     relay knows REMOTE's key."""
-    now = now_ms()
-    await api.services.database.write(
-        lambda conn: store_keys.put_server_key(
-            conn,
-            server_name=REMOTE,
-            key_id=REMOTE_KEY.key_id,
-            verify_key=REMOTE_KEY.verify_key_base64,
-            valid_until_ts=now + DAY_MS,
-            now_ms=now,
-        )
-    )
+    await trust_key(api, REMOTE, REMOTE_KEY)
     client = FederationClient(
         config_from_dict({"server_name": REMOTE}, tmp_path / "remote"),
         REMOTE_KEY,
