@@ -34,7 +34,7 @@ from relay.config import (
     render_config,
 )
 from relay.events.ids import is_valid_localpart, is_valid_server_name
-from relay.identity import (
+from relay.runtime.identity import (
     IdentityError,
     new_signing_key,
     read_signing_key,

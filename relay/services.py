@@ -11,16 +11,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from relay.config import Config
-from relay.database import Database
-from relay.identity import SigningKey
+from relay.runtime.database import Database
+from relay.runtime.identity import SigningKey
 
 if TYPE_CHECKING:
     from relay.accounts import Accounts
     from relay.federation.client import FederationClient
     from relay.federation.key_server import OwnKeys
-    from relay.federation.keys import KeyRing
-    from relay.notifier import Notifier
-    from relay.rooms import RoomService
+    from relay.federation.server_keys import KeyRing
+    from relay.rooms.service import RoomService
+    from relay.runtime.notifier import Notifier
 
 
 def now_ms() -> int:

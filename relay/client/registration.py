@@ -33,7 +33,7 @@ from relay.errors import (
     MissingParam,
     Unauthorized,
 )
-from relay.http import json_response, read_json_object
+from relay.runtime.http import json_response, read_json_object
 from relay.services import Services, now_ms
 from store import registration_tokens as store_tokens
 

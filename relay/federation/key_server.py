@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from relay.events.signing import sign_json
-from relay.identity import SigningKey
+from relay.runtime.identity import SigningKey
 
 KEY_VALIDITY_MS = 24 * 60 * 60 * 1000
 

@@ -26,9 +26,9 @@ from typing import Any
 
 import trio
 
+from relay.e2ee.to_device import EDU_TYPE as TO_DEVICE_EDU
 from relay.federation.errors import PeerUnreachable, RemoteError
 from relay.services import Services, now_ms
-from relay.to_device import EDU_TYPE as TO_DEVICE_EDU
 from store import outbox as store_outbox
 
 log = logging.getLogger(__name__)

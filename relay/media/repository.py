@@ -33,7 +33,6 @@ from typing import Any, Protocol
 import trio
 
 from relay.config import Config
-from relay.database import Database
 from relay.errors import (
     CannotOverwriteMedia,
     Forbidden,
@@ -58,6 +57,7 @@ from relay.media.thumbnails import (
     make_thumbnail,
     parse_size,
 )
+from relay.runtime.database import Database
 from store import media as store_media
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@
   resolves to a LAN address only when that address served the name's pinned key
   (relay/mesh/trust.py). Names never pinned, or announced by a spoofer, fall through to
   the usual resolution (which, on a LAN with no DNS, finds nothing).
-- `Mesh.pinned_key` is the KeyRing's pin (relay/federation/keys.py): keys fetched for a
+- `Mesh.pinned_key` is the KeyRing's pin (relay/federation/server_keys.py): keys fetched for a
   pinned name must be the pinned key, whichever way they were fetched.
 - `Mesh.notaries` is the KeyRing's mesh notaries: the reachable trusted peers, each with
   the key it was pinned with, vouch for other servers' keys (`/_matrix/key/v2/query`) when

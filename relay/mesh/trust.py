@@ -5,7 +5,7 @@ signing key from that very address (`GET /_matrix/key/v2/server`, TLS unverified
 rests on the signing key, not on the certificate) and check, in order:
 
 1. the key response is for the announced server name and validly self-signed
-   (relay.federation.keys.check_key_response);
+   (relay.federation.server_keys.check_key_response);
 2. the announced key id is in it, and the SHA-256 of that key is the announced fingerprint;
 3. the key equals the name's pinned key: `[mesh] trusted` in the config, else the key the
    operator approved with `relay peers approve NAME`.
@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from relay.federation.keys import KeyResponseError, check_key_response
+from relay.federation.server_keys import KeyResponseError, check_key_response
 from relay.mesh.discovery import Announcement, key_fingerprint
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 import trio
 
-from relay.database import Database
+from relay.runtime.database import Database
 from relay.services import now_ms
 from store import device_inbox as store_device_inbox
 from store import fed_txns as store_fed_txns

@@ -61,8 +61,8 @@ from relay.federation.key_server import OwnKeys
 from store import keys as store_keys
 
 if TYPE_CHECKING:
-    from relay.database import Database
     from relay.federation.client import FederationClient
+    from relay.runtime.database import Database
 
 log = logging.getLogger(__name__)
 
