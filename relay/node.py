@@ -37,13 +37,14 @@ from relay.federation.server_keys import KeyRing
 from relay.federation.user_keys import FederationRemoteKeys
 from relay.media.repository import MediaRepository
 from relay.rooms.service import RoomService
+from relay.runtime.clock import now_ms
 from relay.runtime.database import Database, open_database
 from relay.runtime.housekeeping import Housekeeping
 from relay.runtime.identity import SigningKey, read_signing_key
 from relay.runtime.notifier import Notifier
 from relay.runtime.ratelimit import RateLimiter
 from relay.runtime.sdnotify import ready_and_watchdog
-from relay.services import Services, now_ms
+from relay.services import Services
 from relay.sync.account_data import AccountDataService
 from relay.sync.builder import SyncService
 from relay.sync.devices import DeviceSync

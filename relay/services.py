@@ -6,7 +6,6 @@ services of their own.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,10 +20,6 @@ if TYPE_CHECKING:
     from relay.federation.server_keys import KeyRing
     from relay.rooms.service import RoomService
     from relay.runtime.notifier import Notifier
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass

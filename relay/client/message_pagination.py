@@ -33,8 +33,8 @@ from relay.events.canonical import parse_json_strict
 from relay.rooms import filters
 from relay.rooms.filters import EventFilter
 from relay.rooms.reads import NO_FILTER, ReadEvent, messages
+from relay.runtime.clock import now_ms
 from relay.runtime.http import json_response
-from relay.services import now_ms
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 1000

@@ -24,8 +24,8 @@ from relay.client.route import ClientRoute
 from relay.client.tokens import StreamToken, parse_token
 from relay.errors import InvalidParam
 from relay.rooms.filters import Filter, select_fields
+from relay.runtime.clock import now_ms
 from relay.runtime.http import json_response
-from relay.services import now_ms
 from relay.sync.builder import SyncParams, SyncResult
 from relay.sync.devices import DeviceSection
 from relay.sync.rooms import EventView, RoomSync

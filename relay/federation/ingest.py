@@ -55,7 +55,8 @@ from relay.rooms.remote_pdus import (
     accept_pdu_txn,
     is_promotable_outlier,
 )
-from relay.services import Services, now_ms
+from relay.runtime.clock import now_ms
+from relay.services import Services
 from store import events as store_events
 from store import pending_pdus as store_pending
 from store import rooms as store_rooms

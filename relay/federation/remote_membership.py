@@ -28,7 +28,8 @@ from relay.federation.client import ROOM_STATE_RESPONSE_BYTES
 from relay.federation.errors import PeerUnreachable, RemoteError, client_error
 from relay.federation.ingest import BadPdu, Ingest
 from relay.rooms.remote_pdus import accept_pdu_txn
-from relay.services import Services, now_ms
+from relay.runtime.clock import now_ms
+from relay.services import Services
 from store import events as store_events
 from store import rooms as store_rooms
 

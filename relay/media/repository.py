@@ -23,7 +23,6 @@ import logging
 import re
 import secrets
 import string
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -57,6 +56,7 @@ from relay.media.thumbnails import (
     make_thumbnail,
     parse_size,
 )
+from relay.runtime.clock import now_ms
 from relay.runtime.database import Database
 from store import media as store_media
 
@@ -72,10 +72,6 @@ MAX_TIMEOUT_MS = 60_000
 TOUCH_EVERY_MS = 60_000
 #: Thumbnails made at once: one decoded image in memory at a time (see `thumbnails.py`).
 THUMBNAILERS = 1
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,7 +41,8 @@ from relay.mesh.discovery import (
 )
 from relay.mesh.gossip import Gossip
 from relay.mesh.trust import PENDING, REJECTED, TRUSTED, Verdict, check_announcement
-from relay.services import Services, now_ms
+from relay.runtime.clock import now_ms
+from relay.services import Services
 from store import peers as store_peers
 
 if TYPE_CHECKING:

@@ -20,12 +20,12 @@ resolver route the name to this address and gossip reach it. A key that cannot b
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from relay.federation.server_keys import KeyResponseError, check_key_response
 from relay.mesh.discovery import Announcement, key_fingerprint
+from relay.runtime.clock import now_ms
 
 if TYPE_CHECKING:
     import httpx
@@ -82,7 +82,7 @@ async def check_announcement(
         return Verdict(PENDING, f"key not fetched: {type(exc).__name__}")
     if body is None:
         return Verdict(PENDING, f"key not fetched: HTTP {response.status_code}")
-    verdict = judge_key_response(announcement, body, pin, int(time.time() * 1000))
+    verdict = judge_key_response(announcement, body, pin, now_ms())
     if verdict.status == REJECTED:
         log.warning(
             "mesh: rejected %s at %s: %s",

@@ -33,9 +33,9 @@ from relay.events.canonical import parse_json_strict
 from relay.events.pdu import Pdu
 from relay.rooms.filters import DEFAULT_FILTER, Filter, parse_filter
 from relay.rooms.service import RoomService
+from relay.runtime.clock import now_ms
 from relay.runtime.database import Database
 from relay.runtime.notifier import Notifier
-from relay.services import now_ms
 from relay.sync.devices import DeviceSection, DeviceSync
 from relay.sync.presence import PresenceService, presence_content
 from relay.sync.rooms import RoomReader, RoomSync, allowed_ephemeral

@@ -20,9 +20,9 @@ import sqlite3
 from typing import Any
 
 from relay.errors import Forbidden, InvalidParam, NotFound
+from relay.runtime.clock import now_ms
 from relay.runtime.database import Database
 from relay.runtime.notifier import Notifier
-from relay.services import now_ms
 from store import events as store_events
 from store import presence as store_presence
 from store import rooms as store_rooms

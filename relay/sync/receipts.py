@@ -21,9 +21,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from relay.errors import Forbidden, InvalidParam, NotFound
+from relay.runtime.clock import now_ms
 from relay.runtime.database import Database
 from relay.runtime.notifier import Notifier
-from relay.services import now_ms
 from relay.sync.account_data import put_account_data_txn
 from store import events as store_events
 from store import receipts as store_receipts
