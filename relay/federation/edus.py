@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from relay.e2ee.to_device import EDU_TYPE as TO_DEVICE_EDU
+from relay.events.ids import server_of
 from relay.federation.acl import origin_allowed_txn
 from relay.services import Services
 from store import events as store_events
@@ -32,7 +33,7 @@ def _from_origin(user_id: Any, origin: str) -> bool:
     return (
         isinstance(user_id, str)
         and user_id.rsplit(":", 1)[0] != user_id
-        and (user_id.split(":", 1)[1] == origin)
+        and (server_of(user_id) == origin)
     )
 
 
