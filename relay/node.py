@@ -29,7 +29,7 @@ from relay.federation.backfill import Backfill
 from relay.federation.catch_up import CatchUp
 from relay.federation.client import FederationClient
 from relay.federation.ingest import Ingest
-from relay.federation.key_server import OwnKeys
+from relay.federation.key_server import OwnKeys, certificate_file_sha256
 from relay.federation.keys import KeyRing
 from relay.federation.media_fetch import FederationMedia
 from relay.federation.remote_membership import RemoteMembership
@@ -90,10 +90,20 @@ async def _watch_signals(shutdown: trio.Event, cancel_scope: trio.CancelScope) -
             return
 
 
+def _tls_fingerprints(config: Config) -> tuple[str, ...]:
+    """The SHA-256 of our federation certificate, for the signed key document (it binds the
+    certificate to our key for LAN peers); none when there is no certificate file (tests
+    that build services without a listener)."""
+    try:
+        return (certificate_file_sha256(config.tls_certificate_path),)
+    except (OSError, ValueError):
+        return ()
+
+
 async def build_services(config: Config, database: Database, signing_key: SigningKey) -> Services:
     """The relay's services over an open database (also used in-process by tests)."""
     notifier = Notifier(await database.read(store_events.max_stream_ordering))
-    own_keys = OwnKeys(config.server_name, signing_key)
+    own_keys = OwnKeys(config.server_name, signing_key, _tls_fingerprints(config))
     federation_client = FederationClient(config, signing_key)
     services = Services(
         config=config,

@@ -58,11 +58,18 @@ class Route:
     key_id: str
     verify_key: str
     instance: str
+    #: The certificate (DER) the peer proved its key with: every connection must show it.
+    certificate: bytes
 
     @property
     def resolved(self) -> ResolvedServer:
         host = f"[{self.address}]" if ":" in self.address else self.address
-        return ResolvedServer(f"https://{host}:{self.port}", self.server_name, self.server_name)
+        return ResolvedServer(
+            f"https://{host}:{self.port}",
+            self.server_name,
+            self.server_name,
+            pinned_certificate=self.certificate,
+        )
 
 
 def own_announcement(services: Services) -> Announcement:
@@ -173,12 +180,21 @@ class Mesh:
                 self._on_change,
                 announce_interval=self.config.mesh_announce_interval_seconds,
                 liveness_interval=self.config.mesh_liveness_interval_seconds,
+                probe_client=self._probe_client,
             )
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.discovery.serve)
                 nursery.start_soon(self._watch_approvals)
                 await nursery.start(self.gossip.serve)
                 task_status.started()
+
+    def _probe_client(self, announcement: Announcement) -> httpx.AsyncClient:
+        """A trusted peer is probed over its pinned certificate; others as they come."""
+        route = self.routes.get(announcement.server_name)
+        if route is not None and route.instance == announcement.instance:
+            return self.services.federation_client.pinned_client(route.certificate)
+        assert self._http is not None
+        return self._http
 
     async def _load_approvals(self) -> bool:
         rows = await self.services.database.read(store_peers.all_peers)
@@ -224,7 +240,7 @@ class Mesh:
             return
         self.verdicts[ann.instance] = (ann, verdict)
         route = self.routes.get(ann.server_name)
-        if verdict.status == TRUSTED and verdict.verify_key:
+        if verdict.status == TRUSTED and verdict.verify_key and verdict.certificate:
             self.routes[ann.server_name] = Route(
                 ann.server_name,
                 ann.address,
@@ -232,6 +248,7 @@ class Mesh:
                 key_id=ann.key_id,
                 verify_key=verdict.verify_key,
                 instance=ann.instance,
+                certificate=verdict.certificate,
             )
             if route is None or route.address != ann.address:
                 log.info("mesh: %s trusted at %s", ann.server_name, ann.base_url)
@@ -250,7 +267,11 @@ class Mesh:
         def txn(conn: Any) -> None:
             now = now_ms()
             row = store_peers.get_peer(conn, ann.server_name)
-            if spoof_of_trusted or (
+            # An address that could not prove the key it names says nothing about the peer
+            # that holds it: that peer's row is left alone, whatever its status (a replayer
+            # must not turn a pending kit into a rejected one).
+            replay = verdict.proof_failed and (row is None or row["address"] != ann.address)
+            if spoof_of_trusted or replay or (
                 verdict.status == REJECTED
                 and row is not None
                 and row["status"] == TRUSTED
