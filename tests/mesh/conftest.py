@@ -135,7 +135,6 @@ class MeshRelay:
             "127.0.0.1:8008",
             "--federation-listen",
             "0.0.0.0:8448",
-            "--no-verify-tls",
             "--mdns-interface",
             "eth0",
             *extra,
