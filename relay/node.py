@@ -32,6 +32,7 @@ from relay.federation.ingest import Ingest
 from relay.federation.key_server import OwnKeys, certificate_file_sha256
 from relay.federation.keys import KeyRing
 from relay.federation.media_fetch import FederationMedia
+from relay.federation.peer_policy import PeerPolicy
 from relay.federation.remote_membership import RemoteMembership
 from relay.federation.routes import federation_app
 from relay.federation.sender import FederationSender
@@ -125,6 +126,9 @@ async def build_services(config: Config, database: Database, signing_key: Signin
     _add_sync_services(services)
     _add_e2e_services(services)
     _add_federation_services(services)
+    peer_policy = PeerPolicy(config, database)
+    services.extra["peer_policy"] = peer_policy
+    federation_client.peer_policy = peer_policy.allows
     services.extra["media"] = MediaRepository(
         database, config, remote=FederationMedia(federation_client)
     )

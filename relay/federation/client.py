@@ -12,6 +12,9 @@ Rules kept here:
   gives with a `pinned_certificate` (a trusted mesh peer, relay/mesh/trust.py) is reached
   with a context that trusts exactly that certificate, whatever `verify_tls` says: the
   handshake fails, and nothing is sent, unless the peer proves it holds its key.
+- Nothing is sent to a server `mesh.policy` refuses (`peer_policy`, set by the node to
+  relay/federation/peer_policy.py's `allows`): `DestinationRefused`, checked before the
+  name is even resolved.
 - Failures are two kinds (see `errors.py`): `PeerUnreachable` when no answer came
   (resolution, connect, TLS, timeout, a broken connection), `RemoteError` when the peer
   answered with an error status or with something that is not a JSON object.
@@ -39,7 +42,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -49,7 +52,12 @@ import trio
 import relay
 from relay.config import Config
 from relay.events.canonical import JsonParseError, canonical_json, parse_json_strict
-from relay.federation.errors import PeerUnreachable, RemoteError, ResponseTooLarge
+from relay.federation.errors import (
+    DestinationRefused,
+    PeerUnreachable,
+    RemoteError,
+    ResponseTooLarge,
+)
 from relay.federation.request_auth import authorization_headers
 from relay.federation.resolver import ResolutionError, ResolvedServer, ServerResolver
 from relay.identity import SigningKey
@@ -148,6 +156,8 @@ class FederationClient:
         self._pinned: dict[bytes, httpx.AsyncClient] = {}
         #: pinned clients pushed out (closed by `aclose`: one may still be in use)
         self._retired: list[httpx.AsyncClient] = []
+        #: Whether a destination may be contacted (mesh.policy); None: anyone.
+        self.peer_policy: Callable[[str], Awaitable[bool]] | None = None
         self._requests = 0
         self._unreachable = 0
         self._remote_errors = 0
@@ -284,6 +294,7 @@ class FederationClient:
         if not path.startswith("/"):
             raise ValueError(f"path must start with '/': {path!r}")
         timeout = self.timeout if timeout is None else timeout
+        await self._check_policy(destination)
         self._requests += 1
         try:
             with trio.fail_after(timeout):
@@ -299,6 +310,11 @@ class FederationClient:
         except RemoteError:
             self._remote_errors += 1
             raise
+
+    async def _check_policy(self, destination: str) -> None:
+        """Raises DestinationRefused when mesh.policy forbids contacting `destination`."""
+        if self.peer_policy is not None and not await self.peer_policy(destination):
+            raise DestinationRefused(destination)
 
     async def _request(
         self,
@@ -381,9 +397,11 @@ class FederationClient:
 
         Raises:
             PeerUnreachable: no answer, or the connection broke while reading.
+            DestinationRefused: mesh.policy forbids contacting `destination`.
         """
         import httpx
 
+        await self._check_policy(destination)
         self._requests += 1
         try:
             if url is None:

@@ -1,17 +1,21 @@
 """The mesh service: discovery + trust + the hooks federation consults + gossip.
 
 - `Mesh.resolve` is the resolver's mesh hook (relay/federation/resolver.py): a server name
-  resolves to a LAN address only when that address served the name's pinned key
-  (relay/mesh/trust.py). Names never pinned, or announced by a spoofer, fall through to
-  the usual resolution (which, on a LAN with no DNS, finds nothing).
+  resolves to a LAN address only when that address proved it holds the name's pinned key
+  (relay/mesh/trust.py), and only over the certificate it proved it with (every
+  connection, federation requests and liveness probes alike, must present exactly it).
+  Names never pinned, or announced by a spoofer, fall through to the usual resolution
+  (which, on a LAN with no DNS, finds nothing).
 - `Mesh.pinned_key` is the KeyRing's pin (relay/federation/keys.py): keys fetched for a
   pinned name must be the pinned key, whichever way they were fetched.
 - `Mesh.notaries` is the KeyRing's mesh notaries: the reachable trusted peers, each with
   the key it was pinned with, vouch for other servers' keys (`/_matrix/key/v2/query`) when
   those servers cannot be reached from here (an upstream only one kit has a route to).
-- `Mesh.inbound_gate` is consulted when an inbound federation request's signature could
-  not be verified: a LAN peer we do not trust that tried to federate is marked rejected
-  (the request itself is refused with 401: its key resolves through no route we trust).
+- `Mesh.inbound_gate` is consulted when an inbound federation request was refused
+  (mesh.policy) or its signature could not be verified: a pending LAN peer whose request is
+  signed with the key it served us tried to federate unapproved, and is marked rejected
+  (the request itself is refused: 403, or 401 as its key resolves through no route we
+  trust); a request not so signed forges its name and changes nothing.
   A server reachable by ordinary federation (e.g. an IP-literal name) is not a LAN peer
   to the mesh: it federates as any server on the Internet would.
 - Pins come from `[mesh] trusted` and from `relay peers approve` (the peers table, re-read
@@ -40,7 +44,14 @@ from relay.mesh.discovery import (
     lan_addresses,
 )
 from relay.mesh.gossip import Gossip
-from relay.mesh.trust import PENDING, REJECTED, TRUSTED, Verdict, check_announcement
+from relay.mesh.trust import (
+    PENDING,
+    REJECTED,
+    TRUSTED,
+    Verdict,
+    check_announcement,
+    signed_by_served_key,
+)
 from relay.services import Services, now_ms
 from store import peers as store_peers
 
@@ -121,25 +132,29 @@ class Mesh:
     def is_lan_peer(self, server_name: str) -> bool:
         return any(a.server_name == server_name for a, _ in self.verdicts.values())
 
-    async def inbound_gate(self, origin: str) -> None:
-        """A request from `origin` failed authentication: mark it rejected if it is an
-        unapproved LAN peer."""
+    async def inbound_gate(self, origin: str, signed: dict[str, Any]) -> None:
+        """A request naming `origin` was refused or failed authentication: if `origin` is an
+        unapproved (pending) LAN peer and the request is signed with the key that peer
+        served us, it really tried to federate unapproved: mark it rejected. A request
+        not so signed is a forgery of its name, and changes nothing."""
         if origin in self.routes or not self.is_lan_peer(origin):
             return
         if self.pinned_key(origin) is not None:
             return  # pinned: the signature check against the pin decides
+        row = await self.services.database.read(store_peers.get_peer, origin)
+        if row is None or row["status"] != PENDING or not row["verify_key"] or not row["key_id"]:
+            return
+        if not signed_by_served_key(signed, origin, row["key_id"], row["verify_key"]):
+            log.info("mesh: a request forging %s's name was refused; its status stays", origin)
+            return
         reason = "not approved, yet it tried to federate"
-
-        def txn(conn: Any) -> None:
-            row = store_peers.get_peer(conn, origin)
-            if row is not None and row["status"] == PENDING:
-                conn.execute(
-                    "UPDATE mesh_peers SET status = 'rejected', reason = ? WHERE server_name = ?",
-                    (reason, origin),
-                )
-
-        await self.services.database.write(txn)
-        log.warning("mesh: unapproved LAN peer %s tried to federate; rejected", origin)
+        rejected = await self.services.database.write(
+            lambda conn: store_peers.reject_pending(
+                conn, origin, verify_key=row["verify_key"], reason=reason
+            )
+        )
+        if rejected:
+            log.warning("mesh: unapproved LAN peer %s tried to federate; rejected", origin)
 
     def live_trusted(self) -> list[str]:
         """Trusted peers that answer their health check now."""
@@ -172,6 +187,8 @@ class Mesh:
 
         await self._load_approvals()
         self.install()
+        # Certificates are not verified here: trust.py judges the one each address
+        # presents against its signed key response, then pins it.
         async with httpx.AsyncClient(verify=False, timeout=5.0) as http:
             self._http = http
             self.discovery = Discovery(
@@ -271,11 +288,15 @@ class Mesh:
             # that holds it: that peer's row is left alone, whatever its status (a replayer
             # must not turn a pending kit into a rejected one).
             replay = verdict.proof_failed and (row is None or row["address"] != ann.address)
-            if spoof_of_trusted or replay or (
-                verdict.status == REJECTED
-                and row is not None
-                and row["status"] == TRUSTED
-                and row["address"] != ann.address
+            if (
+                spoof_of_trusted
+                or replay
+                or (
+                    verdict.status == REJECTED
+                    and row is not None
+                    and row["status"] == TRUSTED
+                    and row["address"] != ann.address
+                )
             ):
                 store_peers.note_rejected_announcement(
                     conn,

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from relay.events.canonical import JsonParseError, parse_json_strict
+from relay.events.signing import SignatureError, decode_verify_key_base64, verify_json_signature
 from relay.federation.client import KEY_RESPONSE_BYTES
 from relay.federation.key_server import certificate_sha256, listed_tls_fingerprints
 from relay.federation.keys import KeyResponseError, check_key_response
@@ -96,6 +97,19 @@ def judge_key_response(
     if served != pin.rstrip("="):
         return Verdict(REJECTED, "key differs from the pinned key", served, True)
     return Verdict(TRUSTED, "key matches the pinned key", served, True, certificate=certificate)
+
+
+def signed_by_served_key(signed: object, origin: str, key_id: str, verify_key: str) -> bool:
+    """Whether an inbound request's signed object (relay.federation.request_auth) is signed
+    by `origin` with the key a LAN peer served under `key_id`: a request that really came
+    from that peer, not one forging its name. Pure."""
+    if not isinstance(signed, dict):
+        return False
+    try:
+        verify_json_signature(signed, origin, key_id, decode_verify_key_base64(verify_key))
+    except (SignatureError, ValueError):
+        return False
+    return True
 
 
 class _Unfetched(Exception):

@@ -19,7 +19,13 @@ from relay.federation.key_server import (
 )
 from relay.identity import SigningKey, new_signing_key, write_self_signed_certificate
 from relay.mesh.discovery import Announcement, instance_name, key_fingerprint
-from relay.mesh.trust import PENDING, REJECTED, TRUSTED, judge_key_response
+from relay.mesh.trust import (
+    PENDING,
+    REJECTED,
+    TRUSTED,
+    judge_key_response,
+    signed_by_served_key,
+)
 
 NAME = "kit-b.mesh"
 
@@ -59,7 +65,8 @@ def now() -> int:
 
 def test_pinned_key_over_its_listed_certificate_is_trusted(kit) -> None:
     key, certificate, response = kit
-    verdict = judge_key_response(_announce(key), response, key.verify_key_base64, now(), certificate)
+    pin = key.verify_key_base64
+    verdict = judge_key_response(_announce(key), response, pin, now(), certificate)
     assert verdict.status == TRUSTED
     assert verdict.verify_key == key.verify_key_base64.rstrip("=")
     assert verdict.certificate == certificate
@@ -102,7 +109,8 @@ def test_response_without_tls_fingerprints_is_rejected(tmp_path: Path) -> None:
     certificate = _certificate(tmp_path)
     response = OwnKeys(NAME, key).server_keys()
     assert "tls_fingerprints" not in response
-    verdict = judge_key_response(_announce(key), response, key.verify_key_base64, now(), certificate)
+    pin = key.verify_key_base64
+    verdict = judge_key_response(_announce(key), response, pin, now(), certificate)
     assert verdict.status == REJECTED and verdict.proof_failed
 
 
@@ -153,7 +161,8 @@ def test_announced_key_only_in_old_verify_keys_is_rejected(tmp_path: Path) -> No
         "tls_fingerprints": [{"sha256": certificate_sha256(certificate)}],
     }
     response = sign_json(unsigned, NAME, current.key_id, current.key)
-    verdict = judge_key_response(_announce(key), response, key.verify_key_base64, now(), certificate)
+    pin = key.verify_key_base64
+    verdict = judge_key_response(_announce(key), response, pin, now(), certificate)
     assert verdict.status == REJECTED and verdict.proof_failed
 
 
@@ -182,3 +191,27 @@ def test_certificate_file_sha256_is_the_der_digest(tmp_path: Path) -> None:
     der = _certificate(tmp_path)
     assert certificate_file_sha256(tmp_path / "tls.crt") == certificate_sha256(der)
     assert len(certificate_sha256(der)) == 43  # 32 bytes, unpadded base64
+
+
+def _signed_request(key: SigningKey, origin: str = NAME) -> dict:
+    unsigned = {"method": "GET", "uri": "/_matrix/federation/v1/version", "origin": origin}
+    return sign_json(unsigned | {"destination": "kit-a.mesh"}, origin, key.key_id, key.key)
+
+
+def test_request_signed_with_the_served_key_proves_the_peer() -> None:
+    key = new_signing_key()
+    signed = _signed_request(key)
+    assert signed_by_served_key(signed, NAME, key.key_id, key.verify_key_base64)
+
+
+def test_request_forging_the_peers_name_proves_nothing() -> None:
+    """Signed by someone else, unsigned, or under another key id: a forgery."""
+    key, forger = new_signing_key(), new_signing_key()
+    forged = _signed_request(forger)
+    forged["signatures"] = {NAME: {key.key_id: forged["signatures"][NAME][forger.key_id]}}
+    assert not signed_by_served_key(forged, NAME, key.key_id, key.verify_key_base64)
+    unsigned = {k: v for k, v in _signed_request(key).items() if k != "signatures"}
+    assert not signed_by_served_key(unsigned, NAME, key.key_id, key.verify_key_base64)
+    assert not signed_by_served_key(_signed_request(key), NAME, "ed25519:x", key.verify_key_base64)
+    assert not signed_by_served_key("not an object", NAME, key.key_id, key.verify_key_base64)
+    assert not signed_by_served_key(_signed_request(key), NAME, key.key_id, "not base64!")
