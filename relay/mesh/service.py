@@ -269,6 +269,7 @@ class Mesh:
             )
             if route is None or route.address != ann.address:
                 log.info("mesh: %s trusted at %s", ann.server_name, ann.base_url)
+                self.services.keyring.new_route(ann.server_name)
             self.gossip.wake()
         elif route is not None and route.instance == ann.instance:
             del self.routes[ann.server_name]  # its key changed, or it was revoked
