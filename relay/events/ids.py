@@ -113,10 +113,11 @@ def is_valid_localpart(localpart: str, *, historical: bool = False) -> bool:
     """Whether ``localpart`` is a valid user id localpart.
 
     ``historical=False`` (registering local users): non-empty, ``a-z 0-9 . _ = - / +``.
-    ``historical=True`` (remote senders): anything but ``:``, NUL and surrogates.
+    ``historical=True`` (remote senders): non-empty, anything but ``:``, NUL and surrogates.
     """
     if historical:
-        return _is_historical_opaque(localpart)
+        # The spec's grammar is `1*user_id_char` for the historical set too: never empty.
+        return bool(localpart) and _is_historical_opaque(localpart)
     return _STRICT_LOCALPART.fullmatch(localpart) is not None
 
 

@@ -60,7 +60,7 @@ from relay.federation.errors import (
 )
 from relay.federation.request_auth import authorization_headers
 from relay.federation.resolver import ResolutionError, ResolvedServer, ServerResolver
-from relay.identity import SigningKey
+from relay.runtime.identity import SigningKey
 
 if TYPE_CHECKING:
     import httpx

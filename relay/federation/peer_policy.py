@@ -24,7 +24,7 @@ from __future__ import annotations
 import sqlite3
 
 from relay.config import Config
-from relay.database import Database
+from relay.runtime.database import Database
 from store import peers as store_peers
 from store import rooms as store_rooms
 

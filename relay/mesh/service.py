@@ -6,7 +6,7 @@
   connection, federation requests and liveness probes alike, must present exactly it).
   Names never pinned, or announced by a spoofer, fall through to the usual resolution
   (which, on a LAN with no DNS, finds nothing).
-- `Mesh.pinned_key` is the KeyRing's pin (relay/federation/keys.py): keys fetched for a
+- `Mesh.pinned_key` is the KeyRing's pin (relay/federation/server_keys.py): keys fetched for a
   pinned name must be the pinned key, whichever way they were fetched.
 - `Mesh.notaries` is the KeyRing's mesh notaries: the reachable trusted peers, each with
   the key it was pinned with, vouch for other servers' keys (`/_matrix/key/v2/query`) when
@@ -52,7 +52,8 @@ from relay.mesh.trust import (
     check_announcement,
     signed_by_served_key,
 )
-from relay.services import Services, now_ms
+from relay.runtime.clock import now_ms
+from relay.services import Services
 from store import peers as store_peers
 
 if TYPE_CHECKING:

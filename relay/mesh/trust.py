@@ -5,7 +5,7 @@ signing key from that very address (`GET /_matrix/key/v2/server` over TLS, the
 certificate taken as presented: what it proves is checked below) and check, in order:
 
 1. the key response is for the announced server name and validly self-signed
-   (relay.federation.keys.check_key_response);
+   (relay.federation.server_keys.check_key_response);
 2. the announced key id is in it, and the SHA-256 of that key is the announced fingerprint;
 3. the certificate the connection presented is one the signed key response lists in
    `tls_fingerprints` (relay/federation/key_server.py). A key response is public, so
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 import ssl
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -37,8 +36,9 @@ from relay.events.canonical import JsonParseError, parse_json_strict
 from relay.events.signing import SignatureError, decode_verify_key_base64, verify_json_signature
 from relay.federation.client import KEY_RESPONSE_BYTES
 from relay.federation.key_server import certificate_sha256, listed_tls_fingerprints
-from relay.federation.keys import KeyResponseError, check_key_response
+from relay.federation.server_keys import KeyResponseError, check_key_response
 from relay.mesh.discovery import Announcement, key_fingerprint
+from relay.runtime.clock import now_ms
 
 if TYPE_CHECKING:
     import httpx
@@ -163,7 +163,7 @@ async def check_announcement(
         body, certificate = await fetch_key_response(http, announcement)
     except _Unfetched as exc:
         return Verdict(PENDING, f"key not fetched: {exc}")
-    verdict = judge_key_response(announcement, body, pin, int(time.time() * 1000), certificate)
+    verdict = judge_key_response(announcement, body, pin, now_ms(), certificate)
     if verdict.status == REJECTED:
         log.warning(
             "mesh: rejected %s at %s: %s",

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import httpx
 
-from relay.identity import write_self_signed_certificate
 from relay.mesh.discovery import SERVICE_TYPE, key_fingerprint
+from relay.runtime.identity import write_self_signed_certificate
 
 PORT = 8448
 

@@ -17,7 +17,6 @@ from relay.federation.key_server import (
     certificate_sha256,
     listed_tls_fingerprints,
 )
-from relay.identity import SigningKey, new_signing_key, write_self_signed_certificate
 from relay.mesh.discovery import Announcement, instance_name, key_fingerprint
 from relay.mesh.trust import (
     PENDING,
@@ -26,6 +25,7 @@ from relay.mesh.trust import (
     judge_key_response,
     signed_by_served_key,
 )
+from relay.runtime.identity import SigningKey, new_signing_key, write_self_signed_certificate
 
 NAME = "kit-b.mesh"
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from relay.rooms import RoomService
-from relay.visibility import HISTORY_VISIBILITY, content_of
+from relay.rooms.service import RoomService
+from relay.rooms.visibility import HISTORY_VISIBILITY, content_of
 from store import accounts as store_accounts
 from store import rooms as store_rooms
 from store import state as store_state

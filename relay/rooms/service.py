@@ -23,7 +23,6 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from relay.database import Database
 from relay.errors import (
     BadJson,
     Forbidden,
@@ -49,9 +48,10 @@ from relay.events.pdu import MalformedPdu, Pdu, finalize_event
 from relay.events.redaction import redact
 from relay.events.room_versions import RoomVersion, room_version
 from relay.events.server_acl import SERVER_ACL, server_allowed
-from relay.identity import SigningKey
-from relay.notifier import Notifier
-from relay.services import now_ms
+from relay.runtime.clock import now_ms
+from relay.runtime.database import Database
+from relay.runtime.identity import SigningKey
+from relay.runtime.notifier import Notifier
 from store import events as store_events
 from store import outbox as store_outbox
 from store import redactions as store_redactions
