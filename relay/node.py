@@ -235,7 +235,10 @@ async def serve_node(
     """Run the relay described by `config` until cancelled or signalled."""
     signing_key = read_signing_key(config.signing_key_path)
     if not config.verify_tls:
-        log.warning("federation.verify_tls is false: peers' TLS certificates are NOT checked")
+        log.warning(
+            "federation.verify_tls is false: TLS certificates are NOT checked"
+            " (except trusted mesh peers', which are pinned)"
+        )
     async with open_database(config.database_path, synchronous=config.synchronous) as database:
         services = await build_services(config, database, signing_key)
         shutdown = trio.Event()
