@@ -4,7 +4,6 @@ certificate that address presented, is worth. Pure: real keys, real certificates
 from __future__ import annotations
 
 import dataclasses
-import ssl
 import time
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from relay.federation.key_server import (
     certificate_sha256,
     listed_tls_fingerprints,
 )
-from relay.mesh.discovery import Announcement, instance_name, key_fingerprint
+from relay.mesh.discovery import Announcement
 from relay.mesh.trust import (
     PENDING,
     REJECTED,
@@ -25,29 +24,18 @@ from relay.mesh.trust import (
     judge_key_response,
     signed_by_served_key,
 )
-from relay.runtime.identity import SigningKey, new_signing_key, write_self_signed_certificate
+from relay.runtime.identity import SigningKey, new_signing_key
+from tests.mesh.identities import announcement_of, make_certificate
 
 NAME = "kit-b.mesh"
 
 
 def _certificate(directory: Path, name: str = NAME) -> bytes:
-    directory.mkdir(parents=True, exist_ok=True)
-    cert, key = directory / "tls.crt", directory / "tls.key"
-    write_self_signed_certificate(cert, key, name)
-    return ssl.PEM_cert_to_DER_cert(cert.read_text())
+    return make_certificate(directory, name)
 
 
 def _announce(key: SigningKey, name: str = NAME, key_id: str | None = None) -> Announcement:
-    fingerprint = key_fingerprint(key.verify_key_base64)
-    return Announcement(
-        instance=instance_name(name, fingerprint),
-        server_name=name,
-        addresses=("10.77.0.2",),
-        port=8448,
-        key_id=key_id or key.key_id,
-        fingerprint=fingerprint,
-        version="test",
-    )
+    return announcement_of(key, name, key_id=key_id)
 
 
 @pytest.fixture
