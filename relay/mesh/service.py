@@ -256,6 +256,11 @@ class Mesh:
             # Could not reach it just now: keep what we knew.
             await self._record_reachability(peer)
             return
+        await self._apply(peer, verdict)
+
+    async def _apply(self, peer: SeenPeer, verdict: Verdict) -> None:
+        """Route (or stop routing) the announced name as `verdict` says, and record it."""
+        ann = peer.announcement
         self.verdicts[ann.instance] = (ann, verdict)
         route = self.routes.get(ann.server_name)
         if verdict.status == TRUSTED and verdict.verify_key and verdict.certificate:
@@ -272,8 +277,14 @@ class Mesh:
                 log.info("mesh: %s trusted at %s", ann.server_name, ann.base_url)
                 self.services.keyring.new_route(ann.server_name)
             self.gossip.wake()
-        elif route is not None and route.instance == ann.instance:
-            del self.routes[ann.server_name]  # its key changed, or it was revoked
+        elif (
+            route is not None
+            and route.instance == ann.instance
+            and not (verdict.proof_failed and route.address != ann.address)
+        ):
+            # Its key changed, or it was revoked. (A failed proof from another address,
+            # even under the same instance name, says nothing about the routed peer.)
+            del self.routes[ann.server_name]
         await self._record(peer, verdict)
 
     async def _record(self, peer: SeenPeer, verdict: Verdict) -> None:

@@ -107,3 +107,32 @@ async def test_request_signed_by_the_pending_kit_itself_rejects_it(
     row = await _row(mesh)
     assert row["status"] == REJECTED
     assert "tried to federate" in row["reason"]
+
+
+async def test_replay_under_the_trusted_kits_own_instance_name_keeps_its_route(
+    mesh: Mesh, tmp_path: Path
+) -> None:
+    """An impostor that copies b's announcement whole (instance name included) from its
+    own address is rejected, and b stays routed at its address over its certificate."""
+    key = new_signing_key()
+    certificate = make_certificate(tmp_path / "b", NAME)
+    response = OwnKeys(NAME, key, (certificate_sha256(certificate),)).server_keys()
+    mesh.approved[NAME] = key.verify_key_base64.rstrip("=")
+    real = announcement_of(key, NAME, address=B_ADDRESS)
+    trusted = judge_key_response(real, response, mesh.pinned_key(NAME), now_ms(), certificate)
+    await mesh._apply(SeenPeer(real, reachable=True), trusted)
+    assert mesh.resolve(NAME).base_url == f"https://{B_ADDRESS}:8448"
+
+    copy = announcement_of(key, NAME, address=IMPOSTOR_ADDRESS)
+    assert copy.instance == real.instance
+    impostor_certificate = make_certificate(tmp_path / "impostor", NAME)
+    verdict = judge_key_response(
+        copy, response, mesh.pinned_key(NAME), now_ms(), impostor_certificate
+    )
+    await mesh._apply(SeenPeer(copy, reachable=True), verdict)
+    resolved = mesh.resolve(NAME)
+    assert resolved is not None
+    assert resolved.base_url == f"https://{B_ADDRESS}:8448"
+    assert resolved.pinned_certificate == certificate
+    row = await _row(mesh)
+    assert (row["status"], row["address"]) == ("trusted", B_ADDRESS)
