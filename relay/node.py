@@ -59,7 +59,9 @@ log = logging.getLogger(__name__)
 GRACE_SECONDS = 1.0
 
 
-def _hypercorn_config(listen: Listen, *, certfile: str | None = None, keyfile: str | None = None):
+def _hypercorn_config(
+    listen: Listen, *, certfile: str | None = None, keyfile: str | None = None
+) -> HypercornConfig:
     hc = HypercornConfig()
     hc.bind = [str(listen)]
     hc.certfile = certfile
@@ -77,7 +79,7 @@ async def _serve_listener(
     hc: HypercornConfig,
     shutdown: trio.Event,
     *,
-    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     await serve(app, hc, shutdown_trigger=shutdown.wait, task_status=task_status)
 

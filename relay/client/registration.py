@@ -18,6 +18,7 @@ registration.yaml, registration_tokens.yaml):
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -66,7 +67,7 @@ def _sessions(services: Services) -> UiaSessions:
     return sessions_of(services, "register", ttl_s=SESSION_TTL_S, on_expire=give_back_token)
 
 
-def _token_check(services: Services):
+def _token_check(services: Services) -> Callable[[dict[str, Any], UiaSession], Awaitable[None]]:
     async def check(auth: dict[str, Any], session: UiaSession) -> None:
         token = auth.get("token")
         if not isinstance(token, str) or not token:

@@ -40,20 +40,18 @@ https://spec.matrix.org/v1.16/server-server-api/#auth-events-selection.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import math
 from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from canonicaljson import encode_canonical_json
-from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
 from relay.events.ids import create_event_id_of, is_valid_user_id, room_id_of_create, server_of
 from relay.events.redaction import redacts_of
 from relay.events.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
+from relay.events.signing import SignatureError, verify_json_signature
+from relay.events.unpadded_base64 import decode_base64_either
 
 CREATE = "m.room.create"
 MEMBER = "m.room.member"
@@ -297,7 +295,7 @@ def check_auth_events(
             raise AuthError(f"auth event {auth_event.get('event_id')} was rejected")
         if auth_event.get("room_id") != room_id:
             raise AuthError(f"auth event {auth_event.get('event_id')} is in another room")
-        auth_state[key] = auth_event  # type: ignore[index]
+        auth_state[key] = auth_event
     if not room_version.room_id_is_create_event_hash and CREATE_KEY not in auth_state:
         raise AuthError("no m.room.create event among the auth events")
     return auth_state
@@ -535,34 +533,22 @@ def _public_keys(tpi: Mapping[str, Any]) -> list[str]:
     return keys
 
 
-def _unpadded_b64decode(text: str) -> bytes:
-    padded = text + "=" * (-len(text) % 4)
-    if "-" in text or "_" in text:
-        return base64.urlsafe_b64decode(padded)
-    return base64.b64decode(padded, validate=True)
-
-
 def _signed_with(signed: Mapping[str, Any], public_key: str) -> bool:
     """True if any ed25519 signature in `signed.signatures` verifies with `public_key`."""
     signatures = signed.get("signatures")
     if not isinstance(signatures, Mapping):
         return False
     try:
-        verify_key = VerifyKey(_unpadded_b64decode(public_key))
-        message = encode_canonical_json(
-            {k: v for k, v in signed.items() if k not in ("signatures", "unsigned")}
-        )
-    except (ValueError, binascii.Error, TypeError):
+        verify_key = VerifyKey(decode_base64_either(public_key))
+    except (ValueError, TypeError):
         return False
-    for block in signatures.values():
+    for server_name, block in signatures.items():
         if not isinstance(block, Mapping):
             continue
-        for key_id, signature in block.items():
-            if not str(key_id).startswith("ed25519:") or not isinstance(signature, str):
-                continue
+        for key_id in block:
             try:
-                verify_key.verify(message, _unpadded_b64decode(signature))
-            except (BadSignatureError, ValueError, binascii.Error):
+                verify_json_signature(dict(signed), server_name, key_id, verify_key)
+            except SignatureError:
                 continue
             return True
     return False

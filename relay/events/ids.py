@@ -38,6 +38,7 @@ __all__ = [
     "is_valid_room_id",
     "is_valid_server_name",
     "is_valid_user_id",
+    "localpart_of",
     "parse_user_id",
     "room_id_from_create_event",
     "server_of",
@@ -107,6 +108,12 @@ def server_of(identifier: str) -> str:
     """The server part of a user id, room alias or other ``sigil localpart:server``
     identifier (port included); "" when it has none. No validation."""
     return identifier.partition(":")[2]
+
+
+def localpart_of(identifier: str) -> str:
+    """The part between the sigil and the first colon of a user id or room alias.
+    No validation."""
+    return identifier[1:].partition(":")[0]
 
 
 def is_valid_localpart(localpart: str, *, historical: bool = False) -> bool:

@@ -76,7 +76,7 @@ async def _make_membership(request: Request, origin: str, membership: str) -> Re
                     room_version=rv.identifier,
                 )
         if not store_rooms.joined_users(conn, room_id) or not any(
-            u.endswith(":" + services.server_name) for u in store_rooms.joined_users(conn, room_id)
+            server_of(u) == services.server_name for u in store_rooms.joined_users(conn, room_id)
         ):
             raise NotFound("This server is not in the room")
         partial: dict[str, Any] = {

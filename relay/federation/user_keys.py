@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from relay.errors import InvalidParam
+from relay.events.ids import server_of
 from relay.federation.errors import PeerUnreachable, RemoteError
 from relay.runtime.http import json_response, read_json_object
 from relay.services import Services
@@ -70,7 +71,7 @@ async def user_devices(request: Request, origin: str) -> Response:
     """# `GET /_matrix/federation/v1/user/devices/{userId}`"""
     services = _services(request)
     user_id = request.path_params["user_id"]
-    if not user_id.endswith(":" + services.server_name):
+    if server_of(user_id) != services.server_name:
         raise InvalidParam(f"{user_id} is not a user of {services.server_name}")
     device_lists = services.extra["device_lists"]
 

@@ -23,8 +23,10 @@ from relay.events.ids import (
     is_valid_room_id,
     is_valid_server_name,
     is_valid_user_id,
+    localpart_of,
     parse_user_id,
     room_id_from_create_event,
+    server_of,
 )
 from relay.events.room_versions import V10, V11, V12
 from tests.events.helpers import ROOM_VERSIONS, events, json_values
@@ -257,3 +259,13 @@ def test_control_characters_are_seen(ch: str) -> None:
 @pytest.mark.parametrize("text", ["", "m.room.message", "é ü ß", "\xa0", "🙂", "a b"])
 def test_printable_text_has_no_control_character(text: str) -> None:
     assert not has_control_character(text)
+
+
+def test_server_of_and_localpart_of_split_on_the_first_colon() -> None:
+    assert server_of("@alice:example.org:8448") == "example.org:8448"
+    assert localpart_of("@alice:example.org:8448") == "alice"
+    assert localpart_of("#room:example.org") == "room"
+    # "@a:evil.example:localhost" is a user of evil.example:localhost, not of localhost:
+    # the old `endswith(":" + server)` checks took it for a local user.
+    assert server_of("@a:evil.example:localhost") != "localhost"
+    assert server_of("no-colon") == ""
