@@ -26,6 +26,7 @@ from relay.config import (
     CONFIG_FILE,
     DEFAULT_CLIENT_LISTEN,
     DEFAULT_FEDERATION_LISTEN,
+    MESH_POLICIES,
     Config,
     ConfigError,
     config_from_dict,
@@ -128,6 +129,14 @@ def cli() -> None:
     help="Interface name or address for LAN discovery (mesh.interfaces); repeatable."
     " Default: every LAN interface.",
 )
+@click.option(
+    "--mesh-policy",
+    type=click.Choice(MESH_POLICIES),
+    default="open",
+    show_default=True,
+    help="Whom to federate with (mesh.policy): anyone, or only the upstream, static servers,"
+    " pinned peers and servers reached through them.",
+)
 def init(
     data_dir: Path,
     server_name: str,
@@ -139,6 +148,7 @@ def init(
     no_verify_tls: bool,
     open_registration: bool,
     mdns_interfaces: tuple[str, ...],
+    mesh_policy: str,
 ) -> None:
     """Create a new relay in DATA_DIR: config, signing key, TLS certificate, database."""
     # Validate everything before writing anything.
@@ -163,6 +173,7 @@ def init(
         verify_tls=not no_verify_tls,
         registration="open" if open_registration else "closed",
         mdns_interfaces=mdns_interfaces,
+        mesh_policy=mesh_policy,
     )
     try:
         config = config_from_dict(tomllib.loads(text), data_dir)

@@ -115,6 +115,10 @@ class Config:
     mesh_trusted: dict[str, str] = field(default_factory=dict)
     mesh_announce_interval_seconds: float = 15.0
     mesh_liveness_interval_seconds: float = 3.0
+    #: [mesh] policy: "open" federates with anyone; "pinned" only with the upstream,
+    #: [federation.servers], pinned mesh peers and servers reached through them
+    #: (relay/federation/peer_policy.py).
+    mesh_policy: str = "open"
 
     @property
     def media_store(self) -> Path:
@@ -128,6 +132,7 @@ DEFAULT_RATE_LIMITS: dict[str, tuple[float, int]] = {
     "register": (0.5, 10),
 }
 REGISTRATION_MODES = ("closed", "token", "open")
+MESH_POLICIES = ("open", "pinned")
 #: [federation] numeric keys: default, minimum.
 FEDERATION_NUMBERS: dict[str, tuple[float, float]] = {
     "retry_min_seconds": (1.0, 0.1),
@@ -336,10 +341,13 @@ MESH_NUMBERS: dict[str, tuple[float, float]] = {
 
 def _mesh(table: dict[str, Any]) -> dict[str, Any]:
     """The [mesh] table as Config fields."""
-    _unknown_keys(table, {"enabled", "interfaces", "trusted", *MESH_NUMBERS}, "mesh.")
+    _unknown_keys(table, {"enabled", "interfaces", "trusted", "policy", *MESH_NUMBERS}, "mesh.")
     enabled = table.get("enabled", True)
     if not isinstance(enabled, bool):
         raise ConfigError("mesh.enabled must be true or false")
+    policy = _str(table, "policy", "mesh.", "open") or "open"
+    if policy not in MESH_POLICIES:
+        raise ConfigError(f"mesh.policy must be one of {', '.join(MESH_POLICIES)}")
     interfaces = table.get("interfaces", [])
     if not isinstance(interfaces, list) or not all(isinstance(i, str) and i for i in interfaces):
         raise ConfigError("mesh.interfaces must be a list of interface names or addresses")
@@ -367,6 +375,7 @@ def _mesh(table: dict[str, Any]) -> dict[str, Any]:
         "mesh_trusted": {name: key.rstrip("=") for name, key in trusted.items()},
         "mesh_announce_interval_seconds": numbers["announce_interval_seconds"],
         "mesh_liveness_interval_seconds": numbers["liveness_interval_seconds"],
+        "mesh_policy": policy,
     }
 
 
@@ -431,6 +440,7 @@ def render_config(
     verify_tls: bool,
     registration: str = "closed",
     mdns_interfaces: tuple[str, ...] = (),
+    mesh_policy: str = "open",
 ) -> str:
     """The text `relay init` writes: every key present, with a comment saying what it does."""
     lines = [
@@ -477,6 +487,10 @@ def render_config(
         "interfaces = [" + ", ".join(_toml_str(i) for i in mdns_interfaces) + "]",
         "announce_interval_seconds = 15.0",
         "liveness_interval_seconds = 3.0",
+        "# Whom we federate with. open: anyone, as a homeserver on the Internet would.",
+        "# pinned: only the upstream, [federation.servers], pinned peers and servers reached",
+        "# through them (sharing a room with one); everyone else gets 403 and nothing from us.",
+        f"policy = {_toml_str(mesh_policy)}",
         "",
         "[mesh.trusted]",
         "# Pinned peers: server name -> its ed25519 verify key (base64), e.g.",
