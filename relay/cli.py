@@ -1,4 +1,4 @@
-"""The `relay` command: init, run, user, token, status.
+"""The `relay` command: init, run, user, token, peers, status, media, backup, restore.
 
 Every problem with a flag or a config file is one line on stderr naming it,
 exit code 2, and nothing written.
@@ -602,6 +602,48 @@ def media_cleanup(data_dir: Path, older_than_days: float | None, as_json: bool) 
         f"removed {result['media_removed']} cached media, {result['thumbnails_removed']} "
         f"thumbnails, {result['files_removed']} files ({result['bytes_freed']} bytes); "
         f"{result['remote_bytes_left']} bytes of remote media left in the cache"
+    )
+
+
+@cli.command()
+@DATA_DIR_OPTION
+@click.option(
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The archive to write (a .tar.gz; replaced if it exists).",
+)
+def backup(data_dir: Path, output: Path) -> None:
+    """Write one archive of the relay (database, signing key, TLS key and certificate,
+    config, media) with a manifest of checksums. Safe while the relay runs."""
+    from relay.backup import BackupError, write_backup
+
+    config = _load(data_dir)
+    try:
+        summary = write_backup(config, output)
+    except BackupError as exc:
+        _fail(str(exc), 1)
+    click.echo(
+        f"backed up {summary.server_name} (key {summary.key_id}): {summary.files} files,"
+        f" {summary.total_bytes} bytes, schema {summary.schema_version} -> {output}"
+    )
+
+
+@cli.command()
+@DATA_DIR_OPTION
+@click.argument("archive", type=click.Path(dir_okay=False, path_type=Path))
+def restore(data_dir: Path, archive: Path) -> None:
+    """Restore ARCHIVE (from `relay backup`) into DATA_DIR, which must be missing or
+    empty. Every file is checked against the manifest; on any problem nothing is left."""
+    from relay.backup import BackupError, restore_backup
+
+    try:
+        summary = restore_backup(archive, data_dir)
+    except BackupError as exc:
+        _fail(str(exc), 1)
+    click.echo(
+        f"restored {summary.server_name} (key {summary.key_id}) into {data_dir}:"
+        f" {summary.files} files, backup taken {_when(summary.created_ts)}"
     )
 
 

@@ -26,7 +26,7 @@ PROVISION = (
     Path(__file__).parent.parent / "firmware-image/rootfs/usr/local/lib/edge-relay/provision.py"
 )
 
-COMMANDS = [[], ["init"], ["run"], ["user"], ["user", "add"], ["status"]]
+COMMANDS = [[], ["init"], ["run"], ["user"], ["user", "add"], ["status"], ["backup"], ["restore"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "relay")
