@@ -30,7 +30,10 @@ __all__ = [
     "reserve_token",
     "token_hint",
     "token_valid",
+    "update_token",
 ]
+
+_UNCHANGED: Any = object()
 
 
 def create_token(
@@ -109,4 +112,25 @@ def complete_token(conn: sqlite3.Connection, token: str) -> None:
 def delete_token(conn: sqlite3.Connection, token: str) -> bool:
     """Delete the token; False if it did not exist."""
     cur = conn.execute("DELETE FROM registration_tokens WHERE token_hash = ?", (token_hash(token),))
+    return cur.rowcount > 0
+
+
+def update_token(
+    conn: sqlite3.Connection,
+    token: str,
+    *,
+    uses_allowed: int | None = _UNCHANGED,
+    expiry_time: int | None = _UNCHANGED,
+) -> bool:
+    """Set uses_allowed and/or expiry_time (omitted: unchanged, None: unlimited/never);
+    False if there is no such token."""
+    fields = {"uses_allowed": uses_allowed, "expiry_time": expiry_time}
+    changes = {name: value for name, value in fields.items() if value is not _UNCHANGED}
+    if not changes:
+        return get_token(conn, token) is not None
+    assignments = ", ".join(f"{name} = ?" for name in changes)
+    cur = conn.execute(
+        f"UPDATE registration_tokens SET {assignments} WHERE token_hash = ?",
+        (*changes.values(), token_hash(token)),
+    )
     return cur.rowcount > 0

@@ -1,0 +1,296 @@
+"""The operator's actions, each written once: the CLI (`relay user|token|peers|status`),
+the operator page (relay/web/) and Synapse's admin API (relay/client/synapse_admin_*)
+all call these, so a rule (what a token may look like, what deactivating does, what
+status shows) lives in one place.
+
+Rules kept:
+
+- An action that writes is a `*_txn(conn, ...)` function and never commits (store's
+  rule): the CLI runs it on its own connection to the live database (`relay` commands
+  are safe while the relay runs), the relay process on `Database.write`.
+- Password hashing is slow (scrypt): callers hash (`store.accounts.hash_password`)
+  before the transaction and pass the hash.
+- Problems are `MatrixError`s: the admin API returns them as they are, the CLI and the
+  page show their message.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import sqlite3
+import string
+from typing import Any
+
+from relay.accounts import valid_new_localpart
+from relay.config import Config
+from relay.errors import InvalidParam, NotFound, UserInUse
+from relay.identity import SigningKey
+from store import accounts as store_accounts
+from store import peers as store_peers
+from store import registration_tokens as store_tokens
+from store import status as store_status
+from store.errors import UserExists
+
+TOKEN_CHARS = frozenset(string.ascii_letters + string.digits + "._~-")
+MAX_TOKEN_LENGTH = 64
+DEFAULT_TOKEN_LENGTH = 16
+MAX_PASSWORD_LENGTH = 512
+_UNCHANGED: Any = object()
+
+# -- registration tokens ---------------------------------------------------------------
+
+
+def check_token_text(token: Any) -> str:
+    """A token an operator chose: 1-64 of `A-Z a-z 0-9 . _ ~ -` (the spec's alphabet)."""
+    if not isinstance(token, str):
+        raise InvalidParam("token must be a string")
+    if not 0 < len(token) <= MAX_TOKEN_LENGTH:
+        raise InvalidParam("token must not be empty and must not be longer than 64 characters")
+    if not set(token) <= TOKEN_CHARS:
+        raise InvalidParam("token must consist only of characters matched by [A-Za-z0-9._~-]")
+    return token
+
+
+def random_token(length: Any = DEFAULT_TOKEN_LENGTH) -> str:
+    if isinstance(length, bool) or not isinstance(length, int):
+        raise InvalidParam("length must be an integer")
+    if not 0 < length <= MAX_TOKEN_LENGTH:
+        raise InvalidParam("length must be greater than zero and not greater than 64")
+    alphabet = string.ascii_letters + string.digits + "._~-"
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def check_uses_allowed(value: Any) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise InvalidParam("uses_allowed must be a non-negative integer or null")
+    return value
+
+
+def check_expiry_time(value: Any, now_ms: int) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise InvalidParam("expiry_time must be an integer or null")
+    if value is not None and value < now_ms:
+        raise InvalidParam("expiry_time must not be in the past")
+    return value
+
+
+def token_view(row: dict[str, Any], now_ms: int) -> dict[str, Any]:
+    """What an operator sees of a stored token. Tokens are stored hashed: `hint` is the
+    start of it (store.registration_tokens)."""
+    expiry, allowed = row["expiry_time"], row["uses_allowed"]
+    unexpired = expiry is None or expiry > now_ms
+    uses_left = allowed is None or row["pending"] + row["completed"] < allowed
+    return {
+        "hint": row["hint"] + "…",
+        "uses_allowed": allowed,
+        "pending": row["pending"],
+        "completed": row["completed"],
+        "expiry_time": expiry,
+        "valid": unexpired and uses_left,
+    }
+
+
+def create_token_txn(
+    conn: sqlite3.Connection, token: str, uses_allowed: int | None, expiry_time: int | None
+) -> dict[str, Any]:
+    """Create a token (already checked); its stored row. InvalidParam if it exists."""
+    try:
+        store_tokens.create_token(
+            conn, token=token, uses_allowed=uses_allowed, expiry_time=expiry_time
+        )
+    except sqlite3.IntegrityError:
+        raise InvalidParam(f"Token already exists: {token}") from None
+    row = store_tokens.get_token(conn, token)
+    assert row is not None
+    return row
+
+
+def update_token_txn(
+    conn: sqlite3.Connection,
+    token: str,
+    *,
+    uses_allowed: int | None = _UNCHANGED,
+    expiry_time: int | None = _UNCHANGED,
+) -> dict[str, Any]:
+    changes = {
+        name: value
+        for name, value in (("uses_allowed", uses_allowed), ("expiry_time", expiry_time))
+        if value is not _UNCHANGED
+    }
+    if not store_tokens.update_token(conn, token, **changes):
+        raise NotFound(f"No such registration token: {token}")
+    row = store_tokens.get_token(conn, token)
+    assert row is not None
+    return row
+
+
+def delete_token_txn(conn: sqlite3.Connection, token: str) -> None:
+    if not store_tokens.delete_token(conn, token):
+        raise NotFound(f"No such registration token: {token}")
+
+
+# -- users -----------------------------------------------------------------------------
+
+
+def local_user_id(name: str, server_name: str) -> str:
+    """`@localpart:server`, `@localpart` or `localpart` -> a valid local user id."""
+    localpart = name.removeprefix("@")
+    if ":" in localpart:
+        localpart, _, server = localpart.partition(":")
+        if server != server_name:
+            raise InvalidParam("This endpoint can only be used with local users")
+    return f"@{valid_new_localpart(localpart, server_name)}:{server_name}"
+
+
+def check_password(password: Any) -> str:
+    if not isinstance(password, str) or not password or len(password) > MAX_PASSWORD_LENGTH:
+        raise InvalidParam("Invalid password")
+    return password
+
+
+def create_user_txn(
+    conn: sqlite3.Connection,
+    *,
+    user_id: str,
+    password_hash: str | None,
+    admin: bool,
+    displayname: str | None,
+    now_ms: int,
+) -> None:
+    """Create a local user (UserInUse if the id is taken, deactivated users' included)."""
+    try:
+        store_accounts.create_user(
+            conn,
+            user_id=user_id,
+            password=None,
+            password_hash=password_hash,
+            admin=admin,
+            now_ms=now_ms,
+        )
+    except UserExists:
+        raise UserInUse("User ID already taken") from None
+    store_accounts.set_profile(
+        conn, user_id, displayname=displayname or user_id[1:].split(":", 1)[0]
+    )
+
+
+def existing_user_txn(conn: sqlite3.Connection, user_id: str) -> dict[str, Any]:
+    user = store_accounts.get_user(conn, user_id)
+    if user is None:
+        raise NotFound("User not found")
+    return user
+
+
+def reset_password_txn(
+    conn: sqlite3.Connection, user_id: str, password_hash: str, *, logout_devices: bool
+) -> list[str]:
+    """Set the user's password; with `logout_devices` every device (and its access
+    tokens) is deleted. The deleted device ids."""
+    existing_user_txn(conn, user_id)
+    store_accounts.set_password(conn, user_id, None, password_hash=password_hash)
+    if not logout_devices:
+        return []
+    return _delete_devices(conn, user_id)
+
+
+def deactivate_user_txn(conn: sqlite3.Connection, user_id: str) -> list[str]:
+    """Deactivate: no password, no devices, no access tokens; the user id stays taken.
+    The deleted device ids."""
+    existing_user_txn(conn, user_id)
+    devices = [d["device_id"] for d in store_accounts.list_devices(conn, user_id)]
+    store_accounts.deactivate_user(conn, user_id)
+    return devices
+
+
+def _delete_devices(conn: sqlite3.Connection, user_id: str) -> list[str]:
+    devices = [d["device_id"] for d in store_accounts.list_devices(conn, user_id)]
+    for device_id in devices:
+        store_accounts.delete_device(conn, user_id, device_id)
+    return devices
+
+
+# -- LAN peers -------------------------------------------------------------------------
+
+
+def peers_txn(conn: sqlite3.Connection, config: Config) -> list[dict[str, Any]]:
+    """LAN peers (and rejected impersonating announcements), as `relay peers list`."""
+    out = []
+    for row in store_peers.all_peers(conn):
+        pinned = config.mesh_trusted.get(row["server_name"])
+        out.append(
+            {
+                "name": row["server_name"],
+                "address": f"{row['address']}:{row['port']}",
+                "key_id": row["key_id"],
+                "fingerprint": row["fingerprint"],
+                "status": row["status"],
+                "pinned_by": "config" if pinned else ("operator" if row["approved_key"] else None),
+                "first_seen": row["first_seen_ts"],
+                "last_seen": row["last_seen_ts"],
+                "reachable": row["reachable"],
+                "reason": row["reason"],
+            }
+        )
+    for spoof in store_peers.rejected_announcements(conn):
+        out.append(
+            {
+                "name": spoof["server_name"],
+                "address": f"{spoof['address']}:{spoof['port']}",
+                "key_id": None,
+                "fingerprint": spoof["fingerprint"],
+                "status": "rejected",
+                "pinned_by": None,
+                "first_seen": spoof["first_seen_ts"],
+                "last_seen": spoof["last_seen_ts"],
+                "reachable": False,
+                "reason": spoof["reason"],
+            }
+        )
+    return out
+
+
+def approve_peer_txn(conn: sqlite3.Connection, name: str) -> dict[str, Any]:
+    """Pin the key `name` serves now; its row. NotFound if its key was never seen."""
+    row = store_peers.approve(conn, name)
+    if row is None:
+        raise NotFound(f"no LAN peer {name} with a known key")
+    return row
+
+
+def revoke_peer_txn(conn: sqlite3.Connection, name: str) -> None:
+    if not store_peers.revoke(conn, name):
+        raise NotFound(f"no LAN peer {name}")
+
+
+# -- status ----------------------------------------------------------------------------
+
+
+def status_txn(conn: sqlite3.Connection, config: Config, key: SigningKey) -> dict[str, Any]:
+    """What `relay status` shows, read in the caller's read transaction."""
+    snap = store_status.snapshot_txn(conn)
+    counts, media_counts, depths = snap["counts"], snap["media"], snap["depths"]
+    destinations = {row["destination"]: row for row in snap["destinations"]}
+    names = sorted(set(depths) | set(destinations))
+    try:
+        disk = shutil.disk_usage(config.data_dir)
+        disk_free: int | None = disk.free
+    except OSError:
+        disk_free = None
+    return {
+        "server_name": config.server_name,
+        "key_id": key.key_id,
+        "verify_key": key.verify_key_base64,
+        "listeners": {
+            "client": f"http://{config.client_listen}",
+            "federation": f"https://{config.federation_listen}",
+        },
+        "upstream": config.upstream,
+        "counts": counts,
+        "media": media_counts,
+        "disk_free_bytes": disk_free,
+        "federation": {
+            name: {**dict(destinations.get(name, {})), "queue_depth": depths.get(name, 0)}
+            for name in names
+        },
+    }
