@@ -24,11 +24,15 @@ from typing import Any
 
 from relay.accounts import valid_new_localpart
 from relay.config import Config
-from relay.errors import InvalidParam, NotFound, UserInUse
+from relay.errors import InvalidParam, MatrixError, NotFound, UserInUse
 from relay.identity import SigningKey
+from relay.rooms import RoomService
+from relay.visibility import content_of
 from store import accounts as store_accounts
 from store import peers as store_peers
 from store import registration_tokens as store_tokens
+from store import rooms as store_rooms
+from store import state as store_state
 from store import status as store_status
 from store.errors import UserExists
 
@@ -210,6 +214,69 @@ def _delete_devices(conn: sqlite3.Connection, user_id: str) -> list[str]:
     return devices
 
 
+# -- rooms ---------------------------------------------------------------------------
+
+
+def room_details_txn(
+    conn: sqlite3.Connection, rooms: RoomService, room_id: str
+) -> dict[str, Any] | None:
+    """A room as a server admin sees it, from its current state (Synapse's
+    `get_room_with_stats` fields); None for a room we don't know."""
+    room = store_rooms.get_room(conn, room_id)
+    if room is None:
+        return None
+    state = store_state.get_current_state(conn, room_id)
+
+    def field(event_type: str, key: str) -> Any:
+        value = content_of(conn, rooms, state.get((event_type, ""))).get(key)
+        return value if isinstance(value, str) else None
+
+    create_id = state.get(("m.room.create", ""))
+    create = rooms.get_pdu_txn(conn, create_id) if create_id else None
+    joined = store_rooms.joined_users(conn, room_id)
+    suffix = ":" + rooms.server_name
+    local_joined = [user for user in joined if user.endswith(suffix)]
+    local_members = [u for u in store_rooms.members(conn, room_id) if u.endswith(suffix)]
+    room_type = create.content.get("type") if create is not None else None
+    tombstone_id = state.get(("m.room.tombstone", ""))
+    tombstone = rooms.get_pdu_txn(conn, tombstone_id) if tombstone_id else None
+    replacement = tombstone.content.get("replacement_room") if tombstone is not None else None
+    return {
+        "room_id": room_id,
+        "name": field("m.room.name", "name"),
+        "topic": field("m.room.topic", "topic"),
+        "avatar": field("m.room.avatar", "url"),
+        "canonical_alias": field("m.room.canonical_alias", "alias"),
+        "joined_members": len(joined),
+        "joined_local_members": len(local_joined),
+        "version": room["room_version"],
+        "creator": room["creator"] or (create.sender if create is not None else None),
+        "encryption": field("m.room.encryption", "algorithm"),
+        "federatable": (create.content.get("m.federate", True) is not False)
+        if create is not None
+        else True,
+        "public": room["is_public"],
+        "join_rules": field("m.room.join_rules", "join_rule"),
+        "guest_access": field("m.room.guest_access", "guest_access"),
+        "history_visibility": field("m.room.history_visibility", "history_visibility"),
+        "state_events": len(state),
+        "room_type": room_type if isinstance(room_type, str) else None,
+        "tombstoned": tombstone is not None,
+        "replacement_room": replacement if isinstance(replacement, str) else None,
+        "joined_local_devices": sum(
+            len(store_accounts.list_devices(conn, user)) for user in local_joined
+        ),
+        "forgotten": bool(local_members)
+        and all(room_id in store_rooms.forgotten_rooms(conn, user) for user in local_members),
+    }
+
+
+def rooms_txn(conn: sqlite3.Connection, rooms: RoomService) -> list[dict[str, Any]]:
+    """`room_details_txn` of every room we know."""
+    found = (room_details_txn(conn, rooms, r) for r in store_rooms.all_room_ids(conn))
+    return [room for room in found if room is not None]
+
+
 # -- LAN peers -------------------------------------------------------------------------
 
 
@@ -294,3 +361,20 @@ def status_txn(conn: sqlite3.Connection, config: Config, key: SigningKey) -> dic
             for name in names
         },
     }
+
+
+# -- in the relay process --------------------------------------------------------------
+
+
+async def leave_all_rooms(rooms: RoomService, user_id: str) -> int:
+    """After deactivating a local user: leave every room it is joined to (as Synapse
+    does); the number left. A room where the leave is refused is skipped."""
+    joined = await rooms.database.read(store_rooms.rooms_for_user, user_id, "join")
+    left = 0
+    for room_id in joined:
+        try:
+            await rooms.update_membership(user_id, room_id, user_id, "leave")
+        except MatrixError:
+            continue
+        left += 1
+    return left
