@@ -50,6 +50,7 @@ from relay.services import Services, now_ms
 from relay.sync import SyncService
 from relay.to_device import ToDevice
 from relay.typing import TypingService
+from relay.web.chat_client import chat_client_built
 from store import events as store_events
 
 log = logging.getLogger(__name__)
@@ -244,6 +245,8 @@ async def serve_node(
                     shutdown,
                 )
                 log.info("client API listening on http://%s", config.client_listen)
+                if chat_client_built():
+                    log.info("web chat client: http://%s/", config.client_listen)
                 await nursery.start(
                     _serve_listener,
                     "federation",

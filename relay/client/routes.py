@@ -52,6 +52,7 @@ from relay.client.params import check_path_params
 from relay.client.route import ClientRoute
 from relay.http import RawPathRoute, make_app
 from relay.services import Services
+from relay.web.chat_client import ChatClient
 
 API_MODULES = [
     login,
@@ -130,6 +131,7 @@ def _checking_path_params(handler: Handler) -> Handler:
 
 
 def client_app(services: Services) -> Starlette:
-    app = make_app(build_routes(_api_routes()))
+    """The client listener: the API, then the chat client's files at `/` (relay.web)."""
+    app = make_app(build_routes(_api_routes()) + ChatClient().routes())
     app.state.services = services
     return app
