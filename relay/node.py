@@ -40,6 +40,7 @@ from relay.housekeeping import Housekeeping
 from relay.identity import SigningKey, read_signing_key
 from relay.key_backup import KeyBackup
 from relay.media.repository import MediaRepository
+from relay.metrics import Metrics
 from relay.notifier import Notifier
 from relay.presence import PresenceService
 from relay.ratelimit import RateLimiter
@@ -51,6 +52,7 @@ from relay.sync import SyncService
 from relay.to_device import ToDevice
 from relay.typing import TypingService
 from relay.web.chat_client import chat_client_built
+from relay.web.metrics import RequestMetrics, metrics_app
 from store import events as store_events
 
 log = logging.getLogger(__name__)
@@ -119,6 +121,7 @@ async def build_services(config: Config, database: Database, signing_key: Signin
     services.extra["media"] = MediaRepository(
         database, config, remote=FederationMedia(federation_client)
     )
+    services.extra["metrics"] = Metrics()
     for action, (per_second, burst) in config.rate_limits.items():
         services.extra[f"{action}_limiter"] = RateLimiter(per_second, burst)
     return services
@@ -228,6 +231,7 @@ async def serve_node(
         async with _root_scope(services.federation_client) as root_scope:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_watch_signals, shutdown, root_scope)
+                metrics = services.extra["metrics"]
                 sender = services.extra["sender"]
                 await nursery.start(_serve_until, shutdown, sender.serve)
                 await nursery.start(_serve_until, shutdown, sender.serve_monitor)
@@ -240,7 +244,7 @@ async def serve_node(
                 await nursery.start(
                     _serve_listener,
                     "client",
-                    client_app(services),
+                    RequestMetrics(client_app(services), metrics, "client"),
                     _hypercorn_config(config.client_listen),
                     shutdown,
                 )
@@ -250,7 +254,7 @@ async def serve_node(
                 await nursery.start(
                     _serve_listener,
                     "federation",
-                    federation_app(services),
+                    RequestMetrics(federation_app(services), metrics, "federation"),
                     _hypercorn_config(
                         config.federation_listen,
                         certfile=str(config.tls_certificate_path),
@@ -259,6 +263,15 @@ async def serve_node(
                     shutdown,
                 )
                 log.info("federation API listening on https://%s", config.federation_listen)
+                if config.metrics_listen is not None:
+                    await nursery.start(
+                        _serve_listener,
+                        "metrics",
+                        metrics_app(services, metrics),
+                        _hypercorn_config(config.metrics_listen),
+                        shutdown,
+                    )
+                    log.info("metrics on http://%s/metrics", config.metrics_listen)
                 if config.mesh_enabled:
                     from relay.mesh.service import Mesh
 
