@@ -249,6 +249,7 @@ async def serve_node(
                     shutdown,
                 )
                 log.info("client API listening on http://%s", config.client_listen)
+                log.info("operator page: http://%s/_relay/admin/", config.client_listen)
                 if chat_client_built():
                     log.info("web chat client: http://%s/", config.client_listen)
                 await nursery.start(

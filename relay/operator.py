@@ -20,9 +20,10 @@ import secrets
 import shutil
 import sqlite3
 import string
+import time
 from typing import Any
 
-from relay.accounts import valid_new_localpart
+from relay.accounts import Accounts, valid_new_localpart
 from relay.config import Config
 from relay.errors import InvalidParam, MatrixError, NotFound, UserInUse
 from relay.identity import SigningKey
@@ -134,6 +135,12 @@ def delete_token_txn(conn: sqlite3.Connection, token: str) -> None:
         raise NotFound(f"No such registration token: {token}")
 
 
+def delete_listed_token_txn(conn: sqlite3.Connection, hashed: str) -> None:
+    """Delete a token named by its listed hash (the operator page's delete buttons)."""
+    if not store_tokens.delete_token_by_hash(conn, hashed):
+        raise NotFound("No such registration token")
+
+
 # -- users -----------------------------------------------------------------------------
 
 
@@ -177,6 +184,29 @@ def create_user_txn(
     store_accounts.set_profile(
         conn, user_id, displayname=displayname or user_id[1:].split(":", 1)[0]
     )
+
+
+async def add_user(
+    accounts: Accounts, server_name: str, name: str, password: str, *, admin: bool
+) -> str:
+    """`create_user_txn` from inside the relay (hashing in a worker thread); the user id."""
+    import trio
+
+    user_id = local_user_id(name, server_name)
+    password_hash = await trio.to_thread.run_sync(
+        store_accounts.hash_password, check_password(password)
+    )
+    await accounts.database.write(
+        lambda conn: create_user_txn(
+            conn,
+            user_id=user_id,
+            password_hash=password_hash,
+            admin=admin,
+            displayname=None,
+            now_ms=int(time.time() * 1000),
+        )
+    )
+    return user_id
 
 
 def existing_user_txn(conn: sqlite3.Connection, user_id: str) -> dict[str, Any]:
@@ -378,3 +408,29 @@ async def leave_all_rooms(rooms: RoomService, user_id: str) -> int:
             continue
         left += 1
     return left
+
+
+async def deactivate_user(accounts: Accounts, rooms: RoomService, user_id: str) -> None:
+    """Deactivate a local user from inside the relay (the admin API, the operator page):
+    leave its rooms, then `deactivate_user_txn`, then tell the rest of the relay that
+    its devices are gone."""
+    await leave_all_rooms(rooms, user_id)
+    devices = await rooms.database.write(deactivate_user_txn, user_id)
+    await accounts.devices_deleted(user_id, devices)
+
+
+async def reset_password(
+    accounts: Accounts, rooms: RoomService, user_id: str, password: str, *, logout_devices: bool
+) -> list[str]:
+    """`reset_password_txn` from inside the relay (hashing in a worker thread); the
+    devices logged out."""
+    import trio
+
+    password_hash = await trio.to_thread.run_sync(
+        store_accounts.hash_password, check_password(password)
+    )
+    devices = await rooms.database.write(
+        lambda conn: reset_password_txn(conn, user_id, password_hash, logout_devices=logout_devices)
+    )
+    await accounts.devices_deleted(user_id, devices)
+    return devices

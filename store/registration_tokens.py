@@ -24,6 +24,7 @@ __all__ = [
     "complete_token",
     "create_token",
     "delete_token",
+    "delete_token_by_hash",
     "get_token",
     "list_tokens",
     "release_token",
@@ -133,4 +134,11 @@ def update_token(
         f"UPDATE registration_tokens SET {assignments} WHERE token_hash = ?",
         (*changes.values(), token_hash(token)),
     )
+    return cur.rowcount > 0
+
+
+def delete_token_by_hash(conn: sqlite3.Connection, hashed: str) -> bool:
+    """Delete the token whose hash (``list_tokens``' ``token_hash``) is `hashed`: how a
+    listing that only shows hints names one. False if there is none."""
+    cur = conn.execute("DELETE FROM registration_tokens WHERE token_hash = ?", (hashed,))
     return cur.rowcount > 0

@@ -231,15 +231,9 @@ async def _modify(
         )
         await services.accounts.devices_deleted(user_id, logged_out)
     if body.get("deactivated") and not existing["deactivated"]:
-        await _deactivate(services, user_id)
+        await operator.deactivate_user(services.accounts, services.rooms, user_id)
     elif body.get("deactivated") is False and existing["deactivated"]:
         await services.database.write(store_accounts.reactivate_user, user_id)
-
-
-async def _deactivate(services: Services, user_id: str) -> None:
-    await operator.leave_all_rooms(services.rooms, user_id)
-    devices = await services.database.write(operator.deactivate_user_txn, user_id)
-    await services.accounts.devices_deleted(user_id, devices)
 
 
 async def deactivate_user(request: Request) -> Response:
@@ -255,7 +249,7 @@ async def deactivate_user(request: Request) -> Response:
         raise BadJson("Param 'erase' must be a boolean, if given")
     if erase:
         raise InvalidParam("This server does not erase users")
-    await _deactivate(services, user_id)
+    await operator.deactivate_user(services.accounts, services.rooms, user_id)
     return json_response({"id_server_unbind_result": "no-support"})
 
 
@@ -265,17 +259,13 @@ async def reset_password(request: Request) -> Response:
     services = services_of(request)
     user_id = _target(request, services, "reset the password of")
     body = await read_json_object(request)
-    password = operator.check_password(required(body, "new_password"))
+    password = required(body, "new_password")
     logout_devices = body.get("logout_devices", True)
     if not isinstance(logout_devices, bool):
         raise BadJson("Param 'logout_devices' must be a boolean, if given")
-    password_hash = await trio.to_thread.run_sync(store_accounts.hash_password, password)
-    logged_out = await services.database.write(
-        lambda conn: operator.reset_password_txn(
-            conn, user_id, password_hash, logout_devices=logout_devices
-        )
+    await operator.reset_password(
+        services.accounts, services.rooms, user_id, password, logout_devices=logout_devices
     )
-    await services.accounts.devices_deleted(user_id, logged_out)
     return json_response({})
 
 

@@ -186,7 +186,7 @@ async def test_queue_depth_oldest_age_and_peers_by_status(tmp_path: Path) -> Non
 @pytest.mark.parametrize("address", ["0.0.0.0:9101", "10.0.0.5:9101", "kit.lan:9101"])
 def test_metrics_listener_must_be_loopback(tmp_path: Path, address: str) -> None:
     doc = {"server_name": "kit.test", "listeners": {"metrics": address}}
-    with pytest.raises(ConfigError, match="listeners.metrics must be a loopback address"):
+    with pytest.raises(ConfigError, match=r"listeners\.metrics must be a loopback address"):
         config_from_dict(doc, tmp_path)
 
 
