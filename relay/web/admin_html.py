@@ -80,6 +80,8 @@ def document(title: str, body: str) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_e(title)}</title>"
         f'<link rel="stylesheet" href="{PREFIX}/admin.css">'
+        # No icon: else the browser asks for /favicon.ico, which nothing serves.
+        '<link rel="icon" href="data:,">'
         f"</head><body>{body}</body></html>"
     )
 
@@ -128,6 +130,7 @@ def status_section(status: dict[str, Any], uptime_s: float) -> str:
     rows = [
         ("Server name", status["server_name"]),
         ("Signing key", f"{status['key_id']} {status['verify_key']}"),
+        ("Key fingerprint", status.get("fingerprint", "")),
         ("Client API", status["listeners"]["client"]),
         ("Federation", status["listeners"]["federation"]),
         ("Uptime", _duration(uptime_s)),

@@ -42,6 +42,7 @@ from relay import operator
 from relay.accounts import Requester, user_id_for
 from relay.backup import BackupError, write_backup
 from relay.errors import InvalidParam, MatrixError, TooLarge, UnknownToken
+from relay.mesh.discovery import key_fingerprint
 from relay.services import Services
 from relay.web import admin_html
 from relay.web.admin_html import PREFIX
@@ -54,7 +55,7 @@ COOKIE = "relay_admin"
 DEVICE_NAME = "operator page"
 MAX_FORM_BYTES = 16 * 1024
 PAGE_CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self';"
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self';"
     " base-uri 'none'; frame-ancestors 'none'"
 )
 HEADERS = {
@@ -134,6 +135,8 @@ async def _render(
         }
 
     data = await services.database.read(txn)
+    # What LAN peers show of this kit, to compare before approving it there.
+    data["status"]["fingerprint"] = key_fingerprint(data["status"]["verify_key"])
     page = admin_html.main_page(
         user_id=requester.user_id,
         csrf=csrf_token(token),
