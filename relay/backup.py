@@ -45,8 +45,9 @@ from typing import IO, Any
 
 import relay
 from relay.config import CONFIG_FILE, Config, ConfigError, load_config
-from relay.identity import IdentityError, read_signing_key
 from relay.media.blobs import BlobStore
+from relay.runtime import clock
+from relay.runtime.identity import IdentityError, read_signing_key
 from store import backup as store_backup
 from store import db as store_db
 from store.private_files import make_private_dir, open_private
@@ -115,7 +116,7 @@ def _write_archive(config: Config, key_id: str, path: Path, tmp: Path) -> Backup
             "server_name": config.server_name,
             "key_id": key_id,
             "schema_version": schema_version,
-            "created_ts": int(time.time() * 1000),
+            "created_ts": clock.now_ms(),
             "files": files,
         }
         data = json.dumps(manifest, indent=1, sort_keys=True).encode("utf-8")

@@ -33,7 +33,8 @@ from relay.config import (
 )
 from relay.errors import MatrixError
 from relay.events.ids import is_valid_server_name
-from relay.identity import (
+from relay.runtime import clock
+from relay.runtime.identity import (
     IdentityError,
     new_signing_key,
     read_signing_key,
@@ -256,7 +257,7 @@ def user_add(
             password_hash=password_hash,
             admin=admin,
             displayname=None,
-            now_ms=int(time.time() * 1000),
+            now_ms=clock.now_ms(),
         ),
     )
     click.echo(f"created user {user_id}{' (admin)' if admin else ''}")
@@ -378,7 +379,7 @@ def token_add(
         _fail(f"TOKEN: {exc.message}")
     expiry = None
     if expires_in_hours is not None:
-        expiry = int(time.time() * 1000 + expires_in_hours * 3_600_000)
+        expiry = clock.now_ms() + int(expires_in_hours * 3_600_000)
     _act(config, operator.create_token_txn, token_text, uses, expiry)
     if config.registration != "token":
         click.echo(
@@ -586,7 +587,7 @@ def media_cleanup(data_dir: Path, older_than_days: float | None, as_json: bool) 
         BlobStore(config.media_store),
         max_bytes=config.media.remote_cache_max_bytes,
         older_than_ms=None if older_than_days is None else int(older_than_days * 86_400_000),
-        now_ms=int(time.time() * 1000),
+        now_ms=clock.now_ms(),
         synchronous=config.synchronous,
     )
     result = report.as_dict()

@@ -20,15 +20,16 @@ import secrets
 import shutil
 import sqlite3
 import string
-import time
 from typing import Any
 
 from relay.accounts import Accounts, valid_new_localpart
 from relay.config import Config
 from relay.errors import InvalidParam, MatrixError, NotFound, UserInUse
-from relay.identity import SigningKey
-from relay.rooms import RoomService
-from relay.visibility import content_of
+from relay.events.ids import localpart_of, server_of
+from relay.rooms.service import RoomService
+from relay.rooms.visibility import content_of
+from relay.runtime import clock
+from relay.runtime.identity import SigningKey
 from store import accounts as store_accounts
 from store import peers as store_peers
 from store import registration_tokens as store_tokens
@@ -148,9 +149,9 @@ def local_user_id(name: str, server_name: str) -> str:
     """`@localpart:server`, `@localpart` or `localpart` -> a valid local user id."""
     localpart = name.removeprefix("@")
     if ":" in localpart:
-        localpart, _, server = localpart.partition(":")
-        if server != server_name:
+        if server_of(localpart) != server_name:
             raise InvalidParam("This endpoint can only be used with local users")
+        localpart = localpart.partition(":")[0]
     return f"@{valid_new_localpart(localpart, server_name)}:{server_name}"
 
 
@@ -181,9 +182,7 @@ def create_user_txn(
         )
     except UserExists:
         raise UserInUse("User ID already taken") from None
-    store_accounts.set_profile(
-        conn, user_id, displayname=displayname or user_id[1:].split(":", 1)[0]
-    )
+    store_accounts.set_profile(conn, user_id, displayname=displayname or localpart_of(user_id))
 
 
 async def add_user(
@@ -203,7 +202,7 @@ async def add_user(
             password_hash=password_hash,
             admin=admin,
             displayname=None,
-            now_ms=int(time.time() * 1000),
+            now_ms=clock.now_ms(),
         )
     )
     return user_id
@@ -264,9 +263,10 @@ def room_details_txn(
     create_id = state.get(("m.room.create", ""))
     create = rooms.get_pdu_txn(conn, create_id) if create_id else None
     joined = store_rooms.joined_users(conn, room_id)
-    suffix = ":" + rooms.server_name
-    local_joined = [user for user in joined if user.endswith(suffix)]
-    local_members = [u for u in store_rooms.members(conn, room_id) if u.endswith(suffix)]
+    local_joined = [user for user in joined if server_of(user) == rooms.server_name]
+    local_members = [
+        user for user in store_rooms.members(conn, room_id) if server_of(user) == rooms.server_name
+    ]
     room_type = create.content.get("type") if create is not None else None
     tombstone_id = state.get(("m.room.tombstone", ""))
     tombstone = rooms.get_pdu_txn(conn, tombstone_id) if tombstone_id else None

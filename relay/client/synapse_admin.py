@@ -39,7 +39,7 @@ from relay.accounts import Requester, valid_new_localpart
 from relay.client.auth import requester_of, services_of
 from relay.client.route import ClientRoute
 from relay.errors import BadJson, Forbidden, InvalidParam, MissingParam, Unknown
-from relay.http import json_response, read_json_object
+from relay.runtime.http import json_response, read_json_object
 from relay.services import Services
 from store import accounts as store_accounts
 

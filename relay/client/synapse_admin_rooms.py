@@ -24,7 +24,8 @@ from relay.client.synapse_admin import (
     page,
 )
 from relay.errors import InvalidParam, NotFound
-from relay.http import json_response
+from relay.events.ids import localpart_of
+from relay.runtime.http import json_response
 from store import rooms as store_rooms
 
 #: order_by -> (field, largest first?) (Synapse's RoomSortOrder; two deprecated aliases).
@@ -69,7 +70,7 @@ def _matches(room: dict[str, Any], term: str) -> bool:
     alias = room["canonical_alias"] or ""
     return (
         term.casefold() in (room["name"] or "").casefold()
-        or term.casefold() in alias[1:].split(":", 1)[0].casefold()
+        or term.casefold() in localpart_of(alias).casefold()
         or term in room["room_id"]
     )
 

@@ -12,7 +12,6 @@ once, by `new`. Getting, updating and deleting take the whole token.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from starlette.requests import Request
@@ -23,17 +22,14 @@ from relay.client.auth import services_of
 from relay.client.route import ClientRoute
 from relay.client.synapse_admin import ADMIN_V1, admin_requester, bool_query
 from relay.errors import NotFound
-from relay.http import json_response, read_json_object
+from relay.runtime.clock import now_ms
+from relay.runtime.http import json_response, read_json_object
 from store import registration_tokens as store_tokens
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _shown(row: dict[str, Any], token: str | None = None) -> dict[str, Any]:
     """Synapse's registration token object; `token` when the caller has it in full."""
-    view = operator.token_view(row, _now_ms())
+    view = operator.token_view(row, now_ms())
     return {
         "token": token if token is not None else view["hint"],
         "uses_allowed": view["uses_allowed"],
@@ -49,7 +45,7 @@ async def list_tokens(request: Request) -> Response:
     services = services_of(request)
     valid = bool_query(request, "valid", None)
     rows = await services.database.read(store_tokens.list_tokens)
-    now = _now_ms()
+    now = now_ms()
     if valid is not None:
         rows = [row for row in rows if operator.token_view(row, now)["valid"] == valid]
     return json_response({"registration_tokens": [_shown(row) for row in rows]})
@@ -65,7 +61,7 @@ async def new_token(request: Request) -> Response:
     else:
         token = operator.random_token(body.get("length", operator.DEFAULT_TOKEN_LENGTH))
     uses_allowed = operator.check_uses_allowed(body.get("uses_allowed"))
-    expiry_time = operator.check_expiry_time(body.get("expiry_time"), _now_ms())
+    expiry_time = operator.check_expiry_time(body.get("expiry_time"), now_ms())
     row = await services.database.write(operator.create_token_txn, token, uses_allowed, expiry_time)
     return json_response(_shown(row, token))
 
@@ -89,7 +85,7 @@ async def update_token(request: Request) -> Response:
     if "uses_allowed" in body:
         changes["uses_allowed"] = operator.check_uses_allowed(body["uses_allowed"])
     if "expiry_time" in body:
-        changes["expiry_time"] = operator.check_expiry_time(body["expiry_time"], _now_ms())
+        changes["expiry_time"] = operator.check_expiry_time(body["expiry_time"], now_ms())
     row = await services_of(request).database.write(
         lambda conn: operator.update_token_txn(conn, token, **changes)
     )

@@ -35,8 +35,10 @@ from relay.client.synapse_admin import (
     required,
 )
 from relay.errors import BadJson, InvalidParam, NotFound
-from relay.http import json_response, read_json_object
-from relay.services import Services, now_ms
+from relay.events.ids import localpart_of, server_of
+from relay.runtime.clock import now_ms
+from relay.runtime.http import json_response, read_json_object
+from relay.services import Services
 from store import accounts as store_accounts
 from store import rooms as store_rooms
 
@@ -100,7 +102,7 @@ def _target(request: Request, services: Services, what: str = "look up") -> str:
     user_id = request.path_params["user_id"]
     if not user_id.startswith("@") or ":" not in user_id:
         raise InvalidParam(f"Invalid user id: {user_id}")
-    if user_id.partition(":")[2] != services.server_name:
+    if server_of(user_id) != services.server_name:
         raise InvalidParam(f"Can only {what} local users")
     return user_id
 
@@ -126,8 +128,7 @@ async def list_users(request: Request) -> Response:
         users = [
             u
             for u in users
-            if name_filter in u["name"][1:].split(":", 1)[0]
-            or name_filter in (u["displayname"] or "")
+            if name_filter in localpart_of(u["name"]) or name_filter in (u["displayname"] or "")
         ]
     elif user_id_filter:
         users = [u for u in users if user_id_filter in u["name"]]

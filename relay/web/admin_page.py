@@ -43,6 +43,7 @@ from relay.accounts import Requester, user_id_for
 from relay.backup import BackupError, write_backup
 from relay.errors import InvalidParam, MatrixError, TooLarge, UnknownToken
 from relay.mesh.discovery import key_fingerprint
+from relay.runtime import clock
 from relay.services import Services
 from relay.web import admin_html
 from relay.web.admin_html import PREFIX
@@ -121,7 +122,7 @@ async def _render(
     config = services.config
 
     def txn(conn: Any) -> dict[str, Any]:
-        now = int(time.time() * 1000)
+        now = clock.now_ms()
         tokens = []
         for row in store_tokens.list_tokens(conn):
             view = operator.token_view(row, now)
@@ -278,7 +279,7 @@ async def _add_token(services: Services, requester: Requester, form: Form) -> st
     token = operator.check_token_text(text) if text else operator.random_token()
     uses = _optional_number(form, "uses", int)
     hours = _optional_number(form, "expires_in_hours", float)
-    expiry = None if hours is None else int(time.time() * 1000 + hours * 3_600_000)
+    expiry = None if hours is None else clock.now_ms() + int(hours * 3_600_000)
     await services.database.write(operator.create_token_txn, token, uses, expiry)
     return f"Created registration token {token}"
 

@@ -29,7 +29,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from relay.events.ids import server_of
 from relay.metrics import CONTENT_TYPE, Counter, Gauge, Metrics, render
+from relay.runtime import clock
 from relay.services import Services
 from store import events as store_events
 from store import outbox as store_outbox
@@ -68,11 +70,10 @@ class RequestMetrics:
 
 
 def _count_events(metrics: Metrics, rows: list[tuple[str, int]], server_name: str) -> None:
-    suffix = ":" + server_name
     seen = metrics.events_seen
     low, high = seen if seen is not None else (0, 0)
     for sender, stream in rows:
-        metrics.events.inc("sent" if sender.endswith(suffix) else "received")
+        metrics.events.inc("sent" if server_of(sender) == server_name else "received")
         low, high = min(low, stream), max(high, stream)
     metrics.events_seen = (low, high)
 
@@ -111,7 +112,7 @@ async def scrape(services: Services, metrics: Metrics) -> str:
         }
     )
     _count_events(metrics, snap["new_events"], services.server_name)
-    now = time.time()
+    now = clock.now_ms() / 1000
     depth = Gauge(
         "relay_federation_queue_depth",
         "PDUs and EDUs queued for a destination.",

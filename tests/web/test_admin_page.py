@@ -15,9 +15,9 @@ import pytest
 from relay.backup import restore_backup
 from relay.client.routes import client_app
 from relay.config import load_config
-from relay.database import open_database
-from relay.identity import read_signing_key
 from relay.node import build_services
+from relay.runtime.database import open_database
+from relay.runtime.identity import read_signing_key
 from relay.services import Services
 from store import accounts as store_accounts
 from store import peers as store_peers

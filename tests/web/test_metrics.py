@@ -12,9 +12,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from relay.config import ConfigError, config_from_dict, render_config
-from relay.database import open_database
-from relay.identity import new_signing_key
 from relay.node import build_services
+from relay.runtime.database import open_database
+from relay.runtime.identity import new_signing_key
 from relay.web.metrics import scrape
 from store import outbox as store_outbox
 from store import peers as store_peers
