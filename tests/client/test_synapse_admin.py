@@ -110,7 +110,7 @@ async def test_deactivate_leaves_rooms_and_logs_out(api: ClientApi) -> None:
     bob = await api.login("bob")
     room = (await api.http.post("/_matrix/client/v3/createRoom", headers=bob, json={})).json()
     r = await api.http.post(f"{V1}/deactivate/{BOB}", headers=headers, json={})
-    assert r.status_code == 200 and r.json() == {"id_server_unbind_result": "no-support"}
+    assert r.status_code == 200 and r.json() == {"id_server_unbind_result": "success"}
     r = await api.http.get("/_matrix/client/v3/account/whoami", headers=bob)
     assert r.status_code == 401
     members = (await api.http.get(f"{V1}/rooms/{room['room_id']}/members", headers=headers)).json()
