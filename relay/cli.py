@@ -554,6 +554,8 @@ def status(data_dir: Path, as_json: bool) -> None:
         f" {m['remote_media']} remote cached ({m['remote_bytes']} bytes),"
         f" {m['thumbnails']} thumbnails ({m['thumbnail_bytes']} bytes)"
     )
+    if info["disk_free_bytes"] is not None:
+        click.echo(f"disk free:    {info['disk_free_bytes']} bytes")
     if not info["federation"]:
         click.echo("federation queues: empty")
     for name, dest in info["federation"].items():

@@ -300,16 +300,38 @@ async def joined_rooms(request: Request) -> Response:
     return json_response({"joined_rooms": rooms, "total": len(rooms)})
 
 
+#: User ids are matched on the raw path: a localpart may hold an encoded "/".
 ROUTES = [
     ClientRoute("/users", list_users, ("GET",), auth=False, prefixes=ADMIN_V2),
-    ClientRoute("/users/{user_id}", get_user, ("GET",), auth=False, prefixes=ADMIN_V2),
-    ClientRoute("/users/{user_id}", put_user, ("PUT",), auth=False, prefixes=ADMIN_V2),
-    ClientRoute("/deactivate/{user_id}", deactivate_user, ("POST",), auth=False, prefixes=ADMIN_V1),
     ClientRoute(
-        "/reset_password/{user_id}", reset_password, ("POST",), auth=False, prefixes=ADMIN_V1
+        "/users/{user_id}", get_user, ("GET",), auth=False, prefixes=ADMIN_V2, raw_path=True
     ),
-    ClientRoute("/whois/{user_id}", whois, ("GET",), auth=False, prefixes=ADMIN_V1),
     ClientRoute(
-        "/users/{user_id}/joined_rooms", joined_rooms, ("GET",), auth=False, prefixes=ADMIN_V1
+        "/users/{user_id}", put_user, ("PUT",), auth=False, prefixes=ADMIN_V2, raw_path=True
+    ),
+    ClientRoute(
+        "/deactivate/{user_id}",
+        deactivate_user,
+        ("POST",),
+        auth=False,
+        prefixes=ADMIN_V1,
+        raw_path=True,
+    ),
+    ClientRoute(
+        "/reset_password/{user_id}",
+        reset_password,
+        ("POST",),
+        auth=False,
+        prefixes=ADMIN_V1,
+        raw_path=True,
+    ),
+    ClientRoute("/whois/{user_id}", whois, ("GET",), auth=False, prefixes=ADMIN_V1, raw_path=True),
+    ClientRoute(
+        "/users/{user_id}/joined_rooms",
+        joined_rooms,
+        ("GET",),
+        auth=False,
+        prefixes=ADMIN_V1,
+        raw_path=True,
     ),
 ]

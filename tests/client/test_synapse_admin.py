@@ -199,3 +199,16 @@ async def test_whois_shows_devices_last_seen(api: ClientApi) -> None:
     assert body["user_id"] == BOB
     connections = body["devices"][""]["sessions"][0]["connections"]
     assert len(connections) == 1 and isinstance(connections[0]["last_seen"], int)
+
+
+async def test_a_localpart_with_a_slash_is_one_path_segment(api: ClientApi) -> None:
+    """`/` is allowed in a localpart: clients send it encoded (%2F) and it must stay in
+    the user id segment (matched on the raw path, as Synapse does)."""
+    headers = await _admin(api)
+    r = await api.http.put(
+        f"{V2}/users/%40radio%2Fnet:{SERVER_NAME}", headers=headers, json={"password": "pw"}
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["name"] == f"@radio/net:{SERVER_NAME}"
+    r = await api.http.get(f"{V2}/users/%40radio%2Fnet%3A{SERVER_NAME}", headers=headers)
+    assert r.status_code == 200 and r.json()["name"] == f"@radio/net:{SERVER_NAME}"
