@@ -177,9 +177,7 @@ class FederationSender:
         state.sent_transactions += 1
 
     def _count(self, destination: str, result: str) -> None:
-        metrics = self.services.extra.get("metrics")
-        if metrics is not None:
-            metrics.transactions.inc(destination, result)
+        self.services.metrics.transactions.inc(destination, result)
 
     async def _failed(self, destination: str, state: DestinationState, exc: Exception) -> None:
         state.backoff_s = min(
@@ -276,6 +274,5 @@ class FederationSender:
 
     def on_link_up(self, destination: str) -> None:
         """Hook for catch-up pulls when a destination comes back (set by node.py)."""
-        callback = self.services.extra.get("on_link_up")
-        if callback is not None and self._nursery is not None:
-            self._nursery.start_soon(callback, destination)
+        if self._nursery is not None:
+            self._nursery.start_soon(self.services.on_link_up, destination)

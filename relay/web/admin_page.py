@@ -174,7 +174,7 @@ async def stylesheet(request: Request) -> Response:
 async def login(request: Request) -> Response:
     """# `POST /_relay/admin/login`"""
     services = _services(request)
-    await services.extra["login_limiter"].check(request.client.host if request.client else "")
+    await services.login_limiter.check(request.client.host if request.client else "")
     form = await _form(request)
     user_id = user_id_for(form.get("username", "").strip(), services.server_name)
     password = form.get("password", "")

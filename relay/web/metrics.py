@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import os
 import resource
+import sqlite3
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import trio
 from starlette.applications import Starlette
@@ -99,19 +102,30 @@ def _rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    new_events: list[tuple[str, int]]
+    queues: dict[str, tuple[int, int]]
+    destinations: list[dict[str, Any]]
+    peers: list[dict[str, Any]]
+
+
+def _scrape_txn(conn: sqlite3.Connection, low: int, high: int) -> _Snapshot:
+    """What a scrape reads, in one read transaction."""
+    return _Snapshot(
+        new_events=store_events.senders_outside(conn, low, high),
+        queues=store_outbox.queue_summary(conn),
+        destinations=store_outbox.destination_status(conn),
+        peers=store_peers.all_peers(conn),
+    )
+
+
 async def scrape(services: Services, metrics: Metrics) -> str:
     """The whole exposition: kept counters plus what is read now."""
     seen = metrics.events_seen
     low, high = seen if seen is not None else (0, -1)
-    snap = await services.database.read(
-        lambda conn: {
-            "new_events": store_events.senders_outside(conn, low, high),
-            "queues": store_outbox.queue_summary(conn),
-            "destinations": store_outbox.destination_status(conn),
-            "peers": store_peers.all_peers(conn),
-        }
-    )
-    _count_events(metrics, snap["new_events"], services.server_name)
+    snap = await services.database.read(_scrape_txn, low, high)
+    _count_events(metrics, snap.new_events, services.server_name)
     now = clock.now_ms() / 1000
     depth = Gauge(
         "relay_federation_queue_depth",
@@ -123,7 +137,7 @@ async def scrape(services: Services, metrics: Metrics) -> str:
         "Age of the oldest entry queued for a destination.",
         ("destination",),
     )
-    for destination, (count, created_ts) in snap["queues"].items():
+    for destination, (count, created_ts) in snap.queues.items():
         depth.set(count, destination)
         oldest.set(max(0.0, now - created_ts / 1000), destination)
     up = Gauge(
@@ -131,13 +145,13 @@ async def scrape(services: Services, metrics: Metrics) -> str:
         "1 if the last request to the destination succeeded, else 0.",
         ("destination",),
     )
-    for row in snap["destinations"]:
+    for row in snap.destinations:
         up.set(1 if row["reachable"] else 0, row["destination"])
     peers = Gauge("relay_mesh_peers", "LAN peers by status.", ("status",))
     for status in PEER_STATUSES:
-        peers.set(sum(1 for p in snap["peers"] if p["status"] == status), status)
+        peers.set(sum(1 for p in snap.peers if p["status"] == status), status)
     reachable = Gauge("relay_mesh_peers_reachable", "LAN peers answering now.")
-    reachable.set(sum(1 for p in snap["peers"] if p["reachable"]))
+    reachable.set(sum(1 for p in snap.peers if p["reachable"]))
     database = Gauge("relay_database_bytes", "Size of the SQLite database and its WAL.")
     database.set(await trio.to_thread.run_sync(_file_bytes, services.config.database_path))
     rss = Gauge("process_resident_memory_bytes", "Resident memory of the relay process.")

@@ -19,6 +19,8 @@ from tests.synapse.conftest import fresh_synapse
 from tools.synapse_harness import Synapse
 
 ADMIN = "/_synapse/admin"
+
+
 def _shape(value: Any) -> Any:
     """Keys and JSON types, recursively; a list by its first item."""
     if isinstance(value, dict):

@@ -150,7 +150,7 @@ async def test_queue_depth_oldest_age_and_peers_by_status(tmp_path: Path) -> Non
     async with open_database(config.database_path, synchronous="NORMAL") as database:
         services = await build_services(config, database, new_signing_key())
         await database.write(seed)
-        metrics = services.extra["metrics"]
+        metrics = services.metrics
         metrics.transactions.inc("hq.example", "unreachable")
         families = _families(await scrape(services, metrics))
         # Scraping again counts no event twice.
