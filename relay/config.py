@@ -7,6 +7,7 @@ Paths in the file are relative to the data dir.
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,15 @@ def parse_listen(value: str, what: str) -> Listen:
     return Listen(host, int(port_text))
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 MIB = 1024 * 1024
 DEFAULT_THUMBNAIL_SIZES = (
     "32x32 crop",
@@ -84,6 +94,8 @@ class Config:
     tls_private_key_path: Path
     database_path: Path
     synchronous: str = "FULL"
+    #: listeners.metrics: Prometheus `/metrics` (relay/web/metrics.py); None: off.
+    metrics_listen: Listen | None = None
     #: [storage] housekeeping_interval_seconds: how often old dedupe rows are deleted
     #: (relay/runtime/housekeeping.py); the first run is a minute after start, or sooner if shorter.
     housekeeping_interval_seconds: float = 3600.0
@@ -202,7 +214,7 @@ def config_from_dict(doc: dict[str, Any], data_dir: Path) -> Config:
         raise ConfigError(f"server_name {server_name!r} is not a valid Matrix server name")
 
     listeners = _table(doc, "listeners")
-    _unknown_keys(listeners, {"client", "federation"}, "listeners.")
+    _unknown_keys(listeners, {"client", "federation", "metrics"}, "listeners.")
     client = parse_listen(
         _str(listeners, "client", "listeners.", DEFAULT_CLIENT_LISTEN) or "", "listeners.client"
     )
@@ -210,6 +222,14 @@ def config_from_dict(doc: dict[str, Any], data_dir: Path) -> Config:
         _str(listeners, "federation", "listeners.", DEFAULT_FEDERATION_LISTEN) or "",
         "listeners.federation",
     )
+
+    metrics_text = _str(listeners, "metrics", "listeners.")
+    metrics = parse_listen(metrics_text, "listeners.metrics") if metrics_text else None
+    if metrics is not None and not _is_loopback(metrics.host):
+        raise ConfigError(
+            "listeners.metrics must be a loopback address (127.0.0.0/8, ::1 or localhost):"
+            " the figures name the servers this relay talks to"
+        )
 
     fed = _table(doc, "federation")
     _unknown_keys(
@@ -307,6 +327,7 @@ def config_from_dict(doc: dict[str, Any], data_dir: Path) -> Config:
         server_name=server_name,
         client_listen=client,
         federation_listen=federation,
+        metrics_listen=metrics,
         signing_key_path=path_of(keys, "signing_key", "keys.", "signing.key"),
         tls_certificate_path=path_of(keys, "tls_certificate", "keys.", "tls.crt"),
         tls_private_key_path=path_of(keys, "tls_private_key", "keys.", "tls.key"),
@@ -454,6 +475,8 @@ def render_config(
         f"client = {_toml_str(client_listen)}",
         "# Server-Server API and key server, TLS with keys.tls_certificate.",
         f"federation = {_toml_str(federation_listen)}",
+        '# Prometheus /metrics, plain HTTP, loopback only, e.g. "127.0.0.1:9101"; empty: off.',
+        'metrics = ""',
         "",
         "[federation]",
         "# The organisation's upstream homeserver (server name), if any.",

@@ -55,6 +55,8 @@ from relay.sync.devices import DeviceSync
 from relay.sync.presence import PresenceService
 from relay.sync.receipts import ReceiptService
 from relay.sync.typing_notices import TypingService
+from relay.web.chat_client import chat_client_built
+from relay.web.metrics import RequestMetrics, metrics_app
 from store import events as store_events
 
 log = logging.getLogger(__name__)
@@ -246,6 +248,7 @@ async def serve_node(
         async with _root_scope(services.federation_client) as root_scope:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_watch_signals, shutdown, root_scope)
+                metrics = services.metrics
                 await nursery.start(_serve_until, shutdown, services.sender.serve)
                 await nursery.start(_serve_until, shutdown, services.sender.serve_monitor)
                 await nursery.start(_serve_until, shutdown, services.ingest.serve_pending)
@@ -256,15 +259,18 @@ async def serve_node(
                 await nursery.start(
                     _serve_listener,
                     "client",
-                    client_app(services),
+                    RequestMetrics(client_app(services), metrics, "client"),
                     _hypercorn_config(config.client_listen),
                     shutdown,
                 )
                 log.info("client API listening on http://%s", config.client_listen)
+                log.info("operator page: http://%s/_relay/admin/", config.client_listen)
+                if chat_client_built():
+                    log.info("web chat client: http://%s/", config.client_listen)
                 await nursery.start(
                     _serve_listener,
                     "federation",
-                    federation_app(services),
+                    RequestMetrics(federation_app(services), metrics, "federation"),
                     _hypercorn_config(
                         config.federation_listen,
                         certfile=str(config.tls_certificate_path),
@@ -273,6 +279,15 @@ async def serve_node(
                     shutdown,
                 )
                 log.info("federation API listening on https://%s", config.federation_listen)
+                if config.metrics_listen is not None:
+                    await nursery.start(
+                        _serve_listener,
+                        "metrics",
+                        metrics_app(services, metrics),
+                        _hypercorn_config(config.metrics_listen),
+                        shutdown,
+                    )
+                    log.info("metrics on http://%s/metrics", config.metrics_listen)
                 if config.mesh_enabled:
                     from relay.mesh.service import Mesh
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from relay.config import Config
+from relay.metrics import Metrics
 from relay.runtime.database import Database
 from relay.runtime.identity import SigningKey
 
@@ -92,6 +93,8 @@ class Services:
     shared_secret_nonces: Nonces
     #: Whom this relay federates with (`mesh.policy`).
     peer_policy: PeerPolicy
+    #: What the relay counts while it runs (requests, transactions): read by /metrics.
+    metrics: Metrics = field(default_factory=Metrics)
     # -- federation: built over these services by node.py, right after the rest -------------
     ingest: Ingest = field(init=False)
     sender: FederationSender = field(init=False)

@@ -27,7 +27,7 @@ PROVISION = (
     Path(__file__).parent.parent / "firmware-image/rootfs/usr/local/lib/edge-relay/provision.py"
 )
 
-COMMANDS = [[], ["init"], ["run"], ["user"], ["user", "add"], ["status"]]
+COMMANDS = [[], ["init"], ["run"], ["user"], ["user", "add"], ["status"], ["backup"], ["restore"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "relay")
@@ -52,7 +52,11 @@ def test_init_writes_config_key_cert_database(tmp_path: Path) -> None:
     assert {"relay.db", "relay.toml", "signing.key", "tls.crt", "tls.key"} <= set(_files(d))
     config = tomllib.loads((d / "relay.toml").read_text())
     assert config["server_name"] == "kit-07.relief.example"
-    assert config["listeners"] == {"client": "127.0.0.1:8008", "federation": "0.0.0.0:8448"}
+    assert config["listeners"] == {
+        "client": "127.0.0.1:8008",
+        "federation": "0.0.0.0:8448",
+        "metrics": "",  # off
+    }
     algorithm, version, seed = (d / "signing.key").read_text().split()
     assert algorithm == "ed25519" and version.startswith("a_") and len(seed) == 43
     assert stat.S_IMODE((d / "signing.key").stat().st_mode) == 0o600
