@@ -1,14 +1,22 @@
 """The relay's configuration: `DIR/relay.toml`, read once at start, validated whole.
 
-Every key is documented in README.md ("Configuration"). A broken file raises
-`ConfigError` naming the key; the CLI turns it into a one-line error, exit 2.
-Paths in the file are relative to the data dir.
+`SETTINGS` is the one table of settings: each row names a key by its TOML path, its
+kind (the parser that reads it), default, lower bound, documentation and the `Config`
+attribute it fills. The table drives parsing (`config_from_dict`, unknown keys are an
+error), the file `relay init` writes (`render_config`, comments from the docs) and the
+README's configuration table (`readme_table`; `tools/config_readme.py` writes it and
+tests/test_config.py fails when they disagree). A broken file raises `ConfigError`
+naming the key; the CLI turns it into a one-line error, exit 2. Paths in the file are
+relative to the data dir.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
+import textwrap
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +29,16 @@ DEFAULT_CLIENT_LISTEN = "127.0.0.1:8008"
 DEFAULT_FEDERATION_LISTEN = "0.0.0.0:8448"
 SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+REGISTRATION_MODES = ("closed", "token", "open")
+MESH_POLICIES = ("open", "pinned")
+MIB = 1024 * 1024
+DEFAULT_THUMBNAIL_SIZES = (
+    "32x32 crop",
+    "96x96 crop",
+    "320x240 scale",
+    "640x480 scale",
+    "800x600 scale",
+)
 
 
 class ConfigError(Exception):
@@ -57,34 +75,424 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-MIB = 1024 * 1024
-DEFAULT_THUMBNAIL_SIZES = (
-    "32x32 crop",
-    "96x96 crop",
-    "320x240 scale",
-    "640x480 scale",
-    "800x600 scale",
+# ---------------------------------------------------------------------------------------
+# The table
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One key of relay.toml."""
+
+    #: The TOML path, e.g. "federation.retry_min_seconds" (top-level keys have no dot).
+    path: str
+    #: The parser that reads it: a key of `PARSERS`.
+    kind: str
+    #: The value `relay init` writes and a missing key means (None: required).
+    default: Any
+    #: What it does (Markdown; the README's "meaning" and the rendered file's comment).
+    doc: str
+    #: The Config attribute it fills; "media.X" is `Config.media.X`,
+    #: "rate_limits.ACTION.per_second|burst" a half of `Config.rate_limits[ACTION]`.
+    attr: str
+    #: Numbers: the smallest value accepted.
+    minimum: float | None = None
+    #: "choice" settings: the values accepted.
+    choices: tuple[str, ...] = ()
+    #: "number" settings: float, or int for counts written as numbers.
+    cast: type = float
+    #: The README's default column when the value alone would mislead.
+    shown_default: str | None = None
+
+    @property
+    def section(self) -> str:
+        return self.path.rpartition(".")[0]
+
+    @property
+    def key(self) -> str:
+        return self.path.rpartition(".")[2]
+
+    @property
+    def is_table(self) -> bool:
+        """Written as its own `[path]` table (a map), after its section's plain keys."""
+        return isinstance(self.default, dict)
+
+
+def _limit(action: str, per_second: float, burst: int, doc: str) -> tuple[Setting, Setting]:
+    return (
+        Setting(
+            f"limits.{action}_per_second",
+            "number",
+            per_second,
+            doc + " `0` disables it.",
+            f"rate_limits.{action}.per_second",
+            minimum=0,
+        ),
+        Setting(
+            f"limits.{action}_burst",
+            "number",
+            burst,
+            f"Burst of the `{action}` rate limit: requests allowed at once before it applies.",
+            f"rate_limits.{action}.burst",
+            minimum=0,
+            cast=int,
+        ),
+    )
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "server_name",
+        "server_name",
+        None,
+        "This relay's Matrix server name, e.g. `kit-07.relief.example` or `127.0.0.2:8448`."
+        " Never change it after users exist.",
+        "server_name",
+        shown_default="(required)",
+    ),
+    Setting(
+        "listeners.client",
+        "listen",
+        DEFAULT_CLIENT_LISTEN,
+        "`HOST:PORT` of the Client-Server API (plain HTTP; IPv6 as `[::1]:8008`); put a TLS"
+        " proxy in front when not on localhost.",
+        "client_listen",
+    ),
+    Setting(
+        "listeners.federation",
+        "listen",
+        DEFAULT_FEDERATION_LISTEN,
+        "`HOST:PORT` of the Server-Server API and key server, served over TLS with"
+        " `keys.tls_certificate`.",
+        "federation_listen",
+    ),
+    Setting(
+        "listeners.metrics",
+        "metrics_listen",
+        "",
+        "`HOST:PORT` of Prometheus `GET /metrics` (plain HTTP), a loopback address only"
+        " (`127.0.0.1:9101`, `[::1]:9101`); empty: off. It serves requests by listener,"
+        " endpoint (route handler) and status, latency histograms, events stored (sent by"
+        " local users, received from other servers), outbound transactions by destination"
+        " and result, federation queue depth, oldest entry's age and up/down per destination,"
+        " LAN peers by status, database bytes, process RSS, CPU seconds and start time.",
+        "metrics_listen",
+        shown_default='`""` (off)',
+    ),
+    Setting(
+        "federation.upstream",
+        "upstream",
+        "",
+        "Server name of the organisation's upstream homeserver, if any.",
+        "upstream",
+    ),
+    Setting(
+        "federation.upstream_url",
+        "upstream_url",
+        "",
+        "Base URL (`https://host:port`) of the upstream's federation API, overriding discovery.",
+        "upstream_url",
+    ),
+    Setting(
+        "federation.ca_file",
+        "optional_path",
+        "",
+        "PEM file of extra CA certificates trusted for outbound federation TLS (system CAs"
+        " are always trusted).",
+        "ca_file",
+    ),
+    Setting(
+        "federation.verify_tls",
+        "bool",
+        True,
+        "Verify peers' TLS certificates. `false` is for labs only; the relay logs a warning"
+        " at start. Trusted mesh peers are checked against the certificate bound to their"
+        ' pinned key whatever this says (see "LAN mesh").',
+        "verify_tls",
+    ),
+    Setting(
+        "federation.retry_min_seconds",
+        "number",
+        1.0,
+        "Outbound retries to a destination that failed back off from this, doubling.",
+        "retry_min_seconds",
+        minimum=0.1,
+    ),
+    Setting(
+        "federation.retry_max_seconds",
+        "number",
+        30.0,
+        "The longest backoff between retries. Queued events are never dropped, however"
+        " long the outage.",
+        "retry_max_seconds",
+        minimum=0.1,
+    ),
+    Setting(
+        "federation.probe_interval_seconds",
+        "number",
+        2.0,
+        "How often the upstream and every failing destination are probed; one that answers"
+        " again is flushed at once (well within 5 s).",
+        "probe_interval_seconds",
+        minimum=0.1,
+    ),
+    Setting(
+        "federation.gap_fill_cap",
+        "number",
+        10_000,
+        "How many missing events are fetched (`/get_missing_events`) to close one gap in a"
+        " room's history before the relay falls back to asking for the state at the gap.",
+        "gap_fill_cap",
+        minimum=10,
+        cast=int,
+    ),
+    Setting(
+        "federation.servers",
+        "server_map",
+        {},
+        'Static map of server name to base URL, consulted before discovery, e.g. `"hq.example"'
+        ' = "https://10.0.0.5:8448"`.',
+        "federation_map",
+        shown_default="empty table",
+    ),
+    Setting(
+        "federation.trusted_key_servers",
+        "trusted_key_servers",
+        {},
+        "Notaries asked (`POST /_matrix/key/v2/query`) for a server's signing keys when the"
+        ' server itself can\'t be reached, each with its pinned keys, e.g. `"hq.example" ='
+        ' { "ed25519:a_key" = "<base64 verify key>" }`. An empty inner table trusts the'
+        " notary's own published keys.",
+        "trusted_key_servers",
+        shown_default="empty table",
+    ),
+    Setting(
+        "mesh.enabled",
+        "bool",
+        True,
+        "Find LAN peers over mDNS (`_matrix-relay._tcp.local.`) and gossip rooms with trusted"
+        ' ones (see "LAN mesh").',
+        "mesh_enabled",
+    ),
+    Setting(
+        "mesh.interfaces",
+        "interfaces",
+        [],
+        "Interface names (`eth0`) or addresses to announce and browse on; empty: every"
+        " non-loopback IPv4 interface. When `listeners.federation` names one address, that"
+        " address is announced.",
+        "mesh_interfaces",
+    ),
+    Setting(
+        "mesh.announce_interval_seconds",
+        "number",
+        15.0,
+        "How often we re-announce ourselves and re-query the LAN (zeroconf alone never does"
+        " after a partition).",
+        "mesh_announce_interval_seconds",
+        minimum=1.0,
+    ),
+    Setting(
+        "mesh.liveness_interval_seconds",
+        "number",
+        3.0,
+        "How often each peer's federation `/health` is probed over HTTPS. A peer silent for"
+        " 4 intervals is marked unreachable (measured 12.8 s; bound 30 s); it is back on its"
+        " first answer (measured 0.7 s; bound 15 s).",
+        "mesh_liveness_interval_seconds",
+        minimum=0.5,
+    ),
+    Setting(
+        "mesh.policy",
+        "choice",
+        "open",
+        "Whom the relay federates with: `open`, anyone, as a homeserver on the Internet"
+        " would; `pinned`, only the upstream, `[federation.servers]`, pinned mesh peers and"
+        " servers sharing a room with one of them; everyone else gets 403 `M_FORBIDDEN` and"
+        ' is sent nothing (see "LAN mesh").',
+        "mesh_policy",
+        choices=MESH_POLICIES,
+        shown_default="`open` (`pinned` on the appliance)",
+    ),
+    Setting(
+        "mesh.trusted",
+        "mesh_trusted",
+        {},
+        'Pinned peers: server name to its base64 ed25519 verify key, e.g. `"kit-b.lan" ='
+        ' "<verify key>"` (the `verify_key` of `relay status` on that kit). A peer whose'
+        " served key matches is trusted at once.",
+        "mesh_trusted",
+        shown_default="empty table",
+    ),
+    Setting(
+        "media.max_upload_bytes",
+        "integer",
+        50 * MIB,
+        "Largest upload accepted (`413 M_TOO_LARGE` beyond; clients read it from"
+        " `/media/config`), and largest file fetched from another server (`502"
+        " M_TOO_LARGE`).",
+        "media.max_upload_bytes",
+        minimum=1,
+        shown_default="`52428800` (50 MiB)",
+    ),
+    Setting(
+        "media.store_path",
+        "string",
+        "media",
+        "Directory of media files, content-addressed (`ab/cd/<sha256>`, identical files"
+        " stored once); relative to the data dir. Metadata is in the database.",
+        "media.store_path",
+    ),
+    Setting(
+        "media.remote_cache_max_bytes",
+        "integer",
+        1024 * MIB,
+        "Media and thumbnails cached from other servers beyond this are dropped, least"
+        " recently used first (after each fetch, and by `relay media cleanup`).",
+        "media.remote_cache_max_bytes",
+        minimum=0,
+        shown_default="`1073741824` (1 GiB)",
+    ),
+    Setting(
+        "media.thumbnail_sizes",
+        "thumbnail_sizes",
+        list(DEFAULT_THUMBNAIL_SIZES),
+        "Sizes thumbnails are made at (`WIDTHxHEIGHT crop|scale`), on demand, and cached; a"
+        " request is answered by the smallest size of its method at least as large as asked."
+        " Images smaller than the size are served as they are (never upscaled).",
+        "media.thumbnail_sizes",
+    ),
+    Setting(
+        "media.max_image_pixels",
+        "integer",
+        32_000_000,
+        "Images with more pixels are not thumbnailed (`413 M_TOO_LARGE`), checked from the"
+        " header before decoding. It is the memory budget of thumbnailing: a PNG, GIF or WebP"
+        " is decoded whole at up to 4 bytes a pixel (128 MB at the default, whatever the"
+        " file's size), a JPEG at a 1/2 to 1/8 scale; one thumbnail is made at a time. Keep"
+        " it at or under the default on a 1 GB board.",
+        "media.max_image_pixels",
+        minimum=1,
+    ),
+    Setting(
+        "storage.database",
+        "path",
+        "relay.db",
+        "The SQLite database.",
+        "database_path",
+    ),
+    Setting(
+        "storage.synchronous",
+        "choice_upper",
+        "FULL",
+        "SQLite `synchronous` mode: `FULL` (or `EXTRA`) means an acknowledged write survives"
+        " power loss; `NORMAL` may lose the last commits on power loss.",
+        "synchronous",
+        choices=SYNCHRONOUS_MODES,
+    ),
+    Setting(
+        "storage.housekeeping_interval_seconds",
+        "number",
+        3600.0,
+        "How often federation dedupe records older than a week (received transaction ids,"
+        " to-device `message_id`s) are deleted; the first run is a minute after start, or"
+        " sooner if this is shorter. Client transaction ids are kept for ever: a retry must"
+        " never duplicate.",
+        "housekeeping_interval_seconds",
+        minimum=0.1,
+    ),
+    Setting(
+        "keys.signing_key",
+        "path",
+        "signing.key",
+        "The ed25519 signing key (Synapse's key file format). Never regenerate it.",
+        "signing_key_path",
+    ),
+    Setting(
+        "keys.tls_certificate",
+        "path",
+        "tls.crt",
+        "Certificate (PEM) of the federation listener.",
+        "tls_certificate_path",
+    ),
+    Setting(
+        "keys.tls_private_key",
+        "path",
+        "tls.key",
+        "Its private key (PEM).",
+        "tls_private_key_path",
+    ),
+    Setting(
+        "registration.mode",
+        "choice",
+        "closed",
+        "Who may create accounts through `POST /_matrix/client/v3/register`: `closed`"
+        " (nobody: accounts come from `relay user add`), `token` (anyone holding a token from"
+        " `relay token add`; UIA stage `m.login.registration_token`), `open` (anyone; UIA"
+        " stage `m.login.dummy`; labs only). Guest accounts are never offered.",
+        "registration",
+        choices=REGISTRATION_MODES,
+    ),
+    Setting(
+        "registration.shared_secret",
+        "string",
+        "",
+        "Secret for Synapse-style shared-secret registration, `/_synapse/admin/v1/register`"
+        " (HMAC-SHA1, as Synapse's `register_new_matrix_user`). Works whatever"
+        " `registration.mode` says; empty disables the endpoint.",
+        "registration_shared_secret",
+    ),
+    *_limit("login", 0.5, 10, "Requests per second to `/login`, per client address."),
+    *_limit(
+        "register",
+        0.5,
+        10,
+        "Requests per second to `/register`, `/register/available` and token validity"
+        " checks, per client address.",
+    ),
+    *_limit("send", 20.0, 100, "Events sent per second, per user."),
+    Setting(
+        "logging.level",
+        "choice_upper",
+        "INFO",
+        "`DEBUG`, `INFO`, `WARNING` or `ERROR`.",
+        "log_level",
+        choices=LOG_LEVELS,
+    ),
 )
+
+SETTINGS_BY_PATH: dict[str, Setting] = {s.path: s for s in SETTINGS}
+#: The tables of relay.toml, in the order `relay init` writes them.
+SECTIONS: tuple[str, ...] = tuple(dict.fromkeys(s.section for s in SETTINGS if s.section))
+
+
+def _default(path: str) -> Any:
+    return SETTINGS_BY_PATH[path].default
+
+
+# ---------------------------------------------------------------------------------------
+# What the settings fill
 
 
 @dataclass(frozen=True, slots=True)
 class MediaConfig:
     """[media]: the content repository (relay/media)."""
 
-    max_upload_bytes: int = 50 * MIB
+    max_upload_bytes: int = _default("media.max_upload_bytes")
     #: Relative to the data dir.
-    store_path: str = "media"
+    store_path: str = _default("media.store_path")
     #: Media cached from other servers is dropped, least recently used first, beyond this.
-    remote_cache_max_bytes: int = 1024 * MIB
+    remote_cache_max_bytes: int = _default("media.remote_cache_max_bytes")
     #: "WIDTHxHEIGHT crop|scale": the sizes thumbnails are made at (requests snap to one).
     thumbnail_sizes: tuple = ()
     #: Images with more pixels are not thumbnailed (M_TOO_LARGE); decoding one takes up to
     #: 4 bytes a pixel (128 MB at the default), one thumbnail at a time.
-    max_image_pixels: int = 32_000_000
+    max_image_pixels: int = _default("media.max_image_pixels")
 
 
 @dataclass(frozen=True, slots=True)
 class Config:
+    """The parsed relay.toml; each field is documented by its row in `SETTINGS`."""
+
     data_dir: Path
     server_name: str
     client_listen: Listen
@@ -93,44 +501,36 @@ class Config:
     tls_certificate_path: Path
     tls_private_key_path: Path
     database_path: Path
-    synchronous: str = "FULL"
+    synchronous: str = _default("storage.synchronous")
     #: listeners.metrics: Prometheus `/metrics` (relay/web/metrics.py); None: off.
     metrics_listen: Listen | None = None
-    #: [storage] housekeeping_interval_seconds: how often old dedupe rows are deleted
-    #: (relay/runtime/housekeeping.py); the first run is a minute after start, or sooner if shorter.
-    housekeeping_interval_seconds: float = 3600.0
+    #: (relay/runtime/housekeeping.py)
+    housekeeping_interval_seconds: float = _default("storage.housekeeping_interval_seconds")
     upstream: str | None = None
     upstream_url: str | None = None
     ca_file: Path | None = None
-    verify_tls: bool = True
-    log_level: str = "INFO"
+    verify_tls: bool = _default("federation.verify_tls")
+    log_level: str = _default("logging.level")
     federation_map: dict[str, str] = field(default_factory=dict)
     #: action -> (requests per second, burst); per_second 0 disables the limit.
     rate_limits: dict[str, tuple[float, int]] = field(default_factory=dict)
-    #: "closed" (default), "token" (registration tokens required) or "open" (labs).
-    registration: str = "closed"
+    registration: str = _default("registration.mode")
     registration_shared_secret: str | None = None
-    #: Outbound federation: backoff bounds and how often failing peers are probed.
-    retry_min_seconds: float = 1.0
-    retry_max_seconds: float = 30.0
-    probe_interval_seconds: float = 2.0
-    #: How many missing events we fetch to close one gap before giving up.
-    gap_fill_cap: int = 10_000
-    #: Notaries asked for a server's keys when it can't be reached itself:
+    retry_min_seconds: float = _default("federation.retry_min_seconds")
+    retry_max_seconds: float = _default("federation.retry_max_seconds")
+    probe_interval_seconds: float = _default("federation.probe_interval_seconds")
+    gap_fill_cap: int = _default("federation.gap_fill_cap")
     #: server name -> {key id: unpadded base64 verify key} (empty: trust its published keys).
     trusted_key_servers: dict[str, dict[str, str]] = field(default_factory=dict)
     media: MediaConfig = field(default_factory=MediaConfig)
-    #: [mesh]: LAN peers over mDNS (relay/mesh). interfaces: names or addresses; () = every
-    #: LAN interface. trusted: server name -> pinned ed25519 verify key (unpadded base64).
-    mesh_enabled: bool = True
+    mesh_enabled: bool = _default("mesh.enabled")
     mesh_interfaces: tuple[str, ...] = ()
+    #: server name -> pinned ed25519 verify key (unpadded base64).
     mesh_trusted: dict[str, str] = field(default_factory=dict)
-    mesh_announce_interval_seconds: float = 15.0
-    mesh_liveness_interval_seconds: float = 3.0
-    #: [mesh] policy: "open" federates with anyone; "pinned" only with the upstream,
-    #: [federation.servers], pinned mesh peers and servers reached through them
-    #: (relay/federation/peer_policy.py).
-    mesh_policy: str = "open"
+    mesh_announce_interval_seconds: float = _default("mesh.announce_interval_seconds")
+    mesh_liveness_interval_seconds: float = _default("mesh.liveness_interval_seconds")
+    #: relay/federation/peer_policy.py
+    mesh_policy: str = _default("mesh.policy")
 
     @property
     def media_store(self) -> Path:
@@ -138,294 +538,111 @@ class Config:
         return self.data_dir / self.media.store_path
 
 
-DEFAULT_RATE_LIMITS: dict[str, tuple[float, int]] = {
-    "login": (0.5, 10),
-    "send": (20.0, 100),
-    "register": (0.5, 10),
-}
-REGISTRATION_MODES = ("closed", "token", "open")
-MESH_POLICIES = ("open", "pinned")
-#: [federation] numeric keys: default, minimum.
-FEDERATION_NUMBERS: dict[str, tuple[float, float]] = {
-    "retry_min_seconds": (1.0, 0.1),
-    "retry_max_seconds": (30.0, 0.1),
-    "probe_interval_seconds": (2.0, 0.1),
-    "gap_fill_cap": (10_000, 10),
-}
+# ---------------------------------------------------------------------------------------
+# Parsers: (setting, value in the file or its default, data dir) -> the attribute's value.
+# Strings: an empty string means the default.
+
+Parser = Callable[[Setting, Any, Path], Any]
 
 
-def _table(doc: dict[str, Any], name: str) -> dict[str, Any]:
-    value = doc.get(name, {})
-    if not isinstance(value, dict):
-        raise ConfigError(f"[{name}] must be a table")
+def _string(s: Setting, value: Any, data_dir: Path) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{s.path} must be a string")
+    return value or s.default or None
+
+
+def _path(s: Setting, value: Any, data_dir: Path) -> Path:
+    return data_dir / (_string(s, value, data_dir) or s.default)
+
+
+def _optional_path(s: Setting, value: Any, data_dir: Path) -> Path | None:
+    text = _string(s, value, data_dir)
+    return data_dir / text if text else None
+
+
+def _bool(s: Setting, value: Any, data_dir: Path) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{s.path} must be true or false")
     return value
 
 
-def _str(table: dict[str, Any], key: str, where: str, default: str | None = None) -> str | None:
-    value = table.get(key, default)
-    if value is not None and not isinstance(value, str):
-        raise ConfigError(f"{where}{key} must be a string")
-    return value or None
+def _number(s: Setting, value: Any, data_dir: Path) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{s.path} must be a number >= {s.minimum}")
+    if s.minimum is not None and value < s.minimum:
+        raise ConfigError(f"{s.path} must be a number >= {s.minimum}")
+    return s.cast(value)
 
 
-def _unknown_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
-    extra = sorted(set(table) - allowed)
-    if extra:
-        raise ConfigError(f"unknown key {where}{extra[0]}")
+def _integer(s: Setting, value: Any, data_dir: Path) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{s.path} must be an integer >= {s.minimum}")
+    if s.minimum is not None and value < s.minimum:
+        raise ConfigError(f"{s.path} must be an integer >= {s.minimum}")
+    return value
 
 
-def load_config(data_dir: Path) -> Config:
-    """Read and validate `data_dir/relay.toml`."""
-    path = data_dir / CONFIG_FILE
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no relay here (run `relay init` first)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return config_from_dict(doc, data_dir)
+def _choice(s: Setting, value: Any, data_dir: Path, upper: bool = False) -> str:
+    text = _string(s, value, data_dir) or s.default
+    if upper:
+        text = text.upper()
+    if text not in s.choices:
+        raise ConfigError(f"{s.path} must be one of {', '.join(s.choices)}")
+    return text
 
 
-def config_from_dict(doc: dict[str, Any], data_dir: Path) -> Config:
-    _unknown_keys(
-        doc,
-        {
-            "server_name",
-            "listeners",
-            "federation",
-            "storage",
-            "keys",
-            "logging",
-            "limits",
-            "registration",
-            "media",
-            "mesh",
-        },
-        "",
-    )
-    server_name = _str(doc, "server_name", "")
-    if not server_name:
+def _choice_upper(s: Setting, value: Any, data_dir: Path) -> str:
+    return _choice(s, value, data_dir, upper=True)
+
+
+def _server_name(s: Setting, value: Any, data_dir: Path) -> str:
+    name = _string(s, value, data_dir)
+    if not name:
         raise ConfigError("server_name is missing")
-    if not is_valid_server_name(server_name):
-        raise ConfigError(f"server_name {server_name!r} is not a valid Matrix server name")
+    if not is_valid_server_name(name):
+        raise ConfigError(f"server_name {name!r} is not a valid Matrix server name")
+    return name
 
-    listeners = _table(doc, "listeners")
-    _unknown_keys(listeners, {"client", "federation", "metrics"}, "listeners.")
-    client = parse_listen(
-        _str(listeners, "client", "listeners.", DEFAULT_CLIENT_LISTEN) or "", "listeners.client"
-    )
-    federation = parse_listen(
-        _str(listeners, "federation", "listeners.", DEFAULT_FEDERATION_LISTEN) or "",
-        "listeners.federation",
-    )
 
-    metrics_text = _str(listeners, "metrics", "listeners.")
-    metrics = parse_listen(metrics_text, "listeners.metrics") if metrics_text else None
+def _listen(s: Setting, value: Any, data_dir: Path) -> Listen:
+    return parse_listen(_string(s, value, data_dir) or "", s.path)
+
+
+def _metrics_listen(s: Setting, value: Any, data_dir: Path) -> Listen | None:
+    text = _string(s, value, data_dir)
+    metrics = parse_listen(text, s.path) if text else None
     if metrics is not None and not _is_loopback(metrics.host):
         raise ConfigError(
-            "listeners.metrics must be a loopback address (127.0.0.0/8, ::1 or localhost):"
+            f"{s.path} must be a loopback address (127.0.0.0/8, ::1 or localhost):"
             " the figures name the servers this relay talks to"
         )
+    return metrics
 
-    fed = _table(doc, "federation")
-    _unknown_keys(
-        fed,
-        {
-            "upstream",
-            "upstream_url",
-            "ca_file",
-            "verify_tls",
-            "servers",
-            "trusted_key_servers",
-            *FEDERATION_NUMBERS,
-        },
-        "federation.",
-    )
-    numbers: dict[str, float] = {}
-    for key, (default, minimum) in FEDERATION_NUMBERS.items():
-        value = fed.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-            raise ConfigError(f"federation.{key} must be a number >= {minimum}")
-        numbers[key] = value
-    upstream = _str(fed, "upstream", "federation.")
+
+def _upstream(s: Setting, value: Any, data_dir: Path) -> str | None:
+    upstream = _string(s, value, data_dir)
     if upstream is not None and not is_valid_server_name(upstream):
-        raise ConfigError(f"federation.upstream {upstream!r} is not a valid Matrix server name")
-    upstream_url = _str(fed, "upstream_url", "federation.")
-    if upstream_url is not None and not upstream_url.startswith(("https://", "http://")):
-        raise ConfigError("federation.upstream_url must start with https://")
-    ca_file_text = _str(fed, "ca_file", "federation.")
-    verify_tls = fed.get("verify_tls", True)
-    if not isinstance(verify_tls, bool):
-        raise ConfigError("federation.verify_tls must be true or false")
-    servers = fed.get("servers", {})
-    if not isinstance(servers, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in servers.items()
+        raise ConfigError(f"{s.path} {upstream!r} is not a valid Matrix server name")
+    return upstream
+
+
+def _upstream_url(s: Setting, value: Any, data_dir: Path) -> str | None:
+    url = _string(s, value, data_dir)
+    if url is not None and not url.startswith(("https://", "http://")):
+        raise ConfigError(f"{s.path} must start with https://")
+    return url
+
+
+def _server_map(s: Setting, value: Any, data_dir: Path) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
-        raise ConfigError("federation.servers must map server names to base URLs")
-    trusted_key_servers = _trusted_key_servers(fed.get("trusted_key_servers", {}))
-
-    storage = _table(doc, "storage")
-    _unknown_keys(storage, {"database", "synchronous", "housekeeping_interval_seconds"}, "storage.")
-    synchronous = (_str(storage, "synchronous", "storage.", "FULL") or "FULL").upper()
-    if synchronous not in SYNCHRONOUS_MODES:
-        raise ConfigError(f"storage.synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
-    housekeeping_interval = storage.get("housekeeping_interval_seconds", 3600.0)
-    if (
-        isinstance(housekeeping_interval, bool)
-        or not isinstance(housekeeping_interval, int | float)
-        or housekeeping_interval < 0.1
-    ):
-        raise ConfigError("storage.housekeeping_interval_seconds must be a number >= 0.1")
-
-    keys = _table(doc, "keys")
-    _unknown_keys(keys, {"signing_key", "tls_certificate", "tls_private_key"}, "keys.")
-
-    logging_table = _table(doc, "logging")
-    _unknown_keys(logging_table, {"level"}, "logging.")
-    level = (_str(logging_table, "level", "logging.", "INFO") or "INFO").upper()
-    if level not in LOG_LEVELS:
-        raise ConfigError(f"logging.level must be one of {', '.join(LOG_LEVELS)}")
-
-    limits_table = _table(doc, "limits")
-    rate_limits = dict(DEFAULT_RATE_LIMITS)
-    for action in rate_limits:
-        for suffix in ("per_second", "burst"):
-            if f"{action}_{suffix}" in limits_table:
-                value = limits_table[f"{action}_{suffix}"]
-                if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                    raise ConfigError(f"limits.{action}_{suffix} must be a number >= 0")
-        rate_limits[action] = (
-            float(limits_table.get(f"{action}_per_second", rate_limits[action][0])),
-            int(limits_table.get(f"{action}_burst", rate_limits[action][1])),
-        )
-    _unknown_keys(
-        limits_table,
-        {f"{a}_{s}" for a in DEFAULT_RATE_LIMITS for s in ("per_second", "burst")},
-        "limits.",
-    )
-
-    registration_table = _table(doc, "registration")
-    _unknown_keys(registration_table, {"mode", "shared_secret"}, "registration.")
-    registration = _str(registration_table, "mode", "registration.", "closed") or "closed"
-    if registration not in REGISTRATION_MODES:
-        raise ConfigError(f"registration.mode must be one of {', '.join(REGISTRATION_MODES)}")
-    shared_secret = _str(registration_table, "shared_secret", "registration.")
-
-    mesh = _mesh(_table(doc, "mesh"))
-
-    media = _media(_table(doc, "media"))
-
-    def path_of(table: dict[str, Any], key: str, where: str, default: str) -> Path:
-        return data_dir / (_str(table, key, where, default) or default)
-
-    return Config(
-        data_dir=data_dir,
-        server_name=server_name,
-        client_listen=client,
-        federation_listen=federation,
-        metrics_listen=metrics,
-        signing_key_path=path_of(keys, "signing_key", "keys.", "signing.key"),
-        tls_certificate_path=path_of(keys, "tls_certificate", "keys.", "tls.crt"),
-        tls_private_key_path=path_of(keys, "tls_private_key", "keys.", "tls.key"),
-        database_path=path_of(storage, "database", "storage.", "relay.db"),
-        synchronous=synchronous,
-        housekeeping_interval_seconds=float(housekeeping_interval),
-        upstream=upstream,
-        upstream_url=upstream_url,
-        ca_file=(data_dir / ca_file_text) if ca_file_text else None,
-        verify_tls=verify_tls,
-        log_level=level,
-        federation_map=dict(servers),
-        rate_limits=rate_limits,
-        registration=registration,
-        registration_shared_secret=shared_secret,
-        retry_min_seconds=float(numbers["retry_min_seconds"]),
-        retry_max_seconds=float(numbers["retry_max_seconds"]),
-        probe_interval_seconds=float(numbers["probe_interval_seconds"]),
-        gap_fill_cap=int(numbers["gap_fill_cap"]),
-        trusted_key_servers=trusted_key_servers,
-        media=media,
-        **mesh,
-    )
+        raise ConfigError(f"{s.path} must map server names to base URLs")
+    return dict(value)
 
 
-#: [mesh] numeric keys: default, minimum.
-MESH_NUMBERS: dict[str, tuple[float, float]] = {
-    "announce_interval_seconds": (15.0, 1.0),
-    "liveness_interval_seconds": (3.0, 0.5),
-}
-
-
-def _mesh(table: dict[str, Any]) -> dict[str, Any]:
-    """The [mesh] table as Config fields."""
-    _unknown_keys(table, {"enabled", "interfaces", "trusted", "policy", *MESH_NUMBERS}, "mesh.")
-    enabled = table.get("enabled", True)
-    if not isinstance(enabled, bool):
-        raise ConfigError("mesh.enabled must be true or false")
-    policy = _str(table, "policy", "mesh.", "open") or "open"
-    if policy not in MESH_POLICIES:
-        raise ConfigError(f"mesh.policy must be one of {', '.join(MESH_POLICIES)}")
-    interfaces = table.get("interfaces", [])
-    if not isinstance(interfaces, list) or not all(isinstance(i, str) and i for i in interfaces):
-        raise ConfigError("mesh.interfaces must be a list of interface names or addresses")
-    trusted = table.get("trusted", {})
-    if not isinstance(trusted, dict):
-        raise ConfigError("mesh.trusted must map server names to verify keys")
-    for name, key in trusted.items():
-        if not is_valid_server_name(name):
-            raise ConfigError(f"mesh.trusted: {name!r} is not a valid Matrix server name")
-        if not isinstance(key, str):
-            raise ConfigError(f"mesh.trusted.{name} must be a base64 verify key")
-        try:
-            decode_verify_key_base64(key)
-        except ValueError as exc:
-            raise ConfigError(f"mesh.trusted.{name}: {exc}") from None
-    numbers: dict[str, float] = {}
-    for key, (default, minimum) in MESH_NUMBERS.items():
-        value = table.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-            raise ConfigError(f"mesh.{key} must be a number >= {minimum}")
-        numbers[key] = float(value)
-    return {
-        "mesh_enabled": enabled,
-        "mesh_interfaces": tuple(interfaces),
-        "mesh_trusted": {name: key.rstrip("=") for name, key in trusted.items()},
-        "mesh_announce_interval_seconds": numbers["announce_interval_seconds"],
-        "mesh_liveness_interval_seconds": numbers["liveness_interval_seconds"],
-        "mesh_policy": policy,
-    }
-
-
-def _media(table: dict[str, Any]) -> MediaConfig:
-    """The [media] table."""
-    from relay.media.thumbnails import parse_size
-
-    defaults = MediaConfig()
-    numbers = {"max_upload_bytes": 1, "remote_cache_max_bytes": 0, "max_image_pixels": 1}
-    _unknown_keys(table, {"store_path", "thumbnail_sizes", *numbers}, "media.")
-    values: dict[str, Any] = {}
-    for key, minimum in numbers.items():
-        value = table.get(key, getattr(defaults, key))
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ConfigError(f"media.{key} must be an integer >= {minimum}")
-        values[key] = value
-    store_path = _str(table, "store_path", "media.", defaults.store_path) or "media"
-    sizes = table.get("thumbnail_sizes", list(DEFAULT_THUMBNAIL_SIZES))
-    if not isinstance(sizes, list) or not sizes or not all(isinstance(s, str) for s in sizes):
-        raise ConfigError('media.thumbnail_sizes must be a list like ["96x96 crop"]')
-    try:
-        parsed = tuple(parse_size(s) for s in sizes)
-    except ValueError as exc:
-        raise ConfigError(f"media.thumbnail_sizes: {exc}") from None
-    return MediaConfig(store_path=store_path, thumbnail_sizes=parsed, **values)
-
-
-def _trusted_key_servers(value: Any) -> dict[str, dict[str, str]]:
-    where = "federation.trusted_key_servers"
+def _trusted_key_servers(s: Setting, value: Any, data_dir: Path) -> dict[str, dict[str, str]]:
+    where = s.path
     if not isinstance(value, dict):
         raise ConfigError(f"{where} must map server names to {{key id = verify key}} tables")
     result: dict[str, dict[str, str]] = {}
@@ -445,9 +662,178 @@ def _trusted_key_servers(value: Any) -> dict[str, dict[str, str]]:
     return result
 
 
-def _toml_str(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
+def _interfaces(s: Setting, value: Any, data_dir: Path) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(i, str) and i for i in value):
+        raise ConfigError(f"{s.path} must be a list of interface names or addresses")
+    return tuple(value)
+
+
+def _mesh_trusted(s: Setting, value: Any, data_dir: Path) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{s.path} must map server names to verify keys")
+    for name, key in value.items():
+        if not is_valid_server_name(name):
+            raise ConfigError(f"{s.path}: {name!r} is not a valid Matrix server name")
+        if not isinstance(key, str):
+            raise ConfigError(f"{s.path}.{name} must be a base64 verify key")
+        try:
+            decode_verify_key_base64(key)
+        except ValueError as exc:
+            raise ConfigError(f"{s.path}.{name}: {exc}") from None
+    return {name: key.rstrip("=") for name, key in value.items()}
+
+
+def _thumbnail_sizes(s: Setting, value: Any, data_dir: Path) -> tuple[Any, ...]:
+    from relay.media.thumbnails import parse_size
+
+    if not isinstance(value, list) or not value or not all(isinstance(x, str) for x in value):
+        raise ConfigError(f'{s.path} must be a list like ["96x96 crop"]')
+    try:
+        return tuple(parse_size(x) for x in value)
+    except ValueError as exc:
+        raise ConfigError(f"{s.path}: {exc}") from None
+
+
+PARSERS: dict[str, Parser] = {
+    "string": _string,
+    "path": _path,
+    "optional_path": _optional_path,
+    "bool": _bool,
+    "number": _number,
+    "integer": _integer,
+    "choice": _choice,
+    "choice_upper": _choice_upper,
+    "server_name": _server_name,
+    "listen": _listen,
+    "metrics_listen": _metrics_listen,
+    "upstream": _upstream,
+    "upstream_url": _upstream_url,
+    "server_map": _server_map,
+    "trusted_key_servers": _trusted_key_servers,
+    "interfaces": _interfaces,
+    "mesh_trusted": _mesh_trusted,
+    "thumbnail_sizes": _thumbnail_sizes,
+}
+
+
+# ---------------------------------------------------------------------------------------
+# Reading
+
+
+def load_config(data_dir: Path) -> Config:
+    """Read and validate `data_dir/relay.toml`."""
+    path = data_dir / CONFIG_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no relay here (run `relay init` first)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return config_from_dict(doc, data_dir)
+
+
+def _unknown_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
+    extra = sorted(set(table) - allowed)
+    if extra:
+        raise ConfigError(f"unknown key {where}{extra[0]}")
+
+
+def _tables(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Section name ("" for the top level) -> its table, each checked for unknown keys."""
+    top = {s.key for s in SETTINGS if not s.section}
+    _unknown_keys(doc, top | set(SECTIONS), "")
+    tables: dict[str, dict[str, Any]] = {"": doc}
+    for section in SECTIONS:
+        value = doc.get(section, {})
+        if not isinstance(value, dict):
+            raise ConfigError(f"[{section}] must be a table")
+        _unknown_keys(value, {s.key for s in SETTINGS if s.section == section}, section + ".")
+        tables[section] = value
+    return tables
+
+
+def config_from_dict(doc: dict[str, Any], data_dir: Path) -> Config:
+    """The Config a parsed relay.toml describes, every setting checked by its parser."""
+    tables = _tables(doc)
+    fields: dict[str, Any] = {}
+    media: dict[str, Any] = {}
+    rate_limits: dict[str, dict[str, Any]] = {}
+    for s in SETTINGS:
+        value = PARSERS[s.kind](s, tables[s.section].get(s.key, s.default), data_dir)
+        owner, _, rest = s.attr.partition(".")
+        if owner == "media":
+            media[rest] = value
+        elif owner == "rate_limits":
+            action, _, half = rest.partition(".")
+            rate_limits.setdefault(action, {})[half] = value
+        else:
+            fields[s.attr] = value
+    return Config(
+        data_dir=data_dir,
+        media=MediaConfig(**media),
+        rate_limits={a: (float(r["per_second"]), int(r["burst"])) for a, r in rate_limits.items()},
+        **fields,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Writing: relay.toml for `relay init`, and the README's table
+
+
+def toml_value(value: Any) -> str:
+    """A TOML literal for a setting's value (strings, booleans, numbers, lists, tables)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        pairs = ", ".join(f"{toml_value(str(k))} = {toml_value(v)}" for k, v in value.items())
+        return "{ " + pairs + " }" if pairs else "{}"
+    raise TypeError(f"no TOML literal for {value!r}")
+
+
+def _comment(doc: str) -> list[str]:
+    return textwrap.wrap(
+        doc.replace("`", ""),
+        86,
+        initial_indent="# ",
+        subsequent_indent="# ",
+        break_on_hyphens=False,
+    )
+
+
+def render_settings(values: dict[str, Any]) -> str:
+    """relay.toml with every setting, `values` (TOML path -> value) over the defaults."""
+    unknown = sorted(set(values) - set(SETTINGS_BY_PATH))
+    if unknown:
+        raise ValueError(f"not a setting: {unknown[0]}")
+    lines = ["# edge-relay configuration. Every key is described in README.md.", ""]
+    for section in ("", *SECTIONS):
+        rows = [s for s in SETTINGS if s.section == section]
+        if section:
+            lines.append(f"[{section}]")
+        for s in rows:
+            if not s.is_table:
+                lines += [
+                    *_comment(s.doc),
+                    f"{s.key} = {toml_value(values.get(s.path, s.default))}",
+                ]
+        lines.append("")
+        for s in rows:
+            if s.is_table:
+                lines += [f"[{s.path}]", *_comment(s.doc)]
+                for name, value in values.get(s.path, s.default).items():
+                    lines.append(f"{toml_value(str(name))} = {toml_value(value)}")
+                lines.append("")
+    return "\n".join(lines)
 
 
 def render_config(
@@ -464,105 +850,56 @@ def render_config(
     mesh_policy: str = "open",
 ) -> str:
     """The text `relay init` writes: every key present, with a comment saying what it does."""
-    lines = [
-        "# edge-relay configuration. Every key is described in README.md.",
-        "",
-        "# This relay's Matrix server name: the part after ':' in its user ids.",
-        f"server_name = {_toml_str(server_name)}",
-        "",
-        "[listeners]",
-        "# Client-Server API, plain HTTP (put a TLS proxy in front when not on localhost).",
-        f"client = {_toml_str(client_listen)}",
-        "# Server-Server API and key server, TLS with keys.tls_certificate.",
-        f"federation = {_toml_str(federation_listen)}",
-        '# Prometheus /metrics, plain HTTP, loopback only, e.g. "127.0.0.1:9101"; empty: off.',
-        'metrics = ""',
-        "",
-        "[federation]",
-        "# The organisation's upstream homeserver (server name), if any.",
-        f"upstream = {_toml_str(upstream or '')}",
-        "# Base URL of the upstream's federation API, overriding discovery.",
-        f"upstream_url = {_toml_str(upstream_url or '')}",
-        "# Extra CA certificates (PEM) trusted for outbound federation TLS.",
-        f"ca_file = {_toml_str(ca_file or '')}",
-        "# Verify peers' TLS certificates. false is for labs only; the relay warns at start.",
-        f"verify_tls = {'true' if verify_tls else 'false'}",
-        "# Outbound retries back off from retry_min_seconds, doubling, to retry_max_seconds;",
-        "# unreachable destinations (and the upstream) are probed every probe_interval_seconds",
-        "# and flushed as soon as they answer. Nothing queued is ever dropped.",
-        "retry_min_seconds = 1.0",
-        "retry_max_seconds = 30.0",
-        "probe_interval_seconds = 2.0",
-        "# Missing events fetched to close one gap in a room's history before giving up.",
-        "gap_fill_cap = 10000",
-        "",
-        "[federation.servers]",
-        '# Static map of server name -> base URL, e.g. "hq.example" = "https://10.0.0.5:8448"',
-        "",
-        "[federation.trusted_key_servers]",
-        "# Notaries asked for a server's keys when it can't be reached itself, each with its",
-        '# pinned keys, e.g. "hq.example" = { "ed25519:a_key" = "<base64 verify key>" }',
-        "",
-        "[mesh]",
-        "# LAN peers over mDNS: advertise and browse _matrix-relay._tcp.local. (README, Mesh).",
-        "enabled = true",
-        "# Interface names or addresses to use; empty: every LAN interface.",
-        "interfaces = [" + ", ".join(_toml_str(i) for i in mdns_interfaces) + "]",
-        "announce_interval_seconds = 15.0",
-        "liveness_interval_seconds = 3.0",
-        "# Whom we federate with. open: anyone, as a homeserver on the Internet would.",
-        "# pinned: only the upstream, [federation.servers], pinned peers and servers reached",
-        "# through them (sharing a room with one); everyone else gets 403 and nothing from us.",
-        f"policy = {_toml_str(mesh_policy)}",
-        "",
-        "[mesh.trusted]",
-        "# Pinned peers: server name -> its ed25519 verify key (base64), e.g.",
-        '# "kit-b.lan" = "<verify key from `relay status` on kit-b>"',
-        "",
-        "[media]",
-        "# Largest upload accepted (bytes; M_TOO_LARGE beyond), and largest remote file cached.",
-        f"max_upload_bytes = {50 * MIB}",
-        "# Where files are stored, content-addressed (relative to the data dir).",
-        'store_path = "media"',
-        "# Media cached from other servers is dropped, least recently used first, beyond this.",
-        f"remote_cache_max_bytes = {1024 * MIB}",
-        "# Sizes thumbnails are made at (requests are answered by the nearest one).",
-        "thumbnail_sizes = [" + ", ".join(_toml_str(x) for x in DEFAULT_THUMBNAIL_SIZES) + "]",
-        "# Images with more pixels than this are not thumbnailed; decoding one takes up to",
-        "# 4 bytes a pixel (128 MB at 32000000), one thumbnail at a time.",
-        "max_image_pixels = 32000000",
-        "",
-        "[storage]",
-        'database = "relay.db"',
-        "# SQLite synchronous mode: FULL survives power loss; NORMAL may lose the last commits.",
-        'synchronous = "FULL"',
-        "# How often federation dedupe records older than a week (transaction ids, to-device",
-        "# message ids) are deleted; the first run is a minute after start. Client transaction",
-        "# ids are kept: a retry must never duplicate.",
-        "housekeeping_interval_seconds = 3600.0",
-        "",
-        "[keys]",
-        'signing_key = "signing.key"',
-        'tls_certificate = "tls.crt"',
-        'tls_private_key = "tls.key"',
-        "",
-        "[registration]",
-        "# closed: only `relay user add`; token: registration tokens required; open: labs only.",
-        f"mode = {_toml_str(registration)}",
-        "# Secret for Synapse-style /_synapse/admin/v1/register (empty: endpoint disabled).",
-        'shared_secret = ""',
-        "",
-        "[limits]",
-        "# Requests per second and burst, per client address (login, register) or user (send).",
-        "login_per_second = 0.5",
-        "login_burst = 10",
-        "register_per_second = 0.5",
-        "register_burst = 10",
-        "send_per_second = 20.0",
-        "send_burst = 100",
-        "",
-        "[logging]",
-        'level = "INFO"',
-        "",
-    ]
-    return "\n".join(lines)
+    return render_settings(
+        {
+            "server_name": server_name,
+            "listeners.client": client_listen,
+            "listeners.federation": federation_listen,
+            "federation.upstream": upstream or "",
+            "federation.upstream_url": upstream_url or "",
+            "federation.ca_file": ca_file or "",
+            "federation.verify_tls": verify_tls,
+            "registration.mode": registration,
+            "mesh.interfaces": list(mdns_interfaces),
+            "mesh.policy": mesh_policy,
+        }
+    )
+
+
+def _kind_text(s: Setting) -> str:
+    if s.choices:
+        return " \\| ".join(f"`{c}`" for c in s.choices)
+    text = {
+        "number": "integer" if s.cast is int else "number",
+        "integer": "integer",
+        "bool": "boolean",
+        "listen": "`HOST:PORT`",
+        "metrics_listen": "`HOST:PORT`",
+        "path": "path",
+        "optional_path": "path",
+        "interfaces": "list of strings",
+        "thumbnail_sizes": "list of strings",
+        "server_map": "table",
+        "trusted_key_servers": "table of tables",
+        "mesh_trusted": "table",
+    }.get(s.kind, "string")
+    return f"{text} ≥ {s.minimum}" if s.minimum is not None else text
+
+
+def _default_text(s: Setting) -> str:
+    if s.shown_default is not None:
+        return s.shown_default
+    if s.default == "":
+        return "empty"
+    if isinstance(s.default, str):
+        return f"`{s.default}`"
+    return f"`{toml_value(s.default)}`"
+
+
+def readme_table() -> str:
+    """The README's configuration table (between its config-table markers)."""
+    lines = ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
+    for s in SETTINGS:
+        doc = s.doc.replace("|", "\\|")
+        lines.append(f"| `{s.path}` | {_kind_text(s)} | {_default_text(s)} | {doc} |")
+    return "\n".join(lines) + "\n"
