@@ -1,4 +1,4 @@
-"""relay/config.py's table of settings: every row round-trips through the file `relay init`
+"""relay/config/table.py's table of settings: every row round-trips through the file `relay init`
 writes, unknown keys, wrong types and out-of-bounds numbers are errors naming the key,
 and the README's configuration table is the one the table renders."""
 
