@@ -29,7 +29,7 @@ WEB_SOURCES := $(WEB_DIR)/package.json $(WEB_DIR)/package-lock.json $(WEB_DIR)/b
 # Where `make run` serves the web client (relay init's default client listener).
 CLIENT_LISTEN ?= 127.0.0.1:8008
 
-.PHONY: run test setup clients synapse bench lint format clean image image-test image-e2e webclient
+.PHONY: fuzz run test setup clients synapse bench lint format clean image image-test image-e2e webclient
 
 # Host packages (Debian, apt, as root): tools/host/packages.txt is the one list; deps.sh
 # installs what a group needs and is missing.
@@ -96,6 +96,14 @@ test: setup clients synapse webclient
 	  >firmware-image/build/prebuild.log 2>&1 </dev/null &
 	RELAY_IMAGE_TEST=1 RELAY_HOST_GROUPS="$(TEST_HOST_GROUPS)" \
 	  $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
+
+# The fuzzers of `make test` (client and federation endpoints, multipart media answers),
+# run longer: FUZZ_EXAMPLES examples of each kind.
+FUZZ_EXAMPLES ?= 1000
+fuzz: setup
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -p no:cacheprovider \
+	  tests/client/test_fuzz_bad_input.py tests/federation/test_fuzz_federation.py \
+	  tests/media/test_multipart_fuzz.py
 
 lint: setup
 	$(BIN)/ruff check .
