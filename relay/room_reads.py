@@ -38,6 +38,7 @@ from typing import Any, Literal, Protocol, TypeVar
 from relay.errors import NotFound
 from relay.events.pdu import Pdu
 from relay.filters import EventFilter
+from relay.relations import Aggregations, aggregations_txn
 from relay.rooms import RoomService
 from relay.visibility import (
     StateMap,
@@ -79,6 +80,8 @@ class ReadEvent:
     prev_content: dict[str, Any] | None = None
     #: The reader's own transaction id, when the reader's device sent it.
     txn_id: str | None = None
+    #: Bundled aggregations (`unsigned["m.relations"]`), when it has any.
+    relations: Aggregations | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,9 +148,13 @@ def decorate_txn(
     device_id: str | None,
     *,
     with_prev_content: bool = True,
+    viewer: Viewer | None = None,
 ) -> list[ReadEvent]:
     """Attach redactions, prev_content of state events (timeline only: it costs a state
-    lookup per event) and the reader's own txn ids."""
+    lookup per event), the reader's own txn ids and, given the `viewer`, the bundled
+    aggregations (relay/relations.py)."""
+    pdus = list(pdus)
+    bundled = aggregations_txn(conn, rooms, viewer, pdus) if viewer is not None else {}
     out = []
     for pdu in pdus:
         prev_content = None
@@ -160,7 +167,8 @@ def decorate_txn(
         txn_id = None
         if device_id is not None and pdu.sender == user_id:
             txn_id = rooms.txn_id_for_txn(conn, pdu.event_id, user_id, device_id)
-        out.append(ReadEvent(pdu, rooms.redacted_by_txn(conn, pdu.event_id), prev_content, txn_id))
+        redacted_by = rooms.redacted_by_txn(conn, pdu.event_id)
+        out.append(ReadEvent(pdu, redacted_by, prev_content, txn_id, bundled.get(pdu.event_id)))
     return out
 
 
@@ -321,7 +329,7 @@ def messages_txn(
     elif start is None:
         start = ROOM_START
     scan = _scan_txn(conn, rooms, viewer, direction, start, bound, limit, event_filter)
-    events = decorate_txn(conn, rooms, scan.pdus, viewer.user_id, device_id)
+    events = decorate_txn(conn, rooms, scan.pdus, viewer.user_id, device_id, viewer=viewer)
     state: list[ReadEvent] = []
     if event_filter.lazy_load_members and scan.pdus:
         state = _members_for_senders_txn(conn, rooms, scan.pdus)
@@ -378,7 +386,7 @@ def event_txn(
         or rooms.held_redaction_txn(conn, pdu)
     ):
         raise NotFound("Event not found.")
-    return decorate_txn(conn, rooms, [pdu], viewer.user_id, device_id)[0]
+    return decorate_txn(conn, rooms, [pdu], viewer.user_id, device_id, viewer=viewer)[0]
 
 
 def event_by_timestamp_txn(
@@ -439,8 +447,8 @@ def context_txn(
         state = [ReadEvent(p) for _, p in sorted(found.items()) if matches(event_filter, p)]
     return Context(
         event=event,
-        before=decorate_txn(conn, rooms, before.pdus, viewer.user_id, device_id),
-        after=decorate_txn(conn, rooms, after.pdus, viewer.user_id, device_id),
+        before=decorate_txn(conn, rooms, before.pdus, viewer.user_id, device_id, viewer=viewer),
+        after=decorate_txn(conn, rooms, after.pdus, viewer.user_id, device_id, viewer=viewer),
         start=before.cursor,
         end=after.cursor,
         state=state,

@@ -215,7 +215,7 @@ class SyncService:
             return store_state.get_current_state(reader.conn, room_id)
 
         room = RoomSync(
-            timeline=[reader.view(pdu, with_prev=True) for pdu in timeline],
+            timeline=reader.timeline_views(room_id, timeline, None),
             limited=limited,
             prev_batch=prev_batch,
             state=reader.state(room_id, timeline, current, since, full),
@@ -245,7 +245,7 @@ class SyncService:
         timeline, limited, prev_batch = reader.timeline(room_id, since, end, joined_now=False)
         full = since is None or params.full_state
         return RoomSync(
-            timeline=[reader.view(pdu, with_prev=True) for pdu in timeline],
+            timeline=reader.timeline_views(room_id, timeline, end),
             limited=limited,
             prev_batch=prev_batch,
             state=reader.state(

@@ -26,12 +26,14 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from relay.events.pdu import Pdu, strip_state_event
 from relay.filters import EventFilter, Filter
+from relay.relations import Aggregations, aggregations_txn
 from relay.rooms import RoomService
+from relay.visibility import Viewer
 from store import account_data as store_account_data
 from store import events as store_events
 from store import receipts as store_receipts
@@ -68,6 +70,8 @@ class EventView:
     txn_id: str | None = None
     prev_content: dict[str, Any] | None = None
     replaces_state: str | None = None
+    #: Bundled aggregations (`unsigned["m.relations"]`), when it has any.
+    relations: Aggregations | None = None
 
 
 @dataclass(slots=True)
@@ -159,6 +163,16 @@ class RoomReader:
             if replaces is not None:
                 prev_content = self._content(replaces)
         return EventView(pdu, redacted_by, txn_id, prev_content, replaces)
+
+    def timeline_views(self, room_id: str, pdus: list[Pdu], until: int | None) -> list[EventView]:
+        """The timeline's events as the client gets them, with their bundled aggregations
+        (relations up to `until`: the user's leave in a left room)."""
+        viewer = Viewer(self.user_id, room_id, until)
+        bundled = aggregations_txn(self.conn, self.rooms, viewer, pdus)
+        return [
+            replace(self.view(pdu, with_prev=True), relations=bundled.get(pdu.event_id))
+            for pdu in pdus
+        ]
 
     # -- the sections ---------------------------------------------------------------------
 

@@ -80,6 +80,7 @@ def client_events(events: Iterable[ReadEvent]) -> list[dict[str, Any]]:
                 redacted_because=because,
                 prev_content=event.prev_content,
                 transaction_id=event.txn_id,
+                relations=event.relations,
             )
         )
     return out

@@ -34,6 +34,7 @@ from relay.client import (
     push_rules,
     receipts,
     registration,
+    relations,
     room_event_by_timestamp,
     room_send,
     rooms_read,
@@ -65,6 +66,7 @@ API_MODULES = [
     message_pagination,
     room_event_by_timestamp,
     rooms_read,
+    relations,
     directory,
     user_directory,
 ]

@@ -47,6 +47,7 @@ def render_event(view: EventView, now: int, sync_filter: Filter) -> dict[str, An
             prev_content=view.prev_content,
             transaction_id=view.txn_id,
             include_room_id=False,
+            relations=view.relations,
         )
         if view.replaces_state is not None:
             event["unsigned"]["replaces_state"] = view.replaces_state
