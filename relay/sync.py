@@ -214,8 +214,11 @@ class SyncService:
         def current() -> dict[tuple[str, str], str]:
             return store_state.get_current_state(reader.conn, room_id)
 
+        # As Synapse: aggregations only when the client lacks part of the story (a
+        # limited timeline, or a room it just joined); else it has every relation.
+        bundle = limited or (newly and params.since is not None)
         room = RoomSync(
-            timeline=reader.timeline_views(room_id, timeline, None),
+            timeline=reader.timeline_views(room_id, timeline, None, bundle=bundle),
             limited=limited,
             prev_batch=prev_batch,
             state=reader.state(room_id, timeline, current, since, full),
@@ -245,7 +248,7 @@ class SyncService:
         timeline, limited, prev_batch = reader.timeline(room_id, since, end, joined_now=False)
         full = since is None or params.full_state
         return RoomSync(
-            timeline=reader.timeline_views(room_id, timeline, end),
+            timeline=reader.timeline_views(room_id, timeline, end, bundle=limited),
             limited=limited,
             prev_batch=prev_batch,
             state=reader.state(

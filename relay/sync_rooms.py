@@ -164,11 +164,13 @@ class RoomReader:
                 prev_content = self._content(replaces)
         return EventView(pdu, redacted_by, txn_id, prev_content, replaces)
 
-    def timeline_views(self, room_id: str, pdus: list[Pdu], until: int | None) -> list[EventView]:
-        """The timeline's events as the client gets them, with their bundled aggregations
-        (relations up to `until`: the user's leave in a left room)."""
+    def timeline_views(
+        self, room_id: str, pdus: list[Pdu], until: int | None, *, bundle: bool
+    ) -> list[EventView]:
+        """The timeline's events as the client gets them, with (`bundle`) their bundled
+        aggregations (relations up to `until`: the user's leave in a left room)."""
         viewer = Viewer(self.user_id, room_id, until)
-        bundled = aggregations_txn(self.conn, self.rooms, viewer, pdus)
+        bundled = aggregations_txn(self.conn, self.rooms, viewer, pdus) if bundle else {}
         return [
             replace(self.view(pdu, with_prev=True), relations=bundled.get(pdu.event_id))
             for pdu in pdus
