@@ -8,6 +8,7 @@ user sees the same aggregations (the federation ingest path fills the index)."""
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -172,7 +173,7 @@ def _scenario(login: Callable[[str], MatrixUser]) -> dict[str, Any]:
     timeline = sync["rooms"]["join"][room]["timeline"]["events"]
     reads["sync, unlimited"] = [_event_shape(labels, e) for e in timeline if e["event_id"] == root]
     from_root = len(timeline) - [e["event_id"] for e in timeline].index(root)
-    limit = '{"room":{"timeline":{"limit":%d}}}' % from_root
+    limit = json.dumps({"room": {"timeline": {"limit": from_root}}})
     sync = bob.call("GET", "/sync", params={"filter": limit})
     timeline = sync["rooms"]["join"][room]["timeline"]["events"]
     assert sync["rooms"]["join"][room]["timeline"]["limited"]
