@@ -17,8 +17,8 @@ from relay.client.route import ClientRoute
 from relay.errors import BadJson, InvalidParam
 from relay.events.ids import is_valid_localpart
 from relay.events.room_versions import DEFAULT_ROOM_VERSION
-from relay.http import json_response, read_json_object
-from relay.rooms import PRESETS, RoomConfig
+from relay.rooms.service import PRESETS, RoomConfig
+from relay.runtime.http import json_response, read_json_object
 
 
 def _opt_str(body: dict[str, Any], key: str) -> str | None:

@@ -11,13 +11,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from relay import directory
 from relay.accounts import Requester
 from relay.client.auth import services_of
 from relay.client.route import ClientRoute
 from relay.errors import BadJson, InvalidParam, MissingParam, Unknown
 from relay.events.ids import is_valid_room_alias
-from relay.http import json_response, read_json_body, read_json_object
+from relay.rooms import directory
+from relay.runtime.http import json_response, read_json_body, read_json_object
 
 
 def _alias(request: Request, *, local: bool = False) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 from relay.events.pdu import Pdu, strip_state_event
 from relay.events.redaction import redact
-from relay.relations import Aggregations
+from relay.rooms.relations import Aggregations
 
 # Fields of a PDU that clients never see.
 

@@ -22,7 +22,7 @@ from relay.events.ids import (
     is_valid_server_name,
 )
 from relay.events.room_versions import room_version
-from relay.http import json_response, read_json_object
+from relay.runtime.http import json_response, read_json_object
 
 #: Room versions with the two shapes of room id: `!opaque:server` and `!hash` (v12).
 ROOM_ID_FORMS = [rv for rv in (room_version("11"), room_version("12")) if rv is not None]

@@ -6,7 +6,7 @@
 `next_batch` while more is left, `prev_batch` (the `from` given) and, with `recurse`,
 `recursion_depth`. `/threads` takes `include` (`all`|`participated`), `limit` (default
 5) and `from` (the `next_batch` of the previous page, `<depth>_<stream>` as Synapse's).
-The reading rules are relay/relation_reads.py's.
+The reading rules are relay/rooms/relation_reads.py's.
 
 Spec: https://spec.matrix.org/v1.16/client-server-api/#get_matrixclientv1roomsroomidrelationseventid
 (relations.yaml), https://spec.matrix.org/v1.16/client-server-api/#get_matrixclientv1roomsroomidthreads
@@ -26,9 +26,9 @@ from relay.client.message_pagination import client_events, parse_limit
 from relay.client.route import ClientRoute
 from relay.client.tokens import MAX_POSITION, parse_position, position_token
 from relay.errors import InvalidParam
-from relay.http import json_response
-from relay.relation_reads import relations_txn, threads_txn
-from relay.room_reads import read_as
+from relay.rooms.reads import read_as
+from relay.rooms.relation_reads import relations_txn, threads_txn
+from relay.runtime.http import json_response
 
 CLIENT_V1 = ("/_matrix/client/v1",)
 DEFAULT_LIMIT = 5

@@ -16,9 +16,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from relay.e2ee.to_device import EDU_TYPE as TO_DEVICE_EDU
 from relay.federation.acl import origin_allowed_txn
 from relay.services import Services
-from relay.to_device import EDU_TYPE as TO_DEVICE_EDU
 from store import events as store_events
 from store import receipts as store_receipts
 from store import rooms as store_rooms
@@ -121,7 +121,7 @@ EDU_HANDLERS: dict[str, Callable[[Services, str, dict[str, Any]], Awaitable[None
     "m.typing": _typing,
     "m.receipt": _receipt,
     "m.presence": _ignore,
-    # End-to-end encryption (relay/to_device.py, relay/device_lists.py).
+    # End-to-end encryption (relay/e2ee/to_device.py, relay/e2ee/device_lists.py).
     TO_DEVICE_EDU: _direct_to_device,
     "m.device_list_update": _device_list_update,
     "m.signing_key_update": _signing_key_update,

@@ -38,10 +38,11 @@ from relay.federation.acl import require_allowed_txn
 from relay.federation.ingest import BadPdu, parse_pdu
 from relay.federation.remote_membership import STRIPPED_TYPES
 from relay.federation.room_events import auth_chain_txn
-from relay.http import json_response, read_json_object
-from relay.remote_pdus import EventLoader, _auth_state_from, create_event_for
-from relay.rooms import insert_pdu_txn
-from relay.services import Services, now_ms
+from relay.rooms.remote_pdus import EventLoader, _auth_state_from, create_event_for
+from relay.rooms.service import insert_pdu_txn
+from relay.runtime.clock import now_ms
+from relay.runtime.http import json_response, read_json_object
+from relay.services import Services
 from store import accounts as store_accounts
 from store import events as store_events
 from store import rooms as store_rooms

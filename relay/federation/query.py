@@ -12,10 +12,10 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from relay import directory
 from relay.errors import InvalidParam, MissingParam, NotFound
 from relay.events.ids import parse_user_id
-from relay.http import json_response, read_json_object
+from relay.rooms import directory
+from relay.runtime.http import json_response, read_json_object
 from relay.services import Services
 
 

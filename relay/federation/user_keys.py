@@ -11,7 +11,7 @@ Inbound:
   with keys, and `stream_id`: the position of the user's last device list change, the
   same number our `m.device_list_update` EDUs carry.
 
-Outbound, `FederationRemoteKeys` is relay/device_lists.py's `RemoteKeys`: it answers
+Outbound, `FederationRemoteKeys` is relay/e2ee/device_lists.py's `RemoteKeys`: it answers
 None for a server that failed (unreachable, or an error), so the core never handles
 federation errors.
 
@@ -31,9 +31,9 @@ from starlette.responses import Response
 
 from relay.errors import InvalidParam
 from relay.federation.errors import PeerUnreachable, RemoteError
-from relay.http import json_response, read_json_object
+from relay.runtime.http import json_response, read_json_object
 from relay.services import Services
-from store import e2e_keys as store_e2e
+from store import e2ee_keys as store_e2e
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,6 @@ import logging
 import re
 import secrets
 import string
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -33,7 +32,6 @@ from typing import Any, Protocol
 import trio
 
 from relay.config import Config
-from relay.database import Database
 from relay.errors import (
     CannotOverwriteMedia,
     Forbidden,
@@ -58,6 +56,8 @@ from relay.media.thumbnails import (
     make_thumbnail,
     parse_size,
 )
+from relay.runtime.clock import now_ms
+from relay.runtime.database import Database
 from store import media as store_media
 
 log = logging.getLogger(__name__)
@@ -72,10 +72,6 @@ MAX_TIMEOUT_MS = 60_000
 TOUCH_EVERY_MS = 60_000
 #: Thumbnails made at once: one decoded image in memory at a time (see `thumbnails.py`).
 THUMBNAILERS = 1
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass(frozen=True, slots=True)

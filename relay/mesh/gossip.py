@@ -29,7 +29,8 @@ import trio
 
 from relay.events.pdu import Pdu
 from relay.federation.errors import PeerUnreachable, RemoteError
-from relay.services import Services, now_ms
+from relay.runtime.clock import now_ms
+from relay.services import Services
 from store import events as store_events
 from store import outbox as store_outbox
 from store import rooms as store_rooms

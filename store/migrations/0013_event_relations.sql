@@ -2,7 +2,7 @@
 -- /relations, /threads and the bundled aggregations (edits, threads, references).
 -- One row per relating event, whatever its fate (rejected, soft-failed, outlier): the
 -- readers join `events` and leave hidden ones out, and leave out redacted ones by the
--- redaction rule. Filled by every path that stores an event (relay/rooms.py
+-- redaction rule. Filled by every path that stores an event (relay/rooms/service.py
 -- `insert_pdu_txn`, through relay/events/relations.py's rule); the INSERT below fills it
 -- for events stored before this migration by the same rule, read with SQLite's JSON.
 
