@@ -50,6 +50,7 @@ from relay.sync.builder import SyncService
 from relay.sync.devices import DeviceSync
 from relay.sync.presence import PresenceService
 from relay.sync.receipts import ReceiptService
+from relay.sync.sliding import SlidingSyncService
 from relay.sync.typing_notices import TypingService
 from store import events as store_events
 
@@ -171,6 +172,7 @@ def _add_e2e_services(services: Services) -> None:
     services.extra["to_device"] = to_device
     services.extra["key_backup"] = KeyBackup(database)
     services.extra["sync"].devices = DeviceSync(keys, device_lists, to_device)
+    services.extra["sliding_sync"] = SlidingSyncService(services.extra["sync"])
 
     async def devices_deleted(user_id: str, device_ids: list[str]) -> None:
         await to_device.forget_devices(user_id, device_ids)

@@ -45,6 +45,7 @@ __all__ = [
     "get_stream_orderings",
     "have_events",
     "insert_event",
+    "last_event_of_types",
     "max_stream_ordering",
     "next_backfill_stream_ordering",
     "next_stream_ordering",
@@ -298,6 +299,21 @@ def count_unread(
         (user_id, room_id, after_stream, to_stream, user_id, *types),
     ).fetchone()
     return int(row[0]), int(row[1])
+
+
+def last_event_of_types(
+    conn: sqlite3.Connection, room_id: str, types: Sequence[str], max_stream: int
+) -> int | None:
+    """The stream ordering of the room's newest timeline event of ``types`` stored at or
+    before ``max_stream`` (hidden ones left out), or None."""
+    marks = ",".join("?" * len(types))
+    row = conn.execute(
+        "SELECT max(stream_ordering) FROM events WHERE room_id = ? AND stream_ordering <= ?"
+        f" AND type IN ({marks}) AND outlier = 0 AND soft_failed = 0"
+        " AND rejected_reason IS NULL",
+        (room_id, max_stream, *types),
+    ).fetchone()
+    return int(row[0]) if row[0] is not None else None
 
 
 def count_events(conn: sqlite3.Connection) -> int:

@@ -38,6 +38,7 @@ from relay.client import (
     room_event_by_timestamp,
     room_send,
     rooms_read,
+    sliding_sync,
     synapse_admin,
     sync,
     to_device,
@@ -72,7 +73,7 @@ API_MODULES = [
 ]
 
 # The sync side: /sync, filters, typing, receipts, account data, presence.
-API_MODULES += [sync, filters, typing_api, receipts, account_data, presence]
+API_MODULES += [sync, sliding_sync, filters, typing_api, receipts, account_data, presence]
 
 # Media: uploads under /_matrix/media, downloads under /_matrix/client/v1/media.
 API_MODULES += [content_repo, authed_content_repo]

@@ -171,7 +171,7 @@ class SyncService:
                 continue
             changed = since is None or row["stream_ordering"] > since
             if membership == "join":
-                newly = since is None or (changed and not self._was_joined(reader, row))
+                newly = since is None or (changed and not self.was_joined(reader, row))
                 room = self._joined(reader, params, row, to, typing, newly)
                 if room is not None:
                     result.join[room_id] = room
@@ -189,7 +189,7 @@ class SyncService:
             )
         return result
 
-    def _was_joined(self, reader: RoomReader, row: dict[str, Any]) -> bool:
+    def was_joined(self, reader: RoomReader, row: dict[str, Any]) -> bool:
         before = reader.state_before(row["event_id"]) or {}
         event_id = before.get(("m.room.member", reader.user_id))
         pdu = reader.pdu(event_id) if event_id else None

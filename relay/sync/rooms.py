@@ -179,12 +179,18 @@ class RoomReader:
     # -- the sections ---------------------------------------------------------------------
 
     def timeline(
-        self, room_id: str, since: int | None, to: int, joined_now: bool
+        self,
+        room_id: str,
+        since: int | None,
+        to: int,
+        joined_now: bool,
+        limit: int | None = None,
     ) -> tuple[list[Pdu], bool, int]:
-        """The newest allowed, visible events in `(since, to]` (oldest first), whether
-        allowed events were left out before them, and the position before the first."""
+        """The newest allowed, visible events in `(since, to]` (oldest first; at most
+        `limit`, the filter's by default), whether allowed events were left out before
+        them, and the position before the first."""
         filt = self.filter.room.timeline
-        limit = self.filter.timeline_limit
+        limit = self.filter.timeline_limit if limit is None else limit
         if not filt.allows_room(room_id):
             return [], False, to
         found: list[Pdu] = []
