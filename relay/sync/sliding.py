@@ -416,9 +416,12 @@ class SlidingSyncService:
         to_bound = row["stream_ordering"] if membership in ("leave", "ban") else to
         state = self._state_map(reader, room_id, row)
         changed_state = self._changed_state(reader, state, from_bound)
-        new_pairs = config.required_state - (
-            previous_config.required_state if previous_config else frozenset()
-        )
+        old_pairs = previous_config.required_state if previous_config else frozenset()
+        new_pairs = config.required_state - old_pairs
+        if ("m.room.member", LAZY) in new_pairs:
+            # As Synapse: once members are lazy-loaded, they come with the timeline's
+            # senders, not as newly requested keys.
+            new_pairs = frozenset(p for p in new_pairs if p[0] != "m.room.member")
         room = SlidingRoom(initial=initial, membership=membership, is_dm=is_dm)
         room.expanded_timeline = expanded
 
@@ -508,7 +511,6 @@ class SlidingSyncService:
     ) -> list[str]:
         """The event ids of `required_state` to send, sorted by (type, state_key)."""
         user_id = reader.user_id
-        timeline_ids = {p.event_id for p in timeline}
 
         def matches(pairs: Iterable[tuple[str, str]], key: tuple[str, str]) -> bool:
             for type_, state_key in pairs:
@@ -527,11 +529,19 @@ class SlidingSyncService:
                 chosen[key] = event_id
         lazy = ("m.room.member", LAZY) in config.required_state
         if lazy:
+            in_timeline = {p.event_id for p in timeline}
             for sender in {p.sender for p in timeline}:
                 key = ("m.room.member", sender)
-                if key in state and (sender not in lazy_sent or key in changed or initial):
+                if key not in state:
+                    continue
+                if state[key] in in_timeline and not initial:
+                    lazy_sent.add(sender)  # the timeline carries it
+                    continue
+                if sender not in lazy_sent or key in changed or initial:
                     chosen[key] = state[key]
-        return [eid for key, eid in sorted(chosen.items()) if eid not in timeline_ids or initial]
+        # As Synapse: the state as of the timeline's end, whether or not the timeline
+        # holds the same event.
+        return [eid for _key, eid in sorted(chosen.items())]
 
     def _heroes(
         self, reader: RoomReader, state: Mapping[tuple[str, str], str], user_ids: list[str]
@@ -620,7 +630,8 @@ class SlidingSyncService:
                     for r in room_rows
                     if r["room_id"] == room_id
                 ]
-                if events:
+                # A new connection gets every room's list, empty ones too (as Synapse).
+                if events or since_stream is None:
                     by_room[room_id] = events
             result.extensions["account_data"] = {"global": global_data, "rooms": by_room}
             result.extension_news |= bool(global_data or by_room)

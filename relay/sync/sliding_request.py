@@ -3,8 +3,10 @@
 Rules kept:
 
 - Every field is checked for its type (400 M_BAD_JSON naming it, as Synapse's body
-  model answers) and bounded: lists, ranges, subscriptions and required_state entries
-  are capped so one request can't ask for unbounded work.
+  model answers); `timeline_limit` (at most 1000) and `required_state` are required in
+  every list and subscription, as Synapse's model has them. Lists, ranges,
+  subscriptions and required_state entries are capped so one request can't ask for
+  unbounded work.
 - A range is `[start, end]`, both inclusive, `0 <= start <= end`.
 - `required_state` is a list of `[type, state_key]` pairs; `*` is a wildcard, `$LAZY`
   (members only) and `$ME` are the special keys. Rooms asked for by several lists and
@@ -145,7 +147,9 @@ def _strings(value: Any, where: str, *, nullable: bool = False) -> tuple[Any, ..
 
 
 def _room_config(body: Mapping[str, Any], where: str) -> RoomConfig:
-    pairs = body.get("required_state", [])
+    if "required_state" not in body or "timeline_limit" not in body:
+        raise _fail(where, "required_state and timeline_limit are required")
+    pairs = body["required_state"]
     if not isinstance(pairs, list) or len(pairs) > MAX_REQUIRED_STATE:
         raise _fail(f"{where}.required_state", f"must be a list of at most {MAX_REQUIRED_STATE}")
     required = set()
@@ -155,8 +159,8 @@ def _room_config(body: Mapping[str, Any], where: str) -> RoomConfig:
         ):
             raise _fail(f"{where}.required_state", "entries must be [type, state_key] strings")
         required.add((pair[0], pair[1]))
-    limit = _int(body.get("timeline_limit", 0), f"{where}.timeline_limit", 0, 2**31 - 1)
-    return RoomConfig(frozenset(required), min(limit, MAX_TIMELINE_LIMIT))
+    limit = _int(body["timeline_limit"], f"{where}.timeline_limit", 0, MAX_TIMELINE_LIMIT)
+    return RoomConfig(frozenset(required), limit)
 
 
 def _filters(value: Any, where: str) -> Filters | None:
