@@ -305,3 +305,14 @@ def test_sliding_sync_answers_match_synapse(pair: Pair) -> None:
                 assert on_relay[step][part] == on_synapse[step][part], (step, part)
         else:
             assert on_relay[step] == on_synapse[step], step
+
+
+def test_the_sliding_sync_client_scenario_passes_on_synapse_too(pair: Pair) -> None:
+    """The js-sdk sliding sync scenario the relay passes (tests/interop/) is a fair
+    judge: it passes against Synapse as well."""
+    from tests.interop.test_matrix_js_sdk_sliding_sync import run_sliding_scenario
+
+    pair.synapse.register("anna", "pw a")
+    pair.synapse.register("ben", "pw b")
+    proc = run_sliding_scenario(pair.synapse.client_url, ("anna", "pw a", "ben", "pw b"))
+    assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr[-4000:]}"
