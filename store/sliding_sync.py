@@ -6,6 +6,7 @@ Rules kept:
   connection holds records a new ``position`` (one more than the newest) with the whole
   state as JSON. Only the ``KEEP`` newest positions of a connection are kept: a client
   retries its last ``pos`` or goes on from the newest, never further back.
+- A deleted device's connections go with it (``store.accounts.delete_device``).
 - Functions take the connection first and never commit (see ``store.db``).
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 
-__all__ = ["KEEP", "connection_state", "delete_device_connections", "record_connection_state"]
+__all__ = ["KEEP", "connection_state", "record_connection_state"]
 
 KEEP = 5
 
@@ -52,11 +53,3 @@ def record_connection_state(
         (*key, position - KEEP),
     )
     return position
-
-
-def delete_device_connections(conn: sqlite3.Connection, user_id: str, device_id: str) -> None:
-    """Forget every connection of a device (it logged out or was deleted)."""
-    conn.execute(
-        "DELETE FROM sliding_sync_connections WHERE user_id = ? AND device_id = ?",
-        (user_id, device_id),
-    )

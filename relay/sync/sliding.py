@@ -593,9 +593,10 @@ class SlidingSyncService:
         devices = self.sync_service.devices
         ext = request.extension("to_device")
         if ext.enabled and devices is not None:
-            events = devices.to_device.messages_txn(conn, user_id, reader.device_id, to)
-            events = events[: max(ext.limit, 0)] if ext.limit else events
-            result.extensions["to_device"] = {"next_batch": str(to), "events": events}
+            events, up_to = devices.to_device.page_txn(
+                conn, user_id, reader.device_id, to, ext.limit
+            )
+            result.extensions["to_device"] = {"next_batch": str(up_to), "events": events}
             result.extension_news |= bool(events)
         ext = request.extension("e2ee")
         if ext.enabled and devices is not None:

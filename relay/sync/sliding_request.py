@@ -33,6 +33,7 @@ MAX_REQUIRED_STATE = 1_000
 MAX_TIMELINE_LIMIT = 1_000
 MAX_FILTER_ITEMS = 1_000
 MAX_ROOM_INDEX = 2**31 - 1
+MAX_TO_DEVICE_LIMIT = 1_000
 
 LAZY = "$LAZY"
 ME = "$ME"
@@ -211,7 +212,8 @@ def _extension(name: str, value: Any) -> Extension:
         lists=_strings(body.get("lists"), f"{where}.lists"),
         rooms=_strings(body.get("rooms"), f"{where}.rooms"),
         since=since,
-        limit=_int(limit, f"{where}.limit", 0, 2**31 - 1),
+        # At least one message a page: an empty page's next_batch would skip them all.
+        limit=max(1, min(_int(limit, f"{where}.limit", 0, 2**31 - 1), MAX_TO_DEVICE_LIMIT)),
     )
 
 

@@ -271,3 +271,59 @@ async def test_bad_bodies_are_refused(api: ClientApi) -> None:
     ):
         r = await api.http.post(SS, headers=alice, json=body)
         assert (r.status_code, r.json()["errcode"]) == (400, "M_BAD_JSON"), json.dumps(body)[:80]
+
+
+async def test_to_device_pages_never_skip_a_message(api: ClientApi) -> None:
+    alice, bob = await api.login("alice"), await api.login("bob")
+    r = await api.http.get(f"{V3}/devices", headers=alice)
+    device = r.json()["devices"][0]["device_id"]
+    for i in range(5):
+        r = await api.http.put(
+            f"{V3}/sendToDevice/m.test/t{i}",
+            headers=bob,
+            json={"messages": {uid("alice"): {device: {"n": i}}}},
+        )
+        assert r.status_code == 200, r.text
+    seen: list[int] = []
+    since = None
+    for _ in range(4):
+        ext: dict[str, Any] = {"enabled": True, "limit": 2}
+        if since is not None:
+            ext["since"] = since
+        answer = await _ss(api, alice, {"extensions": {"to_device": ext}})
+        page = answer["extensions"]["to_device"]
+        seen += [e["content"]["n"] for e in page["events"]]
+        since = page["next_batch"]
+    assert seen == [0, 1, 2, 3, 4]
+
+
+async def test_space_and_tag_filters(api: ClientApi) -> None:
+    alice = await api.login("alice")
+    space = await create_room(api, alice, creation_content={"type": "m.space"})
+    child, other = await create_room(api, alice), await create_room(api, alice)
+    r = await api.http.put(
+        f"{V3}/rooms/{space}/state/m.space.child/{child}",
+        headers=alice,
+        json={"via": ["relay.test"]},
+    )
+    assert r.status_code == 200, r.text
+    r = await api.http.put(
+        f"{V3}/user/{uid('alice')}/rooms/{other}/account_data/m.tag",
+        headers=alice,
+        json={"tags": {"m.favourite": {}}},
+    )
+    assert r.status_code == 200, r.text
+    answer = await _ss(
+        api,
+        alice,
+        {
+            "lists": {
+                "in space": _list([[0, 9]], filters={"spaces": [space]}),
+                "favourites": _list([[0, 9]], filters={"tags": ["m.favourite"]}),
+                "not favourites": _list([[0, 9]], filters={"not_tags": ["m.favourite"]}),
+            }
+        },
+    )
+    assert _window(answer, "in space") == [child]
+    assert _window(answer, "favourites") == [other]
+    assert other not in _window(answer, "not favourites")
