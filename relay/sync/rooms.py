@@ -109,6 +109,7 @@ class RoomReader:
         self.filter = sync_filter
         self._groups: dict[int, dict[tuple[str, str], str]] = {}
         self._account_data: dict[int, list[dict[str, Any]]] = {}
+        self._current: dict[str, dict[tuple[str, str], str]] = {}
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -119,6 +120,12 @@ class RoomReader:
         if group not in self._groups:
             self._groups[group] = store_state.load_state_group(self.conn, group)
         return self._groups[group]
+
+    def current_state(self, room_id: str) -> dict[tuple[str, str], str]:
+        """The room's current state (read once per sync build)."""
+        if room_id not in self._current:
+            self._current[room_id] = store_state.get_current_state(self.conn, room_id)
+        return self._current[room_id]
 
     def state_before(self, event_id: str) -> dict[tuple[str, str], str] | None:
         groups = store_state.get_event_state_groups(self.conn, event_id)

@@ -68,7 +68,6 @@ from store import events as store_events
 from store import receipts as store_receipts
 from store import rooms as store_rooms
 from store import sliding_sync as store_sliding
-from store import state as store_state
 
 #: Events that move a room up the list (Synapse's SLIDING_SYNC_DEFAULT_BUMP_EVENT_TYPES).
 BUMP_TYPES = (
@@ -330,7 +329,7 @@ class SlidingSyncService:
             for space in filters.spaces:
                 if space not in memberships or memberships[space]["membership"] != "join":
                     continue
-                space_state = store_state.get_current_state(reader.conn, space)
+                space_state = reader.current_state(space)
                 for (type_, key), event_id in space_state.items():
                     via = reader._content(event_id).get("via")
                     if type_ == "m.space.child" and isinstance(via, list) and via:
@@ -357,7 +356,7 @@ class SlidingSyncService:
             return reader.state_after(row["event_id"]) or {}
         if row["membership"] in ("invite", "knock"):
             return {}
-        return store_state.get_current_state(reader.conn, room_id)
+        return reader.current_state(room_id)
 
     def _by_activity(
         self,
