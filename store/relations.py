@@ -16,11 +16,12 @@ Rules kept:
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Literal
 
 __all__ = [
     "annotations_by",
+    "count_unread_by_thread",
     "declares_relation",
     "has_relations",
     "insert_relation",
@@ -230,6 +231,47 @@ def annotations_by(
         (parent_id, key, sender, type),
     )
     return [{"event_id": row[0], "redaction_claimed": bool(row[1])} for row in rows]
+
+
+def count_unread_by_thread(
+    conn: sqlite3.Connection,
+    room_id: str,
+    user_id: str,
+    after_stream: int,
+    to_stream: int,
+    types: Sequence[str],
+    *,
+    thread: str | None = None,
+) -> dict[str, tuple[int, int]]:
+    """``{thread root ('' = main timeline): (count, mentions)}`` of the timeline events of
+    ``types`` from users other than ``user_id`` with ``after_stream < so <= to_stream``
+    (only of ``thread`` when given); mentions name ``user_id`` in
+    ``content["m.mentions"].user_ids``. Edits are not counted (they never notify);
+    threads with nothing to count are left out."""
+    marks = ",".join("?" * len(types))
+    only = "" if thread is None else " AND coalesce(r.relates_to_id, '') = ?"
+    rows = conn.execute(
+        "SELECT coalesce(r.relates_to_id, ''), count(*),"
+        " coalesce(sum(EXISTS (SELECT 1 FROM json_each(CAST(e.raw AS TEXT),"
+        " '$.content.\"m.mentions\".user_ids') WHERE value = ?)), 0)"
+        " FROM events e LEFT JOIN event_relations r"
+        " ON r.event_id = e.event_id AND r.rel_type = 'm.thread'"
+        " WHERE e.room_id = ? AND e.stream_ordering > ? AND e.stream_ordering <= ?"
+        f" AND e.sender != ? AND e.type IN ({marks}) AND {_VISIBLE}{only}"
+        " AND NOT EXISTS (SELECT 1 FROM event_relations x"
+        " WHERE x.event_id = e.event_id AND x.rel_type = 'm.replace')"
+        " GROUP BY coalesce(r.relates_to_id, '')",
+        (
+            user_id,
+            room_id,
+            after_stream,
+            to_stream,
+            user_id,
+            *types,
+            *([] if thread is None else [thread]),
+        ),
+    )
+    return {row[0]: (int(row[1]), int(row[2])) for row in rows}
 
 
 def has_relations(conn: sqlite3.Connection, parent_id: str) -> bool:

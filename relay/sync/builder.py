@@ -236,7 +236,12 @@ class SyncService:
                 room.ephemeral.append(receipt)
         if not (full or room.has_news()):
             return None
-        room.unread = reader.unread(room_id, to, row["stream_ordering"])
+        if params.filter.room.timeline.unread_thread_notifications:
+            room.unread, room.unread_threads = reader.unread_by_thread(
+                room_id, to, row["stream_ordering"]
+            )
+        else:
+            room.unread = reader.unread(room_id, to, row["stream_ordering"])
         room.summary = reader.summary(room_id)
         return room
 

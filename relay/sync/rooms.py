@@ -37,6 +37,7 @@ from relay.rooms.visibility import Viewer
 from store import account_data as store_account_data
 from store import events as store_events
 from store import receipts as store_receipts
+from store import relations as store_relations
 from store import rooms as store_rooms
 from store import state as store_state
 
@@ -85,6 +86,8 @@ class RoomSync:
     ephemeral: list[dict[str, Any]] = field(default_factory=list)
     account_data: list[dict[str, Any]] = field(default_factory=list)
     unread: tuple[int, int] | None = None
+    #: With `unread_thread_notifications`: (count, highlights) by thread root.
+    unread_threads: dict[str, tuple[int, int]] | None = None
     summary: dict[str, Any] | None = None
 
     def has_news(self) -> bool:
@@ -311,21 +314,55 @@ class RoomReader:
             if row["room_id"] == room_id and filt.allows(row["type"], self.user_id)
         ]
 
-    def unread(self, room_id: str, to: int, joined_at: int) -> tuple[int, int]:
-        """(notification_count, highlight_count) after the user's read receipt."""
-        read_up_to = joined_at
-        receipt_ids = [
-            row["event_id"]
+    def _read_receipts(self, room_id: str) -> dict[str, int]:
+        """`{thread_id: stream position}` of the user's read receipts in the room
+        (`""` the unthreaded one, `"main"` the main timeline's)."""
+        rows = [
+            row
             for row in store_receipts.get_receipts(self.conn, room_id)
             if row["user_id"] == self.user_id
             and row["receipt_type"] in ("m.read", "m.read.private")
-            and row["thread_id"] in ("", "main")
         ]
-        positions = store_events.get_stream_orderings(self.conn, receipt_ids)
-        read_up_to = max([read_up_to, *positions.values()])
+        positions = store_events.get_stream_orderings(self.conn, [r["event_id"] for r in rows])
+        read: dict[str, int] = {}
+        for row in rows:
+            position = positions.get(row["event_id"])
+            if position is not None:
+                read[row["thread_id"]] = max(read.get(row["thread_id"], position), position)
+        return read
+
+    def unread(self, room_id: str, to: int, joined_at: int) -> tuple[int, int]:
+        """(notification_count, highlight_count) after the user's unthreaded or main read
+        receipt, every thread included."""
+        read = self._read_receipts(room_id)
+        read_up_to = max(joined_at, read.get("", joined_at), read.get("main", joined_at))
         return store_events.count_unread(
             self.conn, room_id, self.user_id, read_up_to, to, NOTIFYING_TYPES
         )
+
+    def unread_by_thread(
+        self, room_id: str, to: int, joined_at: int
+    ) -> tuple[tuple[int, int], dict[str, tuple[int, int]]]:
+        """With `unread_thread_notifications`: the main timeline's (count, highlights)
+        and each thread's, by root (threads with none left out). An unthreaded receipt
+        reads everything before it; a `main` one the main timeline (thread roots
+        included); a threaded one its thread (spec "threaded read receipts")."""
+        read = self._read_receipts(room_id)
+        floor = max(joined_at, read.get("", joined_at))
+        counts = store_relations.count_unread_by_thread(
+            self.conn, room_id, self.user_id, floor, to, NOTIFYING_TYPES
+        )
+        for thread, position in read.items():
+            if thread == "" or position <= floor:
+                continue
+            key = "" if thread == "main" else thread
+            again = store_relations.count_unread_by_thread(
+                self.conn, room_id, self.user_id, position, to, NOTIFYING_TYPES, thread=key
+            )
+            counts.pop(key, None)
+            counts.update(again)
+        main = counts.pop("", (0, 0))
+        return main, {root: c for root, c in counts.items() if c[0] > 0}
 
     def summary(self, room_id: str) -> dict[str, Any]:
         members = store_rooms.members(self.conn, room_id)

@@ -262,3 +262,40 @@ async def test_bad_parameters_are_refused(api: ClientApi) -> None:
     for params in ({"include": "some"}, {"from": "1_x"}):
         r = await api.http.get(f"{V1}/rooms/{room}/threads", headers=alice, params=params)
         assert (r.status_code, r.json()["errcode"]) == (400, "M_INVALID_PARAM"), params
+
+
+async def test_unread_thread_notifications_and_threaded_receipts(api: ClientApi) -> None:
+    alice, bob = await api.login("alice"), await api.login("bob")
+    room = await create_room(api, alice, preset="public_chat")
+    await join(api, bob, room)
+    await send(api, alice, room, "m1")
+    root = await send(api, alice, room, "root")
+    t1 = await _send(api, alice, room, "m.room.message", _reply_in_thread(root, "t1"))
+    await _send(api, alice, room, "m.room.message", _reply_in_thread(root, "t2"))
+    m2 = await send(api, alice, room, "m2")
+    await _send(api, alice, room, "m.room.message", _edit(m2, "m2 edited"))
+    threaded = {"room": {"timeline": {"limit": 1, "unread_thread_notifications": True}}}
+
+    async def counts() -> tuple[int, dict[str, Any]]:
+        body = await sync(api, bob, filter=threaded)
+        entry = body["rooms"]["join"][room]
+        return (
+            entry["unread_notifications"]["notification_count"],
+            entry["unread_thread_notifications"],
+        )
+
+    # The edit never notifies; thread replies count in their thread only.
+    assert await counts() == (3, {root: {"notification_count": 2, "highlight_count": 0}})
+    body = await sync(api, bob, filter={"room": {"timeline": {"limit": 1}}})
+    assert "unread_thread_notifications" not in body["rooms"]["join"][room]
+    assert body["rooms"]["join"][room]["unread_notifications"]["notification_count"] == 5
+    r = await api.http.post(
+        f"{V3}/rooms/{room}/receipt/m.read/{t1}", headers=bob, json={"thread_id": root}
+    )
+    assert r.status_code == 200, r.text
+    assert await counts() == (3, {root: {"notification_count": 1, "highlight_count": 0}})
+    r = await api.http.post(
+        f"{V3}/rooms/{room}/receipt/m.read/{m2}", headers=bob, json={"thread_id": "main"}
+    )
+    assert r.status_code == 200, r.text
+    assert await counts() == (0, {root: {"notification_count": 1, "highlight_count": 0}})

@@ -196,6 +196,17 @@ def _scenario(login: Callable[[str], MatrixUser]) -> dict[str, Any]:
     pages["threads"] = labels.shape(threads)
     _, mine = _get(alice, f"{V1}/rooms/{room}/threads", include="participated", limit=1)
     pages["alice's threads, 1"] = labels.shape(mine)
+    # Notification counts per thread: edits and reactions never notify; alice's own
+    # events don't count for her; bob's thread replies count in their thread.
+    threaded = json.dumps({"room": {"timeline": {"limit": 1, "unread_thread_notifications": True}}})
+    entry = alice.call("GET", "/sync", params={"filter": threaded})["rooms"]["join"][room]
+    reads["counts"] = {
+        "main": entry["unread_notifications"],
+        "threads": {
+            labels.shape(root): counts
+            for root, counts in entry.get("unread_thread_notifications", {}).items()
+        },
+    }
     return {"answers": answers, "reads": reads, "pages": pages}
 
 
@@ -212,6 +223,9 @@ def test_relations_answers_match_synapse(pair: Pair) -> None:
         "$edit1"
     )
     assert on_relay["reads"]["event"]["unsigned"]["m.relations"]["m.thread"]["count"] == 6
+    assert on_relay["reads"]["counts"]["threads"] == {
+        "$root": {"notification_count": 6, "highlight_count": 0}
+    }
 
 
 def test_relations_sent_on_synapse_are_aggregated_on_the_relay(pair: Pair) -> None:
