@@ -50,6 +50,12 @@ def measure(server: Server, rooms: int, initials: int, deliveries: int) -> dict[
         r = http.post(
             f"{V3}/createRoom", headers=alice, json={"preset": "public_chat", "name": f"r{i}"}
         )
+        if r.status_code == 429:  # Synapse's room-creation limit: wait as it asks
+            time.sleep(r.json().get("retry_after_ms", 1000) / 1000)
+            r = http.post(
+                f"{V3}/createRoom", headers=alice, json={"preset": "public_chat", "name": f"r{i}"}
+            )
+        r.raise_for_status()
         room_id = r.json()["room_id"]
         http.post(f"{V3}/rooms/{room_id}/join", headers=bob, json={}).raise_for_status()
         http.put(
