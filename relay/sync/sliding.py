@@ -219,12 +219,15 @@ class SlidingSyncService:
         memberships = self._memberships_txn(reader, since_stream)
         direct = _direct_rooms(conn, user_id)
         configs: dict[str, RoomConfig] = {}
+        spaces_cache: dict[tuple[str, ...], set[str]] = {}
         for name, wanted in request.lists.items():
             rooms = [
                 room_id
                 for room_id, row in memberships.items()
                 if wanted.filters is None
-                or self._passes(reader, room_id, row, wanted.filters, direct, memberships)
+                or self._passes(
+                    reader, room_id, row, wanted.filters, direct, memberships, spaces_cache
+                )
             ]
             ordered = self._by_activity(reader, rooms, memberships, to)
             result.lists[name] = _window(ordered, wanted, configs)
@@ -300,6 +303,7 @@ class SlidingSyncService:
         filters: Filters,
         direct: set[str],
         memberships: Mapping[str, Mapping[str, Any]],
+        spaces_cache: dict[tuple[str, ...], set[str]],
     ) -> bool:
         membership = row["membership"]
         state = self._state_map(reader, room_id, row)
@@ -325,15 +329,7 @@ class SlidingSyncService:
             if room_type in filters.not_room_types:
                 return False
         if filters.spaces is not None:
-            children: set[str] = set()
-            for space in filters.spaces:
-                if space not in memberships or memberships[space]["membership"] != "join":
-                    continue
-                space_state = reader.current_state(space)
-                for (type_, key), event_id in space_state.items():
-                    via = reader._content(event_id).get("via")
-                    if type_ == "m.space.child" and isinstance(via, list) and via:
-                        children.add(key)
+            children = self._space_children(reader, filters.spaces, memberships, spaces_cache)
             if room_id not in children:
                 return False
         if filters.tags is not None or filters.not_tags:
@@ -347,6 +343,30 @@ class SlidingSyncService:
             if tags & set(filters.not_tags):
                 return False
         return True
+
+    def _space_children(
+        self,
+        reader: RoomReader,
+        spaces: tuple[str, ...],
+        memberships: Mapping[str, Mapping[str, Any]],
+        cache: dict[tuple[str, ...], set[str]],
+    ) -> set[str]:
+        """The rooms the joined ones of `spaces` list as children (`m.space.child` with a
+        non-empty `via`); worked out once per answer and list."""
+        if spaces in cache:
+            return cache[spaces]
+        children: set[str] = set()
+        for space in spaces:
+            if space not in memberships or memberships[space]["membership"] != "join":
+                continue
+            for (type_, key), event_id in reader.current_state(space).items():
+                if type_ != "m.space.child":
+                    continue
+                via = reader._content(event_id).get("via")
+                if isinstance(via, list) and via:
+                    children.add(key)
+        cache[spaces] = children
+        return children
 
     def _state_map(
         self, reader: RoomReader, room_id: str, row: Mapping[str, Any]
