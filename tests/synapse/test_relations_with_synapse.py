@@ -3,7 +3,8 @@ redacted edit, refusals) against a real Synapse and against the relay, each with
 local users; the shapes of what each answers (bundled aggregations on /event, /messages,
 /context and /sync, /relations pages, /threads) must be the same. Then across
 federation: a Synapse user edits and threads in a room the relay shares, and the relay's
-user sees the same aggregations (the federation ingest path fills the index)."""
+user sees the same aggregations (the federation ingest path fills the index), and
+history from before the relay joined, fetched by backfill, is indexed too."""
 
 from __future__ import annotations
 
@@ -232,6 +233,9 @@ def test_relations_sent_on_synapse_are_aggregated_on_the_relay(pair: Pair) -> No
     carol = pair.synapse_user("carol")
     dave = pair.relay_user("dave")
     room = carol.create_room(preset="public_chat")
+    # History from before dave's server joined: it reaches the relay by backfill.
+    old_root = carol.send(room, "old root")
+    old_reply = _send(carol, room, "m.room.message", _msg("old reply", _rel("m.thread", old_root)))
     dave.join(room, via=[pair.synapse.server_name])
     root = carol.send(room, "root")
     edit = _send(
@@ -253,5 +257,9 @@ def test_relations_sent_on_synapse_are_aggregated_on_the_relay(pair: Pair) -> No
     assert relations["m.thread"]["latest_event"]["event_id"] == reply
     assert relations["m.thread"]["count"] == 1
     assert relations["m.thread"]["current_user_participated"] is False
+    assert "old root" in dave.bodies(room)  # paged back: /backfill stored it
+    status, page = _get(dave, f"{V1}/rooms/{room}/relations/{old_root}")
+    assert status == 200, page
+    assert [e["event_id"] for e in page["chunk"]] == [old_reply]
     _, threads = _get(dave, f"{V1}/rooms/{room}/threads")
-    assert [e["event_id"] for e in threads["chunk"]] == [root]
+    assert [e["event_id"] for e in threads["chunk"]] == [root, old_root]
