@@ -119,7 +119,7 @@ async def sliding_sync(request: Request, requester: Requester) -> Response:
     since = parse_pos(pos) if pos else None
     timeout_ms = _timeout(request)
     body = parse_request(await read_json_object(request))
-    service = services_of(request).extra["sliding_sync"]
+    service = services_of(request).sliding_sync
     result = await service.sync(requester.user_id, requester.device_id, body, since, timeout_ms)
     return json_response(render_sliding(result, requester.user_id, since is None))
 

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 import trio
 
-from relay.config import Config
+from relay.config import DEFAULT_THUMBNAIL_SIZES, Config
 from relay.errors import (
     CannotOverwriteMedia,
     Forbidden,
@@ -47,7 +47,6 @@ from relay.events.ids import is_valid_server_name
 from relay.media import cleanup
 from relay.media.blobs import BlobStore, BlobTooLarge, BlobWriter, IncompleteBlob
 from relay.media.thumbnails import (
-    DEFAULT_SIZES,
     ImageTooLarge,
     NotAnImage,
     ThumbnailSize,
@@ -389,7 +388,9 @@ class MediaRepository:
             raise InvalidParam("width and height must be positive; method crop or scale")
         if local_only and server_name != self.server_name:
             raise NotFound("Media not found")
-        sizes = self.settings.thumbnail_sizes or tuple(parse_size(s) for s in DEFAULT_SIZES)
+        sizes = self.settings.thumbnail_sizes or tuple(
+            parse_size(s) for s in DEFAULT_THUMBNAIL_SIZES
+        )
         size = choose_size(sizes, width, height, method)
         remote = server_name != self.server_name
         cached = await self.database.read(

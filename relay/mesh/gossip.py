@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from relay.events.ids import server_of
 from relay.events.pdu import Pdu
 from relay.federation.errors import PeerUnreachable, RemoteError
 from relay.runtime.clock import now_ms
@@ -103,10 +104,8 @@ class Gossip:
         self._wake.set()
 
     def _notify_sender(self, destinations: list[str]) -> None:
-        sender = self.services.extra.get("sender")
-        if sender is not None:
-            for destination in destinations:
-                sender.notify(destination)
+        for destination in destinations:
+            self.services.sender.notify(destination)
 
     # -- flooding ----------------------------------------------------------------------------
 
@@ -118,7 +117,7 @@ class Gossip:
 
     async def forward(self, origin: str, pdu: Pdu) -> None:
         """A PDU from `origin` was stored: carry it to the room's trusted peers and upstream."""
-        sender_server = pdu.sender.split(":", 1)[1] if ":" in pdu.sender else ""
+        sender_server = server_of(pdu.sender)
 
         def txn(conn: sqlite3.Connection) -> list[str]:
             servers = store_rooms.servers_in_room(conn, pdu.room_id)
