@@ -22,7 +22,8 @@ Rules kept (the MSC; Synapse's `SlidingSyncHandler` for what the MSC leaves open
   `["m.room.member", "$LAZY"]` for the senders of the timeline (each sent once per
   connection unless it changes). Invites get `invite_state` instead, and no timeline.
 - `timeline_limit`: the newest events after what the connection has (all history for an
-  initial room), `limited` when more were left out, `num_live` the ones after `pos`;
+  initial room), in stream order (Synapse pages an initial room in topological order;
+  the two differ only for history that arrived late), `limited` when more were left out, `num_live` the ones after `pos`;
   aggregations are bundled only on a limited timeline. A raised limit sends a full
   page again (`unstable_expanded_timeline`), as Synapse does for Element X.
 - `bump_stamp`: the stream position of the newest event of `BUMP_TYPES`; sent when the
