@@ -4,8 +4,8 @@
   long-polling on the notifier.
 - `rooms.py`: one room's section of a sync answer (timeline, state, ephemeral events).
 - `sliding.py`: Simplified Sliding Sync (MSC4186): room lists, windows, subscriptions
-  and extensions per connection, over the same readers; `sliding_request.py` checks
-  and freezes its request body.
+  per connection, over the same readers; `sliding_request.py` checks and freezes its
+  request body; `sliding_extensions.py` answers its extensions.
 - `devices.py`: the device section: to-device messages, device list changes, one-time
   key counts.
 - `typing_notices.py`: who is typing where (memory only).

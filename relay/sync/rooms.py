@@ -138,7 +138,7 @@ class RoomReader:
         groups = store_state.get_event_state_groups(self.conn, event_id)
         return self._group(groups[1]) if groups is not None else None
 
-    def _content(self, event_id: str | None) -> dict[str, Any]:
+    def content(self, event_id: str | None) -> dict[str, Any]:
         pdu = self.pdu(event_id) if event_id else None
         return pdu.content if pdu is not None else {}
 
@@ -148,10 +148,10 @@ class RoomReader:
         state = self.state_before(pdu.event_id)
         if state is None:
             return joined_now  # no recorded state (should not happen for timeline events)
-        visibility = self._content(state.get(("m.room.history_visibility", ""))).get(
+        visibility = self.content(state.get(("m.room.history_visibility", ""))).get(
             "history_visibility", "shared"
         )
-        membership = self._content(state.get(("m.room.member", self.user_id))).get("membership")
+        membership = self.content(state.get(("m.room.member", self.user_id))).get("membership")
         return (
             visibility == "world_readable"
             or membership == "join"
@@ -171,7 +171,7 @@ class RoomReader:
             before = self.state_before(pdu.event_id) or {}
             replaces = before.get((pdu.type, pdu.state_key))
             if replaces is not None:
-                prev_content = self._content(replaces)
+                prev_content = self.content(replaces)
         return EventView(pdu, redacted_by, txn_id, prev_content, replaces)
 
     def timeline_views(

@@ -23,15 +23,16 @@ Rules kept (the MSC; Synapse's `SlidingSyncHandler` for what the MSC leaves open
   connection unless it changes). Invites get `invite_state` instead, and no timeline.
 - `timeline_limit`: the newest events after what the connection has (all history for an
   initial room), in stream order (Synapse pages an initial room in topological order;
-  the two differ only for history that arrived late), `limited` when more were left out, `num_live` the ones after `pos`;
-  aggregations are bundled only on a limited timeline. A raised limit sends a full
+  the two differ only for history that arrived late), `limited` when more were left
+  out, `num_live` the ones after `pos`; aggregations are bundled only on a limited
+  timeline. A raised limit sends a full
   page again (`unstable_expanded_timeline`), as Synapse does for Element X.
 - `bump_stamp`: the stream position of the newest event of `BUMP_TYPES`; sent when the
   room is initial or limited, or when the timeline holds such an event.
 - `name`/`avatar` and, without a name, `heroes` on initial or when they changed;
   `joined_count`/`invited_count` on initial or a membership change, joined rooms only.
 - Long-poll: an answer to a `pos` with no rooms and no extension news waits on the
-  notifier up to `timeout`.
+  notifier up to `timeout`. The extensions are relay/sync/sliding_extensions.py's.
 
 Spec: MSC4186 (proposals/4186-simplified-sliding-sync.md), extensions MSC3884 (e2ee),
 MSC3885 (to-device), MSC3959 (account data), MSC3960 (receipts), MSC3961 (typing).
@@ -53,11 +54,11 @@ from relay.rooms.filters import DEFAULT_FILTER
 from relay.runtime.clock import now_ms
 from relay.sync.builder import MAX_TIMEOUT_MS, SyncService
 from relay.sync.rooms import EventView, RoomReader
+from relay.sync.sliding_extensions import extensions_txn
 from relay.sync.sliding_request import (
     LAZY,
     ME,
     WILDCARD,
-    Extension,
     Filters,
     ListRequest,
     RoomConfig,
@@ -66,7 +67,6 @@ from relay.sync.sliding_request import (
 from relay.sync.typing_notices import TypingSnapshot
 from store import account_data as store_account_data
 from store import events as store_events
-from store import receipts as store_receipts
 from store import rooms as store_rooms
 from store import sliding_sync as store_sliding
 
@@ -265,7 +265,17 @@ class SlidingSyncService:
                 old = {**old, "status": PREVIOUSLY, "last": since_stream}
             rooms_state[room_id] = old
         result.state = {"rooms": rooms_state}
-        self._extensions_txn(reader, request, result, since, to, typing, set(all_subscribed))
+        result.extensions, result.extension_news = extensions_txn(
+            reader,
+            self.sync_service.devices,
+            request,
+            lists=result.lists,
+            rooms=result.rooms,
+            since_stream=since_stream,
+            to=to,
+            typing=typing,
+            subscribed=set(all_subscribed),
+        )
         return result
 
     def _memberships_txn(self, reader: RoomReader, since: int | None) -> dict[str, dict[str, Any]]:
@@ -312,7 +322,7 @@ class SlidingSyncService:
             return False
         if filters.is_dm is not None:
             is_dm = room_id in direct or (
-                membership == "invite" and reader._content(row["event_id"]).get("is_direct") is True
+                membership == "invite" and reader.content(row["event_id"]).get("is_direct") is True
             )
             if is_dm != filters.is_dm:
                 return False
@@ -323,7 +333,7 @@ class SlidingSyncService:
             if encrypted != filters.is_encrypted:
                 return False
         if filters.room_types is not None or filters.not_room_types:
-            room_type = reader._content(state.get(("m.room.create", ""))).get("type")
+            room_type = reader.content(state.get(("m.room.create", ""))).get("type")
             room_type = room_type if isinstance(room_type, str) else None
             if filters.room_types is not None and room_type not in filters.room_types:
                 return False
@@ -363,7 +373,7 @@ class SlidingSyncService:
             for (type_, key), event_id in reader.current_state(space).items():
                 if type_ != "m.space.child":
                     continue
-                via = reader._content(event_id).get("via")
+                via = reader.content(event_id).get("via")
                 if isinstance(via, list) and via:
                     children.add(key)
         cache[spaces] = children
@@ -477,12 +487,12 @@ class SlidingSyncService:
         name_changed = ("m.room.name", "") in changed_state
         avatar_changed = ("m.room.avatar", "") in changed_state
         if initial or name_changed:
-            name = reader._content(state.get(("m.room.name", ""))).get("name")
+            name = reader.content(state.get(("m.room.name", ""))).get("name")
             room.name = name if isinstance(name, str) and name else None
         if initial or avatar_changed:
-            url = reader._content(state.get(("m.room.avatar", ""))).get("url")
+            url = reader.content(state.get(("m.room.avatar", ""))).get("url")
             room.avatar = url if isinstance(url, str) and url else None
-        no_name = not reader._content(state.get(("m.room.name", ""))).get("name")
+        no_name = not reader.content(state.get(("m.room.name", ""))).get("name")
         if membership == "join" and (initial or membership_changed):
             summary = reader.summary(room_id)
             room.joined_count = summary["m.joined_member_count"]
@@ -568,7 +578,7 @@ class SlidingSyncService:
     ) -> list[dict[str, Any]]:
         heroes = []
         for user_id in user_ids[:HEROES]:
-            content = reader._content(state.get(("m.room.member", user_id)))
+            content = reader.content(state.get(("m.room.member", user_id)))
             hero: dict[str, Any] = {"user_id": user_id}
             if isinstance(content.get("displayname"), str):
                 hero["displayname"] = content["displayname"]
@@ -596,99 +606,6 @@ class SlidingSyncService:
             stamp = row["stream_ordering"]
         return max(stamp, 0)  # backfilled history counts below zero
 
-    # -- extensions -------------------------------------------------------------------------
-
-    def _extensions_txn(
-        self,
-        reader: RoomReader,
-        request: SlidingRequest,
-        result: SlidingResult,
-        since: Since | None,
-        to: int,
-        typing: TypingSnapshot,
-        subscribed: set[str],
-    ) -> None:
-        conn, user_id = reader.conn, reader.user_id
-        since_stream = since.stream if since is not None else None
-        devices = self.sync_service.devices
-        ext = request.extension("to_device")
-        if ext.enabled and devices is not None:
-            events, up_to = devices.to_device.page_txn(
-                conn, user_id, reader.device_id, to, ext.limit
-            )
-            result.extensions["to_device"] = {"next_batch": str(up_to), "events": events}
-            result.extension_news |= bool(events)
-        ext = request.extension("e2ee")
-        if ext.enabled and devices is not None:
-            counts, fallback = devices.keys.key_counts_txn(conn, user_id, reader.device_id)
-            e2ee: dict[str, Any] = {
-                "device_one_time_keys_count": counts,
-                "device_unused_fallback_key_types": fallback,
-            }
-            if since_stream is not None:
-                changed, left = devices.device_lists.changes_txn(conn, user_id, since_stream, to)
-                e2ee["device_lists"] = {"changed": changed, "left": left}
-                result.extension_news |= bool(changed or left)
-            result.extensions["e2ee"] = e2ee
-        ext = request.extension("account_data")
-        if ext.enabled:
-            rows = store_account_data.account_data_since(
-                conn, user_id, -1 if since_stream is None else since_stream
-            )
-            global_data = [
-                {"type": r["type"], "content": json.loads(r["content"])}
-                for r in rows
-                if r["room_id"] == ""
-            ]
-            by_room: dict[str, list[dict[str, Any]]] = {}
-            for room_id in _extension_rooms(ext, result.lists, subscribed):
-                initial = room_id in result.rooms and result.rooms[room_id].initial
-                room_rows = (
-                    store_account_data.account_data_since(conn, user_id, -1) if initial else rows
-                )
-                events = [
-                    {"type": r["type"], "content": json.loads(r["content"])}
-                    for r in room_rows
-                    if r["room_id"] == room_id
-                ]
-                # A new connection gets every room's list, empty ones too (as Synapse).
-                if events or since_stream is None:
-                    by_room[room_id] = events
-            result.extensions["account_data"] = {"global": global_data, "rooms": by_room}
-            result.extension_news |= bool(global_data or by_room)
-        ext = request.extension("receipts")
-        if ext.enabled:
-            receipts: dict[str, Any] = {}
-            for room_id in _extension_rooms(ext, result.lists, subscribed):
-                room = result.rooms.get(room_id)
-                if since_stream is None or (room is not None and room.initial):
-                    # New to the connection: receipts on what it was sent, and the user's.
-                    sent = {v.pdu.event_id for v in room.timeline} if room is not None else set()
-                    rows = [
-                        r
-                        for r in store_receipts.get_receipts(conn, room_id)
-                        if r["event_id"] in sent or r["user_id"] == user_id
-                    ]
-                else:
-                    rows = store_receipts.receipts_since(conn, [room_id], since_stream)
-                content = _receipt_content(rows, user_id)
-                if content:
-                    receipts[room_id] = {"type": "m.receipt", "content": content}
-            result.extensions["receipts"] = {"rooms": receipts}
-            result.extension_news |= bool(receipts)
-        ext = request.extension("typing")
-        if ext.enabled:
-            typing_rooms = {}
-            for room_id in _extension_rooms(ext, result.lists, subscribed):
-                typers = typing.typing.get(room_id, ())
-                if room_id in typing.changed if since is not None else bool(typers):
-                    typing_rooms[room_id] = {
-                        "type": "m.typing",
-                        "content": {"user_ids": list(typers)},
-                    }
-            result.extensions["typing"] = {"rooms": typing_rooms}
-            result.extension_news |= bool(typing_rooms)
-
 
 def _window(
     ordered: list[str], wanted: ListRequest, configs: dict[str, RoomConfig]
@@ -702,38 +619,6 @@ def _window(
             )
         ops.append({"op": "SYNC", "range": [start, end], "room_ids": room_ids})
     return {"count": len(ordered), "ops": ops}
-
-
-def _extension_rooms(
-    ext: Extension, lists: Mapping[str, Mapping[str, Any]], subscribed: set[str]
-) -> list[str]:
-    """The rooms an extension covers: its `lists` (`*`: all) and `rooms` (`*`: all
-    subscriptions), among those in this answer's windows and subscriptions."""
-    found: dict[str, None] = {}
-    for room_id in ext.rooms or ():
-        if room_id == WILDCARD:
-            found.update(dict.fromkeys(sorted(subscribed)))
-            break
-        if room_id in subscribed:
-            found[room_id] = None
-    for name in ext.lists or ():
-        chosen = lists.values() if name == WILDCARD else [lists[name]] if name in lists else []
-        for window in chosen:
-            for op in window["ops"]:
-                found.update(dict.fromkeys(op["room_ids"]))
-        if name == WILDCARD:
-            break
-    return list(found)
-
-
-def _receipt_content(rows: Iterable[Mapping[str, Any]], user_id: str) -> dict[str, Any]:
-    content: dict[str, Any] = {}
-    for row in rows:
-        if row["receipt_type"] == "m.read.private" and row["user_id"] != user_id:
-            continue
-        by_type = content.setdefault(row["event_id"], {})
-        by_type.setdefault(row["receipt_type"], {})[row["user_id"]] = json.loads(row["data"])
-    return content
 
 
 def _direct_rooms(conn: sqlite3.Connection, user_id: str) -> set[str]:
