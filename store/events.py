@@ -49,6 +49,7 @@ __all__ = [
     "max_stream_ordering",
     "next_backfill_stream_ordering",
     "next_stream_ordering",
+    "senders_outside",
     "set_forward_extremities",
     "state_event_ids_of_type",
     "update_forward_extremities",
@@ -318,6 +319,18 @@ def last_event_of_types(
         (room_id, max_stream, *types),
     ).fetchone()
     return int(row[0]) if row[0] is not None else None
+
+
+def senders_outside(conn: sqlite3.Connection, low: int, high: int) -> list[tuple[str, int]]:
+    """``(sender, stream_ordering)`` of every event whose stream ordering is above `high`
+    or below `low` (backfilled events count down from 0): what was stored since a
+    reader last saw the range ``[low, high]``."""
+    rows = conn.execute(
+        "SELECT sender, stream_ordering FROM events"
+        " WHERE stream_ordering > ? OR stream_ordering < ?",
+        (high, low),
+    )
+    return [(row[0], int(row[1])) for row in rows]
 
 
 def count_events(conn: sqlite3.Connection) -> int:

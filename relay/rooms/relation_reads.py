@@ -1,5 +1,5 @@
 """Reading relations as one user may see them: `/relations` pages and the `/threads`
-list, in one read snapshot, returning `ReadEvent`s (bundled aggregations attached).
+list, in one read snapshot, returning `EventView`s (bundled aggregations attached).
 
 Rules kept (Synapse's `RelationsHandler`, the spec's relations.yaml and threads_list.yaml):
 
@@ -28,8 +28,8 @@ from typing import Literal
 from relay.errors import NotFound, Unknown
 from relay.events.pdu import Pdu
 from relay.rooms.reads import (
+    EventView,
     Position,
-    ReadEvent,
     StreamPosition,
     TopoPosition,
     decorate_txn,
@@ -49,7 +49,7 @@ Direction = Literal["b", "f"]
 
 @dataclass(frozen=True, slots=True)
 class RelationsPage:
-    events: list[ReadEvent]
+    events: list[EventView]
     #: Where the next page continues; None: nothing more that way.
     next: Position | None
     recursion_depth: int | None
@@ -57,7 +57,7 @@ class RelationsPage:
 
 @dataclass(frozen=True, slots=True)
 class ThreadsPage:
-    roots: list[ReadEvent]
+    roots: list[EventView]
     #: The activity key (depth, stream) the next page starts below; None: no more.
     next: tuple[int, int] | None
 

@@ -31,7 +31,8 @@ from typing import Any
 
 from relay.events.pdu import Pdu, strip_state_event
 from relay.rooms.filters import EventFilter, Filter
-from relay.rooms.relations import Aggregations, aggregations_txn
+from relay.rooms.reads import EventView, view_txn
+from relay.rooms.relations import aggregations_txn
 from relay.rooms.service import RoomService
 from relay.rooms.visibility import Viewer
 from store import account_data as store_account_data
@@ -60,19 +61,6 @@ INVITE_STATE_TYPES = (
     "m.room.encryption",
     "m.room.topic",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class EventView:
-    """An event with what the client format needs besides the PDU."""
-
-    pdu: Pdu
-    redacted_by: Pdu | None = None
-    txn_id: str | None = None
-    prev_content: dict[str, Any] | None = None
-    replaces_state: str | None = None
-    #: Bundled aggregations (`unsigned["m.relations"]`), when it has any.
-    relations: Aggregations | None = None
 
 
 @dataclass(slots=True)
@@ -160,19 +148,10 @@ class RoomReader:
         )
 
     def view(self, pdu: Pdu, *, with_prev: bool = False) -> EventView:
-        redacted_by = self.rooms.redacted_by_txn(self.conn, pdu.event_id)
-        txn_id = None
-        if pdu.sender == self.user_id:
-            txn_id = self.rooms.txn_id_for_txn(
-                self.conn, pdu.event_id, self.user_id, self.device_id
-            )
-        prev_content = replaces = None
-        if with_prev and pdu.state_key is not None:
-            before = self.state_before(pdu.event_id) or {}
-            replaces = before.get((pdu.type, pdu.state_key))
-            if replaces is not None:
-                prev_content = self.content(replaces)
-        return EventView(pdu, redacted_by, txn_id, prev_content, replaces)
+        before = self.state_before if with_prev else None
+        return view_txn(
+            self.conn, self.rooms, pdu, self.user_id, self.device_id, state_before=before
+        )
 
     def timeline_views(
         self, room_id: str, pdus: list[Pdu], until: int | None, *, bundle: bool

@@ -51,9 +51,10 @@ import trio
 from relay.errors import InvalidParam, UnknownPos
 from relay.events.pdu import Pdu
 from relay.rooms.filters import DEFAULT_FILTER
+from relay.rooms.reads import EventView
 from relay.runtime.clock import now_ms
 from relay.sync.builder import MAX_TIMEOUT_MS, SyncService
-from relay.sync.rooms import EventView, RoomReader
+from relay.sync.rooms import RoomReader
 from relay.sync.sliding_extensions import extensions_txn
 from relay.sync.sliding_request import (
     LAZY,
