@@ -20,7 +20,6 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 import relay
-from relay import operator
 from relay.config import (
     CONFIG_FILE,
     DEFAULT_CLIENT_LISTEN,
@@ -35,6 +34,7 @@ from relay.config import (
 )
 from relay.errors import MatrixError
 from relay.events.ids import is_valid_server_name
+from relay.operator import actions as operator
 from relay.runtime import clock
 from relay.runtime.identity import (
     IdentityError,
@@ -520,7 +520,7 @@ def _write(config: Config, fn: Callable[..., T], *args: Any) -> T:
 
 
 def _act(config: Config, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """An operator action (relay.operator) in one write transaction; its MatrixError
+    """An operator action (relay.operator.actions) in one write transaction; its MatrixError
     becomes one line on stderr and exit code 1."""
     try:
         return _write(config, lambda conn: fn(conn, *args, **kwargs))
@@ -626,7 +626,7 @@ def media_cleanup(data_dir: Path, older_than_days: float | None, as_json: bool) 
 def backup(data_dir: Path, output: Path) -> None:
     """Write one archive of the relay (database, signing key, TLS key and certificate,
     config, media) with a manifest of checksums. Safe while the relay runs."""
-    from relay.backup import BackupError, write_backup
+    from relay.operator.backup import BackupError, write_backup
 
     config = _load(data_dir)
     try:
@@ -645,7 +645,7 @@ def backup(data_dir: Path, output: Path) -> None:
 def restore(data_dir: Path, archive: Path) -> None:
     """Restore ARCHIVE (from `relay backup`) into DATA_DIR, which must be missing or
     empty. Every file is checked against the manifest; on any problem nothing is left."""
-    from relay.backup import BackupError, restore_backup
+    from relay.operator.backup import BackupError, restore_backup
 
     try:
         summary = restore_backup(archive, data_dir)

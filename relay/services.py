@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from relay.config import Config
-from relay.metrics import Metrics
 from relay.runtime.database import Database
 from relay.runtime.identity import SigningKey
+from relay.runtime.metrics import Metrics
 
 if TYPE_CHECKING:
     from relay.accounts import Accounts

@@ -1,4 +1,4 @@
-"""relay/backup.py: what restore refuses (and that it then leaves nothing behind)."""
+"""relay/operator/backup.py: what restore refuses (and that it then leaves nothing behind)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from relay.backup import BackupError, restore_backup, write_backup
 from relay.config import load_config
+from relay.operator.backup import BackupError, restore_backup, write_backup
 from tests.integration.conftest import run_cli
 
 

@@ -2,7 +2,7 @@
 what the others share (admin-only access, query parameters, `server_version`) and the
 shared-secret registration, `/_synapse/admin/v1/register` (`register_new_matrix_user`,
 test harnesses). Users are in `synapse_admin_users`, rooms in `synapse_admin_rooms`,
-registration tokens in `synapse_admin_tokens`; each action calls `relay.operator`, as
+registration tokens in `synapse_admin_tokens`; each action calls `relay.operator.actions`, as
 the CLI and the operator page do.
 
 Every endpoint but `register` and `server_version` (public in Synapse too) needs the

@@ -2,7 +2,7 @@
 
 Shapes follow element-hq/synapse `docs/admin_api/rooms.md` and
 `synapse/rest/admin/rooms.py`; a room's figures come from its current state
-(`relay.operator.room_details_txn`).
+(`relay.operator.actions.room_details_txn`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from relay import operator
 from relay.client.auth import services_of
 from relay.client.route import ClientRoute
 from relay.client.synapse_admin import (
@@ -25,6 +24,7 @@ from relay.client.synapse_admin import (
 )
 from relay.errors import InvalidParam, NotFound
 from relay.events.ids import localpart_of
+from relay.operator import actions as operator
 from relay.runtime.http import json_response
 from store import rooms as store_rooms
 

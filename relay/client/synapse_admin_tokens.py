@@ -2,7 +2,7 @@
 
 Shapes and errors follow element-hq/synapse
 `docs/usage/administration/admin_api/registration_tokens.md`; the rules (alphabet,
-uses, expiry) are `relay.operator`'s, as for `relay token`.
+uses, expiry) are `relay.operator.actions`'s, as for `relay token`.
 
 One difference, on purpose: the relay stores a token only as its hash (store/
 registration_tokens.py), so a token read back (the list, or `GET` by the token) shows
@@ -17,11 +17,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from relay import operator
 from relay.client.auth import services_of
 from relay.client.route import ClientRoute
 from relay.client.synapse_admin import ADMIN_V1, admin_requester, bool_query
 from relay.errors import NotFound
+from relay.operator import actions as operator
 from relay.runtime.clock import now_ms
 from relay.runtime.http import json_response, read_json_object
 from store import registration_tokens as store_tokens

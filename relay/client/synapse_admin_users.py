@@ -9,7 +9,7 @@ to set one is 400 `M_INVALID_PARAM` rather than silently ignored. As in Synapse,
 `creation_ts` is in seconds for one user and in milliseconds in the list.
 
 Deactivating deletes the user's password, devices and access tokens and leaves its
-rooms (`relay.operator`); `erase` is refused (the relay keeps no erasure flag).
+rooms (`relay.operator.actions`); `erase` is refused (the relay keeps no erasure flag).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import trio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from relay import operator
 from relay.client.auth import requester_of, services_of
 from relay.client.route import ClientRoute
 from relay.client.synapse_admin import (
@@ -36,6 +35,7 @@ from relay.client.synapse_admin import (
 )
 from relay.errors import BadJson, InvalidParam, NotFound
 from relay.events.ids import localpart_of, server_of
+from relay.operator import actions as operator
 from relay.runtime.clock import now_ms
 from relay.runtime.http import json_response, read_json_object
 from relay.services import Services

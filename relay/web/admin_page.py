@@ -2,8 +2,8 @@
 shows, LAN peers (approve, revoke), users (add, reset password, deactivate),
 registration tokens (add, list, delete) and a backup download, for server admins.
 
-Every action calls the same code as its CLI command (`relay.operator`,
-`relay.backup`); the page adds only a session and HTML (relay/web/admin_html.py).
+Every action calls the same code as its CLI command (`relay.operator.actions`,
+`relay.operator.backup`); the page adds only a session and HTML (relay/web/admin_html.py).
 
 Rules kept:
 
@@ -38,11 +38,11 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from relay import operator
 from relay.accounts import Requester, user_id_for
-from relay.backup import BackupError, write_backup
 from relay.errors import InvalidParam, MatrixError, TooLarge, UnknownToken
 from relay.mesh.discovery import key_fingerprint
+from relay.operator import actions as operator
+from relay.operator.backup import BackupError, write_backup
 from relay.runtime import clock
 from relay.services import Services
 from relay.web import admin_html

@@ -2,7 +2,7 @@
 off by default; a loopback address when on: the figures name the servers the box
 talks to).
 
-What it shows: the counters the relay keeps while it runs (`relay.metrics.Metrics`:
+What it shows: the counters the relay keeps while it runs (`relay.runtime.metrics.Metrics`:
 requests by endpoint and status, their latency, outbound transaction results) and what
 is read at scrape time, in one read transaction: events stored (sent by local users,
 received from other servers; counted incrementally from the stream orderings already
@@ -33,8 +33,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relay.events.ids import server_of
-from relay.metrics import CONTENT_TYPE, Counter, Gauge, Metrics, render
 from relay.runtime import clock
+from relay.runtime.metrics import CONTENT_TYPE, Counter, Gauge, Metrics, render
 from relay.services import Services
 from store import events as store_events
 from store import outbox as store_outbox

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from tests.integration.matrix_client import MatrixUser
-from tests.mesh.conftest import ROOT, Lab, MeshRelay, wait_until
+from tests.mesh.conftest import ROOT, Lab, MeshRelay
+from tests.support import wait_until
 from tools.synapse_harness import Synapse, synapse_python
 
 SYNAPSE_CLIENT_PORT, SYNAPSE_FED_PORT = 8010, 8450

@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from relay.backup import restore_backup
 from relay.client.routes import client_app
 from relay.config import load_config
 from relay.node import build_services
+from relay.operator.backup import restore_backup
 from relay.runtime.database import open_database
 from relay.runtime.identity import read_signing_key
 from relay.services import Services
