@@ -13,7 +13,9 @@ package, tools/host/packages.txt, group `test`) through `executable_path`.
   errors, Content-Security-Policy violations) and every request to another origin, for a
   test to assert on (`.assert_clean()`).
 
-Use from a conftest: `from tests.web.browser import browser, run_dir  # noqa: F401`.
+Use from a conftest: `from tests.web.browser import browser, pytest_runtest_makereport, run_dir
+# noqa: F401` (the hook keeps a test's outcome for `run_dir`, which then screenshots every
+open page of a failed test).
 """
 
 from __future__ import annotations
@@ -54,11 +56,30 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def run_dir(request: pytest.FixtureRequest) -> Path:
+def run_dir(request: pytest.FixtureRequest, browser: Browser) -> Iterator[Path]:
+    """This test's screenshot directory; when the test failed, every page still open is
+    saved there too (failed-N.png)."""
     name = re.sub(r"[^\w.-]+", "_", request.node.name)
     path = RUNS_DIR / RUN_NAME / f"{request.node.module.__name__.rsplit('.', 1)[-1]}-{name}"
     path.mkdir(parents=True, exist_ok=True)
-    return path
+    yield path
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        pages = [page for context in browser.contexts for page in context.pages]
+        for number, page in enumerate(pages):
+            try:
+                page.screenshot(path=str(path / f"failed-{number}.png"))
+            except Exception as exc:  # a crashed page must not hide the test's own failure
+                (path / f"failed-{number}.txt").write_text(f"no screenshot: {exc}\n")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """Keeps the call phase's report on the item, for `run_dir` to see a failure."""
+    report = yield
+    if report.when == "call":
+        item.rep_call = report  # type: ignore[attr-defined]
+    return report
 
 
 @dataclass
@@ -82,6 +103,8 @@ class PageWatch:
     origin: str
     errors: list[str] = field(default_factory=list)
     foreign_requests: list[str] = field(default_factory=list)
+    #: (status, method, URL) of every answer the page got (a service worker's included).
+    responses: list[tuple[int, str, str]] = field(default_factory=list)
     #: Console errors that are the server's expected answers, not faults (regexes).
     expected: list[str] = field(default_factory=list)
 
@@ -91,7 +114,16 @@ class PageWatch:
         page.on("pageerror", lambda exc: watch.errors.append(f"uncaught: {exc}"))
         page.on("console", watch._console)
         page.on("request", watch._request)
+        page.on(
+            "response",
+            lambda r: watch.responses.append((r.status, r.request.method, r.url)),
+        )
         return watch
+
+    def answered(self, path_prefix: str, status: int = 200) -> list[str]:
+        """URLs under `path_prefix` (on the page's origin) answered with `status`."""
+        prefix = self.origin + path_prefix
+        return [url for got, _, url in self.responses if got == status and url.startswith(prefix)]
 
     def _console(self, message: ConsoleMessage) -> None:
         text = message.text

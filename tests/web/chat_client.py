@@ -77,3 +77,45 @@ def message(page: Page, text: str) -> Locator:
     return page.locator(
         ".Timeline_message", has=page.locator(".Timeline_messageBody", has_text=text)
     )
+
+
+def invite(page: Page, user_id: str) -> None:
+    """Invite someone to the open room: room options, details, people, invite."""
+    page.locator("button.room-options").click()
+    page.locator(".menu .menu-item", has_text="Room details").click()
+    page.locator(".RoomDetailsView_row", has=page.locator(".MemberCount")).click()
+    page.locator(".MemberListView__invite-btn").click()
+    page.locator(".InvitePanelView__input").fill(user_id)
+    page.locator(".InvitePanelView__btn").click()
+    # The panel closes itself; the timeline shows the invite.
+    expect(page.locator(".Timeline").get_by_text(f"{user_id} was invited")).to_be_visible()
+
+
+def accept_invite(page: Page, room_name: str) -> None:
+    page.locator(".RoomList").get_by_text(room_name, exact=True).click()
+    page.get_by_role("button", name="Accept").click()
+    expect(page.locator(".RoomView .MessageComposer textarea")).to_be_visible()
+
+
+def send_picture(page: Page, path: str) -> None:
+    """Share an image through the composer's attachment menu."""
+    with page.expect_file_chooser() as chooser:
+        page.locator("button.sendFile").click()
+        page.locator(".menu .menu-item", has_text="Send picture").click()
+    chooser.value.set_files(path)
+
+
+def expect_picture(page: Page) -> Locator:
+    """The open room's newest picture, shown: downloaded (through the service worker that
+    authenticates media requests), decrypted and decoded."""
+    image = page.locator(".Timeline .media img").last
+    expect(image).to_be_visible()
+    # Asked afresh each time: Hydrogen replaces the element when the upload is sent.
+    page.wait_for_function(
+        """() => {
+            const images = document.querySelectorAll(".Timeline .media img");
+            const newest = images[images.length - 1];
+            return !!newest && newest.complete && newest.naturalWidth > 0;
+        }"""
+    )
+    return image

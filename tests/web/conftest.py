@@ -9,7 +9,7 @@ import pytest
 
 from relay.web.chat_client import chat_client_built
 from tests.integration.conftest import RelayProcess, make_relay
-from tests.web.browser import browser, run_dir  # noqa: F401  (fixtures)
+from tests.web.browser import browser, pytest_runtest_makereport, run_dir  # noqa: F401
 
 
 @pytest.fixture(scope="module")

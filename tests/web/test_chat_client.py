@@ -57,3 +57,68 @@ def test_a_person_logs_in_creates_an_encrypted_room_and_sends(
     assert "Tanker" not in str(messages)
     context.close()
     watch.assert_clean()
+
+
+def _png(path: Path) -> Path:
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (320, 200), (20, 110, 180))
+    ImageDraw.Draw(image).rectangle((40, 40, 280, 160), fill=(250, 200, 40))
+    image.save(path)
+    return path
+
+
+def test_two_people_chat_in_an_encrypted_room_share_an_image_and_reload(
+    web_relay: RelayProcess, browser: Browser, run_dir: Path, tmp_path: Path
+) -> None:
+    """Amal and Bilal, each in a browser of their own, chat end to end encrypted through the
+    relay's web client; Amal shares a picture; Bilal reloads and is still in."""
+    server = web_relay.server_name
+    for user in ("amal", "bilal"):
+        web_relay.cli("user", "add", user, "--password", f"pw-{user}")
+    counter = [0]
+    people = {}
+    for user in ("amal", "bilal"):
+        context = browser.new_context()
+        page = chat.open_chat(context, web_relay.client_url)
+        watch = PageWatch.attach(page, web_relay.client_url, chat.EXPECTED_CONSOLE_ERRORS)
+        people[user] = (context, page, watch, Screenshots(page, run_dir, user, counter))
+        chat.log_in(page, user, f"pw-{user}")
+    _, amal, _, amal_shots = people["amal"]
+    _, bilal, _, bilal_shots = people["bilal"]
+
+    chat.create_room(amal, "Clinic shift")
+    chat.invite(amal, f"@bilal:{server}")
+    amal_shots.take("invited-bilal")
+    chat.accept_invite(bilal, "Clinic shift")
+    bilal_shots.take("joined")
+
+    chat.send(amal, "Can you cover the night shift?")
+    chat.expect_message(bilal, "Can you cover the night shift?")
+    chat.send(bilal, "Yes, from 22:00")
+    chat.expect_message(amal, "Yes, from 22:00")
+    amal_shots.take("chatting")
+    bilal_shots.take("chatting")
+
+    chat.send_picture(amal, str(_png(tmp_path / "roster.png")))
+    chat.expect_picture(amal)
+    chat.expect_picture(bilal)
+    bilal_shots.take("picture-received")
+    # Fetched from the authenticated media API (the service worker adds the token), never
+    # from the legacy unauthenticated one.
+    bilal_watch = people["bilal"][2]
+    assert bilal_watch.answered("/_matrix/client/v1/media/download/")
+    assert not [url for _, _, url in bilal_watch.responses if "/_matrix/media/" in url]
+
+    bilal.reload()
+    chat.expect_message(bilal, "Yes, from 22:00")
+    chat.expect_message(bilal, "Can you cover the night shift?")
+    chat.expect_picture(bilal)
+    bilal_shots.take("after-reload")
+    chat.send(bilal, "Still here after a reload")
+    chat.expect_message(amal, "Still here after a reload")
+    amal_shots.take("after-bilal-reloaded")
+
+    for context, _, watch, _ in people.values():
+        context.close()
+        watch.assert_clean()
