@@ -73,9 +73,13 @@ def expect_message(page: Page, text: str) -> None:
 
 
 def message(page: Page, text: str) -> Locator:
-    """The timeline's message whose body holds `text` (the body also holds its time)."""
+    """The timeline's message whose body text is exactly `text` (its time, a child element
+    of the body, aside)."""
+    if "'" in text:
+        raise ValueError("message texts in tests have no single quote (XPath literal)")
     return page.locator(
-        ".Timeline_message", has=page.locator(".Timeline_messageBody", has_text=text)
+        "xpath=//li[contains(@class, 'Timeline_message')]"
+        f"[.//*[contains(@class, 'Timeline_messageBody')]/text()[normalize-space() = '{text}']]"
     )
 
 
@@ -119,3 +123,37 @@ def expect_picture(page: Page) -> Locator:
         }"""
     )
     return image
+
+
+def join_room(page: Page, alias_or_id: str) -> None:
+    """Join by alias or room id through the "+" menu, and open the room."""
+    page.locator("button.create").click()
+    page.locator(".menu .menu-item", has_text="Join Room").click()
+    page.locator(".JoinRoomView #id").fill(alias_or_id)
+    page.locator(".JoinRoomView button[type=submit]").click()
+    expect(page.locator(".RoomView .MessageComposer textarea")).to_be_visible()
+
+
+def leave_room(page: Page) -> None:
+    """Leave the open room through its options menu (and the browser's confirm dialog)."""
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("button.room-options").click()
+    page.locator(".menu .menu-item", has_text="Leave room").click()
+
+
+def scroll_back_until(page: Page, text: str, max_scrolls: int = 40) -> int:
+    """Scroll the open room's timeline to the top until the message with `text` shows;
+    how many scrolls it took (each at the top makes Hydrogen fetch older history)."""
+    target = message(page, text)
+    for scrolls in range(max_scrolls):
+        if target.count() and target.is_visible():
+            return scrolls
+        page.evaluate(
+            """() => {
+                const scroller = document.querySelector(".Timeline .bottom-aligned-scroll");
+                if (scroller) scroller.scrollTop = 0;
+            }"""
+        )
+        page.wait_for_timeout(300)
+    expect(target).to_be_visible()
+    return max_scrolls

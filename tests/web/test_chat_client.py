@@ -5,25 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 from playwright.sync_api import Browser
 
 from tests.integration.conftest import RelayProcess
+from tests.integration.matrix_client import MatrixUser
 from tests.web import chat_client as chat
 from tests.web.browser import PageWatch, Screenshots
 
 
-def _api_login(relay: RelayProcess, user: str, password: str) -> str:
-    response = httpx.post(
-        f"{relay.client_url}/_matrix/client/v3/login",
-        json={
-            "type": "m.login.password",
-            "identifier": {"type": "m.id.user", "user": user},
-            "password": password,
-        },
-    )
-    response.raise_for_status()
-    return response.json()["access_token"]
 
 
 def test_a_person_logs_in_creates_an_encrypted_room_and_sends(
@@ -43,15 +32,9 @@ def test_a_person_logs_in_creates_an_encrypted_room_and_sends(
     shots.take("message-sent")
 
     # The relay stored it encrypted: only ciphertext reached the server.
-    token = _api_login(web_relay, "amira", "pw-amira")
-    headers = {"Authorization": f"Bearer {token}"}
-    rooms = httpx.get(f"{web_relay.client_url}/_matrix/client/v3/joined_rooms", headers=headers)
-    (room_id,) = rooms.json()["joined_rooms"]
-    messages = httpx.get(
-        f"{web_relay.client_url}/_matrix/client/v3/rooms/{room_id}/messages",
-        params={"dir": "b", "limit": "20"},
-        headers=headers,
-    ).json()["chunk"]
+    amira = MatrixUser.login(web_relay.client_url, "amira", "pw-amira")
+    (room_id,) = amira.call("GET", "/joined_rooms")["joined_rooms"]
+    messages = amira.messages(room_id)
     types = [event["type"] for event in messages]
     assert "m.room.encrypted" in types and "m.room.message" not in types
     assert "Tanker" not in str(messages)
@@ -122,3 +105,43 @@ def test_two_people_chat_in_an_encrypted_room_share_an_image_and_reload(
     for context, _, watch, _ in people.values():
         context.close()
         watch.assert_clean()
+
+
+def test_a_person_joins_a_public_room_scrolls_back_through_its_history_and_leaves(
+    web_relay: RelayProcess, browser: Browser, run_dir: Path
+) -> None:
+    """Dana joins the depot's public room by its alias, scrolls back to its first message
+    (history the first sync did not carry: fetched with /messages), then leaves."""
+    server = web_relay.server_name
+    for user in ("carol", "dana"):
+        web_relay.cli("user", "add", user, "--password", f"pw-{user}")
+    carol = MatrixUser.login(web_relay.client_url, "carol", "pw-carol")
+    room_id = carol.create_room(preset="public_chat", room_alias_name="depot", name="Depot")
+    for n in range(1, 61):
+        carol.send(room_id, f"Depot log {n}")
+
+    context = browser.new_context()
+    page = chat.open_chat(context, web_relay.client_url)
+    watch = PageWatch.attach(page, web_relay.client_url, chat.EXPECTED_CONSOLE_ERRORS)
+    shots = Screenshots(page, run_dir, "dana")
+    chat.log_in(page, "dana", "pw-dana")
+    chat.join_room(page, f"#depot:{server}")
+    chat.expect_message(page, "Depot log 60")
+    assert chat.message(page, "Depot log 1").count() == 0, "all history came at once"
+    shots.take("joined")
+
+    chat.scroll_back_until(page, "Depot log 1")
+    shots.take("scrolled-back-to-the-start")
+    assert [url for _, _, url in watch.responses if "/messages?" in url], "no /messages"
+
+    chat.leave_room(page)
+    carol.wait_for(
+        lambda _: carol.call(
+            "GET", f"/rooms/{room_id}/state/m.room.member/@dana:{server}"
+        )["membership"]
+        == "leave",
+        what="dana's leave",
+    )
+    shots.take("left")
+    context.close()
+    watch.assert_clean()
