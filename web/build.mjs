@@ -74,6 +74,15 @@ const HYDROGEN_FIXES = [
             'avatar\n    });\n    roomBeingCreated.then((created) => this.navigation.push("room", ' +
             "this._session.roomsBeingCreated.get(created.id) ? created.id : created.roomId));",
     },
+    {
+        // A picture being sent with no thumbnail of its own (a small one) had the URL
+        // `undefined`: the browser asked the relay for /undefined. Preview the picture itself.
+        why: "a small picture being sent previews itself",
+        find: 'return attachment && attachment.localPreview.url;',
+        replace:
+            "const preview = attachment || this._entry.pendingEvent.getAttachment(\"url\");\n" +
+            '      return preview ? preview.localPreview.url : "";',
+    },
 ];
 
 const hydrogenFixes = {

@@ -105,7 +105,8 @@ class PageWatch:
     foreign_requests: list[str] = field(default_factory=list)
     #: (status, method, URL) of every answer the page got (a service worker's included).
     responses: list[tuple[int, str, str]] = field(default_factory=list)
-    #: Console errors that are the server's expected answers, not faults (regexes).
+    #: Console errors that are the server's expected answers, not faults: regexes matched
+    #: against "TEXT URL" (URL: where the console message came from, e.g. a failed load).
     expected: list[str] = field(default_factory=list)
 
     @classmethod
@@ -127,10 +128,11 @@ class PageWatch:
 
     def _console(self, message: ConsoleMessage) -> None:
         text = message.text
+        seen = f"{text} {message.location.get('url', '')}"
         if "Content Security Policy" in text or (
-            message.type == "error" and not any(re.search(p, text) for p in self.expected)
+            message.type == "error" and not any(re.search(p, seen) for p in self.expected)
         ):
-            self.errors.append(f"console {message.type}: {text}")
+            self.errors.append(f"console {message.type}: {seen}")
 
     def _request(self, request: Request) -> None:
         parts = urlsplit(request.url)
@@ -140,5 +142,7 @@ class PageWatch:
             self.foreign_requests.append(request.url)
 
     def assert_clean(self) -> None:
-        assert self.foreign_requests == [], "the page asked another origin"
-        assert self.errors == [], "the page had errors"
+        assert not self.foreign_requests, "asked another origin:\n" + "\n".join(
+            self.foreign_requests
+        )
+        assert not self.errors, "the page had errors:\n" + "\n".join(self.errors)

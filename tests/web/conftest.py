@@ -15,11 +15,14 @@ from tests.web.browser import browser, pytest_runtest_makereport, run_dir  # noq
 @pytest.fixture(scope="module")
 def web_relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayProcess]:
     """A running relay on a fresh 127.0.x.y address (a secure context for Chromium, as a
-    loopback origin), serving the built chat client."""
+    loopback origin), serving the built chat client; registration.mode = "token", as a
+    kit that hands out invitation tokens runs."""
     if not chat_client_built():
         pytest.fail("the web chat client is not built: run `make webclient`")
     relay = make_relay(tmp_path_factory.mktemp("web"))
     relay.init()
+    config = relay.data_dir / "relay.toml"
+    config.write_text(config.read_text().replace('mode = "closed"', 'mode = "token"', 1))
     relay.start()
     try:
         yield relay

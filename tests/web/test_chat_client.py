@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, expect
 
 from tests.integration.conftest import RelayProcess
 from tests.integration.matrix_client import MatrixUser
 from tests.web import chat_client as chat
 from tests.web.browser import PageWatch, Screenshots
-
-
 
 
 def test_a_person_logs_in_creates_an_encrypted_room_and_sends(
@@ -136,12 +134,40 @@ def test_a_person_joins_a_public_room_scrolls_back_through_its_history_and_leave
 
     chat.leave_room(page)
     carol.wait_for(
-        lambda _: carol.call(
-            "GET", f"/rooms/{room_id}/state/m.room.member/@dana:{server}"
-        )["membership"]
-        == "leave",
+        lambda _: (
+            carol.call("GET", f"/rooms/{room_id}/state/m.room.member/@dana:{server}")["membership"]
+            == "leave"
+        ),
         what="dana's leave",
     )
     shots.take("left")
     context.close()
     watch.assert_clean()
+
+
+def test_a_newcomer_registers_with_an_invitation_token(
+    web_relay: RelayProcess, browser: Browser, run_dir: Path
+) -> None:
+    """With registration.mode = "token", the login screen offers an account to whoever has a
+    token; the token (one use) opens one account and no second."""
+    token = web_relay.cli("token", "add", "--uses", "1").stdout.strip()
+    context = browser.new_context()
+    page = chat.open_chat(context, web_relay.client_url)
+    watch = PageWatch.attach(page, web_relay.client_url, chat.EXPECTED_CONSOLE_ERRORS)
+    shots = Screenshots(page, run_dir, "erin")
+    chat.register(page, "erin", "pw-erin-1", token, shots)
+    shots.take("registered")
+    page.reload()
+    chat.expect_room_list(page)
+    MatrixUser.login(web_relay.client_url, "erin", "pw-erin-1")
+    context.close()
+    watch.assert_clean()
+
+    other = browser.new_context()
+    page = chat.open_chat(other, web_relay.client_url)
+    shots = Screenshots(page, run_dir, "farid", shots.counter)
+    page.get_by_text("Create an account with an invitation token").click()
+    chat.fill_registration(page, "farid", "pw-farid-1", token)
+    expect(page.locator(".RelayRegisterView .error")).to_contain_text("not valid")
+    shots.take("token-used-up")
+    other.close()

@@ -81,6 +81,15 @@ async function offerRegistration() {
     place();
 }
 
+// The relay's answer to "would this token open an account?" (asked before anything is sent).
+async function tokenIsValid(token) {
+    const url = new URL(`${HOMESERVER}/_matrix/client/v1/register/${TOKEN_STAGE}/validity`);
+    url.searchParams.set("token", token);
+    const response = await fetch(url);
+    if (!response.ok) return false;
+    return (await response.json()).valid === true;
+}
+
 function field(form, id, label, type) {
     const row = document.createElement("div");
     row.className = "form-row text";
@@ -136,6 +145,11 @@ async function startRegistration() {
         submit.disabled = true;
         error.textContent = "";
         try {
+            if (!(await tokenIsValid(token.value.trim()))) {
+                error.textContent = "That invitation token is not valid (or it is used up).";
+                submit.disabled = false;
+                return;
+            }
             const features = await FeatureSet.load(platform.settingsStorage);
             const client = new Client(platform, features);
             const registration = await client.startRegistration(
