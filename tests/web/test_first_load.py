@@ -1,0 +1,87 @@
+"""The chat client's first load on a slow link: Chromium throttled to 2 Mbit/s (the issue's
+budget link), a cold cache, from the address bar to a login form a person can type in.
+
+Bytes are deterministic and asserted against the budget (1 MB compressed); times are only
+reported (the test's summary line, BENCHMARKS.md), never asserted: this machine is shared.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import Browser, expect
+
+from tests.integration.conftest import RelayProcess
+from tests.web import chat_client as chat
+from tests.web.browser import PageWatch, Screenshots
+
+LINK_BITS_PER_SECOND = 2_000_000
+LINK_LATENCY_MS = 20
+FIRST_LOAD_BUDGET_BYTES = 1_000_000
+
+
+def test_first_load_fits_the_budget_on_a_2_mbit_link(
+    web_relay: RelayProcess,
+    browser: Browser,
+    run_dir: Path,
+    record_property: Any,
+) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(chat.UI_TIMEOUT_MS)
+    watch = PageWatch.attach(page, web_relay.client_url, chat.EXPECTED_CONSOLE_ERRORS)
+    cdp = context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send("Network.setCacheDisabled", {"cacheDisabled": True})
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {
+            "offline": False,
+            "latency": LINK_LATENCY_MS,
+            "downloadThroughput": LINK_BITS_PER_SECOND / 8,
+            "uploadThroughput": LINK_BITS_PER_SECOND / 8,
+        },
+    )
+    transferred: dict[str, int] = {}
+    urls: dict[str, str] = {}
+    cdp.on(
+        "Network.requestWillBeSent", lambda e: urls.__setitem__(e["requestId"], e["request"]["url"])
+    )
+    cdp.on(
+        "Network.loadingFinished",
+        lambda e: transferred.__setitem__(e["requestId"], int(e["encodedDataLength"])),
+    )
+
+    started = time.monotonic()
+    page.goto(web_relay.client_url + "/")
+    expect(page.locator("#username")).to_be_editable()
+    usable_s = time.monotonic() - started
+    bytes_at_usable = sum(transferred.values())
+    page.wait_for_load_state("networkidle")
+    settled_s = time.monotonic() - started
+    Screenshots(page, run_dir, "newcomer").take("first-load-usable")
+
+    total = sum(transferred.values())
+    by_url = sorted(((n, urls.get(rid, rid)) for rid, n in transferred.items()), reverse=True)
+    figures = {
+        "link": f"{LINK_BITS_PER_SECOND / 1e6:g} Mbit/s, {LINK_LATENCY_MS} ms",
+        "bytes_until_usable": bytes_at_usable,
+        "bytes_first_load": total,
+        "requests": len(transferred),
+        "usable_s": round(usable_s, 2),
+        "network_idle_s": round(settled_s, 2),
+        "largest": [[n, url.removeprefix(web_relay.client_url)] for n, url in by_url[:8]],
+    }
+    (run_dir / "first-load.json").write_text(json.dumps(figures, indent=2) + "\n")
+    record_property(
+        "summary",
+        f"web client first load at 2 Mbit/s: {total} bytes in {len(transferred)} requests; "
+        f"login form usable after {usable_s:.2f} s ({bytes_at_usable} bytes), "
+        f"network idle after {settled_s:.2f} s",
+    )
+    context.close()
+    watch.assert_clean()
+    assert total <= FIRST_LOAD_BUDGET_BYTES, figures
