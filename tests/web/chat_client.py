@@ -178,3 +178,12 @@ def scroll_back_until(page: Page, text: str, max_scrolls: int = 40) -> int:
         page.wait_for_timeout(300)
     expect(target).to_be_visible()
     return max_scrolls
+
+
+def type_without_sending(page: Page, text: str) -> None:
+    page.locator(".MessageComposer textarea").press_sequentially(text)
+
+
+def room_activity(page: Page) -> Locator:
+    """The line above the composer: who is typing, who has seen the newest message."""
+    return page.locator(".RoomView .RelayRoomActivity")

@@ -13,6 +13,7 @@ import {
 } from "hydrogen-view-sdk";
 import "hydrogen-view-sdk/theme-element-light.css";
 import "./relay.css";
+import { TypingAndReceipts } from "./typing_and_receipts.js";
 
 // The relay serves this page on its client listener: the homeserver is this origin.
 const HOMESERVER = window.location.origin;
@@ -31,6 +32,7 @@ function makePlatform() {
 
 async function startApp() {
     const platform = makePlatform();
+    new TypingAndReceipts(HOMESERVER).attach(platform);
     const navigation = createNavigation();
     platform.setNavigation(navigation);
     await platform.init();
