@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from relay.http import make_app
+from relay.runtime.http import make_app
 from relay.web.chat_client import IMMUTABLE, PAGE_CSP, ChatClient
 from tests.integration.conftest import RelayProcess
 
