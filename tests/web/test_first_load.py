@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 from playwright.sync_api import Browser, expect
 
 from tests.integration.conftest import RelayProcess
@@ -29,7 +30,11 @@ def test_first_load_fits_the_budget_on_a_2_mbit_link(
     run_dir: Path,
     record_property: Any,
 ) -> None:
-    context = browser.new_context()
+    # The service worker is blocked for the measurement: once it takes over the page (during
+    # this very load), requests go through it and the page's DevTools session no longer sees
+    # their bytes, so the count would depend on when it took over. Its own script (fetched
+    # once, then revalidated) is added below at its gzip size.
+    context = browser.new_context(service_workers="block")
     page = context.new_page()
     page.set_default_timeout(chat.UI_TIMEOUT_MS)
     watch = PageWatch.attach(page, web_relay.client_url, chat.EXPECTED_CONSOLE_ERRORS)
@@ -54,23 +59,30 @@ def test_first_load_fits_the_budget_on_a_2_mbit_link(
         "Network.loadingFinished",
         lambda e: transferred.__setitem__(e["requestId"], int(e["encodedDataLength"])),
     )
+    failed: set[str] = set()
+    cdp.on("Network.loadingFailed", lambda e: failed.add(e["requestId"]))
 
     started = time.monotonic()
     page.goto(web_relay.client_url + "/")
     expect(page.locator("#username")).to_be_editable()
     usable_s = time.monotonic() - started
     bytes_at_usable = sum(transferred.values())
+    # Every request the load started has ended (olm's WebAssembly, compiled while it
+    # streams, can end after Playwright's "network idle"): the byte count is then complete.
     page.wait_for_load_state("networkidle")
+    while set(urls) - set(transferred) - failed:
+        page.wait_for_timeout(100)
     settled_s = time.monotonic() - started
     Screenshots(page, run_dir, "newcomer").take("first-load-usable")
 
-    total = sum(transferred.values())
+    service_worker = httpx.get(web_relay.client_url + "/sw.js", headers={"Accept-Encoding": "gzip"})
+    total = sum(transferred.values()) + int(service_worker.headers["content-length"])
     by_url = sorted(((n, urls.get(rid, rid)) for rid, n in transferred.items()), reverse=True)
     figures = {
         "link": f"{LINK_BITS_PER_SECOND / 1e6:g} Mbit/s, {LINK_LATENCY_MS} ms",
         "bytes_until_usable": bytes_at_usable,
         "bytes_first_load": total,
-        "requests": len(transferred),
+        "requests": len(transferred) + 1,
         "usable_s": round(usable_s, 2),
         "network_idle_s": round(settled_s, 2),
         "largest": [[n, url.removeprefix(web_relay.client_url)] for n, url in by_url[:8]],
@@ -78,7 +90,7 @@ def test_first_load_fits_the_budget_on_a_2_mbit_link(
     (run_dir / "first-load.json").write_text(json.dumps(figures, indent=2) + "\n")
     record_property(
         "summary",
-        f"web client first load at 2 Mbit/s: {total} bytes in {len(transferred)} requests; "
+        f"web client first load at 2 Mbit/s: {total} bytes in {len(transferred) + 1} requests; "
         f"login form usable after {usable_s:.2f} s ({bytes_at_usable} bytes), "
         f"network idle after {settled_s:.2f} s",
     )
