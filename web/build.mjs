@@ -83,6 +83,14 @@ const HYDROGEN_FIXES = [
             "const preview = attachment || this._entry.pendingEvent.getAttachment(\"url\");\n" +
             '      return preview ? preview.localPreview.url : "";',
     },
+    {
+        // With no service worker (a browser that gives none to a plain-HTTP LAN origin),
+        // loading a session threw on `updateService` (the worker's handler) being null.
+        why: "a session loads without a service worker",
+        find: "this._platform.updateService.updateAuthData(",
+        replace: "this._platform.updateService?.updateAuthData(",
+        times: 2,
+    },
 ];
 
 const hydrogenFixes = {
@@ -91,10 +99,10 @@ const hydrogenFixes = {
         build.onLoad({ filter: /hydrogen-view-sdk[\\/]lib-build[\\/]hydrogen\.es\.js$/ }, (args) => {
             let code = readFileSync(args.path, "utf8");
             for (const fix of HYDROGEN_FIXES) {
-                if (code.split(fix.find).length !== 2) {
+                if (code.split(fix.find).length !== (fix.times ?? 1) + 1) {
                     throw new Error(`Hydrogen fix no longer applies: ${fix.why}`);
                 }
-                code = code.replace(fix.find, fix.replace);
+                code = code.replaceAll(fix.find, fix.replace);
             }
             return { contents: code, loader: "js" };
         });
@@ -109,6 +117,8 @@ const result = await esbuild.build({
     target: ["es2020"],
     outdir: assets,
     entryNames: "[name]-[hash]",
+    chunkNames: "[name]-[hash]",
+    splitting: true,
     assetNames: "[name]-[hash]",
     publicPath: "/assets",
     loader: { ".woff": "file", ".woff2": "file", ".svg": "file", ".png": "file" },

@@ -6,6 +6,9 @@ package, tools/host/packages.txt, group `test`) through `executable_path`.
 
 - `browser` (module-scoped fixture): one Chromium per test module; make a context per person
   (`browser.new_context()`): contexts share nothing (storage, service workers, cookies).
+  `playwright` (module-scoped) and `launch(playwright, *switches)`: a browser of one's own,
+  e.g. with `--host-resolver-rules=MAP kit.lan 127.0.0.5` to reach a relay by a name that
+  is not loopback's (the page is then not a secure context, as on a real LAN).
 - `run_dir` (fixture): the directory of this test's screenshots, under tests/web/runs/RUN/
   (gitignored; RUN is the pytest run's start time), kept after the run for a person to look at.
 - `Screenshots(page, run_dir, who)`: `.take("step")` saves NN-who-step.png, numbered in order.
@@ -13,9 +16,9 @@ package, tools/host/packages.txt, group `test`) through `executable_path`.
   errors, Content-Security-Policy violations) and every request to another origin, for a
   test to assert on (`.assert_clean()`).
 
-Use from a conftest: `from tests.web.browser import browser, pytest_runtest_makereport, run_dir
-# noqa: F401` (the hook keeps a test's outcome for `run_dir`, which then screenshots every
-open page of a failed test).
+Use from a conftest: import `browser`, `playwright`, `run_dir` and the hook
+`pytest_runtest_makereport` (it keeps a test's outcome for `run_dir`, which then screenshots
+every open page of a failed test), as tests/web/conftest.py does.
 """
 
 from __future__ import annotations
@@ -29,7 +32,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Request, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Page,
+    Playwright,
+    Request,
+    sync_playwright,
+)
 
 RUNS_DIR = Path(__file__).resolve().parent / "runs"
 RUN_NAME = time.strftime("%Y%m%d-%H%M%S")
@@ -45,14 +55,28 @@ def chromium_path() -> str:
     return found
 
 
+def launch(playwright: Playwright, *extra_args: str) -> Browser:
+    """A new headless Chromium (the system's), with extra command-line switches."""
+    return playwright.chromium.launch(
+        executable_path=chromium_path(), args=[*CHROMIUM_ARGS, *extra_args]
+    )
+
+
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
+def playwright() -> Iterator[Playwright]:
+    """The Playwright driver (one per module), for a test that needs a browser of its own
+    (`launch(playwright, "--switch")`)."""
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    launched = launch(playwright)
+    try:
+        yield launched
+    finally:
+        launched.close()
 
 
 @pytest.fixture

@@ -9,7 +9,12 @@ import pytest
 
 from relay.web.chat_client import chat_client_built
 from tests.integration.conftest import RelayProcess, make_relay
-from tests.web.browser import browser, pytest_runtest_makereport, run_dir  # noqa: F401
+from tests.web.browser import (  # noqa: F401  (fixtures and the hook they need)
+    browser,
+    playwright,
+    pytest_runtest_makereport,
+    run_dir,
+)
 
 
 @pytest.fixture(scope="module")

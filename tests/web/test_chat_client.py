@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Playwright, expect
 
 from tests.integration.conftest import RelayProcess
 from tests.integration.matrix_client import MatrixUser
 from tests.web import chat_client as chat
-from tests.web.browser import PageWatch, Screenshots
+from tests.web.browser import PageWatch, Screenshots, launch
 
 
 def test_a_person_logs_in_creates_an_encrypted_room_and_sends(
@@ -40,10 +40,10 @@ def test_a_person_logs_in_creates_an_encrypted_room_and_sends(
     watch.assert_clean()
 
 
-def _png(path: Path) -> Path:
+def _png(path: Path, background: tuple[int, int, int] = (20, 110, 180)) -> Path:
     from PIL import Image, ImageDraw
 
-    image = Image.new("RGB", (320, 200), (20, 110, 180))
+    image = Image.new("RGB", (320, 200), background)
     ImageDraw.Draw(image).rectangle((40, 40, 280, 160), fill=(250, 200, 40))
     image.save(path)
     return path
@@ -179,3 +179,64 @@ def test_a_newcomer_registers_with_an_invitation_token(
     expect(page.locator(".RelayRegisterView .error")).to_contain_text("not valid")
     shots.take("token-used-up")
     other.close()
+
+
+def test_a_phone_on_the_lan_over_plain_http_chats_encrypted_and_shares_pictures(
+    web_relay: RelayProcess, browser: Browser, playwright: Playwright, run_dir: Path, tmp_path: Path
+) -> None:
+    """A phone on the kit's Wi-Fi opens http://<kit>:8008/ by a LAN name: not a secure
+    context, so the browser gives the page no WebCrypto and no service worker. Gloria, there,
+    chats end to end encrypted with Hamid (on the box itself, a secure context, the
+    browser's own WebCrypto), and pictures go both ways: the page's stand-in crypto and
+    Hamid's native WebCrypto read each other's attachments."""
+    lan_name = "kit.lan"
+    lan_url = f"http://{lan_name}:{web_relay.client_port}"
+    server = web_relay.server_name
+    for user in ("gloria", "hamid"):
+        web_relay.cli("user", "add", user, "--password", f"pw-{user}")
+    counter = [0]
+    phone_browser = launch(playwright, f"--host-resolver-rules=MAP {lan_name} {web_relay.host}")
+    try:
+        phone = phone_browser.new_context()
+        gloria = chat.open_chat(phone, lan_url)
+        gloria_watch = PageWatch.attach(gloria, lan_url, chat.EXPECTED_CONSOLE_ERRORS)
+        gloria_shots = Screenshots(gloria, run_dir, "gloria", counter)
+        assert gloria.evaluate("window.isSecureContext") is False
+        assert gloria.evaluate("'serviceWorker' in navigator") is False
+        chat.log_in(gloria, "gloria", "pw-gloria")
+
+        box = browser.new_context()
+        hamid = chat.open_chat(box, web_relay.client_url)
+        hamid_watch = PageWatch.attach(hamid, web_relay.client_url, chat.EXPECTED_CONSOLE_ERRORS)
+        hamid_shots = Screenshots(hamid, run_dir, "hamid", counter)
+        chat.log_in(hamid, "hamid", "pw-hamid")
+
+        chat.create_room(gloria, "Shelter B")
+        chat.invite(gloria, f"@hamid:{server}")
+        chat.accept_invite(hamid, "Shelter B")
+        chat.send(gloria, "Forty beds left")
+        chat.expect_message(hamid, "Forty beds left")
+        chat.send(hamid, "Sending blankets")
+        chat.expect_message(gloria, "Sending blankets")
+        gloria_shots.take("chatting-over-plain-http")
+
+        chat.send_picture(hamid, str(_png(tmp_path / "map.png")))
+        chat.expect_picture(gloria)
+        gloria_shots.take("picture-from-the-box")
+        chat.send_picture(gloria, str(_png(tmp_path / "queue.png", (200, 40, 40))))
+        chat.expect_picture(gloria)
+        hamid.wait_for_function(
+            "() => document.querySelectorAll('.Timeline .media img').length >= 2"
+        )
+        chat.expect_picture(hamid)
+        hamid_shots.take("picture-from-the-phone")
+
+        gloria.reload()
+        chat.expect_message(gloria, "Sending blankets")
+        gloria_shots.take("phone-after-reload")
+        phone.close()
+        box.close()
+        gloria_watch.assert_clean()
+        hamid_watch.assert_clean()
+    finally:
+        phone_browser.close()

@@ -30,8 +30,19 @@ function makePlatform() {
     });
 }
 
+// On an origin the browser does not count as secure (plain HTTP to a LAN address), the
+// page lacks WebCrypto and service workers: insecure_context.js stands in for both.
+async function prepareOrigin() {
+    if (window.isSecureContext) return null;
+    const insecure = await import("./insecure_context.js");
+    insecure.provideSubtleCrypto();
+    return insecure;
+}
+
 async function startApp() {
+    const insecure = await prepareOrigin();
     const platform = makePlatform();
+    insecure?.authenticateMedia(platform);
     new TypingAndReceipts(HOMESERVER).attach(platform);
     const navigation = createNavigation();
     platform.setNavigation(navigation);
@@ -110,6 +121,7 @@ function field(form, id, label, type) {
 // Registers through Hydrogen's own registration stages, then starts the session the
 // relay handed back and opens the app on it (the session is stored like a login's).
 async function startRegistration() {
+    await prepareOrigin();
     const platform = makePlatform();
     await platform.init();
     const screen = document.createElement("div");
