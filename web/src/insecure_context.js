@@ -8,7 +8,7 @@
 //   the token goes on Hydrogen's own media requests instead, and pictures shown by URL are
 //   fetched with it and shown from a blob.
 // Loaded only on such an origin (main.js), as a chunk of its own.
-import { ctr } from "@noble/ciphers/aes.js";
+import { ecb } from "@noble/ciphers/aes.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
 import { hmac } from "@noble/hashes/hmac.js";
 import { pbkdf2Async } from "@noble/hashes/pbkdf2.js";
@@ -66,11 +66,29 @@ function requireUsage(key, usage) {
     }
 }
 
+// AES-CTR as WebCrypto defines it: only the rightmost `length` bits of the counter block
+// count (and wrap); the rest stay as given. The keystream is the counter blocks run
+// through AES (ECB, one block each), XORed onto the data.
 function aesCtr(algorithm, key, data) {
     if (algorithmName(algorithm) !== "AES-CTR") throw notSupported(algorithmName(algorithm));
     const counter = bytes(algorithm.counter);
-    if (counter.length !== 16) throw new DOMException("counter must be 16 bytes", "OperationError");
-    return arrayBuffer(ctr(key._raw, counter).encrypt(bytes(data)));
+    const length = algorithm.length;
+    if (counter.length !== 16 || !(length >= 1 && length <= 128)) {
+        throw new DOMException("AES-CTR needs a 16-byte counter and length 1-128", "OperationError");
+    }
+    const input = bytes(data);
+    const blocks = Math.ceil(input.length / 16);
+    const start = counter.reduce((n, b) => (n << 8n) | BigInt(b), 0n);
+    const mask = (1n << BigInt(length)) - 1n;
+    const counters = new Uint8Array(blocks * 16);
+    for (let i = 0; i < blocks; i++) {
+        let block = (start & ~mask) | ((start + BigInt(i)) & mask);
+        for (let j = 15; j >= 0; j--, block >>= 8n) counters[i * 16 + j] = Number(block & 0xffn);
+    }
+    const keystream = ecb(key._raw, { disablePadding: true }).encrypt(counters);
+    const output = new Uint8Array(input.length);
+    for (let i = 0; i < input.length; i++) output[i] = input[i] ^ keystream[i];
+    return output.buffer;
 }
 
 // The subset of SubtleCrypto Hydrogen calls, same signatures and results.
