@@ -146,6 +146,12 @@ const index = readFileSync(join(here, "src", "index.html"), "utf8")
 writeFileSync(join(out, "index.html"), index);
 writeFileSync(join(out, "sw.js"), readFileSync(join(modules, "hydrogen-view-sdk", "lib-build", "sw.js")));
 
+// The theme names each Inter face twice, WOFF2 then WOFF; every browser that runs this app
+// takes the WOFF2, so the WOFF copies (2.6 MB) are not shipped.
+for (const name of readdirSync(assets)) {
+    if (name.endsWith(".woff")) rmSync(join(assets, name));
+}
+
 const COMPRESS = new Set([".html", ".js", ".css", ".svg", ".wasm", ".json", ".txt"]);
 function compressAll(dir) {
     for (const name of readdirSync(dir)) {

@@ -70,6 +70,12 @@ export class TypingAndReceipts {
                 }
             }
         }
+        // A room left (or banned from) gets no more receipts or typing from this page.
+        for (const roomId of Object.keys(body.rooms?.leave ?? {})) {
+            this._newest.delete(roomId);
+            this._typing.delete(roomId);
+            if (this._typingRoom === roomId) this._typingRoom = null;
+        }
         this._sendReceipt();
         this._render();
     }
