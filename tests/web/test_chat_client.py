@@ -4,6 +4,7 @@ phone with no Matrix app does, end to end against a real relay."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from playwright.sync_api import Browser, Playwright, expect
 
@@ -153,13 +154,22 @@ def test_a_person_joins_a_public_room_scrolls_back_through_its_history_and_leave
     watch.assert_clean()
 
 
+#: A phone's screen, as a newcomer on the kit's Wi-Fi holds it.
+PHONE: dict[str, Any] = {
+    "viewport": {"width": 390, "height": 844},
+    "device_scale_factor": 2,
+    "is_mobile": True,
+    "has_touch": True,
+}
+
+
 def test_a_newcomer_registers_with_an_invitation_token(
     web_relay: RelayProcess, browser: Browser, run_dir: Path
 ) -> None:
     """With registration.mode = "token", the login screen offers an account to whoever has a
-    token; the token (one use) opens one account and no second."""
+    token (here on a phone's screen); the token (one use) opens one account and no second."""
     token = web_relay.cli("token", "add", "--uses", "1").stdout.strip()
-    context = browser.new_context()
+    context = browser.new_context(**PHONE)
     page = chat.open_chat(context, web_relay.client_url)
     watch = PageWatch.attach(page, web_relay.client_url, chat.EXPECTED_CONSOLE_ERRORS)
     shots = Screenshots(page, run_dir, "erin")
@@ -171,7 +181,7 @@ def test_a_newcomer_registers_with_an_invitation_token(
     context.close()
     watch.assert_clean()
 
-    other = browser.new_context()
+    other = browser.new_context(**PHONE)
     page = chat.open_chat(other, web_relay.client_url)
     shots = Screenshots(page, run_dir, "farid", shots.counter)
     page.get_by_text("Create an account with an invitation token").click()
