@@ -149,7 +149,7 @@ class ChatClient:
     def _file(self, url: str) -> StaticFile:
         found = self.files.get(url)
         if found is None:
-            raise Unrecognized("Unrecognized request", status=404)
+            raise Unrecognized("Unrecognized request")
         return found
 
     async def _send(self, request: Request, file: StaticFile) -> Response:

@@ -10,7 +10,8 @@ package, tools/host/packages.txt, group `test`) through `executable_path`.
   e.g. with `--host-resolver-rules=MAP kit.lan 127.0.0.5` to reach a relay by a name that
   is not loopback's (the page is then not a secure context, as on a real LAN).
 - `run_dir` (fixture): the directory of this test's screenshots, under tests/web/runs/RUN/
-  (gitignored; RUN is the pytest run's start time), kept after the run for a person to look at.
+  (gitignored; one RUN per pytest run), kept after the run for a person to look at; only
+  the newest RUNS_KEPT runs are kept.
 - `Screenshots(page, run_dir, who)`: `.take("step")` saves NN-who-step.png, numbered in order.
 - `PageWatch.attach(page, origin)`: collects the page's errors (uncaught exceptions, console
   errors, Content-Security-Policy violations) and every request to another origin, for a
@@ -23,6 +24,7 @@ every open page of a failed test), as tests/web/conftest.py does.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import time
@@ -42,7 +44,12 @@ from playwright.sync_api import (
 )
 
 RUNS_DIR = Path(__file__).resolve().parent / "runs"
-RUN_NAME = time.strftime("%Y%m%d-%H%M%S")
+#: One directory per pytest run: under pytest-xdist, named for the run id its workers share
+#: (each worker imports this module at its own second).
+_XDIST_RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID", "")[:8]
+RUN_NAME = time.strftime("%Y%m%d-") + (_XDIST_RUN or time.strftime("%H%M%S"))
+#: Older runs beyond this many are deleted when a run starts writing.
+RUNS_KEPT = 5
 #: Chromium as root in a container: its sandbox needs namespaces it may not get.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"]
 
@@ -86,6 +93,7 @@ def run_dir(request: pytest.FixtureRequest, browser: Browser) -> Iterator[Path]:
     name = re.sub(r"[^\w.-]+", "_", request.node.name)
     path = RUNS_DIR / RUN_NAME / f"{request.node.module.__name__.rsplit('.', 1)[-1]}-{name}"
     path.mkdir(parents=True, exist_ok=True)
+    _prune_old_runs()
     yield path
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:
@@ -95,6 +103,12 @@ def run_dir(request: pytest.FixtureRequest, browser: Browser) -> Iterator[Path]:
                 page.screenshot(path=str(path / f"failed-{number}.png"))
             except Exception as exc:  # a crashed page must not hide the test's own failure
                 (path / f"failed-{number}.txt").write_text(f"no screenshot: {exc}\n")
+
+
+def _prune_old_runs() -> None:
+    runs = sorted(RUNS_DIR.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in [run for run in runs if run.name != RUN_NAME][RUNS_KEPT:]:
+        shutil.rmtree(old, ignore_errors=True)  # another worker may be deleting it too
 
 
 @pytest.hookimpl(wrapper=True)
