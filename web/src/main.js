@@ -1,7 +1,10 @@
 // The relay's chat client: Hydrogen's whole app (RootViewModel/RootView from
 // hydrogen-view-sdk), pointed at the relay that served this page, so nobody types a
-// homeserver URL; plus a small "register with an invitation token" form, shown when the
-// relay's registration asks for a token (Hydrogen has the registration stages but no view).
+// homeserver URL; plus what Hydrogen lacks: a "register with an invitation token" form,
+// shown when the relay's registration asks for a token (Hydrogen has the registration
+// stages but no view); typing notices and read receipts (typing_and_receipts.js); and, on
+// an origin that is not a secure context, stand-ins for WebCrypto and the service worker
+// (insecure_context.js).
 import {
     Client,
     FeatureSet,
