@@ -7,6 +7,8 @@
 // - shows one line above the composer: who is typing, and who has seen the newest message.
 
 const SYNC_PATH = /\/_matrix\/client\/(r0|v3)\/sync\?/;
+const LEAVE_PATH = /\/_matrix\/client\/(r0|v3)\/rooms\/([^/]+)\/leave\b/;
+const JOIN_PATH = /\/_matrix\/client\/(r0|v3)\/(join\/[^/?]+|rooms\/[^/]+\/join)\b/;
 const TYPING_TIMEOUT_MS = 30000;
 // Re-send "typing" this often while the person keeps typing (before the server times it out).
 const TYPING_REFRESH_MS = 20000;
@@ -20,6 +22,7 @@ export class TypingAndReceipts {
         this._readers = new Map(); // roomId -> Map(userId -> eventId of their m.read)
         this._newest = new Map(); // roomId -> {eventId, sender} of the newest timeline event
         this._receiptSent = new Map(); // roomId -> event id we last sent m.read for
+        this._left = new Set(); // rooms being left or left: no receipts, no typing
         this._typingSentAt = 0;
         this._typingRoom = null;
         this._line = null;
@@ -29,7 +32,17 @@ export class TypingAndReceipts {
     attach(platform) {
         const request = platform.request;
         platform.request = (url, options) => {
+            const leaving = LEAVE_PATH.exec(url);
+            // Leaving: nothing more goes to that room from here (a receipt would be refused).
+            if (leaving) this._forget(decodeURIComponent(leaving[2]));
             const result = request(url, options);
+            if (JOIN_PATH.test(url)) {
+                // Joined (again): the room is no longer one being left.
+                result.response().then(
+                    ({ status, body }) => status === 200 && this._left.delete(body?.room_id),
+                    () => {},
+                );
+            }
             if (SYNC_PATH.test(url)) {
                 const authorization = options?.headers?.get?.("Authorization");
                 result.response().then(
@@ -60,6 +73,7 @@ export class TypingAndReceipts {
         for (const [roomId, room] of Object.entries(body.rooms?.join ?? {})) {
             const events = room.timeline?.events ?? [];
             const last = events[events.length - 1];
+            if (this._left.has(roomId)) continue;
             if (last) this._newest.set(roomId, { eventId: last.event_id, sender: last.sender });
             for (const event of room.ephemeral?.events ?? []) {
                 if (event.type === "m.typing") {
@@ -71,13 +85,16 @@ export class TypingAndReceipts {
             }
         }
         // A room left (or banned from) gets no more receipts or typing from this page.
-        for (const roomId of Object.keys(body.rooms?.leave ?? {})) {
-            this._newest.delete(roomId);
-            this._typing.delete(roomId);
-            if (this._typingRoom === roomId) this._typingRoom = null;
-        }
+        for (const roomId of Object.keys(body.rooms?.leave ?? {})) this._forget(roomId);
         this._sendReceipt();
         this._render();
+    }
+
+    _forget(roomId) {
+        this._left.add(roomId);
+        this._newest.delete(roomId);
+        this._typing.delete(roomId);
+        if (this._typingRoom === roomId) this._typingRoom = null;
     }
 
     _applyReceipts(roomId, content) {
