@@ -76,6 +76,7 @@ run: setup webclient
 	  --server-name $(SERVER_NAME) --client-listen $(CLIENT_LISTEN) \
 	  --federation-listen 127.0.0.1:8448
 	@echo "web chat client: http://$$(sed -n 's/^client *= *"\(.*\)"/\1/p' $(DATA_DIR)/relay.toml)/"
+	@echo "operator page:   http://$$(sed -n 's/^client *= *"\(.*\)"/\1/p' $(DATA_DIR)/relay.toml)/_relay/admin/ (log in as a server admin: relay user add --admin)"
 	exec $(BIN)/relay run --data-dir $(DATA_DIR)
 
 # The image builds (amd64 image, arm64 boot partition: minutes, mostly one core) start in the
