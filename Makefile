@@ -128,10 +128,10 @@ clean:
 # themselves (root).
 ARCH ?= amd64
 
-image: setup
+image: setup webclient
 	firmware-image/build.sh $(ARCH)
 
-image-test: setup
+image-test: setup webclient
 	@$(HOST_DEPS) image-$(ARCH)
 	RELAY_IMAGE_TEST=1 RELAY_IMAGE_ARCH=$(ARCH) \
 	  $(BIN)/python -m pytest -q -s tests/image
