@@ -44,6 +44,7 @@ from relay.client import (
     synapse_admin_tokens,
     synapse_admin_users,
     sync,
+    tags,
     to_device,
     user_directory,
     versions,
@@ -81,7 +82,7 @@ API_MODULES = [
 ]
 
 # The sync side: /sync, filters, typing, receipts, account data, presence.
-API_MODULES += [sync, sliding_sync, filters, typing_api, receipts, account_data, presence]
+API_MODULES += [sync, sliding_sync, filters, typing_api, receipts, account_data, tags, presence]
 
 # Media: uploads under /_matrix/media, downloads under /_matrix/client/v1/media.
 API_MODULES += [content_repo, authed_content_repo]
