@@ -8,6 +8,9 @@ Rules kept:
 - Room tags (`m.tag`) are per-room account data `{"tags": {tag: {order?}}}`; the tags API
   edits that blob, so /sync and the account data API show what the tags API wrote. A tag
   is at most 255 bytes (as Synapse); tagging needs some membership in the room.
+- `m.ignored_user_list` (`{"ignored_users": {user_id: {}}}`) is read by `ignored_users_txn`,
+  the one place that parses it: /sync leaves out ignored users' non-state events,
+  invites and typing (Synapse hides state events from no one).
 - `m.fully_read` and `m.push_rules` are kept by the server: clients set them through
   `/read_markers` and the push rules API, never through the generic endpoints (405
   `M_BAD_JSON`, as the spec says).
@@ -30,6 +33,7 @@ from store import rooms as store_rooms
 
 SERVER_KEPT_TYPES = ("m.fully_read", "m.push_rules")
 TAG_TYPE = "m.tag"
+IGNORED_USERS_TYPE = "m.ignored_user_list"
 MAX_TAG_BYTES = 255
 
 
@@ -40,6 +44,15 @@ def tags_of(content: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
     if not isinstance(tags, dict):
         return {}
     return {k: v for k, v in tags.items() if isinstance(k, str) and isinstance(v, dict)}
+
+
+def ignored_users_txn(conn: sqlite3.Connection, user_id: str) -> frozenset[str]:
+    """The users `user_id` ignores (empty when the blob is missing or malformed)."""
+    found = store_account_data.get_account_data(conn, user_id, IGNORED_USERS_TYPE)
+    ignored = json.loads(found).get("ignored_users") if found is not None else None
+    if not isinstance(ignored, dict):
+        return frozenset()
+    return frozenset(u for u in ignored if isinstance(u, str) and u != user_id)
 
 
 def read_tags_txn(conn: sqlite3.Connection, user_id: str, room_id: str) -> dict[str, Any]:
