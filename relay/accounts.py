@@ -14,7 +14,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from relay.errors import Forbidden, InvalidUsername, NotFound, UnknownToken, UserInUse
+from relay.errors import (
+    Forbidden,
+    InvalidUsername,
+    NotFound,
+    UnknownToken,
+    UserDeactivated,
+    UserInUse,
+)
 from relay.events.ids import is_valid_localpart
 from relay.runtime.clock import now_ms
 from relay.runtime.database import Database
@@ -86,8 +93,12 @@ class Accounts:
         return Requester(user_id, device_id, token)
 
     async def check_password(self, user_id: str, password: str) -> bool:
+        """Whether `password` is the user's; M_USER_DEACTIVATED for a deactivated
+        account, whatever the password (as Synapse)."""
         user = await self.database.read(store_accounts.get_user, user_id)
-        if user is None or user.get("deactivated") or not user.get("password_hash"):
+        if user is not None and user.get("deactivated"):
+            raise UserDeactivated("This account has been deactivated")
+        if user is None or not user.get("password_hash"):
             return False
         import trio
 

@@ -5,7 +5,7 @@ Handlers and services raise these; nothing else builds ``{"errcode": ...}`` bodi
     MatrixError                      (status, errcode)
     ├── BadJson / NotJson / MissingParam / InvalidParam / InvalidUsername   400
     ├── DuplicateAnnotation / UnknownPos                                     400
-    ├── UserInUse / RoomInUse / UnsupportedRoomVersion / BadState /
+    ├── UserInUse / RoomInUse / UnsupportedRoomVersion / BadState / BadAlias /
     │   InvalidRoomState / Exclusive / InvalidUsername /
     │   IncompatibleRoomVersion(room_version)                                400
     ├── MissingToken / UnknownToken / Unauthorized                           401
@@ -98,6 +98,11 @@ class IncompatibleRoomVersion(MatrixError):
         super().__init__(message, room_version=room_version)
 
 
+class BadAlias(MatrixError):
+    status = 400
+    errcode = "M_BAD_ALIAS"
+
+
 class BadState(MatrixError):
     status = 400
     errcode = "M_BAD_STATE"
@@ -129,6 +134,11 @@ class Unauthorized(MatrixError):
 class Forbidden(MatrixError):
     status = 403
     errcode = "M_FORBIDDEN"
+
+
+class UserDeactivated(MatrixError):
+    status = 403
+    errcode = "M_USER_DEACTIVATED"
 
 
 class GuestAccessForbidden(MatrixError):

@@ -1,4 +1,5 @@
-"""Users, their devices and access tokens (tables ``users``, ``devices``, ``access_tokens``).
+"""Users, their devices and tokens (tables ``users``, ``devices``, ``access_tokens``,
+``openid_tokens``).
 
 Rules kept:
 
@@ -8,6 +9,9 @@ Rules kept:
   writer fast.
 - Access tokens are stored as sha256 hex only; the clear token exists only in the
   client's hands and in the login response. Deleting a device deletes its tokens.
+- An erased user (deactivated with ``erase``) keeps no display name or avatar.
+- OpenID tokens are stored as sha256 hex too, with their expiry; an expired one is
+  unknown, and ``add_openid_token`` sweeps expired ones.
 - Functions take the connection first and never commit (see ``store.db``).
 """
 
@@ -23,6 +27,7 @@ from store.passwords import hash_password, verify_password
 __all__ = [
     "UserExists",
     "add_access_token",
+    "add_openid_token",
     "count_users",
     "create_user",
     "deactivate_user",
@@ -30,12 +35,15 @@ __all__ = [
     "delete_all_tokens",
     "delete_device",
     "delete_device_tokens",
+    "delete_openid_tokens",
+    "erase_user",
     "get_device",
     "get_user",
     "hash_password",
     "list_devices",
     "list_users",
     "lookup_access_token",
+    "lookup_openid_token",
     "reactivate_user",
     "rename_device",
     "set_admin",
@@ -88,6 +96,7 @@ def get_user(conn: sqlite3.Connection, user_id: str) -> dict[str, Any] | None:
     user = dict(row)
     user["is_admin"] = bool(user["is_admin"])
     user["deactivated"] = bool(user["deactivated"])
+    user["erased"] = bool(user["erased"])
     return user
 
 
@@ -141,6 +150,15 @@ def deactivate_user(conn: sqlite3.Connection, user_id: str) -> bool:
     )
     conn.execute("DELETE FROM access_tokens WHERE user_id = ?", (user_id,))
     conn.execute("DELETE FROM devices WHERE user_id = ?", (user_id,))
+    return cur.rowcount > 0
+
+
+def erase_user(conn: sqlite3.Connection, user_id: str) -> bool:
+    """Mark the user erased and clear its profile; False if no such user."""
+    cur = conn.execute(
+        "UPDATE users SET erased = 1, displayname = NULL, avatar_url = NULL WHERE user_id = ?",
+        (user_id,),
+    )
     return cur.rowcount > 0
 
 
@@ -309,3 +327,31 @@ def delete_all_tokens(
             (user_id, except_device),
         )
     return cur.rowcount
+
+
+# OpenID tokens --------------------------------------------------------------------------
+
+
+def add_openid_token(
+    conn: sqlite3.Connection, *, token: str, user_id: str, expires_ts: int, now_ms: int
+) -> None:
+    """Store (the hash of) a new OpenID token; drops expired ones on the way."""
+    conn.execute("DELETE FROM openid_tokens WHERE expires_ts <= ?", (now_ms,))
+    conn.execute(
+        "INSERT INTO openid_tokens (token_hash, user_id, expires_ts) VALUES (?, ?, ?)",
+        (token_hash(token), user_id, expires_ts),
+    )
+
+
+def lookup_openid_token(conn: sqlite3.Connection, token: str, now_ms: int) -> str | None:
+    """The user id an unexpired OpenID token was issued to, or None."""
+    row = conn.execute(
+        "SELECT user_id FROM openid_tokens WHERE token_hash = ? AND expires_ts > ?",
+        (token_hash(token), now_ms),
+    ).fetchone()
+    return row[0] if row is not None else None
+
+
+def delete_openid_tokens(conn: sqlite3.Connection, user_id: str) -> int:
+    """Revoke every OpenID token of the user (deactivation); how many there were."""
+    return conn.execute("DELETE FROM openid_tokens WHERE user_id = ?", (user_id,)).rowcount

@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from relay.client import (
     account_data,
+    account_deactivation,
     authed_content_repo,
     content_repo,
     create_room,
@@ -69,6 +70,7 @@ API_MODULES = [
     synapse_admin_rooms,
     synapse_admin_tokens,
     password,
+    account_deactivation,
     devices,
     profile,
     push_rules,

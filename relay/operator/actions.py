@@ -227,12 +227,18 @@ def reset_password_txn(
     return _delete_devices(conn, user_id)
 
 
-def deactivate_user_txn(conn: sqlite3.Connection, user_id: str) -> list[str]:
-    """Deactivate: no password, no devices, no access tokens; the user id stays taken.
-    The deleted device ids."""
+def deactivate_user_txn(
+    conn: sqlite3.Connection, user_id: str, *, erase: bool = False
+) -> list[str]:
+    """Deactivate: no password, no devices, no access or OpenID tokens; the user id stays
+    taken. With `erase`, the user is marked erased and its profile cleared. The deleted
+    device ids."""
     existing_user_txn(conn, user_id)
     devices = [d["device_id"] for d in store_accounts.list_devices(conn, user_id)]
     store_accounts.deactivate_user(conn, user_id)
+    store_accounts.delete_openid_tokens(conn, user_id)
+    if erase:
+        store_accounts.erase_user(conn, user_id)
     return devices
 
 
@@ -397,11 +403,17 @@ def status_txn(conn: sqlite3.Connection, config: Config, key: SigningKey) -> dic
 
 
 async def leave_all_rooms(rooms: RoomService, user_id: str) -> int:
-    """After deactivating a local user: leave every room it is joined to (as Synapse
-    does); the number left. A room where the leave is refused is skipped."""
-    joined = await rooms.database.read(store_rooms.rooms_for_user, user_id, "join")
+    """After deactivating a local user: leave every room it is joined to and reject every
+    invite it holds (as Synapse does); the number left. A room where the leave is refused
+    is skipped."""
+
+    def txn(conn: sqlite3.Connection) -> list[str]:
+        return store_rooms.rooms_for_user(conn, user_id, "join") + store_rooms.rooms_for_user(
+            conn, user_id, "invite"
+        )
+
     left = 0
-    for room_id in joined:
+    for room_id in await rooms.database.read(txn):
         try:
             await rooms.update_membership(user_id, room_id, user_id, "leave")
         except MatrixError:
@@ -410,12 +422,16 @@ async def leave_all_rooms(rooms: RoomService, user_id: str) -> int:
     return left
 
 
-async def deactivate_user(accounts: Accounts, rooms: RoomService, user_id: str) -> None:
-    """Deactivate a local user from inside the relay (the admin API, the operator page):
-    leave its rooms, then `deactivate_user_txn`, then tell the rest of the relay that
-    its devices are gone."""
+async def deactivate_user(
+    accounts: Accounts, rooms: RoomService, user_id: str, *, erase: bool = False
+) -> None:
+    """Deactivate a local user from inside the relay (the admin API, the operator page,
+    `/account/deactivate`): leave its rooms, then `deactivate_user_txn`, then tell the
+    rest of the relay that its devices are gone."""
     await leave_all_rooms(rooms, user_id)
-    devices = await rooms.database.write(deactivate_user_txn, user_id)
+    devices = await rooms.database.write(
+        lambda conn: deactivate_user_txn(conn, user_id, erase=erase)
+    )
     await accounts.devices_deleted(user_id, devices)
 
 
