@@ -9,6 +9,7 @@ from relay.federation import (
     content_repository,
     membership,
     notary,
+    openid,
     query,
     room_events,
     transactions,
@@ -27,7 +28,8 @@ ROUTES = [
     Route("/_matrix/key/v2/server/{key_id}", version.get_server_keys, methods=["GET"]),
     Route("/_matrix/key/v2/query/{server_name}", notary.perspectives_key_query, methods=["GET"]),
     Route("/_matrix/key/v2/query", notary.bulk_perspectives_key_query, methods=["POST"]),
-    # Signed requests (X-Matrix): the handler receives the origin.
+    # Asked by widgets and call services with a user's OpenID token: not signed.
+    Route("/_matrix/federation/v1/openid/userinfo", openid.exchange_open_id_token, methods=["GET"]),
 ]
 
 V1 = "/_matrix/federation/v1"
