@@ -6,6 +6,9 @@ ONE write transaction on the writer connection, so two concurrent sends can
 never build on the same forward extremities and an acknowledged event is on
 disk with everything that depends on it.
 
+Setting a state event its sender already set with the same content (joining twice
+included) makes no new event: the current one's id is the answer, as Synapse does.
+
 Spec: https://spec.matrix.org/v1.16/server-server-api/#pdus (building events),
 https://spec.matrix.org/v1.16/rooms/ (auth rules per version).
 """
@@ -42,7 +45,11 @@ from relay.events.auth import (
     client_redaction_refusal,
     redaction_allowed,
 )
-from relay.events.canonical import CanonicalJsonError, check_canonical_json_values
+from relay.events.canonical import (
+    CanonicalJsonError,
+    canonical_json,
+    check_canonical_json_values,
+)
 from relay.events.ids import create_event_id_of, has_control_character, is_valid_user_id, server_of
 from relay.events.limits import MAX_PREV_EVENTS, check_size_limits, pdu_too_large
 from relay.events.pdu import MalformedPdu, Pdu, finalize_event
@@ -50,6 +57,7 @@ from relay.events.redaction import redact
 from relay.events.relations import ANNOTATION, THREAD, relation_of
 from relay.events.room_versions import RoomVersion, room_version
 from relay.events.server_acl import SERVER_ACL, server_allowed
+from relay.rooms.canonical_alias import CANONICAL_ALIAS, check_canonical_alias_txn
 from relay.runtime.clock import now_ms
 from relay.runtime.database import Database
 from relay.runtime.identity import SigningKey
@@ -701,6 +709,21 @@ class RoomService:
                 if earlier is not None:
                     return earlier
             rv = self.room_version_txn(conn, room_id)
+            if state_key is not None:
+                unchanged = self.unchanged_state_txn(
+                    conn, room_id, sender, type_, state_key, content
+                )
+                if unchanged is not None:
+                    return unchanged
+                if type_ == CANONICAL_ALIAS and state_key == "":
+                    previous = self.state_event_txn(conn, room_id, type_, "")
+                    check_canonical_alias_txn(
+                        conn,
+                        self.server_name,
+                        room_id,
+                        content,
+                        previous.content if previous is not None else None,
+                    )
             pdu = self.append_local_event_txn(
                 conn,
                 rv,
@@ -758,6 +781,11 @@ class RoomService:
                         kept.pop("displayname", None)
                         kept.pop("avatar_url", None)
                     content = {**kept, **content}
+            unchanged = self.unchanged_state_txn(
+                conn, room_id, sender, "m.room.member", target, content
+            )
+            if unchanged is not None:
+                return unchanged
             pdu = self.append_local_event_txn(
                 conn,
                 rv,
@@ -770,6 +798,27 @@ class RoomService:
             return pdu.event_id
 
         return await self._write(txn)
+
+    def unchanged_state_txn(
+        self,
+        conn: sqlite3.Connection,
+        room_id: str,
+        sender: str,
+        type_: str,
+        state_key: str,
+        content: dict[str, Any],
+    ) -> str | None:
+        """The id of the current state event at (type, state_key) when `sender` sent it
+        with this very content: setting it again (or joining twice) makes no new event,
+        as Synapse's `deduplicate_state_event`."""
+        current = self.state_event_txn(conn, room_id, type_, state_key)
+        if current is None or current.sender != sender:
+            return None
+        try:
+            same = canonical_json(current.content) == canonical_json(content)
+        except (CanonicalJsonError, TypeError, ValueError):
+            return None
+        return current.event_id if same else None
 
     async def resolve_alias(self, alias: str) -> tuple[str, list[str]]:
         found = await self.database.read(store_rooms.get_alias, alias)
