@@ -58,6 +58,7 @@ from relay.events.relations import ANNOTATION, THREAD, relation_of
 from relay.events.room_versions import RoomVersion, room_version
 from relay.events.server_acl import SERVER_ACL, server_allowed
 from relay.rooms.canonical_alias import CANONICAL_ALIAS, check_canonical_alias_txn
+from relay.rooms.upgrade import upgrade_room_txn
 from relay.runtime.clock import now_ms
 from relay.runtime.database import Database
 from relay.runtime.identity import SigningKey
@@ -558,6 +559,18 @@ class RoomService:
         if preset is None:
             raise InvalidParam(f"Unknown preset {config.preset!r}")
         return await self._write(self._create_room_txn, rv, config, preset)
+
+    def create_room_txn(self, conn: sqlite3.Connection, rv: RoomVersion, config: RoomConfig) -> str:
+        """Create a room inside the caller's write transaction (a room upgrade)."""
+        return self._create_room_txn(conn, rv, config, PRESETS[config.preset])
+
+    async def upgrade_room(self, user_id: str, room_id: str, new_version: str) -> str:
+        """Replace the room with one of `new_version` (relay/rooms/upgrade.py); the new
+        room's id."""
+        rv = room_version(new_version)
+        if rv is None:
+            raise UnsupportedRoomVersion(f"Room version {new_version} is not supported")
+        return await self._write(upgrade_room_txn, self, user_id, room_id, rv)
 
     def _create_room_txn(
         self,
