@@ -19,7 +19,6 @@ from relay.errors import (
     InvalidUsername,
     NotFound,
     UnknownToken,
-    UserDeactivated,
     UserInUse,
 )
 from relay.events.ids import is_valid_localpart
@@ -93,12 +92,10 @@ class Accounts:
         return Requester(user_id, device_id, token)
 
     async def check_password(self, user_id: str, password: str) -> bool:
-        """Whether `password` is the user's; M_USER_DEACTIVATED for a deactivated
-        account, whatever the password (as Synapse)."""
+        """Whether `password` is the user's; never for a deactivated account (whose login
+        then answers 403 M_FORBIDDEN, as Synapse 1.163.2 does, not M_USER_DEACTIVATED)."""
         user = await self.database.read(store_accounts.get_user, user_id)
-        if user is not None and user.get("deactivated"):
-            raise UserDeactivated("This account has been deactivated")
-        if user is None or not user.get("password_hash"):
+        if user is None or user.get("deactivated") or not user.get("password_hash"):
             return False
         import trio
 

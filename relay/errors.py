@@ -136,11 +136,6 @@ class Forbidden(MatrixError):
     errcode = "M_FORBIDDEN"
 
 
-class UserDeactivated(MatrixError):
-    status = 403
-    errcode = "M_USER_DEACTIVATED"
-
-
 class GuestAccessForbidden(MatrixError):
     status = 403
     errcode = "M_GUEST_ACCESS_FORBIDDEN"

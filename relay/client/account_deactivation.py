@@ -8,7 +8,8 @@ registration.yaml), Synapse where the spec is silent:
 - `erase` (default false) must be a boolean (400 M_BAD_JSON): an erased user's profile is
   cleared and stays so.
 - The account leaves every room and rejects every invite, loses every device, access and
-  OpenID token, and can't log in again (403 M_USER_DEACTIVATED); its user id stays taken.
+  OpenID token, and can't log in again (403 M_FORBIDDEN, as Synapse 1.163.2 answers); its
+  user id stays taken.
   One rule for every path that deactivates: `relay.operator.actions.deactivate_user`.
 - No identity server holds a binding of ours, so `id_server_unbind_result` is
   `"success"`, as Synapse answers for a user without third-party ids.

@@ -39,7 +39,7 @@ from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from relay.accounts import Requester, user_id_for
-from relay.errors import InvalidParam, MatrixError, TooLarge, UnknownToken, UserDeactivated
+from relay.errors import InvalidParam, MatrixError, TooLarge, UnknownToken
 from relay.mesh.discovery import key_fingerprint
 from relay.operator import actions as operator
 from relay.operator.backup import BackupError, write_backup
@@ -182,10 +182,7 @@ async def login(request: Request) -> Response:
     if user_id is None or not password or len(password) > operator.MAX_PASSWORD_LENGTH:
         return _html(refused, 403)
     user = await services.database.read(store_accounts.get_user, user_id)
-    try:
-        if not await services.accounts.check_password(user_id, password):
-            return _html(refused, 403)
-    except UserDeactivated:
+    if not await services.accounts.check_password(user_id, password):
         return _html(refused, 403)
     if user is None or not user["is_admin"]:
         page = admin_html.login_page(services.server_name, "This page is for server admins.")
