@@ -75,5 +75,9 @@ def without_alias(content: dict[str, Any], alias: str) -> dict[str, Any] | None:
         del changed["alias"]
     alt = changed.get("alt_aliases")
     if isinstance(alt, list) and alias in alt:
-        changed["alt_aliases"] = [a for a in alt if a != alias]
+        remaining = [a for a in alt if a != alias]
+        if remaining:
+            changed["alt_aliases"] = remaining
+        else:
+            del changed["alt_aliases"]  # an emptied list goes, as Synapse does
     return changed if changed != content else None

@@ -126,11 +126,11 @@ async def test_deleting_an_alias_removes_it_from_the_canonical_alias(api: Client
     r = await api.http.delete(f"{V3}/directory/room/%23alt:relay.test", headers=alice)
     assert r.status_code == 200
     r = await get_state(api, alice, room_id, "m.room.canonical_alias")
-    assert r.json() == {"alias": "#main:relay.test", "alt_aliases": []}
+    assert r.json() == {"alias": "#main:relay.test"}  # an emptied list goes (as Synapse)
     r = await api.http.delete(f"{V3}/directory/room/%23main:relay.test", headers=alice)
     assert r.status_code == 200
     r = await get_state(api, alice, room_id, "m.room.canonical_alias")
-    assert r.json() == {"alt_aliases": []}
+    assert r.json() == {}
     # The old names, now gone, can't be set again.
     r = await put_state(api, alice, room_id, "m.room.canonical_alias", content)
     assert (r.status_code, r.json()["errcode"]) == (400, "M_BAD_ALIAS")
