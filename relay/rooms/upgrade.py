@@ -20,11 +20,15 @@ Rules kept (https://spec.matrix.org/v1.16/client-server-api/#room-upgrades), Syn
   max(50, users_default + 1)); a published old room is unpublished and the new one
   published.
 - Local members' tags of the old room (`m.tag`) are copied to the new room, so Element's
-  Favourites and Low priority survive the upgrade.
+  Favourites and Low priority survive the upgrade, and so are their own push rules for
+  the old room (a `room` rule named by its id; an override/underride rule named after the
+  room and matching its `room_id`: Element's mute), renamed and matching the new room,
+  each placed right after the old one.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +59,8 @@ COPIED_STATE = (
     "m.room.server_acl",
 )
 SPACE_CHILD = "m.space.child"
+#: The account data holding a user's push rules (relay/client/push_rules.py).
+PUSH_RULES = "m.push_rules"
 
 
 def upgrade_room_txn(
@@ -146,6 +152,7 @@ def upgrade_room_txn(
     if room.get("is_public"):
         store_rooms.set_room_public(conn, old_room_id, False)
     _copy_tags_txn(conn, rooms.server_name, old_room_id, new_room_id)
+    _copy_push_rules_txn(conn, rooms.server_name, old_room_id, new_room_id)
     return new_room_id
 
 
@@ -211,3 +218,68 @@ def _copy_tags_txn(
                 content=tags,
                 stream_ordering=store_events.next_stream_ordering(conn),
             )
+
+
+def _copy_push_rules_txn(
+    conn: sqlite3.Connection, server_name: str, old_room_id: str, new_room_id: str
+) -> None:
+    for user_id in store_rooms.joined_users(conn, old_room_id):
+        if not user_id.endswith(":" + server_name):
+            continue
+        text = store_account_data.get_account_data(conn, user_id, PUSH_RULES)
+        stored = json.loads(text) if text else None
+        ruleset = stored.get("global") if isinstance(stored, dict) else None
+        if not isinstance(ruleset, dict):
+            continue
+        changed = False
+        for kind, rules in ruleset.items():
+            if not isinstance(rules, list):
+                continue
+            copied: list[Any] = []
+            for rule in rules:
+                copied.append(rule)
+                copy = _rule_for_new_room(kind, rule, old_room_id, new_room_id)
+                if copy is not None and not any(
+                    isinstance(r, dict) and r.get("rule_id") == copy["rule_id"] for r in rules
+                ):
+                    copied.append(copy)
+                    changed = True
+            ruleset[kind] = copied
+        if changed:
+            store_account_data.set_account_data(
+                conn,
+                user_id=user_id,
+                type=PUSH_RULES,
+                content=json.dumps(stored, ensure_ascii=False, separators=(",", ":")),
+                stream_ordering=store_events.next_stream_ordering(conn),
+            )
+
+
+def _rule_for_new_room(
+    kind: str, rule: Any, old_room_id: str, new_room_id: str
+) -> dict[str, Any] | None:
+    """The user's rule for the old room, made for the new one; None for other rules."""
+    if not isinstance(rule, dict) or rule.get("rule_id") != old_room_id:
+        return None
+    if kind == "room":
+        return {**rule, "rule_id": new_room_id}
+    conditions = rule.get("conditions")
+    if kind not in ("override", "underride") or not isinstance(conditions, list):
+        return None
+    matches_room = [
+        isinstance(c, dict)
+        and c.get("kind") == "event_match"
+        and c.get("key") == "room_id"
+        and c.get("pattern") == old_room_id
+        for c in conditions
+    ]
+    if not any(matches_room):
+        return None
+    return {
+        **rule,
+        "rule_id": new_room_id,
+        "conditions": [
+            {**c, "pattern": new_room_id} if hit else c
+            for c, hit in zip(conditions, matches_room, strict=True)
+        ],
+    }

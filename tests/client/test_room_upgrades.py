@@ -129,3 +129,36 @@ async def test_upgrade_errors_change_nothing(api: ClientApi) -> None:
     r = await api.http.get(f"{V3}/directory/room/{quote('#keep:relay.test')}")
     assert r.json()["room_id"] == room_id
     assert list((await sync(api, alice))["rooms"]["join"]) == [room_id]
+
+
+async def test_upgrade_carries_the_users_room_push_rules(api: ClientApi) -> None:
+    alice = await api.login("alice")
+    room_id = await create_room(api, alice)
+    rules = f"{V3}/pushrules/global"
+    r = await api.http.put(f"{rules}/room/{room_id}", headers=alice, json={"actions": []})
+    assert r.status_code == 200, r.text
+    mute = {
+        "actions": [],
+        "conditions": [{"kind": "event_match", "key": "room_id", "pattern": room_id}],
+    }
+    r = await api.http.put(f"{rules}/override/{room_id}", headers=alice, json=mute)
+    assert r.status_code == 200, r.text
+    r = await api.http.put(
+        f"{rules}/override/other", headers=alice, json={**mute, "conditions": []}
+    )
+    assert r.status_code == 200, r.text
+
+    new_id = (await upgrade(api, alice, room_id, {"new_version": "11"})).json()["replacement_room"]
+    room_rule = (await api.http.get(f"{rules}/room/{new_id}", headers=alice)).json()
+    assert room_rule["rule_id"] == new_id and room_rule["actions"] == []
+    override = (await api.http.get(f"{rules}/override/{new_id}", headers=alice)).json()
+    assert override["conditions"] == [{"kind": "event_match", "key": "room_id", "pattern": new_id}]
+    # The old room's rules stay; the new ones sit right after them.
+    ids = [
+        r["rule_id"]
+        for r in (await api.http.get(f"{V3}/pushrules/", headers=alice)).json()["global"][
+            "override"
+        ]
+    ]
+    assert ids.index(new_id) == ids.index(room_id) + 1
+    assert (await api.http.get(f"{rules}/room/{room_id}", headers=alice)).status_code == 200
