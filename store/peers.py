@@ -22,6 +22,7 @@ __all__ = [
     "approve",
     "get_peer",
     "note_rejected_announcement",
+    "reject_pending_peer",
     "rejected_announcements",
     "revoke",
     "set_reachable",
@@ -131,6 +132,17 @@ def revoke(conn: sqlite3.Connection, server_name: str) -> bool:
         "UPDATE mesh_peers SET approved_key = NULL, status = 'rejected',"
         " reason = 'revoked by the operator' WHERE server_name = ?",
         (server_name,),
+    )
+    return cur.rowcount > 0
+
+
+def reject_pending_peer(conn: sqlite3.Connection, server_name: str, reason: str) -> bool:
+    """Mark a peer that is still ``pending`` as ``rejected`` (trusted or already rejected
+    peers stay as they are); True if it was pending."""
+    cur = conn.execute(
+        "UPDATE mesh_peers SET status = 'rejected', reason = ?"
+        " WHERE server_name = ? AND status = 'pending'",
+        (reason, server_name),
     )
     return cur.rowcount > 0
 

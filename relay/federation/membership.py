@@ -45,6 +45,7 @@ from relay.runtime.http import json_response, read_json_object
 from relay.services import Services
 from store import accounts as store_accounts
 from store import events as store_events
+from store import remote_invites as store_remote_invites
 from store import rooms as store_rooms
 from store import state as store_state
 
@@ -268,12 +269,13 @@ async def invite(request: Request, origin: str) -> Response:
                     event_id=signed_pdu.event_id,
                     stream_ordering=stream,
                 )
-            conn.execute(
-                "INSERT INTO remote_invites (room_id, user_id, event_id, room_version,"
-                " invite_state) VALUES (?, ?, ?, ?, ?) ON CONFLICT (room_id, user_id) DO UPDATE"
-                " SET event_id = excluded.event_id, room_version = excluded.room_version,"
-                " invite_state = excluded.invite_state",
-                (room_id, invitee, signed_pdu.event_id, rv.identifier, json.dumps(stripped)),
+            store_remote_invites.put_invite(
+                conn,
+                room_id=room_id,
+                user_id=invitee,
+                event_id=signed_pdu.event_id,
+                room_version=rv.identifier,
+                invite_state=stripped,
             )
 
     await services.database.write(txn)

@@ -30,7 +30,9 @@ from relay.federation.ingest import BadPdu, Ingest
 from relay.rooms.remote_pdus import accept_pdu_txn
 from relay.runtime.clock import now_ms
 from relay.services import Services
+from store import accounts as store_accounts
 from store import events as store_events
+from store import remote_invites as store_remote_invites
 from store import rooms as store_rooms
 
 log = logging.getLogger(__name__)
@@ -78,12 +80,9 @@ class RemoteMembership:
 
         def txn(conn: sqlite3.Connection) -> list[str]:
             found = []
-            row = conn.execute(
-                "SELECT event_id FROM remote_invites WHERE room_id = ? AND user_id = ?",
-                (room_id, user_id),
-            ).fetchone()
-            if row is not None:
-                invite = self.services.rooms.get_pdu_txn(conn, row[0])
+            invite_id = store_remote_invites.invite_event_id(conn, room_id, user_id)
+            if invite_id is not None:
+                invite = self.services.rooms.get_pdu_txn(conn, invite_id)
                 if invite is not None:
                     found.append(server_of(invite.sender))
             found.extend(store_rooms.servers_in_room(conn, room_id))
@@ -125,11 +124,7 @@ class RemoteMembership:
         template["state_key"] = user_id
         content = dict(template.get("content") or {})
         content["membership"] = "join"
-        profile = await self.services.database.read(
-            lambda conn: conn.execute(
-                "SELECT displayname, avatar_url FROM users WHERE user_id = ?", (user_id,)
-            ).fetchone()
-        )
+        profile = await self.services.database.read(store_accounts.get_profile, user_id)
         if profile is not None:
             if profile[0]:
                 content["displayname"] = profile[0]
@@ -182,7 +177,7 @@ class RemoteMembership:
                     now_ms=now_ms(),
                 )
             # We are in the room now: the invite, if any, has served its purpose.
-            conn.execute("DELETE FROM remote_invites WHERE room_id = ?", (room_id,))
+            store_remote_invites.delete_invites_to_room(conn, room_id)
 
         # Under the room's lock: a PDU pushed to us between the room's creation and our join
         # would otherwise make a partial current state that our own join soft-fails against.
@@ -299,19 +294,14 @@ class RemoteMembership:
             )
 
         def forget(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "DELETE FROM remote_invites WHERE room_id = ? AND user_id = ?", (room_id, user_id)
-            )
-            row = conn.execute(
-                "SELECT event_id FROM room_memberships WHERE room_id = ? AND user_id = ?",
-                (room_id, user_id),
-            ).fetchone()
+            store_remote_invites.delete_invite(conn, room_id, user_id)
+            row = store_rooms.get_membership_event(conn, room_id, user_id)
             store_rooms.set_membership(
                 conn,
                 room_id=room_id,
                 user_id=user_id,
                 membership="leave",
-                event_id=row[0] if row else "",
+                event_id=row[1] if row else "",
                 stream_ordering=store_events.next_stream_ordering(conn),
             )
 

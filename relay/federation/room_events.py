@@ -30,6 +30,7 @@ from relay.runtime.clock import now_ms
 from relay.runtime.http import json_response, read_json_object
 from relay.services import Services
 from store import events as store_events
+from store import rooms as store_rooms
 from store import state as store_state
 
 MAX_BACKFILL = 100
@@ -42,18 +43,7 @@ def _services(request: Request) -> Services:
 
 def server_may_see_txn(conn: sqlite3.Connection, room_id: str, server: str) -> bool:
     """True if a user of `server` is or ever was in the room (any membership)."""
-    row = conn.execute(
-        "SELECT 1 FROM room_memberships WHERE room_id = ? AND user_id LIKE ? LIMIT 1",
-        (room_id, f"%:{server}"),
-    ).fetchone()
-    if row is not None:
-        return True
-    row = conn.execute(
-        "SELECT 1 FROM events WHERE room_id = ? AND type = 'm.room.member'"
-        " AND state_key LIKE ? AND rejected_reason IS NULL LIMIT 1",
-        (room_id, f"%:{server}"),
-    ).fetchone()
-    return row is not None
+    return store_rooms.server_was_ever_in_room(conn, room_id, server)
 
 
 def require_server_txn(

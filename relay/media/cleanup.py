@@ -77,12 +77,7 @@ def delete_cache_rows(
             )
             report.thumbnails_removed += 1
         candidates.add(entry["sha256"])
-    orphans = conn.execute(
-        "SELECT sha256 FROM media_thumbnails WHERE remote = 0 AND NOT EXISTS (SELECT 1"
-        " FROM media m WHERE m.server_name = media_thumbnails.server_name"
-        " AND m.media_id = media_thumbnails.media_id)"
-    ).fetchall()
-    candidates.update(row[0] for row in orphans)
+    candidates.update(store_media.orphan_thumbnail_sha256s(conn))
     report.thumbnails_removed += store_media.delete_orphan_thumbnails(conn)
     report.unreferenced = {
         sha for sha in candidates if not store_media.is_sha256_referenced(conn, sha)

@@ -124,15 +124,7 @@ class Mesh:
             return  # pinned: the signature check against the pin decides
         reason = "not approved, yet it tried to federate"
 
-        def txn(conn: Any) -> None:
-            row = store_peers.get_peer(conn, origin)
-            if row is not None and row["status"] == PENDING:
-                conn.execute(
-                    "UPDATE mesh_peers SET status = 'rejected', reason = ? WHERE server_name = ?",
-                    (reason, origin),
-                )
-
-        await self.services.database.write(txn)
+        await self.services.database.write(store_peers.reject_pending_peer, origin, reason)
         log.warning("mesh: unapproved LAN peer %s tried to federate; rejected", origin)
 
     def live_trusted(self) -> list[str]:

@@ -110,15 +110,7 @@ def is_promotable_outlier(row: Mapping[str, Any]) -> bool:
 
 
 def rejected_ids(conn: sqlite3.Connection, event_ids: Iterable[str]) -> set[str]:
-    ids = list(event_ids)
-    if not ids:
-        return set()
-    marks = ",".join("?" * len(ids))
-    rows = conn.execute(
-        f"SELECT event_id FROM events WHERE event_id IN ({marks}) AND rejected_reason IS NOT NULL",
-        ids,
-    )
-    return {row[0] for row in rows}
+    return store_events.rejected_event_ids(conn, event_ids)
 
 
 def create_event_for(
@@ -297,10 +289,13 @@ def _store(
         stream = store_events.next_backfill_stream_ordering(conn)
     else:
         stream = store_events.next_stream_ordering(conn)
-    conn.execute(
-        "UPDATE events SET outlier = 0, soft_failed = ?, rejected_reason = ?,"
-        " stream_ordering = ?, received_ts = ? WHERE event_id = ?",
-        (int(soft_failed), rejected_reason, stream, now_ms(), pdu.event_id),
+    store_events.promote_outlier(
+        conn,
+        pdu.event_id,
+        stream_ordering=stream,
+        soft_failed=soft_failed,
+        rejected_reason=rejected_reason,
+        received_ts=now_ms(),
     )
     return stream
 

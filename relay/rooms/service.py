@@ -52,9 +52,11 @@ from relay.runtime.clock import now_ms
 from relay.runtime.database import Database
 from relay.runtime.identity import SigningKey
 from relay.runtime.notifier import Notifier
+from store import accounts as store_accounts
 from store import events as store_events
 from store import outbox as store_outbox
 from store import redactions as store_redactions
+from store import remote_invites as store_remote_invites
 from store import rooms as store_rooms
 from store import state as store_state
 from store import txn_ids as store_txn_ids
@@ -247,11 +249,7 @@ class RoomService:
         identifier = store_rooms.get_room_version(conn, row["room_id"])
         if identifier is None:
             # An invite to a room on another server that we are not in (yet).
-            found = conn.execute(
-                "SELECT room_version FROM remote_invites WHERE room_id = ? LIMIT 1",
-                (row["room_id"],),
-            ).fetchone()
-            identifier = found[0] if found else None
+            identifier = store_remote_invites.invited_room_version(conn, row["room_id"])
         rv = room_version(identifier or "")
         raw = store_events.get_event_raw(conn, event_id)
         if rv is None or raw is None:
@@ -625,9 +623,7 @@ class RoomService:
     ) -> dict[str, Any]:
         content: dict[str, Any] = {"membership": membership}
         if membership == "join" and server_of(user_id) == self.server_name:
-            row = conn.execute(
-                "SELECT displayname, avatar_url FROM users WHERE user_id = ?", (user_id,)
-            ).fetchone()
+            row = store_accounts.get_profile(conn, user_id)
             if row is not None:
                 if row[0]:
                     content["displayname"] = row[0]
@@ -678,10 +674,8 @@ class RoomService:
                     result=pdu.event_id,
                     now_ms=now_ms(),
                 )
-                conn.execute(
-                    "INSERT OR IGNORE INTO event_txn_ids (event_id, user_id, device_id, txn_id)"
-                    " VALUES (?, ?, ?, ?)",
-                    (pdu.event_id, sender, device_id, txn_id),
+                store_txn_ids.put_event_txn_id(
+                    conn, event_id=pdu.event_id, user_id=sender, device_id=device_id, txn_id=txn_id
                 )
             return pdu.event_id
 
@@ -778,13 +772,7 @@ class RoomService:
         if membership in ("join", "invite", "knock"):
             raise BadJson("You must leave the room before forgetting it", status=400)
 
-        def txn(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT OR IGNORE INTO forgotten_rooms (user_id, room_id) VALUES (?, ?)",
-                (user_id, room_id),
-            )
-
-        await self.database.write(txn)
+        await self.database.write(store_rooms.forget_room, user_id, room_id)
 
     def membership_txn(self, conn: sqlite3.Connection, room_id: str, user_id: str) -> str | None:
         return store_rooms.get_membership(conn, room_id, user_id)
@@ -880,11 +868,7 @@ class RoomService:
     def txn_id_for_txn(
         self, conn: sqlite3.Connection, event_id: str, user_id: str, device_id: str
     ) -> str | None:
-        row = conn.execute(
-            "SELECT txn_id FROM event_txn_ids WHERE event_id = ? AND user_id = ? AND device_id = ?",
-            (event_id, user_id, device_id),
-        ).fetchone()
-        return row[0] if row else None
+        return store_txn_ids.event_txn_id(conn, event_id, user_id, device_id)
 
 
 def content_json(content: dict[str, Any]) -> str:
