@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import secrets
-import sqlite3
 import string
 import sys
 import time
@@ -42,6 +41,7 @@ from relay.runtime.identity import (
     write_self_signed_certificate,
     write_signing_key,
 )
+from store import Connection, TokenExists
 from store import accounts as store_accounts
 from store import db as store_db
 from store import peers as store_peers
@@ -323,7 +323,7 @@ def token_add(
                 conn, token=token_text, uses_allowed=uses, expiry_time=expiry
             ),
         )
-    except sqlite3.IntegrityError:
+    except TokenExists:
         _fail(f"token {token_text} already exists", 1)
     if config.registration != "token":
         click.echo(
@@ -485,7 +485,7 @@ def peers_revoke(data_dir: Path, name: str) -> None:
     click.echo(f"revoked {name}{note}")
 
 
-def _open_db(config: Config) -> sqlite3.Connection:
+def _open_db(config: Config) -> Connection:
     try:
         return store_db.open_database(config.database_path, synchronous=config.synchronous)
     except store_db.SchemaTooNew as exc:

@@ -14,22 +14,26 @@ Rules kept (DESIGN.md, "Storage rules"; STYLE.md, "Store"):
   ``status`` sums them up; the schema is ``store/migrations/NNNN_<what>.sql``.
 """
 
-from store.db import connect, migrate, open_database, read, write
+from store.db import Connection, DatabaseError, connect, migrate, open_database, read, write
 from store.errors import (
     AliasExists,
     EventExists,
     RoomExists,
     SchemaTooNew,
     StoreError,
+    TokenExists,
     UserExists,
 )
 
 __all__ = [
     "AliasExists",
+    "Connection",
+    "DatabaseError",
     "EventExists",
     "RoomExists",
     "SchemaTooNew",
     "StoreError",
+    "TokenExists",
     "UserExists",
     "connect",
     "migrate",

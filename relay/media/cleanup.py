@@ -17,11 +17,11 @@ Rules kept here:
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from relay.media.blobs import STALE_TEMP_SECONDS, BlobStore
+from store import Connection
 from store import db as store_db
 from store import media as store_media
 
@@ -47,7 +47,7 @@ class CleanupReport:
 
 
 def delete_cache_rows(
-    conn: sqlite3.Connection, *, max_bytes: int | None, older_than_ms: int | None, now_ms: int
+    conn: Connection, *, max_bytes: int | None, older_than_ms: int | None, now_ms: int
 ) -> CleanupReport:
     """Delete the cache rows that must go (inside the caller's write transaction)."""
     report = CleanupReport()

@@ -27,7 +27,6 @@ Spec: https://spec.matrix.org/v1.16/server-server-api/#checks-performed-on-recei
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +38,7 @@ from relay.events.room_versions import RoomVersion
 from relay.events.state_res import resolve_state
 from relay.rooms.service import RoomService, insert_pdu_txn
 from relay.runtime.clock import now_ms
+from store import Connection
 from store import events as store_events
 from store import rooms as store_rooms
 from store import state as store_state
@@ -86,7 +86,7 @@ class MissingEvents(Exception):
 class EventLoader:
     """Events as state resolution wants them: dicts with their event_id, read lazily."""
 
-    def __init__(self, rooms: RoomService, conn: sqlite3.Connection) -> None:
+    def __init__(self, rooms: RoomService, conn: Connection) -> None:
         self._rooms = rooms
         self._conn = conn
         self._cache: dict[str, dict[str, Any] | None] = {}
@@ -109,12 +109,12 @@ def is_promotable_outlier(row: Mapping[str, Any]) -> bool:
     return bool(row["outlier"]) and row["rejected_reason"] is None
 
 
-def rejected_ids(conn: sqlite3.Connection, event_ids: Iterable[str]) -> set[str]:
+def rejected_ids(conn: Connection, event_ids: Iterable[str]) -> set[str]:
     return store_events.rejected_event_ids(conn, event_ids)
 
 
 def create_event_for(
-    rooms: RoomService, conn: sqlite3.Connection, rv: RoomVersion, room_id: str
+    rooms: RoomService, conn: Connection, rv: RoomVersion, room_id: str
 ) -> dict[str, Any] | None:
     """The v12 create event (named by the room id itself); None for other versions."""
     if not rv.room_id_is_create_event_hash:
@@ -138,7 +138,7 @@ def _auth_state_from(
 
 def resolve(
     rooms: RoomService,
-    conn: sqlite3.Connection,
+    conn: Connection,
     rv: RoomVersion,
     states: list[StateMap],
     loader: EventLoader,
@@ -152,7 +152,7 @@ def resolve(
 
 
 def state_before_txn(
-    rooms: RoomService, conn: sqlite3.Connection, pdu: Pdu, loader: EventLoader
+    rooms: RoomService, conn: Connection, pdu: Pdu, loader: EventLoader
 ) -> StateMap:
     """The resolved state after the PDU's prev events. Raises MissingEvents."""
     states: list[StateMap] = []
@@ -170,7 +170,7 @@ def state_before_txn(
 
 def accept_pdu_txn(
     rooms: RoomService,
-    conn: sqlite3.Connection,
+    conn: Connection,
     pdu: Pdu,
     *,
     state_before: StateMap | None = None,
@@ -266,7 +266,7 @@ def accept_pdu_txn(
 
 
 def _store(
-    conn: sqlite3.Connection,
+    conn: Connection,
     pdu: Pdu,
     replaces: bool,
     *,
@@ -302,7 +302,7 @@ def _store(
 
 def _store_rejected(
     rooms: RoomService,
-    conn: sqlite3.Connection,
+    conn: Connection,
     pdu: Pdu,
     reason: str,
     replaces: bool = False,
@@ -316,7 +316,7 @@ def _store_rejected(
 
 def refresh_current_state_txn(
     rooms: RoomService,
-    conn: sqlite3.Connection,
+    conn: Connection,
     rv: RoomVersion,
     room_id: str,
     loader: EventLoader,

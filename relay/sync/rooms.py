@@ -24,7 +24,6 @@ https://spec.matrix.org/v1.16/client-server-api/#history-visibility
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +31,7 @@ from typing import Any
 from relay.events.pdu import Pdu, strip_state_event
 from relay.rooms.filters import EventFilter, Filter
 from relay.rooms.service import RoomService
+from store import Connection
 from store import account_data as store_account_data
 from store import events as store_events
 from store import receipts as store_receipts
@@ -93,7 +93,7 @@ class RoomReader:
 
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         rooms: RoomService,
         user_id: str,
         device_id: str,
