@@ -57,6 +57,33 @@ DEFAULT_THUMBNAIL_SIZES = (
 )
 
 
+#: How a thumbnail fits its box (relay/media/thumbnails.py makes them).
+THUMBNAIL_METHODS = ("crop", "scale")
+
+
+@dataclass(frozen=True, slots=True)
+class ThumbnailSize:
+    width: int
+    height: int
+    method: str
+
+    def __str__(self) -> str:
+        return f"{self.width}x{self.height} {self.method}"
+
+
+def parse_size(text: str) -> ThumbnailSize:
+    """`"320x240 scale"` -> ThumbnailSize; ValueError if it is not that shape."""
+    dims, _, method = text.strip().partition(" ")
+    width, _, height = dims.partition("x")
+    method = method.strip()
+    if not (width.isdigit() and height.isdigit()) or method not in THUMBNAIL_METHODS:
+        raise ValueError(f"expected 'WIDTHxHEIGHT crop|scale', got {text!r}")
+    size = ThumbnailSize(int(width), int(height), method)
+    if not (0 < size.width <= 4096 and 0 < size.height <= 4096):
+        raise ValueError(f"thumbnail dimensions must be 1-4096, got {text!r}")
+    return size
+
+
 @dataclass(frozen=True, slots=True)
 class MediaConfig:
     """[media]: the content repository (relay/media)."""
@@ -67,7 +94,7 @@ class MediaConfig:
     #: Media cached from other servers is dropped, least recently used first, beyond this.
     remote_cache_max_bytes: int = 1024 * MIB
     #: "WIDTHxHEIGHT crop|scale": the sizes thumbnails are made at (requests snap to one).
-    thumbnail_sizes: tuple = ()
+    thumbnail_sizes: tuple[ThumbnailSize, ...] = ()
     #: Images with more pixels are not thumbnailed (M_TOO_LARGE); decoding one takes up to
     #: 4 bytes a pixel (128 MB at the default), one thumbnail at a time.
     max_image_pixels: int = 32_000_000
@@ -372,8 +399,6 @@ def _mesh(table: dict[str, Any]) -> dict[str, Any]:
 
 def _media(table: dict[str, Any]) -> MediaConfig:
     """The [media] table."""
-    from relay.media.thumbnails import parse_size
-
     defaults = MediaConfig()
     numbers = {"max_upload_bytes": 1, "remote_cache_max_bytes": 0, "max_image_pixels": 1}
     _unknown_keys(table, {"store_path", "thumbnail_sizes", *numbers}, "media.")
