@@ -48,7 +48,7 @@ from relay.events.redaction import redact
 from relay.events.room_versions import RoomVersion, room_version
 from relay.events.server_acl import SERVER_ACL, server_allowed
 from relay.runtime.clock import now_ms
-from relay.runtime.database import Database
+from relay.runtime.database import Database, after_commit
 from relay.runtime.identity import SigningKey
 from relay.runtime.notifier import Notifier
 from store import Connection
@@ -68,7 +68,12 @@ PDU_CACHE_SIZE = 20_000
 
 
 class PduCache:
-    """A bounded, thread-safe event_id -> Pdu cache (events never change once stored)."""
+    """A bounded, thread-safe event_id -> Pdu cache (events never change once stored).
+
+    Only committed events enter it: `put` inside a write transaction takes effect once
+    that write has committed, and never if it rolls back (`after_commit`), so a failed
+    write leaves no event behind that the database does not hold.
+    """
 
     def __init__(self, size: int = PDU_CACHE_SIZE) -> None:
         self._size = size
@@ -83,6 +88,9 @@ class PduCache:
             return pdu
 
     def put(self, pdu: Pdu) -> None:
+        after_commit(lambda: self._put_now(pdu))
+
+    def _put_now(self, pdu: Pdu) -> None:
         with self._lock:
             self._items[pdu.event_id] = pdu
             self._items.move_to_end(pdu.event_id)
