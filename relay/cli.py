@@ -523,6 +523,7 @@ def _status(config: Config) -> dict[str, Any]:
         },
         "upstream": config.upstream,
         "counts": counts,
+        "database": snap["database"],
         "media": media_counts,
         "federation": {
             name: {**dict(destinations.get(name, {})), "queue_depth": depths.get(name, 0)}
@@ -552,6 +553,12 @@ def status(data_dir: Path, as_json: bool) -> None:
     counts = info["counts"]
     click.echo(
         f"counts:       {counts['users']} users, {counts['rooms']} rooms, {counts['events']} events"
+    )
+    database = info["database"]
+    largest = ", ".join(f"{name} {rows}" for name, rows in list(database["rows"].items())[:3])
+    click.echo(
+        f"database:     schema {database['schema_version']}, {database['bytes']} bytes;"
+        f" most rows: {largest}"
     )
     m = info["media"]
     click.echo(
