@@ -7,7 +7,7 @@ The map, bottom to top (a package imports only packages above it in this list, a
   room versions, auth rules, state resolution, server ACLs). No I/O.
 - `errors.py`, `config.py`: Matrix errors (one exception per errcode); the configuration.
 - `runtime/`: plumbing: database access from trio, the HTTP edge, identity on disk,
-  notifier, rate limits, housekeeping, systemd notifications.
+  notifier, rate limits, metrics counters, housekeeping, systemd notifications.
 - `services.py`: the type of the services handed to the HTTP layers (one field per
   service). At run time it imports only the two lines above; the classes of its fields,
   which live higher up, only under `TYPE_CHECKING`.
@@ -21,7 +21,12 @@ The map, bottom to top (a package imports only packages above it in this list, a
 - `federation/`: the Server-Server API: inbound routes and checks, outbound client and
   sender, keys.
 - `mesh/`: LAN peers: discovery, trust, gossip.
-- `client/`: the Client-Server API routes.
+- `operator/`: what the person who runs the box does (users, tokens, peers, status,
+  backup and restore), written once for the CLI, the operator page and the admin API.
+- `web/`: the box's web face: the chat client served at `/`, the operator page, the
+  metrics listener.
+- `client/`: the Client-Server API routes (its listener also serves `web/`'s pages, and
+  the Synapse admin API calls `operator/`).
 - `node.py`, `cli.py`: the process that builds and wires the services (the composition
   root), and the `relay` command.
 

@@ -22,7 +22,8 @@ The map, one module per group of tables:
 
 - ``db``: opening, migrating, ``read``/``write`` transactions; ``errors``: what the store
   raises; ``private_files``: files only the relay's user reads; ``status``: the figures of
-  ``relay status`` and ``/metrics``.
+  ``relay status`` and ``/metrics``; ``backup``: a consistent copy of the live database
+  and its integrity check.
 - Accounts: ``accounts`` (users, devices, access tokens), ``passwords``,
   ``registration_tokens``, ``account_data`` (and filters).
 - Rooms: ``events`` (events and the DAG), ``state``, ``rooms`` (rooms, aliases,

@@ -3,7 +3,7 @@
 Rules kept: read-only, cheap enough to call on every status request; run it inside
 ``store.read()`` for a consistent snapshot (``snapshot`` opens that transaction itself,
 so ``relay status`` cannot read its figures from different moments). ``database`` (rows
-of every table) counts every row and is for ``relay status`` only, not ``/metrics``;
+of every table) counts every row: for ``relay status`` and the operator page, not ``/metrics``;
 it reads the table list through sqlite-utils' introspection, so a table a migration adds
 shows up without a line here.
 """
@@ -20,7 +20,7 @@ from store.media import statistics as media_statistics
 from store.outbox import depths, destination_status
 from store.rooms import count_rooms
 
-__all__ = ["counts", "database", "snapshot", "statistics"]
+__all__ = ["counts", "database", "snapshot", "snapshot_txn", "statistics"]
 
 
 def counts(conn: sqlite3.Connection) -> dict[str, int]:
@@ -60,18 +60,23 @@ def database(conn: sqlite3.Connection) -> dict[str, Any]:
 
 
 def snapshot(conn: sqlite3.Connection) -> dict[str, Any]:
-    """Everything ``relay status`` shows, read in one read transaction (``db.read``):
-    ``counts``, ``media`` (``store.media.statistics``: stored media by media id, local,
-    cached remote and thumbnails; identical bytes share one file, so the bytes may exceed
-    the disk's), ``depths`` (``{destination: queued rows}``) and
-    ``destinations`` (``outbox.destination_status`` rows, as dicts) and ``database``
-    (``database``: schema version, size, rows per table). ``conn`` must not be in a
-    transaction."""
+    """``snapshot_txn`` in a read transaction of its own (``db.read``); ``conn`` must not
+    be in a transaction."""
     with db.read(conn):
-        return {
-            "counts": counts(conn),
-            "database": database(conn),
-            "media": media_statistics(conn),
-            "depths": depths(conn),
-            "destinations": [dict(row) for row in destination_status(conn)],
-        }
+        return snapshot_txn(conn)
+
+
+def snapshot_txn(conn: sqlite3.Connection) -> dict[str, Any]:
+    """Everything ``relay status`` shows: ``counts``, ``media`` (``store.media.statistics``:
+    stored media by media id, local, cached remote and thumbnails; identical bytes share
+    one file, so the bytes may exceed the disk's), ``depths`` (``{destination: queued
+    rows}``), ``destinations`` (``outbox.destination_status`` rows, as dicts) and
+    ``database`` (``database``: schema version, size, rows per table). Run it in one read
+    transaction for a consistent snapshot."""
+    return {
+        "counts": counts(conn),
+        "database": database(conn),
+        "media": media_statistics(conn),
+        "depths": depths(conn),
+        "destinations": [dict(row) for row in destination_status(conn)],
+    }

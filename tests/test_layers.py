@@ -44,6 +44,8 @@ LAYER_ORDER: list[tuple[str, ...]] = [
     ("relay.media",),
     ("relay.federation",),
     ("relay.mesh",),
+    ("relay.operator",),  # the operator's actions: the CLI, the page and the admin API call them
+    ("relay.web",),  # the operator page reads relay.operator; the client listener serves it
     ("relay.client",),
     ("relay.node",),
     ("relay.cli",),

@@ -1,4 +1,5 @@
-"""store.peers: an unapproved peer that tries to federate is rejected, a trusted one is not."""
+"""store.peers: a pending peer that tries to federate with the key it announced is rejected;
+another key, a trusted peer or an unknown one changes nothing."""
 
 from __future__ import annotations
 
@@ -24,13 +25,15 @@ def _seen(conn: sqlite3.Connection, name: str, status: str) -> None:
     )
 
 
-def test_only_a_pending_peer_is_rejected(conn: sqlite3.Connection) -> None:
+def test_only_a_pending_peer_with_its_own_key_is_rejected(conn: sqlite3.Connection) -> None:
     with db.write(conn):
         _seen(conn, "pending.local", "pending")
         _seen(conn, "trusted.local", "trusted")
-        assert peers.reject_pending_peer(conn, "pending.local", "tried to federate")
-        assert not peers.reject_pending_peer(conn, "trusted.local", "tried to federate")
-        assert not peers.reject_pending_peer(conn, "unknown.local", "tried to federate")
+        why = "tried to federate"
+        assert not peers.reject_pending(conn, "pending.local", verify_key="other", reason=why)
+        assert peers.reject_pending(conn, "pending.local", verify_key="key", reason=why)
+        assert not peers.reject_pending(conn, "trusted.local", verify_key="key", reason=why)
+        assert not peers.reject_pending(conn, "unknown.local", verify_key="key", reason=why)
     pending = peers.get_peer(conn, "pending.local")
     trusted = peers.get_peer(conn, "trusted.local")
     assert pending is not None and pending["status"] == "rejected"
