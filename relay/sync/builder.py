@@ -92,6 +92,7 @@ class SyncService:
         notifier: Notifier,
         typing: TypingService,
         presence: PresenceService,
+        devices: DeviceSync | None = None,
     ) -> None:
         self.database = database
         self.rooms = rooms
@@ -99,7 +100,8 @@ class SyncService:
         self.typing = typing
         self.presence = presence
         #: The device part of sync (set by node.py; None: sections stay empty).
-        self.devices: DeviceSync | None = None
+        #: The device section (to-device, device lists, key counts); None: no E2EE.
+        self.devices = devices
 
     # -- filters ----------------------------------------------------------------------------
 
