@@ -38,6 +38,7 @@ __all__ = [
     "delete_openid_tokens",
     "erase_user",
     "get_device",
+    "get_profile",
     "get_user",
     "hash_password",
     "list_devices",
@@ -98,6 +99,14 @@ def get_user(conn: sqlite3.Connection, user_id: str) -> dict[str, Any] | None:
     user["deactivated"] = bool(user["deactivated"])
     user["erased"] = bool(user["erased"])
     return user
+
+
+def get_profile(conn: sqlite3.Connection, user_id: str) -> tuple[str | None, str | None] | None:
+    """``(displayname, avatar_url)`` of a local user, or None if there is no such user."""
+    row = conn.execute(
+        "SELECT displayname, avatar_url FROM users WHERE user_id = ?", (user_id,)
+    ).fetchone()
+    return (row[0], row[1]) if row is not None else None
 
 
 def set_password(

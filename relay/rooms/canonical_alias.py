@@ -15,11 +15,11 @@ Synapse where the spec leaves it open:
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from relay.errors import BadAlias, InvalidParam
 from relay.events.ids import is_valid_room_alias, server_of
+from store import Connection
 from store import rooms as store_rooms
 
 CANONICAL_ALIAS = "m.room.canonical_alias"
@@ -49,7 +49,7 @@ def _lenient_aliases(content: dict[str, Any] | None) -> set[str]:
 
 
 def check_canonical_alias_txn(
-    conn: sqlite3.Connection,
+    conn: Connection,
     server_name: str,
     room_id: str,
     content: dict[str, Any],

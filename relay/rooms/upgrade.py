@@ -29,7 +29,6 @@ Rules kept (https://spec.matrix.org/v1.16/client-server-api/#room-upgrades), Syn
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from relay.errors import Forbidden, NotFound
@@ -37,6 +36,7 @@ from relay.events.auth import room_creators
 from relay.events.pdu import Pdu
 from relay.events.room_versions import RoomVersion
 from relay.rooms.canonical_alias import CANONICAL_ALIAS
+from store import Connection
 from store import account_data as store_account_data
 from store import events as store_events
 from store import rooms as store_rooms
@@ -64,7 +64,7 @@ PUSH_RULES = "m.push_rules"
 
 
 def upgrade_room_txn(
-    conn: sqlite3.Connection,
+    conn: Connection,
     rooms: RoomService,
     user_id: str,
     old_room_id: str,
@@ -202,9 +202,7 @@ def _restricted_power_levels(levels: dict[str, Any] | None) -> dict[str, Any] | 
     return changed if changed != levels else None
 
 
-def _copy_tags_txn(
-    conn: sqlite3.Connection, server_name: str, old_room_id: str, new_room_id: str
-) -> None:
+def _copy_tags_txn(conn: Connection, server_name: str, old_room_id: str, new_room_id: str) -> None:
     for user_id in store_rooms.joined_users(conn, old_room_id):
         if not user_id.endswith(":" + server_name):
             continue
@@ -221,7 +219,7 @@ def _copy_tags_txn(
 
 
 def _copy_push_rules_txn(
-    conn: sqlite3.Connection, server_name: str, old_room_id: str, new_room_id: str
+    conn: Connection, server_name: str, old_room_id: str, new_room_id: str
 ) -> None:
     for user_id in store_rooms.joined_users(conn, old_room_id):
         if not user_id.endswith(":" + server_name):

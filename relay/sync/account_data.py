@@ -21,12 +21,12 @@ Spec: https://spec.matrix.org/v1.16/client-server-api/#client-config
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
 from relay.errors import BadJson, Forbidden, InvalidParam, NotFound
 from relay.runtime.database import Database
 from relay.runtime.notifier import Notifier
+from store import Connection
 from store import account_data as store_account_data
 from store import events as store_events
 from store import rooms as store_rooms
@@ -46,7 +46,7 @@ def tags_of(content: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
     return {k: v for k, v in tags.items() if isinstance(k, str) and isinstance(v, dict)}
 
 
-def ignored_users_txn(conn: sqlite3.Connection, user_id: str) -> frozenset[str]:
+def ignored_users_txn(conn: Connection, user_id: str) -> frozenset[str]:
     """The users `user_id` ignores (empty when the blob is missing or malformed)."""
     found = store_account_data.get_account_data(conn, user_id, IGNORED_USERS_TYPE)
     ignored = json.loads(found).get("ignored_users") if found is not None else None
@@ -55,13 +55,13 @@ def ignored_users_txn(conn: sqlite3.Connection, user_id: str) -> frozenset[str]:
     return frozenset(u for u in ignored if isinstance(u, str) and u != user_id)
 
 
-def read_tags_txn(conn: sqlite3.Connection, user_id: str, room_id: str) -> dict[str, Any]:
+def read_tags_txn(conn: Connection, user_id: str, room_id: str) -> dict[str, Any]:
     found = store_account_data.get_account_data(conn, user_id, TAG_TYPE, room_id)
     return tags_of(json.loads(found) if found is not None else None)
 
 
 def put_account_data_txn(
-    conn: sqlite3.Connection, user_id: str, type_: str, content: dict[str, Any], room_id: str = ""
+    conn: Connection, user_id: str, type_: str, content: dict[str, Any], room_id: str = ""
 ) -> int:
     """Store one blob in the caller's write transaction; returns its stream position."""
     position = store_events.next_stream_ordering(conn)
@@ -96,7 +96,7 @@ class AccountDataService:
         if type_ in SERVER_KEPT_TYPES:
             raise BadJson(f"Cannot set {type_} through this API", status=405)
 
-        def txn(conn: sqlite3.Connection) -> int:
+        def txn(conn: Connection) -> int:
             if room_id and store_rooms.get_room_version(conn, room_id) is None:
                 raise InvalidParam(f"Unknown room {room_id}")
             return put_account_data_txn(conn, user_id, type_, content, room_id)
@@ -118,7 +118,7 @@ class AccountDataService:
         if order is not None and (isinstance(order, bool) or not isinstance(order, int | float)):
             raise InvalidParam("order must be a number")
 
-        def txn(conn: sqlite3.Connection) -> int:
+        def txn(conn: Connection) -> int:
             if store_rooms.get_membership(conn, room_id, user_id) is None:
                 raise Forbidden(f"{user_id} has no membership in {room_id}")
             tags = read_tags_txn(conn, user_id, room_id)
@@ -130,7 +130,7 @@ class AccountDataService:
     async def remove_tag(self, user_id: str, room_id: str, tag: str) -> None:
         """Untag the room; removing a tag it doesn't have is not an error (as Synapse)."""
 
-        def txn(conn: sqlite3.Connection) -> int | None:
+        def txn(conn: Connection) -> int | None:
             tags = read_tags_txn(conn, user_id, room_id)
             if tags.pop(tag, None) is None:
                 return None
