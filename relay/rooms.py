@@ -43,9 +43,14 @@ from relay.events.auth import (
     redaction_allowed,
 )
 from relay.events.canonical import CanonicalJsonError, check_canonical_json_values
-from relay.events.ids import create_event_id_of, has_control_character, is_valid_user_id
+from relay.events.ids import (
+    create_event_id_of,
+    has_control_character,
+    is_valid_user_id,
+    referenced_ids,
+)
 from relay.events.limits import MAX_PREV_EVENTS, check_size_limits, pdu_too_large
-from relay.events.pdu import MalformedPdu, Pdu, finalize_event
+from relay.events.pdu import MalformedPdu, Pdu, finalize_event, reference_pairs
 from relay.events.redaction import redact
 from relay.events.room_versions import RoomVersion, room_version
 from relay.events.server_acl import SERVER_ACL, server_allowed
@@ -357,7 +362,7 @@ class RoomService:
         if rv.room_id_is_create_event_hash and type_ != "m.room.create":
             create_pdu = self.state_event_txn(conn, pdu.room_id, "m.room.create", "")
             create_event = _event_dict(create_pdu) if create_pdu else None
-        auth_pdus = self.get_pdus_txn(conn, partial["auth_events"])
+        auth_pdus = self.get_pdus_txn(conn, list(referenced_ids(partial["auth_events"])))
         try:
             auth_state = check_auth_events(
                 event,
@@ -423,7 +428,12 @@ class RoomService:
         partial["prev_events"] = prev_ids
         partial["depth"] = depth
         auth_keys = auth_types_for_event(partial, rv)
-        partial["auth_events"] = sorted({state[k] for k in auth_keys if k in state})
+        auth_ids = sorted({state[k] for k in auth_keys if k in state})
+        partial["auth_events"] = auth_ids
+        if rv.event_id_in_event:  # v1/v2 reference events by [event_id, hashes] pairs
+            referenced = self.get_pdus_txn(conn, prev_ids + auth_ids)
+            partial["prev_events"] = reference_pairs(prev_ids, referenced)
+            partial["auth_events"] = reference_pairs(auth_ids, referenced)
         return state
 
     def _store_local_pdu_txn(

@@ -9,7 +9,7 @@ from tests.client.conftest import SERVER_NAME, ClientApi
 V3 = "/_matrix/client/v3"
 
 
-@pytest.mark.parametrize("version", ["10", "11", "12"])
+@pytest.mark.parametrize("version", [str(v) for v in range(1, 13)])
 async def test_create_join_send_leave(api: ClientApi, version: str) -> None:
     alice = await api.login("alice")
     bob = await api.login("bob")
