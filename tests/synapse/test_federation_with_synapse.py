@@ -99,11 +99,14 @@ def test_synapse_user_invites_relay_user(tmp_path: Path, version: str) -> None:
         pair.synapse.kill()
 
 
-def test_relay_user_creates_room_and_synapse_user_joins(pair: Pair) -> None:
+@pytest.mark.parametrize("version", [str(v) for v in range(12, 0, -1)])
+def test_relay_user_creates_room_and_synapse_user_joins(pair: Pair, version: str) -> None:
     field = pair.relay_user("field")
     hq = pair.synapse_user("hq")
-    room_id = field.create_room(name="kit room", preset="private_chat")
+    room_id = field.create_room(name="kit room", preset="private_chat", room_version=version)
     field.invite(room_id, hq.user_id)
     hq.wait_for_invite(room_id)
     hq.join(room_id)
+    for user in (hq, field):
+        assert _state_content(user, room_id, "m.room.create")["room_version"] == version
     _exchange(pair, room_id, hq, field)
