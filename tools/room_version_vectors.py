@@ -298,6 +298,138 @@ def auth_vectors(version: str) -> list[dict[str, Any]]:
     return found
 
 
+# --- state resolution v1 -----------------------------------------------------------------
+
+CAROL = "@c:domain"
+BASE = [
+    ("CREATE", ALICE, "m.room.create", "", {"creator": ALICE}, 1),
+    ("IMA", ALICE, "m.room.member", ALICE, {"membership": "join"}, 2),
+    ("IPOWER", ALICE, "m.room.power_levels", "", {"users": {ALICE: 100, BOB: 50}}, 3),
+    ("IJR", ALICE, "m.room.join_rules", "", {"join_rule": "public"}, 4),
+    ("IMB", BOB, "m.room.member", BOB, {"membership": "join"}, 5),
+    ("IMC", CAROL, "m.room.member", CAROL, {"membership": "join"}, 6),
+]
+PL_BOB_0 = {"users": {ALICE: 100, BOB: 0}}
+#: name -> (extra events (id, sender, type, state_key, content, depth), the state sets as
+#: lists of event ids on top of BASE).
+V1_SCENARIOS: dict[str, tuple[list[tuple], list[list[str]]]] = {
+    "later power levels allowed in R win": (
+        [
+            (
+                "PA",
+                ALICE,
+                "m.room.power_levels",
+                "",
+                {"users": {ALICE: 100, BOB: 50, CAROL: 10}},
+                7,
+            ),
+            ("PB", ALICE, "m.room.power_levels", "", {"users": {ALICE: 100, BOB: 40}}, 8),
+        ],
+        [["PA"], ["PB"]],
+    ),
+    "later power levels refused in R lose": (
+        [
+            ("PA", ALICE, "m.room.power_levels", "", PL_BOB_0, 7),
+            ("PB", BOB, "m.room.power_levels", "", {"users": {ALICE: 100, BOB: 50}, "ban": 40}, 9),
+        ],
+        [["PA"], ["PB"]],
+    ),
+    "ban beats an earlier join, unconflicted topic of the banned user survives": (
+        [
+            ("BAN", ALICE, "m.room.member", CAROL, {"membership": "ban"}, 7),
+            ("TOPIC", CAROL, "m.room.topic", "", {"topic": "mine"}, 8),
+        ],
+        [["BAN"], ["TOPIC"]],
+    ),
+    "the deepest message-like state that passes auth wins": (
+        [
+            ("T1", ALICE, "m.room.topic", "", {"topic": "a"}, 7),
+            ("T2", CAROL, "m.room.name", "", {"name": "c"}, 8),
+            ("T3", CAROL, "m.room.topic", "", {"topic": "c"}, 9),
+        ],
+        [["T1"], ["T2", "T3"]],
+    ),
+    "equal depths are ordered by sha1 of the event id": (
+        [
+            ("TA", ALICE, "m.room.topic", "", {"topic": "a"}, 7),
+            ("TB", ALICE, "m.room.topic", "", {"topic": "b"}, 7),
+            ("TC", ALICE, "m.room.topic", "", {"topic": "c"}, 7),
+        ],
+        [["TA"], ["TB"], ["TC"]],
+    ),
+    "join rules then members resolve against the resolved power levels": (
+        [
+            ("PA", ALICE, "m.room.power_levels", "", PL_BOB_0, 7),
+            ("JR", BOB, "m.room.join_rules", "", {"join_rule": "invite"}, 8),
+            ("KICK", BOB, "m.room.member", CAROL, {"membership": "leave"}, 9),
+        ],
+        [["PA"], ["JR", "KICK"]],
+    ),
+    "a state set that lacks a key does not conflict with one that has it": (
+        [("T1", ALICE, "m.room.topic", "", {"topic": "a"}, 7)],
+        [["T1"], [], []],
+    ),
+}
+
+
+def _v1_event(node: tuple) -> dict[str, Any]:
+    name, sender, event_type, state_key, content, depth = node
+    return {
+        "event_id": f"${name}:domain",
+        "room_id": "!r:domain",
+        "sender": sender,
+        "type": event_type,
+        "state_key": state_key,
+        "content": content,
+        "depth": depth,
+        "origin_server_ts": 1000 + depth,
+        "prev_events": [],
+        "auth_events": [],
+        "hashes": {},
+        "signatures": {},
+    }
+
+
+def _run(coroutine: Any) -> Any:
+    """Drive a coroutine that never really waits (every event is handed over up front)."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    raise RuntimeError("state resolution waited on I/O")
+
+
+def state_res_v1_vectors() -> list[dict[str, Any]]:
+    from synapse.state.v1 import resolve_events_with_store
+
+    async def nothing(_ids: Any) -> dict:
+        return {}
+
+    found = []
+    for name, (extra, sets) in V1_SCENARIOS.items():
+        events = [_v1_event(node) for node in BASE + extra]
+        by_id = {e["event_id"]: _synapse_event(e, "1") for e in events}
+        key_of = {e["event_id"]: f"{e['type']}|{e['state_key']}" for e in events}
+        base = [f"${node[0]}:domain" for node in BASE]
+        state_sets = []
+        for chosen in sets:
+            state: dict[str, str] = {}
+            for event_id in base + [f"${n}:domain" for n in chosen]:
+                state[key_of[event_id]] = event_id
+            state_sets.append(state)
+        synapse_sets = [{tuple(k.split("|", 1)): v for k, v in s.items()} for s in state_sets]
+        resolved = _run(
+            resolve_events_with_store(
+                "!r:domain", KNOWN_ROOM_VERSIONS["1"], synapse_sets, by_id, nothing
+            )
+        )
+        expected = {f"{t}|{k}": v for (t, k), v in resolved.items()}
+        found.append(
+            {"name": name, "events": events, "state_sets": state_sets, "resolved": expected}
+        )
+    return found
+
+
 def main() -> None:
     for version in VERSIONS:
         good = {
@@ -317,6 +449,33 @@ def main() -> None:
         ):
             (OUT / name).write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
         print(f"room version {version}: {len(good['events'])} events, {len(good['auth'])} cases")
+    scenarios_v1 = state_res_v1_vectors()
+    good_v1 = {
+        "spec": f"{SPEC}v1/#state-resolution",
+        "oracle": "Synapse's synapse.state.v1 (tools/room_version_vectors.py)",
+        "scenarios": scenarios_v1,
+    }
+    broken_v1 = copy.deepcopy(good_v1)
+    broken_v1["description"] = "broken twin: each resolution names another candidate"
+    for scenario in broken_v1["scenarios"]:
+        _break_resolution(scenario)
+    for suffix, data in ((".json", good_v1), (".broken.json", broken_v1)):
+        (OUT / f"state_res_v1{suffix}").write_text(
+            json.dumps(data, indent=1, sort_keys=True) + "\n"
+        )
+    print(f"state resolution v1: {len(scenarios_v1)} scenarios")
+
+
+def _break_resolution(scenario: dict[str, Any]) -> None:
+    """Swap a conflicted key's winner for another candidate (or drop a resolved key)."""
+    sets = scenario["state_sets"]
+    resolved = scenario["resolved"]
+    for key in sorted(resolved):
+        others = {s[key] for s in sets if key in s} - {resolved[key]}
+        if others:
+            resolved[key] = sorted(others)[0]
+            return
+    del resolved[sorted(resolved)[-1]]
 
 
 def _break(good: dict[str, Any]) -> dict[str, Any]:
