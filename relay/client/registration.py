@@ -18,6 +18,7 @@ registration.yaml, registration_tokens.yaml):
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -33,8 +34,9 @@ from relay.errors import (
     MissingParam,
     Unauthorized,
 )
-from relay.http import json_response, read_json_object
-from relay.services import Services, now_ms
+from relay.runtime.clock import now_ms
+from relay.runtime.http import json_response, read_json_object
+from relay.services import Services
 from store import registration_tokens as store_tokens
 
 TOKEN_STAGE = "m.login.registration_token"
@@ -65,7 +67,7 @@ def _sessions(services: Services) -> UiaSessions:
     return sessions_of(services, "register", ttl_s=SESSION_TTL_S, on_expire=give_back_token)
 
 
-def _token_check(services: Services):
+def _token_check(services: Services) -> Callable[[dict[str, Any], UiaSession], Awaitable[None]]:
     async def check(auth: dict[str, Any], session: UiaSession) -> None:
         token = auth.get("token")
         if not isinstance(token, str) or not token:

@@ -133,7 +133,7 @@ class UiaSessions:
             session = found
         session.request.update({k: v for k, v in (request or {}).items() if v is not None})
         stage = auth.get("type") if auth else None
-        if stage is not None and stage not in session.completed:
+        if auth and stage is not None and stage not in session.completed:
             if not any(stage in stages for stages in session.flows) or stage not in checks:
                 raise UiaRequired(
                     session, Unrecognized(f"Auth type {stage!r} is not offered here", status=400)

@@ -49,7 +49,7 @@ from relay.events.canonical import JsonParseError, canonical_json, parse_json_st
 from relay.federation.errors import PeerUnreachable, RemoteError, ResponseTooLarge
 from relay.federation.request_auth import authorization_headers
 from relay.federation.resolver import ResolutionError, ServerResolver
-from relay.identity import SigningKey
+from relay.runtime.identity import SigningKey
 
 if TYPE_CHECKING:
     import httpx

@@ -14,11 +14,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeGuard
 
+from relay.e2ee.to_device import EDU_TYPE as TO_DEVICE_EDU
+from relay.events.ids import server_of
 from relay.federation.acl import origin_allowed_txn
 from relay.services import Services
-from relay.to_device import EDU_TYPE as TO_DEVICE_EDU
 from store import events as store_events
 from store import receipts as store_receipts
 from store import rooms as store_rooms
@@ -28,11 +29,11 @@ log = logging.getLogger(__name__)
 FEDERATION_TYPING_TIMEOUT_S = 30.0
 
 
-def _from_origin(user_id: Any, origin: str) -> bool:
+def _from_origin(user_id: Any, origin: str) -> TypeGuard[str]:
     return (
         isinstance(user_id, str)
         and user_id.rsplit(":", 1)[0] != user_id
-        and (user_id.split(":", 1)[1] == origin)
+        and (server_of(user_id) == origin)
     )
 
 
@@ -69,7 +70,8 @@ async def _receipt(services: Services, origin: str, content: dict[str, Any]) -> 
                 if not _from_origin(user_id, origin) or not isinstance(receipt, dict):
                     continue
                 event_ids = receipt.get("event_ids")
-                data = receipt.get("data") if isinstance(receipt.get("data"), dict) else {}
+                given = receipt.get("data")
+                data: dict[str, Any] = given if isinstance(given, dict) else {}
                 if isinstance(event_ids, list) and event_ids and isinstance(event_ids[0], str):
                     rows.append((room_id, receipt_type, user_id, event_ids[0], data))
     if not rows:
@@ -85,7 +87,8 @@ async def _receipt(services: Services, origin: str, content: dict[str, Any]) -> 
                 continue
             if store_rooms.get_membership(conn, room_id, user_id) != "join":
                 continue
-            thread_id = data.get("thread_id") if isinstance(data.get("thread_id"), str) else ""
+            given_thread = data.get("thread_id")
+            thread_id = given_thread if isinstance(given_thread, str) else ""
             store_receipts.set_receipt(
                 conn,
                 room_id=room_id,
@@ -121,7 +124,7 @@ EDU_HANDLERS: dict[str, Callable[[Services, str, dict[str, Any]], Awaitable[None
     "m.typing": _typing,
     "m.receipt": _receipt,
     "m.presence": _ignore,
-    # End-to-end encryption (relay/to_device.py, relay/device_lists.py).
+    # End-to-end encryption (relay/e2ee/to_device.py, relay/e2ee/device_lists.py).
     TO_DEVICE_EDU: _direct_to_device,
     "m.device_list_update": _device_list_update,
     "m.signing_key_update": _signing_key_update,

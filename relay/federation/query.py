@@ -9,13 +9,15 @@ Spec: https://spec.matrix.org/v1.16/server-server-api/#get_matrixfederationv1que
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 
-from relay import directory
 from relay.errors import InvalidParam, MissingParam, NotFound
-from relay.events.ids import parse_user_id
-from relay.http import json_response, read_json_object
+from relay.events.ids import parse_user_id, server_of
+from relay.rooms import directory
+from relay.runtime.http import json_response, read_json_object
 from relay.services import Services
 
 
@@ -50,7 +52,7 @@ async def query_directory(request: Request, origin: str) -> Response:
     alias = request.query_params.get("room_alias")
     if not alias:
         raise MissingParam("Missing room_alias")
-    if not alias.endswith(":" + services.server_name):
+    if server_of(alias) != services.server_name:
         raise InvalidParam(f"{alias} is not an alias of {services.server_name}")
     return json_response(await directory.resolve_alias(services.rooms, alias))
 
@@ -59,8 +61,9 @@ async def public_rooms(request: Request, origin: str) -> Response:
     """# `GET|POST /_matrix/federation/v1/publicRooms`"""
     services = _services(request)
     if request.method == "POST":
-        body = await read_json_object(request, optional=True)
-        search = body.get("filter") if isinstance(body.get("filter"), dict) else {}
+        body = await read_json_object(request, optional=True) or {}
+        given = body.get("filter")
+        search: dict[str, Any] = given if isinstance(given, dict) else {}
         term = search.get("generic_search_term")
         limit, since = body.get("limit"), body.get("since")
     else:

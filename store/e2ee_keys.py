@@ -5,7 +5,7 @@
 Rules kept:
 
 - Keys are stored as the JSON the client signed (text); this module never checks
-  signatures (relay/e2e.py does, before writing).
+  signatures (relay/e2ee/device_keys.py does, before writing).
 - A device's keys go with the device (foreign keys ``ON DELETE CASCADE``).
 - A one-time key is handed out once: ``claim_one_time_key`` deletes what it returns.
   A fallback key is handed out when no one-time key is left, and marked used.
@@ -220,7 +220,7 @@ def membership_changes(
 ) -> list[tuple[str, str, str]]:
     """(room_id, user_id, membership) of membership rows of `room_ids` that moved in
     (since, to] (table ``room_memberships``)."""
-    changes = []
+    changes: list[tuple[str, str, str]] = []
     for room_id in sorted(room_ids):
         rows = conn.execute(
             "SELECT user_id, membership FROM room_memberships"

@@ -6,7 +6,7 @@ Rules kept:
   the stream position of that snapshot, so the next sync's `since` misses nothing
   and repeats nothing. Typing comes from an in-memory snapshot taken just before.
 - A room is "new to the client" (initial sync, newly joined, or `full_state`) and
-  gets its full state; otherwise only what changed after `since` (relay/sync_rooms.py).
+  gets its full state; otherwise only what changed after `since` (relay/sync/rooms.py).
   An incremental sync leaves out rooms where nothing changed.
 - Long-poll: an incremental sync with nothing to say waits on the notifier until the
   stream or typing moves past what it read (or a typing notice times out), then
@@ -28,18 +28,17 @@ from typing import Any
 
 import trio
 
-from relay.database import Database
-from relay.e2e_sync import DeviceSection, DeviceSync
 from relay.errors import BadJson, NotFound
 from relay.events.canonical import parse_json_strict
-from relay.events.pdu import Pdu
-from relay.filters import DEFAULT_FILTER, Filter, parse_filter
-from relay.notifier import Notifier
-from relay.presence import PresenceService, presence_content
-from relay.rooms import RoomService
-from relay.services import now_ms
-from relay.sync_rooms import RoomReader, RoomSync, allowed_ephemeral
-from relay.typing import TypingService, TypingSnapshot
+from relay.rooms.filters import DEFAULT_FILTER, Filter, parse_filter
+from relay.rooms.service import RoomService
+from relay.runtime.clock import now_ms
+from relay.runtime.database import Database
+from relay.runtime.notifier import Notifier
+from relay.sync.devices import DeviceSection, DeviceSync
+from relay.sync.presence import PresenceService, presence_content
+from relay.sync.rooms import RoomReader, RoomSync, allowed_ephemeral
+from relay.sync.typing_notices import TypingService, TypingSnapshot
 from store import account_data as store_account_data
 from store import events as store_events
 from store import presence as store_presence
@@ -66,11 +65,12 @@ class SyncResult:
     stream: int
     typing: int
     join: dict[str, RoomSync] = field(default_factory=dict)
-    invite: dict[str, list[Pdu]] = field(default_factory=dict)
+    #: The stripped state of each invite (`RoomReader.invite_state`).
+    invite: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     leave: dict[str, RoomSync] = field(default_factory=dict)
     account_data: list[dict[str, Any]] = field(default_factory=list)
     presence: list[dict[str, Any]] = field(default_factory=list)
-    #: To-device messages, device lists and key counts (relay/e2e_sync.py).
+    #: To-device messages, device lists and key counts (relay/sync/devices.py).
     devices: DeviceSection | None = None
 
     def is_empty(self) -> bool:
@@ -207,7 +207,12 @@ class SyncService:
         room_id = row["room_id"]
         since = None if newly else params.since
         full = since is None or params.full_state
-        if not full and room_id not in typing.changed and not reader.changed(room_id, since, to):
+        if (
+            not full
+            and since is not None
+            and room_id not in typing.changed
+            and not reader.changed(room_id, since, to)
+        ):
             return None
         timeline, limited, prev_batch = reader.timeline(room_id, since, to, joined_now=True)
 

@@ -36,10 +36,9 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import nacl.signing
 import trio
@@ -58,11 +57,12 @@ from relay.events.signing import (
 from relay.federation.client import KEY_RESPONSE_BYTES
 from relay.federation.errors import PeerUnreachable, RemoteError
 from relay.federation.key_server import OwnKeys
+from relay.runtime.clock import now_ms
 from store import keys as store_keys
 
 if TYPE_CHECKING:
-    from relay.database import Database
     from relay.federation.client import FederationClient
+    from relay.runtime.database import Database
 
 log = logging.getLogger(__name__)
 
@@ -97,11 +97,7 @@ class ServerKey:
     expired_ts: int | None = None
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -206,7 +202,7 @@ class KeyRing:
         client: FederationClient | None,
         *,
         trusted_key_servers: Mapping[str, Mapping[str, str]] | None = None,
-        clock: Callable[[], int] = _now_ms,
+        clock: Callable[[], int] = now_ms,
         min_refetch_interval_ms: int = MIN_REFETCH_INTERVAL_MS,
         fetch_timeout: float = KEY_FETCH_TIMEOUT,
     ) -> None:

@@ -1,5 +1,5 @@
 """End-to-end encryption keys: upload, query, claim and cross-signing, for local users
-and, through relay/device_lists.py, remote ones.
+and, through relay/e2ee/device_lists.py, remote ones.
 
 Rules kept:
 
@@ -29,13 +29,13 @@ import nacl.exceptions
 import nacl.signing
 import trio
 
-from relay.database import Database
-from relay.device_lists import DeviceLists, dumps
+from relay.e2ee.device_lists import DeviceLists, dumps
 from relay.errors import InvalidParam, InvalidSignature
 from relay.events.canonical import canonical_json
 from relay.events.ids import server_of
 from relay.events.unpadded_base64 import decode_base64
-from store import e2e_keys as store_e2e
+from relay.runtime.database import Database
+from store import e2ee_keys as store_e2e
 
 JSON = dict[str, Any]
 CROSS_SIGNING_TYPES = ("master", "self_signing", "user_signing")
@@ -332,12 +332,10 @@ class E2eKeys:
                     raise InvalidParam("Each user must map key ids to signed objects")
                 for target_key, obj in objects.items():
                     stored = 0
-                    sigs = (
-                        (obj.get("signatures") or {}).get(user_id)
-                        if isinstance(obj, dict)
-                        else None
-                    )
-                    for key_id in sigs if isinstance(sigs, dict) else {}:
+                    signatures = obj.get("signatures") if isinstance(obj, dict) else None
+                    by_uploader = signatures.get(user_id) if isinstance(signatures, dict) else None
+                    sigs: dict[str, Any] = by_uploader if isinstance(by_uploader, dict) else {}
+                    for key_id in sigs:
                         public = signer_keys.get(key_id)
                         if public is None or key_id == f"ed25519:{target_key}":
                             continue  # unknown key, or the object's own self-signature
