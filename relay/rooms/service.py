@@ -320,10 +320,12 @@ class RoomService:
         `room_id` is None only for a v12 create event (its id derives from it).
         Raises Forbidden (auth), TooLarge, BadJson.
         """
-        try:
-            check_canonical_json_values(content)
-        except CanonicalJsonError as exc:
-            raise BadJson(f"Invalid content: {exc}") from None
+        # Rooms v6+ forbid floats and out-of-range integers; v1-v5 take them, as Synapse does.
+        if rv.strict_canonical_json:
+            try:
+                check_canonical_json_values(content)
+            except CanonicalJsonError as exc:
+                raise BadJson(f"Invalid content: {exc}") from None
         check_local_content(type_, content, state_key, self.server_name)
         now = now_ms()
         partial: dict[str, Any] = {

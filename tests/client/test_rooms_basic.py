@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pytest
 
+from relay.events.ids import is_valid_event_id
+from relay.events.room_versions import room_version
 from tests.client.conftest import SERVER_NAME, ClientApi
 
 V3 = "/_matrix/client/v3"
@@ -131,3 +135,64 @@ async def test_login_rate_limit_gives_retry_after(tmp_path) -> None:
         limiter.take("k", now=0.0)
     assert info.value.to_json()["retry_after_ms"] > 0
     limiter.take("k", now=1.5)
+
+
+@pytest.mark.parametrize("version", ["1", "5", "6", "12"])
+async def test_floats_and_big_integers_only_in_rooms_before_v6(
+    api: ClientApi, version: str
+) -> None:
+    """Rooms v6+ enforce canonical JSON (400 M_BAD_JSON, nothing sent); v1-v5 must not, so a
+    float or an integer past 2**53 is sent and read back as it was (Synapse does the same)."""
+    alice = await api.login("alice")
+    r = await api.http.post(f"{V3}/createRoom", headers=alice, json={"room_version": version})
+    room_id = r.json()["room_id"]
+    content = {"msgtype": "m.text", "body": "n", "ratio": 1.5, "big": 2**60}
+    r = await api.http.put(
+        f"{V3}/rooms/{room_id}/send/m.room.message/f1", headers=alice, json=content
+    )
+    if version in ("6", "12"):
+        assert (r.status_code, r.json()["errcode"]) == (400, "M_BAD_JSON")
+        return
+    assert r.status_code == 200, r.text
+    event_id = r.json()["event_id"]
+    path = f"{V3}/rooms/{room_id}/event/{quote(event_id, safe='')}"
+    got = (await api.http.get(path, headers=alice)).json()["content"]
+    assert (got["ratio"], got["big"]) == (1.5, 2**60)
+
+
+@pytest.mark.parametrize("version", [str(v) for v in range(1, 13)])
+async def test_state_and_history_in_every_room_version(api: ClientApi, version: str) -> None:
+    """A room of each version created here: its create event names the version, state set
+    and read back, messages paged with /messages, and event ids of the version's form."""
+    alice = await api.login("alice")
+    r = await api.http.post(
+        f"{V3}/createRoom", headers=alice, json={"room_version": version, "name": "v"}
+    )
+    room_id = r.json()["room_id"]
+    create = await api.http.get(f"{V3}/rooms/{room_id}/state/m.room.create/", headers=alice)
+    assert create.json()["room_version"] == version
+    r = await api.http.put(
+        f"{V3}/rooms/{room_id}/state/m.room.topic/", headers=alice, json={"topic": "t"}
+    )
+    assert r.status_code == 200, r.text
+    topic_id = r.json()["event_id"]
+    got = await api.http.get(f"{V3}/rooms/{room_id}/state/m.room.topic/", headers=alice)
+    assert got.json() == {"topic": "t"}
+    sent = []
+    for i in range(3):
+        r = await api.http.put(
+            f"{V3}/rooms/{room_id}/send/m.room.message/m{i}",
+            headers=alice,
+            json={"msgtype": "m.text", "body": f"m{i}"},
+        )
+        sent.append(r.json()["event_id"])
+    r = await api.http.get(
+        f"{V3}/rooms/{room_id}/messages", headers=alice, params={"dir": "b", "limit": 4}
+    )
+    chunk = r.json()["chunk"]
+    assert [e["event_id"] for e in chunk] == [*reversed(sent), topic_id]
+    rv = room_version(version)
+    assert rv is not None
+    assert all(is_valid_event_id(e, rv) for e in [*sent, topic_id])
+    if rv.event_id_in_event:
+        assert all(e.endswith(f":{SERVER_NAME}") for e in sent)
