@@ -110,3 +110,38 @@ def test_relay_user_creates_room_and_synapse_user_joins(pair: Pair, version: str
     for user in (hq, field):
         assert _state_content(user, room_id, "m.room.create")["room_version"] == version
     _exchange(pair, room_id, hq, field)
+
+
+@pytest.mark.parametrize("version", ["10", "9", "8"])
+def test_relay_user_joins_a_restricted_synapse_room_through_its_space(
+    tmp_path: Path, version: str
+) -> None:
+    """Rooms v8+: a room restricted to the members of a space; the relay's user joins the
+    space, then the room without an invite (Synapse authorises and countersigns the join)."""
+    pair = start_pair(tmp_path, room_version=version)
+    try:
+        hq = pair.synapse_user("hq")
+        field = pair.relay_user("field")
+        space = hq.create_room(preset="public_chat", room_version=version)
+        allow = [{"type": "m.room_membership", "room_id": space}]
+        room_id = hq.create_room(
+            preset="private_chat",
+            room_version=version,
+            initial_state=[
+                {
+                    "type": "m.room.join_rules",
+                    "state_key": "",
+                    "content": {"join_rule": "restricted", "allow": allow},
+                }
+            ],
+        )
+        server = pair.synapse.server_name
+        field.join(space, via=[server])
+        field.join(room_id, via=[server])
+        state = field.call("GET", f"/rooms/{room_id}/state/m.room.member/{field.user_id}")
+        assert state["membership"] == "join"
+        assert state["join_authorised_via_users_server"] == hq.user_id
+        _exchange(pair, room_id, hq, field)
+    finally:
+        pair.relay.kill()
+        pair.synapse.kill()
