@@ -375,6 +375,11 @@ class RoomService:
             )
             check_auth(event, auth_state, rv, create_event=create_event)
         except AuthError as exc:
+            target = pdu.redacts if pdu.type == "m.room.redaction" else None
+            if rv.redaction_in_auth_rules and target is not None and not server_of(target):
+                # v1/v2 rule 11 reads the target id's server; Synapse answers an id without
+                # one as malformed.
+                raise Unknown(f"Invalid ID: {target!r}", status=400) from None
             raise Forbidden(str(exc.reason if hasattr(exc, "reason") else exc)) from None
         if pdu.type == "m.room.redaction":
             self._check_client_redaction_txn(conn, pdu, auth_state, create_event)

@@ -41,6 +41,7 @@ def _scenario(login: Callable[[str], MatrixUser], version: str) -> dict[str, Any
     answers = {
         "another room's event": _redact(mallory, own, secret, "m1"),
         "unknown event, no power": _redact(bob, public, unknown, "b1"),
+        "unknown event of a server, no power": _redact(bob, public, "$u:example.org", "b4"),
         "someone else's event, no power": _redact(bob, public, alice_msg, "b2"),
         "the create event": _redact(alice, public, create, "a1"),
         "own event, no power": _redact(bob, public, bob_msg, "b3"),
