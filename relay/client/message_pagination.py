@@ -101,7 +101,7 @@ async def get_room_events(request: Request, requester: Requester) -> Response:
     services = services_of(request)
     page = await messages(
         services.rooms,
-        services.extra.get("backfill"),
+        services.backfill,
         requester.user_id,
         room_id,
         requester.device_id,

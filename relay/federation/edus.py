@@ -53,9 +53,7 @@ async def _typing(services: Services, origin: str, content: dict[str, Any]) -> N
 
     if not await services.database.read(joined_and_allowed):
         return
-    typing_service = services.extra.get("typing")
-    if typing_service is not None:
-        typing_service.set_typing(room_id, user_id, typing, FEDERATION_TYPING_TIMEOUT_S)
+    services.typing.set_typing(room_id, user_id, typing, FEDERATION_TYPING_TIMEOUT_S)
 
 
 async def _receipt(services: Services, origin: str, content: dict[str, Any]) -> None:
@@ -109,15 +107,15 @@ async def _ignore(services: Services, origin: str, content: dict[str, Any]) -> N
 
 
 async def _direct_to_device(services: Services, origin: str, content: dict[str, Any]) -> None:
-    await services.extra["to_device"].on_direct_to_device(origin, content)
+    await services.to_device.on_direct_to_device(origin, content)
 
 
 async def _device_list_update(services: Services, origin: str, content: dict[str, Any]) -> None:
-    await services.extra["device_lists"].on_device_list_update(origin, content)
+    await services.device_lists.on_device_list_update(origin, content)
 
 
 async def _signing_key_update(services: Services, origin: str, content: dict[str, Any]) -> None:
-    await services.extra["device_lists"].on_signing_key_update(origin, content)
+    await services.device_lists.on_signing_key_update(origin, content)
 
 
 EDU_HANDLERS: dict[str, Callable[[Services, str, dict[str, Any]], Awaitable[None]]] = {

@@ -157,9 +157,9 @@ class Mesh:
         self.services.federation_client.resolver.mesh_hook = self.resolve
         self.services.keyring.key_pin = self.pinned_key
         self.services.keyring.mesh_notaries = self.notaries
-        self.services.extra["mesh"] = self
-        self.services.extra["mesh_inbound_gate"] = self.inbound_gate
-        self.services.extra["ingest"].on_accepted = self.gossip.forward
+        self.services.mesh = self
+        self.services.mesh_inbound_gate = self.inbound_gate
+        self.services.ingest.on_accepted = self.gossip.forward
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         import httpx
