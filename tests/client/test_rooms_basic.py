@@ -196,3 +196,18 @@ async def test_state_and_history_in_every_room_version(api: ClientApi, version: 
     assert all(is_valid_event_id(e, rv) for e in [*sent, topic_id])
     if rv.event_id_in_event:
         assert all(e.endswith(f":{SERVER_NAME}") for e in sent)
+
+
+@pytest.mark.parametrize("version", ["13", "0", "9.0", "org.example.custom"])
+async def test_create_room_in_a_version_we_lack_is_400_unsupported(
+    api: ClientApi, version: str
+) -> None:
+    """Only the stable versions /capabilities lists are created; anything else is refused
+    with M_UNSUPPORTED_ROOM_VERSION (Synapse's answer) and no room appears."""
+    alice = await api.login("alice")
+    r = await api.http.post(f"{V3}/createRoom", headers=alice, json={"room_version": version})
+    assert (r.status_code, r.json()["errcode"]) == (400, "M_UNSUPPORTED_ROOM_VERSION"), r.text
+    joined = await api.http.get(f"{V3}/joined_rooms", headers=alice)
+    assert joined.json()["joined_rooms"] == []
+    caps = (await api.http.get(f"{V3}/capabilities", headers=alice)).json()["capabilities"]
+    assert version not in caps["m.room_versions"]["available"]
