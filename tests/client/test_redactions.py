@@ -10,7 +10,7 @@ from urllib.parse import quote
 import pytest
 
 from tests.client.conftest import ClientApi
-from tests.client.sync_helpers import V3, create_room, join, send, sync, timeline
+from tests.client.helpers import V3, create_room, join, send, sync, timeline
 
 VERSIONS = pytest.mark.parametrize("version", [str(v) for v in range(1, 13)])
 
