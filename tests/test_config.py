@@ -69,6 +69,8 @@ SAMPLES: dict[str, Callable[[Setting], tuple[Any, Any]]] = {
     "interfaces": lambda s: (["eth0", "10.0.0.2"], ("eth0", "10.0.0.2")),
     "mesh_trusted": lambda s: ({"kit-b.lan": KEY}, {"kit-b.lan": UNPADDED_KEY}),
     "thumbnail_sizes": lambda s: (["64x48 scale"], (parse_size("64x48 scale"),)),
+    "public_baseurl": lambda s: ("https://chat.example/m", "https://chat.example/m/"),
+    "addresses": lambda s: (["10.0.0.1", "::1"], ("10.0.0.1", "::1")),
 }
 
 

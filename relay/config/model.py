@@ -67,6 +67,10 @@ class Config:
     metrics_listen: Listen | None = None
     #: (relay/runtime/housekeeping.py)
     housekeeping_interval_seconds: float = default_of("storage.housekeeping_interval_seconds")
+    #: listeners.public_baseurl, ending in "/"; None: from the request.
+    public_baseurl: str | None = None
+    #: listeners.trusted_proxies: whose X-Forwarded-* headers are believed.
+    trusted_proxies: tuple[str, ...] = ()
     upstream: str | None = None
     upstream_url: str | None = None
     ca_file: Path | None = None

@@ -11,6 +11,7 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from relay.config.model import Config, ConfigError, Listen, MediaConfig, parse_listen
 from relay.config.table import CONFIG_FILE, SECTIONS, SETTINGS, Setting
@@ -120,6 +121,25 @@ def _upstream_url(s: Setting, value: Any, data_dir: Path) -> str | None:
     return url
 
 
+def _public_baseurl(s: Setting, value: Any, data_dir: Path) -> str | None:
+    url = _string(s, value, data_dir)
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(f"{s.path} must be an http(s) URL like https://chat.example.org/")
+    return url.rstrip("/") + "/"
+
+
+def _addresses(s: Setting, value: Any, data_dir: Path) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
+        raise ConfigError(f"{s.path} must be a list of IP addresses")
+    try:
+        return tuple(str(ipaddress.ip_address(a)) for a in value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{s.path} must be a list of IP addresses") from None
+
+
 def _server_map(s: Setting, value: Any, data_dir: Path) -> dict[str, str]:
     if not isinstance(value, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
@@ -195,6 +215,8 @@ PARSERS: dict[str, Parser] = {
     "metrics_listen": _metrics_listen,
     "upstream": _upstream,
     "upstream_url": _upstream_url,
+    "public_baseurl": _public_baseurl,
+    "addresses": _addresses,
     "server_map": _server_map,
     "trusted_key_servers": _trusted_key_servers,
     "interfaces": _interfaces,

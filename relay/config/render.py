@@ -105,6 +105,8 @@ def _kind_text(s: Setting) -> str:
         "optional_path": "path",
         "interfaces": "list of strings",
         "thumbnail_sizes": "list of strings",
+        "addresses": "list of IP addresses",
+        "public_baseurl": "URL",
         "server_map": "table",
         "trusted_key_servers": "table of tables",
         "mesh_trusted": "table",

@@ -128,6 +128,27 @@ SETTINGS: tuple[Setting, ...] = (
         shown_default='`""` (off)',
     ),
     Setting(
+        "listeners.public_baseurl",
+        "public_baseurl",
+        "",
+        "The URL clients reach the client API at (`https://chat.kit.example/`), handed out in"
+        " `/login`'s `well_known` and `/.well-known/matrix/client`; set it when a TLS proxy"
+        " is in front. Empty: the request's own scheme and `Host` (`X-Forwarded-Proto` and"
+        " `X-Forwarded-Host` only from `listeners.trusted_proxies`).",
+        "public_baseurl",
+        shown_default='`""` (from the request)',
+    ),
+    Setting(
+        "listeners.trusted_proxies",
+        "addresses",
+        [],
+        "IP addresses of reverse proxies in front of the client listener whose"
+        " `X-Forwarded-Proto`/`X-Forwarded-Host` headers are believed; anyone else's are"
+        " ignored.",
+        "trusted_proxies",
+        shown_default="`[]`",
+    ),
+    Setting(
         "federation.upstream",
         "upstream",
         "",

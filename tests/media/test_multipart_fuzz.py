@@ -5,6 +5,7 @@ nothing else is raised and what it buffers stays bounded."""
 from __future__ import annotations
 
 import itertools
+import os
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -35,7 +36,7 @@ def _chunks(body: bytes, cuts: list[int]) -> list[bytes]:
     return [body[a:b] for a, b in itertools.pairwise(points)]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "300")), deadline=None)
 @given(meta=metadata, data=file_bytes, cuts=st.lists(st.integers(0, 10_000), max_size=30))
 def test_any_file_round_trips_however_it_is_chunked(
     meta: dict, data: bytes, cuts: list[int]
@@ -52,7 +53,7 @@ def test_any_file_round_trips_however_it_is_chunked(
     assert reader.headers == {"content-type": "application/octet-stream"}
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "500")), deadline=None)
 @given(
     body=st.lists(
         st.sampled_from(
