@@ -211,3 +211,34 @@ async def test_create_room_in_a_version_we_lack_is_400_unsupported(
     assert joined.json()["joined_rooms"] == []
     caps = (await api.http.get(f"{V3}/capabilities", headers=alice)).json()["capabilities"]
     assert version not in caps["m.room_versions"]["available"]
+
+
+async def test_event_paths_take_v3_event_ids_with_an_encoded_slash(api: ClientApi) -> None:
+    """Room v3 event ids are standard base64 (`/`, `+`): a client sends them percent-encoded
+    and every route naming an event finds it (/event, /context, /relations, /redact)."""
+    alice = await api.login("alice")
+    r = await api.http.post(f"{V3}/createRoom", headers=alice, json={"room_version": "3"})
+    room_id = r.json()["room_id"]
+    ids: list[str] = []
+    for i in range(40):  # 40 ids: some hold a "/" (each does with odds of about 1 - (63/64)**43)
+        r = await api.http.put(
+            f"{V3}/rooms/{room_id}/send/m.room.message/s{i}",
+            headers=alice,
+            json={"msgtype": "m.text", "body": f"m{i}"},
+        )
+        ids.append(r.json()["event_id"])
+    slashed = next(e for e in ids if "/" in e)
+    target = quote(slashed, safe="")
+    for path in (
+        f"{V3}/rooms/{room_id}/event/{target}",
+        f"{V3}/rooms/{room_id}/context/{target}",
+        f"/_matrix/client/v1/rooms/{room_id}/relations/{target}",
+    ):
+        r = await api.http.get(path, headers=alice)
+        assert r.status_code == 200, (path, r.text)
+    r = await api.http.put(
+        f"{V3}/rooms/{room_id}/redact/{target}/r1", headers=alice, json={"reason": "x"}
+    )
+    assert r.status_code == 200, r.text
+    got = await api.http.get(f"{V3}/rooms/{room_id}/event/{target}", headers=alice)
+    assert got.json()["content"] == {}
