@@ -44,7 +44,7 @@ from relay.events.pdu import MalformedPdu, Pdu
 from relay.events.redaction import redact
 from relay.events.room_versions import RoomVersion, room_version
 from relay.events.signing import SignatureError
-from relay.federation.client import ROOM_STATE_RESPONSE_BYTES
+from relay.federation.client import ROOM_STATE_RESPONSE_BYTES, segment
 from relay.federation.errors import PeerUnreachable, RemoteError
 from relay.federation.server_keys import KeyNotFound
 from relay.rooms.remote_pdus import (
@@ -378,7 +378,7 @@ class Ingest:
         client = self.services.federation_client
         body = await client.get_json(
             origin,
-            f"/_matrix/federation/v1/event_auth/{pdu.room_id}/{pdu.event_id}",
+            f"/_matrix/federation/v1/event_auth/{segment(pdu.room_id)}/{segment(pdu.event_id)}",
             max_bytes=ROOM_STATE_RESPONSE_BYTES,
         )
         chain = [await self.verified_pdu(e, pdu.room_version) for e in body.get("auth_chain", [])]
@@ -440,7 +440,7 @@ class Ingest:
             try:
                 body = await client.post_json(
                     origin,
-                    f"/_matrix/federation/v1/get_missing_events/{room_id}",
+                    f"/_matrix/federation/v1/get_missing_events/{segment(room_id)}",
                     {
                         "earliest_events": earliest,
                         "latest_events": latest,
@@ -504,7 +504,7 @@ class Ingest:
         for prev in pdu.prev_event_ids:
             body = await client.get_json(
                 origin,
-                f"/_matrix/federation/v1/state_ids/{pdu.room_id}",
+                f"/_matrix/federation/v1/state_ids/{segment(pdu.room_id)}",
                 query={"event_id": prev},
                 max_bytes=ROOM_STATE_RESPONSE_BYTES,
             )
@@ -539,7 +539,9 @@ class Ingest:
         fetched = []
         for event_id in missing:
             try:
-                body = await client.get_json(origin, f"/_matrix/federation/v1/event/{event_id}")
+                body = await client.get_json(
+                    origin, f"/_matrix/federation/v1/event/{segment(event_id)}"
+                )
                 for event in body.get("pdus", []):
                     fetched.append(await self.verified_pdu(event, rv))
             except (PeerUnreachable, RemoteError, BadPdu) as exc:

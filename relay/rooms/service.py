@@ -42,9 +42,15 @@ from relay.events.auth import (
     redaction_allowed,
 )
 from relay.events.canonical import CanonicalJsonError, check_canonical_json_values
-from relay.events.ids import create_event_id_of, has_control_character, is_valid_user_id, server_of
+from relay.events.ids import (
+    create_event_id_of,
+    has_control_character,
+    is_valid_user_id,
+    referenced_ids,
+    server_of,
+)
 from relay.events.limits import MAX_PREV_EVENTS, check_size_limits, pdu_too_large
-from relay.events.pdu import MalformedPdu, Pdu, finalize_event
+from relay.events.pdu import MalformedPdu, Pdu, finalize_event, reference_pairs
 from relay.events.redaction import redact
 from relay.events.relations import ANNOTATION, THREAD, relation_of
 from relay.events.room_versions import RoomVersion, room_version
@@ -335,10 +341,12 @@ class RoomService:
         `room_id` is None only for a v12 create event (its id derives from it).
         Raises Forbidden (auth), TooLarge, BadJson.
         """
-        try:
-            check_canonical_json_values(content)
-        except CanonicalJsonError as exc:
-            raise BadJson(f"Invalid content: {exc}") from None
+        # Rooms v6+ forbid floats and out-of-range integers; v1-v5 take them, as Synapse does.
+        if rv.strict_canonical_json:
+            try:
+                check_canonical_json_values(content)
+            except CanonicalJsonError as exc:
+                raise BadJson(f"Invalid content: {exc}") from None
         check_local_content(type_, content, state_key, self.server_name)
         now = now_ms()
         partial: dict[str, Any] = {
@@ -378,7 +386,7 @@ class RoomService:
         if rv.room_id_is_create_event_hash and type_ != "m.room.create":
             create_pdu = self.state_event_txn(conn, pdu.room_id, "m.room.create", "")
             create_event = _event_dict(create_pdu) if create_pdu else None
-        auth_pdus = self.get_pdus_txn(conn, partial["auth_events"])
+        auth_pdus = self.get_pdus_txn(conn, list(referenced_ids(partial["auth_events"])))
         try:
             auth_state = check_auth_events(
                 event,
@@ -388,6 +396,11 @@ class RoomService:
             )
             check_auth(event, auth_state, rv, create_event=create_event)
         except AuthError as exc:
+            target = pdu.redacts if pdu.type == "m.room.redaction" else None
+            if rv.redaction_in_auth_rules and target is not None and not server_of(target):
+                # v1/v2 rule 11 reads the target id's server; Synapse answers an id without
+                # one as malformed.
+                raise Unknown(f"Invalid ID: {target!r}", status=400) from None
             raise Forbidden(str(exc.reason if hasattr(exc, "reason") else exc)) from None
         if pdu.type == "m.room.redaction":
             self._check_client_redaction_txn(conn, pdu, auth_state, create_event)
@@ -477,7 +490,12 @@ class RoomService:
         partial["prev_events"] = prev_ids
         partial["depth"] = depth
         auth_keys = auth_types_for_event(partial, rv)
-        partial["auth_events"] = sorted({state[k] for k in auth_keys if k in state})
+        auth_ids = sorted({state[k] for k in auth_keys if k in state})
+        partial["auth_events"] = auth_ids
+        if rv.event_id_in_event:  # v1/v2 reference events by [event_id, hashes] pairs
+            referenced = self.get_pdus_txn(conn, prev_ids + auth_ids)
+            partial["prev_events"] = reference_pairs(prev_ids, referenced)
+            partial["auth_events"] = reference_pairs(auth_ids, referenced)
         return state
 
     def _store_local_pdu_txn(
