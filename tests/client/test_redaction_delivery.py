@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from relay.rooms.service import RoomConfig
+from relay.rooms.create import RoomConfig
 from store import events as store_events
 from tests.client.conftest import ClientApi
 from tests.client.helpers import V3, sync, timeline

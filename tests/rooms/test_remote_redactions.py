@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from relay.rooms.service import RoomConfig
+from relay.rooms.create import RoomConfig
 from store import events as store_events
 from tests.client.conftest import ClientApi
 from tests.rooms.remote_rooms import (
