@@ -76,14 +76,20 @@ PENDING = "pending"
 
 
 class BadPdu(Exception):
-    """The PDU cannot be used at all (malformed, bad signature, unknown room)."""
+    """The PDU cannot be used at all (malformed, bad signature, unknown room). `event_id` is
+    set when the PDU was well formed enough to have one (a signature failure): `/send` then
+    answers an error for it, as Synapse does."""
+
+    def __init__(self, message: str, event_id: str | None = None) -> None:
+        super().__init__(message)
+        self.event_id = event_id
 
 
 class KeyPending(BadPdu):
     """The PDU's signature could not be checked: `server_name`'s key is not found yet."""
 
     def __init__(self, message: str, pdu: Pdu, server_name: str) -> None:
-        super().__init__(message)
+        super().__init__(message, pdu.event_id)
         self.pdu = pdu
         self.server_name = server_name
 
@@ -146,14 +152,18 @@ class Ingest:
         try:
             await self.services.keyring.verify_event_signatures(pdu.as_dict(), rv)
         except (PeerUnreachable, RemoteError) as exc:
-            raise BadPdu(f"cannot fetch keys to verify {pdu.event_id}: {exc}") from None
+            raise BadPdu(
+                f"cannot fetch keys to verify {pdu.event_id}: {exc}", pdu.event_id
+            ) from None
         except KeyNotFound as exc:
             server = exc.server_name or server_of(pdu.sender)
             raise KeyPending(
                 f"signature check failed for {pdu.event_id}: {exc}", pdu, server
             ) from None
         except SignatureError as exc:  # a forged or damaged event; anything else is our bug
-            raise BadPdu(f"signature check failed for {pdu.event_id}: {exc}") from None
+            raise BadPdu(
+                f"signature check failed for {pdu.event_id}: {exc}", pdu.event_id
+            ) from None
         return pdu
 
     # -- the entry points -----------------------------------------------------------
@@ -173,7 +183,7 @@ class Ingest:
                 return exc.pdu.event_id, Outcome(PENDING, str(exc))
             return None, Outcome("rejected", str(exc))
         except BadPdu as exc:
-            return None, Outcome("rejected", str(exc))
+            return exc.event_id, Outcome("rejected", str(exc))
         if await self._stored(pdu.event_id):
             return pdu.event_id, DUPLICATE
         # Network first, without the lock: the room's other PDUs need not wait for it.

@@ -241,8 +241,11 @@ async def backfill(request: Request, origin: str) -> Response:
     starts = request.query_params.getlist("v")
     if not starts:
         raise MissingParam("v is required")
+    given = request.query_params.get("limit")
+    if given is None:
+        raise MissingParam("limit is required")  # the spec's: required, as Synapse checks
     try:
-        limit = min(MAX_BACKFILL, max(1, int(request.query_params.get("limit", "10"))))
+        limit = min(MAX_BACKFILL, max(1, int(given)))
     except ValueError:
         raise InvalidParam("limit must be an integer") from None
 

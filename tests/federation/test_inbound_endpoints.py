@@ -275,7 +275,7 @@ async def test_backfill_errors(shared: Shared) -> None:
     err = await _error(shared, "GET", f"{V1}/backfill/{shared.room_id}", limit="3")
     assert err.status == 400
     err = await _error(
-        shared, "GET", f"{V1}/backfill/{shared.private_room}", v=shared.private_message
+        shared, "GET", f"{V1}/backfill/{shared.private_room}", v=shared.private_message, limit="3"
     )
     assert err.status == 403
 
