@@ -345,7 +345,12 @@ class Ingest:
                     await self._fetch_auth_events(origin, pdu)
                 else:
                     state_before = await self._state_from_peer(origin, pdu)
-        return await self._write_accept(pdu, state_before=state_before, backfilled=backfilled)
+        try:
+            return await self._write_accept(pdu, state_before=state_before, backfilled=backfilled)
+        except MissingEvents as exc:
+            # Its auth events could not be had (the origin would not give them): refused,
+            # not stored, so a later copy with its auth chain can still get in.
+            return Outcome("rejected", str(exc))
 
     async def _write_accept(
         self,
@@ -386,12 +391,22 @@ class Ingest:
         if not missing:
             return
         client = self.services.federation_client
-        body = await client.get_json(
-            origin,
-            f"/_matrix/federation/v1/event_auth/{pdu.room_id}/{pdu.event_id}",
-            max_bytes=ROOM_STATE_RESPONSE_BYTES,
-        )
-        chain = [await self.verified_pdu(e, pdu.room_version) for e in body.get("auth_chain", [])]
+        try:
+            body = await client.get_json(
+                origin,
+                f"/_matrix/federation/v1/event_auth/{pdu.room_id}/{pdu.event_id}",
+                max_bytes=ROOM_STATE_RESPONSE_BYTES,
+            )
+        except (PeerUnreachable, RemoteError) as exc:
+            log.info("no auth chain for %s from %s: %s", pdu.event_id, origin, exc)
+            return
+        given = body.get("auth_chain") if isinstance(body, dict) else None
+        chain = []
+        for event in given if isinstance(given, list) else []:
+            try:
+                chain.append(await self.verified_pdu(event, pdu.room_version))
+            except BadPdu as exc:  # one bad event does not spoil the rest of the chain
+                log.info("skipped an auth chain event from %s: %s", origin, exc)
         await self.store_auth_chain(chain)
 
     async def store_auth_chain(self, chain: list[Pdu]) -> None:

@@ -5,6 +5,7 @@ every row's status, errcode and view of the answer must match, in the order the 
 from __future__ import annotations
 
 import copy
+import json
 import uuid
 from typing import Any
 
@@ -76,8 +77,12 @@ def send_join_view(conv: Conversation, r: httpx.Response) -> Any:
         "state": sorted((e["type"], e["state_key"]) for e in body["state"]),
         "auth_chain_types": sorted({e["type"] for e in body["auth_chain"]}),
         "members_omitted": body.get("members_omitted", False),
-        "servers_in_room": sorted(body["servers_in_room"]) if "servers_in_room" in body else None,
-        "signed_by": sorted(body["event"]["signatures"]) if "event" in body else None,
+        "servers_in_room": (
+            sorted(conv.normalize(body["servers_in_room"])) if "servers_in_room" in body else None
+        ),
+        "signed_by": sorted(conv.normalize(list(body["event"]["signatures"])))
+        if "event" in body
+        else None,
     }
 
 
@@ -90,7 +95,8 @@ def invite_view(conv: Conversation, r: httpx.Response) -> Any:
     if isinstance(body, list):
         return ["v1", body[0], invite_view(conv, httpx.Response(200, json=body[1]))]
     ev = body["event"]
-    return ev["type"], ev["state_key"], ev["content"]["membership"], sorted(ev["signatures"])
+    signed_by = sorted(conv.normalize(list(ev["signatures"])))
+    return ev["type"], ev["state_key"], ev["content"]["membership"], signed_by
 
 
 def whole_body(conv: Conversation, r: httpx.Response) -> Any:
@@ -396,9 +402,7 @@ def observed(value: Any) -> httpx.Response:
 
 
 def typing_users(conv: Conversation) -> list[str]:
-    r = conv.client(
-        "GET", "/sync", params={"timeout": 0, "filter": '{"room":{"timeline":{"limit":1}}}'}
-    )
+    r = fresh_sync(conv)
     room = r.json().get("rooms", {}).get("join", {}).get(conv.room_id, {})
     for edu in room.get("ephemeral", {}).get("events", []):
         if edu["type"] == "m.typing":
@@ -434,6 +438,62 @@ def typing_checked(spoof: Any) -> Any:
         return observed(seen)
 
     return act
+
+
+def fresh_sync(conv: Conversation) -> httpx.Response:
+    """A full /sync with a one-event timeline. The filter names a new nonsense type each time:
+    Synapse answers a repeated identical /sync from a cache."""
+    never = uuid.uuid4().hex
+    sync_filter = json.dumps(
+        {"room": {"timeline": {"limit": 1}}, "account_data": {"not_types": [never]}}
+    )
+    return conv.client("GET", "/sync", params={"timeout": 0, "filter": sync_filter})
+
+
+def read_receipts(conv: Conversation, name: str) -> list[str]:
+    """Who Alice's /sync says has read the event `name`."""
+    r = fresh_sync(conv)
+    room = r.json().get("rooms", {}).get("join", {}).get(conv.room_id, {})
+    readers: set[str] = set()
+    for edu in room.get("ephemeral", {}).get("events", []):
+        if edu["type"] == "m.receipt":
+            readers.update(edu["content"].get(conv.named[name], {}).get("m.read", {}))
+    return sorted(readers)
+
+
+def receipt_checked(spoof: Any) -> Any:
+    """A read receipt for `spoof(conv)` beside a genuine one for Carol: whose does Alice see?"""
+
+    def act(conv: Conversation) -> httpx.Response:
+        # On Alice's newest message, so her /sync's one-event timeline holds it.
+        conv.named["read_me"] = conv.alice.send(conv.room_id, "read me")
+        receipt = {"event_ids": [conv.named["read_me"]], "data": {"ts": 1_700_000_000_000}}
+        users = {spoof(conv): receipt, conv.remote.user("carol"): receipt}
+        edu = {"edu_type": "m.receipt", "content": {conv.room_id: {"m.read": users}}}
+        r = conv.send(conv.txn([], [edu]))
+        assert r.status_code == 200, r.text
+        carol = conv.remote.user("carol")
+        return observed(
+            wait_until(
+                lambda: carol in read_receipts(conv, "read_me") and read_receipts(conv, "read_me")
+            )
+        )
+
+    return act
+
+
+def foreign_auth(conv: Conversation) -> httpx.Response:
+    """Fred, in no room of the target, changes its topic citing his own room's events as
+    auth (his power 100 there): the target must not let it change the room's state."""
+    _room_id, state, _events = remote_room(conv, "auth")
+    ev = conv.pdu("fred", "m.room.topic", {"topic": "taken over"}, state_key="", state=state)
+    conv.named["foreign_auth"] = conv.event_id(ev)
+    sent = conv.send(conv.txn([ev]))
+    if sent.status_code != 200:
+        return sent
+    topic = conv.client("GET", f"/rooms/{q(conv.room_id)}/state/m.room.topic/").json()
+    # Its /send result is compared in the rejected rows (REJECTED_RESULT): here the state.
+    return observed({"topic": topic.get("topic")})
 
 
 def device_list_gap(conv: Conversation) -> httpx.Response:
@@ -549,6 +609,10 @@ USER_SIGNING = (
     "the spec's federation keys/query answer has no user_signing_keys (a user's own); Synapse "
     "adds an empty map"
 )
+MIN_DEPTH = (
+    "the spec's min_depth is the minimum depth of events to return: none here; Synapse "
+    "(earliest_events empty) answers the room's first events"
+)
 REQUIRED_BODY = "the field is required by the spec; Synapse answers 200 with nothing"
 
 ROWS: list[Row] = [
@@ -585,6 +649,7 @@ ROWS: list[Row] = [
     ),
     # /event
     request_row("event: a message", event("msg"), first_pdu),
+    Row("send: auth events from another room", foreign_auth, whole_body),
     request_row("event: unknown", event("nope")),
     request_row("event: rejected is never served", event("rejected"), known=REJECTED_SERVED),
     request_row("event: bad signature never stored", event("badsig")),
@@ -601,6 +666,7 @@ ROWS: list[Row] = [
     request_row("event_auth: unknown event", event_auth("nope")),
     # /backfill
     request_row("backfill: from the message", backfill("msg", "2"), pdu_types),
+    request_row("backfill: limit 1", backfill("msg", "1"), pdu_types),
     request_row("backfill: no v", backfill(None, "2"), known=SYNAPSE_500),
     request_row("backfill: no limit", backfill("msg", None)),
     request_row("backfill: limit not a number", backfill("msg", "many")),
@@ -623,6 +689,24 @@ ROWS: list[Row] = [
         known=GME_LISTS,
     ),
     request_row("get_missing_events: no body fields", missing({})),
+    request_row(
+        "get_missing_events: min_depth above everything",
+        missing(
+            lambda c: {
+                "earliest_events": [],
+                "latest_events": [c.named["msg"]],
+                "limit": 10,
+                "min_depth": 1000,
+            }
+        ),
+        missing_view,
+        known=MIN_DEPTH,
+    ),
+    request_row(
+        "get_missing_events: limit 1",
+        missing(lambda c: {"earliest_events": [], "latest_events": [c.named["msg"]], "limit": 1}),
+        missing_view,
+    ),
     request_row(
         "get_missing_events: limit not a number",
         missing(
@@ -664,7 +748,7 @@ ROWS: list[Row] = [
     request_row(
         "query/directory: the room's alias",
         query("query/directory", lambda c: {"room_alias": c.alias}),
-        lambda c, r: (r.json()["room_id"], sorted(r.json()["servers"])),
+        lambda c, r: (r.json()["room_id"], sorted(c.normalize(r.json()["servers"]))),
     ),
     request_row(
         "query/directory: unknown alias",
@@ -768,6 +852,33 @@ ROWS: list[Row] = [
     Row("typing: a user of another server", typing_checked(alice), whole_body),
     Row(
         "typing: a user not in the room", typing_checked(lambda c: c.remote.user("zed")), whole_body
+    ),
+    Row("receipt: a user of another server", receipt_checked(alice), whole_body),
+    Row(
+        "receipt: a user not in the room",
+        receipt_checked(lambda c: c.remote.user("zed")),
+        whole_body,
+    ),
+    request_row(
+        "presence: accepted",
+        lambda c: c.txn(
+            [],
+            [
+                {
+                    "edu_type": "m.presence",
+                    "content": {
+                        "push": [
+                            {
+                                "user_id": c.remote.user("carol"),
+                                "presence": "online",
+                                "last_active_ago": 5,
+                            }
+                        ]
+                    },
+                }
+            ],
+        ),
+        whole_body,
     ),
     Row("device_list_update: prev_id gap resyncs", device_list_gap, whole_body),
     # soft failure, and what clients are shown
