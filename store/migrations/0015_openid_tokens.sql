@@ -1,4 +1,4 @@
--- 0013: OpenID tokens a local user asked for (client `/user/{userId}/openid/request_token`)
+-- 0015: OpenID tokens a local user asked for (client `/user/{userId}/openid/request_token`)
 -- so a third party can learn who they are through federation `/openid/userinfo`. Stored as
 -- their sha256 (`store.accounts.token_hash`), as access tokens are; they expire after an
 -- hour and expired rows are deleted when a new token is made.
