@@ -569,6 +569,46 @@ def room_state(conv: Conversation) -> httpx.Response:
     )
 
 
+def private_room(conv: Conversation) -> httpx.Response:
+    """Alice's invite-only room, with one message, that no user of the remote is in."""
+    room_id = conv.alice.create_room(preset="private_chat", room_version=VERSION)
+    conv.named["private_room"] = room_id
+    conv.named["private_msg"] = conv.alice.send(room_id, "not for the remote")
+    return observed({})
+
+
+def in_private(path: str, **query: str) -> Any:
+    """A request about the private room: `{room}` and `{msg}` filled in; query values naming
+    `msg` become its event id."""
+
+    def make(conv: Conversation) -> Request:
+        room, msg = conv.named["private_room"], conv.named["private_msg"]
+        params = {k: (msg if v == "msg" else v) for k, v in query.items()}
+        return Request("GET", path.format(room=q(room), msg=q(msg)), query=params or None)
+
+    return make
+
+
+def bad_leave(kind: str) -> Any:
+    """A leave the target must refuse, built from a genuine template for Carol."""
+
+    def act(conv: Conversation) -> httpx.Response:
+        made = conv.send(make_leave(lambda c: c.remote.user("carol"))(conv))
+        template = made.json()["event"]
+        if kind == "not_leave":
+            template["content"] = {"membership": "join"}
+        ev = conv.remote.signed_template(VERSION, template)
+        eid = conv.event_id(ev)
+        if kind == "bad_signature":
+            ev = copy.deepcopy(ev)
+            sigs = ev["signatures"][conv.remote.name]
+            key_id = next(iter(sigs))
+            sigs[key_id] = "A" * len(sigs[key_id])
+        return conv.send(Request("PUT", f"{V2}/send_leave/{q(conv.room_id)}/{q(eid)}", body=ev))
+
+    return act
+
+
 def carol(conv: Conversation) -> str:
     return conv.remote.user("carol")
 
@@ -737,6 +777,25 @@ ROWS: list[Row] = [
     request_row("make_leave: Dave", make_leave(lambda c: c.remote.user("dave")), template_view),
     Row("send_leave v1: Dave leaves", leave_as("dave", v1=True), leave_view),
     Row("send_leave v2: Erin leaves", leave_as("erin", v1=False), leave_view),
+    Row("send_leave: bad signature", bad_leave("bad_signature")),
+    Row("send_leave: not a leave", bad_leave("not_leave")),
+    # a room the remote has no user in
+    Row("private room: made", private_room, whole_body),
+    request_row("private room: /event", in_private(f"{V1}/event/{{msg}}")),
+    request_row("private room: /state_ids", in_private(f"{V1}/state_ids/{{room}}", event_id="msg")),
+    request_row("private room: /state", in_private(f"{V1}/state/{{room}}", event_id="msg")),
+    request_row("private room: /event_auth", in_private(f"{V1}/event_auth/{{room}}/{{msg}}")),
+    request_row(
+        "private room: /backfill", in_private(f"{V1}/backfill/{{room}}", v="msg", limit="5")
+    ),
+    request_row(
+        "private room: make_join",
+        lambda c: Request(
+            "GET",
+            f"{V1}/make_join/{q(c.named['private_room'])}/{q(c.remote.user('carol'))}",
+            query={"ver": VERSION},
+        ),
+    ),
     # /invite
     Row("invite v2: Alice", invite("v2"), invite_view),
     Row("invite v1: Alice", invite("v1"), invite_view, known=INVITE_V1),
