@@ -609,6 +609,48 @@ def bad_leave(kind: str) -> Any:
     return act
 
 
+def backfill_joined_history(conv: Conversation) -> httpx.Response:
+    """A public room whose history is visible to members only since they joined: Alice
+    writes, then Carol joins, then Alice writes again; the remote backfills it all. What
+    came before Carol's join must not reach her server intact."""
+    saved = (conv.room_id, dict(conv.state), list(conv.tip), conv.depth)
+    room_id = conv.alice.create_room(
+        preset="public_chat",
+        room_version=VERSION,
+        initial_state=[
+            {
+                "type": "m.room.history_visibility",
+                "state_key": "",
+                "content": {"history_visibility": "joined"},
+            },
+            {
+                "type": "m.room.guest_access",
+                "state_key": "",
+                "content": {"guest_access": "forbidden"},
+            },
+        ],
+    )
+    conv.named["joined_room"] = room_id
+    conv.alice.send(room_id, "before carol")
+    conv.room_id, conv.state, conv.tip, conv.depth = room_id, {}, [], 0
+    try:
+        r, _ = conv.join("carol")
+        assert r.status_code == 200, r.text
+    finally:
+        conv.room_id, conv.state, conv.tip, conv.depth = saved
+    last = conv.alice.send(room_id, "after carol")
+    r = conv.send(Request("GET", f"{V1}/backfill/{q(room_id)}", query={"v": last, "limit": "20"}))
+    if r.status_code != 200:
+        return r
+    return observed(
+        sorted(
+            [e["type"], e["content"].get("body", "(no body)")]
+            for e in r.json()["pdus"]
+            if e["type"] == "m.room.message"
+        )
+    )
+
+
 def carol(conv: Conversation) -> str:
     return conv.remote.user("carol")
 
@@ -796,6 +838,7 @@ ROWS: list[Row] = [
             query={"ver": VERSION},
         ),
     ),
+    Row("backfill: history before the server joined", backfill_joined_history, whole_body),
     # /invite
     Row("invite v2: Alice", invite("v2"), invite_view),
     Row("invite v1: Alice", invite("v1"), invite_view, known=INVITE_V1),
