@@ -223,27 +223,6 @@ class Accounts:
 
         await self._deleted(requester.user_id, await self.database.write(txn))
 
-    # OpenID --------------------------------------------------------------------------
-
-    async def request_openid_token(self, user_id: str) -> tuple[str, int]:
-        """A new OpenID token for `user_id` and its lifetime in seconds."""
-        token = secrets.token_urlsafe(32)
-        now = now_ms()
-        await self.database.write(
-            lambda conn: store_accounts.add_openid_token(
-                conn,
-                token=token,
-                user_id=user_id,
-                expires_ts=now + OPENID_TOKEN_LIFETIME_S * 1000,
-                now_ms=now,
-            )
-        )
-        return token, OPENID_TOKEN_LIFETIME_S
-
-    async def openid_user(self, token: str) -> str | None:
-        """The user an unexpired OpenID token was issued to, or None."""
-        return await self.database.read(store_accounts.lookup_openid_token, token, now_ms())
-
     # Devices -----------------------------------------------------------------------
 
     async def devices(self, user_id: str) -> list[dict[str, Any]]:
@@ -298,8 +277,6 @@ class Registered:
 
 
 PROFILE_FIELDS = ("displayname", "avatar_url")
-#: How long an OpenID token lasts (Synapse's hour).
-OPENID_TOKEN_LIFETIME_S = 3600
 #: The longest user id the spec allows, in bytes.
 MAX_USER_ID_BYTES = 255
 

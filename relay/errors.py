@@ -47,6 +47,14 @@ class Unknown(MatrixError):
     errcode = "M_UNKNOWN"
 
 
+class NotHostedHere(MatrixError):
+    """Another server asked us about a user, alias or invitee of a third server. The spec
+    names no errcode; Synapse answers 400 `M_UNKNOWN`, and so do we."""
+
+    status = 400
+    errcode = "M_UNKNOWN"
+
+
 class BadJson(MatrixError):
     status = 400
     errcode = "M_BAD_JSON"

@@ -1,5 +1,4 @@
-"""Users, their devices and tokens (tables ``users``, ``devices``, ``access_tokens``,
-``openid_tokens``).
+"""Users, their devices and access tokens (tables ``users``, ``devices``, ``access_tokens``).
 
 Rules kept:
 
@@ -10,8 +9,6 @@ Rules kept:
 - Access tokens are stored as sha256 hex only; the clear token exists only in the
   client's hands and in the login response. Deleting a device deletes its tokens.
 - An erased user (deactivated with ``erase``) keeps no display name or avatar.
-- OpenID tokens are stored as sha256 hex too, with their expiry; an expired one is
-  unknown, and ``add_openid_token`` sweeps expired ones.
 - Functions take the connection first and never commit (see ``store.db``).
 """
 
@@ -27,7 +24,6 @@ from store.passwords import hash_password, verify_password
 __all__ = [
     "UserExists",
     "add_access_token",
-    "add_openid_token",
     "count_users",
     "create_user",
     "deactivate_user",
@@ -35,7 +31,6 @@ __all__ = [
     "delete_all_tokens",
     "delete_device",
     "delete_device_tokens",
-    "delete_openid_tokens",
     "erase_user",
     "get_device",
     "get_profile",
@@ -44,7 +39,6 @@ __all__ = [
     "list_devices",
     "list_users",
     "lookup_access_token",
-    "lookup_openid_token",
     "reactivate_user",
     "rename_device",
     "set_admin",
@@ -336,31 +330,3 @@ def delete_all_tokens(
             (user_id, except_device),
         )
     return cur.rowcount
-
-
-# OpenID tokens --------------------------------------------------------------------------
-
-
-def add_openid_token(
-    conn: sqlite3.Connection, *, token: str, user_id: str, expires_ts: int, now_ms: int
-) -> None:
-    """Store (the hash of) a new OpenID token; drops expired ones on the way."""
-    conn.execute("DELETE FROM openid_tokens WHERE expires_ts <= ?", (now_ms,))
-    conn.execute(
-        "INSERT INTO openid_tokens (token_hash, user_id, expires_ts) VALUES (?, ?, ?)",
-        (token_hash(token), user_id, expires_ts),
-    )
-
-
-def lookup_openid_token(conn: sqlite3.Connection, token: str, now_ms: int) -> str | None:
-    """The user id an unexpired OpenID token was issued to, or None."""
-    row = conn.execute(
-        "SELECT user_id FROM openid_tokens WHERE token_hash = ? AND expires_ts > ?",
-        (token_hash(token), now_ms),
-    ).fetchone()
-    return row[0] if row is not None else None
-
-
-def delete_openid_tokens(conn: sqlite3.Connection, user_id: str) -> int:
-    """Revoke every OpenID token of the user (deactivation); how many there were."""
-    return conn.execute("DELETE FROM openid_tokens WHERE user_id = ?", (user_id,)).rowcount

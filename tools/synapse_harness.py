@@ -92,6 +92,7 @@ class Synapse:
         fast_retry: bool = True,
         room_version: str | None = None,
         trusted_key_servers: list[dict[str, Any]] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         cert, key = _make_cert(self.directory, self.host)
@@ -172,6 +173,7 @@ class Synapse:
             config["federation"] = FAST_RETRY
         if room_version:
             config["default_room_version"] = room_version
+        config.update(extra or {})
         (self.directory / "homeserver.yaml").write_text(json.dumps(config, indent=1))
 
     def _log_config(self) -> Path:

@@ -17,7 +17,7 @@ from relay.client.route import ClientRoute
 from relay.errors import BadJson, InvalidParam
 from relay.events.ids import is_valid_localpart, server_of
 from relay.events.room_versions import DEFAULT_ROOM_VERSION
-from relay.rooms.service import PRESETS, RoomConfig
+from relay.rooms.create import PRESETS, RoomConfig
 from relay.runtime.http import json_response, read_json_object
 
 

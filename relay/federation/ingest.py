@@ -44,7 +44,7 @@ from relay.events.pdu import MalformedPdu, Pdu
 from relay.events.redaction import redact
 from relay.events.room_versions import RoomVersion, room_version
 from relay.events.signing import SignatureError
-from relay.federation.client import ROOM_STATE_RESPONSE_BYTES
+from relay.federation.client import ROOM_STATE_RESPONSE_BYTES, segment
 from relay.federation.errors import PeerUnreachable, RemoteError
 from relay.federation.server_keys import KeyNotFound
 from relay.rooms.remote_pdus import (
@@ -76,14 +76,20 @@ PENDING = "pending"
 
 
 class BadPdu(Exception):
-    """The PDU cannot be used at all (malformed, bad signature, unknown room)."""
+    """The PDU cannot be used at all (malformed, bad signature, unknown room). `event_id` is
+    set when the PDU was well formed enough to have one (a signature failure): `/send` then
+    answers an error for it, as Synapse does."""
+
+    def __init__(self, message: str, event_id: str | None = None) -> None:
+        super().__init__(message)
+        self.event_id = event_id
 
 
 class KeyPending(BadPdu):
     """The PDU's signature could not be checked: `server_name`'s key is not found yet."""
 
     def __init__(self, message: str, pdu: Pdu, server_name: str) -> None:
-        super().__init__(message)
+        super().__init__(message, pdu.event_id)
         self.pdu = pdu
         self.server_name = server_name
 
@@ -146,14 +152,18 @@ class Ingest:
         try:
             await self.services.keyring.verify_event_signatures(pdu.as_dict(), rv)
         except (PeerUnreachable, RemoteError) as exc:
-            raise BadPdu(f"cannot fetch keys to verify {pdu.event_id}: {exc}") from None
+            raise BadPdu(
+                f"cannot fetch keys to verify {pdu.event_id}: {exc}", pdu.event_id
+            ) from None
         except KeyNotFound as exc:
             server = exc.server_name or server_of(pdu.sender)
             raise KeyPending(
                 f"signature check failed for {pdu.event_id}: {exc}", pdu, server
             ) from None
         except SignatureError as exc:  # a forged or damaged event; anything else is our bug
-            raise BadPdu(f"signature check failed for {pdu.event_id}: {exc}") from None
+            raise BadPdu(
+                f"signature check failed for {pdu.event_id}: {exc}", pdu.event_id
+            ) from None
         return pdu
 
     # -- the entry points -----------------------------------------------------------
@@ -173,7 +183,7 @@ class Ingest:
                 return exc.pdu.event_id, Outcome(PENDING, str(exc))
             return None, Outcome("rejected", str(exc))
         except BadPdu as exc:
-            return None, Outcome("rejected", str(exc))
+            return exc.event_id, Outcome("rejected", str(exc))
         if await self._stored(pdu.event_id):
             return pdu.event_id, DUPLICATE
         # Network first, without the lock: the room's other PDUs need not wait for it.
@@ -335,7 +345,12 @@ class Ingest:
                     await self._fetch_auth_events(origin, pdu)
                 else:
                     state_before = await self._state_from_peer(origin, pdu)
-        return await self._write_accept(pdu, state_before=state_before, backfilled=backfilled)
+        try:
+            return await self._write_accept(pdu, state_before=state_before, backfilled=backfilled)
+        except MissingEvents as exc:
+            # Its auth events could not be had (the origin would not give them): refused,
+            # not stored, so a later copy with its auth chain can still get in.
+            return Outcome("rejected", str(exc))
 
     async def _write_accept(
         self,
@@ -376,12 +391,22 @@ class Ingest:
         if not missing:
             return
         client = self.services.federation_client
-        body = await client.get_json(
-            origin,
-            f"/_matrix/federation/v1/event_auth/{pdu.room_id}/{pdu.event_id}",
-            max_bytes=ROOM_STATE_RESPONSE_BYTES,
-        )
-        chain = [await self.verified_pdu(e, pdu.room_version) for e in body.get("auth_chain", [])]
+        try:
+            body = await client.get_json(
+                origin,
+                f"/_matrix/federation/v1/event_auth/{segment(pdu.room_id)}/{segment(pdu.event_id)}",
+                max_bytes=ROOM_STATE_RESPONSE_BYTES,
+            )
+        except (PeerUnreachable, RemoteError) as exc:
+            log.info("no auth chain for %s from %s: %s", pdu.event_id, origin, exc)
+            return
+        given = body.get("auth_chain") if isinstance(body, dict) else None
+        chain = []
+        for event in given if isinstance(given, list) else []:
+            try:
+                chain.append(await self.verified_pdu(event, pdu.room_version))
+            except BadPdu as exc:  # one bad event does not spoil the rest of the chain
+                log.info("skipped an auth chain event from %s: %s", origin, exc)
         await self.store_auth_chain(chain)
 
     async def store_auth_chain(self, chain: list[Pdu]) -> None:
@@ -440,7 +465,7 @@ class Ingest:
             try:
                 body = await client.post_json(
                     origin,
-                    f"/_matrix/federation/v1/get_missing_events/{room_id}",
+                    f"/_matrix/federation/v1/get_missing_events/{segment(room_id)}",
                     {
                         "earliest_events": earliest,
                         "latest_events": latest,
@@ -504,7 +529,7 @@ class Ingest:
         for prev in pdu.prev_event_ids:
             body = await client.get_json(
                 origin,
-                f"/_matrix/federation/v1/state_ids/{pdu.room_id}",
+                f"/_matrix/federation/v1/state_ids/{segment(pdu.room_id)}",
                 query={"event_id": prev},
                 max_bytes=ROOM_STATE_RESPONSE_BYTES,
             )
@@ -539,7 +564,9 @@ class Ingest:
         fetched = []
         for event_id in missing:
             try:
-                body = await client.get_json(origin, f"/_matrix/federation/v1/event/{event_id}")
+                body = await client.get_json(
+                    origin, f"/_matrix/federation/v1/event/{segment(event_id)}"
+                )
                 for event in body.get("pdus", []):
                     fetched.append(await self.verified_pdu(event, rv))
             except (PeerUnreachable, RemoteError, BadPdu) as exc:

@@ -14,8 +14,10 @@ users: we sign it and remember the room's stripped state for the invitee's
 Every one of them is refused (403 `M_FORBIDDEN`) to a server the room's ACL
 denies (`relay.federation.acl`), before anything else is looked at.
 
-`omit_members` (MSC3706 partial joins) is accepted and ignored: we always
-answer with the full state and `members_omitted: false`, which the spec allows.
+`send_join` with `omit_members=true` (partial joins) answers as Synapse: the state
+without `m.room.member` events, the auth chain without what the state already holds,
+`members_omitted: true` and `servers_in_room`. The deprecated v1 `send_join`,
+`send_leave` and `invite` are served too (as Synapse), their answers in `[200, ...]`.
 
 Spec: https://spec.matrix.org/v1.16/server-server-api/#joining-rooms
 """
@@ -28,7 +30,16 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from relay.errors import BadJson, Forbidden, IncompatibleRoomVersion, MissingParam, NotFound
+from relay.errors import (
+    BadJson,
+    Forbidden,
+    IncompatibleRoomVersion,
+    InvalidParam,
+    MatrixError,
+    MissingParam,
+    NotFound,
+    NotHostedHere,
+)
 from relay.events.auth import AuthError, check_auth
 from relay.events.ids import server_of
 from relay.events.room_versions import room_version
@@ -52,6 +63,14 @@ from store import state as store_state
 
 def _services(request: Request) -> Services:
     return request.app.state.services
+
+
+def _refusal(exc: BadPdu) -> MatrixError:
+    """A membership event we cannot use: 403 when it failed its signatures (it has an id),
+    as Synapse answers; 400 `M_BAD_JSON` when it is not a well-formed event at all."""
+    if exc.event_id is not None:
+        return Forbidden(str(exc))
+    return BadJson(str(exc))
 
 
 async def _make_membership(request: Request, origin: str, membership: str) -> Response:
@@ -139,7 +158,7 @@ async def _send_membership(request: Request, origin: str, membership: str) -> tu
     try:
         pdu = await services.ingest.verified_pdu(body, rv)
     except BadPdu as exc:
-        raise BadJson(str(exc)) from None
+        raise _refusal(exc) from None
     if pdu.event_id != event_id or pdu.room_id != room_id:
         raise BadJson("Event id or room id does not match the path")
     if (
@@ -164,8 +183,10 @@ async def _send_membership(request: Request, origin: str, membership: str) -> tu
     return pdu, rv
 
 
-async def send_join(request: Request, origin: str) -> Response:
-    """# `PUT /_matrix/federation/v2/send_join/{roomId}/{eventId}`"""
+async def _joined(request: Request, origin: str, *, omit_members: bool) -> dict[str, Any]:
+    """The room as the joining server needs it: the state before its join and the auth
+    chain. With `omit_members`, as Synapse: the state without its `m.room.member` events, and
+    the auth chain without the events already in the state."""
     services = _services(request)
     pdu, _rv = await _send_membership(request, origin, "join")
     rooms = services.rooms
@@ -174,23 +195,55 @@ async def send_join(request: Request, origin: str) -> Response:
         state = store_state.get_state_before(conn, pdu.event_id) or {}
         state_pdus = list(rooms.get_pdus_txn(conn, state.values()).values())
         chain = auth_chain_txn(rooms, conn, [p.event_id for p in state_pdus] + [pdu.event_id])
+        if omit_members:
+            state_pdus = [p for p in state_pdus if p.type != "m.room.member"]
+            in_state = {p.event_id for p in state_pdus}
+            chain = [p for p in chain if p.event_id not in in_state]
         servers = store_rooms.servers_in_room(conn, pdu.room_id)
         return {
             "origin": services.server_name,
             "state": [rooms.event_for_servers_txn(conn, p) for p in state_pdus],
             "auth_chain": [rooms.event_for_servers_txn(conn, p) for p in chain],
             "event": json.loads(pdu.raw),
-            "members_omitted": False,
+            "members_omitted": omit_members,
             "servers_in_room": servers,
         }
 
-    return json_response(await services.database.read(txn))
+    return await services.database.read(txn)
+
+
+def _omit_members(request: Request) -> bool:
+    value = request.query_params.get("omit_members", "false")
+    if value not in ("true", "false"):
+        raise InvalidParam("omit_members must be true or false")
+    return value == "true"
+
+
+async def send_join(request: Request, origin: str) -> Response:
+    """# `PUT /_matrix/federation/v2/send_join/{roomId}/{eventId}`"""
+    return json_response(await _joined(request, origin, omit_members=_omit_members(request)))
+
+
+async def send_join_v1(request: Request, origin: str) -> Response:
+    """# `PUT /_matrix/federation/v1/send_join/{roomId}/{eventId}`
+
+    Deprecated, still served (Synapse does): the v2 answer, without the partial-join
+    fields, inside `[200, ...]`."""
+    answer = await _joined(request, origin, omit_members=False)
+    v1 = {k: answer[k] for k in ("origin", "state", "auth_chain", "event")}
+    return json_response([200, v1])
 
 
 async def send_leave(request: Request, origin: str) -> Response:
     """# `PUT /_matrix/federation/v2/send_leave/{roomId}/{eventId}`"""
     await _send_membership(request, origin, "leave")
     return json_response({})
+
+
+async def send_leave_v1(request: Request, origin: str) -> Response:
+    """# `PUT /_matrix/federation/v1/send_leave/{roomId}/{eventId}` (deprecated, served)"""
+    await _send_membership(request, origin, "leave")
+    return json_response([200, {}])
 
 
 async def send_knock(request: Request, origin: str) -> Response:
@@ -212,10 +265,35 @@ async def send_knock(request: Request, origin: str) -> Response:
 
 async def invite(request: Request, origin: str) -> Response:
     """# `PUT /_matrix/federation/v2/invite/{roomId}/{eventId}`"""
+    body = await read_json_object(request)
+    signed = await _invited(
+        request,
+        origin,
+        event=body.get("event"),
+        asked=body.get("room_version", ""),
+        stripped=body.get("invite_room_state", []),
+    )
+    return json_response({"event": signed})
+
+
+async def invite_v1(request: Request, origin: str) -> Response:
+    """# `PUT /_matrix/federation/v1/invite/{roomId}/{eventId}` (deprecated, served)
+
+    The body is the event itself and names no room version: it is read as room version 1,
+    as Synapse reads it (v2 exists because of this)."""
+    event = await read_json_object(request)
+    unsigned = event.get("unsigned")
+    stripped = unsigned.get("invite_room_state", []) if isinstance(unsigned, dict) else []
+    signed = await _invited(request, origin, event=event, asked="1", stripped=stripped)
+    return json_response([200, {"event": signed}])
+
+
+async def _invited(
+    request: Request, origin: str, *, event: Any, asked: Any, stripped: Any
+) -> dict[str, Any]:
+    """Check, sign and remember a remote room's invite of a local user; the signed event."""
     services = _services(request)
     room_id = request.path_params["room_id"]
-    body = await read_json_object(request)
-    asked = body.get("room_version", "")
     rv = room_version(asked) if isinstance(asked, str) else None
     if rv is None:
         raise IncompatibleRoomVersion(
@@ -224,13 +302,12 @@ async def invite(request: Request, origin: str) -> Response:
     await services.database.read(
         lambda conn: require_allowed_txn(services.rooms, conn, room_id, origin)
     )
-    event = body.get("event")
     if not isinstance(event, dict):
         raise BadJson("event is required")
     try:
         pdu = await services.ingest.verified_pdu(event, rv)
     except BadPdu as exc:
-        raise BadJson(str(exc)) from None
+        raise _refusal(exc) from None
     invitee = pdu.state_key or ""
     if (
         pdu.room_id != room_id
@@ -241,7 +318,7 @@ async def invite(request: Request, origin: str) -> Response:
     ):
         raise BadJson("Not an invite from the requesting server")
     if server_of(invitee) != services.server_name:
-        raise Forbidden("The invitee is not on this server")
+        raise NotHostedHere("The invite event must be for this server")
     if await services.database.read(store_accounts.get_user, invitee) is None:
         raise NotFound(f"Unknown user {invitee}")
     signed = sign_event(
@@ -252,7 +329,6 @@ async def invite(request: Request, origin: str) -> Response:
         services.signing_key.key,
     )
     signed_pdu = parse_pdu(signed, rv)
-    stripped = body.get("invite_room_state", [])
     if not isinstance(stripped, list):
         stripped = []
 
@@ -280,4 +356,4 @@ async def invite(request: Request, origin: str) -> Response:
 
     await services.database.write(txn)
     services.notifier.on_stream(await services.database.read(store_events.max_stream_ordering))
-    return json_response({"event": signed})
+    return signed

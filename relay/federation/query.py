@@ -2,7 +2,8 @@
 
 - `GET /_matrix/federation/v1/query/profile?user_id=&field=`: a local user's public profile
   (`displayname`, `avatar_url`); with `field`, only that field. Unknown or deactivated users,
-  and a field the user has not set, are 404 `M_NOT_FOUND`; a user of another server is 400.
+  and a field the user has not set, are 404 `M_NOT_FOUND`; a user of another server is 400
+  `M_UNKNOWN` (`NotHostedHere`, as Synapse).
 
 Spec: https://spec.matrix.org/v1.16/server-server-api/#get_matrixfederationv1queryprofile
 """
@@ -14,7 +15,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from relay.errors import InvalidParam, MissingParam, NotFound
+from relay.errors import InvalidParam, MissingParam, NotFound, NotHostedHere
 from relay.events.ids import parse_user_id, server_of
 from relay.rooms import directory
 from relay.runtime.http import json_response, read_json_object
@@ -36,7 +37,7 @@ async def query_profile(request: Request, origin: str) -> Response:
     except ValueError:
         raise InvalidParam(f"{user_id!r} is not a user id") from None
     if server_name != services.server_name:
-        raise InvalidParam(f"{user_id} is not a user of {services.server_name}")
+        raise NotHostedHere("User is not hosted on this homeserver")
     profile = await services.accounts.profile(user_id)
     field = request.query_params.get("field")
     if field is None:
@@ -53,7 +54,7 @@ async def query_directory(request: Request, origin: str) -> Response:
     if not alias:
         raise MissingParam("Missing room_alias")
     if server_of(alias) != services.server_name:
-        raise InvalidParam(f"{alias} is not an alias of {services.server_name}")
+        raise NotHostedHere("Room Alias is not hosted on this homeserver")
     return json_response(await directory.resolve_alias(services.rooms, alias))
 
 

@@ -17,13 +17,12 @@ from __future__ import annotations
 import json
 import logging
 from typing import Any
-from urllib.parse import quote
 
 from relay.errors import Forbidden, MatrixError, NotFound, UnsupportedRoomVersion
 from relay.events.ids import server_of
 from relay.events.pdu import Pdu, finalize_event, strip_state_event
 from relay.events.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion, room_version
-from relay.federation.client import ROOM_STATE_RESPONSE_BYTES
+from relay.federation.client import ROOM_STATE_RESPONSE_BYTES, segment
 from relay.federation.errors import PeerUnreachable, RemoteError, client_error
 from relay.federation.ingest import BadPdu, Ingest
 from relay.rooms.remote_pdus import accept_pdu_txn
@@ -111,7 +110,7 @@ class RemoteMembership:
     async def _join_via(self, server: str, user_id: str, room_id: str) -> None:
         body = await self.client.get_json(
             server,
-            f"/_matrix/federation/v1/make_join/{quote(room_id)}/{quote(user_id)}",
+            f"/_matrix/federation/v1/make_join/{segment(room_id)}/{segment(user_id)}",
             query={"ver": list(KNOWN_ROOM_VERSIONS)},
         )
         rv = room_version(str(body.get("room_version", "")))
@@ -135,7 +134,7 @@ class RemoteMembership:
         join = finalize_event(template, rv, self.services.server_name, key.key_id, key.key)
         response = await self.client.put_json(
             server,
-            f"/_matrix/federation/v2/send_join/{quote(room_id)}/{quote(join.event_id)}",
+            f"/_matrix/federation/v2/send_join/{segment(room_id)}/{segment(join.event_id)}",
             json.loads(join.raw),
             max_bytes=ROOM_STATE_RESPONSE_BYTES,
         )
@@ -232,7 +231,7 @@ class RemoteMembership:
         try:
             body = await self.client.put_json(
                 destination,
-                f"/_matrix/federation/v2/invite/{quote(room_id)}/{quote(pdu.event_id)}",
+                f"/_matrix/federation/v2/invite/{segment(room_id)}/{segment(pdu.event_id)}",
                 {
                     "room_version": pdu.room_version.identifier,
                     "event": json.loads(pdu.raw),
@@ -271,7 +270,7 @@ class RemoteMembership:
             try:
                 body = await self.client.get_json(
                     server,
-                    f"/_matrix/federation/v1/make_leave/{quote(room_id)}/{quote(user_id)}",
+                    f"/_matrix/federation/v1/make_leave/{segment(room_id)}/{segment(user_id)}",
                 )
                 rv = room_version(str(body.get("room_version", "")))
                 if rv is None:
@@ -282,7 +281,7 @@ class RemoteMembership:
                 leave = finalize_event(template, rv, self.services.server_name, key.key_id, key.key)
                 await self.client.put_json(
                     server,
-                    f"/_matrix/federation/v2/send_leave/{quote(room_id)}/{quote(leave.event_id)}",
+                    f"/_matrix/federation/v2/send_leave/{segment(room_id)}/{segment(leave.event_id)}",
                     json.loads(leave.raw),
                 )
                 break

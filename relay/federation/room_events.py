@@ -2,8 +2,9 @@
 backfill, get_missing_events, timestamp_to_event.
 
 A server sees a room's events only if the room's server ACL allows it
-(`relay.federation.acl`) and one of its users is or was a member (history
-visibility as Synapse applies it to servers, simplified); rejected
+(`relay.federation.acl`) and one of its users is or was a member; `/event`, `/backfill`
+and `/get_missing_events` serve an event the history visibility hides from every user of
+the asking server redacted (`relay.rooms.visibility.visible_to_server_txn`); rejected
 events are never served as part of the room. An event that a redaction applies to is
 served redacted (`RoomService.event_for_servers_txn`); redactions themselves are
 served whether they apply or not (servers need the whole DAG).
@@ -23,8 +24,10 @@ from starlette.responses import Response
 from relay.errors import BadJson, Forbidden, InvalidParam, MissingParam, NotFound
 from relay.events.ids import create_event_id_of
 from relay.events.pdu import Pdu
+from relay.events.redaction import redact
 from relay.federation.acl import require_allowed_txn
 from relay.rooms.service import RoomService
+from relay.rooms.visibility import visible_to_server_txn
 from relay.runtime.clock import now_ms
 from relay.runtime.http import json_response, read_json_object
 from relay.services import Services
@@ -56,6 +59,20 @@ def require_server_txn(conn: Connection, rooms: RoomService, room_id: str, origi
 def _served_txn(conn: Connection, rooms: RoomService, pdus: Iterable[Pdu]) -> list[dict[str, Any]]:
     """The events as other servers get them: redacted where a redaction applies."""
     return [rooms.event_for_servers_txn(conn, pdu) for pdu in pdus]
+
+
+def _served_to_txn(
+    conn: Connection, rooms: RoomService, pdus: list[Pdu], server: str
+) -> list[dict[str, Any]]:
+    """The room's events as `server` may read them: redacted where a redaction applies, and
+    where the history visibility before the event hides it from every user of `server`."""
+    visible = visible_to_server_txn(conn, rooms, server, pdus)
+    return [
+        rooms.event_for_servers_txn(conn, pdu)
+        if pdu.event_id in visible
+        else redact(pdu.as_dict(), pdu.room_version)
+        for pdu in pdus
+    ]
 
 
 def _visible_pdu_txn(conn: Connection, rooms: RoomService, event_id: str, origin: str) -> Pdu:
@@ -105,7 +122,9 @@ async def get_event(request: Request, origin: str) -> Response:
     rooms = services.rooms
 
     def txn(conn: Connection) -> list[dict[str, Any]]:
-        return _served_txn(conn, rooms, [_visible_pdu_txn(conn, rooms, event_id, origin)])
+        return _served_to_txn(
+            conn, rooms, [_visible_pdu_txn(conn, rooms, event_id, origin)], origin
+        )
 
     pdus = await services.database.read(txn)
     return json_response(
@@ -223,15 +242,18 @@ async def backfill(request: Request, origin: str) -> Response:
     starts = request.query_params.getlist("v")
     if not starts:
         raise MissingParam("v is required")
+    given = request.query_params.get("limit")
+    if given is None:
+        raise MissingParam("limit is required")  # the spec's: required, as Synapse checks
     try:
-        limit = min(MAX_BACKFILL, max(1, int(request.query_params.get("limit", "10"))))
+        limit = min(MAX_BACKFILL, max(1, int(given)))
     except ValueError:
         raise InvalidParam("limit must be an integer") from None
 
     def txn(conn: Connection) -> list[dict[str, Any]]:
         require_server_txn(conn, services.rooms, room_id, origin)
         pdus = _walk_back_txn(services.rooms, conn, room_id, starts, set(), limit, True)
-        return _served_txn(conn, services.rooms, pdus)
+        return _served_to_txn(conn, services.rooms, pdus, origin)
 
     pdus = await services.database.read(txn)
     return json_response(
@@ -259,7 +281,7 @@ async def get_missing_events(request: Request, origin: str) -> Response:
         pdus = _walk_back_txn(services.rooms, conn, room_id, latest, set(earliest), limit, False)
         # Oldest first, as Synapse sends them.
         kept = sorted((p for p in pdus if p.depth >= min_depth), key=lambda p: p.depth)
-        return _served_txn(conn, services.rooms, kept)
+        return _served_to_txn(conn, services.rooms, kept, origin)
 
     return json_response({"events": await services.database.read(txn)})
 

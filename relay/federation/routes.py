@@ -17,7 +17,7 @@ from relay.federation import (
     version,
 )
 from relay.federation.inbound_auth import with_origin
-from relay.runtime.http import make_app
+from relay.runtime.http import RawPathRoute, make_app
 from relay.services import Services
 
 ROUTES = [
@@ -28,8 +28,9 @@ ROUTES = [
     Route("/_matrix/key/v2/server/{key_id}", version.get_server_keys, methods=["GET"]),
     Route("/_matrix/key/v2/query/{server_name}", notary.perspectives_key_query, methods=["GET"]),
     Route("/_matrix/key/v2/query", notary.bulk_perspectives_key_query, methods=["POST"]),
-    # Asked by widgets and call services with a user's OpenID token: not signed.
-    Route("/_matrix/federation/v1/openid/userinfo", openid.exchange_open_id_token, methods=["GET"]),
+    # Asked by third parties with a user's OpenID token, not by servers: no X-Matrix.
+    Route("/_matrix/federation/v1/openid/userinfo", openid.userinfo, methods=["GET"]),
+    # Signed requests (X-Matrix): the handler receives the origin.
 ]
 
 V1 = "/_matrix/federation/v1"
@@ -48,11 +49,14 @@ SIGNED_ROUTES = [
     (f"{V1}/get_missing_events/{{room_id}}", room_events.get_missing_events, "POST"),
     (f"{V1}/timestamp_to_event/{{room_id}}", room_events.timestamp_to_event, "GET"),
     (f"{V1}/make_join/{{room_id}}/{{user_id}}", membership.make_join, "GET"),
+    (f"{V1}/send_join/{{room_id}}/{{event_id}}", membership.send_join_v1, "PUT"),
     (f"{V2}/send_join/{{room_id}}/{{event_id}}", membership.send_join, "PUT"),
     (f"{V1}/make_knock/{{room_id}}/{{user_id}}", membership.make_knock, "GET"),
     (f"{V1}/send_knock/{{room_id}}/{{event_id}}", membership.send_knock, "PUT"),
     (f"{V1}/make_leave/{{room_id}}/{{user_id}}", membership.make_leave, "GET"),
+    (f"{V1}/send_leave/{{room_id}}/{{event_id}}", membership.send_leave_v1, "PUT"),
     (f"{V2}/send_leave/{{room_id}}/{{event_id}}", membership.send_leave, "PUT"),
+    (f"{V1}/invite/{{room_id}}/{{event_id}}", membership.invite_v1, "PUT"),
     (f"{V2}/invite/{{room_id}}/{{event_id}}", membership.invite, "PUT"),
     (f"{V1}/user/devices/{{user_id}}", user_keys.user_devices, "GET"),
     (f"{V1}/user/keys/query", user_keys.query_user_keys, "POST"),
@@ -68,8 +72,10 @@ SIGNED_ROUTES = [
         "GET",
     ),
 ]
+# Matched on the raw path: an event id of a v3 room holds `/` (sent as `%2F`).
 ROUTES += [
-    Route(path, with_origin(handler), methods=[method]) for path, handler, method in SIGNED_ROUTES
+    RawPathRoute(path, with_origin(handler), methods=[method])
+    for path, handler, method in SIGNED_ROUTES
 ]
 
 

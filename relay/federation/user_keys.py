@@ -7,9 +7,10 @@ Inbound:
   (master, self-signing) keys of local users; other servers' users are left out.
 - `POST /_matrix/federation/v1/user/keys/claim`: one-time (or fallback) keys of
   local devices.
-- `GET /_matrix/federation/v1/user/devices/{userId}`: a local user's whole device list
-  with keys, and `stream_id`: the position of the user's last device list change, the
-  same number our `m.device_list_update` EDUs carry.
+- `GET /_matrix/federation/v1/user/devices/{userId}`: a local user's devices that have
+  uploaded keys (`keys` is required in each entry; Synapse lists the same), and
+  `stream_id`: the position of the user's last device list change, the same number our
+  `m.device_list_update` EDUs carry.
 
 Outbound, `FederationRemoteKeys` is relay/e2ee/device_lists.py's `RemoteKeys`: it answers
 None for a server that failed (unreachable, or an error), so the core never handles
@@ -29,7 +30,7 @@ import trio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from relay.errors import InvalidParam
+from relay.errors import InvalidParam, NotHostedHere
 from relay.events.ids import server_of
 from relay.federation.errors import PeerUnreachable, RemoteError
 from relay.runtime.http import json_response, read_json_object
@@ -72,17 +73,20 @@ async def user_devices(request: Request, origin: str) -> Response:
     services = _services(request)
     user_id = request.path_params["user_id"]
     if server_of(user_id) != services.server_name:
-        raise InvalidParam(f"{user_id} is not a user of {services.server_name}")
+        raise NotHostedHere("User is not hosted on this homeserver")
     device_lists = services.device_lists
 
     def txn(conn: Any) -> dict[str, Any]:
         devices = []
         for row in store_e2e.devices_with_keys(conn, user_id):
-            device: dict[str, Any] = {"device_id": row["device_id"]}
+            if not row["key_json"]:
+                continue  # `keys` is required: a device that uploaded none is not listed
+            device: dict[str, Any] = {
+                "device_id": row["device_id"],
+                "keys": json.loads(row["key_json"]),
+            }
             if row["display_name"]:
                 device["device_display_name"] = row["display_name"]
-            if row["key_json"]:
-                device["keys"] = json.loads(row["key_json"])
             devices.append(device)
         answer: dict[str, Any] = {
             "user_id": user_id,

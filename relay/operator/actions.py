@@ -31,6 +31,7 @@ from relay.runtime import clock
 from relay.runtime.identity import SigningKey
 from store import Connection, TokenExists
 from store import accounts as store_accounts
+from store import openid_tokens as store_openid
 from store import peers as store_peers
 from store import registration_tokens as store_tokens
 from store import rooms as store_rooms
@@ -234,7 +235,7 @@ def deactivate_user_txn(conn: Connection, user_id: str, *, erase: bool = False) 
     existing_user_txn(conn, user_id)
     devices = [d["device_id"] for d in store_accounts.list_devices(conn, user_id)]
     store_accounts.deactivate_user(conn, user_id)
-    store_accounts.delete_openid_tokens(conn, user_id)
+    store_openid.delete_user_openid_tokens(conn, user_id)
     if erase:
         store_accounts.erase_user(conn, user_id)
     return devices

@@ -2,6 +2,8 @@
 
 - `service.py`: `RoomService`: build a local event, check it with the auth rules,
   store it, wake sync, queue it for other servers.
+- `create.py`: creating a room (`createRoom`): presets, power levels, initial state.
+- `pdu_cache.py`: stored events by id, filled only once their write has committed.
 - `remote_pdus.py`: accepting events other servers wrote (checks, soft failure,
   state resolution, redactions held until their target is known).
 - `reads.py`: reading rooms as one user may: timeline pages, events, context, state,

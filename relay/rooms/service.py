@@ -17,12 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
-import string
-import threading
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from relay.errors import (
@@ -31,7 +26,6 @@ from relay.errors import (
     Forbidden,
     InvalidParam,
     NotFound,
-    RoomInUse,
     TooLarge,
     Unknown,
     UnsupportedRoomVersion,
@@ -49,17 +43,25 @@ from relay.events.canonical import (
     canonical_json,
     check_canonical_json_values,
 )
-from relay.events.ids import create_event_id_of, has_control_character, is_valid_user_id, server_of
+from relay.events.ids import (
+    create_event_id_of,
+    has_control_character,
+    is_valid_user_id,
+    referenced_ids,
+    server_of,
+)
 from relay.events.limits import MAX_PREV_EVENTS, check_size_limits, pdu_too_large
-from relay.events.pdu import MalformedPdu, Pdu, finalize_event
+from relay.events.pdu import MalformedPdu, Pdu, finalize_event, reference_pairs
 from relay.events.redaction import redact
 from relay.events.relations import ANNOTATION, THREAD, relation_of
 from relay.events.room_versions import RoomVersion, room_version
 from relay.events.server_acl import SERVER_ACL, server_allowed
 from relay.rooms.canonical_alias import CANONICAL_ALIAS, check_canonical_alias_txn
+from relay.rooms.create import PRESETS, RoomConfig, create_room_txn
+from relay.rooms.pdu_cache import PduCache
 from relay.rooms.upgrade import upgrade_room_txn
 from relay.runtime.clock import now_ms
-from relay.runtime.database import Database, after_commit
+from relay.runtime.database import Database
 from relay.runtime.identity import SigningKey
 from relay.runtime.notifier import Notifier
 from store import Connection
@@ -76,65 +78,8 @@ from store import txn_ids as store_txn_ids
 log = logging.getLogger(__name__)
 
 MAX_DEPTH = 2**63 - 1
-PDU_CACHE_SIZE = 20_000
 #: Longest annotation key a local user may send (Synapse's limit).
 MAX_AGGREGATION_KEY = 500
-
-
-class PduCache:
-    """A bounded, thread-safe event_id -> Pdu cache (events never change once stored).
-
-    Only committed events enter it: `put` inside a write transaction takes effect once
-    that write has committed, and never if it rolls back (`after_commit`), so a failed
-    write leaves no event behind that the database does not hold.
-    """
-
-    def __init__(self, size: int = PDU_CACHE_SIZE) -> None:
-        self._size = size
-        self._items: OrderedDict[str, Pdu] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, event_id: str) -> Pdu | None:
-        with self._lock:
-            pdu = self._items.get(event_id)
-            if pdu is not None:
-                self._items.move_to_end(event_id)
-            return pdu
-
-    def put(self, pdu: Pdu) -> None:
-        after_commit(lambda: self._put_now(pdu))
-
-    def _put_now(self, pdu: Pdu) -> None:
-        with self._lock:
-            self._items[pdu.event_id] = pdu
-            self._items.move_to_end(pdu.event_id)
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-
-
-@dataclass(frozen=True, slots=True)
-class RoomConfig:
-    """What `createRoom` asked for, validated by the client layer."""
-
-    creator: str
-    room_version: str
-    preset: str
-    visibility: str = "private"
-    name: str | None = None
-    topic: str | None = None
-    alias_localpart: str | None = None
-    invite: tuple[str, ...] = ()
-    is_direct: bool = False
-    initial_state: tuple[dict[str, Any], ...] = ()
-    power_level_content_override: dict[str, Any] | None = None
-    creation_content: dict[str, Any] | None = None
-
-
-PRESETS: dict[str, dict[str, str]] = {
-    "private_chat": {"join_rule": "invite", "history": "shared", "guest": "can_join"},
-    "trusted_private_chat": {"join_rule": "invite", "history": "shared", "guest": "can_join"},
-    "public_chat": {"join_rule": "public", "history": "shared", "guest": "forbidden"},
-}
 
 
 def insert_pdu_txn(
@@ -189,10 +134,6 @@ def insert_pdu_txn(
             aggregation_key=relation.key,
         )
     return stream
-
-
-def _random_room_localpart() -> str:
-    return "".join(secrets.choice(string.ascii_letters) for _ in range(18))
 
 
 _POWER_LEVEL_INTS = "ban events_default invite kick redact state_default users_default".split()
@@ -344,10 +285,12 @@ class RoomService:
         `room_id` is None only for a v12 create event (its id derives from it).
         Raises Forbidden (auth), TooLarge, BadJson.
         """
-        try:
-            check_canonical_json_values(content)
-        except CanonicalJsonError as exc:
-            raise BadJson(f"Invalid content: {exc}") from None
+        # Rooms v6+ forbid floats and out-of-range integers; v1-v5 take them, as Synapse does.
+        if rv.strict_canonical_json:
+            try:
+                check_canonical_json_values(content)
+            except CanonicalJsonError as exc:
+                raise BadJson(f"Invalid content: {exc}") from None
         check_local_content(type_, content, state_key, self.server_name)
         now = now_ms()
         partial: dict[str, Any] = {
@@ -387,7 +330,7 @@ class RoomService:
         if rv.room_id_is_create_event_hash and type_ != "m.room.create":
             create_pdu = self.state_event_txn(conn, pdu.room_id, "m.room.create", "")
             create_event = _event_dict(create_pdu) if create_pdu else None
-        auth_pdus = self.get_pdus_txn(conn, partial["auth_events"])
+        auth_pdus = self.get_pdus_txn(conn, list(referenced_ids(partial["auth_events"])))
         try:
             auth_state = check_auth_events(
                 event,
@@ -397,6 +340,11 @@ class RoomService:
             )
             check_auth(event, auth_state, rv, create_event=create_event)
         except AuthError as exc:
+            target = pdu.redacts if pdu.type == "m.room.redaction" else None
+            if rv.redaction_in_auth_rules and target is not None and not server_of(target):
+                # v1/v2 rule 11 reads the target id's server; Synapse answers an id without
+                # one as malformed.
+                raise Unknown(f"Invalid ID: {target!r}", status=400) from None
             raise Forbidden(str(exc.reason if hasattr(exc, "reason") else exc)) from None
         if pdu.type == "m.room.redaction":
             self._check_client_redaction_txn(conn, pdu, auth_state, create_event)
@@ -486,7 +434,12 @@ class RoomService:
         partial["prev_events"] = prev_ids
         partial["depth"] = depth
         auth_keys = auth_types_for_event(partial, rv)
-        partial["auth_events"] = sorted({state[k] for k in auth_keys if k in state})
+        auth_ids = sorted({state[k] for k in auth_keys if k in state})
+        partial["auth_events"] = auth_ids
+        if rv.event_id_in_event:  # v1/v2 reference events by [event_id, hashes] pairs
+            referenced = self.get_pdus_txn(conn, prev_ids + auth_ids)
+            partial["prev_events"] = reference_pairs(prev_ids, referenced)
+            partial["auth_events"] = reference_pairs(auth_ids, referenced)
         return state
 
     def _store_local_pdu_txn(
@@ -562,11 +515,7 @@ class RoomService:
         preset = PRESETS.get(config.preset)
         if preset is None:
             raise InvalidParam(f"Unknown preset {config.preset!r}")
-        return await self._write(self._create_room_txn, rv, config, preset)
-
-    def create_room_txn(self, conn: Connection, rv: RoomVersion, config: RoomConfig) -> str:
-        """Create a room inside the caller's write transaction (a room upgrade)."""
-        return self._create_room_txn(conn, rv, config, PRESETS[config.preset])
+        return await self._write(lambda conn: create_room_txn(self, conn, rv, config, preset))
 
     async def upgrade_room(self, user_id: str, room_id: str, new_version: str) -> str:
         """Replace the room with one of `new_version` (relay/rooms/upgrade.py); the new
@@ -576,121 +525,7 @@ class RoomService:
             raise UnsupportedRoomVersion(f"Room version {new_version} is not supported")
         return await self._write(upgrade_room_txn, self, user_id, room_id, rv)
 
-    def _create_room_txn(
-        self,
-        conn: Connection,
-        rv: RoomVersion,
-        config: RoomConfig,
-        preset: dict[str, str],
-    ) -> str:
-        creator = config.creator
-        alias = None
-        if config.alias_localpart is not None:
-            alias = f"#{config.alias_localpart}:{self.server_name}"
-            if store_rooms.get_alias(conn, alias) is not None:
-                raise RoomInUse("Room alias already taken")
-
-        create_content = dict(config.creation_content or {})
-        create_content["room_version"] = rv.identifier
-        if not rv.implicit_room_creator:
-            create_content["creator"] = creator
-        if rv.room_id_is_create_event_hash:
-            room_id = None
-        else:
-            room_id = f"!{_random_room_localpart()}:{self.server_name}"
-        create = self.append_local_event_txn(
-            conn,
-            rv,
-            room_id,
-            sender=creator,
-            type_="m.room.create",
-            content=create_content,
-            state_key="",
-        )
-        room_id = create.room_id
-        store_rooms.create_room(
-            conn,
-            room_id=room_id,
-            room_version=rv.identifier,
-            creator=creator,
-            is_public=config.visibility == "public",
-            now_ms=now_ms(),
-        )
-        # The create event was stored before the room row existed; fine for SQL,
-        # and the room version lookup below needs the row.
-
-        def state(type_: str, content: dict[str, Any], state_key: str = "") -> Pdu:
-            return self.append_local_event_txn(
-                conn,
-                rv,
-                room_id,
-                sender=creator,
-                type_=type_,
-                content=content,
-                state_key=state_key,
-            )
-
-        state("m.room.member", self._member_content_txn(conn, creator, "join"), creator)
-
-        users: dict[str, int] = {} if rv.privileged_creators else {creator: 100}
-        if config.preset == "trusted_private_chat":
-            for invitee in config.invite:
-                users[invitee] = 100
-        power_levels: dict[str, Any] = {
-            "users": users,
-            "users_default": 0,
-            "events": {
-                "m.room.name": 50,
-                "m.room.power_levels": 100,
-                "m.room.history_visibility": 100,
-                "m.room.canonical_alias": 50,
-                "m.room.avatar": 50,
-                "m.room.tombstone": 100,
-                "m.room.server_acl": 100,
-                "m.room.encryption": 100,
-            },
-            "events_default": 0,
-            "state_default": 50,
-            "ban": 50,
-            "kick": 50,
-            "redact": 50,
-            "invite": 0 if config.preset != "public_chat" else 50,
-        }
-        if config.power_level_content_override:
-            power_levels.update(config.power_level_content_override)
-        state("m.room.power_levels", power_levels)
-        if alias is not None:
-            state("m.room.canonical_alias", {"alias": alias})
-        initial = {(e["type"], e.get("state_key", "")): e for e in config.initial_state}
-        if ("m.room.join_rules", "") not in initial:
-            state("m.room.join_rules", {"join_rule": preset["join_rule"]})
-        if ("m.room.history_visibility", "") not in initial:
-            state("m.room.history_visibility", {"history_visibility": preset["history"]})
-        if ("m.room.guest_access", "") not in initial:
-            state("m.room.guest_access", {"guest_access": preset["guest"]})
-        for (type_, state_key), event in initial.items():
-            state(type_, event.get("content", {}), state_key)
-        if config.name is not None:
-            state("m.room.name", {"name": config.name})
-        if config.topic is not None:
-            state("m.room.topic", {"topic": config.topic})
-        for invitee in config.invite:
-            if server_of(invitee) != self.server_name:
-                continue  # another server must countersign: the caller invites them after
-            content: dict[str, Any] = {"membership": "invite"}
-            if config.is_direct:
-                content["is_direct"] = True
-            state("m.room.member", content, invitee)
-        if alias is not None:
-            store_rooms.create_alias(
-                conn, alias=alias, room_id=room_id, servers=[self.server_name], creator=creator
-            )
-        log.info("room %s (v%s) created by %s", room_id, rv.identifier, creator)
-        return room_id
-
-    def _member_content_txn(
-        self, conn: Connection, user_id: str, membership: str
-    ) -> dict[str, Any]:
+    def member_content_txn(self, conn: Connection, user_id: str, membership: str) -> dict[str, Any]:
         content: dict[str, Any] = {"membership": membership}
         if membership == "join" and server_of(user_id) == self.server_name:
             row = store_accounts.get_profile(conn, user_id)
@@ -778,7 +613,7 @@ class RoomService:
     ) -> str:
         def txn(conn: Connection) -> str:
             rv = self.room_version_txn(conn, room_id)
-            content = self._member_content_txn(conn, target, membership)
+            content = self.member_content_txn(conn, target, membership)
             if extra_content:
                 content.update(extra_content)
             if reason:

@@ -36,6 +36,7 @@ from relay.events.auth import room_creators
 from relay.events.pdu import Pdu
 from relay.events.room_versions import RoomVersion
 from relay.rooms.canonical_alias import CANONICAL_ALIAS
+from relay.rooms.create import PRESETS, RoomConfig, create_room_txn
 from store import Connection
 from store import account_data as store_account_data
 from store import events as store_events
@@ -71,8 +72,6 @@ def upgrade_room_txn(
     new_rv: RoomVersion,
 ) -> str:
     """Upgrade `old_room_id` to `new_rv` for `user_id`; the new room's id."""
-    from relay.rooms.service import RoomConfig
-
     if store_rooms.get_room_version(conn, old_room_id) is None:
         raise NotFound(f"Unknown room {old_room_id}")
     old_rv = rooms.room_version_txn(conn, old_room_id)
@@ -124,7 +123,7 @@ def upgrade_room_txn(
         power_level_content_override=power_levels,
         creation_content=creation,
     )
-    new_room_id = rooms.create_room_txn(conn, new_rv, config)
+    new_room_id = create_room_txn(rooms, conn, new_rv, config, PRESETS[config.preset])
 
     def send(room_id: str, rv: RoomVersion, type_: str, body: dict[str, Any], key: str) -> Pdu:
         return rooms.append_local_event_txn(

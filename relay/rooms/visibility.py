@@ -13,6 +13,9 @@ Rules kept:
   user joined at that point sees it; `invited` adds users invited then; `shared` shows
   it to anyone who is or was joined, not to an outsider peeking. A user always sees
   their own membership events.
+- Servers (federation /event, /backfill, /get_missing_events): the same rule with the best
+  membership any user of the server had before the event; an event a server may not read
+  is served redacted (`visible_to_server_txn`), as Synapse serves it.
 - Fast path: when every history_visibility the room ever had is `shared` or
   `world_readable` and the reader is or was joined, no per-event state is loaded.
 
@@ -129,6 +132,37 @@ def visible_txn(conn: Connection, rooms: RoomService, viewer: Viewer, pdus: list
         own_membership = pdu.type == "m.room.member" and pdu.state_key == viewer.user_id
         if own_membership or _is_visible(visibility, membership, viewer.peeking):
             out.append(pdu)
+    return out
+
+
+def visible_to_server_txn(
+    conn: Connection, rooms: RoomService, server: str, pdus: list[Pdu]
+) -> set[str]:
+    """The ids of `pdus` another server may read in full (Synapse's
+    `filter_events_for_server`): judged as for a user, on the state before each event,
+    with the best membership any of the server's users had then; a `shared` room's events
+    are visible to every server. The others are served redacted."""
+    suffix = f":{server}"
+    at_group: dict[int, bool] = {}
+    out: set[str] = set()
+    for pdu in pdus:
+        groups = store_state.get_event_state_groups(conn, pdu.event_id)
+        if groups is None:
+            out.add(pdu.event_id)
+            continue
+        if groups[0] not in at_group:
+            before = store_state.load_state_group(conn, groups[0])
+            memberships = {
+                _membership_in(conn, rooms, before, user)
+                for (type_, user) in before
+                if type_ == "m.room.member" and user.endswith(suffix)
+            }
+            best = (
+                "join" if "join" in memberships else "invite" if "invite" in memberships else None
+            )
+            at_group[groups[0]] = _is_visible(history_visibility(conn, rooms, before), best, False)
+        if at_group[groups[0]]:
+            out.add(pdu.event_id)
     return out
 
 

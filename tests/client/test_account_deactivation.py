@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
+
+from relay.federation.routes import federation_app
 from store import accounts as store_accounts
 from tests.client.conftest import ClientApi
 from tests.client.helpers import V3, create_room, join, sync, uid
@@ -101,3 +104,18 @@ async def test_deactivate_errors(api: ClientApi) -> None:
     assert r.status_code == 400
     assert (await api.http.get(f"{V3}/account/whoami", headers=alice)).status_code == 200
     await sync(api, alice)
+
+
+async def test_deactivation_revokes_openid_tokens(api: ClientApi) -> None:
+    alice = await api.login("alice")
+    r = await api.http.post(
+        f"{V3}/user/{uid('alice')}/openid/request_token", headers=alice, json={}
+    )
+    token = r.json()["access_token"]
+    session = (await api.http.post(PATH, headers=alice, json={})).json()["session"]
+    r = await api.http.post(PATH, headers=alice, json={"auth": password_auth(session)})
+    assert r.status_code == 200, r.text
+    transport = httpx.ASGITransport(app=federation_app(api.services))
+    async with httpx.AsyncClient(transport=transport, base_url="https://relay.test") as fed:
+        r = await fed.get("/_matrix/federation/v1/openid/userinfo", params={"access_token": token})
+        assert (r.status_code, r.json()["errcode"]) == (401, "M_UNKNOWN_TOKEN")

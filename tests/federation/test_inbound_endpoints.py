@@ -275,7 +275,7 @@ async def test_backfill_errors(shared: Shared) -> None:
     err = await _error(shared, "GET", f"{V1}/backfill/{shared.room_id}", limit="3")
     assert err.status == 400
     err = await _error(
-        shared, "GET", f"{V1}/backfill/{shared.private_room}", v=shared.private_message
+        shared, "GET", f"{V1}/backfill/{shared.private_room}", v=shared.private_message, limit="3"
     )
     assert err.status == 403
 
@@ -523,7 +523,7 @@ async def test_invite_errors(shared: Shared) -> None:
     path = f"{V2}/invite/{room_id}/{quote(pdu.event_id)}"
     body = {"room_version": "11", "event": pdu.as_dict(), "invite_room_state": stripped}
     err = await _error(shared, "PUT", path, body=body)
-    assert (err.status, err.errcode) == (403, "M_FORBIDDEN")
+    assert (err.status, err.errcode) == (400, "M_UNKNOWN")  # as Synapse: not for this server
     # A room version B does not know: 400 M_INCOMPATIBLE_ROOM_VERSION, the spec's invite v2
     # answer (Synapse answers M_UNSUPPORTED_ROOM_VERSION; a client of ours still sees that,
     # through client_error).
@@ -775,7 +775,9 @@ async def test_user_devices(shared: Shared) -> None:
     body = await _get(shared, f"{V1}/user/devices/{quote(shared.bob.user_id)}")
     assert body["user_id"] == shared.bob.user_id
     assert isinstance(body["stream_id"], int)
-    assert {d["device_id"] for d in body["devices"]} == {d["device_id"] for d in own}
+    # Only devices with keys are listed (each entry's `keys` is required, Synapse lists the
+    # same): Bob's client never uploaded any. tests/federation/differential compares this.
+    assert own and body["devices"] == []
     err = await _error(shared, "GET", f"{V1}/user/devices/{quote(shared.alice.user_id)}")
     assert err.status == 400
 

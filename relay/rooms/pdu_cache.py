@@ -1,0 +1,42 @@
+"""The rooms core's cache of stored events: events never change once stored."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+from relay.events.pdu import Pdu
+from relay.runtime.database import after_commit
+
+PDU_CACHE_SIZE = 20_000
+
+
+class PduCache:
+    """A bounded, thread-safe event_id -> Pdu cache (events never change once stored).
+
+    Only committed events enter it: `put` inside a write transaction takes effect once
+    that write has committed, and never if it rolls back (`after_commit`), so a failed
+    write leaves no event behind that the database does not hold.
+    """
+
+    def __init__(self, size: int = PDU_CACHE_SIZE) -> None:
+        self._size = size
+        self._items: OrderedDict[str, Pdu] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, event_id: str) -> Pdu | None:
+        with self._lock:
+            pdu = self._items.get(event_id)
+            if pdu is not None:
+                self._items.move_to_end(event_id)
+            return pdu
+
+    def put(self, pdu: Pdu) -> None:
+        after_commit(lambda: self._put_now(pdu))
+
+    def _put_now(self, pdu: Pdu) -> None:
+        with self._lock:
+            self._items[pdu.event_id] = pdu
+            self._items.move_to_end(pdu.event_id)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)

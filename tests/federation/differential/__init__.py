@@ -1,0 +1,12 @@
+"""The differential harness: one federation conversation, two servers, every answer compared.
+
+- `fake_remote.py`: the remote server of our own (TLS on its own loopback address, a signing
+  key, the events it signs, signed requests out; records what the targets ask of it).
+- `conversation.py`: one target (real Synapse or real relay) as the remote sees it, a `Row`
+  (one scenario: an act and a view of the answer) and `outcome`, which replaces every
+  target-specific string by a symbol so the two answers compare.
+- `conftest.py`: the servers, started once per module; Alice's room, which Carol joined.
+- `test_inbound_differential.py`: `ROWS`, in order (later rows build on earlier ones). A new
+  scenario is one row; a difference we keep is a row with `known=` its reason, listed in the
+  README ("Federation differences from Synapse we keep").
+"""
