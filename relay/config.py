@@ -7,6 +7,7 @@ Paths in the file are relative to the data dir.
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +75,31 @@ class MediaConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ListenerLimits:
+    """[listeners]: how long a connection may take over what, and how many there may be
+    (per listener). A phone on bad Wi-Fi stalls for seconds, not minutes; an attacker who
+    opens connections and sends nothing holds each for `header_timeout_seconds` at most."""
+
+    #: Open connections per listener; beyond, a new one gets 503 (plain HTTP) and is closed.
+    max_connections: int = 1000
+    #: From accepting a connection (or a request's first byte) to its complete headers,
+    #: TLS handshake included.
+    header_timeout_seconds: float = 30.0
+    #: Longest silence while a request's body is still being received.
+    body_timeout_seconds: float = 60.0
+    #: How long an idle connection that already served a request is kept for the next.
+    keep_alive_seconds: float = 75.0
+
+
+LISTENER_NUMBERS: dict[str, tuple[float, float]] = {
+    "max_connections": (1000, 1),
+    "header_timeout_seconds": (30.0, 1.0),
+    "body_timeout_seconds": (60.0, 1.0),
+    "keep_alive_seconds": (75.0, 1.0),
+}
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     data_dir: Path
     server_name: str
@@ -115,6 +141,11 @@ class Config:
     mesh_trusted: dict[str, str] = field(default_factory=dict)
     mesh_announce_interval_seconds: float = 15.0
     mesh_liveness_interval_seconds: float = 3.0
+    #: [federation] ip_range_allowlist: addresses/networks the destination policy treats as
+    #: ordinary remote addresses (relay/federation/destinations.py).
+    ip_range_allowlist: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    #: [listeners] connection limits and timeouts (relay/listener.py).
+    listener_limits: ListenerLimits = field(default_factory=lambda: ListenerLimits())
 
     @property
     def media_store(self) -> Path:
@@ -126,6 +157,9 @@ DEFAULT_RATE_LIMITS: dict[str, tuple[float, int]] = {
     "login": (0.5, 10),
     "send": (20.0, 100),
     "register": (0.5, 10),
+    # Fetches of other servers' keys one address may cause (X-Matrix origins, notary
+    # queries): relay/federation/destinations.py FetchBudget.
+    "key_fetch": (0.2, 30),
 }
 REGISTRATION_MODES = ("closed", "token", "open")
 #: [federation] numeric keys: default, minimum.
@@ -197,7 +231,17 @@ def config_from_dict(doc: dict[str, Any], data_dir: Path) -> Config:
         raise ConfigError(f"server_name {server_name!r} is not a valid Matrix server name")
 
     listeners = _table(doc, "listeners")
-    _unknown_keys(listeners, {"client", "federation"}, "listeners.")
+    _unknown_keys(listeners, {"client", "federation", *LISTENER_NUMBERS}, "listeners.")
+    listener_values: dict[str, float] = {}
+    for key, (default, minimum) in LISTENER_NUMBERS.items():
+        value = listeners.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+            raise ConfigError(f"listeners.{key} must be a number >= {minimum:g}")
+        listener_values[key] = value
+    listener_limits = ListenerLimits(
+        max_connections=int(listener_values.pop("max_connections")),
+        **{key: float(value) for key, value in listener_values.items()},
+    )
     client = parse_listen(
         _str(listeners, "client", "listeners.", DEFAULT_CLIENT_LISTEN) or "", "listeners.client"
     )
@@ -216,10 +260,18 @@ def config_from_dict(doc: dict[str, Any], data_dir: Path) -> Config:
             "verify_tls",
             "servers",
             "trusted_key_servers",
+            "ip_range_allowlist",
             *FEDERATION_NUMBERS,
         },
         "federation.",
     )
+    allowlist = fed.get("ip_range_allowlist", [])
+    if not isinstance(allowlist, list) or not all(isinstance(v, str) for v in allowlist):
+        raise ConfigError("federation.ip_range_allowlist must be a list of addresses or networks")
+    try:
+        ip_range_allowlist = tuple(ipaddress.ip_network(v, strict=False) for v in allowlist)
+    except ValueError as exc:
+        raise ConfigError(f"federation.ip_range_allowlist: {exc}") from None
     numbers: dict[str, float] = {}
     for key, (default, minimum) in FEDERATION_NUMBERS.items():
         value = fed.get(key, default)
@@ -323,6 +375,8 @@ def config_from_dict(doc: dict[str, Any], data_dir: Path) -> Config:
         gap_fill_cap=int(numbers["gap_fill_cap"]),
         trusted_key_servers=trusted_key_servers,
         media=media,
+        ip_range_allowlist=ip_range_allowlist,
+        listener_limits=listener_limits,
         **mesh,
     )
 
@@ -444,6 +498,13 @@ def render_config(
         f"client = {_toml_str(client_listen)}",
         "# Server-Server API and key server, TLS with keys.tls_certificate.",
         f"federation = {_toml_str(federation_listen)}",
+        "# Open connections per listener (beyond: 503, closed); how long a connection may",
+        "# take to send a request's headers, and stay silent in the middle of its body; how",
+        "# long an idle connection is kept for its next request.",
+        "max_connections = 1000",
+        "header_timeout_seconds = 30.0",
+        "body_timeout_seconds = 60.0",
+        "keep_alive_seconds = 75.0",
         "",
         "[federation]",
         "# The organisation's upstream homeserver (server name), if any.",
@@ -462,6 +523,11 @@ def render_config(
         "probe_interval_seconds = 2.0",
         "# Missing events fetched to close one gap in a room's history before giving up.",
         "gap_fill_cap = 10000",
+        "# Outbound requests made on others' behalf never go to loopback, private, link-local",
+        "# or multicast addresses nor to this relay's listeners, except to the upstream,",
+        "# [federation.servers] and pinned mesh peers. Addresses or networks listed here are",
+        '# treated as ordinary remote ones (labs, tests on loopback), e.g. ["127.0.0.0/8"].',
+        "ip_range_allowlist = []",
         "",
         "[federation.servers]",
         '# Static map of server name -> base URL, e.g. "hq.example" = "https://10.0.0.5:8448"',
@@ -523,6 +589,10 @@ def render_config(
         "register_burst = 10",
         "send_per_second = 20.0",
         "send_burst = 100",
+        "# Fetches of other servers' keys that one address may cause (a request signed by a",
+        "# server we do not know yet, a notary query).",
+        "key_fetch_per_second = 0.2",
+        "key_fetch_burst = 30",
         "",
         "[logging]",
         'level = "INFO"',

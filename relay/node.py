@@ -28,6 +28,7 @@ from relay.e2e_sync import DeviceSync
 from relay.federation.backfill import Backfill
 from relay.federation.catch_up import CatchUp
 from relay.federation.client import FederationClient
+from relay.federation.destinations import FetchBudget
 from relay.federation.ingest import Ingest
 from relay.federation.key_server import OwnKeys
 from relay.federation.keys import KeyRing
@@ -120,6 +121,7 @@ async def build_services(config: Config, database: Database, signing_key: Signin
     )
     for action, (per_second, burst) in config.rate_limits.items():
         services.extra[f"{action}_limiter"] = RateLimiter(per_second, burst)
+    services.keyring.fetch_budget = FetchBudget(*config.rate_limits["key_fetch"])
     return services
 
 

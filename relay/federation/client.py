@@ -7,6 +7,10 @@ Rules kept here:
   percent-encoding), so the receiver computes the same bytes.
 - Where to connect comes from `ServerResolver`; the URL may name an IP or an SRV target while
   TLS checks (and SNI names) `tls_server_name`, and `Host` is what the resolver says.
+- Every connection keeps the destination policy (`destinations.py`): the address actually
+  connected is checked (loopback, private, link-local, our own listeners... refused unless
+  trusted), URLs are https; federation requests never follow redirects, a media
+  `Location` follows at most `MAX_REDIRECTS`, each hop checked again.
 - TLS is verified against the system CAs plus `federation.ca_file`; `verify_tls = false`
   turns verification off (labs only; the node warns at start).
 - Failures are two kinds (see `errors.py`): `PeerUnreachable` when no answer came
@@ -46,6 +50,7 @@ import trio
 import relay
 from relay.config import Config
 from relay.events.canonical import JsonParseError, canonical_json, parse_json_strict
+from relay.federation.destinations import DestinationPolicy, guarded_client
 from relay.federation.errors import PeerUnreachable, RemoteError, ResponseTooLarge
 from relay.federation.request_auth import authorization_headers
 from relay.federation.resolver import ResolutionError, ServerResolver
@@ -113,13 +118,19 @@ class FederationClient:
         signing_key: SigningKey,
         *,
         resolver: ServerResolver | None = None,
+        policy: DestinationPolicy | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.config = config
         self.signing_key = signing_key
         self.ssl_context = tls_context(config)
-        self.resolver = resolver or ServerResolver(config, ssl_context=self.ssl_context)
+        if resolver is None:
+            policy = policy or DestinationPolicy.from_config(config)
+            resolver = ServerResolver(config, ssl_context=self.ssl_context, policy=policy)
+        self.resolver = resolver
+        #: The destination policy every request keeps (shared with the resolver).
+        self.policy = resolver.policy
         self.timeout = timeout
         self._transport = transport
         self._http: httpx.AsyncClient | None = None
@@ -145,11 +156,11 @@ class FederationClient:
             # not federated yet need not carry it.
             import httpx
 
-            self._http = httpx.AsyncClient(
+            self._http = guarded_client(
+                self.policy,
                 verify=self.ssl_context,
                 transport=self._transport,
                 timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, CONNECT_TIMEOUT)),
-                follow_redirects=False,
                 # No compressed answers: a few KiB of gzip can inflate to megabytes in
                 # one decoded chunk, before any cap on bytes read could see it.
                 headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
@@ -327,8 +338,9 @@ class FederationClient:
     ) -> AsyncIterator[httpx.Response]:
         """A signed `GET path?query` on `destination` whose body the caller reads as it
         arrives (media); with `url`, a plain unsigned GET of that URL instead (a media
-        `Location`). Any status is yielded as is. Not bounded by `timeout`: the caller
-        bounds it.
+        `Location`, https only, following at most MAX_REDIRECTS redirects, each checked
+        by the destination policy). Any other status is yielded as is. Not bounded by
+        `timeout`: the caller bounds it.
 
         Raises:
             PeerUnreachable: no answer, or the connection broke while reading.
@@ -341,8 +353,17 @@ class FederationClient:
                 request = await self._signed_request("GET", destination, path, query, None, False)
             else:
                 request = self._client().build_request("GET", url)
-            response = await self._client().send(request, stream=True)
-        except (httpx.TransportError, ssl.SSLError, OSError) as exc:
+                self.policy.check_url(request.url)
+            response = await self._client().send(
+                request, stream=True, follow_redirects=url is not None
+            )
+        except (
+            httpx.TransportError,
+            httpx.TooManyRedirects,
+            httpx.InvalidURL,
+            ssl.SSLError,
+            OSError,
+        ) as exc:
             self._unreachable += 1
             raise PeerUnreachable(destination, _describe(exc)) from None
         try:

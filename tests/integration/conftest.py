@@ -45,6 +45,9 @@ class RelayProcess:
     proc: subprocess.Popen[bytes] | None = None
     #: host:port other servers reach us at, when not the listener itself (a proxy).
     public_address: str | None = None
+    #: `federation.ip_range_allowlist`: what this relay treats as remote (default: all
+    #: loopback, where every server of a test lives); set before init.
+    remote_ranges: tuple[str, ...] = ("127.0.0.0/8",)
     log_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -80,7 +83,12 @@ class RelayProcess:
         config = self.data_dir / "relay.toml"
         text = config.read_text()
         mesh = text.index("[mesh]")
-        config.write_text(text[:mesh] + text[mesh:].replace("enabled = true", "enabled = false", 1))
+        text = text[:mesh] + text[mesh:].replace("enabled = true", "enabled = false", 1)
+        # The relay's own listeners stay refused whatever the allowlist says.
+        config.write_text(text.replace("ip_range_allowlist = []", self.allowlist_line(), 1))
+
+    def allowlist_line(self) -> str:
+        return "ip_range_allowlist = [" + ", ".join(f'"{r}"' for r in self.remote_ranges) + "]"
 
     def start(self) -> None:
         log = open(self.log_path, "ab")
