@@ -22,8 +22,9 @@ the check and the connect, "DNS rebinding", cannot get past it). Rules, Synapse'
   addresses (labs; tests on loopback, where every server is 127.x.y.z). The relay's own
   listeners stay refused.
 - A URL someone else gave us (a media `Location`, a redirect's) must be `https` unless it
-  is a trusted route (a configured `http://` upstream URL); redirects are followed only where a client allows them, at
-  most `MAX_REDIRECTS`, each hop's URL and address checked again.
+  is a trusted route (a configured `http://` upstream URL). Redirects are followed only
+  where a client allows them (never for federation requests), at most `MAX_REDIRECTS`,
+  each hop's URL and address checked again.
 
 A refusal raises `DestinationRefused` (an `OSError`: the federation client reports it as
 `PeerUnreachable`, a client sees 502). Nothing is sent to a refused address.
