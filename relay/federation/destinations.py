@@ -233,7 +233,9 @@ class DestinationPolicy:
         host, port = url.host.lower(), url.port or (443 if url.scheme == "https" else 80)
         if url.scheme == "https" or (url.scheme == "http" and self.is_trusted_route(host, port)):
             return
-        raise DestinationRefused(host, port, f"{url.scheme or 'no'} scheme (https only)")
+        refused = DestinationRefused(host, port, f"{url.scheme or 'no'} scheme (https only)")
+        log.warning("refused an outbound request to %s: %s", url, refused)
+        raise refused
 
     async def addresses(self, host: str, port: int) -> list[str]:
         """The addresses of `host` that may be connected to at `port`, in the resolver's
