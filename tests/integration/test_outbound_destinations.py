@@ -44,7 +44,7 @@ class CountingServer:
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 outer.paths.append(self.path)
                 status, headers, body = answer(self.path)
                 self.send_response(status)
