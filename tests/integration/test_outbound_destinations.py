@@ -212,3 +212,101 @@ def test_location_to_the_relays_own_listener_is_refused(lab: dict) -> None:
     r = download(lab, "own-listener")
     assert r.status_code == 502, r.text
     assert "this relay's own listener" in relay.log()
+
+
+class AcceptCounter:
+    """Listeners on one address and many ports that count connections and hang up: where
+    a relay fetching keys from forged origins would connect."""
+
+    def __init__(self, host: str, ports: int) -> None:
+        self.host = host
+        self.connections = 0
+        self.sockets: list[socket.socket] = []
+        for _ in range(ports):
+            sock = socket.socket()
+            sock.bind((host, 0))
+            sock.listen(16)
+            self.sockets.append(sock)
+            threading.Thread(target=self._accept, args=(sock,), daemon=True).start()
+
+    def _accept(self, sock: socket.socket) -> None:
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            conn.close()
+
+    @property
+    def servers(self) -> list[str]:
+        return [f"{self.host}:{s.getsockname()[1]}" for s in self.sockets]
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+
+
+@pytest.fixture
+def budget_lab(tmp_path: Path) -> Iterator[tuple[RelayProcess, AcceptCounter]]:
+    """A relay whose key-fetch budget is 4 per requester (no refill to speak of), and 40
+    would-be servers on an address it treats as remote."""
+    relay = make_relay(tmp_path)
+    targets = AcceptCounter(fresh_loopback(), 40)
+    relay.remote_ranges = (targets.host,)
+    relay.init("--no-verify-tls")
+    text = (relay.data_dir / "relay.toml").read_text()
+    text = text.replace("key_fetch_per_second = 0.2", "key_fetch_per_second = 0.001")
+    (relay.data_dir / "relay.toml").write_text(
+        text.replace("key_fetch_burst = 30", "key_fetch_burst = 4")
+    )
+    relay.start()
+    try:
+        yield relay, targets
+    finally:
+        relay.kill()
+        targets.close()
+
+
+def forged_profile_query(relay: RelayProcess, origin: str, source: str) -> httpx.Response:
+    """A federation request from `source` claiming to be signed by `origin`."""
+    header = (
+        f'X-Matrix origin="{origin}",destination="{relay.server_name}",'
+        'key="ed25519:x",sig="AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"'
+    )
+    transport = httpx.HTTPTransport(verify=False, local_address=source)
+    with httpx.Client(transport=transport, timeout=30) as http:
+        return http.get(
+            f"{relay.federation_url}/_matrix/federation/v1/query/profile",
+            params={"user_id": f"@x:{relay.server_name}"},
+            headers={"Authorization": header},
+        )
+
+
+def test_forged_origins_make_the_relay_connect_only_within_the_requesters_budget(
+    budget_lab: tuple[RelayProcess, AcceptCounter],
+) -> None:
+    relay, targets = budget_lab
+    servers = targets.servers
+    for origin in servers[:20]:
+        assert forged_profile_query(relay, origin, "127.0.0.1").status_code == 401
+    assert targets.connections == 4  # the budget, not one per origin
+
+    # Another requester has a budget of its own...
+    for origin in servers[20:24]:
+        assert forged_profile_query(relay, origin, "127.0.0.2").status_code == 401
+    assert targets.connections == 8
+    # ...but cannot make the relay try again a server that just failed.
+    assert forged_profile_query(relay, servers[0], "127.0.0.3").status_code == 401
+    assert targets.connections == 8
+
+
+def test_notary_queries_fetch_only_within_the_requesters_budget(
+    budget_lab: tuple[RelayProcess, AcceptCounter],
+) -> None:
+    relay, targets = budget_lab
+    query = {"server_keys": {server: {} for server in targets.servers[:20]}}
+    with httpx.Client(verify=False, timeout=60) as http:
+        r = http.post(f"{relay.federation_url}/_matrix/key/v2/query", json=query)
+    assert r.status_code == 200 and r.json() == {"server_keys": []}
+    assert targets.connections == 4
