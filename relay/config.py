@@ -80,8 +80,10 @@ class ListenerLimits:
     (per listener). A phone on bad Wi-Fi stalls for seconds, not minutes; an attacker who
     opens connections and sends nothing holds each for `header_timeout_seconds` at most."""
 
-    #: Open connections per listener; beyond, a new one gets 503 (plain HTTP) and is closed.
+    #: Open connections per listener, and from one client address; beyond either, a new
+    #: connection gets 503 M_LIMIT_EXCEEDED and is closed.
     max_connections: int = 1000
+    max_connections_per_address: int = 100
     #: From accepting a connection (or a request's first byte) to its complete headers,
     #: TLS handshake included.
     header_timeout_seconds: float = 30.0
@@ -93,6 +95,7 @@ class ListenerLimits:
 
 LISTENER_NUMBERS: dict[str, tuple[float, float]] = {
     "max_connections": (1000, 1),
+    "max_connections_per_address": (100, 1),
     "header_timeout_seconds": (30.0, 1.0),
     "body_timeout_seconds": (60.0, 1.0),
     "keep_alive_seconds": (75.0, 1.0),
@@ -240,6 +243,7 @@ def config_from_dict(doc: dict[str, Any], data_dir: Path) -> Config:
         listener_values[key] = value
     listener_limits = ListenerLimits(
         max_connections=int(listener_values.pop("max_connections")),
+        max_connections_per_address=int(listener_values.pop("max_connections_per_address")),
         **{key: float(value) for key, value in listener_values.items()},
     )
     client = parse_listen(
@@ -498,10 +502,11 @@ def render_config(
         f"client = {_toml_str(client_listen)}",
         "# Server-Server API and key server, TLS with keys.tls_certificate.",
         f"federation = {_toml_str(federation_listen)}",
-        "# Open connections per listener (beyond: 503, closed); how long a connection may",
-        "# take to send a request's headers, and stay silent in the middle of its body; how",
-        "# long an idle connection is kept for its next request.",
+        "# Open connections per listener and per client address (beyond: 503, closed); how",
+        "# long a connection may take to send a request's headers, and stay silent in the",
+        "# middle of its body; how long an idle connection is kept for its next request.",
         "max_connections = 1000",
+        "max_connections_per_address = 100",
         "header_timeout_seconds = 30.0",
         "body_timeout_seconds = 60.0",
         "keep_alive_seconds = 75.0",

@@ -14,13 +14,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
-from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve
 
 from relay.account_data import AccountDataService
 from relay.accounts import Accounts
 from relay.client.routes import client_app
-from relay.config import Config, Listen
+from relay.config import Config
 from relay.database import Database, open_database
 from relay.device_lists import DeviceLists
 from relay.e2e import E2eKeys
@@ -40,6 +38,7 @@ from relay.federation.user_keys import FederationRemoteKeys
 from relay.housekeeping import Housekeeping
 from relay.identity import SigningKey, read_signing_key
 from relay.key_backup import KeyBackup
+from relay.listener import GRACE_SECONDS, hypercorn_config, serve_listener
 from relay.media.repository import MediaRepository
 from relay.notifier import Notifier
 from relay.presence import PresenceService
@@ -54,31 +53,6 @@ from relay.typing import TypingService
 from store import events as store_events
 
 log = logging.getLogger(__name__)
-
-GRACE_SECONDS = 1.0
-
-
-def _hypercorn_config(listen: Listen, *, certfile: str | None = None, keyfile: str | None = None):
-    hc = HypercornConfig()
-    hc.bind = [str(listen)]
-    hc.certfile = certfile
-    hc.keyfile = keyfile
-    hc.graceful_timeout = GRACE_SECONDS
-    hc.accesslog = None
-    hc.errorlog = logging.getLogger("relay.http.server")
-    hc.keep_alive_timeout = 75
-    return hc
-
-
-async def _serve_listener(
-    name: str,
-    app: Any,
-    hc: HypercornConfig,
-    shutdown: trio.Event,
-    *,
-    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    await serve(app, hc, shutdown_trigger=shutdown.wait, task_status=task_status)
 
 
 async def _watch_signals(shutdown: trio.Event, cancel_scope: trio.CancelScope) -> None:
@@ -238,23 +212,25 @@ async def serve_node(
                     database, interval_s=config.housekeeping_interval_seconds
                 )
                 await nursery.start(_serve_until, shutdown, housekeeping.serve)
+                limits = config.listener_limits
                 await nursery.start(
-                    _serve_listener,
-                    "client",
+                    serve_listener,
                     client_app(services),
-                    _hypercorn_config(config.client_listen),
+                    hypercorn_config(config.client_listen, limits),
+                    limits,
                     shutdown,
                 )
                 log.info("client API listening on http://%s", config.client_listen)
                 await nursery.start(
-                    _serve_listener,
-                    "federation",
+                    serve_listener,
                     federation_app(services),
-                    _hypercorn_config(
+                    hypercorn_config(
                         config.federation_listen,
+                        limits,
                         certfile=str(config.tls_certificate_path),
                         keyfile=str(config.tls_private_key_path),
                     ),
+                    limits,
                     shutdown,
                 )
                 log.info("federation API listening on https://%s", config.federation_listen)
