@@ -241,11 +241,11 @@ class Listener:
         wrapped = self._wrap(stream)
         try:
             with trio.move_on_after(REFUSAL_SECONDS):
-                # Read what the request sent first: closing with unread data would reset
-                # the connection and lose the answer.
-                with trio.move_on_after(REFUSAL_SECONDS / 2):
-                    await wrapped.receive_some(MAX_RECV)
                 await wrapped.send_all(REFUSAL)
+                # Read what the request sends before closing: closing with unread data
+                # would reset the connection, and the answer could be lost.
+                while await wrapped.receive_some(MAX_RECV):
+                    pass
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass
         finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import resource
 import signal
 import socket
 import subprocess
@@ -48,6 +49,8 @@ class RelayProcess:
     #: `federation.ip_range_allowlist`: what this relay treats as remote (default: all
     #: loopback, where every server of a test lives); set before init.
     remote_ranges: tuple[str, ...] = ("127.0.0.0/8",)
+    #: RLIMIT_NOFILE for the relay process (None: inherited).
+    nofile: int | None = None
     log_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -97,6 +100,7 @@ class RelayProcess:
             stdout=log,
             stderr=log,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            preexec_fn=self._limit_nofile if self.nofile else None,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -109,6 +113,10 @@ class RelayProcess:
                 pass
             time.sleep(0.05)
         raise AssertionError(f"relay did not become healthy:\n{self.log()}")
+
+    def _limit_nofile(self) -> None:
+        assert self.nofile is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
         assert self.proc is not None
