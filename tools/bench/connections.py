@@ -56,13 +56,17 @@ def main() -> None:
     parser.add_argument("--cap", type=float, default=90.0)
     args = parser.parse_args()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    relay = [sys.executable, "-m", "relay.cli"]
     if args.code is not None:
-        env["PYTHONPATH"] = str(args.code.resolve())
+        # -S: no site processing, so the editable install of this checkout (a .pth
+        # finder) does not win over `--code`; the packages are on the path by hand.
+        packages = [p for p in sys.path if p.endswith("site-packages")]
+        env["PYTHONPATH"] = os.pathsep.join([str(args.code.resolve()), *packages])
+        relay = [sys.executable, "-S", "-m", "relay.cli"]
     host = fresh_loopback()
     client_port, fed_port = free_port(host), free_port(host)
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "relay"
-        relay = [sys.executable, "-m", "relay.cli"]
         subprocess.run(
             [
                 *relay,
@@ -78,6 +82,7 @@ def main() -> None:
             ],
             check=True,
             env=env,
+            cwd=tmp,
             capture_output=True,
         )
         toml = data / "relay.toml"
@@ -87,6 +92,7 @@ def main() -> None:
         proc = subprocess.Popen(
             [*relay, "run", "--data-dir", str(data)],
             env=env,
+            cwd=tmp,
             preexec_fn=_limit,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
