@@ -54,7 +54,7 @@ from relay.federation.destinations import DestinationPolicy, guarded_client
 from relay.federation.errors import PeerUnreachable, RemoteError, ResponseTooLarge
 from relay.federation.request_auth import authorization_headers
 from relay.federation.resolver import ResolutionError, ServerResolver
-from relay.identity import SigningKey
+from relay.runtime.identity import SigningKey
 
 if TYPE_CHECKING:
     import httpx

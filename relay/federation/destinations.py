@@ -49,7 +49,7 @@ import trio
 
 from relay.config import Config, Listen
 from relay.errors import LimitExceeded
-from relay.ratelimit import RateLimiter
+from relay.runtime.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
     import httpcore

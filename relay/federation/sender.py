@@ -24,15 +24,15 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import trio
 
+from relay.e2ee.to_device import EDU_TYPE as TO_DEVICE_EDU
 from relay.federation.errors import PeerUnreachable, RemoteError
-from relay.services import Services, now_ms
-from relay.to_device import EDU_TYPE as TO_DEVICE_EDU
+from relay.runtime.clock import now_ms
+from relay.services import Services
 from store import outbox as store_outbox
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class FederationSender:
         self.probe_interval_s = probe_interval_s
         self.destinations: dict[str, DestinationState] = {}
         self._nursery: trio.Nursery | None = None
-        self._txn_prefix = f"er{int(time.time() * 1000)}"
+        self._txn_prefix = f"er{now_ms()}"
 
     # -- waking ------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 import relay
-from relay.http import json_response
+from relay.runtime.http import json_response
 
 
 async def get_version(request: Request) -> Response:

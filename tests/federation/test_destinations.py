@@ -20,7 +20,7 @@ from relay.federation.destinations import (
     guarded_client,
 )
 from relay.federation.resolver import ServerResolver
-from relay.identity import new_signing_key
+from relay.runtime.identity import new_signing_key
 
 
 def policy(*allowed: str, listeners: tuple[Listen, ...] = ()) -> DestinationPolicy:

@@ -1,0 +1,891 @@
+"""The rooms core: build local events, check them, store them, wake sync, queue them for peers.
+
+The one rule of this module: a local event is built, auth-checked, hashed,
+signed and stored (with its DAG edges, state, membership and outbox rows) in
+ONE write transaction on the writer connection, so two concurrent sends can
+never build on the same forward extremities and an acknowledged event is on
+disk with everything that depends on it.
+
+Spec: https://spec.matrix.org/v1.16/server-server-api/#pdus (building events),
+https://spec.matrix.org/v1.16/rooms/ (auth rules per version).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import sqlite3
+import string
+import threading
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from relay.errors import (
+    BadJson,
+    Forbidden,
+    InvalidParam,
+    NotFound,
+    RoomInUse,
+    TooLarge,
+    Unknown,
+    UnsupportedRoomVersion,
+)
+from relay.events.auth import (
+    AuthError,
+    auth_types_for_event,
+    check_auth,
+    check_auth_events,
+    client_redaction_refusal,
+    redaction_allowed,
+)
+from relay.events.canonical import CanonicalJsonError, check_canonical_json_values
+from relay.events.ids import create_event_id_of, has_control_character, is_valid_user_id, server_of
+from relay.events.limits import MAX_PREV_EVENTS, check_size_limits, pdu_too_large
+from relay.events.pdu import MalformedPdu, Pdu, finalize_event
+from relay.events.redaction import redact
+from relay.events.room_versions import RoomVersion, room_version
+from relay.events.server_acl import SERVER_ACL, server_allowed
+from relay.runtime.clock import now_ms
+from relay.runtime.database import Database
+from relay.runtime.identity import SigningKey
+from relay.runtime.notifier import Notifier
+from store import events as store_events
+from store import outbox as store_outbox
+from store import redactions as store_redactions
+from store import rooms as store_rooms
+from store import state as store_state
+from store import txn_ids as store_txn_ids
+
+log = logging.getLogger(__name__)
+
+MAX_DEPTH = 2**63 - 1
+PDU_CACHE_SIZE = 20_000
+
+
+class PduCache:
+    """A bounded, thread-safe event_id -> Pdu cache (events never change once stored)."""
+
+    def __init__(self, size: int = PDU_CACHE_SIZE) -> None:
+        self._size = size
+        self._items: OrderedDict[str, Pdu] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, event_id: str) -> Pdu | None:
+        with self._lock:
+            pdu = self._items.get(event_id)
+            if pdu is not None:
+                self._items.move_to_end(event_id)
+            return pdu
+
+    def put(self, pdu: Pdu) -> None:
+        with self._lock:
+            self._items[pdu.event_id] = pdu
+            self._items.move_to_end(pdu.event_id)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RoomConfig:
+    """What `createRoom` asked for, validated by the client layer."""
+
+    creator: str
+    room_version: str
+    preset: str
+    visibility: str = "private"
+    name: str | None = None
+    topic: str | None = None
+    alias_localpart: str | None = None
+    invite: tuple[str, ...] = ()
+    is_direct: bool = False
+    initial_state: tuple[dict[str, Any], ...] = ()
+    power_level_content_override: dict[str, Any] | None = None
+    creation_content: dict[str, Any] | None = None
+
+
+PRESETS: dict[str, dict[str, str]] = {
+    "private_chat": {"join_rule": "invite", "history": "shared", "guest": "can_join"},
+    "trusted_private_chat": {"join_rule": "invite", "history": "shared", "guest": "can_join"},
+    "public_chat": {"join_rule": "public", "history": "shared", "guest": "forbidden"},
+}
+
+
+def insert_pdu_txn(
+    conn: sqlite3.Connection,
+    pdu: Pdu,
+    *,
+    outlier: bool = False,
+    soft_failed: bool = False,
+    rejected_reason: str | None = None,
+    received_ts: int | None = None,
+    backfilled: bool = False,
+) -> int:
+    """Store one PDU's row and DAG edges at the next stream position (returned; for
+    `backfilled` history, the next one below all others), and which event it names if it
+    is a redaction (applied or not when read: `RoomService.redacted_by_txn`).
+    State, extremities and memberships are the caller's."""
+    if backfilled:
+        stream = store_events.next_backfill_stream_ordering(conn)
+    else:
+        stream = store_events.next_stream_ordering(conn)
+    store_events.insert_event(
+        conn,
+        event_id=pdu.event_id,
+        room_id=pdu.room_id,
+        type=pdu.type,
+        state_key=pdu.state_key,
+        sender=pdu.sender,
+        origin_server_ts=pdu.origin_server_ts,
+        depth=pdu.depth,
+        raw=pdu.raw,
+        stream_ordering=stream,
+        prev_event_ids=pdu.prev_event_ids,
+        auth_event_ids=pdu.auth_event_ids,
+        rejected_reason=rejected_reason,
+        outlier=outlier,
+        soft_failed=soft_failed,
+        received_ts=now_ms() if received_ts is None else received_ts,
+    )
+    if pdu.type == "m.room.redaction" and pdu.redacts:
+        # Every redaction is indexed, whatever its fate: `redacted_by_txn` asks the rule.
+        store_redactions.insert_redaction(conn, event_id=pdu.event_id, redacts=pdu.redacts)
+    return stream
+
+
+def _random_room_localpart() -> str:
+    return "".join(secrets.choice(string.ascii_letters) for _ in range(18))
+
+
+_POWER_LEVEL_INTS = "ban events_default invite kick redact state_default users_default".split()
+_STATE_ONLY = ("m.room.member", "m.room.name", "m.room.topic", "m.room.power_levels")
+
+
+def check_local_content(
+    type_: str, content: dict[str, Any], state_key: str | None, server_name: str
+) -> None:
+    """Reject a malformed local event with M_BAD_JSON (400) before the auth rules would
+    reject it with M_FORBIDDEN (or store it): what Synapse's event validator checks;
+    a type or state key with a control character (M_INVALID_PARAM); and, as Synapse, a
+    server ACL that would deny this server (400 M_UNKNOWN): the room would be cut off."""
+    acl = type_ == SERVER_ACL and state_key == ""
+    if acl and not server_allowed(content, server_name):
+        raise Unknown("Can't create an ACL event that denies the local server", status=400)
+    if has_control_character(type_):
+        raise InvalidParam("event type must not contain control characters")
+    if state_key is not None and has_control_character(state_key):
+        raise InvalidParam("state_key must not contain control characters")
+    if type_ in _STATE_ONLY and state_key is None:
+        raise BadJson(f"{type_} must be a state event")
+    strings = {
+        "m.room.message": ("body", "msgtype"),
+        "m.room.name": ("name",),
+        "m.room.topic": ("topic",),
+    }.get(type_, ())
+    for key in strings:
+        if key in content and not isinstance(content[key], str):
+            raise BadJson(f"{type_} {key} must be a string")
+    if type_ == "m.room.power_levels":
+
+        def is_int(value: Any) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool)
+
+        for key in _POWER_LEVEL_INTS:
+            if key in content and not is_int(content[key]):
+                raise BadJson(f"power levels {key} must be an integer")
+        for key in ("events", "notifications", "users"):
+            value = content.get(key, {})
+            if not isinstance(value, dict) or not all(is_int(v) for v in value.values()):
+                raise BadJson(f"power levels {key} must be an object of integers")
+        if not all(is_valid_user_id(u) for u in content.get("users", {})):
+            raise BadJson("power levels users must be keyed by user ids")
+
+
+def _event_dict(pdu: Pdu) -> dict[str, Any]:
+    event = pdu.as_dict()
+    event["event_id"] = pdu.event_id
+    return event
+
+
+class RoomService:
+    def __init__(
+        self,
+        database: Database,
+        server_name: str,
+        signing_key: SigningKey,
+        notifier: Notifier,
+    ) -> None:
+        self.database = database
+        self.server_name = server_name
+        self.signing_key = signing_key
+        self.notifier = notifier
+        self.pdus = PduCache()
+        #: Called after a write that may have queued PDUs for other servers (the
+        #: federation sender installs it; the rooms core does not know the sender).
+        self.outbox_listener: Callable[[], Awaitable[None]] | None = None
+
+    # -- reading (any connection) ---------------------------------------------------
+
+    def room_version_txn(self, conn: sqlite3.Connection, room_id: str) -> RoomVersion:
+        identifier = store_rooms.get_room_version(conn, room_id)
+        if identifier is None:
+            raise NotFound(f"Unknown room {room_id}")
+        rv = room_version(identifier)
+        if rv is None:
+            raise UnsupportedRoomVersion(f"Room version {identifier} is not supported")
+        return rv
+
+    def get_pdu_txn(self, conn: sqlite3.Connection, event_id: str) -> Pdu | None:
+        pdu = self.pdus.get(event_id)
+        if pdu is not None:
+            return pdu
+        row = store_events.get_event_row(conn, event_id)
+        if row is None:
+            return None
+        identifier = store_rooms.get_room_version(conn, row["room_id"])
+        if identifier is None:
+            # An invite to a room on another server that we are not in (yet).
+            found = conn.execute(
+                "SELECT room_version FROM remote_invites WHERE room_id = ? LIMIT 1",
+                (row["room_id"],),
+            ).fetchone()
+            identifier = found[0] if found else None
+        rv = room_version(identifier or "")
+        raw = store_events.get_event_raw(conn, event_id)
+        if rv is None or raw is None:
+            return None
+        pdu = Pdu(raw, rv)
+        self.pdus.put(pdu)
+        return pdu
+
+    def get_pdus_txn(self, conn: sqlite3.Connection, event_ids: Iterable[str]) -> dict[str, Pdu]:
+        found: dict[str, Pdu] = {}
+        for event_id in event_ids:
+            pdu = self.get_pdu_txn(conn, event_id)
+            if pdu is not None:
+                found[event_id] = pdu
+        return found
+
+    def current_state_txn(
+        self, conn: sqlite3.Connection, room_id: str
+    ) -> dict[tuple[str, str], Pdu]:
+        ids = store_state.get_current_state(conn, room_id)
+        pdus = self.get_pdus_txn(conn, ids.values())
+        return {key: pdus[eid] for key, eid in ids.items() if eid in pdus}
+
+    def state_event_txn(
+        self, conn: sqlite3.Connection, room_id: str, type_: str, state_key: str
+    ) -> Pdu | None:
+        event_id = store_state.get_current_state_event_id(conn, room_id, type_, state_key)
+        return self.get_pdu_txn(conn, event_id) if event_id else None
+
+    # -- building local events (writer connection, inside one transaction) ------------
+
+    def append_local_event_txn(
+        self,
+        conn: sqlite3.Connection,
+        rv: RoomVersion,
+        room_id: str | None,
+        **fields: Any,
+    ) -> Pdu:
+        """Build, check, sign and store one local event on the room's current tips."""
+        pdu, state_before = self.build_local_event_txn(conn, rv, room_id, **fields)
+        self._store_local_pdu_txn(conn, pdu, state_before)
+        return pdu
+
+    def build_local_event_txn(
+        self,
+        conn: sqlite3.Connection,
+        rv: RoomVersion,
+        room_id: str | None,
+        *,
+        sender: str,
+        type_: str,
+        content: dict[str, Any],
+        state_key: str | None = None,
+        redacts: str | None = None,
+        extra_fields: dict[str, Any] | None = None,
+    ) -> tuple[Pdu, dict[tuple[str, str], str]]:
+        """Build, check and sign one local event on the room's current tips, without
+        storing it; returns it with the state before it.
+
+        `room_id` is None only for a v12 create event (its id derives from it).
+        Raises Forbidden (auth), TooLarge, BadJson.
+        """
+        try:
+            check_canonical_json_values(content)
+        except CanonicalJsonError as exc:
+            raise BadJson(f"Invalid content: {exc}") from None
+        check_local_content(type_, content, state_key, self.server_name)
+        now = now_ms()
+        partial: dict[str, Any] = {
+            "type": type_,
+            "sender": sender,
+            "content": content,
+            "origin_server_ts": now,
+        }
+        if room_id is not None:
+            partial["room_id"] = room_id
+        if state_key is not None:
+            partial["state_key"] = state_key
+        if extra_fields:
+            partial.update(extra_fields)
+        if redacts is not None:
+            if rv.updated_redaction_rules:
+                partial["content"] = {**content, "redacts": redacts}
+            else:
+                partial["redacts"] = redacts
+
+        state = self.place_on_tips_txn(conn, rv, partial)
+
+        reason = check_size_limits(partial)
+        if reason is not None:
+            raise TooLarge(reason) if "bytes" in reason else InvalidParam(reason)
+        try:
+            pdu = finalize_event(
+                partial, rv, self.server_name, self.signing_key.key_id, self.signing_key.key
+            )
+        except MalformedPdu as exc:
+            raise BadJson(str(exc)) from None
+        event = _event_dict(pdu)
+        if pdu_too_large(pdu.as_dict()):
+            raise TooLarge("Event is larger than 65536 bytes")
+
+        create_event: dict[str, Any] | None = None
+        if rv.room_id_is_create_event_hash and type_ != "m.room.create":
+            create_pdu = self.state_event_txn(conn, pdu.room_id, "m.room.create", "")
+            create_event = _event_dict(create_pdu) if create_pdu else None
+        auth_pdus = self.get_pdus_txn(conn, partial["auth_events"])
+        try:
+            auth_state = check_auth_events(
+                event,
+                [_event_dict(p) for p in auth_pdus.values()],
+                rv,
+                create_event=create_event,
+            )
+            check_auth(event, auth_state, rv, create_event=create_event)
+        except AuthError as exc:
+            raise Forbidden(str(exc.reason if hasattr(exc, "reason") else exc)) from None
+        if pdu.type == "m.room.redaction":
+            self._check_client_redaction_txn(conn, pdu, auth_state, create_event)
+
+        return pdu, state
+
+    def _check_client_redaction_txn(
+        self,
+        conn: sqlite3.Connection,
+        pdu: Pdu,
+        auth_state: Mapping[tuple[str, str], Mapping[str, Any]],
+        create_event: Mapping[str, Any] | None,
+    ) -> None:
+        """Refuse a local redaction `client_redaction_refusal` refuses, as Synapse answers:
+        another room's event 400 M_UNKNOWN, an unknown one (no power) 404, else 403."""
+        target = self._accepted_pdu_txn(conn, pdu.redacts) if pdu.redacts else None
+        refusal = client_redaction_refusal(
+            _event_dict(pdu),
+            _event_dict(target) if target is not None else None,
+            auth_state,
+            pdu.room_version,
+            create_event=create_event,
+        )
+        if refusal is None:
+            return
+        if refusal.kind == "not_found":
+            raise NotFound(refusal.reason)
+        if refusal.kind == "other_room":
+            raise Unknown(refusal.reason, status=400)
+        raise Forbidden(refusal.reason)
+
+    def _accepted_pdu_txn(self, conn: sqlite3.Connection, event_id: str) -> Pdu | None:
+        """The stored event `event_id` unless it was rejected."""
+        row = store_events.get_event_row(conn, event_id)
+        if row is None or row["rejected_reason"] is not None:
+            return None
+        return self.get_pdu_txn(conn, event_id)
+
+    def place_on_tips_txn(
+        self, conn: sqlite3.Connection, rv: RoomVersion, partial: dict[str, Any]
+    ) -> dict[tuple[str, str], str]:
+        """Set prev_events, depth and auth_events of `partial` from the room's forward
+        extremities and current state (which it returns: the state before the event)."""
+        room_id = partial.get("room_id")
+        if room_id is None:
+            prev_ids: list[str] = []
+            depth = 1
+            state: dict[tuple[str, str], str] = {}
+        else:
+            prev_ids = store_events.get_forward_extremities(conn, room_id)[:MAX_PREV_EVENTS]
+            depths = store_events.get_depths(conn, prev_ids)
+            depth = min(max(depths.values(), default=0) + 1, MAX_DEPTH)
+            state = store_state.get_current_state(conn, room_id)
+        partial["prev_events"] = prev_ids
+        partial["depth"] = depth
+        auth_keys = auth_types_for_event(partial, rv)
+        partial["auth_events"] = sorted({state[k] for k in auth_keys if k in state})
+        return state
+
+    def _store_local_pdu_txn(
+        self, conn: sqlite3.Connection, pdu: Pdu, state_before: dict[tuple[str, str], str]
+    ) -> None:
+        room_id = pdu.room_id
+        stream = insert_pdu_txn(conn, pdu, received_ts=pdu.origin_server_ts)
+        store_events.update_forward_extremities(conn, room_id, pdu.event_id, pdu.prev_event_ids)
+        prev_group = None
+        for prev in pdu.prev_event_ids:
+            groups = store_state.get_event_state_groups(conn, prev)
+            if groups is not None:
+                prev_group = groups[1]
+                break
+        before = store_state.store_state_group(
+            conn, room_id=room_id, state=state_before, prev_group=prev_group
+        )
+        after = before
+        if pdu.state_key is not None:
+            state_after = {**state_before, (pdu.type, pdu.state_key): pdu.event_id}
+            after = store_state.store_state_group(
+                conn, room_id=room_id, state=state_after, prev_group=before
+            )
+            store_state.set_current_state(conn, room_id, pdu.type, pdu.state_key, pdu.event_id)
+            if pdu.type == "m.room.member":
+                membership = pdu.content.get("membership")
+                if isinstance(membership, str):
+                    store_rooms.set_membership(
+                        conn,
+                        room_id=room_id,
+                        user_id=pdu.state_key,
+                        membership=membership,
+                        event_id=pdu.event_id,
+                        stream_ordering=stream,
+                    )
+        store_state.set_event_state(conn, pdu.event_id, before_group=before, after_group=after)
+        self.pdus.put(pdu)
+        self.enqueue_for_peers_txn(conn, pdu)
+
+    def enqueue_for_peers_txn(
+        self, conn: sqlite3.Connection, pdu: Pdu, *, exclude: Iterable[str] = ()
+    ) -> None:
+        servers = set(store_rooms.servers_in_room(conn, pdu.room_id))
+        servers.difference_update(exclude)
+        if pdu.type == "m.room.member" and pdu.state_key and ":" in pdu.state_key:
+            # An invited (or kicked) user's server must hear about it too.
+            servers.add(server_of(pdu.state_key))
+        servers.discard(self.server_name)
+        for destination in sorted(servers):
+            store_outbox.enqueue(
+                conn,
+                destination=destination,
+                kind="pdu",
+                payload=pdu.raw,
+                event_id=pdu.event_id,
+                now_ms=now_ms(),
+            )
+
+    # -- the operations the APIs call -------------------------------------------------
+
+    async def _write(self, fn: Any, *args: Any) -> Any:
+        def txn(conn: sqlite3.Connection) -> tuple[Any, int, bool]:
+            # The stream position and whether anything was queued for other servers are
+            # read in the write itself: no extra read per write.
+            outbox_before = store_outbox.last_id(conn)
+            result = fn(conn, *args)
+            position = store_events.max_stream_ordering(conn)
+            return result, position, store_outbox.last_id(conn) != outbox_before
+
+        result, position, queued = await self.database.write(txn)
+        self.notifier.on_stream(position)
+        if queued and self.outbox_listener is not None:
+            await self.outbox_listener()
+        return result
+
+    async def create_room(self, config: RoomConfig) -> str:
+        rv = room_version(config.room_version)
+        if rv is None:
+            raise UnsupportedRoomVersion(f"Room version {config.room_version} is not supported")
+        preset = PRESETS.get(config.preset)
+        if preset is None:
+            raise InvalidParam(f"Unknown preset {config.preset!r}")
+        return await self._write(self._create_room_txn, rv, config, preset)
+
+    def _create_room_txn(
+        self,
+        conn: sqlite3.Connection,
+        rv: RoomVersion,
+        config: RoomConfig,
+        preset: dict[str, str],
+    ) -> str:
+        creator = config.creator
+        alias = None
+        if config.alias_localpart is not None:
+            alias = f"#{config.alias_localpart}:{self.server_name}"
+            if store_rooms.get_alias(conn, alias) is not None:
+                raise RoomInUse("Room alias already taken")
+
+        create_content = dict(config.creation_content or {})
+        create_content["room_version"] = rv.identifier
+        if not rv.implicit_room_creator:
+            create_content["creator"] = creator
+        if rv.room_id_is_create_event_hash:
+            room_id = None
+        else:
+            room_id = f"!{_random_room_localpart()}:{self.server_name}"
+        create = self.append_local_event_txn(
+            conn,
+            rv,
+            room_id,
+            sender=creator,
+            type_="m.room.create",
+            content=create_content,
+            state_key="",
+        )
+        room_id = create.room_id
+        store_rooms.create_room(
+            conn,
+            room_id=room_id,
+            room_version=rv.identifier,
+            creator=creator,
+            is_public=config.visibility == "public",
+            now_ms=now_ms(),
+        )
+        # The create event was stored before the room row existed; fine for SQL,
+        # and the room version lookup below needs the row.
+
+        def state(type_: str, content: dict[str, Any], state_key: str = "") -> Pdu:
+            return self.append_local_event_txn(
+                conn,
+                rv,
+                room_id,
+                sender=creator,
+                type_=type_,
+                content=content,
+                state_key=state_key,
+            )
+
+        state("m.room.member", self._member_content_txn(conn, creator, "join"), creator)
+
+        users: dict[str, int] = {} if rv.privileged_creators else {creator: 100}
+        if config.preset == "trusted_private_chat":
+            for invitee in config.invite:
+                users[invitee] = 100
+        power_levels: dict[str, Any] = {
+            "users": users,
+            "users_default": 0,
+            "events": {
+                "m.room.name": 50,
+                "m.room.power_levels": 100,
+                "m.room.history_visibility": 100,
+                "m.room.canonical_alias": 50,
+                "m.room.avatar": 50,
+                "m.room.tombstone": 100,
+                "m.room.server_acl": 100,
+                "m.room.encryption": 100,
+            },
+            "events_default": 0,
+            "state_default": 50,
+            "ban": 50,
+            "kick": 50,
+            "redact": 50,
+            "invite": 0 if config.preset != "public_chat" else 50,
+        }
+        if config.power_level_content_override:
+            power_levels.update(config.power_level_content_override)
+        state("m.room.power_levels", power_levels)
+        if alias is not None:
+            state("m.room.canonical_alias", {"alias": alias})
+        initial = {(e["type"], e.get("state_key", "")): e for e in config.initial_state}
+        if ("m.room.join_rules", "") not in initial:
+            state("m.room.join_rules", {"join_rule": preset["join_rule"]})
+        if ("m.room.history_visibility", "") not in initial:
+            state("m.room.history_visibility", {"history_visibility": preset["history"]})
+        if ("m.room.guest_access", "") not in initial:
+            state("m.room.guest_access", {"guest_access": preset["guest"]})
+        for (type_, state_key), event in initial.items():
+            state(type_, event.get("content", {}), state_key)
+        if config.name is not None:
+            state("m.room.name", {"name": config.name})
+        if config.topic is not None:
+            state("m.room.topic", {"topic": config.topic})
+        for invitee in config.invite:
+            if server_of(invitee) != self.server_name:
+                continue  # another server must countersign: the caller invites them after
+            content = {"membership": "invite"}
+            if config.is_direct:
+                content["is_direct"] = True
+            state("m.room.member", content, invitee)
+        if alias is not None:
+            store_rooms.create_alias(
+                conn, alias=alias, room_id=room_id, servers=[self.server_name], creator=creator
+            )
+        log.info("room %s (v%s) created by %s", room_id, rv.identifier, creator)
+        return room_id
+
+    def _member_content_txn(
+        self, conn: sqlite3.Connection, user_id: str, membership: str
+    ) -> dict[str, Any]:
+        content: dict[str, Any] = {"membership": membership}
+        if membership == "join" and server_of(user_id) == self.server_name:
+            row = conn.execute(
+                "SELECT displayname, avatar_url FROM users WHERE user_id = ?", (user_id,)
+            ).fetchone()
+            if row is not None:
+                if row[0]:
+                    content["displayname"] = row[0]
+                if row[1]:
+                    content["avatar_url"] = row[1]
+        return content
+
+    async def send_event(
+        self,
+        sender: str,
+        device_id: str | None,
+        room_id: str,
+        type_: str,
+        content: dict[str, Any],
+        *,
+        state_key: str | None = None,
+        txn_id: str | None = None,
+        redacts: str | None = None,
+    ) -> str:
+        """Send a message (or, with state_key, a state event); idempotent per txn id."""
+
+        def txn(conn: sqlite3.Connection) -> str:
+            scope = f"send:{room_id}"
+            if txn_id is not None and device_id is not None:
+                earlier = store_txn_ids.get_txn(
+                    conn, user_id=sender, device_id=device_id, scope=scope, txn_id=txn_id
+                )
+                if earlier is not None:
+                    return earlier
+            rv = self.room_version_txn(conn, room_id)
+            pdu = self.append_local_event_txn(
+                conn,
+                rv,
+                room_id,
+                sender=sender,
+                type_=type_,
+                content=content,
+                state_key=state_key,
+                redacts=redacts,
+            )
+            if txn_id is not None and device_id is not None:
+                store_txn_ids.put_txn(
+                    conn,
+                    user_id=sender,
+                    device_id=device_id,
+                    scope=scope,
+                    txn_id=txn_id,
+                    result=pdu.event_id,
+                    now_ms=now_ms(),
+                )
+                conn.execute(
+                    "INSERT OR IGNORE INTO event_txn_ids (event_id, user_id, device_id, txn_id)"
+                    " VALUES (?, ?, ?, ?)",
+                    (pdu.event_id, sender, device_id, txn_id),
+                )
+            return pdu.event_id
+
+        return await self._write(txn)
+
+    async def update_membership(
+        self,
+        sender: str,
+        room_id: str,
+        target: str,
+        membership: str,
+        *,
+        reason: str | None = None,
+        extra_content: dict[str, Any] | None = None,
+    ) -> str:
+        def txn(conn: sqlite3.Connection) -> str:
+            rv = self.room_version_txn(conn, room_id)
+            content = self._member_content_txn(conn, target, membership)
+            if extra_content:
+                content.update(extra_content)
+            if reason:
+                content["reason"] = reason
+            if membership == "join":
+                current = self.state_event_txn(conn, room_id, "m.room.member", target)
+                if current is not None and current.content.get("membership") == "join":
+                    # Re-joining keeps the fields the user already had, except that a
+                    # local user's displayname/avatar_url follow their profile (a
+                    # cleared profile field must disappear from the event too).
+                    kept = dict(current.content)
+                    if server_of(target) == self.server_name:
+                        kept.pop("displayname", None)
+                        kept.pop("avatar_url", None)
+                    content = {**kept, **content}
+            pdu = self.append_local_event_txn(
+                conn,
+                rv,
+                room_id,
+                sender=sender,
+                type_="m.room.member",
+                content=content,
+                state_key=target,
+            )
+            return pdu.event_id
+
+        return await self._write(txn)
+
+    async def resolve_alias(self, alias: str) -> tuple[str, list[str]]:
+        found = await self.database.read(store_rooms.get_alias, alias)
+        if found is None:
+            raise NotFound(f"Room alias {alias} not found")
+        return found
+
+    async def send_edu(self, room_id: str, edu_type: str, content: dict[str, Any]) -> None:
+        """Queue an EDU about `room_id` for every other server in it (typing, receipts)."""
+        payload = json.dumps(
+            {"edu_type": edu_type, "content": content}, ensure_ascii=False, separators=(",", ":")
+        ).encode()
+
+        servers = [
+            s
+            for s in await self.database.read(store_rooms.servers_in_room, room_id)
+            if s != self.server_name
+        ]
+        if not servers:
+            return  # a local-only room: nothing to queue, no write
+
+        def txn(conn: sqlite3.Connection) -> None:
+            for destination in servers:
+                store_outbox.enqueue(
+                    conn, destination=destination, kind="edu", payload=payload, now_ms=now_ms()
+                )
+
+        await self.database.write(txn)
+        if self.outbox_listener is not None:
+            await self.outbox_listener()
+
+    async def has_local_members(self, room_id: str) -> bool:
+        """Whether one of our users is joined: only then can we build on the room."""
+        suffix = ":" + self.server_name
+
+        def txn(conn: sqlite3.Connection) -> bool:
+            return any(u.endswith(suffix) for u in store_rooms.joined_users(conn, room_id))
+
+        return await self.database.read(txn)
+
+    async def is_known_room(self, room_id: str) -> bool:
+        return await self.database.read(store_rooms.get_room_version, room_id) is not None
+
+    async def membership_of(self, room_id: str, user_id: str) -> str | None:
+        return await self.database.read(store_rooms.get_membership, room_id, user_id)
+
+    async def forget(self, user_id: str, room_id: str) -> None:
+        membership = await self.membership_of(room_id, user_id)
+        if membership in ("join", "invite", "knock"):
+            raise BadJson("You must leave the room before forgetting it", status=400)
+
+        def txn(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT OR IGNORE INTO forgotten_rooms (user_id, room_id) VALUES (?, ?)",
+                (user_id, room_id),
+            )
+
+        await self.database.write(txn)
+
+    def membership_txn(self, conn: sqlite3.Connection, room_id: str, user_id: str) -> str | None:
+        return store_rooms.get_membership(conn, room_id, user_id)
+
+    def redacted_by_txn(self, conn: sqlite3.Connection, event_id: str) -> Pdu | None:
+        """The first stored redaction of `event_id` that applies (`redaction_allowed`:
+        same room, accepted, its sender able to redact or of the target sender's server),
+        or None. Asked at every read, so a redaction stored before its target is held
+        until the target arrives, and then applies or not by the same rule."""
+        rows = store_redactions.redactions_of(conn, event_id)
+        if not rows:
+            return None
+        target = self.get_pdu_txn(conn, event_id)
+        if target is None:
+            return None
+        for row in rows:
+            redaction = self.get_pdu_txn(conn, row.event_id)
+            if redaction is not None and self._applies_txn(conn, redaction, row, target):
+                return redaction
+        return None
+
+    def event_for_servers_txn(self, conn: sqlite3.Connection, pdu: Pdu) -> dict[str, Any]:
+        """`pdu` as other servers get it (federation /event, /state, /event_auth,
+        /backfill, /get_missing_events, send_join): pruned by its room version's redaction
+        algorithm when a redaction applies (`redacted_by_txn`), as Synapse serves it;
+        otherwise the signed event as stored. The pruned form keeps its hashes and
+        signatures: the receiver verifies the signatures, and a content hash that no
+        longer matches tells it the event was redacted."""
+        if self.redacted_by_txn(conn, pdu.event_id) is None:
+            return pdu.as_dict()
+        return redact(pdu.as_dict(), pdu.room_version)
+
+    def held_redaction_txn(self, conn: sqlite3.Connection, pdu: Pdu) -> bool:
+        """Whether `pdu` is a redaction that clients must not get (yet): *handling
+        redactions* sends a redaction to clients only once it applies, so one is held
+        while its target is unknown (or rejected) and for good when `redaction_allowed`
+        refuses it. Asked at every read, as `redacted_by_txn`: once a held redaction's
+        target arrives, that target reaches clients redacted (`redacted_because`) and
+        every later read carries the redaction (Synapse's `get_events_as_list`)."""
+        if pdu.type != "m.room.redaction":
+            return False
+        row = store_redactions.redaction_row(conn, pdu.event_id)
+        target = self._accepted_pdu_txn(conn, pdu.redacts) if pdu.redacts else None
+        if row is None or target is None:
+            return True
+        return not self._applies_txn(conn, pdu, row, target)
+
+    def _applies_txn(
+        self,
+        conn: sqlite3.Connection,
+        redaction: Pdu,
+        row: store_redactions.RedactionRow,
+        target: Pdu,
+    ) -> bool:
+        """`redaction_allowed` for one stored redaction and its stored target."""
+        auth_state, create_event = self._redaction_auth_state_txn(conn, redaction)
+        return redaction_allowed(
+            _event_dict(redaction),
+            _event_dict(target),
+            auth_state,
+            redaction.room_version,
+            create_event=create_event,
+            rejected=row.rejected,
+            soft_failed=row.soft_failed,
+        )
+
+    def _redaction_auth_state_txn(
+        self, conn: sqlite3.Connection, redaction: Pdu
+    ) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, Any] | None]:
+        """The state a redaction is judged by, and the v12 create event: the room's state
+        before it (what the receipt checks resolved), or for an outlier, which has no
+        state, its own auth events."""
+        rv = redaction.room_version
+        event = _event_dict(redaction)
+        state = store_state.get_state_before(conn, redaction.event_id)
+        if state is not None:
+            ids: Iterable[str] = [
+                state[key] for key in auth_types_for_event(event, rv) if key in state
+            ]
+        else:
+            ids = redaction.auth_event_ids
+        auth_state = {
+            (pdu.type, pdu.state_key): _event_dict(pdu)
+            for pdu in self.get_pdus_txn(conn, ids).values()
+            if pdu.state_key is not None
+        }
+        create_event = None
+        if rv.room_id_is_create_event_hash:
+            create = self.get_pdu_txn(conn, create_event_id_of(redaction.room_id))
+            create_event = _event_dict(create) if create is not None else None
+        return auth_state, create_event
+
+    def txn_id_for_txn(
+        self, conn: sqlite3.Connection, event_id: str, user_id: str, device_id: str
+    ) -> str | None:
+        row = conn.execute(
+            "SELECT txn_id FROM event_txn_ids WHERE event_id = ? AND user_id = ? AND device_id = ?",
+            (event_id, user_id, device_id),
+        ).fetchone()
+        return row[0] if row else None
+
+
+def content_json(content: dict[str, Any]) -> str:
+    return json.dumps(content, ensure_ascii=False, separators=(",", ":"))

@@ -1,0 +1,291 @@
+"""The sync builder: what changed for a user between two stream positions.
+
+Rules kept:
+
+- One answer is read in ONE store snapshot (`database.read`); its upper bound `to` is
+  the stream position of that snapshot, so the next sync's `since` misses nothing
+  and repeats nothing. Typing comes from an in-memory snapshot taken just before.
+- A room is "new to the client" (initial sync, newly joined, or `full_state`) and
+  gets its full state; otherwise only what changed after `since` (relay/sync/rooms.py).
+  An incremental sync leaves out rooms where nothing changed.
+- Long-poll: an incremental sync with nothing to say waits on the notifier until the
+  stream or typing moves past what it read (or a typing notice times out), then
+  reads again; it answers when it has something or at `timeout`. A write always
+  commits before it wakes the notifier, so no change falls between read and wait.
+- Rooms the user forgot are never in `rooms.leave`; left rooms appear in an
+  incremental sync once (when the leave is new) and in an initial sync only with
+  `include_leave`.
+
+Spec: https://spec.matrix.org/v1.16/client-server-api/#syncing
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from relay.errors import BadJson, NotFound
+from relay.events.canonical import parse_json_strict
+from relay.events.pdu import Pdu
+from relay.rooms.filters import DEFAULT_FILTER, Filter, parse_filter
+from relay.rooms.service import RoomService
+from relay.runtime.clock import now_ms
+from relay.runtime.database import Database
+from relay.runtime.notifier import Notifier
+from relay.sync.devices import DeviceSection, DeviceSync
+from relay.sync.presence import PresenceService, presence_content
+from relay.sync.rooms import RoomReader, RoomSync, allowed_ephemeral
+from relay.sync.typing_notices import TypingService, TypingSnapshot
+from store import account_data as store_account_data
+from store import events as store_events
+from store import presence as store_presence
+from store import rooms as store_rooms
+from store import state as store_state
+
+MAX_TIMEOUT_MS = 600_000
+
+
+@dataclass(frozen=True, slots=True)
+class SyncParams:
+    user_id: str
+    device_id: str
+    since: int | None = None
+    since_typing: int = 0
+    filter: Filter = DEFAULT_FILTER
+    full_state: bool = False
+    timeout_ms: int = 0
+    set_presence: str | None = None
+
+
+@dataclass(slots=True)
+class SyncResult:
+    stream: int
+    typing: int
+    join: dict[str, RoomSync] = field(default_factory=dict)
+    invite: dict[str, list[Pdu]] = field(default_factory=dict)
+    leave: dict[str, RoomSync] = field(default_factory=dict)
+    account_data: list[dict[str, Any]] = field(default_factory=list)
+    presence: list[dict[str, Any]] = field(default_factory=list)
+    #: To-device messages, device lists and key counts (relay/sync/devices.py).
+    devices: DeviceSection | None = None
+
+    def is_empty(self) -> bool:
+        return not (
+            self.join
+            or self.invite
+            or self.leave
+            or self.account_data
+            or self.presence
+            or (self.devices is not None and self.devices.has_news())
+        )
+
+
+class SyncService:
+    def __init__(
+        self,
+        database: Database,
+        rooms: RoomService,
+        notifier: Notifier,
+        typing: TypingService,
+        presence: PresenceService,
+    ) -> None:
+        self.database = database
+        self.rooms = rooms
+        self.notifier = notifier
+        self.typing = typing
+        self.presence = presence
+        #: The device part of sync (set by node.py; None: sections stay empty).
+        self.devices: DeviceSync | None = None
+
+    # -- filters ----------------------------------------------------------------------------
+
+    async def create_filter(self, user_id: str, body: dict[str, Any]) -> str:
+        parse_filter(body)
+        text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+        return await self.database.write(store_account_data.put_filter, user_id, text)
+
+    async def get_filter_json(self, user_id: str, filter_id: str) -> dict[str, Any]:
+        text = await self.database.read(store_account_data.get_filter, user_id, filter_id)
+        if text is None:
+            raise NotFound("No such filter")
+        return json.loads(text)
+
+    async def resolve_filter(self, user_id: str, param: str | None) -> Filter:
+        """`/sync?filter=`: a stored filter id, or a filter object inline (`{...}`)."""
+        if not param:
+            return DEFAULT_FILTER
+        if param.lstrip().startswith("{"):
+            try:
+                body = parse_json_strict(param.encode("utf-8"))
+            except ValueError:
+                raise BadJson("filter is not valid JSON") from None
+            return parse_filter(body)
+        return parse_filter(await self.get_filter_json(user_id, param))
+
+    # -- sync -------------------------------------------------------------------------------
+
+    async def sync(self, params: SyncParams) -> SyncResult:
+        await self.presence.note_syncing(params.user_id, params.set_presence)
+        if self.devices is not None:
+            await self.devices.before(params.user_id, params.device_id, params.since)
+        timeout_s = min(max(params.timeout_ms, 0), MAX_TIMEOUT_MS) / 1000
+        deadline = trio.current_time() + timeout_s
+        while True:
+            typing = self.typing.snapshot(params.since_typing)
+            last_active = dict(self.presence.last_active)
+            result = await self.database.read(
+                self._build_txn, params, typing, last_active, now_ms()
+            )
+            if params.since is None or params.full_state or not result.is_empty():
+                return result
+            now = trio.current_time()
+            if now >= deadline:
+                return result
+            wake = deadline
+            expiry = self.typing.next_expiry()
+            if expiry is not None:
+                wake = min(wake, expiry)
+            await self.notifier.wait_for_change(result.stream, result.typing, max(0.0, wake - now))
+
+    def _build_txn(
+        self,
+        conn: sqlite3.Connection,
+        params: SyncParams,
+        typing: TypingSnapshot,
+        last_active: dict[str, int],
+        now: int,
+    ) -> SyncResult:
+        to = store_events.max_stream_ordering(conn)
+        result = SyncResult(stream=max(to, params.since or 0), typing=typing.serial)
+        reader = RoomReader(conn, self.rooms, params.user_id, params.device_id, params.filter)
+        room_filter = params.filter.room
+        since = params.since
+        forgotten = store_rooms.forgotten_rooms(conn, params.user_id)
+        for row in store_rooms.memberships_of_user(conn, params.user_id):
+            room_id, membership = row["room_id"], row["membership"]
+            if not room_filter.allows_room(room_id):
+                continue
+            changed = since is None or row["stream_ordering"] > since
+            if membership == "join":
+                newly = since is None or (changed and not self._was_joined(reader, row))
+                room = self._joined(reader, params, row, to, typing, newly)
+                if room is not None:
+                    result.join[room_id] = room
+            elif membership == "invite" and changed:
+                result.invite[room_id] = reader.invite_state(room_id, row["event_id"])
+            elif membership in ("leave", "ban") and room_id not in forgotten:
+                wanted = row["stream_ordering"] > since if since is not None else False
+                if wanted or (room_filter.include_leave and (since is None or params.full_state)):
+                    result.leave[room_id] = self._left(reader, params, row)
+        result.account_data = self._global_account_data(conn, params)
+        result.presence = self._presence(conn, params, last_active, now)
+        if self.devices is not None:
+            result.devices = self.devices.section_txn(
+                conn, params.user_id, params.device_id, since, result.stream
+            )
+        return result
+
+    def _was_joined(self, reader: RoomReader, row: dict[str, Any]) -> bool:
+        before = reader.state_before(row["event_id"]) or {}
+        event_id = before.get(("m.room.member", reader.user_id))
+        pdu = reader.pdu(event_id) if event_id else None
+        return pdu is not None and pdu.content.get("membership") == "join"
+
+    def _joined(
+        self,
+        reader: RoomReader,
+        params: SyncParams,
+        row: dict[str, Any],
+        to: int,
+        typing: TypingSnapshot,
+        newly: bool,
+    ) -> RoomSync | None:
+        room_id = row["room_id"]
+        since = None if newly else params.since
+        full = since is None or params.full_state
+        if not full and room_id not in typing.changed and not reader.changed(room_id, since, to):
+            return None
+        timeline, limited, prev_batch = reader.timeline(room_id, since, to, joined_now=True)
+
+        def current() -> dict[tuple[str, str], str]:
+            return store_state.get_current_state(reader.conn, room_id)
+
+        room = RoomSync(
+            timeline=[reader.view(pdu, with_prev=True) for pdu in timeline],
+            limited=limited,
+            prev_batch=prev_batch,
+            state=reader.state(room_id, timeline, current, since, full),
+            account_data=reader.room_account_data(room_id, since),
+        )
+        ephemeral = params.filter.room.ephemeral
+        typers = typing.typing.get(room_id, ())
+        if allowed_ephemeral(ephemeral, room_id, "m.typing") and (
+            room_id in typing.changed or (since is None and typers)
+        ):
+            room.ephemeral.append({"type": "m.typing", "content": {"user_ids": list(typers)}})
+        if allowed_ephemeral(ephemeral, room_id, "m.receipt"):
+            receipt = reader.receipts(room_id, since)
+            if receipt is not None:
+                room.ephemeral.append(receipt)
+        if not (full or room.has_news()):
+            return None
+        room.unread = reader.unread(room_id, to, row["stream_ordering"])
+        room.summary = reader.summary(room_id)
+        return room
+
+    def _left(self, reader: RoomReader, params: SyncParams, row: dict[str, Any]) -> RoomSync:
+        room_id, since = row["room_id"], params.since
+        end = row["stream_ordering"]
+        if since is not None and since >= end:
+            since = None  # include_leave on a full_state sync: the room as it was left
+        timeline, limited, prev_batch = reader.timeline(room_id, since, end, joined_now=False)
+        full = since is None or params.full_state
+        return RoomSync(
+            timeline=[reader.view(pdu, with_prev=True) for pdu in timeline],
+            limited=limited,
+            prev_batch=prev_batch,
+            state=reader.state(
+                room_id, timeline, lambda: reader.state_after(row["event_id"]) or {}, since, full
+            ),
+            account_data=reader.room_account_data(room_id, since),
+        )
+
+    def _global_account_data(
+        self, conn: sqlite3.Connection, params: SyncParams
+    ) -> list[dict[str, Any]]:
+        filt = params.filter.account_data
+        rows = store_account_data.account_data_since(
+            conn, params.user_id, -1 if params.since is None else params.since
+        )
+        return [
+            {"type": row["type"], "content": json.loads(row["content"])}
+            for row in rows
+            if row["room_id"] == "" and filt.allows(row["type"], params.user_id)
+        ]
+
+    def _presence(
+        self,
+        conn: sqlite3.Connection,
+        params: SyncParams,
+        last_active: dict[str, int],
+        now: int,
+    ) -> list[dict[str, Any]]:
+        filt = params.filter.presence
+        if filt.is_empty_allow_list() or not filt.allows_type("m.presence"):
+            return []
+        users = {params.user_id, *store_rooms.users_sharing_rooms(conn, params.user_id)}
+        since = -1 if params.since is None else params.since
+        events = [
+            {
+                "type": "m.presence",
+                "sender": row["user_id"],
+                "content": presence_content(row, now, last_active.get(row["user_id"])),
+            }
+            for row in store_presence.presence_since(conn, users, since)
+            if filt.allows("m.presence", row["user_id"])
+        ]
+        return events[: filt.limit] if filt.limit is not None else events

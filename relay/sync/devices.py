@@ -1,0 +1,63 @@
+"""The device part of a /sync answer: to-device messages, device list changes,
+one-time key counts and unused fallback key types.
+
+Read in the same store snapshot as the rest of the answer (relay/sync/builder.py), up to the
+same position `to`. Before reading, a sync acknowledges the to-device messages its
+`since` covers (relay/e2ee/to_device.py). Key counts are always present; only messages and
+device list changes make an incremental sync non-empty.
+
+Spec: https://spec.matrix.org/v1.16/client-server-api/#extensions-to-sync (E2EE) and
+https://spec.matrix.org/v1.16/client-server-api/#extensions-to-sync-1 (to-device)
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+from relay.e2ee.device_keys import E2eKeys
+from relay.e2ee.device_lists import DeviceLists
+from relay.e2ee.to_device import ToDevice
+
+
+@dataclass(slots=True)
+class DeviceSection:
+    to_device: list[dict[str, Any]] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    left: list[str] = field(default_factory=list)
+    one_time_keys_count: dict[str, int] = field(default_factory=dict)
+    unused_fallback_key_types: list[str] = field(default_factory=list)
+
+    def has_news(self) -> bool:
+        return bool(self.to_device or self.changed or self.left)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "to_device": {"events": self.to_device},
+            "device_lists": {"changed": self.changed, "left": self.left},
+            "device_one_time_keys_count": self.one_time_keys_count,
+            "device_unused_fallback_key_types": self.unused_fallback_key_types,
+        }
+
+
+class DeviceSync:
+    def __init__(self, keys: E2eKeys, device_lists: DeviceLists, to_device: ToDevice) -> None:
+        self.keys = keys
+        self.device_lists = device_lists
+        self.to_device = to_device
+
+    async def before(self, user_id: str, device_id: str, since: int | None) -> None:
+        if since is not None:
+            await self.to_device.acknowledge(user_id, device_id, since)
+
+    def section_txn(
+        self, conn: sqlite3.Connection, user_id: str, device_id: str, since: int | None, to: int
+    ) -> DeviceSection:
+        section = DeviceSection(to_device=self.to_device.messages_txn(conn, user_id, device_id, to))
+        if since is not None:
+            section.changed, section.left = self.device_lists.changes_txn(conn, user_id, since, to)
+        counts, fallback = self.keys.key_counts_txn(conn, user_id, device_id)
+        section.one_time_keys_count = counts
+        section.unused_fallback_key_types = fallback
+        return section

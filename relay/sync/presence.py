@@ -1,0 +1,105 @@
+"""Presence: online / unavailable / offline and a status message, per local user.
+
+Rules kept:
+
+- A state change (`PUT /presence/{userId}/status`, or a client starting to sync while
+  offline) is written on the shared stream, so syncing users sharing a room with the
+  user see it in their next `/sync`. Refreshing "last active" while a client keeps
+  syncing stays in memory: no write per sync.
+- `set_presence` of `/sync`: absent or "online" marks an offline user online,
+  "unavailable" marks them unavailable, "offline" leaves presence alone.
+- Presence is visible to users who share a joined room with the user (and the user).
+- No idle timer yet: an online user stays online until a client says otherwise.
+
+Spec: https://spec.matrix.org/v1.16/client-server-api/#presence
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from relay.errors import Forbidden, InvalidParam, NotFound
+from relay.runtime.clock import now_ms
+from relay.runtime.database import Database
+from relay.runtime.notifier import Notifier
+from store import events as store_events
+from store import presence as store_presence
+from store import rooms as store_rooms
+
+STATES = ("online", "unavailable", "offline")
+#: A user active within this long is `currently_active`.
+CURRENTLY_ACTIVE_MS = 60_000
+
+
+def presence_content(row: dict[str, Any], now: int, last_active: int | None) -> dict[str, Any]:
+    """The `m.presence` content for a stored row (`last_active` from memory, if newer)."""
+    active = max(row["last_active_ts"], last_active or 0)
+    content: dict[str, Any] = {
+        "presence": row["state"],
+        "last_active_ago": max(0, now - active),
+        "currently_active": row["state"] == "online" and now - active < CURRENTLY_ACTIVE_MS,
+    }
+    if row.get("status_msg") is not None:
+        content["status_msg"] = row["status_msg"]
+    return content
+
+
+class PresenceService:
+    def __init__(self, database: Database, notifier: Notifier) -> None:
+        self.database = database
+        self.notifier = notifier
+        #: user_id -> last time a client of theirs synced or set presence (ms)
+        self.last_active: dict[str, int] = {}
+
+    async def set_status(
+        self, user_id: str, state: str, status_msg: str | None, *, keep_msg: bool = False
+    ) -> None:
+        """Store the user's presence (keeping the old message if `keep_msg`)."""
+        if state not in STATES:
+            raise InvalidParam(f"presence must be one of {', '.join(STATES)}")
+        now = now_ms()
+        self.last_active[user_id] = now
+
+        def txn(conn: sqlite3.Connection) -> int:
+            message = status_msg
+            if keep_msg:
+                old = store_presence.get_presence(conn, user_id)
+                message = old["status_msg"] if old else None
+            position = store_events.next_stream_ordering(conn)
+            store_presence.set_presence(
+                conn,
+                user_id=user_id,
+                state=state,
+                status_msg=message,
+                last_active_ts=now,
+                stream_ordering=position,
+            )
+            return position
+
+        self.notifier.on_stream(await self.database.write(txn))
+
+    async def get_status(self, requester: str, user_id: str) -> dict[str, Any]:
+        def txn(conn: sqlite3.Connection) -> dict[str, Any] | None:
+            if requester != user_id and user_id not in store_rooms.users_sharing_rooms(
+                conn, requester
+            ):
+                raise Forbidden("You are not allowed to see this user's presence")
+            return store_presence.get_presence(conn, user_id)
+
+        row = await self.database.read(txn)
+        if row is None:
+            raise NotFound(f"No presence for {user_id}")
+        return presence_content(row, now_ms(), self.last_active.get(user_id))
+
+    async def note_syncing(self, user_id: str, set_presence: str | None) -> None:
+        """A client of `user_id` is syncing with `set_presence`."""
+        if set_presence == "offline":
+            return
+        self.last_active[user_id] = now_ms()
+        wanted = set_presence or "online"
+        row = await self.database.read(store_presence.get_presence, user_id)
+        current = row["state"] if row else "offline"
+        if current == wanted or (set_presence is None and current == "unavailable"):
+            return
+        await self.set_status(user_id, wanted, None, keep_msg=True)

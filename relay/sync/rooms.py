@@ -1,0 +1,340 @@
+"""One room's part of a `/sync` answer, read in the sync's one store snapshot.
+
+Rules kept (see relay/sync/builder.py for the whole):
+
+- The timeline is the newest `limit` events the filter allows in `(since, to]`, oldest
+  first; `limited` says allowed events were left out before them; `prev_batch` is the
+  position just before the first one (where `/messages` continues backwards).
+- `state` is the state at the start of the timeline: all of it when the room is new
+  to the client (initial sync, newly joined, `full_state`), otherwise only entries
+  that changed after `since` and are not in the timeline. With `lazy_load_members`
+  only the members who sent timeline events (and, on a full state, the user) are
+  kept, plus any membership that changed in a gap.
+- A redaction that does not apply (yet) is left out of the timeline, as a filter
+  would leave it (`RoomService.held_redaction_txn`): when its target arrives later,
+  the target comes redacted, and later reads carry the redaction.
+- History visibility is checked per event against the state before it: a user sees
+  an event when joined then, or invited then under `invited`, or always under
+  `world_readable`, or under `shared` while joined now.
+
+Spec: https://spec.matrix.org/v1.16/client-server-api/#get_matrixclientv3sync,
+https://spec.matrix.org/v1.16/client-server-api/#history-visibility
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from relay.events.pdu import Pdu, strip_state_event
+from relay.rooms.filters import EventFilter, Filter
+from relay.rooms.service import RoomService
+from store import account_data as store_account_data
+from store import events as store_events
+from store import receipts as store_receipts
+from store import rooms as store_rooms
+from store import state as store_state
+
+PAGE = 50
+HEROES = 5
+#: Event types counted in unread_notifications (what default push rules notify for).
+NOTIFYING_TYPES = (
+    "m.room.message",
+    "m.room.encrypted",
+    "m.sticker",
+    "m.poll.start",
+    "m.call.invite",
+)
+INVITE_STATE_TYPES = (
+    "m.room.create",
+    "m.room.join_rules",
+    "m.room.name",
+    "m.room.avatar",
+    "m.room.canonical_alias",
+    "m.room.encryption",
+    "m.room.topic",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EventView:
+    """An event with what the client format needs besides the PDU."""
+
+    pdu: Pdu
+    redacted_by: Pdu | None = None
+    txn_id: str | None = None
+    prev_content: dict[str, Any] | None = None
+    replaces_state: str | None = None
+
+
+@dataclass(slots=True)
+class RoomSync:
+    """A joined or left room's entry (`unread`/`summary` only for joined rooms)."""
+
+    timeline: list[EventView]
+    limited: bool
+    prev_batch: int
+    state: list[EventView]
+    ephemeral: list[dict[str, Any]] = field(default_factory=list)
+    account_data: list[dict[str, Any]] = field(default_factory=list)
+    unread: tuple[int, int] | None = None
+    summary: dict[str, Any] | None = None
+
+    def has_news(self) -> bool:
+        return bool(self.timeline or self.state or self.ephemeral or self.account_data)
+
+
+class RoomReader:
+    """Reads for one sync build; caches state groups and PDUs across its rooms."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        rooms: RoomService,
+        user_id: str,
+        device_id: str,
+        sync_filter: Filter,
+    ) -> None:
+        self.conn = conn
+        self.rooms = rooms
+        self.user_id = user_id
+        self.device_id = device_id
+        self.filter = sync_filter
+        self._groups: dict[int, dict[tuple[str, str], str]] = {}
+        self._account_data: dict[int, list[dict[str, Any]]] = {}
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def pdu(self, event_id: str) -> Pdu | None:
+        return self.rooms.get_pdu_txn(self.conn, event_id)
+
+    def _group(self, group: int) -> dict[tuple[str, str], str]:
+        if group not in self._groups:
+            self._groups[group] = store_state.load_state_group(self.conn, group)
+        return self._groups[group]
+
+    def state_before(self, event_id: str) -> dict[tuple[str, str], str] | None:
+        groups = store_state.get_event_state_groups(self.conn, event_id)
+        return self._group(groups[0]) if groups is not None else None
+
+    def state_after(self, event_id: str) -> dict[tuple[str, str], str] | None:
+        groups = store_state.get_event_state_groups(self.conn, event_id)
+        return self._group(groups[1]) if groups is not None else None
+
+    def _content(self, event_id: str | None) -> dict[str, Any]:
+        pdu = self.pdu(event_id) if event_id else None
+        return pdu.content if pdu is not None else {}
+
+    def visible(self, pdu: Pdu, joined_now: bool) -> bool:
+        if pdu.type == "m.room.member" and pdu.state_key == self.user_id:
+            return True
+        state = self.state_before(pdu.event_id)
+        if state is None:
+            return joined_now  # no recorded state (should not happen for timeline events)
+        visibility = self._content(state.get(("m.room.history_visibility", ""))).get(
+            "history_visibility", "shared"
+        )
+        membership = self._content(state.get(("m.room.member", self.user_id))).get("membership")
+        return (
+            visibility == "world_readable"
+            or membership == "join"
+            or (visibility == "invited" and membership == "invite")
+            or (visibility == "shared" and joined_now)
+        )
+
+    def view(self, pdu: Pdu, *, with_prev: bool = False) -> EventView:
+        redacted_by = self.rooms.redacted_by_txn(self.conn, pdu.event_id)
+        txn_id = None
+        if pdu.sender == self.user_id:
+            txn_id = self.rooms.txn_id_for_txn(
+                self.conn, pdu.event_id, self.user_id, self.device_id
+            )
+        prev_content = replaces = None
+        if with_prev and pdu.state_key is not None:
+            before = self.state_before(pdu.event_id) or {}
+            replaces = before.get((pdu.type, pdu.state_key))
+            if replaces is not None:
+                prev_content = self._content(replaces)
+        return EventView(pdu, redacted_by, txn_id, prev_content, replaces)
+
+    # -- the sections ---------------------------------------------------------------------
+
+    def timeline(
+        self, room_id: str, since: int | None, to: int, joined_now: bool
+    ) -> tuple[list[Pdu], bool, int]:
+        """The newest allowed, visible events in `(since, to]` (oldest first), whether
+        allowed events were left out before them, and the position before the first."""
+        filt = self.filter.room.timeline
+        limit = self.filter.timeline_limit
+        if not filt.allows_room(room_id):
+            return [], False, to
+        found: list[Pdu] = []
+        positions: list[int] = []
+        cursor = to
+        while len(found) <= limit:
+            page = store_events.events_in_room_by_stream(
+                self.conn, room_id, cursor, since, limit=max(PAGE, limit + 1), direction="b"
+            )
+            for row in page:
+                pdu = self.pdu(row["event_id"])
+                if pdu is None or not filt.allows(pdu.type, pdu.sender, pdu.content):
+                    continue
+                if self.rooms.held_redaction_txn(self.conn, pdu):
+                    continue  # a redaction reaches clients only once it applies
+                if self.visible(pdu, joined_now):
+                    found.append(pdu)
+                    positions.append(row["stream_ordering"])
+                    if len(found) > limit:
+                        break
+            if len(page) < max(PAGE, limit + 1):
+                break
+            cursor = page[-1]["stream_ordering"] - 1
+        limited = len(found) > limit
+        kept = min(limit, len(found))
+        prev_batch = positions[kept - 1] - 1 if kept else to
+        return list(reversed(found[:limit])), limited, prev_batch
+
+    def state(
+        self,
+        room_id: str,
+        timeline: list[Pdu],
+        current: Callable[[], dict[tuple[str, str], str]],
+        since: int | None,
+        full: bool,
+    ) -> list[EventView]:
+        """The state section (see the module docstring); `current` reads the state at
+        the end of the timeline, only needed when the timeline is empty."""
+        filt = self.filter.room.state
+        if not filt.allows_room(room_id) or filt.is_empty_allow_list():
+            return []
+        in_timeline = {pdu.event_id for pdu in timeline}
+        start = self.state_before(timeline[0].event_id) if timeline else None
+        if start is None:
+            start = {key: eid for key, eid in current().items() if eid not in in_timeline}
+        if full or since is None:
+            chosen = dict(start)
+        else:
+            positions = store_events.get_stream_orderings(self.conn, start.values())
+            chosen = {
+                key: eid
+                for key, eid in start.items()
+                if positions.get(eid, 0) > since and eid not in in_timeline
+            }
+        if filt.lazy_load_members:
+            wanted = {pdu.sender for pdu in timeline}
+            if full or since is None:
+                wanted.add(self.user_id)
+                chosen = {k: v for k, v in chosen.items() if k[0] != "m.room.member"}
+            for user in wanted:
+                eid = start.get(("m.room.member", user))
+                if eid is not None and eid not in in_timeline:
+                    chosen[("m.room.member", user)] = eid
+        views = []
+        for _key, eid in sorted(chosen.items()):
+            pdu = self.pdu(eid)
+            if pdu is not None and filt.allows(pdu.type, pdu.sender, pdu.content):
+                views.append(self.view(pdu))
+        return views
+
+    def changed(self, room_id: str, since: int, to: int) -> bool:
+        """Did anything reach the room's timeline, receipts or the user's room account
+        data in `(since, to]`? (A cheap test before building an incremental entry.)"""
+        if store_events.events_in_room_by_stream(
+            self.conn, room_id, to, since, limit=1, direction="b", include_hidden=True
+        ):
+            return True
+        if store_receipts.receipts_since(self.conn, [room_id], since):
+            return True
+        return any(row["room_id"] == room_id for row in self.account_data_since(since))
+
+    def account_data_since(self, since: int) -> list[dict[str, Any]]:
+        if since not in self._account_data:
+            self._account_data[since] = store_account_data.account_data_since(
+                self.conn, self.user_id, since
+            )
+        return self._account_data[since]
+
+    def receipts(self, room_id: str, since: int | None) -> dict[str, Any] | None:
+        """The room's `m.receipt` event (receipts after `since`), or None."""
+        if since is None:
+            rows = store_receipts.get_receipts(self.conn, room_id)
+        else:
+            rows = store_receipts.receipts_since(self.conn, [room_id], since)
+        content: dict[str, Any] = {}
+        for row in rows:
+            if row["receipt_type"] == "m.read.private" and row["user_id"] != self.user_id:
+                continue
+            by_type = content.setdefault(row["event_id"], {})
+            by_type.setdefault(row["receipt_type"], {})[row["user_id"]] = json.loads(row["data"])
+        return {"type": "m.receipt", "content": content} if content else None
+
+    def room_account_data(self, room_id: str, since: int | None) -> list[dict[str, Any]]:
+        filt = self.filter.room.account_data
+        if not filt.allows_room(room_id):
+            return []
+        rows = self.account_data_since(-1 if since is None else since)
+        return [
+            {"type": row["type"], "content": json.loads(row["content"])}
+            for row in rows
+            if row["room_id"] == room_id and filt.allows(row["type"], self.user_id)
+        ]
+
+    def unread(self, room_id: str, to: int, joined_at: int) -> tuple[int, int]:
+        """(notification_count, highlight_count) after the user's read receipt."""
+        read_up_to = joined_at
+        receipt_ids = [
+            row["event_id"]
+            for row in store_receipts.get_receipts(self.conn, room_id)
+            if row["user_id"] == self.user_id
+            and row["receipt_type"] in ("m.read", "m.read.private")
+            and row["thread_id"] in ("", "main")
+        ]
+        positions = store_events.get_stream_orderings(self.conn, receipt_ids)
+        read_up_to = max([read_up_to, *positions.values()])
+        return store_events.count_unread(
+            self.conn, room_id, self.user_id, read_up_to, to, NOTIFYING_TYPES
+        )
+
+    def summary(self, room_id: str) -> dict[str, Any]:
+        members = store_rooms.members(self.conn, room_id)
+        joined = sorted(u for u, m in members.items() if m == "join")
+        invited = sorted(u for u, m in members.items() if m == "invite")
+        heroes = [u for u in joined + invited if u != self.user_id]
+        if not heroes:
+            heroes = sorted(u for u, m in members.items() if m in ("leave", "ban"))
+            heroes = [u for u in heroes if u != self.user_id]
+        return {
+            "m.heroes": heroes[:HEROES],
+            "m.joined_member_count": len(joined),
+            "m.invited_member_count": len(invited),
+        }
+
+    def invite_state(self, room_id: str, invite_event_id: str) -> list[dict[str, Any]]:
+        """The stripped state a client shows for an invite (plus the invite itself)."""
+        invite = self.pdu(invite_event_id)
+        state = store_state.get_current_state(self.conn, room_id)
+        if not state:
+            # A room on another server: the stripped state its server sent with the invite.
+            row = self.conn.execute(
+                "SELECT invite_state FROM remote_invites WHERE room_id = ? AND user_id = ?",
+                (room_id, self.user_id),
+            ).fetchone()
+            stripped = [e for e in json.loads(row[0]) if isinstance(e, dict)] if row else []
+            stripped = [e for e in stripped if e.get("state_key") != self.user_id]
+            if invite is not None:
+                stripped.append(strip_state_event(invite))
+            return stripped
+        ids = [state[(t, "")] for t in INVITE_STATE_TYPES if (t, "") in state]
+        if invite is not None:
+            inviter = state.get(("m.room.member", invite.sender))
+            if inviter is not None and invite.sender != self.user_id:
+                ids.append(inviter)
+        ids.append(invite_event_id)
+        return [strip_state_event(p) for p in (self.pdu(eid) for eid in ids) if p is not None]
+
+
+def allowed_ephemeral(filt: EventFilter, room_id: str, type_: str) -> bool:
+    return filt.allows_room(room_id) and filt.allows_type(type_)
