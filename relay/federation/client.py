@@ -125,12 +125,14 @@ class FederationClient:
         self.config = config
         self.signing_key = signing_key
         self.ssl_context = tls_context(config)
-        if resolver is None:
-            policy = policy or DestinationPolicy.from_config(config)
-            resolver = ServerResolver(config, ssl_context=self.ssl_context, policy=policy)
-        self.resolver = resolver
+        if policy is None:
+            shared = isinstance(resolver, ServerResolver)
+            policy = resolver.policy if shared else DestinationPolicy.from_config(config)
         #: The destination policy every request keeps (shared with the resolver).
-        self.policy = resolver.policy
+        self.policy = policy
+        self.resolver = resolver or ServerResolver(
+            config, ssl_context=self.ssl_context, policy=policy
+        )
         self.timeout = timeout
         self._transport = transport
         self._http: httpx.AsyncClient | None = None
