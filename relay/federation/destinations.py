@@ -40,6 +40,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
+import ssl
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -136,6 +137,22 @@ def _is_local_address(ip: IPAddress) -> bool:
     return True
 
 
+def _listener_addresses(listen: Listen) -> list[tuple[IPAddress | None, int]]:
+    """Where a listener is reached: its address, or every address a name resolves to (once,
+    at start), or None for a wildcard."""
+    if listen.host in WILDCARD_HOSTS:
+        return [(None, listen.port)]
+    try:
+        return [(ipaddress.ip_address(listen.host), listen.port)]
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(listen.host, listen.port, type=socket.SOCK_STREAM)
+    except OSError:
+        return [(None, listen.port)]  # unresolvable: guard every local address
+    return [(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]), listen.port) for info in infos]
+
+
 def _url_host_port(url: str) -> tuple[str, int]:
     parts = urlsplit(url)
     return (parts.hostname or "").lower(), parts.port or (443 if parts.scheme == "https" else 80)
@@ -153,6 +170,8 @@ class DestinationPolicy:
         trusted_urls: Iterable[str] = (),
     ) -> None:
         self.own_listeners = tuple(own_listeners)
+        #: (address, port) of each listener; address None for a wildcard one.
+        self._own = [pair for listen in own_listeners for pair in _listener_addresses(listen)]
         self.allowed_ranges = tuple(allowed_ranges)
         self.trusted_servers = frozenset(trusted_servers)
         #: The mesh layer's pin lookup: is this server name a pinned (approved) peer?
@@ -209,18 +228,14 @@ class DestinationPolicy:
         return None
 
     def _is_own_listener(self, ip: IPAddress, port: int) -> bool:
-        for listen in self.own_listeners:
-            if listen.port != port:
+        for host, listen_port in self._own:
+            if listen_port != port:
                 continue
-            if listen.host in WILDCARD_HOSTS:
+            if host is None:  # a wildcard listener: every address of this machine
                 if ip.is_unspecified or ip.is_loopback or _is_local_address(ip):
                     return True
-                continue
-            try:
-                if ipaddress.ip_address(listen.host) == ip:
-                    return True
-            except ValueError:
-                return True  # a named listener: never guess, refuse its port everywhere
+            elif host == ip:
+                return True
         return False
 
     def check_url(self, url: httpx.URL) -> None:
@@ -314,7 +329,7 @@ class _PolicyBackend:
 def guarded_client(
     policy: DestinationPolicy,
     *,
-    verify: Any,
+    verify: ssl.SSLContext | bool,
     timeout: httpx.Timeout | float,
     follow_redirects: bool = False,
     headers: dict[str, str] | None = None,
@@ -335,8 +350,9 @@ def guarded_client(
 
     if transport is None:
         guarded = httpx.AsyncHTTPTransport(verify=verify, trust_env=False)
-        guarded._pool = httpcore.AsyncConnectionPool(  # the backend is not a constructor option
-            ssl_context=guarded._pool._ssl_context,
+        # httpx takes no network backend: its pool is replaced by one that has ours.
+        guarded._pool = httpcore.AsyncConnectionPool(
+            ssl_context=_ssl_context(verify),
             max_connections=100,
             max_keepalive_connections=20,
             keepalive_expiry=5.0,
@@ -352,6 +368,16 @@ def guarded_client(
         trust_env=False,
         event_hooks={"response": [check_redirect]},
     )
+
+
+def _ssl_context(verify: ssl.SSLContext | bool) -> ssl.SSLContext:
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    context = ssl.create_default_context()
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 class FetchBudget:

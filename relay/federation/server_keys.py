@@ -245,10 +245,16 @@ class KeyRing:
             lock = self._locks[server_name] = trio.Lock()
         return lock
 
-    def _may_ask(self, server_name: str, via: str) -> bool:
+    def _may_ask(self, server_name: str, via: str, requester: str | None = None) -> bool:
+        """Whether to ask `via` about `server_name` now: not within the refetch interval,
+        and, asking the server itself, within `requester`'s fetch budget. Notes the
+        attempt when it says yes."""
         now = self._clock()
         last = self._last_attempt.get((server_name, via))
         if last is not None and now - last < self.min_refetch_interval_ms:
+            return False
+        budget = self.fetch_budget
+        if via == server_name and budget is not None and not budget.may_fetch(requester, via):
             return False
         self._last_attempt[(server_name, via)] = now
         return True
@@ -320,7 +326,7 @@ class KeyRing:
         row = await self._cached_key(server_name, key_id)  # another task may have fetched
         if usable(row) or self.client is None:
             return row
-        if self._may_fetch(requester, server_name) and self._may_ask(server_name, server_name):
+        if self._may_ask(server_name, server_name, requester):
             await self._fetch_for(server_name, "could not fetch keys of %s from itself: %s")
             row = await self._cached_key(server_name, key_id)
             if usable(row):
@@ -338,10 +344,6 @@ class KeyRing:
             if usable(row):
                 return row
         return row
-
-    def _may_fetch(self, requester: str | None, server_name: str) -> bool:
-        budget = self.fetch_budget
-        return budget is None or budget.may_fetch(requester, server_name)
 
     async def _fetch_for(self, server_name: str, failure_log: str) -> None:
         """`fetch_server_keys`, its failure logged and remembered by the budget."""
@@ -596,11 +598,7 @@ class KeyRing:
         if not fresh(row) and may_fetch and self.client is not None:
             async with self._lock(server_name):
                 row = await self.database.read(store_keys.get_server_key_response, server_name)
-                if (
-                    not fresh(row)
-                    and self._may_fetch(requester, server_name)
-                    and self._may_ask(server_name, server_name)
-                ):
+                if not fresh(row) and self._may_ask(server_name, server_name, requester):
                     await self._fetch_for(server_name, "notary: could not fetch keys of %s: %s")
                     row = await self.database.read(store_keys.get_server_key_response, server_name)
         return json.loads(row["response_json"]) if row is not None else None

@@ -78,6 +78,13 @@ def test_wildcard_listener_is_refused_on_every_local_address() -> None:
     assert rules.refusal("93.184.216.34", 8448) is None  # not one of ours
 
 
+def test_named_listener_is_refused_at_the_addresses_its_name_has() -> None:
+    rules = policy("127.0.0.0/8", listeners=(Listen("localhost", 8448),))
+    assert rules.refusal("127.0.0.1", 8448) is not None
+    assert rules.refusal("127.0.0.1", 8449) is None
+    assert rules.refusal("93.184.216.34", 8448) is None  # other servers on that port
+
+
 def test_only_https_urls_unless_a_trusted_route() -> None:
     rules = DestinationPolicy(trusted_urls=["http://hq.example:8008"])
     rules.check_url(httpx.URL("https://cdn.example/x"))
