@@ -72,6 +72,7 @@ TEST_WORKERS ?= 3
 test: setup clients synapse
 	@$(HOST_DEPS) $(TEST_HOST_GROUPS)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	@mkdir -p firmware-image/build
 	@( firmware-image/build.sh amd64; BOOT_ONLY=1 firmware-image/build.sh arm64 ) \
 	  >firmware-image/build/prebuild.log 2>&1 </dev/null &
@@ -81,6 +82,7 @@ test: setup clients synapse
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: setup
 	$(BIN)/ruff format .

@@ -485,7 +485,7 @@ def peers_revoke(data_dir: Path, name: str) -> None:
     click.echo(f"revoked {name}{note}")
 
 
-def _open_db(config: Config):
+def _open_db(config: Config) -> sqlite3.Connection:
     try:
         return store_db.open_database(config.database_path, synchronous=config.synchronous)
     except store_db.SchemaTooNew as exc:

@@ -16,7 +16,10 @@ from typing import Any
 import trio
 
 from relay.accounts import Accounts
+from relay.client.registration import registration_sessions
 from relay.client.routes import client_app
+from relay.client.synapse_admin import Nonces
+from relay.client.uia import UiaSessions
 from relay.config import Config
 from relay.e2ee.device_keys import E2eKeys
 from relay.e2ee.device_lists import DeviceLists
@@ -67,10 +70,29 @@ async def _watch_signals(shutdown: trio.Event, cancel_scope: trio.CancelScope) -
 
 
 async def build_services(config: Config, database: Database, signing_key: SigningKey) -> Services:
-    """The relay's services over an open database (also used in-process by tests)."""
+    """The relay's services over an open database (also used in-process by tests): the one
+    place where the graph of services is built and wired."""
     notifier = Notifier(await database.read(store_events.max_stream_ordering))
     own_keys = OwnKeys(config.server_name, signing_key)
     federation_client = FederationClient(config, signing_key)
+    rooms = RoomService(database, config.server_name, signing_key, notifier)
+    accounts = Accounts(database, config.server_name)
+    # What /sync gathers.
+    typing = TypingService(notifier)
+    presence = PresenceService(database, notifier)
+    sync = SyncService(database, rooms, notifier, typing, presence)
+    # End-to-end encryption, and its part of /sync.
+    device_lists = DeviceLists(database, rooms, notifier, config.server_name)
+    e2ee_keys = E2eKeys(database, device_lists, config.server_name)
+    to_device = ToDevice(database, rooms, notifier, config.server_name)
+    sync.devices = DeviceSync(e2ee_keys, device_lists, to_device)
+
+    async def devices_deleted(user_id: str, device_ids: list[str]) -> None:
+        await to_device.forget_devices(user_id, device_ids)
+        await device_lists.local_changed(user_id, device_ids, deleted=True)
+
+    accounts.on_devices_deleted = devices_deleted
+    limits = config.rate_limits
     services = Services(
         config=config,
         database=database,
@@ -78,31 +100,40 @@ async def build_services(config: Config, database: Database, signing_key: Signin
         own_keys=own_keys,
         started_ms=now_ms(),
         notifier=notifier,
-        accounts=Accounts(database, config.server_name),
-        rooms=RoomService(database, config.server_name, signing_key, notifier),
+        accounts=accounts,
+        rooms=rooms,
         federation_client=federation_client,
         keyring=KeyRing(
             database,
             own_keys,
             federation_client,
             trusted_key_servers=config.trusted_key_servers,
+            fetch_budget=FetchBudget(*limits["key_fetch"]),
         ),
+        typing=typing,
+        presence=presence,
+        receipts=ReceiptService(database, notifier),
+        account_data=AccountDataService(database, notifier),
+        sync=sync,
+        device_lists=device_lists,
+        e2ee_keys=e2ee_keys,
+        to_device=to_device,
+        key_backup=KeyBackup(database),
+        media=MediaRepository(database, config, remote=FederationMedia(federation_client)),
+        login_limiter=RateLimiter(*limits["login"]),
+        register_limiter=RateLimiter(*limits["register"]),
+        send_limiter=RateLimiter(*limits["send"]),
+        uia_register=registration_sessions(database),
+        uia_account=UiaSessions(),
+        shared_secret_nonces=Nonces(),
     )
-    _add_sync_services(services)
-    _add_e2e_services(services)
     _add_federation_services(services)
-    services.extra["media"] = MediaRepository(
-        database, config, remote=FederationMedia(federation_client)
-    )
-    for action, (per_second, burst) in config.rate_limits.items():
-        services.extra[f"{action}_limiter"] = RateLimiter(per_second, burst)
-    services.keyring.fetch_budget = FetchBudget(*config.rate_limits["key_fetch"])
     return services
 
 
 def _add_federation_services(services: Services) -> None:
     """Receiving PDUs, sending the outbox, joining and inviting across servers, fetching
-    history (/backfill) for /messages."""
+    history (/backfill) for /messages: built over the services, then wired into them."""
     config = services.config
     ingest = Ingest(services, gap_cap=config.gap_fill_cap)
     sender = FederationSender(
@@ -111,48 +142,17 @@ def _add_federation_services(services: Services) -> None:
         retry_max_s=config.retry_max_seconds,
         probe_interval_s=config.probe_interval_seconds,
     )
-    services.extra["ingest"] = ingest
-    services.keyring.on_keys_cached = ingest.keys_cached
-    services.extra["sender"] = sender
-    services.extra["remote_membership"] = RemoteMembership(services, ingest)
-    services.extra["backfill"] = Backfill(services, ingest)
-    services.extra["on_link_up"] = _both(
-        CatchUp(services, ingest).catch_up, services.extra["device_lists"].on_link_up
+    services.ingest = ingest
+    services.sender = sender
+    services.remote_membership = RemoteMembership(services, ingest)
+    services.backfill = Backfill(services, ingest)
+    services.on_link_up = _both(
+        CatchUp(services, ingest).catch_up, services.device_lists.on_link_up
     )
-    services.extra["device_lists"].remote = FederationRemoteKeys(services)
-    services.extra["receipts"].edu_sink = services.rooms.send_edu
+    services.keyring.on_keys_cached = ingest.keys_cached
+    services.device_lists.remote = FederationRemoteKeys(services)
+    services.receipts.edu_sink = services.rooms.send_edu
     services.rooms.outbox_listener = sender.check_backlog
-
-
-def _add_sync_services(services: Services) -> None:
-    """Typing, presence, receipts, account data and the sync builder over them."""
-    database, notifier = services.database, services.notifier
-    typing = TypingService(notifier)
-    presence = PresenceService(database, notifier)
-    services.extra["typing"] = typing
-    services.extra["presence"] = presence
-    services.extra["receipts"] = ReceiptService(database, notifier)
-    services.extra["account_data"] = AccountDataService(database, notifier)
-    services.extra["sync"] = SyncService(database, services.rooms, notifier, typing, presence)
-
-
-def _add_e2e_services(services: Services) -> None:
-    """Keys, device lists, to-device messages, key backup, and their part of /sync."""
-    database, notifier, rooms = services.database, services.notifier, services.rooms
-    device_lists = DeviceLists(database, rooms, notifier, services.server_name)
-    keys = E2eKeys(database, device_lists, services.server_name)
-    to_device = ToDevice(database, rooms, notifier, services.server_name)
-    services.extra["device_lists"] = device_lists
-    services.extra["e2e"] = keys
-    services.extra["to_device"] = to_device
-    services.extra["key_backup"] = KeyBackup(database)
-    services.extra["sync"].devices = DeviceSync(keys, device_lists, to_device)
-
-    async def devices_deleted(user_id: str, device_ids: list[str]) -> None:
-        await to_device.forget_devices(user_id, device_ids)
-        await device_lists.local_changed(user_id, device_ids, deleted=True)
-
-    services.accounts.on_devices_deleted = devices_deleted
 
 
 def _both(first: Any, second: Any) -> Any:
@@ -204,21 +204,19 @@ async def serve_node(
         async with _root_scope(services.federation_client) as root_scope:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_watch_signals, shutdown, root_scope)
-                sender = services.extra["sender"]
-                await nursery.start(_serve_until, shutdown, sender.serve)
-                await nursery.start(_serve_until, shutdown, sender.serve_monitor)
-                ingest = services.extra["ingest"]
-                await nursery.start(_serve_until, shutdown, ingest.serve_pending)
+                await nursery.start(_serve_until, shutdown, services.sender.serve)
+                await nursery.start(_serve_until, shutdown, services.sender.serve_monitor)
+                await nursery.start(_serve_until, shutdown, services.ingest.serve_pending)
                 housekeeping = Housekeeping(
                     database, interval_s=config.housekeeping_interval_seconds
                 )
                 await nursery.start(_serve_until, shutdown, housekeeping.serve)
-                limits = config.listener_limits
+                listener_limits = config.listener_limits
                 await nursery.start(
                     serve_listener,
                     client_app(services),
-                    hypercorn_config(config.client_listen, limits),
-                    limits,
+                    hypercorn_config(config.client_listen, listener_limits),
+                    listener_limits,
                     shutdown,
                 )
                 log.info("client API listening on http://%s", config.client_listen)
@@ -227,11 +225,11 @@ async def serve_node(
                     federation_app(services),
                     hypercorn_config(
                         config.federation_listen,
-                        limits,
+                        listener_limits,
                         certfile=str(config.tls_certificate_path),
                         keyfile=str(config.tls_private_key_path),
                     ),
-                    limits,
+                    listener_limits,
                     shutdown,
                 )
                 log.info("federation API listening on https://%s", config.federation_listen)

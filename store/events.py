@@ -386,6 +386,8 @@ def events_in_room_by_stream(
         if include_hidden
         else (" AND outlier = 0 AND soft_failed = 0 AND rejected_reason IS NULL")
     )
+    low: int | None
+    high: int | None
     if direction == "f":
         order, low, high = "ASC", from_stream, to_stream
     else:

@@ -32,7 +32,7 @@ from relay.errors import BadJson, InvalidParam
 from relay.events.canonical import parse_json_strict
 from relay.rooms import filters
 from relay.rooms.filters import EventFilter
-from relay.rooms.reads import NO_FILTER, ReadEvent, messages
+from relay.rooms.reads import NO_FILTER, Direction, ReadEvent, messages
 from relay.runtime.clock import now_ms
 from relay.runtime.http import json_response
 
@@ -89,9 +89,10 @@ async def get_room_events(request: Request, requester: Requester) -> Response:
     """# `GET /_matrix/client/v3/rooms/{roomId}/messages`"""
     room_id = request.path_params["room_id"]
     query = request.query_params
-    direction = query.get("dir", "f")  # required by the spec; Synapse defaults to "f"
-    if direction not in ("b", "f"):
+    given_dir = query.get("dir", "f")  # required by the spec; Synapse defaults to "f"
+    if given_dir not in ("b", "f"):
         raise InvalidParam("dir must be 'b' or 'f'")
+    direction: Direction = "b" if given_dir == "b" else "f"
     from_token = query.get("from") or None
     start = parse_position(from_token, "from") if from_token else None
     to = parse_position(query["to"], "to") if query.get("to") else None
@@ -100,7 +101,7 @@ async def get_room_events(request: Request, requester: Requester) -> Response:
     services = services_of(request)
     page = await messages(
         services.rooms,
-        services.extra.get("backfill"),
+        services.backfill,
         requester.user_id,
         room_id,
         requester.device_id,

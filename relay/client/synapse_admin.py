@@ -78,12 +78,6 @@ def registration_mac(
     return mac.hexdigest()
 
 
-def _nonces(services: Services) -> Nonces:
-    if "shared_secret_nonces" not in services.extra:
-        services.extra["shared_secret_nonces"] = Nonces()
-    return services.extra["shared_secret_nonces"]
-
-
 def _secret(services: Services) -> str:
     secret = services.config.registration_shared_secret
     if not secret:
@@ -104,7 +98,7 @@ async def get_nonce(request: Request) -> Response:
     """# `GET /_synapse/admin/v1/register`"""
     services = services_of(request)
     _secret(services)
-    return json_response({"nonce": _nonces(services).issue()})
+    return json_response({"nonce": services.shared_secret_nonces.issue()})
 
 
 async def register_with_shared_secret(request: Request) -> Response:
@@ -115,7 +109,7 @@ async def register_with_shared_secret(request: Request) -> Response:
     nonce = body.get("nonce")
     if not isinstance(nonce, str):
         raise BadJson("nonce must be specified")
-    if not _nonces(services).take(nonce):
+    if not services.shared_secret_nonces.take(nonce):
         raise Unknown("unrecognised nonce", status=400)
     username, password = _string(body, "username"), _string(body, "password")
     admin = bool(body.get("admin"))

@@ -113,7 +113,7 @@ def _bool_param(request: Request, name: str) -> bool:
 async def sync(request: Request, requester: Requester) -> Response:
     """# `GET /_matrix/client/v3/sync`"""
     query = request.query_params
-    service = services_of(request).extra["sync"]
+    service = services_of(request).sync
     since = parse_token(query["since"], "since token") if query.get("since") else None
     set_presence = query.get("set_presence")
     if set_presence is not None and set_presence not in PRESENCE_STATES:

@@ -125,9 +125,10 @@ class FederationClient:
         self.config = config
         self.signing_key = signing_key
         self.ssl_context = tls_context(config)
-        if policy is None:
-            shared = isinstance(resolver, ServerResolver)
-            policy = resolver.policy if shared else DestinationPolicy.from_config(config)
+        if policy is None and isinstance(resolver, ServerResolver):
+            policy = resolver.policy
+        elif policy is None:
+            policy = DestinationPolicy.from_config(config)
         #: The destination policy every request keeps (shared with the resolver).
         self.policy = policy
         self.resolver = resolver or ServerResolver(

@@ -43,7 +43,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 import trio
@@ -356,7 +356,9 @@ def guarded_client(
             max_connections=100,
             max_keepalive_connections=20,
             keepalive_expiry=5.0,
-            network_backend=_PolicyBackend(policy),
+            # Duck-typed (httpcore is imported lazily, so the class cannot derive from its
+            # AsyncNetworkBackend at import time).
+            network_backend=cast("httpcore.AsyncNetworkBackend", _PolicyBackend(policy)),
         )
         transport = guarded
     return httpx.AsyncClient(

@@ -94,7 +94,7 @@ async def authenticate_request(request: Request, body: bytes) -> str:
             signed, origin, requester=requester_address(request)
         )
     except SignatureError as exc:
-        gate = getattr(services, "extra", {}).get("mesh_inbound_gate")
+        gate = services.mesh_inbound_gate
         if gate is not None:
             await gate(origin)  # the mesh marks an unapproved LAN peer that tried as rejected
         raise Unauthorized(f"Invalid signature from {origin}: {exc}") from None

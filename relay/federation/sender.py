@@ -289,6 +289,5 @@ class FederationSender:
 
     def on_link_up(self, destination: str) -> None:
         """Hook for catch-up pulls when a destination comes back (set by node.py)."""
-        callback = self.services.extra.get("on_link_up")
-        if callback is not None and self._nursery is not None:
-            self._nursery.start_soon(callback, destination)
+        if self._nursery is not None:
+            self._nursery.start_soon(self.services.on_link_up, destination)

@@ -44,7 +44,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import nacl.signing
 import trio
@@ -104,7 +104,7 @@ class ServerKey:
     expired_ts: int | None = None
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -212,6 +212,7 @@ class KeyRing:
         clock: Callable[[], int] = now_ms,
         min_refetch_interval_ms: int = MIN_REFETCH_INTERVAL_MS,
         fetch_timeout: float = KEY_FETCH_TIMEOUT,
+        fetch_budget: FetchBudget | None = None,
     ) -> None:
         self.database = database
         self.own_keys = own_keys
@@ -232,8 +233,8 @@ class KeyRing:
         self.on_keys_cached: Callable[[str], None] | None = None
         #: (server, via) -> when we last asked; via is the server itself or a notary.
         self._last_attempt: dict[tuple[str, str], int] = {}
-        #: What fetches a requester may cause (None: unbounded; the node sets one).
-        self.fetch_budget: FetchBudget | None = None
+        #: What fetches a requester may cause (None: unbounded; the node gives one).
+        self.fetch_budget = fetch_budget
 
     @property
     def server_name(self) -> str:

@@ -319,9 +319,9 @@ class Discovery:
                 log.info("mDNS: %s at %s (%s)", ann.server_name, ann.base_url, ann.fingerprint)
                 nursery.start_soon(self._check, peer, True)
             elif kind == "gone":
-                peer = self.peers.pop(value, None)
-                if peer is not None:
-                    log.info("mDNS: %s said goodbye", peer.announcement.server_name)
+                gone = self.peers.pop(value, None)
+                if gone is not None:
+                    log.info("mDNS: %s said goodbye", gone.announcement.server_name)
                     peer.reachable = False
                     await self.on_change(None, value)
 

@@ -162,9 +162,9 @@ class Mesh:
         # Pinned peers may be reached on the LAN's private addresses (destinations.py).
         self.services.federation_client.policy.pinned_peer = self.is_pinned
         self.services.keyring.mesh_notaries = self.notaries
-        self.services.extra["mesh"] = self
-        self.services.extra["mesh_inbound_gate"] = self.inbound_gate
-        self.services.extra["ingest"].on_accepted = self.gossip.forward
+        self.services.mesh = self
+        self.services.mesh_inbound_gate = self.inbound_gate
+        self.services.ingest.on_accepted = self.gossip.forward
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         import httpx

@@ -265,7 +265,8 @@ def _scan_txn(
     rv = rooms.room_version_txn(conn, viewer.room_id)
     kept: list[Pdu] = []
     cursor: Position = start
-    key, scanned = rng.from_key, []
+    key = rng.from_key
+    scanned: list[str] = []
     while len(kept) < limit and len(scanned) < MAX_SCANNED:
         want = max(limit - len(kept), 20)
         rows = _rows(conn, viewer.room_id, direction, rng, key, want)

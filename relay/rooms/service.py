@@ -609,7 +609,7 @@ class RoomService:
         for invitee in config.invite:
             if server_of(invitee) != self.server_name:
                 continue  # another server must countersign: the caller invites them after
-            content = {"membership": "invite"}
+            content: dict[str, Any] = {"membership": "invite"}
             if config.is_direct:
                 content["is_direct"] = True
             state("m.room.member", content, invitee)

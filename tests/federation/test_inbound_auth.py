@@ -180,7 +180,9 @@ async def test_signed_body_is_verified_and_replayed_to_the_handler(tmp_path: Pat
 
     app = make_app([Route("/_matrix/federation/v1/send/{txn}", with_origin(echo), methods=["PUT"])])
     async with open_local(tmp_path, net) as local:
-        app.state.services = SimpleNamespace(server_name=ME, keyring=local.keyring)
+        app.state.services = SimpleNamespace(
+            server_name=ME, keyring=local.keyring, mesh_inbound_gate=None
+        )
         config = fake_config(tmp_path)
         sender = FederationClient(
             dataclasses.replace(config, server_name=origin.name),
