@@ -51,7 +51,15 @@ def test_init_writes_config_key_cert_database(tmp_path: Path) -> None:
     assert {"relay.db", "relay.toml", "signing.key", "tls.crt", "tls.key"} <= set(_files(d))
     config = tomllib.loads((d / "relay.toml").read_text())
     assert config["server_name"] == "kit-07.relief.example"
-    assert config["listeners"] == {"client": "127.0.0.1:8008", "federation": "0.0.0.0:8448"}
+    assert config["listeners"] == {
+        "client": "127.0.0.1:8008",
+        "federation": "0.0.0.0:8448",
+        "max_connections": 1000,
+        "max_connections_per_address": 100,
+        "header_timeout_seconds": 30.0,
+        "body_timeout_seconds": 60.0,
+        "keep_alive_seconds": 75.0,
+    }
     algorithm, version, seed = (d / "signing.key").read_text().split()
     assert algorithm == "ed25519" and version.startswith("a_") and len(seed) == 43
     assert stat.S_IMODE((d / "signing.key").stat().st_mode) == 0o600
