@@ -30,8 +30,9 @@ from relay.federation.catch_up import CatchUp
 from relay.federation.client import FederationClient
 from relay.federation.destinations import FetchBudget
 from relay.federation.ingest import Ingest
-from relay.federation.key_server import OwnKeys
+from relay.federation.key_server import OwnKeys, certificate_file_sha256
 from relay.federation.media_fetch import FederationMedia
+from relay.federation.peer_policy import PeerPolicy
 from relay.federation.remote_membership import RemoteMembership
 from relay.federation.routes import federation_app
 from relay.federation.sender import FederationSender
@@ -54,6 +55,8 @@ from relay.sync.devices import DeviceSync
 from relay.sync.presence import PresenceService
 from relay.sync.receipts import ReceiptService
 from relay.sync.typing_notices import TypingService
+from relay.web.chat_client import chat_client_built
+from relay.web.metrics import RequestMetrics, metrics_app
 from store import events as store_events
 
 log = logging.getLogger(__name__)
@@ -69,11 +72,21 @@ async def _watch_signals(shutdown: trio.Event, cancel_scope: trio.CancelScope) -
             return
 
 
+def _tls_fingerprints(config: Config) -> tuple[str, ...]:
+    """The SHA-256 of our federation certificate, for the signed key document (it binds the
+    certificate to our key for LAN peers); none when there is no certificate file (tests
+    that build services without a listener)."""
+    try:
+        return (certificate_file_sha256(config.tls_certificate_path),)
+    except (OSError, ValueError):
+        return ()
+
+
 async def build_services(config: Config, database: Database, signing_key: SigningKey) -> Services:
     """The relay's services over an open database (also used in-process by tests): the one
     place where the graph of services is built and wired."""
     notifier = Notifier(await database.read(store_events.max_stream_ordering))
-    own_keys = OwnKeys(config.server_name, signing_key)
+    own_keys = OwnKeys(config.server_name, signing_key, _tls_fingerprints(config))
     federation_client = FederationClient(config, signing_key)
     rooms = RoomService(database, config.server_name, signing_key, notifier)
     accounts = Accounts(database, config.server_name)
@@ -126,8 +139,10 @@ async def build_services(config: Config, database: Database, signing_key: Signin
         uia_register=registration_sessions(database),
         uia_account=UiaSessions(),
         shared_secret_nonces=Nonces(),
+        peer_policy=PeerPolicy(config, database),
     )
     _add_federation_services(services)
+    federation_client.peer_policy = services.peer_policy.allows
     return services
 
 
@@ -197,13 +212,17 @@ async def serve_node(
     """Run the relay described by `config` until cancelled or signalled."""
     signing_key = read_signing_key(config.signing_key_path)
     if not config.verify_tls:
-        log.warning("federation.verify_tls is false: peers' TLS certificates are NOT checked")
+        log.warning(
+            "federation.verify_tls is false: TLS certificates are NOT checked"
+            " (except trusted mesh peers', which are pinned)"
+        )
     async with open_database(config.database_path, synchronous=config.synchronous) as database:
         services = await build_services(config, database, signing_key)
         shutdown = trio.Event()
         async with _root_scope(services.federation_client) as root_scope:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_watch_signals, shutdown, root_scope)
+                metrics = services.metrics
                 await nursery.start(_serve_until, shutdown, services.sender.serve)
                 await nursery.start(_serve_until, shutdown, services.sender.serve_monitor)
                 await nursery.start(_serve_until, shutdown, services.ingest.serve_pending)
@@ -214,15 +233,18 @@ async def serve_node(
                 listener_limits = config.listener_limits
                 await nursery.start(
                     serve_listener,
-                    client_app(services),
+                    RequestMetrics(client_app(services), metrics, "client"),
                     hypercorn_config(config.client_listen, listener_limits),
                     listener_limits,
                     shutdown,
                 )
                 log.info("client API listening on http://%s", config.client_listen)
+                log.info("operator page: http://%s/_relay/admin/", config.client_listen)
+                if chat_client_built():
+                    log.info("web chat client: http://%s/", config.client_listen)
                 await nursery.start(
                     serve_listener,
-                    federation_app(services),
+                    RequestMetrics(federation_app(services), metrics, "federation"),
                     hypercorn_config(
                         config.federation_listen,
                         listener_limits,
@@ -233,6 +255,15 @@ async def serve_node(
                     shutdown,
                 )
                 log.info("federation API listening on https://%s", config.federation_listen)
+                if config.metrics_listen is not None:
+                    await nursery.start(
+                        serve_listener,
+                        metrics_app(services, metrics),
+                        hypercorn_config(config.metrics_listen, listener_limits),
+                        listener_limits,
+                        shutdown,
+                    )
+                    log.info("metrics on http://%s/metrics", config.metrics_listen)
                 if config.mesh_enabled:
                     from relay.mesh.service import Mesh
 

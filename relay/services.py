@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from relay.config import Config
 from relay.runtime.database import Database
 from relay.runtime.identity import SigningKey
+from relay.runtime.metrics import Metrics
 
 if TYPE_CHECKING:
     from relay.accounts import Accounts
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from relay.federation.client import FederationClient
     from relay.federation.ingest import Ingest
     from relay.federation.key_server import OwnKeys
+    from relay.federation.peer_policy import PeerPolicy
     from relay.federation.remote_membership import RemoteMembership
     from relay.federation.sender import FederationSender
     from relay.federation.server_keys import KeyRing
@@ -48,8 +50,9 @@ if TYPE_CHECKING:
 
 #: Called with a destination's server name when it answers again after an outage.
 LinkUpHook = Callable[[str], Awaitable[None]]
-#: Called with the origin of a federation request whose signature did not verify.
-InboundGate = Callable[[str], Awaitable[None]]
+#: Called with the origin (and the signed request) of a federation request that was refused
+#: or whose signature did not verify.
+InboundGate = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 
 @dataclass
@@ -88,6 +91,10 @@ class Services:
     uia_account: UiaSessions
     #: Nonces of Synapse's shared-secret registration.
     shared_secret_nonces: Nonces
+    #: Whom this relay federates with (`mesh.policy`).
+    peer_policy: PeerPolicy
+    #: What the relay counts while it runs (requests, transactions): read by /metrics.
+    metrics: Metrics = field(default_factory=Metrics)
     # -- federation: built over these services by node.py, right after the rest -------------
     ingest: Ingest = field(init=False)
     sender: FederationSender = field(init=False)

@@ -48,6 +48,7 @@ __all__ = [
     "max_stream_ordering",
     "next_backfill_stream_ordering",
     "next_stream_ordering",
+    "senders_outside",
     "set_forward_extremities",
     "state_event_ids_of_type",
     "update_forward_extremities",
@@ -298,6 +299,18 @@ def count_unread(
         (user_id, room_id, after_stream, to_stream, user_id, *types),
     ).fetchone()
     return int(row[0]), int(row[1])
+
+
+def senders_outside(conn: sqlite3.Connection, low: int, high: int) -> list[tuple[str, int]]:
+    """``(sender, stream_ordering)`` of every event whose stream ordering is above `high`
+    or below `low` (backfilled events count down from 0): what was stored since a
+    reader last saw the range ``[low, high]``."""
+    rows = conn.execute(
+        "SELECT sender, stream_ordering FROM events"
+        " WHERE stream_ordering > ? OR stream_ordering < ?",
+        (high, low),
+    )
+    return [(row[0], int(row[1])) for row in rows]
 
 
 def count_events(conn: sqlite3.Connection) -> int:

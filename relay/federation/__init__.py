@@ -16,9 +16,15 @@ Outbound (us calling others):
 - `remote_membership.py` our users joining elsewhere; `backfill.py`; `media_fetch.py`;
 - `server_keys.py` the KeyRing: fetching and caching other servers' verify keys.
 
+Both ways:
+- `peer_policy.py` whom we federate with (`mesh.policy`): an origin or destination it
+  refuses gets 403 inbound and nothing outbound.
+
 Rules: every inbound PDU goes through `relay.events.pdu.parse_pdu` and the rooms core's
-checks; every outbound request goes through `client.py` (or, for .well-known, the
-resolver), both over `destinations.guarded_client`; SQL lives in `store/`.
+checks; every outbound request goes through `client.py`, which asks `peer_policy.py` first
+(may we talk to this server at all?) and connects over `destinations.guarded_client` (may
+we connect to this address?); every signed inbound request goes through `inbound_auth.py`,
+which asks `peer_policy.py` before checking the signature; SQL lives in `store/`.
 
 Spec: https://spec.matrix.org/v1.16/server-server-api/
 """

@@ -12,7 +12,13 @@ Rules kept here:
   trusted), URLs are https; federation requests never follow redirects, a media
   `Location` follows at most `MAX_REDIRECTS`, each hop checked again.
 - TLS is verified against the system CAs plus `federation.ca_file`; `verify_tls = false`
-  turns verification off (labs only; the node warns at start).
+  turns verification off (labs only; the node warns at start). A target the resolver
+  gives with a `pinned_certificate` (a trusted mesh peer, relay/mesh/trust.py) is reached
+  with a context that trusts exactly that certificate, whatever `verify_tls` says: the
+  handshake fails, and nothing is sent, unless the peer proves it holds its key.
+- Nothing is sent to a server `mesh.policy` refuses (`peer_policy`, set by the node to
+  relay/federation/peer_policy.py's `allows`): `DestinationRefused`, checked before the
+  name is even resolved.
 - Failures are two kinds (see `errors.py`): `PeerUnreachable` when no answer came
   (resolution, connect, TLS, timeout, a broken connection), `RemoteError` when the peer
   answered with an error status or with something that is not a JSON object.
@@ -40,7 +46,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -51,9 +57,14 @@ import relay
 from relay.config import Config
 from relay.events.canonical import JsonParseError, canonical_json, parse_json_strict
 from relay.federation.destinations import DestinationPolicy, guarded_client
-from relay.federation.errors import PeerUnreachable, RemoteError, ResponseTooLarge
+from relay.federation.errors import (
+    DestinationRefused,
+    PeerUnreachable,
+    RemoteError,
+    ResponseTooLarge,
+)
 from relay.federation.request_auth import authorization_headers
-from relay.federation.resolver import ResolutionError, ServerResolver
+from relay.federation.resolver import ResolutionError, ResolvedServer, ServerResolver
 from relay.runtime.identity import SigningKey
 
 if TYPE_CHECKING:
@@ -65,6 +76,9 @@ DEFAULT_TIMEOUT = 30.0
 CONNECT_TIMEOUT = 10.0
 MIB = 1024 * 1024
 KEY_RESPONSE_BYTES = 1 * MIB
+#: Pinned-certificate clients kept (one per mesh peer's certificate); the oldest is closed
+#: beyond this.
+MAX_PINNED_CLIENTS = 32
 ROOM_STATE_RESPONSE_BYTES = 50 * MIB
 DEFAULT_RESPONSE_BYTES = 8 * MIB
 USER_AGENT = f"edge-relay/{relay.__version__}"
@@ -80,6 +94,21 @@ def tls_context(config: Config) -> ssl.SSLContext:
     if not config.verify_tls:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def pinned_tls_context(certificate: bytes) -> ssl.SSLContext:
+    """A client context that accepts only a connection presenting `certificate` (DER).
+
+    The certificate is the only trust anchor (partial chains allowed, so a leaf that is
+    not self-signed works too). The host name is not checked: the certificate is the
+    identity, bound to the peer's pinned signing key by its signed key response.
+    """
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    ctx.load_verify_locations(cadata=certificate)
     return ctx
 
 
@@ -137,6 +166,12 @@ class FederationClient:
         self.timeout = timeout
         self._transport = transport
         self._http: httpx.AsyncClient | None = None
+        #: certificate SHA-256 -> a client that trusts only that certificate
+        self._pinned: dict[bytes, httpx.AsyncClient] = {}
+        #: pinned clients pushed out (closed by `aclose`: one may still be in use)
+        self._retired: list[httpx.AsyncClient] = []
+        #: Whether a destination may be contacted (mesh.policy); None: anyone.
+        self.peer_policy: Callable[[str], Awaitable[bool]] | None = None
         self._requests = 0
         self._unreachable = 0
         self._remote_errors = 0
@@ -153,22 +188,43 @@ class FederationClient:
             "remote_errors": self._remote_errors,
         }
 
+    def _new_client(self, verify: ssl.SSLContext) -> httpx.AsyncClient:
+        # httpx (~4 MB resident) is imported on the first request: a relay that has
+        # not federated yet need not carry it.
+        import httpx
+
+        return guarded_client(
+            self.policy,
+            verify=verify,
+            transport=self._transport,
+            timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, CONNECT_TIMEOUT)),
+            # No compressed answers: a few KiB of gzip can inflate to megabytes in
+            # one decoded chunk, before any cap on bytes read could see it.
+            headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
+        )
+
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
-            # httpx (~4 MB resident) is imported on the first request: a relay that has
-            # not federated yet need not carry it.
-            import httpx
-
-            self._http = guarded_client(
-                self.policy,
-                verify=self.ssl_context,
-                transport=self._transport,
-                timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, CONNECT_TIMEOUT)),
-                # No compressed answers: a few KiB of gzip can inflate to megabytes in
-                # one decoded chunk, before any cap on bytes read could see it.
-                headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
-            )
+            self._http = self._new_client(self.ssl_context)
         return self._http
+
+    def pinned_client(self, certificate: bytes) -> httpx.AsyncClient:
+        """The client whose connections must present exactly `certificate` (DER)."""
+        import hashlib
+
+        digest = hashlib.sha256(certificate).digest()
+        client = self._pinned.get(digest)
+        if client is None:
+            if len(self._pinned) >= MAX_PINNED_CLIENTS:
+                oldest = next(iter(self._pinned))
+                self._retired.append(self._pinned.pop(oldest))
+            client = self._pinned[digest] = self._new_client(pinned_tls_context(certificate))
+        return client
+
+    def _client_for(self, target: ResolvedServer) -> httpx.AsyncClient:
+        if target.pinned_certificate is not None:
+            return self.pinned_client(target.pinned_certificate)
+        return self._client()
 
     async def get_json(
         self,
@@ -252,6 +308,7 @@ class FederationClient:
         if not path.startswith("/"):
             raise ValueError(f"path must start with '/': {path!r}")
         timeout = self.timeout if timeout is None else timeout
+        await self._check_policy(destination)
         self._requests += 1
         try:
             with trio.fail_after(timeout):
@@ -268,6 +325,11 @@ class FederationClient:
             self._remote_errors += 1
             raise
 
+    async def _check_policy(self, destination: str) -> None:
+        """Raises DestinationRefused when mesh.policy forbids contacting `destination`."""
+        if self.peer_policy is not None and not await self.peer_policy(destination):
+            raise DestinationRefused(destination)
+
     async def _request(
         self,
         method: str,
@@ -280,9 +342,11 @@ class FederationClient:
     ) -> Any:
         import httpx
 
-        request = await self._signed_request(method, destination, path, query, body, has_body)
+        client, request = await self._signed_request(
+            method, destination, path, query, body, has_body
+        )
         try:
-            response = await self._client().send(request, stream=True)
+            response = await client.send(request, stream=True)
             try:
                 raw = await self._read_body(destination, response, max_bytes)
             finally:
@@ -299,14 +363,15 @@ class FederationClient:
         query: Mapping[str, QueryValue] | None,
         body: Any,
         has_body: bool,
-    ) -> httpx.Request:
+    ) -> tuple[httpx.AsyncClient, httpx.Request]:
+        """The client to send with (the target's TLS rule) and the signed request."""
         try:
             target = await self.resolver.resolve(destination)
         except ResolutionError as exc:
             raise PeerUnreachable(destination, str(exc)) from None
         content = canonical_json(body) if has_body else None
-        client = self._client()
-        import httpx  # loaded by _client()
+        client = self._client_for(target)
+        import httpx  # loaded by _client_for()
 
         request = client.build_request(
             method,
@@ -328,7 +393,7 @@ class FederationClient:
         )
         if target.tls_server_name and target.tls_server_name != request.url.host:
             request.extensions["sni_hostname"] = target.tls_server_name
-        return request
+        return client, request
 
     @asynccontextmanager
     async def stream_get(
@@ -347,19 +412,22 @@ class FederationClient:
 
         Raises:
             PeerUnreachable: no answer, or the connection broke while reading.
+            DestinationRefused: mesh.policy forbids contacting `destination`.
         """
         import httpx
 
+        await self._check_policy(destination)
         self._requests += 1
         try:
             if url is None:
-                request = await self._signed_request("GET", destination, path, query, None, False)
+                client, request = await self._signed_request(
+                    "GET", destination, path, query, None, False
+                )
             else:
-                request = self._client().build_request("GET", url)
+                client = self._client()
+                request = client.build_request("GET", url)
                 self.policy.check_url(request.url)
-            response = await self._client().send(
-                request, stream=True, follow_redirects=url is not None
-            )
+            response = await client.send(request, stream=True, follow_redirects=url is not None)
         except (
             httpx.TransportError,
             httpx.TooManyRedirects,
@@ -423,4 +491,8 @@ class FederationClient:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+        for client in [*self._pinned.values(), *self._retired]:
+            await client.aclose()
+        self._pinned.clear()
+        self._retired.clear()
         await self.resolver.aclose()

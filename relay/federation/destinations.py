@@ -26,8 +26,10 @@ the check and the connect, "DNS rebinding", cannot get past it). Rules, Synapse'
   where a client allows them (never for federation requests), at most `MAX_REDIRECTS`,
   each hop's URL and address checked again.
 
-A refusal raises `DestinationRefused` (an `OSError`: the federation client reports it as
-`PeerUnreachable`, a client sees 502). Nothing is sent to a refused address.
+A refusal raises `AddressRefused` (an `OSError`: the federation client reports it as
+`PeerUnreachable`, a client sees 502). Nothing is sent to a refused address. (Whether a
+*server* may be talked to at all, `mesh.policy`, is `peer_policy.py`'s question, asked
+before this one.)
 
 `FetchBudget` bounds the fetches others can cause: per requester (the address a request
 came from: an `X-Matrix` origin or a notary query names servers we then contact), a token
@@ -97,7 +99,7 @@ NEGATIVE_CACHE_SIZE = 10_000
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 
 
-class DestinationRefused(OSError):
+class AddressRefused(OSError):
     """The policy refused to connect to `host`:`port` (nothing was sent)."""
 
     def __init__(self, host: str, port: int, reason: str) -> None:
@@ -243,12 +245,12 @@ class DestinationPolicy:
         it is a trusted route.
 
         Raises:
-            DestinationRefused: a scheme other than https to an untrusted route.
+            AddressRefused: a scheme other than https to an untrusted route.
         """
         host, port = url.host.lower(), url.port or (443 if url.scheme == "https" else 80)
         if url.scheme == "https" or (url.scheme == "http" and self.is_trusted_route(host, port)):
             return
-        refused = DestinationRefused(host, port, f"{url.scheme or 'no'} scheme (https only)")
+        refused = AddressRefused(host, port, f"{url.scheme or 'no'} scheme (https only)")
         log.warning("refused an outbound request to %s: %s", url, refused)
         raise refused
 
@@ -257,7 +259,7 @@ class DestinationPolicy:
         order; all of them for a trusted route.
 
         Raises:
-            DestinationRefused: none may (every refusal is logged).
+            AddressRefused: none may (every refusal is logged).
             OSError: `host` does not resolve.
         """
         bare = host.strip("[]")
@@ -280,7 +282,7 @@ class DestinationPolicy:
         if not allowed:
             why = "; ".join(reasons) or "no address"
             log.warning("refused an outbound connection to %s:%s: %s", host, port, why)
-            raise DestinationRefused(host, port, why)
+            raise AddressRefused(host, port, why)
         return allowed
 
 
@@ -320,7 +322,7 @@ class _PolicyBackend:
         raise last
 
     async def connect_unix_socket(self, path: str, *args: Any, **kwargs: Any) -> Any:
-        raise DestinationRefused(path, 0, "unix sockets are never a destination")
+        raise AddressRefused(path, 0, "unix sockets are never a destination")
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)

@@ -171,6 +171,7 @@ class FederationSender:
                 destination, f"/_matrix/federation/v1/send/{txn_id}", body
             )
         except (PeerUnreachable, RemoteError) as exc:
+            self._count(destination, "unreachable" if isinstance(exc, PeerUnreachable) else "error")
             await self._failed(destination, state, exc)
             return
         failures = {
@@ -178,6 +179,7 @@ class FederationSender:
             for event_id, result in (response.get("pdus") or {}).items()
             if isinstance(result, dict) and result.get("error")
         }
+        self._count(destination, "refused_pdus" if failures else "ok")
         if failures:
             # The destination refused some PDUs; retrying will not change its mind.
             log.warning("%s refused %d PDUs: %s", destination, len(failures), failures)
@@ -193,6 +195,9 @@ class FederationSender:
         state.reachable = True
         state.backoff_s = 0.0
         state.sent_transactions += 1
+
+    def _count(self, destination: str, result: str) -> None:
+        self.services.metrics.transactions.inc(destination, result)
 
     async def _failed(self, destination: str, state: DestinationState, exc: Exception) -> None:
         state.backoff_s = min(

@@ -14,8 +14,8 @@ import trio
 from relay.config import Listen, config_from_dict
 from relay.federation.client import FederationClient
 from relay.federation.destinations import (
+    AddressRefused,
     DestinationPolicy,
-    DestinationRefused,
     FetchBudget,
     guarded_client,
 )
@@ -88,15 +88,15 @@ def test_named_listener_is_refused_at_the_addresses_its_name_has() -> None:
 def test_only_https_urls_unless_a_trusted_route() -> None:
     rules = DestinationPolicy(trusted_urls=["http://hq.example:8008"])
     rules.check_url(httpx.URL("https://cdn.example/x"))
-    with pytest.raises(DestinationRefused):
+    with pytest.raises(AddressRefused):
         rules.check_url(httpx.URL("http://cdn.example/x"))
-    with pytest.raises(DestinationRefused):
+    with pytest.raises(AddressRefused):
         rules.check_url(httpx.URL("ftp://cdn.example/x"))
     rules.check_url(httpx.URL("http://hq.example:8008/_matrix/x"))
 
 
 async def test_hostnames_are_checked_by_the_address_they_resolve_to() -> None:
-    with pytest.raises(DestinationRefused):
+    with pytest.raises(AddressRefused):
         await policy().addresses("localhost", 8448)
     assert "127.0.0.1" in await policy("127.0.0.1", "::1").addresses("localhost", 8448)
 
@@ -105,10 +105,10 @@ async def test_a_trusted_route_may_go_anywhere() -> None:
     rules = policy()
     rules.trust_route("hq.example", "localhost", 8448)
     assert "127.0.0.1" in await rules.addresses("localhost", 8448)
-    with pytest.raises(DestinationRefused):
+    with pytest.raises(AddressRefused):
         await rules.addresses("localhost", 8449)
     rules.trust_route("hq.example", "127.0.0.9", 8448)  # it moved: the old route is gone
-    with pytest.raises(DestinationRefused):
+    with pytest.raises(AddressRefused):
         await rules.addresses("localhost", 8448)
 
 
@@ -163,7 +163,7 @@ async def test_guarded_client_never_connects_to_a_refused_address_and_does_to_it
     port = await nursery.start(_serve, "127.0.0.93", counter)
     url = f"http://127.0.0.93:{port}/"
     async with guarded_client(policy(), verify=False, timeout=10) as http:
-        with pytest.raises(DestinationRefused):
+        with pytest.raises(AddressRefused):
             await http.get(url)
     assert counter.connections == 0
     async with guarded_client(policy("127.0.0.93"), verify=False, timeout=10) as http:
