@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -98,16 +98,22 @@ class ListenerLimits:
     header_timeout_seconds: float = 30.0
     #: Longest silence while a request's body is still being received.
     body_timeout_seconds: float = 60.0
-    #: How long an idle connection that already served a request is kept for the next.
+    #: How long an idle connection that already served a request is kept for the next
+    #: (per listener: `client_keep_alive_seconds`, `federation_keep_alive_seconds`).
     keep_alive_seconds: float = 75.0
 
 
+#: Idle federation connections are kept longer than Synapse keeps its own pooled ones
+#: (120 s) and than its listener was seen to keep one (700 s): a peer on a slow link never
+#: pays a new TLS handshake because of us.
+FEDERATION_KEEP_ALIVE_SECONDS = 900.0
 LISTENER_NUMBERS: dict[str, tuple[float, float]] = {
     "max_connections": (1000, 1),
     "max_connections_per_address": (100, 1),
     "header_timeout_seconds": (30.0, 1.0),
     "body_timeout_seconds": (60.0, 1.0),
-    "keep_alive_seconds": (75.0, 1.0),
+    "client_keep_alive_seconds": (75.0, 1.0),
+    "federation_keep_alive_seconds": (FEDERATION_KEEP_ALIVE_SECONDS, 1.0),
 }
 
 
@@ -162,8 +168,12 @@ class Config:
     #: [federation] ip_range_allowlist: addresses/networks the destination policy treats as
     #: ordinary remote addresses (relay/federation/destinations.py).
     ip_range_allowlist: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
-    #: [listeners] connection limits and timeouts (relay/listener.py).
-    listener_limits: ListenerLimits = field(default_factory=lambda: ListenerLimits())
+    #: [listeners] connection limits and timeouts (relay/runtime/listener.py) of the client
+    #: (and metrics) listener and of the federation listener: they differ in keep-alive.
+    client_limits: ListenerLimits = field(default_factory=ListenerLimits)
+    federation_limits: ListenerLimits = field(
+        default_factory=lambda: ListenerLimits(keep_alive_seconds=FEDERATION_KEEP_ALIVE_SECONDS)
+    )
 
     @property
     def media_store(self) -> Path:
@@ -257,10 +267,15 @@ def config_from_dict(doc: dict[str, Any], data_dir: Path) -> Config:
         if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
             raise ConfigError(f"listeners.{key} must be a number >= {minimum:g}")
         listener_values[key] = value
-    listener_limits = ListenerLimits(
-        max_connections=int(listener_values.pop("max_connections")),
-        max_connections_per_address=int(listener_values.pop("max_connections_per_address")),
-        **{key: float(value) for key, value in listener_values.items()},
+    client_limits = ListenerLimits(
+        max_connections=int(listener_values["max_connections"]),
+        max_connections_per_address=int(listener_values["max_connections_per_address"]),
+        header_timeout_seconds=float(listener_values["header_timeout_seconds"]),
+        body_timeout_seconds=float(listener_values["body_timeout_seconds"]),
+        keep_alive_seconds=float(listener_values["client_keep_alive_seconds"]),
+    )
+    federation_limits = replace(
+        client_limits, keep_alive_seconds=float(listener_values["federation_keep_alive_seconds"])
     )
     client = parse_listen(
         _str(listeners, "client", "listeners.", DEFAULT_CLIENT_LISTEN) or "", "listeners.client"
@@ -405,7 +420,8 @@ def config_from_dict(doc: dict[str, Any], data_dir: Path) -> Config:
         trusted_key_servers=trusted_key_servers,
         media=media,
         ip_range_allowlist=ip_range_allowlist,
-        listener_limits=listener_limits,
+        client_limits=client_limits,
+        federation_limits=federation_limits,
         **mesh,
     )
 
@@ -536,12 +552,14 @@ def render_config(
         'metrics = ""',
         "# Open connections per listener and per client address (beyond: 503, closed); how",
         "# long a connection may take to send a request's headers, and stay silent in the",
-        "# middle of its body; how long an idle connection is kept for its next request.",
+        "# middle of its body; how long an idle connection is kept for its next request",
+        "# (federation: longer than peers keep theirs, so a slow link keeps its TLS session).",
         "max_connections = 1000",
         "max_connections_per_address = 100",
         "header_timeout_seconds = 30.0",
         "body_timeout_seconds = 60.0",
-        "keep_alive_seconds = 75.0",
+        "client_keep_alive_seconds = 75.0",
+        "federation_keep_alive_seconds = 900.0",
         "",
         "[federation]",
         "# The organisation's upstream homeserver (server name), if any.",

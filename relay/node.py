@@ -230,12 +230,11 @@ async def serve_node(
                     database, interval_s=config.housekeeping_interval_seconds
                 )
                 await nursery.start(_serve_until, shutdown, housekeeping.serve)
-                listener_limits = config.listener_limits
                 await nursery.start(
                     serve_listener,
                     RequestMetrics(client_app(services), metrics, "client"),
-                    hypercorn_config(config.client_listen, listener_limits),
-                    listener_limits,
+                    hypercorn_config(config.client_listen, config.client_limits),
+                    config.client_limits,
                     shutdown,
                 )
                 log.info("client API listening on http://%s", config.client_listen)
@@ -247,11 +246,11 @@ async def serve_node(
                     RequestMetrics(federation_app(services), metrics, "federation"),
                     hypercorn_config(
                         config.federation_listen,
-                        listener_limits,
+                        config.federation_limits,
                         certfile=str(config.tls_certificate_path),
                         keyfile=str(config.tls_private_key_path),
                     ),
-                    listener_limits,
+                    config.federation_limits,
                     shutdown,
                 )
                 log.info("federation API listening on https://%s", config.federation_listen)
@@ -259,8 +258,8 @@ async def serve_node(
                     await nursery.start(
                         serve_listener,
                         metrics_app(services, metrics),
-                        hypercorn_config(config.metrics_listen, listener_limits),
-                        listener_limits,
+                        hypercorn_config(config.metrics_listen, config.client_limits),
+                        config.client_limits,
                         shutdown,
                     )
                     log.info("metrics on http://%s/metrics", config.metrics_listen)

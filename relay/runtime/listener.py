@@ -19,7 +19,9 @@ its connection for minutes). Rules kept here, every number a `[listeners]` setti
   HTTP/2 streams are bounded by the header and keep-alive timeouts only). No timeout
   applies while the app works on a request whose body has arrived (a `/sync` long-poll).
 - `keep_alive_seconds`: how long a connection that served a request waits idle for the
-  next (kept separate: slow links want it long, and it never extends the two above).
+  next (`client_keep_alive_seconds`, `federation_keep_alive_seconds`: slow links want it
+  long; it never extends the two above, and only a connection that completed a request
+  gets it).
 - A connection the client closed is closed at once (hypercorn otherwise keeps its
   descriptor until the keep-alive timer ends).
 - Running out of descriptors (EMFILE and kin) pauses accepting for 100 ms, as trio's

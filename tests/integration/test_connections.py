@@ -39,7 +39,7 @@ def start_relay(tmp_path: Path, **settings: str) -> RelayProcess:
         "max_connections_per_address": "100",
         "header_timeout_seconds": "2.0",
         "body_timeout_seconds": "2.0",
-        "keep_alive_seconds": "60.0",
+        "client_keep_alive_seconds": "60.0",
     } | settings
     for key, value in settings.items():
         old = next(line for line in text.splitlines() if line.startswith(f"{key} ="))
