@@ -56,6 +56,8 @@ def test_init_writes_config_key_cert_database(tmp_path: Path) -> None:
         "client": "127.0.0.1:8008",
         "federation": "0.0.0.0:8448",
         "metrics": "",  # off
+        "public_baseurl": "",
+        "trusted_proxies": [],
         "max_connections": 1000,
         "max_connections_per_address": 100,
         "header_timeout_seconds": 30.0,

@@ -15,7 +15,8 @@ from relay.federation.errors import PeerUnreachable, RemoteError, client_error
 from relay.federation.resolver import ResolvedServer
 from tests.federation.conftest import open_side
 from tests.federation.fakes import FakeNetwork, open_local
-from tests.integration.conftest import RelayProcess, free_port, fresh_loopback
+from tests.integration.conftest import RelayProcess
+from tests.support import free_port, fresh_loopback
 
 pytestmark = pytest.mark.integration
 

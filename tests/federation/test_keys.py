@@ -25,7 +25,8 @@ from relay.runtime.identity import new_signing_key, read_signing_key
 from store import keys as store_keys
 from tests.federation.conftest import open_side
 from tests.federation.fakes import DAY_MS, FakeNetwork, FakeServer, json_of, now_ms, open_local
-from tests.integration.conftest import RelayProcess, free_port
+from tests.integration.conftest import RelayProcess
+from tests.support import free_port
 
 pytestmark = pytest.mark.integration
 

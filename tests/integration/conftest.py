@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-import random
 import resource
+import secrets
 import signal
 import socket
 import subprocess
@@ -14,20 +14,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
 
+from tests.support import free_port, fresh_loopback
+
+__all__ = ["free_port", "fresh_loopback"]
+
 RELAY = [sys.executable, "-m", "relay.cli"]
-
-
-def free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def fresh_loopback() -> str:
-    return f"127.0.{random.randint(1, 254)}.{random.randint(2, 254)}"
 
 
 def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -93,26 +86,32 @@ class RelayProcess:
     def allowlist_line(self) -> str:
         return "ip_range_allowlist = [" + ", ".join(f'"{r}"' for r in self.remote_ranges) + "]"
 
-    def start(self) -> None:
+    def start(self, timeout: float = 60) -> None:
+        """Start `relay run` and return once it says READY=1 over systemd's notification
+        protocol (relay/runtime/sdnotify.py): its listeners serve, nothing is polled."""
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [*RELAY, "run", "--data-dir", str(self.data_dir)],
-            stdout=log,
-            stderr=log,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            preexec_fn=self._limit_nofile if self.nofile else None,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"relay exited early:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.client_url}/health", timeout=1).status_code == 200:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+            address = f"edge-relay-test-{os.getpid()}-{secrets.token_hex(6)}"
+            notify.bind("\0" + address)  # an abstract socket: no file, no path length limit
+            notify.settimeout(0.2)
+            self.proc = subprocess.Popen(
+                [*RELAY, "run", "--data-dir", str(self.data_dir)],
+                stdout=log,
+                stderr=log,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", "NOTIFY_SOCKET": "@" + address},
+                preexec_fn=self._limit_nofile if self.nofile else None,
+            )
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise AssertionError(f"relay exited early:\n{self.log()}")
+                try:
+                    message = notify.recv(4096).decode(errors="replace")
+                except TimeoutError:
+                    continue
+                if "READY=1" in message.splitlines():
                     return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"relay did not become healthy:\n{self.log()}")
+        raise AssertionError(f"relay did not say READY=1 within {timeout} s:\n{self.log()}")
 
     def _limit_nofile(self) -> None:
         assert self.nofile is not None

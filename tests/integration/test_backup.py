@@ -17,8 +17,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.integration.conftest import RelayProcess, free_port, fresh_loopback, make_relay
+from tests.integration.conftest import RelayProcess, make_relay
 from tests.integration.matrix_client import MatrixUser
+from tests.support import free_port, fresh_loopback
 
 SENDERS = 20
 V3 = "/_matrix/client/v3"

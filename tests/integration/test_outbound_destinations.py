@@ -20,8 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.conftest import RelayProcess, free_port, fresh_loopback, make_relay
+from tests.integration.conftest import RelayProcess, make_relay
 from tests.integration.matrix_client import MatrixUser
+from tests.support import free_port, fresh_loopback
 
 V1 = "/_matrix/client/v1/media"
 INTERNAL_HOST = "127.0.0.92"

@@ -224,13 +224,3 @@ def lab() -> Iterator[Lab]:
         yield lab
     finally:
         lab.close()
-
-
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.2) -> float:
-    """Poll until `predicate()` is truthy; return the seconds it took."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if predicate():
-            return time.monotonic() - start
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

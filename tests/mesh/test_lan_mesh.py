@@ -20,7 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.mesh.conftest import ROOT, Lab, MeshRelay, wait_until
+from tests.mesh.conftest import ROOT, Lab, MeshRelay
+from tests.support import seconds_until, wait_until
 
 MESSAGES = 300
 TIMINGS: dict[str, float] = {}
@@ -57,7 +58,7 @@ def test_discovery_within_5_seconds(mesh: dict[str, MeshRelay]) -> None:
                 return False
         return True
 
-    TIMINGS["discovery_s"] = wait_until(everyone_sees_everyone, 5, "discovery")
+    TIMINGS["discovery_s"] = seconds_until(everyone_sees_everyone, 5, "discovery")
     a, b, c = mesh["a"], mesh["b"], mesh["c"]
     # Pinned by config: trusted at once. Unknown key: pending, with its fingerprint shown.
     wait_until(lambda: (a.peer("b.mesh") or {}).get("status") == "trusted", 5, "a trusts b")
@@ -138,7 +139,7 @@ def test_partition_heal_converge(lab: Lab, mesh: dict[str, MeshRelay]) -> None:
     for t in threads:
         t.start()
     # While partitioned: a notices c is gone (well within 30 s).
-    TIMINGS["dead_peer_leaves_s"] = wait_until(
+    TIMINGS["dead_peer_leaves_s"] = seconds_until(
         lambda: a.peer("c.mesh")["reachable"] is False, 30, "a to mark c unreachable"
     )
     for t in threads:
@@ -148,7 +149,7 @@ def test_partition_heal_converge(lab: Lab, mesh: dict[str, MeshRelay]) -> None:
 
     lab.link("c", up=True)
     healed = time.monotonic()
-    TIMINGS["healed_peer_returns_s"] = wait_until(
+    TIMINGS["healed_peer_returns_s"] = seconds_until(
         lambda: a.peer("c.mesh")["reachable"] is True, 15, "a to see c again"
     )
     expected = {"hello all"} | {

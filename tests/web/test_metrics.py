@@ -18,8 +18,9 @@ from relay.runtime.identity import new_signing_key
 from relay.web.metrics import scrape
 from store import outbox as store_outbox
 from store import peers as store_peers
-from tests.integration.conftest import free_port, make_relay
+from tests.integration.conftest import make_relay
 from tests.integration.matrix_client import MatrixUser
+from tests.support import free_port
 
 
 def _families(text: str) -> dict[str, dict[tuple, float]]:

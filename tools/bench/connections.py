@@ -27,7 +27,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.integration.conftest import free_port, fresh_loopback
+from tests.support import free_port, fresh_loopback
 
 
 def _limit() -> None:
