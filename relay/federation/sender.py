@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +32,7 @@ from relay.e2ee.to_device import EDU_TYPE as TO_DEVICE_EDU
 from relay.federation.errors import PeerUnreachable, RemoteError
 from relay.runtime.clock import now_ms
 from relay.services import Services
+from store import Connection
 from store import outbox as store_outbox
 
 log = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ class FederationSender:
             state.running = False
 
     def _pdus_as_served_txn(
-        self, conn: sqlite3.Connection, rows: list[dict[str, Any]]
+        self, conn: Connection, rows: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:
         """The batch's PDUs as other servers get them now (pruned if redacted since)."""
         rooms = self.services.rooms
