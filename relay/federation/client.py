@@ -7,6 +7,10 @@ Rules kept here:
   percent-encoding), so the receiver computes the same bytes.
 - Where to connect comes from `ServerResolver`; the URL may name an IP or an SRV target while
   TLS checks (and SNI names) `tls_server_name`, and `Host` is what the resolver says.
+- Every connection keeps the destination policy (`destinations.py`): the address actually
+  connected is checked (loopback, private, link-local, our own listeners... refused unless
+  trusted), URLs are https; federation requests never follow redirects, a media
+  `Location` follows at most `MAX_REDIRECTS`, each hop checked again.
 - TLS is verified against the system CAs plus `federation.ca_file`; `verify_tls = false`
   turns verification off (labs only; the node warns at start). A target the resolver
   gives with a `pinned_certificate` (a trusted mesh peer, relay/mesh/trust.py) is reached
@@ -52,6 +56,7 @@ import trio
 import relay
 from relay.config import Config
 from relay.events.canonical import JsonParseError, canonical_json, parse_json_strict
+from relay.federation.destinations import DestinationPolicy, guarded_client
 from relay.federation.errors import (
     DestinationRefused,
     PeerUnreachable,
@@ -147,13 +152,22 @@ class FederationClient:
         signing_key: SigningKey,
         *,
         resolver: ServerResolver | None = None,
+        policy: DestinationPolicy | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.config = config
         self.signing_key = signing_key
         self.ssl_context = tls_context(config)
-        self.resolver = resolver or ServerResolver(config, ssl_context=self.ssl_context)
+        if policy is None and isinstance(resolver, ServerResolver):
+            policy = resolver.policy
+        elif policy is None:
+            policy = DestinationPolicy.from_config(config)
+        #: The destination policy every request keeps (shared with the resolver).
+        self.policy = policy
+        self.resolver = resolver or ServerResolver(
+            config, ssl_context=self.ssl_context, policy=policy
+        )
         self.timeout = timeout
         self._transport = transport
         self._http: httpx.AsyncClient | None = None
@@ -184,11 +198,11 @@ class FederationClient:
         # not federated yet need not carry it.
         import httpx
 
-        return httpx.AsyncClient(
+        return guarded_client(
+            self.policy,
             verify=verify,
             transport=self._transport,
             timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, CONNECT_TIMEOUT)),
-            follow_redirects=False,
             # No compressed answers: a few KiB of gzip can inflate to megabytes in
             # one decoded chunk, before any cap on bytes read could see it.
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
@@ -397,8 +411,9 @@ class FederationClient:
     ) -> AsyncIterator[httpx.Response]:
         """A signed `GET path?query` on `destination` whose body the caller reads as it
         arrives (media); with `url`, a plain unsigned GET of that URL instead (a media
-        `Location`). Any status is yielded as is. Not bounded by `timeout`: the caller
-        bounds it.
+        `Location`, https only, following at most MAX_REDIRECTS redirects, each checked
+        by the destination policy). Any other status is yielded as is. Not bounded by
+        `timeout`: the caller bounds it.
 
         Raises:
             PeerUnreachable: no answer, or the connection broke while reading.
@@ -416,8 +431,15 @@ class FederationClient:
             else:
                 client = self._client()
                 request = client.build_request("GET", url)
-            response = await client.send(request, stream=True)
-        except (httpx.TransportError, ssl.SSLError, OSError) as exc:
+                self.policy.check_url(request.url)
+            response = await client.send(request, stream=True, follow_redirects=url is not None)
+        except (
+            httpx.TransportError,
+            httpx.TooManyRedirects,
+            httpx.InvalidURL,
+            ssl.SSLError,
+            OSError,
+        ) as exc:
             self._unreachable += 1
             raise PeerUnreachable(destination, _describe(exc)) from None
         try:

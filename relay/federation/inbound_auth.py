@@ -40,6 +40,11 @@ def services_of(request: Request) -> Services:
     return request.app.state.services
 
 
+def requester_address(request: Request) -> str:
+    """The address a request came from: what the key fetches it causes are charged to."""
+    return request.client.host if request.client is not None else ""
+
+
 def request_uri(request: Request) -> str:
     """The request target as sent: raw path plus `?query` when there is one."""
     raw_path: bytes = request.scope.get("raw_path") or request.scope["path"].encode("utf-8")
@@ -98,7 +103,9 @@ async def authenticate_request(request: Request, body: bytes) -> str:
             await gate(origin, signed)
         raise Forbidden(f"{origin} is not a server this relay federates with")
     try:
-        await services.keyring.verify_json_for_server(signed, origin)
+        await services.keyring.verify_json_for_server(
+            signed, origin, requester=requester_address(request)
+        )
     except SignatureError as exc:
         if gate is not None:
             await gate(origin, signed)

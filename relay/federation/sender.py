@@ -8,7 +8,10 @@ PDUs and 100 EDUs, and ending before the first PDU queued after a to-device EDU:
 a room key then reaches the destination in an earlier transaction than the
 events encrypted with it (Synapse handles a transaction's PDUs and EDUs
 concurrently, so within one transaction the event may reach a /sync first).
-Rows leave the outbox only once the destination answered 200. Failures back off
+A PDU goes out as other servers get it when it leaves (`RoomService.event_for_servers_txn`):
+an event redacted while it waited in the outbox (ours, or one the mesh carries) leaves
+pruned, never with the content its sender took back. Rows leave the outbox only once the
+destination answered 200. Failures back off
 (doubling, capped at `retry_max_s`); the uplink monitor pokes a destination as
 soon as it answers again, so a healed link starts flushing within seconds,
 whatever the backoff.
@@ -29,6 +32,7 @@ from relay.e2ee.to_device import EDU_TYPE as TO_DEVICE_EDU
 from relay.federation.errors import PeerUnreachable, RemoteError
 from relay.runtime.clock import now_ms
 from relay.services import Services
+from store import Connection
 from store import outbox as store_outbox
 
 log = logging.getLogger(__name__)
@@ -133,10 +137,26 @@ class FederationSender:
         finally:
             state.running = False
 
+    def _pdus_as_served_txn(
+        self, conn: Connection, rows: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """The batch's PDUs as other servers get them now (pruned if redacted since)."""
+        rooms = self.services.rooms
+        pdus: list[dict[str, Any]] = []
+        for row in rows:
+            if row["kind"] != "pdu":
+                continue
+            pdu = rooms.get_pdu_txn(conn, row["event_id"]) if row["event_id"] else None
+            if pdu is None:
+                pdus.append(json.loads(row["payload"]))
+            else:
+                pdus.append(rooms.event_for_servers_txn(conn, pdu))
+        return pdus
+
     async def _send_batch(
         self, destination: str, state: DestinationState, rows: list[dict[str, Any]]
     ) -> None:
-        pdus = [json.loads(row["payload"]) for row in rows if row["kind"] == "pdu"]
+        pdus = await self.services.database.read(self._pdus_as_served_txn, rows)
         edus = [json.loads(row["payload"]) for row in rows if row["kind"] == "edu"]
         txn_id = f"{self._txn_prefix}.{rows[0]['id']}-{rows[-1]['id']}"
         body = {
