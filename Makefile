@@ -66,7 +66,7 @@ run: setup
 # slowest first (tests/conftest.py); tests/image/ goes first, to one worker that waits for the
 # builds (build.sh's locks) while the others run everything else. Most tests wait on servers and
 # the network more than they compute, so there are more workers than the 2 cores.
-TEST_HOST_GROUPS := run test image-amd64 image-arm64
+TEST_HOST_GROUPS := run test lowband image-amd64 image-arm64
 TEST_WORKERS ?= 3
 
 test: setup clients synapse
