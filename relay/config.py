@@ -102,6 +102,8 @@ class Config:
     retry_min_seconds: float = 1.0
     retry_max_seconds: float = 30.0
     probe_interval_seconds: float = 2.0
+    #: A whole outbound request (connect to last byte); a slow link sizes transactions to it.
+    request_timeout_seconds: float = 30.0
     #: How many missing events we fetch to close one gap before giving up.
     gap_fill_cap: int = 10_000
     #: Notaries asked for a server's keys when it can't be reached itself:
@@ -133,6 +135,7 @@ FEDERATION_NUMBERS: dict[str, tuple[float, float]] = {
     "retry_min_seconds": (1.0, 0.1),
     "retry_max_seconds": (30.0, 0.1),
     "probe_interval_seconds": (2.0, 0.1),
+    "request_timeout_seconds": (30.0, 1.0),
     "gap_fill_cap": (10_000, 10),
 }
 
@@ -320,6 +323,7 @@ def config_from_dict(doc: dict[str, Any], data_dir: Path) -> Config:
         retry_min_seconds=float(numbers["retry_min_seconds"]),
         retry_max_seconds=float(numbers["retry_max_seconds"]),
         probe_interval_seconds=float(numbers["probe_interval_seconds"]),
+        request_timeout_seconds=float(numbers["request_timeout_seconds"]),
         gap_fill_cap=int(numbers["gap_fill_cap"]),
         trusted_key_servers=trusted_key_servers,
         media=media,
@@ -456,10 +460,14 @@ def render_config(
         f"verify_tls = {'true' if verify_tls else 'false'}",
         "# Outbound retries back off from retry_min_seconds, doubling, to retry_max_seconds;",
         "# unreachable destinations (and the upstream) are probed every probe_interval_seconds",
-        "# and flushed as soon as they answer. Nothing queued is ever dropped.",
+        "# (less often while probes time out; a live, silent upstream every 2 minutes) and",
+        "# flushed as soon as they answer. Nothing queued is ever dropped.",
         "retry_min_seconds = 1.0",
         "retry_max_seconds = 30.0",
         "probe_interval_seconds = 2.0",
+        "# A whole outbound request may take this long; on a slow link the relay sizes each",
+        "# transaction to finish well within it, and splits one that did not.",
+        "request_timeout_seconds = 30.0",
         "# Missing events fetched to close one gap in a room's history before giving up.",
         "gap_fill_cap = 10000",
         "",

@@ -55,6 +55,7 @@ from store import events as store_events
 log = logging.getLogger(__name__)
 
 GRACE_SECONDS = 1.0
+LISTENER_KEEPALIVE_S = 330
 
 
 def _hypercorn_config(listen: Listen, *, certfile: str | None = None, keyfile: str | None = None):
@@ -65,7 +66,9 @@ def _hypercorn_config(listen: Listen, *, certfile: str | None = None, keyfile: s
     hc.graceful_timeout = GRACE_SECONDS
     hc.accesslog = None
     hc.errorlog = logging.getLogger("relay.http.server")
-    hc.keep_alive_timeout = 75
+    # Peers keep a connection to us idle for a while (Synapse: 120 s) and expect it to stay
+    # open; closing first makes a peer on a slow link pay a new TLS handshake.
+    hc.keep_alive_timeout = LISTENER_KEEPALIVE_S
     return hc
 
 
@@ -94,7 +97,9 @@ async def build_services(config: Config, database: Database, signing_key: Signin
     """The relay's services over an open database (also used in-process by tests)."""
     notifier = Notifier(await database.read(store_events.max_stream_ordering))
     own_keys = OwnKeys(config.server_name, signing_key)
-    federation_client = FederationClient(config, signing_key)
+    federation_client = FederationClient(
+        config, signing_key, timeout=config.request_timeout_seconds
+    )
     services = Services(
         config=config,
         database=database,

@@ -8,7 +8,19 @@ Rules kept here:
 - Where to connect comes from `ServerResolver`; the URL may name an IP or an SRV target while
   TLS checks (and SNI names) `tls_server_name`, and `Host` is what the resolver says.
 - TLS is verified against the system CAs plus `federation.ca_file`; `verify_tls = false`
-  turns verification off (labs only; the node warns at start).
+  turns verification off (labs only; the node warns at start). The ClientHello offers the
+  P-256 group with its key share: Synapse's listener accepts only P-256, so a default
+  X25519 share costs a HelloRetryRequest (one more round trip, ~350 B: seconds on a
+  9.6 kbit/s link); P-256 is the group every TLS 1.3 server must implement (RFC 8446 9.1).
+  No session resumption: httpx gives no way to hand a saved session to a new connection,
+  so connections are kept warm instead.
+- Connections are pooled per destination and kept open while idle for `KEEPALIVE_S`:
+  longer than any gap between a relay's probes (sender.py), shorter than Synapse's own
+  listener keeps an idle connection (measured: over 10 minutes), so a kit on a slow link
+  pays TCP+TLS setup (3 round trips, ~3 KB) once, not every few seconds.
+- Liveness: `last_heard(destination)` is when it last answered anything (any status), or
+  sent us a signed request (`heard_from`, called by inbound_auth.py); the sender's probes
+  only run when a destination has been silent.
 - Failures are two kinds (see `errors.py`): `PeerUnreachable` when no answer came
   (resolution, connect, TLS, timeout, a broken connection), `RemoteError` when the peer
   answered with an error status or with something that is not a JSON object.
@@ -36,6 +48,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -46,7 +59,13 @@ import trio
 import relay
 from relay.config import Config
 from relay.events.canonical import JsonParseError, canonical_json, parse_json_strict
-from relay.federation.errors import PeerUnreachable, RemoteError, ResponseTooLarge
+from relay.federation.errors import (
+    PeerUnreachable,
+    RemoteError,
+    RequestTimedOut,
+    ResponseTooLarge,
+)
+from relay.federation.link_budget import MAX_TIMEOUT_S
 from relay.federation.request_auth import authorization_headers
 from relay.federation.resolver import ResolutionError, ServerResolver
 from relay.identity import SigningKey
@@ -58,6 +77,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 30.0
 CONNECT_TIMEOUT = 10.0
+KEEPALIVE_S = 300.0
+#: the TLS 1.3 key-exchange group offered, with its key share, in the first flight.
+TLS_GROUP = "prime256v1"
 MIB = 1024 * 1024
 KEY_RESPONSE_BYTES = 1 * MIB
 ROOM_STATE_RESPONSE_BYTES = 50 * MIB
@@ -70,6 +92,7 @@ QueryValue = str | int | Sequence[str]
 def tls_context(config: Config) -> ssl.SSLContext:
     """System CAs plus `config.ca_file`; no verification at all when `verify_tls` is false."""
     ctx = ssl.create_default_context()
+    ctx.set_ecdh_curve(TLS_GROUP)
     if config.ca_file is not None:
         ctx.load_verify_locations(cafile=str(config.ca_file))
     if not config.verify_tls:
@@ -126,6 +149,15 @@ class FederationClient:
         self._requests = 0
         self._unreachable = 0
         self._remote_errors = 0
+        self._heard: dict[str, float] = {}
+
+    def heard_from(self, server: str) -> None:
+        """`server` showed it is alive (it answered us, or sent us a signed request)."""
+        self._heard[server] = time.monotonic()
+
+    def last_heard(self, server: str) -> float | None:
+        """`time.monotonic()` when `server` last showed it is alive; None if never."""
+        return self._heard.get(server)
 
     @property
     def server_name(self) -> str:
@@ -148,7 +180,14 @@ class FederationClient:
             self._http = httpx.AsyncClient(
                 verify=self.ssl_context,
                 transport=self._transport,
-                timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, CONNECT_TIMEOUT)),
+                # A request's own deadline (request_json) bounds it whole; a body write on
+                # a slow link may take minutes (link_budget.MAX_TIMEOUT_S).
+                timeout=httpx.Timeout(
+                    self.timeout,
+                    connect=min(self.timeout, CONNECT_TIMEOUT),
+                    write=max(self.timeout, MAX_TIMEOUT_S),
+                ),
+                limits=httpx.Limits(keepalive_expiry=KEEPALIVE_S),
                 follow_redirects=False,
                 # No compressed answers: a few KiB of gzip can inflate to megabytes in
                 # one decoded chunk, before any cap on bytes read could see it.
@@ -246,7 +285,7 @@ class FederationClient:
                 )
         except trio.TooSlowError:
             self._unreachable += 1
-            raise PeerUnreachable(destination, f"no answer within {timeout:g} s") from None
+            raise RequestTimedOut(destination, timeout) from None
         except PeerUnreachable:
             self._unreachable += 1
             raise
@@ -275,6 +314,7 @@ class FederationClient:
                 await response.aclose()
         except (httpx.TransportError, ssl.SSLError, OSError) as exc:
             raise PeerUnreachable(destination, _describe(exc)) from None
+        self.heard_from(destination)
         return self._decode(destination, response.status_code, raw)
 
     async def _signed_request(

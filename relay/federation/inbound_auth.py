@@ -91,6 +91,9 @@ async def authenticate_request(request: Request, body: bytes) -> str:
         if gate is not None:
             await gate(origin)  # the mesh marks an unapproved LAN peer that tried as rejected
         raise Unauthorized(f"Invalid signature from {origin}: {exc}") from None
+    client = getattr(services, "federation_client", None)
+    if client is not None:
+        client.heard_from(origin)  # a live peer: our probes to it can wait (sender.py)
     return origin
 
 

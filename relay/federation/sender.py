@@ -8,10 +8,34 @@ PDUs and 100 EDUs, and ending before the first PDU queued after a to-device EDU:
 a room key then reaches the destination in an earlier transaction than the
 events encrypted with it (Synapse handles a transaction's PDUs and EDUs
 concurrently, so within one transaction the event may reach a /sync first).
-Rows leave the outbox only once the destination answered 200. Failures back off
-(doubling, capped at `retry_max_s`); the uplink monitor pokes a destination as
-soon as it answers again, so a healed link starts flushing within seconds,
-whatever the backoff.
+Rows leave the outbox only once the destination answered 200.
+
+Slow links (a 9.6 kbit/s satellite or radio link; issue 17):
+
+- Size: a transaction also stops at the byte budget of its destination's link
+  (`link_budget.py`: a third of the request timeout at the measured goodput), so it
+  finishes well within the timeout; a request the timeout cut is split (the budget
+  halves) and the rest resumed in smaller transactions, never re-sent whole. Events are
+  never dropped: a single row over the budget still goes, with a longer timeout.
+- One connection per destination: a destination's sends and probes take turns
+  (`DestinationState.lock`), so they share the client's pooled connection instead of
+  opening a second one; the client keeps it warm (client.py, `KEEPALIVE_S`).
+- Failures back off (doubling from `retry_min_s` to `retry_max_s`). The backoff ends
+  early only when the destination comes back from being unreachable (a real link-up: a
+  healed link starts flushing within seconds); a probe that merely finds a live
+  destination never resets it (a too-big request would otherwise be retried at once, for
+  ever).
+
+The uplink monitor (`serve_monitor`) watches the upstream and every failing destination.
+Liveness is learned from real traffic first: any answer from a destination, or any signed
+request from it, counts (`FederationClient.last_heard`). A probe (a signed
+`GET /_matrix/federation/v1/version`, ~1 KB with its answer) goes out only when a
+destination has been silent: every `IDLE_PROBE_S` while it is reachable (about 8 B/s on an
+idle link), every `probe_interval_s` while it is unreachable and refuses fast, backing off
+to `MAX_PROBE_GAP_S` while probes time out. A probe runs under the client's full request
+timeout, never cut mid-handshake, one at a time per destination, and a destination is
+marked unreachable only if nothing at all was heard from it during the failed probe: no
+flapping, and no catch-up storm on a slow link.
 
 Spec: https://spec.matrix.org/v1.16/server-server-api/#transactions
 """
@@ -26,7 +50,9 @@ from typing import Any
 
 import trio
 
-from relay.federation.errors import PeerUnreachable, RemoteError
+from relay.events.canonical import canonical_json
+from relay.federation.errors import PeerUnreachable, RemoteError, RequestTimedOut
+from relay.federation.link_budget import LinkBudget
 from relay.services import Services, now_ms
 from relay.to_device import EDU_TYPE as TO_DEVICE_EDU
 from store import outbox as store_outbox
@@ -34,15 +60,28 @@ from store import outbox as store_outbox
 log = logging.getLogger(__name__)
 
 PROBE_INTERVAL_S = 2.0
+IDLE_PROBE_S = 120.0
+MAX_PROBE_GAP_S = 30.0
+VERSION_PATH = "/_matrix/federation/v1/version"
+#: a transaction's bytes beyond its rows' own: origin, timestamps, list syntax.
+TXN_OVERHEAD_BYTES = 100
 
 
 @dataclass
 class DestinationState:
     wake: trio.Event = field(default_factory=trio.Event)
+    #: set when the destination comes back from unreachable: ends a backoff wait.
+    link_up: trio.Event = field(default_factory=trio.Event)
     reachable: bool | None = None
     backoff_s: float = 0.0
     running: bool = False
     sent_transactions: int = 0
+    #: sends and probes take turns, so they share one pooled connection.
+    lock: trio.Lock = field(default_factory=trio.Lock)
+    budget: LinkBudget = field(default_factory=LinkBudget)
+    probing: bool = False
+    last_probe: float = float("-inf")
+    probe_gap_s: float = PROBE_INTERVAL_S
 
 
 def keys_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -57,6 +96,17 @@ def keys_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def within_budget(rows: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
+    """The longest prefix of `rows` whose transaction fits in `budget` bytes; at least the
+    first row, whatever its size (an event is never dropped for being big)."""
+    size = TXN_OVERHEAD_BYTES
+    for index, row in enumerate(rows):
+        size += len(row["payload"]) + 1
+        if size > budget and index > 0:
+            return rows[:index]
+    return rows
+
+
 class FederationSender:
     def __init__(
         self,
@@ -65,22 +115,32 @@ class FederationSender:
         retry_min_s: float = 1.0,
         retry_max_s: float = 30.0,
         probe_interval_s: float = PROBE_INTERVAL_S,
+        idle_probe_s: float = IDLE_PROBE_S,
     ) -> None:
         self.services = services
         self.retry_min_s = retry_min_s
         self.retry_max_s = retry_max_s
         self.probe_interval_s = probe_interval_s
+        self.idle_probe_s = max(idle_probe_s, probe_interval_s)
         self.destinations: dict[str, DestinationState] = {}
         self._nursery: trio.Nursery | None = None
         self._txn_prefix = f"er{int(time.time() * 1000)}"
 
     # -- waking ------------------------------------------------------------------------
 
+    def _state(self, destination: str) -> DestinationState:
+        state = self.destinations.get(destination)
+        if state is None:
+            state = self.destinations[destination] = DestinationState(
+                probe_gap_s=self.probe_interval_s
+            )
+        return state
+
     def notify(self, destination: str) -> None:
         """Rows were queued for `destination`: make sure its task runs and is awake."""
         if destination == self.services.server_name:
             return
-        state = self.destinations.setdefault(destination, DestinationState())
+        state = self._state(destination)
         state.wake.set()
         if not state.running and self._nursery is not None:
             state.running = True
@@ -94,10 +154,11 @@ class FederationSender:
             self.notify(destination)
 
     def poke(self, destination: str) -> None:
-        """The destination answered again: retry now, forget the backoff."""
+        """The destination came back from being unreachable: retry now, forget the backoff."""
         state = self.destinations.get(destination)
         if state is not None:
             state.backoff_s = 0.0
+            state.link_up.set()
             state.wake.set()
 
     # -- the service ---------------------------------------------------------------------
@@ -126,9 +187,10 @@ class FederationSender:
                         await state.wake.wait()
                         continue
                 if state.backoff_s > 0:
-                    state.wake = trio.Event()
+                    # New rows do not end a backoff; only the link coming back does.
+                    state.link_up = trio.Event()
                     with trio.move_on_after(state.backoff_s):
-                        await state.wake.wait()
+                        await state.link_up.wait()
                 await self._send_batch(destination, state, keys_first(rows))
         finally:
             state.running = False
@@ -136,6 +198,8 @@ class FederationSender:
     async def _send_batch(
         self, destination: str, state: DestinationState, rows: list[dict[str, Any]]
     ) -> None:
+        client = self.services.federation_client
+        rows = within_budget(rows, state.budget.budget(client.timeout))
         pdus = [json.loads(row["payload"]) for row in rows if row["kind"] == "pdu"]
         edus = [json.loads(row["payload"]) for row in rows if row["kind"] == "edu"]
         txn_id = f"{self._txn_prefix}.{rows[0]['id']}-{rows[-1]['id']}"
@@ -145,14 +209,36 @@ class FederationSender:
             "pdus": pdus,
             "edus": edus,
         }
-        client = self.services.federation_client
-        try:
-            response = await client.put_json(
-                destination, f"/_matrix/federation/v1/send/{txn_id}", body
-            )
-        except (PeerUnreachable, RemoteError) as exc:
-            await self._failed(destination, state, exc)
-            return
+        size = len(canonical_json(body))
+        timeout = state.budget.timeout_for(size, client.timeout)
+        async with state.lock:
+            started = time.monotonic()
+            try:
+                response = await client.put_json(
+                    destination, f"/_matrix/federation/v1/send/{txn_id}", body, timeout=timeout
+                )
+            except RequestTimedOut as exc:
+                state.budget.cut(size, exc.seconds)
+                log.warning(
+                    "transaction of %d B (%d PDUs, %d EDUs) to %s got no answer within %g s; "
+                    "sending at most %d B per transaction from now on",
+                    size,
+                    len(pdus),
+                    len(edus),
+                    destination,
+                    exc.seconds,
+                    state.budget.budget(client.timeout),
+                )
+                await self._failed(destination, state, exc, unreachable=False)
+                return
+            except RemoteError as exc:
+                # It answered: alive, whatever it thought of the request.
+                await self._failed(destination, state, exc, unreachable=False)
+                return
+            except PeerUnreachable as exc:
+                await self._failed(destination, state, exc)
+                return
+            state.budget.answered(size, time.monotonic() - started)
         failures = {
             event_id: result
             for event_id, result in (response.get("pdus") or {}).items()
@@ -174,13 +260,24 @@ class FederationSender:
         state.backoff_s = 0.0
         state.sent_transactions += 1
 
-    async def _failed(self, destination: str, state: DestinationState, exc: Exception) -> None:
+    async def _failed(
+        self,
+        destination: str,
+        state: DestinationState,
+        exc: Exception,
+        *,
+        unreachable: bool = True,
+    ) -> None:
+        """A send failed: back off. `unreachable` False is an error answer, or a request the
+        timeout cut on a link that works (too big for it): the destination stays as
+        reachable as it was, so no probe ends the backoff."""
         state.backoff_s = min(
             self.retry_max_s, max(self.retry_min_s, state.backoff_s * 2 or self.retry_min_s)
         )
         if state.reachable is not False:
             log.warning("sending to %s failed (%s); retrying with backoff", destination, exc)
-        state.reachable = False
+        if unreachable:
+            state.reachable = False
 
         def mark(conn: Any) -> None:
             store_outbox.mark_failure(
@@ -198,41 +295,72 @@ class FederationSender:
     async def serve_monitor(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        """Probe the upstream and every destination that is failing; when one answers,
-        flush to it at once and make a signed request so it wakes its own queue to us."""
+        """Watch the upstream and every failing destination; probe the silent ones (see the
+        module docstring). When one comes back, flush to it at once and make a signed
+        request so it wakes its own queue to us."""
         task_status.started()
-        while True:
-            await trio.sleep(self.probe_interval_s)
-            watched = {
-                d for d, s in self.destinations.items() if s.reachable is False or s.backoff_s
-            }
-            upstream = self.services.config.upstream
-            if upstream:
-                watched.add(upstream)
-            for destination in sorted(watched):
-                await self._probe(destination)
+        async with trio.open_nursery() as nursery:
+            while True:
+                await trio.sleep(self.probe_interval_s)
+                watched = {
+                    d for d, s in self.destinations.items() if s.reachable is False or s.backoff_s
+                }
+                upstream = self.services.config.upstream
+                if upstream:
+                    watched.add(upstream)
+                now = time.monotonic()
+                for destination in sorted(watched):
+                    state = self._state(destination)
+                    if self._probe_due(destination, state, now):
+                        state.probing = True
+                        state.last_probe = now
+                        nursery.start_soon(self._probe, destination)
+
+    def _probe_due(self, destination: str, state: DestinationState, now: float) -> bool:
+        if state.probing or state.lock.locked():
+            return False  # one request at a time: a send in flight shows liveness itself
+        if state.reachable is True:
+            heard = self.services.federation_client.last_heard(destination)
+            last = max(state.last_probe, heard if heard is not None else float("-inf"))
+            return now - last >= self.idle_probe_s
+        return now - state.last_probe >= state.probe_gap_s
 
     async def _probe(self, destination: str) -> None:
-        state = self.destinations.setdefault(destination, DestinationState())
+        state = self._state(destination)
         client = self.services.federation_client
+        started = time.monotonic()
         try:
-            with trio.fail_after(max(1.0, self.probe_interval_s)):
-                await client.get_json(destination, "/_matrix/federation/v1/version")
-        except (PeerUnreachable, RemoteError, trio.TooSlowError) as exc:
+            async with state.lock:
+                await client.get_json(destination, VERSION_PATH)
+        except (PeerUnreachable, RemoteError) as exc:
+            heard = client.last_heard(destination)
+            if heard is not None and heard >= started:
+                return  # it answered something else meanwhile: alive, no flap
+            if isinstance(exc, RequestTimedOut):
+                # A slow or dead link: probe less often, never more than one at a time.
+                state.probe_gap_s = min(MAX_PROBE_GAP_S, state.probe_gap_s * 2)
+            else:
+                state.probe_gap_s = self.probe_interval_s  # refused fast: cheap to retry
             if state.reachable is not False:
                 log.info("%s unreachable: %s", destination, exc)
                 await self._record(destination, reachable=False)
             state.reachable = False
             return
+        finally:
+            state.probing = False
+        state.probe_gap_s = self.probe_interval_s
         if state.reachable is not True:
+            came_back = state.reachable is False
+            state.reachable = True
             await self._record(destination, reachable=True)
-            if state.reachable is False:
+            if came_back:
                 log.info("%s answers again", destination)
+                self.poke(destination)
             await self._wake_remote_queue(destination)
             # Back (or first seen since start): pull what we missed from it.
             self.on_link_up(destination)
-        state.reachable = True
-        self.poke(destination)
+        else:
+            state.wake.set()
 
     async def _record(self, destination: str, *, reachable: bool) -> None:
         """Note a change of reachability for `relay status` (only on changes: no write
@@ -255,10 +383,12 @@ class FederationSender:
     async def _wake_remote_queue(self, destination: str) -> None:
         """An authenticated request: Synapse then marks us up and retries its backlog to
         us at once instead of waiting out its backoff. Not a transaction: a server
-        takes one transaction per origin at a time, and the sender may be mid-send."""
+        takes one transaction per origin at a time, and the sender may be mid-send.
+        Under the client's full timeout: a request cut mid-handshake wakes nothing."""
         client = self.services.federation_client
+        state = self._state(destination)
         try:
-            with trio.move_on_after(5):
+            async with state.lock:
                 await client.get_json(
                     destination,
                     "/_matrix/federation/v1/query/profile",
