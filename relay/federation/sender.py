@@ -274,7 +274,7 @@ class FederationSender:
         state.backoff_s = min(
             self.retry_max_s, max(self.retry_min_s, state.backoff_s * 2 or self.retry_min_s)
         )
-        if state.reachable is not False:
+        if state.reachable is not False and not isinstance(exc, RequestTimedOut):
             log.warning("sending to %s failed (%s); retrying with backoff", destination, exc)
         if unreachable:
             state.reachable = False
