@@ -20,7 +20,7 @@ SYNAPSE_VENV := .synapse-venv
 SYNAPSE_STAMP := $(SYNAPSE_VENV)/.installed
 SYNAPSE := matrix-synapse==1.163.2
 
-.PHONY: run test setup clients synapse bench lint format clean image image-test image-e2e
+.PHONY: run test setup clients synapse bench bench-lowband lint format clean image image-test image-e2e
 
 # Host packages (Debian, apt, as root): tools/host/packages.txt is the one list; deps.sh
 # installs what a group needs and is missing.
@@ -55,6 +55,12 @@ synapse: $(SYNAPSE_STAMP)
 
 bench: setup synapse
 	$(BIN)/python -m tools.bench.run
+
+# Slow links (issue 17): the relay and Synapse each sending to a stock Synapse over an emulated
+# 9.6 kbit/s, 300 ms link (tools/linkemu; root). ~25 min; BENCH_LOWBAND_ARGS picks profiles etc.
+bench-lowband: setup synapse
+	@$(HOST_DEPS) lowband
+	$(BIN)/python -m tools.bench.lowband $(BENCH_LOWBAND_ARGS)
 
 run: setup
 	@test -f $(DATA_DIR)/relay.toml || $(BIN)/relay init --data-dir $(DATA_DIR) \
