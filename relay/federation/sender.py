@@ -17,6 +17,11 @@ Slow links (a 9.6 kbit/s satellite or radio link; issue 17):
   finishes well within the timeout; a request the timeout cut is split (the budget
   halves) and the rest resumed in smaller transactions, never re-sent whole. Events are
   never dropped: a single row over the budget still goes, with a longer timeout.
+- Priorities: a transaction takes messages and state (PDUs, and the EDUs that must
+  precede them: keys, device lists) first, in order, then receipts, then typing
+  notifications, as far as the budget goes; what is left waits for the next one
+  (`choose_rows`). A typing notification older than `STALE_MS` is dropped instead of
+  sent: on a slow link it would arrive meaningless, after the typing stopped.
 - One connection per destination: a destination's sends and probes take turns
   (`DestinationState.lock`), so they share the client's pooled connection instead of
   opening a second one; the client keeps it warm (client.py, `KEEPALIVE_S`).
@@ -42,6 +47,7 @@ Spec: https://spec.matrix.org/v1.16/server-server-api/#transactions
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -105,6 +111,50 @@ def within_budget(rows: list[dict[str, Any]], budget: int) -> list[dict[str, Any
         if size > budget and index > 0:
             return rows[:index]
     return rows
+
+
+#: EDU type -> priority: 0 (PDUs and every other EDU) goes first, then 1, then 2.
+PRIORITY = {"m.receipt": 1, "m.typing": 2, "m.presence": 2}
+#: EDU type -> age (ms) past which it is dropped rather than sent.
+STALE_MS = {"m.typing": 30_000, "m.presence": 60_000}
+
+
+def _edu_type(row: dict[str, Any]) -> str | None:
+    if row["kind"] != "edu":
+        return None
+    edu_type = json.loads(row["payload"]).get("edu_type")
+    return edu_type if isinstance(edu_type, str) else None
+
+
+def choose_rows(
+    rows: list[dict[str, Any]], budget: int, now: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(rows for the next transaction, in queue order; stale rows to drop) from an outbox
+    batch: priority 0 as a prefix in queue order (their order matters), then receipts, then
+    typing, each as far as `budget` bytes go; never nothing while something is live."""
+    types = {row["id"]: _edu_type(row) for row in rows}
+    stale = [
+        row
+        for row in rows
+        if types[row["id"]] in STALE_MS and now - row["created_ts"] > STALE_MS[types[row["id"]]]
+    ]
+    dropped = {row["id"] for row in stale}
+    live = [row for row in rows if row["id"] not in dropped]
+    chosen: list[dict[str, Any]] = []
+    size = TXN_OVERHEAD_BYTES
+    for level in (0, 1, 2):
+        for row in live:
+            if PRIORITY.get(types[row["id"]] or "", 0) != level:
+                continue
+            cost = len(row["payload"]) + 1
+            if size + cost > budget and chosen:
+                # Full: the rest of this tier (in order) and every lower tier wait.
+                chosen.sort(key=lambda r: r["id"])
+                return chosen, stale
+            chosen.append(row)
+            size += cost
+    chosen.sort(key=lambda row: row["id"])
+    return chosen, stale
 
 
 class FederationSender:
@@ -199,10 +249,20 @@ class FederationSender:
         self, destination: str, state: DestinationState, rows: list[dict[str, Any]]
     ) -> None:
         client = self.services.federation_client
-        rows = within_budget(rows, state.budget.budget(client.timeout))
+        rows, stale = choose_rows(rows, state.budget.budget(client.timeout), now_ms())
+        if stale:
+            ids = [row["id"] for row in stale]
+            await self.services.database.write(store_outbox.ack_rows, destination, ids)
+            log.info("dropped %d stale typing/presence EDUs for %s", len(ids), destination)
+        if not rows:
+            return
         pdus = [json.loads(row["payload"]) for row in rows if row["kind"] == "pdu"]
         edus = [json.loads(row["payload"]) for row in rows if row["kind"] == "edu"]
-        txn_id = f"{self._txn_prefix}.{rows[0]['id']}-{rows[-1]['id']}"
+        # The id names exactly these rows: a transaction with other rows never reuses it
+        # (a server answers a known id from its cache, without reading the body).
+        ids = ",".join(str(row["id"]) for row in rows)
+        digest = hashlib.sha256(ids.encode()).hexdigest()[:10]
+        txn_id = f"{self._txn_prefix}.{rows[0]['id']}-{rows[-1]['id']}.{digest}"
         body = {
             "origin": self.services.server_name,
             "origin_server_ts": now_ms(),
@@ -247,10 +307,10 @@ class FederationSender:
         if failures:
             # The destination refused some PDUs; retrying will not change its mind.
             log.warning("%s refused %d PDUs: %s", destination, len(failures), failures)
-        last_id = rows[-1]["id"]
+        sent_ids = [row["id"] for row in rows]
 
         def ack(conn: Any) -> None:
-            store_outbox.ack(conn, destination, last_id)
+            store_outbox.ack_rows(conn, destination, sent_ids)
             store_outbox.mark_success(conn, destination, now_ms=now_ms())
 
         await self.services.database.write(ack)
