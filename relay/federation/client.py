@@ -18,6 +18,9 @@ Rules kept here:
   longer than any gap between a relay's probes (sender.py), shorter than Synapse's own
   listener keeps an idle connection (measured: over 10 minutes), so a kit on a slow link
   pays TCP+TLS setup (3 round trips, ~3 KB) once, not every few seconds.
+- Bodies of signed federation requests are gzipped for a destination that announced it
+  takes them (a relay; content_coding.py), learned from its version answers; plain JSON
+  to anyone else.
 - Liveness: `last_heard(destination)` is when it last answered anything (any status), or
   sent us a signed request (`heard_from`, called by inbound_auth.py); the sender's probes
   only run when a destination has been silent.
@@ -59,6 +62,7 @@ import trio
 import relay
 from relay.config import Config
 from relay.events.canonical import JsonParseError, canonical_json, parse_json_strict
+from relay.federation import content_coding
 from relay.federation.errors import (
     PeerUnreachable,
     RemoteError,
@@ -80,6 +84,9 @@ CONNECT_TIMEOUT = 10.0
 KEEPALIVE_S = 300.0
 #: the TLS 1.3 key-exchange group offered, with its key share, in the first flight.
 TLS_GROUP = "prime256v1"
+VERSION_PATH = "/_matrix/federation/v1/version"
+#: every path under it is a signed request (a peer inflates coded bodies of those).
+SIGNED_PREFIX = "/_matrix/federation/"
 MIB = 1024 * 1024
 KEY_RESPONSE_BYTES = 1 * MIB
 ROOM_STATE_RESPONSE_BYTES = 50 * MIB
@@ -150,6 +157,11 @@ class FederationClient:
         self._unreachable = 0
         self._remote_errors = 0
         self._heard: dict[str, float] = {}
+        self._codings: dict[str, frozenset[str]] = {}
+
+    def codings(self, destination: str) -> frozenset[str] | None:
+        """The request codings `destination` announced; None until a version answer."""
+        return self._codings.get(destination)
 
     def heard_from(self, server: str) -> None:
         """`server` showed it is alive (it answered us, or sent us a signed request)."""
@@ -315,7 +327,10 @@ class FederationClient:
         except (httpx.TransportError, ssl.SSLError, OSError) as exc:
             raise PeerUnreachable(destination, _describe(exc)) from None
         self.heard_from(destination)
-        return self._decode(destination, response.status_code, raw)
+        doc = self._decode(destination, response.status_code, raw)
+        if method == "GET" and path == VERSION_PATH:
+            self._codings[destination] = content_coding.announced(doc)
+        return doc
 
     async def _signed_request(
         self,
@@ -331,6 +346,11 @@ class FederationClient:
         except ResolutionError as exc:
             raise PeerUnreachable(destination, str(exc)) from None
         content = canonical_json(body) if has_body else None
+        coding = None
+        if content is not None and path.startswith(SIGNED_PREFIX):
+            content, coding = content_coding.encode(
+                content, self._codings.get(destination, frozenset())
+            )
         client = self._client()
         import httpx  # loaded by _client()
 
@@ -339,7 +359,8 @@ class FederationClient:
             target.base_url + path + _query_string(query),
             content=content,
             headers={"Host": target.host_header}
-            | ({"Content-Type": "application/json"} if has_body else {}),
+            | ({"Content-Type": "application/json"} if has_body else {})
+            | ({"Content-Encoding": coding} if coding else {}),
         )
         base_path = httpx.URL(target.base_url).raw_path.rstrip(b"/")
         uri = request.url.raw_path[len(base_path) :].decode("ascii")

@@ -57,6 +57,7 @@ from typing import Any
 import trio
 
 from relay.events.canonical import canonical_json
+from relay.federation.client import VERSION_PATH
 from relay.federation.errors import PeerUnreachable, RemoteError, RequestTimedOut
 from relay.federation.link_budget import LinkBudget
 from relay.services import Services, now_ms
@@ -68,7 +69,6 @@ log = logging.getLogger(__name__)
 PROBE_INTERVAL_S = 2.0
 IDLE_PROBE_S = 120.0
 MAX_PROBE_GAP_S = 30.0
-VERSION_PATH = "/_matrix/federation/v1/version"
 #: a transaction's bytes beyond its rows' own: origin, timestamps, list syntax.
 TXN_OVERHEAD_BYTES = 100
 
@@ -88,6 +88,7 @@ class DestinationState:
     probing: bool = False
     last_probe: float = float("-inf")
     probe_gap_s: float = PROBE_INTERVAL_S
+    asked_codings: bool = False
 
 
 def keys_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -256,6 +257,9 @@ class FederationSender:
             log.info("dropped %d stale typing/presence EDUs for %s", len(ids), destination)
         if not rows:
             return
+        if client.codings(destination) is None and not state.asked_codings:
+            state.asked_codings = True
+            await self._learn_codings(destination, state)
         pdus = [json.loads(row["payload"]) for row in rows if row["kind"] == "pdu"]
         edus = [json.loads(row["payload"]) for row in rows if row["kind"] == "edu"]
         # The id names exactly these rows: a transaction with other rows never reuses it
@@ -319,6 +323,16 @@ class FederationSender:
         state.reachable = True
         state.backoff_s = 0.0
         state.sent_transactions += 1
+
+    async def _learn_codings(self, destination: str, state: DestinationState) -> None:
+        """Ask a destination we know nothing of for its version answer once, which says
+        whether it takes compressed bodies (a relay does: content_coding.py). Failing
+        that, the transaction goes plain and the next probe or send asks again."""
+        try:
+            async with state.lock:
+                await self.services.federation_client.get_json(destination, VERSION_PATH)
+        except (PeerUnreachable, RemoteError):
+            pass
 
     async def _failed(
         self,
