@@ -3,8 +3,8 @@ Synapse, over the same emulated link (tools/linkemu), in one run.
 
     make bench-lowband      # or: .venv/bin/python -m tools.bench.lowband [--profiles 9.6k,64k]
 
-Per profile and per pair (kit -> hq; hq is always a stock Synapse; the kit is the relay or a
-stock Synapse), in two network namespaces joined by the shaped veth:
+Per profile and per pair (kit -> hq: relay -> stock Synapse, Synapse -> Synapse, and
+relay -> relay), in two network namespaces joined by the shaped veth:
 
 - setup on the bare veth: hq's user makes a private room, the kit's user joins it;
 - steady: the link is shaped and every connection across it cut (both pairs start cold);
@@ -115,16 +115,20 @@ def long(tag: str, i: int) -> str:
     return head + "abcdefghij"[i % 10] * (1000 - len(head))
 
 
+MakeSeat = Callable[[EmulatedLink, Path, str], RelaySeat | SynapseSeat]
+
+
 def measure_pair(
     name: str,
-    make_kit: Callable[[EmulatedLink, Path, str], RelaySeat | SynapseSeat],
+    make_hq: MakeSeat,
+    make_kit: MakeSeat,
     chosen: Profile,
     args: argparse.Namespace,
     tmp: Path,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"pair": name, "profile": chosen.label}
     with EmulatedLink("bn", stats_dir=tmp) as link:
-        hq_seat = SynapseSeat(tmp / "hq", link.ns_a, link.ADDRESS_A, fast_retry=False)
+        hq_seat = make_hq(link, tmp / "hq", "")
         kit_seat = make_kit(link, tmp / "kit", hq_seat.server_name)
         try:
             hq_seat.start()
@@ -251,6 +255,23 @@ def synapse_kit(link: EmulatedLink, directory: Path, upstream: str) -> SynapseSe
     return SynapseSeat(directory, link.ns_b, link.ADDRESS_B, fast_retry=False)
 
 
+def synapse_hq(link: EmulatedLink, directory: Path, _upstream: str) -> SynapseSeat:
+    """Stock retry settings: the upstream as deployed."""
+    return SynapseSeat(directory, link.ns_a, link.ADDRESS_A, fast_retry=False)
+
+
+def relay_hq(link: EmulatedLink, directory: Path, _upstream: str) -> RelaySeat:
+    return RelaySeat(directory, link.ns_a, link.ADDRESS_A)
+
+
+#: --pairs key -> (column title, hq, kit)
+PAIRS: dict[str, tuple[str, MakeSeat, MakeSeat]] = {
+    "relay": ("relay -> Synapse", synapse_hq, relay_kit),
+    "synapse": ("Synapse -> Synapse", synapse_hq, synapse_kit),
+    "relay-relay": ("relay -> relay", relay_hq, relay_kit),
+}
+
+
 def say(*parts: object) -> None:
     print(time.strftime("%H:%M:%S"), *parts, file=sys.stderr, flush=True)
 
@@ -319,7 +340,9 @@ def table(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.bench.lowband")
     parser.add_argument("--profiles", default="9.6k", help="comma-separated, tools/linkemu")
-    parser.add_argument("--pairs", default="relay,synapse", help="kits: relay, synapse")
+    parser.add_argument(
+        "--pairs", default="relay,synapse,relay-relay", help=f"of {', '.join(PAIRS)}"
+    )
     parser.add_argument("--msgs", type=int, default=20)
     parser.add_argument("--gap", type=float, default=5.0)
     parser.add_argument("--idle-s", type=float, default=130.0)
@@ -330,18 +353,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     ensure_synapse_installed()
     EmulatedLink.check_available()
-    kits = {
-        "relay": ("relay -> Synapse", relay_kit),
-        "synapse": ("Synapse -> Synapse", synapse_kit),
-    }
     results = []
     for profile_name in args.profiles.split(","):
         chosen = profile(profile_name)
         for key in args.pairs.split(","):
-            name, make = kits[key]
+            name, make_hq, make_kit = PAIRS[key]
             with tempfile.TemporaryDirectory(prefix="bench-lowband-") as tmp:
                 say(f"{name} over {chosen.label}")
-                results.append(measure_pair(name, make, chosen, args, Path(tmp)))
+                results.append(measure_pair(name, make_hq, make_kit, chosen, args, Path(tmp)))
     report = {
         "machine": f"{platform.machine()}, {platform.python_version()}",
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
