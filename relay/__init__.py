@@ -1,3 +1,28 @@
-"""edge-relay: a small Matrix homeserver for a box in the field."""
+"""edge-relay: a small Matrix homeserver for a box in the field.
+
+The map, bottom to top (a package imports only packages above it in this list, and
+`store/`, which imports nothing of `relay`):
+
+- `events/`: the pure Matrix event model (canonical JSON, ids, hashes, signing, redaction,
+  room versions, auth rules, state resolution, server ACLs). No I/O.
+- `errors.py`, `config.py`: Matrix errors (one exception per errcode); the configuration.
+- `runtime/`: plumbing: database access from trio, the HTTP edge, identity on disk,
+  notifier, rate limits, housekeeping, systemd notifications.
+- `rooms/`: the rooms core: local and remote events into the graph, reads, visibility,
+  directories.
+- `sync/`: what clients learn by syncing: the builder and its sections (typing, presence,
+  receipts, account data, devices).
+- `e2ee/`: device keys, device lists, to-device messages, key backup.
+- `accounts.py`: accounts, devices and access tokens.
+- `media/`: the content repository.
+- `federation/`: the Server-Server API: inbound routes and checks, outbound client and
+  sender, keys.
+- `mesh/`: LAN peers: discovery, trust, gossip.
+- `client/`: the Client-Server API routes.
+- `services.py`, `node.py`, `cli.py`: the services handed to the HTTP layers, the process
+  that wires them (the composition root), and the `relay` command.
+
+tests/test_layers.py enforces the import rules.
+"""
 
 __version__ = "0.1.0"

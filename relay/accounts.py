@@ -14,10 +14,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from relay.database import Database
 from relay.errors import Forbidden, InvalidUsername, NotFound, UnknownToken, UserInUse
 from relay.events.ids import is_valid_localpart
-from relay.services import now_ms
+from relay.runtime.clock import now_ms
+from relay.runtime.database import Database
 from store import accounts as store_accounts
 from store import registration_tokens as store_tokens
 from store.errors import UserExists

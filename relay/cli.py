@@ -34,7 +34,8 @@ from relay.config import (
     render_config,
 )
 from relay.events.ids import is_valid_localpart, is_valid_server_name
-from relay.identity import (
+from relay.runtime import clock
+from relay.runtime.identity import (
     IdentityError,
     new_signing_key,
     read_signing_key,
@@ -262,7 +263,7 @@ def user_add(
                 user_id=user_id,
                 password=password,
                 admin=admin,
-                now_ms=int(time.time() * 1000),
+                now_ms=clock.now_ms(),
             ),
         )
     except UserExists:
@@ -314,7 +315,7 @@ def token_add(
         _fail("TOKEN must be 1-64 characters of A-Z a-z 0-9 . _ ~ -")
     expiry = None
     if expires_in_hours is not None:
-        expiry = int(time.time() * 1000 + expires_in_hours * 3_600_000)
+        expiry = clock.now_ms() + int(expires_in_hours * 3_600_000)
     try:
         _write(
             config,
@@ -335,7 +336,7 @@ def token_add(
 
 def _token_row(row: dict[str, Any]) -> dict[str, Any]:
     expiry, allowed = row["expiry_time"], row["uses_allowed"]
-    unexpired = expiry is None or expiry > time.time() * 1000
+    unexpired = expiry is None or expiry > clock.now_ms()
     uses_left = allowed is None or row["pending"] + row["completed"] < allowed
     return {
         "hint": row["hint"] + "…",
@@ -591,7 +592,7 @@ def media_cleanup(data_dir: Path, older_than_days: float | None, as_json: bool) 
         BlobStore(config.media_store),
         max_bytes=config.media.remote_cache_max_bytes,
         older_than_ms=None if older_than_days is None else int(older_than_days * 86_400_000),
-        now_ms=int(time.time() * 1000),
+        now_ms=clock.now_ms(),
         synchronous=config.synchronous,
     )
     result = report.as_dict()

@@ -85,7 +85,7 @@ class Config:
     database_path: Path
     synchronous: str = "FULL"
     #: [storage] housekeeping_interval_seconds: how often old dedupe rows are deleted
-    #: (relay/housekeeping.py); the first run is a minute after start, or sooner if shorter.
+    #: (relay/runtime/housekeeping.py); the first run is a minute after start, or sooner if shorter.
     housekeeping_interval_seconds: float = 3600.0
     upstream: str | None = None
     upstream_url: str | None = None

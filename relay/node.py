@@ -17,39 +17,40 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
-from relay.account_data import AccountDataService
 from relay.accounts import Accounts
 from relay.client.routes import client_app
 from relay.config import Config, Listen
-from relay.database import Database, open_database
-from relay.device_lists import DeviceLists
-from relay.e2e import E2eKeys
-from relay.e2e_sync import DeviceSync
+from relay.e2ee.device_keys import E2eKeys
+from relay.e2ee.device_lists import DeviceLists
+from relay.e2ee.key_backup import KeyBackup
+from relay.e2ee.to_device import ToDevice
 from relay.federation.backfill import Backfill
 from relay.federation.catch_up import CatchUp
 from relay.federation.client import FederationClient
 from relay.federation.ingest import Ingest
 from relay.federation.key_server import OwnKeys
-from relay.federation.keys import KeyRing
 from relay.federation.media_fetch import FederationMedia
 from relay.federation.remote_membership import RemoteMembership
 from relay.federation.routes import federation_app
 from relay.federation.sender import FederationSender
+from relay.federation.server_keys import KeyRing
 from relay.federation.user_keys import FederationRemoteKeys
-from relay.housekeeping import Housekeeping
-from relay.identity import SigningKey, read_signing_key
-from relay.key_backup import KeyBackup
 from relay.media.repository import MediaRepository
-from relay.notifier import Notifier
-from relay.presence import PresenceService
-from relay.ratelimit import RateLimiter
-from relay.receipts import ReceiptService
-from relay.rooms import RoomService
-from relay.sdnotify import ready_and_watchdog
-from relay.services import Services, now_ms
-from relay.sync import SyncService
-from relay.to_device import ToDevice
-from relay.typing import TypingService
+from relay.rooms.service import RoomService
+from relay.runtime.clock import now_ms
+from relay.runtime.database import Database, open_database
+from relay.runtime.housekeeping import Housekeeping
+from relay.runtime.identity import SigningKey, read_signing_key
+from relay.runtime.notifier import Notifier
+from relay.runtime.ratelimit import RateLimiter
+from relay.runtime.sdnotify import ready_and_watchdog
+from relay.services import Services
+from relay.sync.account_data import AccountDataService
+from relay.sync.builder import SyncService
+from relay.sync.devices import DeviceSync
+from relay.sync.presence import PresenceService
+from relay.sync.receipts import ReceiptService
+from relay.sync.typing_notices import TypingService
 from store import events as store_events
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def _hypercorn_config(listen: Listen, *, certfile: str | None = None, keyfile: s
     hc.keyfile = keyfile
     hc.graceful_timeout = GRACE_SECONDS
     hc.accesslog = None
-    hc.errorlog = logging.getLogger("relay.http.server")
+    hc.errorlog = logging.getLogger("relay.runtime.http.server")
     # Peers keep a connection to us idle for a while (Synapse: 120 s) and expect it to stay
     # open; closing first makes a peer on a slow link pay a new TLS handshake.
     hc.keep_alive_timeout = LISTENER_KEEPALIVE_S

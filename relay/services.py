@@ -6,25 +6,20 @@ services of their own.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from relay.config import Config
-from relay.database import Database
-from relay.identity import SigningKey
+from relay.runtime.database import Database
+from relay.runtime.identity import SigningKey
 
 if TYPE_CHECKING:
     from relay.accounts import Accounts
     from relay.federation.client import FederationClient
     from relay.federation.key_server import OwnKeys
-    from relay.federation.keys import KeyRing
-    from relay.notifier import Notifier
-    from relay.rooms import RoomService
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
+    from relay.federation.server_keys import KeyRing
+    from relay.rooms.service import RoomService
+    from relay.runtime.notifier import Notifier
 
 
 @dataclass

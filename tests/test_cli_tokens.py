@@ -12,9 +12,9 @@ import pytest
 
 from relay.client.routes import client_app
 from relay.config import load_config
-from relay.database import open_database
-from relay.identity import read_signing_key
 from relay.node import build_services
+from relay.runtime.database import open_database
+from relay.runtime.identity import read_signing_key
 from tests.integration.conftest import run_cli
 
 SERVER_NAME = "kit-07.relief.example"

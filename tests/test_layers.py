@@ -28,7 +28,13 @@ IO_MODULES = {
 
 # A layer may import only layers listed for it (plus itself and the bottom).
 BOTTOM = {"relay.events", "relay.errors"}
-LAYER_ORDER = ["relay.events", "relay.rooms", "relay.client", "relay.federation", "relay.node"]
+LAYER_ORDER = [
+    "relay.events",
+    "relay.rooms.service",
+    "relay.client",
+    "relay.federation",
+    "relay.node",
+]
 
 
 def _imports(path: Path) -> set[str]:

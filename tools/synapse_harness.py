@@ -62,7 +62,7 @@ def synapse_python() -> Path:
 
 
 def _make_cert(directory: Path, host: str) -> tuple[Path, Path]:
-    from relay.identity import write_self_signed_certificate
+    from relay.runtime.identity import write_self_signed_certificate
 
     cert, key = directory / "tls.crt", directory / "tls.key"
     if not cert.exists():

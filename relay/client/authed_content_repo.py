@@ -21,9 +21,9 @@ from starlette.responses import Response
 from relay.accounts import Requester
 from relay.client.route import ClientRoute
 from relay.errors import NotFound
-from relay.http import json_response
 from relay.media.repository import MediaRepository
 from relay.media.responses import file_response, query_int
+from relay.runtime.http import json_response
 
 CLIENT_V1 = ("/_matrix/client/v1",)
 

@@ -26,8 +26,8 @@ from starlette.responses import Response
 from relay.accounts import Requester
 from relay.client.route import ClientRoute
 from relay.errors import BadJson, TooLarge
-from relay.http import json_response
 from relay.media.repository import IncompleteUpload, MediaRepository
+from relay.runtime.http import json_response
 
 T = TypeVar("T")
 MEDIA_V3 = ("/_matrix/media/v3", "/_matrix/media/r0")

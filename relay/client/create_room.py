@@ -15,10 +15,10 @@ from relay.client.auth import services_of
 from relay.client.params import is_client_user_id
 from relay.client.route import ClientRoute
 from relay.errors import BadJson, InvalidParam
-from relay.events.ids import is_valid_localpart
+from relay.events.ids import is_valid_localpart, server_of
 from relay.events.room_versions import DEFAULT_ROOM_VERSION
-from relay.http import json_response, read_json_object
-from relay.rooms import PRESETS, RoomConfig
+from relay.rooms.service import PRESETS, RoomConfig
+from relay.runtime.http import json_response, read_json_object
 
 
 def _opt_str(body: dict[str, Any], key: str) -> str | None:
@@ -93,7 +93,7 @@ async def create_room(request: Request, requester: Requester) -> Response:
     room_id = await services.rooms.create_room(config)
     remote = services.extra.get("remote_membership")
     for invitee in config.invite:
-        if remote is not None and not invitee.endswith(":" + services.server_name):
+        if remote is not None and server_of(invitee) != services.server_name:
             # Invites to other servers need their signature: the federation /invite.
             await remote.invite(requester.user_id, room_id, invitee, is_direct=config.is_direct)
     return json_response({"room_id": room_id})

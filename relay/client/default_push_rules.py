@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from relay.events.ids import localpart_of
+
 KINDS = ("override", "content", "room", "sender", "underride")
 
 SOUND_DEFAULT = {"set_tweak": "sound", "value": "default"}
@@ -105,7 +107,7 @@ def default_override_rules(user_id: str) -> list[dict[str, Any]]:
 
 
 def default_content_rules(user_id: str) -> list[dict[str, Any]]:
-    localpart = user_id[1:].split(":", 1)[0]
+    localpart = localpart_of(user_id)
     return [
         {
             "rule_id": ".m.rule.contains_user_name",

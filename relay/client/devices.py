@@ -23,7 +23,7 @@ from relay.client.auth import services_of
 from relay.client.route import ClientRoute
 from relay.client.uia import password_check, sessions_of
 from relay.errors import BadJson, InvalidParam
-from relay.http import json_response, read_json_body, read_json_object
+from relay.runtime.http import json_response, read_json_body, read_json_object
 from relay.services import Services
 
 PASSWORD_STAGE = "m.login.password"

@@ -11,20 +11,20 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from relay import directory
 from relay.accounts import Requester
 from relay.client.auth import services_of
 from relay.client.route import ClientRoute
 from relay.errors import BadJson, InvalidParam, MissingParam, Unknown
-from relay.events.ids import is_valid_room_alias
-from relay.http import json_response, read_json_body, read_json_object
+from relay.events.ids import is_valid_room_alias, server_of
+from relay.rooms import directory
+from relay.runtime.http import json_response, read_json_body, read_json_object
 
 
 def _alias(request: Request, *, local: bool = False) -> str:
     alias = request.path_params["room_alias"]
     if not is_valid_room_alias(alias):
         raise InvalidParam(f"{alias!r} is not a valid room alias")
-    if local and alias.split(":", 1)[1] != services_of(request).server_name:
+    if local and server_of(alias) != services_of(request).server_name:
         raise InvalidParam("Room alias must be local")
     return alias
 

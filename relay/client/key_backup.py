@@ -1,7 +1,7 @@
 """Server-side key backup: `/room_keys/version` and `/room_keys/keys` at the three
 levels (all rooms, a room, a session) (matrix-spec `client-server/key_backup.yaml`).
 
-The rules live in relay/key_backup.py.
+The rules live in relay/e2ee/key_backup.py.
 
 Spec: https://spec.matrix.org/v1.16/client-server-api/#server-side-key-backups
 """
@@ -17,7 +17,7 @@ from relay.accounts import Requester
 from relay.client.auth import services_of
 from relay.client.route import ClientRoute
 from relay.errors import InvalidParam, MissingParam
-from relay.http import json_response, read_json_object
+from relay.runtime.http import json_response, read_json_object
 
 
 def _backup(request: Request) -> Any:

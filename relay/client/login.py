@@ -13,7 +13,7 @@ from relay.accounts import Requester, user_id_for
 from relay.client.auth import services_of
 from relay.client.route import ClientRoute
 from relay.errors import BadJson, Forbidden, InvalidParam, MissingParam, Unknown
-from relay.http import json_response, read_json_object
+from relay.runtime.http import json_response, read_json_object
 
 LOGIN_FLOWS = [{"type": "m.login.password"}]
 

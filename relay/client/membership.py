@@ -20,9 +20,10 @@ from relay.events.ids import (
     is_valid_room_alias,
     is_valid_room_id,
     is_valid_server_name,
+    server_of,
 )
 from relay.events.room_versions import room_version
-from relay.http import json_response, read_json_object
+from relay.runtime.http import json_response, read_json_object
 
 #: Room versions with the two shapes of room id: `!opaque:server` and `!hash` (v12).
 ROOM_ID_FORMS = [rv for rv in (room_version("11"), room_version("12")) if rv is not None]
@@ -58,7 +59,7 @@ async def _join(request: Request, requester: Requester, room_id_or_alias: str) -
     if room_id_or_alias.startswith("#"):
         if not is_valid_room_alias(room_id_or_alias):
             raise InvalidParam("Invalid room alias")
-        if room_id_or_alias.endswith(":" + services.server_name) or remote is None:
+        if server_of(room_id_or_alias) == services.server_name or remote is None:
             room_id, servers = await rooms.resolve_alias(room_id_or_alias)
         else:
             room_id, servers = await remote.resolve_alias(room_id_or_alias)
@@ -156,11 +157,7 @@ async def _change(
             await remote.reject_invite(requester.user_id, room_id)
             return
         raise NotFound(f"Unknown room {room_id}")
-    if (
-        membership == "invite"
-        and remote is not None
-        and not target.endswith(":" + services.server_name)
-    ):
+    if membership == "invite" and remote is not None and server_of(target) != services.server_name:
         await remote.invite(requester.user_id, room_id, target)
         return
     await rooms.update_membership(requester.user_id, room_id, target, membership, reason=reason)

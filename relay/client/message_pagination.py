@@ -2,7 +2,7 @@
 the other room-reading handlers share (filters, limits, tokens, client formatting).
 
 Pages are in topological order, (depth, stream_ordering), as Synapse's
-(relay/room_reads.py). `from`/`to` are stream tokens (`s<N>`, a sync token `s<N>_<t>`
+(relay/rooms/reads.py). `from`/`to` are stream tokens (`s<N>`, a sync token `s<N>_<t>`
 too) or topological ones (`t<depth>-<stream>...`, relay/client/tokens.py): backwards
 from `s<N>` returns the events stored up to N, newest first; forwards, those stored
 after N, oldest first; `end` is a topological token that keeps that bound. `end` is
@@ -23,7 +23,6 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from relay import filters
 from relay.accounts import Requester
 from relay.client.auth import services_of
 from relay.client.format import client_event
@@ -31,10 +30,11 @@ from relay.client.route import ClientRoute
 from relay.client.tokens import parse_position, position_token
 from relay.errors import BadJson, InvalidParam
 from relay.events.canonical import parse_json_strict
-from relay.filters import EventFilter
-from relay.http import json_response
-from relay.room_reads import NO_FILTER, ReadEvent, messages
-from relay.services import now_ms
+from relay.rooms import filters
+from relay.rooms.filters import EventFilter
+from relay.rooms.reads import NO_FILTER, ReadEvent, messages
+from relay.runtime.clock import now_ms
+from relay.runtime.http import json_response
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 1000

@@ -20,7 +20,7 @@ from starlette.responses import Response
 from relay.accounts import PROFILE_FIELDS, Requester
 from relay.client.route import ClientRoute
 from relay.events.room_versions import DEFAULT_ROOM_VERSION, KNOWN_ROOM_VERSIONS
-from relay.http import json_response
+from relay.runtime.http import json_response
 
 
 def capabilities() -> dict:

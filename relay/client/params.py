@@ -12,7 +12,7 @@ bodies naming a user ask `is_client_user_id`):
   400 `M_INVALID_PARAM`.
 
 Event types and state keys in bodies (`initial_state`) reach
-`relay.rooms.check_local_content`, which every local event passes.
+`relay.rooms.service.check_local_content`, which every local event passes.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from relay.client.auth import services_of
 from relay.client.route import ClientRoute
 from relay.client.uia import password_check, sessions_of
 from relay.errors import InvalidParam, MissingParam
-from relay.http import json_response, read_json_object
+from relay.runtime.http import json_response, read_json_object
 
 PASSWORD_STAGE = "m.login.password"
 MAX_PASSWORD_LENGTH = 512

@@ -12,7 +12,7 @@ from relay.accounts import Requester
 from relay.client.auth import services_of
 from relay.client.route import ClientRoute
 from relay.errors import BadJson, Forbidden
-from relay.http import json_response, read_json_object
+from relay.runtime.http import json_response, read_json_object
 
 
 async def set_presence(request: Request, requester: Requester) -> Response:

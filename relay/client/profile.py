@@ -24,7 +24,7 @@ from relay.accounts import PROFILE_FIELDS, Requester
 from relay.client.auth import services_of
 from relay.client.route import ClientRoute
 from relay.errors import BadJson, Forbidden, InvalidParam, MatrixError, NotFound
-from relay.http import json_response, read_json_object
+from relay.runtime.http import json_response, read_json_object
 from relay.services import Services
 from store import rooms as store_rooms
 

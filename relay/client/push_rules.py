@@ -28,7 +28,7 @@ from relay.client.auth import services_of
 from relay.client.default_push_rules import KINDS, default_ruleset
 from relay.client.route import ClientRoute
 from relay.errors import BadJson, InvalidParam, MissingParam, NotFound, Unknown
-from relay.http import json_response, read_json_object
+from relay.runtime.http import json_response, read_json_object
 from relay.services import Services
 from store import account_data as store_account_data
 from store import events as store_events

@@ -13,8 +13,8 @@ from relay.accounts import Requester
 from relay.client.auth import services_of
 from relay.client.route import ClientRoute
 from relay.errors import BadJson, InvalidParam
-from relay.http import json_response, read_json_body, read_json_object
-from relay.receipts import MARKER_TYPES
+from relay.runtime.http import json_response, read_json_body, read_json_object
+from relay.sync.receipts import MARKER_TYPES
 
 
 async def post_receipt(request: Request, requester: Requester) -> Response:

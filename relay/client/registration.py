@@ -33,8 +33,9 @@ from relay.errors import (
     MissingParam,
     Unauthorized,
 )
-from relay.http import json_response, read_json_object
-from relay.services import Services, now_ms
+from relay.runtime.clock import now_ms
+from relay.runtime.http import json_response, read_json_object
+from relay.services import Services
 from store import registration_tokens as store_tokens
 
 TOKEN_STAGE = "m.login.registration_token"

@@ -14,8 +14,8 @@ from relay.accounts import Requester
 from relay.client.auth import services_of
 from relay.client.route import ClientRoute
 from relay.errors import InvalidParam, MissingParam
-from relay.http import json_response
-from relay.room_reads import event_by_timestamp_txn, read_as
+from relay.rooms.reads import event_by_timestamp_txn, read_as
+from relay.runtime.http import json_response
 
 
 async def get_event_by_timestamp(request: Request, requester: Requester) -> Response:

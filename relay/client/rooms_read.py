@@ -1,7 +1,7 @@
 """Reading one room: a single event, an event's context, the state, the members, and
 the list of rooms one is joined to.
 
-Who may read what is relay/visibility.py's: joined users read the room as it is now,
+Who may read what is relay/rooms/visibility.py's: joined users read the room as it is now,
 users who left read it as it was when they left, others only a world_readable room
 (M_FORBIDDEN otherwise). An event one may not see is M_NOT_FOUND, as for an unknown
 one (the spec's 404 "not found or you do not have permission").
@@ -27,8 +27,7 @@ from relay.client.message_pagination import (
 from relay.client.route import ClientRoute
 from relay.client.tokens import parse_position, position_token
 from relay.errors import InvalidParam
-from relay.http import json_response
-from relay.room_reads import (
+from relay.rooms.reads import (
     context_txn,
     event_txn,
     joined_members_txn,
@@ -38,6 +37,7 @@ from relay.room_reads import (
     state_event_txn,
     state_txn,
 )
+from relay.runtime.http import json_response
 
 MEMBERSHIPS = ("join", "invite", "knock", "leave", "ban")
 

@@ -18,5 +18,5 @@ class ClientRoute:
     #: The handler takes (request, requester) and needs an access token.
     auth: bool = True
     prefixes: tuple[str, ...] = V3
-    #: Match on the raw path (`relay.http.RawPathRoute`): a parameter may hold `%2F`.
+    #: Match on the raw path (`relay.runtime.http.RawPathRoute`): a parameter may hold `%2F`.
     raw_path: bool = False

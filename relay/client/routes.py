@@ -21,9 +21,9 @@ from relay.client import (
     create_room,
     devices,
     directory,
+    e2ee_keys,
     filters,
     key_backup,
-    keys,
     login,
     membership,
     message_pagination,
@@ -47,7 +47,7 @@ from relay.client import typing as typing_api
 from relay.client.auth import Handler, with_requester
 from relay.client.params import check_path_params
 from relay.client.route import ClientRoute
-from relay.http import RawPathRoute, make_app
+from relay.runtime.http import RawPathRoute, make_app
 from relay.services import Services
 
 API_MODULES = [
@@ -76,7 +76,7 @@ API_MODULES += [sync, filters, typing_api, receipts, account_data, presence]
 API_MODULES += [content_repo, authed_content_repo]
 
 # End-to-end encryption: keys, to-device messages, key backup.
-API_MODULES += [keys, to_device, key_backup]
+API_MODULES += [e2ee_keys, to_device, key_backup]
 
 
 def _api_routes() -> list[ClientRoute]:

@@ -28,7 +28,7 @@ from relay.accounts import valid_new_localpart
 from relay.client.auth import services_of
 from relay.client.route import ClientRoute
 from relay.errors import BadJson, Forbidden, InvalidParam, Unknown
-from relay.http import json_response, read_json_object
+from relay.runtime.http import json_response, read_json_object
 from relay.services import Services
 
 NONCE_TIMEOUT_S = 60

@@ -4,7 +4,7 @@ The rendering lives here because it is the client format: events without room_id
 `unsigned.transaction_id` for the requester's own device, redacted events in
 redacted form with `redacted_because`, and `next_batch`/`prev_batch` tokens
 (relay/client/tokens.py). The device sections (to-device, device lists, key counts)
-come from relay/e2e_sync.py.
+come from relay/sync/devices.py.
 
 Spec: https://spec.matrix.org/v1.16/client-server-api/#get_matrixclientv3sync (sync.yaml)
 """
@@ -22,13 +22,13 @@ from relay.client.format import client_event
 from relay.client.push_rules import merge_rules
 from relay.client.route import ClientRoute
 from relay.client.tokens import StreamToken, parse_token
-from relay.e2e_sync import DeviceSection
 from relay.errors import InvalidParam
-from relay.filters import Filter, select_fields
-from relay.http import json_response
-from relay.services import now_ms
-from relay.sync import SyncParams, SyncResult
-from relay.sync_rooms import EventView, RoomSync
+from relay.rooms.filters import Filter, select_fields
+from relay.runtime.clock import now_ms
+from relay.runtime.http import json_response
+from relay.sync.builder import SyncParams, SyncResult
+from relay.sync.devices import DeviceSection
+from relay.sync.rooms import EventView, RoomSync
 
 PRESENCE_STATES = ("online", "offline", "unavailable")
 

@@ -1,6 +1,6 @@
 """`PUT /sendToDevice/{eventType}/{txnId}` (matrix-spec `client-server/to_device.yaml`).
 
-Delivery, idempotency and federation are relay/to_device.py's; messages reach the
+Delivery, idempotency and federation are relay/e2ee/to_device.py's; messages reach the
 recipients' /sync `to_device` section.
 
 Spec: https://spec.matrix.org/v1.16/client-server-api/#put_matrixclientv3sendtodeviceeventtypetxnid
@@ -15,7 +15,7 @@ from relay.accounts import Requester
 from relay.client.auth import services_of
 from relay.client.route import ClientRoute
 from relay.errors import InvalidParam
-from relay.http import json_response, read_json_object
+from relay.runtime.http import json_response, read_json_object
 
 
 async def send_to_device(request: Request, requester: Requester) -> Response:

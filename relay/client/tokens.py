@@ -6,7 +6,7 @@
   too: `s<N>_<typing>`. Every endpoint accepts either form, so a client may paginate
   /messages from its sync token, as the spec allows.
 - `t<depth>-<stream>` is a position in a room's topological order (Synapse's form),
-  handed out by /messages and /context (relay/room_reads.py). A page that began at a
+  handed out by /messages and /context (relay/rooms/reads.py). A page that began at a
   stream position carries that position's side of the stream: `u<N>` (stored up to N)
   or `a<N>` (stored after N), e.g. `t12-340u345`. Stream orderings of backfilled
   events are negative, so `t12--7` is a position too.
@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 
 from relay.errors import InvalidParam
-from relay.room_reads import Position, StreamPosition, TopoPosition
+from relay.rooms.reads import Position, StreamPosition, TopoPosition
 
 #: Positions are SQLite integers; a bigger number is no position we ever handed out.
 MAX_POSITION = 2**63 - 1

@@ -13,8 +13,8 @@ from relay.accounts import Requester
 from relay.client.auth import services_of
 from relay.client.route import ClientRoute
 from relay.errors import BadJson, MissingParam
-from relay.http import json_response, read_json_object
-from relay.user_directory import DEFAULT_LIMIT, MAX_LIMIT, search_users
+from relay.rooms.user_directory import DEFAULT_LIMIT, MAX_LIMIT, search_users
+from relay.runtime.http import json_response, read_json_object
 
 
 async def search_user_directory(request: Request, requester: Requester) -> Response:

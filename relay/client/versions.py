@@ -8,7 +8,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from relay.http import json_response
+from relay.runtime.http import json_response
 
 SUPPORTED_VERSIONS = [
     "r0.6.1",

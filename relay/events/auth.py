@@ -40,20 +40,18 @@ https://spec.matrix.org/v1.16/server-server-api/#auth-events-selection.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import math
 from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from canonicaljson import encode_canonical_json
-from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
-from relay.events.ids import create_event_id_of, room_id_of_create
+from relay.events.ids import create_event_id_of, is_valid_user_id, room_id_of_create, server_of
 from relay.events.redaction import redacts_of
 from relay.events.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
+from relay.events.signing import SignatureError, verify_json_signature
+from relay.events.unpadded_base64 import decode_base64_either
 
 CREATE = "m.room.create"
 MEMBER = "m.room.member"
@@ -85,19 +83,6 @@ class AuthError(Exception):
 
 
 # --- small readers ---------------------------------------------------------------------------
-
-
-def domain_of(user_id: str) -> str:
-    """The server part of a user id (everything after the first colon)."""
-    return user_id.split(":", 1)[1] if ":" in user_id else ""
-
-
-def is_valid_user_id(value: object) -> bool:
-    """A user id as the auth rules read it: `@localpart:server`, at most 255 bytes."""
-    if not isinstance(value, str) or not value.startswith("@") or ":" not in value:
-        return False
-    localpart, server = value[1:].split(":", 1)
-    return bool(localpart) and bool(server) and len(value.encode("utf-8")) <= 255
 
 
 def _is_int(value: object) -> bool:
@@ -255,10 +240,10 @@ def required_signers(event: Mapping[str, Any], room_version: RoomVersion) -> set
     signers: set[str] = set()
     third_party = membership(event) == "invite" and "third_party_invite" in content
     if not (event.get("type") == MEMBER and third_party):
-        signers.add(domain_of(event.get("sender", "")))
+        signers.add(server_of(event.get("sender", "")))
     authoriser = content.get(AUTHORISING_USER)
     if event.get("type") == MEMBER and isinstance(authoriser, str):
-        signers.add(domain_of(authoriser))
+        signers.add(server_of(authoriser))
     return signers
 
 
@@ -337,7 +322,7 @@ def check_auth(
     if not isinstance(sender, str):
         raise AuthError("event has no sender")
     if _content(create).get("m.federate") is False:
-        if domain_of(sender) != domain_of(create.get("sender", "")):
+        if server_of(sender) != server_of(create.get("sender", "")):
             raise AuthError("room is not federated (m.federate is false)")
     if event.get("type") == MEMBER:
         _check_member(event, auth_state, room_version, create)
@@ -365,7 +350,7 @@ def _check_create(event: Mapping[str, Any], rv: RoomVersion) -> None:
     if rv.room_id_is_create_event_hash:
         if "room_id" in event:
             raise AuthError("m.room.create has a room_id")
-    elif domain_of(str(event.get("room_id", ""))) != domain_of(sender):
+    elif server_of(str(event.get("room_id", ""))) != server_of(sender):
         raise AuthError("m.room.create room_id domain differs from the sender's")
     content = _content(event)
     declared = content.get("room_version")
@@ -377,7 +362,9 @@ def _check_create(event: Mapping[str, Any], rv: RoomVersion) -> None:
         raise AuthError("m.room.create has no creator")
     if rv.privileged_creators and "additional_creators" in content:
         extra = content["additional_creators"]
-        if not isinstance(extra, list) or not all(is_valid_user_id(u) for u in extra):
+        if not isinstance(extra, list) or not all(
+            isinstance(u, str) and is_valid_user_id(u) for u in extra
+        ):
             raise AuthError("additional_creators must be a list of user ids")
 
 
@@ -546,34 +533,22 @@ def _public_keys(tpi: Mapping[str, Any]) -> list[str]:
     return keys
 
 
-def _unpadded_b64decode(text: str) -> bytes:
-    padded = text + "=" * (-len(text) % 4)
-    if "-" in text or "_" in text:
-        return base64.urlsafe_b64decode(padded)
-    return base64.b64decode(padded, validate=True)
-
-
 def _signed_with(signed: Mapping[str, Any], public_key: str) -> bool:
     """True if any ed25519 signature in `signed.signatures` verifies with `public_key`."""
     signatures = signed.get("signatures")
     if not isinstance(signatures, Mapping):
         return False
     try:
-        verify_key = VerifyKey(_unpadded_b64decode(public_key))
-        message = encode_canonical_json(
-            {k: v for k, v in signed.items() if k not in ("signatures", "unsigned")}
-        )
-    except (ValueError, binascii.Error, TypeError):
+        verify_key = VerifyKey(decode_base64_either(public_key))
+    except (ValueError, TypeError):
         return False
-    for block in signatures.values():
+    for server_name, block in signatures.items():
         if not isinstance(block, Mapping):
             continue
-        for key_id, signature in block.items():
-            if not str(key_id).startswith("ed25519:") or not isinstance(signature, str):
-                continue
+        for key_id in block:
             try:
-                verify_key.verify(message, _unpadded_b64decode(signature))
-            except (BadSignatureError, ValueError, binascii.Error):
+                verify_json_signature(dict(signed), server_name, key_id, verify_key)
+            except SignatureError:
                 continue
             return True
     return False
@@ -695,7 +670,7 @@ def redaction_allowed(
     target_sender = redacted.get("sender")
     if not isinstance(sender, str) or not isinstance(target_sender, str):
         return False
-    if domain_of(sender) == domain_of(target_sender):
+    if server_of(sender) == server_of(target_sender):
         return True
     power = user_power_level(sender, auth_state, room_version, create_event)
     return power >= named_power_level("redact", auth_state)

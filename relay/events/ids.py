@@ -38,6 +38,7 @@ __all__ = [
     "is_valid_room_id",
     "is_valid_server_name",
     "is_valid_user_id",
+    "localpart_of",
     "parse_user_id",
     "room_id_from_create_event",
     "server_of",
@@ -109,14 +110,21 @@ def server_of(identifier: str) -> str:
     return identifier.partition(":")[2]
 
 
+def localpart_of(identifier: str) -> str:
+    """The part between the sigil and the first colon of a user id or room alias.
+    No validation."""
+    return identifier[1:].partition(":")[0]
+
+
 def is_valid_localpart(localpart: str, *, historical: bool = False) -> bool:
     """Whether ``localpart`` is a valid user id localpart.
 
     ``historical=False`` (registering local users): non-empty, ``a-z 0-9 . _ = - / +``.
-    ``historical=True`` (remote senders): anything but ``:``, NUL and surrogates.
+    ``historical=True`` (remote senders): non-empty, anything but ``:``, NUL and surrogates.
     """
     if historical:
-        return _is_historical_opaque(localpart)
+        # The spec's grammar is `1*user_id_char` for the historical set too: never empty.
+        return bool(localpart) and _is_historical_opaque(localpart)
     return _STRICT_LOCALPART.fullmatch(localpart) is not None
 
 

@@ -41,3 +41,13 @@ def decode_base64(data: str, urlsafe: bool = False) -> bytes:
     if urlsafe:
         return base64.urlsafe_b64decode(padded)
     return base64.b64decode(padded, validate=True)
+
+
+def decode_base64_either(data: str) -> bytes:
+    """Decode padded or unpadded base64 in either alphabet (a third-party identity
+    server's public key may be published URL-safe).
+
+    Raises:
+        ValueError: as `decode_base64`.
+    """
+    return decode_base64(data, urlsafe="-" in data or "_" in data)

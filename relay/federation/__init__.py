@@ -1,0 +1,22 @@
+"""The Server-Server API, both directions.
+
+Inbound (other servers calling us):
+- `routes.py` the route table; `inbound_auth.py` the X-Matrix check of every request;
+  `acl.py` server ACLs on what others ask.
+- `transactions.py` (`/send`), `ingest.py` (checking PDUs and filling gaps), `edus.py`;
+- `membership.py` (make/send join, leave, knock, invite), `room_events.py` (event, state,
+  backfill, missing events), `query.py`, `user_keys.py`, `content_repository.py`;
+- `version.py`, `key_server.py`, `notary.py` (our keys and keys we vouch for).
+
+Outbound (us calling others):
+- `client.py` the signed HTTPS client; `resolver.py` server name to address;
+  `request_auth.py` signing and checking X-Matrix headers;
+- `sender.py` one task per destination draining its outbox; `catch_up.py`;
+- `remote_membership.py` our users joining elsewhere; `backfill.py`; `media_fetch.py`;
+- `server_keys.py` the KeyRing: fetching and caching other servers' verify keys.
+
+Rules: every inbound PDU goes through `relay.events.pdu.parse_pdu` and the rooms core's
+checks; every outbound request goes through `client.py`; SQL lives in `store/`.
+
+Spec: https://spec.matrix.org/v1.16/server-server-api/
+"""

@@ -18,7 +18,7 @@ import sqlite3
 
 from relay.errors import Forbidden
 from relay.events.server_acl import SERVER_ACL, server_allowed
-from relay.rooms import RoomService
+from relay.rooms.service import RoomService
 
 DENIED = "Server is banned from room"
 

@@ -18,7 +18,8 @@ from urllib.parse import quote
 
 from relay.federation.errors import PeerUnreachable, RemoteError
 from relay.federation.ingest import BadPdu, Ingest
-from relay.services import Services, now_ms
+from relay.runtime.clock import now_ms
+from relay.services import Services
 from store import events as store_events
 from store import rooms as store_rooms
 

@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import logging
 import ssl
-import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -72,7 +71,7 @@ from relay.federation.errors import (
 from relay.federation.link_budget import MAX_TIMEOUT_S
 from relay.federation.request_auth import authorization_headers
 from relay.federation.resolver import ResolutionError, ServerResolver
-from relay.identity import SigningKey
+from relay.runtime.identity import SigningKey
 
 if TYPE_CHECKING:
     import httpx
@@ -165,10 +164,10 @@ class FederationClient:
 
     def heard_from(self, server: str) -> None:
         """`server` showed it is alive (it answered us, or sent us a signed request)."""
-        self._heard[server] = time.monotonic()
+        self._heard[server] = trio.current_time()
 
     def last_heard(self, server: str) -> float | None:
-        """`time.monotonic()` when `server` last showed it is alive; None if never."""
+        """`trio.current_time()` when `server` last showed it is alive; None if never."""
         return self._heard.get(server)
 
     @property

@@ -16,9 +16,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from relay.e2ee.to_device import EDU_TYPE as TO_DEVICE_EDU
+from relay.events.ids import server_of
 from relay.federation.acl import origin_allowed_txn
 from relay.services import Services
-from relay.to_device import EDU_TYPE as TO_DEVICE_EDU
 from store import events as store_events
 from store import receipts as store_receipts
 from store import rooms as store_rooms
@@ -32,7 +33,7 @@ def _from_origin(user_id: Any, origin: str) -> bool:
     return (
         isinstance(user_id, str)
         and user_id.rsplit(":", 1)[0] != user_id
-        and (user_id.split(":", 1)[1] == origin)
+        and (server_of(user_id) == origin)
     )
 
 
@@ -121,7 +122,7 @@ EDU_HANDLERS: dict[str, Callable[[Services, str, dict[str, Any]], Awaitable[None
     "m.typing": _typing,
     "m.receipt": _receipt,
     "m.presence": _ignore,
-    # End-to-end encryption (relay/to_device.py, relay/device_lists.py).
+    # End-to-end encryption (relay/e2ee/to_device.py, relay/e2ee/device_lists.py).
     TO_DEVICE_EDU: _direct_to_device,
     "m.device_list_update": _device_list_update,
     "m.signing_key_update": _signing_key_update,

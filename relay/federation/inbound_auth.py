@@ -23,7 +23,7 @@ from relay.errors import TooLarge, Unauthorized
 from relay.events.signing import SignatureError
 from relay.federation import content_coding
 from relay.federation.request_auth import signed_request_from_headers
-from relay.http import MAX_REQUEST_BODY, parse_json_body
+from relay.runtime.http import MAX_REQUEST_BODY, parse_json_body
 from relay.services import Services
 
 OriginHandler = Callable[[Request, str], Awaitable[Response]]

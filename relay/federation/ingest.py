@@ -13,7 +13,7 @@ For each PDU (from /send, a pull, a join's state, a backfill):
    events by looping `/get_missing_events` (oldest first) up to a cap; when a
    gap cannot be closed, ask the peer for the state at the missing event
    (`/state_ids`) and accept the PDU on that state;
-3. hand it to `relay.remote_pdus.accept_pdu_txn` in one write transaction.
+3. hand it to `relay.rooms.remote_pdus.accept_pdu_txn` in one write transaction.
 
 Bounds on what one received PDU can make us do (a hostile peer chooses the PDU and the
 answers): the PDU names at most 20 prev events and 10 auth events
@@ -47,15 +47,16 @@ from relay.events.room_versions import RoomVersion, room_version
 from relay.events.signing import SignatureError
 from relay.federation.client import ROOM_STATE_RESPONSE_BYTES
 from relay.federation.errors import PeerUnreachable, RemoteError
-from relay.federation.keys import KeyNotFound
-from relay.remote_pdus import (
+from relay.federation.server_keys import KeyNotFound
+from relay.rooms.remote_pdus import (
     DUPLICATE,
     MissingEvents,
     Outcome,
     accept_pdu_txn,
     is_promotable_outlier,
 )
-from relay.services import Services, now_ms
+from relay.runtime.clock import now_ms
+from relay.services import Services
 from store import events as store_events
 from store import pending_pdus as store_pending
 from store import rooms as store_rooms
@@ -517,7 +518,7 @@ class Ingest:
         rooms = self.services.rooms
 
         def resolve_txn(conn: sqlite3.Connection) -> dict[tuple[str, str], str]:
-            from relay.remote_pdus import EventLoader, resolve
+            from relay.rooms.remote_pdus import EventLoader, resolve
 
             return resolve(rooms, conn, pdu.room_version, states, EventLoader(rooms, conn))
 

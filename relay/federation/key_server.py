@@ -8,11 +8,11 @@ Spec: https://spec.matrix.org/v1.16/server-server-api/#get_matrixkeyv2server
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from relay.events.signing import sign_json
-from relay.identity import SigningKey
+from relay.runtime import clock
+from relay.runtime.identity import SigningKey
 
 KEY_VALIDITY_MS = 24 * 60 * 60 * 1000
 
@@ -24,7 +24,7 @@ class OwnKeys:
         self._cached: dict[str, Any] | None = None
 
     def server_keys(self, now_ms: int | None = None) -> dict[str, Any]:
-        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        now_ms = clock.now_ms() if now_ms is None else now_ms
         cached = self._cached
         if cached is None or cached["valid_until_ts"] - now_ms < KEY_VALIDITY_MS // 2:
             unsigned = {

@@ -38,10 +38,11 @@ from relay.federation.acl import require_allowed_txn
 from relay.federation.ingest import BadPdu, parse_pdu
 from relay.federation.remote_membership import STRIPPED_TYPES
 from relay.federation.room_events import auth_chain_txn
-from relay.http import json_response, read_json_object
-from relay.remote_pdus import EventLoader, _auth_state_from, create_event_for
-from relay.rooms import insert_pdu_txn
-from relay.services import Services, now_ms
+from relay.rooms.remote_pdus import EventLoader, _auth_state_from, create_event_for
+from relay.rooms.service import insert_pdu_txn
+from relay.runtime.clock import now_ms
+from relay.runtime.http import json_response, read_json_object
+from relay.services import Services
 from store import accounts as store_accounts
 from store import events as store_events
 from store import rooms as store_rooms
@@ -75,7 +76,7 @@ async def _make_membership(request: Request, origin: str, membership: str) -> Re
                     room_version=rv.identifier,
                 )
         if not store_rooms.joined_users(conn, room_id) or not any(
-            u.endswith(":" + services.server_name) for u in store_rooms.joined_users(conn, room_id)
+            server_of(u) == services.server_name for u in store_rooms.joined_users(conn, room_id)
         ):
             raise NotFound("This server is not in the room")
         partial: dict[str, Any] = {

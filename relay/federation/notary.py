@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from relay.errors import BadJson, InvalidParam
 from relay.events.ids import is_valid_server_name
-from relay.http import json_response, read_json_object
+from relay.runtime.http import json_response, read_json_object
 from relay.services import Services
 
 #: A POST asking about more servers than this is refused.

@@ -12,10 +12,10 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from relay import directory
 from relay.errors import InvalidParam, MissingParam, NotFound
-from relay.events.ids import parse_user_id
-from relay.http import json_response, read_json_object
+from relay.events.ids import parse_user_id, server_of
+from relay.rooms import directory
+from relay.runtime.http import json_response, read_json_object
 from relay.services import Services
 
 
@@ -50,7 +50,7 @@ async def query_directory(request: Request, origin: str) -> Response:
     alias = request.query_params.get("room_alias")
     if not alias:
         raise MissingParam("Missing room_alias")
-    if not alias.endswith(":" + services.server_name):
+    if server_of(alias) != services.server_name:
         raise InvalidParam(f"{alias} is not an alias of {services.server_name}")
     return json_response(await directory.resolve_alias(services.rooms, alias))
 

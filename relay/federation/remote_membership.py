@@ -27,8 +27,9 @@ from relay.events.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion, room_ve
 from relay.federation.client import ROOM_STATE_RESPONSE_BYTES
 from relay.federation.errors import PeerUnreachable, RemoteError, client_error
 from relay.federation.ingest import BadPdu, Ingest
-from relay.remote_pdus import accept_pdu_txn
-from relay.services import Services, now_ms
+from relay.rooms.remote_pdus import accept_pdu_txn
+from relay.runtime.clock import now_ms
+from relay.services import Services
 from store import events as store_events
 from store import rooms as store_rooms
 

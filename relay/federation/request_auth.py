@@ -31,7 +31,7 @@ from typing import Any
 from relay.errors import Unauthorized
 from relay.events.ids import is_valid_server_name
 from relay.events.signing import sign_json
-from relay.identity import SigningKey
+from relay.runtime.identity import SigningKey
 
 SCHEME = "X-Matrix"
 

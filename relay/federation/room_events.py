@@ -25,9 +25,10 @@ from relay.errors import BadJson, Forbidden, InvalidParam, MissingParam, NotFoun
 from relay.events.ids import create_event_id_of
 from relay.events.pdu import Pdu
 from relay.federation.acl import require_allowed_txn
-from relay.http import json_response, read_json_object
-from relay.rooms import RoomService
-from relay.services import Services, now_ms
+from relay.rooms.service import RoomService
+from relay.runtime.clock import now_ms
+from relay.runtime.http import json_response, read_json_object
+from relay.services import Services
 from store import events as store_events
 from store import state as store_state
 

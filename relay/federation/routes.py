@@ -16,7 +16,7 @@ from relay.federation import (
     version,
 )
 from relay.federation.inbound_auth import with_origin
-from relay.http import make_app
+from relay.runtime.http import make_app
 from relay.services import Services
 
 ROUTES = [

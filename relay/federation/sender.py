@@ -50,18 +50,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import trio
 
+from relay.e2ee.to_device import EDU_TYPE as TO_DEVICE_EDU
 from relay.events.canonical import canonical_json
 from relay.federation.client import VERSION_PATH
 from relay.federation.errors import PeerUnreachable, RemoteError, RequestTimedOut
 from relay.federation.link_budget import LinkBudget
-from relay.services import Services, now_ms
-from relay.to_device import EDU_TYPE as TO_DEVICE_EDU
+from relay.runtime.clock import now_ms
+from relay.services import Services
 from store import outbox as store_outbox
 
 log = logging.getLogger(__name__)
@@ -175,7 +175,7 @@ class FederationSender:
         self.idle_probe_s = max(idle_probe_s, probe_interval_s)
         self.destinations: dict[str, DestinationState] = {}
         self._nursery: trio.Nursery | None = None
-        self._txn_prefix = f"er{int(time.time() * 1000)}"
+        self._txn_prefix = f"er{now_ms()}"
 
     # -- waking ------------------------------------------------------------------------
 
@@ -276,7 +276,7 @@ class FederationSender:
         size = len(canonical_json(body))
         timeout = state.budget.timeout_for(size, client.timeout)
         async with state.lock:
-            started = time.monotonic()
+            started = trio.current_time()
             try:
                 response = await client.put_json(
                     destination, f"/_matrix/federation/v1/send/{txn_id}", body, timeout=timeout
@@ -302,7 +302,7 @@ class FederationSender:
             except PeerUnreachable as exc:
                 await self._failed(destination, state, exc)
                 return
-            state.budget.answered(size, time.monotonic() - started)
+            state.budget.answered(size, trio.current_time() - started)
         failures = {
             event_id: result
             for event_id, result in (response.get("pdus") or {}).items()
@@ -382,7 +382,7 @@ class FederationSender:
                 upstream = self.services.config.upstream
                 if upstream:
                     watched.add(upstream)
-                now = time.monotonic()
+                now = trio.current_time()
                 for destination in sorted(watched):
                     state = self._state(destination)
                     if self._probe_due(destination, state, now):
@@ -402,7 +402,7 @@ class FederationSender:
     async def _probe(self, destination: str) -> None:
         state = self._state(destination)
         client = self.services.federation_client
-        started = time.monotonic()
+        started = trio.current_time()
         try:
             async with state.lock:
                 await client.get_json(destination, VERSION_PATH)

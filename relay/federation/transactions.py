@@ -27,14 +27,15 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from relay.e2ee.to_device import EDU_TYPE as TO_DEVICE_EDU
 from relay.errors import BadJson, Forbidden
 from relay.events.room_versions import RoomVersion, room_version
 from relay.federation.acl import DENIED, origin_allowed_txn
 from relay.federation.edus import handle_edu
 from relay.federation.ingest import BadPdu, parse_pdu
-from relay.http import json_response, read_json_object
-from relay.services import Services, now_ms
-from relay.to_device import EDU_TYPE as TO_DEVICE_EDU
+from relay.runtime.clock import now_ms
+from relay.runtime.http import json_response, read_json_object
+from relay.services import Services
 from store import fed_txns as store_fed_txns
 from store import rooms as store_rooms
 

@@ -11,7 +11,7 @@ Inbound:
   with keys, and `stream_id`: the position of the user's last device list change, the
   same number our `m.device_list_update` EDUs carry.
 
-Outbound, `FederationRemoteKeys` is relay/device_lists.py's `RemoteKeys`: it answers
+Outbound, `FederationRemoteKeys` is relay/e2ee/device_lists.py's `RemoteKeys`: it answers
 None for a server that failed (unreachable, or an error), so the core never handles
 federation errors.
 
@@ -30,10 +30,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from relay.errors import InvalidParam
+from relay.events.ids import server_of
 from relay.federation.errors import PeerUnreachable, RemoteError
-from relay.http import json_response, read_json_object
+from relay.runtime.http import json_response, read_json_object
 from relay.services import Services
-from store import e2e_keys as store_e2e
+from store import e2ee_keys as store_e2e
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ async def user_devices(request: Request, origin: str) -> Response:
     """# `GET /_matrix/federation/v1/user/devices/{userId}`"""
     services = _services(request)
     user_id = request.path_params["user_id"]
-    if not user_id.endswith(":" + services.server_name):
+    if server_of(user_id) != services.server_name:
         raise InvalidParam(f"{user_id} is not a user of {services.server_name}")
     device_lists = services.extra["device_lists"]
 

@@ -16,7 +16,7 @@ from starlette.responses import PlainTextResponse, Response
 
 import relay
 from relay.federation import content_coding
-from relay.http import json_response
+from relay.runtime.http import json_response
 
 
 async def get_version(request: Request) -> Response:

@@ -23,7 +23,6 @@ import logging
 import re
 import secrets
 import string
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -32,8 +31,7 @@ from typing import Any, Protocol
 
 import trio
 
-from relay.config import Config
-from relay.database import Database
+from relay.config import DEFAULT_THUMBNAIL_SIZES, Config
 from relay.errors import (
     CannotOverwriteMedia,
     Forbidden,
@@ -49,7 +47,6 @@ from relay.events.ids import is_valid_server_name
 from relay.media import cleanup
 from relay.media.blobs import BlobStore, BlobTooLarge, BlobWriter, IncompleteBlob
 from relay.media.thumbnails import (
-    DEFAULT_SIZES,
     ImageTooLarge,
     NotAnImage,
     ThumbnailSize,
@@ -58,6 +55,8 @@ from relay.media.thumbnails import (
     make_thumbnail,
     parse_size,
 )
+from relay.runtime.clock import now_ms
+from relay.runtime.database import Database
 from store import media as store_media
 
 log = logging.getLogger(__name__)
@@ -72,10 +71,6 @@ MAX_TIMEOUT_MS = 60_000
 TOUCH_EVERY_MS = 60_000
 #: Thumbnails made at once: one decoded image in memory at a time (see `thumbnails.py`).
 THUMBNAILERS = 1
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,7 +388,9 @@ class MediaRepository:
             raise InvalidParam("width and height must be positive; method crop or scale")
         if local_only and server_name != self.server_name:
             raise NotFound("Media not found")
-        sizes = self.settings.thumbnail_sizes or tuple(parse_size(s) for s in DEFAULT_SIZES)
+        sizes = self.settings.thumbnail_sizes or tuple(
+            parse_size(s) for s in DEFAULT_THUMBNAIL_SIZES
+        )
         size = choose_size(sizes, width, height, method)
         remote = server_name != self.server_name
         cached = await self.database.read(

@@ -31,7 +31,6 @@ from pathlib import Path
 
 METHODS = ("crop", "scale")
 THUMBNAILABLE = {"image/jpeg", "image/jpg", "image/png", "image/gif", "image/webp"}
-DEFAULT_SIZES = ("32x32 crop", "96x96 crop", "320x240 scale", "640x480 scale", "800x600 scale")
 
 
 class ImageTooLarge(Exception):

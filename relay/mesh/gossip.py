@@ -27,9 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from relay.events.ids import server_of
 from relay.events.pdu import Pdu
 from relay.federation.errors import PeerUnreachable, RemoteError
-from relay.services import Services, now_ms
+from relay.runtime.clock import now_ms
+from relay.services import Services
 from store import events as store_events
 from store import outbox as store_outbox
 from store import rooms as store_rooms
@@ -117,7 +119,7 @@ class Gossip:
 
     async def forward(self, origin: str, pdu: Pdu) -> None:
         """A PDU from `origin` was stored: carry it to the room's trusted peers and upstream."""
-        sender_server = pdu.sender.split(":", 1)[1] if ":" in pdu.sender else ""
+        sender_server = server_of(pdu.sender)
 
         def txn(conn: sqlite3.Connection) -> list[str]:
             servers = store_rooms.servers_in_room(conn, pdu.room_id)

@@ -4,7 +4,7 @@
   resolves to a LAN address only when that address served the name's pinned key
   (relay/mesh/trust.py). Names never pinned, or announced by a spoofer, fall through to
   the usual resolution (which, on a LAN with no DNS, finds nothing).
-- `Mesh.pinned_key` is the KeyRing's pin (relay/federation/keys.py): keys fetched for a
+- `Mesh.pinned_key` is the KeyRing's pin (relay/federation/server_keys.py): keys fetched for a
   pinned name must be the pinned key, whichever way they were fetched.
 - `Mesh.notaries` is the KeyRing's mesh notaries: the reachable trusted peers, each with
   the key it was pinned with, vouch for other servers' keys (`/_matrix/key/v2/query`) when
@@ -41,7 +41,8 @@ from relay.mesh.discovery import (
 )
 from relay.mesh.gossip import Gossip
 from relay.mesh.trust import PENDING, REJECTED, TRUSTED, Verdict, check_announcement
-from relay.services import Services, now_ms
+from relay.runtime.clock import now_ms
+from relay.services import Services
 from store import peers as store_peers
 
 if TYPE_CHECKING:

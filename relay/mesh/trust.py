@@ -5,7 +5,7 @@ signing key from that very address (`GET /_matrix/key/v2/server`, TLS unverified
 rests on the signing key, not on the certificate) and check, in order:
 
 1. the key response is for the announced server name and validly self-signed
-   (relay.federation.keys.check_key_response);
+   (relay.federation.server_keys.check_key_response);
 2. the announced key id is in it, and the SHA-256 of that key is the announced fingerprint;
 3. the key equals the name's pinned key: `[mesh] trusted` in the config, else the key the
    operator approved with `relay peers approve NAME`.
@@ -20,12 +20,12 @@ resolver route the name to this address and gossip reach it. A key that cannot b
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from relay.federation.keys import KeyResponseError, check_key_response
+from relay.federation.server_keys import KeyResponseError, check_key_response
 from relay.mesh.discovery import Announcement, key_fingerprint
+from relay.runtime.clock import now_ms
 
 if TYPE_CHECKING:
     import httpx
@@ -82,7 +82,7 @@ async def check_announcement(
         return Verdict(PENDING, f"key not fetched: {type(exc).__name__}")
     if body is None:
         return Verdict(PENDING, f"key not fetched: HTTP {response.status_code}")
-    verdict = judge_key_response(announcement, body, pin, int(time.time() * 1000))
+    verdict = judge_key_response(announcement, body, pin, now_ms())
     if verdict.status == REJECTED:
         log.warning(
             "mesh: rejected %s at %s: %s",

@@ -15,9 +15,9 @@ import pytest
 
 from relay.client.routes import client_app
 from relay.config import config_from_dict, render_config
-from relay.database import open_database
-from relay.identity import new_signing_key
 from relay.node import build_services
+from relay.runtime.database import open_database
+from relay.runtime.identity import new_signing_key
 from relay.services import Services
 from store import accounts as store_accounts
 

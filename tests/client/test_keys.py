@@ -5,7 +5,7 @@ from __future__ import annotations
 import nacl.signing
 
 from tests.client.conftest import ClientApi
-from tests.client.e2e_helpers import cross_signing_key, device_keys, public, sign
+from tests.client.e2ee_helpers import cross_signing_key, device_keys, public, sign
 
 K = "/_matrix/client/v3/keys"
 

@@ -1,6 +1,6 @@
 """/messages backwards where the room's history has a hole: the page names the missing
 events, the `backfill` service is asked for them once, and when no server can give
-them the page is still what we have (relay/room_reads.py, relay/federation/backfill.py).
+them the page is still what we have (relay/rooms/reads.py, relay/federation/backfill.py).
 
 The hole is made in-process: Carol (remote.test) sends an event naming a prev event we
 never saw, accepted on the state a peer would report there (as a bridged gap is)."""
@@ -14,7 +14,7 @@ import pytest
 
 from relay.events.auth import auth_types_for_event
 from relay.events.pdu import finalize_event
-from relay.remote_pdus import accept_pdu_txn
+from relay.rooms.remote_pdus import accept_pdu_txn
 from store import events as store_events
 from store import state as store_state
 from tests.client.conftest import ClientApi

@@ -3,14 +3,14 @@ remote events that arrive after newer local ones (a partition, gap filling) are 
 where the DAG puts them; stream tokens (a sync's prev_batch) keep working.
 
 The late events are built in-process as a remote server would build them on an older
-tip and accepted through relay.remote_pdus, as the federation layer does."""
+tip and accepted through relay.rooms.remote_pdus, as the federation layer does."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from relay.remote_pdus import accept_pdu_txn
+from relay.rooms.remote_pdus import accept_pdu_txn
 from store import events as store_events
 from tests.client.conftest import SERVER_NAME, ClientApi
 from tests.rooms.remote_rooms import REMOTE, remote_pdu

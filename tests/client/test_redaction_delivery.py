@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from relay.rooms import RoomConfig
+from relay.rooms.service import RoomConfig
 from store import events as store_events
 from tests.client.conftest import ClientApi
 from tests.client.sync_helpers import V3, sync, timeline

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from relay.services import now_ms
+from relay.runtime.clock import now_ms
 from store import registration_tokens as store_tokens
 from tests.client.conftest import SERVER_NAME, ClientApi
 

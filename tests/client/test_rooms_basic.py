@@ -120,7 +120,7 @@ async def test_send_to_unknown_room_is_not_found(api: ClientApi) -> None:
 
 
 async def test_login_rate_limit_gives_retry_after(tmp_path) -> None:
-    from relay.ratelimit import RateLimiter
+    from relay.runtime.ratelimit import RateLimiter
 
     limiter = RateLimiter(per_second=1.0, burst=2)
     limiter.take("k", now=0.0)

@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from relay.rooms import RoomService
+from relay.rooms.service import RoomService
 from tests.client.conftest import SERVER_NAME, ClientApi
 
 V3 = "/_matrix/client/v3"

@@ -493,6 +493,16 @@ def test_third_party_invite_with_valid_signature_is_allowed() -> None:
     room.member(ALICE, BOB, "invite", third_party_invite={"signed": _signed(key)})
 
 
+def test_third_party_invite_key_published_url_safe_is_read() -> None:
+    key = SigningKey.generate()
+    while "+" not in _b64(bytes(key.verify_key)) and "/" not in _b64(bytes(key.verify_key)):
+        key = SigningKey.generate()
+    room = Room(V11, join_rule="invite")
+    url_safe = base64.urlsafe_b64encode(bytes(key.verify_key)).decode().rstrip("=")
+    room.send(ALICE, "m.room.third_party_invite", {"public_key": url_safe}, state_key="tok")
+    room.member(ALICE, BOB, "invite", third_party_invite={"signed": _signed(key)})
+
+
 def test_third_party_invite_with_foreign_signature_is_rejected() -> None:
     room = _third_party_room(SigningKey.generate())
     invite = {"signed": _signed(SigningKey.generate())}

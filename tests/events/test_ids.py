@@ -23,8 +23,10 @@ from relay.events.ids import (
     is_valid_room_id,
     is_valid_server_name,
     is_valid_user_id,
+    localpart_of,
     parse_user_id,
     room_id_from_create_event,
+    server_of,
 )
 from relay.events.room_versions import V10, V11, V12
 from tests.events.helpers import ROOM_VERSIONS, events, json_values
@@ -186,7 +188,7 @@ def test_parse_user_id_splits_on_first_colon() -> None:
     assert parse_user_id("@a:[::1]:8448") == ("a", "[::1]:8448")
 
 
-@pytest.mark.parametrize("user_id", ["@ALICE:example.org", "@ünï:example.org", "@:example.org"])
+@pytest.mark.parametrize("user_id", ["@ALICE:example.org", "@ünï:example.org"])
 def test_parse_user_id_accepts_historical_localparts_by_default(user_id: str) -> None:
     assert parse_user_id(user_id)
     assert not is_valid_user_id(user_id, historical=False)
@@ -198,6 +200,8 @@ def test_parse_user_id_accepts_historical_localparts_by_default(user_id: str) ->
         "alice:example.org",
         "@alice",
         "@alice:",
+        # The appendix's grammar is 1*user_id_char, historical characters included.
+        "@:example.org",
         "@a\x00b:example.org",
         "@alice:exa mple.org",
         "@" + "a" * 250 + ":example.org",
@@ -219,10 +223,9 @@ def test_is_valid_localpart_strict_rejects(localpart: str) -> None:
     assert not is_valid_localpart(localpart)
 
 
-def test_is_valid_localpart_historical_allows_all_but_colon_nul_surrogate() -> None:
-    assert is_valid_localpart("", historical=True)
+def test_is_valid_localpart_historical_allows_all_but_empty_colon_nul_surrogate() -> None:
     assert is_valid_localpart("Ünï *\x01", historical=True)
-    for bad in ("a:b", "a\x00", "\ud800"):
+    for bad in ("", "a:b", "a\x00", "\ud800"):
         assert not is_valid_localpart(bad, historical=True)
 
 
@@ -256,3 +259,13 @@ def test_control_characters_are_seen(ch: str) -> None:
 @pytest.mark.parametrize("text", ["", "m.room.message", "é ü ß", "\xa0", "🙂", "a b"])
 def test_printable_text_has_no_control_character(text: str) -> None:
     assert not has_control_character(text)
+
+
+def test_server_of_and_localpart_of_split_on_the_first_colon() -> None:
+    assert server_of("@alice:example.org:8448") == "example.org:8448"
+    assert localpart_of("@alice:example.org:8448") == "alice"
+    assert localpart_of("#room:example.org") == "room"
+    # "@a:evil.example:localhost" is a user of evil.example:localhost, not of localhost:
+    # the old `endswith(":" + server)` checks took it for a local user.
+    assert server_of("@a:evil.example:localhost") != "localhost"
+    assert server_of("no-colon") == ""

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from relay.config import Config, load_config
-from relay.database import Database, open_database
 from relay.federation.client import FederationClient
 from relay.federation.key_server import OwnKeys
-from relay.federation.keys import KeyRing
-from relay.identity import read_signing_key
+from relay.federation.server_keys import KeyRing
+from relay.runtime.database import Database, open_database
+from relay.runtime.identity import read_signing_key
 from tests.integration.conftest import RelayProcess, make_relay
 
 

@@ -17,12 +17,12 @@ from typing import Any
 import httpx
 
 from relay.config import Config, config_from_dict
-from relay.database import Database, open_database
 from relay.events.signing import sign_json
 from relay.federation.client import FederationClient
 from relay.federation.key_server import OwnKeys
-from relay.federation.keys import KeyRing
-from relay.identity import SigningKey, new_signing_key
+from relay.federation.server_keys import KeyRing
+from relay.runtime.database import Database, open_database
+from relay.runtime.identity import SigningKey, new_signing_key
 
 DAY_MS = 24 * 3600 * 1000
 ME = "me.example:8448"

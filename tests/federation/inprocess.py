@@ -14,8 +14,8 @@ import httpx
 
 from relay.federation.request_auth import authorization_headers
 from relay.federation.routes import federation_app
-from relay.identity import SigningKey
-from relay.services import now_ms
+from relay.runtime.clock import now_ms
+from relay.runtime.identity import SigningKey
 from store import keys as store_keys
 from tests.client.conftest import SERVER_NAME, ClientApi
 

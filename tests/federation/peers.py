@@ -14,7 +14,7 @@ import httpx
 from relay.events.auth import auth_types_for_event
 from relay.events.pdu import Pdu, finalize_event
 from relay.events.room_versions import room_version
-from relay.identity import SigningKey, read_signing_key
+from relay.runtime.identity import SigningKey, read_signing_key
 from store import events as store_events
 from store import rooms as store_rooms
 from store import state as store_state

@@ -11,7 +11,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from relay.rooms import RoomConfig
+from relay.rooms.service import RoomConfig
 from store import accounts as store_accounts
 from store import events as store_events
 from store import rooms as store_rooms

@@ -15,8 +15,8 @@ from relay.events.pdu import Pdu
 from relay.events.room_versions import room_version
 from relay.events.signing import sign_event
 from relay.federation.ingest import MAX_GAP_REQUESTS, MISSING_EVENTS_BATCH, Ingest
-from relay.identity import new_signing_key
-from relay.remote_pdus import Outcome
+from relay.rooms.remote_pdus import Outcome
+from relay.runtime.identity import new_signing_key
 from store import events as store_events
 from store import rooms as store_rooms
 

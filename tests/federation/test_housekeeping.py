@@ -1,4 +1,4 @@
-"""relay.housekeeping: old dedupe records go, recent ones stay; the node runs it."""
+"""relay.runtime.housekeeping: old dedupe records go, recent ones stay; the node runs it."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from relay.database import open_database
-from relay.housekeeping import (
+from relay.runtime.database import open_database
+from relay.runtime.housekeeping import (
     FEDERATION_TXN_RETENTION_MS,
     REMOTE_TO_DEVICE_RETENTION_MS,
     Housekeeping,
@@ -79,20 +79,20 @@ async def test_housekeep_deletes_old_rows_and_keeps_new_ones(
     path = tmp_path / "relay.db"
     async with open_database(path) as database:
         await database.write(_fill, NOW)
-        with caplog.at_level(logging.INFO, logger="relay.housekeeping"):
+        with caplog.at_level(logging.INFO, logger="relay.runtime.housekeeping"):
             removed = await housekeep(database, now=NOW)
             assert removed == {
                 "federation_txn_ids": 1,
                 "device_inbox_remote_messages": 1,
             }
             assert await database.read(_left) == PRUNED
-            lines = [r for r in caplog.records if r.name == "relay.housekeeping"]
+            lines = [r for r in caplog.records if r.name == "relay.runtime.housekeeping"]
             assert len(lines) == 1 and lines[0].levelno == logging.INFO
             assert "1 from federation_txn_ids" in lines[0].getMessage()
             # Nothing to delete: nothing deleted, nothing logged.
             caplog.clear()
             assert set((await housekeep(database, now=NOW)).values()) == {0}
-            assert not [r for r in caplog.records if r.name == "relay.housekeeping"]
+            assert not [r for r in caplog.records if r.name == "relay.runtime.housekeeping"]
 
 
 async def test_housekeeping_task_runs_every_interval_and_cancels(tmp_path: Path) -> None:

@@ -15,13 +15,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from relay.database import open_database
 from relay.federation.client import FederationClient
 from relay.federation.errors import RemoteError
 from relay.federation.inbound_auth import with_origin
 from relay.federation.request_auth import authorization_headers
-from relay.http import json_response, make_app, read_json_body
-from relay.identity import SigningKey, new_signing_key, read_signing_key
+from relay.runtime.database import open_database
+from relay.runtime.http import json_response, make_app, read_json_body
+from relay.runtime.identity import SigningKey, new_signing_key, read_signing_key
 from store import accounts as store_accounts
 from tests.federation.conftest import open_side, relay_config
 from tests.federation.fakes import ME, FakeNetwork, FakeServer, fake_config, open_local

@@ -15,7 +15,7 @@ from relay.events.limits import MAX_AUTH_EVENTS, MAX_PDU_SIZE, MAX_PREV_EVENTS, 
 from relay.events.room_versions import room_version
 from relay.events.signing import sign_event
 from relay.federation.ingest import BadPdu, parse_pdu
-from relay.identity import new_signing_key
+from relay.runtime.identity import new_signing_key
 
 RV = room_version("10")
 KEY = new_signing_key()

@@ -13,7 +13,7 @@ from relay.events.hashes import add_content_hash
 from relay.events.room_versions import room_version
 from relay.events.signing import SignatureError, sign_event
 from relay.federation.ingest import BadPdu, Ingest
-from relay.identity import new_signing_key
+from relay.runtime.identity import new_signing_key
 
 RV = room_version("10")
 KEY = new_signing_key()

@@ -14,13 +14,13 @@ import pytest
 from relay.config import ConfigError, config_from_dict
 from relay.events.room_versions import V10, V12
 from relay.events.signing import SignatureError, sign_event
-from relay.federation.keys import (
+from relay.federation.server_keys import (
     MAX_KEY_VALIDITY_MS,
     KeyNotFound,
     KeyResponseError,
     check_key_response,
 )
-from relay.identity import new_signing_key, read_signing_key
+from relay.runtime.identity import new_signing_key, read_signing_key
 from store import keys as store_keys
 from tests.federation.conftest import open_side
 from tests.federation.fakes import DAY_MS, FakeNetwork, FakeServer, json_of, now_ms, open_local

@@ -10,7 +10,7 @@ import pytest
 import signedjson.key
 import signedjson.sign
 
-from relay.identity import read_signing_key
+from relay.runtime.identity import read_signing_key
 from tests.federation.fakes import DAY_MS, FakeNetwork, FakeServer, now_ms, open_local
 from tests.integration.conftest import RelayProcess
 

@@ -15,8 +15,8 @@ import trio
 
 from relay.events.pdu import Pdu
 from relay.federation import ingest as ingest_module
-from relay.remote_pdus import is_promotable_outlier
-from relay.services import now_ms
+from relay.rooms.remote_pdus import is_promotable_outlier
+from relay.runtime.clock import now_ms
 from store import events as store_events
 from store import pending_pdus as store_pending
 from tests.client.conftest import ClientApi

@@ -17,7 +17,7 @@ from relay.federation.request_auth import (
     request_json,
     signed_request_from_headers,
 )
-from relay.identity import SigningKey, new_signing_key
+from relay.runtime.identity import SigningKey, new_signing_key
 
 ORIGIN = "origin.example:8448"
 DEST = "dest.example"

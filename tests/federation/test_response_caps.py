@@ -22,7 +22,7 @@ from relay.federation.client import (
     FederationClient,
 )
 from relay.federation.errors import RemoteError, ResponseTooLarge
-from relay.identity import new_signing_key, write_self_signed_certificate
+from relay.runtime.identity import new_signing_key, write_self_signed_certificate
 from tests.federation.fakes import FakeNetwork, fake_config, open_local
 
 PEER = "peer.example:8448"

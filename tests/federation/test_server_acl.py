@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from relay.events.pdu import Pdu
-from relay.services import now_ms
+from relay.runtime.clock import now_ms
 from store import events as store_events
 from store import outbox as store_outbox
 from store import receipts as store_receipts

@@ -1,4 +1,4 @@
-"""relay/sdnotify.py speaks systemd's notify protocol (what relay.service's Type=notify and
+"""relay/runtime/sdnotify.py speaks systemd's notify protocol (what relay.service's Type=notify and
 WatchdogSec= rely on) and is a no-op outside systemd."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from relay import sdnotify
+from relay.runtime import sdnotify
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 import nacl.signing
 import pytest
 
-from tests.client.e2e_helpers import device_keys
+from tests.client.e2ee_helpers import device_keys
 from tests.integration.conftest import RelayProcess
 from tests.integration.matrix_client import MatrixUser
 from tests.interop.nio_e2ee import E2eeClient, two_way_chat

@@ -10,9 +10,9 @@ import pytest
 
 from relay.events.auth import auth_types_for_event
 from relay.events.pdu import Pdu, finalize_event
-from relay.identity import new_signing_key
-from relay.remote_pdus import accept_pdu_txn
-from relay.rooms import RoomConfig
+from relay.rooms.remote_pdus import accept_pdu_txn
+from relay.rooms.service import RoomConfig
+from relay.runtime.identity import new_signing_key
 from store import accounts as store_accounts
 from store import events as store_events
 from store import state as store_state

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from relay.events.pdu import Pdu, finalize_event
-from relay.remote_pdus import MissingEvents, accept_pdu_txn
-from relay.rooms import RoomConfig
+from relay.rooms.remote_pdus import MissingEvents, accept_pdu_txn
+from relay.rooms.service import RoomConfig
 from store import events as store_events
 from store import rooms as store_rooms
 from store import state as store_state

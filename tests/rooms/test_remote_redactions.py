@@ -5,7 +5,7 @@ redaction that arrives before its target waits for it."""
 
 from __future__ import annotations
 
-from relay.rooms import RoomConfig
+from relay.rooms.service import RoomConfig
 from store import events as store_events
 from tests.client.conftest import ClientApi
 from tests.rooms.remote_rooms import (

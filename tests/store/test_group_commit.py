@@ -1,4 +1,4 @@
-"""relay.database: concurrent writes share one transaction (group commit), each call in
+"""relay.runtime.database: concurrent writes share one transaction (group commit), each call in
 its own savepoint, so one failing call rolls back only itself."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 import trio
 import trio.testing
 
-from relay.database import Database, open_database
+from relay.runtime.database import Database, open_database
 
 
 def _setup(conn: sqlite3.Connection) -> None:

@@ -179,7 +179,7 @@ def test_tls_runs_end_to_end(tmp_path: Path) -> None:
     try:
         import trustme
     except ImportError:
-        from relay.identity import write_self_signed_certificate
+        from relay.runtime.identity import write_self_signed_certificate
 
         cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
         write_self_signed_certificate(cert, key, f"{HOST}:8448")

@@ -25,8 +25,8 @@ from collections.abc import Callable
 
 import trio
 
-from relay.database import Database
-from relay.services import now_ms
+from relay.runtime.clock import now_ms
+from relay.runtime.database import Database
 from store import device_inbox as store_device_inbox
 from store import fed_txns as store_fed_txns
 

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -58,11 +57,12 @@ from relay.events.signing import (
 from relay.federation.client import KEY_RESPONSE_BYTES
 from relay.federation.errors import PeerUnreachable, RemoteError
 from relay.federation.key_server import OwnKeys
+from relay.runtime.clock import now_ms
 from store import keys as store_keys
 
 if TYPE_CHECKING:
-    from relay.database import Database
     from relay.federation.client import FederationClient
+    from relay.runtime.database import Database
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +95,6 @@ class ServerKey:
     valid_until_ts: int
     #: Set for keys from `old_verify_keys`.
     expired_ts: int | None = None
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _is_int(value: Any) -> bool:
@@ -206,7 +202,7 @@ class KeyRing:
         client: FederationClient | None,
         *,
         trusted_key_servers: Mapping[str, Mapping[str, str]] | None = None,
-        clock: Callable[[], int] = _now_ms,
+        clock: Callable[[], int] = now_ms,
         min_refetch_interval_ms: int = MIN_REFETCH_INTERVAL_MS,
         fetch_timeout: float = KEY_FETCH_TIMEOUT,
     ) -> None:

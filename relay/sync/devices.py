@@ -1,9 +1,9 @@
 """The device part of a /sync answer: to-device messages, device list changes,
 one-time key counts and unused fallback key types.
 
-Read in the same store snapshot as the rest of the answer (relay/sync.py), up to the
+Read in the same store snapshot as the rest of the answer (relay/sync/builder.py), up to the
 same position `to`. Before reading, a sync acknowledges the to-device messages its
-`since` covers (relay/to_device.py). Key counts are always present; only messages and
+`since` covers (relay/e2ee/to_device.py). Key counts are always present; only messages and
 device list changes make an incremental sync non-empty.
 
 Spec: https://spec.matrix.org/v1.16/client-server-api/#extensions-to-sync (E2EE) and
@@ -16,9 +16,9 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
-from relay.device_lists import DeviceLists
-from relay.e2e import E2eKeys
-from relay.to_device import ToDevice
+from relay.e2ee.device_keys import E2eKeys
+from relay.e2ee.device_lists import DeviceLists
+from relay.e2ee.to_device import ToDevice
 
 
 @dataclass(slots=True)

@@ -18,8 +18,9 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from relay.rooms import RoomService
-from relay.visibility import HISTORY_VISIBILITY, content_of
+from relay.events.ids import localpart_of, server_of
+from relay.rooms.service import RoomService
+from relay.rooms.visibility import HISTORY_VISIBILITY, content_of
 from store import accounts as store_accounts
 from store import rooms as store_rooms
 from store import state as store_state
@@ -56,7 +57,7 @@ def _candidates_txn(
 def _profile_txn(
     conn: sqlite3.Connection, rooms: RoomService, room_id: str, user_id: str
 ) -> dict[str, Any] | None:
-    if user_id.endswith(":" + rooms.server_name):
+    if server_of(user_id) == rooms.server_name:
         user = store_accounts.get_user(conn, user_id)
         if user is None or user["deactivated"]:
             return None
@@ -74,7 +75,7 @@ def _profile_txn(
 
 
 def _rank(profile: dict[str, Any], needle: str) -> tuple[int, int, str]:
-    localpart = profile["user_id"][1:].split(":", 1)[0].casefold()
+    localpart = localpart_of(profile["user_id"]).casefold()
     name = profile.get("display_name", "").casefold()
     if needle in (localpart, name):
         closeness = 0

@@ -20,11 +20,11 @@ import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from relay.account_data import put_account_data_txn
-from relay.database import Database
 from relay.errors import Forbidden, InvalidParam, NotFound
-from relay.notifier import Notifier
-from relay.services import now_ms
+from relay.runtime.clock import now_ms
+from relay.runtime.database import Database
+from relay.runtime.notifier import Notifier
+from relay.sync.account_data import put_account_data_txn
 from store import events as store_events
 from store import receipts as store_receipts
 from store import rooms as store_rooms

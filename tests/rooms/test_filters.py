@@ -1,11 +1,11 @@
-"""relay/filters.py: parsing sync filters and matching events, without I/O."""
+"""relay/rooms/filters.py: parsing sync filters and matching events, without I/O."""
 
 from __future__ import annotations
 
 import pytest
 
 from relay.errors import BadJson
-from relay.filters import DEFAULT_TIMELINE_LIMIT, EventFilter, parse_filter, select_fields
+from relay.rooms.filters import DEFAULT_TIMELINE_LIMIT, EventFilter, parse_filter, select_fields
 
 
 def test_empty_filter_allows_everything_with_default_limit() -> None:

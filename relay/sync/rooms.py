@@ -1,6 +1,6 @@
 """One room's part of a `/sync` answer, read in the sync's one store snapshot.
 
-Rules kept (see relay/sync.py for the whole):
+Rules kept (see relay/sync/builder.py for the whole):
 
 - The timeline is the newest `limit` events the filter allows in `(since, to]`, oldest
   first; `limited` says allowed events were left out before them; `prev_batch` is the
@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from relay.events.pdu import Pdu, strip_state_event
-from relay.filters import EventFilter, Filter
-from relay.rooms import RoomService
+from relay.rooms.filters import EventFilter, Filter
+from relay.rooms.service import RoomService
 from store import account_data as store_account_data
 from store import events as store_events
 from store import receipts as store_receipts

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import trio
 
-from relay.notifier import Notifier
+from relay.runtime.notifier import Notifier
 
 MAX_TIMEOUT_S = 120.0
 DEFAULT_TIMEOUT_S = 30.0

@@ -1,4 +1,4 @@
-"""relay.http at the ASGI level, driven as hypercorn drives it (asgi spec 2.1, one
+"""relay.runtime.http at the ASGI level, driven as hypercorn drives it (asgi spec 2.1, one
 memory channel of request messages) with a clock that never moves by itself: whether
 the response starts is decided by the order of messages, never by how long anything
 takes.
@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from relay.http import DRAIN_SECONDS, RawPathRoute, json_response, make_app, read_json_body
+from relay.runtime.http import DRAIN_SECONDS, RawPathRoute, json_response, make_app, read_json_body
 
 END_OF_BODY = {"type": "http.request", "body": b"", "more_body": False}
 
@@ -162,7 +162,7 @@ async def test_a_body_that_never_comes_is_given_up_after_drain_seconds(
     still_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     exchange = Exchange("POST", "/early", [(b"content-length", b"8")])
-    with caplog.at_level(logging.WARNING, logger="relay.http"):
+    with caplog.at_level(logging.WARNING, logger="relay.runtime.http"):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(exchange.run)
             await trio.testing.wait_all_tasks_blocked()

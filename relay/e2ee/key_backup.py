@@ -19,8 +19,8 @@ import json
 import sqlite3
 from typing import Any
 
-from relay.database import Database
 from relay.errors import InvalidParam, NotFound, WrongRoomKeysVersion
+from relay.runtime.database import Database
 from store import key_backup as store_backup
 
 ALGORITHM = "m.megolm_backup.v1.curve25519-aes-sha2"

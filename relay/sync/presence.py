@@ -19,10 +19,10 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from relay.database import Database
 from relay.errors import Forbidden, InvalidParam, NotFound
-from relay.notifier import Notifier
-from relay.services import now_ms
+from relay.runtime.clock import now_ms
+from relay.runtime.database import Database
+from relay.runtime.notifier import Notifier
 from store import events as store_events
 from store import presence as store_presence
 from store import rooms as store_rooms

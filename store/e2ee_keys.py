@@ -5,7 +5,7 @@
 Rules kept:
 
 - Keys are stored as the JSON the client signed (text); this module never checks
-  signatures (relay/e2e.py does, before writing).
+  signatures (relay/e2ee/device_keys.py does, before writing).
 - A device's keys go with the device (foreign keys ``ON DELETE CASCADE``).
 - A one-time key is handed out once: ``claim_one_time_key`` deletes what it returns.
   A fallback key is handed out when no one-time key is left, and marked used.

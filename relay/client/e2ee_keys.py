@@ -2,7 +2,7 @@
 `/keys/changes` (matrix-spec `client-server/keys.yaml`) and cross-signing
 `/keys/device_signing/upload`, `/keys/signatures/upload` (`cross_signing.yaml`).
 
-The rules live in relay/e2e.py; here requests are parsed and answers shaped.
+The rules live in relay/e2ee/device_keys.py; here requests are parsed and answers shaped.
 Replacing an existing master key needs UIA with `m.login.password`.
 
 Spec: https://spec.matrix.org/v1.16/client-server-api/#end-to-end-encryption
@@ -20,9 +20,9 @@ from relay.client.auth import services_of
 from relay.client.route import ClientRoute
 from relay.client.tokens import parse_token
 from relay.client.uia import password_check, sessions_of
-from relay.e2e import DEFAULT_QUERY_TIMEOUT_S
+from relay.e2ee.device_keys import DEFAULT_QUERY_TIMEOUT_S
 from relay.errors import InvalidParam, MissingParam
-from relay.http import json_response, read_json_object
+from relay.runtime.http import json_response, read_json_object
 
 PASSWORD_STAGE = "m.login.password"
 

@@ -37,8 +37,8 @@ from relay.events.ids import create_event_id_of
 from relay.events.pdu import Pdu
 from relay.events.room_versions import RoomVersion
 from relay.events.state_res import resolve_state
-from relay.rooms import RoomService, insert_pdu_txn
-from relay.services import now_ms
+from relay.rooms.service import RoomService, insert_pdu_txn
+from relay.runtime.clock import now_ms
 from store import events as store_events
 from store import rooms as store_rooms
 from store import state as store_state

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from relay.federation.inbound_auth import with_origin
-from relay.http import json_response, make_app, read_json_body
+from relay.runtime.http import json_response, make_app, read_json_body
 
 
 async def echo(request: Request) -> Response:

@@ -24,8 +24,8 @@ from typing import Any
 
 from relay.errors import Forbidden, InvalidParam, NotFound, Unknown
 from relay.events.auth import required_power_level, user_power_level
-from relay.rooms import RoomService
-from relay.visibility import content_of, joined_viewer_txn, viewer_txn
+from relay.rooms.service import RoomService
+from relay.rooms.visibility import content_of, joined_viewer_txn, viewer_txn
 from store import accounts as store_accounts
 from store import rooms as store_rooms
 from store import state as store_state

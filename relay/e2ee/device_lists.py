@@ -29,12 +29,12 @@ import logging
 import sqlite3
 from typing import Any, Protocol
 
-from relay.database import Database
 from relay.events.ids import server_of
-from relay.notifier import Notifier
-from relay.rooms import RoomService
-from relay.services import now_ms
-from store import e2e_keys as store_e2e
+from relay.rooms.service import RoomService
+from relay.runtime.clock import now_ms
+from relay.runtime.database import Database
+from relay.runtime.notifier import Notifier
+from store import e2ee_keys as store_e2e
 from store import events as store_events
 from store import outbox as store_outbox
 from store import rooms as store_rooms

@@ -28,12 +28,12 @@ import secrets
 import sqlite3
 from typing import Any
 
-from relay.database import Database
-from relay.device_lists import dumps
+from relay.e2ee.device_lists import dumps
 from relay.events.ids import server_of
-from relay.notifier import Notifier
-from relay.rooms import RoomService
-from relay.services import now_ms
+from relay.rooms.service import RoomService
+from relay.runtime.clock import now_ms
+from relay.runtime.database import Database
+from relay.runtime.notifier import Notifier
 from store import accounts as store_accounts
 from store import device_inbox as store_inbox
 from store import events as store_events

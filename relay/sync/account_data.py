@@ -18,9 +18,9 @@ import json
 import sqlite3
 from typing import Any
 
-from relay.database import Database
 from relay.errors import BadJson, InvalidParam, NotFound
-from relay.notifier import Notifier
+from relay.runtime.database import Database
+from relay.runtime.notifier import Notifier
 from store import account_data as store_account_data
 from store import events as store_events
 from store import rooms as store_rooms

@@ -3,7 +3,7 @@ state and members, each filtered by history visibility.
 
 Rules kept:
 
-- Who may read what is relay/visibility.py's: every read starts from a `Viewer`.
+- Who may read what is relay/rooms/visibility.py's: every read starts from a `Viewer`.
 - Timeline pages (/messages, /context) are in topological order, `(depth,
   stream_ordering)`, as Synapse's: an event that arrived late (gap filling, backfill)
   sits where the DAG puts it, not where it arrived. /sync stays in stream order.
@@ -37,9 +37,9 @@ from typing import Any, Literal, Protocol, TypeVar
 
 from relay.errors import NotFound
 from relay.events.pdu import Pdu
-from relay.filters import EventFilter
-from relay.rooms import RoomService
-from relay.visibility import (
+from relay.rooms.filters import EventFilter
+from relay.rooms.service import RoomService
+from relay.rooms.visibility import (
     StateMap,
     Viewer,
     content_of,

@@ -1,5 +1,5 @@
 """End-to-end encryption keys: upload, query, claim and cross-signing, for local users
-and, through relay/device_lists.py, remote ones.
+and, through relay/e2ee/device_lists.py, remote ones.
 
 Rules kept:
 
@@ -29,13 +29,13 @@ import nacl.exceptions
 import nacl.signing
 import trio
 
-from relay.database import Database
-from relay.device_lists import DeviceLists, dumps
+from relay.e2ee.device_lists import DeviceLists, dumps
 from relay.errors import InvalidParam, InvalidSignature
 from relay.events.canonical import canonical_json
 from relay.events.ids import server_of
 from relay.events.unpadded_base64 import decode_base64
-from store import e2e_keys as store_e2e
+from relay.runtime.database import Database
+from store import e2ee_keys as store_e2e
 
 JSON = dict[str, Any]
 CROSS_SIGNING_TYPES = ("master", "self_signing", "user_signing")

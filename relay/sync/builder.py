@@ -6,7 +6,7 @@ Rules kept:
   the stream position of that snapshot, so the next sync's `since` misses nothing
   and repeats nothing. Typing comes from an in-memory snapshot taken just before.
 - A room is "new to the client" (initial sync, newly joined, or `full_state`) and
-  gets its full state; otherwise only what changed after `since` (relay/sync_rooms.py).
+  gets its full state; otherwise only what changed after `since` (relay/sync/rooms.py).
   An incremental sync leaves out rooms where nothing changed.
 - Long-poll: an incremental sync with nothing to say waits on the notifier until the
   stream or typing moves past what it read (or a typing notice times out), then
@@ -28,18 +28,18 @@ from typing import Any
 
 import trio
 
-from relay.database import Database
-from relay.e2e_sync import DeviceSection, DeviceSync
 from relay.errors import BadJson, NotFound
 from relay.events.canonical import parse_json_strict
 from relay.events.pdu import Pdu
-from relay.filters import DEFAULT_FILTER, Filter, parse_filter
-from relay.notifier import Notifier
-from relay.presence import PresenceService, presence_content
-from relay.rooms import RoomService
-from relay.services import now_ms
-from relay.sync_rooms import RoomReader, RoomSync, allowed_ephemeral
-from relay.typing import TypingService, TypingSnapshot
+from relay.rooms.filters import DEFAULT_FILTER, Filter, parse_filter
+from relay.rooms.service import RoomService
+from relay.runtime.clock import now_ms
+from relay.runtime.database import Database
+from relay.runtime.notifier import Notifier
+from relay.sync.devices import DeviceSection, DeviceSync
+from relay.sync.presence import PresenceService, presence_content
+from relay.sync.rooms import RoomReader, RoomSync, allowed_ephemeral
+from relay.sync.typing_notices import TypingService, TypingSnapshot
 from store import account_data as store_account_data
 from store import events as store_events
 from store import presence as store_presence
@@ -70,7 +70,7 @@ class SyncResult:
     leave: dict[str, RoomSync] = field(default_factory=dict)
     account_data: list[dict[str, Any]] = field(default_factory=list)
     presence: list[dict[str, Any]] = field(default_factory=list)
-    #: To-device messages, device lists and key counts (relay/e2e_sync.py).
+    #: To-device messages, device lists and key counts (relay/sync/devices.py).
     devices: DeviceSection | None = None
 
     def is_empty(self) -> bool:

@@ -27,7 +27,7 @@ from typing import Any
 
 from relay.errors import Forbidden
 from relay.events.pdu import Pdu
-from relay.rooms import RoomService
+from relay.rooms.service import RoomService
 from store import events as store_events
 from store import rooms as store_rooms
 from store import state as store_state

@@ -1,11 +1,11 @@
-"""relay/typing.py: typing state, serials and timeouts (on trio's fake clock)."""
+"""relay/sync/typing_notices.py: typing state, serials and timeouts (on trio's fake clock)."""
 
 from __future__ import annotations
 
 import trio
 
-from relay.notifier import Notifier
-from relay.typing import MAX_TIMEOUT_S, TypingService
+from relay.runtime.notifier import Notifier
+from relay.sync.typing_notices import MAX_TIMEOUT_S, TypingService
 
 
 async def test_typing_changes_bump_the_serial_and_mark_the_room() -> None:

@@ -23,7 +23,6 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from relay.database import Database
 from relay.errors import (
     BadJson,
     Forbidden,
@@ -43,15 +42,16 @@ from relay.events.auth import (
     redaction_allowed,
 )
 from relay.events.canonical import CanonicalJsonError, check_canonical_json_values
-from relay.events.ids import create_event_id_of, has_control_character, is_valid_user_id
+from relay.events.ids import create_event_id_of, has_control_character, is_valid_user_id, server_of
 from relay.events.limits import MAX_PREV_EVENTS, check_size_limits, pdu_too_large
 from relay.events.pdu import MalformedPdu, Pdu, finalize_event
 from relay.events.redaction import redact
 from relay.events.room_versions import RoomVersion, room_version
 from relay.events.server_acl import SERVER_ACL, server_allowed
-from relay.identity import SigningKey
-from relay.notifier import Notifier
-from relay.services import now_ms
+from relay.runtime.clock import now_ms
+from relay.runtime.database import Database
+from relay.runtime.identity import SigningKey
+from relay.runtime.notifier import Notifier
 from store import events as store_events
 from store import outbox as store_outbox
 from store import redactions as store_redactions
@@ -470,7 +470,7 @@ class RoomService:
         servers.difference_update(exclude)
         if pdu.type == "m.room.member" and pdu.state_key and ":" in pdu.state_key:
             # An invited (or kicked) user's server must hear about it too.
-            servers.add(pdu.state_key.split(":", 1)[1])
+            servers.add(server_of(pdu.state_key))
         servers.discard(self.server_name)
         for destination in sorted(servers):
             store_outbox.enqueue(
@@ -607,7 +607,7 @@ class RoomService:
         if config.topic is not None:
             state("m.room.topic", {"topic": config.topic})
         for invitee in config.invite:
-            if not invitee.endswith(":" + self.server_name):
+            if server_of(invitee) != self.server_name:
                 continue  # another server must countersign: the caller invites them after
             content = {"membership": "invite"}
             if config.is_direct:
@@ -624,7 +624,7 @@ class RoomService:
         self, conn: sqlite3.Connection, user_id: str, membership: str
     ) -> dict[str, Any]:
         content: dict[str, Any] = {"membership": membership}
-        if membership == "join" and user_id.endswith(":" + self.server_name):
+        if membership == "join" and server_of(user_id) == self.server_name:
             row = conn.execute(
                 "SELECT displayname, avatar_url FROM users WHERE user_id = ?", (user_id,)
             ).fetchone()
@@ -711,7 +711,7 @@ class RoomService:
                     # local user's displayname/avatar_url follow their profile (a
                     # cleared profile field must disappear from the event too).
                     kept = dict(current.content)
-                    if target.endswith(":" + self.server_name):
+                    if server_of(target) == self.server_name:
                         kept.pop("displayname", None)
                         kept.pop("avatar_url", None)
                     content = {**kept, **content}

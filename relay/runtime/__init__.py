@@ -1,0 +1,13 @@
+"""The runtime: plumbing every domain package stands on, and nothing Matrix-specific.
+
+- `database.py`: the trio side of the store: one writer (group commit), a few readers.
+- `http.py`: the HTTP edge of both listeners: the ASGI app, JSON in (strict) and out.
+- `identity.py`: the relay's ed25519 signing key and TLS certificate on disk.
+- `notifier.py`: wakes long-polls when something new is committed.
+- `ratelimit.py`: token buckets per key and action.
+- `housekeeping.py`: periodic deletion of records nobody will ask about again.
+- `sdnotify.py`: systemd's readiness and watchdog notifications.
+
+Rules: runtime modules import `relay.events`, `relay.errors`, `relay.config` and `store/`
+only, never a domain package (rooms, sync, e2ee, client, federation, mesh, media).
+"""

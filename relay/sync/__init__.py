@@ -1,0 +1,15 @@
+"""What a client learns by syncing: the sync builder and everything it gathers.
+
+- `builder.py`: `SyncService`: what changed for a user between two stream positions,
+  long-polling on the notifier.
+- `rooms.py`: one room's section of a sync answer (timeline, state, ephemeral events).
+- `devices.py`: the device section: to-device messages, device list changes, one-time
+  key counts.
+- `typing_notices.py`: who is typing where (memory only).
+- `presence.py`: online / unavailable / offline per local user.
+- `receipts.py`: read receipts and the fully-read marker.
+- `account_data.py`: per-user JSON blobs, global or per room.
+
+Rules: sync reads every section from one store snapshot; visibility comes from
+`relay/rooms/visibility.py`. Nothing here writes room events.
+"""
