@@ -302,7 +302,17 @@ class FederationSender:
             except PeerUnreachable as exc:
                 await self._failed(destination, state, exc)
                 return
-            state.budget.answered(size, trio.current_time() - started)
+            elapsed = trio.current_time() - started
+            state.budget.answered(size, elapsed)
+        log.debug(
+            "%s took %d B (%d PDUs, %d EDUs) in %.1f s; goodput %.0f B/s",
+            destination,
+            size,
+            len(pdus),
+            len(edus),
+            elapsed,
+            state.budget.goodput or 0,
+        )
         failures = {
             event_id: result
             for event_id, result in (response.get("pdus") or {}).items()

@@ -70,7 +70,9 @@ class SynapseSeat:
 
 
 class RelaySeat:
-    def __init__(self, data_dir: Path, ns: str, address: str, *extra_init: str) -> None:
+    def __init__(
+        self, data_dir: Path, ns: str, address: str, *extra_init: str, log_level: str = "INFO"
+    ) -> None:
         self.ns = ns
         self.data_dir = data_dir
         self.address = address
@@ -91,6 +93,7 @@ class RelaySeat:
         text = config.read_text()
         for key in ("login_per_second", "send_per_second"):
             text = text.replace(f"{key} = ", f"{key} = 0 #", 1)
+        text = text.replace('level = "INFO"', f'level = "{log_level}"', 1)
         mesh = text.index("[mesh]")  # one peer across the link, no LAN discovery
         config.write_text(text[:mesh] + text[mesh:].replace("enabled = true", "enabled = false", 1))
 
