@@ -35,10 +35,21 @@ def test_measured_goodput_sizes_requests_to_a_third_of_the_timeout() -> None:
     assert budget.budget(30) == 12_000
     budget.answered(100_000, 1.0)  # a faster sample is believed at once
     assert budget.budget(30) == 1_000_000
-    budget.answered(200, 2.0)  # a small slow request says little about the rate
-    assert budget.goodput == 100_000
-    budget.answered(50_000, 5.0)  # a big slow one pulls it half-way down
-    assert budget.goodput == 55_000
+    budget.answered(50_000, 5.0)  # so is a big slower one: the link slowed down
+    assert budget.goodput == 10_000
+    assert budget.budget(30) == 100_000
+
+
+def test_a_small_slow_request_caps_the_rate_a_fast_past_suggested() -> None:
+    """The link was a LAN, then became a 9.6 kbit/s radio link: the first small request
+    over it (700 B in 2.3 s) keeps the next transaction from overrunning the timeout."""
+    budget = LinkBudget()
+    budget.answered(669, 0.06)  # over the LAN: ~11 KB/s
+    assert budget.budget(30) > 100_000
+    budget.answered(702, 2.3)
+    assert budget.goodput == 669 / 0.06  # a small sample does not lower the estimate...
+    assert budget.budget(30) < 13_000  # ...but caps what a request may carry
+    assert budget.timeout_for(24_000, 30) > 30  # and stretches a big row's timeout
 
 
 def test_a_cut_request_halves_what_the_next_one_may_carry() -> None:

@@ -221,6 +221,13 @@ class EmulatedLink:
                 proc.wait()
             del self._delayers[ns]
 
+    def blackhole(self, on: bool) -> None:
+        """Drop every packet arriving over the link, both ways (a radio fade), or stop."""
+        for ns, dev in self.sides():
+            action = "-I" if on else "-D"
+            _run("ip", "netns", "exec", ns, "iptables", action, "INPUT", "-i", dev, "-j", "DROP",
+                 check=on)  # fmt: skip
+
     def cut_connections(self) -> None:
         """Abort every TCP connection across the link (both ends), as a modem reset would."""
         for ns, peer in ((self.ns_a, self.ADDRESS_B), (self.ns_b, self.ADDRESS_A)):
