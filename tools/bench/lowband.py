@@ -236,7 +236,7 @@ def burst(
     used = link.counters() - before
     delivered = [b for b in bodies if b in arrivals.seen]
     wanted = set(bodies)
-    kit_order = [b for b in kit.bodies(room_id) if b in wanted]
+    kit_order = [b for b in kit.recent_bodies(room_id, min(100, args.burst + 5)) if b in wanted]
     hq_order = [b for b in arrivals.order if b in wanted]
     return {
         f"burst_{kind}": {

@@ -217,6 +217,18 @@ class SeatUser:
             if e["type"] == "m.room.message" and "body" in e.get("content", {})
         ]
 
+    def recent_bodies(self, room_id: str, limit: int) -> list[str]:
+        """Message bodies of the room's newest `limit` events, oldest first (one page:
+        no pagination past what the server holds, so no backfill over the link)."""
+        page = self.call(
+            "GET", f"/rooms/{quote(room_id)}/messages", params={"dir": "b", "limit": limit}
+        )
+        return [
+            e["content"]["body"]
+            for e in reversed(page.get("chunk", []))
+            if e["type"] == "m.room.message" and "body" in e.get("content", {})
+        ]
+
     def wait_for_invite(self, room_id: str, timeout: float = 120) -> None:
         def invited() -> bool:
             rooms = self.call("GET", "/sync", params={"timeout": 0}).get("rooms", {})
