@@ -56,10 +56,20 @@ from store import events as store_events
 log = logging.getLogger(__name__)
 
 GRACE_SECONDS = 1.0
-LISTENER_KEEPALIVE_S = 330
+CLIENT_KEEPALIVE_S = 75
+#: Idle federation connections stay open this long: longer than Synapse keeps its own
+#: pooled ones (120 s) and than its listener was measured to keep an idle one (700 s, no
+#: close seen), so a peer on a slow link never pays a new TLS handshake because of us.
+FEDERATION_KEEPALIVE_S = 900
 
 
-def _hypercorn_config(listen: Listen, *, certfile: str | None = None, keyfile: str | None = None):
+def _hypercorn_config(
+    listen: Listen,
+    *,
+    certfile: str | None = None,
+    keyfile: str | None = None,
+    keep_alive_s: float = CLIENT_KEEPALIVE_S,
+):
     hc = HypercornConfig()
     hc.bind = [str(listen)]
     hc.certfile = certfile
@@ -67,9 +77,7 @@ def _hypercorn_config(listen: Listen, *, certfile: str | None = None, keyfile: s
     hc.graceful_timeout = GRACE_SECONDS
     hc.accesslog = None
     hc.errorlog = logging.getLogger("relay.runtime.http.server")
-    # Peers keep a connection to us idle for a while (Synapse: 120 s) and expect it to stay
-    # open; closing first makes a peer on a slow link pay a new TLS handshake.
-    hc.keep_alive_timeout = LISTENER_KEEPALIVE_S
+    hc.keep_alive_timeout = keep_alive_s
     return hc
 
 
@@ -258,6 +266,7 @@ async def serve_node(
                         config.federation_listen,
                         certfile=str(config.tls_certificate_path),
                         keyfile=str(config.tls_private_key_path),
+                        keep_alive_s=FEDERATION_KEEPALIVE_S,
                     ),
                     shutdown,
                 )
