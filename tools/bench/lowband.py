@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import sys
 import tempfile
 import threading
@@ -107,13 +108,26 @@ def pct(values: list[float], p: float) -> float | None:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
+def _text(seed: str, length: int) -> str:
+    """`length` characters of made-up words (seeded): text that compresses about as well
+    as a real message does, unlike one letter repeated."""
+    rng = random.Random(seed)
+    words: list[str] = []
+    while sum(len(w) + 1 for w in words) < length:
+        words.append(
+            "".join(rng.choice("etaoinshrdlucmfwypvbgkjqxz") for _ in range(rng.randint(2, 9)))
+        )
+    return " ".join(words)[:length]
+
+
 def short(tag: str, i: int) -> str:
-    return f"{tag} {i:03d} " + "m" * (40 - len(tag) - 5)
+    head = f"{tag} {i:03d} "
+    return head + _text(head, 40 - len(head))
 
 
 def long(tag: str, i: int) -> str:
     head = f"{tag} {i:03d} "
-    return head + "abcdefghij"[i % 10] * (1000 - len(head))
+    return head + _text(head, 1000 - len(head))
 
 
 MakeSeat = Callable[[EmulatedLink, Path, str], RelaySeat | SynapseSeat]
