@@ -20,7 +20,16 @@ SYNAPSE_VENV := .synapse-venv
 SYNAPSE_STAMP := $(SYNAPSE_VENV)/.installed
 SYNAPSE := matrix-synapse==1.163.2
 
-.PHONY: run test setup clients synapse bench bench-lowband lint format clean image image-test image-e2e
+# The chat client the relay serves at / (relay/web/): Hydrogen from the npm registry, pinned by
+# web/package-lock.json, bundled offline by web/build.mjs into relay/web/chat_client_build/.
+WEB_DIR := web
+WEB_BUILD := relay/web/chat_client_build/index.html
+WEB_SOURCES := $(WEB_DIR)/package.json $(WEB_DIR)/package-lock.json $(WEB_DIR)/build.mjs \
+  $(wildcard $(WEB_DIR)/src/*)
+# Where `make run` serves the web client (relay init's default client listener).
+CLIENT_LISTEN ?= 127.0.0.1:8008
+
+.PHONY: run test setup clients synapse bench lint format clean image image-test image-e2e webclient bench-lowband
 
 # Host packages (Debian, apt, as root): tools/host/packages.txt is the one list; deps.sh
 # installs what a group needs and is missing.
@@ -45,6 +54,12 @@ $(CLIENTS_STAMP): $(STAMP) $(CLIENTS_DIR)/package.json $(CLIENTS_DIR)/package-lo
 
 clients: $(CLIENTS_STAMP)
 
+$(WEB_BUILD): $(WEB_SOURCES)
+	@$(HOST_DEPS) run
+	cd $(WEB_DIR) && npm ci --no-audit --no-fund --loglevel=error && node build.mjs
+
+webclient: $(WEB_BUILD)
+
 $(SYNAPSE_STAMP):
 	@test -x $(SYNAPSE_VENV)/bin/python || $(PYTHON) -m venv $(SYNAPSE_VENV)
 	$(SYNAPSE_VENV)/bin/python -m pip install -q --upgrade pip
@@ -62,9 +77,12 @@ bench-lowband: setup synapse
 	@$(HOST_DEPS) lowband
 	$(BIN)/python -m tools.bench.lowband $(BENCH_LOWBAND_ARGS)
 
-run: setup
+run: setup webclient
 	@test -f $(DATA_DIR)/relay.toml || $(BIN)/relay init --data-dir $(DATA_DIR) \
-	  --server-name $(SERVER_NAME) --federation-listen 127.0.0.1:8448
+	  --server-name $(SERVER_NAME) --client-listen $(CLIENT_LISTEN) \
+	  --federation-listen 127.0.0.1:8448
+	@echo "web chat client: http://$$(sed -n 's/^client *= *"\(.*\)"/\1/p' $(DATA_DIR)/relay.toml)/"
+	@echo "operator page:   http://$$(sed -n 's/^client *= *"\(.*\)"/\1/p' $(DATA_DIR)/relay.toml)/_relay/admin/ (log in as a server admin: relay user add --admin)"
 	exec $(BIN)/relay run --data-dir $(DATA_DIR)
 
 # The image builds (amd64 image, arm64 boot partition: minutes, mostly one core) start in the
@@ -75,9 +93,10 @@ run: setup
 TEST_HOST_GROUPS := run test lowband image-amd64 image-arm64
 TEST_WORKERS ?= 3
 
-test: setup clients synapse
+test: setup clients synapse webclient
 	@$(HOST_DEPS) $(TEST_HOST_GROUPS)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	@mkdir -p firmware-image/build
 	@( firmware-image/build.sh amd64; BOOT_ONLY=1 firmware-image/build.sh arm64 ) \
 	  >firmware-image/build/prebuild.log 2>&1 </dev/null &
@@ -87,6 +106,7 @@ test: setup clients synapse
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: setup
 	$(BIN)/ruff format .

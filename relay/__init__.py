@@ -7,7 +7,7 @@ The map, bottom to top (a package imports only packages above it in this list, a
   room versions, auth rules, state resolution, server ACLs). No I/O.
 - `errors.py`, `config.py`: Matrix errors (one exception per errcode); the configuration.
 - `runtime/`: plumbing: database access from trio, the HTTP edge, identity on disk,
-  notifier, rate limits, housekeeping, systemd notifications.
+  notifier, rate limits, metrics counters, housekeeping, systemd notifications.
 - `rooms/`: the rooms core: local and remote events into the graph, reads, visibility,
   directories.
 - `sync/`: what clients learn by syncing: the builder and its sections (typing, presence,
@@ -19,6 +19,10 @@ The map, bottom to top (a package imports only packages above it in this list, a
   sender, keys.
 - `mesh/`: LAN peers: discovery, trust, gossip.
 - `client/`: the Client-Server API routes.
+- `operator/`: what the person who runs the box does (users, tokens, peers, status,
+  backup and restore), written once for the CLI, the operator page and the admin API.
+- `web/`: the box's web face: the chat client served at `/`, the operator page, the
+  metrics listener.
 - `services.py`, `node.py`, `cli.py`: the services handed to the HTTP layers, the process
   that wires them (the composition root), and the `relay` command.
 

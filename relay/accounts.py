@@ -63,6 +63,11 @@ class Accounts:
         #: their keys and messages go, other servers hear of it).
         self.on_devices_deleted: Callable[[str, list[str]], Awaitable[None]] | None = None
 
+    async def devices_deleted(self, user_id: str, device_ids: list[str]) -> None:
+        """Tell the rest of the relay that devices were deleted outside this class (the
+        operator's actions: password reset, deactivation)."""
+        await self._deleted(user_id, device_ids)
+
     async def _deleted(self, user_id: str, device_ids: list[str]) -> None:
         if self.on_devices_deleted is not None and device_ids:
             await self.on_devices_deleted(user_id, device_ids)

@@ -1,4 +1,4 @@
-"""The `relay` command: init, run, user, token, status.
+"""The `relay` command: init, run, user, token, peers, status, media, backup, restore.
 
 Every problem with a flag or a config file is one line on stderr naming it,
 exit code 2, and nothing written.
@@ -9,9 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import secrets
 import sqlite3
-import string
 import sys
 import time
 import tomllib
@@ -26,6 +24,7 @@ from relay.config import (
     CONFIG_FILE,
     DEFAULT_CLIENT_LISTEN,
     DEFAULT_FEDERATION_LISTEN,
+    MESH_POLICIES,
     Config,
     ConfigError,
     config_from_dict,
@@ -33,7 +32,9 @@ from relay.config import (
     parse_listen,
     render_config,
 )
-from relay.events.ids import is_valid_localpart, is_valid_server_name
+from relay.errors import MatrixError
+from relay.events.ids import is_valid_server_name
+from relay.operator import actions as operator
 from relay.runtime import clock
 from relay.runtime.identity import (
     IdentityError,
@@ -44,10 +45,7 @@ from relay.runtime.identity import (
 )
 from store import accounts as store_accounts
 from store import db as store_db
-from store import peers as store_peers
 from store import registration_tokens as store_tokens
-from store import status as store_status
-from store.errors import UserExists
 from store.private_files import make_private_dir, write_private
 
 log = logging.getLogger("relay")
@@ -128,6 +126,14 @@ def cli() -> None:
     help="Interface name or address for LAN discovery (mesh.interfaces); repeatable."
     " Default: every LAN interface.",
 )
+@click.option(
+    "--mesh-policy",
+    type=click.Choice(MESH_POLICIES),
+    default="open",
+    show_default=True,
+    help="Whom to federate with (mesh.policy): anyone, or only the upstream, static servers,"
+    " pinned peers and servers reached through them.",
+)
 def init(
     data_dir: Path,
     server_name: str,
@@ -139,6 +145,7 @@ def init(
     no_verify_tls: bool,
     open_registration: bool,
     mdns_interfaces: tuple[str, ...],
+    mesh_policy: str,
 ) -> None:
     """Create a new relay in DATA_DIR: config, signing key, TLS certificate, database."""
     # Validate everything before writing anything.
@@ -163,6 +170,7 @@ def init(
         verify_tls=not no_verify_tls,
         registration="open" if open_registration else "closed",
         mdns_interfaces=mdns_interfaces,
+        mesh_policy=mesh_policy,
     )
     try:
         config = config_from_dict(tomllib.loads(text), data_dir)
@@ -249,26 +257,95 @@ def user_add(
     from --password-stdin, or a prompt on a terminal, so that it is not in argv."""
     config = _load(data_dir)
     password = _new_password(password, password_stdin)
-    localpart = localpart.removeprefix("@").split(":", 1)[0]
-    if not is_valid_localpart(localpart):
-        _fail(f"{localpart!r} is not a valid user localpart (a-z, 0-9, . _ = - /)")
     if not password:
         _fail("the password must not be empty")
-    user_id = f"@{localpart}:{config.server_name}"
-    try:
-        _write(
-            config,
-            lambda conn: store_accounts.create_user(
-                conn,
-                user_id=user_id,
-                password=password,
-                admin=admin,
-                now_ms=clock.now_ms(),
-            ),
-        )
-    except UserExists:
-        _fail(f"user {user_id} already exists", 1)
+    user_id = _user_id(config, localpart)
+    password_hash = store_accounts.hash_password(operator.check_password(password))
+    _act(
+        config,
+        lambda conn: operator.create_user_txn(
+            conn,
+            user_id=user_id,
+            password_hash=password_hash,
+            admin=admin,
+            displayname=None,
+            now_ms=clock.now_ms(),
+        ),
+    )
     click.echo(f"created user {user_id}{' (admin)' if admin else ''}")
+
+
+def _user_id(config: Config, name: str) -> str:
+    try:
+        return operator.local_user_id(name, config.server_name)
+    except MatrixError as exc:
+        _fail(f"{name!r} is not a valid user localpart: {exc.message}")
+
+
+@user.command("password")
+@DATA_DIR_OPTION
+@click.argument("localpart")
+@click.option("--password", default=None, help="The new password (prefer --password-stdin).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin's first line.")
+@click.option(
+    "--keep-devices", is_flag=True, help="Do not log the user's devices out (default: log out)."
+)
+def user_password(
+    data_dir: Path, localpart: str, password: str | None, password_stdin: bool, keep_devices: bool
+) -> None:
+    """Reset the password of LOCALPART; its devices are logged out unless --keep-devices."""
+    config = _load(data_dir)
+    password = _new_password(password, password_stdin)
+    if not password:
+        _fail("the password must not be empty")
+    user_id = _user_id(config, localpart)
+    password_hash = store_accounts.hash_password(operator.check_password(password))
+    devices = _act(
+        config,
+        operator.reset_password_txn,
+        user_id,
+        password_hash,
+        logout_devices=not keep_devices,
+    )
+    click.echo(f"password of {user_id} reset; {len(devices)} device(s) logged out")
+
+
+@user.command("deactivate")
+@DATA_DIR_OPTION
+@click.argument("localpart")
+def user_deactivate(data_dir: Path, localpart: str) -> None:
+    """Deactivate LOCALPART: its password, devices and access tokens go; the user id stays
+    taken."""
+    config = _load(data_dir)
+    user_id = _user_id(config, localpart)
+    devices = _act(config, operator.deactivate_user_txn, user_id)
+    click.echo(f"deactivated {user_id}; {len(devices)} device(s) logged out")
+
+
+@user.command("list")
+@DATA_DIR_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def user_list(data_dir: Path, as_json: bool) -> None:
+    """List local users: admin, deactivated, created, last seen."""
+    config = _load(data_dir)
+    conn = _open_db(config)
+    try:
+        rows = store_accounts.list_users(conn)
+    finally:
+        conn.close()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, sort_keys=True))
+        return
+    if not rows:
+        click.echo("no users")
+    for row in rows:
+        flags = [
+            f for f, on in (("admin", row["is_admin"]), ("deactivated", row["deactivated"])) if on
+        ]
+        click.echo(
+            f"{row['user_id']}  {' '.join(flags) or 'user'}  created {_when(row['created_ts'])}"
+            f"  last seen {_when(row['last_seen_ts'])}"
+        )
 
 
 def _new_password(given: str | None, from_stdin: bool) -> str:
@@ -289,9 +366,6 @@ def token() -> None:
     """Manage registration tokens (used when registration.mode is "token")."""
 
 
-TOKEN_CHARS = set(string.ascii_letters + string.digits + "._~-")
-
-
 @token.command("add")
 @DATA_DIR_OPTION
 @click.argument("token_text", metavar="[TOKEN]", required=False)
@@ -309,22 +383,16 @@ def token_add(
 ) -> None:
     """Create a registration token and print it (a random one if TOKEN is omitted)."""
     config = _load(data_dir)
-    if token_text is None:
-        token_text = secrets.token_urlsafe(12)
-    elif not 0 < len(token_text) <= 64 or not set(token_text) <= TOKEN_CHARS:
-        _fail("TOKEN must be 1-64 characters of A-Z a-z 0-9 . _ ~ -")
+    try:
+        token_text = (
+            operator.random_token() if token_text is None else operator.check_token_text(token_text)
+        )
+    except MatrixError as exc:
+        _fail(f"TOKEN: {exc.message}")
     expiry = None
     if expires_in_hours is not None:
         expiry = clock.now_ms() + int(expires_in_hours * 3_600_000)
-    try:
-        _write(
-            config,
-            lambda conn: store_tokens.create_token(
-                conn, token=token_text, uses_allowed=uses, expiry_time=expiry
-            ),
-        )
-    except sqlite3.IntegrityError:
-        _fail(f"token {token_text} already exists", 1)
+    _act(config, operator.create_token_txn, token_text, uses, expiry)
     if config.registration != "token":
         click.echo(
             f"relay: note: registration.mode is {config.registration!r}; "
@@ -332,20 +400,6 @@ def token_add(
             err=True,
         )
     click.echo(token_text)
-
-
-def _token_row(row: dict[str, Any]) -> dict[str, Any]:
-    expiry, allowed = row["expiry_time"], row["uses_allowed"]
-    unexpired = expiry is None or expiry > clock.now_ms()
-    uses_left = allowed is None or row["pending"] + row["completed"] < allowed
-    return {
-        "hint": row["hint"] + "…",
-        "uses_allowed": allowed,
-        "pending": row["pending"],
-        "completed": row["completed"],
-        "expiry_time": expiry,
-        "valid": unexpired and uses_left,
-    }
 
 
 @token.command("list")
@@ -357,7 +411,8 @@ def token_list(data_dir: Path, as_json: bool) -> None:
     config = _load(data_dir)
     conn = _open_db(config)
     try:
-        rows = [_token_row(row) for row in store_tokens.list_tokens(conn)]
+        now = int(time.time() * 1000)
+        rows = [operator.token_view(row, now) for row in store_tokens.list_tokens(conn)]
     finally:
         conn.close()
     if as_json:
@@ -386,9 +441,7 @@ def token_list(data_dir: Path, as_json: bool) -> None:
 def token_delete(data_dir: Path, token_text: str) -> None:
     """Delete a registration token (registrations in progress with it will fail)."""
     config = _load(data_dir)
-    deleted = _write(config, store_tokens.delete_token, token_text)
-    if not deleted:
-        _fail(f"no registration token {token_text}", 1)
+    _act(config, operator.delete_token_txn, token_text)
     click.echo(f"deleted token {token_text}")
 
 
@@ -400,43 +453,10 @@ def peers() -> None:
 def _peer_rows(config: Config) -> list[dict[str, Any]]:
     conn = _open_db(config)
     try:
-        rows = store_peers.all_peers(conn)
-        spoofs = store_peers.rejected_announcements(conn)
+        with store_db.read(conn):
+            return operator.peers_txn(conn, config)
     finally:
         conn.close()
-    out = []
-    for row in rows:
-        pinned = config.mesh_trusted.get(row["server_name"])
-        out.append(
-            {
-                "name": row["server_name"],
-                "address": f"{row['address']}:{row['port']}",
-                "key_id": row["key_id"],
-                "fingerprint": row["fingerprint"],
-                "status": row["status"],
-                "pinned_by": "config" if pinned else ("operator" if row["approved_key"] else None),
-                "first_seen": row["first_seen_ts"],
-                "last_seen": row["last_seen_ts"],
-                "reachable": row["reachable"],
-                "reason": row["reason"],
-            }
-        )
-    for spoof in spoofs:
-        out.append(
-            {
-                "name": spoof["server_name"],
-                "address": f"{spoof['address']}:{spoof['port']}",
-                "key_id": None,
-                "fingerprint": spoof["fingerprint"],
-                "status": "rejected",
-                "pinned_by": None,
-                "first_seen": spoof["first_seen_ts"],
-                "last_seen": spoof["last_seen_ts"],
-                "reachable": False,
-                "reason": spoof["reason"],
-            }
-        )
-    return out
 
 
 @peers.command("list")
@@ -466,9 +486,7 @@ def peers_list(data_dir: Path, as_json: bool) -> None:
 def peers_approve(data_dir: Path, name: str) -> None:
     """Pin the key NAME serves now (check its fingerprint in `relay peers list` first)."""
     config = _load(data_dir)
-    row = _write(config, store_peers.approve, name)
-    if row is None:
-        _fail(f"no LAN peer {name} with a known key (see `relay peers list`)", 1)
+    row = _act(config, operator.approve_peer_txn, name)
     click.echo(f"approved {name}: key {row['key_id']} fingerprint {row['fingerprint']}")
 
 
@@ -478,14 +496,12 @@ def peers_approve(data_dir: Path, name: str) -> None:
 def peers_revoke(data_dir: Path, name: str) -> None:
     """Forget NAME's approval: the relay stops federating with it (config pins stay)."""
     config = _load(data_dir)
-    found = _write(config, store_peers.revoke, name)
-    if not found:
-        _fail(f"no LAN peer {name}", 1)
+    _act(config, operator.revoke_peer_txn, name)
     note = " (still pinned in [mesh] trusted)" if name in config.mesh_trusted else ""
     click.echo(f"revoked {name}{note}")
 
 
-def _open_db(config: Config):
+def _open_db(config: Config) -> sqlite3.Connection:
     try:
         return store_db.open_database(config.database_path, synchronous=config.synchronous)
     except store_db.SchemaTooNew as exc:
@@ -503,32 +519,23 @@ def _write(config: Config, fn: Callable[..., T], *args: Any) -> T:
         conn.close()
 
 
+def _act(config: Config, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """An operator action (relay.operator.actions) in one write transaction; its MatrixError
+    becomes one line on stderr and exit code 1."""
+    try:
+        return _write(config, lambda conn: fn(conn, *args, **kwargs))
+    except MatrixError as exc:
+        _fail(exc.message, 1)
+
+
 def _status(config: Config) -> dict[str, Any]:
     key = read_signing_key(config.signing_key_path)
     conn = _open_db(config)
     try:
-        snap = store_status.snapshot(conn)  # one read transaction: a consistent snapshot
+        with store_db.read(conn):  # one read transaction: a consistent snapshot
+            return operator.status_txn(conn, config, key)
     finally:
         conn.close()
-    counts, media_counts, depths = snap["counts"], snap["media"], snap["depths"]
-    destinations = {row["destination"]: row for row in snap["destinations"]}
-    names = sorted(set(depths) | set(destinations))
-    return {
-        "server_name": config.server_name,
-        "key_id": key.key_id,
-        "verify_key": key.verify_key_base64,
-        "listeners": {
-            "client": f"http://{config.client_listen}",
-            "federation": f"https://{config.federation_listen}",
-        },
-        "upstream": config.upstream,
-        "counts": counts,
-        "media": media_counts,
-        "federation": {
-            name: {**dict(destinations.get(name, {})), "queue_depth": depths.get(name, 0)}
-            for name in names
-        },
-    }
 
 
 @cli.command()
@@ -559,6 +566,8 @@ def status(data_dir: Path, as_json: bool) -> None:
         f" {m['remote_media']} remote cached ({m['remote_bytes']} bytes),"
         f" {m['thumbnails']} thumbnails ({m['thumbnail_bytes']} bytes)"
     )
+    if info["disk_free_bytes"] is not None:
+        click.echo(f"disk free:    {info['disk_free_bytes']} bytes")
     if not info["federation"]:
         click.echo("federation queues: empty")
     for name, dest in info["federation"].items():
@@ -603,6 +612,48 @@ def media_cleanup(data_dir: Path, older_than_days: float | None, as_json: bool) 
         f"removed {result['media_removed']} cached media, {result['thumbnails_removed']} "
         f"thumbnails, {result['files_removed']} files ({result['bytes_freed']} bytes); "
         f"{result['remote_bytes_left']} bytes of remote media left in the cache"
+    )
+
+
+@cli.command()
+@DATA_DIR_OPTION
+@click.option(
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The archive to write (a .tar.gz; replaced if it exists).",
+)
+def backup(data_dir: Path, output: Path) -> None:
+    """Write one archive of the relay (database, signing key, TLS key and certificate,
+    config, media) with a manifest of checksums. Safe while the relay runs."""
+    from relay.operator.backup import BackupError, write_backup
+
+    config = _load(data_dir)
+    try:
+        summary = write_backup(config, output)
+    except BackupError as exc:
+        _fail(str(exc), 1)
+    click.echo(
+        f"backed up {summary.server_name} (key {summary.key_id}): {summary.files} files,"
+        f" {summary.total_bytes} bytes, schema {summary.schema_version} -> {output}"
+    )
+
+
+@cli.command()
+@DATA_DIR_OPTION
+@click.argument("archive", type=click.Path(dir_okay=False, path_type=Path))
+def restore(data_dir: Path, archive: Path) -> None:
+    """Restore ARCHIVE (from `relay backup`) into DATA_DIR, which must be missing or
+    empty. Every file is checked against the manifest; on any problem nothing is left."""
+    from relay.operator.backup import BackupError, restore_backup
+
+    try:
+        summary = restore_backup(archive, data_dir)
+    except BackupError as exc:
+        _fail(str(exc), 1)
+    click.echo(
+        f"restored {summary.server_name} (key {summary.key_id}) into {data_dir}:"
+        f" {summary.files} files, backup taken {_when(summary.created_ts)}"
     )
 
 

@@ -7,6 +7,7 @@ Paths in the file are relative to the data dir.
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,15 @@ def parse_listen(value: str, what: str) -> Listen:
     return Listen(host, int(port_text))
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 MIB = 1024 * 1024
 DEFAULT_THUMBNAIL_SIZES = (
     "32x32 crop",
@@ -84,6 +94,8 @@ class Config:
     tls_private_key_path: Path
     database_path: Path
     synchronous: str = "FULL"
+    #: listeners.metrics: Prometheus `/metrics` (relay/web/metrics.py); None: off.
+    metrics_listen: Listen | None = None
     #: [storage] housekeeping_interval_seconds: how often old dedupe rows are deleted
     #: (relay/runtime/housekeeping.py); the first run is a minute after start, or sooner if shorter.
     housekeeping_interval_seconds: float = 3600.0
@@ -117,6 +129,10 @@ class Config:
     mesh_trusted: dict[str, str] = field(default_factory=dict)
     mesh_announce_interval_seconds: float = 15.0
     mesh_liveness_interval_seconds: float = 3.0
+    #: [mesh] policy: "open" federates with anyone; "pinned" only with the upstream,
+    #: [federation.servers], pinned mesh peers and servers reached through them
+    #: (relay/federation/peer_policy.py).
+    mesh_policy: str = "open"
 
     @property
     def media_store(self) -> Path:
@@ -130,6 +146,7 @@ DEFAULT_RATE_LIMITS: dict[str, tuple[float, int]] = {
     "register": (0.5, 10),
 }
 REGISTRATION_MODES = ("closed", "token", "open")
+MESH_POLICIES = ("open", "pinned")
 #: [federation] numeric keys: default, minimum.
 FEDERATION_NUMBERS: dict[str, tuple[float, float]] = {
     "retry_min_seconds": (1.0, 0.1),
@@ -200,7 +217,7 @@ def config_from_dict(doc: dict[str, Any], data_dir: Path) -> Config:
         raise ConfigError(f"server_name {server_name!r} is not a valid Matrix server name")
 
     listeners = _table(doc, "listeners")
-    _unknown_keys(listeners, {"client", "federation"}, "listeners.")
+    _unknown_keys(listeners, {"client", "federation", "metrics"}, "listeners.")
     client = parse_listen(
         _str(listeners, "client", "listeners.", DEFAULT_CLIENT_LISTEN) or "", "listeners.client"
     )
@@ -208,6 +225,14 @@ def config_from_dict(doc: dict[str, Any], data_dir: Path) -> Config:
         _str(listeners, "federation", "listeners.", DEFAULT_FEDERATION_LISTEN) or "",
         "listeners.federation",
     )
+
+    metrics_text = _str(listeners, "metrics", "listeners.")
+    metrics = parse_listen(metrics_text, "listeners.metrics") if metrics_text else None
+    if metrics is not None and not _is_loopback(metrics.host):
+        raise ConfigError(
+            "listeners.metrics must be a loopback address (127.0.0.0/8, ::1 or localhost):"
+            " the figures name the servers this relay talks to"
+        )
 
     fed = _table(doc, "federation")
     _unknown_keys(
@@ -305,6 +330,7 @@ def config_from_dict(doc: dict[str, Any], data_dir: Path) -> Config:
         server_name=server_name,
         client_listen=client,
         federation_listen=federation,
+        metrics_listen=metrics,
         signing_key_path=path_of(keys, "signing_key", "keys.", "signing.key"),
         tls_certificate_path=path_of(keys, "tls_certificate", "keys.", "tls.crt"),
         tls_private_key_path=path_of(keys, "tls_private_key", "keys.", "tls.key"),
@@ -340,10 +366,13 @@ MESH_NUMBERS: dict[str, tuple[float, float]] = {
 
 def _mesh(table: dict[str, Any]) -> dict[str, Any]:
     """The [mesh] table as Config fields."""
-    _unknown_keys(table, {"enabled", "interfaces", "trusted", *MESH_NUMBERS}, "mesh.")
+    _unknown_keys(table, {"enabled", "interfaces", "trusted", "policy", *MESH_NUMBERS}, "mesh.")
     enabled = table.get("enabled", True)
     if not isinstance(enabled, bool):
         raise ConfigError("mesh.enabled must be true or false")
+    policy = _str(table, "policy", "mesh.", "open") or "open"
+    if policy not in MESH_POLICIES:
+        raise ConfigError(f"mesh.policy must be one of {', '.join(MESH_POLICIES)}")
     interfaces = table.get("interfaces", [])
     if not isinstance(interfaces, list) or not all(isinstance(i, str) and i for i in interfaces):
         raise ConfigError("mesh.interfaces must be a list of interface names or addresses")
@@ -371,6 +400,7 @@ def _mesh(table: dict[str, Any]) -> dict[str, Any]:
         "mesh_trusted": {name: key.rstrip("=") for name, key in trusted.items()},
         "mesh_announce_interval_seconds": numbers["announce_interval_seconds"],
         "mesh_liveness_interval_seconds": numbers["liveness_interval_seconds"],
+        "mesh_policy": policy,
     }
 
 
@@ -435,6 +465,7 @@ def render_config(
     verify_tls: bool,
     registration: str = "closed",
     mdns_interfaces: tuple[str, ...] = (),
+    mesh_policy: str = "open",
 ) -> str:
     """The text `relay init` writes: every key present, with a comment saying what it does."""
     lines = [
@@ -448,6 +479,8 @@ def render_config(
         f"client = {_toml_str(client_listen)}",
         "# Server-Server API and key server, TLS with keys.tls_certificate.",
         f"federation = {_toml_str(federation_listen)}",
+        '# Prometheus /metrics, plain HTTP, loopback only, e.g. "127.0.0.1:9101"; empty: off.',
+        'metrics = ""',
         "",
         "[federation]",
         "# The organisation's upstream homeserver (server name), if any.",
@@ -485,6 +518,10 @@ def render_config(
         "interfaces = [" + ", ".join(_toml_str(i) for i in mdns_interfaces) + "]",
         "announce_interval_seconds = 15.0",
         "liveness_interval_seconds = 3.0",
+        "# Whom we federate with. open: anyone, as a homeserver on the Internet would.",
+        "# pinned: only the upstream, [federation.servers], pinned peers and servers reached",
+        "# through them (sharing a room with one); everyone else gets 403 and nothing from us.",
+        f"policy = {_toml_str(mesh_policy)}",
         "",
         "[mesh.trusted]",
         "# Pinned peers: server name -> its ed25519 verify key (base64), e.g.",

@@ -18,7 +18,10 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
 from relay.accounts import Accounts
+from relay.client.registration import registration_sessions
 from relay.client.routes import client_app
+from relay.client.synapse_admin import Nonces
+from relay.client.uia import UiaSessions
 from relay.config import Config, Listen
 from relay.e2ee.device_keys import E2eKeys
 from relay.e2ee.device_lists import DeviceLists
@@ -28,8 +31,9 @@ from relay.federation.backfill import Backfill
 from relay.federation.catch_up import CatchUp
 from relay.federation.client import FederationClient
 from relay.federation.ingest import Ingest
-from relay.federation.key_server import OwnKeys
+from relay.federation.key_server import OwnKeys, certificate_file_sha256
 from relay.federation.media_fetch import FederationMedia
+from relay.federation.peer_policy import PeerPolicy
 from relay.federation.remote_membership import RemoteMembership
 from relay.federation.routes import federation_app
 from relay.federation.sender import FederationSender
@@ -51,6 +55,8 @@ from relay.sync.devices import DeviceSync
 from relay.sync.presence import PresenceService
 from relay.sync.receipts import ReceiptService
 from relay.sync.typing_notices import TypingService
+from relay.web.chat_client import chat_client_built
+from relay.web.metrics import RequestMetrics, metrics_app
 from store import events as store_events
 
 log = logging.getLogger(__name__)
@@ -69,7 +75,7 @@ def _hypercorn_config(
     certfile: str | None = None,
     keyfile: str | None = None,
     keep_alive_s: float = CLIENT_KEEPALIVE_S,
-):
+) -> HypercornConfig:
     hc = HypercornConfig()
     hc.bind = [str(listen)]
     hc.certfile = certfile
@@ -87,7 +93,7 @@ async def _serve_listener(
     hc: HypercornConfig,
     shutdown: trio.Event,
     *,
-    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     await serve(app, hc, shutdown_trigger=shutdown.wait, task_status=task_status)
 
@@ -102,13 +108,42 @@ async def _watch_signals(shutdown: trio.Event, cancel_scope: trio.CancelScope) -
             return
 
 
+def _tls_fingerprints(config: Config) -> tuple[str, ...]:
+    """The SHA-256 of our federation certificate, for the signed key document (it binds the
+    certificate to our key for LAN peers); none when there is no certificate file (tests
+    that build services without a listener)."""
+    try:
+        return (certificate_file_sha256(config.tls_certificate_path),)
+    except (OSError, ValueError):
+        return ()
+
+
 async def build_services(config: Config, database: Database, signing_key: SigningKey) -> Services:
-    """The relay's services over an open database (also used in-process by tests)."""
+    """The relay's services over an open database (also used in-process by tests): the one
+    place where the graph of services is built and wired."""
     notifier = Notifier(await database.read(store_events.max_stream_ordering))
-    own_keys = OwnKeys(config.server_name, signing_key)
+    own_keys = OwnKeys(config.server_name, signing_key, _tls_fingerprints(config))
     federation_client = FederationClient(
         config, signing_key, timeout=config.request_timeout_seconds
     )
+    rooms = RoomService(database, config.server_name, signing_key, notifier)
+    accounts = Accounts(database, config.server_name)
+    # What /sync gathers.
+    typing = TypingService(notifier)
+    presence = PresenceService(database, notifier)
+    sync = SyncService(database, rooms, notifier, typing, presence)
+    # End-to-end encryption, and its part of /sync.
+    device_lists = DeviceLists(database, rooms, notifier, config.server_name)
+    e2ee_keys = E2eKeys(database, device_lists, config.server_name)
+    to_device = ToDevice(database, rooms, notifier, config.server_name)
+    sync.devices = DeviceSync(e2ee_keys, device_lists, to_device)
+
+    async def devices_deleted(user_id: str, device_ids: list[str]) -> None:
+        await to_device.forget_devices(user_id, device_ids)
+        await device_lists.local_changed(user_id, device_ids, deleted=True)
+
+    accounts.on_devices_deleted = devices_deleted
+    limits = config.rate_limits
     services = Services(
         config=config,
         database=database,
@@ -116,8 +151,8 @@ async def build_services(config: Config, database: Database, signing_key: Signin
         own_keys=own_keys,
         started_ms=now_ms(),
         notifier=notifier,
-        accounts=Accounts(database, config.server_name),
-        rooms=RoomService(database, config.server_name, signing_key, notifier),
+        accounts=accounts,
+        rooms=rooms,
         federation_client=federation_client,
         keyring=KeyRing(
             database,
@@ -125,21 +160,32 @@ async def build_services(config: Config, database: Database, signing_key: Signin
             federation_client,
             trusted_key_servers=config.trusted_key_servers,
         ),
+        typing=typing,
+        presence=presence,
+        receipts=ReceiptService(database, notifier),
+        account_data=AccountDataService(database, notifier),
+        sync=sync,
+        device_lists=device_lists,
+        e2ee_keys=e2ee_keys,
+        to_device=to_device,
+        key_backup=KeyBackup(database),
+        media=MediaRepository(database, config, remote=FederationMedia(federation_client)),
+        login_limiter=RateLimiter(*limits["login"]),
+        register_limiter=RateLimiter(*limits["register"]),
+        send_limiter=RateLimiter(*limits["send"]),
+        uia_register=registration_sessions(database),
+        uia_account=UiaSessions(),
+        shared_secret_nonces=Nonces(),
+        peer_policy=PeerPolicy(config, database),
     )
-    _add_sync_services(services)
-    _add_e2e_services(services)
     _add_federation_services(services)
-    services.extra["media"] = MediaRepository(
-        database, config, remote=FederationMedia(federation_client)
-    )
-    for action, (per_second, burst) in config.rate_limits.items():
-        services.extra[f"{action}_limiter"] = RateLimiter(per_second, burst)
+    federation_client.peer_policy = services.peer_policy.allows
     return services
 
 
 def _add_federation_services(services: Services) -> None:
     """Receiving PDUs, sending the outbox, joining and inviting across servers, fetching
-    history (/backfill) for /messages."""
+    history (/backfill) for /messages: built over the services, then wired into them."""
     config = services.config
     ingest = Ingest(services, gap_cap=config.gap_fill_cap)
     sender = FederationSender(
@@ -148,48 +194,17 @@ def _add_federation_services(services: Services) -> None:
         retry_max_s=config.retry_max_seconds,
         probe_interval_s=config.probe_interval_seconds,
     )
-    services.extra["ingest"] = ingest
-    services.keyring.on_keys_cached = ingest.keys_cached
-    services.extra["sender"] = sender
-    services.extra["remote_membership"] = RemoteMembership(services, ingest)
-    services.extra["backfill"] = Backfill(services, ingest)
-    services.extra["on_link_up"] = _both(
-        CatchUp(services, ingest).catch_up, services.extra["device_lists"].on_link_up
+    services.ingest = ingest
+    services.sender = sender
+    services.remote_membership = RemoteMembership(services, ingest)
+    services.backfill = Backfill(services, ingest)
+    services.on_link_up = _both(
+        CatchUp(services, ingest).catch_up, services.device_lists.on_link_up
     )
-    services.extra["device_lists"].remote = FederationRemoteKeys(services)
-    services.extra["receipts"].edu_sink = services.rooms.send_edu
+    services.keyring.on_keys_cached = ingest.keys_cached
+    services.device_lists.remote = FederationRemoteKeys(services)
+    services.receipts.edu_sink = services.rooms.send_edu
     services.rooms.outbox_listener = sender.check_backlog
-
-
-def _add_sync_services(services: Services) -> None:
-    """Typing, presence, receipts, account data and the sync builder over them."""
-    database, notifier = services.database, services.notifier
-    typing = TypingService(notifier)
-    presence = PresenceService(database, notifier)
-    services.extra["typing"] = typing
-    services.extra["presence"] = presence
-    services.extra["receipts"] = ReceiptService(database, notifier)
-    services.extra["account_data"] = AccountDataService(database, notifier)
-    services.extra["sync"] = SyncService(database, services.rooms, notifier, typing, presence)
-
-
-def _add_e2e_services(services: Services) -> None:
-    """Keys, device lists, to-device messages, key backup, and their part of /sync."""
-    database, notifier, rooms = services.database, services.notifier, services.rooms
-    device_lists = DeviceLists(database, rooms, notifier, services.server_name)
-    keys = E2eKeys(database, device_lists, services.server_name)
-    to_device = ToDevice(database, rooms, notifier, services.server_name)
-    services.extra["device_lists"] = device_lists
-    services.extra["e2e"] = keys
-    services.extra["to_device"] = to_device
-    services.extra["key_backup"] = KeyBackup(database)
-    services.extra["sync"].devices = DeviceSync(keys, device_lists, to_device)
-
-    async def devices_deleted(user_id: str, device_ids: list[str]) -> None:
-        await to_device.forget_devices(user_id, device_ids)
-        await device_lists.local_changed(user_id, device_ids, deleted=True)
-
-    services.accounts.on_devices_deleted = devices_deleted
 
 
 def _both(first: Any, second: Any) -> Any:
@@ -234,18 +249,20 @@ async def serve_node(
     """Run the relay described by `config` until cancelled or signalled."""
     signing_key = read_signing_key(config.signing_key_path)
     if not config.verify_tls:
-        log.warning("federation.verify_tls is false: peers' TLS certificates are NOT checked")
+        log.warning(
+            "federation.verify_tls is false: TLS certificates are NOT checked"
+            " (except trusted mesh peers', which are pinned)"
+        )
     async with open_database(config.database_path, synchronous=config.synchronous) as database:
         services = await build_services(config, database, signing_key)
         shutdown = trio.Event()
         async with _root_scope(services.federation_client) as root_scope:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_watch_signals, shutdown, root_scope)
-                sender = services.extra["sender"]
-                await nursery.start(_serve_until, shutdown, sender.serve)
-                await nursery.start(_serve_until, shutdown, sender.serve_monitor)
-                ingest = services.extra["ingest"]
-                await nursery.start(_serve_until, shutdown, ingest.serve_pending)
+                metrics = services.metrics
+                await nursery.start(_serve_until, shutdown, services.sender.serve)
+                await nursery.start(_serve_until, shutdown, services.sender.serve_monitor)
+                await nursery.start(_serve_until, shutdown, services.ingest.serve_pending)
                 housekeeping = Housekeeping(
                     database, interval_s=config.housekeeping_interval_seconds
                 )
@@ -253,15 +270,18 @@ async def serve_node(
                 await nursery.start(
                     _serve_listener,
                     "client",
-                    client_app(services),
+                    RequestMetrics(client_app(services), metrics, "client"),
                     _hypercorn_config(config.client_listen),
                     shutdown,
                 )
                 log.info("client API listening on http://%s", config.client_listen)
+                log.info("operator page: http://%s/_relay/admin/", config.client_listen)
+                if chat_client_built():
+                    log.info("web chat client: http://%s/", config.client_listen)
                 await nursery.start(
                     _serve_listener,
                     "federation",
-                    federation_app(services),
+                    RequestMetrics(federation_app(services), metrics, "federation"),
                     _hypercorn_config(
                         config.federation_listen,
                         certfile=str(config.tls_certificate_path),
@@ -271,6 +291,15 @@ async def serve_node(
                     shutdown,
                 )
                 log.info("federation API listening on https://%s", config.federation_listen)
+                if config.metrics_listen is not None:
+                    await nursery.start(
+                        _serve_listener,
+                        "metrics",
+                        metrics_app(services, metrics),
+                        _hypercorn_config(config.metrics_listen),
+                        shutdown,
+                    )
+                    log.info("metrics on http://%s/metrics", config.metrics_listen)
                 if config.mesh_enabled:
                     from relay.mesh.service import Mesh
 

@@ -34,7 +34,9 @@ __all__ = [
     "get_user",
     "hash_password",
     "list_devices",
+    "list_users",
     "lookup_access_token",
+    "reactivate_user",
     "rename_device",
     "set_admin",
     "set_password",
@@ -140,6 +142,31 @@ def deactivate_user(conn: sqlite3.Connection, user_id: str) -> bool:
     conn.execute("DELETE FROM access_tokens WHERE user_id = ?", (user_id,))
     conn.execute("DELETE FROM devices WHERE user_id = ?", (user_id,))
     return cur.rowcount > 0
+
+
+def reactivate_user(conn: sqlite3.Connection, user_id: str) -> bool:
+    """Clear the deactivated flag (the user has no password until one is set); False if
+    no such user."""
+    cur = conn.execute("UPDATE users SET deactivated = 0 WHERE user_id = ?", (user_id,))
+    return cur.rowcount > 0
+
+
+def list_users(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Every user as ``get_user`` (without ``password_hash``) plus ``last_seen_ts`` (the
+    latest of its devices', or None), ordered by user_id."""
+    rows = conn.execute(
+        "SELECT u.user_id, u.is_admin, u.created_ts, u.deactivated, u.displayname,"
+        " u.avatar_url, (SELECT max(d.last_seen_ts) FROM devices d"
+        " WHERE d.user_id = u.user_id) AS last_seen_ts"
+        " FROM users u ORDER BY u.user_id"
+    ).fetchall()
+    users = []
+    for row in rows:
+        user = dict(row)
+        user["is_admin"] = bool(user["is_admin"])
+        user["deactivated"] = bool(user["deactivated"])
+        users.append(user)
+    return users
 
 
 def count_users(conn: sqlite3.Connection) -> int:

@@ -220,7 +220,7 @@ def membership_changes(
 ) -> list[tuple[str, str, str]]:
     """(room_id, user_id, membership) of membership rows of `room_ids` that moved in
     (since, to] (table ``room_memberships``)."""
-    changes = []
+    changes: list[tuple[str, str, str]] = []
     for room_id in sorted(room_ids):
         rows = conn.execute(
             "SELECT user_id, membership FROM room_memberships"

@@ -48,6 +48,7 @@ __all__ = [
     "max_stream_ordering",
     "next_backfill_stream_ordering",
     "next_stream_ordering",
+    "senders_outside",
     "set_forward_extremities",
     "state_event_ids_of_type",
     "update_forward_extremities",
@@ -300,6 +301,18 @@ def count_unread(
     return int(row[0]), int(row[1])
 
 
+def senders_outside(conn: sqlite3.Connection, low: int, high: int) -> list[tuple[str, int]]:
+    """``(sender, stream_ordering)`` of every event whose stream ordering is above `high`
+    or below `low` (backfilled events count down from 0): what was stored since a
+    reader last saw the range ``[low, high]``."""
+    rows = conn.execute(
+        "SELECT sender, stream_ordering FROM events"
+        " WHERE stream_ordering > ? OR stream_ordering < ?",
+        (high, low),
+    )
+    return [(row[0], int(row[1])) for row in rows]
+
+
 def count_events(conn: sqlite3.Connection) -> int:
     """Number of stored events, outliers and rejected ones included."""
     return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
@@ -386,6 +399,8 @@ def events_in_room_by_stream(
         if include_hidden
         else (" AND outlier = 0 AND soft_failed = 0 AND rejected_reason IS NULL")
     )
+    low: int | None
+    high: int | None
     if direction == "f":
         order, low, high = "ASC", from_stream, to_stream
     else:

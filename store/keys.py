@@ -42,7 +42,7 @@ def put_server_key(
     expired_ts: int | None = None,
 ) -> None:
     """Store (or refresh) one verified key of ``server_name``."""
-    utils(conn)["server_keys"].upsert(
+    utils(conn).table("server_keys").upsert(
         {
             "server_name": server_name,
             "key_id": key_id,

@@ -34,6 +34,7 @@ __all__ = [
     "mark_success",
     "note_attempt",
     "peek",
+    "queue_summary",
     "reset_backoff",
 ]
 
@@ -136,6 +137,14 @@ def depths(conn: sqlite3.Connection) -> dict[str, int]:
     """``{destination: queued rows}`` for every destination with a backlog."""
     rows = conn.execute("SELECT destination, count(*) FROM federation_outbox GROUP BY destination")
     return {row[0]: int(row[1]) for row in rows}
+
+
+def queue_summary(conn: sqlite3.Connection) -> dict[str, tuple[int, int]]:
+    """``{destination: (queued rows, created_ts of the oldest)}`` for every backlog."""
+    rows = conn.execute(
+        "SELECT destination, count(*), min(created_ts) FROM federation_outbox GROUP BY destination"
+    )
+    return {row[0]: (int(row[1]), int(row[2])) for row in rows}
 
 
 def destinations_with_backlog(conn: sqlite3.Connection) -> list[str]:

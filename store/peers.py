@@ -20,8 +20,10 @@ from typing import Any
 __all__ = [
     "all_peers",
     "approve",
+    "approved_server_names",
     "get_peer",
     "note_rejected_announcement",
+    "reject_pending",
     "rejected_announcements",
     "revoke",
     "set_reachable",
@@ -53,6 +55,12 @@ def get_peer(conn: sqlite3.Connection, server_name: str) -> dict[str, Any] | Non
 def all_peers(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     cur = conn.execute(f"SELECT {_COLUMNS} FROM mesh_peers ORDER BY server_name")
     return [r for r in (_row(cur, row) for row in cur.fetchall()) if r is not None]
+
+
+def approved_server_names(conn: sqlite3.Connection) -> set[str]:
+    """Names of the peers the operator approved (``approved_key`` set)."""
+    rows = conn.execute("SELECT server_name FROM mesh_peers WHERE approved_key IS NOT NULL")
+    return {row[0] for row in rows}
 
 
 def upsert_peer(
@@ -110,6 +118,18 @@ def set_reachable(
         )
     else:
         conn.execute("UPDATE mesh_peers SET reachable = 0 WHERE server_name = ?", (server_name,))
+
+
+def reject_pending(
+    conn: sqlite3.Connection, server_name: str, *, verify_key: str, reason: str
+) -> bool:
+    """Mark a pending peer rejected, if it is still pending with ``verify_key``."""
+    cur = conn.execute(
+        "UPDATE mesh_peers SET status = 'rejected', reason = ?"
+        " WHERE server_name = ? AND status = 'pending' AND verify_key = ?",
+        (reason, server_name, verify_key),
+    )
+    return cur.rowcount > 0
 
 
 def approve(conn: sqlite3.Connection, server_name: str) -> dict[str, Any] | None:

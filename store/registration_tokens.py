@@ -24,13 +24,17 @@ __all__ = [
     "complete_token",
     "create_token",
     "delete_token",
+    "delete_token_by_hash",
     "get_token",
     "list_tokens",
     "release_token",
     "reserve_token",
     "token_hint",
     "token_valid",
+    "update_token",
 ]
+
+_UNCHANGED: Any = object()
 
 
 def create_token(
@@ -109,4 +113,32 @@ def complete_token(conn: sqlite3.Connection, token: str) -> None:
 def delete_token(conn: sqlite3.Connection, token: str) -> bool:
     """Delete the token; False if it did not exist."""
     cur = conn.execute("DELETE FROM registration_tokens WHERE token_hash = ?", (token_hash(token),))
+    return cur.rowcount > 0
+
+
+def update_token(
+    conn: sqlite3.Connection,
+    token: str,
+    *,
+    uses_allowed: int | None = _UNCHANGED,
+    expiry_time: int | None = _UNCHANGED,
+) -> bool:
+    """Set uses_allowed and/or expiry_time (omitted: unchanged, None: unlimited/never);
+    False if there is no such token."""
+    fields = {"uses_allowed": uses_allowed, "expiry_time": expiry_time}
+    changes = {name: value for name, value in fields.items() if value is not _UNCHANGED}
+    if not changes:
+        return get_token(conn, token) is not None
+    assignments = ", ".join(f"{name} = ?" for name in changes)
+    cur = conn.execute(
+        f"UPDATE registration_tokens SET {assignments} WHERE token_hash = ?",
+        (*changes.values(), token_hash(token)),
+    )
+    return cur.rowcount > 0
+
+
+def delete_token_by_hash(conn: sqlite3.Connection, hashed: str) -> bool:
+    """Delete the token whose hash (``list_tokens``' ``token_hash``) is `hashed`: how a
+    listing that only shows hints names one. False if there is none."""
+    cur = conn.execute("DELETE FROM registration_tokens WHERE token_hash = ?", (hashed,))
     return cur.rowcount > 0

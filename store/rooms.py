@@ -45,6 +45,7 @@ __all__ = [
     "servers_in_room",
     "set_membership",
     "set_room_public",
+    "shares_a_room",
     "users_sharing_rooms",
 ]
 
@@ -251,6 +252,24 @@ def servers_in_room(conn: sqlite3.Connection, room_id: str) -> list[str]:
         (room_id,),
     )
     return [row[0] for row in rows]
+
+
+def shares_a_room(conn: sqlite3.Connection, server_name: str, others: list[str]) -> bool:
+    """Whether a user of ``server_name`` and a user of one of ``others`` are joined to one
+    room (as far as our copy of the room's state says)."""
+    if not others:
+        return False
+    server = "substr({0}.user_id, instr({0}.user_id, ':') + 1)"
+    marks = ", ".join("?" * len(others))
+    row = conn.execute(
+        "SELECT 1 FROM room_memberships AS theirs"
+        " JOIN room_memberships AS base ON base.room_id = theirs.room_id"
+        " WHERE theirs.membership = 'join' AND base.membership = 'join'"
+        f" AND {server.format('theirs')} = ? AND {server.format('base')} IN ({marks})"
+        " LIMIT 1",
+        (server_name, *others),
+    ).fetchone()
+    return row is not None
 
 
 def memberships_of_user(

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 __all__ = [
     "MAX_CHAIN",
@@ -34,6 +34,7 @@ __all__ = [
     "get_state_after",
     "get_state_before",
     "load_state_group",
+    "record_event_state",
     "remove_current_state",
     "replace_current_state",
     "set_current_state",
@@ -163,6 +164,37 @@ def set_event_state(
         " state_before = excluded.state_before, state_after = excluded.state_after",
         (event_id, before_group, after_group),
     )
+
+
+def record_event_state(
+    conn: sqlite3.Connection,
+    *,
+    room_id: str,
+    event_id: str,
+    prev_event_ids: Sequence[str],
+    state_before: Mapping[tuple[str, str], str],
+    state_key: tuple[str, str] | None,
+) -> tuple[int, int]:
+    """Store the state before and after ``event_id`` and record both for it; return the
+    (before, after) groups. Every path that stores an event (local, remote, backfilled)
+    calls this one: the state before is written as a delta over the state after the first
+    prev event that has one, the state after (a state event: ``state_key`` is its
+    ``(type, state_key)``) as a delta over the state before.
+    """
+    prev_group = None
+    for prev in prev_event_ids:
+        groups = get_event_state_groups(conn, prev)
+        if groups is not None:
+            prev_group = groups[1]
+            break
+    before = store_state_group(conn, room_id=room_id, state=state_before, prev_group=prev_group)
+    after = before
+    if state_key is not None:
+        after = store_state_group(
+            conn, room_id=room_id, state={**state_before, state_key: event_id}, prev_group=before
+        )
+    set_event_state(conn, event_id, before_group=before, after_group=after)
+    return before, after
 
 
 def get_event_state_groups(conn: sqlite3.Connection, event_id: str) -> tuple[int, int] | None:

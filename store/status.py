@@ -17,7 +17,7 @@ from store.media import statistics as media_statistics
 from store.outbox import depths, destination_status
 from store.rooms import count_rooms
 
-__all__ = ["counts", "snapshot", "statistics"]
+__all__ = ["counts", "snapshot", "snapshot_txn", "statistics"]
 
 
 def counts(conn: sqlite3.Connection) -> dict[str, int]:
@@ -38,16 +38,21 @@ def statistics(conn: sqlite3.Connection) -> dict[str, int]:
 
 
 def snapshot(conn: sqlite3.Connection) -> dict[str, Any]:
-    """Everything ``relay status`` shows, read in one read transaction (``db.read``):
-    ``counts``, ``media`` (``store.media.statistics``: stored media by media id, local,
-    cached remote and thumbnails; identical bytes share one file, so the bytes may exceed
-    the disk's), ``depths`` (``{destination: queued rows}``) and
-    ``destinations`` (``outbox.destination_status`` rows, as dicts). ``conn`` must not
+    """``snapshot_txn`` in a read transaction of its own (``db.read``); ``conn`` must not
     be in a transaction."""
     with db.read(conn):
-        return {
-            "counts": counts(conn),
-            "media": media_statistics(conn),
-            "depths": depths(conn),
-            "destinations": [dict(row) for row in destination_status(conn)],
-        }
+        return snapshot_txn(conn)
+
+
+def snapshot_txn(conn: sqlite3.Connection) -> dict[str, Any]:
+    """Everything ``relay status`` shows: ``counts``, ``media`` (``store.media.statistics``:
+    stored media by media id, local, cached remote and thumbnails; identical bytes share
+    one file, so the bytes may exceed the disk's), ``depths`` (``{destination: queued
+    rows}``) and ``destinations`` (``outbox.destination_status`` rows, as dicts). Run it
+    in one read transaction for a consistent snapshot."""
+    return {
+        "counts": counts(conn),
+        "media": media_statistics(conn),
+        "depths": depths(conn),
+        "destinations": [dict(row) for row in destination_status(conn)],
+    }

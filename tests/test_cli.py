@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from relay.config import load_config
 from relay.media.blobs import LOCK_FILE, TMP_DIR, BlobStore, BlobWriter
 from store import accounts as store_accounts
 from store import db as store_db
@@ -26,7 +27,7 @@ PROVISION = (
     Path(__file__).parent.parent / "firmware-image/rootfs/usr/local/lib/edge-relay/provision.py"
 )
 
-COMMANDS = [[], ["init"], ["run"], ["user"], ["user", "add"], ["status"]]
+COMMANDS = [[], ["init"], ["run"], ["user"], ["user", "add"], ["status"], ["backup"], ["restore"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "relay")
@@ -51,7 +52,11 @@ def test_init_writes_config_key_cert_database(tmp_path: Path) -> None:
     assert {"relay.db", "relay.toml", "signing.key", "tls.crt", "tls.key"} <= set(_files(d))
     config = tomllib.loads((d / "relay.toml").read_text())
     assert config["server_name"] == "kit-07.relief.example"
-    assert config["listeners"] == {"client": "127.0.0.1:8008", "federation": "0.0.0.0:8448"}
+    assert config["listeners"] == {
+        "client": "127.0.0.1:8008",
+        "federation": "0.0.0.0:8448",
+        "metrics": "",  # off
+    }
     algorithm, version, seed = (d / "signing.key").read_text().split()
     assert algorithm == "ed25519" and version.startswith("a_") and len(seed) == 43
     assert stat.S_IMODE((d / "signing.key").stat().st_mode) == 0o600
@@ -129,6 +134,7 @@ def test_init_refuses_existing_relay(tmp_path: Path) -> None:
         (["--server-name", "a.example", "--ca-file", "/nonexistent.pem"], "--ca-file"),
         (["--server-name", "a.example", "--bogus-flag"], "--bogus-flag"),
         (["--server-name", "a.example", "--upstream", "not valid!"], "upstream"),
+        (["--server-name", "a.example", "--mesh-policy", "closed"], "mesh-policy"),
     ],
 )
 def test_bad_init_flag_is_one_line_exit_2_and_writes_nothing(
@@ -150,6 +156,7 @@ def test_bad_init_flag_is_one_line_exit_2_and_writes_nothing(
         (lambda t: t.replace('client = "127.0.0.1:8008"', 'client = "x"'), "listeners.client"),
         (lambda t: t + "\nsurprise = 1\n", "surprise"),
         (lambda t: t.replace("verify_tls = true", 'verify_tls = "yes"'), "verify_tls"),
+        (lambda t: t.replace('policy = "open"', 'policy = "closed"'), "mesh.policy"),
         (lambda t: t.replace('synchronous = "FULL"', 'synchronous = "SOMETIMES"'), "synchronous"),
         (
             lambda t: t.replace(
@@ -302,11 +309,7 @@ def test_provisioning_passes_the_admin_password_on_stdin(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """firmware-image's provision.py creates the admin with --password-stdin."""
-    spec = importlib.util.spec_from_file_location("provision", PROVISION)
-    assert spec is not None and spec.loader is not None
-    provision = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "provision", provision)  # for its dataclasses
-    spec.loader.exec_module(provision)
+    provision = _provision_module(monkeypatch)
     d = tmp_path / "relay"
     run_cli("init", "--data-dir", str(d), "--server-name", "a.example")
     calls: list[tuple[tuple[str, ...], str]] = []
@@ -323,6 +326,33 @@ def test_provisioning_passes_the_admin_password_on_stdin(
     assert "s3cret pass" not in " ".join(args) and "--password-stdin" in args
     assert stdin == "s3cret pass\n"
     assert verify_password("s3cret pass", _password_hash(d, "@root:a.example"))
+
+
+def _provision_module(monkeypatch: pytest.MonkeyPatch) -> Any:
+    spec = importlib.util.spec_from_file_location("provision", PROVISION)
+    assert spec is not None and spec.loader is not None
+    provision = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "provision", provision)  # for its dataclasses
+    spec.loader.exec_module(provision)
+    return provision
+
+
+@pytest.mark.parametrize(
+    ("provisioned", "policy"), [({}, "pinned"), ({"mesh_policy": "open"}, "open")]
+)
+def test_provisioned_appliance_federates_only_with_pinned_servers_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, provisioned: dict[str, str], policy: str
+) -> None:
+    """The firmware image's relay gets mesh.policy = "pinned" unless the provisioning file
+    opts out; a plain `relay init` stays "open"."""
+    provision = _provision_module(monkeypatch)
+    monkeypatch.setattr(provision, "DATA", tmp_path)
+    monkeypatch.setattr(provision, "RELAY_DIR", tmp_path / "relay")
+    monkeypatch.setattr(provision, "RELAY", "relay")
+    provision.init_relay({"server_name": "kit.example", **provisioned}, "kit")
+    assert load_config(tmp_path / "relay").mesh_policy == policy
+    run_cli("init", "--data-dir", str(tmp_path / "plain"), "--server-name", "a.example")
+    assert load_config(tmp_path / "plain").mesh_policy == "open"
 
 
 def test_a_second_connection_keeps_the_first_ones_locks(tmp_path: Path) -> None:

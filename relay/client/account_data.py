@@ -30,7 +30,7 @@ async def get_account_data(request: Request, requester: Requester) -> Response:
     """# `GET /_matrix/client/v3/user/{userId}/account_data/{type}` (and the
     `/rooms/{roomId}/account_data/{type}` form)"""
     user_id, room_id, type_ = _target(request, requester)
-    service = services_of(request).extra["account_data"]
+    service = services_of(request).account_data
     return json_response(await service.get(user_id, type_, room_id))
 
 
@@ -39,7 +39,7 @@ async def set_account_data(request: Request, requester: Requester) -> Response:
     `/rooms/{roomId}/account_data/{type}` form)"""
     user_id, room_id, type_ = _target(request, requester)
     content = await read_json_object(request)
-    await services_of(request).extra["account_data"].put(user_id, type_, content, room_id)
+    await services_of(request).account_data.put(user_id, type_, content, room_id)
     return json_response({})
 
 

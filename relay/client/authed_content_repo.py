@@ -29,7 +29,7 @@ CLIENT_V1 = ("/_matrix/client/v1",)
 
 
 def _media(request: Request) -> MediaRepository:
-    return request.app.state.services.extra["media"]
+    return request.app.state.services.media
 
 
 async def get_content(request: Request, requester: Requester) -> Response:

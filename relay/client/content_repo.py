@@ -39,7 +39,7 @@ DRAIN_SECONDS = 5.0
 
 
 def _media(request: Request) -> MediaRepository:
-    return request.app.state.services.extra["media"]
+    return request.app.state.services.media
 
 
 def _upload_args(request: Request) -> tuple[str, str | None, int | None]:

@@ -91,9 +91,9 @@ async def create_room(request: Request, requester: Requester) -> Response:
     config = parse_create_room(body, requester.user_id)
     services = services_of(request)
     room_id = await services.rooms.create_room(config)
-    remote = services.extra.get("remote_membership")
+    remote = services.remote_membership
     for invitee in config.invite:
-        if remote is not None and server_of(invitee) != services.server_name:
+        if server_of(invitee) != services.server_name:
             # Invites to other servers need their signature: the federation /invite.
             await remote.invite(requester.user_id, room_id, invitee, is_direct=config.is_direct)
     return json_response({"room_id": room_id})

@@ -21,7 +21,7 @@ from starlette.responses import Response
 from relay.accounts import Requester
 from relay.client.auth import services_of
 from relay.client.route import ClientRoute
-from relay.client.uia import password_check, sessions_of
+from relay.client.uia import password_check
 from relay.errors import BadJson, InvalidParam
 from relay.runtime.http import json_response, read_json_body, read_json_object
 from relay.services import Services
@@ -41,7 +41,7 @@ def _device_json(row: dict[str, Any]) -> dict[str, Any]:
 async def _authenticate_deletion(
     services: Services, requester: Requester, auth: Any, device_ids: list[str]
 ) -> None:
-    sessions = sessions_of(services, "account")
+    sessions = services.uia_account
     session = await sessions.authenticate(
         auth,
         operation="delete_devices:" + json.dumps(sorted(device_ids)),
@@ -49,7 +49,7 @@ async def _authenticate_deletion(
         flows=[[PASSWORD_STAGE]],
         checks={
             PASSWORD_STAGE: password_check(
-                services.accounts, requester.user_id, services.extra.get("login_limiter")
+                services.accounts, requester.user_id, services.login_limiter
             )
         },
     )

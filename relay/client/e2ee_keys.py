@@ -19,7 +19,7 @@ from relay.accounts import Requester
 from relay.client.auth import services_of
 from relay.client.route import ClientRoute
 from relay.client.tokens import parse_token
-from relay.client.uia import password_check, sessions_of
+from relay.client.uia import password_check
 from relay.e2ee.device_keys import DEFAULT_QUERY_TIMEOUT_S
 from relay.errors import InvalidParam, MissingParam
 from relay.runtime.http import json_response, read_json_object
@@ -47,7 +47,7 @@ def _user_map(body: dict[str, Any], name: str, value_type: type) -> dict[str, An
 async def upload_keys(request: Request, requester: Requester) -> Response:
     """# `POST /_matrix/client/v3/keys/upload`"""
     body = await read_json_object(request)
-    e2e = services_of(request).extra["e2e"]
+    e2e = services_of(request).e2ee_keys
     counts = await e2e.upload(requester.user_id, requester.device_id, body)
     return json_response({"one_time_key_counts": counts})
 
@@ -58,7 +58,7 @@ async def query_keys(request: Request, requester: Requester) -> Response:
     device_keys = _user_map(body, "device_keys", list)
     if not all(isinstance(d, str) for devices in device_keys.values() for d in devices):
         raise InvalidParam("device ids must be strings")
-    e2e = services_of(request).extra["e2e"]
+    e2e = services_of(request).e2ee_keys
     result = await e2e.query(requester.user_id, device_keys, _timeout_s(body))
     return json_response(result.as_json())
 
@@ -69,7 +69,7 @@ async def claim_keys(request: Request, requester: Requester) -> Response:
     wanted = _user_map(body, "one_time_keys", dict)
     if not all(isinstance(a, str) for devices in wanted.values() for a in devices.values()):
         raise InvalidParam("one_time_keys must map device ids to algorithms")
-    e2e = services_of(request).extra["e2e"]
+    e2e = services_of(request).e2ee_keys
     return json_response(await e2e.claim(wanted, _timeout_s(body)))
 
 
@@ -80,7 +80,7 @@ async def get_keys_changes(request: Request, requester: Requester) -> Response:
         raise MissingParam("from and to are required")
     since = parse_token(query["from"], "from token").stream
     to = parse_token(query["to"], "to token").stream
-    device_lists = services_of(request).extra["device_lists"]
+    device_lists = services_of(request).device_lists
     changed, left = await services_of(request).database.read(
         device_lists.changes_txn, requester.user_id, since, to
     )
@@ -91,9 +91,9 @@ async def upload_cross_signing_keys(request: Request, requester: Requester) -> R
     """# `POST /_matrix/client/v3/keys/device_signing/upload`"""
     body = await read_json_object(request)
     services = services_of(request)
-    e2e = services.extra["e2e"]
+    e2e = services.e2ee_keys
     session = None
-    sessions = sessions_of(services, "account")
+    sessions = services.uia_account
     if await e2e.has_master_key(requester.user_id, body):
         session = await sessions.authenticate(
             body.get("auth"),
@@ -102,7 +102,7 @@ async def upload_cross_signing_keys(request: Request, requester: Requester) -> R
             flows=[[PASSWORD_STAGE]],
             checks={
                 PASSWORD_STAGE: password_check(
-                    services.accounts, requester.user_id, services.extra.get("login_limiter")
+                    services.accounts, requester.user_id, services.login_limiter
                 )
             },
         )
@@ -115,7 +115,7 @@ async def upload_cross_signing_keys(request: Request, requester: Requester) -> R
 async def upload_cross_signing_signatures(request: Request, requester: Requester) -> Response:
     """# `POST /_matrix/client/v3/keys/signatures/upload`"""
     body = await read_json_object(request)
-    e2e = services_of(request).extra["e2e"]
+    e2e = services_of(request).e2ee_keys
     return json_response(await e2e.upload_signatures(requester.user_id, body))
 
 

@@ -26,14 +26,14 @@ async def define_filter(request: Request, requester: Requester) -> Response:
     """# `POST /_matrix/client/v3/user/{userId}/filter`"""
     user_id = _own_user(request, requester, "create")
     body = await read_json_object(request)
-    filter_id = await services_of(request).extra["sync"].create_filter(user_id, body)
+    filter_id = await services_of(request).sync.create_filter(user_id, body)
     return json_response({"filter_id": filter_id})
 
 
 async def get_filter(request: Request, requester: Requester) -> Response:
     """# `GET /_matrix/client/v3/user/{userId}/filter/{filterId}`"""
     user_id = _own_user(request, requester, "read")
-    service = services_of(request).extra["sync"]
+    service = services_of(request).sync
     return json_response(await service.get_filter_json(user_id, request.path_params["filter_id"]))
 
 

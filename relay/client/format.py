@@ -9,6 +9,7 @@ from typing import Any
 
 from relay.events.pdu import Pdu, strip_state_event
 from relay.events.redaction import redact
+from relay.rooms.reads import EventView
 
 # Fields of a PDU that clients never see.
 
@@ -50,4 +51,25 @@ def client_event(
     return out
 
 
-__all__ = ["client_event", "strip_state_event"]
+def render_view(view: EventView, *, now_ms: int, include_room_id: bool = True) -> dict[str, Any]:
+    """An `EventView` (relay/rooms/reads.py) in the client format: redacted with
+    `unsigned.redacted_because`, `prev_content` and `replaces_state` for replaced state,
+    the reader's own `transaction_id`. The one renderer of /sync, /messages, /context,
+    /event and the state reads."""
+    because = None
+    if view.redacted_by is not None:
+        because = client_event(view.redacted_by, now_ms=now_ms, include_room_id=include_room_id)
+    event = client_event(
+        view.pdu,
+        now_ms=now_ms,
+        redacted_because=because,
+        prev_content=view.prev_content,
+        transaction_id=view.txn_id,
+        include_room_id=include_room_id,
+    )
+    if view.replaces_state is not None:
+        event["unsigned"]["replaces_state"] = view.replaces_state
+    return event
+
+
+__all__ = ["client_event", "render_view", "strip_state_event"]

@@ -21,7 +21,7 @@ from relay.runtime.http import json_response, read_json_object
 
 
 def _backup(request: Request) -> Any:
-    return services_of(request).extra["key_backup"]
+    return services_of(request).key_backup
 
 
 async def post_room_keys_version(request: Request, requester: Requester) -> Response:

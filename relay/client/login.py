@@ -54,7 +54,7 @@ async def login(request: Request) -> Response:
         raise InvalidParam("initial_device_display_name must be a string")
     if not isinstance(body.get("refresh_token", False), bool):
         raise BadJson("refresh_token must be true or false")
-    await services.extra["login_limiter"].check(request.client.host if request.client else "")
+    await services.login_limiter.check(request.client.host if request.client else "")
     user_id = user_id_for(user, services.server_name)
     if user_id is None or not await services.accounts.check_password(user_id, password):
         raise Forbidden("Invalid username or password")

@@ -52,14 +52,14 @@ async def _join(request: Request, requester: Requester, room_id_or_alias: str) -
     reason = _reason(body)
     services = services_of(request)
     rooms = services.rooms
-    remote = services.extra.get("remote_membership")
+    remote = services.remote_membership
     via = request.query_params.getlist("via") + request.query_params.getlist("server_name")
     if not all(is_valid_server_name(server) for server in via):
         raise InvalidParam("via must be server names")
     if room_id_or_alias.startswith("#"):
         if not is_valid_room_alias(room_id_or_alias):
             raise InvalidParam("Invalid room alias")
-        if server_of(room_id_or_alias) == services.server_name or remote is None:
+        if server_of(room_id_or_alias) == services.server_name:
             room_id, servers = await rooms.resolve_alias(room_id_or_alias)
         else:
             room_id, servers = await remote.resolve_alias(room_id_or_alias)
@@ -146,18 +146,17 @@ async def _change(
     room_id = request.path_params["room_id"]
     services = services_of(request)
     rooms = services.rooms
-    remote = services.extra.get("remote_membership")
+    remote = services.remote_membership
     if not await rooms.has_local_members(room_id):
         if (
-            remote is not None
-            and membership == "leave"
+            membership == "leave"
             and target == requester.user_id
             and await rooms.membership_of(room_id, target) == "invite"
         ):
             await remote.reject_invite(requester.user_id, room_id)
             return
         raise NotFound(f"Unknown room {room_id}")
-    if membership == "invite" and remote is not None and server_of(target) != services.server_name:
+    if membership == "invite" and server_of(target) != services.server_name:
         await remote.invite(requester.user_id, room_id, target)
         return
     await rooms.update_membership(requester.user_id, room_id, target, membership, reason=reason)

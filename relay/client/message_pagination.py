@@ -25,14 +25,14 @@ from starlette.responses import Response
 
 from relay.accounts import Requester
 from relay.client.auth import services_of
-from relay.client.format import client_event
+from relay.client.format import render_view
 from relay.client.route import ClientRoute
 from relay.client.tokens import parse_position, position_token
 from relay.errors import BadJson, InvalidParam
 from relay.events.canonical import parse_json_strict
 from relay.rooms import filters
 from relay.rooms.filters import EventFilter
-from relay.rooms.reads import NO_FILTER, ReadEvent, messages
+from relay.rooms.reads import NO_FILTER, Direction, EventView, messages
 from relay.runtime.clock import now_ms
 from relay.runtime.http import json_response
 
@@ -65,33 +65,20 @@ def parse_event_filter(raw: str | None) -> EventFilter:
     return filters.parse_event_filter(body, "filter")
 
 
-def client_events(events: Iterable[ReadEvent]) -> list[dict[str, Any]]:
-    """Events in the client format, redacted ones with `unsigned.redacted_because`."""
+def client_events(events: Iterable[EventView]) -> list[dict[str, Any]]:
+    """Events in the client format (`render_view`)."""
     now = now_ms()
-    out = []
-    for event in events:
-        because = None
-        if event.redacted_by is not None:
-            because = client_event(event.redacted_by, now_ms=now)
-        out.append(
-            client_event(
-                event.pdu,
-                now_ms=now,
-                redacted_because=because,
-                prev_content=event.prev_content,
-                transaction_id=event.txn_id,
-            )
-        )
-    return out
+    return [render_view(event, now_ms=now) for event in events]
 
 
 async def get_room_events(request: Request, requester: Requester) -> Response:
     """# `GET /_matrix/client/v3/rooms/{roomId}/messages`"""
     room_id = request.path_params["room_id"]
     query = request.query_params
-    direction = query.get("dir", "f")  # required by the spec; Synapse defaults to "f"
-    if direction not in ("b", "f"):
+    given_dir = query.get("dir", "f")  # required by the spec; Synapse defaults to "f"
+    if given_dir not in ("b", "f"):
         raise InvalidParam("dir must be 'b' or 'f'")
+    direction: Direction = "b" if given_dir == "b" else "f"
     from_token = query.get("from") or None
     start = parse_position(from_token, "from") if from_token else None
     to = parse_position(query["to"], "to") if query.get("to") else None
@@ -100,7 +87,7 @@ async def get_room_events(request: Request, requester: Requester) -> Response:
     services = services_of(request)
     page = await messages(
         services.rooms,
-        services.extra.get("backfill"),
+        services.backfill,
         requester.user_id,
         room_id,
         requester.device_id,

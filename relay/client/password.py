@@ -17,7 +17,7 @@ from starlette.responses import Response
 from relay.accounts import Requester
 from relay.client.auth import services_of
 from relay.client.route import ClientRoute
-from relay.client.uia import password_check, sessions_of
+from relay.client.uia import password_check
 from relay.errors import InvalidParam, MissingParam
 from relay.runtime.http import json_response, read_json_object
 
@@ -37,7 +37,7 @@ async def change_password(request: Request, requester: Requester) -> Response:
         raise InvalidParam(f"new_password must be 1-{MAX_PASSWORD_LENGTH} characters")
     if not isinstance(logout_devices, bool):
         raise InvalidParam("logout_devices must be true or false")
-    sessions = sessions_of(services, "account")
+    sessions = services.uia_account
     session = await sessions.authenticate(
         body.get("auth"),
         operation="change_password",
@@ -45,7 +45,7 @@ async def change_password(request: Request, requester: Requester) -> Response:
         flows=[[PASSWORD_STAGE]],
         checks={
             PASSWORD_STAGE: password_check(
-                services.accounts, requester.user_id, services.extra.get("login_limiter")
+                services.accounts, requester.user_id, services.login_limiter
             )
         },
     )

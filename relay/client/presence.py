@@ -26,13 +26,13 @@ async def set_presence(request: Request, requester: Requester) -> Response:
         raise BadJson("presence must be a string")
     if status_msg is not None and not isinstance(status_msg, str):
         raise BadJson("status_msg must be a string")
-    await services_of(request).extra["presence"].set_status(requester.user_id, state, status_msg)
+    await services_of(request).presence.set_status(requester.user_id, state, status_msg)
     return json_response({})
 
 
 async def get_presence(request: Request, requester: Requester) -> Response:
     """# `GET /_matrix/client/v3/presence/{userId}/status`"""
-    service = services_of(request).extra["presence"]
+    service = services_of(request).presence
     return json_response(
         await service.get_status(requester.user_id, request.path_params["user_id"])
     )

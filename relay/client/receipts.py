@@ -31,15 +31,11 @@ async def post_receipt(request: Request, requester: Requester) -> Response:
         raise InvalidParam("thread_id field must be a non-empty string")
     if receipt_type == "m.fully_read":
         thread_id = None
-    await (
-        services_of(request)
-        .extra["receipts"]
-        .set_markers(
-            requester.user_id,
-            request.path_params["room_id"],
-            {receipt_type: request.path_params["event_id"]},
-            thread_id,
-        )
+    await services_of(request).receipts.set_markers(
+        requester.user_id,
+        request.path_params["room_id"],
+        {receipt_type: request.path_params["event_id"]},
+        thread_id,
     )
     return json_response({})
 
@@ -56,10 +52,8 @@ async def set_read_marker(request: Request, requester: Requester) -> Response:
             raise BadJson(f"{key} must be an event id")
         markers[key] = value
     if markers:
-        await (
-            services_of(request)
-            .extra["receipts"]
-            .set_markers(requester.user_id, request.path_params["room_id"], markers)
+        await services_of(request).receipts.set_markers(
+            requester.user_id, request.path_params["room_id"], markers
         )
     return json_response({})
 

@@ -18,6 +18,7 @@ registration.yaml, registration_tokens.yaml):
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -25,7 +26,7 @@ from starlette.responses import Response
 
 from relay.client.auth import services_of
 from relay.client.route import ClientRoute
-from relay.client.uia import UiaSession, UiaSessions, dummy_check, sessions_of
+from relay.client.uia import UiaSession, UiaSessions, dummy_check
 from relay.errors import (
     Forbidden,
     GuestAccessForbidden,
@@ -34,6 +35,7 @@ from relay.errors import (
     Unauthorized,
 )
 from relay.runtime.clock import now_ms
+from relay.runtime.database import Database
 from relay.runtime.http import json_response, read_json_object
 from relay.services import Services
 from store import registration_tokens as store_tokens
@@ -57,16 +59,19 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
-def _sessions(services: Services) -> UiaSessions:
+def registration_sessions(database: Database) -> UiaSessions:
+    """The UIA sessions of `/register` (one per relay, built by node.py): a session that
+    expires gives back the registration token it had reserved."""
+
     async def give_back_token(session: UiaSession) -> None:
         token = session.data.get("registration_token")
         if token is not None:
-            await services.database.write(store_tokens.release_token, token)
+            await database.write(store_tokens.release_token, token)
 
-    return sessions_of(services, "register", ttl_s=SESSION_TTL_S, on_expire=give_back_token)
+    return UiaSessions(ttl_s=SESSION_TTL_S, on_expire=give_back_token)
 
 
-def _token_check(services: Services):
+def _token_check(services: Services) -> Callable[[dict[str, Any], UiaSession], Awaitable[None]]:
     async def check(auth: dict[str, Any], session: UiaSession) -> None:
         token = auth.get("token")
         if not isinstance(token, str) or not token:
@@ -103,7 +108,7 @@ async def register(request: Request) -> Response:
     """# `POST /_matrix/client/v3/register`"""
     services = services_of(request)
     _require_open(services, request.query_params.get("kind", "user"))
-    await services.extra["register_limiter"].check(client_address(request))
+    await services.register_limiter.check(client_address(request))
     body = await read_json_object(request)
     fields = _fields(body)
     if fields["username"] is not None:
@@ -112,7 +117,7 @@ async def register(request: Request) -> Response:
         flows, checks = [[TOKEN_STAGE]], {TOKEN_STAGE: _token_check(services)}
     else:
         flows, checks = [[DUMMY_STAGE]], {DUMMY_STAGE: dummy_check}
-    sessions = _sessions(services)
+    sessions = services.uia_register
     session = await sessions.authenticate(
         body.get("auth"),
         operation="register",
@@ -148,7 +153,7 @@ async def register(request: Request) -> Response:
 async def check_username_availability(request: Request) -> Response:
     """# `GET /_matrix/client/v3/register/available`"""
     services = services_of(request)
-    await services.extra["register_limiter"].check(client_address(request))
+    await services.register_limiter.check(client_address(request))
     username = request.query_params.get("username")
     if not username:
         raise MissingParam("username is required")
@@ -161,7 +166,7 @@ async def registration_token_validity(request: Request) -> Response:
     services = services_of(request)
     if services.config.registration != "token":
         raise Forbidden("Registration tokens are not used on this server")
-    await services.extra["register_limiter"].check(client_address(request))
+    await services.register_limiter.check(client_address(request))
     token = request.query_params.get("token")
     if not token:
         raise MissingParam("token is required")

@@ -21,7 +21,7 @@ async def send_message(request: Request, requester: Requester) -> Response:
     content = await read_json_object(request)
     services = services_of(request)
     event_type = request.path_params["event_type"]
-    await services.extra["send_limiter"].check(requester.user_id)
+    await services.send_limiter.check(requester.user_id)
     redacts = None
     if event_type == "m.room.redaction":
         redacts = content.get("redacts")

@@ -38,6 +38,9 @@ from relay.client import (
     room_send,
     rooms_read,
     synapse_admin,
+    synapse_admin_rooms,
+    synapse_admin_tokens,
+    synapse_admin_users,
     sync,
     to_device,
     user_directory,
@@ -49,6 +52,8 @@ from relay.client.params import check_path_params
 from relay.client.route import ClientRoute
 from relay.runtime.http import RawPathRoute, make_app
 from relay.services import Services
+from relay.web import admin_page
+from relay.web.chat_client import ChatClient
 
 API_MODULES = [
     login,
@@ -57,6 +62,9 @@ API_MODULES = [
     room_send,
     registration,
     synapse_admin,
+    synapse_admin_users,
+    synapse_admin_rooms,
+    synapse_admin_tokens,
     password,
     devices,
     profile,
@@ -124,6 +132,8 @@ def _checking_path_params(handler: Handler) -> Handler:
 
 
 def client_app(services: Services) -> Starlette:
-    app = make_app(build_routes(_api_routes()))
+    """The client listener: the API, the operator page at `/_relay/admin/`, then the chat
+    client's files at `/` (relay.web)."""
+    app = make_app(build_routes(_api_routes()) + admin_page.routes() + ChatClient().routes())
     app.state.services = services
     return app

@@ -1,6 +1,16 @@
-"""Synapse's shared-secret registration, `/_synapse/admin/v1/register`, for the tools
-that speak it (`register_new_matrix_user`, test harnesses).
+"""Synapse's admin API, the parts operators' tools (synadm, scripts) use: this module has
+what the others share (admin-only access, query parameters, `server_version`) and the
+shared-secret registration, `/_synapse/admin/v1/register` (`register_new_matrix_user`,
+test harnesses). Users are in `synapse_admin_users`, rooms in `synapse_admin_rooms`,
+registration tokens in `synapse_admin_tokens`; each action calls `relay.operator.actions`, as
+the CLI and the operator page do.
 
+Every endpoint but `register` and `server_version` (public in Synapse too) needs the
+access token of a server admin (`relay user add --admin`): anyone else gets 403
+`M_FORBIDDEN` "You are not a server admin", as Synapse's `assert_user_is_admin`.
+Docs: element-hq/synapse `docs/admin_api/`.
+
+Shared-secret registration:
 Rules kept (Synapse `synapse/rest/admin/users.py`, `UserRegisterServlet`):
 
 - `GET` hands out a nonce; a nonce is accepted once, within `NONCE_TIMEOUT_S` (60 s),
@@ -24,16 +34,77 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from relay.accounts import valid_new_localpart
-from relay.client.auth import services_of
+import relay
+from relay.accounts import Requester, valid_new_localpart
+from relay.client.auth import requester_of, services_of
 from relay.client.route import ClientRoute
-from relay.errors import BadJson, Forbidden, InvalidParam, Unknown
+from relay.errors import BadJson, Forbidden, InvalidParam, MissingParam, Unknown
 from relay.runtime.http import json_response, read_json_object
 from relay.services import Services
+from store import accounts as store_accounts
 
 NONCE_TIMEOUT_S = 60
 MAX_NONCES = 10_000
 ADMIN_V1 = ("/_synapse/admin/v1",)
+ADMIN_V2 = ("/_synapse/admin/v2",)
+#: The longest page an admin list returns, whatever `limit` asks (bounds the work).
+MAX_PAGE = 1000
+
+
+async def admin_requester(request: Request) -> Requester:
+    """The requester, who must be a server admin (403 M_FORBIDDEN otherwise)."""
+    requester = await requester_of(request)
+    services = services_of(request)
+    user = await services.database.read(store_accounts.get_user, requester.user_id)
+    if user is None or not user["is_admin"] or user["deactivated"]:
+        raise Forbidden("You are not a server admin")
+    return requester
+
+
+def int_query(request: Request, name: str, default: int) -> int:
+    """A non-negative integer query parameter (Synapse's `parse_integer`)."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 15:
+        raise InvalidParam(f"Query parameter {name!r} must be a non-negative integer.")
+    return int(raw)
+
+
+def bool_query(request: Request, name: str, default: bool | None) -> bool | None:
+    """`true`/`false` (Synapse's `parse_boolean`); `default` when absent."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if raw not in ("true", "false"):
+        raise InvalidParam(f"Boolean query parameter {name!r} must be one of ['true', 'false']")
+    return raw == "true"
+
+
+def choice_query(request: Request, name: str, default: str, allowed: tuple[str, ...]) -> str:
+    raw = request.query_params.get(name, default)
+    if raw not in allowed:
+        raise InvalidParam(
+            f"Query parameter {name!r} must be one of [{', '.join(map(repr, allowed))}]"
+        )
+    return raw
+
+
+def page(items: list, start: int, limit: int) -> tuple[list, int]:
+    """`items[start:start+limit]` with `limit` capped at MAX_PAGE; (page, limit used)."""
+    limit = min(limit, MAX_PAGE)
+    return items[start : start + limit], limit
+
+
+def required(body: dict[str, Any], name: str) -> Any:
+    if name not in body:
+        raise MissingParam(f"Missing params: [{name!r}]")
+    return body[name]
+
+
+async def get_server_version(request: Request) -> Response:
+    """# `GET /_synapse/admin/v1/server_version`"""
+    return json_response({"server_version": f"edge-relay {relay.__version__}"})
 
 
 class Nonces:
@@ -78,12 +149,6 @@ def registration_mac(
     return mac.hexdigest()
 
 
-def _nonces(services: Services) -> Nonces:
-    if "shared_secret_nonces" not in services.extra:
-        services.extra["shared_secret_nonces"] = Nonces()
-    return services.extra["shared_secret_nonces"]
-
-
 def _secret(services: Services) -> str:
     secret = services.config.registration_shared_secret
     if not secret:
@@ -104,7 +169,7 @@ async def get_nonce(request: Request) -> Response:
     """# `GET /_synapse/admin/v1/register`"""
     services = services_of(request)
     _secret(services)
-    return json_response({"nonce": _nonces(services).issue()})
+    return json_response({"nonce": services.shared_secret_nonces.issue()})
 
 
 async def register_with_shared_secret(request: Request) -> Response:
@@ -115,7 +180,7 @@ async def register_with_shared_secret(request: Request) -> Response:
     nonce = body.get("nonce")
     if not isinstance(nonce, str):
         raise BadJson("nonce must be specified")
-    if not _nonces(services).take(nonce):
+    if not services.shared_secret_nonces.take(nonce):
         raise Unknown("unrecognised nonce", status=400)
     username, password = _string(body, "username"), _string(body, "password")
     admin = bool(body.get("admin"))
@@ -144,6 +209,7 @@ async def register_with_shared_secret(request: Request) -> Response:
 
 
 ROUTES = [
+    ClientRoute("/server_version", get_server_version, ("GET",), auth=False, prefixes=ADMIN_V1),
     ClientRoute("/register", get_nonce, ("GET",), auth=False, prefixes=ADMIN_V1),
     ClientRoute("/register", register_with_shared_secret, ("POST",), auth=False, prefixes=ADMIN_V1),
 ]

@@ -18,17 +18,18 @@ from starlette.responses import Response
 
 from relay.accounts import Requester
 from relay.client.auth import services_of
-from relay.client.format import client_event
+from relay.client.format import render_view
 from relay.client.push_rules import merge_rules
 from relay.client.route import ClientRoute
 from relay.client.tokens import StreamToken, parse_token
 from relay.errors import InvalidParam
 from relay.rooms.filters import Filter, select_fields
+from relay.rooms.reads import EventView
 from relay.runtime.clock import now_ms
 from relay.runtime.http import json_response
 from relay.sync.builder import SyncParams, SyncResult
 from relay.sync.devices import DeviceSection
-from relay.sync.rooms import EventView, RoomSync
+from relay.sync.rooms import RoomSync
 
 PRESENCE_STATES = ("online", "offline", "unavailable")
 
@@ -37,19 +38,7 @@ def render_event(view: EventView, now: int, sync_filter: Filter) -> dict[str, An
     if sync_filter.event_format == "federation":
         event = {**view.pdu.as_dict(), "event_id": view.pdu.event_id}
     else:
-        because = None
-        if view.redacted_by is not None:
-            because = client_event(view.redacted_by, now_ms=now, include_room_id=False)
-        event = client_event(
-            view.pdu,
-            now_ms=now,
-            redacted_because=because,
-            prev_content=view.prev_content,
-            transaction_id=view.txn_id,
-            include_room_id=False,
-        )
-        if view.replaces_state is not None:
-            event["unsigned"]["replaces_state"] = view.replaces_state
+        event = render_view(view, now_ms=now, include_room_id=False)
     if sync_filter.event_fields is not None:
         event = select_fields(event, sync_filter.event_fields)
     return event
@@ -113,7 +102,7 @@ def _bool_param(request: Request, name: str) -> bool:
 async def sync(request: Request, requester: Requester) -> Response:
     """# `GET /_matrix/client/v3/sync`"""
     query = request.query_params
-    service = services_of(request).extra["sync"]
+    service = services_of(request).sync
     since = parse_token(query["since"], "since token") if query.get("since") else None
     set_presence = query.get("set_presence")
     if set_presence is not None and set_presence not in PRESENCE_STATES:

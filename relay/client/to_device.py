@@ -31,16 +31,12 @@ async def send_to_device(request: Request, requester: Requester) -> Response:
         for user_id, devices in messages.items()
     ):
         raise InvalidParam("messages must map user ids to {device_id: content}")
-    await (
-        services_of(request)
-        .extra["to_device"]
-        .send(
-            requester.user_id,
-            requester.device_id,
-            request.path_params["event_type"],
-            request.path_params["txn_id"],
-            messages,
-        )
+    await services_of(request).to_device.send(
+        requester.user_id,
+        requester.device_id,
+        request.path_params["event_type"],
+        request.path_params["txn_id"],
+        messages,
     )
     return json_response({})
 

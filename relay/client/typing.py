@@ -31,7 +31,7 @@ async def set_typing(request: Request, requester: Requester) -> Response:
     if await services.rooms.membership_of(room_id, requester.user_id) != "join":
         raise Forbidden("You are not joined to this room")
     seconds = timeout / 1000 if timeout is not None else None
-    services.extra["typing"].set_typing(room_id, requester.user_id, typing, seconds)
+    services.typing.set_typing(room_id, requester.user_id, typing, seconds)
     await services.rooms.send_edu(
         room_id, "m.typing", {"room_id": room_id, "user_id": requester.user_id, "typing": typing}
     )

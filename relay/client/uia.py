@@ -35,7 +35,6 @@ from relay.errors import (
     Unknown,
     Unrecognized,
 )
-from relay.services import Services
 
 #: (auth dict, session) -> None, raising a MatrixError when the stage fails.
 StageCheck = Callable[[dict[str, Any], "UiaSession"], Awaitable[None]]
@@ -133,7 +132,7 @@ class UiaSessions:
             session = found
         session.request.update({k: v for k, v in (request or {}).items() if v is not None})
         stage = auth.get("type") if auth else None
-        if stage is not None and stage not in session.completed:
+        if auth and stage is not None and stage not in session.completed:
             if not any(stage in stages for stages in session.flows) or stage not in checks:
                 raise UiaRequired(
                     session, Unrecognized(f"Auth type {stage!r} is not offered here", status=400)
@@ -178,14 +177,6 @@ class UiaSessions:
         )
         self._sessions[session.session_id] = session
         return session
-
-
-def sessions_of(services: Services, name: str, **kwargs: Any) -> UiaSessions:
-    """The relay's UIA sessions for one family of operations (created on first use)."""
-    key = f"uia:{name}"
-    if key not in services.extra:
-        services.extra[key] = UiaSessions(**kwargs)
-    return services.extra[key]
 
 
 def password_check(accounts: Accounts, user_id: str, limiter: Any = None) -> StageCheck:

@@ -332,12 +332,10 @@ class E2eKeys:
                     raise InvalidParam("Each user must map key ids to signed objects")
                 for target_key, obj in objects.items():
                     stored = 0
-                    sigs = (
-                        (obj.get("signatures") or {}).get(user_id)
-                        if isinstance(obj, dict)
-                        else None
-                    )
-                    for key_id in sigs if isinstance(sigs, dict) else {}:
+                    signatures = obj.get("signatures") if isinstance(obj, dict) else None
+                    by_uploader = signatures.get(user_id) if isinstance(signatures, dict) else None
+                    sigs: dict[str, Any] = by_uploader if isinstance(by_uploader, dict) else {}
+                    for key_id in sigs:
                         public = signer_keys.get(key_id)
                         if public is None or key_id == f"ed25519:{target_key}":
                             continue  # unknown key, or the object's own self-signature

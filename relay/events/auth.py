@@ -295,7 +295,7 @@ def check_auth_events(
             raise AuthError(f"auth event {auth_event.get('event_id')} was rejected")
         if auth_event.get("room_id") != room_id:
             raise AuthError(f"auth event {auth_event.get('event_id')} is in another room")
-        auth_state[key] = auth_event  # type: ignore[index]
+        auth_state[key] = auth_event
     if not room_version.room_id_is_create_event_hash and CREATE_KEY not in auth_state:
         raise AuthError("no m.room.create event among the auth events")
     return auth_state

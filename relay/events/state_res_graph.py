@@ -92,7 +92,7 @@ def auth_difference(
             chains.append(chain)
     if not chains:
         return set()
-    return set.union(*chains) - set.intersection(*chains)
+    return set[str]().union(*chains) - chains[0].intersection(*chains[1:])
 
 
 def conflicted_subgraph(
@@ -134,9 +134,11 @@ def sender_power(
     auth_state: dict[tuple[str, str], Mapping[str, Any]] = {}
     for auth_id in auth_event_ids(event):
         auth_event = events.get(auth_id)
-        key = state_key_of(auth_event) if auth_event is not None else None
+        if auth_event is None:
+            continue
+        key = state_key_of(auth_event)
         if key in (POWER_LEVELS_KEY, (CREATE, "")):
-            auth_state[key] = auth_event  # type: ignore[index,assignment]
+            auth_state[key] = auth_event
     create = auth_state.get((CREATE, ""), create_event)
     if event.get("type") == CREATE:
         create = event

@@ -15,8 +15,14 @@ Outbound (us calling others):
 - `remote_membership.py` our users joining elsewhere; `backfill.py`; `media_fetch.py`;
 - `server_keys.py` the KeyRing: fetching and caching other servers' verify keys.
 
+Both ways:
+- `peer_policy.py` whom we federate with (`mesh.policy`): an origin or destination it
+  refuses gets 403 inbound and nothing outbound.
+
 Rules: every inbound PDU goes through `relay.events.pdu.parse_pdu` and the rooms core's
-checks; every outbound request goes through `client.py`; SQL lives in `store/`.
+checks; every outbound request goes through `client.py`, which asks `peer_policy.py` first;
+every signed inbound request goes through `inbound_auth.py`, which asks it before checking
+the signature; SQL lives in `store/`.
 
 Spec: https://spec.matrix.org/v1.16/server-server-api/
 """

@@ -48,7 +48,7 @@ MAX_EXTREMITIES = 5
 
 
 class Backfill:
-    """The outbound side of /backfill for one relay (services.extra["backfill"])."""
+    """The outbound side of /backfill for one relay (services.backfill)."""
 
     def __init__(
         self,

@@ -8,12 +8,15 @@ Rules kept here:
 - Where to connect comes from `ServerResolver`; the URL may name an IP or an SRV target while
   TLS checks (and SNI names) `tls_server_name`, and `Host` is what the resolver says.
 - TLS is verified against the system CAs plus `federation.ca_file`; `verify_tls = false`
-  turns verification off (labs only; the node warns at start). The ClientHello offers the
-  P-256 group with its key share: Synapse's listener accepts only P-256, so a default
-  X25519 share costs a HelloRetryRequest (one more round trip, ~350 B: seconds on a
-  9.6 kbit/s link); P-256 is the group every TLS 1.3 server must implement (RFC 8446 9.1).
-  No session resumption: httpx gives no way to hand a saved session to a new connection,
-  so connections are kept warm instead.
+  turns verification off (labs only; the node warns at start). A target the resolver
+  gives with a `pinned_certificate` (a trusted mesh peer, relay/mesh/trust.py) is reached
+  with a context that trusts exactly that certificate, whatever `verify_tls` says: the
+  handshake fails, and nothing is sent, unless the peer proves it holds its key.
+- The ClientHello offers the P-256 group with its key share: Synapse's listener accepts
+  only P-256, so a default X25519 share costs a HelloRetryRequest (one more round trip,
+  ~350 B: seconds on a 9.6 kbit/s link); P-256 is the group every TLS 1.3 server must
+  implement (RFC 8446 9.1). No session resumption: httpx gives no way to hand a saved
+  session to a new connection, so connections are kept warm instead.
 - Connections are pooled per destination and kept open while idle for `KEEPALIVE_S`:
   longer than any gap between a relay's probes (sender.py), shorter than Synapse's own
   listener keeps an idle connection (measured, 1.163.2: still open after 700 s), so a kit
@@ -24,6 +27,9 @@ Rules kept here:
 - Liveness: `last_heard(destination)` is when it last answered anything (any status), or
   sent us a signed request (`heard_from`, called by inbound_auth.py); the sender's probes
   only run when a destination has been silent.
+- Nothing is sent to a server `mesh.policy` refuses (`peer_policy`, set by the node to
+  relay/federation/peer_policy.py's `allows`): `DestinationRefused`, checked before the
+  name is even resolved.
 - Failures are two kinds (see `errors.py`): `PeerUnreachable` when no answer came
   (resolution, connect, TLS, timeout, a broken connection), `RemoteError` when the peer
   answered with an error status or with something that is not a JSON object.
@@ -51,7 +57,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -63,6 +69,7 @@ from relay.config import Config
 from relay.events.canonical import JsonParseError, canonical_json, parse_json_strict
 from relay.federation import content_coding
 from relay.federation.errors import (
+    DestinationRefused,
     PeerUnreachable,
     RemoteError,
     RequestTimedOut,
@@ -70,7 +77,7 @@ from relay.federation.errors import (
 )
 from relay.federation.link_budget import MAX_TIMEOUT_S
 from relay.federation.request_auth import authorization_headers
-from relay.federation.resolver import ResolutionError, ServerResolver
+from relay.federation.resolver import ResolutionError, ResolvedServer, ServerResolver
 from relay.runtime.identity import SigningKey
 
 if TYPE_CHECKING:
@@ -88,6 +95,9 @@ VERSION_PATH = "/_matrix/federation/v1/version"
 SIGNED_PREFIX = "/_matrix/federation/"
 MIB = 1024 * 1024
 KEY_RESPONSE_BYTES = 1 * MIB
+#: Pinned-certificate clients kept (one per mesh peer's certificate); the oldest is closed
+#: beyond this.
+MAX_PINNED_CLIENTS = 32
 ROOM_STATE_RESPONSE_BYTES = 50 * MIB
 DEFAULT_RESPONSE_BYTES = 8 * MIB
 USER_AGENT = f"edge-relay/{relay.__version__}"
@@ -104,6 +114,22 @@ def tls_context(config: Config) -> ssl.SSLContext:
     if not config.verify_tls:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def pinned_tls_context(certificate: bytes) -> ssl.SSLContext:
+    """A client context that accepts only a connection presenting `certificate` (DER).
+
+    The certificate is the only trust anchor (partial chains allowed, so a leaf that is
+    not self-signed works too). The host name is not checked: the certificate is the
+    identity, bound to the peer's pinned signing key by its signed key response.
+    """
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.set_ecdh_curve(TLS_GROUP)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    ctx.load_verify_locations(cadata=certificate)
     return ctx
 
 
@@ -152,15 +178,17 @@ class FederationClient:
         self.timeout = timeout
         self._transport = transport
         self._http: httpx.AsyncClient | None = None
+        #: certificate SHA-256 -> a client that trusts only that certificate
+        self._pinned: dict[bytes, httpx.AsyncClient] = {}
+        #: pinned clients pushed out (closed by `aclose`: one may still be in use)
+        self._retired: list[httpx.AsyncClient] = []
+        #: Whether a destination may be contacted (mesh.policy); None: anyone.
+        self.peer_policy: Callable[[str], Awaitable[bool]] | None = None
         self._requests = 0
         self._unreachable = 0
         self._remote_errors = 0
         self._heard: dict[str, float] = {}
         self._codings: dict[str, frozenset[str]] = {}
-
-    def codings(self, destination: str) -> frozenset[str] | None:
-        """The request codings `destination` announced; None until a version answer."""
-        return self._codings.get(destination)
 
     def heard_from(self, server: str) -> None:
         """`server` showed it is alive (it answered us, or sent us a signed request)."""
@@ -169,6 +197,10 @@ class FederationClient:
     def last_heard(self, server: str) -> float | None:
         """`trio.current_time()` when `server` last showed it is alive; None if never."""
         return self._heard.get(server)
+
+    def codings(self, destination: str) -> frozenset[str] | None:
+        """The request codings `destination` announced; None until a version answer."""
+        return self._codings.get(destination)
 
     @property
     def server_name(self) -> str:
@@ -182,29 +214,50 @@ class FederationClient:
             "remote_errors": self._remote_errors,
         }
 
+    def _new_client(self, verify: ssl.SSLContext) -> httpx.AsyncClient:
+        # httpx (~4 MB resident) is imported on the first request: a relay that has
+        # not federated yet need not carry it.
+        import httpx
+
+        return httpx.AsyncClient(
+            verify=verify,
+            transport=self._transport,
+            # A request's own deadline (request_json) bounds it whole; a body write on a
+            # slow link may take minutes (link_budget.MAX_TIMEOUT_S).
+            timeout=httpx.Timeout(
+                self.timeout,
+                connect=min(self.timeout, CONNECT_TIMEOUT),
+                write=max(self.timeout, MAX_TIMEOUT_S),
+            ),
+            limits=httpx.Limits(keepalive_expiry=KEEPALIVE_S),
+            follow_redirects=False,
+            # No compressed answers: a few KiB of gzip can inflate to megabytes in
+            # one decoded chunk, before any cap on bytes read could see it.
+            headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
+        )
+
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
-            # httpx (~4 MB resident) is imported on the first request: a relay that has
-            # not federated yet need not carry it.
-            import httpx
-
-            self._http = httpx.AsyncClient(
-                verify=self.ssl_context,
-                transport=self._transport,
-                # A request's own deadline (request_json) bounds it whole; a body write on
-                # a slow link may take minutes (link_budget.MAX_TIMEOUT_S).
-                timeout=httpx.Timeout(
-                    self.timeout,
-                    connect=min(self.timeout, CONNECT_TIMEOUT),
-                    write=max(self.timeout, MAX_TIMEOUT_S),
-                ),
-                limits=httpx.Limits(keepalive_expiry=KEEPALIVE_S),
-                follow_redirects=False,
-                # No compressed answers: a few KiB of gzip can inflate to megabytes in
-                # one decoded chunk, before any cap on bytes read could see it.
-                headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
-            )
+            self._http = self._new_client(self.ssl_context)
         return self._http
+
+    def pinned_client(self, certificate: bytes) -> httpx.AsyncClient:
+        """The client whose connections must present exactly `certificate` (DER)."""
+        import hashlib
+
+        digest = hashlib.sha256(certificate).digest()
+        client = self._pinned.get(digest)
+        if client is None:
+            if len(self._pinned) >= MAX_PINNED_CLIENTS:
+                oldest = next(iter(self._pinned))
+                self._retired.append(self._pinned.pop(oldest))
+            client = self._pinned[digest] = self._new_client(pinned_tls_context(certificate))
+        return client
+
+    def _client_for(self, target: ResolvedServer) -> httpx.AsyncClient:
+        if target.pinned_certificate is not None:
+            return self.pinned_client(target.pinned_certificate)
+        return self._client()
 
     async def get_json(
         self,
@@ -288,6 +341,7 @@ class FederationClient:
         if not path.startswith("/"):
             raise ValueError(f"path must start with '/': {path!r}")
         timeout = self.timeout if timeout is None else timeout
+        await self._check_policy(destination)
         self._requests += 1
         try:
             with trio.fail_after(timeout):
@@ -304,6 +358,11 @@ class FederationClient:
             self._remote_errors += 1
             raise
 
+    async def _check_policy(self, destination: str) -> None:
+        """Raises DestinationRefused when mesh.policy forbids contacting `destination`."""
+        if self.peer_policy is not None and not await self.peer_policy(destination):
+            raise DestinationRefused(destination)
+
     async def _request(
         self,
         method: str,
@@ -316,9 +375,11 @@ class FederationClient:
     ) -> Any:
         import httpx
 
-        request = await self._signed_request(method, destination, path, query, body, has_body)
+        client, request = await self._signed_request(
+            method, destination, path, query, body, has_body
+        )
         try:
-            response = await self._client().send(request, stream=True)
+            response = await client.send(request, stream=True)
             try:
                 raw = await self._read_body(destination, response, max_bytes)
             finally:
@@ -339,7 +400,8 @@ class FederationClient:
         query: Mapping[str, QueryValue] | None,
         body: Any,
         has_body: bool,
-    ) -> httpx.Request:
+    ) -> tuple[httpx.AsyncClient, httpx.Request]:
+        """The client to send with (the target's TLS rule) and the signed request."""
         try:
             target = await self.resolver.resolve(destination)
         except ResolutionError as exc:
@@ -350,8 +412,8 @@ class FederationClient:
             content, coding = content_coding.encode(
                 content, self._codings.get(destination, frozenset())
             )
-        client = self._client()
-        import httpx  # loaded by _client()
+        client = self._client_for(target)
+        import httpx  # loaded by _client_for()
 
         request = client.build_request(
             method,
@@ -374,7 +436,7 @@ class FederationClient:
         )
         if target.tls_server_name and target.tls_server_name != request.url.host:
             request.extensions["sni_hostname"] = target.tls_server_name
-        return request
+        return client, request
 
     @asynccontextmanager
     async def stream_get(
@@ -392,16 +454,21 @@ class FederationClient:
 
         Raises:
             PeerUnreachable: no answer, or the connection broke while reading.
+            DestinationRefused: mesh.policy forbids contacting `destination`.
         """
         import httpx
 
+        await self._check_policy(destination)
         self._requests += 1
         try:
             if url is None:
-                request = await self._signed_request("GET", destination, path, query, None, False)
+                client, request = await self._signed_request(
+                    "GET", destination, path, query, None, False
+                )
             else:
-                request = self._client().build_request("GET", url)
-            response = await self._client().send(request, stream=True)
+                client = self._client()
+                request = client.build_request("GET", url)
+            response = await client.send(request, stream=True)
         except (httpx.TransportError, ssl.SSLError, OSError) as exc:
             self._unreachable += 1
             raise PeerUnreachable(destination, _describe(exc)) from None
@@ -459,4 +526,8 @@ class FederationClient:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+        for client in [*self._pinned.values(), *self._retired]:
+            await client.aclose()
+        self._pinned.clear()
+        self._retired.clear()
         await self.resolver.aclose()

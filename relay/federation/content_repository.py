@@ -20,7 +20,7 @@ from relay.media.responses import multipart_response, query_int
 
 
 def _media(request: Request) -> MediaRepository:
-    return request.app.state.services.extra["media"]
+    return request.app.state.services.media
 
 
 async def get_content(request: Request, origin: str) -> Response:

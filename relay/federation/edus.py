@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeGuard
 
 from relay.e2ee.to_device import EDU_TYPE as TO_DEVICE_EDU
 from relay.events.ids import server_of
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 FEDERATION_TYPING_TIMEOUT_S = 30.0
 
 
-def _from_origin(user_id: Any, origin: str) -> bool:
+def _from_origin(user_id: Any, origin: str) -> TypeGuard[str]:
     return (
         isinstance(user_id, str)
         and user_id.rsplit(":", 1)[0] != user_id
@@ -53,9 +53,7 @@ async def _typing(services: Services, origin: str, content: dict[str, Any]) -> N
 
     if not await services.database.read(joined_and_allowed):
         return
-    typing_service = services.extra.get("typing")
-    if typing_service is not None:
-        typing_service.set_typing(room_id, user_id, typing, FEDERATION_TYPING_TIMEOUT_S)
+    services.typing.set_typing(room_id, user_id, typing, FEDERATION_TYPING_TIMEOUT_S)
 
 
 async def _receipt(services: Services, origin: str, content: dict[str, Any]) -> None:
@@ -70,7 +68,8 @@ async def _receipt(services: Services, origin: str, content: dict[str, Any]) -> 
                 if not _from_origin(user_id, origin) or not isinstance(receipt, dict):
                     continue
                 event_ids = receipt.get("event_ids")
-                data = receipt.get("data") if isinstance(receipt.get("data"), dict) else {}
+                given = receipt.get("data")
+                data: dict[str, Any] = given if isinstance(given, dict) else {}
                 if isinstance(event_ids, list) and event_ids and isinstance(event_ids[0], str):
                     rows.append((room_id, receipt_type, user_id, event_ids[0], data))
     if not rows:
@@ -86,7 +85,8 @@ async def _receipt(services: Services, origin: str, content: dict[str, Any]) -> 
                 continue
             if store_rooms.get_membership(conn, room_id, user_id) != "join":
                 continue
-            thread_id = data.get("thread_id") if isinstance(data.get("thread_id"), str) else ""
+            given_thread = data.get("thread_id")
+            thread_id = given_thread if isinstance(given_thread, str) else ""
             store_receipts.set_receipt(
                 conn,
                 room_id=room_id,
@@ -107,15 +107,15 @@ async def _ignore(services: Services, origin: str, content: dict[str, Any]) -> N
 
 
 async def _direct_to_device(services: Services, origin: str, content: dict[str, Any]) -> None:
-    await services.extra["to_device"].on_direct_to_device(origin, content)
+    await services.to_device.on_direct_to_device(origin, content)
 
 
 async def _device_list_update(services: Services, origin: str, content: dict[str, Any]) -> None:
-    await services.extra["device_lists"].on_device_list_update(origin, content)
+    await services.device_lists.on_device_list_update(origin, content)
 
 
 async def _signing_key_update(services: Services, origin: str, content: dict[str, Any]) -> None:
-    await services.extra["device_lists"].on_signing_key_update(origin, content)
+    await services.device_lists.on_signing_key_update(origin, content)
 
 
 EDU_HANDLERS: dict[str, Callable[[Services, str, dict[str, Any]], Awaitable[None]]] = {

@@ -67,6 +67,18 @@ class ResponseTooLarge(RemoteError):
         self.limit = limit
 
 
+class DestinationRefused(RemoteError):
+    """We did not contact `destination`: `mesh.policy` is `pinned` and it is not a server we
+    federate with (relay/federation/peer_policy.py). Nothing was sent. A RemoteError so that
+    every caller treats it as a refusal (403 `M_FORBIDDEN`, which a client sees as is);
+    the sender keeps the outbox rows, for the day the server is pinned."""
+
+    def __init__(self, destination: str) -> None:
+        super().__init__(
+            destination, 403, "M_FORBIDDEN", f"{destination} is not a server we federate with"
+        )
+
+
 #: Remote errcodes a client may see as they are: they mean the same coming from us.
 RELAYABLE: dict[str, type[MatrixError]] = {
     "M_FORBIDDEN": Forbidden,

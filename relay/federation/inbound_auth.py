@@ -8,6 +8,14 @@ content_coding.py), parsed as JSON for the signature's `content`, and replayed t
 handler, which reads it as usual. Any failure is 401 `M_UNAUTHORIZED` (400 for a header
 that does not parse; `M_NOT_JSON` for a body that is not JSON).
 
+An origin `mesh.policy` refuses (relay/federation/peer_policy.py) is answered 403
+`M_FORBIDDEN` before its signature is checked: checking it may fetch the origin's key,
+which would be a request to a server we must send nothing to.
+
+When the request is refused or its signature does not verify, the mesh's gate
+(`mesh_inbound_gate`) is told, with the signed object: it may mark an unapproved LAN peer
+that really tried to federate as rejected, and must change nothing for a forgery.
+
 Spec: https://spec.matrix.org/v1.16/server-server-api/#request-authentication
 """
 
@@ -19,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message
 
-from relay.errors import TooLarge, Unauthorized
+from relay.errors import Forbidden, TooLarge, Unauthorized
 from relay.events.signing import SignatureError
 from relay.federation import content_coding
 from relay.federation.request_auth import signed_request_from_headers
@@ -88,12 +96,16 @@ async def authenticate_request(request: Request, body: bytes) -> str:
         content=content,
         has_content=has_content,
     )
+    gate = services.mesh_inbound_gate
+    if not await services.peer_policy.allows(origin):
+        if gate is not None:
+            await gate(origin, signed)
+        raise Forbidden(f"{origin} is not a server this relay federates with")
     try:
         await services.keyring.verify_json_for_server(signed, origin)
     except SignatureError as exc:
-        gate = getattr(services, "extra", {}).get("mesh_inbound_gate")
         if gate is not None:
-            await gate(origin)  # the mesh marks an unapproved LAN peer that tried as rejected
+            await gate(origin, signed)
         raise Unauthorized(f"Invalid signature from {origin}: {exc}") from None
     client = getattr(services, "federation_client", None)
     if client is not None:

@@ -129,14 +129,14 @@ async def _send_membership(request: Request, origin: str, membership: str) -> tu
     room_id = request.path_params["room_id"]
     event_id = request.path_params["event_id"]
     body = await read_json_object(request)
-    rv = await services.extra["ingest"].room_version_of(room_id)
+    rv = await services.ingest.room_version_of(room_id)
     if rv is None:
         raise NotFound(f"Unknown room {room_id}")
     await services.database.read(
         lambda conn: require_allowed_txn(services.rooms, conn, room_id, origin)
     )
     try:
-        pdu = await services.extra["ingest"].verified_pdu(body, rv)
+        pdu = await services.ingest.verified_pdu(body, rv)
     except BadPdu as exc:
         raise BadJson(str(exc)) from None
     if pdu.event_id != event_id or pdu.room_id != room_id:
@@ -148,7 +148,7 @@ async def _send_membership(request: Request, origin: str, membership: str) -> tu
         or server_of(pdu.sender) != origin
     ):
         raise BadJson(f"Not a {membership} event of a user on {origin}")
-    _eid, outcome = await services.extra["ingest"].receive(origin, json.loads(pdu.raw))
+    _eid, outcome = await services.ingest.receive(origin, json.loads(pdu.raw))
     if outcome.status not in ("accepted", "duplicate"):
         raise Forbidden(f"The {membership} was not accepted: {outcome.reason or outcome.status}")
 
@@ -227,7 +227,7 @@ async def invite(request: Request, origin: str) -> Response:
     if not isinstance(event, dict):
         raise BadJson("event is required")
     try:
-        pdu = await services.extra["ingest"].verified_pdu(event, rv)
+        pdu = await services.ingest.verified_pdu(event, rv)
     except BadPdu as exc:
         raise BadJson(str(exc)) from None
     invitee = pdu.state_key or ""

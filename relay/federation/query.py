@@ -9,6 +9,8 @@ Spec: https://spec.matrix.org/v1.16/server-server-api/#get_matrixfederationv1que
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -59,8 +61,9 @@ async def public_rooms(request: Request, origin: str) -> Response:
     """# `GET|POST /_matrix/federation/v1/publicRooms`"""
     services = _services(request)
     if request.method == "POST":
-        body = await read_json_object(request, optional=True)
-        search = body.get("filter") if isinstance(body.get("filter"), dict) else {}
+        body = await read_json_object(request, optional=True) or {}
+        given = body.get("filter")
+        search: dict[str, Any] = given if isinstance(given, dict) else {}
         term = search.get("generic_search_term")
         limit, since = body.get("limit"), body.get("since")
     else:

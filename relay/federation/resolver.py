@@ -79,6 +79,9 @@ class ResolvedServer:
     #: The name the certificate must match (also sent as SNI unless it is an IP);
     #: None for plain-HTTP URLs.
     tls_server_name: str | None
+    #: A pinned mesh peer's certificate (DER): the connection must present exactly it,
+    #: whatever `federation.verify_tls` says (relay/mesh/trust.py); None: usual TLS checks.
+    pinned_certificate: bytes | None = None
 
 
 #: The mesh layer's lookup: a server name -> a LAN address, or None when it does not know.

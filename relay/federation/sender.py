@@ -133,7 +133,7 @@ def choose_rows(
     """(rows for the next transaction, in queue order; stale rows to drop) from an outbox
     batch: priority 0 as a prefix in queue order (their order matters), then receipts, then
     typing, each as far as `budget` bytes go; never nothing while something is live."""
-    types = {row["id"]: _edu_type(row) for row in rows}
+    types = {row["id"]: _edu_type(row) or "" for row in rows}
     stale = [
         row
         for row in rows
@@ -145,7 +145,7 @@ def choose_rows(
     size = TXN_OVERHEAD_BYTES
     for level in (0, 1, 2):
         for row in live:
-            if PRIORITY.get(types[row["id"]] or "", 0) != level:
+            if PRIORITY.get(types[row["id"]], 0) != level:
                 continue
             cost = len(row["payload"]) + 1
             if size + cost > budget and chosen:
@@ -252,9 +252,9 @@ class FederationSender:
         client = self.services.federation_client
         rows, stale = choose_rows(rows, state.budget.budget(client.timeout), now_ms())
         if stale:
-            ids = [row["id"] for row in stale]
-            await self.services.database.write(store_outbox.ack_rows, destination, ids)
-            log.info("dropped %d stale typing/presence EDUs for %s", len(ids), destination)
+            stale_ids = [row["id"] for row in stale]
+            await self.services.database.write(store_outbox.ack_rows, destination, stale_ids)
+            log.info("dropped %d stale typing/presence EDUs for %s", len(stale_ids), destination)
         if not rows:
             return
         if client.codings(destination) is None and not state.asked_codings:
@@ -282,6 +282,7 @@ class FederationSender:
                     destination, f"/_matrix/federation/v1/send/{txn_id}", body, timeout=timeout
                 )
             except RequestTimedOut as exc:
+                self._count(destination, "unreachable")
                 state.budget.cut(size, exc.seconds)
                 log.warning(
                     "transaction of %d B (%d PDUs, %d EDUs) to %s got no answer within %g s; "
@@ -297,9 +298,11 @@ class FederationSender:
                 return
             except RemoteError as exc:
                 # It answered: alive, whatever it thought of the request.
+                self._count(destination, "error")
                 await self._failed(destination, state, exc, unreachable=False)
                 return
             except PeerUnreachable as exc:
+                self._count(destination, "unreachable")
                 await self._failed(destination, state, exc)
                 return
             elapsed = trio.current_time() - started
@@ -318,6 +321,7 @@ class FederationSender:
             for event_id, result in (response.get("pdus") or {}).items()
             if isinstance(result, dict) and result.get("error")
         }
+        self._count(destination, "refused_pdus" if failures else "ok")
         if failures:
             # The destination refused some PDUs; retrying will not change its mind.
             log.warning("%s refused %d PDUs: %s", destination, len(failures), failures)
@@ -343,6 +347,9 @@ class FederationSender:
                 await self.services.federation_client.get_json(destination, VERSION_PATH)
         except (PeerUnreachable, RemoteError):
             pass
+
+    def _count(self, destination: str, result: str) -> None:
+        self.services.metrics.transactions.inc(destination, result)
 
     async def _failed(
         self,
@@ -483,6 +490,5 @@ class FederationSender:
 
     def on_link_up(self, destination: str) -> None:
         """Hook for catch-up pulls when a destination comes back (set by node.py)."""
-        callback = self.services.extra.get("on_link_up")
-        if callback is not None and self._nursery is not None:
-            self._nursery.start_soon(callback, destination)
+        if self._nursery is not None:
+            self._nursery.start_soon(self.services.on_link_up, destination)

@@ -38,7 +38,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import nacl.signing
 import trio
@@ -97,7 +97,7 @@ class ServerKey:
     expired_ts: int | None = None
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -243,6 +243,12 @@ class KeyRing:
             return False
         self._last_attempt[(server_name, via)] = now
         return True
+
+    def new_route(self, server_name: str) -> None:
+        """A new way to reach `server_name` appeared (the mesh came to trust it at an
+        address): forget when asking it last failed, so the next check asks at once
+        rather than answering "no key" until the refetch interval has passed."""
+        self._last_attempt.pop((server_name, server_name), None)
 
     async def _cached_key(self, server_name: str, key_id: str) -> dict[str, Any] | None:
         return await self.database.read(store_keys.get_server_key, server_name, key_id)

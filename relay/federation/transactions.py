@@ -69,7 +69,7 @@ async def send_transaction(request: Request, origin: str) -> Response:
     for edu in valid:
         if edu.get("edu_type") == TO_DEVICE_EDU:
             await handle_edu(services, origin, edu)
-    ingest = services.extra["ingest"]
+    ingest = services.ingest
     results: dict[str, Any] = {}
     allowed: dict[str, tuple[bool, RoomVersion | None]] = {}  # by room, for this transaction
     for pdu in pdus:

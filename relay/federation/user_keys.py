@@ -51,7 +51,7 @@ async def query_user_keys(request: Request, origin: str) -> Response:
         isinstance(d, list) for d in device_keys.values()
     ):
         raise InvalidParam("device_keys must map user ids to lists of device ids")
-    result = await _services(request).extra["e2e"].query(None, device_keys, 0)
+    result = await _services(request).e2ee_keys.query(None, device_keys, 0)
     answer = result.as_json()
     del answer["user_signing_keys"], answer["failures"]
     return json_response(answer)
@@ -63,7 +63,7 @@ async def claim_user_keys(request: Request, origin: str) -> Response:
     wanted = body.get("one_time_keys")
     if not isinstance(wanted, dict) or not all(isinstance(d, dict) for d in wanted.values()):
         raise InvalidParam("one_time_keys must map user ids to {device_id: algorithm}")
-    answer = await _services(request).extra["e2e"].claim(wanted, 0, local_only=True)
+    answer = await _services(request).e2ee_keys.claim(wanted, 0, local_only=True)
     return json_response({"one_time_keys": answer["one_time_keys"]})
 
 
@@ -73,7 +73,7 @@ async def user_devices(request: Request, origin: str) -> Response:
     user_id = request.path_params["user_id"]
     if server_of(user_id) != services.server_name:
         raise InvalidParam(f"{user_id} is not a user of {services.server_name}")
-    device_lists = services.extra["device_lists"]
+    device_lists = services.device_lists
 
     def txn(conn: Any) -> dict[str, Any]:
         devices = []

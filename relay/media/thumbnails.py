@@ -28,6 +28,11 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    # Pillow is imported where it is used (it costs ~20 MB); only its types here.
+    from PIL import Image
 
 METHODS = ("crop", "scale")
 THUMBNAILABLE = {"image/jpeg", "image/jpg", "image/png", "image/gif", "image/webp"}
@@ -99,8 +104,7 @@ def make_thumbnail(
                 return None
             source_format = image.format
             box = _source_box(image.width, image.height, size)
-            image = decode(image, size)
-            result = _resize(image, box, size)
+            result = _resize(decode(image, size), box, size)
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         if isinstance(exc, Image.DecompressionBombError):
             raise ImageTooLarge(str(exc)) from None
@@ -142,7 +146,7 @@ def _source_box(width: int, height: int, size: ThumbnailSize) -> tuple[float, fl
     return left / width, top / height, (left + crop_w) / width, (top + crop_h) / height
 
 
-def decode(image, size: ThumbnailSize):
+def decode(image: Image.Image, size: ThumbnailSize) -> Image.Image:
     """`image` (opened, not loaded) decoded for a thumbnail of `size`: a JPEG at the
     smallest DCT scale (1/2, 1/4, 1/8) that keeps the part shown at least as large as the
     thumbnail; any other format whole. Returns the loaded image."""
@@ -157,7 +161,9 @@ def decode(image, size: ThumbnailSize):
     return image
 
 
-def _resize(image, box: tuple[float, float, float, float], size: ThumbnailSize):
+def _resize(
+    image: Image.Image, box: tuple[float, float, float, float], size: ThumbnailSize
+) -> Image.Image:
     """The `box` part (fractions) of the decoded `image`, resized to the thumbnail. No
     crop copy is made: `resize` reads the region straight from the decoded image."""
     from PIL import Image
@@ -170,7 +176,7 @@ def _resize(image, box: tuple[float, float, float, float], size: ThumbnailSize):
     if size.method == "scale":
         target = _target(image.width, image.height, size)
     if target[0] >= region_w and target[1] >= region_h:  # never upscale
-        return image.crop(tuple(round(v) for v in region))
+        return image.crop((round(region[0]), round(region[1]), round(region[2]), round(region[3])))
     if image.mode == "P":
         # A palette image takes a byte a pixel; RGBA takes four. Shrink it (nearest, in
         # palette) to a few times the target before converting, never the whole image.

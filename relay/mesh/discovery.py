@@ -262,9 +262,14 @@ class Discovery:
         *,
         announce_interval: float = 15.0,
         liveness_interval: float = 3.0,
+        probe_client: Callable[[Announcement], httpx.AsyncClient] | None = None,
     ) -> None:
         self.own = own
         self.http = http
+        #: The client a peer's /health is probed with (the mesh gives a trusted peer's
+        #: pinned-certificate client, so an address taken over by another host is not
+        #: "reachable"); `http` by default.
+        self.probe_client = probe_client or (lambda _announcement: http)
         self.on_change = on_change
         self.announce_interval = announce_interval
         self.liveness_interval = liveness_interval
@@ -319,9 +324,9 @@ class Discovery:
                 log.info("mDNS: %s at %s (%s)", ann.server_name, ann.base_url, ann.fingerprint)
                 nursery.start_soon(self._check, peer, True)
             elif kind == "gone":
-                peer = self.peers.pop(value, None)
-                if peer is not None:
-                    log.info("mDNS: %s said goodbye", peer.announcement.server_name)
+                gone = self.peers.pop(value, None)
+                if gone is not None:
+                    log.info("mDNS: %s said goodbye", gone.announcement.server_name)
                     peer.reachable = False
                     await self.on_change(None, value)
 
@@ -347,7 +352,7 @@ class Discovery:
         timeout = max(1.0, min(2.5, self.liveness_interval))
         try:
             with trio.move_on_after(timeout + 0.5):
-                response = await self.http.get(
+                response = await self.probe_client(peer.announcement).get(
                     f"{peer.announcement.base_url}/health", timeout=timeout
                 )
                 ok = response.status_code == 200

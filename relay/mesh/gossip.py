@@ -104,10 +104,8 @@ class Gossip:
         self._wake.set()
 
     def _notify_sender(self, destinations: list[str]) -> None:
-        sender = self.services.extra.get("sender")
-        if sender is not None:
-            for destination in destinations:
-                sender.notify(destination)
+        for destination in destinations:
+            self.services.sender.notify(destination)
 
     # -- flooding ----------------------------------------------------------------------------
 

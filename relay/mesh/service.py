@@ -1,17 +1,21 @@
 """The mesh service: discovery + trust + the hooks federation consults + gossip.
 
 - `Mesh.resolve` is the resolver's mesh hook (relay/federation/resolver.py): a server name
-  resolves to a LAN address only when that address served the name's pinned key
-  (relay/mesh/trust.py). Names never pinned, or announced by a spoofer, fall through to
-  the usual resolution (which, on a LAN with no DNS, finds nothing).
+  resolves to a LAN address only when that address proved it holds the name's pinned key
+  (relay/mesh/trust.py), and only over the certificate it proved it with (every
+  connection, federation requests and liveness probes alike, must present exactly it).
+  Names never pinned, or announced by a spoofer, fall through to the usual resolution
+  (which, on a LAN with no DNS, finds nothing).
 - `Mesh.pinned_key` is the KeyRing's pin (relay/federation/server_keys.py): keys fetched for a
   pinned name must be the pinned key, whichever way they were fetched.
 - `Mesh.notaries` is the KeyRing's mesh notaries: the reachable trusted peers, each with
   the key it was pinned with, vouch for other servers' keys (`/_matrix/key/v2/query`) when
   those servers cannot be reached from here (an upstream only one kit has a route to).
-- `Mesh.inbound_gate` is consulted when an inbound federation request's signature could
-  not be verified: a LAN peer we do not trust that tried to federate is marked rejected
-  (the request itself is refused with 401: its key resolves through no route we trust).
+- `Mesh.inbound_gate` is consulted when an inbound federation request was refused
+  (mesh.policy) or its signature could not be verified: a pending LAN peer whose request is
+  signed with the key it served us tried to federate unapproved, and is marked rejected
+  (the request itself is refused: 403, or 401 as its key resolves through no route we
+  trust); a request not so signed forges its name and changes nothing.
   A server reachable by ordinary federation (e.g. an IP-literal name) is not a LAN peer
   to the mesh: it federates as any server on the Internet would.
 - Pins come from `[mesh] trusted` and from `relay peers approve` (the peers table, re-read
@@ -40,7 +44,14 @@ from relay.mesh.discovery import (
     lan_addresses,
 )
 from relay.mesh.gossip import Gossip
-from relay.mesh.trust import PENDING, REJECTED, TRUSTED, Verdict, check_announcement
+from relay.mesh.trust import (
+    PENDING,
+    REJECTED,
+    TRUSTED,
+    Verdict,
+    check_announcement,
+    signed_by_served_key,
+)
 from relay.runtime.clock import now_ms
 from relay.services import Services
 from store import peers as store_peers
@@ -59,11 +70,18 @@ class Route:
     key_id: str
     verify_key: str
     instance: str
+    #: The certificate (DER) the peer proved its key with: every connection must show it.
+    certificate: bytes
 
     @property
     def resolved(self) -> ResolvedServer:
         host = f"[{self.address}]" if ":" in self.address else self.address
-        return ResolvedServer(f"https://{host}:{self.port}", self.server_name, self.server_name)
+        return ResolvedServer(
+            f"https://{host}:{self.port}",
+            self.server_name,
+            self.server_name,
+            pinned_certificate=self.certificate,
+        )
 
 
 def own_announcement(services: Services) -> Announcement:
@@ -115,25 +133,29 @@ class Mesh:
     def is_lan_peer(self, server_name: str) -> bool:
         return any(a.server_name == server_name for a, _ in self.verdicts.values())
 
-    async def inbound_gate(self, origin: str) -> None:
-        """A request from `origin` failed authentication: mark it rejected if it is an
-        unapproved LAN peer."""
+    async def inbound_gate(self, origin: str, signed: dict[str, Any]) -> None:
+        """A request naming `origin` was refused or failed authentication: if `origin` is an
+        unapproved (pending) LAN peer and the request is signed with the key that peer
+        served us, it really tried to federate unapproved: mark it rejected. A request
+        not so signed is a forgery of its name, and changes nothing."""
         if origin in self.routes or not self.is_lan_peer(origin):
             return
         if self.pinned_key(origin) is not None:
             return  # pinned: the signature check against the pin decides
+        row = await self.services.database.read(store_peers.get_peer, origin)
+        if row is None or row["status"] != PENDING or not row["verify_key"] or not row["key_id"]:
+            return
+        if not signed_by_served_key(signed, origin, row["key_id"], row["verify_key"]):
+            log.info("mesh: a request forging %s's name was refused; its status stays", origin)
+            return
         reason = "not approved, yet it tried to federate"
-
-        def txn(conn: Any) -> None:
-            row = store_peers.get_peer(conn, origin)
-            if row is not None and row["status"] == PENDING:
-                conn.execute(
-                    "UPDATE mesh_peers SET status = 'rejected', reason = ? WHERE server_name = ?",
-                    (reason, origin),
-                )
-
-        await self.services.database.write(txn)
-        log.warning("mesh: unapproved LAN peer %s tried to federate; rejected", origin)
+        rejected = await self.services.database.write(
+            lambda conn: store_peers.reject_pending(
+                conn, origin, verify_key=row["verify_key"], reason=reason
+            )
+        )
+        if rejected:
+            log.warning("mesh: unapproved LAN peer %s tried to federate; rejected", origin)
 
     def live_trusted(self) -> list[str]:
         """Trusted peers that answer their health check now."""
@@ -157,15 +179,17 @@ class Mesh:
         self.services.federation_client.resolver.mesh_hook = self.resolve
         self.services.keyring.key_pin = self.pinned_key
         self.services.keyring.mesh_notaries = self.notaries
-        self.services.extra["mesh"] = self
-        self.services.extra["mesh_inbound_gate"] = self.inbound_gate
-        self.services.extra["ingest"].on_accepted = self.gossip.forward
+        self.services.mesh = self
+        self.services.mesh_inbound_gate = self.inbound_gate
+        self.services.ingest.on_accepted = self.gossip.forward
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         import httpx
 
         await self._load_approvals()
         self.install()
+        # Certificates are not verified here: trust.py judges the one each address
+        # presents against its signed key response, then pins it.
         async with httpx.AsyncClient(verify=False, timeout=5.0) as http:
             self._http = http
             self.discovery = Discovery(
@@ -174,12 +198,21 @@ class Mesh:
                 self._on_change,
                 announce_interval=self.config.mesh_announce_interval_seconds,
                 liveness_interval=self.config.mesh_liveness_interval_seconds,
+                probe_client=self._probe_client,
             )
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.discovery.serve)
                 nursery.start_soon(self._watch_approvals)
                 await nursery.start(self.gossip.serve)
                 task_status.started()
+
+    def _probe_client(self, announcement: Announcement) -> httpx.AsyncClient:
+        """A trusted peer is probed over its pinned certificate; others as they come."""
+        route = self.routes.get(announcement.server_name)
+        if route is not None and route.instance == announcement.instance:
+            return self.services.federation_client.pinned_client(route.certificate)
+        assert self._http is not None
+        return self._http
 
     async def _load_approvals(self) -> bool:
         rows = await self.services.database.read(store_peers.all_peers)
@@ -223,9 +256,14 @@ class Mesh:
             # Could not reach it just now: keep what we knew.
             await self._record_reachability(peer)
             return
+        await self._apply(peer, verdict)
+
+    async def _apply(self, peer: SeenPeer, verdict: Verdict) -> None:
+        """Route (or stop routing) the announced name as `verdict` says, and record it."""
+        ann = peer.announcement
         self.verdicts[ann.instance] = (ann, verdict)
         route = self.routes.get(ann.server_name)
-        if verdict.status == TRUSTED and verdict.verify_key:
+        if verdict.status == TRUSTED and verdict.verify_key and verdict.certificate:
             self.routes[ann.server_name] = Route(
                 ann.server_name,
                 ann.address,
@@ -233,12 +271,20 @@ class Mesh:
                 key_id=ann.key_id,
                 verify_key=verdict.verify_key,
                 instance=ann.instance,
+                certificate=verdict.certificate,
             )
             if route is None or route.address != ann.address:
                 log.info("mesh: %s trusted at %s", ann.server_name, ann.base_url)
+                self.services.keyring.new_route(ann.server_name)
             self.gossip.wake()
-        elif route is not None and route.instance == ann.instance:
-            del self.routes[ann.server_name]  # its key changed, or it was revoked
+        elif (
+            route is not None
+            and route.instance == ann.instance
+            and not (verdict.proof_failed and route.address != ann.address)
+        ):
+            # Its key changed, or it was revoked. (A failed proof from another address,
+            # even under the same instance name, says nothing about the routed peer.)
+            del self.routes[ann.server_name]
         await self._record(peer, verdict)
 
     async def _record(self, peer: SeenPeer, verdict: Verdict) -> None:
@@ -251,11 +297,19 @@ class Mesh:
         def txn(conn: Any) -> None:
             now = now_ms()
             row = store_peers.get_peer(conn, ann.server_name)
-            if spoof_of_trusted or (
-                verdict.status == REJECTED
-                and row is not None
-                and row["status"] == TRUSTED
-                and row["address"] != ann.address
+            # An address that could not prove the key it names says nothing about the peer
+            # that holds it: that peer's row is left alone, whatever its status (a replayer
+            # must not turn a pending kit into a rejected one).
+            replay = verdict.proof_failed and (row is None or row["address"] != ann.address)
+            if (
+                spoof_of_trusted
+                or replay
+                or (
+                    verdict.status == REJECTED
+                    and row is not None
+                    and row["status"] == TRUSTED
+                    and row["address"] != ann.address
+                )
             ):
                 store_peers.note_rejected_announcement(
                     conn,

@@ -17,7 +17,7 @@ Rules kept:
 - A redaction that does not apply (yet) is in no timeline and no /event answer
   (`RoomService.held_redaction_txn`), as *handling redactions* asks.
 - Everything runs in one read snapshot (`database.read`) and returns Pdus with what a
-  client event needs beside them (`ReadEvent`); formatting is the client layer's job.
+  client event needs beside them (`EventView`); formatting is the client layer's job.
 - A backwards page that reaches a hole in the room's history (an event whose prev
   events we lack: a room joined over federation begins at our join) names the missing
   ids (`Page.gaps`); `messages` has a `HistoryFetcher` (the federation layer's
@@ -71,14 +71,17 @@ def matches(event_filter: EventFilter, pdu: Pdu) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class ReadEvent:
-    """An event as one reader gets it, with what its client form needs."""
+class EventView:
+    """An event as one reader gets it, with what its client form needs besides the PDU
+    (`view_txn` makes it, for /messages, /context, /event, state reads and /sync alike)."""
 
     pdu: Pdu
     redacted_by: Pdu | None = None
-    prev_content: dict[str, Any] | None = None
     #: The reader's own transaction id, when the reader's device sent it.
     txn_id: str | None = None
+    #: A state event in a timeline: the content and the id of the state it replaced.
+    prev_content: dict[str, Any] | None = None
+    replaces_state: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,25 +119,53 @@ ROOM_START = TopoPosition(0, 0)
 class Page:
     #: Where this page started (`from`, or the end/start of the room when not given).
     start: Position
-    events: list[ReadEvent]
+    events: list[EventView]
     #: Where a next page would continue from; None: nothing more that way.
     end: Position | None
-    state: list[ReadEvent]
+    state: list[EventView]
     #: Backwards: missing events the page reached (where our history has holes).
     gaps: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    event: ReadEvent
-    before: list[ReadEvent]
-    after: list[ReadEvent]
+    event: EventView
+    before: list[EventView]
+    after: list[EventView]
     start: Position
     end: Position
-    state: list[ReadEvent]
+    state: list[EventView]
 
 
 # -- decorating events for clients ------------------------------------------------------
+
+
+#: The state before an event, as (type, state_key) -> event id; None if not recorded.
+StateBefore = Callable[[str], dict[tuple[str, str], str] | None]
+
+
+def view_txn(
+    conn: sqlite3.Connection,
+    rooms: RoomService,
+    pdu: Pdu,
+    user_id: str,
+    device_id: str | None,
+    *,
+    state_before: StateBefore | None = None,
+) -> EventView:
+    """The one decoration of an event for a reader: its redaction, the reader's own txn
+    id and, given `state_before` (timelines only: it costs a state lookup per event), the
+    state a state event replaced (`prev_content`, `replaces_state`, as Synapse sends)."""
+    txn_id = None
+    if device_id is not None and pdu.sender == user_id:
+        txn_id = rooms.txn_id_for_txn(conn, pdu.event_id, user_id, device_id)
+    prev_content = replaces = None
+    if state_before is not None and pdu.state_key is not None:
+        replaces = (state_before(pdu.event_id) or {}).get((pdu.type, pdu.state_key))
+        if replaces is not None:
+            prev = rooms.get_pdu_txn(conn, replaces)
+            prev_content = prev.content if prev is not None else {}
+    return EventView(pdu, rooms.redacted_by_txn(conn, pdu.event_id), txn_id, prev_content, replaces)
 
 
 def decorate_txn(
@@ -145,23 +176,14 @@ def decorate_txn(
     device_id: str | None,
     *,
     with_prev_content: bool = True,
-) -> list[ReadEvent]:
-    """Attach redactions, prev_content of state events (timeline only: it costs a state
-    lookup per event) and the reader's own txn ids."""
-    out = []
-    for pdu in pdus:
-        prev_content = None
-        if with_prev_content and pdu.state_key is not None:
-            before = store_state.get_state_before(conn, pdu.event_id) or {}
-            prev_id = before.get((pdu.type, pdu.state_key))
-            if prev_id is not None and prev_id != pdu.event_id:
-                prev = rooms.get_pdu_txn(conn, prev_id)
-                prev_content = prev.content if prev is not None else None
-        txn_id = None
-        if device_id is not None and pdu.sender == user_id:
-            txn_id = rooms.txn_id_for_txn(conn, pdu.event_id, user_id, device_id)
-        out.append(ReadEvent(pdu, rooms.redacted_by_txn(conn, pdu.event_id), prev_content, txn_id))
-    return out
+) -> list[EventView]:
+    """`view_txn` of each event, reading the state before each from the store."""
+
+    def state_before(event_id: str) -> dict[tuple[str, str], str] | None:
+        return store_state.get_state_before(conn, event_id)
+
+    before = state_before if with_prev_content else None
+    return [view_txn(conn, rooms, p, user_id, device_id, state_before=before) for p in pdus]
 
 
 # -- the timeline -------------------------------------------------------------------------
@@ -265,7 +287,8 @@ def _scan_txn(
     rv = rooms.room_version_txn(conn, viewer.room_id)
     kept: list[Pdu] = []
     cursor: Position = start
-    key, scanned = rng.from_key, []
+    key = rng.from_key
+    scanned: list[str] = []
     while len(kept) < limit and len(scanned) < MAX_SCANNED:
         want = max(limit - len(kept), 20)
         rows = _rows(conn, viewer.room_id, direction, rng, key, want)
@@ -322,7 +345,7 @@ def messages_txn(
         start = ROOM_START
     scan = _scan_txn(conn, rooms, viewer, direction, start, bound, limit, event_filter)
     events = decorate_txn(conn, rooms, scan.pdus, viewer.user_id, device_id)
-    state: list[ReadEvent] = []
+    state: list[EventView] = []
     if event_filter.lazy_load_members and scan.pdus:
         state = _members_for_senders_txn(conn, rooms, scan.pdus)
     # Backwards, "nothing more" means the start of the room; forwards, the client may
@@ -338,7 +361,7 @@ def messages_txn(
 
 def _members_for_senders_txn(
     conn: sqlite3.Connection, rooms: RoomService, pdus: Iterable[Pdu]
-) -> list[ReadEvent]:
+) -> list[EventView]:
     """Lazy-loaded members: each sender's member event as it was when they sent their
     first event of `pdus` (so it carries the name the chunk was written under)."""
     first: dict[str, Pdu] = {}
@@ -355,7 +378,7 @@ def _members_for_senders_txn(
         if member_id is not None:
             ids.append(member_id)
     found = rooms.get_pdus_txn(conn, ids)
-    return [ReadEvent(found[i]) for i in sorted(found)]
+    return [EventView(found[i]) for i in sorted(found)]
 
 
 def event_txn(
@@ -364,7 +387,7 @@ def event_txn(
     viewer: Viewer,
     device_id: str | None,
     event_id: str,
-) -> ReadEvent:
+) -> EventView:
     """One event of the viewer's room. Raises NotFound (unknown or not visible)."""
     row = store_events.get_event_row(conn, event_id)
     pdu = rooms.get_pdu_txn(conn, event_id) if row is not None else None
@@ -436,7 +459,7 @@ def context_txn(
     else:
         ids = (store_state.get_state_after(conn, last.event_id) or {}).values()
         found = rooms.get_pdus_txn(conn, ids)
-        state = [ReadEvent(p) for _, p in sorted(found.items()) if matches(event_filter, p)]
+        state = [EventView(p) for _, p in sorted(found.items()) if matches(event_filter, p)]
     return Context(
         event=event,
         before=decorate_txn(conn, rooms, before.pdus, viewer.user_id, device_id),
@@ -480,7 +503,7 @@ def state_ids_txn(
 
 def state_txn(
     conn: sqlite3.Connection, rooms: RoomService, viewer: Viewer, at: Position | None = None
-) -> list[ReadEvent]:
+) -> list[EventView]:
     found = rooms.get_pdus_txn(conn, state_ids_txn(conn, rooms, viewer, at).values())
     pdus = sorted(found.values(), key=_state_order)
     return decorate_txn(conn, rooms, pdus, viewer.user_id, None, with_prev_content=False)
@@ -492,7 +515,7 @@ def _state_order(pdu: Pdu) -> tuple[str, str]:
 
 def state_event_txn(
     conn: sqlite3.Connection, rooms: RoomService, viewer: Viewer, type_: str, state_key: str
-) -> ReadEvent:
+) -> EventView:
     """One entry of the viewer's state. Raises NotFound."""
     event_id = state_ids_txn(conn, rooms, viewer).get((type_, state_key))
     pdu = rooms.get_pdu_txn(conn, event_id) if event_id else None
@@ -509,7 +532,7 @@ def members_txn(
     at: Position | None,
     membership: str | None,
     not_membership: str | None,
-) -> list[ReadEvent]:
+) -> list[EventView]:
     """Member events of the viewer's state. With both filters, an event is kept if its
     membership is `membership` OR is not `not_membership` (the spec's "or")."""
     state = state_ids_txn(conn, rooms, viewer, at)

@@ -256,16 +256,14 @@ def accept_pdu_txn(
             log.info("soft-failed %s in %s: %s", pdu.event_id, room_id, exc.reason)
 
     stream = _store(conn, pdu, replaces, soft_failed=soft_failed, backfilled=backfilled)
-    before = store_state.store_state_group(conn, room_id=room_id, state=state_before)
-    after = before
-    if pdu.state_key is not None:
-        after = store_state.store_state_group(
-            conn,
-            room_id=room_id,
-            state={**state_before, (pdu.type, pdu.state_key): pdu.event_id},
-            prev_group=before,
-        )
-    store_state.set_event_state(conn, pdu.event_id, before_group=before, after_group=after)
+    store_state.record_event_state(
+        conn,
+        room_id=room_id,
+        event_id=pdu.event_id,
+        prev_event_ids=pdu.prev_event_ids,
+        state_before=state_before,
+        state_key=(pdu.type, pdu.state_key) if pdu.state_key is not None else None,
+    )
     rooms.pdus.put(pdu)
     if not soft_failed and not backfilled:
         store_events.update_forward_extremities(conn, room_id, pdu.event_id, pdu.prev_event_ids)

@@ -432,21 +432,15 @@ class RoomService:
         room_id = pdu.room_id
         stream = insert_pdu_txn(conn, pdu, received_ts=pdu.origin_server_ts)
         store_events.update_forward_extremities(conn, room_id, pdu.event_id, pdu.prev_event_ids)
-        prev_group = None
-        for prev in pdu.prev_event_ids:
-            groups = store_state.get_event_state_groups(conn, prev)
-            if groups is not None:
-                prev_group = groups[1]
-                break
-        before = store_state.store_state_group(
-            conn, room_id=room_id, state=state_before, prev_group=prev_group
+        store_state.record_event_state(
+            conn,
+            room_id=room_id,
+            event_id=pdu.event_id,
+            prev_event_ids=pdu.prev_event_ids,
+            state_before=state_before,
+            state_key=(pdu.type, pdu.state_key) if pdu.state_key is not None else None,
         )
-        after = before
         if pdu.state_key is not None:
-            state_after = {**state_before, (pdu.type, pdu.state_key): pdu.event_id}
-            after = store_state.store_state_group(
-                conn, room_id=room_id, state=state_after, prev_group=before
-            )
             store_state.set_current_state(conn, room_id, pdu.type, pdu.state_key, pdu.event_id)
             if pdu.type == "m.room.member":
                 membership = pdu.content.get("membership")
@@ -459,7 +453,6 @@ class RoomService:
                         event_id=pdu.event_id,
                         stream_ordering=stream,
                     )
-        store_state.set_event_state(conn, pdu.event_id, before_group=before, after_group=after)
         self.pdus.put(pdu)
         self.enqueue_for_peers_txn(conn, pdu)
 
@@ -609,7 +602,7 @@ class RoomService:
         for invitee in config.invite:
             if server_of(invitee) != self.server_name:
                 continue  # another server must countersign: the caller invites them after
-            content = {"membership": "invite"}
+            content: dict[str, Any] = {"membership": "invite"}
             if config.is_direct:
                 content["is_direct"] = True
             state("m.room.member", content, invitee)

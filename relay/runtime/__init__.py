@@ -5,6 +5,7 @@
 - `identity.py`: the relay's ed25519 signing key and TLS certificate on disk.
 - `notifier.py`: wakes long-polls when something new is committed.
 - `ratelimit.py`: token buckets per key and action.
+- `metrics.py`: counters and histograms in memory, and the Prometheus text format.
 - `housekeeping.py`: periodic deletion of records nobody will ask about again.
 - `sdnotify.py`: systemd's readiness and watchdog notifications.
 

@@ -30,7 +30,6 @@ import trio
 
 from relay.errors import BadJson, NotFound
 from relay.events.canonical import parse_json_strict
-from relay.events.pdu import Pdu
 from relay.rooms.filters import DEFAULT_FILTER, Filter, parse_filter
 from relay.rooms.service import RoomService
 from relay.runtime.clock import now_ms
@@ -66,7 +65,8 @@ class SyncResult:
     stream: int
     typing: int
     join: dict[str, RoomSync] = field(default_factory=dict)
-    invite: dict[str, list[Pdu]] = field(default_factory=dict)
+    #: The stripped state of each invite (`RoomReader.invite_state`).
+    invite: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     leave: dict[str, RoomSync] = field(default_factory=dict)
     account_data: list[dict[str, Any]] = field(default_factory=list)
     presence: list[dict[str, Any]] = field(default_factory=list)
@@ -207,7 +207,12 @@ class SyncService:
         room_id = row["room_id"]
         since = None if newly else params.since
         full = since is None or params.full_state
-        if not full and room_id not in typing.changed and not reader.changed(room_id, since, to):
+        if (
+            not full
+            and since is not None
+            and room_id not in typing.changed
+            and not reader.changed(room_id, since, to)
+        ):
             return None
         timeline, limited, prev_batch = reader.timeline(room_id, since, to, joined_now=True)
 

@@ -31,6 +31,7 @@ from typing import Any
 
 from relay.events.pdu import Pdu, strip_state_event
 from relay.rooms.filters import EventFilter, Filter
+from relay.rooms.reads import EventView, view_txn
 from relay.rooms.service import RoomService
 from store import account_data as store_account_data
 from store import events as store_events
@@ -57,17 +58,6 @@ INVITE_STATE_TYPES = (
     "m.room.encryption",
     "m.room.topic",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class EventView:
-    """An event with what the client format needs besides the PDU."""
-
-    pdu: Pdu
-    redacted_by: Pdu | None = None
-    txn_id: str | None = None
-    prev_content: dict[str, Any] | None = None
-    replaces_state: str | None = None
 
 
 @dataclass(slots=True)
@@ -146,19 +136,10 @@ class RoomReader:
         )
 
     def view(self, pdu: Pdu, *, with_prev: bool = False) -> EventView:
-        redacted_by = self.rooms.redacted_by_txn(self.conn, pdu.event_id)
-        txn_id = None
-        if pdu.sender == self.user_id:
-            txn_id = self.rooms.txn_id_for_txn(
-                self.conn, pdu.event_id, self.user_id, self.device_id
-            )
-        prev_content = replaces = None
-        if with_prev and pdu.state_key is not None:
-            before = self.state_before(pdu.event_id) or {}
-            replaces = before.get((pdu.type, pdu.state_key))
-            if replaces is not None:
-                prev_content = self._content(replaces)
-        return EventView(pdu, redacted_by, txn_id, prev_content, replaces)
+        before = self.state_before if with_prev else None
+        return view_txn(
+            self.conn, self.rooms, pdu, self.user_id, self.device_id, state_before=before
+        )
 
     # -- the sections ---------------------------------------------------------------------
 

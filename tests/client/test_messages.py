@@ -325,6 +325,12 @@ async def test_state_changes_carry_prev_content_and_every_event_an_age(api: Clie
             {"name": "one"},
             None,  # the first name replaced nothing
         ]
+        # As Synapse (and /sync), the id of the replaced state comes with its content.
+        assert [e["unsigned"].get("replaces_state") for e in names] == [
+            names[1]["event_id"],
+            names[2]["event_id"],
+            None,
+        ]
         bob_members = [e for e in chunk if e.get("state_key") == f"@bob:{SERVER_NAME}"]
         assert bob_members[0]["content"]["displayname"] == "Bob"
         assert bob_members[0]["unsigned"]["prev_content"]["membership"] == "join"

@@ -89,7 +89,7 @@ async def _page_back(api: ClientApi, headers: dict[str, str], room_id: str, limi
 async def test_a_page_that_reaches_a_hole_asks_for_the_missing_events(api: ClientApi) -> None:
     alice, room_id, after_hole = await _room_with_a_hole(api)
     recorder = Recorder()
-    api.services.extra["backfill"] = recorder
+    api.services.backfill = recorder
     body = await _page_back(api, alice, room_id, 1)
     assert [e["event_id"] for e in body["chunk"]] == [after_hole]
     assert recorder.calls == [(room_id, [MISSING], 1)]
@@ -100,7 +100,7 @@ async def test_a_room_without_holes_never_asks(api: ClientApi) -> None:
     r = await api.http.post(f"{V3}/createRoom", headers=alice, json={})
     room_id = r.json()["room_id"]
     recorder = Recorder()
-    api.services.extra["backfill"] = recorder
+    api.services.backfill = recorder
     for limit in (1, 100):
         await _page_back(api, alice, room_id, limit)
     assert recorder.calls == []
@@ -111,7 +111,7 @@ async def test_an_unreachable_server_leaves_the_page_local_and_is_not_asked_agai
     api: ClientApi,
 ) -> None:
     alice, room_id, after_hole = await _room_with_a_hole(api)
-    backfill = api.services.extra["backfill"]
+    backfill = api.services.backfill
     body = await _page_back(api, alice, room_id, 100)
     ids = [e["event_id"] for e in body["chunk"]]
     assert ids[0] == after_hole and body["chunk"][-1]["type"] == "m.room.create"

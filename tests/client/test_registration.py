@@ -235,7 +235,7 @@ async def test_expired_session_gives_its_token_use_back(api: ClientApi) -> None:
     r = await api.http.post(f"{V3}/register", json={"username": "fay", "auth": auth})
     assert r.json()["errcode"] == "M_MISSING_PARAM"
     assert (await _token_row(api, "t"))["pending"] == 1
-    sessions = api.services.extra["uia:register"]
+    sessions = api.services.uia_register
     sessions.clock = lambda: float("inf")
     await sessions.sweep()
     assert (await _token_row(api, "t"))["pending"] == 0
@@ -314,7 +314,7 @@ async def test_shared_secret_admin_flag_is_covered_by_mac(api: ClientApi) -> Non
 @pytest.mark.config({"registration.shared_secret": SECRET})
 async def test_shared_secret_nonce_expires(api: ClientApi) -> None:
     nonce = await _nonce(api)
-    api.services.extra["shared_secret_nonces"].clock = lambda: float("inf")
+    api.services.shared_secret_nonces.clock = lambda: float("inf")
     body = {
         "nonce": nonce,
         "username": "late",

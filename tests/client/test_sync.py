@@ -225,6 +225,18 @@ async def test_state_change_shows_prev_content(api: ClientApi) -> None:
     [event] = timeline(await sync(api, alice, since), room_id)
     assert event["content"]["name"] == "two"
     assert event["unsigned"]["prev_content"] == {"name": "one"}
+    # /messages renders the same event the same way (one decoration, one renderer).
+    r = await api.http.get(
+        f"{V3}/rooms/{room_id}/messages", headers=alice, params={"dir": "b", "limit": 1}
+    )
+    [paged] = r.json()["chunk"]
+    assert paged["event_id"] == event["event_id"]
+    assert {k: v for k, v in paged.items() if k != "room_id"} | {"unsigned": {}} == {
+        **event,
+        "unsigned": {},
+    }
+    assert paged["unsigned"].keys() == event["unsigned"].keys()
+    assert paged["unsigned"]["replaces_state"] == event["unsigned"]["replaces_state"]
 
 
 async def test_history_visibility_joined_hides_events_before_join(api: ClientApi) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -80,16 +79,6 @@ def transaction(origin: str, pdus: list[dict[str, Any]], **extra: Any) -> dict[s
 
 def new_txn_id() -> str:
     return uuid.uuid4().hex
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 30, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what or predicate}")
 
 
 def membership_of(user: MatrixUser, room_id: str, member: str) -> str | None:

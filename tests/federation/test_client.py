@@ -3,6 +3,7 @@ RemoteError), against a real relay's self-signed TLS listener."""
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
 import httpx
@@ -11,9 +12,11 @@ import trio
 
 from relay.errors import Forbidden, NotFound, Unknown, UnsupportedRoomVersion
 from relay.federation.errors import PeerUnreachable, RemoteError, client_error
+from relay.federation.resolver import ResolvedServer
 from tests.federation.conftest import open_side
 from tests.federation.fakes import FakeNetwork, open_local
-from tests.integration.conftest import RelayProcess, free_port, fresh_loopback
+from tests.integration.conftest import RelayProcess
+from tests.support import free_port, fresh_loopback
 
 pytestmark = pytest.mark.integration
 
@@ -55,6 +58,48 @@ async def test_verify_tls_false_accepts_any_certificate(
     a, b = relay_pair
     async with open_side(a, verify_tls=False) as side:
         assert "server" in await side.client.get_json(b.server_name, VERSION)
+
+
+def _der(relay: RelayProcess) -> bytes:
+    return ssl.PEM_cert_to_DER_cert((relay.data_dir / "tls.crt").read_text())
+
+
+def _pin(side, relay: RelayProcess, certificate: bytes) -> None:
+    """Route `relay`'s name as the mesh does for a trusted peer: to its listener, pinned."""
+    side.client.resolver.mesh_hook = lambda name: (
+        ResolvedServer(relay.federation_url, name, name, pinned_certificate=certificate)
+        if name == relay.server_name
+        else None
+    )
+
+
+async def test_pinned_certificate_is_trusted_with_tls_verified_and_no_ca_file(
+    relay_pair: tuple[RelayProcess, RelayProcess],
+) -> None:
+    """A trusted mesh peer is reached with verify_tls on and nothing configured: its
+    certificate, bound to its pinned key, is the only anchor."""
+    a, b = relay_pair
+    async with open_side(a, verify_tls=True, ca_file=None) as side:
+        _pin(side, b, _der(b))
+        body = await side.client.get_json(b.server_name, VERSION)
+        assert body["server"]["name"] == "edge-relay"
+        # The rest of federation keeps verify_tls: a's own listener, unpinned, is refused.
+        with pytest.raises(PeerUnreachable):
+            await side.client.get_json(a.server_name, VERSION)
+
+
+async def test_peer_presenting_another_certificate_than_the_pinned_one_gets_nothing(
+    relay_pair: tuple[RelayProcess, RelayProcess],
+) -> None:
+    """A host at a trusted peer's address with another certificate (even with verify_tls
+    off): the handshake fails, the request is never sent."""
+    a, b = relay_pair
+    for verify in (True, False):
+        async with open_side(a, verify_tls=verify) as side:
+            _pin(side, b, _der(a))
+            with pytest.raises(PeerUnreachable) as exc:
+                await side.client.put_json(b.server_name, "/_matrix/federation/v1/send/t1", {})
+            assert "CERTIFICATE" in exc.value.reason.upper()
 
 
 async def test_an_error_answer_is_a_remote_error(

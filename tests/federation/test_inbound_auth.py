@@ -18,6 +18,7 @@ from starlette.routing import Route
 from relay.federation.client import FederationClient
 from relay.federation.errors import RemoteError
 from relay.federation.inbound_auth import with_origin
+from relay.federation.peer_policy import PeerPolicy
 from relay.federation.request_auth import authorization_headers
 from relay.runtime.database import open_database
 from relay.runtime.http import json_response, make_app, read_json_body
@@ -180,8 +181,13 @@ async def test_signed_body_is_verified_and_replayed_to_the_handler(tmp_path: Pat
 
     app = make_app([Route("/_matrix/federation/v1/send/{txn}", with_origin(echo), methods=["PUT"])])
     async with open_local(tmp_path, net) as local:
-        app.state.services = SimpleNamespace(server_name=ME, keyring=local.keyring)
         config = fake_config(tmp_path)
+        app.state.services = SimpleNamespace(
+            server_name=ME,
+            keyring=local.keyring,
+            mesh_inbound_gate=None,
+            peer_policy=PeerPolicy(config, local.database),
+        )
         sender = FederationClient(
             dataclasses.replace(config, server_name=origin.name),
             origin.key,

@@ -32,10 +32,10 @@ from tests.federation.peers import (
     send_many,
     signing_key_of,
     transaction,
-    wait_until,
 )
 from tests.integration.conftest import RelayProcess
 from tests.integration.matrix_client import MatrixUser
+from tests.support import wait_until
 
 pytestmark = pytest.mark.integration
 

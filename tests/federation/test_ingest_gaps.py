@@ -31,10 +31,10 @@ from tests.federation.peers import (
     send_many,
     signing_key_of,
     transaction,
-    wait_until,
 )
-from tests.integration.conftest import RelayProcess, free_port, fresh_loopback, make_relay
+from tests.integration.conftest import RelayProcess, make_relay
 from tests.integration.matrix_client import MatrixUser
+from tests.support import free_port, fresh_loopback, wait_until
 from tools.faultproxy import FaultProxy
 
 pytestmark = pytest.mark.integration

@@ -14,6 +14,7 @@ import pytest
 from relay.config import ConfigError, config_from_dict
 from relay.events.room_versions import V10, V12
 from relay.events.signing import SignatureError, sign_event
+from relay.federation.resolver import ResolvedServer
 from relay.federation.server_keys import (
     MAX_KEY_VALIDITY_MS,
     KeyNotFound,
@@ -25,6 +26,7 @@ from store import keys as store_keys
 from tests.federation.conftest import open_side
 from tests.federation.fakes import DAY_MS, FakeNetwork, FakeServer, json_of, now_ms, open_local
 from tests.integration.conftest import RelayProcess
+from tests.support import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -101,6 +103,31 @@ async def test_an_unknown_key_id_is_refetched_once_then_refused(
                     b.server_name, "ed25519:nope", minimum_valid_until_ts=now_ms()
                 )
         assert side.client.statistics()["requests"] == 1
+
+
+async def test_a_new_route_lets_a_failed_server_be_asked_again_at_once(
+    relay_pair: tuple[RelayProcess, RelayProcess],
+) -> None:
+    """A LAN peer approved just after a failed fetch of its key (it had no route yet) is
+    asked at once, not after the refetch interval."""
+    a, b = relay_pair
+    b_key = read_signing_key(b.data_dir / "signing.key")
+    nowhere = ResolvedServer(f"https://{b.host}:{free_port(b.host)}", b.server_name, None)
+    async with open_side(a, verify_tls=False) as side:
+        await _forget(side, b.server_name)
+        side.client.resolver.mesh_hook = lambda name: nowhere if name == b.server_name else None
+        for _ in range(2):
+            with pytest.raises(KeyNotFound):
+                await side.keyring.get_verify_key(
+                    b.server_name, b_key.key_id, minimum_valid_until_ts=now_ms()
+                )
+        assert side.client.statistics()["requests"] == 1
+        side.client.resolver.mesh_hook = None
+        side.keyring.new_route(b.server_name)
+        await side.keyring.get_verify_key(
+            b.server_name, b_key.key_id, minimum_valid_until_ts=now_ms()
+        )
+        assert side.client.statistics()["requests"] == 2
 
 
 async def test_a_key_needed_beyond_its_validity_is_refused(

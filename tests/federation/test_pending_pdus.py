@@ -73,7 +73,7 @@ async def test_a_pdu_whose_key_is_missing_is_kept_then_accepted_when_retried(
     assert not await _in_room(api, event_id)
     [kept] = await _pending(api)
     assert (kept["event_id"], kept["origin"], kept["key_server"]) == (event_id, REMOTE, ELSEWHERE)
-    ingest = api.services.extra["ingest"]
+    ingest = api.services.ingest
     assert await ingest.retry_pending() == 0  # still no key: still kept
     assert [r["event_id"] for r in await _pending(api)] == [event_id]
 
@@ -87,7 +87,7 @@ async def test_a_kept_pdu_is_accepted_as_soon_as_its_servers_key_is_cached(
     api: ClientApi,
 ) -> None:
     event_id = await _erins_message_pushed_without_her_key(api)
-    ingest = api.services.extra["ingest"]
+    ingest = api.services.ingest
     assert api.services.keyring.on_keys_cached == ingest.keys_cached
     async with trio.open_nursery() as nursery:
         await nursery.start(ingest.serve_pending)

@@ -29,7 +29,7 @@ from relay.federation.resolver import (
     SrvRecord,
     order_srv_records,
 )
-from tests.integration.conftest import free_port, fresh_loopback
+from tests.support import free_port, fresh_loopback
 
 
 class WellKnownServer:

@@ -161,7 +161,7 @@ async def test_event_is_served_redacted_exactly_when_a_redaction_applies(
     api: ClientApi, remote: FederationClient, version: str
 ) -> None:
     room = await _room(api, version)
-    ingest = api.services.extra["ingest"]
+    ingest = api.services.ingest
     for event_id in room.redacted | room.intact | room.redactions:
         body = await remote.get_json(SERVER_NAME, f"{V1}/event/{event_id}")
         _check(room, body["pdus"], {event_id})

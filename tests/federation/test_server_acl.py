@@ -367,7 +367,7 @@ async def test_typing_from_a_denied_origin_is_ignored(setup: Setup, allowed: boo
     }
     r = await _send(setup.peer(allowed), [], [edu])
     assert (r.status_code, r.json()) == (200, {"pdus": {}})
-    typing = setup.api.services.extra["typing"].typing_in(setup.room_id)
+    typing = setup.api.services.typing.typing_in(setup.room_id)
     assert (user in typing) is allowed
 
 

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.image.vm import Disk, Vm, built_image, free_port
+from tests.image.vm import Disk, Vm, built_image
 from tests.integration.matrix_client import MatrixUser
+from tests.support import free_port
 from tools.synapse_harness import Synapse, ensure_synapse_installed
 
 pytestmark = [

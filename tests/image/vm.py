@@ -22,6 +22,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.support import free_port
+
 TOP = Path(__file__).resolve().parents[2]
 IMAGE_DIR = TOP / "firmware-image"
 BOOT_PARTITION = 1
@@ -86,12 +88,6 @@ def built_boot_partition(arch: str) -> Path:
     out = IMAGE_DIR / "build" / f"{arch}-boot"
     assert (out / "boot.img").is_file()
     return out
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

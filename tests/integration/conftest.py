@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,17 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support import free_port, fresh_loopback
+
+__all__ = ["free_port", "fresh_loopback"]
+
 RELAY = [sys.executable, "-m", "relay.cli"]
-
-
-def free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def fresh_loopback() -> str:
-    return f"127.0.{random.randint(1, 254)}.{random.randint(2, 254)}"
 
 
 def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

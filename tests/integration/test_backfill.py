@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 
 from tests.federation.conftest import relay_config
-from tests.federation.peers import membership_of, wait_until
+from tests.federation.peers import membership_of
 from tests.integration.conftest import RelayProcess
 from tests.integration.matrix_client import MatrixUser
+from tests.support import wait_until
 
 pytestmark = pytest.mark.integration
 

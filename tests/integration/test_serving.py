@@ -116,5 +116,5 @@ def test_user_add_while_running_and_status_counts(relay: RelayProcess) -> None:
     assert status["listeners"]["client"] == relay.client_url
     again = relay.cli("user", "add", "alice", "--password", "pw2", check=False)
     assert again.returncode == 1
-    assert "already exists" in again.stderr
+    assert "already taken" in again.stderr
     assert httpx.get(f"{relay.client_url}/health").status_code == 200

@@ -109,9 +109,10 @@ class MeshRelay:
     netns: str = ""
     address: str = ""
     proc: subprocess.Popen[bytes] | None = None
-    forwarder: subprocess.Popen[str] | None = None
     client_port: int = 0
     log_path: Path = field(init=False)
+    #: forwarders opened by `forward`
+    forwarders: list[subprocess.Popen[str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.netns, self.address = self.lab.add_node(self.name, self.host)
@@ -135,7 +136,6 @@ class MeshRelay:
             "127.0.0.1:8008",
             "--federation-listen",
             "0.0.0.0:8448",
-            "--no-verify-tls",
             "--mdns-interface",
             "eth0",
             *extra,
@@ -157,15 +157,20 @@ class MeshRelay:
     def verify_key(self) -> str:
         return json.loads(self.cli("status", "--json").stdout)["verify_key"]
 
-    def start(self) -> None:
-        self.forwarder = subprocess.Popen(
-            [sys.executable, "-m", "tests.mesh.nsforward", self.netns, "127.0.0.1", "8008"],
+    def forward(self, port: int) -> int:
+        """A local port forwarded to 127.0.0.1:`port` inside this relay's namespace."""
+        forwarder = subprocess.Popen(
+            [sys.executable, "-m", "tests.mesh.nsforward", self.netns, "127.0.0.1", str(port)],
             stdout=subprocess.PIPE,
             text=True,
             cwd=ROOT,
         )
-        assert self.forwarder.stdout is not None
-        self.client_port = int(self.forwarder.stdout.readline())
+        self.forwarders.append(forwarder)
+        assert forwarder.stdout is not None
+        return int(forwarder.stdout.readline())
+
+    def start(self) -> None:
+        self.client_port = self.forward(8008)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             ["ip", "netns", "exec", self.netns, *RELAY, "run", "--data-dir", str(self.data_dir)],
@@ -206,7 +211,7 @@ class MeshRelay:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def kill(self) -> None:
-        for proc in (self.proc, self.forwarder):
+        for proc in (self.proc, *self.forwarders):
             if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait()
@@ -219,13 +224,3 @@ def lab() -> Iterator[Lab]:
         yield lab
     finally:
         lab.close()
-
-
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.2) -> float:
-    """Poll until `predicate()` is truthy; return the seconds it took."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if predicate():
-            return time.monotonic() - start
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from tests.integration.matrix_client import MatrixUser
-from tests.mesh.conftest import ROOT, Lab, MeshRelay, wait_until
+from tests.mesh.conftest import ROOT, Lab, MeshRelay
+from tests.support import wait_until
 from tools.synapse_harness import Synapse, synapse_python
 
 SYNAPSE_CLIENT_PORT, SYNAPSE_FED_PORT = 8010, 8450
@@ -123,9 +124,11 @@ def kits(lab: Lab, tmp_path: Path) -> Iterator[Kits]:
     c = MeshRelay("c", lab, 3, tmp_path / "c", "c.mesh")
     synapse = NsSynapse(tmp_path / "synapse", "127.0.0.1", SYNAPSE_CLIENT_PORT, SYNAPSE_FED_PORT)
     synapse.netns = a.netns
-    a.init("--upstream", synapse.server_name)
-    b.init()
-    c.init()
+    # Kits as the appliance makes them: mesh.policy pinned (B and C reach Synapse only
+    # through A), TLS verified: A trusts the upstream's certificate through ca_file.
+    a.init("--upstream", synapse.server_name, "--mesh-policy", "pinned")
+    b.init("--mesh-policy", "pinned")
+    c.init("--mesh-policy", "pinned")
     for kit in (a, b, c):  # the kits list no trusted key server: the mesh is enough
         toml = tomllib.loads((kit.data_dir / "relay.toml").read_text())
         assert toml["federation"]["trusted_key_servers"] == {}
@@ -138,6 +141,8 @@ def kits(lab: Lab, tmp_path: Path) -> Iterator[Kits]:
     for key in ("federation_ip_range_blacklist", "ip_range_blacklist"):
         config[key] = [r for r in config[key] if r != "10.0.0.0/8"]
     path.write_text(json.dumps(config, indent=1))
+    upstream_ca = synapse.directory / "tls.crt"
+    a.edit_config(lambda t: t.replace('ca_file = ""', f'ca_file = "{upstream_ca}"'))
     try:
         synapse.start()
         for r in (a, b, c):

@@ -1,21 +1,27 @@
 """Three relays on a LAN (network namespaces + bridge): discovery, trust, gossip.
 
-One lab for the module; the tests run in order and build on each other:
-discovery (within 5 s) -> approval -> a shared room, a partition with 300 messages per
-relay, heal, convergence (within 30 s, every message exactly once) -> rogues.
+Every relay runs with default settings (TLS verification on) except approvals. One lab for
+the module; the tests run in order and build on each other: discovery (within 5 s) -> a
+request forging a pending peer's name changes nothing -> approval -> a shared room, a
+partition with 300 messages per relay, heal, convergence (within 30 s, every message
+exactly once) -> rogues -> a host replaying a trusted kit's key response.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.mesh.conftest import Lab, MeshRelay, wait_until
+from tests.mesh.conftest import ROOT, Lab, MeshRelay
+from tests.support import seconds_until, wait_until
 
 MESSAGES = 300
 TIMINGS: dict[str, float] = {}
@@ -52,7 +58,7 @@ def test_discovery_within_5_seconds(mesh: dict[str, MeshRelay]) -> None:
                 return False
         return True
 
-    TIMINGS["discovery_s"] = wait_until(everyone_sees_everyone, 5, "discovery")
+    TIMINGS["discovery_s"] = seconds_until(everyone_sees_everyone, 5, "discovery")
     a, b, c = mesh["a"], mesh["b"], mesh["c"]
     # Pinned by config: trusted at once. Unknown key: pending, with its fingerprint shown.
     wait_until(lambda: (a.peer("b.mesh") or {}).get("status") == "trusted", 5, "a trusts b")
@@ -62,6 +68,26 @@ def test_discovery_within_5_seconds(mesh: dict[str, MeshRelay]) -> None:
     assert len(row["fingerprint"]) == 64
     assert (b.peer("c.mesh") or {})["status"] == "pending"
     assert all(r["status"] == "pending" for r in c.peers())
+
+
+def test_forged_request_leaves_a_pending_peer_pending(mesh: dict[str, MeshRelay]) -> None:
+    """Anyone can put a pending kit's name in an X-Matrix header; only a request signed with
+    the key that kit served may get it rejected (the rogue below is that twin)."""
+    a, c = mesh["a"], mesh["c"]
+    assert (a.peer("c.mesh") or {})["status"] == "pending"
+    port = a.forward(8448)
+    key_id = a.peer("c.mesh")["key_id"]
+    forged = f'X-Matrix origin="c.mesh",destination="a.mesh",key="{key_id}",sig="{"A" * 86}"'
+    response = httpx.put(
+        f"https://127.0.0.1:{port}/_matrix/federation/v1/send/forged",
+        json={"origin": "c.mesh", "origin_server_ts": 1, "pdus": [], "edus": []},
+        headers={"Authorization": forged},
+        verify=False,
+    )
+    assert response.status_code == 401, response.text
+    row = a.peer("c.mesh")
+    assert row["status"] == "pending", row
+    assert c.address in row["address"]
 
 
 def test_operator_approves_with_the_cli(mesh: dict[str, MeshRelay]) -> None:
@@ -113,7 +139,7 @@ def test_partition_heal_converge(lab: Lab, mesh: dict[str, MeshRelay]) -> None:
     for t in threads:
         t.start()
     # While partitioned: a notices c is gone (well within 30 s).
-    TIMINGS["dead_peer_leaves_s"] = wait_until(
+    TIMINGS["dead_peer_leaves_s"] = seconds_until(
         lambda: a.peer("c.mesh")["reachable"] is False, 30, "a to mark c unreachable"
     )
     for t in threads:
@@ -123,7 +149,7 @@ def test_partition_heal_converge(lab: Lab, mesh: dict[str, MeshRelay]) -> None:
 
     lab.link("c", up=True)
     healed = time.monotonic()
-    TIMINGS["healed_peer_returns_s"] = wait_until(
+    TIMINGS["healed_peer_returns_s"] = seconds_until(
         lambda: a.peer("c.mesh")["reachable"] is True, 15, "a to see c again"
     )
     expected = {"hello all"} | {
@@ -205,3 +231,73 @@ def test_rogues_get_nothing_and_change_nothing(
     finally:
         for r in rogues:
             r.kill()
+
+
+def test_replaying_impostor_is_rejected_and_gets_nothing(
+    lab: Lab, mesh: dict[str, MeshRelay], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A LAN host serves b's own (public, validly signed) key response from its address and
+    announces b's name, key id and fingerprint. It cannot present b's certificate, which
+    b's signed response lists: a and c judge it rejected, b stays trusted at its address,
+    and the impostor receives nothing but key fetches and liveness probes."""
+    a, b, c = mesh["a"], mesh["b"], mesh["c"]
+    users = SHARED["users"]
+    room_id = SHARED["room"]
+    work = tmp_path_factory.mktemp("impostor")
+    ns, address = lab.add_node("f", 6)
+    b_before = a.peer("b.mesh", b.address)
+    impostor = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            sys.executable,
+            "-m",
+            "tests.mesh.impostor",
+            f"https://{b.address}:8448",
+            address,
+            str(work),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert impostor.stdout is not None
+        assert impostor.stdout.readline().strip() == "ready"
+        for watcher in (a, c):
+            wait_until(
+                lambda w=watcher: (w.peer("b.mesh", address) or {}).get("status") == "rejected",
+                20,
+                f"{watcher.name} to reject the impostor",
+            )
+            assert "replay" in watcher.peer("b.mesh", address)["reason"]
+        b_after = a.peer("b.mesh", b.address)
+        assert b_after["status"] == "trusted"
+        assert (b_after["address"], b_after["fingerprint"]) == (
+            b_before["address"],
+            b_before["fingerprint"],
+        )
+        users["alice"].send(room_id, "while the impostor listens")
+        users["carol"].send(room_id, "carol too")
+        for u in ("bob", "carol", "alice"):
+            users[u].wait_for_bodies(
+                room_id, {"while the impostor listens", "carol too"}, timeout=15
+            )
+        # Three more liveness probes of it (and gossip rounds meanwhile), then: what did
+        # the impostor get?
+        log_path = work / "requests.log"
+
+        def probes() -> int:
+            return log_path.read_text().count("GET /health")
+
+        seen = probes()
+        wait_until(lambda: probes() >= seen + 3, 30, "three more probes of the impostor")
+        received = (work / "requests.log").read_text().splitlines()
+        assert any(line.startswith("GET /_matrix/key/v2/server") for line in received)
+        allowed = ("GET /_matrix/key/v2/server unsigned", "GET /health unsigned")
+        assert [line for line in received if line not in allowed] == []
+    finally:
+        impostor.kill()
+        impostor.wait()

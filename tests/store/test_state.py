@@ -77,3 +77,36 @@ def test_state_before_and_after_event(conn: sqlite3.Connection) -> None:
     assert state.get_state_before(conn, "$msg") == state.get_state_after(conn, "$msg") == after
     assert state.get_state_before(conn, "$unknown") is None
     assert state.get_event_state_groups(conn, "$unknown") is None
+
+
+def test_record_event_state_writes_deltas_over_the_prev_events_state(
+    conn: sqlite3.Connection,
+) -> None:
+    """Local and remote events alike: the state before an event is a delta over the state
+    after its prev event (the remote path used to write a full copy per event)."""
+    first = {CREATE: "$create"}
+    with db.write(conn):
+        b1, a1 = state.record_event_state(
+            conn,
+            room_id=ROOM,
+            event_id="$pl",
+            prev_event_ids=["$create"],
+            state_before=first,
+            state_key=POWER,
+        )
+        b2, a2 = state.record_event_state(
+            conn,
+            room_id=ROOM,
+            event_id="$msg",
+            prev_event_ids=["$unknown", "$pl"],
+            state_before={**first, POWER: "$pl"},
+            state_key=None,
+        )
+    assert state.get_state_after(conn, "$pl") == {CREATE: "$create", POWER: "$pl"}
+    assert a1 != b1
+    # The message changed nothing: its state before is the power levels' state after,
+    # shared, not stored again.
+    assert b2 == a2 == a1
+    assert state.get_state_before(conn, "$msg") == {CREATE: "$create", POWER: "$pl"}
+    row = conn.execute("SELECT prev_group FROM state_groups WHERE id = ?", (a1,)).fetchone()
+    assert row[0] == b1

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import RelayProcess, free_port, make_relay
+from tests.integration.conftest import RelayProcess, make_relay
 from tests.integration.matrix_client import MatrixUser
+from tests.support import free_port
 from tools.synapse_harness import Synapse, ensure_synapse_installed
 
 

@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import RelayProcess, free_port, fresh_loopback, make_relay
+from tests.integration.conftest import RelayProcess, make_relay
 from tests.integration.matrix_client import MatrixUser
+from tests.support import free_port, fresh_loopback
 from tests.synapse.conftest import fresh_synapse
 from tools.faultproxy import FaultProxy
 from tools.synapse_harness import Synapse

@@ -5,7 +5,8 @@ Reads `relay-provision.toml` from the boot partition (FAT, readable on any PC), 
 - sets the hostname (`hostname = ...`, or `edge-relay-<6 hex of the machine id>` if the image's
   default `edge-relay` is still in place);
 - creates the relay on the data partition with `relay init` (server name from the file or
-  `<hostname>.local`, upstream, listeners), into a scratch directory renamed into place only
+  `<hostname>.local`, upstream, listeners, `mesh.policy` "pinned" unless the file says
+  `mesh_policy = "open"`), into a scratch directory renamed into place only
   when complete: a power cut leaves either no relay or a whole one, and an existing relay (its
   signing key above all) is never regenerated;
 - creates the admin user with `relay user add --admin --password-stdin` (the password
@@ -41,12 +42,14 @@ PROVISION_FILE = "relay-provision.toml"
 PASSWORD_FILE = "relay-admin-password.txt"
 RELAY = "/opt/edge-relay/venv/bin/relay"
 DEFAULT_HOSTNAME = "edge-relay"
+DEFAULT_MESH_POLICY = "pinned"
 TOP_KEYS = {
     "hostname",
     "server_name",
     "upstream",
     "upstream_url",
     "verify_tls",
+    "mesh_policy",
     "client_listen",
     "federation_listen",
     "admin",
@@ -191,6 +194,9 @@ def init_relay(cfg: dict[str, Any], hostname: str) -> None:
         args += ["--upstream-url", str(cfg["upstream_url"])]
     if cfg.get("verify_tls") is False:
         args.append("--no-verify-tls")
+    # A box on a network it does not control federates only with servers it was told
+    # about or approved (README, mesh.policy); `mesh_policy = "open"` opts out.
+    args += ["--mesh-policy", str(cfg.get("mesh_policy", DEFAULT_MESH_POLICY))]
     done = run(*args)
     if done.returncode != 0:
         raise ProvisionError(f"relay init failed: {done.stderr.strip()}")
