@@ -7,9 +7,10 @@ BIN := $(VENV)/bin
 DATA_DIR ?= relay-data
 SERVER_NAME ?= localhost
 STAMP := $(VENV)/.installed
-# Real Matrix clients for tests/interop/: matrix-nio in the venv, matrix-js-sdk (37.0.0,
-# the last release for Node 20) in tools/clients/node_modules. The stamp lives in
-# node_modules so deleting it reinstalls.
+# Real Matrix clients for tests/interop/: matrix-nio in the venv, matrix-js-sdk (37.0.0)
+# in tools/clients/node_modules, and matrix-js-sdk 37.5.0 (the newest for Node 20 that
+# speaks Simplified Sliding Sync) in tools/clients/sliding/node_modules. The stamp lives
+# in node_modules so deleting it reinstalls.
 CLIENTS_DIR := tools/clients
 CLIENTS_STAMP := $(CLIENTS_DIR)/node_modules/.installed
 # The [e2e] extra brings vodozemac (wheels; no libolm needed) for the E2EE tests.
@@ -29,7 +30,7 @@ WEB_SOURCES := $(WEB_DIR)/package.json $(WEB_DIR)/package-lock.json $(WEB_DIR)/b
 # Where `make run` serves the web client (relay init's default client listener).
 CLIENT_LISTEN ?= 127.0.0.1:8008
 
-.PHONY: run test setup clients synapse bench lint format clean image image-test image-e2e webclient bench-lowband
+.PHONY: fuzz run test setup clients synapse bench lint format clean image image-test image-e2e webclient bench-lowband
 
 # Host packages (Debian, apt, as root): tools/host/packages.txt is the one list; deps.sh
 # installs what a group needs and is missing.
@@ -46,10 +47,12 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 setup: $(STAMP)
 
-$(CLIENTS_STAMP): $(STAMP) $(CLIENTS_DIR)/package.json $(CLIENTS_DIR)/package-lock.json
+$(CLIENTS_STAMP): $(STAMP) $(CLIENTS_DIR)/package.json $(CLIENTS_DIR)/package-lock.json \
+		$(CLIENTS_DIR)/sliding/package.json $(CLIENTS_DIR)/sliding/package-lock.json
 	@$(HOST_DEPS) test
 	$(BIN)/python -m pip install -q '$(MATRIX_NIO)'
 	cd $(CLIENTS_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	cd $(CLIENTS_DIR)/sliding && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 clients: $(CLIENTS_STAMP)
@@ -103,6 +106,14 @@ test: setup clients synapse webclient
 	RELAY_IMAGE_TEST=1 RELAY_HOST_GROUPS="$(TEST_HOST_GROUPS)" \
 	  $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
+# The fuzzers of `make test` (client and federation endpoints, multipart media answers),
+# run longer: FUZZ_EXAMPLES examples of each kind.
+FUZZ_EXAMPLES ?= 1000
+fuzz: setup
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -p no:cacheprovider \
+	  tests/client/test_fuzz_bad_input.py tests/federation/test_fuzz_federation.py \
+	  tests/media/test_multipart_fuzz.py
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -123,10 +134,10 @@ clean:
 # themselves (root).
 ARCH ?= amd64
 
-image: setup
+image: setup webclient
 	firmware-image/build.sh $(ARCH)
 
-image-test: setup
+image-test: setup webclient
 	@$(HOST_DEPS) image-$(ARCH)
 	RELAY_IMAGE_TEST=1 RELAY_IMAGE_ARCH=$(ARCH) \
 	  $(BIN)/python -m pytest -q -s tests/image

@@ -5,7 +5,8 @@ The map, bottom to top (a package imports only packages above it in this list, a
 
 - `events/`: the pure Matrix event model (canonical JSON, ids, hashes, signing, redaction,
   room versions, auth rules, state resolution, server ACLs). No I/O.
-- `errors.py`, `config.py`: Matrix errors (one exception per errcode); the configuration.
+- `errors.py`, `config/`: Matrix errors (one exception per errcode); the configuration
+  (one table of settings, `config/table.py`, drives parsing, `relay init` and the README).
 - `runtime/`: plumbing: database access from trio, the HTTP edge, identity on disk,
   notifier, rate limits, metrics counters, housekeeping, systemd notifications.
 - `rooms/`: the rooms core: local and remote events into the graph, reads, visibility,

@@ -56,12 +56,18 @@ def user_id_for(identifier: str, server_name: str) -> str | None:
 
 
 class Accounts:
-    def __init__(self, database: Database, server_name: str) -> None:
+    def __init__(
+        self,
+        database: Database,
+        server_name: str,
+        *,
+        on_devices_deleted: Callable[[str, list[str]], Awaitable[None]] | None = None,
+    ) -> None:
         self.database = database
         self.server_name = server_name
-        #: Called with (user_id, device_ids) after devices were deleted (set by node.py:
-        #: their keys and messages go, other servers hear of it).
-        self.on_devices_deleted: Callable[[str, list[str]], Awaitable[None]] | None = None
+        #: Called with (user_id, device_ids) after devices were deleted: their keys and
+        #: messages go, other servers hear of it.
+        self.on_devices_deleted = on_devices_deleted
 
     async def devices_deleted(self, user_id: str, device_ids: list[str]) -> None:
         """Tell the rest of the relay that devices were deleted outside this class (the

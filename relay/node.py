@@ -54,6 +54,7 @@ from relay.sync.builder import SyncService
 from relay.sync.devices import DeviceSync
 from relay.sync.presence import PresenceService
 from relay.sync.receipts import ReceiptService
+from relay.sync.sliding import SlidingSyncService
 from relay.sync.typing_notices import TypingService
 from relay.web.chat_client import chat_client_built
 from relay.web.metrics import RequestMetrics, metrics_app
@@ -127,22 +128,27 @@ async def build_services(config: Config, database: Database, signing_key: Signin
         config, signing_key, timeout=config.request_timeout_seconds
     )
     rooms = RoomService(database, config.server_name, signing_key, notifier)
-    accounts = Accounts(database, config.server_name)
-    # What /sync gathers.
-    typing = TypingService(notifier)
-    presence = PresenceService(database, notifier)
-    sync = SyncService(database, rooms, notifier, typing, presence)
-    # End-to-end encryption, and its part of /sync.
+    # End-to-end encryption.
     device_lists = DeviceLists(database, rooms, notifier, config.server_name)
     e2ee_keys = E2eKeys(database, device_lists, config.server_name)
     to_device = ToDevice(database, rooms, notifier, config.server_name)
-    sync.devices = DeviceSync(e2ee_keys, device_lists, to_device)
 
     async def devices_deleted(user_id: str, device_ids: list[str]) -> None:
         await to_device.forget_devices(user_id, device_ids)
         await device_lists.local_changed(user_id, device_ids, deleted=True)
 
-    accounts.on_devices_deleted = devices_deleted
+    accounts = Accounts(database, config.server_name, on_devices_deleted=devices_deleted)
+    # What /sync gathers, the device section included.
+    typing = TypingService(notifier)
+    presence = PresenceService(database, notifier)
+    sync = SyncService(
+        database,
+        rooms,
+        notifier,
+        typing,
+        presence,
+        devices=DeviceSync(e2ee_keys, device_lists, to_device),
+    )
     limits = config.rate_limits
     services = Services(
         config=config,
@@ -162,9 +168,10 @@ async def build_services(config: Config, database: Database, signing_key: Signin
         ),
         typing=typing,
         presence=presence,
-        receipts=ReceiptService(database, notifier),
+        receipts=ReceiptService(database, notifier, edu_sink=rooms.send_edu),
         account_data=AccountDataService(database, notifier),
         sync=sync,
+        sliding_sync=SlidingSyncService(sync),
         device_lists=device_lists,
         e2ee_keys=e2ee_keys,
         to_device=to_device,
@@ -203,7 +210,6 @@ def _add_federation_services(services: Services) -> None:
     )
     services.keyring.on_keys_cached = ingest.keys_cached
     services.device_lists.remote = FederationRemoteKeys(services)
-    services.receipts.edu_sink = services.rooms.send_edu
     services.rooms.outbox_listener = sender.check_backlog
 
 

@@ -19,7 +19,14 @@ import pytest
 from xdist.scheduler import LoadScopeScheduling
 
 IMAGE_DIR = "tests/image/"
-SLOW_FIRST = (IMAGE_DIR, "tests/synapse/", "tests/mesh/", "tests/integration/", "tests/interop/")
+SLOW_FIRST = (
+    IMAGE_DIR,
+    "tests/synapse/",
+    "tests/mesh/",
+    "tests/integration/",
+    "tests/interop/",
+    "tests/web/",
+)
 
 
 def _scope(nodeid: str) -> str:

@@ -74,6 +74,23 @@ const HYDROGEN_FIXES = [
             'avatar\n    });\n    roomBeingCreated.then((created) => this.navigation.push("room", ' +
             "this._session.roomsBeingCreated.get(created.id) ? created.id : created.roomId));",
     },
+    {
+        // A picture being sent with no thumbnail of its own (a small one) had the URL
+        // `undefined`: the browser asked the relay for /undefined. Preview the picture itself.
+        why: "a small picture being sent previews itself",
+        find: 'return attachment && attachment.localPreview.url;',
+        replace:
+            "const preview = attachment || this._entry.pendingEvent.getAttachment(\"url\");\n" +
+            '      return preview ? preview.localPreview.url : "";',
+    },
+    {
+        // With no service worker (a browser that gives none to a plain-HTTP LAN origin),
+        // loading a session threw on `updateService` (the worker's handler) being null.
+        why: "a session loads without a service worker",
+        find: "this._platform.updateService.updateAuthData(",
+        replace: "this._platform.updateService?.updateAuthData(",
+        times: 2,
+    },
 ];
 
 const hydrogenFixes = {
@@ -82,10 +99,10 @@ const hydrogenFixes = {
         build.onLoad({ filter: /hydrogen-view-sdk[\\/]lib-build[\\/]hydrogen\.es\.js$/ }, (args) => {
             let code = readFileSync(args.path, "utf8");
             for (const fix of HYDROGEN_FIXES) {
-                if (code.split(fix.find).length !== 2) {
+                if (code.split(fix.find).length !== (fix.times ?? 1) + 1) {
                     throw new Error(`Hydrogen fix no longer applies: ${fix.why}`);
                 }
-                code = code.replace(fix.find, fix.replace);
+                code = code.replaceAll(fix.find, fix.replace);
             }
             return { contents: code, loader: "js" };
         });
@@ -100,6 +117,8 @@ const result = await esbuild.build({
     target: ["es2020"],
     outdir: assets,
     entryNames: "[name]-[hash]",
+    chunkNames: "[name]-[hash]",
+    splitting: true,
     assetNames: "[name]-[hash]",
     publicPath: "/assets",
     loader: { ".woff": "file", ".woff2": "file", ".svg": "file", ".png": "file" },
@@ -126,6 +145,12 @@ const index = readFileSync(join(here, "src", "index.html"), "utf8")
     .replaceAll("{{MAIN_CSS}}", `/assets/${mainCss}`);
 writeFileSync(join(out, "index.html"), index);
 writeFileSync(join(out, "sw.js"), readFileSync(join(modules, "hydrogen-view-sdk", "lib-build", "sw.js")));
+
+// The theme names each Inter face twice, WOFF2 then WOFF; every browser that runs this app
+// takes the WOFF2, so the WOFF copies (2.6 MB) are not shipped.
+for (const name of readdirSync(assets)) {
+    if (name.endsWith(".woff")) rmSync(join(assets, name));
+}
 
 const COMPRESS = new Set([".html", ".js", ".css", ".svg", ".wasm", ".json", ".txt"]);
 function compressAll(dir) {

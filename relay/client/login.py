@@ -11,15 +11,12 @@ from starlette.responses import Response
 
 from relay.accounts import Requester, user_id_for
 from relay.client.auth import services_of
+from relay.client.public_url import client_base_url
 from relay.client.route import ClientRoute
 from relay.errors import BadJson, Forbidden, InvalidParam, MissingParam, Unknown
 from relay.runtime.http import json_response, read_json_object
 
 LOGIN_FLOWS = [{"type": "m.login.password"}]
-
-
-def _base_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/") + "/"
 
 
 async def get_login_flows(request: Request) -> Response:
@@ -59,7 +56,7 @@ async def login(request: Request) -> Response:
     if user_id is None or not await services.accounts.check_password(user_id, password):
         raise Forbidden("Invalid username or password")
     session = await services.accounts.login(user_id, device_id, display_name)
-    base = _base_url(request)
+    base = client_base_url(request, services_of(request).config)
     return json_response(
         {
             "user_id": session.user_id,

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from relay.accounts import PROFILE_FIELDS, Requester
+from relay.client.public_url import client_base_url
 from relay.client.route import ClientRoute
 from relay.events.room_versions import DEFAULT_ROOM_VERSION, KNOWN_ROOM_VERSIONS
 from relay.runtime.http import json_response
@@ -45,7 +46,7 @@ async def get_capabilities(request: Request, requester: Requester) -> Response:
 
 async def get_wellknown(request: Request) -> Response:
     """# `GET /.well-known/matrix/client`"""
-    base_url = str(request.base_url).rstrip("/")
+    base_url = client_base_url(request, request.app.state.services.config)
     return json_response({"m.homeserver": {"base_url": base_url}})
 
 

@@ -130,7 +130,8 @@ EDU_HANDLERS: dict[str, Callable[[Services, str, dict[str, Any]], Awaitable[None
 
 
 async def handle_edu(services: Services, origin: str, edu: dict[str, Any]) -> None:
-    handler = EDU_HANDLERS.get(edu.get("edu_type", ""))
+    edu_type = edu.get("edu_type")
+    handler = EDU_HANDLERS.get(edu_type) if isinstance(edu_type, str) else None
     content = edu.get("content")
     if handler is None or not isinstance(content, dict):
         return

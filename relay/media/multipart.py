@@ -114,9 +114,12 @@ class MultipartReader:
                     self._check_head_size()
                     return out
                 try:
-                    self.metadata = parse_json_strict(self._buffer[:index] or b"{}")
+                    metadata = parse_json_strict(self._buffer[:index] or b"{}")
                 except ValueError:
                     raise MultipartError("the first part is not JSON") from None
+                if not isinstance(metadata, dict):
+                    raise MultipartError("the first part is not a JSON object")
+                self.metadata = metadata
                 self._buffer = self._buffer[index + len(self._delimiter) + 2 :]
                 self._state = "file_head"
             elif self._state == "file_body":

@@ -34,11 +34,17 @@ MARKER_TYPES = ("m.fully_read", *RECEIPT_TYPES)
 
 
 class ReceiptService:
-    def __init__(self, database: Database, notifier: Notifier) -> None:
+    def __init__(
+        self,
+        database: Database,
+        notifier: Notifier,
+        *,
+        edu_sink: Callable[[str, str, dict[str, Any]], Awaitable[None]] | None = None,
+    ) -> None:
         self.database = database
         self.notifier = notifier
-        #: Sends public receipts to the other servers in the room (set by node.py).
-        self.edu_sink: Callable[[str, str, dict[str, Any]], Awaitable[None]] | None = None
+        #: Sends public receipts to the other servers in the room.
+        self.edu_sink = edu_sink
 
     async def set_markers(
         self,

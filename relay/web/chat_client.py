@@ -5,7 +5,7 @@ The files are built by `make` (web/build.mjs) into `chat_client_build/` beside t
 media requests) keep their names and are revalidated on every load (`no-cache` + ETag); every
 file under `assets/` has a hash of its bytes in its name and is cached for a year as
 immutable. A text file's `.gz` twin, made at build time, is sent to a browser that accepts
-gzip (nothing is compressed per request). Only files present at start are served: a request
+gzip (nothing is compressed per request). Only files of the build's index are served: a request
 names an entry of that index, never a path on disk.
 
 The pages run under a Content-Security-Policy that allows nothing but this origin:
@@ -105,10 +105,26 @@ def index_build(build_dir: Path = BUILD_DIR) -> dict[str, StaticFile]:
 
 
 class ChatClient:
-    """The routes that serve one build's files."""
+    """The routes that serve the build's files. A rebuild while the relay runs (`make
+    webclient`) is picked up: the index is made again when index.html changed."""
 
     def __init__(self, build_dir: Path = BUILD_DIR) -> None:
-        self.files = index_build(build_dir)
+        self.build_dir = build_dir
+        self._built_at = self._index_mtime()
+        self._files = index_build(build_dir)
+
+    def _index_mtime(self) -> int | None:
+        try:
+            return (self.build_dir / "index.html").stat().st_mtime_ns
+        except OSError:
+            return None
+
+    @property
+    def files(self) -> dict[str, StaticFile]:
+        built_at = self._index_mtime()
+        if built_at != self._built_at:
+            self._built_at, self._files = built_at, index_build(self.build_dir)
+        return self._files
 
     def routes(self) -> list[Route]:
         return [
@@ -119,9 +135,10 @@ class ChatClient:
         ]
 
     async def index(self, request: Request) -> Response:
-        if "/index.html" not in self.files:
+        page = self.files.get("/index.html")
+        if page is None:
             return PlainTextResponse(NOT_BUILT, status_code=404, headers=_common_headers())
-        return await self._send(request, self.files["/index.html"])
+        return await self._send(request, page)
 
     async def service_worker(self, request: Request) -> Response:
         return await self._send(request, self._file("/sw.js"))
@@ -132,7 +149,7 @@ class ChatClient:
     def _file(self, url: str) -> StaticFile:
         found = self.files.get(url)
         if found is None:
-            raise Unrecognized("Unrecognized request", status=404)
+            raise Unrecognized("Unrecognized request")
         return found
 
     async def _send(self, request: Request, file: StaticFile) -> Response:

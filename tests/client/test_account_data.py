@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.client.conftest import ClientApi
-from tests.client.sync_helpers import V3, create_room, join, sync, uid
+from tests.client.helpers import V3, create_room, join, sync, uid
 
 
 async def test_global_account_data_round_trips_and_syncs(api: ClientApi) -> None:

@@ -7,16 +7,11 @@ from typing import Any
 from urllib.parse import quote
 
 from tests.client.conftest import SERVER_NAME, ClientApi
+from tests.client.helpers import create_room
 
 V3 = "/_matrix/client/v3"
 ALICE = f"@alice:{SERVER_NAME}"
 BOB = f"@bob:{SERVER_NAME}"
-
-
-async def _room(api: ClientApi, headers: dict[str, str], **body: Any) -> str:
-    r = await api.http.post(f"{V3}/createRoom", headers=headers, json=body)
-    assert r.status_code == 200, r.text
-    return r.json()["room_id"]
 
 
 def _alias_path(alias: str) -> str:
@@ -25,7 +20,7 @@ def _alias_path(alias: str) -> str:
 
 async def test_alias_create_resolve_delete(api: ClientApi) -> None:
     alice = await api.login("alice")
-    room_id = await _room(api, alice)
+    room_id = await create_room(api, alice)
     alias = f"#ops:{SERVER_NAME}"
     r = await api.http.put(_alias_path(alias), headers=alice, json={"room_id": room_id})
     assert r.status_code == 200, r.text
@@ -43,7 +38,7 @@ async def test_alias_create_resolve_delete(api: ClientApi) -> None:
 
 async def test_existing_alias_is_a_409_conflict(api: ClientApi) -> None:
     alice = await api.login("alice")
-    room_id = await _room(api, alice, room_alias_name="taken")
+    room_id = await create_room(api, alice, room_alias_name="taken")
     r = await api.http.put(
         _alias_path(f"#taken:{SERVER_NAME}"), headers=alice, json={"room_id": room_id}
     )
@@ -53,7 +48,7 @@ async def test_existing_alias_is_a_409_conflict(api: ClientApi) -> None:
 
 async def test_remote_or_malformed_alias_is_an_invalid_param(api: ClientApi) -> None:
     alice = await api.login("alice")
-    room_id = await _room(api, alice)
+    room_id = await create_room(api, alice)
     for alias in ("#ops:elsewhere.test", "ops"):
         r = await api.http.put(_alias_path(alias), headers=alice, json={"room_id": room_id})
         assert r.status_code == 400, alias
@@ -63,7 +58,7 @@ async def test_remote_or_malformed_alias_is_an_invalid_param(api: ClientApi) -> 
 async def test_alias_needs_membership_and_a_known_room(api: ClientApi) -> None:
     alice = await api.login("alice")
     eve = await api.login("eve")
-    room_id = await _room(api, alice)
+    room_id = await create_room(api, alice)
     r = await api.http.put(
         _alias_path(f"#eve:{SERVER_NAME}"), headers=eve, json={"room_id": room_id}
     )
@@ -79,7 +74,7 @@ async def test_alias_needs_membership_and_a_known_room(api: ClientApi) -> None:
 async def test_alias_deletion_by_creator_or_room_admin_only(api: ClientApi) -> None:
     alice = await api.login("alice")
     bob = await api.login("bob")
-    room_id = await _room(api, alice, preset="public_chat")
+    room_id = await create_room(api, alice, preset="public_chat")
     await api.http.post(f"{V3}/rooms/{room_id}/join", headers=bob, json={})
     bobs = f"#bobs:{SERVER_NAME}"
     alices = f"#alices:{SERVER_NAME}"
@@ -99,10 +94,10 @@ async def test_alias_deletion_by_creator_or_room_admin_only(api: ClientApi) -> N
 
 async def test_public_rooms_lists_only_published_rooms(api: ClientApi) -> None:
     alice = await api.login("alice")
-    public = await _room(
+    public = await create_room(
         api, alice, visibility="public", name="Lobby", topic="say hi", room_alias_name="lobby"
     )
-    await _room(api, alice, name="Secret")
+    await create_room(api, alice, name="Secret")
     r = await api.http.get(f"{V3}/publicRooms")
     assert r.status_code == 200, r.text
     body = r.json()
@@ -121,8 +116,8 @@ async def test_public_rooms_lists_only_published_rooms(api: ClientApi) -> None:
 
 async def test_public_rooms_search_and_pagination(api: ClientApi) -> None:
     alice = await api.login("alice")
-    rooms = [await _room(api, alice, visibility="public", name=f"Room {i}") for i in range(3)]
-    await _room(api, alice, visibility="public", name="Other", topic="about cheese")
+    rooms = [await create_room(api, alice, visibility="public", name=f"Room {i}") for i in range(3)]
+    await create_room(api, alice, visibility="public", name="Other", topic="about cheese")
     r = await api.http.post(
         f"{V3}/publicRooms", headers=alice, json={"filter": {"generic_search_term": "CHEESE"}}
     )
@@ -146,7 +141,7 @@ async def test_public_rooms_search_and_pagination(api: ClientApi) -> None:
 async def test_room_directory_visibility(api: ClientApi) -> None:
     alice = await api.login("alice")
     bob = await api.login("bob")
-    room_id = await _room(api, alice, preset="public_chat")
+    room_id = await create_room(api, alice, preset="public_chat")
     path = f"{V3}/directory/list/room/{room_id}"
     assert (await api.http.get(path)).json() == {"visibility": "private"}
     await api.http.post(f"{V3}/rooms/{room_id}/join", headers=bob, json={})
@@ -171,9 +166,9 @@ async def test_user_directory_finds_users_sharing_a_room_or_in_public_rooms(
     await api.http.put(
         f"{V3}/profile/{BOB}/displayname", headers=bob, json={"displayname": "Bobby Tables"}
     )
-    private = await _room(api, alice, invite=[BOB])
+    private = await create_room(api, alice, invite=[BOB])
     await api.http.post(f"{V3}/rooms/{private}/join", headers=bob, json={})
-    public = await _room(api, carol, preset="public_chat")
+    public = await create_room(api, carol, preset="public_chat")
     assert public
 
     async def search(term: str, limit: int = 10) -> dict[str, Any]:

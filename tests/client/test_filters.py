@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.client.conftest import ClientApi
-from tests.client.sync_helpers import V3, bodies, create_room, join, send, sync, timeline, uid
+from tests.client.helpers import V3, bodies, create_room, join, send, sync, timeline, uid
 
 
 async def test_filter_round_trips_and_is_usable_by_id(api: ClientApi) -> None:

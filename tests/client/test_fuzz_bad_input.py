@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from typing import Any
 from urllib.parse import quote
 
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 from tests.client.conftest import SERVER_NAME, ClientApi
 
 V3 = "/_matrix/client/v3"
-EXAMPLES = 50
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "50"))
 
 scalars = (
     st.none()

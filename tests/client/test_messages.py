@@ -9,24 +9,9 @@ from typing import Any
 import pytest
 
 from tests.client.conftest import SERVER_NAME, ClientApi
+from tests.client.helpers import create_room, send
 
 V3 = "/_matrix/client/v3"
-
-
-async def _room(api: ClientApi, headers: dict[str, str], **body: Any) -> str:
-    r = await api.http.post(f"{V3}/createRoom", headers=headers, json=body)
-    assert r.status_code == 200, r.text
-    return r.json()["room_id"]
-
-
-async def _send(api: ClientApi, headers: dict[str, str], room_id: str, body: str, **extra) -> str:
-    r = await api.http.put(
-        f"{V3}/rooms/{room_id}/send/{extra.pop('type', 'm.room.message')}/{body}",
-        headers=headers,
-        json={"msgtype": "m.text", "body": body, **extra},
-    )
-    assert r.status_code == 200, r.text
-    return r.json()["event_id"]
 
 
 async def _messages(api: ClientApi, headers: dict[str, str], room_id: str, **params: Any):
@@ -58,8 +43,8 @@ async def test_back_pagination_reaches_create_event_with_every_message_once(
     api: ClientApi, version: str
 ) -> None:
     alice = await api.login("alice")
-    room_id = await _room(api, alice, room_version=version, name="history")
-    sent = [await _send(api, alice, room_id, f"m{i}") for i in range(23)]
+    room_id = await create_room(api, alice, room_version=version, name="history")
+    sent = [await send(api, alice, room_id, f"m{i}") for i in range(23)]
     events, pages = await _page_all(api, alice, room_id, "b", 5)
     ids = [e["event_id"] for e in events]
     assert pages > 4
@@ -71,8 +56,8 @@ async def test_back_pagination_reaches_create_event_with_every_message_once(
 
 async def test_forward_pagination_from_the_start_is_oldest_first(api: ClientApi) -> None:
     alice = await api.login("alice")
-    room_id = await _room(api, alice)
-    sent = [await _send(api, alice, room_id, f"m{i}") for i in range(7)]
+    room_id = await create_room(api, alice)
+    sent = [await send(api, alice, room_id, f"m{i}") for i in range(7)]
     events, _ = await _page_all(api, alice, room_id, "f", 4)
     assert events[0]["type"] == "m.room.create"
     assert [e["event_id"] for e in events if e["event_id"] in sent] == sent
@@ -82,11 +67,11 @@ async def test_forward_pagination_from_the_start_is_oldest_first(api: ClientApi)
 
 async def test_forward_from_a_back_token_returns_the_newer_events(api: ClientApi) -> None:
     alice = await api.login("alice")
-    room_id = await _room(api, alice)
-    first = await _send(api, alice, room_id, "first")
+    room_id = await create_room(api, alice)
+    first = await send(api, alice, room_id, "first")
     r = await _messages(api, alice, room_id, dir="b", limit=1)
     token = r.json()["start"]
-    later = [await _send(api, alice, room_id, f"later{i}") for i in range(3)]
+    later = [await send(api, alice, room_id, f"later{i}") for i in range(3)]
     r = await _messages(api, alice, room_id, dir="f", **{"from": token})
     body = r.json()
     assert [e["event_id"] for e in body["chunk"]] == later
@@ -97,11 +82,11 @@ async def test_forward_from_a_back_token_returns_the_newer_events(api: ClientApi
 
 async def test_to_token_bounds_a_page(api: ClientApi) -> None:
     alice = await api.login("alice")
-    room_id = await _room(api, alice)
-    await _send(api, alice, room_id, "old")
+    room_id = await create_room(api, alice)
+    await send(api, alice, room_id, "old")
     r = await _messages(api, alice, room_id, dir="b", limit=1)
     boundary = r.json()["start"]
-    new = [await _send(api, alice, room_id, f"new{i}") for i in range(3)]
+    new = [await send(api, alice, room_id, f"new{i}") for i in range(3)]
     r = await _messages(api, alice, room_id, dir="b", to=boundary, limit=50)
     body = r.json()
     assert [e["event_id"] for e in body["chunk"]] == list(reversed(new))
@@ -110,7 +95,7 @@ async def test_to_token_bounds_a_page(api: ClientApi) -> None:
 
 async def test_sync_style_token_is_accepted(api: ClientApi) -> None:
     alice = await api.login("alice")
-    room_id = await _room(api, alice)
+    room_id = await create_room(api, alice)
     r = await _messages(api, alice, room_id, dir="b", limit=1)
     position = r.json()["start"]
     r = await _messages(api, alice, room_id, dir="b", limit=1, **{"from": position + "_0"})
@@ -124,11 +109,11 @@ async def test_sync_style_token_is_accepted(api: ClientApi) -> None:
 async def test_filter_types_senders_and_not_types(api: ClientApi) -> None:
     alice = await api.login("alice")
     bob = await api.login("bob")
-    room_id = await _room(api, alice, preset="public_chat")
+    room_id = await create_room(api, alice, preset="public_chat")
     await api.http.post(f"{V3}/rooms/{room_id}/join", headers=bob, json={})
-    a = await _send(api, alice, room_id, "from-alice")
-    b = await _send(api, bob, room_id, "from-bob")
-    c = await _send(api, alice, room_id, "custom", type="org.example.custom")
+    a = await send(api, alice, room_id, "from-alice")
+    b = await send(api, bob, room_id, "from-bob")
+    c = await send(api, alice, room_id, "custom", type="org.example.custom")
 
     async def ids(event_filter: dict[str, Any]) -> list[str]:
         r = await _messages(api, alice, room_id, dir="b", limit=100, filter=event_filter)
@@ -154,9 +139,9 @@ async def test_filter_types_senders_and_not_types(api: ClientApi) -> None:
 async def test_lazy_load_members_returns_member_events_of_senders(api: ClientApi) -> None:
     alice = await api.login("alice")
     bob = await api.login("bob")
-    room_id = await _room(api, alice, preset="public_chat")
+    room_id = await create_room(api, alice, preset="public_chat")
     await api.http.post(f"{V3}/rooms/{room_id}/join", headers=bob, json={})
-    await _send(api, bob, room_id, "hello")
+    await send(api, bob, room_id, "hello")
     r = await _messages(api, alice, room_id, dir="b", limit=1, filter={"lazy_load_members": True})
     body = r.json()
     assert [e["sender"] for e in body["chunk"]] == [f"@bob:{SERVER_NAME}"]
@@ -168,11 +153,11 @@ async def test_lazy_load_members_returns_member_events_of_senders(api: ClientApi
 async def test_user_who_left_cannot_read_later_events(api: ClientApi) -> None:
     alice = await api.login("alice")
     bob = await api.login("bob")
-    room_id = await _room(api, alice, preset="public_chat")
+    room_id = await create_room(api, alice, preset="public_chat")
     await api.http.post(f"{V3}/rooms/{room_id}/join", headers=bob, json={})
-    before = await _send(api, alice, room_id, "before")
+    before = await send(api, alice, room_id, "before")
     await api.http.post(f"{V3}/rooms/{room_id}/leave", headers=bob, json={})
-    after = await _send(api, alice, room_id, "after")
+    after = await send(api, alice, room_id, "after")
     events, _ = await _page_all(api, bob, room_id, "b", 3)
     ids = [e["event_id"] for e in events]
     assert before in ids
@@ -188,7 +173,7 @@ async def test_user_who_left_cannot_read_later_events(api: ClientApi) -> None:
 async def test_stranger_gets_forbidden(api: ClientApi) -> None:
     alice = await api.login("alice")
     eve = await api.login("eve")
-    room_id = await _room(api, alice)
+    room_id = await create_room(api, alice)
     r = await _messages(api, eve, room_id, dir="b")
     assert r.status_code == 403
     assert r.json()["errcode"] == "M_FORBIDDEN"
@@ -199,21 +184,21 @@ async def test_stranger_gets_forbidden(api: ClientApi) -> None:
 async def test_world_readable_room_is_readable_by_a_stranger(api: ClientApi) -> None:
     alice = await api.login("alice")
     eve = await api.login("eve")
-    room_id = await _room(
+    room_id = await create_room(
         api,
         alice,
         initial_state=[
             {"type": "m.room.history_visibility", "content": {"history_visibility": "joined"}}
         ],
     )
-    hidden = await _send(api, alice, room_id, "hidden")
+    hidden = await send(api, alice, room_id, "hidden")
     r = await api.http.put(
         f"{V3}/rooms/{room_id}/state/m.room.history_visibility",
         headers=alice,
         json={"history_visibility": "world_readable"},
     )
     assert r.status_code == 200, r.text
-    shown = await _send(api, alice, room_id, "shown")
+    shown = await send(api, alice, room_id, "shown")
     events, _ = await _page_all(api, eve, room_id, "b", 10)
     ids = [e["event_id"] for e in events]
     assert shown in ids
@@ -223,7 +208,7 @@ async def test_world_readable_room_is_readable_by_a_stranger(api: ClientApi) -> 
 async def test_joined_history_visibility_hides_events_before_the_join(api: ClientApi) -> None:
     alice = await api.login("alice")
     bob = await api.login("bob")
-    room_id = await _room(
+    room_id = await create_room(
         api,
         alice,
         preset="public_chat",
@@ -231,9 +216,9 @@ async def test_joined_history_visibility_hides_events_before_the_join(api: Clien
             {"type": "m.room.history_visibility", "content": {"history_visibility": "joined"}}
         ],
     )
-    early = await _send(api, alice, room_id, "early")
+    early = await send(api, alice, room_id, "early")
     await api.http.post(f"{V3}/rooms/{room_id}/join", headers=bob, json={})
-    late = await _send(api, alice, room_id, "late")
+    late = await send(api, alice, room_id, "late")
     events, _ = await _page_all(api, bob, room_id, "b", 2)
     ids = [e["event_id"] for e in events]
     assert late in ids
@@ -242,8 +227,8 @@ async def test_joined_history_visibility_hides_events_before_the_join(api: Clien
 
 async def test_redacted_event_is_served_redacted(api: ClientApi) -> None:
     alice = await api.login("alice")
-    room_id = await _room(api, alice)
-    target = await _send(api, alice, room_id, "secret")
+    room_id = await create_room(api, alice)
+    target = await send(api, alice, room_id, "secret")
     r = await api.http.put(
         f"{V3}/rooms/{room_id}/redact/{target}/r1", headers=alice, json={"reason": "oops"}
     )
@@ -261,8 +246,8 @@ async def test_redacted_event_is_served_redacted(api: ClientApi) -> None:
 
 async def test_own_events_carry_the_transaction_id(api: ClientApi) -> None:
     alice = await api.login("alice")
-    room_id = await _room(api, alice)
-    event_id = await _send(api, alice, room_id, "txn42")
+    room_id = await create_room(api, alice)
+    event_id = await send(api, alice, room_id, "hello", txn="txn42")
     r = await _messages(api, alice, room_id, dir="b", limit=1)
     event = r.json()["chunk"][0]
     assert event["event_id"] == event_id
@@ -271,7 +256,7 @@ async def test_own_events_carry_the_transaction_id(api: ClientApi) -> None:
 
 async def test_limit_and_dir_are_checked(api: ClientApi) -> None:
     alice = await api.login("alice")
-    room_id = await _room(api, alice)
+    room_id = await create_room(api, alice)
     r = await _messages(api, alice, room_id, dir="x")
     assert r.json()["errcode"] == "M_INVALID_PARAM"
     r = await _messages(api, alice, room_id, dir="b", limit=-1)
@@ -282,8 +267,8 @@ async def test_limit_and_dir_are_checked(api: ClientApi) -> None:
 
 async def test_timestamp_to_event_finds_the_nearest_event(api: ClientApi) -> None:
     alice = await api.login("alice")
-    room_id = await _room(api, alice)
-    last = await _send(api, alice, room_id, "last")
+    room_id = await create_room(api, alice)
+    last = await send(api, alice, room_id, "last")
     path = f"/_matrix/client/v1/rooms/{room_id}/timestamp_to_event"
     r = await api.http.get(path, headers=alice, params={"ts": 2**53, "dir": "b"})
     assert r.status_code == 200, r.text
@@ -300,7 +285,7 @@ async def test_timestamp_to_event_finds_the_nearest_event(api: ClientApi) -> Non
 async def test_state_changes_carry_prev_content_and_every_event_an_age(api: ClientApi) -> None:
     alice = await api.login("alice")
     bob = await api.login("bob")
-    room_id = await _room(api, alice, preset="public_chat", name="one")
+    room_id = await create_room(api, alice, preset="public_chat", name="one")
     assert (await api.http.post(f"{V3}/join/{room_id}", headers=bob, json={})).status_code == 200
     for name in ("two", "three"):
         r = await api.http.put(
@@ -311,7 +296,7 @@ async def test_state_changes_carry_prev_content_and_every_event_an_age(api: Clie
         f"{V3}/profile/@bob:{SERVER_NAME}/displayname", headers=bob, json={"displayname": "Bob"}
     )
     assert r.status_code == 200, r.text
-    await _send(api, alice, room_id, "hello")
+    await send(api, alice, room_id, "hello")
     for reader in (alice, bob):
         r = await _messages(api, reader, room_id, dir="b", limit=100)
         chunk = r.json()["chunk"]

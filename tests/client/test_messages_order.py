@@ -13,20 +13,11 @@ from typing import Any
 from relay.rooms.remote_pdus import accept_pdu_txn
 from store import events as store_events
 from tests.client.conftest import SERVER_NAME, ClientApi
+from tests.client.helpers import send
 from tests.rooms.remote_rooms import REMOTE, remote_pdu
 
 V3 = "/_matrix/client/v3"
 CAROL = f"@carol:{REMOTE}"
-
-
-async def _send(api: ClientApi, headers: dict[str, str], room_id: str, body: str) -> str:
-    r = await api.http.put(
-        f"{V3}/rooms/{room_id}/send/m.room.message/{body}",
-        headers=headers,
-        json={"msgtype": "m.text", "body": body},
-    )
-    assert r.status_code == 200, r.text
-    return r.json()["event_id"]
 
 
 async def _accept(api: ClientApi, room_id: str, **kw: Any) -> str:
@@ -59,7 +50,7 @@ async def _forked_room(api: ClientApi) -> tuple[dict[str, str], str, dict[str, s
     )
     ids = {"join": join}
     for i in range(1, 6):
-        ids[f"l{i}"] = await _send(api, alice, room_id, f"l{i}")
+        ids[f"l{i}"] = await send(api, alice, room_id, f"l{i}")
     prev = join
     for i in (1, 2):
         ids[f"r{i}"] = prev = await _accept(
@@ -144,7 +135,7 @@ async def test_a_gap_between_two_syncs_is_filled_with_from_and_to_stream_tokens(
     before = (await _messages(api, alice, room_id, dir="b", limit=1))["start"]
     assert before.startswith("s")
     for i in (6, 7, 8):
-        ids[f"l{i}"] = await _send(api, alice, room_id, f"l{i}")
+        ids[f"l{i}"] = await send(api, alice, room_id, f"l{i}")
     ids["r3"] = await _accept(
         api,
         room_id,

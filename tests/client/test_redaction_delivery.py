@@ -15,7 +15,7 @@ from typing import Any
 from relay.rooms.service import RoomConfig
 from store import events as store_events
 from tests.client.conftest import ClientApi
-from tests.client.sync_helpers import V3, sync, timeline
+from tests.client.helpers import V3, sync, timeline
 from tests.rooms.remote_rooms import (
     ALICE,
     CAROL,

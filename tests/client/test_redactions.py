@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.client.conftest import ClientApi
-from tests.client.sync_helpers import V3, create_room, join, send, sync, timeline
+from tests.client.helpers import V3, create_room, join, send, sync, timeline
 
 VERSIONS = pytest.mark.parametrize("version", ["10", "11", "12"])
 

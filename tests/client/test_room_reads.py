@@ -3,9 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from tests.client.conftest import SERVER_NAME, ClientApi
+from tests.client.helpers import create_room, send
 
 V3 = "/_matrix/client/v3"
 ALICE = f"@alice:{SERVER_NAME}"
@@ -13,26 +12,10 @@ BOB = f"@bob:{SERVER_NAME}"
 CAROL = f"@carol:{SERVER_NAME}"
 
 
-async def _room(api: ClientApi, headers: dict[str, str], **body: Any) -> str:
-    r = await api.http.post(f"{V3}/createRoom", headers=headers, json=body)
-    assert r.status_code == 200, r.text
-    return r.json()["room_id"]
-
-
-async def _send(api: ClientApi, headers: dict[str, str], room_id: str, body: str) -> str:
-    r = await api.http.put(
-        f"{V3}/rooms/{room_id}/send/m.room.message/{body}",
-        headers=headers,
-        json={"msgtype": "m.text", "body": body},
-    )
-    assert r.status_code == 200, r.text
-    return r.json()["event_id"]
-
-
 async def test_get_event_returns_the_client_event(api: ClientApi) -> None:
     alice = await api.login("alice")
-    room_id = await _room(api, alice)
-    event_id = await _send(api, alice, room_id, "hello")
+    room_id = await create_room(api, alice)
+    event_id = await send(api, alice, room_id, "hello")
     r = await api.http.get(f"{V3}/rooms/{room_id}/event/{event_id}", headers=alice)
     assert r.status_code == 200, r.text
     event = r.json()
@@ -44,7 +27,7 @@ async def test_get_event_returns_the_client_event(api: ClientApi) -> None:
 
 async def test_get_unknown_event_is_not_found(api: ClientApi) -> None:
     alice = await api.login("alice")
-    room_id = await _room(api, alice)
+    room_id = await create_room(api, alice)
     r = await api.http.get(f"{V3}/rooms/{room_id}/event/$nope", headers=alice)
     assert r.status_code == 404
     assert r.json()["errcode"] == "M_NOT_FOUND"
@@ -52,9 +35,9 @@ async def test_get_unknown_event_is_not_found(api: ClientApi) -> None:
 
 async def test_get_event_of_another_room_is_not_found(api: ClientApi) -> None:
     alice = await api.login("alice")
-    room_a = await _room(api, alice)
-    room_b = await _room(api, alice)
-    event_id = await _send(api, alice, room_a, "in-a")
+    room_a = await create_room(api, alice)
+    room_b = await create_room(api, alice)
+    event_id = await send(api, alice, room_a, "in-a")
     r = await api.http.get(f"{V3}/rooms/{room_b}/event/{event_id}", headers=alice)
     assert r.json()["errcode"] == "M_NOT_FOUND"
 
@@ -62,8 +45,8 @@ async def test_get_event_of_another_room_is_not_found(api: ClientApi) -> None:
 async def test_stranger_cannot_read_event_state_or_members(api: ClientApi) -> None:
     alice = await api.login("alice")
     eve = await api.login("eve")
-    room_id = await _room(api, alice)
-    event_id = await _send(api, alice, room_id, "private")
+    room_id = await create_room(api, alice)
+    event_id = await send(api, alice, room_id, "private")
     for path in (
         f"/rooms/{room_id}/event/{event_id}",
         f"/rooms/{room_id}/context/{event_id}",
@@ -79,8 +62,8 @@ async def test_stranger_cannot_read_event_state_or_members(api: ClientApi) -> No
 
 async def test_context_splits_the_limit_around_the_event(api: ClientApi) -> None:
     alice = await api.login("alice")
-    room_id = await _room(api, alice)
-    sent = [await _send(api, alice, room_id, f"m{i}") for i in range(9)]
+    room_id = await create_room(api, alice)
+    sent = [await send(api, alice, room_id, f"m{i}") for i in range(9)]
     r = await api.http.get(
         f"{V3}/rooms/{room_id}/context/{sent[4]}", headers=alice, params={"limit": 4}
     )
@@ -109,14 +92,14 @@ async def test_context_splits_the_limit_around_the_event(api: ClientApi) -> None
 
 async def test_context_of_unknown_event_is_not_found(api: ClientApi) -> None:
     alice = await api.login("alice")
-    room_id = await _room(api, alice)
+    room_id = await create_room(api, alice)
     r = await api.http.get(f"{V3}/rooms/{room_id}/context/$missing", headers=alice)
     assert r.json()["errcode"] == "M_NOT_FOUND"
 
 
 async def test_full_state_lists_current_state_events(api: ClientApi) -> None:
     alice = await api.login("alice")
-    room_id = await _room(api, alice, name="Ops", topic="runbooks")
+    room_id = await create_room(api, alice, name="Ops", topic="runbooks")
     r = await api.http.get(f"{V3}/rooms/{room_id}/state", headers=alice)
     assert r.status_code == 200, r.text
     keys = {(e["type"], e["state_key"]) for e in r.json()}
@@ -132,7 +115,7 @@ async def test_full_state_lists_current_state_events(api: ClientApi) -> None:
 
 async def test_single_state_event_by_type_and_key(api: ClientApi) -> None:
     alice = await api.login("alice")
-    room_id = await _room(api, alice, name="Ops")
+    room_id = await create_room(api, alice, name="Ops")
     for path in ("state/m.room.name", "state/m.room.name/"):
         r = await api.http.get(f"{V3}/rooms/{room_id}/{path}", headers=alice)
         assert r.status_code == 200, (path, r.text)
@@ -151,7 +134,7 @@ async def test_single_state_event_by_type_and_key(api: ClientApi) -> None:
 
 async def test_missing_state_key_is_not_found(api: ClientApi) -> None:
     alice = await api.login("alice")
-    room_id = await _room(api, alice)
+    room_id = await create_room(api, alice)
     r = await api.http.get(f"{V3}/rooms/{room_id}/state/m.room.topic", headers=alice)
     assert r.status_code == 404
     assert r.json()["errcode"] == "M_NOT_FOUND"
@@ -162,7 +145,7 @@ async def test_missing_state_key_is_not_found(api: ClientApi) -> None:
 async def test_user_who_left_sees_state_as_it_was_when_they_left(api: ClientApi) -> None:
     alice = await api.login("alice")
     bob = await api.login("bob")
-    room_id = await _room(api, alice, preset="public_chat", name="Before")
+    room_id = await create_room(api, alice, preset="public_chat", name="Before")
     await api.http.post(f"{V3}/rooms/{room_id}/join", headers=bob, json={})
     await api.http.post(f"{V3}/rooms/{room_id}/leave", headers=bob, json={})
     r = await api.http.put(
@@ -182,7 +165,7 @@ async def test_members_filters_by_membership(api: ClientApi) -> None:
     alice = await api.login("alice")
     bob = await api.login("bob")
     await api.login("carol")
-    room_id = await _room(api, alice, preset="public_chat", invite=[CAROL])
+    room_id = await create_room(api, alice, preset="public_chat", invite=[CAROL])
     await api.http.post(f"{V3}/rooms/{room_id}/join", headers=bob, json={})
 
     async def members(**params: str) -> dict[str, str]:
@@ -202,7 +185,7 @@ async def test_members_filters_by_membership(api: ClientApi) -> None:
 async def test_members_at_an_earlier_token(api: ClientApi) -> None:
     alice = await api.login("alice")
     bob = await api.login("bob")
-    room_id = await _room(api, alice, preset="public_chat")
+    room_id = await create_room(api, alice, preset="public_chat")
     r = await api.http.get(
         f"{V3}/rooms/{room_id}/messages", headers=alice, params={"dir": "b", "limit": 1}
     )
@@ -217,7 +200,7 @@ async def test_members_at_an_earlier_token(api: ClientApi) -> None:
 async def test_joined_members_maps_users_to_profiles(api: ClientApi) -> None:
     alice = await api.login("alice")
     bob = await api.login("bob")
-    room_id = await _room(api, alice, preset="public_chat")
+    room_id = await create_room(api, alice, preset="public_chat")
     await api.http.post(f"{V3}/rooms/{room_id}/join", headers=bob, json={})
     r = await api.http.get(f"{V3}/rooms/{room_id}/joined_members", headers=bob)
     assert r.status_code == 200, r.text
@@ -229,9 +212,9 @@ async def test_joined_members_maps_users_to_profiles(api: ClientApi) -> None:
 async def test_joined_rooms_lists_only_joined_rooms(api: ClientApi) -> None:
     alice = await api.login("alice")
     bob = await api.login("bob")
-    mine = await _room(api, alice)
-    shared = await _room(api, alice, preset="public_chat")
-    left = await _room(api, alice, preset="public_chat")
+    mine = await create_room(api, alice)
+    shared = await create_room(api, alice, preset="public_chat")
+    left = await create_room(api, alice, preset="public_chat")
     for room_id in (shared, left):
         await api.http.post(f"{V3}/rooms/{room_id}/join", headers=bob, json={})
     await api.http.post(f"{V3}/rooms/{left}/leave", headers=bob, json={})

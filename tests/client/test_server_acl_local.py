@@ -9,7 +9,7 @@ from urllib.parse import quote
 import pytest
 
 from tests.client.conftest import SERVER_NAME, ClientApi
-from tests.client.sync_helpers import V3, create_room
+from tests.client.helpers import V3, create_room
 
 ACL = f"{V3}/rooms/{{}}/state/m.room.server_acl/"
 

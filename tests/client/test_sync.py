@@ -6,7 +6,7 @@ from __future__ import annotations
 import trio
 
 from tests.client.conftest import ClientApi
-from tests.client.sync_helpers import (
+from tests.client.helpers import (
     V3,
     bodies,
     create_room,

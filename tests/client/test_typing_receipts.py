@@ -5,7 +5,7 @@ from __future__ import annotations
 import trio
 
 from tests.client.conftest import ClientApi
-from tests.client.sync_helpers import V3, create_room, ephemeral, join, send, sync, uid
+from tests.client.helpers import V3, create_room, ephemeral, join, send, sync, uid
 
 
 async def _pair(api: ClientApi) -> tuple[dict[str, str], dict[str, str], str]:

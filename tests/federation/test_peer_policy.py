@@ -107,9 +107,9 @@ async def test_pinned_server_is_served_and_an_open_relay_serves_the_stranger(
     for asker, asked in ((p, k), (s, p)):
         async with open_side(asker, verify_tls=False) as side:
             user_id = f"@{asked.data_dir.name}user:{asked.server_name}"
-            # 200 (a RemoteError otherwise): the user has no display name set.
+            # 200 (a RemoteError otherwise): the profile a new user gets, as on Synapse.
             body = await side.client.get_json(asked.server_name, PROFILE, {"user_id": user_id})
-            assert body == {}
+            assert body == {"displayname": f"{asked.data_dir.name}user"}
 
 
 def test_kit_sends_nothing_to_a_stranger_and_invites_a_pinned_server(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -11,7 +13,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.support import free_port, fresh_loopback
@@ -74,25 +75,31 @@ class RelayProcess:
         mesh = text.index("[mesh]")
         config.write_text(text[:mesh] + text[mesh:].replace("enabled = true", "enabled = false", 1))
 
-    def start(self) -> None:
+    def start(self, timeout: float = 60) -> None:
+        """Start `relay run` and return once it says READY=1 over systemd's notification
+        protocol (relay/runtime/sdnotify.py): its listeners serve, nothing is polled."""
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [*RELAY, "run", "--data-dir", str(self.data_dir)],
-            stdout=log,
-            stderr=log,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"relay exited early:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.client_url}/health", timeout=1).status_code == 200:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+            address = f"edge-relay-test-{os.getpid()}-{secrets.token_hex(6)}"
+            notify.bind("\0" + address)  # an abstract socket: no file, no path length limit
+            notify.settimeout(0.2)
+            self.proc = subprocess.Popen(
+                [*RELAY, "run", "--data-dir", str(self.data_dir)],
+                stdout=log,
+                stderr=log,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", "NOTIFY_SOCKET": "@" + address},
+            )
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise AssertionError(f"relay exited early:\n{self.log()}")
+                try:
+                    message = notify.recv(4096).decode(errors="replace")
+                except TimeoutError:
+                    continue
+                if "READY=1" in message.splitlines():
                     return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"relay did not become healthy:\n{self.log()}")
+        raise AssertionError(f"relay did not say READY=1 within {timeout} s:\n{self.log()}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
         assert self.proc is not None

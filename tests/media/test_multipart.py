@@ -71,8 +71,8 @@ def test_boundary_of_content_type() -> None:
 
 @pytest.mark.parametrize(
     "metadata",
-    [b"[" * 3000 + b"]" * 3000, b'{"a": 1, "a": 2}', b"\xef\xbb\xbf{}", b"NaN"],
-    ids=["deep", "duplicate key", "bom", "nan"],
+    [b"[" * 3000 + b"]" * 3000, b'{"a": 1, "a": 2}', b"\xef\xbb\xbf{}", b"NaN", b"[1]"],
+    ids=["deep", "duplicate key", "bom", "nan", "not an object"],
 )
 def test_metadata_part_is_parsed_strictly(metadata: bytes) -> None:
     """A peer's JSON part goes through the one strict parser: a body nested past the

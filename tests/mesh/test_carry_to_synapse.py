@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,8 @@ from tests.support import wait_until
 from tools.synapse_harness import Synapse, synapse_python
 
 SYNAPSE_CLIENT_PORT, SYNAPSE_FED_PORT = 8010, 8450
+#: Messages each of the four users writes while kit C is cut off.
+PARTITION_MESSAGES = 10
 
 
 class NsSynapse(Synapse):
@@ -157,8 +160,17 @@ def kits(lab: Lab, tmp_path: Path) -> Iterator[Kits]:
         synapse.kill()
 
 
+def _timeline(user: MatrixUser, room_id: str) -> dict[str, list[str]]:
+    """Each message body the user's view holds, with the event ids it holds it under."""
+    ids: dict[str, list[str]] = {}
+    for event in user.messages(room_id):
+        if event["type"] == "m.room.message" and "body" in event.get("content", {}):
+            ids.setdefault(event["content"]["body"], []).append(event["event_id"])
+    return ids
+
+
 def test_kits_without_uplink_or_trusted_key_servers_talk_to_synapse_through_a(
-    kits: Kits,
+    kits: Kits, lab: Lab, record_property: Callable[[str, object], None]
 ) -> None:
     a, b, c, synapse = kits
     synapse.register("sam")
@@ -178,3 +190,28 @@ def test_kits_without_uplink_or_trusted_key_servers_talk_to_synapse_through_a(
     carol.wait_for_bodies(room_id, from_synapse | {"from a", "from b"}, timeout=60)
     sam.wait_for_bodies(room_id, {"from a", "from b", "from c"}, timeout=60)
     alice.wait_for_bodies(room_id, from_synapse | {"from b", "from c"}, timeout=60)
+
+    # C is cut off; everyone writes; the link heals: every view converges to every message
+    # exactly once, under the same event id everywhere.
+    lab.link("c", up=False)
+    users = {"sam": sam, "alice": alice, "bob": bob, "carol": carol}
+    for i in range(PARTITION_MESSAGES):
+        for name, user in users.items():
+            user.send(room_id, f"{name}-{i}")
+    lab.link("c", up=True)
+    healed = time.monotonic()
+    expected = from_synapse | {"from a", "from b", "from c"}
+    expected |= {f"{name}-{i}" for name in users for i in range(PARTITION_MESSAGES)}
+    wait_until(
+        lambda: all(expected <= set(u.bodies(room_id)) for u in users.values()),
+        120,
+        "all four views to converge after the heal",
+        interval=1.0,
+    )
+    converged_s = time.monotonic() - healed
+    record_property("summary", f"mesh + Synapse: converged {converged_s:.1f} s after heal")
+    views = {name: _timeline(user, room_id) for name, user in users.items()}
+    for name, view in views.items():
+        assert set(view) == expected, name
+        assert all(len(ids) == 1 for ids in view.values()), (name, view)
+    assert len({json.dumps(view, sort_keys=True) for view in views.values()}) == 1

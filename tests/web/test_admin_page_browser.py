@@ -1,6 +1,7 @@
 """The operator page in a real headless Chromium on a phone-sized screen, against a real
 relay: the admin logs in, approves a pending LAN peer and creates a registration token,
-which a new user then registers with. Screenshots of each step go to tests/web/runs/."""
+which a new user then registers with in the web chat client. Screenshots of each step go
+to tests/web/runs/."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from store import db as store_db
 from store import peers as store_peers
 from tests.integration.conftest import RelayProcess, make_relay
+from tests.integration.matrix_client import MatrixUser
+from tests.web import chat_client as chat
 from tests.web.browser import PageWatch, Screenshots
 
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
@@ -64,17 +66,6 @@ def _fits_the_screen(page: Page) -> bool:
     return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
 
-def _register_with_token(relay: RelayProcess, token: str) -> httpx.Response:
-    body = {"username": "volunteer", "password": "pw-v"}
-    first = httpx.post(f"{relay.client_url}/_matrix/client/v3/register", json=body)
-    auth = {
-        "type": "m.login.registration_token",
-        "token": token,
-        "session": first.json()["session"],
-    }
-    return httpx.post(f"{relay.client_url}/_matrix/client/v3/register", json={**body, "auth": auth})
-
-
 def test_operator_approves_a_peer_and_creates_a_token_on_a_phone(
     token_relay: RelayProcess, browser: Browser, run_dir: Path
 ) -> None:
@@ -117,9 +108,21 @@ def test_operator_approves_a_peer_and_creates_a_token_on_a_phone(
     assert [(p["name"], p["status"], p["pinned_by"]) for p in peers] == [
         ("kit-b.lan", "trusted", "operator")
     ]
-    registered = _register_with_token(token_relay, "volunteers-0712")
-    assert registered.status_code == 200, registered.text
-    assert registered.json()["user_id"] == f"@volunteer:{token_relay.server_name}"
+    # A volunteer registers with the token in the web chat client, on a phone.
+    newcomer = browser.new_context(**PHONE)
+    chat_page = chat.open_chat(newcomer, token_relay.client_url)
+    chat_watch = PageWatch.attach(chat_page, token_relay.client_url, chat.EXPECTED_CONSOLE_ERRORS)
+    chat.register(
+        chat_page,
+        "volunteer",
+        "pw-v",
+        "volunteers-0712",
+        Screenshots(chat_page, run_dir, "volunteer", shots.counter),
+    )
+    Screenshots(chat_page, run_dir, "volunteer", shots.counter).take("registered-in-web-client")
+    newcomer.close()
+    chat_watch.assert_clean()
+    MatrixUser.login(token_relay.client_url, "volunteer", "pw-v")
     # One use allowed: the token is spent.
     tokens = json.loads(token_relay.cli("token", "list", "--json").stdout)
     assert [(t["completed"], t["valid"]) for t in tokens] == [(1, False)]

@@ -1,7 +1,10 @@
 // The relay's chat client: Hydrogen's whole app (RootViewModel/RootView from
 // hydrogen-view-sdk), pointed at the relay that served this page, so nobody types a
-// homeserver URL; plus a small "register with an invitation token" form, shown when the
-// relay's registration asks for a token (Hydrogen has the registration stages but no view).
+// homeserver URL; plus what Hydrogen lacks: a "register with an invitation token" form,
+// shown when the relay's registration asks for a token (Hydrogen has the registration
+// stages but no view); typing notices and read receipts (typing_and_receipts.js); and, on
+// an origin that is not a secure context, stand-ins for WebCrypto and the service worker
+// (insecure_context.js).
 import {
     Client,
     FeatureSet,
@@ -13,6 +16,7 @@ import {
 } from "hydrogen-view-sdk";
 import "hydrogen-view-sdk/theme-element-light.css";
 import "./relay.css";
+import { TypingAndReceipts } from "./typing_and_receipts.js";
 
 // The relay serves this page on its client listener: the homeserver is this origin.
 const HOMESERVER = window.location.origin;
@@ -29,8 +33,20 @@ function makePlatform() {
     });
 }
 
+// On an origin the browser does not count as secure (plain HTTP to a LAN address), the
+// page lacks WebCrypto and service workers: insecure_context.js stands in for both.
+async function prepareOrigin() {
+    if (window.isSecureContext) return null;
+    const insecure = await import("./insecure_context.js");
+    insecure.provideSubtleCrypto();
+    return insecure;
+}
+
 async function startApp() {
+    const insecure = await prepareOrigin();
     const platform = makePlatform();
+    insecure?.authenticateMedia(platform);
+    new TypingAndReceipts(HOMESERVER).attach(platform);
     const navigation = createNavigation();
     platform.setNavigation(navigation);
     await platform.init();
@@ -81,6 +97,15 @@ async function offerRegistration() {
     place();
 }
 
+// The relay's answer to "would this token open an account?" (asked before anything is sent).
+async function tokenIsValid(token) {
+    const url = new URL(`${HOMESERVER}/_matrix/client/v1/register/${TOKEN_STAGE}/validity`);
+    url.searchParams.set("token", token);
+    const response = await fetch(url);
+    if (!response.ok) return false;
+    return (await response.json()).valid === true;
+}
+
 function field(form, id, label, type) {
     const row = document.createElement("div");
     row.className = "form-row text";
@@ -99,6 +124,7 @@ function field(form, id, label, type) {
 // Registers through Hydrogen's own registration stages, then starts the session the
 // relay handed back and opens the app on it (the session is stored like a login's).
 async function startRegistration() {
+    await prepareOrigin();
     const platform = makePlatform();
     await platform.init();
     const screen = document.createElement("div");
@@ -136,6 +162,11 @@ async function startRegistration() {
         submit.disabled = true;
         error.textContent = "";
         try {
+            if (!(await tokenIsValid(token.value.trim()))) {
+                error.textContent = "That invitation token is not valid (or it is used up).";
+                submit.disabled = false;
+                return;
+            }
             const features = await FeatureSet.load(platform.settingsStorage);
             const client = new Client(platform, features);
             const registration = await client.startRegistration(

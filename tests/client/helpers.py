@@ -26,13 +26,21 @@ async def join(api: ClientApi, headers: dict[str, str], room_id: str) -> None:
 
 
 async def send(
-    api: ClientApi, headers: dict[str, str], room_id: str, body: str, txn: str | None = None
+    api: ClientApi,
+    headers: dict[str, str],
+    room_id: str,
+    body: str,
+    txn: str | None = None,
+    *,
+    type: str = "m.room.message",
+    **content: Any,
 ) -> str:
+    """Send a text message `body` (plus `content`) and return its event id."""
     txn = txn or f"t-{body}"
     r = await api.http.put(
-        f"{V3}/rooms/{room_id}/send/m.room.message/{txn}",
+        f"{V3}/rooms/{room_id}/send/{type}/{txn}",
         headers=headers,
-        json={"msgtype": "m.text", "body": body},
+        json={"msgtype": "m.text", "body": body, **content},
     )
     assert r.status_code == 200, r.text
     return r.json()["event_id"]
