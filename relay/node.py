@@ -88,7 +88,9 @@ async def build_services(config: Config, database: Database, signing_key: Signin
     place where the graph of services is built and wired."""
     notifier = Notifier(await database.read(store_events.max_stream_ordering))
     own_keys = OwnKeys(config.server_name, signing_key, _tls_fingerprints(config))
-    federation_client = FederationClient(config, signing_key)
+    federation_client = FederationClient(
+        config, signing_key, timeout=config.request_timeout_seconds
+    )
     rooms = RoomService(database, config.server_name, signing_key, notifier)
     # End-to-end encryption.
     device_lists = DeviceLists(database, rooms, notifier, config.server_name)

@@ -127,6 +127,7 @@ class Config:
     retry_min_seconds: float = default_of("federation.retry_min_seconds")
     retry_max_seconds: float = default_of("federation.retry_max_seconds")
     probe_interval_seconds: float = default_of("federation.probe_interval_seconds")
+    request_timeout_seconds: float = default_of("federation.request_timeout_seconds")
     gap_fill_cap: int = default_of("federation.gap_fill_cap")
     #: server name -> {key id: unpadded base64 verify key} (empty: trust its published keys).
     trusted_key_servers: dict[str, dict[str, str]] = field(default_factory=dict)

@@ -259,10 +259,20 @@ SETTINGS: tuple[Setting, ...] = (
         "federation.probe_interval_seconds",
         "number",
         2.0,
-        "How often the upstream and every failing destination are probed; one that answers"
-        " again is flushed at once (well within 5 s).",
+        "How often an unreachable upstream or destination is probed (less often while probes"
+        " time out; a live, silent upstream every 2 minutes); one that answers again is"
+        " flushed at once (well within 5 s).",
         "probe_interval_seconds",
         minimum=0.1,
+    ),
+    Setting(
+        "federation.request_timeout_seconds",
+        "number",
+        30.0,
+        "How long a whole outbound request may take. On a slow link the relay sizes each"
+        " transaction to finish well within it, and splits one that did not.",
+        "request_timeout_seconds",
+        minimum=1.0,
     ),
     Setting(
         "federation.gap_fill_cap",

@@ -336,6 +336,7 @@ def guarded_client(
     follow_redirects: bool = False,
     headers: dict[str, str] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    keepalive_expiry: float = 5.0,
 ) -> httpx.AsyncClient:
     """An httpx client every request of which keeps the policy: connections are made by
     `_PolicyBackend`, and each redirect hop's URL (at most MAX_REDIRECTS, when the client
@@ -357,7 +358,7 @@ def guarded_client(
             ssl_context=_ssl_context(verify),
             max_connections=100,
             max_keepalive_connections=20,
-            keepalive_expiry=5.0,
+            keepalive_expiry=keepalive_expiry,
             # Duck-typed (httpcore is imported lazily, so the class cannot derive from its
             # AsyncNetworkBackend at import time).
             network_backend=cast("httpcore.AsyncNetworkBackend", _PolicyBackend(policy)),
