@@ -294,8 +294,7 @@ class E2eKeys:
         changes = any(
             f"{key_type}_key" in body
             and (
-                key_type not in current
-                or json.loads(current[key_type]) != body[f"{key_type}_key"]
+                key_type not in current or json.loads(current[key_type]) != body[f"{key_type}_key"]
             )
             for key_type in CROSS_SIGNING_TYPES
         )
