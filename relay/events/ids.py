@@ -206,6 +206,14 @@ def is_valid_room_id(room_id: str, room_version: RoomVersion) -> bool:
     return _is_sigil_opaque_domain(room_id, "!")
 
 
+def is_valid_room_id_of_any_version(room_id: str) -> bool:
+    """Whether ``room_id`` has a form some room version uses (where the version is not
+    known: a filter's ``rooms``)."""
+    return (room_id.startswith("!") and _is_hash_id(room_id[1:])) or _is_sigil_opaque_domain(
+        room_id, "!"
+    )
+
+
 def is_valid_event_id(event_id_: str) -> bool:
     """Whether ``event_id_`` is ``$`` + a URL-safe base64 SHA-256 (room v4+)."""
     return event_id_.startswith("$") and _is_hash_id(event_id_[1:])
