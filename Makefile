@@ -106,7 +106,7 @@ FUZZ_EXAMPLES ?= 1000
 fuzz: setup
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -p no:cacheprovider \
 	  tests/client/test_fuzz_bad_input.py tests/federation/test_fuzz_federation.py \
-	  tests/media/test_multipart_fuzz.py
+	  tests/media/test_multipart_fuzz.py tests/mesh/test_trust_fuzz.py
 
 lint: setup
 	$(BIN)/ruff check .

@@ -59,6 +59,8 @@ async def set_read_marker(request: Request, requester: Requester) -> Response:
 
 
 ROUTES = [
-    ClientRoute("/rooms/{room_id}/receipt/{receipt_type}/{event_id}", post_receipt, ("POST",)),
+    ClientRoute(
+        "/rooms/{room_id}/receipt/{receipt_type}/{event_id}", post_receipt, ("POST",), raw_path=True
+    ),
     ClientRoute("/rooms/{room_id}/read_markers", set_read_marker, ("POST",)),
 ]

@@ -113,19 +113,26 @@ async def get_threads(request: Request, requester: Requester) -> Response:
 
 ROUTES = [
     ClientRoute("/rooms/{room_id}/threads", get_threads, ("GET",), prefixes=CLIENT_V1),
+    # raw_path: a room v3 event id holds `/` (sent as `%2F`).
     ClientRoute(
-        "/rooms/{room_id}/relations/{event_id}", get_relations, ("GET",), prefixes=CLIENT_V1
+        "/rooms/{room_id}/relations/{event_id}",
+        get_relations,
+        ("GET",),
+        prefixes=CLIENT_V1,
+        raw_path=True,
     ),
     ClientRoute(
         "/rooms/{room_id}/relations/{event_id}/{rel_type}",
         get_relations,
         ("GET",),
         prefixes=CLIENT_V1,
+        raw_path=True,
     ),
     ClientRoute(
         "/rooms/{room_id}/relations/{event_id}/{rel_type}/{event_type}",
         get_relations,
         ("GET",),
         prefixes=CLIENT_V1,
+        raw_path=True,
     ),
 ]

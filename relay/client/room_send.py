@@ -84,5 +84,7 @@ ROUTES = [
     ClientRoute("/rooms/{room_id}/send/{event_type}/{txn_id}", send_message, ("PUT",)),
     ClientRoute("/rooms/{room_id}/state/{event_type}", set_room_state, ("PUT",)),
     ClientRoute("/rooms/{room_id}/state/{event_type}/{state_key:rest}", set_room_state, ("PUT",)),
-    ClientRoute("/rooms/{room_id}/redact/{event_id}/{txn_id}", redact_event, ("PUT",)),
+    ClientRoute(
+        "/rooms/{room_id}/redact/{event_id}/{txn_id}", redact_event, ("PUT",), raw_path=True
+    ),
 ]

@@ -151,8 +151,8 @@ async def get_joined_rooms(request: Request, requester: Requester) -> Response:
 
 
 ROUTES = [
-    ClientRoute("/rooms/{room_id}/event/{event_id}", get_one_room_event, ("GET",)),
-    ClientRoute("/rooms/{room_id}/context/{event_id}", get_event_context, ("GET",)),
+    ClientRoute("/rooms/{room_id}/event/{event_id}", get_one_room_event, ("GET",), raw_path=True),
+    ClientRoute("/rooms/{room_id}/context/{event_id}", get_event_context, ("GET",), raw_path=True),
     ClientRoute("/rooms/{room_id}/state", get_room_state, ("GET",)),
     ClientRoute("/rooms/{room_id}/state/{event_type}", get_room_state_with_key, ("GET",)),
     ClientRoute(

@@ -1,4 +1,4 @@
-"""The authorisation rules of room versions 10, 11 and 12, as pure functions over event dicts.
+"""The authorisation rules of room versions 1 to 12, as pure functions over event dicts.
 
 An event is authorised in two steps, as Synapse splits them:
 
@@ -24,6 +24,14 @@ the auth rules into *handling redactions*: `redaction_allowed` decides whether a
 applied, and so whether clients get it at all (every path that stores or reads events asks
 it), `client_redaction_refusal` whether a local user may send one.
 
+Per-version rules come from the flags of `RoomVersion`: the `m.room.aliases` rule (v1-v5), the
+redact level as an auth rule with its event-id domain check (v1/v2), `notifications` in power
+levels changes (v6+), knocking (v7+), restricted joins (v8+), `knock_restricted` and strictly
+integer power levels (v10+; before, only `users` values must read as integers, strings and
+floats included), the implicit creator (v11+), privileged creators and hashed room ids (v12).
+In v1/v2 events reference others by `[event_id, hashes]` pairs (`referenced_ids` reads them)
+and the server of the event id must have signed it too.
+
 Deliberate readings, each matching Synapse:
 - a missing `m.room.join_rules` event, or one without `join_rule`, means `invite`;
 - power-level values in existing state are read with `int` semantics, defaults as in the
@@ -32,7 +40,12 @@ Deliberate readings, each matching Synapse:
   in v10/v11);
 - a third-party-invite member event need not be signed by its sender's server.
 
-Spec: https://spec.matrix.org/v1.16/rooms/v10/#authorization-rules,
+Spec: https://spec.matrix.org/v1.16/rooms/v1/#authorisation-rules,
+https://spec.matrix.org/v1.16/rooms/v3/#authorisation-rules,
+https://spec.matrix.org/v1.16/rooms/v6/#authorisation-rules,
+https://spec.matrix.org/v1.16/rooms/v7/#authorisation-rules,
+https://spec.matrix.org/v1.16/rooms/v8/#authorisation-rules,
+https://spec.matrix.org/v1.16/rooms/v10/#authorization-rules,
 https://spec.matrix.org/v1.16/rooms/v11/#authorization-rules,
 https://spec.matrix.org/v1.16/rooms/v12/#authorization-rules,
 https://spec.matrix.org/v1.16/server-server-api/#auth-events-selection.
@@ -47,7 +60,13 @@ from typing import Any
 
 from nacl.signing import VerifyKey
 
-from relay.events.ids import create_event_id_of, is_valid_user_id, room_id_of_create, server_of
+from relay.events.ids import (
+    create_event_id_of,
+    is_valid_user_id,
+    referenced_ids,
+    room_id_of_create,
+    server_of,
+)
 from relay.events.redaction import redacts_of
 from relay.events.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from relay.events.signing import SignatureError, verify_json_signature
@@ -58,6 +77,8 @@ MEMBER = "m.room.member"
 POWER_LEVELS = "m.room.power_levels"
 JOIN_RULES = "m.room.join_rules"
 THIRD_PARTY_INVITE = "m.room.third_party_invite"
+ALIASES = "m.room.aliases"
+REDACTION = "m.room.redaction"
 CREATE_KEY = (CREATE, "")
 POWER_LEVELS_KEY = (POWER_LEVELS, "")
 JOIN_RULES_KEY = (JOIN_RULES, "")
@@ -95,7 +116,7 @@ def _int_or(value: object, default: int) -> int:
         return default
     try:
         return int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return default
 
 
@@ -234,10 +255,14 @@ def _third_party_token(invite: object) -> str | None:
 
 def required_signers(event: Mapping[str, Any], room_version: RoomVersion) -> set[str]:
     """Servers whose valid signature the event needs: the sender's (except on a third-party
-    invite, whose sender need not be local to the server that built it, as Synapse allows) and,
-    on a restricted join, the authorising user's server (v10 rule 4.2.1, v12 rule 5.2.1)."""
+    invite, whose sender need not be local to the server that built it, as Synapse allows),
+    in v1/v2 the server of the event id, and on a restricted join, the authorising user's
+    server (v10 rule 4.2.1, v12 rule 5.2.1)."""
     content = _content(event)
     signers: set[str] = set()
+    carried_id = event.get("event_id")
+    if room_version.event_id_in_event and isinstance(carried_id, str):
+        signers.add(server_of(carried_id))
     third_party = membership(event) == "invite" and "third_party_invite" in content
     if not (event.get("type") == MEMBER and third_party):
         signers.add(server_of(event.get("sender", "")))
@@ -276,8 +301,7 @@ def check_auth_events(
             raise AuthError("room_id is not the create event's id")
         if create_id in rejected:
             raise AuthError("the room's m.room.create event was rejected")
-    listed = event.get("auth_events")
-    listed_ids = set(listed) if isinstance(listed, list) else set()
+    listed_ids = set(referenced_ids(event.get("auth_events")))
     given_ids = {e.get("event_id") for e in auth_events}
     if listed_ids != given_ids or len(auth_events) != len(listed_ids):
         raise AuthError("auth events given do not match the event's auth_events")
@@ -324,6 +348,10 @@ def check_auth(
     if _content(create).get("m.federate") is False:
         if server_of(sender) != server_of(create.get("sender", "")):
             raise AuthError("room is not federated (m.federate is false)")
+    if event.get("type") == ALIASES and room_version.special_case_aliases:
+        if event.get("state_key") != server_of(sender):
+            raise AuthError("m.room.aliases state_key is not the sender's server")
+        return
     if event.get("type") == MEMBER:
         _check_member(event, auth_state, room_version, create)
         return
@@ -341,6 +369,22 @@ def check_auth(
         raise AuthError("state keys starting with @ are reserved for that user")
     if event.get("type") == POWER_LEVELS:
         _check_power_levels(event, auth_state, room_version, create, power)
+    if event.get("type") == REDACTION and room_version.redaction_in_auth_rules:
+        _check_redaction_v1(event, auth_state, room_version, power)
+
+
+def _check_redaction_v1(
+    event: Mapping[str, Any], state: AuthState, rv: RoomVersion, power: int | float
+) -> None:
+    """v1/v2 rule 11: the redact level, or the same server minted both event ids."""
+    if power >= named_power_level("redact", state):
+        return
+    redacts = redacts_of(event, rv)
+    event_id = event.get("event_id")
+    if isinstance(redacts, str) and isinstance(event_id, str):
+        if server_of(redacts) == server_of(event_id):
+            return
+    raise AuthError(f"{event.get('sender')} may not redact {redacts}")
 
 
 def _check_create(event: Mapping[str, Any], rv: RoomVersion) -> None:
@@ -410,7 +454,7 @@ def _check_member(
 
 def _check_join(m: _Member) -> None:
     create_id = _create_event_id(m.create, m.event.get("room_id"), m.rv)
-    if create_id is not None and m.event.get("prev_events") == [create_id]:
+    if create_id is not None and referenced_ids(m.event.get("prev_events")) == [create_id]:
         if m.rv.implicit_room_creator:
             first_creator = m.create.get("sender")
         else:
@@ -565,10 +609,11 @@ def _check_power_levels(
     power: int | float,
 ) -> None:
     content = _content(event)
-    for key in _LEVEL_KEYS:
+    # Before v10 only `users` must hold integers (strings and floats that read as one).
+    for key in _LEVEL_KEYS if rv.enforce_int_power_levels else ():
         if key in content and not _is_level(content[key], rv):
             raise AuthError(f"power levels {key} is not an integer")
-    for key in ("events", "notifications"):
+    for key in ("events", "notifications") if rv.enforce_int_power_levels else ():
         if key in content and not _is_int_map(content[key], rv):
             raise AuthError(f"power levels {key} is not an object of integers")
     users = content.get("users", {})
@@ -582,7 +627,8 @@ def _check_power_levels(
     old = _content(previous)
     for key in _LEVEL_KEYS:
         _check_change(old, content, key, power)
-    for key in ("events", "notifications"):
+    maps = ("events", "notifications") if rv.limit_notifications_power_levels else ("events",)
+    for key in maps:
         old_map, new_map = _as_map(old.get(key)), _as_map(content.get(key))
         for name in set(old_map) | set(new_map):
             _check_change(old_map, new_map, name, power)

@@ -1,8 +1,12 @@
 """Identifiers: event ids, v12 room ids, and the grammar of user ids, server
 names, room aliases and room ids.
 
-- An event id (room v4+) is ``$`` + URL-safe unpadded base64 of the event's
-  reference hash; it is never stored inside the event.
+- An event id is, by room version: v1/v2 ``$opaque:domain``, minted by the
+  server that built the event and carried in it (``event_id``); v3 ``$`` +
+  standard unpadded base64 of the reference hash; v4+ the same in URL-safe
+  base64. From v3 on it is never stored inside the event.
+- Events reference others (``prev_events``, ``auth_events``) by id (v3+) or by
+  ``[event_id, {hashes}]`` pairs (v1/v2); ``referenced_ids`` reads both.
 - In room v12 the room id is the create event's id with ``!`` for ``$``.
 - User ids: new local users get the strict localpart grammar
   (``a-z 0-9 . _ = - / +``); ids of remote users are checked with the
@@ -13,6 +17,8 @@ names, room aliases and room ids.
   the historical grammar tolerates them in remote ids, our own users get none.
 
 Spec: https://spec.matrix.org/v1.16/appendices/#identifier-grammar
+https://spec.matrix.org/v1.16/rooms/v1/#event-ids,
+https://spec.matrix.org/v1.16/rooms/v3/#event-ids
 and https://spec.matrix.org/v1.16/rooms/v4/#event-ids
 """
 
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import secrets
 from typing import Any
 
 from relay.events.hashes import reference_hash
@@ -39,7 +46,9 @@ __all__ = [
     "is_valid_server_name",
     "is_valid_user_id",
     "localpart_of",
+    "mint_event_id",
     "parse_user_id",
+    "referenced_ids",
     "room_id_from_create_event",
     "server_of",
 ]
@@ -56,11 +65,37 @@ _IPV6_CHARS = re.compile(r"[0-9A-Fa-f:.]{2,45}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 #: 32 bytes of SHA-256 in unpadded URL-safe base64 are 43 characters.
 _HASH_ID = re.compile(r"[A-Za-z0-9_\-]{43}")
+#: The same in the standard alphabet (room v3 event ids).
+_STD_HASH_ID = re.compile(r"[A-Za-z0-9+/]{43}")
 
 
 def event_id(event: dict[str, Any], room_version: RoomVersion) -> str:
-    """The event id of ``event``: ``$`` + URL-safe base64 of its reference hash."""
-    return "$" + encode_base64(reference_hash(event, room_version), urlsafe=True)
+    """The event id of ``event``: the ``event_id`` it carries (v1/v2, "" if none), else
+    ``$`` + unpadded base64 of its reference hash (URL-safe from v4)."""
+    if room_version.event_id_in_event:
+        carried = event.get("event_id")
+        return carried if isinstance(carried, str) else ""
+    urlsafe = room_version.urlsafe_event_ids
+    return "$" + encode_base64(reference_hash(event, room_version), urlsafe=urlsafe)
+
+
+def mint_event_id(server_name: str) -> str:
+    """A fresh v1/v2 event id ``$opaque:server_name`` (the opaque part is random)."""
+    return f"${secrets.token_urlsafe(12)}:{server_name}"
+
+
+def referenced_ids(value: object) -> list[str]:
+    """The event ids of a ``prev_events``/``auth_events`` value: plain ids (v3+) or the
+    first element of ``[event_id, {hashes}]`` pairs (v1/v2); malformed entries skipped."""
+    if not isinstance(value, list):
+        return []
+    ids: list[str] = []
+    for entry in value:
+        if isinstance(entry, str):
+            ids.append(entry)
+        elif isinstance(entry, list) and entry and isinstance(entry[0], str):
+            ids.append(entry[0])
+    return ids
 
 
 def room_id_from_create_event(create_event: dict[str, Any], room_version: RoomVersion) -> str:
@@ -214,15 +249,21 @@ def is_valid_room_id_of_any_version(room_id: str) -> bool:
     )
 
 
-def is_valid_event_id(event_id_: str) -> bool:
-    """Whether ``event_id_`` is ``$`` + a URL-safe base64 SHA-256 (room v4+)."""
-    return event_id_.startswith("$") and _is_hash_id(event_id_[1:])
+def is_valid_event_id(event_id_: str, room_version: RoomVersion | None = None) -> bool:
+    """Whether ``event_id_`` has the form ``room_version`` uses: ``$opaque:domain`` (v1/v2),
+    ``$`` + a standard (v3) or URL-safe (v4+, the default) base64 SHA-256."""
+    if not event_id_.startswith("$"):
+        return False
+    if room_version is not None and room_version.event_id_in_event:
+        return _is_sigil_opaque_domain(event_id_, "$")
+    urlsafe = room_version is None or room_version.urlsafe_event_ids
+    return _is_hash_id(event_id_[1:], urlsafe=urlsafe)
 
 
-def _is_hash_id(text: str) -> bool:
-    if not _HASH_ID.fullmatch(text):
+def _is_hash_id(text: str, *, urlsafe: bool = True) -> bool:
+    if not (_HASH_ID if urlsafe else _STD_HASH_ID).fullmatch(text):
         return False
     try:
-        return len(decode_base64(text, urlsafe=True)) == 32
+        return len(decode_base64(text, urlsafe=urlsafe)) == 32
     except ValueError:
         return False

@@ -8,9 +8,11 @@ Rules kept here:
   fields every accessor reads, so accessors never fail.
 - No class per event type: unknown types are carried like any other. Content
   helpers (``membership``) return ``None`` on malformed content.
-- The event id is not stored in the event (room v4+); it is computed once,
-  lazily, from the reference hash. In v12 a create event has no ``room_id``:
-  its room id is its event id with ``!``.
+- From room v3 the event id is not stored in the event; it is computed once,
+  lazily, from the reference hash. In v1/v2 the event carries it (``$opaque:domain``)
+  and references other events by ``[event_id, {hashes}]`` pairs; ``prev_event_ids`` and
+  ``auth_event_ids`` give plain ids in every version. In v12 a create event has no
+  ``room_id``: its room id is its event id with ``!``.
 - ``content`` and ``as_dict()`` return fresh copies; a ``Pdu`` never changes.
 
 Spec: https://spec.matrix.org/v1.16/server-server-api/#pdus
@@ -26,12 +28,13 @@ from typing import Any
 import nacl.signing
 
 from relay.events.canonical import canonical_json, check_canonical_json_values, parse_json_strict
-from relay.events.hashes import add_content_hash
+from relay.events.hashes import add_content_hash, reference_hash
 from relay.events.ids import event_id as compute_event_id
-from relay.events.ids import room_id_of_create
+from relay.events.ids import is_valid_event_id, mint_event_id, referenced_ids, room_id_of_create
 from relay.events.redaction import redacts_of
 from relay.events.room_versions import RoomVersion
 from relay.events.signing import sign_event
+from relay.events.unpadded_base64 import encode_base64
 
 
 class MalformedPdu(ValueError):
@@ -40,6 +43,17 @@ class MalformedPdu(ValueError):
 
 def _is_str_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _is_reference_list(value: Any) -> bool:
+    """A v1/v2 ``prev_events``/``auth_events`` value: ``[[event_id, {hashes}], ...]``."""
+    return isinstance(value, list) and all(
+        isinstance(item, list)
+        and len(item) == 2
+        and isinstance(item[0], str)
+        and isinstance(item[1], dict)
+        for item in value
+    )
 
 
 def _is_int(value: Any) -> bool:
@@ -65,6 +79,14 @@ def _check_shape(event: dict[str, Any], room_version: RoomVersion) -> None:
     for key in ("depth", "origin_server_ts"):
         if not _is_int(event.get(key)):
             raise MalformedPdu(f"{key} must be an integer")
+    if room_version.event_id_in_event:
+        carried = event.get("event_id")
+        if not isinstance(carried, str) or not is_valid_event_id(carried, room_version):
+            raise MalformedPdu("event_id must be a $opaque:domain event id")
+        for key in ("prev_events", "auth_events"):
+            if not _is_reference_list(event.get(key)):
+                raise MalformedPdu(f"{key} must be a list of [event_id, hashes] pairs")
+        return
     for key in ("prev_events", "auth_events"):
         if not _is_str_list(event.get(key)):
             raise MalformedPdu(f"{key} must be a list of event ids")
@@ -119,7 +141,7 @@ class Pdu:
 
     @property
     def event_id(self) -> str:
-        """``$`` + the reference hash (computed once)."""
+        """The carried id (v1/v2), else ``$`` + the reference hash (computed once)."""
         if self._event_id is None:
             object.__setattr__(self, "_event_id", compute_event_id(self._event, self.room_version))
         assert self._event_id is not None
@@ -151,11 +173,11 @@ class Pdu:
 
     @property
     def prev_event_ids(self) -> tuple[str, ...]:
-        return tuple(self._event["prev_events"])
+        return tuple(referenced_ids(self._event["prev_events"]))
 
     @property
     def auth_event_ids(self) -> tuple[str, ...]:
-        return tuple(self._event["auth_events"])
+        return tuple(referenced_ids(self._event["auth_events"]))
 
     @property
     def depth(self) -> int:
@@ -193,15 +215,33 @@ def finalize_event(
 ) -> Pdu:
     """Hash and sign a locally built event and freeze it as a ``Pdu``.
 
-    Any ``event_id``, ``hashes`` or ``signatures`` in ``partial`` are dropped
-    first: the id is derived, never stored, in these room versions.
+    Any ``event_id``, ``hashes`` or ``signatures`` in ``partial`` are dropped first: from
+    v3 the id is derived, never stored; in v1/v2 a fresh ``$opaque:server_name`` id is
+    minted (as Synapse does for a make_join template too). In v1/v2 ``prev_events`` and
+    ``auth_events`` must already be pairs (``reference_pairs``).
 
     Raises:
         MalformedPdu: ``partial`` lacks a field a PDU needs, or holds floats.
     """
     event = {k: v for k, v in partial.items() if k not in ("event_id", "hashes", "signatures")}
+    if room_version.event_id_in_event:
+        event["event_id"] = mint_event_id(server_name)
     signed = sign_event(add_content_hash(event), room_version, server_name, key_id, signing_key)
     return Pdu.from_dict(signed, room_version)
+
+
+def reference_pairs(event_ids: list[str], pdus: dict[str, Pdu]) -> list[list[Any]]:
+    """``event_ids`` as v1/v2 references: ``[event_id, {"sha256": reference hash}]``, the
+    hash from the referenced event in ``pdus`` (``{}`` when it is not there)."""
+    pairs: list[list[Any]] = []
+    for event_id in event_ids:
+        pdu = pdus.get(event_id)
+        hashes = {}
+        if pdu is not None:
+            digest = reference_hash(pdu._event, pdu.room_version)
+            hashes = {"sha256": encode_base64(digest)}
+        pairs.append([event_id, hashes])
+    return pairs
 
 
 def strip_state_event(pdu: Pdu) -> dict[str, Any]:

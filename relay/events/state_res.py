@@ -1,4 +1,5 @@
-"""State resolution: v2 (room versions 10 and 11) and v2.1 (room version 12, MSC4297).
+"""State resolution: v2 (room versions 2 to 11) and v2.1 (room version 12, MSC4297); room
+version 1 goes to `state_res_v1`.
 
 `resolve_state(room_version, state_sets, event_map)` merges the states after each of an
 event's `prev_events` into the state before it:
@@ -51,6 +52,7 @@ from relay.events.state_res_graph import (
     reverse_topological_power_order,
     state_key_of,
 )
+from relay.events.state_res_v1 import resolve_state_v1
 
 StateMap = dict[tuple[str, str], str]
 
@@ -66,6 +68,8 @@ def resolve_state(
     rejected: Container[str] = frozenset(),
 ) -> StateMap:
     """The resolution of `state_sets` (see the module docstring)."""
+    if room_version.state_res == "v1":
+        return resolve_state_v1(room_version, state_sets, event_map, rejected=rejected)
     unconflicted, conflicted = separate(state_sets)
     if not conflicted:
         return unconflicted

@@ -23,6 +23,7 @@ from relay.events.auth import (
     membership,
     user_power_level,
 )
+from relay.events.ids import referenced_ids
 from relay.events.room_versions import RoomVersion
 
 
@@ -37,9 +38,8 @@ AuthChainFn = Callable[[str], Set[str]]
 
 
 def auth_event_ids(event: Mapping[str, Any]) -> list[str]:
-    """The ids in an event's `auth_events` (v3+ format: a list of strings)."""
-    ids = event.get("auth_events")
-    return [i for i in ids if isinstance(i, str)] if isinstance(ids, list) else []
+    """The ids in an event's `auth_events` (plain ids, or v1/v2 `[id, hashes]` pairs)."""
+    return referenced_ids(event.get("auth_events"))
 
 
 def state_key_of(event: Mapping[str, Any]) -> tuple[str, str] | None:

@@ -45,7 +45,7 @@ import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import trio
 
@@ -90,6 +90,11 @@ def tls_context(config: Config) -> ssl.SSLContext:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
     return ctx
+
+
+def segment(value: str) -> str:
+    """`value` as one percent-encoded path segment: room v3 event ids hold `/` and `+`."""
+    return quote(value, safe="")
 
 
 def pinned_tls_context(certificate: bytes) -> ssl.SSLContext:

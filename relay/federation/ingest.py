@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -45,7 +44,7 @@ from relay.events.pdu import MalformedPdu, Pdu
 from relay.events.redaction import redact
 from relay.events.room_versions import RoomVersion, room_version
 from relay.events.signing import SignatureError
-from relay.federation.client import ROOM_STATE_RESPONSE_BYTES
+from relay.federation.client import ROOM_STATE_RESPONSE_BYTES, segment
 from relay.federation.errors import PeerUnreachable, RemoteError
 from relay.federation.server_keys import KeyNotFound
 from relay.rooms.remote_pdus import (
@@ -57,6 +56,7 @@ from relay.rooms.remote_pdus import (
 )
 from relay.runtime.clock import now_ms
 from relay.services import Services
+from store import Connection
 from store import events as store_events
 from store import pending_pdus as store_pending
 from store import rooms as store_rooms
@@ -187,7 +187,7 @@ class Ingest:
         """Keep a PDU whose key is missing; False when too many are kept already."""
         text = json.dumps(event)
 
-        def txn(conn: sqlite3.Connection) -> bool:
+        def txn(conn: Connection) -> bool:
             new = store_pending.put_pending_pdu(
                 conn,
                 event_id=exc.pdu.event_id,
@@ -347,7 +347,7 @@ class Ingest:
     ) -> Outcome:
         rooms = self.services.rooms
 
-        def txn(conn: sqlite3.Connection) -> Outcome:
+        def txn(conn: Connection) -> Outcome:
             return accept_pdu_txn(
                 rooms,
                 conn,
@@ -378,7 +378,7 @@ class Ingest:
         client = self.services.federation_client
         body = await client.get_json(
             origin,
-            f"/_matrix/federation/v1/event_auth/{pdu.room_id}/{pdu.event_id}",
+            f"/_matrix/federation/v1/event_auth/{segment(pdu.room_id)}/{segment(pdu.event_id)}",
             max_bytes=ROOM_STATE_RESPONSE_BYTES,
         )
         chain = [await self.verified_pdu(e, pdu.room_version) for e in body.get("auth_chain", [])]
@@ -440,7 +440,7 @@ class Ingest:
             try:
                 body = await client.post_json(
                     origin,
-                    f"/_matrix/federation/v1/get_missing_events/{room_id}",
+                    f"/_matrix/federation/v1/get_missing_events/{segment(room_id)}",
                     {
                         "earliest_events": earliest,
                         "latest_events": latest,
@@ -504,7 +504,7 @@ class Ingest:
         for prev in pdu.prev_event_ids:
             body = await client.get_json(
                 origin,
-                f"/_matrix/federation/v1/state_ids/{pdu.room_id}",
+                f"/_matrix/federation/v1/state_ids/{segment(pdu.room_id)}",
                 query={"event_id": prev},
                 max_bytes=ROOM_STATE_RESPONSE_BYTES,
             )
@@ -517,14 +517,14 @@ class Ingest:
             states.append(state)
         rooms = self.services.rooms
 
-        def resolve_txn(conn: sqlite3.Connection) -> dict[tuple[str, str], str]:
+        def resolve_txn(conn: Connection) -> dict[tuple[str, str], str]:
             from relay.rooms.remote_pdus import EventLoader, resolve
 
             return resolve(rooms, conn, pdu.room_version, states, EventLoader(rooms, conn))
 
         return await self.services.database.read(resolve_txn)
 
-    def _state_map(self, conn: sqlite3.Connection, ids: list[str]) -> dict[tuple[str, str], str]:
+    def _state_map(self, conn: Connection, ids: list[str]) -> dict[tuple[str, str], str]:
         state: dict[tuple[str, str], str] = {}
         for event_id, pdu in self.services.rooms.get_pdus_txn(conn, ids).items():
             if pdu.state_key is not None:
@@ -539,7 +539,9 @@ class Ingest:
         fetched = []
         for event_id in missing:
             try:
-                body = await client.get_json(origin, f"/_matrix/federation/v1/event/{event_id}")
+                body = await client.get_json(
+                    origin, f"/_matrix/federation/v1/event/{segment(event_id)}"
+                )
                 for event in body.get("pdus", []):
                     fetched.append(await self.verified_pdu(event, rv))
             except (PeerUnreachable, RemoteError, BadPdu) as exc:

@@ -16,7 +16,7 @@ from relay.federation import (
     version,
 )
 from relay.federation.inbound_auth import with_origin
-from relay.runtime.http import make_app
+from relay.runtime.http import RawPathRoute, make_app
 from relay.services import Services
 
 ROUTES = [
@@ -66,8 +66,10 @@ SIGNED_ROUTES = [
         "GET",
     ),
 ]
+# Matched on the raw path: an event id of a v3 room holds `/` (sent as `%2F`).
 ROUTES += [
-    Route(path, with_origin(handler), methods=[method]) for path, handler, method in SIGNED_ROUTES
+    RawPathRoute(path, with_origin(handler), methods=[method])
+    for path, handler, method in SIGNED_ROUTES
 ]
 
 

@@ -483,14 +483,15 @@ class KeyRing:
         self, event: Mapping[str, Any], room_version: RoomVersion
     ) -> None:
         """Check the signatures a PDU needs: every `required_signers` server's, over the
-        redacted event, with keys valid at its `origin_server_ts`.
+        redacted event, with keys valid at its `origin_server_ts` (room v5+).
 
         Raises:
             SignatureError (or KeyNotFound): a required signature is missing or bad.
         """
         redacted = redact(dict(event), room_version)
         ts = event.get("origin_server_ts")
-        minimum = ts if _is_int(ts) else 0
+        # Rooms v1-v4 predate key validity periods: any key the server published will do.
+        minimum = ts if _is_int(ts) and room_version.enforce_key_validity else 0
         for server in sorted(required_signers(event, room_version)):
             await self.verify_json_for_server(redacted, server, minimum_valid_until_ts=minimum)
 

@@ -12,7 +12,6 @@ Spec: https://spec.matrix.org/v1.16/client-server-api/#listing-notifications
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
 from relay.events.push_rules import RoomLevel
@@ -20,6 +19,7 @@ from relay.rooms.filters import parse_filter
 from relay.rooms.reads import EventView, view_txn
 from relay.rooms.service import RoomService
 from relay.sync.rooms import NOTIFYING_TYPES, RoomReader
+from store import Connection
 from store import events as store_events
 from store import rooms as store_rooms
 
@@ -41,7 +41,7 @@ class Notification:
 
 
 def notifications_txn(
-    conn: sqlite3.Connection,
+    conn: Connection,
     rooms: RoomService,
     user_id: str,
     device_id: str | None,

@@ -5,20 +5,23 @@ what a refused redaction answers (Synapse's answers), and that every read (/even
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
 from tests.client.conftest import ClientApi
 from tests.client.helpers import V3, create_room, join, send, sync, timeline
 
-VERSIONS = pytest.mark.parametrize("version", ["10", "11", "12"])
+VERSIONS = pytest.mark.parametrize("version", [str(v) for v in range(1, 13)])
 
 
 async def _redact(
     api: ClientApi, headers: dict[str, str], room_id: str, event_id: str, txn: str
 ) -> Any:
     return await api.http.put(
-        f"{V3}/rooms/{room_id}/redact/{event_id}/{txn}", headers=headers, json={"reason": "r"}
+        f"{V3}/rooms/{room_id}/redact/{quote(event_id, safe='')}/{txn}",
+        headers=headers,
+        json={"reason": "r"},
     )
 
 
@@ -27,10 +30,14 @@ async def _contents(
 ) -> list[dict[str, Any]]:
     """The event's content as each read shows it: /event, /context, /messages, /sync."""
     seen = []
-    r = await api.http.get(f"{V3}/rooms/{room_id}/event/{event_id}", headers=headers)
+    r = await api.http.get(
+        f"{V3}/rooms/{room_id}/event/{quote(event_id, safe='')}", headers=headers
+    )
     assert r.status_code == 200, r.text
     seen.append(r.json()["content"])
-    r = await api.http.get(f"{V3}/rooms/{room_id}/context/{event_id}", headers=headers)
+    r = await api.http.get(
+        f"{V3}/rooms/{room_id}/context/{quote(event_id, safe='')}", headers=headers
+    )
     assert r.status_code == 200, r.text
     seen.append(r.json()["event"]["content"])
     r = await api.http.get(
@@ -91,13 +98,15 @@ async def test_redacting_an_unknown_event_needs_the_redact_level(
     bob = await api.login("bob")
     room_id = await create_room(api, alice, room_version=version, preset="public_chat")
     await join(api, bob, room_id)
-    # Bob (power 0): 404, as Synapse answers; nothing is sent.
+    # Bob (power 0): 404, as Synapse answers; nothing is sent. In v1/v2 the auth rules
+    # themselves look first (rule 11 reads the target id's server): this id has none, and
+    # Synapse answers 400 M_UNKNOWN.
     before = await api.http.get(
         f"{V3}/rooms/{room_id}/messages", headers=alice, params={"dir": "b", "limit": 50}
     )
     r = await _redact(api, bob, room_id, "$not-stored-here", "b1")
-    assert r.status_code == 404, r.text
-    assert r.json()["errcode"] == "M_NOT_FOUND"
+    expected = (400, "M_UNKNOWN") if version in ("1", "2") else (404, "M_NOT_FOUND")
+    assert (r.status_code, r.json()["errcode"]) == expected, r.text
     after = await api.http.get(
         f"{V3}/rooms/{room_id}/messages", headers=alice, params={"dir": "b", "limit": 50}
     )

@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from relay.mesh.gossip import EXTREMITIES_PATH
 from tests.client.conftest import SERVER_NAME, ClientApi
 from tests.client.conftest import api as api  # the in-process relay
 from tests.federation.inprocess import V1, V2, SignedPeer, federation_http, trust_key
@@ -145,6 +146,7 @@ async def test_random_federation_input_never_breaks_the_relay(api: ClientApi) ->
                 ("GET", f"{V1}/query/profile", {"user_id": word, "field": word}),
                 ("GET", f"{V1}/query/directory", {"room_alias": word}),
                 ("GET", f"{V1}/user/devices/{q}", None),
+                ("GET", EXTREMITIES_PATH.format(room_id=q), None),  # the mesh's gossip
             ):
                 r = await peer.request(method, path, query=query)
                 await _check(r, f"{method} {path} {query!r}")

@@ -8,7 +8,7 @@ from tests.integration.conftest import RelayProcess
 from tests.integration.matrix_client import MatrixUser
 
 
-@pytest.mark.parametrize("version", ["10", "11", "12"])
+@pytest.mark.parametrize("version", [str(v) for v in range(1, 13)])
 def test_invite_join_and_messages_both_ways(
     two_relays: tuple[RelayProcess, RelayProcess], version: str
 ) -> None:

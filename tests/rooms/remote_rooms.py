@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from relay.events.auth import auth_types_for_event
-from relay.events.pdu import Pdu, finalize_event
+from relay.events.pdu import Pdu, finalize_event, reference_pairs
 from relay.rooms.remote_pdus import accept_pdu_txn
 from relay.rooms.service import RoomConfig
 from relay.runtime.identity import new_signing_key
@@ -26,7 +26,11 @@ DAVE = f"@dave:{REMOTE}"
 ELSEWHERE = "elsewhere.test"
 ELSEWHERE_KEY = new_signing_key()
 ERIN = f"@erin:{ELSEWHERE}"
-VERSIONS = pytest.mark.parametrize("version", ["10", "11", "12"])
+ALL_VERSIONS = [str(v) for v in range(1, 13)]
+VERSIONS = pytest.mark.parametrize("version", ALL_VERSIONS)
+#: Versions with *handling redactions* (v3+): the auth rules accept any redaction, which is
+#: applied or not once its target is known. In v1/v2 the redact level is an auth rule.
+HANDLED_REDACTIONS = pytest.mark.parametrize("version", ALL_VERSIONS[2:])
 
 
 def remote_pdu(
@@ -66,6 +70,11 @@ def remote_pdu(
     partial["auth_events"] = sorted(
         {state[k] for k in auth_types_for_event(partial, rv) if k in state}
     )
+    if rv.event_id_in_event:
+        ids = partial["prev_events"] + partial["auth_events"]
+        cited = api.services.rooms.get_pdus_txn(conn, ids)
+        partial["prev_events"] = reference_pairs(partial["prev_events"], cited)
+        partial["auth_events"] = reference_pairs(partial["auth_events"], cited)
     server = sender.partition(":")[2]
     key = ELSEWHERE_KEY if server == ELSEWHERE else REMOTE_KEY
     return finalize_event(partial, rv, server, key.key_id, key.key)

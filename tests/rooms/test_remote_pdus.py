@@ -29,7 +29,7 @@ async def _accept(api: ClientApi, pdu: Pdu):
     return await api.services.database.write(lambda conn: accept_pdu_txn(rooms, conn, pdu))
 
 
-@pytest.mark.parametrize("version", ["10", "11", "12"])
+@pytest.mark.parametrize("version", [str(v) for v in range(1, 13)])
 async def test_remote_join_and_message_are_accepted(api: ClientApi, version: str) -> None:
     room_id = await _public_room(api, version)
     carol = f"@carol:{REMOTE}"

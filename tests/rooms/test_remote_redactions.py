@@ -5,6 +5,8 @@ redaction that arrives before its target waits for it."""
 
 from __future__ import annotations
 
+import pytest
+
 from relay.rooms.service import RoomConfig
 from store import events as store_events
 from tests.client.conftest import ClientApi
@@ -13,6 +15,7 @@ from tests.rooms.remote_rooms import (
     CAROL,
     DAVE,
     ERIN,
+    HANDLED_REDACTIONS,
     REMOTE,
     VERSIONS,
     accept,
@@ -32,8 +35,10 @@ async def test_remote_redaction_without_power_of_another_servers_event_is_not_ap
     room_id = await shared_room(api, version)
     alice_msg = await local_message(api, room_id, "alice's")
     forged = await redaction(api, room_id, CAROL, alice_msg)
-    # Accepted as an event (the auth rules only ask events_default), never applied.
-    assert await accept(api, forged) == "accepted"
+    # v3+: accepted as an event (the auth rules only ask events_default), never applied.
+    # v1/v2: the redact level (or the same server minting both event ids) is an auth rule.
+    expected = "rejected" if version in ("1", "2") else "accepted"
+    assert await accept(api, forged) == expected
     assert await redacted_by(api, alice_msg) is None
     # The twins: her own server's event, and any event once she holds the redact level.
     dave_msg = await build(
@@ -71,7 +76,7 @@ async def test_remote_redaction_from_another_room_is_never_applied(
     assert await redacted_by(api, secret) != across.event_id
 
 
-@VERSIONS
+@HANDLED_REDACTIONS
 async def test_redaction_before_its_target_is_held_then_judged_by_the_rule(
     api: ClientApi, version: str
 ) -> None:
@@ -119,7 +124,7 @@ async def test_soft_failed_redaction_is_never_applied(api: ClientApi, version: s
     assert await redacted_by(api, dave_msg.event_id) == own.event_id
 
 
-@VERSIONS
+@HANDLED_REDACTIONS
 async def test_redact_level_is_the_one_in_force_before_theredaction(
     api: ClientApi, version: str
 ) -> None:
@@ -139,7 +144,7 @@ async def test_redact_level_is_the_one_in_force_before_theredaction(
     assert await redacted_by(api, alice_msg) == fresh.event_id
 
 
-@VERSIONS
+@HANDLED_REDACTIONS
 async def test_backfilled_redaction_follows_the_same_rule(api: ClientApi, version: str) -> None:
     room_id = await shared_room(api, version)
     alice_msg = await local_message(api, room_id, "alice's")
@@ -155,3 +160,29 @@ async def test_backfilled_redaction_follows_the_same_rule(api: ClientApi, versio
     assert await accept(api, own_server, backfilled=True) == "accepted"
     assert await redacted_by(api, alice_msg) is None
     assert await redacted_by(api, dave_msg.event_id) == own_server.event_id
+
+
+@pytest.mark.parametrize("version", ["1", "2"])
+async def test_v1_v2_redaction_is_an_auth_rule_on_event_id_servers(
+    api: ClientApi, version: str
+) -> None:
+    """Rooms v1/v2, rule 11: a redaction passes the auth rules only with the redact level,
+    or when the server that minted its event id minted the target's too."""
+    room_id = await shared_room(api, version)
+    alice_msg = await local_message(api, room_id, "alice's")
+    forged = await redaction(api, room_id, CAROL, alice_msg)
+    assert forged.event_id.endswith(f":{REMOTE}")
+    assert await accept(api, forged) == "rejected"
+    assert await redacted_by(api, alice_msg) is None
+    # The twins: her server's event (ids minted by REMOTE), and with the redact level.
+    dave_msg = await build(
+        api, room_id, sender=DAVE, type_="m.room.message", content={"body": "dave's"}
+    )
+    assert await accept(api, dave_msg) == "accepted"
+    own_server = await redaction(api, room_id, CAROL, dave_msg.event_id)
+    assert await accept(api, own_server) == "accepted"
+    assert await redacted_by(api, dave_msg.event_id) == own_server.event_id
+    await set_power(api, room_id, CAROL, 50)
+    moderator = await redaction(api, room_id, CAROL, alice_msg)
+    assert await accept(api, moderator) == "accepted"
+    assert await redacted_by(api, alice_msg) == moderator.event_id

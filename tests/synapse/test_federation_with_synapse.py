@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
+from tests.integration.matrix_client import MatrixUser
 from tests.synapse.conftest import Pair, start_pair
 
 
@@ -24,7 +27,51 @@ def _exchange(pair: Pair, room_id: str, synapse_user, relay_user) -> None:
     assert any(e["content"].get("body") == "from synapse 4" for e in timeline)
 
 
-@pytest.mark.parametrize("version", ["12", "11", "10"])
+def _state_content(user: MatrixUser, room_id: str, event_type: str) -> dict | None:
+    r = user.http.get(f"/_matrix/client/v3/rooms/{room_id}/state/{event_type}/")
+    return r.json() if r.status_code == 200 else None
+
+
+def _wait_state(user: MatrixUser, room_id: str, event_type: str, key: str, value: str) -> None:
+    deadline = time.monotonic() + 60
+    while (_state_content(user, room_id, event_type) or {}).get(key) != value:
+        assert time.monotonic() < deadline, f"{user.user_id} never saw {event_type} {value}"
+        time.sleep(0.5)
+
+
+def _event_content(user: MatrixUser, room_id: str, event_id: str) -> dict:
+    path = f"/rooms/{room_id}/event/{quote(event_id, safe='')}"
+    return user.call("GET", path)["content"]
+
+
+def _state_and_redactions_both_ways(room_id: str, synapse_user, relay_user) -> None:
+    """State set on either side reaches the other; a redaction by the relay's user of their
+    own message is applied on Synapse too. Synapse's user makes the relay's a moderator."""
+    levels = _state_content(synapse_user, room_id, "m.room.power_levels") or {}
+    levels.setdefault("users", {})[relay_user.user_id] = 50
+    synapse_user.call("PUT", f"/rooms/{room_id}/state/m.room.power_levels/", json=levels)
+    deadline = time.monotonic() + 60
+    while relay_user.user_id not in (
+        _state_content(relay_user, room_id, "m.room.power_levels") or {}
+    ).get("users", {}):
+        assert time.monotonic() < deadline, "the relay never saw the new power levels"
+        time.sleep(0.5)
+    relay_user.call("PUT", f"/rooms/{room_id}/state/m.room.topic/", json={"topic": "by relay"})
+    _wait_state(synapse_user, room_id, "m.room.topic", "topic", "by relay")
+    synapse_user.call("PUT", f"/rooms/{room_id}/state/m.room.name/", json={"name": "by hq"})
+    _wait_state(relay_user, room_id, "m.room.name", "name", "by hq")
+    mistake = relay_user.send(room_id, "oops")
+    synapse_user.wait_for_bodies(room_id, {"oops"}, timeout=60)
+    path = f"/rooms/{room_id}/redact/{quote(mistake, safe='')}/r1"
+    relay_user.call("PUT", path, json={"reason": "typo"})
+    deadline = time.monotonic() + 60
+    while _event_content(synapse_user, room_id, mistake) != {}:
+        assert time.monotonic() < deadline, "Synapse never applied the relay's redaction"
+        time.sleep(0.5)
+    assert _event_content(relay_user, room_id, mistake) == {}
+
+
+@pytest.mark.parametrize("version", [str(v) for v in range(12, 0, -1)])
 def test_synapse_user_invites_relay_user(tmp_path: Path, version: str) -> None:
     pair = start_pair(tmp_path, room_version=version)
     try:
@@ -42,17 +89,59 @@ def test_synapse_user_invites_relay_user(tmp_path: Path, version: str) -> None:
         assert [e["content"].get("body") for e in history if e["type"] == "m.room.message"] == [
             "before the relay joined"
         ]
+        # The room really is of that version, as both sides see it.
+        for user in (hq, field):
+            assert _state_content(user, room_id, "m.room.create")["room_version"] == version
         _exchange(pair, room_id, hq, field)
+        _state_and_redactions_both_ways(room_id, hq, field)
     finally:
         pair.relay.kill()
         pair.synapse.kill()
 
 
-def test_relay_user_creates_room_and_synapse_user_joins(pair: Pair) -> None:
+@pytest.mark.parametrize("version", [str(v) for v in range(12, 0, -1)])
+def test_relay_user_creates_room_and_synapse_user_joins(pair: Pair, version: str) -> None:
     field = pair.relay_user("field")
     hq = pair.synapse_user("hq")
-    room_id = field.create_room(name="kit room", preset="private_chat")
+    room_id = field.create_room(name="kit room", preset="private_chat", room_version=version)
     field.invite(room_id, hq.user_id)
     hq.wait_for_invite(room_id)
     hq.join(room_id)
+    for user in (hq, field):
+        assert _state_content(user, room_id, "m.room.create")["room_version"] == version
     _exchange(pair, room_id, hq, field)
+
+
+@pytest.mark.parametrize("version", ["10", "9", "8"])
+def test_relay_user_joins_a_restricted_synapse_room_through_its_space(
+    tmp_path: Path, version: str
+) -> None:
+    """Rooms v8+: a room restricted to the members of a space; the relay's user joins the
+    space, then the room without an invite (Synapse authorises and countersigns the join)."""
+    pair = start_pair(tmp_path, room_version=version)
+    try:
+        hq = pair.synapse_user("hq")
+        field = pair.relay_user("field")
+        space = hq.create_room(preset="public_chat", room_version=version)
+        allow = [{"type": "m.room_membership", "room_id": space}]
+        room_id = hq.create_room(
+            preset="private_chat",
+            room_version=version,
+            initial_state=[
+                {
+                    "type": "m.room.join_rules",
+                    "state_key": "",
+                    "content": {"join_rule": "restricted", "allow": allow},
+                }
+            ],
+        )
+        server = pair.synapse.server_name
+        field.join(space, via=[server])
+        field.join(room_id, via=[server])
+        state = field.call("GET", f"/rooms/{room_id}/state/m.room.member/{field.user_id}")
+        assert state["membership"] == "join"
+        assert state["join_authorised_via_users_server"] == hq.user_id
+        _exchange(pair, room_id, hq, field)
+    finally:
+        pair.relay.kill()
+        pair.synapse.kill()
