@@ -140,3 +140,23 @@ async def test_create_room_ignores_creation_content_room_version(
     events = timeline(await sync(api, alice), room_id)
     create = next(e for e in events if e["type"] == "m.room.create")
     assert create["content"]["room_version"] == "11"
+
+
+@pytest.mark.parametrize(
+    ("version", "strict"), [("1", False), ("5", False), ("6", True), ("12", True)]
+)
+async def test_floats_and_big_integers_follow_the_room_version(
+    api: ClientApi, version: str, strict: bool
+) -> None:
+    alice = await api.login("alice")
+    room_id = await create_room(api, alice, room_version=version)
+    for n, raw in enumerate(('{"n": 1.5}', '{"n": 9007199254740992}')):
+        r = await api.http.put(
+            f"{V3}/rooms/{room_id}/send/m.test/v{n}",
+            content=raw.encode(),
+            headers={**alice, "Content-Type": "application/json"},
+        )
+        if strict:
+            assert r.status_code == 400 and r.json()["errcode"] == "M_BAD_JSON", r.text
+        else:
+            assert r.status_code == 200, r.text

@@ -183,3 +183,19 @@ def test_limits_answer_as_synapse(users: list[dict[str, Any]]) -> None:
         elif not _same(synapse, relay):
             differences.append((case, "synapse", synapse, "relay", relay))
     assert differences == [], "\n".join(map(str, differences))
+
+
+def test_numbers_per_room_version_answer_as_synapse(users: list[dict[str, Any]]) -> None:
+    """v1-v5 take floats and big integers (no strict canonical JSON), v6+ refuse them."""
+    differences = []
+    for version in ("1", "3", "5", "6", "11"):
+        rooms = [side["alice"].create_room(room_version=version) for side in users]
+        for n, raw in enumerate(('{"n": 1.5}', '{"n": 9007199254740992}', '{"n": -Infinity}')):
+            answers = []
+            for side, room in zip(users, rooms, strict=True):
+                answers.append(
+                    _answer({**side, "room": room}, "PUT", f"/rooms/{{room}}/send/m.t/v{n}", raw)
+                )
+            if answers[0] != answers[1]:
+                differences.append((version, raw, "synapse", answers[0], "relay", answers[1]))
+    assert differences == [], "\n".join(map(str, differences))
