@@ -101,7 +101,15 @@ async def build_services(config: Config, database: Database, signing_key: Signin
         await to_device.forget_devices(user_id, device_ids)
         await device_lists.local_changed(user_id, device_ids, deleted=True)
 
-    accounts = Accounts(database, config.server_name, on_devices_deleted=devices_deleted)
+    async def device_created(user_id: str, device_id: str) -> None:
+        await device_lists.local_changed(user_id, [device_id], deleted=False)
+
+    accounts = Accounts(
+        database,
+        config.server_name,
+        on_devices_deleted=devices_deleted,
+        on_device_created=device_created,
+    )
     # What /sync gathers, the device section included.
     typing = TypingService(notifier)
     presence = PresenceService(database, notifier)
