@@ -30,7 +30,7 @@ WEB_SOURCES := $(WEB_DIR)/package.json $(WEB_DIR)/package-lock.json $(WEB_DIR)/b
 # Where `make run` serves the web client (relay init's default client listener).
 CLIENT_LISTEN ?= 127.0.0.1:8008
 
-.PHONY: fuzz run test setup clients synapse bench lint format clean image image-test image-e2e webclient
+.PHONY: fuzz run test setup clients synapse bench lint format clean image image-test image-e2e webclient bench-lowband
 
 # Host packages (Debian, apt, as root): tools/host/packages.txt is the one list; deps.sh
 # installs what a group needs and is missing.
@@ -74,6 +74,12 @@ synapse: $(SYNAPSE_STAMP)
 bench: setup synapse
 	$(BIN)/python -m tools.bench.run
 
+# Slow links (issue 17): the relay and Synapse each sending to a stock Synapse over an emulated
+# 9.6 kbit/s, 300 ms link (tools/linkemu; root). ~25 min; BENCH_LOWBAND_ARGS picks profiles etc.
+bench-lowband: setup synapse
+	@$(HOST_DEPS) lowband
+	$(BIN)/python -m tools.bench.lowband $(BENCH_LOWBAND_ARGS)
+
 run: setup webclient
 	@test -f $(DATA_DIR)/relay.toml || $(BIN)/relay init --data-dir $(DATA_DIR) \
 	  --server-name $(SERVER_NAME) --client-listen $(CLIENT_LISTEN) \
@@ -87,7 +93,7 @@ run: setup webclient
 # slowest first (tests/conftest.py); tests/image/ goes first, to one worker that waits for the
 # builds (build.sh's locks) while the others run everything else. Most tests wait on servers and
 # the network more than they compute, so there are more workers than the 2 cores.
-TEST_HOST_GROUPS := run test image-amd64 image-arm64
+TEST_HOST_GROUPS := run test lowband image-amd64 image-arm64
 TEST_WORKERS ?= 3
 
 test: setup clients synapse webclient

@@ -68,12 +68,16 @@ class Accounts:
         server_name: str,
         *,
         on_devices_deleted: Callable[[str, list[str]], Awaitable[None]] | None = None,
+        on_device_created: Callable[[str, str], Awaitable[None]] | None = None,
     ) -> None:
         self.database = database
         self.server_name = server_name
         #: Called with (user_id, device_ids) after devices were deleted: their keys and
         #: messages go, other servers hear of it.
         self.on_devices_deleted = on_devices_deleted
+        #: Called with (user_id, device_id) after a login or registration created a new
+        #: device: users sharing a room, and the user's other devices, must re-fetch keys.
+        self.on_device_created = on_device_created
 
     async def devices_deleted(self, user_id: str, device_ids: list[str]) -> None:
         """Tell the rest of the relay that devices were deleted outside this class (the
@@ -111,7 +115,8 @@ class Accounts:
         device_id = device_id or new_device_id()
         token = new_access_token()
 
-        def txn(conn: Connection) -> None:
+        def txn(conn: Connection) -> bool:
+            is_new = store_accounts.get_device(conn, user_id, device_id) is None
             # Re-logging in with a device id replaces that device's old tokens.
             store_accounts.delete_device_tokens(conn, user_id, device_id)
             store_accounts.upsert_device(
@@ -124,9 +129,15 @@ class Accounts:
             store_accounts.add_access_token(
                 conn, token=token, user_id=user_id, device_id=device_id, now_ms=now_ms()
             )
+            return is_new
 
-        await self.database.write(txn)
+        if await self.database.write(txn):
+            await self._created(user_id, device_id)
         return Requester(user_id, device_id, token)
+
+    async def _created(self, user_id: str, device_id: str) -> None:
+        if self.on_device_created is not None:
+            await self.on_device_created(user_id, device_id)
 
     async def logout(self, requester: Requester) -> None:
         await self.database.write(
@@ -193,6 +204,8 @@ class Accounts:
             await self.database.write(txn)
         except UserExists:
             raise UserInUse("User ID already taken") from None
+        if device_id is not None:
+            await self._created(user_id, device_id)
         return Registered(user_id, device_id, token)
 
     async def check_username(self, username: str) -> str:

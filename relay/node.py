@@ -14,15 +14,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
-from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve
 
 from relay.accounts import Accounts
 from relay.client.registration import registration_sessions
 from relay.client.routes import client_app
 from relay.client.synapse_admin import Nonces
 from relay.client.uia import UiaSessions
-from relay.config import Config, Listen
+from relay.config import Config
 from relay.e2ee.device_keys import E2eKeys
 from relay.e2ee.device_lists import DeviceLists
 from relay.e2ee.key_backup import KeyBackup
@@ -30,6 +28,7 @@ from relay.e2ee.to_device import ToDevice
 from relay.federation.backfill import Backfill
 from relay.federation.catch_up import CatchUp
 from relay.federation.client import FederationClient
+from relay.federation.destinations import FetchBudget
 from relay.federation.ingest import Ingest
 from relay.federation.key_server import OwnKeys, certificate_file_sha256
 from relay.federation.media_fetch import FederationMedia
@@ -45,6 +44,7 @@ from relay.runtime.clock import now_ms
 from relay.runtime.database import Database, open_database
 from relay.runtime.housekeeping import Housekeeping
 from relay.runtime.identity import SigningKey, read_signing_key
+from relay.runtime.listener import GRACE_SECONDS, hypercorn_config, serve_listener
 from relay.runtime.notifier import Notifier
 from relay.runtime.ratelimit import RateLimiter
 from relay.runtime.sdnotify import ready_and_watchdog
@@ -61,33 +61,6 @@ from relay.web.metrics import RequestMetrics, metrics_app
 from store import events as store_events
 
 log = logging.getLogger(__name__)
-
-GRACE_SECONDS = 1.0
-
-
-def _hypercorn_config(
-    listen: Listen, *, certfile: str | None = None, keyfile: str | None = None
-) -> HypercornConfig:
-    hc = HypercornConfig()
-    hc.bind = [str(listen)]
-    hc.certfile = certfile
-    hc.keyfile = keyfile
-    hc.graceful_timeout = GRACE_SECONDS
-    hc.accesslog = None
-    hc.errorlog = logging.getLogger("relay.runtime.http.server")
-    hc.keep_alive_timeout = 75
-    return hc
-
-
-async def _serve_listener(
-    name: str,
-    app: Any,
-    hc: HypercornConfig,
-    shutdown: trio.Event,
-    *,
-    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    await serve(app, hc, shutdown_trigger=shutdown.wait, task_status=task_status)
 
 
 async def _watch_signals(shutdown: trio.Event, cancel_scope: trio.CancelScope) -> None:
@@ -115,7 +88,9 @@ async def build_services(config: Config, database: Database, signing_key: Signin
     place where the graph of services is built and wired."""
     notifier = Notifier(await database.read(store_events.max_stream_ordering))
     own_keys = OwnKeys(config.server_name, signing_key, _tls_fingerprints(config))
-    federation_client = FederationClient(config, signing_key)
+    federation_client = FederationClient(
+        config, signing_key, timeout=config.request_timeout_seconds
+    )
     rooms = RoomService(database, config.server_name, signing_key, notifier)
     # End-to-end encryption.
     device_lists = DeviceLists(database, rooms, notifier, config.server_name)
@@ -126,7 +101,15 @@ async def build_services(config: Config, database: Database, signing_key: Signin
         await to_device.forget_devices(user_id, device_ids)
         await device_lists.local_changed(user_id, device_ids, deleted=True)
 
-    accounts = Accounts(database, config.server_name, on_devices_deleted=devices_deleted)
+    async def device_created(user_id: str, device_id: str) -> None:
+        await device_lists.local_changed(user_id, [device_id], deleted=False)
+
+    accounts = Accounts(
+        database,
+        config.server_name,
+        on_devices_deleted=devices_deleted,
+        on_device_created=device_created,
+    )
     # What /sync gathers, the device section included.
     typing = TypingService(notifier)
     presence = PresenceService(database, notifier)
@@ -154,6 +137,7 @@ async def build_services(config: Config, database: Database, signing_key: Signin
             own_keys,
             federation_client,
             trusted_key_servers=config.trusted_key_servers,
+            fetch_budget=FetchBudget(*limits["key_fetch"]),
         ),
         typing=typing,
         presence=presence,
@@ -263,10 +247,10 @@ async def serve_node(
                 )
                 await nursery.start(_serve_until, shutdown, housekeeping.serve)
                 await nursery.start(
-                    _serve_listener,
-                    "client",
+                    serve_listener,
                     RequestMetrics(client_app(services), metrics, "client"),
-                    _hypercorn_config(config.client_listen),
+                    hypercorn_config(config.client_listen, config.client_limits),
+                    config.client_limits,
                     shutdown,
                 )
                 log.info("client API listening on http://%s", config.client_listen)
@@ -274,23 +258,24 @@ async def serve_node(
                 if chat_client_built():
                     log.info("web chat client: http://%s/", config.client_listen)
                 await nursery.start(
-                    _serve_listener,
-                    "federation",
+                    serve_listener,
                     RequestMetrics(federation_app(services), metrics, "federation"),
-                    _hypercorn_config(
+                    hypercorn_config(
                         config.federation_listen,
+                        config.federation_limits,
                         certfile=str(config.tls_certificate_path),
                         keyfile=str(config.tls_private_key_path),
                     ),
+                    config.federation_limits,
                     shutdown,
                 )
                 log.info("federation API listening on https://%s", config.federation_listen)
                 if config.metrics_listen is not None:
                     await nursery.start(
-                        _serve_listener,
-                        "metrics",
+                        serve_listener,
                         metrics_app(services, metrics),
-                        _hypercorn_config(config.metrics_listen),
+                        hypercorn_config(config.metrics_listen, config.client_limits),
+                        config.client_limits,
                         shutdown,
                     )
                     log.info("metrics on http://%s/metrics", config.metrics_listen)

@@ -325,19 +325,56 @@ def count_unread(
     ``user_id`` with ``after_stream < stream_ordering <= to_stream``, and how many of
     them name ``user_id`` in ``content["m.mentions"].user_ids``. Edits (``m.replace``
     relations) are not counted."""
-    marks = ",".join("?" * len(types))
     row = conn.execute(
-        "SELECT count(*), coalesce(sum(EXISTS (SELECT 1 FROM json_each(CAST(raw AS TEXT),"
-        " '$.content.\"m.mentions\".user_ids') WHERE value = ?)), 0) FROM events"
-        " WHERE room_id = ? AND stream_ordering > ? AND stream_ordering <= ?"
+        f"SELECT count(*), coalesce(sum({_MENTIONS}), 0) FROM events WHERE {_notifying(types)}",
+        (user_id, room_id, after_stream, to_stream, user_id, *types),
+    ).fetchone()
+    return int(row[0]), int(row[1])
+
+
+#: Whether the event names the user (the one `?`) in `content["m.mentions"].user_ids`.
+_MENTIONS = (
+    "EXISTS (SELECT 1 FROM json_each(CAST(raw AS TEXT),"
+    " '$.content.\"m.mentions\".user_ids') WHERE value = ?)"
+)
+
+
+def _notifying(types: Sequence[str]) -> str:
+    """The events that notify a user (parameters: room_id, after, up to, the user,
+    *types): timeline events of `types` from others, edits left out."""
+    marks = ",".join("?" * len(types))
+    return (
+        "room_id = ? AND stream_ordering > ? AND stream_ordering <= ?"
         f" AND sender != ? AND type IN ({marks})"
         " AND outlier = 0 AND soft_failed = 0 AND rejected_reason IS NULL"
         # Edits never notify (the default push rule .m.rule.suppress_edits).
         " AND NOT EXISTS (SELECT 1 FROM event_relations r"
-        " WHERE r.event_id = events.event_id AND r.rel_type = 'm.replace')",
-        (user_id, room_id, after_stream, to_stream, user_id, *types),
-    ).fetchone()
-    return int(row[0]), int(row[1])
+        " WHERE r.event_id = events.event_id AND r.rel_type = 'm.replace')"
+    )
+
+
+def notifying_events(
+    conn: sqlite3.Connection,
+    room_id: str,
+    user_id: str,
+    after_stream: int,
+    to_stream: int,
+    types: Sequence[str],
+    limit: int,
+    *,
+    mentions_only: bool = False,
+) -> list[tuple[str, int, bool]]:
+    """``(event_id, stream_ordering, mentions_user)`` of the newest ``limit`` events
+    `count_unread` counts (with ``mentions_only``, those that mention the user), newest
+    first."""
+    where = _notifying(types) + (f" AND {_MENTIONS}" if mentions_only else "")
+    args = (room_id, after_stream, to_stream, user_id, *types)
+    rows = conn.execute(
+        f"SELECT event_id, stream_ordering, {_MENTIONS} FROM events WHERE {where}"
+        " ORDER BY stream_ordering DESC LIMIT ?",
+        (user_id, *args, *((user_id,) if mentions_only else ()), limit),
+    )
+    return [(row[0], int(row[1]), bool(row[2])) for row in rows]
 
 
 def last_event_of_types(

@@ -9,7 +9,9 @@ Rules kept (DESIGN.md, "Paths of data"):
   acks; a ``trio.Event`` wakes it, the rows say what to send.
 - Per destination, rows go out in ``id`` order. ``peek`` returns a contiguous prefix
   of the backlog holding at most 50 PDUs and 100 EDUs (the spec's per-transaction
-  limits), so ``ack(up_to_id)`` deletes exactly what was sent.
+  limits), so ``ack(up_to_id)`` deletes exactly what was sent. A sender that sends part
+  of a batch first (receipts and typing after messages on a slow link) deletes exactly
+  the rows it sent, or dropped, with ``ack_rows``.
   https://spec.matrix.org/v1.16/server-server-api/#transactions
 - ``mark_failure`` doubles the retry interval (bounded); ``mark_success`` resets it.
 - Functions take the connection first and never commit (see ``store.db``).
@@ -22,6 +24,7 @@ from typing import Any, Literal
 
 __all__ = [
     "ack",
+    "ack_rows",
     "depths",
     "destination_status",
     "destinations_with_backlog",
@@ -106,6 +109,20 @@ def ack(conn: sqlite3.Connection, destination: str, up_to_id: int) -> int:
         "DELETE FROM federation_outbox WHERE destination = ? AND id <= ?",
         (destination, up_to_id),
     ).rowcount
+
+
+def ack_rows(conn: sqlite3.Connection, destination: str, ids: list[int]) -> int:
+    """Delete ``destination``'s rows with these ids (sent, or dropped as stale); returns
+    how many."""
+    deleted = 0
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        deleted += conn.execute(
+            f"DELETE FROM federation_outbox WHERE destination = ? AND id IN ({marks})",
+            (destination, *chunk),
+        ).rowcount
+    return deleted
 
 
 def note_attempt(conn: sqlite3.Connection, destination: str, up_to_id: int) -> None:

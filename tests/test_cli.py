@@ -58,6 +58,12 @@ def test_init_writes_config_key_cert_database(tmp_path: Path) -> None:
         "metrics": "",  # off
         "public_baseurl": "",  # from each request
         "trusted_proxies": [],
+        "max_connections": 1000,
+        "max_connections_per_address": 100,
+        "header_timeout_seconds": 30.0,
+        "body_timeout_seconds": 60.0,
+        "client_keep_alive_seconds": 75.0,
+        "federation_keep_alive_seconds": 900.0,
     }
     algorithm, version, seed = (d / "signing.key").read_text().split()
     assert algorithm == "ed25519" and version.startswith("a_") and len(seed) == 43

@@ -5,6 +5,7 @@ and the README's configuration table is the one the table renders."""
 from __future__ import annotations
 
 import base64
+import ipaddress
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -71,6 +72,10 @@ SAMPLES: dict[str, Callable[[Setting], tuple[Any, Any]]] = {
     "thumbnail_sizes": lambda s: (["64x48 scale"], (parse_size("64x48 scale"),)),
     "public_baseurl": lambda s: ("https://chat.example/m", "https://chat.example/m/"),
     "addresses": lambda s: (["10.0.0.1", "::1"], ("10.0.0.1", "::1")),
+    "ip_ranges": lambda s: (
+        ["127.0.0.0/8", "10.1.2.3"],
+        (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("10.1.2.3/32")),
+    ),
 }
 
 

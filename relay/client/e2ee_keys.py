@@ -3,7 +3,7 @@
 `/keys/device_signing/upload`, `/keys/signatures/upload` (`cross_signing.yaml`).
 
 The rules live in relay/e2ee/device_keys.py; here requests are parsed and answers shaped.
-Replacing an existing master key needs UIA with `m.login.password`.
+Changing cross-signing keys once a master key exists needs UIA with `m.login.password`.
 
 Spec: https://spec.matrix.org/v1.16/client-server-api/#end-to-end-encryption
 """
@@ -94,7 +94,10 @@ async def upload_cross_signing_keys(request: Request, requester: Requester) -> R
     e2e = services.e2ee_keys
     session = None
     sessions = services.uia_account
-    if await e2e.has_master_key(requester.user_id, body):
+    changes, needs_uia = await e2e.cross_signing_change(requester.user_id, body)
+    if not changes:
+        return json_response({})
+    if needs_uia:
         session = await sessions.authenticate(
             body.get("auth"),
             operation="device_signing_upload",

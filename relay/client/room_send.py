@@ -64,7 +64,10 @@ async def redact_event(request: Request, requester: Requester) -> Response:
     reason = body.get("reason")
     if reason is not None and not isinstance(reason, str):
         raise BadJson("reason must be a string")
-    content = {"reason": reason} if reason is not None else {}
+    # The whole body is the content, as Synapse keeps it (extensions ride along); so it
+    # meets the room version's JSON rules like any content. The path's event id wins
+    # over a `redacts` in the body.
+    content = {k: v for k, v in body.items() if k != "redacts"}
     event_id = await services_of(request).rooms.send_event(
         requester.user_id,
         requester.device_id,

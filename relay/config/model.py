@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,6 +79,21 @@ class MediaConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ListenerLimits:
+    """What one listener allows (relay/runtime/listener.py): how many connections, and how
+    long each may take over what. A phone on bad Wi-Fi stalls for seconds, not minutes; an
+    attacker who opens connections and sends nothing holds each for `header_timeout_seconds`
+    at most."""
+
+    max_connections: int = default_of("listeners.max_connections")
+    max_connections_per_address: int = default_of("listeners.max_connections_per_address")
+    header_timeout_seconds: float = default_of("listeners.header_timeout_seconds")
+    body_timeout_seconds: float = default_of("listeners.body_timeout_seconds")
+    #: How long an idle connection that already served a request is kept for the next.
+    keep_alive_seconds: float = default_of("listeners.client_keep_alive_seconds")
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The parsed relay.toml; each field is documented by its row in `SETTINGS`."""
 
@@ -111,6 +127,7 @@ class Config:
     retry_min_seconds: float = default_of("federation.retry_min_seconds")
     retry_max_seconds: float = default_of("federation.retry_max_seconds")
     probe_interval_seconds: float = default_of("federation.probe_interval_seconds")
+    request_timeout_seconds: float = default_of("federation.request_timeout_seconds")
     gap_fill_cap: int = default_of("federation.gap_fill_cap")
     #: server name -> {key id: unpadded base64 verify key} (empty: trust its published keys).
     trusted_key_servers: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -123,6 +140,35 @@ class Config:
     mesh_liveness_interval_seconds: float = default_of("mesh.liveness_interval_seconds")
     #: relay/federation/peer_policy.py
     mesh_policy: str = default_of("mesh.policy")
+    #: federation.ip_range_allowlist: what the destination policy treats as remote
+    #: (relay/federation/destinations.py).
+    ip_range_allowlist: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    #: [listeners] limits (relay/runtime/listener.py); see `client_limits`.
+    max_connections: int = default_of("listeners.max_connections")
+    max_connections_per_address: int = default_of("listeners.max_connections_per_address")
+    header_timeout_seconds: float = default_of("listeners.header_timeout_seconds")
+    body_timeout_seconds: float = default_of("listeners.body_timeout_seconds")
+    client_keep_alive_seconds: float = default_of("listeners.client_keep_alive_seconds")
+    federation_keep_alive_seconds: float = default_of("listeners.federation_keep_alive_seconds")
+
+    def _limits(self, keep_alive_seconds: float) -> ListenerLimits:
+        return ListenerLimits(
+            max_connections=self.max_connections,
+            max_connections_per_address=self.max_connections_per_address,
+            header_timeout_seconds=self.header_timeout_seconds,
+            body_timeout_seconds=self.body_timeout_seconds,
+            keep_alive_seconds=keep_alive_seconds,
+        )
+
+    @property
+    def client_limits(self) -> ListenerLimits:
+        """The client (and metrics) listener's limits."""
+        return self._limits(self.client_keep_alive_seconds)
+
+    @property
+    def federation_limits(self) -> ListenerLimits:
+        """The federation listener's: the client's with its own keep-alive."""
+        return self._limits(self.federation_keep_alive_seconds)
 
     @property
     def media_store(self) -> Path:

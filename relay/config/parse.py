@@ -148,6 +148,17 @@ def _addresses(s: Setting, value: Any, data_dir: Path) -> tuple[str, ...]:
         raise ConfigError(f"{s.path} must be a list of IP addresses") from None
 
 
+def _ip_ranges(
+    s: Setting, value: Any, data_dir: Path
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{s.path} must be a list of addresses or networks")
+    try:
+        return tuple(ipaddress.ip_network(v, strict=False) for v in value)
+    except ValueError as exc:
+        raise ConfigError(f"{s.path}: {exc}") from None
+
+
 def _server_map(s: Setting, value: Any, data_dir: Path) -> dict[str, str]:
     if not isinstance(value, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
@@ -223,6 +234,7 @@ PARSERS: dict[str, Parser] = {
     "upstream_url": _upstream_url,
     "public_baseurl": _public_baseurl,
     "addresses": _addresses,
+    "ip_ranges": _ip_ranges,
     "server_map": _server_map,
     "trusted_key_servers": _trusted_key_servers,
     "interfaces": _interfaces,

@@ -106,6 +106,7 @@ def _kind_text(s: Setting) -> str:
         "interfaces": "list of strings",
         "thumbnail_sizes": "list of strings",
         "addresses": "list of IP addresses",
+        "ip_ranges": "list of addresses or networks",
         "public_baseurl": "URL",
         "server_map": "table",
         "trusted_key_servers": "table of tables",

@@ -149,6 +149,65 @@ SETTINGS: tuple[Setting, ...] = (
         shown_default="`[]`",
     ),
     Setting(
+        "listeners.max_connections",
+        "number",
+        1000,
+        "Open connections per listener. A connection over it (or over"
+        " `max_connections_per_address`) gets `503 M_LIMIT_EXCEEDED` with `Retry-After` and"
+        " is closed. Keep the unit's `LimitNOFILE` above twice this (the image has 16384).",
+        "max_connections",
+        minimum=1,
+        cast=int,
+    ),
+    Setting(
+        "listeners.max_connections_per_address",
+        "number",
+        100,
+        "Open connections from one client address, per listener (one attacker cannot take"
+        " every slot from the phones on the Wi-Fi). Behind a reverse proxy every client"
+        " comes from the proxy's address: raise it to `max_connections` there.",
+        "max_connections_per_address",
+        minimum=1,
+        cast=int,
+    ),
+    Setting(
+        "listeners.header_timeout_seconds",
+        "number",
+        30.0,
+        "From accepting a connection (TLS handshake included), or from a request's first"
+        " byte, to its complete headers. A connection that sends nothing is closed then.",
+        "header_timeout_seconds",
+        minimum=1.0,
+    ),
+    Setting(
+        "listeners.body_timeout_seconds",
+        "number",
+        60.0,
+        "Longest silence while a request's body is still due (a phone roaming between access"
+        " points survives it; a body promised and never sent holds its connection no longer)."
+        " Nothing times out while the relay works on a request (a `/sync` long-poll).",
+        "body_timeout_seconds",
+        minimum=1.0,
+    ),
+    Setting(
+        "listeners.client_keep_alive_seconds",
+        "number",
+        75.0,
+        "How long an idle client connection that served a request is kept for the next one;"
+        " separate from the two timeouts above.",
+        "client_keep_alive_seconds",
+        minimum=1.0,
+    ),
+    Setting(
+        "listeners.federation_keep_alive_seconds",
+        "number",
+        900.0,
+        "The same for federation connections: longer than peers keep theirs (Synapse: 120 s),"
+        " so a peer on a slow link keeps its TLS session.",
+        "federation_keep_alive_seconds",
+        minimum=1.0,
+    ),
+    Setting(
         "federation.upstream",
         "upstream",
         "",
@@ -200,10 +259,20 @@ SETTINGS: tuple[Setting, ...] = (
         "federation.probe_interval_seconds",
         "number",
         2.0,
-        "How often the upstream and every failing destination are probed; one that answers"
-        " again is flushed at once (well within 5 s).",
+        "How often an unreachable upstream or destination is probed (less often while probes"
+        " time out; a live, silent upstream every 2 minutes); one that answers again is"
+        " flushed at once (well within 5 s).",
         "probe_interval_seconds",
         minimum=0.1,
+    ),
+    Setting(
+        "federation.request_timeout_seconds",
+        "number",
+        30.0,
+        "How long a whole outbound request may take. On a slow link the relay sizes each"
+        " transaction to finish well within it, and splits one that did not.",
+        "request_timeout_seconds",
+        minimum=1.0,
     ),
     Setting(
         "federation.gap_fill_cap",
@@ -234,6 +303,19 @@ SETTINGS: tuple[Setting, ...] = (
         " notary's own published keys.",
         "trusted_key_servers",
         shown_default="empty table",
+    ),
+    Setting(
+        "federation.ip_range_allowlist",
+        "ip_ranges",
+        [],
+        'Addresses or networks (`"127.0.0.0/8"`, `"10.1.2.3"`) treated as ordinary'
+        ' remote addresses by the destination policy ("Outbound requests" below): outbound'
+        " requests made on others' behalf otherwise never go to loopback, private,"
+        " link-local, multicast or reserved addresses, nor to this relay's listeners (which"
+        " stay refused whatever this says), except to the upstream, the static servers"
+        " (`federation.servers`) and pinned mesh peers. For labs and tests on loopback.",
+        "ip_range_allowlist",
+        shown_default="`[]`",
     ),
     Setting(
         "mesh.enabled",
@@ -420,6 +502,16 @@ SETTINGS: tuple[Setting, ...] = (
         " checks, per client address.",
     ),
     *_limit("send", 20.0, 100, "Events sent per second, per user."),
+    *_limit(
+        "key_fetch",
+        0.2,
+        30,
+        "Fetches of other servers' keys one client address may cause per second: a"
+        " federation request signed by a server the relay holds no key of, a notary query"
+        " about servers it holds nothing fresh for (beyond it the relay answers from what it"
+        " has). A server whose keys could not be fetched is not tried again on anyone's"
+        " behalf for 10 minutes (notaries still are).",
+    ),
     Setting(
         "logging.level",
         "choice_upper",

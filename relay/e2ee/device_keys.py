@@ -3,14 +3,17 @@ and, through relay/e2ee/device_lists.py, remote ones.
 
 Rules kept:
 
-- Device keys are accepted only for the requester's own device and only with a valid
-  self-signature by the device's ed25519 key; a changed set is a device list change.
-- A one-time key id is uploaded once: the same key again is ignored, another key under
-  the same id is M_INVALID_PARAM. Claiming takes a one-time key, else the fallback key.
+- Device keys are accepted only for the requester's own device and in the spec's shape
+  (Synapse's errcodes); their self-signature is the downloading client's to verify, as
+  Synapse leaves it. A changed set is a device list change.
+- A one-time key id is uploaded once: the same key again (signatures aside) is ignored,
+  another key under the same id is 400 M_UNKNOWN, as Synapse answers.
+  Claiming takes a one-time key, else the fallback key.
 - Cross-signing keys must name their user and usage and hold one ed25519 key; the
-  self-signing and user-signing keys must be signed by the master key. Replacing an
-  existing master key needs UIA (the client handler asks); the first upload does not
-  (spec v1.11, MSC3967).
+  self-signing and user-signing keys must be signed by the master key. Once a master
+  key is stored, uploading any different or new cross-signing key needs UIA (the client
+  handler asks); the first upload does not (spec v1.11, MSC3967); an upload of the
+  stored keys again changes nothing and needs nothing (as Synapse).
 - A signature uploaded to /keys/signatures/upload is kept only when it verifies with
   one of the requester's keys (a device key or a cross-signing key); it is merged into
   the signed object whenever that object is served.
@@ -29,7 +32,7 @@ import nacl.signing
 import trio
 
 from relay.e2ee.device_lists import DeviceLists, dumps
-from relay.errors import InvalidParam, InvalidSignature
+from relay.errors import BadJson, InvalidParam, InvalidSignature, MissingParam, Unknown
 from relay.events.canonical import canonical_json
 from relay.events.ids import server_of
 from relay.events.unpadded_base64 import decode_base64
@@ -111,7 +114,7 @@ class E2eKeys:
     async def upload(self, user_id: str, device_id: str, body: JSON) -> dict[str, int]:
         """`/keys/upload`: returns the device's one-time key counts."""
         device_keys = body.get("device_keys")
-        if device_keys is not None:
+        if "device_keys" in body:
             _check_device_keys(device_keys, user_id, device_id)
         one_time = _key_map(body.get("one_time_keys"), "one_time_keys")
         fallback = _key_map(
@@ -129,8 +132,13 @@ class E2eKeys:
             for (algorithm, key_id), key in one_time.items():
                 text = dumps(key)
                 existing = store_e2e.get_one_time_key(conn, user_id, device_id, algorithm, key_id)
-                if existing is not None and existing != text:
-                    raise InvalidParam(f"One time key {algorithm}:{key_id} already exists")
+                if existing is not None:
+                    if not _same_one_time_key(existing, key):
+                        # Synapse's answer: 400 M_UNKNOWN (the spec names no errcode).
+                        raise Unknown(
+                            f"One time key {algorithm}:{key_id} already exists", status=400
+                        )
+                    continue
                 store_e2e.add_one_time_key(conn, user_id, device_id, algorithm, key_id, text)
             for (algorithm, key_id), key in fallback.items():
                 store_e2e.set_fallback_key(conn, user_id, device_id, algorithm, key_id, dumps(key))
@@ -277,11 +285,20 @@ class E2eKeys:
 
     # -- cross-signing -----------------------------------------------------------------------
 
-    async def has_master_key(self, user_id: str, body: JSON) -> bool:
-        """Whether uploading `body` would replace an existing, different master key."""
+    async def cross_signing_change(self, user_id: str, body: JSON) -> tuple[bool, bool]:
+        """(changes, needs_uia) for a `/keys/device_signing/upload` of `body`: whether any
+        key in it differs from the stored one (one not stored yet differs), and whether
+        that replaces or adds to cross-signing that is already set up (a master key is
+        stored), which needs UIA whichever key it is (spec v1.11, MSC3967; as Synapse)."""
         current = await self.database.read(store_e2e.get_cross_signing_keys, user_id)
-        new = body.get("master_key")
-        return "master" in current and (new is None or dumps(new) != current["master"])
+        changes = any(
+            f"{key_type}_key" in body
+            and (
+                key_type not in current or json.loads(current[key_type]) != body[f"{key_type}_key"]
+            )
+            for key_type in CROSS_SIGNING_TYPES
+        )
+        return changes, changes and "master" in current
 
     async def upload_cross_signing(self, user_id: str, body: JSON) -> None:
         """`/keys/device_signing/upload` once authorised."""
@@ -404,30 +421,79 @@ def _remote_device_keys(device: JSON) -> JSON:
 
 
 def _check_device_keys(keys: Any, user_id: str, device_id: str) -> None:
+    """The shape `/keys/upload` requires of `device_keys`, with Synapse's errcodes: a
+    missing field is M_MISSING_PARAM, a wrong type M_BAD_JSON, explicit null
+    M_INVALID_PARAM, another user's or device's keys M_BAD_JSON. The self-signature is
+    not checked here (the spec leaves that to the clients that download the keys, and
+    Synapse accepts any well-formed signature map): it is checked by every reader."""
+    if keys is None:
+        raise InvalidParam("device_keys must not be null")
     if not isinstance(keys, dict):
-        raise InvalidParam("device_keys must be an object")
-    if keys.get("user_id") != user_id or keys.get("device_id") != device_id:
-        raise InvalidParam("device_keys must be for the requester's own device")
-    if not isinstance(keys.get("algorithms"), list) or not isinstance(keys.get("keys"), dict):
-        raise InvalidParam("device_keys needs algorithms and keys")
-    key_id = f"ed25519:{device_id}"
-    public = keys["keys"].get(key_id)
-    if not isinstance(public, str):
-        raise InvalidParam(f"device_keys has no {key_id} key")
-    if not verify_signed(keys, user_id, key_id, public):
-        raise InvalidSignature("device_keys is not signed by the device's own key")
+        raise BadJson("device_keys must be an object")
+    for name in ("algorithms", "device_id", "keys", "signatures", "user_id"):
+        if name not in keys:
+            raise MissingParam(f"device_keys.{name} is required")
+    if not isinstance(keys["algorithms"], list) or not all(
+        isinstance(a, str) for a in keys["algorithms"]
+    ):
+        raise BadJson("device_keys.algorithms must be a list of strings")
+    if not isinstance(keys["user_id"], str) or not isinstance(keys["device_id"], str):
+        raise BadJson("device_keys.user_id and device_id must be strings")
+    if not _is_str_map(keys["keys"]):
+        raise BadJson("device_keys.keys must map key ids to strings")
+    if not _is_signature_map(keys["signatures"]):
+        raise BadJson("device_keys.signatures must map user ids to key ids to strings")
+    if keys["user_id"] != user_id:
+        raise BadJson("device_keys.user_id does not match the authenticated user")
+    if keys["device_id"] != device_id:
+        raise BadJson("device_keys.device_id does not match the authenticated device")
+
+
+def _is_str_map(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+
+
+def _is_signature_map(value: Any) -> bool:
+    return isinstance(value, dict) and all(_is_str_map(v) for v in value.values())
+
+
+def _is_key_object(value: Any) -> bool:
+    """A one-time or fallback key: an unpadded base64 string, or a signed key object."""
+    if isinstance(value, str):
+        return True
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("key"), str)
+        and _is_signature_map(value.get("signatures"))
+        and isinstance(value.get("fallback", False), bool | None)
+    )
 
 
 def _key_map(value: Any, name: str) -> dict[tuple[str, str], Any]:
-    """{"algorithm:key_id": key} -> {(algorithm, key_id): key}."""
+    """{"algorithm:key_id": key} -> {(algorithm, key_id): key}; M_BAD_JSON for a name
+    that is not exactly two parts or a key that is neither a string nor a key object."""
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise InvalidParam(f"{name} must be an object")
+        raise BadJson(f"{name} must be an object")
     out: dict[tuple[str, str], Any] = {}
     for full_id, key in value.items():
-        algorithm, sep, key_id = full_id.partition(":")
-        if not sep or not algorithm or not key_id or not isinstance(key, dict | str):
-            raise InvalidParam(f"{name} keys must be named algorithm:key_id")
-        out[(algorithm, key_id)] = key
+        parts = full_id.split(":")
+        if len(parts) != 2:
+            raise BadJson(f"Invalid {name} key {full_id!r}: expected <algorithm>:<key_id>")
+        if not _is_key_object(key):
+            raise BadJson(f"{name}.{full_id} must be a string or a signed key object")
+        out[(parts[0], parts[1])] = key
     return out
+
+
+def _same_one_time_key(stored: str, new: Any) -> bool:
+    """Whether a re-uploaded one-time key is the stored one: signatures may differ between
+    uploads of the same key (as Synapse compares them)."""
+    old = json.loads(stored)
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return bool(old == new)
+    strip = "signatures"
+    return {k: v for k, v in old.items() if k != strip} == {
+        k: v for k, v in new.items() if k != strip
+    }

@@ -8,7 +8,8 @@ Rules kept:
   server sharing a room with the user: the durable outbox carries it across outages.
 - `/sync` `device_lists.changed` lists users sharing a room with the syncing user
   whose devices changed after `since`, and users who newly share a room with them;
-  `left` lists users who no longer share any room after a leave since `since`.
+  `left` lists users who no longer share any room after a leave or ban since `since`
+  (an invite or a knock is not a leave: nobody shared a room through it).
 - Remote users' device lists are cached. An `m.device_list_update` whose `prev_id`
   names the cached `stream_id` is applied in place; any other marks the cache stale.
   Either way the change is recorded so local clients re-query; a query of a stale or
@@ -42,6 +43,9 @@ from store import rooms as store_rooms
 log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
+#: Memberships that end sharing a room. An invite or a knock never shared one, so it
+#: never puts anyone in `left` (nor do they make anyone's keys news: not joined).
+LEAVING = frozenset({"leave", "ban"})
 
 
 class RemoteKeys(Protocol):
@@ -167,12 +171,12 @@ class DeviceLists:
             members = store_rooms.joined_users(conn, row["room_id"])
             if row["membership"] == "join":
                 changed.update(members)  # newly joined: every member's keys are news
-            else:
+            elif row["membership"] in LEAVING:
                 left.update(m for m in members if m not in sharing)
         for _room, member, membership in store_e2e.membership_changes(conn, my_rooms, since, to):
             if membership == "join":
                 changed.add(member)
-            elif member not in sharing:
+            elif membership in LEAVING and member not in sharing:
                 left.add(member)
         changed.discard("")
         left.discard(user_id)

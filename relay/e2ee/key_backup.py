@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from relay.errors import InvalidParam, NotFound, WrongRoomKeysVersion
+from relay.errors import InvalidParam, MissingParam, NotFound, WrongRoomKeysVersion
 from relay.runtime.database import Database
 from store import Connection
 from store import key_backup as store_backup
@@ -35,7 +35,10 @@ def parse_version(version: str | None) -> int | None:
 
 
 def _check_version_body(body: JSON) -> str:
-    if body.get("algorithm") != ALGORITHM:
+    for name in ("algorithm", "auth_data"):
+        if name not in body:
+            raise MissingParam(f"{name} is required")
+    if body["algorithm"] != ALGORITHM:
         raise InvalidParam(f"algorithm must be {ALGORITHM}")
     if not isinstance(body.get("auth_data"), dict):
         raise InvalidParam("auth_data must be an object")

@@ -241,6 +241,14 @@ def is_valid_room_id(room_id: str, room_version: RoomVersion) -> bool:
     return _is_sigil_opaque_domain(room_id, "!")
 
 
+def is_valid_room_id_of_any_version(room_id: str) -> bool:
+    """Whether ``room_id`` has a form some room version uses (where the version is not
+    known: a filter's ``rooms``)."""
+    return (room_id.startswith("!") and _is_hash_id(room_id[1:])) or _is_sigil_opaque_domain(
+        room_id, "!"
+    )
+
+
 def is_valid_event_id(event_id_: str, room_version: RoomVersion | None = None) -> bool:
     """Whether ``event_id_`` has the form ``room_version`` uses: ``$opaque:domain`` (v1/v2),
     ``$`` + a standard (v3) or URL-safe (v4+, the default) base64 SHA-256."""

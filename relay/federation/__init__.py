@@ -10,7 +10,8 @@ Inbound (other servers calling us):
 
 Outbound (us calling others):
 - `client.py` the signed HTTPS client; `resolver.py` server name to address;
-  `request_auth.py` signing and checking X-Matrix headers;
+  `destinations.py` where we may connect at all (the one destination policy) and the
+  key-fetch budget per requester; `request_auth.py` signing and checking X-Matrix headers;
 - `sender.py` one task per destination draining its outbox; `catch_up.py`;
 - `remote_membership.py` our users joining elsewhere; `backfill.py`; `media_fetch.py`;
 - `server_keys.py` the KeyRing: fetching and caching other servers' verify keys.
@@ -20,9 +21,10 @@ Both ways:
   refuses gets 403 inbound and nothing outbound.
 
 Rules: every inbound PDU goes through `relay.events.pdu.parse_pdu` and the rooms core's
-checks; every outbound request goes through `client.py`, which asks `peer_policy.py` first;
-every signed inbound request goes through `inbound_auth.py`, which asks it before checking
-the signature; SQL lives in `store/`.
+checks; every outbound request goes through `client.py`, which asks `peer_policy.py` first
+(may we talk to this server at all?) and connects over `destinations.guarded_client` (may
+we connect to this address?); every signed inbound request goes through `inbound_auth.py`,
+which asks `peer_policy.py` before checking the signature; SQL lives in `store/`.
 
 Spec: https://spec.matrix.org/v1.16/server-server-api/
 """

@@ -7,11 +7,30 @@ Rules kept here:
   percent-encoding), so the receiver computes the same bytes.
 - Where to connect comes from `ServerResolver`; the URL may name an IP or an SRV target while
   TLS checks (and SNI names) `tls_server_name`, and `Host` is what the resolver says.
+- Every connection keeps the destination policy (`destinations.py`): the address actually
+  connected is checked (loopback, private, link-local, our own listeners... refused unless
+  trusted), URLs are https; federation requests never follow redirects, a media
+  `Location` follows at most `MAX_REDIRECTS`, each hop checked again.
 - TLS is verified against the system CAs plus `federation.ca_file`; `verify_tls = false`
   turns verification off (labs only; the node warns at start). A target the resolver
   gives with a `pinned_certificate` (a trusted mesh peer, relay/mesh/trust.py) is reached
   with a context that trusts exactly that certificate, whatever `verify_tls` says: the
   handshake fails, and nothing is sent, unless the peer proves it holds its key.
+- The ClientHello offers the P-256 group with its key share: Synapse's listener accepts
+  only P-256, so a default X25519 share costs a HelloRetryRequest (one more round trip,
+  ~350 B: seconds on a 9.6 kbit/s link); P-256 is the group every TLS 1.3 server must
+  implement (RFC 8446 9.1). No session resumption: httpx gives no way to hand a saved
+  session to a new connection, so connections are kept warm instead.
+- Connections are pooled per destination and kept open while idle for `KEEPALIVE_S`:
+  longer than any gap between a relay's probes (sender.py), shorter than Synapse's own
+  listener keeps an idle connection (measured, 1.163.2: still open after 700 s), so a kit
+  on a slow link pays TCP+TLS setup (3 round trips, ~3 KB) once, not every few seconds.
+- Bodies of signed federation requests are gzipped for a destination that announced it
+  takes them (a relay; content_coding.py), learned from its version answers; plain JSON
+  to anyone else.
+- Liveness: `last_heard(destination)` is when it last answered anything (any status), or
+  sent us a signed request (`heard_from`, called by inbound_auth.py); the sender's probes
+  only run when a destination has been silent.
 - Nothing is sent to a server `mesh.policy` refuses (`peer_policy`, set by the node to
   relay/federation/peer_policy.py's `allows`): `DestinationRefused`, checked before the
   name is even resolved.
@@ -52,12 +71,16 @@ import trio
 import relay
 from relay.config import Config
 from relay.events.canonical import JsonParseError, canonical_json, parse_json_strict
+from relay.federation import content_coding
+from relay.federation.destinations import DestinationPolicy, guarded_client
 from relay.federation.errors import (
     DestinationRefused,
     PeerUnreachable,
     RemoteError,
+    RequestTimedOut,
     ResponseTooLarge,
 )
+from relay.federation.link_budget import MAX_TIMEOUT_S
 from relay.federation.request_auth import authorization_headers
 from relay.federation.resolver import ResolutionError, ResolvedServer, ServerResolver
 from relay.runtime.identity import SigningKey
@@ -69,6 +92,12 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 30.0
 CONNECT_TIMEOUT = 10.0
+KEEPALIVE_S = 300.0
+#: the TLS 1.3 key-exchange group offered, with its key share, in the first flight.
+TLS_GROUP = "prime256v1"
+VERSION_PATH = "/_matrix/federation/v1/version"
+#: every path under it is a signed request (a peer inflates coded bodies of those).
+SIGNED_PREFIX = "/_matrix/federation/"
 MIB = 1024 * 1024
 KEY_RESPONSE_BYTES = 1 * MIB
 #: Pinned-certificate clients kept (one per mesh peer's certificate); the oldest is closed
@@ -84,6 +113,7 @@ QueryValue = str | int | Sequence[str]
 def tls_context(config: Config) -> ssl.SSLContext:
     """System CAs plus `config.ca_file`; no verification at all when `verify_tls` is false."""
     ctx = ssl.create_default_context()
+    ctx.set_ecdh_curve(TLS_GROUP)
     if config.ca_file is not None:
         ctx.load_verify_locations(cafile=str(config.ca_file))
     if not config.verify_tls:
@@ -105,6 +135,7 @@ def pinned_tls_context(certificate: bytes) -> ssl.SSLContext:
     identity, bound to the peer's pinned signing key by its signed key response.
     """
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.set_ecdh_curve(TLS_GROUP)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_REQUIRED
     ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
@@ -147,13 +178,22 @@ class FederationClient:
         signing_key: SigningKey,
         *,
         resolver: ServerResolver | None = None,
+        policy: DestinationPolicy | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.config = config
         self.signing_key = signing_key
         self.ssl_context = tls_context(config)
-        self.resolver = resolver or ServerResolver(config, ssl_context=self.ssl_context)
+        if policy is None and isinstance(resolver, ServerResolver):
+            policy = resolver.policy
+        elif policy is None:
+            policy = DestinationPolicy.from_config(config)
+        #: The destination policy every request keeps (shared with the resolver).
+        self.policy = policy
+        self.resolver = resolver or ServerResolver(
+            config, ssl_context=self.ssl_context, policy=policy
+        )
         self.timeout = timeout
         self._transport = transport
         self._http: httpx.AsyncClient | None = None
@@ -166,6 +206,20 @@ class FederationClient:
         self._requests = 0
         self._unreachable = 0
         self._remote_errors = 0
+        self._heard: dict[str, float] = {}
+        self._codings: dict[str, frozenset[str]] = {}
+
+    def heard_from(self, server: str) -> None:
+        """`server` showed it is alive (it answered us, or sent us a signed request)."""
+        self._heard[server] = trio.current_time()
+
+    def last_heard(self, server: str) -> float | None:
+        """`trio.current_time()` when `server` last showed it is alive; None if never."""
+        return self._heard.get(server)
+
+    def codings(self, destination: str) -> frozenset[str] | None:
+        """The request codings `destination` announced; None until a version answer."""
+        return self._codings.get(destination)
 
     @property
     def server_name(self) -> str:
@@ -184,11 +238,18 @@ class FederationClient:
         # not federated yet need not carry it.
         import httpx
 
-        return httpx.AsyncClient(
+        return guarded_client(
+            self.policy,
             verify=verify,
             transport=self._transport,
-            timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, CONNECT_TIMEOUT)),
-            follow_redirects=False,
+            # A request's own deadline (request_json) bounds it whole; a body write on a
+            # slow link may take minutes (link_budget.MAX_TIMEOUT_S).
+            timeout=httpx.Timeout(
+                self.timeout,
+                connect=min(self.timeout, CONNECT_TIMEOUT),
+                write=max(self.timeout, MAX_TIMEOUT_S),
+            ),
+            keepalive_expiry=KEEPALIVE_S,
             # No compressed answers: a few KiB of gzip can inflate to megabytes in
             # one decoded chunk, before any cap on bytes read could see it.
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
@@ -308,7 +369,7 @@ class FederationClient:
                 )
         except trio.TooSlowError:
             self._unreachable += 1
-            raise PeerUnreachable(destination, f"no answer within {timeout:g} s") from None
+            raise RequestTimedOut(destination, timeout) from None
         except PeerUnreachable:
             self._unreachable += 1
             raise
@@ -344,7 +405,11 @@ class FederationClient:
                 await response.aclose()
         except (httpx.TransportError, ssl.SSLError, OSError) as exc:
             raise PeerUnreachable(destination, _describe(exc)) from None
-        return self._decode(destination, response.status_code, raw)
+        self.heard_from(destination)
+        doc = self._decode(destination, response.status_code, raw)
+        if method == "GET" and path == VERSION_PATH:
+            self._codings[destination] = content_coding.announced(doc)
+        return doc
 
     async def _signed_request(
         self,
@@ -361,6 +426,11 @@ class FederationClient:
         except ResolutionError as exc:
             raise PeerUnreachable(destination, str(exc)) from None
         content = canonical_json(body) if has_body else None
+        coding = None
+        if content is not None and path.startswith(SIGNED_PREFIX):
+            content, coding = content_coding.encode(
+                content, self._codings.get(destination, frozenset())
+            )
         client = self._client_for(target)
         import httpx  # loaded by _client_for()
 
@@ -369,7 +439,8 @@ class FederationClient:
             target.base_url + path + _query_string(query),
             content=content,
             headers={"Host": target.host_header}
-            | ({"Content-Type": "application/json"} if has_body else {}),
+            | ({"Content-Type": "application/json"} if has_body else {})
+            | ({"Content-Encoding": coding} if coding else {}),
         )
         base_path = httpx.URL(target.base_url).raw_path.rstrip(b"/")
         uri = request.url.raw_path[len(base_path) :].decode("ascii")
@@ -397,8 +468,9 @@ class FederationClient:
     ) -> AsyncIterator[httpx.Response]:
         """A signed `GET path?query` on `destination` whose body the caller reads as it
         arrives (media); with `url`, a plain unsigned GET of that URL instead (a media
-        `Location`). Any status is yielded as is. Not bounded by `timeout`: the caller
-        bounds it.
+        `Location`, https only, following at most MAX_REDIRECTS redirects, each checked
+        by the destination policy). Any other status is yielded as is. Not bounded by
+        `timeout`: the caller bounds it.
 
         Raises:
             PeerUnreachable: no answer, or the connection broke while reading.
@@ -416,8 +488,15 @@ class FederationClient:
             else:
                 client = self._client()
                 request = client.build_request("GET", url)
-            response = await client.send(request, stream=True)
-        except (httpx.TransportError, ssl.SSLError, OSError) as exc:
+                self.policy.check_url(request.url)
+            response = await client.send(request, stream=True, follow_redirects=url is not None)
+        except (
+            httpx.TransportError,
+            httpx.TooManyRedirects,
+            httpx.InvalidURL,
+            ssl.SSLError,
+            OSError,
+        ) as exc:
             self._unreachable += 1
             raise PeerUnreachable(destination, _describe(exc)) from None
         try:

@@ -2,7 +2,9 @@
 
     Exception
     ├── PeerUnreachable(destination, reason)   no answer: resolution, connect, TLS,
-    │                                          timeout, broken connection. Back off, retry.
+    │   │                                      timeout, broken connection. Back off, retry.
+    │   └── RequestTimedOut(destination,       the whole request ran out of time (on a slow
+    │                       seconds)           link: too big for it; send less per request).
     └── RemoteError(destination, status,      the peer answered with an error (or with
         │           errcode, message)          something that is not JSON). Retrying the same
         │                                      request blindly gets the same answer, except
@@ -31,6 +33,14 @@ class PeerUnreachable(Exception):
         super().__init__(f"{destination} unreachable: {reason}")
         self.destination = destination
         self.reason = reason
+
+
+class RequestTimedOut(PeerUnreachable):
+    """No complete answer from `destination` within `seconds` (connect to last byte)."""
+
+    def __init__(self, destination: str, seconds: float) -> None:
+        super().__init__(destination, f"no answer within {seconds:g} s")
+        self.seconds = seconds
 
 
 class RemoteError(Exception):

@@ -3,7 +3,8 @@ wrapper that requires one (the federation twin of `relay/client/auth.py`).
 
 The signed `uri` is rebuilt from the ASGI scope's `raw_path` and `query_string`, the bytes
 the peer sent, never from the decoded path. A body is read once (bounded by
-`MAX_REQUEST_BODY`), parsed as JSON for the signature's `content`, and replayed to the
+`MAX_REQUEST_BODY`; inflated first, within the same bound, when a relay sent it gzipped:
+content_coding.py), parsed as JSON for the signature's `content`, and replayed to the
 handler, which reads it as usual. Any failure is 401 `M_UNAUTHORIZED` (400 for a header
 that does not parse; `M_NOT_JSON` for a body that is not JSON).
 
@@ -28,6 +29,7 @@ from starlette.types import Message
 
 from relay.errors import Forbidden, TooLarge, Unauthorized
 from relay.events.signing import SignatureError
+from relay.federation import content_coding
 from relay.federation.request_auth import signed_request_from_headers
 from relay.runtime.http import MAX_REQUEST_BODY, parse_json_body
 from relay.services import Services
@@ -40,6 +42,11 @@ def services_of(request: Request) -> Services:
     return request.app.state.services
 
 
+def requester_address(request: Request) -> str:
+    """The address a request came from: what the key fetches it causes are charged to."""
+    return request.client.host if request.client is not None else ""
+
+
 def request_uri(request: Request) -> str:
     """The request target as sent: raw path plus `?query` when there is one."""
     raw_path: bytes = request.scope.get("raw_path") or request.scope["path"].encode("utf-8")
@@ -50,6 +57,7 @@ def request_uri(request: Request) -> str:
 
 
 async def _read_body(request: Request) -> bytes:
+    """The body, plain (a relay may send it gzipped: content_coding.py); bounded."""
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -57,7 +65,8 @@ async def _read_body(request: Request) -> bytes:
         if size > MAX_REQUEST_BODY:
             raise TooLarge("Request body too large")
         chunks.append(chunk)
-    return b"".join(chunks)
+    coding = request.headers.get("content-encoding", "")
+    return content_coding.decode(b"".join(chunks), coding, MAX_REQUEST_BODY)
 
 
 def _replaying(request: Request, body: bytes) -> Request:
@@ -98,11 +107,16 @@ async def authenticate_request(request: Request, body: bytes) -> str:
             await gate(origin, signed)
         raise Forbidden(f"{origin} is not a server this relay federates with")
     try:
-        await services.keyring.verify_json_for_server(signed, origin)
+        await services.keyring.verify_json_for_server(
+            signed, origin, requester=requester_address(request)
+        )
     except SignatureError as exc:
         if gate is not None:
             await gate(origin, signed)
         raise Unauthorized(f"Invalid signature from {origin}: {exc}") from None
+    client = getattr(services, "federation_client", None)
+    if client is not None:
+        client.heard_from(origin)  # a live peer: our probes to it can wait (sender.py)
     return origin
 
 

@@ -19,6 +19,7 @@ from starlette.responses import Response
 
 from relay.errors import BadJson, InvalidParam
 from relay.events.ids import is_valid_server_name
+from relay.federation.inbound_auth import requester_address
 from relay.runtime.http import json_response, read_json_object
 from relay.services import Services
 
@@ -48,7 +49,7 @@ async def perspectives_key_query(request: Request) -> Response:
         raise InvalidParam("minimum_valid_until_ts must be an integer")
     minimum = int(text) if text is not None else None
     responses = await _services(request).keyring.notary_responses(
-        {server_name: {}}, minimum_valid_until_ts=minimum
+        {server_name: {}}, minimum_valid_until_ts=minimum, requester=requester_address(request)
     )
     return json_response({"server_keys": responses})
 
@@ -72,5 +73,7 @@ async def bulk_perspectives_key_query(request: Request) -> Response:
             criteria[server_name][key_id] = _minimum(
                 criterion.get("minimum_valid_until_ts"), "minimum_valid_until_ts"
             )
-    responses = await _services(request).keyring.notary_responses(criteria)
+    responses = await _services(request).keyring.notary_responses(
+        criteria, requester=requester_address(request)
+    )
     return json_response({"server_keys": responses})

@@ -15,7 +15,10 @@ The order, first answer wins:
 A URL from the config or the mesh is used as any HTTPS URL: `Host` is its host[:port] and
 TLS checks its host. For discovered servers `Host` and the TLS name are what the spec says
 (the server name, or the delegated hostname), and the URL may name an SRV target or an IP.
-Hostnames in URLs are left to the HTTP client to resolve (A/AAAA, CNAME).
+Hostnames in URLs are resolved (A/AAAA, CNAME) where the connection is made, by the
+destination policy (`destinations.py`), which also checks every address. When the name
+resolved is trusted (the upstream, a `[federation.servers]` entry, a pinned mesh peer),
+its route is handed to the policy as trusted (`trust_route`), .well-known host included.
 
 SRV queries use dnspython in a worker thread; tests inject a resolver object (anything with
 `resolve(qname, "SRV", lifetime=...)`) and a `well_known_url` mapping, so no test needs DNS.
@@ -40,6 +43,7 @@ import trio
 from relay.config import Config
 from relay.events.canonical import parse_json_strict
 from relay.events.ids import is_valid_server_name
+from relay.federation.destinations import DestinationPolicy, guarded_client
 
 if TYPE_CHECKING:
     import httpx
@@ -55,7 +59,6 @@ WELL_KNOWN_MAX_TTL = 48 * 3600.0
 WELL_KNOWN_ERROR_TTL = 3600.0
 WELL_KNOWN_MAX_BYTES = 50 * 1024
 WELL_KNOWN_TIMEOUT = 10.0
-WELL_KNOWN_MAX_REDIRECTS = 5
 SRV_MIN_TTL = 60.0
 SRV_MAX_TTL = 24 * 3600.0
 SRV_NEGATIVE_TTL = 600.0
@@ -186,12 +189,14 @@ class ServerResolver:
         config: Config,
         *,
         ssl_context: ssl.SSLContext | bool = True,
+        policy: DestinationPolicy | None = None,
         mesh_hook: MeshHook | None = None,
         well_known_url: Callable[[str], str] | None = None,
         dns_resolver: Any = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
+        self.policy = policy or DestinationPolicy.from_config(config)
         self.mesh_hook = mesh_hook
         self._ssl_context = ssl_context
         self._well_known_url = well_known_url or (
@@ -214,7 +219,25 @@ class ServerResolver:
         if self.mesh_hook is not None:
             found = self.mesh_hook(server_name)
             if found is not None:
+                self._trust(server_name, found)  # the mesh routes pinned peers only
                 return found
+        trusted = self.policy.is_trusted_server(server_name)
+        if trusted:
+            host, port = split_server_name(server_name)
+            if port is None and not _is_ip(host):
+                self.policy.trust_route(f"{server_name} .well-known", host, 443)
+        target = await self._resolve(server_name)
+        if trusted:
+            self._trust(server_name, target)
+        return target
+
+    def _trust(self, server_name: str, target: ResolvedServer) -> None:
+        import httpx
+
+        url = httpx.URL(target.base_url)
+        self.policy.trust_route(server_name, url.host, url.port or 443)
+
+    async def _resolve(self, server_name: str) -> ResolvedServer:
         if self.config.upstream_url and server_name == self.config.upstream:
             return resolved_from_url(self.config.upstream_url)
         mapped = self.config.federation_map.get(server_name)
@@ -258,7 +281,7 @@ class ServerResolver:
 
         try:
             delegated, ttl = await self._fetch_well_known(hostname)
-        except (httpx.HTTPError, ValueError, ssl.SSLError, OSError) as exc:
+        except (httpx.HTTPError, ValueError, ssl.SSLError, OSError) as exc:  # refusals too
             log.info("no .well-known for %s: %s", hostname, exc)
             delegated, ttl = None, WELL_KNOWN_ERROR_TTL
         if ttl > 0:
@@ -268,13 +291,12 @@ class ServerResolver:
         return delegated
 
     async def _fetch_well_known(self, hostname: str) -> tuple[str | None, float]:
-        import httpx
 
         if self._http is None:
-            self._http = httpx.AsyncClient(
+            self._http = guarded_client(
+                self.policy,
                 verify=self._ssl_context,
                 follow_redirects=True,
-                max_redirects=WELL_KNOWN_MAX_REDIRECTS,
                 timeout=WELL_KNOWN_TIMEOUT,
             )
         async with self._http.stream("GET", self._well_known_url(hostname)) as response:

@@ -8,16 +8,49 @@ PDUs and 100 EDUs, and ending before the first PDU queued after a to-device EDU:
 a room key then reaches the destination in an earlier transaction than the
 events encrypted with it (Synapse handles a transaction's PDUs and EDUs
 concurrently, so within one transaction the event may reach a /sync first).
-Rows leave the outbox only once the destination answered 200. Failures back off
-(doubling, capped at `retry_max_s`); the uplink monitor pokes a destination as
-soon as it answers again, so a healed link starts flushing within seconds,
-whatever the backoff.
+A PDU goes out as other servers get it when it leaves (`RoomService.event_for_servers_txn`):
+an event redacted while it waited in the outbox (ours, or one the mesh carries) leaves
+pruned, never with the content its sender took back. Rows leave the outbox only once the
+destination answered 200.
+
+Slow links (a 9.6 kbit/s satellite or radio link; issue 17):
+
+- Size: a transaction also stops at the byte budget of its destination's link
+  (`link_budget.py`: a third of the request timeout at the measured goodput), so it
+  finishes well within the timeout; a request the timeout cut is split (the budget
+  halves) and the rest resumed in smaller transactions, never re-sent whole. Events are
+  never dropped: a single row over the budget still goes, with a longer timeout.
+- Priorities: a transaction takes messages and state (PDUs, and the EDUs that must
+  precede them: keys, device lists) first, in order, then receipts, then typing
+  notifications, as far as the budget goes; what is left waits for the next one
+  (`choose_rows`). A typing notification older than `STALE_MS` is dropped instead of
+  sent: on a slow link it would arrive meaningless, after the typing stopped.
+- One connection per destination: a destination's sends and probes take turns
+  (`DestinationState.lock`), so they share the client's pooled connection instead of
+  opening a second one; the client keeps it warm (client.py, `KEEPALIVE_S`).
+- Failures back off (doubling from `retry_min_s` to `retry_max_s`). The backoff ends
+  early only when the destination comes back from being unreachable (a real link-up: a
+  healed link starts flushing within seconds); a probe that merely finds a live
+  destination never resets it (a too-big request would otherwise be retried at once, for
+  ever).
+
+The uplink monitor (`serve_monitor`) watches the upstream and every failing destination.
+Liveness is learned from real traffic first: any answer from a destination, or any signed
+request from it, counts (`FederationClient.last_heard`). A probe (a signed
+`GET /_matrix/federation/v1/version`, ~1 KB with its answer) goes out only when a
+destination has been silent: every `IDLE_PROBE_S` while it is reachable (about 8 B/s on an
+idle link), every `probe_interval_s` while it is unreachable and refuses fast, backing off
+to `MAX_PROBE_GAP_S` while probes time out. A probe runs under the client's full request
+timeout, never cut mid-handshake, one at a time per destination, and a destination is
+marked unreachable only if nothing at all was heard from it during the failed probe: no
+flapping, and no catch-up storm on a slow link.
 
 Spec: https://spec.matrix.org/v1.16/server-server-api/#transactions
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -26,23 +59,40 @@ from typing import Any
 import trio
 
 from relay.e2ee.to_device import EDU_TYPE as TO_DEVICE_EDU
-from relay.federation.errors import PeerUnreachable, RemoteError
+from relay.events.canonical import canonical_json
+from relay.federation.client import VERSION_PATH
+from relay.federation.errors import PeerUnreachable, RemoteError, RequestTimedOut
+from relay.federation.link_budget import LinkBudget
 from relay.runtime.clock import now_ms
 from relay.services import Services
+from store import Connection
 from store import outbox as store_outbox
 
 log = logging.getLogger(__name__)
 
 PROBE_INTERVAL_S = 2.0
+IDLE_PROBE_S = 120.0
+MAX_PROBE_GAP_S = 30.0
+#: a transaction's bytes beyond its rows' own: origin, timestamps, list syntax.
+TXN_OVERHEAD_BYTES = 100
 
 
 @dataclass
 class DestinationState:
     wake: trio.Event = field(default_factory=trio.Event)
+    #: set when the destination comes back from unreachable: ends a backoff wait.
+    link_up: trio.Event = field(default_factory=trio.Event)
     reachable: bool | None = None
     backoff_s: float = 0.0
     running: bool = False
     sent_transactions: int = 0
+    #: sends and probes take turns, so they share one pooled connection.
+    lock: trio.Lock = field(default_factory=trio.Lock)
+    budget: LinkBudget = field(default_factory=LinkBudget)
+    probing: bool = False
+    last_probe: float = float("-inf")
+    probe_gap_s: float = PROBE_INTERVAL_S
+    asked_codings: bool = False
 
 
 def keys_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -57,6 +107,61 @@ def keys_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def within_budget(rows: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
+    """The longest prefix of `rows` whose transaction fits in `budget` bytes; at least the
+    first row, whatever its size (an event is never dropped for being big)."""
+    size = TXN_OVERHEAD_BYTES
+    for index, row in enumerate(rows):
+        size += len(row["payload"]) + 1
+        if size > budget and index > 0:
+            return rows[:index]
+    return rows
+
+
+#: EDU type -> priority: 0 (PDUs and every other EDU) goes first, then 1, then 2.
+PRIORITY = {"m.receipt": 1, "m.typing": 2, "m.presence": 2}
+#: EDU type -> age (ms) past which it is dropped rather than sent.
+STALE_MS = {"m.typing": 30_000, "m.presence": 60_000}
+
+
+def _edu_type(row: dict[str, Any]) -> str | None:
+    if row["kind"] != "edu":
+        return None
+    edu_type = json.loads(row["payload"]).get("edu_type")
+    return edu_type if isinstance(edu_type, str) else None
+
+
+def choose_rows(
+    rows: list[dict[str, Any]], budget: int, now: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(rows for the next transaction, in queue order; stale rows to drop) from an outbox
+    batch: priority 0 as a prefix in queue order (their order matters), then receipts, then
+    typing, each as far as `budget` bytes go; never nothing while something is live."""
+    types = {row["id"]: _edu_type(row) or "" for row in rows}
+    stale = [
+        row
+        for row in rows
+        if types[row["id"]] in STALE_MS and now - row["created_ts"] > STALE_MS[types[row["id"]]]
+    ]
+    dropped = {row["id"] for row in stale}
+    live = [row for row in rows if row["id"] not in dropped]
+    chosen: list[dict[str, Any]] = []
+    size = TXN_OVERHEAD_BYTES
+    for level in (0, 1, 2):
+        for row in live:
+            if PRIORITY.get(types[row["id"]], 0) != level:
+                continue
+            cost = len(row["payload"]) + 1
+            if size + cost > budget and chosen:
+                # Full: the rest of this tier (in order) and every lower tier wait.
+                chosen.sort(key=lambda r: r["id"])
+                return chosen, stale
+            chosen.append(row)
+            size += cost
+    chosen.sort(key=lambda row: row["id"])
+    return chosen, stale
+
+
 class FederationSender:
     def __init__(
         self,
@@ -65,22 +170,32 @@ class FederationSender:
         retry_min_s: float = 1.0,
         retry_max_s: float = 30.0,
         probe_interval_s: float = PROBE_INTERVAL_S,
+        idle_probe_s: float = IDLE_PROBE_S,
     ) -> None:
         self.services = services
         self.retry_min_s = retry_min_s
         self.retry_max_s = retry_max_s
         self.probe_interval_s = probe_interval_s
+        self.idle_probe_s = max(idle_probe_s, probe_interval_s)
         self.destinations: dict[str, DestinationState] = {}
         self._nursery: trio.Nursery | None = None
         self._txn_prefix = f"er{now_ms()}"
 
     # -- waking ------------------------------------------------------------------------
 
+    def _state(self, destination: str) -> DestinationState:
+        state = self.destinations.get(destination)
+        if state is None:
+            state = self.destinations[destination] = DestinationState(
+                probe_gap_s=self.probe_interval_s
+            )
+        return state
+
     def notify(self, destination: str) -> None:
         """Rows were queued for `destination`: make sure its task runs and is awake."""
         if destination == self.services.server_name:
             return
-        state = self.destinations.setdefault(destination, DestinationState())
+        state = self._state(destination)
         state.wake.set()
         if not state.running and self._nursery is not None:
             state.running = True
@@ -94,10 +209,11 @@ class FederationSender:
             self.notify(destination)
 
     def poke(self, destination: str) -> None:
-        """The destination answered again: retry now, forget the backoff."""
+        """The destination came back from being unreachable: retry now, forget the backoff."""
         state = self.destinations.get(destination)
         if state is not None:
             state.backoff_s = 0.0
+            state.link_up.set()
             state.wake.set()
 
     # -- the service ---------------------------------------------------------------------
@@ -126,34 +242,100 @@ class FederationSender:
                         await state.wake.wait()
                         continue
                 if state.backoff_s > 0:
-                    state.wake = trio.Event()
+                    # New rows do not end a backoff; only the link coming back does.
+                    state.link_up = trio.Event()
                     with trio.move_on_after(state.backoff_s):
-                        await state.wake.wait()
+                        await state.link_up.wait()
                 await self._send_batch(destination, state, keys_first(rows))
         finally:
             state.running = False
 
+    def _pdus_as_served_txn(
+        self, conn: Connection, rows: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """The batch's PDUs as other servers get them now (pruned if redacted since)."""
+        rooms = self.services.rooms
+        pdus: list[dict[str, Any]] = []
+        for row in rows:
+            if row["kind"] != "pdu":
+                continue
+            pdu = rooms.get_pdu_txn(conn, row["event_id"]) if row["event_id"] else None
+            if pdu is None:
+                pdus.append(json.loads(row["payload"]))
+            else:
+                pdus.append(rooms.event_for_servers_txn(conn, pdu))
+        return pdus
+
     async def _send_batch(
         self, destination: str, state: DestinationState, rows: list[dict[str, Any]]
     ) -> None:
-        pdus = [json.loads(row["payload"]) for row in rows if row["kind"] == "pdu"]
+        client = self.services.federation_client
+        rows, stale = choose_rows(rows, state.budget.budget(client.timeout), now_ms())
+        if stale:
+            stale_ids = [row["id"] for row in stale]
+            await self.services.database.write(store_outbox.ack_rows, destination, stale_ids)
+            log.info("dropped %d stale typing/presence EDUs for %s", len(stale_ids), destination)
+        if not rows:
+            return
+        if client.codings(destination) is None and not state.asked_codings:
+            state.asked_codings = True
+            await self._learn_codings(destination, state)
+        pdus = await self.services.database.read(self._pdus_as_served_txn, rows)
         edus = [json.loads(row["payload"]) for row in rows if row["kind"] == "edu"]
-        txn_id = f"{self._txn_prefix}.{rows[0]['id']}-{rows[-1]['id']}"
+        # The id names exactly these rows: a transaction with other rows never reuses it
+        # (a server answers a known id from its cache, without reading the body).
+        ids = ",".join(str(row["id"]) for row in rows)
+        digest = hashlib.sha256(ids.encode()).hexdigest()[:10]
+        txn_id = f"{self._txn_prefix}.{rows[0]['id']}-{rows[-1]['id']}.{digest}"
         body = {
             "origin": self.services.server_name,
             "origin_server_ts": now_ms(),
             "pdus": pdus,
             "edus": edus,
         }
-        client = self.services.federation_client
-        try:
-            response = await client.put_json(
-                destination, f"/_matrix/federation/v1/send/{txn_id}", body
-            )
-        except (PeerUnreachable, RemoteError) as exc:
-            self._count(destination, "unreachable" if isinstance(exc, PeerUnreachable) else "error")
-            await self._failed(destination, state, exc)
-            return
+        size = len(canonical_json(body))
+        timeout = state.budget.timeout_for(size, client.timeout)
+        async with state.lock:
+            started = trio.current_time()
+            try:
+                response = await client.put_json(
+                    destination, f"/_matrix/federation/v1/send/{txn_id}", body, timeout=timeout
+                )
+            except RequestTimedOut as exc:
+                self._count(destination, "unreachable")
+                state.budget.cut(size, exc.seconds)
+                log.warning(
+                    "transaction of %d B (%d PDUs, %d EDUs) to %s got no answer within %g s; "
+                    "sending at most %d B per transaction from now on",
+                    size,
+                    len(pdus),
+                    len(edus),
+                    destination,
+                    exc.seconds,
+                    state.budget.budget(client.timeout),
+                )
+                await self._failed(destination, state, exc, unreachable=False)
+                return
+            except RemoteError as exc:
+                # It answered: alive, whatever it thought of the request.
+                self._count(destination, "error")
+                await self._failed(destination, state, exc, unreachable=False)
+                return
+            except PeerUnreachable as exc:
+                self._count(destination, "unreachable")
+                await self._failed(destination, state, exc)
+                return
+            elapsed = trio.current_time() - started
+            state.budget.answered(size, elapsed)
+        log.debug(
+            "%s took %d B (%d PDUs, %d EDUs) in %.1f s; goodput %.0f B/s",
+            destination,
+            size,
+            len(pdus),
+            len(edus),
+            elapsed,
+            state.budget.goodput or 0,
+        )
         failures = {
             event_id: result
             for event_id, result in (response.get("pdus") or {}).items()
@@ -163,10 +345,10 @@ class FederationSender:
         if failures:
             # The destination refused some PDUs; retrying will not change its mind.
             log.warning("%s refused %d PDUs: %s", destination, len(failures), failures)
-        last_id = rows[-1]["id"]
+        sent_ids = [row["id"] for row in rows]
 
         def ack(conn: Any) -> None:
-            store_outbox.ack(conn, destination, last_id)
+            store_outbox.ack_rows(conn, destination, sent_ids)
             store_outbox.mark_success(conn, destination, now_ms=now_ms())
 
         await self.services.database.write(ack)
@@ -176,16 +358,37 @@ class FederationSender:
         state.backoff_s = 0.0
         state.sent_transactions += 1
 
+    async def _learn_codings(self, destination: str, state: DestinationState) -> None:
+        """Ask a destination we know nothing of for its version answer once, which says
+        whether it takes compressed bodies (a relay does: content_coding.py). Failing
+        that, the transaction goes plain and the next probe or send asks again."""
+        try:
+            async with state.lock:
+                await self.services.federation_client.get_json(destination, VERSION_PATH)
+        except (PeerUnreachable, RemoteError):
+            pass
+
     def _count(self, destination: str, result: str) -> None:
         self.services.metrics.transactions.inc(destination, result)
 
-    async def _failed(self, destination: str, state: DestinationState, exc: Exception) -> None:
+    async def _failed(
+        self,
+        destination: str,
+        state: DestinationState,
+        exc: Exception,
+        *,
+        unreachable: bool = True,
+    ) -> None:
+        """A send failed: back off. `unreachable` False is an error answer, or a request the
+        timeout cut on a link that works (too big for it): the destination stays as
+        reachable as it was, so no probe ends the backoff."""
         state.backoff_s = min(
             self.retry_max_s, max(self.retry_min_s, state.backoff_s * 2 or self.retry_min_s)
         )
-        if state.reachable is not False:
+        if state.reachable is not False and not isinstance(exc, RequestTimedOut):
             log.warning("sending to %s failed (%s); retrying with backoff", destination, exc)
-        state.reachable = False
+        if unreachable:
+            state.reachable = False
 
         def mark(conn: Any) -> None:
             store_outbox.mark_failure(
@@ -203,41 +406,72 @@ class FederationSender:
     async def serve_monitor(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        """Probe the upstream and every destination that is failing; when one answers,
-        flush to it at once and make a signed request so it wakes its own queue to us."""
+        """Watch the upstream and every failing destination; probe the silent ones (see the
+        module docstring). When one comes back, flush to it at once and make a signed
+        request so it wakes its own queue to us."""
         task_status.started()
-        while True:
-            await trio.sleep(self.probe_interval_s)
-            watched = {
-                d for d, s in self.destinations.items() if s.reachable is False or s.backoff_s
-            }
-            upstream = self.services.config.upstream
-            if upstream:
-                watched.add(upstream)
-            for destination in sorted(watched):
-                await self._probe(destination)
+        async with trio.open_nursery() as nursery:
+            while True:
+                await trio.sleep(self.probe_interval_s)
+                watched = {
+                    d for d, s in self.destinations.items() if s.reachable is False or s.backoff_s
+                }
+                upstream = self.services.config.upstream
+                if upstream:
+                    watched.add(upstream)
+                now = trio.current_time()
+                for destination in sorted(watched):
+                    state = self._state(destination)
+                    if self._probe_due(destination, state, now):
+                        state.probing = True
+                        state.last_probe = now
+                        nursery.start_soon(self._probe, destination)
+
+    def _probe_due(self, destination: str, state: DestinationState, now: float) -> bool:
+        if state.probing or state.lock.locked():
+            return False  # one request at a time: a send in flight shows liveness itself
+        if state.reachable is True:
+            heard = self.services.federation_client.last_heard(destination)
+            last = max(state.last_probe, heard if heard is not None else float("-inf"))
+            return now - last >= self.idle_probe_s
+        return now - state.last_probe >= state.probe_gap_s
 
     async def _probe(self, destination: str) -> None:
-        state = self.destinations.setdefault(destination, DestinationState())
+        state = self._state(destination)
         client = self.services.federation_client
+        started = trio.current_time()
         try:
-            with trio.fail_after(max(1.0, self.probe_interval_s)):
-                await client.get_json(destination, "/_matrix/federation/v1/version")
-        except (PeerUnreachable, RemoteError, trio.TooSlowError) as exc:
+            async with state.lock:
+                await client.get_json(destination, VERSION_PATH)
+        except (PeerUnreachable, RemoteError) as exc:
+            heard = client.last_heard(destination)
+            if heard is not None and heard >= started:
+                return  # it answered something else meanwhile: alive, no flap
+            if isinstance(exc, RequestTimedOut):
+                # A slow or dead link: probe less often, never more than one at a time.
+                state.probe_gap_s = min(MAX_PROBE_GAP_S, state.probe_gap_s * 2)
+            else:
+                state.probe_gap_s = self.probe_interval_s  # refused fast: cheap to retry
             if state.reachable is not False:
                 log.info("%s unreachable: %s", destination, exc)
                 await self._record(destination, reachable=False)
             state.reachable = False
             return
+        finally:
+            state.probing = False
+        state.probe_gap_s = self.probe_interval_s
         if state.reachable is not True:
+            came_back = state.reachable is False
+            state.reachable = True
             await self._record(destination, reachable=True)
-            if state.reachable is False:
+            if came_back:
                 log.info("%s answers again", destination)
+                self.poke(destination)
             await self._wake_remote_queue(destination)
             # Back (or first seen since start): pull what we missed from it.
             self.on_link_up(destination)
-        state.reachable = True
-        self.poke(destination)
+        else:
+            state.wake.set()
 
     async def _record(self, destination: str, *, reachable: bool) -> None:
         """Note a change of reachability for `relay status` (only on changes: no write
@@ -260,10 +494,12 @@ class FederationSender:
     async def _wake_remote_queue(self, destination: str) -> None:
         """An authenticated request: Synapse then marks us up and retries its backlog to
         us at once instead of waiting out its backoff. Not a transaction: a server
-        takes one transaction per origin at a time, and the sender may be mid-send."""
+        takes one transaction per origin at a time, and the sender may be mid-send.
+        Under the client's full timeout: a request cut mid-handshake wakes nothing."""
         client = self.services.federation_client
+        state = self._state(destination)
         try:
-            with trio.move_on_after(5):
+            async with state.lock:
                 await client.get_json(
                     destination,
                     "/_matrix/federation/v1/query/profile",

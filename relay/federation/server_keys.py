@@ -25,6 +25,12 @@ Rules kept here:
   form, for every server `relay.events.auth.required_signers` names (the sender's server;
   on a restricted join also `join_authorised_via_users_server`'s). Room versions 10-12 have
   no `event_id` in the event, so the v1/v2 rule about the event id's server does not arise.
+- Fetches others cause are bounded (`destinations.FetchBudget`, `fetch_budget`): a request
+  signed by a server we hold no key of, or a notary query about servers we hold nothing
+  for, names its requester (the address it came from); each fetch from a server itself
+  takes a token of that requester's budget, and a server that failed is not asked again
+  on anyone's behalf for a while (notaries, which are configured or pinned, still are).
+  Where to connect at all is the destination policy's (`destinations.py`).
 - Failures raise `SignatureError` (relay.events.signing); a missing or expired key is its
   subclass `KeyNotFound`.
 
@@ -55,6 +61,7 @@ from relay.events.signing import (
     verify_json_signature,
 )
 from relay.federation.client import KEY_RESPONSE_BYTES
+from relay.federation.destinations import FetchBudget
 from relay.federation.errors import PeerUnreachable, RemoteError
 from relay.federation.key_server import OwnKeys
 from relay.runtime.clock import now_ms
@@ -205,6 +212,7 @@ class KeyRing:
         clock: Callable[[], int] = now_ms,
         min_refetch_interval_ms: int = MIN_REFETCH_INTERVAL_MS,
         fetch_timeout: float = KEY_FETCH_TIMEOUT,
+        fetch_budget: FetchBudget | None = None,
     ) -> None:
         self.database = database
         self.own_keys = own_keys
@@ -225,6 +233,8 @@ class KeyRing:
         self.on_keys_cached: Callable[[str], None] | None = None
         #: (server, via) -> when we last asked; via is the server itself or a notary.
         self._last_attempt: dict[tuple[str, str], int] = {}
+        #: What fetches a requester may cause (None: unbounded; the node gives one).
+        self.fetch_budget = fetch_budget
 
     @property
     def server_name(self) -> str:
@@ -236,10 +246,16 @@ class KeyRing:
             lock = self._locks[server_name] = trio.Lock()
         return lock
 
-    def _may_ask(self, server_name: str, via: str) -> bool:
+    def _may_ask(self, server_name: str, via: str, requester: str | None = None) -> bool:
+        """Whether to ask `via` about `server_name` now: not within the refetch interval,
+        and, asking the server itself, within `requester`'s fetch budget. Notes the
+        attempt when it says yes."""
         now = self._clock()
         last = self._last_attempt.get((server_name, via))
         if last is not None and now - last < self.min_refetch_interval_ms:
+            return False
+        budget = self.fetch_budget
+        if via == server_name and budget is not None and not budget.may_fetch(requester, via):
             return False
         self._last_attempt[(server_name, via)] = now
         return True
@@ -256,17 +272,31 @@ class KeyRing:
     # Looking keys up ---------------------------------------------------------------
 
     async def get_verify_key(
-        self, server_name: str, key_id: str, *, minimum_valid_until_ts: int
+        self,
+        server_name: str,
+        key_id: str,
+        *,
+        minimum_valid_until_ts: int,
+        requester: str | None = None,
     ) -> nacl.signing.VerifyKey:
-        """`server_name`'s key `key_id`, valid until at least `minimum_valid_until_ts`.
+        """`server_name`'s key `key_id`, valid until at least `minimum_valid_until_ts`;
+        a fetch it needs is charged to `requester` (None: the relay's own need).
 
         Raises:
             KeyNotFound: not cached and not fetchable, or only known to expire too early.
         """
-        return await self._lookup(server_name, key_id, minimum_valid_until_ts, use_notaries=True)
+        return await self._lookup(
+            server_name, key_id, minimum_valid_until_ts, use_notaries=True, requester=requester
+        )
 
     async def _lookup(
-        self, server_name: str, key_id: str, minimum: int, *, use_notaries: bool
+        self,
+        server_name: str,
+        key_id: str,
+        minimum: int,
+        *,
+        use_notaries: bool,
+        requester: str | None = None,
     ) -> nacl.signing.VerifyKey:
         if server_name == self.server_name:
             own = self.own_keys.signing_key
@@ -276,7 +306,7 @@ class KeyRing:
         row = await self._cached_key(server_name, key_id)
         if row is None or row["valid_until_ts"] < minimum:
             async with self._lock(server_name):
-                row = await self._refresh(server_name, key_id, minimum, use_notaries)
+                row = await self._refresh(server_name, key_id, minimum, use_notaries, requester)
         if row is None:
             raise KeyNotFound(f"no key {key_id} of {server_name} could be found", server_name)
         if row["valid_until_ts"] < minimum:
@@ -288,7 +318,12 @@ class KeyRing:
         return decode_verify_key_base64(row["verify_key"])
 
     async def _refresh(
-        self, server_name: str, key_id: str, minimum: int, use_notaries: bool
+        self,
+        server_name: str,
+        key_id: str,
+        minimum: int,
+        use_notaries: bool,
+        requester: str | None = None,
     ) -> dict[str, Any] | None:
         """Fetch until the key is usable; the cached row afterwards (maybe still unusable)."""
 
@@ -298,11 +333,8 @@ class KeyRing:
         row = await self._cached_key(server_name, key_id)  # another task may have fetched
         if usable(row) or self.client is None:
             return row
-        if self._may_ask(server_name, server_name):
-            try:
-                await self.fetch_server_keys(server_name)
-            except (PeerUnreachable, RemoteError, KeyResponseError) as exc:
-                log.info("could not fetch keys of %s from itself: %s", server_name, exc)
+        if self._may_ask(server_name, server_name, requester):
+            await self._fetch_for(server_name, "could not fetch keys of %s from itself: %s")
             row = await self._cached_key(server_name, key_id)
             if usable(row):
                 return row
@@ -319,6 +351,18 @@ class KeyRing:
             if usable(row):
                 return row
         return row
+
+    async def _fetch_for(self, server_name: str, failure_log: str) -> None:
+        """`fetch_server_keys`, its failure logged and remembered by the budget."""
+        try:
+            await self.fetch_server_keys(server_name)
+        except (PeerUnreachable, RemoteError, KeyResponseError) as exc:
+            log.info(failure_log, server_name, exc)
+            if self.fetch_budget is not None:
+                self.fetch_budget.failed(server_name)
+        else:
+            if self.fetch_budget is not None:
+                self.fetch_budget.succeeded(server_name)
 
     def _notaries(self) -> dict[str, Mapping[str, str]]:
         """Notaries to ask, in order, with their pinned keys: the configured trusted key
@@ -446,10 +490,16 @@ class KeyRing:
     # Verifying ---------------------------------------------------------------------
 
     async def verify_json_for_server(
-        self, obj: Mapping[str, Any], server_name: str, *, minimum_valid_until_ts: int | None = None
+        self,
+        obj: Mapping[str, Any],
+        server_name: str,
+        *,
+        minimum_valid_until_ts: int | None = None,
+        requester: str | None = None,
     ) -> None:
         """Check that `server_name` signed `obj` (at least one valid signature, no bad one
-        made with a key we hold), with keys valid until `minimum_valid_until_ts` (now).
+        made with a key we hold), with keys valid until `minimum_valid_until_ts` (now);
+        fetches are charged to `requester` (the address of the request that named it).
 
         Raises:
             SignatureError: not signed by `server_name`, or a signature does not verify.
@@ -468,7 +518,7 @@ class KeyRing:
         for key_id in key_ids:
             try:
                 verify_key = await self.get_verify_key(
-                    server_name, key_id, minimum_valid_until_ts=minimum
+                    server_name, key_id, minimum_valid_until_ts=minimum, requester=requester
                 )
             except KeyNotFound as exc:
                 missing = exc
@@ -502,6 +552,7 @@ class KeyRing:
         criteria: Mapping[str, Mapping[str, int | None]],
         *,
         minimum_valid_until_ts: int | None = None,
+        requester: str | None = None,
     ) -> list[dict[str, Any]]:
         """Our answer to `/_matrix/key/v2/query`: for each server asked about that we know
         (ourselves, or a kept response), its key response with our signature added.
@@ -509,8 +560,9 @@ class KeyRing:
         `criteria` is `{server: {key_id: minimum_valid_until_ts or None}}` (no key ids: all);
         `minimum_valid_until_ts` applies to every server (the GET form has no key ids).
         A kept response that is missing or older than asked for is refetched from the server
-        first (at most MAX_NOTARY_FETCHES servers per query); if that fails, the last response
-        we have is served anyway, so old events can still be checked, as the spec says.
+        first (at most MAX_NOTARY_FETCHES servers per query, each charged to `requester`);
+        if that fails, the last response we have is served anyway, so old events can still
+        be checked, as the spec says.
         """
         now = self._clock()
         floor = now if minimum_valid_until_ts is None else minimum_valid_until_ts
@@ -518,7 +570,7 @@ class KeyRing:
 
         async def answer(server: str, keys: Mapping[str, int | None], may_fetch: bool) -> None:
             minimum = max([floor, *(ts if ts is not None else now for ts in keys.values())])
-            response = await self._response_for(server, list(keys), minimum, may_fetch)
+            response = await self._response_for(server, list(keys), minimum, may_fetch, requester)
             if response is not None:
                 found[server] = response
 
@@ -533,7 +585,12 @@ class KeyRing:
         ]
 
     async def _response_for(
-        self, server_name: str, key_ids: list[str], minimum: int, may_fetch: bool
+        self,
+        server_name: str,
+        key_ids: list[str],
+        minimum: int,
+        may_fetch: bool,
+        requester: str | None,
     ) -> dict[str, Any] | None:
         if server_name == self.server_name:
             return self.own_keys.server_keys(self._clock())
@@ -549,10 +606,7 @@ class KeyRing:
         if not fresh(row) and may_fetch and self.client is not None:
             async with self._lock(server_name):
                 row = await self.database.read(store_keys.get_server_key_response, server_name)
-                if not fresh(row) and self._may_ask(server_name, server_name):
-                    try:
-                        await self.fetch_server_keys(server_name)
-                    except (PeerUnreachable, RemoteError, KeyResponseError) as exc:
-                        log.info("notary: could not fetch keys of %s: %s", server_name, exc)
+                if not fresh(row) and self._may_ask(server_name, server_name, requester):
+                    await self._fetch_for(server_name, "notary: could not fetch keys of %s: %s")
                     row = await self.database.read(store_keys.get_server_key_response, server_name)
         return json.loads(row["response_json"]) if row is not None else None

@@ -130,6 +130,9 @@ class Mesh:
     def pinned_key(self, server_name: str) -> str | None:
         return self.config.mesh_trusted.get(server_name) or self.approved.get(server_name)
 
+    def is_pinned(self, server_name: str) -> bool:
+        return self.pinned_key(server_name) is not None
+
     def is_lan_peer(self, server_name: str) -> bool:
         return any(a.server_name == server_name for a, _ in self.verdicts.values())
 
@@ -178,6 +181,8 @@ class Mesh:
     def install(self) -> None:
         self.services.federation_client.resolver.mesh_hook = self.resolve
         self.services.keyring.key_pin = self.pinned_key
+        # Pinned peers may be reached on the LAN's private addresses (destinations.py).
+        self.services.federation_client.policy.pinned_peer = self.is_pinned
         self.services.keyring.mesh_notaries = self.notaries
         self.services.mesh = self
         self.services.mesh_inbound_gate = self.inbound_gate

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from relay.errors import BadJson
+from relay.events.ids import is_valid_room_id_of_any_version, is_valid_user_id
 
 DEFAULT_TIMELINE_LIMIT = 10
 MAX_LIMIT = 1000
@@ -128,6 +129,22 @@ def _strings(obj: dict[str, Any], key: str, where: str) -> tuple[str, ...] | Non
     return tuple(value)
 
 
+def _room_ids(obj: dict[str, Any], key: str, where: str) -> tuple[str, ...] | None:
+    """A list of room ids; one that is no room id is M_BAD_JSON at upload (Synapse: 400)
+    rather than a filter that silently matches nothing."""
+    value = _strings(obj, key, where)
+    if value is not None and not all(is_valid_room_id_of_any_version(r) for r in value):
+        raise BadJson(f"{where}.{key} must be a list of room ids")
+    return value
+
+
+def _user_ids(obj: dict[str, Any], key: str, where: str) -> tuple[str, ...] | None:
+    value = _strings(obj, key, where)
+    if value is not None and not all(is_valid_user_id(u) for u in value):
+        raise BadJson(f"{where}.{key} must be a list of user ids")
+    return value
+
+
 def _bool(obj: dict[str, Any], key: str, where: str, default: bool) -> bool:
     value = obj.get(key, default)
     if not isinstance(value, bool):
@@ -150,10 +167,10 @@ def parse_event_filter(value: Any, where: str) -> EventFilter:
         limit=limit,
         types=_strings(obj, "types", where),
         not_types=_strings(obj, "not_types", where) or (),
-        senders=_strings(obj, "senders", where),
-        not_senders=_strings(obj, "not_senders", where) or (),
-        rooms=_strings(obj, "rooms", where),
-        not_rooms=_strings(obj, "not_rooms", where) or (),
+        senders=_user_ids(obj, "senders", where),
+        not_senders=_user_ids(obj, "not_senders", where) or (),
+        rooms=_room_ids(obj, "rooms", where),
+        not_rooms=_room_ids(obj, "not_rooms", where) or (),
         contains_url=contains_url,
         lazy_load_members=_bool(obj, "lazy_load_members", where, False),
         include_redundant_members=_bool(obj, "include_redundant_members", where, False),
@@ -179,8 +196,8 @@ def parse_filter(value: Any) -> Filter:
         presence=parse_event_filter(value.get("presence"), "presence"),
         account_data=parse_event_filter(value.get("account_data"), "account_data"),
         room=RoomFilter(
-            rooms=_strings(room, "rooms", "room"),
-            not_rooms=_strings(room, "not_rooms", "room") or (),
+            rooms=_room_ids(room, "rooms", "room"),
+            not_rooms=_room_ids(room, "not_rooms", "room") or (),
             include_leave=_bool(room, "include_leave", "room", False),
             timeline=parse_event_filter(room.get("timeline"), "room.timeline"),
             state=parse_event_filter(room.get("state"), "room.state"),

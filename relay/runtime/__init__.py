@@ -2,6 +2,8 @@
 
 - `database.py`: the trio side of the store: one writer (group commit), a few readers.
 - `http.py`: the HTTP edge of both listeners: the ASGI app, JSON in (strict) and out.
+- `listener.py`: accepting connections for an app: limits on their number (per listener,
+  per address) and time (headers, body, keep-alive).
 - `identity.py`: the relay's ed25519 signing key and TLS certificate on disk.
 - `notifier.py`: wakes long-polls when something new is committed.
 - `ratelimit.py`: token buckets per key and action.

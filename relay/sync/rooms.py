@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from relay.events.pdu import Pdu, strip_state_event
+from relay.events.push_rules import RoomLevel, room_level
 from relay.rooms.filters import EventFilter, Filter
 from relay.rooms.reads import EventView, view_txn
 from relay.rooms.relations import aggregations_txn
@@ -105,6 +106,7 @@ class RoomReader:
         self._groups: dict[int, dict[tuple[str, str], str]] = {}
         self._account_data: dict[int, list[dict[str, Any]]] = {}
         self._current: dict[str, dict[tuple[str, str], str]] = {}
+        self._push_rules: Any = None
         #: The users this user ignores, read once per sync build.
         self.ignored = ignored_users_txn(conn, user_id)
 
@@ -321,11 +323,40 @@ class RoomReader:
     def unread(self, room_id: str, to: int, joined_at: int) -> tuple[int, int]:
         """(notification_count, highlight_count) after the user's unthreaded or main read
         receipt, every thread included."""
-        read = self._read_receipts(room_id)
-        read_up_to = max(joined_at, read.get("", joined_at), read.get("main", joined_at))
-        return store_events.count_unread(
-            self.conn, room_id, self.user_id, read_up_to, to, NOTIFYING_TYPES
+        return self._as_level(
+            room_id,
+            store_events.count_unread(
+                self.conn,
+                room_id,
+                self.user_id,
+                self.read_up_to(room_id, joined_at),
+                to,
+                NOTIFYING_TYPES,
+            ),
         )
+
+    def read_up_to(self, room_id: str, joined_at: int) -> int:
+        """The position the user's unthreaded or main read receipt (or the join) reads
+        the room's main timeline up to."""
+        read = self._read_receipts(room_id)
+        return max(joined_at, read.get("", joined_at), read.get("main", joined_at))
+
+    def level(self, room_id: str) -> RoomLevel:
+        """The room's notification level by the user's push rules."""
+        if self._push_rules is None:
+            text = store_account_data.get_account_data(self.conn, self.user_id, "m.push_rules")
+            self._push_rules = json.loads(text) if text else {}
+        return room_level(self._push_rules, room_id)
+
+    def _as_level(self, room_id: str, counts: tuple[int, int]) -> tuple[int, int]:
+        """`counts` as the user's push rules have the room notify: none when muted, only
+        the mentions when set to mentions only (relay/events/push_rules.py)."""
+        level = self.level(room_id)
+        if level is RoomLevel.SILENT:
+            return 0, 0
+        if level is RoomLevel.MENTIONS_ONLY:
+            return counts[1], counts[1]
+        return counts
 
     def unread_by_thread(
         self, room_id: str, to: int, joined_at: int
@@ -348,6 +379,7 @@ class RoomReader:
             )
             counts.pop(key, None)
             counts.update(again)
+        counts = {key: self._as_level(room_id, c) for key, c in counts.items()}
         main = counts.pop("", (0, 0))
         return main, {root: c for root, c in counts.items() if c[0] > 0}
 

@@ -105,3 +105,53 @@ async def test_upload_to_an_old_version_is_wrong_room_keys_version(api: ClientAp
     assert r.status_code == 400 and r.json()["errcode"] == "M_MISSING_PARAM"
     r = await api.http.put(f"{KEYS}/!r:x/s", params={"version": "2"}, json={"x": 1}, headers=h)
     assert r.status_code == 400 and r.json()["errcode"] == "M_INVALID_PARAM"
+
+
+async def test_more_than_ten_versions_count_as_numbers(api: ClientApi) -> None:
+    """Versions are numbers: the twelfth is newer than the ninth (not "9" > "12")."""
+    h = await api.login("alice")
+    for n in range(1, 13):
+        r = await api.http.post(V, json={"algorithm": ALG, "auth_data": {"n": n}}, headers=h)
+        assert r.status_code == 200 and r.json() == {"version": str(n)}
+    current = (await api.http.get(V, headers=h)).json()
+    assert current["version"] == "12" and current["auth_data"] == {"n": 12}
+    r = await api.http.put(
+        f"{KEYS}/!r:relay.test/s", params={"version": "12"}, json=_key(1), headers=h
+    )
+    assert r.status_code == 200 and r.json()["count"] == 1
+    r = await api.http.put(
+        f"{V}/11", json={"algorithm": ALG, "auth_data": {"n": "eleven"}}, headers=h
+    )
+    assert r.status_code == 200 and r.json() == {}
+    assert (await api.http.get(f"{V}/11", headers=h)).json()["auth_data"] == {"n": "eleven"}
+    assert (await api.http.delete(f"{V}/12", headers=h)).status_code == 200
+    current = (await api.http.get(V, headers=h)).json()
+    assert current["version"] == "11" and current["count"] == 0
+    r = await api.http.post(V, json={"algorithm": ALG, "auth_data": {}}, headers=h)
+    assert r.json() == {"version": "13"}
+
+
+async def test_version_errors(api: ClientApi) -> None:
+    h = await api.login("alice")
+    r = await api.http.post(V, json={"algorithm": ALG, "auth_data": {}}, headers=h)
+    assert r.json() == {"version": "1"}
+    for method, path, body, status, errcode in (
+        ("POST", V, {"auth_data": {}}, 400, "M_MISSING_PARAM"),
+        ("POST", V, {"algorithm": ALG}, 400, "M_MISSING_PARAM"),
+        ("POST", V, {"algorithm": ALG, "auth_data": "x"}, 400, "M_INVALID_PARAM"),
+        ("PUT", f"{V}/1", {"algorithm": "m.other", "auth_data": {}}, 400, "M_INVALID_PARAM"),
+        ("PUT", f"{V}/1", {"algorithm": ALG, "auth_data": {}, "version": "2"}, 400, None),
+        ("PUT", f"{V}/7", {"algorithm": ALG, "auth_data": {}}, 404, "M_NOT_FOUND"),
+        ("PUT", f"{V}/abc", {"algorithm": ALG, "auth_data": {}}, 404, "M_NOT_FOUND"),
+        ("GET", f"{V}/abc", None, 404, "M_NOT_FOUND"),
+        ("GET", f"{V}/99999999999999999999999", None, 404, "M_NOT_FOUND"),
+        ("DELETE", f"{V}/7", None, 404, "M_NOT_FOUND"),
+    ):
+        r = await api.http.request(method, path, json=body, headers=h)
+        assert r.status_code == status, (method, path, body, r.text)
+        assert r.json()["errcode"] == (errcode or "M_INVALID_PARAM"), (method, path, r.text)
+    # Nothing above changed version 1.
+    assert (await api.http.get(V, headers=h)).json()["auth_data"] == {}
+    # Another user's versions are not ours.
+    bob = await api.login("bob")
+    assert (await api.http.get(f"{V}/1", headers=bob)).status_code == 404

@@ -113,7 +113,7 @@ async def test_server_rules_cannot_be_created_or_deleted(api: ClientApi) -> None
     r = await api.http.put(f"{RULES}/override/.mine", headers=alice, json={"actions": []})
     assert r.status_code == 400
     r = await api.http.delete(f"{RULES}/override/.m.rule.master", headers=alice)
-    assert r.status_code == 400
+    assert r.status_code == 404 and r.json()["errcode"] == "M_NOT_FOUND"
     r = await api.http.put(
         f"{RULES}/content/x?before=.m.rule.contains_user_name",
         headers=alice,

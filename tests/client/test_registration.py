@@ -119,7 +119,7 @@ async def test_inhibit_login_returns_no_token(api: ClientApi) -> None:
 async def test_guest_registration_is_refused(api: ClientApi) -> None:
     r = await api.http.post(f"{V3}/register?kind=guest", json={})
     assert r.status_code == 403
-    assert r.json()["errcode"] == "M_GUEST_ACCESS_FORBIDDEN"
+    assert r.json()["errcode"] == "M_FORBIDDEN"
 
 
 @pytest.mark.config({"registration.mode": "open"})

@@ -85,6 +85,8 @@ def json_of(request: httpx.Request) -> Any:
 
 
 def fake_config(tmp_path: Path, **federation: Any) -> Config:
+    # Real stand-ins some tests start listen on loopback: here an ordinary remote address.
+    federation.setdefault("ip_range_allowlist", ["127.0.0.0/8"])
     return config_from_dict({"server_name": ME, "federation": federation}, tmp_path)
 
 

@@ -122,6 +122,8 @@ def well_known() -> Iterator[WellKnownServer]:
 
 
 def _config(tmp_path: Path, **federation: Any) -> Config:
+    # The stand-in .well-known servers listen on loopback, here an ordinary remote address.
+    federation.setdefault("ip_range_allowlist", ["127.0.0.0/8"])
     return config_from_dict({"server_name": "me.example", "federation": federation}, tmp_path)
 
 

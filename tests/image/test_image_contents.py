@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from relay.config import ListenerLimits
 from tests.image.conftest import image_arch
 from tests.image.vm import Disk, built_image
 
@@ -71,6 +72,8 @@ def test_relay_service(rootfs: RootFs) -> None:
     assert service["Type"] == "notify"
     assert service["Restart"] == "on-failure"
     assert int(service["WatchdogSec"]) > 0
+    # Both listeners full, with room for everything else (issue 13: 1,024 ran out).
+    assert int(service["LimitNOFILE"]) >= 2 * ListenerLimits().max_connections + 1024
     assert service["ExecStart"].startswith("/opt/edge-relay/venv/bin/relay run")
     # Logs go to the journal: stdout/stderr are not redirected elsewhere.
     assert "StandardOutput" not in service and "StandardError" not in service

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import secrets
 import signal
 import socket
@@ -38,6 +39,11 @@ class RelayProcess:
     proc: subprocess.Popen[bytes] | None = None
     #: host:port other servers reach us at, when not the listener itself (a proxy).
     public_address: str | None = None
+    #: `federation.ip_range_allowlist`: what this relay treats as remote (default: all
+    #: loopback, where every server of a test lives); set before init.
+    remote_ranges: tuple[str, ...] = ("127.0.0.0/8",)
+    #: RLIMIT_NOFILE for the relay process (None: inherited).
+    nofile: int | None = None
     log_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -73,7 +79,12 @@ class RelayProcess:
         config = self.data_dir / "relay.toml"
         text = config.read_text()
         mesh = text.index("[mesh]")
-        config.write_text(text[:mesh] + text[mesh:].replace("enabled = true", "enabled = false", 1))
+        text = text[:mesh] + text[mesh:].replace("enabled = true", "enabled = false", 1)
+        # The relay's own listeners stay refused whatever the allowlist says.
+        config.write_text(text.replace("ip_range_allowlist = []", self.allowlist_line(), 1))
+
+    def allowlist_line(self) -> str:
+        return "ip_range_allowlist = [" + ", ".join(f'"{r}"' for r in self.remote_ranges) + "]"
 
     def start(self, timeout: float = 60) -> None:
         """Start `relay run` and return once it says READY=1 over systemd's notification
@@ -88,6 +99,7 @@ class RelayProcess:
                 stdout=log,
                 stderr=log,
                 env={**os.environ, "PYTHONUNBUFFERED": "1", "NOTIFY_SOCKET": "@" + address},
+                preexec_fn=self._limit_nofile if self.nofile else None,
             )
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
@@ -100,6 +112,10 @@ class RelayProcess:
                 if "READY=1" in message.splitlines():
                     return
         raise AssertionError(f"relay did not say READY=1 within {timeout} s:\n{self.log()}")
+
+    def _limit_nofile(self) -> None:
+        assert self.nofile is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
         assert self.proc is not None

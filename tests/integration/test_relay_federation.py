@@ -98,3 +98,45 @@ def test_verify_tls_off_is_logged_as_a_warning(
 ) -> None:
     a, _b = two_relays
     assert "WARNING relay.node: federation.verify_tls is false" in a.log()
+
+
+def _stored_content(relay: RelayProcess, event_id: str) -> dict | None:
+    """The content of `event_id` as `relay` stored it (what reached it), or None."""
+    import json
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{relay.data_dir / 'relay.db'}?mode=ro", uri=True)
+    try:
+        row = conn.execute("SELECT raw FROM events WHERE event_id = ?", (event_id,)).fetchone()
+    finally:
+        conn.close()
+    return json.loads(row[0])["content"] if row else None
+
+
+def test_an_event_redacted_before_it_leaves_is_sent_redacted(
+    two_relays: tuple[RelayProcess, RelayProcess],
+) -> None:
+    """B is down while alice sends two messages and takes one back: when B returns, the
+    outbox sends the redacted one pruned (its body never leaves A) and the other whole."""
+    import time
+
+    a, b = two_relays
+    alice = MatrixUser.login(a.client_url, "alice")
+    bob = MatrixUser.login(b.client_url, "bob")
+    room_id = alice.create_room(name="taken back")
+    alice.invite(room_id, bob.user_id)
+    bob.wait_for_invite(room_id)
+    bob.join(room_id)
+    b.stop()
+    secret = alice.send(room_id, "the secret plan")
+    kept = alice.send(room_id, "the public plan")
+    redaction = alice.call(
+        "PUT", f"/rooms/{room_id}/redact/{secret}/txn-redact", json={"reason": "oops"}
+    )["event_id"]
+    b.start()
+    deadline = time.monotonic() + 60
+    while _stored_content(b, redaction) is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _stored_content(b, redaction) is not None, "the redaction never reached B"
+    assert _stored_content(b, secret) == {}
+    assert _stored_content(b, kept) == {"msgtype": "m.text", "body": "the public plan"}

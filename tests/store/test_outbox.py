@@ -86,6 +86,17 @@ def test_ack_deletes_up_to_and_including_id_for_that_destination(
     assert outbox.depths(conn) == {"other.example": 2}
 
 
+def test_ack_rows_deletes_exactly_those_rows_of_that_destination(
+    conn: sqlite3.Connection,
+) -> None:
+    ids = _enqueue(conn, "pepep")
+    other = _enqueue(conn, "p", destination="other.example")
+    with db.write(conn):
+        assert outbox.ack_rows(conn, PEER, [ids[0], ids[2], ids[4], other[0]]) == 3
+    assert [row["id"] for row in outbox.peek(conn, PEER)] == [ids[1], ids[3]]
+    assert outbox.depths(conn) == {PEER: 2, "other.example": 1}
+
+
 def test_note_attempt_counts_attempts(conn: sqlite3.Connection) -> None:
     ids = _enqueue(conn, "ppp")
     with db.write(conn):

@@ -1,7 +1,7 @@
 """tools/host/packages.txt is the one list of the host's Debian packages, and setup installs
 every one of them.
 
-`make test` sets RELAY_HOST_GROUPS to the groups it installs (run, test, image-amd64,
+`make test` sets RELAY_HOST_GROUPS to the groups it installs (run, test, lowband, image-amd64,
 image-arm64): on a machine that ran it, none of their packages is missing. A bare `pytest`
 checks the groups `run` and `test`. Nothing else in the project installs an apt package.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 LIST = ROOT / "tools" / "host" / "packages.txt"
 DEPS = ROOT / "tools" / "host" / "deps.sh"
-GROUPS = {"run", "test", "image-amd64", "image-arm64"}
+GROUPS = {"run", "test", "lowband", "image-amd64", "image-arm64"}
 
 
 def _rows() -> list[tuple[str, str, str]]:

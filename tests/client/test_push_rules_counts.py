@@ -1,0 +1,74 @@
+"""Push rules set a room's unread counts in /sync (issue 14 item 3): Element's "Mute"
+(an override rule on the room id) silences the room, mentions included; "Mentions and
+keywords" (a room rule without notify) counts only mentions; `.m.rule.master` silences
+everything; removing the rule brings the counts back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.client.conftest import ClientApi
+from tests.client.helpers import V3, create_room, join, send, sync, uid
+
+P = f"{V3}/pushrules/global"
+
+
+def _counts(body: dict[str, Any], room_id: str) -> dict[str, int]:
+    return body["rooms"]["join"][room_id]["unread_notifications"]
+
+
+async def _room_with_news(api: ClientApi) -> tuple[dict[str, str], str]:
+    """Alice's room where Bob sent two messages, one mentioning her."""
+    alice = await api.login("alice")
+    bob = await api.login("bob")
+    room_id = await create_room(api, alice, preset="public_chat")
+    await join(api, bob, room_id)
+    await send(api, bob, room_id, "hello")
+    await send(api, bob, room_id, "hi alice", **{"m.mentions": {"user_ids": [uid("alice")]}})
+    assert _counts(await sync(api, alice), room_id) == {
+        "notification_count": 2,
+        "highlight_count": 1,
+    }
+    return alice, room_id
+
+
+async def test_a_muted_room_counts_nothing_until_unmuted(api: ClientApi) -> None:
+    alice, room_id = await _room_with_news(api)
+    mute = {
+        "actions": [],
+        "conditions": [{"kind": "event_match", "key": "room_id", "pattern": room_id}],
+    }
+    r = await api.http.put(f"{P}/override/{room_id}", json=mute, headers=alice)
+    assert r.status_code == 200, r.text
+    assert _counts(await sync(api, alice), room_id) == {
+        "notification_count": 0,
+        "highlight_count": 0,
+    }
+    assert (await api.http.delete(f"{P}/override/{room_id}", headers=alice)).status_code == 200
+    assert _counts(await sync(api, alice), room_id)["notification_count"] == 2
+
+
+async def test_mentions_only_counts_the_mentions(api: ClientApi) -> None:
+    alice, room_id = await _room_with_news(api)
+    r = await api.http.put(f"{P}/room/{room_id}", json={"actions": []}, headers=alice)
+    assert r.status_code == 200, r.text
+    assert _counts(await sync(api, alice), room_id) == {
+        "notification_count": 1,
+        "highlight_count": 1,
+    }
+    # A disabled rule decides nothing.
+    r = await api.http.put(f"{P}/room/{room_id}/enabled", json={"enabled": False}, headers=alice)
+    assert r.status_code == 200
+    assert _counts(await sync(api, alice), room_id)["notification_count"] == 2
+
+
+async def test_the_master_rule_silences_every_room(api: ClientApi) -> None:
+    alice, room_id = await _room_with_news(api)
+    r = await api.http.put(
+        f"{P}/override/.m.rule.master/enabled", json={"enabled": True}, headers=alice
+    )
+    assert r.status_code == 200
+    assert _counts(await sync(api, alice), room_id) == {
+        "notification_count": 0,
+        "highlight_count": 0,
+    }

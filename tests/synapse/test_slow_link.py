@@ -1,0 +1,87 @@
+"""The relay sending to a real Synapse over an emulated 9.6 kbit/s, 300 ms link (issue 17).
+
+Synapse sits in one network namespace, the relay in the other (tools/linkemu). The room is
+made and joined while the link is a bare veth, and one message crosses it at that speed, so
+the relay's estimate of the link is fast; then the link drops to 9.6 kbit/s and the relay's
+user sends 50 messages of 1,000 characters (~80 KB of PDUs, more than the link carries
+within a request timeout). Then the link fades out (every packet dropped) until the relay
+has cut a transaction in flight, and comes back: the relay resumes in smaller transactions,
+and every message reaches Synapse once, in order. No timing is asserted: waits are generous.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tools.linkemu.link import EmulatedLink, LinkUnavailable, wait_for
+from tools.linkemu.profiles import profile
+from tools.linkemu.seats import RelaySeat, SeatUser, SynapseSeat, shared_room
+from tools.synapse_harness import synapse_python
+
+BURST = 50
+LONG = 1000
+
+
+@dataclass
+class SlowPair:
+    link: EmulatedLink
+    synapse: SynapseSeat
+    relay: RelaySeat
+
+
+@pytest.fixture
+def slow_pair(tmp_path: Path) -> Iterator[SlowPair]:
+    try:
+        EmulatedLink.check_available()
+    except LinkUnavailable as exc:
+        pytest.skip(str(exc))
+    if not synapse_python().exists():
+        pytest.skip("no Synapse: run `make synapse`")
+    with EmulatedLink("sl", stats_dir=tmp_path) as link:
+        synapse = SynapseSeat(tmp_path / "synapse", link.ns_a, link.ADDRESS_A, fast_retry=True)
+        relay = RelaySeat(
+            tmp_path / "relay", link.ns_b, link.ADDRESS_B, "--upstream", synapse.server_name
+        )
+        try:
+            synapse.start()
+            relay.start()
+            yield SlowPair(link, synapse, relay)
+        finally:
+            relay.stop()
+            synapse.stop()
+
+
+def _long_message(i: int) -> str:
+    head = f"long {i:02d} "
+    return head + "abcdefghij"[i % 10] * (LONG - len(head))
+
+
+def test_burst_of_long_messages_crosses_a_9k6_link_once_each_in_order(
+    slow_pair: SlowPair,
+) -> None:
+    hq: SeatUser = slow_pair.synapse.add_user("hq")
+    field: SeatUser = slow_pair.relay.add_user("field")
+    room_id = shared_room(hq, field)
+    field.send(room_id, "over the fast link")
+    hq.wait_for_bodies(room_id, ["over the fast link"], timeout=60)
+
+    slow_pair.link.shape(profile("9.6k"))
+    sent = [_long_message(i) for i in range(BURST)]
+    for body in sent:
+        field.send(room_id, body)
+    slow_pair.link.blackhole(True)
+    wait_for(
+        lambda: "got no answer within" in slow_pair.relay.log(), 120, "a transaction to be cut"
+    )
+    slow_pair.link.blackhole(False)
+
+    seen = hq.wait_for_bodies(room_id, sent, timeout=600)
+    burst = [b for b in seen if b.startswith("long ")]
+    assert burst == sent  # each once, in order
+    log = slow_pair.relay.log()
+    assert "sending at most" in log  # the cut one was split
+    assert "Traceback" not in log

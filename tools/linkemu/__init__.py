@@ -1,0 +1,15 @@
+"""A slow-link emulator for tests and benchmarks (issue 17).
+
+- `profiles.py`: the named profiles (9.6k, 64k, 256k with 300 ms each way; `-loss` variants
+  with 1 % loss each way; `unshaped`).
+- `link.py`: `EmulatedLink`, two network namespaces joined by a veth pair, shaped with
+  `tc tbf` (rate) and the delay stage; byte, packet and new-connection counters; `inside(ns)`
+  to start servers and make requests in a namespace.
+- `delayer.py`: the delay and loss stage, an NFQUEUE reader in each namespace (this kernel has
+  no `sch_netem`).
+- `__main__.py`: `python -m tools.linkemu check PROFILE` measures a TCP connect and an echo
+  round trip over the link against the model.
+
+Rules: only addresses inside the namespaces it makes; everything it starts it stops;
+namespaces carry the pid, so parallel runs never meet.
+"""
