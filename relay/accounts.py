@@ -13,7 +13,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from relay.errors import Forbidden, InvalidUsername, NotFound, UnknownToken, UserInUse
+from relay.errors import (
+    Forbidden,
+    InvalidUsername,
+    NotFound,
+    UnknownToken,
+    UserInUse,
+)
 from relay.events.ids import is_valid_localpart
 from relay.runtime.clock import now_ms
 from relay.runtime.database import Database
@@ -90,6 +96,8 @@ class Accounts:
         return Requester(user_id, device_id, token)
 
     async def check_password(self, user_id: str, password: str) -> bool:
+        """Whether `password` is the user's; never for a deactivated account (whose login
+        then answers 403 M_FORBIDDEN, as Synapse 1.163.2 does, not M_USER_DEACTIVATED)."""
         user = await self.database.read(store_accounts.get_user, user_id)
         if user is None or user.get("deactivated") or not user.get("password_hash"):
             return False

@@ -5,7 +5,7 @@ Handlers and services raise these; nothing else builds ``{"errcode": ...}`` bodi
     MatrixError                      (status, errcode)
     ├── BadJson / NotJson / MissingParam / InvalidParam / InvalidUsername   400
     ├── DuplicateAnnotation / UnknownPos                                     400
-    ├── UserInUse / RoomInUse / UnsupportedRoomVersion / BadState /
+    ├── UserInUse / RoomInUse / UnsupportedRoomVersion / BadState / BadAlias /
     │   InvalidRoomState / Exclusive / InvalidUsername /
     │   IncompatibleRoomVersion(room_version)                                400
     ├── MissingToken / UnknownToken / Unauthorized                           401
@@ -104,6 +104,11 @@ class IncompatibleRoomVersion(MatrixError):
 
     def __init__(self, message: str, *, room_version: str) -> None:
         super().__init__(message, room_version=room_version)
+
+
+class BadAlias(MatrixError):
+    status = 400
+    errcode = "M_BAD_ALIAS"
 
 
 class BadState(MatrixError):

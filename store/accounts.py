@@ -8,6 +8,7 @@ Rules kept:
   writer fast.
 - Access tokens are stored as sha256 hex only; the clear token exists only in the
   client's hands and in the login response. Deleting a device deletes its tokens.
+- An erased user (deactivated with ``erase``) keeps no display name or avatar.
 - Functions take the connection first and never commit (see ``store.db``).
 """
 
@@ -30,6 +31,7 @@ __all__ = [
     "delete_all_tokens",
     "delete_device",
     "delete_device_tokens",
+    "erase_user",
     "get_device",
     "get_profile",
     "get_user",
@@ -89,6 +91,7 @@ def get_user(conn: sqlite3.Connection, user_id: str) -> dict[str, Any] | None:
     user = dict(row)
     user["is_admin"] = bool(user["is_admin"])
     user["deactivated"] = bool(user["deactivated"])
+    user["erased"] = bool(user["erased"])
     return user
 
 
@@ -150,6 +153,15 @@ def deactivate_user(conn: sqlite3.Connection, user_id: str) -> bool:
     )
     conn.execute("DELETE FROM access_tokens WHERE user_id = ?", (user_id,))
     conn.execute("DELETE FROM devices WHERE user_id = ?", (user_id,))
+    return cur.rowcount > 0
+
+
+def erase_user(conn: sqlite3.Connection, user_id: str) -> bool:
+    """Mark the user erased and clear its profile; False if no such user."""
+    cur = conn.execute(
+        "UPDATE users SET erased = 1, displayname = NULL, avatar_url = NULL WHERE user_id = ?",
+        (user_id,),
+    )
     return cur.rowcount > 0
 
 

@@ -33,3 +33,8 @@ def get_openid_user(conn: sqlite3.Connection, token: str, now_ms: int) -> str | 
         (token_hash(token), now_ms),
     ).fetchone()
     return row[0] if row is not None else None
+
+
+def delete_user_openid_tokens(conn: sqlite3.Connection, user_id: str) -> int:
+    """Revoke every token of the user (deactivation); how many there were."""
+    return conn.execute("DELETE FROM openid_tokens WHERE user_id = ?", (user_id,)).rowcount

@@ -328,3 +328,11 @@ def users_sharing_rooms(conn: sqlite3.Connection, user_id: str) -> list[str]:
         (user_id,),
     )
     return [row[0] for row in rows]
+
+
+def move_aliases(conn: sqlite3.Connection, from_room: str, to_room: str) -> list[str]:
+    """Point every alias of ``from_room`` at ``to_room`` (a room upgrade); the aliases
+    moved, sorted."""
+    moved = aliases_for_room(conn, from_room)
+    conn.execute("UPDATE room_aliases SET room_id = ? WHERE room_id = ?", (to_room, from_room))
+    return moved

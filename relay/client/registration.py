@@ -7,6 +7,9 @@ registration.yaml, registration_tokens.yaml):
   403 M_FORBIDDEN, guests included; `token` offers the one flow
   `[m.login.registration_token]`; `open` (labs only) offers `[m.login.dummy]`.
   Guest accounts are never offered (403 M_GUEST_ACCESS_FORBIDDEN).
+- The username is downcased first, as Synapse does (`Alice` registers `@alice`; the
+  spec asks servers to fold case for new user ids); `/register/available` does not fold
+  (upper case there is M_INVALID_USERNAME, as Synapse).
 - The username is checked (M_INVALID_USERNAME, M_USER_IN_USE) before any UIA stage,
   and again when the account is created (someone may have taken it meanwhile).
 - A registration token's use is reserved (pending) when its stage passes and marked
@@ -91,6 +94,8 @@ def _fields(body: dict[str, Any]) -> dict[str, Any]:
         if value is not None and not isinstance(value, kind):
             raise InvalidParam(f"{name} must be a {kind.__name__}")
         fields[name] = value
+    if fields["username"] is not None:
+        fields["username"] = fields["username"].lower()
     return fields
 
 

@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from relay.client import (
     account_data,
+    account_deactivation,
     authed_content_repo,
     content_repo,
     create_room,
@@ -39,6 +40,7 @@ from relay.client import (
     relations,
     room_event_by_timestamp,
     room_send,
+    room_upgrades,
     rooms_read,
     sliding_sync,
     synapse_admin,
@@ -46,6 +48,7 @@ from relay.client import (
     synapse_admin_tokens,
     synapse_admin_users,
     sync,
+    tags,
     to_device,
     user_directory,
     versions,
@@ -70,6 +73,7 @@ API_MODULES = [
     synapse_admin_rooms,
     synapse_admin_tokens,
     password,
+    account_deactivation,
     devices,
     profile,
     openid,
@@ -78,6 +82,7 @@ API_MODULES = [
     misc,
     message_pagination,
     room_event_by_timestamp,
+    room_upgrades,
     rooms_read,
     relations,
     directory,
@@ -85,7 +90,7 @@ API_MODULES = [
 ]
 
 # The sync side: /sync, filters, typing, receipts, account data, presence.
-API_MODULES += [sync, sliding_sync, filters, typing_api, receipts, account_data, presence]
+API_MODULES += [sync, sliding_sync, filters, typing_api, receipts, account_data, tags, presence]
 
 # Media: uploads under /_matrix/media, downloads under /_matrix/client/v1/media.
 API_MODULES += [content_repo, authed_content_repo]

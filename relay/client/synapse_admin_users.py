@@ -248,9 +248,7 @@ async def deactivate_user(request: Request) -> Response:
     erase = body.get("erase", False)
     if not isinstance(erase, bool):
         raise BadJson("Param 'erase' must be a boolean, if given")
-    if erase:
-        raise InvalidParam("This server does not erase users")
-    await operator.deactivate_user(services.accounts, services.rooms, user_id)
+    await operator.deactivate_user(services.accounts, services.rooms, user_id, erase=erase)
     # No identity server holds a binding of ours: nothing to unbind, which Synapse reports
     # as "success" (a real Synapse answers so for a user without threepids).
     return json_response({"id_server_unbind_result": "success"})

@@ -31,6 +31,7 @@ from relay.runtime import clock
 from relay.runtime.identity import SigningKey
 from store import Connection, TokenExists
 from store import accounts as store_accounts
+from store import openid_tokens as store_openid
 from store import peers as store_peers
 from store import registration_tokens as store_tokens
 from store import rooms as store_rooms
@@ -227,12 +228,16 @@ def reset_password_txn(
     return _delete_devices(conn, user_id)
 
 
-def deactivate_user_txn(conn: Connection, user_id: str) -> list[str]:
-    """Deactivate: no password, no devices, no access tokens; the user id stays taken.
-    The deleted device ids."""
+def deactivate_user_txn(conn: Connection, user_id: str, *, erase: bool = False) -> list[str]:
+    """Deactivate: no password, no devices, no access or OpenID tokens; the user id stays
+    taken. With `erase`, the user is marked erased and its profile cleared. The deleted
+    device ids."""
     existing_user_txn(conn, user_id)
     devices = [d["device_id"] for d in store_accounts.list_devices(conn, user_id)]
     store_accounts.deactivate_user(conn, user_id)
+    store_openid.delete_user_openid_tokens(conn, user_id)
+    if erase:
+        store_accounts.erase_user(conn, user_id)
     return devices
 
 
@@ -396,11 +401,17 @@ def status_txn(conn: Connection, config: Config, key: SigningKey) -> dict[str, A
 
 
 async def leave_all_rooms(rooms: RoomService, user_id: str) -> int:
-    """After deactivating a local user: leave every room it is joined to (as Synapse
-    does); the number left. A room where the leave is refused is skipped."""
-    joined = await rooms.database.read(store_rooms.rooms_for_user, user_id, "join")
+    """After deactivating a local user: leave every room it is joined to and reject every
+    invite it holds (as Synapse does); the number left. A room where the leave is refused
+    is skipped."""
+
+    def txn(conn: Connection) -> list[str]:
+        return store_rooms.rooms_for_user(conn, user_id, "join") + store_rooms.rooms_for_user(
+            conn, user_id, "invite"
+        )
+
     left = 0
-    for room_id in joined:
+    for room_id in await rooms.database.read(txn):
         try:
             await rooms.update_membership(user_id, room_id, user_id, "leave")
         except MatrixError:
@@ -409,12 +420,16 @@ async def leave_all_rooms(rooms: RoomService, user_id: str) -> int:
     return left
 
 
-async def deactivate_user(accounts: Accounts, rooms: RoomService, user_id: str) -> None:
-    """Deactivate a local user from inside the relay (the admin API, the operator page):
-    leave its rooms, then `deactivate_user_txn`, then tell the rest of the relay that
-    its devices are gone."""
+async def deactivate_user(
+    accounts: Accounts, rooms: RoomService, user_id: str, *, erase: bool = False
+) -> None:
+    """Deactivate a local user from inside the relay (the admin API, the operator page,
+    `/account/deactivate`): leave its rooms, then `deactivate_user_txn`, then tell the
+    rest of the relay that its devices are gone."""
     await leave_all_rooms(rooms, user_id)
-    devices = await rooms.database.write(deactivate_user_txn, user_id)
+    devices = await rooms.database.write(
+        lambda conn: deactivate_user_txn(conn, user_id, erase=erase)
+    )
     await accounts.devices_deleted(user_id, devices)
 
 

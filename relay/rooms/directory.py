@@ -7,7 +7,8 @@ Rules kept:
 - An alias may be deleted by its creator, a server admin, or a member whose power
   level allows sending `m.room.canonical_alias` (Synapse's `_user_can_delete_alias`
   and `check_can_change_room_list`); the same members may publish or unpublish the
-  room. Anyone else gets M_FORBIDDEN.
+  room. Anyone else gets M_FORBIDDEN. A deleted alias leaves the room's canonical alias
+  event too (relay/rooms/canonical_alias.py), when the deleter may send that event.
 - Resolving asks no other server (there is no outbound directory query yet): an alias
   we don't hold is M_NOT_FOUND. `servers` are ours first, then the room's.
 - /publicRooms lists our published rooms, largest first (then by room id), paged by
@@ -23,6 +24,7 @@ from typing import Any
 
 from relay.errors import Forbidden, InvalidParam, NotFound, Unknown
 from relay.events.auth import required_power_level, user_power_level
+from relay.rooms.canonical_alias import CANONICAL_ALIAS, without_alias
 from relay.rooms.service import RoomService
 from relay.rooms.visibility import content_of, joined_viewer_txn, viewer_txn
 from store import Connection
@@ -69,19 +71,28 @@ async def create_alias(rooms: RoomService, user_id: str, alias: str, room_id: st
 
 
 async def delete_alias(rooms: RoomService, user_id: str, alias: str) -> None:
-    """Remove a local alias. Raises NotFound, Forbidden."""
+    """Remove a local alias, and from the room's canonical alias event. Raises NotFound,
+    Forbidden."""
 
-    def txn(conn: Connection) -> None:
+    def txn(conn: Connection) -> tuple[str, dict[str, Any] | None]:
         found = store_rooms.get_alias(conn, alias)
         if found is None:
             raise NotFound(f"Room alias {alias} not found")
+        room_id = found[0]
         if store_rooms.get_alias_creator(conn, alias) != user_id and not _may_edit_room_list(
-            conn, rooms, user_id, found[0]
+            conn, rooms, user_id, room_id
         ):
             raise Forbidden("You may not delete this alias")
         store_rooms.delete_alias(conn, alias)
+        current = rooms.state_event_txn(conn, room_id, CANONICAL_ALIAS, "")
+        return room_id, without_alias(current.content, alias) if current is not None else None
 
-    await rooms.database.write(txn)
+    room_id, changed = await rooms.database.write(txn)
+    if changed is not None:
+        try:
+            await rooms.send_event(user_id, None, room_id, CANONICAL_ALIAS, changed, state_key="")
+        except Forbidden:
+            pass  # the alias is gone; the event keeps naming it until someone may edit it
 
 
 async def local_aliases(rooms: RoomService, user_id: str, room_id: str) -> list[str]:

@@ -6,6 +6,9 @@ ONE write transaction on the writer connection, so two concurrent sends can
 never build on the same forward extremities and an acknowledged event is on
 disk with everything that depends on it.
 
+Setting a state event its sender already set with the same content (joining twice
+included) makes no new event: the current one's id is the answer, as Synapse does.
+
 Spec: https://spec.matrix.org/v1.16/server-server-api/#pdus (building events),
 https://spec.matrix.org/v1.16/rooms/ (auth rules per version).
 """
@@ -35,7 +38,11 @@ from relay.events.auth import (
     client_redaction_refusal,
     redaction_allowed,
 )
-from relay.events.canonical import CanonicalJsonError, check_canonical_json_values
+from relay.events.canonical import (
+    CanonicalJsonError,
+    canonical_json,
+    check_canonical_json_values,
+)
 from relay.events.ids import (
     create_event_id_of,
     has_control_character,
@@ -49,8 +56,10 @@ from relay.events.redaction import redact
 from relay.events.relations import ANNOTATION, THREAD, relation_of
 from relay.events.room_versions import RoomVersion, room_version
 from relay.events.server_acl import SERVER_ACL, server_allowed
+from relay.rooms.canonical_alias import CANONICAL_ALIAS, check_canonical_alias_txn
 from relay.rooms.create import PRESETS, RoomConfig, create_room_txn
 from relay.rooms.pdu_cache import PduCache
+from relay.rooms.upgrade import upgrade_room_txn
 from relay.runtime.clock import now_ms
 from relay.runtime.database import Database
 from relay.runtime.identity import SigningKey
@@ -508,6 +517,14 @@ class RoomService:
             raise InvalidParam(f"Unknown preset {config.preset!r}")
         return await self._write(lambda conn: create_room_txn(self, conn, rv, config, preset))
 
+    async def upgrade_room(self, user_id: str, room_id: str, new_version: str) -> str:
+        """Replace the room with one of `new_version` (relay/rooms/upgrade.py); the new
+        room's id."""
+        rv = room_version(new_version)
+        if rv is None:
+            raise UnsupportedRoomVersion(f"Room version {new_version} is not supported")
+        return await self._write(upgrade_room_txn, self, user_id, room_id, rv)
+
     def member_content_txn(self, conn: Connection, user_id: str, membership: str) -> dict[str, Any]:
         content: dict[str, Any] = {"membership": membership}
         if membership == "join" and server_of(user_id) == self.server_name:
@@ -542,6 +559,21 @@ class RoomService:
                 if earlier is not None:
                     return earlier
             rv = self.room_version_txn(conn, room_id)
+            if state_key is not None:
+                unchanged = self.unchanged_state_txn(
+                    conn, room_id, sender, type_, state_key, content
+                )
+                if unchanged is not None:
+                    return unchanged
+                if type_ == CANONICAL_ALIAS and state_key == "":
+                    previous = self.state_event_txn(conn, room_id, type_, "")
+                    check_canonical_alias_txn(
+                        conn,
+                        self.server_name,
+                        room_id,
+                        content,
+                        previous.content if previous is not None else None,
+                    )
             pdu = self.append_local_event_txn(
                 conn,
                 rv,
@@ -597,6 +629,11 @@ class RoomService:
                         kept.pop("displayname", None)
                         kept.pop("avatar_url", None)
                     content = {**kept, **content}
+            unchanged = self.unchanged_state_txn(
+                conn, room_id, sender, "m.room.member", target, content
+            )
+            if unchanged is not None:
+                return unchanged
             pdu = self.append_local_event_txn(
                 conn,
                 rv,
@@ -609,6 +646,27 @@ class RoomService:
             return pdu.event_id
 
         return await self._write(txn)
+
+    def unchanged_state_txn(
+        self,
+        conn: Connection,
+        room_id: str,
+        sender: str,
+        type_: str,
+        state_key: str,
+        content: dict[str, Any],
+    ) -> str | None:
+        """The id of the current state event at (type, state_key) when `sender` sent it
+        with this very content: setting it again (or joining twice) makes no new event,
+        as Synapse's `deduplicate_state_event`."""
+        current = self.state_event_txn(conn, room_id, type_, state_key)
+        if current is None or current.sender != sender:
+            return None
+        try:
+            same = canonical_json(current.content) == canonical_json(content)
+        except (CanonicalJsonError, TypeError, ValueError):
+            return None
+        return current.event_id if same else None
 
     async def resolve_alias(self, alias: str) -> tuple[str, list[str]]:
         found = await self.database.read(store_rooms.get_alias, alias)

@@ -12,6 +12,8 @@ Rules kept:
   stream or typing moves past what it read (or a typing notice times out), then
   reads again; it answers when it has something or at `timeout`. A write always
   commits before it wakes the notifier, so no change falls between read and wait.
+- Invites and typing from users in `m.ignored_user_list` are left out (the timeline's
+  part: relay/sync/rooms.py).
 - Rooms the user forgot are never in `rooms.leave`; left rooms appear in an
   incremental sync once (when the leave is new) and in an initial sync only with
   `include_leave`.
@@ -178,6 +180,8 @@ class SyncService:
                 if room is not None:
                     result.join[room_id] = room
             elif membership == "invite" and changed:
+                if self._invited_by(reader, row["event_id"]) in reader.ignored:
+                    continue
                 result.invite[room_id] = reader.invite_state(room_id, row["event_id"])
             elif membership in ("leave", "ban") and room_id not in forgotten:
                 wanted = row["stream_ordering"] > since if since is not None else False
@@ -190,6 +194,10 @@ class SyncService:
                 conn, params.user_id, params.device_id, since, result.stream
             )
         return result
+
+    def _invited_by(self, reader: RoomReader, event_id: str) -> str | None:
+        pdu = reader.pdu(event_id)
+        return pdu.sender if pdu is not None else None
 
     def was_joined(self, reader: RoomReader, row: dict[str, Any]) -> bool:
         before = reader.state_before(row["event_id"]) or {}
@@ -232,7 +240,7 @@ class SyncService:
             account_data=reader.room_account_data(room_id, since),
         )
         ephemeral = params.filter.room.ephemeral
-        typers = typing.typing.get(room_id, ())
+        typers = [u for u in typing.typing.get(room_id, ()) if u not in reader.ignored]
         if allowed_ephemeral(ephemeral, room_id, "m.typing") and (
             room_id in typing.changed or (since is None and typers)
         ):

@@ -8,7 +8,10 @@ Rules kept:
   syncing stays in memory: no write per sync.
 - `set_presence` of `/sync`: absent or "online" marks an offline user online,
   "unavailable" marks them unavailable, "offline" leaves presence alone.
-- Presence is visible to users who share a joined room with the user (and the user).
+- Presence is visible to users who share a joined room with the user (and the user);
+  anyone else gets 403 M_FORBIDDEN, whether or not the user exists, so presence doesn't
+  reveal who has an account. A visible user who never set presence is `offline` (as
+  Synapse); a string that is not a user id is 400 M_INVALID_PARAM.
 - No idle timer yet: an online user stays online until a client says otherwise.
 
 Spec: https://spec.matrix.org/v1.16/client-server-api/#presence
@@ -18,7 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from relay.errors import Forbidden, InvalidParam, NotFound
+from relay.errors import Forbidden, InvalidParam
+from relay.events.ids import parse_user_id
 from relay.runtime.clock import now_ms
 from relay.runtime.database import Database
 from relay.runtime.notifier import Notifier
@@ -80,6 +84,11 @@ class PresenceService:
         self.notifier.on_stream(await self.database.write(txn))
 
     async def get_status(self, requester: str, user_id: str) -> dict[str, Any]:
+        try:
+            parse_user_id(user_id)
+        except ValueError:
+            raise InvalidParam(f"{user_id!r} is not a user id") from None
+
         def txn(conn: Connection) -> dict[str, Any] | None:
             if requester != user_id and user_id not in store_rooms.users_sharing_rooms(
                 conn, requester
@@ -89,7 +98,7 @@ class PresenceService:
 
         row = await self.database.read(txn)
         if row is None:
-            raise NotFound(f"No presence for {user_id}")
+            return {"presence": "offline"}
         return presence_content(row, now_ms(), self.last_active.get(user_id))
 
     async def note_syncing(self, user_id: str, set_presence: str | None) -> None:

@@ -13,6 +13,8 @@ Rules kept (see relay/sync/builder.py for the whole):
 - A redaction that does not apply (yet) is left out of the timeline, as a filter
   would leave it (`RoomService.held_redaction_txn`): when its target arrives later,
   the target comes redacted, and later reads carry the redaction.
+- Non-state events sent by users in the reader's `m.ignored_user_list` are left out of
+  the timeline (as a filter would leave them); their state events stay.
 - History visibility is checked per event against the state before it: a user sees
   an event when joined then, or invited then under `invited`, or always under
   `world_readable`, or under `shared` while joined now.
@@ -35,6 +37,7 @@ from relay.rooms.reads import EventView, view_txn
 from relay.rooms.relations import aggregations_txn
 from relay.rooms.service import RoomService
 from relay.rooms.visibility import Viewer
+from relay.sync.account_data import ignored_users_txn
 from store import Connection
 from store import account_data as store_account_data
 from store import events as store_events
@@ -104,6 +107,8 @@ class RoomReader:
         self._account_data: dict[int, list[dict[str, Any]]] = {}
         self._current: dict[str, dict[tuple[str, str], str]] = {}
         self._push_rules: Any = None
+        #: The users this user ignores, read once per sync build.
+        self.ignored = ignored_users_txn(conn, user_id)
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -195,6 +200,8 @@ class RoomReader:
             for row in page:
                 pdu = self.pdu(row["event_id"])
                 if pdu is None or not filt.allows(pdu.type, pdu.sender, pdu.content):
+                    continue
+                if pdu.sender in self.ignored and not pdu.is_state:
                     continue
                 if self.rooms.held_redaction_txn(self.conn, pdu):
                     continue  # a redaction reaches clients only once it applies

@@ -123,7 +123,7 @@ async def test_guest_registration_is_refused(api: ClientApi) -> None:
 
 
 @pytest.mark.config({"registration.mode": "open"})
-@pytest.mark.parametrize("username", ["Alice", "al ice", "al:ice", "", "x" * 300])
+@pytest.mark.parametrize("username", ["al ice", "al:ice", "", "x" * 300, "Ålice", "ALİCE"])
 async def test_invalid_username_is_refused_before_uia(api: ClientApi, username: str) -> None:
     r = await api.http.post(f"{V3}/register", json={"username": username, "password": "pw"})
     assert r.status_code == 400
@@ -329,3 +329,27 @@ async def test_shared_secret_registration_disabled_without_secret(api: ClientApi
     r = await api.http.post(ADMIN, json={"nonce": "x"})
     assert r.status_code == 400
     assert r.json()["error"] == "Shared secret registration is not enabled"
+
+
+@pytest.mark.config({"registration.mode": "open"})
+async def test_register_downcases_the_username_as_synapse(api: ClientApi) -> None:
+    body = {"username": "User-UPPER", "password": "pw", "auth": {"type": "m.login.dummy"}}
+    r = await api.http.post(f"{V3}/register", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["user_id"] == f"@user-upper:{SERVER_NAME}"
+    # The same name in any case is now taken, and logging in in any case works.
+    r = await api.http.post(f"{V3}/register", json={**body, "username": "USER-upper"})
+    assert (r.status_code, r.json()["errcode"]) == (400, "M_USER_IN_USE")
+    login = {
+        "type": "m.login.password",
+        "identifier": {"type": "m.id.user", "user": "User-Upper"},
+        "password": "pw",
+    }
+    r = await api.http.post(f"{V3}/login", json=login)
+    assert r.json()["user_id"] == f"@user-upper:{SERVER_NAME}"
+
+
+@pytest.mark.config({"registration.mode": "open"})
+async def test_register_available_does_not_fold_case(api: ClientApi) -> None:
+    r = await api.http.get(f"{V3}/register/available", params={"username": "Alice"})
+    assert (r.status_code, r.json()["errcode"]) == (400, "M_INVALID_USERNAME")
