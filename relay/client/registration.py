@@ -94,8 +94,9 @@ def _fields(body: dict[str, Any]) -> dict[str, Any]:
         if value is not None and not isinstance(value, kind):
             raise InvalidParam(f"{name} must be a {kind.__name__}")
         fields[name] = value
-    if fields["username"] is not None:
-        fields["username"] = fields["username"].lower()
+    username = fields["username"]
+    if isinstance(username, str):
+        fields["username"] = username.lower()
     return fields
 
 

@@ -175,7 +175,8 @@ def _new_power_levels(
     create: Pdu | None,
 ) -> dict[str, Any]:
     levels = dict(old)
-    users = dict(old.get("users")) if isinstance(old.get("users"), dict) else {}
+    given = old.get("users")
+    users: dict[str, Any] = dict(given) if isinstance(given, dict) else {}
     if new_rv.privileged_creators:
         users.pop(user_id, None)
     elif old_rv.privileged_creators and create is not None:
