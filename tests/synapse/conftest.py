@@ -50,6 +50,18 @@ def start_pair(tmp_path: Path, *, room_version: str | None = None) -> Pair:
     return Pair(relay, synapse)
 
 
+@pytest.fixture(scope="module")
+def module_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    """One Synapse and one relay for a whole module (each test uses users of its own):
+    starting a Synapse costs seconds, and a module of a dozen room versions adds up."""
+    p = start_pair(tmp_path_factory.mktemp("pair"))
+    try:
+        yield p
+    finally:
+        p.relay.kill()
+        p.synapse.kill()
+
+
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[Pair]:
     p = start_pair(tmp_path)

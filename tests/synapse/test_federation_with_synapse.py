@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
 from tests.integration.matrix_client import MatrixUser
-from tests.synapse.conftest import Pair, start_pair
+from tests.synapse.conftest import Pair
 
 
 def _exchange(pair: Pair, room_id: str, synapse_user, relay_user) -> None:
@@ -72,37 +71,34 @@ def _state_and_redactions_both_ways(room_id: str, synapse_user, relay_user) -> N
 
 
 @pytest.mark.parametrize("version", [str(v) for v in range(12, 0, -1)])
-def test_synapse_user_invites_relay_user(tmp_path: Path, version: str) -> None:
-    pair = start_pair(tmp_path, room_version=version)
-    try:
-        hq = pair.synapse_user("hq")
-        field = pair.relay_user("field")
-        room_id = hq.create_room(name="sitrep", preset="private_chat")
-        hq.send(room_id, "before the relay joined")
-        hq.invite(room_id, field.user_id)
-        field.wait_for_invite(room_id)
-        field.join(room_id)
-        # The history from before the join comes from Synapse's /backfill as the relay's
-        # user pages back: down to the room's creation, in order.
-        history = field.messages(room_id, limit=3)
-        assert history[0]["type"] == "m.room.create"
-        assert [e["content"].get("body") for e in history if e["type"] == "m.room.message"] == [
-            "before the relay joined"
-        ]
-        # The room really is of that version, as both sides see it.
-        for user in (hq, field):
-            assert _state_content(user, room_id, "m.room.create")["room_version"] == version
-        _exchange(pair, room_id, hq, field)
-        _state_and_redactions_both_ways(room_id, hq, field)
-    finally:
-        pair.relay.kill()
-        pair.synapse.kill()
+def test_synapse_user_invites_relay_user(module_pair: Pair, version: str) -> None:
+    pair = module_pair
+    hq = pair.synapse_user(f"hq{version}")
+    field = pair.relay_user(f"field{version}")
+    room_id = hq.create_room(name="sitrep", preset="private_chat", room_version=version)
+    hq.send(room_id, "before the relay joined")
+    hq.invite(room_id, field.user_id)
+    field.wait_for_invite(room_id)
+    field.join(room_id)
+    # The history from before the join comes from Synapse's /backfill as the relay's
+    # user pages back: down to the room's creation, in order.
+    history = field.messages(room_id, limit=3)
+    assert history[0]["type"] == "m.room.create"
+    assert [e["content"].get("body") for e in history if e["type"] == "m.room.message"] == [
+        "before the relay joined"
+    ]
+    # The room really is of that version, as both sides see it.
+    for user in (hq, field):
+        assert _state_content(user, room_id, "m.room.create")["room_version"] == version
+    _exchange(pair, room_id, hq, field)
+    _state_and_redactions_both_ways(room_id, hq, field)
 
 
 @pytest.mark.parametrize("version", [str(v) for v in range(12, 0, -1)])
-def test_relay_user_creates_room_and_synapse_user_joins(pair: Pair, version: str) -> None:
-    field = pair.relay_user("field")
-    hq = pair.synapse_user("hq")
+def test_relay_user_creates_room_and_synapse_user_joins(module_pair: Pair, version: str) -> None:
+    pair = module_pair
+    field = pair.relay_user(f"kit{version}")
+    hq = pair.synapse_user(f"office{version}")
     room_id = field.create_room(name="kit room", preset="private_chat", room_version=version)
     field.invite(room_id, hq.user_id)
     hq.wait_for_invite(room_id)
@@ -114,34 +110,30 @@ def test_relay_user_creates_room_and_synapse_user_joins(pair: Pair, version: str
 
 @pytest.mark.parametrize("version", ["10", "9", "8"])
 def test_relay_user_joins_a_restricted_synapse_room_through_its_space(
-    tmp_path: Path, version: str
+    module_pair: Pair, version: str
 ) -> None:
     """Rooms v8+: a room restricted to the members of a space; the relay's user joins the
     space, then the room without an invite (Synapse authorises and countersigns the join)."""
-    pair = start_pair(tmp_path, room_version=version)
-    try:
-        hq = pair.synapse_user("hq")
-        field = pair.relay_user("field")
-        space = hq.create_room(preset="public_chat", room_version=version)
-        allow = [{"type": "m.room_membership", "room_id": space}]
-        room_id = hq.create_room(
-            preset="private_chat",
-            room_version=version,
-            initial_state=[
-                {
-                    "type": "m.room.join_rules",
-                    "state_key": "",
-                    "content": {"join_rule": "restricted", "allow": allow},
-                }
-            ],
-        )
-        server = pair.synapse.server_name
-        field.join(space, via=[server])
-        field.join(room_id, via=[server])
-        state = field.call("GET", f"/rooms/{room_id}/state/m.room.member/{field.user_id}")
-        assert state["membership"] == "join"
-        assert state["join_authorised_via_users_server"] == hq.user_id
-        _exchange(pair, room_id, hq, field)
-    finally:
-        pair.relay.kill()
-        pair.synapse.kill()
+    pair = module_pair
+    hq = pair.synapse_user(f"chief{version}")
+    field = pair.relay_user(f"scout{version}")
+    space = hq.create_room(preset="public_chat", room_version=version)
+    allow = [{"type": "m.room_membership", "room_id": space}]
+    room_id = hq.create_room(
+        preset="private_chat",
+        room_version=version,
+        initial_state=[
+            {
+                "type": "m.room.join_rules",
+                "state_key": "",
+                "content": {"join_rule": "restricted", "allow": allow},
+            }
+        ],
+    )
+    server = pair.synapse.server_name
+    field.join(space, via=[server])
+    field.join(room_id, via=[server])
+    state = field.call("GET", f"/rooms/{room_id}/state/m.room.member/{field.user_id}")
+    assert state["membership"] == "join"
+    assert state["join_authorised_via_users_server"] == hq.user_id
+    _exchange(pair, room_id, hq, field)
