@@ -242,9 +242,18 @@ find "$work/src" -name __pycache__ -prune -exec rm -rf {} +
 "$py" -m pip freeze --exclude-editable | grep -v '^edge-relay' >"$work/constraints.txt"
 platform_args=()
 for p in "${wheel_platforms[@]}"; do platform_args+=(--platform "$p"); done
-"$py" -m pip download -q --only-binary=:all: --python-version "$PYTHON_VERSION" --implementation cp \
-	"${platform_args[@]}" -c "$work/constraints.txt" -d "$work/wheels" \
-	"$work"/wheels/edge_relay-*.whl 2>&1 | grep -v "^WARNING: Location" >&2 || true
+# The registry can fail a download under load: try again before giving up (the configure
+# step below installs from these wheels only, with no index).
+for attempt in 1 2 3; do
+	if "$py" -m pip download -q --only-binary=:all: --python-version "$PYTHON_VERSION" \
+		--implementation cp "${platform_args[@]}" -c "$work/constraints.txt" \
+		-d "$work/wheels" "$work"/wheels/edge_relay-*.whl 2> >(grep -v "^WARNING: Location" >&2); then
+		break
+	fi
+	log "wheels: download failed (attempt $attempt of 3)"
+	[[ $attempt == 3 ]] && { echo "build.sh: the relay's dependencies could not be downloaded" >&2; exit 1; }
+	sleep 10
+done
 ls "$work"/wheels/edge_relay-*.whl >/dev/null
 
 # 3. The image's root filesystem: base + relay + configuration, in a chroot (no mounts needed).
