@@ -7,9 +7,10 @@ BIN := $(VENV)/bin
 DATA_DIR ?= relay-data
 SERVER_NAME ?= localhost
 STAMP := $(VENV)/.installed
-# Real Matrix clients for tests/interop/: matrix-nio in the venv, matrix-js-sdk (37.0.0,
-# the last release for Node 20) in tools/clients/node_modules. The stamp lives in
-# node_modules so deleting it reinstalls.
+# Real Matrix clients for tests/interop/: matrix-nio in the venv, matrix-js-sdk (37.0.0)
+# in tools/clients/node_modules, and matrix-js-sdk 37.5.0 (the newest for Node 20 that
+# speaks Simplified Sliding Sync) in tools/clients/sliding/node_modules. The stamp lives
+# in node_modules so deleting it reinstalls.
 CLIENTS_DIR := tools/clients
 CLIENTS_STAMP := $(CLIENTS_DIR)/node_modules/.installed
 # The [e2e] extra brings vodozemac (wheels; no libolm needed) for the E2EE tests.
@@ -46,10 +47,12 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 setup: $(STAMP)
 
-$(CLIENTS_STAMP): $(STAMP) $(CLIENTS_DIR)/package.json $(CLIENTS_DIR)/package-lock.json
+$(CLIENTS_STAMP): $(STAMP) $(CLIENTS_DIR)/package.json $(CLIENTS_DIR)/package-lock.json \
+		$(CLIENTS_DIR)/sliding/package.json $(CLIENTS_DIR)/sliding/package-lock.json
 	@$(HOST_DEPS) test
 	$(BIN)/python -m pip install -q '$(MATRIX_NIO)'
 	cd $(CLIENTS_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	cd $(CLIENTS_DIR)/sliding && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 clients: $(CLIENTS_STAMP)

@@ -4,6 +4,7 @@ Handlers and services raise these; nothing else builds ``{"errcode": ...}`` bodi
 
     MatrixError                      (status, errcode)
     ├── BadJson / NotJson / MissingParam / InvalidParam / InvalidUsername   400
+    ├── DuplicateAnnotation / UnknownPos                                     400
     ├── UserInUse / RoomInUse / UnsupportedRoomVersion / BadState /
     │   InvalidRoomState / Exclusive / InvalidUsername /
     │   IncompatibleRoomVersion(room_version)                                400
@@ -155,6 +156,20 @@ class CannotOverwriteMedia(MatrixError):
 class TooLarge(MatrixError):
     status = 413
     errcode = "M_TOO_LARGE"
+
+
+class UnknownPos(MatrixError):
+    """A sliding sync `pos` this server did not hand out (or no longer knows)."""
+
+    status = 400
+    errcode = "M_UNKNOWN_POS"
+
+
+class DuplicateAnnotation(MatrixError):
+    """The same reaction (sender, event type, key) on the same event, twice."""
+
+    status = 400
+    errcode = "M_DUPLICATE_ANNOTATION"
 
 
 class NotYetUploaded(MatrixError):

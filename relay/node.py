@@ -54,6 +54,7 @@ from relay.sync.builder import SyncService
 from relay.sync.devices import DeviceSync
 from relay.sync.presence import PresenceService
 from relay.sync.receipts import ReceiptService
+from relay.sync.sliding import SlidingSyncService
 from relay.sync.typing_notices import TypingService
 from relay.web.chat_client import chat_client_built
 from relay.web.metrics import RequestMetrics, metrics_app
@@ -159,6 +160,7 @@ async def build_services(config: Config, database: Database, signing_key: Signin
         receipts=ReceiptService(database, notifier, edu_sink=rooms.send_edu),
         account_data=AccountDataService(database, notifier),
         sync=sync,
+        sliding_sync=SlidingSyncService(sync),
         device_lists=device_lists,
         e2ee_keys=e2ee_keys,
         to_device=to_device,

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from relay.sync.builder import SyncService
     from relay.sync.presence import PresenceService
     from relay.sync.receipts import ReceiptService
+    from relay.sync.sliding import SlidingSyncService
     from relay.sync.typing_notices import TypingService
 
 #: Called with a destination's server name when it answers again after an outage.
@@ -75,6 +76,8 @@ class Services:
     receipts: ReceiptService
     account_data: AccountDataService
     sync: SyncService
+    #: Simplified Sliding Sync (MSC4186), over the sync service.
+    sliding_sync: SlidingSyncService
     # -- end-to-end encryption --------------------------------------------------------------
     device_lists: DeviceLists
     e2ee_keys: E2eKeys

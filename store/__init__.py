@@ -9,8 +9,8 @@ Rules kept (DESIGN.md, "Storage rules"; STYLE.md, "Store"):
   ``with store.read(conn): ...`` (one snapshot).
 - One module per group of tables: ``accounts``, ``events``, ``state``, ``rooms``,
   ``txn_ids``, ``fed_txns``, ``outbox``, ``keys``, ``account_data``, ``receipts``,
-  ``redactions``,
-  ``presence``;
+  ``redactions``, ``relations``, ``sliding_sync`` (what each sliding sync connection
+  was sent), ``presence``;
   ``status`` sums them up; the schema is ``store/migrations/NNNN_<what>.sql``.
 """
 

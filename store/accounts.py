@@ -241,8 +241,13 @@ def rename_device(
 
 
 def delete_device(conn: sqlite3.Connection, user_id: str, device_id: str) -> bool:
-    """Delete the device and every access token issued to it; False if no such device."""
+    """Delete the device, every access token issued to it and what its sliding sync
+    connections were sent; False if no such device."""
     delete_device_tokens(conn, user_id, device_id)
+    conn.execute(
+        "DELETE FROM sliding_sync_connections WHERE user_id = ? AND device_id = ?",
+        (user_id, device_id),
+    )
     cur = conn.execute(
         "DELETE FROM devices WHERE user_id = ? AND device_id = ?", (user_id, device_id)
     )

@@ -41,6 +41,19 @@ def messages_up_to(
     return [row[0] for row in rows]
 
 
+def messages_with_positions_up_to(
+    conn: sqlite3.Connection, user_id: str, device_id: str, to: int, limit: int
+) -> list[tuple[int, str]]:
+    """``(stream, message_json)`` of the device's messages at positions <= ``to``, oldest
+    first, at most ``limit``: a page whose last position the device acknowledges."""
+    rows = conn.execute(
+        "SELECT stream, message_json FROM device_inbox WHERE user_id = ? AND device_id = ?"
+        " AND stream <= ? ORDER BY stream LIMIT ?",
+        (user_id, device_id, to, limit),
+    )
+    return [(int(row[0]), row[1]) for row in rows]
+
+
 def has_messages_up_to(conn: sqlite3.Connection, user_id: str, device_id: str, to: int) -> bool:
     row = conn.execute(
         "SELECT 1 FROM device_inbox WHERE user_id = ? AND device_id = ? AND stream <= ? LIMIT 1",

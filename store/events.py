@@ -45,6 +45,7 @@ __all__ = [
     "get_stream_orderings",
     "have_events",
     "insert_event",
+    "last_event_of_types",
     "max_stream_ordering",
     "next_backfill_stream_ordering",
     "next_stream_ordering",
@@ -288,17 +289,36 @@ def count_unread(
 ) -> tuple[int, int]:
     """``(count, mentions)``: timeline events of ``types`` from users other than
     ``user_id`` with ``after_stream < stream_ordering <= to_stream``, and how many of
-    them name ``user_id`` in ``content["m.mentions"].user_ids``."""
+    them name ``user_id`` in ``content["m.mentions"].user_ids``. Edits (``m.replace``
+    relations) are not counted."""
     marks = ",".join("?" * len(types))
     row = conn.execute(
         "SELECT count(*), coalesce(sum(EXISTS (SELECT 1 FROM json_each(CAST(raw AS TEXT),"
         " '$.content.\"m.mentions\".user_ids') WHERE value = ?)), 0) FROM events"
         " WHERE room_id = ? AND stream_ordering > ? AND stream_ordering <= ?"
         f" AND sender != ? AND type IN ({marks})"
-        " AND outlier = 0 AND soft_failed = 0 AND rejected_reason IS NULL",
+        " AND outlier = 0 AND soft_failed = 0 AND rejected_reason IS NULL"
+        # Edits never notify (the default push rule .m.rule.suppress_edits).
+        " AND NOT EXISTS (SELECT 1 FROM event_relations r"
+        " WHERE r.event_id = events.event_id AND r.rel_type = 'm.replace')",
         (user_id, room_id, after_stream, to_stream, user_id, *types),
     ).fetchone()
     return int(row[0]), int(row[1])
+
+
+def last_event_of_types(
+    conn: sqlite3.Connection, room_id: str, types: Sequence[str], max_stream: int
+) -> int | None:
+    """The stream ordering of the room's newest timeline event of ``types`` stored at or
+    before ``max_stream`` (hidden ones left out), or None."""
+    marks = ",".join("?" * len(types))
+    row = conn.execute(
+        "SELECT max(stream_ordering) FROM events WHERE room_id = ? AND stream_ordering <= ?"
+        f" AND type IN ({marks}) AND outlier = 0 AND soft_failed = 0"
+        " AND rejected_reason IS NULL",
+        (room_id, max_stream, *types),
+    ).fetchone()
+    return int(row[0]) if row[0] is not None else None
 
 
 def senders_outside(conn: sqlite3.Connection, low: int, high: int) -> list[tuple[str, int]]:

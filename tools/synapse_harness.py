@@ -166,6 +166,7 @@ class Synapse:
                 "concurrent": 100,
             },
             "rc_presence": {"per_user": HIGH_LIMIT},
+            "rc_room_creation": HIGH_LIMIT,
         }
         if fast_retry:
             config["federation"] = FAST_RETRY

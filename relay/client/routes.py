@@ -34,9 +34,11 @@ from relay.client import (
     push_rules,
     receipts,
     registration,
+    relations,
     room_event_by_timestamp,
     room_send,
     rooms_read,
+    sliding_sync,
     synapse_admin,
     synapse_admin_rooms,
     synapse_admin_tokens,
@@ -73,12 +75,13 @@ API_MODULES = [
     message_pagination,
     room_event_by_timestamp,
     rooms_read,
+    relations,
     directory,
     user_directory,
 ]
 
 # The sync side: /sync, filters, typing, receipts, account data, presence.
-API_MODULES += [sync, filters, typing_api, receipts, account_data, presence]
+API_MODULES += [sync, sliding_sync, filters, typing_api, receipts, account_data, presence]
 
 # Media: uploads under /_matrix/media, downloads under /_matrix/client/v1/media.
 API_MODULES += [content_repo, authed_content_repo]

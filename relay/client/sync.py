@@ -63,6 +63,11 @@ def _render_room(room: RoomSync, now: int, sync_filter: Filter) -> dict[str, Any
             "notification_count": room.unread[0],
             "highlight_count": room.unread[1],
         }
+    if room.unread_threads is not None:
+        out["unread_thread_notifications"] = {
+            root: {"notification_count": count, "highlight_count": highlights}
+            for root, (count, highlights) in room.unread_threads.items()
+        }
     if room.summary is not None:
         out["summary"] = room.summary
     return out

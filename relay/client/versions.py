@@ -25,10 +25,14 @@ SUPPORTED_VERSIONS = [
     "v1.11",
 ]
 
+#: MSC4186 Simplified Sliding Sync (relay/client/sliding_sync.py), the name Synapse
+#: advertises and Element X looks for.
+UNSTABLE_FEATURES = {"org.matrix.simplified_msc3575": True}
+
 
 async def get_versions(request: Request) -> Response:
     """# `GET /_matrix/client/versions`"""
-    return json_response({"versions": SUPPORTED_VERSIONS, "unstable_features": {}})
+    return json_response({"versions": SUPPORTED_VERSIONS, "unstable_features": UNSTABLE_FEATURES})
 
 
 async def health(request: Request) -> Response:

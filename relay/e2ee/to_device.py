@@ -162,6 +162,17 @@ class ToDevice:
         rows = store_inbox.messages_up_to(conn, user_id, device_id, to, limit=10_000)
         return [json.loads(row) for row in rows]
 
+    def page_txn(
+        self, conn: sqlite3.Connection, user_id: str, device_id: str, to: int, limit: int
+    ) -> tuple[list[JSON], int]:
+        """Up to `limit` messages stored up to `to`, and the position the device has
+        them all up to once it has these (`to` unless the page is full): the
+        `next_batch` of the sliding sync to-device extension."""
+        rows = store_inbox.messages_with_positions_up_to(conn, user_id, device_id, to, limit)
+        if limit > 0 and len(rows) == limit:
+            to = rows[-1][0]
+        return [json.loads(text) for _, text in rows], to
+
     async def forget_devices(self, user_id: str, device_ids: list[str]) -> None:
         def txn(conn: sqlite3.Connection) -> None:
             for device_id in device_ids:

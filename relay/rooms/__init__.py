@@ -7,6 +7,9 @@
 - `reads.py`: reading rooms as one user may: timeline pages, events, context, state,
   members.
 - `visibility.py`: history visibility: which events and state a user may read.
+- `relations.py`: bundled aggregations (`unsigned["m.relations"]`: edits, threads,
+  references) attached to every event a read returns.
+- `relation_reads.py`: `/relations` pages and the `/threads` list.
 - `directory.py`: room aliases and the published room list.
 - `user_directory.py`: finding users by id or display name.
 - `filters.py`: event and sync filters, parsed strictly into frozen values, and matched

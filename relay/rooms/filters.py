@@ -40,6 +40,8 @@ class EventFilter:
     contains_url: bool | None = None
     lazy_load_members: bool = False
     include_redundant_members: bool = False
+    #: /sync: count notifications per thread (`unread_thread_notifications`).
+    unread_thread_notifications: bool = False
 
     def allows_type(self, type_: str) -> bool:
         if any(_type_matches(pattern, type_) for pattern in self.not_types):
@@ -155,6 +157,7 @@ def parse_event_filter(value: Any, where: str) -> EventFilter:
         contains_url=contains_url,
         lazy_load_members=_bool(obj, "lazy_load_members", where, False),
         include_redundant_members=_bool(obj, "include_redundant_members", where, False),
+        unread_thread_notifications=_bool(obj, "unread_thread_notifications", where, False),
     )
 
 

@@ -32,12 +32,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol, TypeVar
 
 from relay.errors import NotFound
 from relay.events.pdu import Pdu
 from relay.rooms.filters import EventFilter
+from relay.rooms.relations import Aggregations, aggregations_txn
 from relay.rooms.service import RoomService
 from relay.rooms.visibility import (
     StateMap,
@@ -82,6 +83,8 @@ class EventView:
     #: A state event in a timeline: the content and the id of the state it replaced.
     prev_content: dict[str, Any] | None = None
     replaces_state: str | None = None
+    #: Bundled aggregations (`unsigned["m.relations"]`), when it has any.
+    relations: Aggregations | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,14 +179,21 @@ def decorate_txn(
     device_id: str | None,
     *,
     with_prev_content: bool = True,
+    viewer: Viewer | None = None,
 ) -> list[EventView]:
-    """`view_txn` of each event, reading the state before each from the store."""
+    """`view_txn` of each event, reading the state before each from the store; given the
+    `viewer`, with the bundled aggregations (relay/rooms/relations.py)."""
 
     def state_before(event_id: str) -> dict[tuple[str, str], str] | None:
         return store_state.get_state_before(conn, event_id)
 
+    pdus = list(pdus)
     before = state_before if with_prev_content else None
-    return [view_txn(conn, rooms, p, user_id, device_id, state_before=before) for p in pdus]
+    views = [view_txn(conn, rooms, p, user_id, device_id, state_before=before) for p in pdus]
+    if viewer is None:
+        return views
+    bundled = aggregations_txn(conn, rooms, viewer, pdus)
+    return [replace(v, relations=bundled.get(v.pdu.event_id)) for v in views]
 
 
 # -- the timeline -------------------------------------------------------------------------
@@ -344,7 +354,7 @@ def messages_txn(
     elif start is None:
         start = ROOM_START
     scan = _scan_txn(conn, rooms, viewer, direction, start, bound, limit, event_filter)
-    events = decorate_txn(conn, rooms, scan.pdus, viewer.user_id, device_id)
+    events = decorate_txn(conn, rooms, scan.pdus, viewer.user_id, device_id, viewer=viewer)
     state: list[EventView] = []
     if event_filter.lazy_load_members and scan.pdus:
         state = _members_for_senders_txn(conn, rooms, scan.pdus)
@@ -401,7 +411,7 @@ def event_txn(
         or rooms.held_redaction_txn(conn, pdu)
     ):
         raise NotFound("Event not found.")
-    return decorate_txn(conn, rooms, [pdu], viewer.user_id, device_id)[0]
+    return decorate_txn(conn, rooms, [pdu], viewer.user_id, device_id, viewer=viewer)[0]
 
 
 def event_by_timestamp_txn(
@@ -462,8 +472,8 @@ def context_txn(
         state = [EventView(p) for _, p in sorted(found.items()) if matches(event_filter, p)]
     return Context(
         event=event,
-        before=decorate_txn(conn, rooms, before.pdus, viewer.user_id, device_id),
-        after=decorate_txn(conn, rooms, after.pdus, viewer.user_id, device_id),
+        before=decorate_txn(conn, rooms, before.pdus, viewer.user_id, device_id, viewer=viewer),
+        after=decorate_txn(conn, rooms, after.pdus, viewer.user_id, device_id, viewer=viewer),
         start=before.cursor,
         end=after.cursor,
         state=state,

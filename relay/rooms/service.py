@@ -25,6 +25,7 @@ from typing import Any
 
 from relay.errors import (
     BadJson,
+    DuplicateAnnotation,
     Forbidden,
     InvalidParam,
     NotFound,
@@ -46,6 +47,7 @@ from relay.events.ids import create_event_id_of, has_control_character, is_valid
 from relay.events.limits import MAX_PREV_EVENTS, check_size_limits, pdu_too_large
 from relay.events.pdu import MalformedPdu, Pdu, finalize_event
 from relay.events.redaction import redact
+from relay.events.relations import ANNOTATION, THREAD, relation_of
 from relay.events.room_versions import RoomVersion, room_version
 from relay.events.server_acl import SERVER_ACL, server_allowed
 from relay.runtime.clock import now_ms
@@ -55,6 +57,7 @@ from relay.runtime.notifier import Notifier
 from store import events as store_events
 from store import outbox as store_outbox
 from store import redactions as store_redactions
+from store import relations as store_relations
 from store import rooms as store_rooms
 from store import state as store_state
 from store import txn_ids as store_txn_ids
@@ -63,6 +66,8 @@ log = logging.getLogger(__name__)
 
 MAX_DEPTH = 2**63 - 1
 PDU_CACHE_SIZE = 20_000
+#: Longest annotation key a local user may send (Synapse's limit).
+MAX_AGGREGATION_KEY = 500
 
 
 class PduCache:
@@ -124,8 +129,9 @@ def insert_pdu_txn(
     backfilled: bool = False,
 ) -> int:
     """Store one PDU's row and DAG edges at the next stream position (returned; for
-    `backfilled` history, the next one below all others), and which event it names if it
-    is a redaction (applied or not when read: `RoomService.redacted_by_txn`).
+    `backfilled` history, the next one below all others), the relation it declares, and
+    which event it names if it is a redaction (applied or not when read:
+    `RoomService.redacted_by_txn`).
     State, extremities and memberships are the caller's."""
     if backfilled:
         stream = store_events.next_backfill_stream_ordering(conn)
@@ -152,6 +158,17 @@ def insert_pdu_txn(
     if pdu.type == "m.room.redaction" and pdu.redacts:
         # Every redaction is indexed, whatever its fate: `redacted_by_txn` asks the rule.
         store_redactions.insert_redaction(conn, event_id=pdu.event_id, redacts=pdu.redacts)
+    relation = relation_of(pdu.as_dict())
+    if relation is not None:
+        # Every relation is indexed too; the readers leave hidden and redacted ones out.
+        store_relations.insert_relation(
+            conn,
+            event_id=pdu.event_id,
+            room_id=pdu.room_id,
+            relates_to_id=relation.parent_id,
+            rel_type=relation.rel_type,
+            aggregation_key=relation.key,
+        )
     return stream
 
 
@@ -370,8 +387,41 @@ class RoomService:
             raise Forbidden(str(exc.reason if hasattr(exc, "reason") else exc)) from None
         if pdu.type == "m.room.redaction":
             self._check_client_redaction_txn(conn, pdu, auth_state, create_event)
+        self._check_client_relation_txn(conn, pdu)
 
         return pdu, state
+
+    def _check_client_relation_txn(self, conn: sqlite3.Connection, pdu: Pdu) -> None:
+        """Refuse a local event whose relation can't stand, as Synapse answers (400): a
+        parent in another room, or unknown with nothing yet relating to it; an annotation
+        without a key (or with one over 500 characters), or a second one with the same
+        key, type and sender (M_DUPLICATE_ANNOTATION, unless the first was redacted); a
+        thread started from an event that itself relates to another."""
+        relation = relation_of(pdu.as_dict())
+        if relation is None:
+            return
+        parent = self._accepted_pdu_txn(conn, relation.parent_id)
+        if parent is not None and parent.room_id != pdu.room_id:
+            raise Unknown("Relations must be in the same room", status=400)
+        if parent is None and not store_relations.has_relations(conn, relation.parent_id):
+            raise Unknown("Can't send relation to unknown event", status=400)
+        if relation.rel_type == ANNOTATION:
+            if relation.key is None:
+                raise Unknown("Missing aggregation key", status=400)
+            if len(relation.key) > MAX_AGGREGATION_KEY:
+                raise Unknown("Aggregation key is too long", status=400)
+            earlier = store_relations.annotations_by(
+                conn, relation.parent_id, pdu.sender, pdu.type, relation.key
+            )
+            if any(
+                not row["redaction_claimed"] or self.redacted_by_txn(conn, row["event_id"]) is None
+                for row in earlier
+            ):
+                raise DuplicateAnnotation("Can't send same reaction twice")
+        elif relation.rel_type == THREAD and store_relations.declares_relation(
+            conn, relation.parent_id
+        ):
+            raise Unknown("Cannot start threads from an event with a relation", status=400)
 
     def _check_client_redaction_txn(
         self,

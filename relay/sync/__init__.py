@@ -3,6 +3,9 @@
 - `builder.py`: `SyncService`: what changed for a user between two stream positions,
   long-polling on the notifier.
 - `rooms.py`: one room's section of a sync answer (timeline, state, ephemeral events).
+- `sliding.py`: Simplified Sliding Sync (MSC4186): room lists, windows, subscriptions
+  per connection, over the same readers; `sliding_request.py` checks and freezes its
+  request body; `sliding_extensions.py` answers its extensions.
 - `devices.py`: the device section: to-device messages, device list changes, one-time
   key counts.
 - `typing_notices.py`: who is typing where (memory only).

@@ -173,7 +173,7 @@ class SyncService:
                 continue
             changed = since is None or row["stream_ordering"] > since
             if membership == "join":
-                newly = since is None or (changed and not self._was_joined(reader, row))
+                newly = since is None or (changed and not self.was_joined(reader, row))
                 room = self._joined(reader, params, row, to, typing, newly)
                 if room is not None:
                     result.join[room_id] = room
@@ -191,7 +191,7 @@ class SyncService:
             )
         return result
 
-    def _was_joined(self, reader: RoomReader, row: dict[str, Any]) -> bool:
+    def was_joined(self, reader: RoomReader, row: dict[str, Any]) -> bool:
         before = reader.state_before(row["event_id"]) or {}
         event_id = before.get(("m.room.member", reader.user_id))
         pdu = reader.pdu(event_id) if event_id else None
@@ -221,8 +221,11 @@ class SyncService:
         def current() -> dict[tuple[str, str], str]:
             return store_state.get_current_state(reader.conn, room_id)
 
+        # As Synapse: aggregations only when the client lacks part of the story (a
+        # limited timeline, or a room it just joined); else it has every relation.
+        bundle = limited or (newly and params.since is not None)
         room = RoomSync(
-            timeline=[reader.view(pdu, with_prev=True) for pdu in timeline],
+            timeline=reader.timeline_views(room_id, timeline, None, bundle=bundle),
             limited=limited,
             prev_batch=prev_batch,
             state=reader.state(room_id, timeline, current, since, full),
@@ -240,7 +243,12 @@ class SyncService:
                 room.ephemeral.append(receipt)
         if not (full or room.has_news()):
             return None
-        room.unread = reader.unread(room_id, to, row["stream_ordering"])
+        if params.filter.room.timeline.unread_thread_notifications:
+            room.unread, room.unread_threads = reader.unread_by_thread(
+                room_id, to, row["stream_ordering"]
+            )
+        else:
+            room.unread = reader.unread(room_id, to, row["stream_ordering"])
         room.summary = reader.summary(room_id)
         return room
 
@@ -252,7 +260,7 @@ class SyncService:
         timeline, limited, prev_batch = reader.timeline(room_id, since, end, joined_now=False)
         full = since is None or params.full_state
         return RoomSync(
-            timeline=[reader.view(pdu, with_prev=True) for pdu in timeline],
+            timeline=reader.timeline_views(room_id, timeline, end, bundle=limited),
             limited=limited,
             prev_batch=prev_batch,
             state=reader.state(

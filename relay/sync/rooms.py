@@ -26,16 +26,19 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from relay.events.pdu import Pdu, strip_state_event
 from relay.rooms.filters import EventFilter, Filter
 from relay.rooms.reads import EventView, view_txn
+from relay.rooms.relations import aggregations_txn
 from relay.rooms.service import RoomService
+from relay.rooms.visibility import Viewer
 from store import account_data as store_account_data
 from store import events as store_events
 from store import receipts as store_receipts
+from store import relations as store_relations
 from store import rooms as store_rooms
 from store import state as store_state
 
@@ -71,6 +74,8 @@ class RoomSync:
     ephemeral: list[dict[str, Any]] = field(default_factory=list)
     account_data: list[dict[str, Any]] = field(default_factory=list)
     unread: tuple[int, int] | None = None
+    #: With `unread_thread_notifications`: (count, highlights) by thread root.
+    unread_threads: dict[str, tuple[int, int]] | None = None
     summary: dict[str, Any] | None = None
 
     def has_news(self) -> bool:
@@ -95,6 +100,7 @@ class RoomReader:
         self.filter = sync_filter
         self._groups: dict[int, dict[tuple[str, str], str]] = {}
         self._account_data: dict[int, list[dict[str, Any]]] = {}
+        self._current: dict[str, dict[tuple[str, str], str]] = {}
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -106,6 +112,12 @@ class RoomReader:
             self._groups[group] = store_state.load_state_group(self.conn, group)
         return self._groups[group]
 
+    def current_state(self, room_id: str) -> dict[tuple[str, str], str]:
+        """The room's current state (read once per sync build)."""
+        if room_id not in self._current:
+            self._current[room_id] = store_state.get_current_state(self.conn, room_id)
+        return self._current[room_id]
+
     def state_before(self, event_id: str) -> dict[tuple[str, str], str] | None:
         groups = store_state.get_event_state_groups(self.conn, event_id)
         return self._group(groups[0]) if groups is not None else None
@@ -114,7 +126,7 @@ class RoomReader:
         groups = store_state.get_event_state_groups(self.conn, event_id)
         return self._group(groups[1]) if groups is not None else None
 
-    def _content(self, event_id: str | None) -> dict[str, Any]:
+    def content(self, event_id: str | None) -> dict[str, Any]:
         pdu = self.pdu(event_id) if event_id else None
         return pdu.content if pdu is not None else {}
 
@@ -124,10 +136,10 @@ class RoomReader:
         state = self.state_before(pdu.event_id)
         if state is None:
             return joined_now  # no recorded state (should not happen for timeline events)
-        visibility = self._content(state.get(("m.room.history_visibility", ""))).get(
+        visibility = self.content(state.get(("m.room.history_visibility", ""))).get(
             "history_visibility", "shared"
         )
-        membership = self._content(state.get(("m.room.member", self.user_id))).get("membership")
+        membership = self.content(state.get(("m.room.member", self.user_id))).get("membership")
         return (
             visibility == "world_readable"
             or membership == "join"
@@ -141,15 +153,33 @@ class RoomReader:
             self.conn, self.rooms, pdu, self.user_id, self.device_id, state_before=before
         )
 
+    def timeline_views(
+        self, room_id: str, pdus: list[Pdu], until: int | None, *, bundle: bool
+    ) -> list[EventView]:
+        """The timeline's events as the client gets them, with (`bundle`) their bundled
+        aggregations (relations up to `until`: the user's leave in a left room)."""
+        viewer = Viewer(self.user_id, room_id, until)
+        bundled = aggregations_txn(self.conn, self.rooms, viewer, pdus) if bundle else {}
+        return [
+            replace(self.view(pdu, with_prev=True), relations=bundled.get(pdu.event_id))
+            for pdu in pdus
+        ]
+
     # -- the sections ---------------------------------------------------------------------
 
     def timeline(
-        self, room_id: str, since: int | None, to: int, joined_now: bool
+        self,
+        room_id: str,
+        since: int | None,
+        to: int,
+        joined_now: bool,
+        limit: int | None = None,
     ) -> tuple[list[Pdu], bool, int]:
-        """The newest allowed, visible events in `(since, to]` (oldest first), whether
-        allowed events were left out before them, and the position before the first."""
+        """The newest allowed, visible events in `(since, to]` (oldest first; at most
+        `limit`, the filter's by default), whether allowed events were left out before
+        them, and the position before the first."""
         filt = self.filter.room.timeline
-        limit = self.filter.timeline_limit
+        limit = self.filter.timeline_limit if limit is None else limit
         if not filt.allows_room(room_id):
             return [], False, to
         found: list[Pdu] = []
@@ -263,21 +293,55 @@ class RoomReader:
             if row["room_id"] == room_id and filt.allows(row["type"], self.user_id)
         ]
 
-    def unread(self, room_id: str, to: int, joined_at: int) -> tuple[int, int]:
-        """(notification_count, highlight_count) after the user's read receipt."""
-        read_up_to = joined_at
-        receipt_ids = [
-            row["event_id"]
+    def _read_receipts(self, room_id: str) -> dict[str, int]:
+        """`{thread_id: stream position}` of the user's read receipts in the room
+        (`""` the unthreaded one, `"main"` the main timeline's)."""
+        rows = [
+            row
             for row in store_receipts.get_receipts(self.conn, room_id)
             if row["user_id"] == self.user_id
             and row["receipt_type"] in ("m.read", "m.read.private")
-            and row["thread_id"] in ("", "main")
         ]
-        positions = store_events.get_stream_orderings(self.conn, receipt_ids)
-        read_up_to = max([read_up_to, *positions.values()])
+        positions = store_events.get_stream_orderings(self.conn, [r["event_id"] for r in rows])
+        read: dict[str, int] = {}
+        for row in rows:
+            position = positions.get(row["event_id"])
+            if position is not None:
+                read[row["thread_id"]] = max(read.get(row["thread_id"], position), position)
+        return read
+
+    def unread(self, room_id: str, to: int, joined_at: int) -> tuple[int, int]:
+        """(notification_count, highlight_count) after the user's unthreaded or main read
+        receipt, every thread included."""
+        read = self._read_receipts(room_id)
+        read_up_to = max(joined_at, read.get("", joined_at), read.get("main", joined_at))
         return store_events.count_unread(
             self.conn, room_id, self.user_id, read_up_to, to, NOTIFYING_TYPES
         )
+
+    def unread_by_thread(
+        self, room_id: str, to: int, joined_at: int
+    ) -> tuple[tuple[int, int], dict[str, tuple[int, int]]]:
+        """With `unread_thread_notifications`: the main timeline's (count, highlights)
+        and each thread's, by root (threads with none left out). An unthreaded receipt
+        reads everything before it; a `main` one the main timeline (thread roots
+        included); a threaded one its thread (spec "threaded read receipts")."""
+        read = self._read_receipts(room_id)
+        floor = max(joined_at, read.get("", joined_at))
+        counts = store_relations.count_unread_by_thread(
+            self.conn, room_id, self.user_id, floor, to, NOTIFYING_TYPES
+        )
+        for thread, position in read.items():
+            if thread == "" or position <= floor:
+                continue
+            key = "" if thread == "main" else thread
+            again = store_relations.count_unread_by_thread(
+                self.conn, room_id, self.user_id, position, to, NOTIFYING_TYPES, thread=key
+            )
+            counts.pop(key, None)
+            counts.update(again)
+        main = counts.pop("", (0, 0))
+        return main, {root: c for root, c in counts.items() if c[0] > 0}
 
     def summary(self, room_id: str) -> dict[str, Any]:
         members = store_rooms.members(self.conn, room_id)
