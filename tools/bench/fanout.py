@@ -87,8 +87,11 @@ def measure(
     if profile is not None:
         # py-spy (pip install py-spy) samples the server during the sending phase only.
         spy = subprocess.Popen(
-            [str(Path(sys.executable).parent / "py-spy"), "record", "-o", str(profile)]
-            + ["-f", "raw", "-r", "50", "--gil", "-p", str(server.proc.pid)],
+            [
+                str(Path(sys.executable).parent / "py-spy"),
+                *("record", "-o", str(profile), "-f", "raw", "-r", "50", "--gil"),
+                *("-p", str(server.proc.pid)),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
