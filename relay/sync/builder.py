@@ -38,6 +38,7 @@ from relay.runtime.notifier import Notifier
 from relay.sync.devices import DeviceSection, DeviceSync
 from relay.sync.presence import PresenceService, presence_content
 from relay.sync.rooms import RoomReader, RoomSync, allowed_ephemeral
+from relay.sync.shared import SharedReads
 from relay.sync.typing_notices import TypingService, TypingSnapshot
 from store import account_data as store_account_data
 from store import events as store_events
@@ -93,6 +94,7 @@ class SyncService:
         typing: TypingService,
         presence: PresenceService,
         devices: DeviceSync | None = None,
+        shared: SharedReads | None = None,
     ) -> None:
         self.database = database
         self.rooms = rooms
@@ -102,6 +104,9 @@ class SyncService:
         #: The device part of sync (set by node.py; None: sections stay empty).
         #: The device section (to-device, device lists, key counts); None: no E2EE.
         self.devices = devices
+        #: What the builds of one snapshot read alike, read once (relay/sync/shared.py);
+        #: None: each build reads everything itself.
+        self.shared = shared
 
     # -- filters ----------------------------------------------------------------------------
 
@@ -163,7 +168,9 @@ class SyncService:
     ) -> SyncResult:
         to = store_events.max_stream_ordering(conn)
         result = SyncResult(stream=max(to, params.since or 0), typing=typing.serial)
-        reader = RoomReader(conn, self.rooms, params.user_id, params.device_id, params.filter)
+        reader = RoomReader(
+            conn, self.rooms, params.user_id, params.device_id, params.filter, self.shared, to
+        )
         room_filter = params.filter.room
         since = params.since
         forgotten = store_rooms.forgotten_rooms(conn, params.user_id)

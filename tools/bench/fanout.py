@@ -52,6 +52,8 @@ def measure(
     sent_at: dict[str, float] = {}
     seen: dict[str, list[float]] = {}
     lock = threading.Lock()
+    #: /sync answers the watchers got during the run (one per message each is ideal).
+    answers = [0]
     stop = threading.Event()
     started = threading.Barrier(watchers + 1)
 
@@ -69,6 +71,8 @@ def measure(
                 except httpx.HTTPError:
                     continue
                 now = time.perf_counter()
+                with lock:
+                    answers[0] += 1
                 token = body["next_batch"]
                 room_body = body.get("rooms", {}).get("join", {}).get(room, {})
                 for event in room_body.get("timeline", {}).get("events", []):
@@ -97,6 +101,8 @@ def measure(
         )
         time.sleep(1)
     cpu_before = cpu_seconds(server.proc.pid)
+    with lock:
+        answers[0] = 0
     begin = time.perf_counter()
     for i in range(count):
         due = begin + i / rate
@@ -115,6 +121,8 @@ def measure(
                 break
         time.sleep(0.1)
     cpu = cpu_seconds(server.proc.pid) - cpu_before
+    with lock:
+        syncs = answers[0]
     if spy is not None:
         spy.send_signal(signal.SIGINT)
         spy.wait(30)
@@ -133,6 +141,7 @@ def measure(
         "to_all_ms_p50": percentile(last, 50) if last else None,
         "to_all_ms_p95": percentile(last, 95) if last else None,
         "cpu_ms_per_message": cpu * 1000 / count,
+        "syncs_per_message_per_watcher": syncs / (count * watchers),
         "rss_mib": rss,
     }
 
@@ -144,6 +153,7 @@ ROWS = [
     ("delivery to all watchers p50 (ms)", "to_all_ms_p50"),
     ("delivery to all watchers p95 (ms)", "to_all_ms_p95"),
     ("server CPU per message (ms)", "cpu_ms_per_message"),
+    ("/sync answers per message per watcher", "syncs_per_message_per_watcher"),
     ("RSS at the end (MiB)", "rss_mib"),
 ]
 
