@@ -9,25 +9,31 @@ The map, bottom to top (a package imports only packages above it in this list, a
   (one table of settings, `config/table.py`, drives parsing, `relay init` and the README).
 - `runtime/`: plumbing: database access from trio, the HTTP edge, identity on disk,
   notifier, rate limits, metrics counters, housekeeping, systemd notifications.
+- `services.py`: the type of the services handed to the HTTP layers (one field per
+  service). At run time it imports only the two lines above; the classes of its fields,
+  which live higher up, only under `TYPE_CHECKING`.
 - `rooms/`: the rooms core: local and remote events into the graph, reads, visibility,
   directories.
-- `sync/`: what clients learn by syncing: the builder and its sections (typing, presence,
-  receipts, account data, devices).
 - `e2ee/`: device keys, device lists, to-device messages, key backup.
+- `sync/`: what clients learn by syncing: the builder and its sections (typing, presence,
+  receipts, account data, devices: the last reads `e2ee/`).
 - `accounts.py`: accounts, devices and access tokens.
 - `media/`: the content repository.
 - `federation/`: the Server-Server API: inbound routes and checks, outbound client and
   sender, keys.
 - `mesh/`: LAN peers: discovery, trust, gossip.
-- `client/`: the Client-Server API routes.
 - `operator/`: what the person who runs the box does (users, tokens, peers, status,
   backup and restore), written once for the CLI, the operator page and the admin API.
 - `web/`: the box's web face: the chat client served at `/`, the operator page, the
   metrics listener.
-- `services.py`, `node.py`, `cli.py`: the services handed to the HTTP layers, the process
-  that wires them (the composition root), and the `relay` command.
+- `client/`: the Client-Server API routes (its listener also serves `web/`'s pages, and
+  the Synapse admin API calls `operator/`).
+- `node.py`, `cli.py`: the process that builds and wires the services (the composition
+  root), and the `relay` command.
 
-tests/test_layers.py enforces the import rules.
+All SQL is in `store/`: only `runtime/database.py` imports `sqlite3`; the rest name the
+connection `store.Connection`. tests/test_layers.py enforces these rules
+(`LAYER_ORDER` is this list).
 """
 
 __version__ = "0.1.0"

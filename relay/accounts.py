@@ -8,7 +8,6 @@ Passwords are hashed (scrypt) off the trio thread, never in the writer.
 from __future__ import annotations
 
 import secrets
-import sqlite3
 import string
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from relay.errors import Forbidden, InvalidUsername, NotFound, UnknownToken, Use
 from relay.events.ids import is_valid_localpart
 from relay.runtime.clock import now_ms
 from relay.runtime.database import Database
+from store import Connection
 from store import accounts as store_accounts
 from store import registration_tokens as store_tokens
 from store.errors import UserExists
@@ -103,7 +103,7 @@ class Accounts:
         device_id = device_id or new_device_id()
         token = new_access_token()
 
-        def txn(conn: sqlite3.Connection) -> None:
+        def txn(conn: Connection) -> None:
             # Re-logging in with a device id replaces that device's old tokens.
             store_accounts.delete_device_tokens(conn, user_id, device_id)
             store_accounts.upsert_device(
@@ -127,7 +127,7 @@ class Accounts:
         await self._deleted(requester.user_id, [requester.device_id])
 
     async def logout_all(self, requester: Requester) -> None:
-        def txn(conn: sqlite3.Connection) -> list[str]:
+        def txn(conn: Connection) -> list[str]:
             devices = [d["device_id"] for d in store_accounts.list_devices(conn, requester.user_id)]
             for device_id in devices:
                 store_accounts.delete_device(conn, requester.user_id, device_id)
@@ -157,7 +157,7 @@ class Accounts:
         device_id = None if inhibit_login else (device_id or new_device_id())
         token = None if inhibit_login else new_access_token()
 
-        def txn(conn: sqlite3.Connection) -> None:
+        def txn(conn: Connection) -> None:
             store_accounts.create_user(
                 conn,
                 user_id=user_id,
@@ -203,7 +203,7 @@ class Accounts:
         is deleted; the requester's own token stays valid."""
         password_hash = await _hash(new_password)
 
-        def txn(conn: sqlite3.Connection) -> list[str]:
+        def txn(conn: Connection) -> list[str]:
             store_accounts.set_password(conn, requester.user_id, None, password_hash=password_hash)
             deleted = []
             if logout_devices:
@@ -235,7 +235,7 @@ class Accounts:
     async def delete_devices(self, user_id: str, device_ids: list[str]) -> None:
         """Delete the devices and their access tokens; unknown ids are ignored."""
 
-        def txn(conn: sqlite3.Connection) -> list[str]:
+        def txn(conn: Connection) -> list[str]:
             return [d for d in device_ids if store_accounts.delete_device(conn, user_id, d)]
 
         await self._deleted(user_id, await self.database.write(txn))

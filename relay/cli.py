@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sqlite3
 import sys
 import time
 import tomllib
@@ -43,6 +42,7 @@ from relay.runtime.identity import (
     write_self_signed_certificate,
     write_signing_key,
 )
+from store import Connection
 from store import accounts as store_accounts
 from store import db as store_db
 from store import registration_tokens as store_tokens
@@ -501,7 +501,7 @@ def peers_revoke(data_dir: Path, name: str) -> None:
     click.echo(f"revoked {name}{note}")
 
 
-def _open_db(config: Config) -> sqlite3.Connection:
+def _open_db(config: Config) -> Connection:
     try:
         return store_db.open_database(config.database_path, synchronous=config.synchronous)
     except store_db.SchemaTooNew as exc:
@@ -559,6 +559,12 @@ def status(data_dir: Path, as_json: bool) -> None:
     counts = info["counts"]
     click.echo(
         f"counts:       {counts['users']} users, {counts['rooms']} rooms, {counts['events']} events"
+    )
+    database = info["database"]
+    largest = ", ".join(f"{name} {rows}" for name, rows in list(database["rows"].items())[:3])
+    click.echo(
+        f"database:     schema {database['schema_version']}, {database['bytes']} bytes;"
+        f" most rows: {largest}"
     )
     m = info["media"]
     click.echo(

@@ -31,6 +31,7 @@ __all__ = [
     "delete_device",
     "delete_device_tokens",
     "get_device",
+    "get_profile",
     "get_user",
     "hash_password",
     "list_devices",
@@ -89,6 +90,14 @@ def get_user(conn: sqlite3.Connection, user_id: str) -> dict[str, Any] | None:
     user["is_admin"] = bool(user["is_admin"])
     user["deactivated"] = bool(user["deactivated"])
     return user
+
+
+def get_profile(conn: sqlite3.Connection, user_id: str) -> tuple[str | None, str | None] | None:
+    """``(displayname, avatar_url)`` of a local user, or None if there is no such user."""
+    row = conn.execute(
+        "SELECT displayname, avatar_url FROM users WHERE user_id = ?", (user_id,)
+    ).fetchone()
+    return (row[0], row[1]) if row is not None else None
 
 
 def set_password(

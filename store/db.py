@@ -41,6 +41,8 @@ from store.private_files import make_private_file, restrict_file
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
+    "Connection",
+    "DatabaseError",
     "SchemaTooNew",
     "connect",
     "known_schema_version",
@@ -54,6 +56,13 @@ __all__ = [
 ]
 
 BUSY_TIMEOUT_MS = 10_000
+
+#: The connection every store function takes first. The layers above name it through
+#: ``store.Connection`` and so never import ``sqlite3`` themselves.
+Connection = sqlite3.Connection
+#: Any failure of the database itself (disk full, I/O error, lock timeout, a bug in our
+#: SQL): what a caller that must survive a failed write catches.
+DatabaseError = sqlite3.Error
 _SYNCHRONOUS = {"FULL": 2, "NORMAL": 1, "EXTRA": 3}
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 

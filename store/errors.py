@@ -5,7 +5,8 @@
     ├── UserExists       create_user on a user_id that is taken
     ├── RoomExists       create_room on a room_id that is taken
     ├── AliasExists      create_alias on an alias that is taken
-    └── EventExists      insert_event on an event_id already stored
+    ├── EventExists      insert_event on an event_id already stored
+    └── TokenExists      create_token on a registration token that exists
 
 Rules kept: these carry primitives only (ids, versions), never HTTP status or Matrix
 errcodes; the layers above map them (``UserExists`` → ``M_USER_IN_USE`` and so on).
@@ -61,3 +62,10 @@ class EventExists(StoreError):
     def __init__(self, event_id: str) -> None:
         self.event_id = event_id
         super().__init__(f"event {event_id} already stored")
+
+
+class TokenExists(StoreError):
+    """This registration token already exists (the token itself is not kept here)."""
+
+    def __init__(self) -> None:
+        super().__init__("registration token already exists")

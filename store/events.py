@@ -49,6 +49,8 @@ __all__ = [
     "max_stream_ordering",
     "next_backfill_stream_ordering",
     "next_stream_ordering",
+    "promote_outlier",
+    "rejected_event_ids",
     "senders_outside",
     "set_forward_extremities",
     "state_event_ids_of_type",
@@ -166,6 +168,38 @@ def get_events_raw(conn: sqlite3.Connection, event_ids: Iterable[str]) -> dict[s
         rows = conn.execute(f"SELECT event_id, raw FROM events WHERE event_id IN ({marks})", chunk)
         found.update((row[0], bytes(row[1])) for row in rows)
     return found
+
+
+def rejected_event_ids(conn: sqlite3.Connection, event_ids: Iterable[str]) -> set[str]:
+    """Those of ``event_ids`` that are stored and rejected."""
+    found: set[str] = set()
+    for chunk in _chunks(event_ids):
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(
+            f"SELECT event_id FROM events WHERE event_id IN ({marks})"
+            " AND rejected_reason IS NOT NULL",
+            chunk,
+        )
+        found.update(row[0] for row in rows)
+    return found
+
+
+def promote_outlier(
+    conn: sqlite3.Connection,
+    event_id: str,
+    *,
+    stream_ordering: int,
+    soft_failed: bool,
+    rejected_reason: str | None,
+    received_ts: int,
+) -> None:
+    """A stored outlier joins the room graph at ``stream_ordering`` (its edges are stored
+    already), with the fate its acceptance decided."""
+    conn.execute(
+        "UPDATE events SET outlier = 0, soft_failed = ?, rejected_reason = ?,"
+        " stream_ordering = ?, received_ts = ? WHERE event_id = ?",
+        (int(soft_failed), rejected_reason, stream_ordering, received_ts, event_id),
+    )
 
 
 def get_event_row(conn: sqlite3.Connection, event_id: str) -> dict[str, Any] | None:

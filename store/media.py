@@ -20,11 +20,14 @@ __all__ = [
     "complete_media",
     "count_pending_uploads",
     "delete_media",
+    "delete_orphan_thumbnails",
+    "delete_thumbnail",
     "delete_thumbnails_of",
     "get_media",
     "get_thumbnail",
     "insert_media",
     "is_sha256_referenced",
+    "orphan_thumbnail_sha256s",
     "referenced_sha256s",
     "remote_cache_entries",
     "statistics",
@@ -195,6 +198,16 @@ def delete_thumbnail(
         " AND width = ? AND height = ? AND method = ?",
         (server_name, media_id, width, height, method),
     )
+
+
+def orphan_thumbnail_sha256s(conn: sqlite3.Connection) -> list[str]:
+    """The sha256 of every thumbnail ``delete_orphan_thumbnails`` would delete."""
+    rows = conn.execute(
+        "SELECT sha256 FROM media_thumbnails WHERE remote = 0 AND NOT EXISTS (SELECT 1"
+        " FROM media m WHERE m.server_name = media_thumbnails.server_name"
+        " AND m.media_id = media_thumbnails.media_id)"
+    ).fetchall()
+    return [row[0] for row in rows]
 
 
 def delete_orphan_thumbnails(conn: sqlite3.Connection) -> int:

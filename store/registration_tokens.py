@@ -19,8 +19,10 @@ import sqlite3
 from typing import Any
 
 from store.accounts import token_hash
+from store.errors import TokenExists
 
 __all__ = [
+    "TokenExists",
     "complete_token",
     "create_token",
     "delete_token",
@@ -44,12 +46,19 @@ def create_token(
     uses_allowed: int | None = None,
     expiry_time: int | None = None,
 ) -> None:
-    """Create a token (raises ``sqlite3.IntegrityError`` if it exists)."""
-    conn.execute(
-        "INSERT INTO registration_tokens (token_hash, hint, uses_allowed, expiry_time)"
-        " VALUES (?, ?, ?, ?)",
-        (token_hash(token), token_hint(token), uses_allowed, expiry_time),
-    )
+    """Create a token.
+
+    Raises:
+        TokenExists: the token exists already.
+    """
+    try:
+        conn.execute(
+            "INSERT INTO registration_tokens (token_hash, hint, uses_allowed, expiry_time)"
+            " VALUES (?, ?, ?, ?)",
+            (token_hash(token), token_hint(token), uses_allowed, expiry_time),
+        )
+    except sqlite3.IntegrityError as exc:
+        raise TokenExists() from exc
 
 
 def token_hint(token: str) -> str:

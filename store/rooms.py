@@ -30,6 +30,7 @@ __all__ = [
     "create_alias",
     "create_room",
     "delete_alias",
+    "forget_room",
     "forgotten_rooms",
     "get_alias",
     "get_alias_creator",
@@ -42,6 +43,7 @@ __all__ = [
     "memberships_of_user",
     "public_room_ids",
     "rooms_for_user",
+    "server_was_ever_in_room",
     "servers_in_room",
     "set_membership",
     "set_room_public",
@@ -283,6 +285,31 @@ def memberships_of_user(
         (user_id, since),
     )
     return [dict(row) for row in rows]
+
+
+def server_was_ever_in_room(conn: sqlite3.Connection, room_id: str, server: str) -> bool:
+    """True if a user of ``server`` has or had any membership in the room: a membership
+    row, or an accepted ``m.room.member`` event about them (outliers included)."""
+    row = conn.execute(
+        "SELECT 1 FROM room_memberships WHERE room_id = ? AND user_id LIKE ? LIMIT 1",
+        (room_id, f"%:{server}"),
+    ).fetchone()
+    if row is not None:
+        return True
+    row = conn.execute(
+        "SELECT 1 FROM events WHERE room_id = ? AND type = 'm.room.member'"
+        " AND state_key LIKE ? AND rejected_reason IS NULL LIMIT 1",
+        (room_id, f"%:{server}"),
+    ).fetchone()
+    return row is not None
+
+
+def forget_room(conn: sqlite3.Connection, user_id: str, room_id: str) -> None:
+    """The user asked to forget the room (again: no-op)."""
+    conn.execute(
+        "INSERT OR IGNORE INTO forgotten_rooms (user_id, room_id) VALUES (?, ?)",
+        (user_id, room_id),
+    )
 
 
 def forgotten_rooms(conn: sqlite3.Connection, user_id: str) -> set[str]:

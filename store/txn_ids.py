@@ -1,5 +1,6 @@
-"""Client transaction ids (table ``client_txn_ids``): a retried request gets the answer
-the first one got, never a second event.
+"""Client transaction ids (tables ``client_txn_ids``, ``event_txn_ids``): a retried
+request gets the answer the first one got, never a second event, and the sender's own
+device sees its transaction id on the event (``unsigned.transaction_id``).
 
 Rules kept:
 
@@ -10,6 +11,9 @@ Rules kept:
 - ``result`` is whatever the caller must answer a retry with (an event_id, or JSON).
 - The first write wins: ``put_txn`` never overwrites and returns the stored result.
   It belongs in the same write transaction as the event it records.
+- ``event_txn_ids`` says which device sent an event under which transaction id; it is
+  written in the same write transaction as the event (``put_event_txn_id``) and read
+  only for that user and device (``event_txn_id``).
 - Functions take the connection first and never commit (see ``store.db``).
 """
 
@@ -17,7 +21,7 @@ from __future__ import annotations
 
 import sqlite3
 
-__all__ = ["get_txn", "prune_txns", "put_txn"]
+__all__ = ["event_txn_id", "get_txn", "prune_txns", "put_event_txn_id", "put_txn"]
 
 
 def get_txn(
@@ -59,3 +63,25 @@ def prune_txns(conn: sqlite3.Connection, *, older_than_ms: int) -> int:
     return conn.execute(
         "DELETE FROM client_txn_ids WHERE created_ts < ?", (older_than_ms,)
     ).rowcount
+
+
+def put_event_txn_id(
+    conn: sqlite3.Connection, *, event_id: str, user_id: str, device_id: str, txn_id: str
+) -> None:
+    """Record that ``user_id``'s ``device_id`` sent ``event_id`` as ``txn_id`` (first wins)."""
+    conn.execute(
+        "INSERT OR IGNORE INTO event_txn_ids (event_id, user_id, device_id, txn_id)"
+        " VALUES (?, ?, ?, ?)",
+        (event_id, user_id, device_id, txn_id),
+    )
+
+
+def event_txn_id(
+    conn: sqlite3.Connection, event_id: str, user_id: str, device_id: str
+) -> str | None:
+    """The transaction id ``user_id``'s ``device_id`` sent ``event_id`` under, or None."""
+    row = conn.execute(
+        "SELECT txn_id FROM event_txn_ids WHERE event_id = ? AND user_id = ? AND device_id = ?",
+        (event_id, user_id, device_id),
+    ).fetchone()
+    return row[0] if row is not None else None

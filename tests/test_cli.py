@@ -104,8 +104,12 @@ def test_status_counts_stored_media(tmp_path: Path) -> None:
         "thumbnails": 0,
         "thumbnail_bytes": 0,
     }
+    assert status["database"]["rows"]["media"] == 4
+    assert status["database"]["schema_version"] == store_db.known_schema_version()
     text = run_cli("status", "--data-dir", str(d)).stdout
     assert "2 local (120 bytes), 1 remote cached (3000 bytes)" in text
+    assert f"database:     schema {store_db.known_schema_version()}," in text
+    assert "most rows: media 4" in text
 
 
 def test_init_keys_differ_between_relays(tmp_path: Path) -> None:

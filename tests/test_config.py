@@ -21,10 +21,10 @@ from relay.config import (
     Listen,
     Setting,
     config_from_dict,
+    parse_size,
     render_config,
     render_settings,
 )
-from relay.media.thumbnails import parse_size
 from tools import config_readme
 
 KEY = base64.b64encode(bytes(nacl.signing.SigningKey(bytes(32)).verify_key)).decode()

@@ -26,15 +26,40 @@ IO_MODULES = {
     "store",
 }
 
-# A layer may import only layers listed for it (plus itself and the bottom).
+# The bottom every layer may import (relay/events/ too).
 BOTTOM = {"relay.events", "relay.errors"}
-LAYER_ORDER = [
-    "relay.events",
-    "relay.rooms.service",
-    "relay.client",
-    "relay.federation",
-    "relay.node",
+
+# relay/'s layers, bottom first (relay/__init__.py's map). A module may import its own layer
+# and the layers before it, never a later one; names on one line are peers that import
+# neither each other's packages nor anything later. Every module under relay/ is in one.
+LAYER_ORDER: list[tuple[str, ...]] = [
+    ("relay", "relay.events", "relay.errors"),  # `relay` itself: only __version__
+    ("relay.config",),
+    ("relay.runtime",),
+    ("relay.services",),
+    ("relay.rooms",),
+    ("relay.e2ee",),
+    ("relay.sync",),  # the device section of /sync reads e2ee
+    ("relay.accounts",),
+    ("relay.media",),
+    ("relay.federation",),
+    ("relay.mesh",),
+    ("relay.operator",),  # the operator's actions: the CLI, the page and the admin API call them
+    ("relay.web",),  # the operator page reads relay.operator; the client listener serves it
+    ("relay.client",),
+    ("relay.node",),
+    ("relay.cli",),
 ]
+
+# relay/services.py is the composition root's *type*: at run time it imports only config
+# and runtime (its rank), but to type one field per service it names every service's
+# class, above it, under `if TYPE_CHECKING:`. Only those imports are exempt.
+TYPES_ONLY_HUB = "relay.services"
+
+# The one module under relay/ that talks to SQLite itself: it runs store/ functions on
+# the writer and reader connections (group commit). Everything else goes through store/.
+SQLITE_OWNER = "relay/runtime/database.py"
+SQL_CALLS = {"execute", "executemany", "executescript"}
 
 
 def _imports(path: Path) -> set[str]:
@@ -126,3 +151,100 @@ def test_core_modules_do_not_import_the_protocol_layers() -> None:
         if name.startswith(("relay.client", "relay.federation", "relay.mesh"))
     ]
     assert offenders == []
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _layer_of(name: str) -> int | None:
+    """The rank of the layer `name` belongs to (its longest matching package), or None."""
+    best: tuple[int, int] | None = None
+    for rank, packages in enumerate(LAYER_ORDER):
+        for package in packages:
+            if name == package or (package != "relay" and name.startswith(package + ".")):
+                if best is None or len(package) > best[1]:
+                    best = (rank, len(package))
+    return best[0] if best is not None else None
+
+
+def _peer_package(name: str) -> str | None:
+    for packages in LAYER_ORDER:
+        for package in packages:
+            if package != "relay" and (name == package or name.startswith(package + ".")):
+                return package
+    return None
+
+
+def test_every_relay_module_has_a_layer() -> None:
+    unplaced = [
+        str(path.relative_to(ROOT))
+        for path in _modules_under("relay")
+        if _layer_of(_module_name(path)) is None
+    ]
+    assert unplaced == []
+
+
+def test_nothing_imports_upward() -> None:
+    """Any import (TYPE_CHECKING ones too, but for the types-only hub) of a later layer,
+    or of a peer package on the same line of LAYER_ORDER, is an offence."""
+    offenders = []
+    for path in _modules_under("relay"):
+        module = _module_name(path)
+        rank = _layer_of(module)
+        assert rank is not None
+        imports = _runtime_imports(path) if module == TYPES_ONLY_HUB else _imports(path)
+        for name in sorted(imports):
+            if name != "relay" and not name.startswith("relay."):
+                continue
+            other = _layer_of(name)
+            assert other is not None, f"{name} (imported by {module}) has no layer"
+            mine, theirs = _peer_package(module), _peer_package(name)
+            if other > rank or (other == rank and mine != theirs and name != "relay"):
+                offenders.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert offenders == []
+
+
+def _sqlite_offences(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [f"imports {a.name}" for a in node.names if a.name.split(".")[0] == "sqlite3"]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module.split(".")[0] == "sqlite3":
+                found.append(f"imports {node.module}")
+        elif isinstance(node, ast.Attribute) and node.attr in SQL_CALLS:
+            found.append(f"calls .{node.attr}( on line {node.lineno}")
+    return found
+
+
+def test_all_sql_lives_in_store() -> None:
+    """No module under relay/ but the database runner imports sqlite3 or runs SQL: it
+    calls store/ functions (and names the connection `store.Connection`)."""
+    offenders = [
+        f"{path.relative_to(ROOT)} {offence}"
+        for path in _modules_under("relay")
+        if str(path.relative_to(ROOT)) != SQLITE_OWNER
+        for offence in _sqlite_offences(path)
+    ]
+    assert offenders == []
+
+
+def test_the_sql_check_sees_what_it_forbids(tmp_path: Path) -> None:
+    """The check above reads real source: it finds each forbidden form."""
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "import sqlite3\nfrom sqlite3 import Row\n"
+        "def f(conn):\n    conn.execute('x')\n    conn.executemany('x', [])\n"
+        "    conn.executescript('x')\n    return conn.cursor()\n",
+        encoding="utf-8",
+    )
+    assert _sqlite_offences(sample) == [
+        "imports sqlite3",
+        "imports sqlite3",
+        "calls .execute( on line 4",
+        "calls .executemany( on line 5",
+        "calls .executescript( on line 6",
+    ]

@@ -17,7 +17,6 @@ pushrules.yaml):
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
 from starlette.requests import Request
@@ -30,6 +29,7 @@ from relay.client.route import ClientRoute
 from relay.errors import BadJson, InvalidParam, MissingParam, NotFound, Unknown
 from relay.runtime.http import json_response, read_json_object
 from relay.services import Services
+from store import Connection
 from store import account_data as store_account_data
 from store import events as store_events
 
@@ -74,7 +74,7 @@ async def load_rules(services: Services, user_id: str) -> Ruleset:
 async def save_rules(services: Services, user_id: str, ruleset: Ruleset) -> None:
     content = json.dumps({"global": ruleset}, ensure_ascii=False, separators=(",", ":"))
 
-    def txn(conn: sqlite3.Connection) -> int:
+    def txn(conn: Connection) -> int:
         position = store_events.next_stream_ordering(conn)
         store_account_data.set_account_data(
             conn, user_id=user_id, type=ACCOUNT_DATA_TYPE, content=content, stream_ordering=position

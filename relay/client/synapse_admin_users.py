@@ -14,7 +14,6 @@ rooms (`relay.operator.actions`); `erase` is refused (the relay keeps no erasure
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 import trio
@@ -39,6 +38,7 @@ from relay.operator import actions as operator
 from relay.runtime.clock import now_ms
 from relay.runtime.http import json_response, read_json_object
 from relay.services import Services
+from store import Connection
 from store import accounts as store_accounts
 from store import rooms as store_rooms
 
@@ -73,7 +73,7 @@ def _list_entry(user: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _details_txn(conn: sqlite3.Connection, user_id: str) -> dict[str, Any] | None:
+def _details_txn(conn: Connection, user_id: str) -> dict[str, Any] | None:
     user = store_accounts.get_user(conn, user_id)
     if user is None:
         return None

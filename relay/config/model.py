@@ -34,6 +34,33 @@ def parse_listen(value: str, what: str) -> Listen:
     return Listen(host, int(port_text))
 
 
+#: How a thumbnail fits its box (relay/media/thumbnails.py makes them).
+THUMBNAIL_METHODS = ("crop", "scale")
+
+
+@dataclass(frozen=True, slots=True)
+class ThumbnailSize:
+    width: int
+    height: int
+    method: str
+
+    def __str__(self) -> str:
+        return f"{self.width}x{self.height} {self.method}"
+
+
+def parse_size(text: str) -> ThumbnailSize:
+    """`"320x240 scale"` -> ThumbnailSize; ValueError if it is not that shape."""
+    dims, _, method = text.strip().partition(" ")
+    width, _, height = dims.partition("x")
+    method = method.strip()
+    if not (width.isdigit() and height.isdigit()) or method not in THUMBNAIL_METHODS:
+        raise ValueError(f"expected 'WIDTHxHEIGHT crop|scale', got {text!r}")
+    size = ThumbnailSize(int(width), int(height), method)
+    if not (0 < size.width <= 4096 and 0 < size.height <= 4096):
+        raise ValueError(f"thumbnail dimensions must be 1-4096, got {text!r}")
+    return size
+
+
 @dataclass(frozen=True, slots=True)
 class MediaConfig:
     """[media]: the content repository (relay/media)."""
@@ -44,7 +71,7 @@ class MediaConfig:
     #: Media cached from other servers is dropped, least recently used first, beyond this.
     remote_cache_max_bytes: int = default_of("media.remote_cache_max_bytes")
     #: "WIDTHxHEIGHT crop|scale": the sizes thumbnails are made at (requests snap to one).
-    thumbnail_sizes: tuple = ()
+    thumbnail_sizes: tuple[ThumbnailSize, ...] = ()
     #: Images with more pixels are not thumbnailed (M_TOO_LARGE); decoding one takes up to
     #: 4 bytes a pixel (128 MB at the default), one thumbnail at a time.
     max_image_pixels: int = default_of("media.max_image_pixels")

@@ -12,7 +12,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from relay.config.model import Config, ConfigError, Listen, MediaConfig, parse_listen
+from relay.config.model import (
+    Config,
+    ConfigError,
+    Listen,
+    MediaConfig,
+    ThumbnailSize,
+    parse_listen,
+    parse_size,
+)
 from relay.config.table import CONFIG_FILE, SECTIONS, SETTINGS, Setting
 from relay.events.ids import is_valid_server_name
 from relay.events.signing import decode_verify_key_base64, is_valid_key_id
@@ -170,9 +178,7 @@ def _mesh_trusted(s: Setting, value: Any, data_dir: Path) -> dict[str, str]:
     return {name: key.rstrip("=") for name, key in value.items()}
 
 
-def _thumbnail_sizes(s: Setting, value: Any, data_dir: Path) -> tuple[Any, ...]:
-    from relay.media.thumbnails import parse_size
-
+def _thumbnail_sizes(s: Setting, value: Any, data_dir: Path) -> tuple[ThumbnailSize, ...]:
     if not isinstance(value, list) or not value or not all(isinstance(x, str) for x in value):
         raise ConfigError(f'{s.path} must be a list like ["96x96 crop"]')
     try:

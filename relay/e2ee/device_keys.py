@@ -21,7 +21,6 @@ Spec: https://spec.matrix.org/v1.16/client-server-api/#end-to-end-encryption
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +34,7 @@ from relay.events.canonical import canonical_json
 from relay.events.ids import server_of
 from relay.events.unpadded_base64 import decode_base64
 from relay.runtime.database import Database
+from store import Connection
 from store import e2ee_keys as store_e2e
 
 JSON = dict[str, Any]
@@ -69,7 +69,7 @@ def cross_signing_public_key(key: JSON) -> str | None:
     return public
 
 
-def _with_signatures(conn: sqlite3.Connection, user_id: str, target: str, obj: JSON) -> JSON:
+def _with_signatures(conn: Connection, user_id: str, target: str, obj: JSON) -> JSON:
     extra = store_e2e.signatures_for(conn, user_id, target)
     if not extra:
         return obj
@@ -119,7 +119,7 @@ class E2eKeys:
             "fallback_keys",
         )
 
-        def txn(conn: sqlite3.Connection) -> tuple[dict[str, int], int]:
+        def txn(conn: Connection) -> tuple[dict[str, int], int]:
             stream = 0
             if device_keys is not None:
                 text = dumps(device_keys)
@@ -167,7 +167,7 @@ class E2eKeys:
 
     def _local_query_txn(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         users: dict[str, list[str]],
         requester_id: str | None,
         result: KeyQueryResult,
@@ -239,7 +239,7 @@ class E2eKeys:
         """`/keys/claim` or `/user/keys/claim`: {one_time_keys, failures}."""
         local = {u: d for u, d in wanted.items() if self.is_local(u)}
 
-        def txn(conn: sqlite3.Connection) -> JSON:
+        def txn(conn: Connection) -> JSON:
             claimed: JSON = {}
             for user_id, devices in local.items():
                 for device_id, algorithm in devices.items():
@@ -311,7 +311,7 @@ class E2eKeys:
             if not verify_signed(keys[key_type], user_id, f"ed25519:{public}", public):
                 raise InvalidSignature(f"{key_type}_key is not signed by the master key")
 
-        def txn(conn: sqlite3.Connection) -> int:
+        def txn(conn: Connection) -> int:
             for key_type, key in keys.items():
                 store_e2e.set_cross_signing_key(conn, user_id, key_type, dumps(key))
             public = {f"{t}_key": k for t, k in keys.items() if t in ("master", "self_signing")}
@@ -323,7 +323,7 @@ class E2eKeys:
     async def upload_signatures(self, user_id: str, body: JSON) -> JSON:
         """`/keys/signatures/upload`: returns {failures}."""
 
-        def txn(conn: sqlite3.Connection) -> tuple[JSON, int]:
+        def txn(conn: Connection) -> tuple[JSON, int]:
             failures: JSON = {}
             changed: set[str] = set()
             signer_keys = _signer_keys(conn, user_id)
@@ -370,13 +370,13 @@ class E2eKeys:
     # -- sync --------------------------------------------------------------------------------
 
     def key_counts_txn(
-        self, conn: sqlite3.Connection, user_id: str, device_id: str
+        self, conn: Connection, user_id: str, device_id: str
     ) -> tuple[dict[str, int], list[str]]:
         counts = {"signed_curve25519": 0, **store_e2e.count_one_time_keys(conn, user_id, device_id)}
         return counts, store_e2e.unused_fallback_key_types(conn, user_id, device_id)
 
 
-def _signer_keys(conn: sqlite3.Connection, user_id: str) -> dict[str, str]:
+def _signer_keys(conn: Connection, user_id: str) -> dict[str, str]:
     """key_id -> public key of every key `user_id` may sign with."""
     keys: dict[str, str] = {}
     for row in store_e2e.devices_with_keys(conn, user_id):

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from typing import Any, Protocol
 
 from relay.events.ids import server_of
@@ -34,6 +33,7 @@ from relay.rooms.service import RoomService
 from relay.runtime.clock import now_ms
 from relay.runtime.database import Database
 from relay.runtime.notifier import Notifier
+from store import Connection
 from store import e2ee_keys as store_e2e
 from store import events as store_events
 from store import outbox as store_outbox
@@ -58,7 +58,7 @@ def dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
-def servers_sharing_rooms(conn: sqlite3.Connection, user_id: str, exclude: str) -> list[str]:
+def servers_sharing_rooms(conn: Connection, user_id: str, exclude: str) -> list[str]:
     servers: set[str] = set()
     for room_id in store_rooms.rooms_for_user(conn, user_id):
         servers.update(store_rooms.servers_in_room(conn, room_id))
@@ -66,7 +66,7 @@ def servers_sharing_rooms(conn: sqlite3.Connection, user_id: str, exclude: str) 
     return sorted(servers)
 
 
-def shares_room_with_local_user(conn: sqlite3.Connection, user_id: str, server_name: str) -> bool:
+def shares_room_with_local_user(conn: Connection, user_id: str, server_name: str) -> bool:
     suffix = ":" + server_name
     return any(u.endswith(suffix) for u in store_rooms.users_sharing_rooms(conn, user_id))
 
@@ -86,7 +86,7 @@ class DeviceLists:
 
     def local_change_txn(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         user_id: str,
         device_id: str | None,
         *,
@@ -132,7 +132,7 @@ class DeviceLists:
     async def local_changed(self, user_id: str, device_ids: list[str], *, deleted: bool) -> None:
         """Devices of a local user were added or deleted (outside a key upload)."""
 
-        def txn(conn: sqlite3.Connection) -> int:
+        def txn(conn: Connection) -> int:
             stream = 0
             for device_id in device_ids:
                 stream = self.local_change_txn(conn, user_id, device_id, deleted=deleted)
@@ -148,13 +148,13 @@ class DeviceLists:
         if self.rooms.outbox_listener is not None:
             await self.rooms.outbox_listener()
 
-    def local_stream_id(self, conn: sqlite3.Connection, user_id: str) -> int:
+    def local_stream_id(self, conn: Connection, user_id: str) -> int:
         return store_e2e.last_device_list_change(conn, user_id) or 0
 
     # -- what a client must re-fetch ------------------------------------------------------
 
     def changes_txn(
-        self, conn: sqlite3.Connection, user_id: str, since: int, to: int
+        self, conn: Connection, user_id: str, since: int, to: int
     ) -> tuple[list[str], list[str]]:
         """(changed, left) for `user_id` between stream positions `since` and `to`."""
         sharing = set(store_rooms.users_sharing_rooms(conn, user_id)) | {user_id}
@@ -195,7 +195,7 @@ class DeviceLists:
         keys = content.get("keys")
         name = content.get("device_display_name")
 
-        def txn(conn: sqlite3.Connection) -> int:
+        def txn(conn: Connection) -> int:
             cached = store_e2e.get_remote_device_list(conn, user_id)
             if cached is not None:
                 known = cached["stream_id"]
@@ -227,7 +227,7 @@ class DeviceLists:
         if not isinstance(user_id, str) or server_of(user_id) != origin:
             return
 
-        def txn(conn: sqlite3.Connection) -> int:
+        def txn(conn: Connection) -> int:
             store_e2e.mark_remote_device_list_stale(conn, user_id)
             stream = store_events.next_stream_ordering(conn)
             store_e2e.add_device_list_change(conn, user_id, stream)
@@ -259,7 +259,7 @@ class DeviceLists:
         master = answer.get("master_key")
         self_signing = answer.get("self_signing_key")
 
-        def txn(conn: sqlite3.Connection) -> int:
+        def txn(conn: Connection) -> int:
             before = store_e2e.get_remote_device_list(conn, user_id)
             store_e2e.replace_remote_device_list(
                 conn,
@@ -289,7 +289,7 @@ class DeviceLists:
             if not await self.resync(user_id):
                 log.info("device list resync of %s failed; it stays stale", user_id)
 
-                def mark(conn: sqlite3.Connection, user_id: str = user_id) -> None:
+                def mark(conn: Connection, user_id: str = user_id) -> None:
                     store_e2e.mark_remote_device_list_stale(conn, user_id)
 
                 await self.database.write(mark)

@@ -16,11 +16,11 @@ Spec: https://spec.matrix.org/v1.16/client-server-api/#server-side-key-backups
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
 from relay.errors import InvalidParam, NotFound, WrongRoomKeysVersion
 from relay.runtime.database import Database
+from store import Connection
 from store import key_backup as store_backup
 
 ALGORITHM = "m.megolm_backup.v1.curve25519-aes-sha2"
@@ -94,7 +94,7 @@ class KeyBackup:
     async def get_version(self, user_id: str, version: str | None) -> JSON:
         """The version's info; `version` None means the current one."""
 
-        def txn(conn: sqlite3.Connection) -> JSON | None:
+        def txn(conn: Connection) -> JSON | None:
             number = None if version is None else parse_version(version)
             if version is not None and number is None:
                 return None
@@ -143,7 +143,7 @@ class KeyBackup:
         }
         number = parse_version(version)
 
-        def txn(conn: sqlite3.Connection) -> JSON:
+        def txn(conn: Connection) -> JSON:
             if number is None or store_backup.get_version(conn, user_id, number) is None:
                 raise NotFound("Unknown backup version")
             current = store_backup.get_version(conn, user_id)
@@ -175,7 +175,7 @@ class KeyBackup:
         """All keys, a room's, or one session's (M_NOT_FOUND when that one is missing)."""
         number = parse_version(version)
 
-        def txn(conn: sqlite3.Connection) -> list[JSON] | None:
+        def txn(conn: Connection) -> list[JSON] | None:
             if number is None or store_backup.get_version(conn, user_id, number) is None:
                 return None
             return store_backup.get_keys(conn, user_id, number, room_id, session_id)
@@ -201,7 +201,7 @@ class KeyBackup:
     ) -> JSON:
         number = parse_version(version)
 
-        def txn(conn: sqlite3.Connection) -> JSON | None:
+        def txn(conn: Connection) -> JSON | None:
             if number is None or store_backup.get_version(conn, user_id, number) is None:
                 return None
             if store_backup.delete_keys(conn, user_id, number, room_id, session_id):

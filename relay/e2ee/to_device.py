@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
 from typing import Any
 
 from relay.e2ee.device_lists import dumps
@@ -34,6 +33,7 @@ from relay.rooms.service import RoomService
 from relay.runtime.clock import now_ms
 from relay.runtime.database import Database
 from relay.runtime.notifier import Notifier
+from store import Connection
 from store import accounts as store_accounts
 from store import device_inbox as store_inbox
 from store import events as store_events
@@ -63,7 +63,7 @@ class ToDevice:
             if server_of(user_id) != self.server_name and server_of(user_id):
                 remote.setdefault(server_of(user_id), {})[user_id] = devices
 
-        def txn(conn: sqlite3.Connection) -> int:
+        def txn(conn: Connection) -> int:
             if not store_inbox.claim_txn(conn, sender, sender_device, txn_id, now_ms()):
                 return 0
             stream = self._deliver_txn(conn, sender, event_type, messages)
@@ -92,9 +92,7 @@ class ToDevice:
         if remote and self.rooms.outbox_listener is not None:
             await self.rooms.outbox_listener()
 
-    def _deliver_txn(
-        self, conn: sqlite3.Connection, sender: str, event_type: str, messages: JSON
-    ) -> int:
+    def _deliver_txn(self, conn: Connection, sender: str, event_type: str, messages: JSON) -> int:
         """Inbox rows for the local recipients; returns the last position used (or 0)."""
         stream = 0
         for user_id, devices in messages.items():
@@ -135,7 +133,7 @@ class ToDevice:
         }
         message_id = content.get("message_id")
 
-        def txn(conn: sqlite3.Connection) -> int:
+        def txn(conn: Connection) -> int:
             # A retried EDU can come in a new transaction, so the transaction id alone
             # does not stop a second delivery; its message_id does. An EDU without one
             # (not spec-conformant) is delivered as it comes.
@@ -156,14 +154,12 @@ class ToDevice:
         if await self.database.read(store_inbox.has_messages_up_to, user_id, device_id, since):
             await self.database.write(store_inbox.delete_up_to, user_id, device_id, since)
 
-    def messages_txn(
-        self, conn: sqlite3.Connection, user_id: str, device_id: str, to: int
-    ) -> list[JSON]:
+    def messages_txn(self, conn: Connection, user_id: str, device_id: str, to: int) -> list[JSON]:
         rows = store_inbox.messages_up_to(conn, user_id, device_id, to, limit=10_000)
         return [json.loads(row) for row in rows]
 
     def page_txn(
-        self, conn: sqlite3.Connection, user_id: str, device_id: str, to: int, limit: int
+        self, conn: Connection, user_id: str, device_id: str, to: int, limit: int
     ) -> tuple[list[JSON], int]:
         """Up to `limit` messages stored up to `to`, and the position the device has
         them all up to once it has these (`to` unless the page is full): the
@@ -174,7 +170,7 @@ class ToDevice:
         return [json.loads(text) for _, text in rows], to
 
     async def forget_devices(self, user_id: str, device_ids: list[str]) -> None:
-        def txn(conn: sqlite3.Connection) -> None:
+        def txn(conn: Connection) -> None:
             for device_id in device_ids:
                 store_inbox.delete_device_messages(conn, user_id, device_id)
 

@@ -14,26 +14,21 @@ Spec: https://spec.matrix.org/v1.16/server-server-api/#server-access-control-lis
 
 from __future__ import annotations
 
-import sqlite3
-
 from relay.errors import Forbidden
 from relay.events.server_acl import SERVER_ACL, server_allowed
 from relay.rooms.service import RoomService
+from store import Connection
 
 DENIED = "Server is banned from room"
 
 
-def origin_allowed_txn(
-    rooms: RoomService, conn: sqlite3.Connection, room_id: str, origin: str
-) -> bool:
+def origin_allowed_txn(rooms: RoomService, conn: Connection, room_id: str, origin: str) -> bool:
     """Whether the room's current server ACL lets `origin` take part (no ACL: yes)."""
     acl = rooms.state_event_txn(conn, room_id, SERVER_ACL, "")
     return server_allowed(acl.content if acl is not None else None, origin)
 
 
-def require_allowed_txn(
-    rooms: RoomService, conn: sqlite3.Connection, room_id: str, origin: str
-) -> None:
+def require_allowed_txn(rooms: RoomService, conn: Connection, room_id: str, origin: str) -> None:
     """Raises:
     Forbidden: the room's server ACL denies `origin`."""
     if not origin_allowed_txn(rooms, conn, room_id, origin):

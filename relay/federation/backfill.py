@@ -21,7 +21,6 @@ Spec: https://spec.matrix.org/v1.16/server-server-api/#backfilling-and-retrievin
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Sequence
 from urllib.parse import quote
 
@@ -32,6 +31,7 @@ from relay.events.pdu import Pdu
 from relay.federation.errors import PeerUnreachable, RemoteError
 from relay.federation.ingest import BadPdu, Ingest
 from relay.services import Services
+from store import Connection
 from store import events as store_events
 from store import rooms as store_rooms
 
@@ -100,14 +100,14 @@ class Backfill:
         now = trio.current_time()
         ids = [e for e in dict.fromkeys(event_ids) if self._fruitless.get(e, 0.0) <= now]
 
-        def txn(conn: sqlite3.Connection) -> list[str]:
+        def txn(conn: Connection) -> list[str]:
             rows = {e: store_events.get_event_row(conn, e) for e in ids}
             return [e for e, row in rows.items() if row is None or row["outlier"]]
 
         return (await self.services.database.read(txn))[:MAX_EXTREMITIES]
 
     async def _servers(self, room_id: str) -> list[str]:
-        def txn(conn: sqlite3.Connection) -> list[str]:
+        def txn(conn: Connection) -> list[str]:
             joined = store_rooms.servers_in_room(conn, room_id)
             room = store_rooms.get_room(conn, room_id)
             creator = server_of(room["creator"]) if room and room.get("creator") else ""

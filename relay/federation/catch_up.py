@@ -13,13 +13,13 @@ Spec: https://spec.matrix.org/v1.16/server-server-api/#get_matrixfederationv1tim
 from __future__ import annotations
 
 import logging
-import sqlite3
 from urllib.parse import quote
 
 from relay.federation.errors import PeerUnreachable, RemoteError
 from relay.federation.ingest import BadPdu, Ingest
 from relay.runtime.clock import now_ms
 from relay.services import Services
+from store import Connection
 from store import events as store_events
 from store import rooms as store_rooms
 
@@ -32,7 +32,7 @@ class CatchUp:
         self.ingest = ingest
 
     async def shared_rooms(self, destination: str) -> list[str]:
-        def txn(conn: sqlite3.Connection) -> list[str]:
+        def txn(conn: Connection) -> list[str]:
             return [
                 room_id
                 for room_id in store_rooms.all_room_ids(conn)

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -57,6 +56,7 @@ from relay.rooms.remote_pdus import (
 )
 from relay.runtime.clock import now_ms
 from relay.services import Services
+from store import Connection
 from store import events as store_events
 from store import pending_pdus as store_pending
 from store import rooms as store_rooms
@@ -187,7 +187,7 @@ class Ingest:
         """Keep a PDU whose key is missing; False when too many are kept already."""
         text = json.dumps(event)
 
-        def txn(conn: sqlite3.Connection) -> bool:
+        def txn(conn: Connection) -> bool:
             new = store_pending.put_pending_pdu(
                 conn,
                 event_id=exc.pdu.event_id,
@@ -347,7 +347,7 @@ class Ingest:
     ) -> Outcome:
         rooms = self.services.rooms
 
-        def txn(conn: sqlite3.Connection) -> Outcome:
+        def txn(conn: Connection) -> Outcome:
             return accept_pdu_txn(
                 rooms,
                 conn,
@@ -517,14 +517,14 @@ class Ingest:
             states.append(state)
         rooms = self.services.rooms
 
-        def resolve_txn(conn: sqlite3.Connection) -> dict[tuple[str, str], str]:
+        def resolve_txn(conn: Connection) -> dict[tuple[str, str], str]:
             from relay.rooms.remote_pdus import EventLoader, resolve
 
             return resolve(rooms, conn, pdu.room_version, states, EventLoader(rooms, conn))
 
         return await self.services.database.read(resolve_txn)
 
-    def _state_map(self, conn: sqlite3.Connection, ids: list[str]) -> dict[tuple[str, str], str]:
+    def _state_map(self, conn: Connection, ids: list[str]) -> dict[tuple[str, str], str]:
         state: dict[tuple[str, str], str] = {}
         for event_id, pdu in self.services.rooms.get_pdus_txn(conn, ids).items():
             if pdu.state_key is not None:

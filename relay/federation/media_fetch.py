@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 import trio
 
+from relay.config import ThumbnailSize
 from relay.errors import MatrixError, NotYetUploaded, TooLarge, Unknown
 from relay.events.canonical import parse_json_strict
 from relay.federation.client import FederationClient
@@ -29,7 +30,6 @@ from relay.federation.errors import PeerUnreachable, RemoteError, client_error
 from relay.media.blobs import BlobWriter
 from relay.media.headers import filename_from_disposition
 from relay.media.multipart import MultipartError, MultipartReader, boundary_of
-from relay.media.thumbnails import ThumbnailSize
 
 if TYPE_CHECKING:
     import httpx

@@ -23,7 +23,6 @@ Spec: https://spec.matrix.org/v1.16/server-server-api/#joining-rooms
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
 from starlette.requests import Request
@@ -43,8 +42,10 @@ from relay.rooms.service import insert_pdu_txn
 from relay.runtime.clock import now_ms
 from relay.runtime.http import json_response, read_json_object
 from relay.services import Services
+from store import Connection
 from store import accounts as store_accounts
 from store import events as store_events
+from store import remote_invites as store_remote_invites
 from store import rooms as store_rooms
 from store import state as store_state
 
@@ -66,7 +67,7 @@ async def _make_membership(request: Request, origin: str, membership: str) -> Re
     elif membership == "knock" and not supported:
         raise MissingParam("ver is required")
 
-    def txn(conn: sqlite3.Connection) -> dict[str, Any]:
+    def txn(conn: Connection) -> dict[str, Any]:
         require_allowed_txn(rooms, conn, room_id, origin)
         rv = rooms.room_version_txn(conn, room_id)
         if membership in ("join", "knock"):
@@ -154,7 +155,7 @@ async def _send_membership(request: Request, origin: str, membership: str) -> tu
 
     rooms = services.rooms
 
-    def pass_on(conn: sqlite3.Connection) -> None:
+    def pass_on(conn: Connection) -> None:
         rooms.enqueue_for_peers_txn(conn, pdu, exclude=[origin])
 
     await services.database.write(pass_on)
@@ -169,7 +170,7 @@ async def send_join(request: Request, origin: str) -> Response:
     pdu, _rv = await _send_membership(request, origin, "join")
     rooms = services.rooms
 
-    def txn(conn: sqlite3.Connection) -> dict[str, Any]:
+    def txn(conn: Connection) -> dict[str, Any]:
         state = store_state.get_state_before(conn, pdu.event_id) or {}
         state_pdus = list(rooms.get_pdus_txn(conn, state.values()).values())
         chain = auth_chain_txn(rooms, conn, [p.event_id for p in state_pdus] + [pdu.event_id])
@@ -198,7 +199,7 @@ async def send_knock(request: Request, origin: str) -> Response:
     pdu, _rv = await _send_membership(request, origin, "knock")
     rooms = services.rooms
 
-    def txn(conn: sqlite3.Connection) -> dict[str, Any]:
+    def txn(conn: Connection) -> dict[str, Any]:
         events = [rooms.state_event_txn(conn, pdu.room_id, t, "") for t in STRIPPED_TYPES]
         return {
             "knock_room_state": [
@@ -255,7 +256,7 @@ async def invite(request: Request, origin: str) -> Response:
     if not isinstance(stripped, list):
         stripped = []
 
-    def txn(conn: sqlite3.Connection) -> None:
+    def txn(conn: Connection) -> None:
         if store_rooms.get_room_version(conn, room_id) is None:
             # A room we are not in: remember the invite and its stripped state.
             if not store_events.event_exists(conn, signed_pdu.event_id):
@@ -268,12 +269,13 @@ async def invite(request: Request, origin: str) -> Response:
                     event_id=signed_pdu.event_id,
                     stream_ordering=stream,
                 )
-            conn.execute(
-                "INSERT INTO remote_invites (room_id, user_id, event_id, room_version,"
-                " invite_state) VALUES (?, ?, ?, ?, ?) ON CONFLICT (room_id, user_id) DO UPDATE"
-                " SET event_id = excluded.event_id, room_version = excluded.room_version,"
-                " invite_state = excluded.invite_state",
-                (room_id, invitee, signed_pdu.event_id, rv.identifier, json.dumps(stripped)),
+            store_remote_invites.put_invite(
+                conn,
+                room_id=room_id,
+                user_id=invitee,
+                event_id=signed_pdu.event_id,
+                room_version=rv.identifier,
+                invite_state=stripped,
             )
 
     await services.database.write(txn)

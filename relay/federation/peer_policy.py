@@ -21,10 +21,9 @@ per check, on the database's reader threads.
 
 from __future__ import annotations
 
-import sqlite3
-
 from relay.config import Config
 from relay.runtime.database import Database
+from store import Connection
 from store import peers as store_peers
 from store import rooms as store_rooms
 
@@ -54,7 +53,7 @@ class PeerPolicy:
         if server_name in configured:
             return True
 
-        def txn(conn: sqlite3.Connection) -> bool:
+        def txn(conn: Connection) -> bool:
             pinned = configured | store_peers.approved_server_names(conn)
             if server_name in pinned:
                 return True

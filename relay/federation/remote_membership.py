@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from typing import Any
 from urllib.parse import quote
 
@@ -30,7 +29,10 @@ from relay.federation.ingest import BadPdu, Ingest
 from relay.rooms.remote_pdus import accept_pdu_txn
 from relay.runtime.clock import now_ms
 from relay.services import Services
+from store import Connection
+from store import accounts as store_accounts
 from store import events as store_events
+from store import remote_invites as store_remote_invites
 from store import rooms as store_rooms
 
 log = logging.getLogger(__name__)
@@ -76,14 +78,11 @@ class RemoteMembership:
     async def candidate_servers(self, room_id: str, user_id: str, via: list[str]) -> list[str]:
         servers = list(via)
 
-        def txn(conn: sqlite3.Connection) -> list[str]:
+        def txn(conn: Connection) -> list[str]:
             found = []
-            row = conn.execute(
-                "SELECT event_id FROM remote_invites WHERE room_id = ? AND user_id = ?",
-                (room_id, user_id),
-            ).fetchone()
-            if row is not None:
-                invite = self.services.rooms.get_pdu_txn(conn, row[0])
+            invite_id = store_remote_invites.invite_event_id(conn, room_id, user_id)
+            if invite_id is not None:
+                invite = self.services.rooms.get_pdu_txn(conn, invite_id)
                 if invite is not None:
                     found.append(server_of(invite.sender))
             found.extend(store_rooms.servers_in_room(conn, room_id))
@@ -125,11 +124,7 @@ class RemoteMembership:
         template["state_key"] = user_id
         content = dict(template.get("content") or {})
         content["membership"] = "join"
-        profile = await self.services.database.read(
-            lambda conn: conn.execute(
-                "SELECT displayname, avatar_url FROM users WHERE user_id = ?", (user_id,)
-            ).fetchone()
-        )
+        profile = await self.services.database.read(store_accounts.get_profile, user_id)
         if profile is not None:
             if profile[0]:
                 content["displayname"] = profile[0]
@@ -172,7 +167,7 @@ class RemoteMembership:
             raise RemoteError(server, 502, "M_UNKNOWN", "send_join response has no create event")
         room_id = join.room_id
 
-        def create_room(conn: sqlite3.Connection) -> None:
+        def create_room(conn: Connection) -> None:
             if store_rooms.get_room_version(conn, room_id) is None:
                 store_rooms.create_room(
                     conn,
@@ -182,7 +177,7 @@ class RemoteMembership:
                     now_ms=now_ms(),
                 )
             # We are in the room now: the invite, if any, has served its purpose.
-            conn.execute("DELETE FROM remote_invites WHERE room_id = ?", (room_id,))
+            store_remote_invites.delete_invites_to_room(conn, room_id)
 
         # Under the room's lock: a PDU pushed to us between the room's creation and our join
         # would otherwise make a partial current state that our own join soft-fails against.
@@ -191,7 +186,7 @@ class RemoteMembership:
             await self.ingest.store_auth_chain(chain)
             rooms = self.services.rooms
 
-            def accept(conn: sqlite3.Connection) -> str:
+            def accept(conn: Connection) -> str:
                 outcome = accept_pdu_txn(rooms, conn, join, state_before=state_ids)
                 if outcome.status not in ("accepted", "duplicate"):
                     raise Forbidden(
@@ -214,7 +209,7 @@ class RemoteMembership:
         rooms = self.services.rooms
         destination = server_of(invitee)
 
-        def build(conn: sqlite3.Connection) -> tuple[Pdu, list[dict[str, Any]]]:
+        def build(conn: Connection) -> tuple[Pdu, list[dict[str, Any]]]:
             rv = rooms.room_version_txn(conn, room_id)
             pdu, _state = rooms.build_local_event_txn(
                 conn,
@@ -253,7 +248,7 @@ class RemoteMembership:
         if signed.event_id != pdu.event_id:
             raise MatrixError(f"{destination} changed the invite", status=502)
 
-        def store(conn: sqlite3.Connection) -> None:
+        def store(conn: Connection) -> None:
             outcome = accept_pdu_txn(rooms, conn, signed)
             if outcome.status not in ("accepted", "duplicate"):
                 raise Forbidden(f"Invite not accepted: {outcome.reason or outcome.status}")
@@ -298,20 +293,15 @@ class RemoteMembership:
                 "could not reach any server to reject %s (%s); forgetting it locally", room_id, last
             )
 
-        def forget(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "DELETE FROM remote_invites WHERE room_id = ? AND user_id = ?", (room_id, user_id)
-            )
-            row = conn.execute(
-                "SELECT event_id FROM room_memberships WHERE room_id = ? AND user_id = ?",
-                (room_id, user_id),
-            ).fetchone()
+        def forget(conn: Connection) -> None:
+            store_remote_invites.delete_invite(conn, room_id, user_id)
+            row = store_rooms.get_membership_event(conn, room_id, user_id)
             store_rooms.set_membership(
                 conn,
                 room_id=room_id,
                 user_id=user_id,
                 membership="leave",
-                event_id=row[0] if row else "",
+                event_id=row[1] if row else "",
                 stream_ordering=store_events.next_stream_ordering(conn),
             )
 

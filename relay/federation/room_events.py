@@ -14,7 +14,6 @@ https://spec.matrix.org/v1.16/server-server-api/#backfilling-and-retrieving-miss
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
@@ -29,7 +28,9 @@ from relay.rooms.service import RoomService
 from relay.runtime.clock import now_ms
 from relay.runtime.http import json_response, read_json_object
 from relay.services import Services
+from store import Connection
 from store import events as store_events
+from store import rooms as store_rooms
 from store import state as store_state
 
 MAX_BACKFILL = 100
@@ -40,41 +41,24 @@ def _services(request: Request) -> Services:
     return request.app.state.services
 
 
-def server_may_see_txn(conn: sqlite3.Connection, room_id: str, server: str) -> bool:
+def server_may_see_txn(conn: Connection, room_id: str, server: str) -> bool:
     """True if a user of `server` is or ever was in the room (any membership)."""
-    row = conn.execute(
-        "SELECT 1 FROM room_memberships WHERE room_id = ? AND user_id LIKE ? LIMIT 1",
-        (room_id, f"%:{server}"),
-    ).fetchone()
-    if row is not None:
-        return True
-    row = conn.execute(
-        "SELECT 1 FROM events WHERE room_id = ? AND type = 'm.room.member'"
-        " AND state_key LIKE ? AND rejected_reason IS NULL LIMIT 1",
-        (room_id, f"%:{server}"),
-    ).fetchone()
-    return row is not None
+    return store_rooms.server_was_ever_in_room(conn, room_id, server)
 
 
-def require_server_txn(
-    conn: sqlite3.Connection, rooms: RoomService, room_id: str, origin: str
-) -> None:
+def require_server_txn(conn: Connection, rooms: RoomService, room_id: str, origin: str) -> None:
     """Refuse (403) a server the room's ACL denies, or that was never in the room."""
     require_allowed_txn(rooms, conn, room_id, origin)
     if not server_may_see_txn(conn, room_id, origin):
         raise Forbidden("Server is not in the room")
 
 
-def _served_txn(
-    conn: sqlite3.Connection, rooms: RoomService, pdus: Iterable[Pdu]
-) -> list[dict[str, Any]]:
+def _served_txn(conn: Connection, rooms: RoomService, pdus: Iterable[Pdu]) -> list[dict[str, Any]]:
     """The events as other servers get them: redacted where a redaction applies."""
     return [rooms.event_for_servers_txn(conn, pdu) for pdu in pdus]
 
 
-def _visible_pdu_txn(
-    conn: sqlite3.Connection, rooms: RoomService, event_id: str, origin: str
-) -> Pdu:
+def _visible_pdu_txn(conn: Connection, rooms: RoomService, event_id: str, origin: str) -> Pdu:
     row = store_events.get_event_row(conn, event_id)
     if row is None or row["rejected_reason"] is not None:
         raise NotFound(f"Event {event_id} not found")
@@ -85,9 +69,7 @@ def _visible_pdu_txn(
     return pdu
 
 
-def auth_chain_txn(
-    rooms: RoomService, conn: sqlite3.Connection, event_ids: Iterable[str]
-) -> list[Pdu]:
+def auth_chain_txn(rooms: RoomService, conn: Connection, event_ids: Iterable[str]) -> list[Pdu]:
     """Every event in the auth chains of `event_ids` (not the events themselves).
 
     In v12 rooms the create event is in no `auth_events` (the room id names it) but is
@@ -122,7 +104,7 @@ async def get_event(request: Request, origin: str) -> Response:
     event_id = request.path_params["event_id"]
     rooms = services.rooms
 
-    def txn(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    def txn(conn: Connection) -> list[dict[str, Any]]:
         return _served_txn(conn, rooms, [_visible_pdu_txn(conn, rooms, event_id, origin)])
 
     pdus = await services.database.read(txn)
@@ -132,7 +114,7 @@ async def get_event(request: Request, origin: str) -> Response:
 
 
 def _state_at_txn(
-    conn: sqlite3.Connection, rooms: RoomService, room_id: str, event_id: str, origin: str
+    conn: Connection, rooms: RoomService, room_id: str, event_id: str, origin: str
 ) -> tuple[list[Pdu], list[Pdu]]:
     require_server_txn(conn, rooms, room_id, origin)
     pdu = _visible_pdu_txn(conn, rooms, event_id, origin)
@@ -155,7 +137,7 @@ async def get_room_state(request: Request, origin: str) -> Response:
     room_id = request.path_params["room_id"]
     rooms = services.rooms
 
-    def txn(conn: sqlite3.Connection) -> dict[str, Any]:
+    def txn(conn: Connection) -> dict[str, Any]:
         state, chain = _state_at_txn(conn, rooms, room_id, event_id, origin)
         return {
             "pdus": _served_txn(conn, rooms, state),
@@ -185,7 +167,7 @@ async def get_event_auth(request: Request, origin: str) -> Response:
     services = _services(request)
     room_id, event_id = request.path_params["room_id"], request.path_params["event_id"]
 
-    def txn(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    def txn(conn: Connection) -> list[dict[str, Any]]:
         require_server_txn(conn, services.rooms, room_id, origin)
         pdu = _visible_pdu_txn(conn, services.rooms, event_id, origin)
         if pdu.room_id != room_id:
@@ -197,7 +179,7 @@ async def get_event_auth(request: Request, origin: str) -> Response:
 
 def _walk_back_txn(
     rooms: RoomService,
-    conn: sqlite3.Connection,
+    conn: Connection,
     room_id: str,
     start: Iterable[str],
     stop: set[str],
@@ -246,7 +228,7 @@ async def backfill(request: Request, origin: str) -> Response:
     except ValueError:
         raise InvalidParam("limit must be an integer") from None
 
-    def txn(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    def txn(conn: Connection) -> list[dict[str, Any]]:
         require_server_txn(conn, services.rooms, room_id, origin)
         pdus = _walk_back_txn(services.rooms, conn, room_id, starts, set(), limit, True)
         return _served_txn(conn, services.rooms, pdus)
@@ -272,7 +254,7 @@ async def get_missing_events(request: Request, origin: str) -> Response:
     except (TypeError, ValueError):
         raise BadJson("limit and min_depth must be integers") from None
 
-    def txn(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    def txn(conn: Connection) -> list[dict[str, Any]]:
         require_server_txn(conn, services.rooms, room_id, origin)
         pdus = _walk_back_txn(services.rooms, conn, room_id, latest, set(earliest), limit, False)
         # Oldest first, as Synapse sends them.
@@ -294,7 +276,7 @@ async def timestamp_to_event(request: Request, origin: str) -> Response:
     except ValueError:
         raise InvalidParam("ts must be an integer") from None
 
-    def txn(conn: sqlite3.Connection) -> tuple[str, int] | None:
+    def txn(conn: Connection) -> tuple[str, int] | None:
         require_server_txn(conn, services.rooms, room_id, origin)
         # The same query as the client API's: a peer must not learn of events our own
         # timeline hides (soft-failed, rejected, outliers).
@@ -316,7 +298,7 @@ async def get_extremities(request: Request, origin: str) -> Response:
     services = _services(request)
     room_id = request.path_params["room_id"]
 
-    def txn(conn: sqlite3.Connection) -> list[str]:
+    def txn(conn: Connection) -> list[str]:
         require_server_txn(conn, services.rooms, room_id, origin)
         return store_events.get_forward_extremities(conn, room_id)
 

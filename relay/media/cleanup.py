@@ -17,11 +17,11 @@ Rules kept here:
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from relay.media.blobs import STALE_TEMP_SECONDS, BlobStore
+from store import Connection
 from store import db as store_db
 from store import media as store_media
 
@@ -47,7 +47,7 @@ class CleanupReport:
 
 
 def delete_cache_rows(
-    conn: sqlite3.Connection, *, max_bytes: int | None, older_than_ms: int | None, now_ms: int
+    conn: Connection, *, max_bytes: int | None, older_than_ms: int | None, now_ms: int
 ) -> CleanupReport:
     """Delete the cache rows that must go (inside the caller's write transaction)."""
     report = CleanupReport()
@@ -77,12 +77,7 @@ def delete_cache_rows(
             )
             report.thumbnails_removed += 1
         candidates.add(entry["sha256"])
-    orphans = conn.execute(
-        "SELECT sha256 FROM media_thumbnails WHERE remote = 0 AND NOT EXISTS (SELECT 1"
-        " FROM media m WHERE m.server_name = media_thumbnails.server_name"
-        " AND m.media_id = media_thumbnails.media_id)"
-    ).fetchall()
-    candidates.update(row[0] for row in orphans)
+    candidates.update(store_media.orphan_thumbnail_sha256s(conn))
     report.thumbnails_removed += store_media.delete_orphan_thumbnails(conn)
     report.unreferenced = {
         sha for sha in candidates if not store_media.is_sha256_referenced(conn, sha)

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 import trio
 
-from relay.config import DEFAULT_THUMBNAIL_SIZES, Config
+from relay.config import DEFAULT_THUMBNAIL_SIZES, Config, ThumbnailSize, parse_size
 from relay.errors import (
     CannotOverwriteMedia,
     Forbidden,
@@ -49,11 +49,9 @@ from relay.media.blobs import BlobStore, BlobTooLarge, BlobWriter, IncompleteBlo
 from relay.media.thumbnails import (
     ImageTooLarge,
     NotAnImage,
-    ThumbnailSize,
     choose_size,
     is_thumbnailable,
     make_thumbnail,
-    parse_size,
 )
 from relay.runtime.clock import now_ms
 from relay.runtime.database import Database

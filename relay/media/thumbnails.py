@@ -5,6 +5,8 @@ Rules kept here (spec, "Thumbnails"):
 - A request is answered from the configured sizes (`media.thumbnail_sizes`): the smallest
   one of the same method at least as large as asked, else the largest of that method.
   Clients ask for any size; we make and cache at most one file per configured size.
+- The sizes themselves (`ThumbnailSize`, `parse_size`) are configuration values and live in
+  `relay/config.py`, which sits below this package.
 - "scale" keeps the aspect ratio and fits the image in the box; "crop" fills the box
   exactly, cutting the centre of the image to the box's aspect.
 - Never upscale: an image already within the box is served as it is (`None` here).
@@ -26,15 +28,15 @@ Spec: https://spec.matrix.org/v1.16/client-server-api/#thumbnails
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from relay.config import ThumbnailSize
 
 if TYPE_CHECKING:
     # Pillow is imported where it is used (it costs ~20 MB); only its types here.
     from PIL import Image
 
-METHODS = ("crop", "scale")
 THUMBNAILABLE = {"image/jpeg", "image/jpg", "image/png", "image/gif", "image/webp"}
 
 
@@ -44,29 +46,6 @@ class ImageTooLarge(Exception):
 
 class NotAnImage(Exception):
     """Pillow cannot read it."""
-
-
-@dataclass(frozen=True, slots=True)
-class ThumbnailSize:
-    width: int
-    height: int
-    method: str
-
-    def __str__(self) -> str:
-        return f"{self.width}x{self.height} {self.method}"
-
-
-def parse_size(text: str) -> ThumbnailSize:
-    """`"320x240 scale"` -> ThumbnailSize; ValueError if it is not that shape."""
-    dims, _, method = text.strip().partition(" ")
-    width, _, height = dims.partition("x")
-    method = method.strip()
-    if not (width.isdigit() and height.isdigit()) or method not in METHODS:
-        raise ValueError(f"expected 'WIDTHxHEIGHT crop|scale', got {text!r}")
-    size = ThumbnailSize(int(width), int(height), method)
-    if not (0 < size.width <= 4096 and 0 < size.height <= 4096):
-        raise ValueError(f"thumbnail dimensions must be 1-4096, got {text!r}")
-    return size
 
 
 def choose_size(

@@ -22,7 +22,6 @@ so carried PDUs travel byte for byte with their original signatures:
 from __future__ import annotations
 
 import logging
-import sqlite3
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -32,6 +31,7 @@ from relay.events.pdu import Pdu
 from relay.federation.errors import PeerUnreachable, RemoteError
 from relay.runtime.clock import now_ms
 from relay.services import Services
+from store import Connection
 from store import events as store_events
 from store import outbox as store_outbox
 from store import rooms as store_rooms
@@ -49,7 +49,7 @@ DEPTH_MARGIN = 50
 
 
 def _ancestors_txn(
-    conn: sqlite3.Connection, start: list[str], min_depth: int, limit: int
+    conn: Connection, start: list[str], min_depth: int, limit: int
 ) -> dict[str, int]:
     """{event_id: depth} of `start` and their ancestors with depth >= min_depth."""
     found: dict[str, int] = {}
@@ -67,7 +67,7 @@ def _ancestors_txn(
 
 
 def events_peer_lacks_txn(
-    conn: sqlite3.Connection, room_id: str, theirs: list[str], limit: int = MAX_PUSH
+    conn: Connection, room_id: str, theirs: list[str], limit: int = MAX_PUSH
 ) -> list[str]:
     """Event ids we hold in `room_id` that are not `theirs` or their ancestors, oldest
     first (rejected events and outliers left out)."""
@@ -119,7 +119,7 @@ class Gossip:
         """A PDU from `origin` was stored: carry it to the room's trusted peers and upstream."""
         sender_server = server_of(pdu.sender)
 
-        def txn(conn: sqlite3.Connection) -> list[str]:
+        def txn(conn: Connection) -> list[str]:
             servers = store_rooms.servers_in_room(conn, pdu.room_id)
             targets = self._carry_targets(servers, {origin, sender_server})
             for destination in targets:
@@ -156,7 +156,7 @@ class Gossip:
         if not peers:
             return
 
-        def rooms_txn(conn: sqlite3.Connection) -> dict[str, list[str]]:
+        def rooms_txn(conn: Connection) -> dict[str, list[str]]:
             me = self.services.server_name
             out = {}
             for room_id in store_rooms.all_room_ids(conn):
@@ -186,7 +186,7 @@ class Gossip:
             return
         rooms = self.services.rooms
 
-        def txn(conn: sqlite3.Connection) -> int:
+        def txn(conn: Connection) -> int:
             lacking = events_peer_lacks_txn(conn, room_id, theirs)
             pdus = rooms.get_pdus_txn(conn, lacking)
             for event_id in lacking:

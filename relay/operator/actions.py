@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import secrets
 import shutil
-import sqlite3
 import string
 from typing import Any
 
@@ -30,6 +29,7 @@ from relay.rooms.service import RoomService
 from relay.rooms.visibility import content_of
 from relay.runtime import clock
 from relay.runtime.identity import SigningKey
+from store import Connection, TokenExists
 from store import accounts as store_accounts
 from store import peers as store_peers
 from store import registration_tokens as store_tokens
@@ -98,14 +98,14 @@ def token_view(row: dict[str, Any], now_ms: int) -> dict[str, Any]:
 
 
 def create_token_txn(
-    conn: sqlite3.Connection, token: str, uses_allowed: int | None, expiry_time: int | None
+    conn: Connection, token: str, uses_allowed: int | None, expiry_time: int | None
 ) -> dict[str, Any]:
     """Create a token (already checked); its stored row. InvalidParam if it exists."""
     try:
         store_tokens.create_token(
             conn, token=token, uses_allowed=uses_allowed, expiry_time=expiry_time
         )
-    except sqlite3.IntegrityError:
+    except TokenExists:
         raise InvalidParam(f"Token already exists: {token}") from None
     row = store_tokens.get_token(conn, token)
     assert row is not None
@@ -113,7 +113,7 @@ def create_token_txn(
 
 
 def update_token_txn(
-    conn: sqlite3.Connection,
+    conn: Connection,
     token: str,
     *,
     uses_allowed: int | None = _UNCHANGED,
@@ -131,12 +131,12 @@ def update_token_txn(
     return row
 
 
-def delete_token_txn(conn: sqlite3.Connection, token: str) -> None:
+def delete_token_txn(conn: Connection, token: str) -> None:
     if not store_tokens.delete_token(conn, token):
         raise NotFound(f"No such registration token: {token}")
 
 
-def delete_listed_token_txn(conn: sqlite3.Connection, hashed: str) -> None:
+def delete_listed_token_txn(conn: Connection, hashed: str) -> None:
     """Delete a token named by its listed hash (the operator page's delete buttons)."""
     if not store_tokens.delete_token_by_hash(conn, hashed):
         raise NotFound("No such registration token")
@@ -162,7 +162,7 @@ def check_password(password: Any) -> str:
 
 
 def create_user_txn(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     user_id: str,
     password_hash: str | None,
@@ -208,7 +208,7 @@ async def add_user(
     return user_id
 
 
-def existing_user_txn(conn: sqlite3.Connection, user_id: str) -> dict[str, Any]:
+def existing_user_txn(conn: Connection, user_id: str) -> dict[str, Any]:
     user = store_accounts.get_user(conn, user_id)
     if user is None:
         raise NotFound("User not found")
@@ -216,7 +216,7 @@ def existing_user_txn(conn: sqlite3.Connection, user_id: str) -> dict[str, Any]:
 
 
 def reset_password_txn(
-    conn: sqlite3.Connection, user_id: str, password_hash: str, *, logout_devices: bool
+    conn: Connection, user_id: str, password_hash: str, *, logout_devices: bool
 ) -> list[str]:
     """Set the user's password; with `logout_devices` every device (and its access
     tokens) is deleted. The deleted device ids."""
@@ -227,7 +227,7 @@ def reset_password_txn(
     return _delete_devices(conn, user_id)
 
 
-def deactivate_user_txn(conn: sqlite3.Connection, user_id: str) -> list[str]:
+def deactivate_user_txn(conn: Connection, user_id: str) -> list[str]:
     """Deactivate: no password, no devices, no access tokens; the user id stays taken.
     The deleted device ids."""
     existing_user_txn(conn, user_id)
@@ -236,7 +236,7 @@ def deactivate_user_txn(conn: sqlite3.Connection, user_id: str) -> list[str]:
     return devices
 
 
-def _delete_devices(conn: sqlite3.Connection, user_id: str) -> list[str]:
+def _delete_devices(conn: Connection, user_id: str) -> list[str]:
     devices = [d["device_id"] for d in store_accounts.list_devices(conn, user_id)]
     for device_id in devices:
         store_accounts.delete_device(conn, user_id, device_id)
@@ -246,9 +246,7 @@ def _delete_devices(conn: sqlite3.Connection, user_id: str) -> list[str]:
 # -- rooms ---------------------------------------------------------------------------
 
 
-def room_details_txn(
-    conn: sqlite3.Connection, rooms: RoomService, room_id: str
-) -> dict[str, Any] | None:
+def room_details_txn(conn: Connection, rooms: RoomService, room_id: str) -> dict[str, Any] | None:
     """A room as a server admin sees it, from its current state (Synapse's
     `get_room_with_stats` fields); None for a room we don't know."""
     room = store_rooms.get_room(conn, room_id)
@@ -301,7 +299,7 @@ def room_details_txn(
     }
 
 
-def rooms_txn(conn: sqlite3.Connection, rooms: RoomService) -> list[dict[str, Any]]:
+def rooms_txn(conn: Connection, rooms: RoomService) -> list[dict[str, Any]]:
     """`room_details_txn` of every room we know."""
     found = (room_details_txn(conn, rooms, r) for r in store_rooms.all_room_ids(conn))
     return [room for room in found if room is not None]
@@ -310,7 +308,7 @@ def rooms_txn(conn: sqlite3.Connection, rooms: RoomService) -> list[dict[str, An
 # -- LAN peers -------------------------------------------------------------------------
 
 
-def peers_txn(conn: sqlite3.Connection, config: Config) -> list[dict[str, Any]]:
+def peers_txn(conn: Connection, config: Config) -> list[dict[str, Any]]:
     """LAN peers (and rejected impersonating announcements), as `relay peers list`."""
     out = []
     for row in store_peers.all_peers(conn):
@@ -347,7 +345,7 @@ def peers_txn(conn: sqlite3.Connection, config: Config) -> list[dict[str, Any]]:
     return out
 
 
-def approve_peer_txn(conn: sqlite3.Connection, name: str) -> dict[str, Any]:
+def approve_peer_txn(conn: Connection, name: str) -> dict[str, Any]:
     """Pin the key `name` serves now; its row. NotFound if its key was never seen."""
     row = store_peers.approve(conn, name)
     if row is None:
@@ -355,7 +353,7 @@ def approve_peer_txn(conn: sqlite3.Connection, name: str) -> dict[str, Any]:
     return row
 
 
-def revoke_peer_txn(conn: sqlite3.Connection, name: str) -> None:
+def revoke_peer_txn(conn: Connection, name: str) -> None:
     if not store_peers.revoke(conn, name):
         raise NotFound(f"no LAN peer {name}")
 
@@ -363,7 +361,7 @@ def revoke_peer_txn(conn: sqlite3.Connection, name: str) -> None:
 # -- status ----------------------------------------------------------------------------
 
 
-def status_txn(conn: sqlite3.Connection, config: Config, key: SigningKey) -> dict[str, Any]:
+def status_txn(conn: Connection, config: Config, key: SigningKey) -> dict[str, Any]:
     """What `relay status` shows, read in the caller's read transaction."""
     snap = store_status.snapshot_txn(conn)
     counts, media_counts, depths = snap["counts"], snap["media"], snap["depths"]
@@ -384,6 +382,7 @@ def status_txn(conn: sqlite3.Connection, config: Config, key: SigningKey) -> dic
         },
         "upstream": config.upstream,
         "counts": counts,
+        "database": snap["database"],
         "media": media_counts,
         "disk_free_bytes": disk_free,
         "federation": {

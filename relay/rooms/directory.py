@@ -19,13 +19,13 @@ https://spec.matrix.org/v1.16/client-server-api/#listing-rooms (list_public_room
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from relay.errors import Forbidden, InvalidParam, NotFound, Unknown
 from relay.events.auth import required_power_level, user_power_level
 from relay.rooms.service import RoomService
 from relay.rooms.visibility import content_of, joined_viewer_txn, viewer_txn
+from store import Connection
 from store import accounts as store_accounts
 from store import rooms as store_rooms
 from store import state as store_state
@@ -37,7 +37,7 @@ from store.errors import AliasExists
 async def resolve_alias(rooms: RoomService, alias: str) -> dict[str, Any]:
     """`{room_id, servers}` for a local alias. Raises NotFound."""
 
-    def txn(conn: sqlite3.Connection) -> dict[str, Any]:
+    def txn(conn: Connection) -> dict[str, Any]:
         found = store_rooms.get_alias(conn, alias)
         if found is None:
             raise NotFound(f"Room alias {alias} not found")
@@ -54,7 +54,7 @@ async def create_alias(rooms: RoomService, user_id: str, alias: str, room_id: st
     Raises: NotFound (unknown room), Forbidden (not joined), Unknown 409 (alias taken).
     """
 
-    def txn(conn: sqlite3.Connection) -> None:
+    def txn(conn: Connection) -> None:
         if store_rooms.get_room_version(conn, room_id) is None:
             raise NotFound(f"Unknown room {room_id}")
         joined_viewer_txn(conn, rooms, room_id, user_id)
@@ -71,7 +71,7 @@ async def create_alias(rooms: RoomService, user_id: str, alias: str, room_id: st
 async def delete_alias(rooms: RoomService, user_id: str, alias: str) -> None:
     """Remove a local alias. Raises NotFound, Forbidden."""
 
-    def txn(conn: sqlite3.Connection) -> None:
+    def txn(conn: Connection) -> None:
         found = store_rooms.get_alias(conn, alias)
         if found is None:
             raise NotFound(f"Room alias {alias} not found")
@@ -87,16 +87,14 @@ async def delete_alias(rooms: RoomService, user_id: str, alias: str) -> None:
 async def local_aliases(rooms: RoomService, user_id: str, room_id: str) -> list[str]:
     """The room's local aliases, for those who may read the room. Raises Forbidden."""
 
-    def txn(conn: sqlite3.Connection) -> list[str]:
+    def txn(conn: Connection) -> list[str]:
         viewer_txn(conn, rooms, room_id, user_id)
         return store_rooms.aliases_for_room(conn, room_id)
 
     return await rooms.database.read(txn)
 
 
-def _may_edit_room_list(
-    conn: sqlite3.Connection, rooms: RoomService, user_id: str, room_id: str
-) -> bool:
+def _may_edit_room_list(conn: Connection, rooms: RoomService, user_id: str, room_id: str) -> bool:
     """A server admin, or a joined member allowed to send m.room.canonical_alias."""
     user = store_accounts.get_user(conn, user_id)
     if user is not None and user["is_admin"]:
@@ -129,7 +127,7 @@ async def set_room_visibility(
 ) -> None:
     """Publish or unpublish the room. Raises NotFound, Forbidden."""
 
-    def txn(conn: sqlite3.Connection) -> None:
+    def txn(conn: Connection) -> None:
         if store_rooms.get_room(conn, room_id) is None:
             raise NotFound("Room not found")
         if not _may_edit_room_list(conn, rooms, user_id, room_id):
@@ -139,7 +137,7 @@ async def set_room_visibility(
     await rooms.database.write(txn)
 
 
-def room_summary_txn(conn: sqlite3.Connection, rooms: RoomService, room_id: str) -> dict[str, Any]:
+def room_summary_txn(conn: Connection, rooms: RoomService, room_id: str) -> dict[str, Any]:
     """The /publicRooms chunk entry of a room, from its current state."""
     state = store_state.get_current_state(conn, room_id)
 
@@ -197,7 +195,7 @@ async def public_rooms(
     `total_room_count_estimate`)."""
     offset = _parse_since(since)
 
-    def txn(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    def txn(conn: Connection) -> list[dict[str, Any]]:
         return [room_summary_txn(conn, rooms, r) for r in store_rooms.public_room_ids(conn)]
 
     entries = await rooms.database.read(txn)

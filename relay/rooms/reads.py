@@ -30,7 +30,6 @@ https://spec.matrix.org/v1.16/client-server-api/#get_matrixclientv3roomsroomidme
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol, TypeVar
@@ -48,6 +47,7 @@ from relay.rooms.visibility import (
     viewer_txn,
     visible_txn,
 )
+from store import Connection
 from store import events as store_events
 from store import rooms as store_rooms
 from store import state as store_state
@@ -148,7 +148,7 @@ StateBefore = Callable[[str], dict[tuple[str, str], str] | None]
 
 
 def view_txn(
-    conn: sqlite3.Connection,
+    conn: Connection,
     rooms: RoomService,
     pdu: Pdu,
     user_id: str,
@@ -172,7 +172,7 @@ def view_txn(
 
 
 def decorate_txn(
-    conn: sqlite3.Connection,
+    conn: Connection,
     rooms: RoomService,
     pdus: Iterable[Pdu],
     user_id: str,
@@ -262,7 +262,7 @@ def _range(direction: Direction, start: Position, bound: Position | None, viewer
 
 
 def _rows(
-    conn: sqlite3.Connection,
+    conn: Connection,
     room_id: str,
     direction: Direction,
     rng: _Range,
@@ -282,7 +282,7 @@ def _rows(
 
 
 def _scan_txn(
-    conn: sqlite3.Connection,
+    conn: Connection,
     rooms: RoomService,
     viewer: Viewer,
     direction: Direction,
@@ -324,7 +324,7 @@ def _scan_txn(
     return _Scan(kept, cursor, not more, scanned)
 
 
-def _gaps_txn(conn: sqlite3.Connection, room_id: str, start: Position, scan: _Scan) -> list[str]:
+def _gaps_txn(conn: Connection, room_id: str, start: Position, scan: _Scan) -> list[str]:
     """The holes a backwards page reached: missing prevs of the events it looked at;
     once nothing is left locally, also those of any event up to the page's depth
     (Synapse's backfill points), e.g. of our join when the page began just below it."""
@@ -336,7 +336,7 @@ def _gaps_txn(conn: sqlite3.Connection, room_id: str, start: Position, scan: _Sc
 
 
 def messages_txn(
-    conn: sqlite3.Connection,
+    conn: Connection,
     rooms: RoomService,
     viewer: Viewer,
     device_id: str | None,
@@ -370,7 +370,7 @@ def messages_txn(
 
 
 def _members_for_senders_txn(
-    conn: sqlite3.Connection, rooms: RoomService, pdus: Iterable[Pdu]
+    conn: Connection, rooms: RoomService, pdus: Iterable[Pdu]
 ) -> list[EventView]:
     """Lazy-loaded members: each sender's member event as it was when they sent their
     first event of `pdus` (so it carries the name the chunk was written under)."""
@@ -392,7 +392,7 @@ def _members_for_senders_txn(
 
 
 def event_txn(
-    conn: sqlite3.Connection,
+    conn: Connection,
     rooms: RoomService,
     viewer: Viewer,
     device_id: str | None,
@@ -415,7 +415,7 @@ def event_txn(
 
 
 def event_by_timestamp_txn(
-    conn: sqlite3.Connection,
+    conn: Connection,
     rooms: RoomService,
     viewer: Viewer,
     ts: int,
@@ -435,7 +435,7 @@ def event_by_timestamp_txn(
 
 
 def context_txn(
-    conn: sqlite3.Connection,
+    conn: Connection,
     rooms: RoomService,
     viewer: Viewer,
     device_id: str | None,
@@ -484,7 +484,7 @@ def context_txn(
 
 
 def state_ids_txn(
-    conn: sqlite3.Connection, rooms: RoomService, viewer: Viewer, at: Position | None = None
+    conn: Connection, rooms: RoomService, viewer: Viewer, at: Position | None = None
 ) -> StateMap:
     """The state the viewer sees: now, or when they left; with `at`, the state after the
     last event at or before that position (in stream or topological order, as it is)."""
@@ -512,7 +512,7 @@ def state_ids_txn(
 
 
 def state_txn(
-    conn: sqlite3.Connection, rooms: RoomService, viewer: Viewer, at: Position | None = None
+    conn: Connection, rooms: RoomService, viewer: Viewer, at: Position | None = None
 ) -> list[EventView]:
     found = rooms.get_pdus_txn(conn, state_ids_txn(conn, rooms, viewer, at).values())
     pdus = sorted(found.values(), key=_state_order)
@@ -524,7 +524,7 @@ def _state_order(pdu: Pdu) -> tuple[str, str]:
 
 
 def state_event_txn(
-    conn: sqlite3.Connection, rooms: RoomService, viewer: Viewer, type_: str, state_key: str
+    conn: Connection, rooms: RoomService, viewer: Viewer, type_: str, state_key: str
 ) -> EventView:
     """One entry of the viewer's state. Raises NotFound."""
     event_id = state_ids_txn(conn, rooms, viewer).get((type_, state_key))
@@ -535,7 +535,7 @@ def state_event_txn(
 
 
 def members_txn(
-    conn: sqlite3.Connection,
+    conn: Connection,
     rooms: RoomService,
     viewer: Viewer,
     *,
@@ -562,7 +562,7 @@ def members_txn(
 
 
 def joined_members_txn(
-    conn: sqlite3.Connection, rooms: RoomService, viewer: Viewer
+    conn: Connection, rooms: RoomService, viewer: Viewer
 ) -> dict[str, dict[str, Any]]:
     """`{user_id: {display_name, avatar_url}}` of the currently joined members."""
     joined: dict[str, dict[str, Any]] = {}
@@ -598,7 +598,7 @@ async def read_as(
     """Run `fn(conn, rooms, viewer, *args, **kwargs)` in one read snapshot, the viewer
     being `user_id` in `room_id` (only while joined, with `joined`). Raises Forbidden."""
 
-    def txn(conn: sqlite3.Connection) -> T:
+    def txn(conn: Connection) -> T:
         check = joined_viewer_txn if joined else viewer_txn
         return fn(conn, rooms, check(conn, rooms, room_id, user_id), *args, **kwargs)
 

@@ -21,7 +21,6 @@ https://spec.matrix.org/v1.16/client-server-api/#threading
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from typing import Literal
 
@@ -37,6 +36,7 @@ from relay.rooms.reads import (
 )
 from relay.rooms.service import RoomService
 from relay.rooms.visibility import Viewer, visible_txn
+from store import Connection
 from store import relations as store_relations
 
 #: How deep `recurse` follows relations of relations (Synapse's).
@@ -85,7 +85,7 @@ def _bounds(
 
 
 def relations_txn(
-    conn: sqlite3.Connection,
+    conn: Connection,
     rooms: RoomService,
     viewer: Viewer,
     device_id: str | None,
@@ -164,7 +164,7 @@ def relations_txn(
 
 
 def threads_txn(
-    conn: sqlite3.Connection,
+    conn: Connection,
     rooms: RoomService,
     viewer: Viewer,
     device_id: str | None,

@@ -25,7 +25,6 @@ Spec: https://spec.matrix.org/v1.16/client-server-api/#aggregations-of-child-eve
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +40,7 @@ from relay.events.relations import (
 )
 from relay.rooms.service import RoomService
 from relay.rooms.visibility import Viewer, visible_txn
+from store import Connection
 from store import relations as store_relations
 
 
@@ -66,7 +66,7 @@ class Aggregations:
 
 
 def _live_children(
-    conn: sqlite3.Connection,
+    conn: Connection,
     rooms: RoomService,
     room_id: str,
     parent_ids: Iterable[str],
@@ -82,7 +82,7 @@ def _live_children(
 
 
 def _newest_edits_txn(
-    conn: sqlite3.Connection,
+    conn: Connection,
     rooms: RoomService,
     viewer: Viewer,
     originals: Sequence[Pdu],
@@ -111,7 +111,7 @@ def _newest_edits_txn(
 
 
 def aggregations_txn(
-    conn: sqlite3.Connection,
+    conn: Connection,
     rooms: RoomService,
     viewer: Viewer,
     pdus: Iterable[Pdu],
@@ -144,7 +144,7 @@ def aggregations_txn(
 
 
 def _thread_summaries_txn(
-    conn: sqlite3.Connection,
+    conn: Connection,
     rooms: RoomService,
     viewer: Viewer,
     roots: Sequence[Pdu],

@@ -27,7 +27,6 @@ Spec: https://spec.matrix.org/v1.16/server-server-api/#checks-performed-on-recei
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +38,7 @@ from relay.events.room_versions import RoomVersion
 from relay.events.state_res import resolve_state
 from relay.rooms.service import RoomService, insert_pdu_txn
 from relay.runtime.clock import now_ms
+from store import Connection
 from store import events as store_events
 from store import rooms as store_rooms
 from store import state as store_state
@@ -86,7 +86,7 @@ class MissingEvents(Exception):
 class EventLoader:
     """Events as state resolution wants them: dicts with their event_id, read lazily."""
 
-    def __init__(self, rooms: RoomService, conn: sqlite3.Connection) -> None:
+    def __init__(self, rooms: RoomService, conn: Connection) -> None:
         self._rooms = rooms
         self._conn = conn
         self._cache: dict[str, dict[str, Any] | None] = {}
@@ -109,20 +109,12 @@ def is_promotable_outlier(row: Mapping[str, Any]) -> bool:
     return bool(row["outlier"]) and row["rejected_reason"] is None
 
 
-def rejected_ids(conn: sqlite3.Connection, event_ids: Iterable[str]) -> set[str]:
-    ids = list(event_ids)
-    if not ids:
-        return set()
-    marks = ",".join("?" * len(ids))
-    rows = conn.execute(
-        f"SELECT event_id FROM events WHERE event_id IN ({marks}) AND rejected_reason IS NOT NULL",
-        ids,
-    )
-    return {row[0] for row in rows}
+def rejected_ids(conn: Connection, event_ids: Iterable[str]) -> set[str]:
+    return store_events.rejected_event_ids(conn, event_ids)
 
 
 def create_event_for(
-    rooms: RoomService, conn: sqlite3.Connection, rv: RoomVersion, room_id: str
+    rooms: RoomService, conn: Connection, rv: RoomVersion, room_id: str
 ) -> dict[str, Any] | None:
     """The v12 create event (named by the room id itself); None for other versions."""
     if not rv.room_id_is_create_event_hash:
@@ -146,7 +138,7 @@ def _auth_state_from(
 
 def resolve(
     rooms: RoomService,
-    conn: sqlite3.Connection,
+    conn: Connection,
     rv: RoomVersion,
     states: list[StateMap],
     loader: EventLoader,
@@ -160,7 +152,7 @@ def resolve(
 
 
 def state_before_txn(
-    rooms: RoomService, conn: sqlite3.Connection, pdu: Pdu, loader: EventLoader
+    rooms: RoomService, conn: Connection, pdu: Pdu, loader: EventLoader
 ) -> StateMap:
     """The resolved state after the PDU's prev events. Raises MissingEvents."""
     states: list[StateMap] = []
@@ -178,7 +170,7 @@ def state_before_txn(
 
 def accept_pdu_txn(
     rooms: RoomService,
-    conn: sqlite3.Connection,
+    conn: Connection,
     pdu: Pdu,
     *,
     state_before: StateMap | None = None,
@@ -272,7 +264,7 @@ def accept_pdu_txn(
 
 
 def _store(
-    conn: sqlite3.Connection,
+    conn: Connection,
     pdu: Pdu,
     replaces: bool,
     *,
@@ -295,17 +287,20 @@ def _store(
         stream = store_events.next_backfill_stream_ordering(conn)
     else:
         stream = store_events.next_stream_ordering(conn)
-    conn.execute(
-        "UPDATE events SET outlier = 0, soft_failed = ?, rejected_reason = ?,"
-        " stream_ordering = ?, received_ts = ? WHERE event_id = ?",
-        (int(soft_failed), rejected_reason, stream, now_ms(), pdu.event_id),
+    store_events.promote_outlier(
+        conn,
+        pdu.event_id,
+        stream_ordering=stream,
+        soft_failed=soft_failed,
+        rejected_reason=rejected_reason,
+        received_ts=now_ms(),
     )
     return stream
 
 
 def _store_rejected(
     rooms: RoomService,
-    conn: sqlite3.Connection,
+    conn: Connection,
     pdu: Pdu,
     reason: str,
     replaces: bool = False,
@@ -319,7 +314,7 @@ def _store_rejected(
 
 def refresh_current_state_txn(
     rooms: RoomService,
-    conn: sqlite3.Connection,
+    conn: Connection,
     rv: RoomVersion,
     room_id: str,
     loader: EventLoader,

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import sqlite3
 import string
 import threading
 from collections import OrderedDict
@@ -51,13 +50,16 @@ from relay.events.relations import ANNOTATION, THREAD, relation_of
 from relay.events.room_versions import RoomVersion, room_version
 from relay.events.server_acl import SERVER_ACL, server_allowed
 from relay.runtime.clock import now_ms
-from relay.runtime.database import Database
+from relay.runtime.database import Database, after_commit
 from relay.runtime.identity import SigningKey
 from relay.runtime.notifier import Notifier
+from store import Connection
+from store import accounts as store_accounts
 from store import events as store_events
 from store import outbox as store_outbox
 from store import redactions as store_redactions
 from store import relations as store_relations
+from store import remote_invites as store_remote_invites
 from store import rooms as store_rooms
 from store import state as store_state
 from store import txn_ids as store_txn_ids
@@ -71,7 +73,12 @@ MAX_AGGREGATION_KEY = 500
 
 
 class PduCache:
-    """A bounded, thread-safe event_id -> Pdu cache (events never change once stored)."""
+    """A bounded, thread-safe event_id -> Pdu cache (events never change once stored).
+
+    Only committed events enter it: `put` inside a write transaction takes effect once
+    that write has committed, and never if it rolls back (`after_commit`), so a failed
+    write leaves no event behind that the database does not hold.
+    """
 
     def __init__(self, size: int = PDU_CACHE_SIZE) -> None:
         self._size = size
@@ -86,6 +93,9 @@ class PduCache:
             return pdu
 
     def put(self, pdu: Pdu) -> None:
+        after_commit(lambda: self._put_now(pdu))
+
+    def _put_now(self, pdu: Pdu) -> None:
         with self._lock:
             self._items[pdu.event_id] = pdu
             self._items.move_to_end(pdu.event_id)
@@ -119,7 +129,7 @@ PRESETS: dict[str, dict[str, str]] = {
 
 
 def insert_pdu_txn(
-    conn: sqlite3.Connection,
+    conn: Connection,
     pdu: Pdu,
     *,
     outlier: bool = False,
@@ -245,7 +255,7 @@ class RoomService:
 
     # -- reading (any connection) ---------------------------------------------------
 
-    def room_version_txn(self, conn: sqlite3.Connection, room_id: str) -> RoomVersion:
+    def room_version_txn(self, conn: Connection, room_id: str) -> RoomVersion:
         identifier = store_rooms.get_room_version(conn, room_id)
         if identifier is None:
             raise NotFound(f"Unknown room {room_id}")
@@ -254,7 +264,7 @@ class RoomService:
             raise UnsupportedRoomVersion(f"Room version {identifier} is not supported")
         return rv
 
-    def get_pdu_txn(self, conn: sqlite3.Connection, event_id: str) -> Pdu | None:
+    def get_pdu_txn(self, conn: Connection, event_id: str) -> Pdu | None:
         pdu = self.pdus.get(event_id)
         if pdu is not None:
             return pdu
@@ -264,11 +274,7 @@ class RoomService:
         identifier = store_rooms.get_room_version(conn, row["room_id"])
         if identifier is None:
             # An invite to a room on another server that we are not in (yet).
-            found = conn.execute(
-                "SELECT room_version FROM remote_invites WHERE room_id = ? LIMIT 1",
-                (row["room_id"],),
-            ).fetchone()
-            identifier = found[0] if found else None
+            identifier = store_remote_invites.invited_room_version(conn, row["room_id"])
         rv = room_version(identifier or "")
         raw = store_events.get_event_raw(conn, event_id)
         if rv is None or raw is None:
@@ -277,7 +283,7 @@ class RoomService:
         self.pdus.put(pdu)
         return pdu
 
-    def get_pdus_txn(self, conn: sqlite3.Connection, event_ids: Iterable[str]) -> dict[str, Pdu]:
+    def get_pdus_txn(self, conn: Connection, event_ids: Iterable[str]) -> dict[str, Pdu]:
         found: dict[str, Pdu] = {}
         for event_id in event_ids:
             pdu = self.get_pdu_txn(conn, event_id)
@@ -285,15 +291,13 @@ class RoomService:
                 found[event_id] = pdu
         return found
 
-    def current_state_txn(
-        self, conn: sqlite3.Connection, room_id: str
-    ) -> dict[tuple[str, str], Pdu]:
+    def current_state_txn(self, conn: Connection, room_id: str) -> dict[tuple[str, str], Pdu]:
         ids = store_state.get_current_state(conn, room_id)
         pdus = self.get_pdus_txn(conn, ids.values())
         return {key: pdus[eid] for key, eid in ids.items() if eid in pdus}
 
     def state_event_txn(
-        self, conn: sqlite3.Connection, room_id: str, type_: str, state_key: str
+        self, conn: Connection, room_id: str, type_: str, state_key: str
     ) -> Pdu | None:
         event_id = store_state.get_current_state_event_id(conn, room_id, type_, state_key)
         return self.get_pdu_txn(conn, event_id) if event_id else None
@@ -302,7 +306,7 @@ class RoomService:
 
     def append_local_event_txn(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         rv: RoomVersion,
         room_id: str | None,
         **fields: Any,
@@ -314,7 +318,7 @@ class RoomService:
 
     def build_local_event_txn(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         rv: RoomVersion,
         room_id: str | None,
         *,
@@ -391,7 +395,7 @@ class RoomService:
 
         return pdu, state
 
-    def _check_client_relation_txn(self, conn: sqlite3.Connection, pdu: Pdu) -> None:
+    def _check_client_relation_txn(self, conn: Connection, pdu: Pdu) -> None:
         """Refuse a local event whose relation can't stand, as Synapse answers (400): a
         parent in another room, or unknown with nothing yet relating to it; an annotation
         without a key (or with one over 500 characters), or a second one with the same
@@ -425,7 +429,7 @@ class RoomService:
 
     def _check_client_redaction_txn(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         pdu: Pdu,
         auth_state: Mapping[tuple[str, str], Mapping[str, Any]],
         create_event: Mapping[str, Any] | None,
@@ -448,7 +452,7 @@ class RoomService:
             raise Unknown(refusal.reason, status=400)
         raise Forbidden(refusal.reason)
 
-    def _accepted_pdu_txn(self, conn: sqlite3.Connection, event_id: str) -> Pdu | None:
+    def _accepted_pdu_txn(self, conn: Connection, event_id: str) -> Pdu | None:
         """The stored event `event_id` unless it was rejected."""
         row = store_events.get_event_row(conn, event_id)
         if row is None or row["rejected_reason"] is not None:
@@ -456,7 +460,7 @@ class RoomService:
         return self.get_pdu_txn(conn, event_id)
 
     def place_on_tips_txn(
-        self, conn: sqlite3.Connection, rv: RoomVersion, partial: dict[str, Any]
+        self, conn: Connection, rv: RoomVersion, partial: dict[str, Any]
     ) -> dict[tuple[str, str], str]:
         """Set prev_events, depth and auth_events of `partial` from the room's forward
         extremities and current state (which it returns: the state before the event)."""
@@ -477,7 +481,7 @@ class RoomService:
         return state
 
     def _store_local_pdu_txn(
-        self, conn: sqlite3.Connection, pdu: Pdu, state_before: dict[tuple[str, str], str]
+        self, conn: Connection, pdu: Pdu, state_before: dict[tuple[str, str], str]
     ) -> None:
         room_id = pdu.room_id
         stream = insert_pdu_txn(conn, pdu, received_ts=pdu.origin_server_ts)
@@ -507,7 +511,7 @@ class RoomService:
         self.enqueue_for_peers_txn(conn, pdu)
 
     def enqueue_for_peers_txn(
-        self, conn: sqlite3.Connection, pdu: Pdu, *, exclude: Iterable[str] = ()
+        self, conn: Connection, pdu: Pdu, *, exclude: Iterable[str] = ()
     ) -> None:
         servers = set(store_rooms.servers_in_room(conn, pdu.room_id))
         servers.difference_update(exclude)
@@ -528,7 +532,7 @@ class RoomService:
     # -- the operations the APIs call -------------------------------------------------
 
     async def _write(self, fn: Any, *args: Any) -> Any:
-        def txn(conn: sqlite3.Connection) -> tuple[Any, int, bool]:
+        def txn(conn: Connection) -> tuple[Any, int, bool]:
             # The stream position and whether anything was queued for other servers are
             # read in the write itself: no extra read per write.
             outbox_before = store_outbox.last_id(conn)
@@ -553,7 +557,7 @@ class RoomService:
 
     def _create_room_txn(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         rv: RoomVersion,
         config: RoomConfig,
         preset: dict[str, str],
@@ -664,13 +668,11 @@ class RoomService:
         return room_id
 
     def _member_content_txn(
-        self, conn: sqlite3.Connection, user_id: str, membership: str
+        self, conn: Connection, user_id: str, membership: str
     ) -> dict[str, Any]:
         content: dict[str, Any] = {"membership": membership}
         if membership == "join" and server_of(user_id) == self.server_name:
-            row = conn.execute(
-                "SELECT displayname, avatar_url FROM users WHERE user_id = ?", (user_id,)
-            ).fetchone()
+            row = store_accounts.get_profile(conn, user_id)
             if row is not None:
                 if row[0]:
                     content["displayname"] = row[0]
@@ -692,7 +694,7 @@ class RoomService:
     ) -> str:
         """Send a message (or, with state_key, a state event); idempotent per txn id."""
 
-        def txn(conn: sqlite3.Connection) -> str:
+        def txn(conn: Connection) -> str:
             scope = f"send:{room_id}"
             if txn_id is not None and device_id is not None:
                 earlier = store_txn_ids.get_txn(
@@ -721,10 +723,8 @@ class RoomService:
                     result=pdu.event_id,
                     now_ms=now_ms(),
                 )
-                conn.execute(
-                    "INSERT OR IGNORE INTO event_txn_ids (event_id, user_id, device_id, txn_id)"
-                    " VALUES (?, ?, ?, ?)",
-                    (pdu.event_id, sender, device_id, txn_id),
+                store_txn_ids.put_event_txn_id(
+                    conn, event_id=pdu.event_id, user_id=sender, device_id=device_id, txn_id=txn_id
                 )
             return pdu.event_id
 
@@ -740,7 +740,7 @@ class RoomService:
         reason: str | None = None,
         extra_content: dict[str, Any] | None = None,
     ) -> str:
-        def txn(conn: sqlite3.Connection) -> str:
+        def txn(conn: Connection) -> str:
             rv = self.room_version_txn(conn, room_id)
             content = self._member_content_txn(conn, target, membership)
             if extra_content:
@@ -791,7 +791,7 @@ class RoomService:
         if not servers:
             return  # a local-only room: nothing to queue, no write
 
-        def txn(conn: sqlite3.Connection) -> None:
+        def txn(conn: Connection) -> None:
             for destination in servers:
                 store_outbox.enqueue(
                     conn, destination=destination, kind="edu", payload=payload, now_ms=now_ms()
@@ -805,7 +805,7 @@ class RoomService:
         """Whether one of our users is joined: only then can we build on the room."""
         suffix = ":" + self.server_name
 
-        def txn(conn: sqlite3.Connection) -> bool:
+        def txn(conn: Connection) -> bool:
             return any(u.endswith(suffix) for u in store_rooms.joined_users(conn, room_id))
 
         return await self.database.read(txn)
@@ -821,18 +821,12 @@ class RoomService:
         if membership in ("join", "invite", "knock"):
             raise BadJson("You must leave the room before forgetting it", status=400)
 
-        def txn(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT OR IGNORE INTO forgotten_rooms (user_id, room_id) VALUES (?, ?)",
-                (user_id, room_id),
-            )
+        await self.database.write(store_rooms.forget_room, user_id, room_id)
 
-        await self.database.write(txn)
-
-    def membership_txn(self, conn: sqlite3.Connection, room_id: str, user_id: str) -> str | None:
+    def membership_txn(self, conn: Connection, room_id: str, user_id: str) -> str | None:
         return store_rooms.get_membership(conn, room_id, user_id)
 
-    def redacted_by_txn(self, conn: sqlite3.Connection, event_id: str) -> Pdu | None:
+    def redacted_by_txn(self, conn: Connection, event_id: str) -> Pdu | None:
         """The first stored redaction of `event_id` that applies (`redaction_allowed`:
         same room, accepted, its sender able to redact or of the target sender's server),
         or None. Asked at every read, so a redaction stored before its target is held
@@ -849,7 +843,7 @@ class RoomService:
                 return redaction
         return None
 
-    def event_for_servers_txn(self, conn: sqlite3.Connection, pdu: Pdu) -> dict[str, Any]:
+    def event_for_servers_txn(self, conn: Connection, pdu: Pdu) -> dict[str, Any]:
         """`pdu` as other servers get it (federation /event, /state, /event_auth,
         /backfill, /get_missing_events, send_join): pruned by its room version's redaction
         algorithm when a redaction applies (`redacted_by_txn`), as Synapse serves it;
@@ -860,7 +854,7 @@ class RoomService:
             return pdu.as_dict()
         return redact(pdu.as_dict(), pdu.room_version)
 
-    def held_redaction_txn(self, conn: sqlite3.Connection, pdu: Pdu) -> bool:
+    def held_redaction_txn(self, conn: Connection, pdu: Pdu) -> bool:
         """Whether `pdu` is a redaction that clients must not get (yet): *handling
         redactions* sends a redaction to clients only once it applies, so one is held
         while its target is unknown (or rejected) and for good when `redaction_allowed`
@@ -877,7 +871,7 @@ class RoomService:
 
     def _applies_txn(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         redaction: Pdu,
         row: store_redactions.RedactionRow,
         target: Pdu,
@@ -895,7 +889,7 @@ class RoomService:
         )
 
     def _redaction_auth_state_txn(
-        self, conn: sqlite3.Connection, redaction: Pdu
+        self, conn: Connection, redaction: Pdu
     ) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, Any] | None]:
         """The state a redaction is judged by, and the v12 create event: the room's state
         before it (what the receipt checks resolved), or for an outlier, which has no
@@ -921,13 +915,9 @@ class RoomService:
         return auth_state, create_event
 
     def txn_id_for_txn(
-        self, conn: sqlite3.Connection, event_id: str, user_id: str, device_id: str
+        self, conn: Connection, event_id: str, user_id: str, device_id: str
     ) -> str | None:
-        row = conn.execute(
-            "SELECT txn_id FROM event_txn_ids WHERE event_id = ? AND user_id = ? AND device_id = ?",
-            (event_id, user_id, device_id),
-        ).fetchone()
-        return row[0] if row else None
+        return store_txn_ids.event_txn_id(conn, event_id, user_id, device_id)
 
 
 def content_json(content: dict[str, Any]) -> str:

@@ -15,12 +15,12 @@ Spec: https://spec.matrix.org/v1.16/client-server-api/#user-directory (users.yam
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from relay.events.ids import localpart_of, server_of
 from relay.rooms.service import RoomService
 from relay.rooms.visibility import HISTORY_VISIBILITY, content_of
+from store import Connection
 from store import accounts as store_accounts
 from store import rooms as store_rooms
 from store import state as store_state
@@ -29,7 +29,7 @@ DEFAULT_LIMIT = 10
 MAX_LIMIT = 100
 
 
-def _is_open_room(conn: sqlite3.Connection, rooms: RoomService, room_id: str) -> bool:
+def _is_open_room(conn: Connection, rooms: RoomService, room_id: str) -> bool:
     state = store_state.get_current_state(conn, room_id)
     join_rule = content_of(conn, rooms, state.get(("m.room.join_rules", ""))).get("join_rule")
     history = content_of(conn, rooms, state.get(HISTORY_VISIBILITY)).get("history_visibility")
@@ -37,7 +37,7 @@ def _is_open_room(conn: sqlite3.Connection, rooms: RoomService, room_id: str) ->
 
 
 def _candidates_txn(
-    conn: sqlite3.Connection, rooms: RoomService, searcher: str
+    conn: Connection, rooms: RoomService, searcher: str
 ) -> dict[str, dict[str, Any]]:
     """`{user_id: profile}` of everyone the searcher may find."""
     mine = set(store_rooms.rooms_for_user(conn, searcher, "join"))
@@ -55,7 +55,7 @@ def _candidates_txn(
 
 
 def _profile_txn(
-    conn: sqlite3.Connection, rooms: RoomService, room_id: str, user_id: str
+    conn: Connection, rooms: RoomService, room_id: str, user_id: str
 ) -> dict[str, Any] | None:
     if server_of(user_id) == rooms.server_name:
         user = store_accounts.get_user(conn, user_id)

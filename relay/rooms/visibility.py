@@ -21,13 +21,13 @@ Spec: https://spec.matrix.org/v1.16/client-server-api/#room-history-visibility
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
 from relay.errors import Forbidden
 from relay.events.pdu import Pdu
 from relay.rooms.service import RoomService
+from store import Connection
 from store import events as store_events
 from store import rooms as store_rooms
 from store import state as store_state
@@ -53,7 +53,7 @@ class Viewer:
 # -- who may read ----------------------------------------------------------------------
 
 
-def viewer_txn(conn: sqlite3.Connection, rooms: RoomService, room_id: str, user_id: str) -> Viewer:
+def viewer_txn(conn: Connection, rooms: RoomService, room_id: str, user_id: str) -> Viewer:
     """The reader and their bounds. Raises Forbidden (also for unknown rooms)."""
     current = store_rooms.get_membership_event(conn, room_id, user_id)
     if current is not None and current[0] == "join":
@@ -70,37 +70,33 @@ def viewer_txn(conn: sqlite3.Connection, rooms: RoomService, room_id: str, user_
     raise Forbidden(f"User {user_id} is not in room {room_id}")
 
 
-def joined_viewer_txn(
-    conn: sqlite3.Connection, rooms: RoomService, room_id: str, user_id: str
-) -> Viewer:
+def joined_viewer_txn(conn: Connection, rooms: RoomService, room_id: str, user_id: str) -> Viewer:
     """Only a currently joined user. Raises Forbidden."""
     if store_rooms.get_membership(conn, room_id, user_id) != "join":
         raise Forbidden(f"User {user_id} is not joined to room {room_id}")
     return Viewer(user_id, room_id)
 
 
-def content_of(
-    conn: sqlite3.Connection, rooms: RoomService, event_id: str | None
-) -> dict[str, Any]:
+def content_of(conn: Connection, rooms: RoomService, event_id: str | None) -> dict[str, Any]:
     """The content of a stored event ({} when there is none)."""
     pdu = rooms.get_pdu_txn(conn, event_id) if event_id else None
     return pdu.content if pdu is not None else {}
 
 
 def _membership_in(
-    conn: sqlite3.Connection, rooms: RoomService, state: StateMap, user_id: str
+    conn: Connection, rooms: RoomService, state: StateMap, user_id: str
 ) -> str | None:
     value = content_of(conn, rooms, state.get(("m.room.member", user_id))).get("membership")
     return value if isinstance(value, str) else None
 
 
-def history_visibility(conn: sqlite3.Connection, rooms: RoomService, state: StateMap) -> str:
+def history_visibility(conn: Connection, rooms: RoomService, state: StateMap) -> str:
     """The state's history_visibility; "shared" when unset or unknown (spec default)."""
     value = content_of(conn, rooms, state.get(HISTORY_VISIBILITY)).get("history_visibility")
     return value if value in ("world_readable", "shared", "invited", "joined") else "shared"
 
 
-def _always_shared(conn: sqlite3.Connection, rooms: RoomService, room_id: str) -> bool:
+def _always_shared(conn: Connection, rooms: RoomService, room_id: str) -> bool:
     # Outliers count: in a room joined over federation, the history_visibility events
     # are outliers (join state) until the history holding them is backfilled, and the
     # backfilled events before them must not slip through the fast path meanwhile.
@@ -113,9 +109,7 @@ def _always_shared(conn: sqlite3.Connection, rooms: RoomService, room_id: str) -
     return True
 
 
-def visible_txn(
-    conn: sqlite3.Connection, rooms: RoomService, viewer: Viewer, pdus: list[Pdu]
-) -> list[Pdu]:
+def visible_txn(conn: Connection, rooms: RoomService, viewer: Viewer, pdus: list[Pdu]) -> list[Pdu]:
     """The events of `pdus` the viewer may see (order kept)."""
     if not pdus or (not viewer.peeking and _always_shared(conn, rooms, viewer.room_id)):
         return pdus

@@ -13,6 +13,12 @@ others are unaffected. Every call returns only after the shared COMMIT has retur
 so "returned" still means "on disk"; if the COMMIT fails, every call of the group
 fails. A lone write is a plain ``BEGIN IMMEDIATE`` ... ``COMMIT`` as before.
 
+What a write's function learns about the database must outlive it only once it is on
+disk: the function hands such work (filling an in-memory cache) to ``after_commit``,
+which runs it after the COMMIT that covers the call has returned, and drops it if the
+call rolls back (its own exception, its savepoint undone, or the group's COMMIT failing).
+Outside a write it runs at once: a read sees only committed data.
+
 Writes are never abandoned on cancellation: a write that started finishes (and its
 caller gets its result, as ``trio.to_thread.run_sync`` does), so an acknowledged
 write is never half-done; a write cancelled before it started is dropped.
@@ -20,7 +26,9 @@ write is never half-done; a write cancelled before it started is dropped.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -31,16 +39,31 @@ import trio
 from store import db as store_db
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 READERS = 4
 #: At most this many calls share one transaction (bounds the latency of the group).
 MAX_GROUP = 64
 _SAVEPOINT = "relay_group_commit"
 
+#: The ``after_commit`` list of the write call running on this thread, if any (the writer
+#: runs in a worker thread, one call at a time).
+_running = threading.local()
+
+
+def after_commit(callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the write running on this thread has committed; never if it
+    rolls back. Outside a write (a read, a plain ``store.write`` block), at once."""
+    pending: list[Callable[[], None]] | None = getattr(_running, "pending", None)
+    if pending is None:
+        callback()
+    else:
+        pending.append(callback)
+
 
 class _Write:
     """One queued `Database.write` call."""
 
-    __slots__ = ("args", "done", "error", "fn", "started", "value")
+    __slots__ = ("after", "args", "done", "error", "fn", "started", "value")
 
     def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
         self.fn = fn
@@ -49,14 +72,39 @@ class _Write:
         self.done = trio.Event()
         self.value: Any = None
         self.error: BaseException | None = None
+        #: What the call's function asked to run once it is committed (`after_commit`).
+        self.after: list[Callable[[], None]] = []
+
+    def invoke(self, conn: sqlite3.Connection) -> Any:
+        """The call's function, collecting its `after_commit` work afresh."""
+        self.after = []
+        _running.pending = self.after
+        try:
+            return self.fn(conn, *self.args)
+        finally:
+            _running.pending = None
+
+    def committed(self) -> None:
+        """Its transaction committed: run what it left for after the commit."""
+        after, self.after = self.after, []
+        for callback in after:
+            try:
+                callback()
+            except Exception:
+                # The write is on disk and its caller must hear so; a cache left unfilled
+                # only costs a later read.
+                log.exception("after-commit work of a write failed")
 
     def run_alone(self, conn: sqlite3.Connection) -> None:
         """In its own transaction (store_db.write)."""
         try:
             with store_db.write(conn):
-                self.value = self.fn(conn, *self.args)
+                self.value = self.invoke(conn)
         except BaseException as exc:
+            self.after = []
             self.error = exc
+            return
+        self.committed()
 
     def unwrap(self) -> Any:
         if self.error is not None:
@@ -75,9 +123,10 @@ def _run_group(conn: sqlite3.Connection, group: list[_Write]) -> None:
         for index, call in enumerate(group):
             conn.execute(f"SAVEPOINT {_SAVEPOINT}")
             try:
-                call.value = call.fn(conn, *call.args)
+                call.value = call.invoke(conn)
             except BaseException as exc:
                 call.error = exc
+                call.after = []  # its savepoint (or the whole transaction) is undone
                 if not conn.in_transaction:
                     # SQLite rolled the whole transaction back (disk full, I/O error,
                     # ...): the calls before this one are undone too. Run each of them,
@@ -95,8 +144,12 @@ def _run_group(conn: sqlite3.Connection, group: list[_Write]) -> None:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         for call in group:  # nothing of the group is on disk
+            call.after = []
             if call.error is None:
                 call.value, call.error = None, exc
+        return
+    for call in ran:
+        call.committed()
 
 
 class Database:

@@ -21,13 +21,13 @@ Retention windows:
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Callable
 
 import trio
 
 from relay.runtime.clock import now_ms
 from relay.runtime.database import Database
+from store import Connection, DatabaseError
 from store import db as store_db
 from store import device_inbox as store_device_inbox
 from store import fed_txns as store_fed_txns
@@ -52,7 +52,7 @@ _PRUNES: dict[str, tuple[Callable[..., int], int]] = {
 }
 
 
-def prune(conn: sqlite3.Connection, now: int) -> dict[str, int]:
+def prune(conn: Connection, now: int) -> dict[str, int]:
     """Delete every record older than its retention window at ``now`` (ms), then let
     SQLite refresh the planner's statistics where they went stale (``PRAGMA optimize``,
     so a grown table keeps its queries on their indexes); returns ``{table: rows
@@ -89,7 +89,7 @@ class Housekeeping:
         while True:
             try:
                 await housekeep(self.database)
-            except sqlite3.Error:
+            except DatabaseError:
                 # A failed run deletes nothing and costs nothing: the next one catches up.
                 log.exception("housekeeping failed; retrying in %.0f s", self.interval_s)
             await trio.sleep(self.interval_s)

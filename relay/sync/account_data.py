@@ -15,12 +15,12 @@ Spec: https://spec.matrix.org/v1.16/client-server-api/#client-config
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
 from relay.errors import BadJson, InvalidParam, NotFound
 from relay.runtime.database import Database
 from relay.runtime.notifier import Notifier
+from store import Connection
 from store import account_data as store_account_data
 from store import events as store_events
 from store import rooms as store_rooms
@@ -29,7 +29,7 @@ SERVER_KEPT_TYPES = ("m.fully_read", "m.push_rules")
 
 
 def put_account_data_txn(
-    conn: sqlite3.Connection, user_id: str, type_: str, content: dict[str, Any], room_id: str = ""
+    conn: Connection, user_id: str, type_: str, content: dict[str, Any], room_id: str = ""
 ) -> int:
     """Store one blob in the caller's write transaction; returns its stream position."""
     position = store_events.next_stream_ordering(conn)
@@ -64,7 +64,7 @@ class AccountDataService:
         if type_ in SERVER_KEPT_TYPES:
             raise BadJson(f"Cannot set {type_} through this API", status=405)
 
-        def txn(conn: sqlite3.Connection) -> int:
+        def txn(conn: Connection) -> int:
             if room_id and store_rooms.get_room_version(conn, room_id) is None:
                 raise InvalidParam(f"Unknown room {room_id}")
             return put_account_data_txn(conn, user_id, type_, content, room_id)

@@ -22,7 +22,6 @@ Spec: https://spec.matrix.org/v1.16/client-server-api/#syncing
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +39,7 @@ from relay.sync.presence import PresenceService, presence_content
 from relay.sync.rooms import RoomReader, RoomSync, allowed_ephemeral
 from relay.sync.shared import SharedReads
 from relay.sync.typing_notices import TypingService, TypingSnapshot
+from store import Connection
 from store import account_data as store_account_data
 from store import events as store_events
 from store import presence as store_presence
@@ -160,7 +160,7 @@ class SyncService:
 
     def _build_txn(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         params: SyncParams,
         typing: TypingSnapshot,
         last_active: dict[str, int],
@@ -276,9 +276,7 @@ class SyncService:
             account_data=reader.room_account_data(room_id, since),
         )
 
-    def _global_account_data(
-        self, conn: sqlite3.Connection, params: SyncParams
-    ) -> list[dict[str, Any]]:
+    def _global_account_data(self, conn: Connection, params: SyncParams) -> list[dict[str, Any]]:
         filt = params.filter.account_data
         rows = store_account_data.account_data_since(
             conn, params.user_id, -1 if params.since is None else params.since
@@ -291,7 +289,7 @@ class SyncService:
 
     def _presence(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         params: SyncParams,
         last_active: dict[str, int],
         now: int,

@@ -12,13 +12,13 @@ https://spec.matrix.org/v1.16/client-server-api/#extensions-to-sync-1 (to-device
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
 from relay.e2ee.device_keys import E2eKeys
 from relay.e2ee.device_lists import DeviceLists
 from relay.e2ee.to_device import ToDevice
+from store import Connection
 
 
 @dataclass(slots=True)
@@ -52,7 +52,7 @@ class DeviceSync:
             await self.to_device.acknowledge(user_id, device_id, since)
 
     def section_txn(
-        self, conn: sqlite3.Connection, user_id: str, device_id: str, since: int | None, to: int
+        self, conn: Connection, user_id: str, device_id: str, since: int | None, to: int
     ) -> DeviceSection:
         section = DeviceSection(to_device=self.to_device.messages_txn(conn, user_id, device_id, to))
         if since is not None:

@@ -16,13 +16,13 @@ Spec: https://spec.matrix.org/v1.16/client-server-api/#presence
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from relay.errors import Forbidden, InvalidParam, NotFound
 from relay.runtime.clock import now_ms
 from relay.runtime.database import Database
 from relay.runtime.notifier import Notifier
+from store import Connection
 from store import events as store_events
 from store import presence as store_presence
 from store import rooms as store_rooms
@@ -61,7 +61,7 @@ class PresenceService:
         now = now_ms()
         self.last_active[user_id] = now
 
-        def txn(conn: sqlite3.Connection) -> int:
+        def txn(conn: Connection) -> int:
             message = status_msg
             if keep_msg:
                 old = store_presence.get_presence(conn, user_id)
@@ -80,7 +80,7 @@ class PresenceService:
         self.notifier.on_stream(await self.database.write(txn))
 
     async def get_status(self, requester: str, user_id: str) -> dict[str, Any]:
-        def txn(conn: sqlite3.Connection) -> dict[str, Any] | None:
+        def txn(conn: Connection) -> dict[str, Any] | None:
             if requester != user_id and user_id not in store_rooms.users_sharing_rooms(
                 conn, requester
             ):

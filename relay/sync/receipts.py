@@ -16,7 +16,6 @@ https://spec.matrix.org/v1.16/client-server-api/#fully-read-markers
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,6 +24,7 @@ from relay.runtime.clock import now_ms
 from relay.runtime.database import Database
 from relay.runtime.notifier import Notifier
 from relay.sync.account_data import put_account_data_txn
+from store import Connection
 from store import events as store_events
 from store import receipts as store_receipts
 from store import rooms as store_rooms
@@ -59,7 +59,7 @@ class ReceiptService:
                 raise InvalidParam(f"Unknown receipt type {receipt_type}")
         now = now_ms()
 
-        def txn(conn: sqlite3.Connection) -> int:
+        def txn(conn: Connection) -> int:
             if store_rooms.get_membership(conn, room_id, user_id) != "join":
                 raise Forbidden("You are not joined to this room")
             position = 0

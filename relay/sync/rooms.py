@@ -24,7 +24,6 @@ https://spec.matrix.org/v1.16/client-server-api/#history-visibility
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -36,10 +35,12 @@ from relay.rooms.relations import aggregations_txn
 from relay.rooms.service import RoomService
 from relay.rooms.visibility import Viewer
 from relay.sync.shared import SharedReads
+from store import Connection
 from store import account_data as store_account_data
 from store import events as store_events
 from store import receipts as store_receipts
 from store import relations as store_relations
+from store import remote_invites as store_remote_invites
 from store import rooms as store_rooms
 from store import state as store_state
 
@@ -88,7 +89,7 @@ class RoomReader:
 
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         rooms: RoomService,
         user_id: str,
         device_id: str,
@@ -386,11 +387,8 @@ class RoomReader:
         state = store_state.get_current_state(self.conn, room_id)
         if not state:
             # A room on another server: the stripped state its server sent with the invite.
-            row = self.conn.execute(
-                "SELECT invite_state FROM remote_invites WHERE room_id = ? AND user_id = ?",
-                (room_id, self.user_id),
-            ).fetchone()
-            stripped = [e for e in json.loads(row[0]) if isinstance(e, dict)] if row else []
+            stored = store_remote_invites.invite_state(self.conn, room_id, self.user_id)
+            stripped = [e for e in stored if isinstance(e, dict)]
             stripped = [e for e in stripped if e.get("state_key") != self.user_id]
             if invite is not None:
                 stripped.append(strip_state_event(invite))

@@ -27,7 +27,6 @@ room histories.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
@@ -35,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from relay.rooms.service import RoomService
+from store import Connection
 from store import events as store_events
 from store import rooms as store_rooms
 from store import state as store_state
@@ -80,12 +80,12 @@ class SharedReads:
         self._positions = _Lru(positioned)
         self._members = _Lru(rooms)
 
-    def state_group(self, conn: sqlite3.Connection, group: int) -> StateMap:
+    def state_group(self, conn: Connection, group: int) -> StateMap:
         """The state map of `group` (read-only: shared by every build)."""
         return self._groups.get_or_make(group, lambda: store_state.load_state_group(conn, group))
 
     def visibility_inputs(
-        self, conn: sqlite3.Connection, rooms: RoomService, group: int
+        self, conn: Connection, rooms: RoomService, group: int
     ) -> VisibilityInputs:
         def make() -> VisibilityInputs:
             state = self.state_group(conn, group)
@@ -107,13 +107,13 @@ class SharedReads:
 
         return self._visibility.get_or_make(group, make)
 
-    def positions(self, conn: sqlite3.Connection, group: int, to: int) -> Mapping[str, int]:
+    def positions(self, conn: Connection, group: int, to: int) -> Mapping[str, int]:
         """`{event_id: stream_ordering}` of the entries of `group`, at position `to`."""
         return self._positions.get_or_make(
             (group, to),
             lambda: store_events.get_stream_orderings(conn, self.state_group(conn, group).values()),
         )
 
-    def members(self, conn: sqlite3.Connection, room_id: str, to: int) -> Mapping[str, str]:
+    def members(self, conn: Connection, room_id: str, to: int) -> Mapping[str, str]:
         """`{user_id: membership}` of the room at position `to`."""
         return self._members.get_or_make((room_id, to), lambda: store_rooms.members(conn, room_id))

@@ -41,7 +41,6 @@ MSC3885 (to-device), MSC3959 (account data), MSC3960 (receipts), MSC3961 (typing
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,6 +65,7 @@ from relay.sync.sliding_request import (
     SlidingRequest,
 )
 from relay.sync.typing_notices import TypingSnapshot
+from store import Connection
 from store import account_data as store_account_data
 from store import events as store_events
 from store import rooms as store_rooms
@@ -205,7 +205,7 @@ class SlidingSyncService:
 
     def _build_txn(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         user_id: str,
         device_id: str,
         request: SlidingRequest,
@@ -622,7 +622,7 @@ def _window(
     return {"count": len(ordered), "ops": ops}
 
 
-def _direct_rooms(conn: sqlite3.Connection, user_id: str) -> set[str]:
+def _direct_rooms(conn: Connection, user_id: str) -> set[str]:
     text = store_account_data.get_account_data(conn, user_id, "m.direct")
     content = json.loads(text) if text else {}
     rooms: set[str] = set()

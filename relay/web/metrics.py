@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import resource
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from relay.events.ids import server_of
 from relay.runtime import clock
 from relay.runtime.metrics import CONTENT_TYPE, Counter, Gauge, Metrics, render
 from relay.services import Services
+from store import Connection
 from store import events as store_events
 from store import outbox as store_outbox
 from store import peers as store_peers
@@ -110,7 +110,7 @@ class _Snapshot:
     peers: list[dict[str, Any]]
 
 
-def _scrape_txn(conn: sqlite3.Connection, low: int, high: int) -> _Snapshot:
+def _scrape_txn(conn: Connection, low: int, high: int) -> _Snapshot:
     """What a scrape reads, in one read transaction."""
     return _Snapshot(
         new_events=store_events.senders_outside(conn, low, high),

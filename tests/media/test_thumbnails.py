@@ -13,10 +13,10 @@ import pytest
 import trio
 from PIL import Image
 
-from relay.config import config_from_dict
+from relay.config import config_from_dict, parse_size
 from relay.media import repository as repository_module
 from relay.media.repository import THUMBNAILERS, MediaFile, MediaRepository
-from relay.media.thumbnails import ImageTooLarge, decode, make_thumbnail, parse_size
+from relay.media.thumbnails import ImageTooLarge, decode, make_thumbnail
 
 
 def _write(path: Path, image: Image.Image, fmt: str) -> Path:

@@ -3,6 +3,7 @@ its own savepoint, so one failing call rolls back only itself."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 import trio
 import trio.testing
 
-from relay.runtime.database import Database, open_database
+from relay.runtime.database import Database, after_commit, open_database
 
 
 def _setup(conn: sqlite3.Connection) -> None:
@@ -133,3 +134,54 @@ async def test_a_write_cancelled_before_it_started_is_dropped(tmp_path: Path) ->
         assert await db.read(_rows) == []
         assert await db.write(_insert, 8) == 8
         assert await db.read(_rows) == [8]
+
+
+async def test_after_commit_work_runs_once_committed_and_never_for_a_rolled_back_call(
+    tmp_path: Path,
+) -> None:
+    """Three calls share one transaction (queued behind a blocked write); the one that
+    raises loses its after-commit work, the others' runs once their rows are on disk."""
+    async with open_database(tmp_path / "g.db", synchronous="NORMAL") as db:
+        await db.write(_setup)
+        release = trio.Event()
+        seen: dict[int, list[int]] = {}
+
+        def blocking(conn: sqlite3.Connection) -> None:
+            trio.from_thread.run(release.wait)
+
+        def insert_and_note(conn: sqlite3.Connection, n: int, fail: bool) -> None:
+            conn.execute("INSERT INTO t (n) VALUES (?)", (n,))
+
+            def note() -> None:
+                # What another connection sees at the time: the commit is behind us.
+                other = sqlite3.connect(tmp_path / "g.db")
+                try:
+                    seen[n] = _rows(other)
+                finally:
+                    other.close()
+
+            after_commit(note)
+            if fail:
+                raise ValueError(n)
+
+        async def call(n: int, fail: bool) -> None:
+            with contextlib.suppress(ValueError):
+                await db.write(insert_and_note, n, fail)
+
+        commits = _commits(db)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(db.write, blocking)
+            await trio.testing.wait_all_tasks_blocked()
+            for n, fail in ((1, False), (2, True), (3, False)):
+                nursery.start_soon(call, n, fail)
+            await trio.testing.wait_all_tasks_blocked()  # all three queued behind it
+            release.set()
+        assert len(commits) == 2  # the blocked write, then the group of three
+        assert seen == {1: [1, 3], 3: [1, 3]}
+        assert await db.read(_rows) == [1, 3]
+
+
+def test_after_commit_outside_a_write_runs_at_once() -> None:
+    ran: list[int] = []
+    after_commit(lambda: ran.append(1))
+    assert ran == [1]

@@ -58,3 +58,25 @@ def test_snapshot_reads_in_one_transaction(conn: sqlite3.Connection) -> None:
     assert verbs[0] == "BEGIN" and verbs[-1] == "COMMIT"
     assert verbs.count("BEGIN") == 1 and verbs.count("COMMIT") == 1
     assert not conn.in_transaction
+
+
+def test_database_lists_every_table_with_its_rows(conn: sqlite3.Connection) -> None:
+    with db.write(conn):
+        for n in range(3):
+            outbox.enqueue(conn, destination="up.example", kind="pdu", payload=b"{}", now_ms=n)
+        accounts.create_user(conn, user_id="@a:k", password=None, now_ms=1)
+    with db.read(conn):
+        found = status.database(conn)
+        tables = {
+            row[0]
+            for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        }
+    assert found["schema_version"] == db.known_schema_version()
+    assert found["bytes"] > 0 and found["bytes"] % 512 == 0
+    assert set(found["rows"]) == tables
+    assert found["rows"]["federation_outbox"] == 3
+    assert found["rows"]["users"] == 1
+    assert found["rows"]["events"] == 0
+    assert next(iter(found["rows"])) == "federation_outbox"  # largest first

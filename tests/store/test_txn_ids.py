@@ -62,3 +62,16 @@ def test_federation_txn_retry_gets_stored_response(conn: sqlite3.Connection) -> 
     with db.write(conn):
         assert fed_txns.prune_txns(conn, older_than_ms=2) == 1
     assert fed_txns.get_txn(conn, origin="up.example", txn_id="1") is None
+
+
+def test_event_txn_id_is_read_only_by_the_sending_device(conn: sqlite3.Connection) -> None:
+    with db.write(conn):
+        txn_ids.put_event_txn_id(
+            conn, event_id="$e", user_id="@a:k", device_id="PHONE", txn_id="t1"
+        )
+        txn_ids.put_event_txn_id(
+            conn, event_id="$e", user_id="@a:k", device_id="PHONE", txn_id="t2"
+        )
+    assert txn_ids.event_txn_id(conn, "$e", "@a:k", "PHONE") == "t1"
+    assert txn_ids.event_txn_id(conn, "$e", "@a:k", "LAPTOP") is None
+    assert txn_ids.event_txn_id(conn, "$e", "@b:k", "PHONE") is None

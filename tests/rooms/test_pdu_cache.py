@@ -1,0 +1,71 @@
+"""The PDU cache holds only committed events: a write that stores a PDU and then fails
+leaves nothing in the cache that the database does not hold."""
+
+from __future__ import annotations
+
+import pytest
+
+from relay.events.pdu import Pdu
+from relay.rooms.remote_pdus import accept_pdu_txn
+from store import Connection
+from store import events as store_events
+from tests.client.conftest import ClientApi
+from tests.rooms.remote_rooms import ALICE, CAROL, build, shared_room
+
+
+class Boom(Exception):
+    """The write's own failure, after it stored its PDU."""
+
+
+async def _stored(api: ClientApi, event_id: str) -> bool:
+    return await api.services.database.read(store_events.event_exists, event_id)
+
+
+async def test_a_local_event_written_then_rolled_back_is_not_cached(api: ClientApi) -> None:
+    room_id = await shared_room(api, "11")
+    rooms = api.services.rooms
+    made: list[Pdu] = []
+
+    def send_then_fail(conn: Connection) -> None:
+        rv = rooms.room_version_txn(conn, room_id)
+        made.append(
+            rooms.append_local_event_txn(
+                conn, rv, room_id, sender=ALICE, type_="m.room.message", content={"body": "x"}
+            )
+        )
+        # Read back inside the same write, as the rest of a write may do.
+        assert rooms.get_pdu_txn(conn, made[0].event_id) is not None
+        raise Boom
+
+    with pytest.raises(Boom):
+        await api.services.database.write(send_then_fail)
+    (pdu,) = made
+    assert not await _stored(api, pdu.event_id)
+    assert rooms.pdus.get(pdu.event_id) is None
+
+
+async def test_a_remote_pdu_accepted_then_rolled_back_is_not_cached(api: ClientApi) -> None:
+    room_id = await shared_room(api, "12")
+    rooms = api.services.rooms
+    msg = await build(api, room_id, sender=CAROL, type_="m.room.message", content={"body": "y"})
+
+    def accept_then_fail(conn: Connection) -> None:
+        assert accept_pdu_txn(rooms, conn, msg).status == "accepted"
+        raise Boom
+
+    with pytest.raises(Boom):
+        await api.services.database.write(accept_then_fail)
+    assert not await _stored(api, msg.event_id)
+    assert rooms.pdus.get(msg.event_id) is None
+
+
+async def test_a_committed_event_is_cached(api: ClientApi) -> None:
+    room_id = await shared_room(api, "12")
+    rooms = api.services.rooms
+    msg = await build(api, room_id, sender=CAROL, type_="m.room.message", content={"body": "z"})
+    outcome = await api.services.database.write(lambda conn: accept_pdu_txn(rooms, conn, msg))
+    assert outcome.status == "accepted"
+    assert rooms.pdus.get(msg.event_id) is msg
+    sent = await rooms.send_event(ALICE, None, room_id, "m.room.message", {"body": "w"})
+    cached = rooms.pdus.get(sent)
+    assert cached is not None and cached.event_id == sent
