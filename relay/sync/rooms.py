@@ -336,6 +336,10 @@ class RoomReader:
         receipt, every thread included."""
         read = self._read_receipts(room_id)
         read_up_to = max(joined_at, read.get("", joined_at), read.get("main", joined_at))
+        if self.shared is not None:
+            return self.shared.count_unread(
+                self.conn, room_id, self.user_id, read_up_to, to, NOTIFYING_TYPES
+            )
         return store_events.count_unread(
             self.conn, room_id, self.user_id, read_up_to, to, NOTIFYING_TYPES
         )

@@ -5,7 +5,8 @@ asks the same questions of the same snapshot: the state before the event (a stat
 group), who was a member then and the history visibility (to decide who sees it), which
 state entries changed after a position (the state section), and the room's members
 (the summary). `SharedReads` answers each once; the per-user parts (the user's own
-membership, receipts, unread counts, account data) stay in the builder.
+membership, receipts, account data) stay in the builder, but for the unread counts,
+which it keeps per user and room and brings up to date with what came since.
 
 Rules kept (a cache here must never answer what a fresh read would not):
 
@@ -58,6 +59,17 @@ class _Lru:
         self.entries: OrderedDict[Hashable, Any] = OrderedDict()
         self.lock = threading.Lock()
 
+    def peek(self, key: Hashable) -> Any:
+        with self.lock:
+            return self.entries.get(key)
+
+    def put(self, key: Hashable, value: Any) -> None:
+        with self.lock:
+            self.entries[key] = value
+            self.entries.move_to_end(key)
+            while len(self.entries) > self.size:
+                self.entries.popitem(last=False)
+
     def get_or_make(self, key: Hashable, make: Callable[[], T]) -> T:
         with self.lock:
             if key in self.entries:
@@ -74,11 +86,14 @@ class _Lru:
 class SharedReads:
     """One per relay (node.py gives it to SyncService)."""
 
-    def __init__(self, *, groups: int = 512, positioned: int = 64, rooms: int = 256) -> None:
+    def __init__(
+        self, *, groups: int = 512, positioned: int = 64, rooms: int = 256, unread: int = 4096
+    ) -> None:
         self._groups = _Lru(groups)
         self._visibility = _Lru(groups)
         self._positions = _Lru(positioned)
         self._members = _Lru(rooms)
+        self._unread = _Lru(unread)
 
     def state_group(self, conn: Connection, group: int) -> StateMap:
         """The state map of `group` (read-only: shared by every build)."""
@@ -117,3 +132,30 @@ class SharedReads:
     def members(self, conn: Connection, room_id: str, to: int) -> Mapping[str, str]:
         """`{user_id: membership}` of the room at position `to`."""
         return self._members.get_or_make((room_id, to), lambda: store_rooms.members(conn, room_id))
+
+    def count_unread(
+        self,
+        conn: Connection,
+        room_id: str,
+        user_id: str,
+        after: int,
+        to: int,
+        types: tuple[str, ...],
+    ) -> tuple[int, int]:
+        """`store.events.count_unread` over `(after, to]`, counted incrementally: the
+        counts a previous build took up to `to0 <= to` plus those of `(to0, to]`. Exact
+        because an event that counts is stored at a position above every snapshot's
+        before it, and nothing that decides whether it counts changes afterwards (a
+        promoted outlier takes a new position; backfill goes below every `after`)."""
+        key = (room_id, user_id, after, types)
+        known = self._unread.peek(key)
+        if known is not None and known[0] <= to:
+            upto, counts = known
+            if upto < to:
+                more = store_events.count_unread(conn, room_id, user_id, upto, to, types)
+                counts = (counts[0] + more[0], counts[1] + more[1])
+        else:
+            counts = store_events.count_unread(conn, room_id, user_id, after, to, types)
+        if known is None or known[0] < to:
+            self._unread.put(key, (to, counts))
+        return counts

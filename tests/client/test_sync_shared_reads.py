@@ -24,7 +24,7 @@ VISIBILITIES = ("shared", "invited", "joined", "world_readable")
 OPS = st.lists(
     st.one_of(
         st.tuples(
-            st.sampled_from(["join", "leave", "invite", "ban", "unban", "msg"]),
+            st.sampled_from(["join", "leave", "invite", "ban", "unban", "msg", "read"]),
             st.sampled_from(USERS),
         ),
         st.tuples(st.just("visibility"), st.sampled_from(VISIBILITIES)),
@@ -85,7 +85,9 @@ async def test_shared_reads_answer_as_a_fresh_build(api: ClientApi) -> None:
         r = await api.http.post(f"{V3}/createRoom", headers=alice, json={"preset": "public_chat"})
         room = r.json()["room_id"]
         since: dict[str, int | None] = {u: None for u in ("alice", *USERS)}
-        for step, (op, arg) in enumerate([*ops, ("check", "")]):
+        # Two watchers joined and synced first, so the ops land on builds already cached.
+        start = [("join", "bob"), ("join", "carol"), ("check", "")]
+        for step, (op, arg) in enumerate([*start, *ops, ("check", "")]):
             if op == "check":
                 for user in since:
                     cached, scratch, stream = await _builds(api, fresh, user, since[user])
@@ -105,6 +107,18 @@ async def test_shared_reads_answer_as_a_fresh_build(api: ClientApi) -> None:
                 path, body, who = "state/m.room.name", {"name": arg}, alice
             elif op == "msg":
                 path, body, who = f"send/m.room.message/t{n}-{step}", {"body": arg}, heads[arg]
+            elif op == "read":  # `arg` reads up to the newest event
+                r = await api.http.get(
+                    f"{V3}/rooms/{room}/messages",
+                    headers=heads[arg],
+                    params={"dir": "b", "limit": 1},
+                )
+                if r.status_code == 200 and r.json()["chunk"]:
+                    newest = r.json()["chunk"][0]["event_id"]
+                    await api.http.post(
+                        f"{V3}/rooms/{room}/receipt/m.read/{newest}", headers=heads[arg], json={}
+                    )
+                continue
             elif op in ("join", "leave"):
                 r = await api.http.post(f"{V3}/rooms/{room}/{op}", headers=heads[arg], json={})
                 continue
