@@ -47,7 +47,12 @@ def measure(
     ]
     heads = [{"Authorization": f"Bearer {server.login(n)}"} for n in names]
     for h in heads:
-        http.post(f"{V3}/rooms/{room}/join", headers=h, json={}).raise_for_status()
+        while True:
+            r = http.post(f"{V3}/rooms/{room}/join", headers=h, json={})
+            if r.status_code != 429:
+                break
+            time.sleep(r.json().get("retry_after_ms", 1000) / 1000)
+        r.raise_for_status()
 
     sent_at: dict[str, float] = {}
     seen: dict[str, list[float]] = {}

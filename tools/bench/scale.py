@@ -14,12 +14,14 @@ For each server (started as tools.bench.run starts them):
   and bytes, then one new message in one room and the incremental sync after it.
 - Fan-out: tools/bench/fanout.py (watchers long-polling one room at ``--rate``/s).
 
-Prints Markdown tables with the date and load average; numbers, not assertions.
+Prints Markdown tables with the date and load average (and keeps the figures so far in
+tools/bench/scale-results.json); numbers, not assertions.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import statistics
@@ -38,6 +40,7 @@ from tools.bench.run import V3, RelayServer, Server, SynapseServer, percentile, 
 from tools.synapse_harness import ensure_synapse_installed
 
 FILLERS = 20
+RESULTS = Path(__file__).with_name("scale-results.json")
 
 
 def _database_bytes(server: Server) -> int:
@@ -215,6 +218,11 @@ def _table(rows: list[dict[str, Any]], key: str, columns: list[tuple[str, str]])
     print()
 
 
+def _save(*parts: list[dict[str, Any]]) -> None:
+    """The figures so far, so a run cut short (or failing on its last part) keeps them."""
+    RESULTS.write_text(json.dumps(dict(zip(("history", "rooms", "fanout"), parts)), indent=2))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--history", type=int, nargs="+", default=[1000, 10000])
@@ -247,12 +255,15 @@ def main(argv: list[str] | None = None) -> None:
                 (tmp / part).mkdir()
             if "history" not in args.skip:
                 hist += history(factory(tmp / "h"), args.history, args.sends, args.pages)
+                _save(hist, rooms, fan)
             if "rooms" not in args.skip:
                 rooms += rooms_per_user(factory(tmp / "r"), args.rooms)
+                _save(hist, rooms, fan)
             if "fanout" not in args.skip:
                 fan.append(
                     fanout.measure(factory(tmp / "f"), args.watchers, args.rate, args.seconds)
                 )
+                _save(hist, rooms, fan)
     print(
         f"{started} UTC, load average {load[0]:.2f} at start, "
         f"{os.getloadavg()[0]:.2f} at end ({os.cpu_count()} cores)\n"
