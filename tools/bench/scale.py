@@ -220,7 +220,9 @@ def _table(rows: list[dict[str, Any]], key: str, columns: list[tuple[str, str]])
 
 def _save(*parts: list[dict[str, Any]]) -> None:
     """The figures so far, so a run cut short (or failing on its last part) keeps them."""
-    RESULTS.write_text(json.dumps(dict(zip(("history", "rooms", "fanout"), parts)), indent=2))
+    RESULTS.write_text(
+        json.dumps(dict(zip(("history", "rooms", "fanout"), parts, strict=True)), indent=2)
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
