@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlite3
 
 from tests.client.conftest import ClientApi
-from tests.client.test_send_cost import _add_messages, _walks
+from tests.client.test_send_cost import ROOM_HISTORY_INDEXES, _add_messages, _walks
 
 V3 = "/_matrix/client/v3"
 
@@ -70,6 +70,29 @@ async def test_a_woken_sync_walks_no_history(api: ClientApi) -> None:
     assert await api.services.database.read(_plans_walking, statements) == []
 
 
+def _bounded(conn: sqlite3.Connection, walk: str) -> bool:
+    """A plan step `_walks` reports that still reads only a page: json_each over one
+    event's JSON (the push mentions of count_unread), or the room's history walked in
+    the index's own order (no sort) by a statement that stops at its LIMIT."""
+    step, _, sql = walk.partition("  <-  ")
+    if step.startswith("SCAN json_each"):
+        return True
+    plan = [row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}")]
+    in_order = not any(p.startswith("USE TEMP B-TREE") for p in plan)
+    return "events_room_depth_stream (room_id=?)" in step and in_order and " LIMIT " in sql
+
+
 def _plans_walking(conn: sqlite3.Connection, statements: list[str]) -> list[str]:
     # json_each walks one event's JSON (the push mentions of count_unread), not a table.
-    return [w for w in _walks(conn, statements) if not w.startswith("SCAN json_each")]
+    found = [w for w in _walks(conn, statements) if not _bounded(conn, w)]
+    # A search of a room's history by a stream range that then sorts what it found by
+    # another order reads the whole range to return a page of it: the first /messages
+    # page (stream_ordering <= now, ordered by depth) sorted the room's whole history.
+    for sql in statements:
+        if not sql.lstrip().upper().startswith("SELECT"):
+            continue
+        plan = [row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}")]
+        on_history = any(f"INDEX {i} " in step for i in ROOM_HISTORY_INDEXES for step in plan)
+        if on_history and "USE TEMP B-TREE FOR ORDER BY" in plan:
+            found.append(f"{plan}  <-  {sql}")
+    return found
