@@ -8,7 +8,7 @@ import itertools
 from typing import Any
 
 from tests.client.conftest import ClientApi
-from tests.client.sync_helpers import V3, create_room, join, send, sync, timeline
+from tests.client.helpers import V3, create_room, join, send, sync, timeline
 
 V1 = "/_matrix/client/v1"
 _TXN = itertools.count()

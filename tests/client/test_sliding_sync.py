@@ -11,7 +11,7 @@ from typing import Any
 import trio
 
 from tests.client.conftest import ClientApi
-from tests.client.sync_helpers import V3, create_room, join, send, uid
+from tests.client.helpers import V3, create_room, join, send, uid
 
 SS = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"
 
