@@ -30,7 +30,7 @@ WEB_SOURCES := $(WEB_DIR)/package.json $(WEB_DIR)/package-lock.json $(WEB_DIR)/b
 # Where `make run` serves the web client (relay init's default client listener).
 CLIENT_LISTEN ?= 127.0.0.1:8008
 
-.PHONY: fuzz run test setup clients synapse bench lint format clean image image-test image-e2e webclient bench-lowband
+.PHONY: fuzz run test setup clients synapse bench bench-scale lint format clean image image-test image-e2e webclient bench-lowband
 
 # Host packages (Debian, apt, as root): tools/host/packages.txt is the one list; deps.sh
 # installs what a group needs and is missing.
@@ -79,6 +79,10 @@ bench: setup synapse
 bench-lowband: setup synapse
 	@$(HOST_DEPS) lowband
 	$(BIN)/python -m tools.bench.lowband $(BENCH_LOWBAND_ARGS)
+
+# Costs as history, rooms and watchers grow (issue 19): relay and Synapse in one run.
+bench-scale: setup synapse
+	$(BIN)/python -m tools.bench.scale
 
 run: setup webclient
 	@test -f $(DATA_DIR)/relay.toml || $(BIN)/relay init --data-dir $(DATA_DIR) \

@@ -158,6 +158,12 @@ def read(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("COMMIT")
 
 
+def optimize(conn: sqlite3.Connection) -> None:
+    """``PRAGMA optimize``: SQLite refreshes the statistics (ANALYZE) of the tables whose
+    queries would plan better with them, usually none; cheap, so housekeeping runs it."""
+    conn.execute("PRAGMA optimize")
+
+
 def _rollback_quietly(conn: sqlite3.Connection) -> None:
     # Some errors (SQLITE_FULL, SQLITE_IOERR, ...) already rolled the transaction back;
     # a second ROLLBACK would then mask the original exception.

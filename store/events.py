@@ -562,7 +562,12 @@ def events_in_room_by_topology(
         where.append("stream_ordering > ?")
         args.append(min_stream)
     if max_stream is not None:
-        where.append("stream_ordering <= ?")
+        # Backwards with only this bound (a first page from a sync token): walk the
+        # depth index down from the top and skip the few newer events ("+": not an
+        # index key). Searching events_room_stream by it instead sorted the room's
+        # whole history for each page.
+        open_below = direction == "b" and min_stream is None
+        where.append("+stream_ordering <= ?" if open_below else "stream_ordering <= ?")
         args.append(max_stream)
     rows = conn.execute(
         "SELECT event_id, stream_ordering, depth, type, state_key, sender, raw FROM events"

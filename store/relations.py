@@ -144,7 +144,9 @@ def relation_children(
             "SELECT r.relates_to_id, e.event_id, e.sender, e.type, e.origin_server_ts,"
             f" e.depth, e.stream_ordering, {_CLAIMED}"
             " FROM event_relations r JOIN events e ON e.event_id = r.event_id"
-            f" WHERE r.relates_to_id IN ({marks}) AND r.rel_type = ? AND e.room_id = ?"
+            # "+e.room_id": start from the parents (event_relations_parent), never from
+            # the room's history, which the planner picks when the table is small.
+            f" WHERE r.relates_to_id IN ({marks}) AND r.rel_type = ? AND +e.room_id = ?"
             f" AND {_VISIBLE}{bound}",
             (*chunk, rel_type, room_id, *([] if max_stream is None else [max_stream])),
         )

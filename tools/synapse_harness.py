@@ -148,6 +148,8 @@ class Synapse:
             "suppress_key_server_warning": True,
             "rc_message": HIGH_LIMIT,
             "rc_joins": {"local": HIGH_LIMIT, "remote": HIGH_LIMIT},
+            # 50 users joining one room in a burst (tools/bench/fanout.py).
+            "rc_joins_per_room": HIGH_LIMIT,
             "rc_invites": {
                 "per_room": HIGH_LIMIT,
                 "per_user": HIGH_LIMIT,

@@ -30,7 +30,7 @@ https://spec.matrix.org/v1.16/client-server-api/#get_matrixclientv3roomsroomidme
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -144,7 +144,7 @@ class Context:
 
 
 #: The state before an event, as (type, state_key) -> event id; None if not recorded.
-StateBefore = Callable[[str], dict[tuple[str, str], str] | None]
+StateBefore = Callable[[str], Mapping[tuple[str, str], str] | None]
 
 
 def view_txn(

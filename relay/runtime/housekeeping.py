@@ -1,4 +1,5 @@
-"""Periodic housekeeping: delete dedupe records nobody will ask about again.
+"""Periodic housekeeping: delete dedupe records nobody will ask about again, and keep
+the query planner's statistics fresh (``PRAGMA optimize``).
 
 The dedupe tables grow by a row per transaction or message; without this they grow
 forever. Each run is one write through the database writer (``Database.write``).
@@ -27,6 +28,7 @@ import trio
 from relay.runtime.clock import now_ms
 from relay.runtime.database import Database
 from store import Connection, DatabaseError
+from store import db as store_db
 from store import device_inbox as store_device_inbox
 from store import fed_txns as store_fed_txns
 
@@ -51,12 +53,16 @@ _PRUNES: dict[str, tuple[Callable[..., int], int]] = {
 
 
 def prune(conn: Connection, now: int) -> dict[str, int]:
-    """Delete every record older than its retention window at ``now`` (ms); returns
-    ``{table: rows deleted}``. Runs inside the caller's write transaction."""
-    return {
+    """Delete every record older than its retention window at ``now`` (ms), then let
+    SQLite refresh the planner's statistics where they went stale (``PRAGMA optimize``,
+    so a grown table keeps its queries on their indexes); returns ``{table: rows
+    deleted}``. Runs inside the caller's write transaction."""
+    removed = {
         table: fn(conn, older_than_ms=now - retention_ms)
         for table, (fn, retention_ms) in _PRUNES.items()
     }
+    store_db.optimize(conn)
+    return removed
 
 
 async def housekeep(database: Database, *, now: int | None = None) -> dict[str, int]:

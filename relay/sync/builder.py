@@ -39,6 +39,7 @@ from relay.runtime.notifier import Notifier
 from relay.sync.devices import DeviceSection, DeviceSync
 from relay.sync.presence import PresenceService, presence_content
 from relay.sync.rooms import RoomReader, RoomSync, allowed_ephemeral
+from relay.sync.shared import SharedReads
 from relay.sync.typing_notices import TypingService, TypingSnapshot
 from store import Connection
 from store import account_data as store_account_data
@@ -95,6 +96,7 @@ class SyncService:
         typing: TypingService,
         presence: PresenceService,
         devices: DeviceSync | None = None,
+        shared: SharedReads | None = None,
     ) -> None:
         self.database = database
         self.rooms = rooms
@@ -104,6 +106,9 @@ class SyncService:
         #: The device part of sync (set by node.py; None: sections stay empty).
         #: The device section (to-device, device lists, key counts); None: no E2EE.
         self.devices = devices
+        #: What the builds of one snapshot read alike, read once (relay/sync/shared.py);
+        #: None: each build reads everything itself.
+        self.shared = shared
 
     # -- filters ----------------------------------------------------------------------------
 
@@ -165,7 +170,9 @@ class SyncService:
     ) -> SyncResult:
         to = store_events.max_stream_ordering(conn)
         result = SyncResult(stream=max(to, params.since or 0), typing=typing.serial)
-        reader = RoomReader(conn, self.rooms, params.user_id, params.device_id, params.filter)
+        reader = RoomReader(
+            conn, self.rooms, params.user_id, params.device_id, params.filter, self.shared, to
+        )
         room_filter = params.filter.room
         since = params.since
         forgotten = store_rooms.forgotten_rooms(conn, params.user_id)

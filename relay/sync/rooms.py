@@ -26,7 +26,7 @@ https://spec.matrix.org/v1.16/client-server-api/#history-visibility
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -38,6 +38,7 @@ from relay.rooms.relations import aggregations_txn
 from relay.rooms.service import RoomService
 from relay.rooms.visibility import Viewer
 from relay.sync.account_data import ignored_users_txn
+from relay.sync.shared import SharedReads
 from store import Connection
 from store import account_data as store_account_data
 from store import events as store_events
@@ -97,8 +98,14 @@ class RoomReader:
         user_id: str,
         device_id: str,
         sync_filter: Filter,
+        shared: SharedReads | None = None,
+        at: int | None = None,
     ) -> None:
+        """`shared`: what other builds already read (relay/sync/shared.py), for the
+        snapshot at stream position `at`; None: everything read here."""
         self.conn = conn
+        self.shared = shared
+        self.at = at
         self.rooms = rooms
         self.user_id = user_id
         self.device_id = device_id
@@ -115,7 +122,9 @@ class RoomReader:
     def pdu(self, event_id: str) -> Pdu | None:
         return self.rooms.get_pdu_txn(self.conn, event_id)
 
-    def _group(self, group: int) -> dict[tuple[str, str], str]:
+    def _group(self, group: int) -> Mapping[tuple[str, str], str]:
+        if self.shared is not None:
+            return self.shared.state_group(self.conn, group)
         if group not in self._groups:
             self._groups[group] = store_state.load_state_group(self.conn, group)
         return self._groups[group]
@@ -126,11 +135,11 @@ class RoomReader:
             self._current[room_id] = store_state.get_current_state(self.conn, room_id)
         return self._current[room_id]
 
-    def state_before(self, event_id: str) -> dict[tuple[str, str], str] | None:
+    def state_before(self, event_id: str) -> Mapping[tuple[str, str], str] | None:
         groups = store_state.get_event_state_groups(self.conn, event_id)
         return self._group(groups[0]) if groups is not None else None
 
-    def state_after(self, event_id: str) -> dict[tuple[str, str], str] | None:
+    def state_after(self, event_id: str) -> Mapping[tuple[str, str], str] | None:
         groups = store_state.get_event_state_groups(self.conn, event_id)
         return self._group(groups[1]) if groups is not None else None
 
@@ -141,6 +150,14 @@ class RoomReader:
     def visible(self, pdu: Pdu, joined_now: bool) -> bool:
         if pdu.type == "m.room.member" and pdu.state_key == self.user_id:
             return True
+        if self.shared is not None:
+            groups = store_state.get_event_state_groups(self.conn, pdu.event_id)
+            if groups is None:
+                return joined_now
+            inputs = self.shared.visibility_inputs(self.conn, self.rooms, groups[0])
+            return _sees(
+                inputs.history_visibility, inputs.memberships.get(self.user_id), joined_now
+            )
         state = self.state_before(pdu.event_id)
         if state is None:
             return joined_now  # no recorded state (should not happen for timeline events)
@@ -148,12 +165,7 @@ class RoomReader:
             "history_visibility", "shared"
         )
         membership = self.content(state.get(("m.room.member", self.user_id))).get("membership")
-        return (
-            visibility == "world_readable"
-            or membership == "join"
-            or (visibility == "invited" and membership == "invite")
-            or (visibility == "shared" and joined_now)
-        )
+        return _sees(visibility, membership, joined_now)
 
     def view(self, pdu: Pdu, *, with_prev: bool = False) -> EventView:
         before = self.state_before if with_prev else None
@@ -222,7 +234,7 @@ class RoomReader:
         self,
         room_id: str,
         timeline: list[Pdu],
-        current: Callable[[], dict[tuple[str, str], str]],
+        current: Callable[[], Mapping[tuple[str, str], str]],
         since: int | None,
         full: bool,
     ) -> list[EventView]:
@@ -232,13 +244,21 @@ class RoomReader:
         if not filt.allows_room(room_id) or filt.is_empty_allow_list():
             return []
         in_timeline = {pdu.event_id for pdu in timeline}
-        start = self.state_before(timeline[0].event_id) if timeline else None
+        groups = (
+            store_state.get_event_state_groups(self.conn, timeline[0].event_id)
+            if timeline
+            else None
+        )
+        start = self._group(groups[0]) if groups is not None else None
         if start is None:
             start = {key: eid for key, eid in current().items() if eid not in in_timeline}
         if full or since is None:
             chosen = dict(start)
         else:
-            positions = store_events.get_stream_orderings(self.conn, start.values())
+            if self.shared is not None and self.at is not None and groups is not None:
+                positions = self.shared.positions(self.conn, groups[0], self.at)
+            else:
+                positions = store_events.get_stream_orderings(self.conn, start.values())
             chosen = {
                 key: eid
                 for key, eid in start.items()
@@ -323,16 +343,18 @@ class RoomReader:
     def unread(self, room_id: str, to: int, joined_at: int) -> tuple[int, int]:
         """(notification_count, highlight_count) after the user's unthreaded or main read
         receipt, every thread included."""
+        read_up_to = self.read_up_to(room_id, joined_at)
+        if self.shared is not None:
+            counts = self.shared.count_unread(
+                self.conn, room_id, self.user_id, read_up_to, to, NOTIFYING_TYPES
+            )
+        else:
+            counts = store_events.count_unread(
+                self.conn, room_id, self.user_id, read_up_to, to, NOTIFYING_TYPES
+            )
         return self._as_level(
             room_id,
-            store_events.count_unread(
-                self.conn,
-                room_id,
-                self.user_id,
-                self.read_up_to(room_id, joined_at),
-                to,
-                NOTIFYING_TYPES,
-            ),
+            counts,
         )
 
     def read_up_to(self, room_id: str, joined_at: int) -> int:
@@ -384,7 +406,10 @@ class RoomReader:
         return main, {root: c for root, c in counts.items() if c[0] > 0}
 
     def summary(self, room_id: str) -> dict[str, Any]:
-        members = store_rooms.members(self.conn, room_id)
+        if self.shared is not None and self.at is not None:
+            members = self.shared.members(self.conn, room_id, self.at)
+        else:
+            members = store_rooms.members(self.conn, room_id)
         joined = sorted(u for u, m in members.items() if m == "join")
         invited = sorted(u for u, m in members.items() if m == "invite")
         heroes = [u for u in joined + invited if u != self.user_id]
@@ -416,6 +441,17 @@ class RoomReader:
                 ids.append(inviter)
         ids.append(invite_event_id)
         return [strip_state_event(p) for p in (self.pdu(eid) for eid in ids) if p is not None]
+
+
+def _sees(visibility: Any, membership: Any, joined_now: bool) -> bool:
+    """May a user see an event, from the history_visibility and their membership in the
+    state before it (`joined_now`: they are joined, for `shared`)?"""
+    return (
+        visibility == "world_readable"
+        or membership == "join"
+        or (visibility == "invited" and membership == "invite")
+        or (visibility == "shared" and joined_now)
+    )
 
 
 def allowed_ephemeral(filt: EventFilter, room_id: str, type_: str) -> bool:

@@ -382,7 +382,7 @@ class SlidingSyncService:
 
     def _state_map(
         self, reader: RoomReader, room_id: str, row: Mapping[str, Any]
-    ) -> dict[tuple[str, str], str]:
+    ) -> Mapping[tuple[str, str], str]:
         """The room's state as the user may see it: current, or as they left it."""
         if row["membership"] in ("leave", "ban"):
             return reader.state_after(row["event_id"]) or {}

@@ -95,6 +95,19 @@ async def test_housekeep_deletes_old_rows_and_keeps_new_ones(
             assert not [r for r in caplog.records if r.name == "relay.runtime.housekeeping"]
 
 
+async def test_housekeep_refreshes_the_planner_statistics(tmp_path: Path) -> None:
+    # A table that grew since its statistics were taken plans on stale figures; SQLite's
+    # own "PRAGMA optimize" re-analyzes what needs it, and housekeeping runs it.
+    async with open_database(tmp_path / "relay.db") as database:
+        statements: list[str] = []
+        database._writer.set_trace_callback(statements.append)
+        try:
+            await housekeep(database, now=NOW)
+        finally:
+            database._writer.set_trace_callback(None)
+        assert "PRAGMA optimize" in statements
+
+
 async def test_housekeeping_task_runs_every_interval_and_cancels(tmp_path: Path) -> None:
     async with open_database(tmp_path / "relay.db") as database:
         with trio.CancelScope() as scope:
