@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support import free_port, fresh_loopback
@@ -138,6 +139,31 @@ class RelayProcess:
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return run_cli(*args, "--data-dir", str(self.data_dir), check=check)
+
+
+def unlimit_rates(relay: RelayProcess) -> None:
+    """Switch off the login and send rate limits in `relay`'s config (load tests)."""
+    path = relay.data_dir / "relay.toml"
+    text = path.read_text()
+    for key in ("login_per_second", "send_per_second"):
+        text = text.replace(f"{key} = ", f"{key} = 0 #", 1)
+    path.write_text(text)
+
+
+def login_device(base: str, n: int, user: str = "alice") -> str:
+    """An access token for `user` (password "pw") on device DEV<n>."""
+    r = httpx.post(
+        f"{base}/_matrix/client/v3/login",
+        json={
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": user},
+            "password": "pw",
+            "device_id": f"DEV{n}",
+        },
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+    return r.json()["access_token"]
 
 
 def make_relay(tmp_path: Path, name: str = "relay") -> RelayProcess:

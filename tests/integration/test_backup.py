@@ -17,35 +17,12 @@ from pathlib import Path
 
 import httpx
 
-from tests.integration.conftest import RelayProcess, make_relay
+from tests.integration.conftest import RelayProcess, login_device, make_relay, unlimit_rates
 from tests.integration.matrix_client import MatrixUser
 from tests.support import free_port, fresh_loopback
 
 SENDERS = 20
 V3 = "/_matrix/client/v3"
-
-
-def _unlimit(relay: RelayProcess) -> None:
-    path = relay.data_dir / "relay.toml"
-    text = path.read_text()
-    for key in ("login_per_second", "send_per_second"):
-        text = text.replace(f"{key} = ", f"{key} = 0 #", 1)
-    path.write_text(text)
-
-
-def _login(base: str, n: int) -> str:
-    r = httpx.post(
-        f"{base}{V3}/login",
-        json={
-            "type": "m.login.password",
-            "identifier": {"type": "m.id.user", "user": "alice"},
-            "password": "pw",
-            "device_id": f"DEV{n}",
-        },
-        timeout=30,
-    )
-    assert r.status_code == 200, r.text
-    return r.json()["access_token"]
 
 
 def _move_listeners(restored: RelayProcess, original: RelayProcess) -> None:
@@ -70,11 +47,11 @@ def _server_keys(relay: RelayProcess) -> dict:
 def test_backup_under_load_restores_every_acknowledged_event(tmp_path: Path) -> None:
     relay = make_relay(tmp_path, "live")
     relay.init()
-    _unlimit(relay)
+    unlimit_rates(relay)
     relay.start()
     try:
         relay.cli("user", "add", "alice", "--password", "pw")
-        tokens = [_login(relay.client_url, n) for n in range(SENDERS)]
+        tokens = [login_device(relay.client_url, n) for n in range(SENDERS)]
         alice = MatrixUser(relay.client_url, "@alice", tokens[0])
         room_id = alice.create_room(name="backup")
         picture = b"\x89PNG not really, but bytes to keep" * 100

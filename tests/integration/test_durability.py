@@ -15,43 +15,20 @@ from pathlib import Path
 
 import httpx
 
-from tests.integration.conftest import RelayProcess, make_relay
+from tests.integration.conftest import login_device, make_relay, unlimit_rates
 
 SENDERS = 50
 V3 = "/_matrix/client/v3"
 
 
-def _unlimit(relay: RelayProcess) -> None:
-    path = relay.data_dir / "relay.toml"
-    text = path.read_text()
-    for key in ("login_per_second", "send_per_second"):
-        text = text.replace(f"{key} = ", f"{key} = 0 #", 1)
-    path.write_text(text)
-
-
-def _login(base: str, n: int) -> str:
-    r = httpx.post(
-        f"{base}{V3}/login",
-        json={
-            "type": "m.login.password",
-            "identifier": {"type": "m.id.user", "user": "alice"},
-            "password": "pw",
-            "device_id": f"DEV{n}",
-        },
-        timeout=30,
-    )
-    assert r.status_code == 200, r.text
-    return r.json()["access_token"]
-
-
 def test_kill_9_mid_stream_loses_nothing_acknowledged(tmp_path: Path) -> None:
     relay = make_relay(tmp_path)
     relay.init()
-    _unlimit(relay)
+    unlimit_rates(relay)
     relay.start()
     try:
         relay.cli("user", "add", "alice", "--password", "pw")
-        tokens = [_login(relay.client_url, n) for n in range(SENDERS)]
+        tokens = [login_device(relay.client_url, n) for n in range(SENDERS)]
         r = httpx.post(
             f"{relay.client_url}{V3}/createRoom",
             headers={"Authorization": f"Bearer {tokens[0]}"},
