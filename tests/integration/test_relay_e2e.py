@@ -10,7 +10,7 @@ from pathlib import Path
 import nacl.signing
 import pytest
 
-from tests.client.e2ee_helpers import device_keys
+from tests.client.e2ee_helpers import device_keys, sign
 from tests.integration.conftest import RelayProcess
 from tests.integration.matrix_client import MatrixUser
 from tests.interop.nio_e2ee import E2eeClient, two_way_chat
@@ -37,15 +37,18 @@ def _shared_room(alice: MatrixUser, bob: MatrixUser) -> str:
     return room_id
 
 
-def _upload(user: MatrixUser) -> str:
+def _upload(user: MatrixUser) -> tuple[str, dict]:
+    """Upload a device's keys and one signed one-time key; the device id and that key."""
     device_id = user.call("GET", "/account/whoami")["device_id"]
-    keys = device_keys(user.user_id, device_id, nacl.signing.SigningKey.generate())
+    signing_key = nacl.signing.SigningKey.generate()
+    keys = device_keys(user.user_id, device_id, signing_key)
+    otk = sign({"key": "otk"}, user.user_id, f"ed25519:{device_id}", signing_key)
     user.call(
         "POST",
         "/keys/upload",
-        json={"device_keys": keys, "one_time_keys": {"signed_curve25519:K1": {"key": "otk"}}},
+        json={"device_keys": keys, "one_time_keys": {"signed_curve25519:K1": otk}},
     )
-    return device_id
+    return device_id, otk
 
 
 def test_keys_to_device_and_device_lists_cross_relays(
@@ -55,7 +58,7 @@ def test_keys_to_device_and_device_lists_cross_relays(
     alice = MatrixUser.login(a.client_url, "alice")
     bob = MatrixUser.login(b.client_url, "bob")
     _shared_room(alice, bob)
-    bob_device = _upload(bob)
+    bob_device, bob_otk = _upload(bob)
 
     got = alice.call("POST", "/keys/query", json={"device_keys": {bob.user_id: []}})
     assert list(got["device_keys"][bob.user_id]) == [bob_device], got
@@ -64,9 +67,9 @@ def test_keys_to_device_and_device_lists_cross_relays(
         "/keys/claim",
         json={"one_time_keys": {bob.user_id: {bob_device: "signed_curve25519"}}},
     )
-    assert claimed["one_time_keys"][bob.user_id][bob_device] == {
-        "signed_curve25519:K1": {"key": "otk"}
-    }, claimed
+    assert claimed["one_time_keys"][bob.user_id][bob_device] == {"signed_curve25519:K1": bob_otk}, (
+        claimed
+    )
 
     alice.call(
         "PUT",
@@ -81,7 +84,7 @@ def test_keys_to_device_and_device_lists_cross_relays(
     # Bob adds a device: alice hears of it (m.device_list_update) and sees it on query.
     alice.sync(0)
     bob2 = MatrixUser.login(b.client_url, "bob")
-    second = _upload(bob2)
+    second, _ = _upload(bob2)
     alice.wait_for(
         lambda s: bob.user_id in s["device_lists"]["changed"], what="bob in device_lists.changed"
     )
