@@ -263,8 +263,12 @@ class KeyRing:
     def new_route(self, server_name: str) -> None:
         """A new way to reach `server_name` appeared (the mesh came to trust it at an
         address): forget when asking it last failed, so the next check asks at once
-        rather than answering "no key" until the refetch interval has passed."""
+        rather than answering "no key" until the refetch interval has passed, and forget
+        the failure the fetch budget remembers (it would refuse other servers' requests
+        that need this key for ten minutes)."""
         self._last_attempt.pop((server_name, server_name), None)
+        if self.fetch_budget is not None:
+            self.fetch_budget.succeeded(server_name)
 
     async def _cached_key(self, server_name: str, key_id: str) -> dict[str, Any] | None:
         return await self.database.read(store_keys.get_server_key, server_name, key_id)

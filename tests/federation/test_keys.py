@@ -14,6 +14,7 @@ import pytest
 from relay.config import ConfigError, config_from_dict
 from relay.events.room_versions import V10, V12
 from relay.events.signing import SignatureError, sign_event
+from relay.federation.destinations import FetchBudget
 from relay.federation.resolver import ResolvedServer
 from relay.federation.server_keys import (
     MAX_KEY_VALIDITY_MS,
@@ -547,3 +548,18 @@ def test_bad_trusted_key_servers_are_config_errors(tmp_path: Path, value: object
         config_from_dict(
             {"server_name": "me.example", "federation": {"trusted_key_servers": value}}, tmp_path
         )
+
+
+async def test_a_new_route_also_forgets_a_failure_the_fetch_budget_remembers(
+    tmp_path: Path,
+) -> None:
+    """Found in the mesh test: a kit's key fetch failed just before the kit was approved,
+    and the fetch budget then refused, for ten minutes, every request needing that key
+    (a join relayed for the new peer got 401)."""
+    async with open_local(tmp_path, FakeNetwork()) as local:
+        budget = FetchBudget(10.0, 10)
+        local.keyring.fetch_budget = budget
+        budget.failed("kit-c.mesh")
+        assert not budget.may_fetch("kit-b.mesh", "kit-c.mesh")
+        local.keyring.new_route("kit-c.mesh")
+        assert budget.may_fetch("kit-b.mesh", "kit-c.mesh")
