@@ -24,6 +24,39 @@ V2 = "/_matrix/federation/v2"
 DAY_MS = 24 * 3600 * 1000
 
 
+def signed_request(
+    origin: str,
+    key: SigningKey,
+    destination: str,
+    method: str,
+    path: str,
+    query: Mapping[str, str | Sequence[str]] | None,
+    body: Any,
+    *,
+    signed: bool = True,
+) -> tuple[str, dict[str, str], bytes | None]:
+    """(uri, headers, content) of a federation request `origin` makes of `destination`,
+    signed with X-Matrix unless `signed` is false. `path` is percent-encoded already;
+    list query values repeat the key (`ver=`)."""
+    pairs = [
+        (k, v) for k, vs in (query or {}).items() for v in ([vs] if isinstance(vs, str) else vs)
+    ]
+    uri = path + ("?" + urlencode(pairs) if pairs else "")
+    has_body = body is not None
+    headers = {"Content-Type": "application/json"} if has_body else {}
+    if signed:
+        [headers["Authorization"]] = authorization_headers(
+            method=method,
+            uri=uri,
+            origin=origin,
+            destination=destination,
+            signing_key=key,
+            content=body,
+            has_content=has_body,
+        )
+    return uri, headers, json.dumps(body).encode() if has_body else None
+
+
 @dataclass
 class SignedPeer:
     """`name` (holding `key`) calling the relay's federation listener."""
@@ -42,23 +75,9 @@ class SignedPeer:
         signed: bool = True,
     ) -> httpx.Response:
         """`path` is percent-encoded already; `query` values may be lists (`ver=`)."""
-        pairs = [
-            (k, v) for k, vs in (query or {}).items() for v in ([vs] if isinstance(vs, str) else vs)
-        ]
-        uri = path + ("?" + urlencode(pairs) if pairs else "")
-        has_body = json_body is not None
-        headers = {"Content-Type": "application/json"} if has_body else {}
-        if signed:
-            [headers["Authorization"]] = authorization_headers(
-                method=method,
-                uri=uri,
-                origin=self.name,
-                destination=SERVER_NAME,
-                signing_key=self.key,
-                content=json_body,
-                has_content=has_body,
-            )
-        content = json.dumps(json_body).encode() if has_body else None
+        uri, headers, content = signed_request(
+            self.name, self.key, SERVER_NAME, method, path, query, json_body, signed=signed
+        )
         return await self.http.request(method, uri, content=content, headers=headers)
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlencode, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
@@ -27,9 +27,9 @@ from relay.events.auth import auth_types_for_event
 from relay.events.pdu import finalize_event, strip_state_event
 from relay.events.room_versions import room_version
 from relay.events.signing import sign_json
-from relay.federation.request_auth import authorization_headers
 from relay.runtime.identity import SigningKey, new_signing_key, write_self_signed_certificate
-from tests.integration.conftest import free_port, fresh_loopback
+from tests.federation.inprocess import signed_request
+from tests.support import free_port, fresh_loopback
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -200,21 +200,7 @@ class FakeRemote:
         signed: bool = True,
     ) -> httpx.Response:
         """`path` percent-encoded already; list query values repeat the key (`ver=`)."""
-        pairs = [
-            (k, v) for k, vs in (query or {}).items() for v in ([vs] if isinstance(vs, str) else vs)
-        ]
-        uri = path + ("?" + urlencode(pairs) if pairs else "")
-        has_body = body is not None
-        headers = {"Content-Type": "application/json"} if has_body else {}
-        if signed:
-            [headers["Authorization"]] = authorization_headers(
-                method=method,
-                uri=uri,
-                origin=self.name,
-                destination=destination,
-                signing_key=self.key,
-                content=body,
-                has_content=has_body,
-            )
-        content = json.dumps(body).encode() if has_body else None
+        uri, headers, content = signed_request(
+            self.name, self.key, destination, method, path, query, body, signed=signed
+        )
         return http.request(method, uri, content=content, headers=headers)
