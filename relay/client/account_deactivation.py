@@ -23,12 +23,10 @@ from starlette.responses import Response
 from relay.accounts import Requester
 from relay.client.auth import services_of
 from relay.client.route import ClientRoute
-from relay.client.uia import password_check
+from relay.client.uia import reauthenticate
 from relay.errors import BadJson
 from relay.operator import actions as operator
 from relay.runtime.http import json_response, read_json_object
-
-PASSWORD_STAGE = "m.login.password"
 
 
 async def deactivate_account(request: Request, requester: Requester) -> Response:
@@ -38,22 +36,13 @@ async def deactivate_account(request: Request, requester: Requester) -> Response
     erase = body.get("erase", False)
     if not isinstance(erase, bool):
         raise BadJson("Param 'erase' must be a boolean, if given")
-    sessions = services.uia_account
-    session = await sessions.authenticate(
-        body.get("auth"),
-        operation="deactivate_account",
-        user_id=requester.user_id,
-        flows=[[PASSWORD_STAGE]],
-        checks={
-            PASSWORD_STAGE: password_check(
-                services.accounts, requester.user_id, services.login_limiter
-            )
-        },
+    session = await reauthenticate(
+        services, requester.user_id, body.get("auth"), "deactivate_account"
     )
     await operator.deactivate_user(
         services.accounts, services.rooms, requester.user_id, erase=erase
     )
-    sessions.finish(session)
+    services.uia_account.finish(session)
     return json_response({"id_server_unbind_result": "success"})
 
 

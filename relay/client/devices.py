@@ -21,12 +21,10 @@ from starlette.responses import Response
 from relay.accounts import Requester
 from relay.client.auth import services_of
 from relay.client.route import ClientRoute
-from relay.client.uia import password_check
+from relay.client.uia import reauthenticate
 from relay.errors import BadJson, InvalidParam
 from relay.runtime.http import json_response, read_json_body, read_json_object
 from relay.services import Services
-
-PASSWORD_STAGE = "m.login.password"
 
 
 def _device_json(row: dict[str, Any]) -> dict[str, Any]:
@@ -41,20 +39,11 @@ def _device_json(row: dict[str, Any]) -> dict[str, Any]:
 async def _authenticate_deletion(
     services: Services, requester: Requester, auth: Any, device_ids: list[str]
 ) -> None:
-    sessions = services.uia_account
-    session = await sessions.authenticate(
-        auth,
-        operation="delete_devices:" + json.dumps(sorted(device_ids)),
-        user_id=requester.user_id,
-        flows=[[PASSWORD_STAGE]],
-        checks={
-            PASSWORD_STAGE: password_check(
-                services.accounts, requester.user_id, services.login_limiter
-            )
-        },
+    session = await reauthenticate(
+        services, requester.user_id, auth, "delete_devices:" + json.dumps(sorted(device_ids))
     )
     await services.accounts.delete_devices(requester.user_id, device_ids)
-    sessions.finish(session)
+    services.uia_account.finish(session)
 
 
 async def get_devices(request: Request, requester: Requester) -> Response:

@@ -19,12 +19,10 @@ from relay.accounts import Requester
 from relay.client.auth import services_of
 from relay.client.route import ClientRoute
 from relay.client.tokens import parse_token
-from relay.client.uia import password_check
+from relay.client.uia import reauthenticate
 from relay.e2ee.device_keys import DEFAULT_QUERY_TIMEOUT_S
 from relay.errors import InvalidParam, MissingParam
 from relay.runtime.http import json_response, read_json_object
-
-PASSWORD_STAGE = "m.login.password"
 
 
 def _timeout_s(body: dict[str, Any]) -> float:
@@ -93,25 +91,16 @@ async def upload_cross_signing_keys(request: Request, requester: Requester) -> R
     services = services_of(request)
     e2e = services.e2ee_keys
     session = None
-    sessions = services.uia_account
     changes, needs_uia = await e2e.cross_signing_change(requester.user_id, body)
     if not changes:
         return json_response({})
     if needs_uia:
-        session = await sessions.authenticate(
-            body.get("auth"),
-            operation="device_signing_upload",
-            user_id=requester.user_id,
-            flows=[[PASSWORD_STAGE]],
-            checks={
-                PASSWORD_STAGE: password_check(
-                    services.accounts, requester.user_id, services.login_limiter
-                )
-            },
+        session = await reauthenticate(
+            services, requester.user_id, body.get("auth"), "device_signing_upload"
         )
     await e2e.upload_cross_signing(requester.user_id, body)
     if session is not None:
-        sessions.finish(session)
+        services.uia_account.finish(session)
     return json_response({})
 
 

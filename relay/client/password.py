@@ -17,11 +17,10 @@ from starlette.responses import Response
 from relay.accounts import Requester
 from relay.client.auth import services_of
 from relay.client.route import ClientRoute
-from relay.client.uia import password_check
+from relay.client.uia import reauthenticate
 from relay.errors import InvalidParam, MissingParam
 from relay.runtime.http import json_response, read_json_object
 
-PASSWORD_STAGE = "m.login.password"
 MAX_PASSWORD_LENGTH = 512
 
 
@@ -37,20 +36,9 @@ async def change_password(request: Request, requester: Requester) -> Response:
         raise InvalidParam(f"new_password must be 1-{MAX_PASSWORD_LENGTH} characters")
     if not isinstance(logout_devices, bool):
         raise InvalidParam("logout_devices must be true or false")
-    sessions = services.uia_account
-    session = await sessions.authenticate(
-        body.get("auth"),
-        operation="change_password",
-        user_id=requester.user_id,
-        flows=[[PASSWORD_STAGE]],
-        checks={
-            PASSWORD_STAGE: password_check(
-                services.accounts, requester.user_id, services.login_limiter
-            )
-        },
-    )
+    session = await reauthenticate(services, requester.user_id, body.get("auth"), "change_password")
     await services.accounts.change_password(requester, new_password, logout_devices=logout_devices)
-    sessions.finish(session)
+    services.uia_account.finish(session)
     return json_response({})
 
 

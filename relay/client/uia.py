@@ -23,7 +23,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from relay.accounts import Accounts, user_id_for
 from relay.errors import (
@@ -35,6 +35,12 @@ from relay.errors import (
     Unknown,
     Unrecognized,
 )
+
+if TYPE_CHECKING:
+    from relay.services import Services
+
+#: The stage by which a logged-in user proves again that they are who they say.
+PASSWORD_STAGE = "m.login.password"
 
 #: (auth dict, session) -> None, raising a MatrixError when the stage fails.
 StageCheck = Callable[[dict[str, Any], "UiaSession"], Awaitable[None]]
@@ -204,3 +210,16 @@ def password_check(accounts: Accounts, user_id: str, limiter: Any = None) -> Sta
 
 async def dummy_check(auth: dict[str, Any], session: UiaSession) -> None:
     """`m.login.dummy` always passes."""
+
+
+async def reauthenticate(services: Services, user_id: str, auth: Any, operation: str) -> UiaSession:
+    """The account operations' UIA (password change, device deletion, cross-signing keys,
+    deactivation): `user_id` proves with their password that it is them, in a session of
+    `services.uia_account` the caller finishes once the operation is done."""
+    return await services.uia_account.authenticate(
+        auth,
+        operation=operation,
+        user_id=user_id,
+        flows=[[PASSWORD_STAGE]],
+        checks={PASSWORD_STAGE: password_check(services.accounts, user_id, services.login_limiter)},
+    )
