@@ -545,30 +545,11 @@ def events_in_room_by_topology(
         raise ValueError(f"direction must be 'f' or 'b', not {direction!r}")
     if limit <= 0:
         return []
-    if direction == "f":
-        order, low, high = "ASC", from_key, to_key
-    else:
-        order, low, high = "DESC", to_key, from_key
-    where = ["room_id = ?", "outlier = 0", "soft_failed = 0", "rejected_reason IS NULL"]
-    args: list[Any] = [room_id]
-    # Row values: SQLite walks events_room_depth_stream between the two keys (0009).
-    if low is not None:
-        where.append("(depth, stream_ordering) > (?, ?)")
-        args.extend(low)
-    if high is not None:
-        where.append("(depth, stream_ordering) <= (?, ?)")
-        args.extend(high)
-    if min_stream is not None:
-        where.append("stream_ordering > ?")
-        args.append(min_stream)
-    if max_stream is not None:
-        # Backwards with only this bound (a first page from a sync token): walk the
-        # depth index down from the top and skip the few newer events ("+": not an
-        # index key). Searching events_room_stream by it instead sorted the room's
-        # whole history for each page.
-        open_below = direction == "b" and min_stream is None
-        where.append("+stream_ordering <= ?" if open_below else "stream_ordering <= ?")
-        args.append(max_stream)
+    order, bounds, bound_args = topological_bounds(
+        "", direction, from_key, to_key, min_stream, max_stream, walk_depth_index=True
+    )
+    where = ["room_id = ?", "outlier = 0", "soft_failed = 0", "rejected_reason IS NULL", *bounds]
+    args: list[Any] = [room_id, *bound_args]
     rows = conn.execute(
         "SELECT event_id, stream_ordering, depth, type, state_key, sender, raw FROM events"
         f" WHERE {' AND '.join(where)}"
@@ -581,6 +562,50 @@ def events_in_room_by_topology(
         item["raw"] = bytes(item["raw"])
         page.append(item)
     return page
+
+
+def topological_bounds(
+    prefix: str,
+    direction: Literal["f", "b"],
+    from_key: TopoKey | None,
+    to_key: TopoKey | None,
+    min_stream: int | None,
+    max_stream: int | None,
+    *,
+    walk_depth_index: bool = False,
+) -> tuple[str, list[str], list[Any]]:
+    """The ORDER direction and the WHERE terms (with their arguments) of a page in
+    topological order over the events table aliased `prefix` ("" or "e."): forwards
+    ``from_key < (depth, so) <= to_key``, backwards ``to_key < (depth, so) <= from_key``,
+    and ``min_stream < so <= max_stream``; None leaves an end open.
+
+    `walk_depth_index`: a query on the events table alone, which SQLite should answer by
+    walking events_room_depth_stream between the keys (0009)."""
+    if direction == "f":
+        order, low, high = "ASC", from_key, to_key
+    else:
+        order, low, high = "DESC", to_key, from_key
+    where: list[str] = []
+    args: list[Any] = []
+    if low is not None:
+        where.append(f"({prefix}depth, {prefix}stream_ordering) > (?, ?)")
+        args.extend(low)
+    if high is not None:
+        where.append(f"({prefix}depth, {prefix}stream_ordering) <= (?, ?)")
+        args.extend(high)
+    if min_stream is not None:
+        where.append(f"{prefix}stream_ordering > ?")
+        args.append(min_stream)
+    if max_stream is not None:
+        # Backwards with only this bound (a first page from a sync token): walk the
+        # depth index down from the top and skip the few newer events ("+": not an
+        # index key). Searching events_room_stream by it instead sorted the room's
+        # whole history for each page.
+        open_below = walk_depth_index and direction == "b" and min_stream is None
+        term = f"{prefix}stream_ordering <= ?"
+        where.append("+" + term if open_below else term)
+        args.append(max_stream)
+    return order, where, args
 
 
 def events_by_timestamp(

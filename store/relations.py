@@ -19,6 +19,8 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Literal
 
+from store.events import TopoKey, topological_bounds
+
 __all__ = [
     "annotations_by",
     "count_unread_by_thread",
@@ -29,8 +31,6 @@ __all__ = [
     "relations_page",
     "thread_roots_page",
 ]
-
-TopoKey = tuple[int, int]
 
 _CHUNK = 500
 _VISIBLE = "e.outlier = 0 AND e.soft_failed = 0 AND e.rejected_reason IS NULL"
@@ -77,8 +77,9 @@ def relations_page(
     Each item: event_id, depth, stream_ordering, raw, redaction_claimed."""
     if limit <= 0:
         return []
-    order = "ASC" if direction == "f" else "DESC"
-    low, high = (from_key, to_key) if direction == "f" else (to_key, from_key)
+    order, bounds, bound_args = topological_bounds(
+        "e.", direction, from_key, to_key, min_stream, max_stream
+    )
     where = ["e.room_id = ?", _VISIBLE]
     args: list[Any] = [room_id]
     if rel_type is not None:
@@ -87,18 +88,8 @@ def relations_page(
     if event_type is not None:
         where.append("e.type = ?")
         args.append(event_type)
-    if low is not None:
-        where.append("(e.depth, e.stream_ordering) > (?, ?)")
-        args.extend(low)
-    if high is not None:
-        where.append("(e.depth, e.stream_ordering) <= (?, ?)")
-        args.extend(high)
-    if min_stream is not None:
-        where.append("e.stream_ordering > ?")
-        args.append(min_stream)
-    if max_stream is not None:
-        where.append("e.stream_ordering <= ?")
-        args.append(max_stream)
+    where += bounds
+    args += bound_args
     rows = conn.execute(
         "WITH RECURSIVE related(event_id, level) AS ("
         " SELECT event_id, 1 FROM event_relations WHERE relates_to_id = ?"
