@@ -327,12 +327,7 @@ def user_deactivate(data_dir: Path, localpart: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def user_list(data_dir: Path, as_json: bool) -> None:
     """List local users: admin, deactivated, created, last seen."""
-    config = _load(data_dir)
-    conn = _open_db(config)
-    try:
-        rows = store_accounts.list_users(conn)
-    finally:
-        conn.close()
+    rows = _read(_load(data_dir), store_accounts.list_users)
     if as_json:
         click.echo(json.dumps(rows, indent=2, sort_keys=True))
         return
@@ -408,13 +403,9 @@ def token_add(
 def token_list(data_dir: Path, as_json: bool) -> None:
     """List registration tokens with their uses and expiry. A token is stored hashed:
     the list shows the start of each ("hint"); `relay token add` printed the whole."""
-    config = _load(data_dir)
-    conn = _open_db(config)
-    try:
-        now = int(time.time() * 1000)
-        rows = [operator.token_view(row, now) for row in store_tokens.list_tokens(conn)]
-    finally:
-        conn.close()
+    now = clock.now_ms()
+    tokens = _read(_load(data_dir), store_tokens.list_tokens)
+    rows = [operator.token_view(row, now) for row in tokens]
     if as_json:
         click.echo(json.dumps(rows, indent=2, sort_keys=True))
         return
@@ -451,12 +442,7 @@ def peers() -> None:
 
 
 def _peer_rows(config: Config) -> list[dict[str, Any]]:
-    conn = _open_db(config)
-    try:
-        with store_db.read(conn):
-            return operator.peers_txn(conn, config)
-    finally:
-        conn.close()
+    return _read(config, operator.peers_txn, config)
 
 
 @peers.command("list")
@@ -508,6 +494,17 @@ def _open_db(config: Config) -> Connection:
         _fail(str(exc))
 
 
+def _read(config: Config, fn: Callable[..., T], *args: Any) -> T:
+    """`fn(conn, *args)` in one read transaction (a consistent snapshot) on the relay's
+    database; the connection is closed afterwards."""
+    conn = _open_db(config)
+    try:
+        with store_db.read(conn):
+            return fn(conn, *args)
+    finally:
+        conn.close()
+
+
 def _write(config: Config, fn: Callable[..., T], *args: Any) -> T:
     """`fn(conn, *args)` in one write transaction on the relay's database (safe while
     the relay runs: SQLite WAL, busy timeout); the connection is closed afterwards."""
@@ -530,12 +527,7 @@ def _act(config: Config, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 def _status(config: Config) -> dict[str, Any]:
     key = read_signing_key(config.signing_key_path)
-    conn = _open_db(config)
-    try:
-        with store_db.read(conn):  # one read transaction: a consistent snapshot
-            return operator.status_txn(conn, config, key)
-    finally:
-        conn.close()
+    return _read(config, operator.status_txn, config, key)  # one snapshot
 
 
 @cli.command()
