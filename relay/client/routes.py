@@ -50,6 +50,7 @@ from relay.client import (
     synapse_admin_users,
     sync,
     tags,
+    third_party,
     to_device,
     user_directory,
     versions,
@@ -89,6 +90,7 @@ API_MODULES = [
     directory,
     hierarchy,
     user_directory,
+    third_party,
 ]
 
 # The sync side: /sync, filters, typing, receipts, account data, presence.
