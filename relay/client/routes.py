@@ -39,12 +39,14 @@ from relay.client import (
     receipts,
     registration,
     relations,
+    reports,
     room_event_by_timestamp,
     room_send,
     room_upgrades,
     rooms_read,
     sliding_sync,
     synapse_admin,
+    synapse_admin_reports,
     synapse_admin_rooms,
     synapse_admin_tokens,
     synapse_admin_users,
@@ -74,6 +76,7 @@ API_MODULES = [
     synapse_admin_users,
     synapse_admin_rooms,
     synapse_admin_tokens,
+    synapse_admin_reports,
     password,
     account_deactivation,
     devices,
@@ -91,6 +94,7 @@ API_MODULES = [
     hierarchy,
     user_directory,
     third_party,
+    reports,
 ]
 
 # The sync side: /sync, filters, typing, receipts, account data, presence.

@@ -109,3 +109,31 @@ def test_answers_as_synapse_answers(
         assert (ours, theirs[0]) == ((404, "M_NOT_FOUND"), 404)
         return
     assert ours == theirs
+
+
+def test_reports_answer_as_synapse_answers(kit_pair: Pair) -> None:
+    """Reports of an event, a room and a user, good and bad, on each server."""
+    outcomes = []
+    for name, make in (("relay", kit_pair.relay_user), ("synapse", kit_pair.synapse_user)):
+        owner, reporter, outsider = (make(f"rep-{who}-{name}") for who in ("o", "r", "x"))
+        room = owner.create_room(preset="public_chat")
+        reporter.join(room)
+        event = owner.send(room, "report me")
+        rows = []
+        for who, path, body in (
+            (reporter, f"/rooms/{room}/report/{event}", {"reason": "spam", "score": -50}),
+            (reporter, f"/rooms/{room}/report/{event}", {}),
+            (reporter, f"/rooms/{room}/report/{event}", {"reason": 7}),
+            (reporter, f"/rooms/{room}/report/{event}", {"score": "high"}),
+            (reporter, f"/rooms/{room}/report/$missing", {"reason": "x"}),
+            (outsider, f"/rooms/{room}/report/{event}", {"reason": "x"}),
+            (reporter, f"/rooms/{room}/report", {"reason": "a room"}),
+            (reporter, f"/rooms/{room}/report", {"reason": 3}),
+            (reporter, "/rooms/!nope:nowhere.example/report", {"reason": "x"}),
+            (reporter, f"/users/{quote(owner.user_id, safe='')}/report", {"reason": "rude"}),
+            (reporter, f"/users/{quote('@who:nowhere.example', safe='')}/report", {"reason": "x"}),
+            (reporter, f"/users/{quote(owner.user_id, safe='')}/report", {"reason": "y" * 1001}),
+        ):
+            rows.append(_ask(who, "POST", C + path, body, True))
+        outcomes.append(rows)
+    assert outcomes[0] == outcomes[1]
