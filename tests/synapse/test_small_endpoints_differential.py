@@ -87,11 +87,16 @@ CASES = [
     ("GET", f"{C}/thirdparty/location?alias=%23a%3Ab", None, True),
     ("GET", f"{C}/thirdparty/user?userid=%40a%3Ab", None, True),
     ("GET", f"{C}/admin/whois/{{me}}", None, True),
+    ("GET", "/_matrix/media/v3/config", None, True),
+    ("GET", "/_matrix/media/v3/download/nowhere.example/abcdef", None, False),
+    ("GET", "/_matrix/media/v3/thumbnail/nowhere.example/abcdef?width=32&height=32", None, False),
 ]
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "body", "auth"), CASES, ids=[f"{m} {p.split('v3')[1]}" for m, p, *_ in CASES]
+    ("method", "path", "body", "auth"),
+    CASES,
+    ids=[f"{m} {p.split('v3')[1].split('?')[0]}" for m, p, *_ in CASES],
 )
 def test_answers_as_synapse_answers(
     kit_pair: Pair, method: str, path: str, body: Any, auth: bool
