@@ -40,15 +40,16 @@ from relay.errors import (
     NotFound,
     NotHostedHere,
 )
-from relay.events.auth import AuthError, check_auth
+from relay.events.auth import AUTHORISING_USER, AuthError, check_auth
 from relay.events.ids import server_of
-from relay.events.room_versions import room_version
+from relay.events.room_versions import RoomVersion, room_version
 from relay.events.signing import sign_event
 from relay.federation.acl import require_allowed_txn
 from relay.federation.ingest import BadPdu, parse_pdu
 from relay.federation.remote_membership import STRIPPED_TYPES
 from relay.federation.room_events import auth_chain_txn
 from relay.rooms.remote_pdus import EventLoader, _auth_state_from, create_event_for
+from relay.rooms.restricted_joins import authoriser_for_join_txn, check_voucher_txn
 from relay.rooms.service import insert_pdu_txn
 from relay.runtime.clock import now_ms
 from relay.runtime.http import json_response, read_json_object
@@ -99,12 +100,17 @@ async def _make_membership(request: Request, origin: str, membership: str) -> Re
             server_of(u) == services.server_name for u in store_rooms.joined_users(conn, room_id)
         ):
             raise NotFound("This server is not in the room")
+        content: dict[str, Any] = {"membership": membership}
+        if membership == "join":
+            voucher = authoriser_for_join_txn(conn, rooms, room_id, user_id)
+            if voucher is not None:
+                content[AUTHORISING_USER] = voucher
         partial: dict[str, Any] = {
             "type": "m.room.member",
             "room_id": room_id,
             "sender": user_id,
             "state_key": user_id,
-            "content": {"membership": membership},
+            "content": content,
             "origin_server_ts": now_ms(),
         }
         if not rv.updated_redaction_rules:
@@ -155,6 +161,8 @@ async def _send_membership(request: Request, origin: str, membership: str) -> tu
     await services.database.read(
         lambda conn: require_allowed_txn(services.rooms, conn, room_id, origin)
     )
+    if membership == "join":
+        body = await _vouched(services, room_id, body, rv)
     try:
         pdu = await services.ingest.verified_pdu(body, rv)
     except BadPdu as exc:
@@ -181,6 +189,24 @@ async def _send_membership(request: Request, origin: str, membership: str) -> tu
     if rooms.outbox_listener is not None:
         await rooms.outbox_listener()
     return pdu, rv
+
+
+async def _vouched(
+    services: Services, room_id: str, body: dict[str, Any], rv: RoomVersion
+) -> dict[str, Any]:
+    """A restricted join naming one of our users as its voucher, signed by us once we
+    have checked the voucher may (the auth rules need our signature); any other join as
+    it came."""
+    content = body.get("content")
+    voucher = content.get(AUTHORISING_USER) if isinstance(content, dict) else None
+    sender = body.get("sender")
+    if not isinstance(voucher, str) or server_of(voucher) != services.server_name:
+        return body
+    if not isinstance(sender, str):
+        raise BadJson("A join needs a sender")
+    await services.database.read(check_voucher_txn, services.rooms, room_id, sender, voucher)
+    key = services.signing_key
+    return sign_event(body, rv, services.server_name, key.key_id, key.key)
 
 
 async def _joined(request: Request, origin: str, *, omit_members: bool) -> dict[str, Any]:

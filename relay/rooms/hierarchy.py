@@ -32,6 +32,7 @@ from typing import Any
 from relay.events.ids import server_of
 from relay.events.room_versions import room_version
 from relay.rooms.directory import room_summary_txn
+from relay.rooms.restricted_joins import allowed_room_ids, join_rules_txn
 from relay.rooms.service import RoomService
 from store import Connection
 from store import rooms as store_rooms
@@ -67,22 +68,9 @@ def room_entry_txn(conn: Connection, rooms: RoomService, room_id: str) -> dict[s
 def allowed_room_ids_txn(conn: Connection, rooms: RoomService, room_id: str) -> list[str]:
     """The rooms whose members a restricted join rule lets in ([] when not restricted)."""
     version = room_version(store_rooms.get_room_version(conn, room_id) or "")
-    content = _content(conn, rooms, room_id, "m.room.join_rules")
-    rule = content.get("join_rule")
-    restricted = version is not None and (
-        (rule == "restricted" and version.restricted_join_rule)
-        or (rule == "knock_restricted" and version.knock_restricted_join_rule)
-    )
-    allow = content.get("allow")
-    if not restricted or not isinstance(allow, list):
+    if version is None:
         return []
-    return [
-        a["room_id"]
-        for a in allow
-        if isinstance(a, dict)
-        and a.get("type") == "m.room_membership"
-        and isinstance(a.get("room_id"), str)
-    ]
+    return allowed_room_ids(join_rules_txn(conn, rooms, room_id), version)
 
 
 def children_txn(

@@ -31,6 +31,7 @@ from relay.errors import (
     UnsupportedRoomVersion,
 )
 from relay.events.auth import (
+    AUTHORISING_USER,
     AuthError,
     auth_types_for_event,
     check_auth,
@@ -59,6 +60,7 @@ from relay.events.server_acl import SERVER_ACL, server_allowed
 from relay.rooms.canonical_alias import CANONICAL_ALIAS, check_canonical_alias_txn
 from relay.rooms.create import PRESETS, RoomConfig, create_room_txn
 from relay.rooms.pdu_cache import PduCache
+from relay.rooms.restricted_joins import authoriser_for_join_txn
 from relay.rooms.upgrade import upgrade_room_txn
 from relay.runtime.clock import now_ms
 from relay.runtime.database import Database
@@ -624,6 +626,10 @@ class RoomService:
                 content.update(extra_content)
             if reason:
                 content["reason"] = reason
+            if membership == "join" and sender == target:
+                voucher = authoriser_for_join_txn(conn, self, room_id, target)
+                if voucher is not None:
+                    content[AUTHORISING_USER] = voucher
             if membership == "join":
                 current = self.state_event_txn(conn, room_id, "m.room.member", target)
                 if current is not None and current.content.get("membership") == "join":
