@@ -126,9 +126,7 @@ def pushers_of_kind(conn: sqlite3.Connection, kind: str) -> list[Pusher]:
     return [_pusher(row) for row in rows]
 
 
-def get_pusher(
-    conn: sqlite3.Connection, user_id: str, app_id: str, pushkey: str
-) -> Pusher | None:
+def get_pusher(conn: sqlite3.Connection, user_id: str, app_id: str, pushkey: str) -> Pusher | None:
     row = conn.execute(
         f"SELECT {_COLUMNS} FROM pushers WHERE user_id = ? AND app_id = ? AND pushkey = ?",
         (user_id, app_id, pushkey),
