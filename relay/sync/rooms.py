@@ -31,13 +31,20 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from relay.events.pdu import Pdu, strip_state_event
-from relay.events.push_rules import RoomLevel, room_level
+from relay.events.push_rules import (
+    RoomLevel,
+    has_own_message_rules,
+    highlights,
+    notifies,
+    room_level,
+)
 from relay.rooms.filters import EventFilter, Filter
 from relay.rooms.reads import EventView, view_txn
 from relay.rooms.relations import aggregations_txn
 from relay.rooms.service import RoomService
 from relay.rooms.visibility import Viewer
 from relay.sync.account_data import ignored_users_txn
+from relay.sync.push_actions import PushEvaluator
 from relay.sync.shared import SharedReads
 from store import Connection
 from store import account_data as store_account_data
@@ -49,6 +56,8 @@ from store import rooms as store_rooms
 from store import state as store_state
 
 PAGE = 50
+#: The most events evaluated one by one for one room's counts (keyword and sender rules).
+MAX_EVALUATED = 1000
 HEROES = 5
 #: Event types counted in unread_notifications (what default push rules notify for).
 NOTIFYING_TYPES = (
@@ -114,6 +123,8 @@ class RoomReader:
         self._account_data: dict[int, list[dict[str, Any]]] = {}
         self._current: dict[str, dict[tuple[str, str], str]] = {}
         self._push_rules: Any = None
+        self._push_evaluator: PushEvaluator | None = None
+        self._evaluates: bool | None = None
         #: The users this user ignores, read once per sync build.
         self.ignored = ignored_users_txn(conn, user_id)
 
@@ -344,6 +355,8 @@ class RoomReader:
         """(notification_count, highlight_count) after the user's unthreaded or main read
         receipt, every thread included."""
         read_up_to = self.read_up_to(room_id, joined_at)
+        if self.evaluates_each_event():
+            return self._evaluated_counts(room_id, read_up_to, to)
         if self.shared is not None:
             counts = self.shared.count_unread(
                 self.conn, room_id, self.user_id, read_up_to, to, NOTIFYING_TYPES
@@ -356,6 +369,41 @@ class RoomReader:
             room_id,
             counts,
         )
+
+    def evaluates_each_event(self) -> bool:
+        """Whether the user's keyword (content) or sender rules must be evaluated on each
+        event: the room level cannot say what they match."""
+        if self._evaluates is None:
+            self._evaluates = has_own_message_rules(self.push_evaluator().ruleset)
+        return self._evaluates
+
+    def push_evaluator(self) -> PushEvaluator:
+        if self._push_evaluator is None:
+            self._push_evaluator = PushEvaluator(self.conn, self.rooms, self.user_id)
+        return self._push_evaluator
+
+    def evaluated_notifications(
+        self, room_id: str, after: int, to: int
+    ) -> list[tuple[str, int, bool]]:
+        """`(event_id, stream_ordering, highlight)` of the events in `(after, to]` the
+        user's rules say notify for, newest first; at most `MAX_EVALUATED` candidates are
+        evaluated (the counts of a long-unread room stop there)."""
+        evaluator = self.push_evaluator()
+        found = []
+        for event_id, stream, _mentioned in store_events.notifying_events(
+            self.conn, room_id, self.user_id, after, to, NOTIFYING_TYPES, MAX_EVALUATED
+        ):
+            pdu = self.rooms.get_pdu_txn(self.conn, event_id)
+            if pdu is None:
+                continue
+            actions = evaluator.actions(pdu)
+            if notifies(actions):
+                found.append((event_id, stream, highlights(actions)))
+        return found
+
+    def _evaluated_counts(self, room_id: str, after: int, to: int) -> tuple[int, int]:
+        found = self.evaluated_notifications(room_id, after, to)
+        return len(found), sum(1 for _, _, highlight in found if highlight)
 
     def read_up_to(self, room_id: str, joined_at: int) -> int:
         """The position the user's unthreaded or main read receipt (or the join) reads

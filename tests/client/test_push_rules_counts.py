@@ -72,3 +72,56 @@ async def test_the_master_rule_silences_every_room(api: ClientApi) -> None:
         "notification_count": 0,
         "highlight_count": 0,
     }
+
+
+async def test_a_keyword_rule_counts_and_highlights(api: ClientApi) -> None:
+    """A content rule (Element's keywords) highlights the messages holding the word, at
+    word boundaries, case-insensitively; with the room on "Mentions and keywords" the
+    keyword messages still count."""
+    alice, room_id = await _room_with_news(api)
+    keyword = {"pattern": "cake", "actions": ["notify", {"set_tweak": "highlight"}]}
+    r = await api.http.put(f"{P}/content/cake", json=keyword, headers=alice)
+    assert r.status_code == 200, r.text
+    bob = {"Authorization": f"Bearer {api.tokens['bob']}"}
+    await send(api, bob, room_id, "Who wants CAKE?")
+    await send(api, bob, room_id, "pancakes are not it")
+    assert _counts(await sync(api, alice), room_id) == {
+        "notification_count": 4,
+        "highlight_count": 2,
+    }
+    r = await api.http.put(f"{P}/room/{room_id}", json={"actions": []}, headers=alice)
+    assert r.status_code == 200, r.text
+    assert _counts(await sync(api, alice), room_id) == {
+        "notification_count": 2,
+        "highlight_count": 2,
+    }
+    body = (await api.http.get(f"{V3}/notifications", headers=alice)).json()
+    assert [n["event"]["content"]["body"] for n in body["notifications"]] == [
+        "Who wants CAKE?",
+        "hi alice",
+    ]
+    assert all({"set_tweak": "highlight"} in n["actions"] for n in body["notifications"])
+
+
+async def test_a_sender_rule_silences_that_sender(api: ClientApi) -> None:
+    alice, room_id = await _room_with_news(api)
+    carol = await api.login("carol")
+    await join(api, carol, room_id)
+    await send(api, carol, room_id, "from carol")
+    r = await api.http.put(f"{P}/sender/{uid('bob')}", json={"actions": []}, headers=alice)
+    assert r.status_code == 200, r.text
+    # Bob's mention still counts: the mention rules are override rules, above sender rules.
+    assert _counts(await sync(api, alice), room_id) == {
+        "notification_count": 2,
+        "highlight_count": 1,
+    }
+    body = (await api.http.get(f"{V3}/notifications", headers=alice)).json()
+    assert [n["event"]["content"]["body"] for n in body["notifications"]] == [
+        "from carol",
+        "hi alice",
+    ]
+    r = await api.http.put(
+        f"{P}/sender/{uid('bob')}/enabled", json={"enabled": False}, headers=alice
+    )
+    assert r.status_code == 200
+    assert _counts(await sync(api, alice), room_id)["notification_count"] == 3
