@@ -125,8 +125,9 @@ class EventContext:
     display_name: str | None
     #: How many users are joined to the room.
     member_count: int
-    #: The sender's power level, and the levels `notifications` requires (by key).
-    sender_power: int
+    #: The sender's power level (infinite for a v12 creator), and the levels
+    #: `notifications` requires (by key).
+    sender_power: int | float
     notification_levels: dict[str, int]
 
 
@@ -164,6 +165,8 @@ def _value_at(event: dict[str, Any], key: str) -> Any:
 def _glob(pattern: str, words: bool) -> re.Pattern[str]:
     """A glob (`*`, `?`) as a case-insensitive regex: the whole value, or (`words`) any
     run of it that starts and ends at word boundaries."""
+    # Runs of `*` are one `*`: a pattern of many cannot make the match backtrack more.
+    pattern = re.sub(r"\*+", "*", pattern)
     body = "".join(".*?" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
     if words:
         return re.compile(rf"(?:^|\W){body}(?:\W|$)", re.IGNORECASE | re.DOTALL)

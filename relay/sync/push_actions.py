@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from relay.events.auth import CREATE_KEY, POWER_LEVELS_KEY, user_power_level
 from relay.events.pdu import Pdu
 from relay.events.push_rules import EventContext, Ruleset, evaluate, merge_rules
 from relay.rooms.service import RoomService
@@ -38,7 +39,9 @@ def ruleset_txn(conn: Connection, user_id: str) -> Ruleset:
 class _Room:
     display_name: str | None
     member_count: int
-    power_levels: dict[str, Any]
+    #: The create and power levels events, as the auth rules read them.
+    auth_state: dict[tuple[str, str], dict[str, Any]]
+    notification_levels: dict[str, int]
 
 
 def _int(value: Any, default: int) -> int:
@@ -69,35 +72,33 @@ class PushEvaluator:
         if room is None:
             member = self.rooms.state_event_txn(self.conn, room_id, "m.room.member", self.user_id)
             name = member.content.get("displayname") if member is not None else None
-            levels = self.rooms.state_event_txn(self.conn, room_id, "m.room.power_levels", "")
+            auth_state = {}
+            for key in (CREATE_KEY, POWER_LEVELS_KEY):
+                event = self.rooms.state_event_txn(self.conn, room_id, *key)
+                if event is not None:
+                    auth_state[key] = event.as_dict()
+            levels = auth_state.get(POWER_LEVELS_KEY, {}).get("content")
+            notifications = levels.get("notifications") if isinstance(levels, dict) else None
+            if not isinstance(notifications, dict):
+                notifications = {}
             room = _Room(
                 display_name=name if isinstance(name, str) else None,
                 member_count=len(store_rooms.members(self.conn, room_id, "join")),
-                power_levels=levels.content if levels is not None else {},
+                auth_state=auth_state,
+                notification_levels={k: _int(v, 50) for k, v in notifications.items()},
             )
             self._rooms[room_id] = room
         return room
 
     def context(self, pdu: Pdu) -> EventContext:
         room = self._room(pdu.room_id)
-        levels = room.power_levels
-        users = levels.get("users")
-        users = users if isinstance(users, dict) else {}
-        creator_default = 100 if not levels else 0
-        sender_power = _int(users.get(pdu.sender), _int(levels.get("users_default"), 0))
-        if not levels:
-            # No power levels yet: the creator has 100, everyone else 0 (the spec's rule).
-            create = self.rooms.state_event_txn(self.conn, pdu.room_id, "m.room.create", "")
-            if create is not None and create.sender == pdu.sender:
-                sender_power = creator_default
-        notifications = levels.get("notifications")
-        notifications = notifications if isinstance(notifications, dict) else {}
         return EventContext(
             user_id=self.user_id,
             display_name=room.display_name,
             member_count=room.member_count,
-            sender_power=sender_power,
-            notification_levels={k: _int(v, 50) for k, v in notifications.items()},
+            # The auth rules' power level: v12 creators outrank every number.
+            sender_power=user_power_level(pdu.sender, room.auth_state, pdu.room_version),
+            notification_levels=room.notification_levels,
         )
 
     def actions(self, pdu: Pdu) -> list[Any]:
