@@ -28,7 +28,7 @@ class _Gateway(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: _Gateway
 
-    def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", "0"))
         body = json.loads(self.rfile.read(length))
         if self.path == NOTIFY:
