@@ -377,11 +377,13 @@ def notifying_events(
     return [(row[0], int(row[1]), bool(row[2])) for row in rows]
 
 
-#: A timeline event a user may be notified of: in a room the user is joined to now, sent by
-#: someone else, neither outlier, soft-failed nor rejected (parameters: user, user, after).
+#: A timeline event a user may be notified of: in a room the user is joined to now, after
+#: the join (or the invite of a room the user is invited to), sent by someone else, neither outlier,
+#: soft-failed nor rejected (parameters: user, user, after).
 _FOR_USER = (
-    "FROM events e JOIN room_memberships m ON m.room_id = e.room_id"
-    " AND m.user_id = ? AND m.membership = 'join'"
+    "FROM events e JOIN room_memberships m ON m.room_id = e.room_id AND m.user_id = ?"
+    " AND ((m.membership = 'join' AND e.stream_ordering > m.stream_ordering)"
+    " OR (m.membership = 'invite' AND e.event_id = m.event_id))"
     " WHERE e.sender != ? AND e.stream_ordering > ? AND e.outlier = 0"
     " AND e.soft_failed = 0 AND e.rejected_reason IS NULL"
 )
@@ -392,7 +394,8 @@ def events_for_user_after(
 ) -> list[tuple[str, int]]:
     """``(event_id, stream_ordering)`` of the oldest ``limit`` events after
     ``after_stream`` that may notify ``user_id`` (others' timeline events in the rooms the
-    user is joined to), oldest first: what a pusher has still to consider."""
+    user is joined to, and the invites the user holds), oldest first: what a pusher has
+    still to consider."""
     rows = conn.execute(
         f"SELECT e.event_id, e.stream_ordering {_FOR_USER} ORDER BY e.stream_ordering LIMIT ?",
         (user_id, user_id, after_stream, limit),

@@ -490,3 +490,25 @@ async def test_an_unreachable_gateway_is_retried_until_it_answers(tmp_path: Path
             unread = body["rooms"]["join"][room_id]["unread_notifications"]
             assert gateway.received[0]["counts"]["unread"] == unread["notification_count"]
         nursery.cancel_scope.cancel()
+
+
+async def test_an_invite_is_pushed_to_the_invitee(pushing: Pushing) -> None:
+    api, gateway = pushing.api, pushing.gateway
+    alice = await api.login("alice")
+    bob = await api.login("bob")
+    assert (await _set(api, alice, _pusher(gateway.url))).status_code == 200
+    room_id = await create_room(api, bob, preset="private_chat")
+    r = await api.http.post(
+        f"{V3}/rooms/{room_id}/invite", headers=bob, json={"user_id": uid("alice")}
+    )
+    assert r.status_code == 200, r.text
+    await send(api, bob, room_id, "not for alice yet")
+    await gateway.wait_for(1)
+    [n] = gateway.received
+    assert n["type"] == "m.room.member" and n["room_id"] == room_id
+    assert n["membership"] == "invite" and n["user_is_target"] is True
+    # Joined, the room's messages are pushed too (the one before the join is not).
+    await join(api, alice, room_id)
+    later = await send(api, bob, room_id, "welcome")
+    await gateway.wait_for(2)
+    assert gateway.received[1]["event_id"] == later
