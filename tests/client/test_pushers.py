@@ -512,3 +512,45 @@ async def test_an_invite_is_pushed_to_the_invitee(pushing: Pushing) -> None:
     later = await send(api, bob, room_id, "welcome")
     await gateway.wait_for(2)
     assert gateway.received[1]["event_id"] == later
+
+
+async def test_a_pusher_far_behind_pushes_only_the_newest(
+    pushing: Pushing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The backlog is bounded: a pusher more than MAX_BACKLOG events behind (here its row
+    is written straight into the store at an old position) skips to the newest ones."""
+    from relay.push import delivery
+    from store import events as store_events
+    from store import pushers as store_pushers
+
+    monkeypatch.setattr(delivery, "MAX_BACKLOG", 2)
+    api, gateway = pushing.api, pushing.gateway
+    alice, bob, room_id = await _room_of_two(api)
+    start = await api.services.database.read(store_events.max_stream_ordering)
+    ids = [await send(api, bob, room_id, f"m{n}") for n in range(5)]
+    device_id = (await api.http.get(f"{V3}/account/whoami", headers=alice)).json()["device_id"]
+
+    def txn(conn: Any) -> None:
+        store_pushers.set_pusher(
+            conn,
+            user_id=uid("alice"),
+            app_id="org.example.app",
+            pushkey="pk1",
+            device_id=device_id,
+            kind="http",
+            app_display_name="Example",
+            device_display_name="Phone",
+            profile_tag="",
+            lang="en",
+            data={"url": gateway.url},
+            now_ms=0,
+            stream_ordering=start,
+        )
+
+    await api.services.database.write(txn)
+    api.services.push_delivery.wake()
+    await gateway.wait_for(2)
+    await send(api, bob, room_id, "m5")
+    await gateway.wait_for(3)
+    assert [n["event_id"] for n in gateway.received][:2] == ids[3:]
+    assert [n["content"]["body"] for n in gateway.received] == ["m3", "m4", "m5"]
