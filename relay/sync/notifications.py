@@ -68,7 +68,7 @@ def notifications_txn(
         if reader.evaluates_each_event():
             # Keyword and sender rules: each event evaluated (the level cannot say).
             evaluated = reader.evaluated_notifications(room_id, row["stream_ordering"], top)
-            for event_id, stream, highlight in evaluated:
+            for event_id, stream, highlight, _thread in evaluated:
                 if highlight or not only_highlight:
                     found.append((stream, event_id, room_id, stream <= read_up_to, highlight))
             continue

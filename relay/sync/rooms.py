@@ -97,6 +97,16 @@ class RoomSync:
         return bool(self.timeline or self.state or self.ephemeral or self.account_data)
 
 
+def _thread_root(pdu: Pdu) -> str:
+    """The root of the thread `pdu` is in ("" for the main timeline)."""
+    relates = pdu.content.get("m.relates_to")
+    if isinstance(relates, dict) and relates.get("rel_type") == "m.thread":
+        root = relates.get("event_id")
+        if isinstance(root, str):
+            return root
+    return ""
+
+
 class RoomReader:
     """Reads for one sync build; caches state groups and PDUs across its rooms."""
 
@@ -384,10 +394,11 @@ class RoomReader:
 
     def evaluated_notifications(
         self, room_id: str, after: int, to: int
-    ) -> list[tuple[str, int, bool]]:
-        """`(event_id, stream_ordering, highlight)` of the events in `(after, to]` the
-        user's rules say notify for, newest first; at most `MAX_EVALUATED` candidates are
-        evaluated (the counts of a long-unread room stop there)."""
+    ) -> list[tuple[str, int, bool, str]]:
+        """`(event_id, stream_ordering, highlight, thread root or "")` of the events in
+        `(after, to]` the user's rules say notify for, newest first; at most
+        `MAX_EVALUATED` candidates are evaluated (the counts of a long-unread room stop
+        there)."""
         evaluator = self.push_evaluator()
         found = []
         for event_id, stream, _mentioned in store_events.notifying_events(
@@ -398,12 +409,12 @@ class RoomReader:
                 continue
             actions = evaluator.actions(pdu)
             if notifies(actions):
-                found.append((event_id, stream, highlights(actions)))
+                found.append((event_id, stream, highlights(actions), _thread_root(pdu)))
         return found
 
     def _evaluated_counts(self, room_id: str, after: int, to: int) -> tuple[int, int]:
         found = self.evaluated_notifications(room_id, after, to)
-        return len(found), sum(1 for _, _, highlight in found if highlight)
+        return len(found), sum(1 for _, _, highlight, _ in found if highlight)
 
     def read_up_to(self, room_id: str, joined_at: int) -> int:
         """The position the user's unthreaded or main read receipt (or the join) reads
@@ -437,6 +448,8 @@ class RoomReader:
         included); a threaded one its thread (spec "threaded read receipts")."""
         read = self._read_receipts(room_id)
         floor = max(joined_at, read.get("", joined_at))
+        if self.evaluates_each_event():
+            return self._evaluated_by_thread(room_id, read, floor, to)
         counts = store_relations.count_unread_by_thread(
             self.conn, room_id, self.user_id, floor, to, NOTIFYING_TYPES
         )
@@ -452,6 +465,19 @@ class RoomReader:
         counts = {key: self._as_level(room_id, c) for key, c in counts.items()}
         main = counts.pop("", (0, 0))
         return main, {root: c for root, c in counts.items() if c[0] > 0}
+
+    def _evaluated_by_thread(
+        self, room_id: str, read: dict[str, int], floor: int, to: int
+    ) -> tuple[tuple[int, int], dict[str, tuple[int, int]]]:
+        """`unread_by_thread` for a user whose events are evaluated one by one."""
+        counts: dict[str, tuple[int, int]] = {}
+        for _, stream, highlight, root in self.evaluated_notifications(room_id, floor, to):
+            if stream <= read.get(root or "main", floor):
+                continue  # that thread's receipt reads it
+            count, highlights_ = counts.get(root, (0, 0))
+            counts[root] = (count + 1, highlights_ + int(highlight))
+        main = counts.pop("", (0, 0))
+        return main, counts
 
     def summary(self, room_id: str) -> dict[str, Any]:
         if self.shared is not None and self.at is not None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.client.conftest import ClientApi
 from tests.client.helpers import V3, create_room, join, send, sync, uid
 
@@ -125,3 +127,46 @@ async def test_a_sender_rule_silences_that_sender(api: ClientApi) -> None:
     )
     assert r.status_code == 200
     assert _counts(await sync(api, alice), room_id)["notification_count"] == 3
+
+
+@pytest.mark.parametrize("keyword", [None, "zebra", "t2"])
+async def test_thread_counts_are_the_same_when_each_event_is_evaluated(
+    api: ClientApi, keyword: str | None
+) -> None:
+    """A keyword rule makes the counts evaluate each event: a keyword that matches nothing
+    gives the counts of the fast path, thread by thread and across threaded receipts; one
+    that matches a thread reply highlights in that thread only."""
+    alice, bob = await api.login("alice"), await api.login("bob")
+    if keyword is not None:
+        rule = {"pattern": keyword, "actions": ["notify", {"set_tweak": "highlight"}]}
+        r = await api.http.put(f"{P}/content/k", json=rule, headers=bob)
+        assert r.status_code == 200, r.text
+    room = await create_room(api, alice, preset="public_chat")
+    await join(api, bob, room)
+    await send(api, alice, room, "m1")
+    root = await send(api, alice, room, "root")
+    thread = {"rel_type": "m.thread", "event_id": root}
+    t1 = await send(api, alice, room, "t1", **{"m.relates_to": thread})
+    await send(api, alice, room, "t2", **{"m.relates_to": thread})
+    m2 = await send(api, alice, room, "m2")
+    threaded = {"room": {"timeline": {"limit": 1, "unread_thread_notifications": True}}}
+    marked = 1 if keyword == "t2" else 0
+
+    async def counts() -> tuple[int, dict[str, Any]]:
+        body = await sync(api, bob, filter=threaded)
+        entry = body["rooms"]["join"][room]
+        return entry["unread_notifications"]["notification_count"], entry[
+            "unread_thread_notifications"
+        ]
+
+    assert await counts() == (3, {root: {"notification_count": 2, "highlight_count": marked}})
+    r = await api.http.post(
+        f"{V3}/rooms/{room}/receipt/m.read/{t1}", headers=bob, json={"thread_id": root}
+    )
+    assert r.status_code == 200, r.text
+    assert await counts() == (3, {root: {"notification_count": 1, "highlight_count": marked}})
+    r = await api.http.post(
+        f"{V3}/rooms/{room}/receipt/m.read/{m2}", headers=bob, json={"thread_id": "main"}
+    )
+    assert r.status_code == 200, r.text
+    assert await counts() == (0, {root: {"notification_count": 1, "highlight_count": marked}})
