@@ -24,6 +24,7 @@ from relay.client.routes import client_app
 from relay.node import build_services
 from relay.runtime.database import open_database
 from relay.runtime.identity import new_signing_key
+from relay.web.metrics import scrape
 from tests.client.conftest import ClientApi, make_config
 from tests.client.helpers import V3, create_room, join, send, sync, uid
 from tests.support import free_port
@@ -434,6 +435,10 @@ async def test_a_failing_gateway_is_retried_and_each_event_arrives_once(pushing:
     assert [n["event_id"] for n in gateway.received] == ids
     assert gateway.requests == 6  # three failures, then each event once
     assert api.services.push_delivery.statistics()["retried"] == 3
+    exposition = await scrape(api.services, api.services.metrics)
+    assert 'relay_push_notifications_total{outcome="retried"} 3' in exposition
+    assert 'relay_push_notifications_total{outcome="pushed"} 3' in exposition
+    assert "relay_pushers_served 1" in exposition
 
 
 async def test_a_rejected_pushkey_deletes_the_pusher(pushing: Pushing) -> None:
