@@ -7,8 +7,8 @@ requests by endpoint and status, their latency, outbound transaction results) an
 is read at scrape time, in one read transaction: events stored (sent by local users,
 received from other servers; counted incrementally from the stream orderings already
 seen), the federation queue per destination (depth, age of the oldest entry, up or
-not), LAN peers by status, push notifications by outcome and the pushers served, the database's size on disk, and the process's resident
-memory, CPU time and start time.
+not), LAN peers by status, push notifications by outcome and the pushers served, the
+database's size on disk, and the process's resident memory, CPU time and start time.
 
 `RequestMetrics` wraps the client and federation apps: it labels a request with the
 name of the route handler that answered it (a bounded set; "unmatched" for 404s), so a
