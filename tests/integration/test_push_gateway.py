@@ -16,7 +16,7 @@ import pytest
 
 from tests.integration.conftest import make_relay
 from tests.integration.matrix_client import MatrixUser
-from tests.support import wait_until
+from tests.support import seconds_until, wait_until
 
 NOTIFY = "/_matrix/push/v1/notify"
 
@@ -92,7 +92,10 @@ def test_a_running_relay_pushes_to_an_allowed_gateway_across_a_restart(
         relay.start()
         bob = MatrixUser.login(relay.client_url, "bob")
         second = bob.send(room_id, "after the restart")
-        wait_until(lambda: len(gateway.received) >= 2, what="the second push")
+        took = seconds_until(
+            lambda: len(gateway.received) >= 2, 30, "the second push", interval=0.005
+        )
+        print(f"send answered -> gateway received: {took * 1000:.0f} ms")  # a figure, not asserted
         assert [n["event_id"] for n in gateway.received] == [first, second]
         assert gateway.received[1]["content"]["body"] == "after the restart"
     finally:
