@@ -285,10 +285,23 @@ def highlights(actions: list[Any]) -> bool:
 
 
 def has_own_message_rules(ruleset: Ruleset) -> bool:
-    """Whether the user has enabled keyword (content) or sender rules of their own: then
-    the counts need `evaluate` per event, the room level cannot say."""
-    return any(
-        rule.get("default") is not True
-        for kind in ("content", "sender")
-        for rule in _enabled_rules(ruleset, kind)
-    )
+    """Whether the user has enabled rules of their own that the room level cannot say
+    (keyword and sender rules; override rules other than a room's mute, underride rules):
+    then the counts need `evaluate` per event."""
+    for kind in KINDS:
+        for rule in _enabled_rules(ruleset, kind):
+            if rule.get("default") is True or kind == "room":
+                continue
+            if kind == "override" and _only_room_rule(rule):
+                continue
+            return True
+    return False
+
+
+def _only_room_rule(rule: dict[str, Any]) -> bool:
+    """An override rule on one room id (what "Mute" writes)."""
+    conditions = rule.get("conditions")
+    if not isinstance(conditions, list) or len(conditions) != 1:
+        return False
+    pattern = conditions[0].get("pattern") if isinstance(conditions[0], dict) else None
+    return isinstance(pattern, str) and _only_room(rule, pattern)

@@ -170,3 +170,29 @@ async def test_thread_counts_are_the_same_when_each_event_is_evaluated(
     )
     assert r.status_code == 200, r.text
     assert await counts() == (0, {root: {"notification_count": 1, "highlight_count": marked}})
+
+
+async def test_an_override_rule_of_the_users_own_counts(api: ClientApi) -> None:
+    """Not a room's mute: an override rule on the body highlights, one silencing a
+    msgtype silences it (the room level cannot say; each event is evaluated)."""
+    alice, room_id = await _room_with_news(api)
+    urgent = {
+        "actions": ["notify", {"set_tweak": "highlight"}],
+        "conditions": [{"kind": "event_match", "key": "content.body", "pattern": "urgent"}],
+    }
+    r = await api.http.put(f"{P}/override/urgent", json=urgent, headers=alice)
+    assert r.status_code == 200, r.text
+    bob = {"Authorization": f"Bearer {api.tokens['bob']}"}
+    await send(api, bob, room_id, "this is URGENT")
+    assert _counts(await sync(api, alice), room_id) == {
+        "notification_count": 3,
+        "highlight_count": 2,
+    }
+    no_emotes = {
+        "actions": [],
+        "conditions": [{"kind": "event_match", "key": "content.msgtype", "pattern": "m.emote"}],
+    }
+    r = await api.http.put(f"{P}/override/no-emotes", json=no_emotes, headers=alice)
+    assert r.status_code == 200, r.text
+    await send(api, bob, room_id, "waves", msgtype="m.emote")
+    assert _counts(await sync(api, alice), room_id)["notification_count"] == 3
