@@ -56,8 +56,9 @@ from store import rooms as store_rooms
 from store import state as store_state
 
 PAGE = 50
-#: The most events evaluated one by one for one room's counts (keyword and sender rules).
-MAX_EVALUATED = 1000
+#: The most events evaluated one by one for one room's counts (keyword and sender rules):
+#: older unread events are counted by the room's level, as everyone's are.
+MAX_EVALUATED = 200
 HEROES = 5
 #: Event types counted in unread_notifications (what default push rules notify for).
 NOTIFYING_TYPES = (
@@ -396,25 +397,42 @@ class RoomReader:
         self, room_id: str, after: int, to: int
     ) -> list[tuple[str, int, bool, str]]:
         """`(event_id, stream_ordering, highlight, thread root or "")` of the events in
-        `(after, to]` the user's rules say notify for, newest first; at most
-        `MAX_EVALUATED` candidates are evaluated (the counts of a long-unread room stop
-        there)."""
+        `(after, to]` the user's rules say notify for, newest first; only the newest
+        `MAX_EVALUATED` candidates are evaluated."""
+        return self._evaluated(room_id, after, to)[0]
+
+    def _evaluated(
+        self, room_id: str, after: int, to: int
+    ) -> tuple[list[tuple[str, int, bool, str]], int]:
+        """`evaluated_notifications`, and the position below which nothing was evaluated
+        (`after` when every candidate was)."""
         evaluator = self.push_evaluator()
         found = []
-        for event_id, stream, _mentioned in store_events.notifying_events(
+        candidates = store_events.notifying_events(
             self.conn, room_id, self.user_id, after, to, NOTIFYING_TYPES, MAX_EVALUATED
-        ):
+        )
+        for event_id, stream, _mentioned in candidates:
             pdu = self.rooms.get_pdu_txn(self.conn, event_id)
             if pdu is None:
                 continue
             actions = evaluator.actions(pdu)
             if notifies(actions):
                 found.append((event_id, stream, highlights(actions), _thread_root(pdu)))
-        return found
+        floor = candidates[-1][1] - 1 if len(candidates) == MAX_EVALUATED else after
+        return found, floor
 
     def _evaluated_counts(self, room_id: str, after: int, to: int) -> tuple[int, int]:
-        found = self.evaluated_notifications(room_id, after, to)
-        return len(found), sum(1 for _, _, highlight, _ in found if highlight)
+        """The counts by evaluation of the newest events; older ones (a long-unread room)
+        by the room's level, bounding the work."""
+        found, floor = self._evaluated(room_id, after, to)
+        count, highlight = len(found), sum(1 for _, _, marked, _ in found if marked)
+        if floor > after:
+            older = store_events.count_unread(
+                self.conn, room_id, self.user_id, after, floor, NOTIFYING_TYPES
+            )
+            more, more_highlights = self._as_level(room_id, older)
+            count, highlight = count + more, highlight + more_highlights
+        return count, highlight
 
     def read_up_to(self, room_id: str, joined_at: int) -> int:
         """The position the user's unthreaded or main read receipt (or the join) reads

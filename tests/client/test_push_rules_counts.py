@@ -196,3 +196,24 @@ async def test_an_override_rule_of_the_users_own_counts(api: ClientApi) -> None:
     assert r.status_code == 200, r.text
     await send(api, bob, room_id, "waves", msgtype="m.emote")
     assert _counts(await sync(api, alice), room_id)["notification_count"] == 3
+
+
+async def test_a_long_unread_room_evaluates_only_its_newest_events(
+    api: ClientApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The work is bounded: beyond the newest MAX_EVALUATED events, the older unread ones
+    count by the room's level (here: a keyword in an old message does not highlight)."""
+    from relay.sync import rooms as sync_rooms
+
+    monkeypatch.setattr(sync_rooms, "MAX_EVALUATED", 2)
+    alice, room_id = await _room_with_news(api)  # "hello", then a mention
+    rule = {"pattern": "hello", "actions": ["notify", {"set_tweak": "highlight"}]}
+    assert (await api.http.put(f"{P}/content/k", json=rule, headers=alice)).status_code == 200
+    bob = {"Authorization": f"Bearer {api.tokens['bob']}"}
+    await send(api, bob, room_id, "hello again")
+    await send(api, bob, room_id, "plain")
+    # Evaluated: "plain", "hello again" (highlighted); by level: the mention, "hello".
+    assert _counts(await sync(api, alice), room_id) == {
+        "notification_count": 4,
+        "highlight_count": 2,
+    }
