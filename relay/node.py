@@ -40,6 +40,9 @@ from relay.federation.sender import FederationSender
 from relay.federation.server_keys import KeyRing
 from relay.federation.user_keys import FederationRemoteKeys
 from relay.media.repository import MediaRepository
+from relay.push.delivery import PushDelivery
+from relay.push.gateway import PushGateways, gateway_policy
+from relay.push.pushers import Pushers
 from relay.rooms.service import RoomService
 from relay.runtime.clock import now_ms
 from relay.runtime.database import Database, open_database
@@ -125,6 +128,14 @@ async def build_services(config: Config, database: Database, signing_key: Signin
         shared=SharedReads(),
     )
     limits = config.rate_limits
+    pushers = Pushers(database)
+    push_delivery = PushDelivery(
+        database,
+        rooms,
+        notifier,
+        PushGateways(gateway_policy(config), verify=federation_client.ssl_context),
+    )
+    pushers.on_change = push_delivery.wake
     services = Services(
         config=config,
         database=database,
@@ -161,6 +172,8 @@ async def build_services(config: Config, database: Database, signing_key: Signin
         shared_secret_nonces=Nonces(),
         hierarchy_pages=HierarchyPages(),
         peer_policy=PeerPolicy(config, database),
+        pushers=pushers,
+        push_delivery=push_delivery,
     )
     _add_federation_services(services)
     federation_client.peer_policy = services.peer_policy.allows
@@ -250,6 +263,7 @@ async def serve_node(
                     database, interval_s=config.housekeeping_interval_seconds
                 )
                 await nursery.start(_serve_until, shutdown, housekeeping.serve)
+                await nursery.start(_serve_until, shutdown, services.push_delivery.serve)
                 await nursery.start(
                     serve_listener,
                     RequestMetrics(client_app(services), metrics, "client"),

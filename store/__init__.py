@@ -26,8 +26,8 @@ The map, one module per group of tables:
   ``relay status`` and ``/metrics``; ``backup``: a consistent copy of the live database
   and its integrity check.
 - Accounts: ``accounts`` (users, devices, access tokens), ``passwords``,
-  ``registration_tokens``, ``account_data`` (and filters), ``reports`` (content reports
-  for the operator).
+  ``registration_tokens``, ``account_data`` (and filters), ``pushers`` (and how far each
+  pusher's deliveries got), ``reports`` (content reports for the operator).
 - Rooms: ``events`` (events and the DAG), ``state``, ``rooms`` (rooms, aliases,
   memberships), ``redactions``, ``remote_invites``, ``txn_ids`` (client transaction ids),
   ``receipts``, ``presence``, ``relations`` (the relations index), ``sliding_sync`` (what

@@ -377,6 +377,44 @@ def notifying_events(
     return [(row[0], int(row[1]), bool(row[2])) for row in rows]
 
 
+#: A timeline event a user may be notified of: in a room the user is joined to now, after
+#: the join (or the invite of a room the user is invited to), sent by someone else, neither outlier,
+#: soft-failed nor rejected (parameters: user, user, after).
+_FOR_USER = (
+    "FROM events e JOIN room_memberships m ON m.room_id = e.room_id AND m.user_id = ?"
+    " AND ((m.membership = 'join' AND e.stream_ordering > m.stream_ordering)"
+    " OR (m.membership = 'invite' AND e.event_id = m.event_id))"
+    " WHERE e.sender != ? AND e.stream_ordering > ? AND e.outlier = 0"
+    " AND e.soft_failed = 0 AND e.rejected_reason IS NULL"
+)
+
+
+def events_for_user_after(
+    conn: sqlite3.Connection, user_id: str, after_stream: int, limit: int
+) -> list[tuple[str, int]]:
+    """``(event_id, stream_ordering)`` of the oldest ``limit`` events after
+    ``after_stream`` that may notify ``user_id`` (others' timeline events in the rooms the
+    user is joined to, and the invites the user holds), oldest first: what a pusher has
+    still to consider."""
+    rows = conn.execute(
+        f"SELECT e.event_id, e.stream_ordering {_FOR_USER} ORDER BY e.stream_ordering LIMIT ?",
+        (user_id, user_id, after_stream, limit),
+    )
+    return [(row[0], int(row[1])) for row in rows]
+
+
+def position_keeping_newest(
+    conn: sqlite3.Connection, user_id: str, after_stream: int, keep: int
+) -> int | None:
+    """The stream position past which only the newest ``keep`` of those events lie, when
+    more than ``keep`` lie past ``after_stream``; else None (a backlog's bound)."""
+    row = conn.execute(
+        f"SELECT e.stream_ordering {_FOR_USER} ORDER BY e.stream_ordering DESC LIMIT 1 OFFSET ?",
+        (user_id, user_id, after_stream, keep),
+    ).fetchone()
+    return int(row[0]) if row is not None else None
+
+
 def last_event_of_types(
     conn: sqlite3.Connection, room_id: str, types: Sequence[str], max_stream: int
 ) -> int | None:

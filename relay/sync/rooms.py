@@ -31,13 +31,20 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from relay.events.pdu import Pdu, strip_state_event
-from relay.events.push_rules import RoomLevel, room_level
+from relay.events.push_rules import (
+    RoomLevel,
+    has_own_message_rules,
+    highlights,
+    notifies,
+    room_level,
+)
 from relay.rooms.filters import EventFilter, Filter
 from relay.rooms.reads import EventView, view_txn
 from relay.rooms.relations import aggregations_txn
 from relay.rooms.service import RoomService
 from relay.rooms.visibility import Viewer
 from relay.sync.account_data import ignored_users_txn
+from relay.sync.push_actions import PushEvaluator
 from relay.sync.shared import SharedReads
 from store import Connection
 from store import account_data as store_account_data
@@ -49,6 +56,9 @@ from store import rooms as store_rooms
 from store import state as store_state
 
 PAGE = 50
+#: The most events evaluated one by one for one room's counts (keyword and sender rules):
+#: older unread events are counted by the room's level, as everyone's are.
+MAX_EVALUATED = 200
 HEROES = 5
 #: Event types counted in unread_notifications (what default push rules notify for).
 NOTIFYING_TYPES = (
@@ -88,6 +98,16 @@ class RoomSync:
         return bool(self.timeline or self.state or self.ephemeral or self.account_data)
 
 
+def _thread_root(pdu: Pdu) -> str:
+    """The root of the thread `pdu` is in ("" for the main timeline)."""
+    relates = pdu.content.get("m.relates_to")
+    if isinstance(relates, dict) and relates.get("rel_type") == "m.thread":
+        root = relates.get("event_id")
+        if isinstance(root, str):
+            return root
+    return ""
+
+
 class RoomReader:
     """Reads for one sync build; caches state groups and PDUs across its rooms."""
 
@@ -114,6 +134,8 @@ class RoomReader:
         self._account_data: dict[int, list[dict[str, Any]]] = {}
         self._current: dict[str, dict[tuple[str, str], str]] = {}
         self._push_rules: Any = None
+        self._push_evaluator: PushEvaluator | None = None
+        self._evaluates: bool | None = None
         #: The users this user ignores, read once per sync build.
         self.ignored = ignored_users_txn(conn, user_id)
 
@@ -344,6 +366,8 @@ class RoomReader:
         """(notification_count, highlight_count) after the user's unthreaded or main read
         receipt, every thread included."""
         read_up_to = self.read_up_to(room_id, joined_at)
+        if self.evaluates_each_event():
+            return self._evaluated_counts(room_id, read_up_to, to)
         if self.shared is not None:
             counts = self.shared.count_unread(
                 self.conn, room_id, self.user_id, read_up_to, to, NOTIFYING_TYPES
@@ -356,6 +380,59 @@ class RoomReader:
             room_id,
             counts,
         )
+
+    def evaluates_each_event(self) -> bool:
+        """Whether the user's keyword (content) or sender rules must be evaluated on each
+        event: the room level cannot say what they match."""
+        if self._evaluates is None:
+            self._evaluates = has_own_message_rules(self.push_evaluator().ruleset)
+        return self._evaluates
+
+    def push_evaluator(self) -> PushEvaluator:
+        if self._push_evaluator is None:
+            self._push_evaluator = PushEvaluator(self.conn, self.rooms, self.user_id)
+        return self._push_evaluator
+
+    def evaluated_notifications(
+        self, room_id: str, after: int, to: int
+    ) -> list[tuple[str, int, bool, str]]:
+        """`(event_id, stream_ordering, highlight, thread root or "")` of the events in
+        `(after, to]` the user's rules say notify for, newest first; only the newest
+        `MAX_EVALUATED` candidates are evaluated."""
+        return self._evaluated(room_id, after, to)[0]
+
+    def _evaluated(
+        self, room_id: str, after: int, to: int
+    ) -> tuple[list[tuple[str, int, bool, str]], int]:
+        """`evaluated_notifications`, and the position below which nothing was evaluated
+        (`after` when every candidate was)."""
+        evaluator = self.push_evaluator()
+        found = []
+        candidates = store_events.notifying_events(
+            self.conn, room_id, self.user_id, after, to, NOTIFYING_TYPES, MAX_EVALUATED
+        )
+        for event_id, stream, _mentioned in candidates:
+            pdu = self.rooms.get_pdu_txn(self.conn, event_id)
+            if pdu is None:
+                continue
+            actions = evaluator.actions(pdu)
+            if notifies(actions):
+                found.append((event_id, stream, highlights(actions), _thread_root(pdu)))
+        floor = candidates[-1][1] - 1 if len(candidates) == MAX_EVALUATED else after
+        return found, floor
+
+    def _evaluated_counts(self, room_id: str, after: int, to: int) -> tuple[int, int]:
+        """The counts by evaluation of the newest events; older ones (a long-unread room)
+        by the room's level, bounding the work."""
+        found, floor = self._evaluated(room_id, after, to)
+        count, highlight = len(found), sum(1 for _, _, marked, _ in found if marked)
+        if floor > after:
+            older = store_events.count_unread(
+                self.conn, room_id, self.user_id, after, floor, NOTIFYING_TYPES
+            )
+            more, more_highlights = self._as_level(room_id, older)
+            count, highlight = count + more, highlight + more_highlights
+        return count, highlight
 
     def read_up_to(self, room_id: str, joined_at: int) -> int:
         """The position the user's unthreaded or main read receipt (or the join) reads
@@ -389,6 +466,8 @@ class RoomReader:
         included); a threaded one its thread (spec "threaded read receipts")."""
         read = self._read_receipts(room_id)
         floor = max(joined_at, read.get("", joined_at))
+        if self.evaluates_each_event():
+            return self._evaluated_by_thread(room_id, read, floor, to)
         counts = store_relations.count_unread_by_thread(
             self.conn, room_id, self.user_id, floor, to, NOTIFYING_TYPES
         )
@@ -404,6 +483,19 @@ class RoomReader:
         counts = {key: self._as_level(room_id, c) for key, c in counts.items()}
         main = counts.pop("", (0, 0))
         return main, {root: c for root, c in counts.items() if c[0] > 0}
+
+    def _evaluated_by_thread(
+        self, room_id: str, read: dict[str, int], floor: int, to: int
+    ) -> tuple[tuple[int, int], dict[str, tuple[int, int]]]:
+        """`unread_by_thread` for a user whose events are evaluated one by one."""
+        counts: dict[str, tuple[int, int]] = {}
+        for _, stream, highlight, root in self.evaluated_notifications(room_id, floor, to):
+            if stream <= read.get(root or "main", floor):
+                continue  # that thread's receipt reads it
+            count, highlights_ = counts.get(root, (0, 0))
+            counts[root] = (count + 1, highlights_ + int(highlight))
+        main = counts.pop("", (0, 0))
+        return main, counts
 
     def summary(self, room_id: str) -> dict[str, Any]:
         if self.shared is not None and self.at is not None:
