@@ -135,7 +135,7 @@ class FakeRemote:
         self,
         version: str,
         *,
-        room_id: str,
+        room_id: str | None,
         sender: str,
         type_: str,
         content: dict[str, Any],
@@ -145,11 +145,11 @@ class FakeRemote:
         state_key: str | None = None,
         **extra: Any,
     ) -> dict[str, Any]:
-        """A PDU we sign, citing the auth events `state` holds for it; kept for `/event`."""
+        """A PDU we sign, citing the auth events `state` holds for it; kept for `/event`.
+        `room_id` None: a version 12 create event (its room id is its own hash)."""
         rv = room_version(version)
         assert rv is not None
         partial: dict[str, Any] = {
-            "room_id": room_id,
             "sender": sender,
             "type": type_,
             "content": content,
@@ -158,6 +158,8 @@ class FakeRemote:
             "depth": depth,
             **extra,
         }
+        if room_id is not None:
+            partial["room_id"] = room_id
         if state_key is not None:
             partial["state_key"] = state_key
         if not rv.updated_redaction_rules:

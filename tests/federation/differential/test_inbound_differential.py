@@ -15,7 +15,7 @@ import pytest
 from tests.federation.differential.conversation import (
     V1,
     V2,
-    VERSION,
+    VERSIONS,
     Conversation,
     Request,
     Row,
@@ -104,11 +104,14 @@ def whole_body(conv: Conversation, r: httpx.Response) -> Any:
 
 
 def public_rooms_view(conv: Conversation, r: httpx.Response) -> Any:
+    """The conversation's own room in the list (the other room versions' rooms are there too,
+    in no order the spec fixes)."""
     body = r.json()
     return [
         {k: room.get(k) for k in ("name", "topic", "num_joined_members", "canonical_alias")}
         | {"world_readable": room["world_readable"], "guest_can_join": room["guest_can_join"]}
         for room in body["chunk"]
+        if room["room_id"] == conv.room_id
     ]
 
 
@@ -224,12 +227,14 @@ def missing(body: Any) -> Any:
     return make
 
 
-def make_join(user: Any, ver: Any = VERSION, room: Any = None) -> Any:
+def make_join(user: Any, ver: str | None = None, room: Any = None) -> Any:
+    """`ver` None: the conversation's room version."""
+
     def make(conv: Conversation) -> Request:
         return Request(
             "GET",
             f"{V1}/make_join/{q(room(conv) if room else conv.room_id)}/{q(user(conv))}",
-            query={"ver": ver},
+            query={"ver": ver or conv.version},
         )
 
     return make
@@ -242,7 +247,7 @@ def join_as(localpart: str, v1: bool = False) -> Any:
 def join_omitting_members(conv: Conversation) -> httpx.Response:
     user = conv.remote.user("erin")
     made = conv.send(make_join(lambda c: user)(conv))
-    ev = conv.remote.signed_template(VERSION, made.json()["event"])
+    ev = conv.remote.signed_template(conv.version, made.json()["event"])
     eid = conv.event_id(ev)
     r = conv.send(
         Request(
@@ -268,7 +273,7 @@ def bad_join(kind: str) -> Any:
             template["content"] = {"membership": "leave"}
         if kind == "local_user":
             template["sender"] = template["state_key"] = conv.alice.user_id
-        ev = conv.remote.signed_template(VERSION, template)
+        ev = conv.remote.signed_template(conv.version, template)
         eid = conv.event_id(ev)
         if kind == "bad_signature":
             ev = copy.deepcopy(ev)
@@ -296,7 +301,7 @@ def leave_as(localpart: str, v1: bool) -> Any:
     def act(conv: Conversation) -> httpx.Response:
         made = conv.send(make_leave(lambda c: c.remote.user(localpart))(conv))
         assert made.status_code == 200, made.text
-        ev = conv.remote.signed_template(VERSION, made.json()["event"])
+        ev = conv.remote.signed_template(conv.version, made.json()["event"])
         eid = conv.event_id(ev)
         path = f"{V1 if v1 else V2}/send_leave/{q(conv.room_id)}/{q(eid)}"
         r = conv.send(Request("PUT", path, body=ev))
@@ -307,10 +312,18 @@ def leave_as(localpart: str, v1: bool) -> Any:
     return act
 
 
+def create_content(conv: Conversation, creator: str) -> dict[str, Any]:
+    """A create event's content: `creator` named up to version 10, the sender's from 11."""
+    if conv.rules.implicit_room_creator:
+        return {"room_version": conv.version}
+    return {"creator": creator, "room_version": conv.version}
+
+
 def remote_room(conv: Conversation, tag: str) -> tuple[str, dict[Any, str], list[dict[str, Any]]]:
     """A room of the remote's own (Fred's), for invites: its state and stripped state."""
     remote = conv.remote
     room_id = f"!{tag}{conv.kind}{uuid.uuid4().hex[:6]}:{remote.name}"
+    hashed_id = conv.rules.room_id_is_create_event_hash
     fred = remote.user("fred")
     state: dict[Any, str] = {}
     events: list[dict[str, Any]] = []
@@ -318,8 +331,8 @@ def remote_room(conv: Conversation, tag: str) -> tuple[str, dict[Any, str], list
 
     def add(type_: str, content: dict[str, Any], key: str = "") -> None:
         ev = remote.event(
-            VERSION,
-            room_id=room_id,
+            conv.version,
+            room_id=None if type_ == "m.room.create" and hashed_id else room_id,
             sender=fred,
             type_=type_,
             content=content,
@@ -333,21 +346,30 @@ def remote_room(conv: Conversation, tag: str) -> tuple[str, dict[Any, str], list
         tip[:] = [eid]
         events.append(ev)
 
-    add("m.room.create", {"creator": fred, "room_version": VERSION})
+    add("m.room.create", create_content(conv, fred))
+    if hashed_id:
+        room_id = "!" + state[("m.room.create", "")][1:]
     add("m.room.member", {"membership": "join"}, fred)
-    add("m.room.power_levels", {"users": {fred: 100}})
+    # Version 12: the creator's power is infinite and he may not be listed.
+    add("m.room.power_levels", {"users": {} if hashed_id else {fred: 100}})
     add("m.room.join_rules", {"join_rule": "invite"})
     return room_id, state, events
 
 
+SAME = "same"
+
+
 def invite(
-    version: str, *, user: Any = None, tamper: bool = False, room_version: Any = VERSION
+    version: str, *, user: Any = None, tamper: bool = False, room_version: str | None = SAME
 ) -> Any:
+    """An invite of `user` (Alice) to a room of the remote's, over /invite `version`;
+    `room_version` SAME: the room's, None: left out of the body."""
+
     def act(conv: Conversation) -> httpx.Response:
         room_id, state, events = remote_room(conv, "inv")
         invitee = user(conv) if user else conv.alice.user_id
         ev = conv.remote.event(
-            VERSION,
+            conv.version,
             room_id=room_id,
             sender=conv.remote.user("fred"),
             type_="m.room.member",
@@ -368,10 +390,10 @@ def invite(
             return conv.send(Request("PUT", f"{V1}/invite/{q(room_id)}/{q(eid)}", body=ev))
         body: dict[str, Any] = {
             "event": ev,
-            "invite_room_state": [conv.remote.stripped(e, VERSION) for e in events[:1]],
+            "invite_room_state": [conv.remote.stripped(e, conv.version) for e in events[:1]],
         }
         if room_version is not None:
-            body["room_version"] = room_version
+            body["room_version"] = conv.version if room_version == SAME else room_version
         return conv.send(Request("PUT", f"{V2}/invite/{q(room_id)}/{q(eid)}", body=body))
 
     return act
@@ -505,8 +527,9 @@ def device_list_gap(conv: Conversation) -> httpx.Response:
         "content": {
             "user_id": carol,
             "device_id": "CAROLDEV",
-            "stream_id": 7,
-            "prev_id": [5],
+            # Carol's stream ids go up with each room version's run (one Carol for all).
+            "stream_id": 100 * int(conv.version) + 7,
+            "prev_id": [100 * int(conv.version) + 5],
             "deleted": False,
             "keys": None,
         },
@@ -571,7 +594,7 @@ def room_state(conv: Conversation) -> httpx.Response:
 
 def private_room(conv: Conversation) -> httpx.Response:
     """Alice's invite-only room, with one message, that no user of the remote is in."""
-    room_id = conv.alice.create_room(preset="private_chat", room_version=VERSION)
+    room_id = conv.alice.create_room(preset="private_chat", room_version=conv.version)
     conv.named["private_room"] = room_id
     conv.named["private_msg"] = conv.alice.send(room_id, "not for the remote")
     return observed({})
@@ -597,7 +620,7 @@ def bad_leave(kind: str) -> Any:
         template = made.json()["event"]
         if kind == "not_leave":
             template["content"] = {"membership": "join"}
-        ev = conv.remote.signed_template(VERSION, template)
+        ev = conv.remote.signed_template(conv.version, template)
         eid = conv.event_id(ev)
         if kind == "bad_signature":
             ev = copy.deepcopy(ev)
@@ -616,7 +639,7 @@ def backfill_joined_history(conv: Conversation) -> httpx.Response:
     saved = (conv.room_id, dict(conv.state), list(conv.tip), conv.depth)
     room_id = conv.alice.create_room(
         preset="public_chat",
-        room_version=VERSION,
+        room_version=conv.version,
         initial_state=[
             {
                 "type": "m.room.history_visibility",
@@ -830,7 +853,7 @@ ROWS: list[Row] = [
         lambda c: Request(
             "GET",
             f"{V1}/make_join/{q(c.named['private_room'])}/{q(c.remote.user('carol'))}",
-            query={"ver": VERSION},
+            query={"ver": c.version},
         ),
     ),
     Row("backfill: history before the server joined", backfill_joined_history, whole_body),
@@ -996,6 +1019,9 @@ ROWS: list[Row] = [
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[r.name for r in ROWS])
+@pytest.mark.parametrize(
+    "conversations", VERSIONS, ids=[f"v{v}" for v in VERSIONS], indirect=True, scope="module"
+)
 def test_row(conversations: list[Conversation], row: Row) -> None:
     """Status, errcode and view match. Where Synapse answers an error with no Matrix error
     body (a bare `{}` or empty 404, or its own 500 for a missing parameter) only the kind of
