@@ -78,8 +78,9 @@ def targets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Targets]:
         synapse.start()
         relay.init("--no-verify-tls")
         relay.start()
-        synapse.register("alice")
-        relay.cli("user", "add", "alice", "--password", "pw")
+        for localpart in ("alice", "bob"):
+            synapse.register(localpart)
+            relay.cli("user", "add", localpart, "--password", "pw")
         yield Targets(
             remote,
             other,

@@ -125,12 +125,24 @@ class Conversation:
         if "state_key" in event:
             self.state[(event["type"], event["state_key"])] = event_id
 
+    def learn(self, name: str, event_id: str) -> None:
+        """The remote builds on `event_id`, an event the target made (fetched over /event)."""
+        r = self.send(Request("GET", f"{V1}/event/{q(event_id)}"))
+        assert r.status_code == 200, r.text
+        self.advance(name, r.json()["pdus"][0])
+
     def event_id(self, event: dict[str, Any]) -> str:
         return self.remote_id(event)
 
-    def txn(self, pdus: list[dict[str, Any]], edus: list[dict[str, Any]] | None = None) -> Request:
+    def txn(
+        self,
+        pdus: list[dict[str, Any]],
+        edus: list[dict[str, Any]] | None = None,
+        remote: FakeRemote | None = None,
+    ) -> Request:
+        """A /send transaction from our remote (or from `remote`: send it with that one)."""
         body: dict[str, Any] = {
-            "origin": self.remote.name,
+            "origin": (remote or self.remote).name,
             "origin_server_ts": int(time.time() * 1000),
             "pdus": pdus,
         }
