@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 
 from relay.events.auth import auth_types_for_event
-from relay.events.pdu import finalize_event, strip_state_event
+from relay.events.pdu import Pdu, finalize_event, reference_pairs, strip_state_event
 from relay.events.room_versions import room_version
 from relay.events.signing import sign_json
 from relay.runtime.identity import SigningKey, new_signing_key, write_self_signed_certificate
@@ -167,6 +167,14 @@ class FakeRemote:
         partial["auth_events"] = sorted(
             {state[k] for k in auth_types_for_event(partial, rv) if k in state}
         )
+        if rv.event_id_in_event:  # versions 1 and 2 cite events as [id, {hashes}]
+            known = {
+                i: Pdu.from_dict(self.events[i], rv)
+                for i in [*partial["prev_events"], *partial["auth_events"]]
+                if i in self.events
+            }
+            for key in ("prev_events", "auth_events"):
+                partial[key] = reference_pairs(partial[key], known)
         pdu = finalize_event(partial, rv, self.name, self.key.key_id, self.key.key)
         self.events[pdu.event_id] = pdu.as_dict()
         return pdu.as_dict()
@@ -186,8 +194,6 @@ class FakeRemote:
     def stripped(event: dict[str, Any], version: str) -> dict[str, Any]:
         rv = room_version(version)
         assert rv is not None
-        from relay.events.pdu import Pdu
-
         return strip_state_event(Pdu.from_dict(event, rv))
 
     def request(
