@@ -22,11 +22,13 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import httpx
+import nacl.signing
 
 from relay.events.auth import auth_types_for_event
 from relay.events.pdu import Pdu, finalize_event, reference_pairs, strip_state_event
 from relay.events.room_versions import room_version
 from relay.events.signing import sign_json
+from relay.events.unpadded_base64 import encode_base64
 from relay.runtime.identity import SigningKey, new_signing_key, write_self_signed_certificate
 from tests.federation.inprocess import signed_request
 from tests.support import free_port, fresh_loopback
@@ -47,6 +49,8 @@ class FakeRemote:
     key: SigningKey = field(default_factory=new_signing_key)
     port: int = 0
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: user id -> (stream id, devices) answered by /user/devices.
+    devices: dict[str, tuple[int, list[dict[str, Any]]]] = field(default_factory=dict)
     #: (method, path) of every request a target made to us, in order.
     received: list[tuple[str, str]] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
@@ -111,7 +115,9 @@ class FakeRemote:
             if event is not None:
                 return 200, {"origin": self.name, "origin_server_ts": now_ms(), "pdus": [event]}
         if m := re.fullmatch(r"/_matrix/federation/v1/user/devices/([^/]+)", path):
-            return 200, {"user_id": unquote(m[1]), "stream_id": 9, "devices": []}
+            user_id = unquote(m[1])
+            stream_id, devices = self.devices.get(user_id, (9, []))
+            return 200, {"user_id": user_id, "stream_id": stream_id, "devices": devices}
         if method == "PUT" and path.startswith("/_matrix/federation/v1/send/"):
             return 200, {"pdus": {}}
         if path.startswith("/_matrix/federation/v1/get_missing_events/"):
@@ -127,6 +133,18 @@ class FakeRemote:
 
     def sign(self, obj: dict[str, Any]) -> dict[str, Any]:
         return sign_json(obj, self.name, self.key.key_id, self.key.key)
+
+    def device_keys(self, user_id: str, device_id: str) -> dict[str, Any]:
+        """Device keys for a new device of `user_id`, self-signed as a client would."""
+        device_key = nacl.signing.SigningKey.generate()
+        public = encode_base64(bytes(device_key.verify_key))
+        keys = {
+            "user_id": user_id,
+            "device_id": device_id,
+            "algorithms": ["m.olm.v1.curve25519-aes-sha2", "m.megolm.v1.aes-sha2"],
+            "keys": {f"curve25519:{device_id}": public, f"ed25519:{device_id}": public},
+        }
+        return sign_json(keys, user_id, f"ed25519:{device_id}", device_key)
 
     def user(self, localpart: str) -> str:
         return f"@{localpart}:{self.name}"

@@ -550,34 +550,70 @@ def foreign_auth(conv: Conversation) -> httpx.Response:
     return observed({"topic": topic.get("topic")})
 
 
-def device_list_gap(conv: Conversation) -> httpx.Response:
-    """An m.device_list_update whose prev_id we never had: the target must resync."""
+def carol_devices(conv: Conversation) -> list[str]:
+    """The device ids Alice's client is given for Carol."""
     carol = conv.remote.user("carol")
-    before = len(conv.remote.received)
-    edu = {
+    r = conv.client("POST", "/keys/query", json={"device_keys": {carol: []}})
+    return sorted(r.json().get("device_keys", {}).get(carol, {}))
+
+
+def asked_for_devices(conv: Conversation, since: int) -> bool:
+    path = f"/_matrix/federation/v1/user/devices/{conv.remote.user('carol')}"
+    return any(
+        m == "GET" and p.replace("%40", "@").replace("%3A", ":") == path
+        for m, p in conv.remote.received[since:]
+    )
+
+
+def device_update(conv: Conversation, device_id: str, stream: int, prev: int) -> dict[str, Any]:
+    """Carol's m.device_list_update; her stream ids go up with each room version's run (one
+    Carol for all)."""
+    carol = conv.remote.user("carol")
+    base = 100 * int(conv.version)
+    return {
         "edu_type": "m.device_list_update",
         "content": {
             "user_id": carol,
-            "device_id": "CAROLDEV",
-            # Carol's stream ids go up with each room version's run (one Carol for all).
-            "stream_id": 100 * int(conv.version) + 7,
-            "prev_id": [100 * int(conv.version) + 5],
+            "device_id": device_id,
+            "stream_id": base + stream,
+            "prev_id": [base + prev],
             "deleted": False,
-            "keys": None,
+            "keys": conv.remote.device_keys(carol, device_id),
         },
     }
-    # The target only tracks Carol's devices once a local user cares: Alice asks for them.
-    conv.client("POST", "/keys/query", json={"device_keys": {carol: []}})
-    r = conv.send(conv.txn([], [edu]))
+
+
+def device_list_gap(conv: Conversation) -> httpx.Response:
+    """An m.device_list_update whose prev_id (5) the target never had: it must resync over
+    /user/devices (which now answers CAROLDEV at stream 7), and Alice is shown that answer."""
+    carol = conv.remote.user("carol")
+    listed = {"device_id": "CAROLDEV", "keys": conv.remote.device_keys(carol, "CAROLDEV")}
+    base = 100 * int(conv.version)
+    conv.remote.devices[carol] = (base + 4, [listed])
+    # The target only tracks Carol's devices once a local user cares: Alice asks for them
+    # (which may resync already, at stream 4: only what the EDU makes the target ask counts).
+    carol_devices(conv)
+    conv.remote.devices[carol] = (base + 7, [listed])
+    before = len(conv.remote.received)
+    r = conv.send(conv.txn([], [device_update(conv, "CAROLGAP", 7, 5)]))
     assert r.status_code == 200, r.text
-    path = f"/_matrix/federation/v1/user/devices/{carol}"
-    asked = wait_until(
-        lambda: any(
-            m == "GET" and p.replace("%40", "@").replace("%3A", ":") == path
-            for m, p in conv.remote.received[before:]
-        )
-    )
-    return observed({"resynced": bool(asked)})
+    asked = wait_until(lambda: asked_for_devices(conv, before))
+    shown = wait_until(lambda: "CAROLDEV" in carol_devices(conv) and carol_devices(conv))
+    return observed({"resynced": bool(asked), "devices": shown})
+
+
+def device_list_next(conv: Conversation) -> httpx.Response:
+    """The update after the resync's stream id: Alice is shown the new device. (Whether the
+    target resyncs is not compared: Synapse retries a first contact's resync on its own
+    clock, so /user/devices answers the new device too.)"""
+    carol = conv.remote.user("carol")
+    update = device_update(conv, "CAROLNEW", 8, 7)
+    listed = conv.remote.devices[carol][1]
+    new = {"device_id": "CAROLNEW", "keys": update["content"]["keys"]}
+    conv.remote.devices[carol] = (update["content"]["stream_id"], [*listed, new])
+    r = conv.send(conv.txn([], [update]))
+    assert r.status_code == 200, r.text
+    return observed(wait_until(lambda: "CAROLNEW" in carol_devices(conv) and carol_devices(conv)))
 
 
 def soft_failed(conv: Conversation) -> httpx.Response:
@@ -1468,6 +1504,7 @@ ROWS: list[Row] = [
         whole_body,
     ),
     Row("device_list_update: prev_id gap resyncs", device_list_gap, whole_body),
+    Row("device_list_update: the next stream id applies", device_list_next, whole_body),
     Row("typing: in a room the origin's server is not in", typing_elsewhere, whole_body),
     Row("receipt: in a room the origin's server is not in", receipt_elsewhere, whole_body),
     # server ACLs: Zoe's server denied by name, Carol's allowed; then IP literals denied
