@@ -1513,6 +1513,10 @@ ROWS: list[Row] = [
     *acl_twins("make_join", make_join(lambda c: c.remote.user("frank"))),
     Row("acl denied: send_join", acl_send_join),
     Row("acl allowed twin: send_join", join_as("hank"), send_join_view),
+    Row("acl denied: make_leave", from_other(make_leave(zoe))),
+    request_row(
+        "acl allowed twin: make_leave", make_leave(lambda c: c.remote.user("carol")), template_view
+    ),
     *acl_twins("backfill", backfill("msg", "2"), pdu_types),
     *acl_twins("state", room_read("state", "msg"), state_view),
     *acl_twins("state_ids", room_read("state_ids", "msg"), state_ids_view),
