@@ -789,6 +789,15 @@ def deny_other(conv: Conversation) -> httpx.Response:
     return set_acl({"allow": ["*"], "deny": [conv.other.host]})(conv)
 
 
+def deny_other_in_knock_room(conv: Conversation) -> httpx.Response:
+    room_id = conv.named["knock_room_None"]
+    return conv.client(
+        "PUT",
+        f"/rooms/{q(room_id)}/state/m.room.server_acl/",
+        json={"allow": ["*"], "deny": [conv.other.host]},
+    )
+
+
 def join_other(conv: Conversation) -> httpx.Response:
     return conv.join("zoe", remote=conv.other)[0]
 
@@ -1544,6 +1553,16 @@ ROWS: list[Row] = [
     ),
     Row("acl: typing EDUs, denied and allowed", acl_typing, whole_body),
     Row("acl: receipt EDUs, denied and allowed", acl_receipts, whole_body),
+    Row("acl: Alice denies Zoe's server in the knock room", deny_other_in_knock_room),
+    Row(
+        "acl denied: make_knock",
+        from_other(make_knock(knock_room_of(None), zoe, lambda c: [c.version])),
+    ),
+    request_row(
+        "acl allowed twin: make_knock",
+        make_knock(knock_room_of(None), lambda c: c.remote.user("kit"), lambda c: [c.version]),
+        template_view,
+    ),
     Row("acl: Alice lifts the deny", set_acl({"allow": ["*"]})),
     Row("acl lifted at once: state", from_other(room_read("state", "msg")), state_view),
     Row(
