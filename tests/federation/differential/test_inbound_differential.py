@@ -72,6 +72,14 @@ def template_view(conv: Conversation, r: httpx.Response) -> Any:
     return body.get("room_version"), ev["type"], ev["state_key"], ev["content"], ev["sender"]
 
 
+def template_auth_view(conv: Conversation, r: httpx.Response) -> Any:
+    """What a template's auth_events are, by (type, state key) as the remote knows the room
+    (a v12 create event, named by the room id, is never among them)."""
+    known = {eid: list(key) for key, eid in conv.state.items()}
+    known.setdefault("$" + conv.room_id[1:], ["m.room.create (by the room id)", ""])
+    return sorted(known.get(eid, ["?", ""]) for eid in r.json()["event"]["auth_events"])
+
+
 def send_join_view(conv: Conversation, r: httpx.Response) -> Any:
     body = r.json()
     if isinstance(body, list):
@@ -244,6 +252,13 @@ def make_join(user: Any, ver: str | None = None, room: Any = None) -> Any:
         )
 
     return make
+
+
+def creators_listed(conv: Conversation) -> httpx.Response:
+    """Whether Alice, the room's creator, is in m.room.power_levels `users` (v12: creators
+    have infinite power and are not listed)."""
+    levels = conv.client("GET", f"/rooms/{q(conv.room_id)}/state/m.room.power_levels/").json()
+    return observed({"alice listed": conv.alice.user_id in levels.get("users", {})})
 
 
 def join_as(localpart: str, v1: bool = False) -> Any:
@@ -1291,6 +1306,12 @@ ROWS: list[Row] = [
     ),
     request_row("make_join: version not supported", make_join(carol, ver="1")),
     request_row("make_join: template", make_join(lambda c: c.remote.user("frank")), template_view),
+    request_row(
+        "make_join: the template's auth events",
+        make_join(lambda c: c.remote.user("frank")),
+        template_auth_view,
+    ),
+    Row("power levels: the creators listed", creators_listed, whole_body),
     Row("send_join v1: Dave joins", join_as("dave", v1=True), send_join_view),
     Row("send_join v2 omit_members: Erin joins", join_omitting_members, send_join_view),
     Row("send_join: bad signature", bad_join("bad_signature")),
