@@ -16,7 +16,8 @@ denies (`relay.federation.acl`), before anything else is looked at.
 
 `send_join` with `omit_members=true` (partial joins) answers as Synapse: the state
 without `m.room.member` events, the auth chain without what the state already holds,
-`members_omitted: true` and `servers_in_room`. The deprecated v1 `send_join`,
+`members_omitted: true` and `servers_in_room` (a full join gets no `servers_in_room`, as
+from Synapse). The deprecated v1 `send_join`,
 `send_leave` and `invite` are served too (as Synapse), their answers in `[200, ...]`.
 
 Spec: https://spec.matrix.org/v1.16/server-server-api/#joining-rooms
@@ -225,15 +226,18 @@ async def _joined(request: Request, origin: str, *, omit_members: bool) -> dict[
             state_pdus = [p for p in state_pdus if p.type != "m.room.member"]
             in_state = {p.event_id for p in state_pdus}
             chain = [p for p in chain if p.event_id not in in_state]
-        servers = store_rooms.servers_in_room(conn, pdu.room_id)
-        return {
+        answer = {
             "origin": services.server_name,
             "state": [rooms.event_for_servers_txn(conn, p) for p in state_pdus],
             "auth_chain": [rooms.event_for_servers_txn(conn, p) for p in chain],
             "event": json.loads(pdu.raw),
             "members_omitted": omit_members,
-            "servers_in_room": servers,
         }
+        if omit_members:
+            # Only a partial join needs them (the spec: required when members are omitted);
+            # a full join has the members themselves. Synapse sends them the same way.
+            answer["servers_in_room"] = store_rooms.servers_in_room(conn, pdu.room_id)
+        return answer
 
     return await services.database.read(txn)
 
