@@ -54,6 +54,7 @@ from relay.sync.builder import SyncService
 from relay.sync.devices import DeviceSync
 from relay.sync.presence import PresenceService
 from relay.sync.receipts import ReceiptService
+from relay.sync.lazy_members import SentMembers
 from relay.sync.shared import SharedReads
 from relay.sync.sliding import SlidingSyncService
 from relay.sync.typing_notices import TypingService
@@ -122,6 +123,7 @@ async def build_services(config: Config, database: Database, signing_key: Signin
         presence,
         devices=DeviceSync(e2ee_keys, device_lists, to_device),
         shared=SharedReads(),
+        sent_members=SentMembers(),
     )
     limits = config.rate_limits
     services = Services(
