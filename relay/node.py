@@ -52,9 +52,9 @@ from relay.services import Services
 from relay.sync.account_data import AccountDataService
 from relay.sync.builder import SyncService
 from relay.sync.devices import DeviceSync
+from relay.sync.lazy_members import SentMembers
 from relay.sync.presence import PresenceService
 from relay.sync.receipts import ReceiptService
-from relay.sync.lazy_members import SentMembers
 from relay.sync.shared import SharedReads
 from relay.sync.sliding import SlidingSyncService
 from relay.sync.typing_notices import TypingService

@@ -247,9 +247,7 @@ class RoomReader:
         event_id = self.last_event_at(room_id, position)
         return (self.state_after(event_id) or {}) if event_id is not None else {}
 
-    def _whole_gap_in_line(
-        self, room_id: str, timeline: list[Pdu], since: int, to: int
-    ) -> bool:
+    def _whole_gap_in_line(self, room_id: str, timeline: list[Pdu], since: int, to: int) -> bool:
         """Is the timeline every event of `(since, to]`, each on the one before it
         (no fork, nothing filtered or hidden)? Then the state did not change but by the
         timeline's own events (Synapse's "linear timeline" shortcut, which also

@@ -311,9 +311,7 @@ async def test_put_member_event_is_checked_by_the_auth_rules(api: ClientApi) -> 
     # A user outside the room can't set a member event there by PUT either.
     carol = await api.login("carol")
     private = await create_room(api, alice)
-    r = await _put_state(
-        api, carol, private, "m.room.member", {"membership": "join"}, uid("carol")
-    )
+    r = await _put_state(api, carol, private, "m.room.member", {"membership": "join"}, uid("carol"))
     assert (r.status_code, r.json()["errcode"]) == (403, "M_FORBIDDEN")
     # Leaving by PUT works as /leave does.
     r = await _put_state(api, bob, room_id, "m.room.member", {"membership": "leave"}, uid("bob"))
