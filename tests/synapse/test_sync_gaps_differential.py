@@ -18,7 +18,7 @@ from urllib.parse import quote
 import pytest
 
 from tests.integration.conftest import make_relay, unlimit_rates
-from tests.integration.matrix_client import V3, MatrixUser
+from tests.integration.matrix_client import MatrixUser
 from tests.synapse.conftest import fresh_synapse
 
 NAMES = ("alice", "bob", "carol", "dave")
@@ -298,4 +298,3 @@ def test_gapped_sync_answers_as_synapse(servers: list[Server], scenario: Scenari
         if s[key] != r[key]
     ]
     assert differences == [], "\n".join(map(str, differences))
-
