@@ -142,11 +142,12 @@ async def forget_room(request: Request, requester: Requester) -> Response:
 
 async def set_member_state(
     request: Request, requester: Requester, target: str, content: dict[str, Any]
-) -> str:
+) -> str | None:
     """`PUT /rooms/{roomId}/state/m.room.member/{userId}`: the membership change the
     content names, through the same paths as the membership endpoints (as Synapse), with
     the rest of the content kept: a joined user updates their own display name or avatar
-    in the room this way. The auth rules decide who may do what."""
+    in the room this way. The auth rules decide who may do what. The event id (None:
+    done by another server: a remote invite, an invite rejected through its server)."""
     membership = content.get("membership")
     if not isinstance(membership, str):
         raise BadJson("Invalid membership (must be a string)")
