@@ -7,6 +7,10 @@ Rules kept:
   and repeats nothing. Typing comes from an in-memory snapshot taken just before.
 - A room is "new to the client" (initial sync, newly joined, or `full_state`) and
   gets its full state; otherwise only what changed after `since` (relay/sync/rooms.py).
+  Newly joined, as Synapse: not joined at `since` and joined since, or joined now after
+  any other membership in the gap (left and came back); such a room's timeline is
+  `limited` (the client has none of its history). A room joined and left inside the
+  gap comes in `leave` the same way: whole, `limited`.
   An incremental sync leaves out rooms where nothing changed.
 - Long-poll: an incremental sync with nothing to say waits on the notifier until the
   stream or typing moves past what it read (or a typing notice times out), then

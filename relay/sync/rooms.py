@@ -5,11 +5,23 @@ Rules kept (see relay/sync/builder.py for the whole):
 - The timeline is the newest `limit` events the filter allows in `(since, to]`, oldest
   first; `limited` says allowed events were left out before them; `prev_batch` is the
   position just before the first one (where `/messages` continues backwards).
-- `state` is the state at the start of the timeline: all of it when the room is new
-  to the client (initial sync, newly joined, `full_state`), otherwise only entries
-  that changed after `since` and are not in the timeline. With `lazy_load_members`
-  only the members who sent timeline events (and, on a full state, the user) are
-  kept, plus any membership that changed in a gap.
+- `state` brings the client from the state it had at `since` to the state at the
+  start of the timeline, never repeating a timeline event: when the room is new to the
+  client (initial sync, joined since, `full_state`) the whole state at the start and
+  at the end of the timeline; otherwise what of those two differs from the state at
+  `since` (Synapse's `_calculate_state`): every change of a gap, a member who came and
+  went inside it included, and state the timeline filter left out. The end counts
+  too, so a fork merged in the gap or a state event after the last allowed timeline
+  event is not lost. A timeline that is the whole of `(since, to]`, each event on the
+  one before, changed nothing else: no state is read (Synapse's shortcut).
+- With `lazy_load_members` the members are those of the timeline's senders (whose
+  membership the timeline does not set first), the user's own on a full state, and,
+  in a gap (`limited`), every membership that changed; without
+  `include_redundant_members`, those the device already has are left out
+  (relay/sync/lazy_members.py). An unnamed room's heroes come with their members.
+- The `summary` (counts, heroes when the room has no name nor canonical alias) comes
+  when Synapse computes it: the room is new to the client, a membership is in the
+  timeline, or a gap changed memberships; else it is `{}`.
 - A redaction that does not apply (yet) is left out of the timeline, as a filter
   would leave it (`RoomService.held_redaction_txn`): when its target arrives later,
   the target comes redacted, and later reads carry the redaction.
