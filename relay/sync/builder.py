@@ -235,6 +235,8 @@ class SyncService:
             return False
         room_id = row["room_id"]
         ids = store_events.member_event_ids_of(reader.conn, room_id, reader.user_id, since, to)
+        if row["stream_ordering"] > since and row["event_id"] not in ids:
+            ids.append(row["event_id"])  # e.g. a join that came through another server
         kinds = [reader.content(eid).get("membership") for eid in ids]
         if "join" not in kinds:
             return False
