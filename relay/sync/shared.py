@@ -86,9 +86,7 @@ class _Lru:
 class SharedReads:
     """One per relay (node.py gives it to SyncService)."""
 
-    def __init__(
-        self, *, groups: int = 512, rooms: int = 256, unread: int = 4096
-    ) -> None:
+    def __init__(self, *, groups: int = 512, rooms: int = 256, unread: int = 4096) -> None:
         self._groups = _Lru(groups)
         self._visibility = _Lru(groups)
         self._members = _Lru(rooms)
