@@ -20,7 +20,8 @@ Rules kept (DESIGN.md, "Storage rules"; STYLE.md, "Store"):
 
 The map, one module per group of tables:
 
-- ``db``: opening, migrating, ``read``/``write`` transactions; ``errors``: what the store
+- ``db``: opening, migrating, ``read``/``write`` transactions; ``batches``: ids sent
+  ``IN (...)`` a few hundred at a time; ``errors``: what the store
   raises; ``private_files``: files only the relay's user reads; ``status``: the figures of
   ``relay status`` and ``/metrics``; ``backup``: a consistent copy of the live database
   and its integrity check.

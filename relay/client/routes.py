@@ -24,6 +24,7 @@ from relay.client import (
     directory,
     e2ee_keys,
     filters,
+    hierarchy,
     key_backup,
     login,
     membership,
@@ -86,6 +87,7 @@ API_MODULES = [
     rooms_read,
     relations,
     directory,
+    hierarchy,
     user_directory,
 ]
 

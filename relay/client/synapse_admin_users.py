@@ -21,14 +21,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from relay.client.auth import requester_of, services_of
+from relay.client.params import bool_query, int_query
 from relay.client.route import ClientRoute
 from relay.client.synapse_admin import (
     ADMIN_V1,
     ADMIN_V2,
     admin_requester,
-    bool_query,
     choice_query,
-    int_query,
     page,
     required,
 )
