@@ -597,6 +597,7 @@ class RoomReader:
                 if hero not in had:
                     chosen[("m.room.member", hero)] = eid
         return summary
+
     def invite_is_ignored(self, invite_event_id: str) -> bool:
         """Was this invite sent by a user this user ignores? Such invites are left out of
         /sync and of sliding sync's lists, as Synapse leaves them out."""
