@@ -9,10 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
 from tests.client.conftest import ClientApi
 from tests.client.helpers import V3, bodies, create_room, join, send, sync, timeline, uid
 
 LL = {"room": {"state": {"lazy_load_members": True}}}
+USERS = ("bob", "carol", "dave")
 
 
 def _ll(limit: int | None = None, **state: Any) -> dict[str, Any]:
@@ -426,3 +431,99 @@ async def test_summary_when_left_and_only_leavers_remain(api: ClientApi) -> None
         "m.invited_member_count": 0,
         "m.heroes": [uid("bob")],
     }
+
+
+# -- the client's picture after any run of gaps ----------------------------------------------
+
+GAP_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.sampled_from(["join", "leave", "msg", "rename"]), st.sampled_from(USERS)),
+        st.tuples(st.just("topic"), st.sampled_from(["a", "b", "c"])),
+        st.tuples(st.sampled_from(["sync", "sync_messages"]), st.sampled_from([1, 2, 5, 50])),
+    ),
+    min_size=4,
+    max_size=30,
+)
+
+
+def _draw_gaps(n: int) -> list[list[tuple[str, Any]]]:
+    drawn: list[list[tuple[str, Any]]] = []
+
+    @settings(
+        max_examples=n,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(GAP_OPS)
+    def collect(value: list[tuple[str, Any]]) -> None:
+        drawn.append(value)
+
+    collect()
+    return drawn
+
+
+@pytest.mark.config({"limits.login_per_second": 0, "limits.send_per_second": 0})
+async def test_a_client_rebuilds_the_room_state_from_any_run_of_gapped_syncs(
+    api: ClientApi,
+) -> None:
+    """The client's rule (spec "syncing"): the state it had, then the `state` section,
+    then the timeline's state events in order, is the room's state. On random runs of
+    joins, leaves, display names, topics and messages between syncs of random timeline
+    limits (some with a timeline of messages only), that picture always equals
+    `GET /rooms/{roomId}/state`, and `state` never repeats a timeline event."""
+    alice = await api.login("alice")
+    heads = {u: await api.login(u) for u in USERS}
+    checked = 0
+    # First a run known to matter: a state change after the last allowed timeline event.
+    known_runs: list[list[tuple[str, Any]]] = [
+        [("join", "bob"), ("msg", "bob"), ("topic", "a"), ("sync_messages", 50)]
+    ]
+    for n, ops in enumerate(known_runs + _draw_gaps(40)):
+        room_id = await create_room(api, alice, preset="public_chat", name=f"run {n}")
+        first = await sync(api, alice, filter=_limit(3))
+        entry = first["rooms"]["join"][room_id]
+        known = {(e["type"], e["state_key"]): e["event_id"] for e in entry["state"]["events"]}
+        for event in entry["timeline"]["events"]:
+            if "state_key" in event:
+                known[(event["type"], event["state_key"])] = event["event_id"]
+        since = first["next_batch"]
+        joined: set[str] = set()
+        for step, (op, arg) in enumerate([*ops, ("sync", 3)]):
+            if op in ("sync", "sync_messages"):
+                flt = _limit(arg)
+                if op == "sync_messages":  # a timeline of messages only
+                    flt["room"]["timeline"]["types"] = ["m.room.message"]
+                body = await sync(api, alice, since, filter=flt)
+                since = body["next_batch"]
+                entry = body["rooms"]["join"].get(room_id)
+                if entry is not None:
+                    _no_overlap(entry)
+                    for event in entry["state"]["events"] + entry["timeline"]["events"]:
+                        if "state_key" in event:
+                            known[(event["type"], event["state_key"])] = event["event_id"]
+                assert known == await _current_state(api, alice, room_id), (n, step, ops)
+                checked += 1
+            elif op == "join" and arg not in joined:
+                await join(api, heads[arg], room_id)
+                joined.add(arg)
+            elif op == "leave" and arg in joined:
+                await _leave(api, heads[arg], room_id)
+                joined.discard(arg)
+            elif op == "msg" and arg in joined:
+                await send(api, heads[arg], room_id, f"{n}-{step}")
+            elif op == "rename" and arg in joined:
+                r = await _put_state(
+                    api,
+                    heads[arg],
+                    room_id,
+                    "m.room.member",
+                    {"membership": "join", "displayname": f"{arg} {step}"},
+                    uid(arg),
+                )
+                assert r.status_code == 200, r.text
+            elif op == "topic":
+                r = await _put_state(api, alice, room_id, "m.room.topic", {"topic": f"{arg}{step}"})
+                assert r.status_code == 200, r.text
+    assert checked >= 40
