@@ -1,7 +1,9 @@
 """Differential: the same gapped-sync scenarios run against a real Synapse 1.163.2 and a
 relay (two separate servers, the same users and steps on each); the room entries of the
 syncs after each gap carry the same state (type, state_key, content, with the server
-name written out), the same `limited`, timeline and summary (issue 14 item 5).
+name written out), the same `limited`, timeline and summary (issue 14 item 5). And a
+real outage between the two (tests/synapse/test_outage.py's link): the relay user's
+sync across it brings every state change.
 
 Known, chosen differences are named where they are compared (see `_summary`)."""
 
@@ -19,8 +21,9 @@ from urllib.parse import quote
 import pytest
 
 from tests.integration.conftest import make_relay, unlimit_rates
-from tests.integration.matrix_client import MatrixUser
+from tests.integration.matrix_client import V3, MatrixUser
 from tests.synapse.conftest import fresh_synapse
+from tests.synapse.test_outage import Link, _shared_room, start_link
 
 NAMES = ("alice", "bob", "carol", "dave")
 
@@ -310,3 +313,70 @@ def test_gapped_sync_answers_as_synapse(servers: list[Server], scenario: Scenari
         if s[key] != r[key]
     ]
     assert differences == [], "\n".join(map(str, differences))
+
+
+# -- a real outage: the relay's user syncs across it ----------------------------------------
+
+
+@pytest.fixture
+def link(tmp_path: Path) -> Iterator[Link]:
+    link = start_link(tmp_path, fast_retry=True)
+    try:
+        yield link
+    finally:
+        link.relay.kill()
+        link.synapse.kill()
+        link.to_relay.stop()
+        link.to_synapse.stop()
+
+
+def _picture(body: dict[str, Any], room_id: str, known: dict[tuple[str, str], str]) -> bool:
+    """Lay the room's entry of a sync over the client's picture; was the room there?"""
+    entry = body["rooms"]["join"].get(room_id)
+    if entry is None:
+        return False
+    in_timeline = {e["event_id"] for e in entry["timeline"]["events"]}
+    assert not in_timeline & {e["event_id"] for e in entry["state"]["events"]}
+    for event in entry["state"]["events"] + entry["timeline"]["events"]:
+        if "state_key" in event:
+            known[(event["type"], event["state_key"])] = event["event_id"]
+    return True
+
+
+def test_a_sync_across_an_outage_brings_every_state_change(link: Link) -> None:
+    """The field user was away while the link was down and both sides wrote (topic
+    twice, a rename and messages at HQ; messages and a new display name in the field).
+    After the link heals, one gapped sync brings the field client's picture to the
+    relay's state of the room, with no timeline event repeated in `state`."""
+    room_id, hq, field = _shared_room(link)
+    flt = json.dumps({"room": {"timeline": {"limit": 3}}})
+    first = field.call("GET", "/sync", params={"filter": flt, "timeout": 0})
+    known: dict[tuple[str, str], str] = {}
+    assert _picture(first, room_id, known)
+    link.cut()
+    for topic in ("outage 1", "outage 2"):
+        hq.call("PUT", f"/rooms/{room_id}/state/m.room.topic/", json={"topic": topic})
+    hq.call("PUT", f"/rooms/{room_id}/state/m.room.name/", json={"name": "renamed"})
+    for n in range(6):
+        hq.send(room_id, f"hq {n}")
+        field.send(room_id, f"field {n}")
+    me = quote(field.user_id, safe="")
+    field.call(
+        "PUT",
+        f"/rooms/{room_id}/state/m.room.member/{me}",
+        json={"membership": "join", "displayname": "in the field"},
+    )
+    link.heal()
+    field.wait_for_bodies(room_id, {f"hq {n}" for n in range(6)}, timeout=120)
+    topic = f"/rooms/{room_id}/state/m.room.topic/"
+    deadline = time.monotonic() + 60
+    while field.call("GET", topic).get("topic") != "outage 2":
+        assert time.monotonic() < deadline, "HQ's topic never reached the relay"
+        time.sleep(0.5)
+    params = {"filter": flt, "timeout": 0, "since": first["next_batch"]}
+    body = field.call("GET", "/sync", params=params)
+    assert _picture(body, room_id, known)
+    assert body["rooms"]["join"][room_id]["timeline"]["limited"] is True
+    r = field.http.get(f"{V3}/rooms/{room_id}/state")
+    assert r.status_code == 200, r.text
+    assert known == {(e["type"], e["state_key"]): e["event_id"] for e in r.json()}
