@@ -56,6 +56,7 @@ from relay.services import Services
 from relay.sync.account_data import AccountDataService
 from relay.sync.builder import SyncService
 from relay.sync.devices import DeviceSync
+from relay.sync.lazy_members import SentMembers
 from relay.sync.presence import PresenceService
 from relay.sync.receipts import ReceiptService
 from relay.sync.shared import SharedReads
@@ -126,6 +127,7 @@ async def build_services(config: Config, database: Database, signing_key: Signin
         presence,
         devices=DeviceSync(e2ee_keys, device_lists, to_device),
         shared=SharedReads(),
+        sent_members=SentMembers(),
     )
     limits = config.rate_limits
     pushers = Pushers(database)

@@ -686,3 +686,19 @@ def state_event_ids_of_type(
         (room_id, type),
     )
     return [row[0] for row in rows]
+
+
+def member_event_ids_of(
+    conn: sqlite3.Connection, room_id: str, user_id: str, after: int, upto: int
+) -> list[str]:
+    """The ids of the timeline ``m.room.member`` events about ``user_id`` in the room
+    with ``after < stream_ordering <= upto`` (rejected and soft-failed ones left out),
+    oldest first: a user's membership changes between two syncs."""
+    rows = conn.execute(
+        "SELECT event_id FROM events WHERE room_id = ? AND type = 'm.room.member'"
+        " AND state_key IS NOT NULL AND stream_ordering > ? AND stream_ordering <= ?"
+        " AND state_key = ? AND outlier = 0 AND soft_failed = 0 AND rejected_reason IS NULL"
+        " ORDER BY stream_ordering",
+        (room_id, after, upto, user_id),
+    )
+    return [row[0] for row in rows]

@@ -8,6 +8,7 @@
   request body; `sliding_extensions.py` answers its extensions.
 - `devices.py`: the device section: to-device messages, device list changes, one-time
   key counts.
+- `lazy_members.py`: which member events each device has (lazy loading, memory only).
 - `typing_notices.py`: who is typing where (memory only).
 - `presence.py`: online / unavailable / offline per local user.
 - `receipts.py`: read receipts and the fully-read marker.
