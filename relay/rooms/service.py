@@ -71,6 +71,7 @@ from store import outbox as store_outbox
 from store import redactions as store_redactions
 from store import relations as store_relations
 from store import remote_invites as store_remote_invites
+from store import remote_knocks as store_remote_knocks
 from store import rooms as store_rooms
 from store import state as store_state
 from store import txn_ids as store_txn_ids
@@ -223,8 +224,10 @@ class RoomService:
             return None
         identifier = store_rooms.get_room_version(conn, row["room_id"])
         if identifier is None:
-            # An invite to a room on another server that we are not in (yet).
-            identifier = store_remote_invites.invited_room_version(conn, row["room_id"])
+            # An invite to (or a knock on) a room on another server that we are not in.
+            identifier = store_remote_invites.invited_room_version(
+                conn, row["room_id"]
+            ) or store_remote_knocks.knocked_room_version(conn, row["room_id"])
         rv = room_version(identifier or "")
         raw = store_events.get_event_raw(conn, event_id)
         if rv is None or raw is None:
@@ -527,7 +530,8 @@ class RoomService:
 
     def member_content_txn(self, conn: Connection, user_id: str, membership: str) -> dict[str, Any]:
         content: dict[str, Any] = {"membership": membership}
-        if membership == "join" and server_of(user_id) == self.server_name:
+        # As Synapse: joins and knocks carry the user's profile.
+        if membership in ("join", "knock") and server_of(user_id) == self.server_name:
             row = store_accounts.get_profile(conn, user_id)
             if row is not None:
                 if row[0]:

@@ -45,6 +45,7 @@ from store import events as store_events
 from store import receipts as store_receipts
 from store import relations as store_relations
 from store import remote_invites as store_remote_invites
+from store import remote_knocks as store_remote_knocks
 from store import rooms as store_rooms
 from store import state as store_state
 
@@ -427,6 +428,22 @@ class RoomReader:
             "m.joined_member_count": len(joined),
             "m.invited_member_count": len(invited),
         }
+
+    def knock_state(self, room_id: str, knock_event_id: str) -> list[dict[str, Any]]:
+        """The stripped state a client shows for a knock (plus the knock itself): a room
+        of ours, from its current state; another server's, what it answered the knock."""
+        knock = self.pdu(knock_event_id)
+        state = store_state.get_current_state(self.conn, room_id)
+        if state:
+            ids = [state[(t, "")] for t in INVITE_STATE_TYPES if (t, "") in state]
+            stripped = [strip_state_event(p) for p in map(self.pdu, ids) if p is not None]
+        else:
+            stored = store_remote_knocks.knock_state(self.conn, room_id, self.user_id)
+            stripped = [e for e in stored if isinstance(e, dict)]
+            stripped = [e for e in stripped if e.get("state_key") != self.user_id]
+        if knock is not None:
+            stripped.append(strip_state_event(knock))
+        return stripped
 
     def invite_state(self, room_id: str, invite_event_id: str) -> list[dict[str, Any]]:
         """The stripped state a client shows for an invite (plus the invite itself)."""
