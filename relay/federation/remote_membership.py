@@ -26,7 +26,7 @@ from typing import Any
 
 from relay.errors import Forbidden, MatrixError, NotFound, UnsupportedRoomVersion
 from relay.events.ids import server_of
-from relay.events.pdu import Pdu, finalize_event, strip_state_event
+from relay.events.pdu import Pdu, finalize_event, strip_state_event, stripped_from_remote
 from relay.events.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion, room_version
 from relay.federation.client import ROOM_STATE_RESPONSE_BYTES, segment
 from relay.federation.errors import PeerUnreachable, RemoteError, client_error
@@ -318,7 +318,7 @@ class RemoteMembership:
         stripped = response.get("knock_room_state") if isinstance(response, dict) else None
         if not isinstance(stripped, list):
             raise RemoteError(server, 502, "M_UNKNOWN", "send_knock answered no knock_room_state")
-        state = [e for e in stripped if isinstance(e, dict)]
+        state = [e for e in map(stripped_from_remote, stripped) if e is not None]
 
         def store(conn: Connection) -> None:
             if not store_events.event_exists(conn, knock.event_id):
