@@ -298,6 +298,8 @@ class RemoteMembership:
         template = body.get("event")
         if rv is None or not isinstance(template, dict):
             raise UnsupportedRoomVersion(f"Room version {body.get('room_version')} unsupported")
+        if not rv.knock_join_rule:
+            raise Forbidden("This room version does not support knocking")
         template = dict(template)
         template["origin_server_ts"] = now_ms()
         if template.get("sender") != user_id or template.get("state_key") != user_id:

@@ -22,6 +22,7 @@ from typing import Any
 
 from relay.errors import (
     BadJson,
+    BadState,
     DuplicateAnnotation,
     Forbidden,
     InvalidParam,
@@ -617,6 +618,11 @@ class RoomService:
     ) -> str:
         def txn(conn: Connection) -> str:
             rv = self.room_version_txn(conn, room_id)
+            if membership not in ("ban", "leave") and (
+                store_rooms.get_membership(conn, room_id, target) == "ban"
+            ):
+                # As Synapse answers it, before the auth rules would (403 M_FORBIDDEN).
+                raise BadState(f"Cannot {membership} user who was banned", status=403)
             content = self.member_content_txn(conn, target, membership)
             if extra_content:
                 content.update(extra_content)
