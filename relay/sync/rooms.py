@@ -153,6 +153,8 @@ class RoomReader:
         when hidden: the one rule of relay/rooms/visibility.py on the state before it."""
         own = pdu.type == "m.room.member" and pdu.state_key == self.user_id
         groups = store_state.get_event_state_groups(self.conn, pdu.event_id)
+        visibility: Any
+        membership: Any
         if groups is None:
             # No recorded state (should not happen for timeline events).
             visibility, membership = "shared", None
