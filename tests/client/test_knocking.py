@@ -160,3 +160,26 @@ async def test_knock_errors_as_synapse(api: ClientApi) -> None:
     r = await api.http.post(f"{V3}/knock/{knock_room}", json={})
     assert (r.status_code, r.json()["errcode"]) == (401, "M_MISSING_TOKEN")
     assert not (await sync(api, dave))["rooms"]["knock"]
+
+
+async def test_sliding_sync_carries_a_knock_with_its_stripped_state(api: ClientApi) -> None:
+    """As Synapse's simplified sliding sync: a knocked room's stripped state (and the knock)
+    in `invite_state`, with no timeline."""
+    alice = await api.login("alice")
+    bob = await api.login("bob")
+    room_id = await _knock_room(api, alice)
+    assert (await _knock(api, bob, room_id)).status_code == 200
+    r = await api.http.post(
+        "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync",
+        headers=bob,
+        params={"timeout": 0},
+        json={"lists": {"all": {"ranges": [[0, 9]], "required_state": [], "timeline_limit": 5}}},
+    )
+    assert r.status_code == 200, r.text
+    entry = r.json()["rooms"][room_id]
+    assert not entry.get("timeline")
+    events = entry["invite_state"]
+    assert _member_of(events, uid("bob"))["content"]["membership"] == "knock"
+    assert {"type": "m.room.join_rules", "state_key": "", "sender": uid("alice")} | {
+        "content": {"join_rule": "knock"}
+    } in events
