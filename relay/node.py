@@ -16,6 +16,7 @@ from typing import Any
 import trio
 
 from relay.accounts import Accounts
+from relay.client.hierarchy import HierarchyPages
 from relay.client.registration import registration_sessions
 from relay.client.routes import client_app
 from relay.client.synapse_admin import Nonces
@@ -158,6 +159,7 @@ async def build_services(config: Config, database: Database, signing_key: Signin
         uia_register=registration_sessions(database),
         uia_account=UiaSessions(),
         shared_secret_nonces=Nonces(),
+        hierarchy_pages=HierarchyPages(),
         peer_policy=PeerPolicy(config, database),
     )
     _add_federation_services(services)

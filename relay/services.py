@@ -23,6 +23,7 @@ from relay.runtime.metrics import Metrics
 
 if TYPE_CHECKING:
     from relay.accounts import Accounts
+    from relay.client.hierarchy import HierarchyPages
     from relay.client.synapse_admin import Nonces
     from relay.client.uia import UiaSessions
     from relay.e2ee.device_keys import E2eKeys
@@ -94,6 +95,8 @@ class Services:
     uia_account: UiaSessions
     #: Nonces of Synapse's shared-secret registration.
     shared_secret_nonces: Nonces
+    #: The space hierarchy walks a `next_batch` token names.
+    hierarchy_pages: HierarchyPages
     #: Whom this relay federates with (`mesh.policy`).
     peer_policy: PeerPolicy
     #: What the relay counts while it runs (requests, transactions): read by /metrics.

@@ -21,9 +21,10 @@ Rules kept:
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
+from store.batches import id_batches
 from store.errors import EventExists
 
 __all__ = [
@@ -57,7 +58,6 @@ __all__ = [
     "update_forward_extremities",
 ]
 
-_CHUNK = 500  # ids per IN (...) query, well under SQLite's variable limit
 _META_COLUMNS = (
     "event_id, room_id, type, state_key, sender, origin_server_ts, depth, stream_ordering,"
     " rejected_reason, outlier, soft_failed, received_ts"
@@ -163,7 +163,7 @@ def get_event_raw(conn: sqlite3.Connection, event_id: str) -> bytes | None:
 def get_events_raw(conn: sqlite3.Connection, event_ids: Iterable[str]) -> dict[str, bytes]:
     """``{event_id: raw}`` for those of ``event_ids`` that are stored."""
     found: dict[str, bytes] = {}
-    for chunk in _chunks(event_ids):
+    for chunk in id_batches(event_ids):
         marks = ",".join("?" * len(chunk))
         rows = conn.execute(f"SELECT event_id, raw FROM events WHERE event_id IN ({marks})", chunk)
         found.update((row[0], bytes(row[1])) for row in rows)
@@ -173,7 +173,7 @@ def get_events_raw(conn: sqlite3.Connection, event_ids: Iterable[str]) -> dict[s
 def rejected_event_ids(conn: sqlite3.Connection, event_ids: Iterable[str]) -> set[str]:
     """Those of ``event_ids`` that are stored and rejected."""
     found: set[str] = set()
-    for chunk in _chunks(event_ids):
+    for chunk in id_batches(event_ids):
         marks = ",".join("?" * len(chunk))
         rows = conn.execute(
             f"SELECT event_id FROM events WHERE event_id IN ({marks})"
@@ -218,7 +218,7 @@ def get_event_row(conn: sqlite3.Connection, event_id: str) -> dict[str, Any] | N
 def have_events(conn: sqlite3.Connection, event_ids: Iterable[str]) -> set[str]:
     """The subset of ``event_ids`` that is stored."""
     found: set[str] = set()
-    for chunk in _chunks(event_ids):
+    for chunk in id_batches(event_ids):
         marks = ",".join("?" * len(chunk))
         rows = conn.execute(f"SELECT event_id FROM events WHERE event_id IN ({marks})", chunk)
         found.update(row[0] for row in rows)
@@ -228,7 +228,7 @@ def have_events(conn: sqlite3.Connection, event_ids: Iterable[str]) -> set[str]:
 def get_depths(conn: sqlite3.Connection, event_ids: Iterable[str]) -> dict[str, int]:
     """``{event_id: depth}`` for the stored ones (a new event's depth is max + 1)."""
     found: dict[str, int] = {}
-    for chunk in _chunks(event_ids):
+    for chunk in id_batches(event_ids):
         marks = ",".join("?" * len(chunk))
         rows = conn.execute(
             f"SELECT event_id, depth FROM events WHERE event_id IN ({marks})", chunk
@@ -258,7 +258,7 @@ def get_auth_event_ids(conn: sqlite3.Connection, event_id: str) -> list[str]:
 def get_stream_orderings(conn: sqlite3.Connection, event_ids: Iterable[str]) -> dict[str, int]:
     """``{event_id: stream_ordering}`` for the stored ones."""
     found: dict[str, int] = {}
-    for chunk in _chunks(event_ids):
+    for chunk in id_batches(event_ids):
         marks = ",".join("?" * len(chunk))
         rows = conn.execute(
             f"SELECT event_id, stream_ordering FROM events WHERE event_id IN ({marks})", chunk
@@ -289,7 +289,7 @@ def backward_extremities(
     if max_depth is not None:
         where.append("e.depth <= ?")
         args.append(max_depth)
-    chunks: Iterable[list[str] | None] = [None] if event_ids is None else _chunks(event_ids)
+    chunks: Iterable[list[str] | None] = [None] if event_ids is None else id_batches(event_ids)
     found: dict[str, int] = {}
     for chunk in chunks:
         if chunk is None:
@@ -648,14 +648,3 @@ def state_event_ids_of_type(
         (room_id, type),
     )
     return [row[0] for row in rows]
-
-
-def _chunks(items: Iterable[str]) -> Iterator[list[str]]:
-    batch: list[str] = []
-    for item in dict.fromkeys(items):
-        batch.append(item)
-        if len(batch) == _CHUNK:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

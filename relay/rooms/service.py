@@ -521,13 +521,19 @@ class RoomService:
             raise InvalidParam(f"Unknown preset {config.preset!r}")
         return await self._write(lambda conn: create_room_txn(self, conn, rv, config, preset))
 
-    async def upgrade_room(self, user_id: str, room_id: str, new_version: str) -> str:
+    async def upgrade_room(
+        self,
+        user_id: str,
+        room_id: str,
+        new_version: str,
+        additional_creators: list[str] | None = None,
+    ) -> str:
         """Replace the room with one of `new_version` (relay/rooms/upgrade.py); the new
         room's id."""
         rv = room_version(new_version)
         if rv is None:
             raise UnsupportedRoomVersion(f"Room version {new_version} is not supported")
-        return await self._write(upgrade_room_txn, self, user_id, room_id, rv)
+        return await self._write(upgrade_room_txn, self, user_id, room_id, rv, additional_creators)
 
     def member_content_txn(self, conn: Connection, user_id: str, membership: str) -> dict[str, Any]:
         content: dict[str, Any] = {"membership": membership}

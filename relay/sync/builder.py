@@ -193,7 +193,7 @@ class SyncService:
                 if room is not None:
                     result.join[room_id] = room
             elif membership == "invite" and changed:
-                if self._invited_by(reader, row["event_id"]) in reader.ignored:
+                if reader.invite_is_ignored(row["event_id"]):
                     continue
                 result.invite[room_id] = reader.invite_state(room_id, row["event_id"])
             elif membership == "knock" and changed:
@@ -209,10 +209,6 @@ class SyncService:
                 conn, params.user_id, params.device_id, since, result.stream
             )
         return result
-
-    def _invited_by(self, reader: RoomReader, event_id: str) -> str | None:
-        pdu = reader.pdu(event_id)
-        return pdu.sender if pdu is not None else None
 
     def was_joined(self, reader: RoomReader, row: dict[str, Any]) -> bool:
         before = reader.state_before(row["event_id"]) or {}
@@ -255,7 +251,7 @@ class SyncService:
             account_data=reader.room_account_data(room_id, since),
         )
         ephemeral = params.filter.room.ephemeral
-        typers = [u for u in typing.typing.get(room_id, ()) if u not in reader.ignored]
+        typers = typing.typers(room_id, reader.ignored)
         if allowed_ephemeral(ephemeral, room_id, "m.typing") and (
             room_id in typing.changed or (since is None and typers)
         ):

@@ -447,6 +447,14 @@ class RoomReader:
             stripped.append(strip_state_event(knock))
         return stripped
 
+    def invite_is_ignored(self, invite_event_id: str) -> bool:
+        """Was this invite sent by a user this user ignores? Such invites are left out of
+        /sync and of sliding sync's lists, as Synapse leaves them out."""
+        if not self.ignored:
+            return False
+        invite = self.pdu(invite_event_id)
+        return invite is not None and invite.sender in self.ignored
+
     def invite_state(self, room_id: str, invite_event_id: str) -> list[dict[str, Any]]:
         """The stripped state a client shows for an invite (plus the invite itself)."""
         invite = self.pdu(invite_event_id)
