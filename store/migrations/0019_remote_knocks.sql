@@ -1,4 +1,4 @@
--- 0018: knocks of our users on rooms on other servers that we are not in: the knock
+-- 0019: knocks of our users on rooms on other servers that we are not in: the knock
 -- event is stored as an outlier; the room's version, the server we knocked through and
 -- the stripped room state it answered (`knock_room_state`) are kept here for the
 -- knocker's /sync (rooms.knock.knock_state) and for rescinding the knock.
