@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections.abc import Iterable
 from typing import Any
 
 from store.errors import UserExists
@@ -32,6 +33,7 @@ __all__ = [
     "delete_device",
     "delete_device_tokens",
     "erase_user",
+    "erased_users",
     "get_device",
     "get_profile",
     "get_user",
@@ -163,6 +165,21 @@ def erase_user(conn: sqlite3.Connection, user_id: str) -> bool:
         (user_id,),
     )
     return cur.rowcount > 0
+
+
+def erased_users(conn: sqlite3.Connection, user_ids: Iterable[str]) -> set[str]:
+    """Which of `user_ids` are local users deactivated with `erase` (one primary-key
+    lookup per distinct id: the cost follows the ids asked about, never the history)."""
+    wanted = sorted(set(user_ids))
+    found: set[str] = set()
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(
+            f"SELECT user_id FROM users WHERE user_id IN ({marks}) AND erased = 1", chunk
+        )
+        found.update(row[0] for row in rows)
+    return found
 
 
 def reactivate_user(conn: sqlite3.Connection, user_id: str) -> bool:

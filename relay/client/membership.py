@@ -1,7 +1,10 @@
-"""Joining, inviting, leaving, kicking, banning, unbanning, forgetting.
+"""Joining, knocking, inviting, leaving, kicking, banning, unbanning, forgetting.
+
+Leaving a room of another server that we are not in rejects the user's invite to it or
+rescinds their knock on it (relay/federation/remote_membership.py).
 
 Spec: https://spec.matrix.org/v1.16/client-server-api/#room-membership
-(joining.yaml, inviting.yaml, leaving.yaml, kicking.yaml, banning.yaml)
+(joining.yaml, knocking.yaml, inviting.yaml, leaving.yaml, kicking.yaml, banning.yaml)
 """
 
 from __future__ import annotations
@@ -47,12 +50,10 @@ def _target(body: dict[str, Any]) -> str:
     return user_id
 
 
-async def _join(request: Request, requester: Requester, room_id_or_alias: str) -> Response:
-    body = await read_json_object(request, optional=True)
-    reason = _reason(body)
+async def _room_and_via(request: Request, room_id_or_alias: str) -> tuple[str, list[str]]:
+    """The room a join or knock names by id or alias, and the servers to go through
+    (`via`, the deprecated `server_name`, and an alias's servers)."""
     services = services_of(request)
-    rooms = services.rooms
-    remote = services.remote_membership
     via = request.query_params.getlist("via") + request.query_params.getlist("server_name")
     if not all(is_valid_server_name(server) for server in via):
         raise InvalidParam("via must be server names")
@@ -60,16 +61,24 @@ async def _join(request: Request, requester: Requester, room_id_or_alias: str) -
         if not is_valid_room_alias(room_id_or_alias):
             raise InvalidParam("Invalid room alias")
         if server_of(room_id_or_alias) == services.server_name:
-            room_id, servers = await rooms.resolve_alias(room_id_or_alias)
+            room_id, servers = await services.rooms.resolve_alias(room_id_or_alias)
         else:
-            room_id, servers = await remote.resolve_alias(room_id_or_alias)
-        via += servers
-    elif room_id_or_alias.startswith("!"):
-        room_id = room_id_or_alias
-        if not any(is_valid_room_id(room_id, rv) for rv in ROOM_ID_FORMS):
-            raise InvalidParam(f"{room_id!r} is not a room id")
-    else:
-        raise InvalidParam(f"{room_id_or_alias!r} is not a room id or alias")
+            room_id, servers = await services.remote_membership.resolve_alias(room_id_or_alias)
+        return room_id, via + servers
+    if room_id_or_alias.startswith("!"):
+        if not any(is_valid_room_id(room_id_or_alias, rv) for rv in ROOM_ID_FORMS):
+            raise InvalidParam(f"{room_id_or_alias!r} is not a room id")
+        return room_id_or_alias, via
+    raise InvalidParam(f"{room_id_or_alias!r} is not a room id or alias")
+
+
+async def _join(request: Request, requester: Requester, room_id_or_alias: str) -> Response:
+    body = await read_json_object(request, optional=True)
+    reason = _reason(body)
+    services = services_of(request)
+    rooms = services.rooms
+    remote = services.remote_membership
+    room_id, via = await _room_and_via(request, room_id_or_alias)
     if await rooms.has_local_members(room_id):
         await rooms.update_membership(
             requester.user_id, room_id, requester.user_id, "join", reason=reason
@@ -78,6 +87,27 @@ async def _join(request: Request, requester: Requester, room_id_or_alias: str) -
         await remote.join(requester.user_id, room_id, via)
     else:
         raise NotFound("No known servers to join this room through")
+    return json_response({"room_id": room_id})
+
+
+async def knock_room(request: Request, requester: Requester) -> Response:
+    """# `POST /_matrix/client/v3/knock/{roomIdOrAlias}`
+
+    A room of ours: the knock event, if the auth rules allow it (403 `M_FORBIDDEN` when
+    the join rule is not `knock`/`knock_restricted` in a room version that has it, or the
+    user is joined, invited or banned). Another server's: `make_knock`/`send_knock`
+    through `via` (relay/federation/remote_membership.py)."""
+    body = await read_json_object(request, optional=True)
+    reason = _reason(body)
+    services = services_of(request)
+    rooms = services.rooms
+    room_id, via = await _room_and_via(request, request.path_params["room_id_or_alias"])
+    if await rooms.has_local_members(room_id):
+        await rooms.update_membership(
+            requester.user_id, room_id, requester.user_id, "knock", reason=reason
+        )
+    else:
+        await services.remote_membership.knock(requester.user_id, room_id, via, reason=reason)
     return json_response({"room_id": room_id})
 
 
@@ -171,12 +201,12 @@ async def _change(
     rooms = services.rooms
     remote = services.remote_membership
     if not await rooms.has_local_members(room_id):
-        if (
-            membership == "leave"
-            and target == requester.user_id
-            and await rooms.membership_of(room_id, target) == "invite"
-        ):
+        current = await rooms.membership_of(room_id, target)
+        if membership == "leave" and target == requester.user_id and current == "invite":
             await remote.reject_invite(requester.user_id, room_id)
+            return None
+        if membership == "leave" and target == requester.user_id and current == "knock":
+            await remote.rescind_knock(requester.user_id, room_id)
             return None
         raise NotFound(f"Unknown room {room_id}")
     if membership == "invite" and server_of(target) != services.server_name:
@@ -190,6 +220,7 @@ async def _change(
 ROUTES = [
     ClientRoute("/rooms/{room_id}/join", join_room_by_id, ("POST",)),
     ClientRoute("/join/{room_id_or_alias}", join_room, ("POST",)),
+    ClientRoute("/knock/{room_id_or_alias}", knock_room, ("POST",)),
     ClientRoute("/rooms/{room_id}/invite", invite_user, ("POST",)),
     ClientRoute("/rooms/{room_id}/leave", leave_room, ("POST",)),
     ClientRoute("/rooms/{room_id}/kick", kick, ("POST",)),

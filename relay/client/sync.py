@@ -83,7 +83,7 @@ def render_sync(result: SyncResult, sync_filter: Filter, now: int) -> dict[str, 
                 rid: {"invite_state": {"events": pdus}} for rid, pdus in result.invite.items()
             },
             "leave": {rid: _render_room(r, now, sync_filter) for rid, r in result.leave.items()},
-            "knock": {},
+            "knock": {rid: {"knock_state": {"events": pdus}} for rid, pdus in result.knock.items()},
         },
         "account_data": {"events": result.account_data},
         "presence": {"events": result.presence},

@@ -252,3 +252,22 @@ def strip_state_event(pdu: Pdu) -> dict[str, Any]:
         "content": pdu.content,
         "sender": pdu.sender,
     }
+
+
+def stripped_from_remote(event: Any) -> dict[str, Any] | None:
+    """A state event another server sent to identify a room (`knock_room_state`: full
+    PDUs since v1.16, stripped ones before, as Synapse still sends) in its stripped
+    client form; None when it is not a well-shaped state event."""
+    if not isinstance(event, dict):
+        return None
+    fields = (event.get("type"), event.get("state_key"), event.get("sender"))
+    if not all(isinstance(value, str) for value in fields) or not isinstance(
+        event.get("content"), dict
+    ):
+        return None
+    return {
+        "type": event["type"],
+        "state_key": event["state_key"],
+        "content": copy.deepcopy(event["content"]),
+        "sender": event["sender"],
+    }

@@ -5,10 +5,16 @@
   the returned auth chain and state and accept our join on that state.
 - Invite a user of another server: the invitee's server must sign the invite
   first (`/v2/invite`); then it is stored and sent to the room like any event.
-- Reject an invite to a room we are not in: `make_leave`/`send_leave` through
-  the inviting server.
+- Knock on a room we are not in: `make_knock` on a server that is (from `via`, the
+  alias or the room id), sign the template, `send_knock`; the knock is stored as an
+  outlier with the `knock_room_state` the server answered (store/remote_knocks.py), for
+  the knocker's /sync. An invite that follows arrives as any remote invite.
+- Reject an invite to a room we are not in, or rescind a knock on one:
+  `make_leave`/`send_leave` through the inviting server (or the one knocked through);
+  when none answers, the membership is dropped locally all the same (as Synapse).
 
 Spec: https://spec.matrix.org/v1.16/server-server-api/#joining-rooms,
+https://spec.matrix.org/v1.16/server-server-api/#knocking-upon-a-room,
 https://spec.matrix.org/v1.16/server-server-api/#inviting-to-a-room
 """
 
@@ -20,18 +26,20 @@ from typing import Any
 
 from relay.errors import Forbidden, MatrixError, NotFound, UnsupportedRoomVersion
 from relay.events.ids import server_of
-from relay.events.pdu import Pdu, finalize_event, strip_state_event
+from relay.events.pdu import Pdu, finalize_event, strip_state_event, stripped_from_remote
 from relay.events.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion, room_version
 from relay.federation.client import ROOM_STATE_RESPONSE_BYTES, segment
 from relay.federation.errors import PeerUnreachable, RemoteError, client_error
 from relay.federation.ingest import BadPdu, Ingest
 from relay.rooms.remote_pdus import accept_pdu_txn
+from relay.rooms.service import insert_pdu_txn
 from relay.runtime.clock import now_ms
 from relay.services import Services
 from store import Connection
 from store import accounts as store_accounts
 from store import events as store_events
 from store import remote_invites as store_remote_invites
+from store import remote_knocks as store_remote_knocks
 from store import rooms as store_rooms
 
 log = logging.getLogger(__name__)
@@ -175,8 +183,9 @@ class RemoteMembership:
                     creator=create.sender,
                     now_ms=now_ms(),
                 )
-            # We are in the room now: the invite, if any, has served its purpose.
+            # We are in the room now: the invite or knock, if any, has served its purpose.
             store_remote_invites.delete_invites_to_room(conn, room_id)
+            store_remote_knocks.delete_knocks_on_room(conn, room_id)
 
         # Under the room's lock: a PDU pushed to us between the room's creation and our join
         # would otherwise make a partial current state that our own join soft-fails against.
@@ -261,10 +270,100 @@ class RemoteMembership:
             await rooms.outbox_listener()
         return signed.event_id
 
-    # -- rejecting an invite -----------------------------------------------------------------
+    # -- knocking ------------------------------------------------------------------------
+
+    async def knock(
+        self, user_id: str, room_id: str, via: list[str], *, reason: str | None = None
+    ) -> None:
+        """Knock on a room of other servers through the first of them that answers.
+        Raises NotFound without a server to ask, else the last server's error."""
+        servers = await self.candidate_servers(room_id, user_id, via)
+        last_error: MatrixError = NotFound("No known servers to knock on this room through")
+        for server in servers:
+            try:
+                await self._knock_via(server, user_id, room_id, reason)
+                return
+            except (PeerUnreachable, RemoteError) as exc:
+                log.info("knocking on %s via %s failed: %s", room_id, server, exc)
+                last_error = client_error(exc)
+        raise last_error
+
+    async def _knock_via(self, server: str, user_id: str, room_id: str, reason: str | None) -> None:
+        body = await self.client.get_json(
+            server,
+            f"/_matrix/federation/v1/make_knock/{segment(room_id)}/{segment(user_id)}",
+            query={"ver": list(KNOWN_ROOM_VERSIONS)},
+        )
+        rv = room_version(str(body.get("room_version", "")))
+        template = body.get("event")
+        if rv is None or not isinstance(template, dict):
+            raise UnsupportedRoomVersion(f"Room version {body.get('room_version')} unsupported")
+        if not rv.knock_join_rule:
+            raise Forbidden("This room version does not support knocking")
+        template = dict(template)
+        template["origin_server_ts"] = now_ms()
+        if template.get("sender") != user_id or template.get("state_key") != user_id:
+            raise RemoteError(server, 502, "M_UNKNOWN", "make_knock answered another user")
+        content = await self.services.database.read(
+            lambda conn: self.services.rooms.member_content_txn(conn, user_id, "knock")
+        )
+        if reason:
+            content["reason"] = reason
+        template["content"] = content
+        key = self.services.signing_key
+        knock = finalize_event(template, rv, self.services.server_name, key.key_id, key.key)
+        response = await self.client.put_json(
+            server,
+            f"/_matrix/federation/v1/send_knock/{segment(room_id)}/{segment(knock.event_id)}",
+            json.loads(knock.raw),
+        )
+        stripped = response.get("knock_room_state") if isinstance(response, dict) else None
+        if not isinstance(stripped, list):
+            raise RemoteError(server, 502, "M_UNKNOWN", "send_knock answered no knock_room_state")
+        state = [e for e in map(stripped_from_remote, stripped) if e is not None]
+
+        def store(conn: Connection) -> None:
+            if not store_events.event_exists(conn, knock.event_id):
+                stream = insert_pdu_txn(conn, knock, outlier=True)
+                store_rooms.set_membership(
+                    conn,
+                    room_id=room_id,
+                    user_id=user_id,
+                    membership="knock",
+                    event_id=knock.event_id,
+                    stream_ordering=stream,
+                )
+            store_remote_knocks.put_knock(
+                conn,
+                room_id=room_id,
+                user_id=user_id,
+                event_id=knock.event_id,
+                room_version=rv.identifier,
+                server=server,
+                knock_state=state,
+            )
+
+        await self.services.database.write(store)
+        self.services.notifier.on_stream(
+            await self.services.database.read(store_events.max_stream_ordering)
+        )
+        log.info("knocked on %s via %s", room_id, server)
+
+    # -- rejecting an invite, rescinding a knock ----------------------------------------------
 
     async def reject_invite(self, user_id: str, room_id: str) -> None:
-        servers = await self.candidate_servers(room_id, user_id, [])
+        await self._leave_from_outside(user_id, room_id, [])
+
+    async def rescind_knock(self, user_id: str, room_id: str) -> None:
+        server = await self.services.database.read(
+            store_remote_knocks.knock_server, room_id, user_id
+        )
+        await self._leave_from_outside(user_id, room_id, [server] if server else [])
+
+    async def _leave_from_outside(self, user_id: str, room_id: str, via: list[str]) -> None:
+        """Leave a room we are not in (an invite rejected, a knock rescinded) through a
+        server that is; whatever they answer, the membership is dropped here."""
+        servers = await self.candidate_servers(room_id, user_id, via)
         last: Exception | None = None
         for server in servers:
             try:
@@ -289,11 +388,12 @@ class RemoteMembership:
                 last = exc
         else:
             log.info(
-                "could not reach any server to reject %s (%s); forgetting it locally", room_id, last
+                "could not reach any server to leave %s (%s); leaving it locally", room_id, last
             )
 
         def forget(conn: Connection) -> None:
             store_remote_invites.delete_invite(conn, room_id, user_id)
+            store_remote_knocks.delete_knock(conn, room_id, user_id)
             row = store_rooms.get_membership_event(conn, room_id, user_id)
             store_rooms.set_membership(
                 conn,

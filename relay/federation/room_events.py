@@ -4,7 +4,8 @@ backfill, get_missing_events, timestamp_to_event.
 A server sees a room's events only if the room's server ACL allows it
 (`relay.federation.acl`) and one of its users is or was a member; `/event`, `/backfill`
 and `/get_missing_events` serve an event the history visibility hides from every user of
-the asking server redacted (`relay.rooms.visibility.visible_to_server_txn`); rejected
+the asking server redacted, and so an erased user's event to a server that had no user
+joined when it was sent (`relay.rooms.visibility.visible_to_server_txn`); rejected
 events are never served as part of the room. An event that a redaction applies to is
 served redacted (`RoomService.event_for_servers_txn`); redactions themselves are
 served whether they apply or not (servers need the whole DAG).

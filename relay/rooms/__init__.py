@@ -8,7 +8,8 @@
   state resolution, redactions held until their target is known).
 - `reads.py`: reading rooms as one user may: timeline pages, events, context, state,
   members.
-- `visibility.py`: history visibility: which events and state a user may read.
+- `visibility.py`: history visibility: which events and state a user (or a server) may
+  read, and in what form (an erased sender's events pruned for those who came later).
 - `relations.py`: bundled aggregations (`unsigned["m.relations"]`: edits, threads,
   references) attached to every event a read returns.
 - `relation_reads.py`: `/relations` pages and the `/threads` list.

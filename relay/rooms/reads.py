@@ -303,7 +303,7 @@ def _scan_txn(
         want = max(limit - len(kept), 20)
         rows = _rows(conn, viewer.room_id, direction, rng, key, want)
         batch = [rooms.pdus.get(r["event_id"]) or _cached(rooms, Pdu(r["raw"], rv)) for r in rows]
-        visible = {p.event_id for p in visible_txn(conn, rooms, viewer, batch)}
+        visible = {p.event_id: p for p in visible_txn(conn, rooms, viewer, batch)}
         for row, pdu in zip(rows, batch, strict=True):
             scanned.append(pdu.event_id)
             # Backwards, the position just before the row: it reads `<=` from there.
@@ -315,7 +315,7 @@ def _scan_txn(
                 and matches(event_filter, pdu)
                 and not rooms.held_redaction_txn(conn, pdu)
             ):
-                kept.append(pdu)
+                kept.append(visible[pdu.event_id])
                 if len(kept) == limit:
                     break
         if len(rows) < want and len(kept) < limit:
@@ -401,17 +401,18 @@ def event_txn(
     """One event of the viewer's room. Raises NotFound (unknown or not visible)."""
     row = store_events.get_event_row(conn, event_id)
     pdu = rooms.get_pdu_txn(conn, event_id) if row is not None else None
+    seen = visible_txn(conn, rooms, viewer, [pdu]) if pdu is not None else []
     if (
         row is None
         or pdu is None
         or row["room_id"] != viewer.room_id
         or row["rejected_reason"] is not None
         or (viewer.until is not None and row["stream_ordering"] > viewer.until)
-        or not visible_txn(conn, rooms, viewer, [pdu])
+        or not seen
         or rooms.held_redaction_txn(conn, pdu)
     ):
         raise NotFound("Event not found.")
-    return decorate_txn(conn, rooms, [pdu], viewer.user_id, device_id, viewer=viewer)[0]
+    return decorate_txn(conn, rooms, seen, viewer.user_id, device_id, viewer=viewer)[0]
 
 
 def event_by_timestamp_txn(

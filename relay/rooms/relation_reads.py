@@ -132,7 +132,7 @@ def relations_txn(
         want = max(limit - len(kept), 20)
         rows = page(from_key, want)
         pdus = [rooms.pdus.get(r["event_id"]) or Pdu(r["raw"], rv) for r in rows]
-        visible = {p.event_id for p in visible_txn(conn, rooms, viewer, pdus)}
+        visible = {p.event_id: p for p in visible_txn(conn, rooms, viewer, pdus)}
         for row, pdu in zip(rows, pdus, strict=True):
             scanned += 1
             stream = row["stream_ordering"] - 1 if direction == "b" else row["stream_ordering"]
@@ -140,7 +140,7 @@ def relations_txn(
             cursor = TopoPosition(row["depth"], stream)
             redacted = row["redaction_claimed"] and rooms.redacted_by_txn(conn, pdu.event_id)
             if pdu.event_id in visible and not redacted and not rooms.held_redaction_txn(conn, pdu):
-                kept.append(pdu)
+                kept.append(visible[pdu.event_id])
                 if len(kept) == limit:
                     break
         if len(rows) < want and len(kept) < limit:

@@ -93,12 +93,12 @@ def _newest_edits_txn(
     by_id = {pdu.event_id: pdu for pdu in originals}
     rows = _live_children(conn, rooms, viewer.room_id, by_id, REPLACE, viewer.until)
     edits = rooms.get_pdus_txn(conn, [row["event_id"] for row in rows])
-    visible = {p.event_id for p in visible_txn(conn, rooms, viewer, list(edits.values()))}
+    visible = {p.event_id: p for p in visible_txn(conn, rooms, viewer, list(edits.values()))}
     newest: dict[str, Pdu] = {}
     for row in rows:
-        edit = edits.get(row["event_id"])
+        edit = visible.get(row["event_id"])
         original = by_id[row["parent_id"]]
-        if edit is None or edit.event_id not in visible:
+        if edit is None:
             continue
         if not is_valid_edit(original.as_dict(), edit.as_dict()):
             continue
@@ -154,7 +154,9 @@ def _thread_summaries_txn(
     for row in _live_children(conn, rooms, viewer.room_id, by_id, THREAD, viewer.until):
         replies.setdefault(row["parent_id"], []).append(row)
     latest_ids = {root: rows[-1]["event_id"] for root, rows in replies.items()}
-    latest = rooms.get_pdus_txn(conn, latest_ids.values())
+    found = rooms.get_pdus_txn(conn, latest_ids.values())
+    # As the reader may see them (an erased sender's reply pruned).
+    latest = {p.event_id: p for p in visible_txn(conn, rooms, viewer, list(found.values()))}
     latest_edits = _newest_edits_txn(conn, rooms, viewer, list(latest.values()))
     out = {}
     for root_id, rows in replies.items():

@@ -22,6 +22,7 @@ from typing import Any
 
 from relay.errors import (
     BadJson,
+    BadState,
     DuplicateAnnotation,
     Forbidden,
     InvalidParam,
@@ -73,6 +74,7 @@ from store import outbox as store_outbox
 from store import redactions as store_redactions
 from store import relations as store_relations
 from store import remote_invites as store_remote_invites
+from store import remote_knocks as store_remote_knocks
 from store import rooms as store_rooms
 from store import state as store_state
 from store import txn_ids as store_txn_ids
@@ -225,8 +227,10 @@ class RoomService:
             return None
         identifier = store_rooms.get_room_version(conn, row["room_id"])
         if identifier is None:
-            # An invite to a room on another server that we are not in (yet).
-            identifier = store_remote_invites.invited_room_version(conn, row["room_id"])
+            # An invite to (or a knock on) a room on another server that we are not in.
+            identifier = store_remote_invites.invited_room_version(
+                conn, row["room_id"]
+            ) or store_remote_knocks.knocked_room_version(conn, row["room_id"])
         rv = room_version(identifier or "")
         raw = store_events.get_event_raw(conn, event_id)
         if rv is None or raw is None:
@@ -535,7 +539,8 @@ class RoomService:
 
     def member_content_txn(self, conn: Connection, user_id: str, membership: str) -> dict[str, Any]:
         content: dict[str, Any] = {"membership": membership}
-        if membership == "join" and server_of(user_id) == self.server_name:
+        # As Synapse: joins and knocks carry the user's profile.
+        if membership in ("join", "knock") and server_of(user_id) == self.server_name:
             row = store_accounts.get_profile(conn, user_id)
             if row is not None:
                 if row[0]:
@@ -621,6 +626,11 @@ class RoomService:
     ) -> str:
         def txn(conn: Connection) -> str:
             rv = self.room_version_txn(conn, room_id)
+            if membership not in ("ban", "leave") and (
+                store_rooms.get_membership(conn, room_id, target) == "ban"
+            ):
+                # As Synapse answers it, before the auth rules would (403 M_FORBIDDEN).
+                raise BadState(f"Cannot {membership} user who was banned", status=403)
             content = self.member_content_txn(conn, target, membership)
             if extra_content:
                 content.update(extra_content)

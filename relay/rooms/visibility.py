@@ -16,8 +16,18 @@ Rules kept:
 - Servers (federation /event, /backfill, /get_missing_events): the same rule with the best
   membership any user of the server had before the event; an event a server may not read
   is served redacted (`visible_to_server_txn`), as Synapse serves it.
+- Erased senders (spec `/account/deactivate` `erase`; Synapse's
+  `_check_client_allowed_to_see_event` and `filter_events_for_server`): an event whose
+  sender is a local user deactivated with `erase` is served pruned (the room version's
+  redaction algorithm) to a reader who may see it but was not joined when it was sent
+  (`as_seen`): those who joined after it (or peek) get the redacted copy, those who
+  were there still read it whole. A server is judged the same way, by the best
+  membership any of its users had before the event. (Synapse serves it pruned to every
+  server; the spec's "servers which join the room after the erasure" keeps the whole
+  event for a server that was there, and the rule stays one for users and servers.)
 - Fast path: when every history_visibility the room ever had is `shared` or
-  `world_readable` and the reader is or was joined, no per-event state is loaded.
+  `world_readable` and the reader is or was joined, no per-event state is loaded, but
+  for events of erased senders (one primary-key lookup per distinct sender of a batch).
 
 Spec: https://spec.matrix.org/v1.16/client-server-api/#room-history-visibility
 """
@@ -29,8 +39,10 @@ from typing import Any
 
 from relay.errors import Forbidden
 from relay.events.pdu import Pdu
+from relay.events.redaction import redact
 from relay.rooms.service import RoomService
 from store import Connection
+from store import accounts as store_accounts
 from store import events as store_events
 from store import rooms as store_rooms
 from store import state as store_state
@@ -95,7 +107,13 @@ def _membership_in(
 
 def history_visibility(conn: Connection, rooms: RoomService, state: StateMap) -> str:
     """The state's history_visibility; "shared" when unset or unknown (spec default)."""
-    value = content_of(conn, rooms, state.get(HISTORY_VISIBILITY)).get("history_visibility")
+    return known_visibility(
+        content_of(conn, rooms, state.get(HISTORY_VISIBILITY)).get("history_visibility")
+    )
+
+
+def known_visibility(value: Any) -> str:
+    """A raw `history_visibility` value as the rule reads it ("shared" when unknown)."""
     return value if value in ("world_readable", "shared", "invited", "joined") else "shared"
 
 
@@ -112,13 +130,42 @@ def _always_shared(conn: Connection, rooms: RoomService, room_id: str) -> bool:
     return True
 
 
+def erased_senders_txn(conn: Connection, pdus: list[Pdu]) -> set[str]:
+    """The senders of `pdus` that are local users deactivated with `erase`."""
+    return store_accounts.erased_users(conn, {pdu.sender for pdu in pdus})
+
+
+def pruned(pdu: Pdu) -> Pdu:
+    """`pdu` as its room version's redaction algorithm leaves it (same event id)."""
+    return Pdu.from_dict(redact(pdu.as_dict(), pdu.room_version), pdu.room_version)
+
+
+def as_seen(pdu: Pdu, membership_then: str | None, erased: set[str]) -> Pdu:
+    """The form of a visible event its reader gets: pruned when its sender was erased
+    and the reader (a user, or a server's best member) was not joined when it was sent."""
+    return pdu if served_whole(pdu, membership_then, erased) else pruned(pdu)
+
+
+def served_whole(pdu: Pdu, membership_then: str | None, erased: set[str]) -> bool:
+    """False for an erased sender's event to a reader not joined when it was sent."""
+    return pdu.sender not in erased or membership_then == "join"
+
+
 def visible_txn(conn: Connection, rooms: RoomService, viewer: Viewer, pdus: list[Pdu]) -> list[Pdu]:
-    """The events of `pdus` the viewer may see (order kept)."""
-    if not pdus or (not viewer.peeking and _always_shared(conn, rooms, viewer.room_id)):
+    """The events of `pdus` the viewer may see (order kept), each as they may see it
+    (`as_seen`: an erased sender's event pruned for a reader who was not joined then)."""
+    if not pdus:
+        return pdus
+    erased = erased_senders_txn(conn, pdus)
+    lax = not viewer.peeking and _always_shared(conn, rooms, viewer.room_id)
+    if lax and not erased:
         return pdus
     at_group: dict[int, tuple[str, str | None]] = {}
     out = []
     for pdu in pdus:
+        if lax and pdu.sender not in erased:
+            out.append(pdu)
+            continue
         groups = store_state.get_event_state_groups(conn, pdu.event_id)
         if groups is None:
             visibility, membership = "shared", None
@@ -130,8 +177,8 @@ def visible_txn(conn: Connection, rooms: RoomService, viewer: Viewer, pdus: list
             membership = _membership_in(conn, rooms, before, viewer.user_id)
             at_group[groups[0]] = (visibility, membership)
         own_membership = pdu.type == "m.room.member" and pdu.state_key == viewer.user_id
-        if own_membership or _is_visible(visibility, membership, viewer.peeking):
-            out.append(pdu)
+        if own_membership or lax or sees(visibility, membership, peeking=viewer.peeking):
+            out.append(as_seen(pdu, membership, erased))
     return out
 
 
@@ -141,14 +188,17 @@ def visible_to_server_txn(
     """The ids of `pdus` another server may read in full (Synapse's
     `filter_events_for_server`): judged as for a user, on the state before each event,
     with the best membership any of the server's users had then; a `shared` room's events
-    are visible to every server. The others are served redacted."""
+    are visible to every server, but an erased sender's only to a server that had a user
+    joined then (`as_seen`). The others are served redacted."""
     suffix = f":{server}"
-    at_group: dict[int, bool] = {}
+    erased = erased_senders_txn(conn, pdus)
+    at_group: dict[int, tuple[bool, str | None]] = {}
     out: set[str] = set()
     for pdu in pdus:
         groups = store_state.get_event_state_groups(conn, pdu.event_id)
         if groups is None:
-            out.add(pdu.event_id)
+            if pdu.sender not in erased:
+                out.add(pdu.event_id)
             continue
         if groups[0] not in at_group:
             before = store_state.load_state_group(conn, groups[0])
@@ -160,13 +210,17 @@ def visible_to_server_txn(
             best = (
                 "join" if "join" in memberships else "invite" if "invite" in memberships else None
             )
-            at_group[groups[0]] = _is_visible(history_visibility(conn, rooms, before), best, False)
-        if at_group[groups[0]]:
+            visible = sees(history_visibility(conn, rooms, before), best, peeking=False)
+            at_group[groups[0]] = (visible, best)
+        visible, best = at_group[groups[0]]
+        if visible and served_whole(pdu, best, erased):
             out.add(pdu.event_id)
     return out
 
 
-def _is_visible(visibility: str, membership: str | None, peeking: bool) -> bool:
+def sees(visibility: str, membership: str | None, *, peeking: bool) -> bool:
+    """The history visibility rule: may a reader whose membership was `membership` in the
+    state before an event under `visibility` see it? (`peeking`: never joined the room.)"""
     if visibility == "world_readable" or membership == "join":
         return True
     if visibility == "joined":

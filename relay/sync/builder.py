@@ -18,6 +18,9 @@ Rules kept:
   commits before it wakes the notifier, so no change falls between read and wait.
 - Invites and typing from users in `m.ignored_user_list` are left out (the timeline's
   part: relay/sync/rooms.py).
+- A room the user knocked on is in `rooms.knock` (its stripped state and the knock) when
+  the knock is new, as an invite is in `rooms.invite`; once invited, joined, refused or
+  rescinded, it moves to that section.
 - Rooms the user forgot are never in `rooms.leave`; left rooms appear in an
   incremental sync once (when the leave is new) and in an initial sync only with
   `include_leave`.
@@ -75,6 +78,8 @@ class SyncResult:
     #: The stripped state of each invite (`RoomReader.invite_state`).
     invite: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     leave: dict[str, RoomSync] = field(default_factory=dict)
+    #: The stripped state of each knock (`RoomReader.knock_state`).
+    knock: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     account_data: list[dict[str, Any]] = field(default_factory=list)
     presence: list[dict[str, Any]] = field(default_factory=list)
     #: To-device messages, device lists and key counts (relay/sync/devices.py).
@@ -85,6 +90,7 @@ class SyncResult:
             self.join
             or self.invite
             or self.leave
+            or self.knock
             or self.account_data
             or self.presence
             or (self.devices is not None and self.devices.has_news())
@@ -207,6 +213,8 @@ class SyncService:
                 if reader.invite_is_ignored(row["event_id"]):
                     continue
                 result.invite[room_id] = reader.invite_state(room_id, row["event_id"])
+            elif membership == "knock" and changed:
+                result.knock[room_id] = reader.knock_state(room_id, row["event_id"])
             elif membership in ("leave", "ban") and room_id not in forgotten:
                 wanted = row["stream_ordering"] > since if since is not None else False
                 if wanted or (room_filter.include_leave and (since is None or params.full_state)):

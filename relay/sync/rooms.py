@@ -27,9 +27,9 @@ Rules kept (see relay/sync/builder.py for the whole):
   the target comes redacted, and later reads carry the redaction.
 - Non-state events sent by users in the reader's `m.ignored_user_list` are left out of
   the timeline (as a filter would leave them); their state events stay.
-- History visibility is checked per event against the state before it: a user sees
-  an event when joined then, or invited then under `invited`, or always under
-  `world_readable`, or under `shared` while joined now.
+- History visibility is relay/rooms/visibility.py's one rule, checked per event against
+  the state before it (`sees`: under `shared`, a user sees while joined now), and an
+  erased sender's event comes pruned to a user who was not joined then (`as_seen`).
 
 Spec: https://spec.matrix.org/v1.16/client-server-api/#get_matrixclientv3sync,
 https://spec.matrix.org/v1.16/client-server-api/#history-visibility
@@ -54,7 +54,7 @@ from relay.rooms.filters import EventFilter, Filter
 from relay.rooms.reads import EventView, view_txn
 from relay.rooms.relations import aggregations_txn
 from relay.rooms.service import RoomService
-from relay.rooms.visibility import Viewer
+from relay.rooms.visibility import Viewer, as_seen, erased_senders_txn, known_visibility, sees
 from relay.sync.account_data import ignored_users_txn
 from relay.sync.lazy_members import SentMembers
 from relay.sync.push_actions import PushEvaluator
@@ -65,6 +65,7 @@ from store import events as store_events
 from store import receipts as store_receipts
 from store import relations as store_relations
 from store import remote_invites as store_remote_invites
+from store import remote_knocks as store_remote_knocks
 from store import rooms as store_rooms
 from store import state as store_state
 
@@ -185,25 +186,30 @@ class RoomReader:
         pdu = self.pdu(event_id) if event_id else None
         return pdu.content if pdu is not None else {}
 
-    def visible(self, pdu: Pdu, joined_now: bool) -> bool:
-        if pdu.type == "m.room.member" and pdu.state_key == self.user_id:
-            return True
-        if self.shared is not None:
-            groups = store_state.get_event_state_groups(self.conn, pdu.event_id)
-            if groups is None:
-                return joined_now
+    def seen(self, pdu: Pdu, joined_now: bool, erased: set[str]) -> Pdu | None:
+        """`pdu` as the user may see it (pruned for an erased sender, `as_seen`), or None
+        when hidden: the one rule of relay/rooms/visibility.py on the state before it."""
+        own = pdu.type == "m.room.member" and pdu.state_key == self.user_id
+        groups = store_state.get_event_state_groups(self.conn, pdu.event_id)
+        visibility: Any
+        membership: Any
+        if groups is None:
+            # No recorded state (should not happen for timeline events).
+            visibility, membership = "shared", None
+        elif self.shared is not None:
             inputs = self.shared.visibility_inputs(self.conn, self.rooms, groups[0])
-            return _sees(
-                inputs.history_visibility, inputs.memberships.get(self.user_id), joined_now
+            visibility = inputs.history_visibility
+            membership = inputs.memberships.get(self.user_id)
+        else:
+            state = self._group(groups[0])
+            visibility = self.content(state.get(("m.room.history_visibility", ""))).get(
+                "history_visibility"
             )
-        state = self.state_before(pdu.event_id)
-        if state is None:
-            return joined_now  # no recorded state (should not happen for timeline events)
-        visibility = self.content(state.get(("m.room.history_visibility", ""))).get(
-            "history_visibility", "shared"
-        )
-        membership = self.content(state.get(("m.room.member", self.user_id))).get("membership")
-        return _sees(visibility, membership, joined_now)
+            membership = self.content(state.get(("m.room.member", self.user_id))).get("membership")
+        membership = membership if isinstance(membership, str) else None
+        if own or sees(known_visibility(visibility), membership, peeking=not joined_now):
+            return as_seen(pdu, membership, erased)
+        return None
 
     def view(self, pdu: Pdu, *, with_prev: bool = False) -> EventView:
         before = self.state_before if with_prev else None
@@ -247,16 +253,19 @@ class RoomReader:
             page = store_events.events_in_room_by_stream(
                 self.conn, room_id, cursor, since, limit=max(PAGE, limit + 1), direction="b"
             )
+            pdus = {row["event_id"]: self.pdu(row["event_id"]) for row in page}
+            erased = erased_senders_txn(self.conn, [p for p in pdus.values() if p is not None])
             for row in page:
-                pdu = self.pdu(row["event_id"])
+                pdu = pdus[row["event_id"]]
                 if pdu is None or not filt.allows(pdu.type, pdu.sender, pdu.content):
                     continue
                 if pdu.sender in self.ignored and not pdu.is_state:
                     continue
                 if self.rooms.held_redaction_txn(self.conn, pdu):
                     continue  # a redaction reaches clients only once it applies
-                if self.visible(pdu, joined_now):
-                    found.append(pdu)
+                seen = self.seen(pdu, joined_now, erased)
+                if seen is not None:
+                    found.append(seen)
                     positions.append(row["stream_ordering"])
                     if len(found) > limit:
                         break
@@ -690,6 +699,22 @@ class RoomReader:
                     chosen[("m.room.member", hero)] = eid
         return summary
 
+    def knock_state(self, room_id: str, knock_event_id: str) -> list[dict[str, Any]]:
+        """The stripped state a client shows for a knock (plus the knock itself): a room
+        of ours, from its current state; another server's, what it answered the knock."""
+        knock = self.pdu(knock_event_id)
+        state = store_state.get_current_state(self.conn, room_id)
+        if state:
+            ids = [state[(t, "")] for t in INVITE_STATE_TYPES if (t, "") in state]
+            stripped = [strip_state_event(p) for p in map(self.pdu, ids) if p is not None]
+        else:
+            stored = store_remote_knocks.knock_state(self.conn, room_id, self.user_id)
+            stripped = [e for e in stored if isinstance(e, dict)]
+            stripped = [e for e in stripped if e.get("state_key") != self.user_id]
+        if knock is not None:
+            stripped.append(strip_state_event(knock))
+        return stripped
+
     def invite_is_ignored(self, invite_event_id: str) -> bool:
         """Was this invite sent by a user this user ignores? Such invites are left out of
         /sync and of sliding sync's lists, as Synapse leaves them out."""
@@ -717,17 +742,6 @@ class RoomReader:
                 ids.append(inviter)
         ids.append(invite_event_id)
         return [strip_state_event(p) for p in (self.pdu(eid) for eid in ids) if p is not None]
-
-
-def _sees(visibility: Any, membership: Any, joined_now: bool) -> bool:
-    """May a user see an event, from the history_visibility and their membership in the
-    state before it (`joined_now`: they are joined, for `shared`)?"""
-    return (
-        visibility == "world_readable"
-        or membership == "join"
-        or (visibility == "invited" and membership == "invite")
-        or (visibility == "shared" and joined_now)
-    )
 
 
 def allowed_ephemeral(filt: EventFilter, room_id: str, type_: str) -> bool:

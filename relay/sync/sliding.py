@@ -474,8 +474,11 @@ class SlidingSyncService:
                     reader.conn, [p.event_id for p in pdus]
                 )
                 room.num_live = sum(1 for p in pdus if positions.get(p.event_id, 0) > since)
-        if membership in ("invite", "knock"):
+        if membership == "invite":
             room.invite_state = reader.invite_state(room_id, row["event_id"])
+        elif membership == "knock":
+            # Simplified sliding sync carries a knock's stripped state in `invite_state`.
+            room.invite_state = reader.knock_state(room_id, row["event_id"])
         else:
             wanted = self._required_state(
                 reader, state, config, changed_state, new_pairs, initial, pdus, lazy_sent

@@ -12,7 +12,7 @@ from hypothesis import given
 from relay.events.canonical import canonical_json
 from relay.events.hashes import check_content_hash
 from relay.events.ids import event_id, room_id_from_create_event
-from relay.events.pdu import MalformedPdu, Pdu, finalize_event, membership
+from relay.events.pdu import MalformedPdu, Pdu, finalize_event, membership, stripped_from_remote
 from relay.events.room_versions import V10, V11, V12, RoomVersion
 from relay.events.signing import decode_signing_key_seed, verify_event_signature
 from tests.events.helpers import ROOM_VERSIONS, pdu_dicts
@@ -199,3 +199,28 @@ def test_finalized_pdu_roundtrips_through_raw(partial: dict[str, Any]) -> None:
         assert again.event_id == pdu.event_id
         assert again.as_dict() == pdu.as_dict()
         verify_event_signature(pdu.as_dict(), version, "example.org", "ed25519:1", VERIFY)
+
+
+def test_stripped_from_remote_keeps_the_four_client_fields_and_refuses_malformed() -> None:
+    full = {
+        "type": "m.room.create",
+        "state_key": "",
+        "sender": "@a:hq.example",
+        "content": {"room_version": "12"},
+        "event_id": "$x",
+        "signatures": {"hq.example": {}},
+        "depth": 1,
+    }
+    assert stripped_from_remote(full) == {
+        "type": "m.room.create",
+        "state_key": "",
+        "sender": "@a:hq.example",
+        "content": {"room_version": "12"},
+    }
+    for broken in (
+        "not an event",
+        {**full, "state_key": None},
+        {**full, "content": []},
+        {k: v for k, v in full.items() if k != "sender"},
+    ):
+        assert stripped_from_remote(broken) is None
