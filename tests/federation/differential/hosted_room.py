@@ -97,8 +97,12 @@ class HostedRoom:
         state_key: str | None = None,
         *,
         sender: str | None = None,
+        by: FakeRemote | None = None,
     ) -> dict[str, Any]:
-        event = self.remote.event(
+        """A new event on the room's tip, signed by `by` (a user's own server; by default
+        the remote)."""
+        signer = by or self.remote
+        event = signer.event(
             self.version,
             room_id=self.room_id,
             sender=sender or self.creator,
@@ -110,6 +114,8 @@ class HostedRoom:
             state_key=state_key,
         )
         event_id = event_id_of(event, self.version)
+        # The remote serves every event of its room, whoever signed it.
+        self.remote.events.setdefault(event_id, event)
         self.tip = [event_id]
         self.depth += 1
         if state_key is not None:

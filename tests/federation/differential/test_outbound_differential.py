@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.federation.differential.conversation import VERSION, Conversation, Row, outcome, q
+from tests.federation.differential.conversation import (
+    VERSION,
+    Conversation,
+    Row,
+    outcome,
+    q,
+    wait_until,
+)
 from tests.federation.differential.fake_remote import FakeRemote
 from tests.federation.differential.hosted_room import HostedRoom, event_id_of
 from tests.support import free_port, fresh_loopback
@@ -214,6 +222,34 @@ def state_view(conv: Conversation, r: httpx.Response) -> Any:
     return sorted((e["type"], e["state_key"]) for e in r.json())
 
 
+def message_reaches_third_server(conv: Conversation) -> httpx.Response:
+    """A member of a third server is in the room's state (the remote hosts the room): after
+    joining, Alice's message must be sent to that server too. Each target gets a room and a
+    third server of its own, so one target's sending says nothing of the other's."""
+    third = extra_server(f"third-{conv.kind}")
+
+    def build(room: HostedRoom) -> None:
+        zoe = third.user("zoe")
+        room.add("m.room.member", {"membership": "join"}, zoe, sender=zoe, by=third)
+
+    room = hosted(conv.remote, f"third server {conv.kind}", build)
+    joined = conv.client(
+        "POST", f"/join/{q(room.room_id)}", params={"via": conv.remote.name}, json={}
+    )
+    if joined.status_code != 200:
+        return joined
+    return conv.client(
+        "PUT",
+        f"/rooms/{q(room.room_id)}/send/m.room.message/{uuid.uuid4().hex}",
+        json={"msgtype": "m.text", "body": "to every server in the room"},
+    )
+
+
+def third_server_got_it(conv: Conversation, r: httpx.Response) -> Any:
+    third = extra_server(f"third-{conv.kind}")
+    return wait_until(lambda: third.asked("PUT", "/_matrix/federation/v1/send/"), timeout=30)
+
+
 FORBIDDEN = {"errcode": "M_FORBIDDEN", "error": "You are not invited to this room."}
 NOT_FOUND = {"errcode": "M_NOT_FOUND", "error": "Unknown room"}
 OOPS = {"errcode": "M_UNKNOWN", "error": "oops"}
@@ -245,6 +281,16 @@ ROWS: list[Row] = [
         "create event of another room version",
         join("other version", well_formed, create_version="9"),
         state_keys,
+    ),
+    Row(
+        "create event of another room version: nothing stored",
+        room_state("other version"),
+        state_view,
+    ),
+    Row(
+        "the servers of the members get our messages",
+        message_reaches_third_server,
+        third_server_got_it,
     ),
     Row("make_join 403 M_FORBIDDEN", join("not invited", refuses_make_join(403, FORBIDDEN))),
     Row(
@@ -295,3 +341,42 @@ def test_row(conversations: list[Conversation], row: Row) -> None:
         assert relay != synapse, f"kept difference gone ({row.known}); answers: {answers}"
         return
     assert relay == synapse, f"relay {relay} != synapse {synapse}; answers: {answers}"
+
+
+def test_incompatible_room_version_reaches_the_client_with_its_room_version(
+    conversations: list[Conversation],
+) -> None:
+    """sytest "Outbound federation correctly handles unsupported room versions": the
+    remote's `room_version` comes with its errcode, on both targets."""
+    for conv in conversations:
+        r = join("incompatible", refuses_make_join(400, INCOMPATIBLE))(conv)
+        assert (r.status_code, r.json()) == (400, INCOMPATIBLE), (conv.kind, r.text)
+
+
+def test_members_omitted_answer_is_refused_and_the_full_answer_joins(
+    conversations: list[Conversation],
+) -> None:
+    """The relay never asks for a partial state (`omit_members`): an answer saying members
+    were omitted is not the room's state, and is refused as Synapse refuses one it did not
+    ask for (502, nothing stored); the same answer with the members joins. (Synapse asks
+    for partial state, so this is not a differential row.)"""
+    relay = next(c for c in conversations if c.kind == "relay")
+
+    def omitted(room: HostedRoom) -> None:
+        def answer(body: dict[str, Any]) -> tuple[int, Any]:
+            return 200, {**body, "members_omitted": True, "servers_in_room": [room.remote.name]}
+
+        room.answer_send_join = answer
+
+    def full(room: HostedRoom) -> None:
+        def answer(body: dict[str, Any]) -> tuple[int, Any]:
+            return 200, {**body, "members_omitted": False, "servers_in_room": [room.remote.name]}
+
+        room.answer_send_join = answer
+
+    refused = join("members omitted", omitted)(relay)
+    assert (refused.status_code, refused.json()["errcode"]) == (502, "M_UNKNOWN"), refused.text
+    assert room_state("members omitted")(relay).status_code == 403
+    joined = join("members given", full)(relay)
+    assert joined.status_code == 200, joined.text
+    assert state_keys(relay, joined)[1] is True
