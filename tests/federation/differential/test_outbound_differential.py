@@ -326,6 +326,13 @@ ROWS: list[Row] = [
         state_keys,
     ),
     Row(
+        "join by room id with no via",
+        join("no via", well_formed, via=()),
+        state_keys,
+        known="the relay also asks the server named in the room id (rooms before v12), as "
+        "Synapse once did; Synapse 1.163 answers 404 with no via",
+    ),
+    Row(
         "make_join 500 from the only server",
         join("server error", refuses_make_join(500, OOPS), via=("broken",), host="broken"),
     ),
