@@ -1,8 +1,15 @@
 """Our users joining, leaving and inviting across servers.
 
 - Join a room we are not in: `make_join` on a server that is (from `via`, the
-  alias, the room id or the invite), sign the template, `send_join`, then store
-  the returned auth chain and state and accept our join on that state.
+  alias, the invite, the servers we know in it, the room id), sign the template,
+  `send_join`, then store the returned auth chain and state and accept our join on
+  that state. As Synapse (federation_client.send_join, process_remote_join): an
+  event of the answer whose signature fails is dropped, and so is one citing a
+  dropped event; the join stands if what is left authorises it. An answer that is
+  not a room's state (no create event in its state, another room version, members
+  omitted: we never ask for a partial state) is `InvalidAnswer` and the next server
+  is tried, as after a 5xx or no answer; a refusal (4xx) reaches the client as the
+  remote said it (`errors.join_refusal`). Nothing is stored before the answer checks.
 - Invite a user of another server: the invitee's server must sign the invite
   first (`/v2/invite`); then it is stored and sent to the room like any event.
 - Reject an invite to a room we are not in: `make_leave`/`send_leave` through
