@@ -25,9 +25,12 @@ Joining a room is the exception (`join_refusal`): a resident server's 4xx answer
 version we lack, a rule of its own), so the client gets it as the remote said it: its status,
 errcode, message and `room_version`, as Synapse passes it on (`ProxiedRequestError`). Except
 what means "ask another server" (404 `M_NOT_FOUND`, `M_UNABLE_TO_AUTHORISE_JOIN`,
-`M_UNABLE_TO_GRANT_JOIN`: Synapse's failover errcodes), a 401 (the remote could not
-authenticate *us*: a client would take it for its own token) and our own refusal to contact a
-server (`DestinationRefused`): those move on to the next server.
+`M_UNABLE_TO_GRANT_JOIN`: Synapse's failover errcodes), an endpoint the remote does not
+serve (`M_UNRECOGNIZED`: Synapse would try the deprecated v1 send_join there, which we do not
+speak; a client would take it for our own endpoint missing), an error that is no Matrix error
+(no errcode), a 401 (the remote could not authenticate *us*: a client would take it for its
+own token) and our own refusal to contact a server (`DestinationRefused`): those move on to
+the next server.
 """
 
 from __future__ import annotations
@@ -142,9 +145,9 @@ def join_refusal(exc: RemoteError) -> MatrixError | None:
     should be tried through the next server (the module docstring says which)."""
     if isinstance(exc, DestinationRefused) or not 400 <= exc.status < 500 or exc.status == 401:
         return None
-    if exc.errcode in JOIN_FAILOVER_ERRCODES:
+    if exc.errcode is None or exc.errcode in JOIN_FAILOVER_ERRCODES | {"M_UNRECOGNIZED"}:
         return None
-    errcode = exc.errcode if exc.errcode and _ERRCODE.fullmatch(exc.errcode) else "M_UNKNOWN"
+    errcode = exc.errcode if _ERRCODE.fullmatch(exc.errcode) else "M_UNKNOWN"
     extra = {}
     room_version = exc.body.get("room_version")
     if errcode == "M_INCOMPATIBLE_ROOM_VERSION" and isinstance(room_version, str):

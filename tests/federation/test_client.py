@@ -214,9 +214,12 @@ def test_join_refusal_passes_on_the_remotes_decision_and_nothing_else() -> None:
     )
     forbidden = join_refusal(RemoteError("x", 403, "M_FORBIDDEN", "banned"))
     assert forbidden is not None and (forbidden.status, forbidden.errcode) == (403, "M_FORBIDDEN")
-    # Ask the next server: failover errcodes, server errors, a 401 (it could not
-    # authenticate us), our own refusal to contact it.
+    # Ask the next server: failover errcodes, an endpoint it does not serve, an error that
+    # is no Matrix error, server errors, a 401 (it could not authenticate us), our own
+    # refusal to contact it.
     for exc in (
+        RemoteError("x", 404, "M_UNRECOGNIZED", "no such endpoint"),
+        RemoteError("x", 405, None, "<html>"),
         RemoteError("x", 404, "M_NOT_FOUND", "no room"),
         RemoteError("x", 400, "M_UNABLE_TO_AUTHORISE_JOIN", "ask another"),
         RemoteError("x", 400, "M_UNABLE_TO_GRANT_JOIN", "ask another"),
