@@ -54,12 +54,17 @@ STRIPPED_TYPES = (
 )
 
 
+#: How much of why the last server failed a client is told.
+MAX_REASON = 300
+
+
 class InvalidAnswer(RemoteError):
     """`server` answered make_join or send_join with something that is not what was asked
     (Synapse's InvalidResponseError): the join is tried through the next server."""
 
     def __init__(self, server: str, message: str) -> None:
         super().__init__(server, 502, None, message)
+        self.args = (f"{server}: {message}",)
 
 
 class RemoteMembership:
@@ -116,18 +121,23 @@ class RemoteMembership:
         servers = await self.candidate_servers(room_id, user_id, via)
         if not servers:
             raise NotFound("No known servers to join this room through")
+        last = ""
         for server in servers:
             try:
                 await self._join_via(server, user_id, room_id)
                 return room_id
-            except PeerUnreachable as exc:
-                log.info("joining %s via %s failed: %s", room_id, server, exc)
+            except (PeerUnreachable, InvalidAnswer) as exc:
+                last = str(exc)
             except RemoteError as exc:
                 refusal = join_refusal(exc)
                 if refusal is not None:
                     raise refusal from None
-                log.info("joining %s via %s failed: %s", room_id, server, exc)
-        raise Unknown("Failed to join the room via any server", status=502)
+                # The remote's own words stay in our log: a client gets only the status.
+                last = f"{server} answered {exc.status}"
+            log.info("joining %s via %s failed: %s", room_id, server, last)
+        raise Unknown(
+            f"Failed to join the room via any server (last: {last[:MAX_REASON]})", status=502
+        )
 
     async def _join_via(self, server: str, user_id: str, room_id: str) -> None:
         body = await self.client.get_json(

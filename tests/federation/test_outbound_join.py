@@ -163,6 +163,7 @@ async def test_answer_without_create_event_is_refused_and_nothing_is_stored(
     room.answer_send_join = answer
     r = await join(api, room.host())
     assert (r.status_code, r.json()["errcode"]) == (502, "M_UNKNOWN"), r.text
+    assert "no create event in its state" in r.json()["error"]
     assert await api.services.database.read(store_rooms.get_room_version, room.room_id) is None
     assert await stored(api, room.state.values()) == set()
     assert await api.services.rooms.membership_of(room.room_id, "@alice:relay.test") is None
