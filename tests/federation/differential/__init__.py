@@ -9,4 +9,7 @@
 - `test_inbound_differential.py`: `ROWS`, in order (later rows build on earlier ones). A new
   scenario is one row; a difference we keep is a row with `known=` its reason, listed in the
   README ("Federation differences from Synapse we keep").
+- `hosted_room.py`: a room the fake remote hosts (its events, a damaged one, the make_join
+  and send_join it answers, well or badly) and `test_outbound_differential.py`: the targets'
+  users joining it, one row per answer (each malformed answer beside its well-formed twin).
 """

@@ -47,13 +47,11 @@ class HostedRoom:
     state: dict[tuple[str, str], str] = field(default_factory=dict)
     tip: list[str] = field(default_factory=list)
     depth: int = 0
-    #: Events in the room that are not current state any more (kept for the auth chain).
-    history: list[str] = field(default_factory=list)
     #: The send_join answer passes through this before it goes out (a scenario's change).
     answer_send_join: Callable[[dict[str, Any]], tuple[int, Any]] = lambda body: (200, body)
     #: make_join's answer when set: (status, body), instead of a template.
     make_join_refusal: tuple[int, Any] | None = None
-    #: Event ids of the joins the room was sent (the target's signed join, as received).
+    #: The joins the room was sent (each target's signed join event, as received).
     joins: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
@@ -119,9 +117,6 @@ class HostedRoom:
         self.tip = [event_id]
         self.depth += 1
         if state_key is not None:
-            replaced = self.state.get((type_, state_key))
-            if replaced is not None:
-                self.history.append(replaced)
             self.state[(type_, state_key)] = event_id
         return event
 
@@ -178,7 +173,7 @@ class HostedRoom:
         }
 
     def host(self) -> HostedRoom:
-        """The remote answers make_join and send_join (v1 refused: v2 only) for this room."""
+        """The remote answers make_join and (v2) send_join for this room."""
         room = re.escape(self.room_id)
 
         def make_join(match: Any, body: Any) -> tuple[int, Any]:
