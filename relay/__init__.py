@@ -21,6 +21,8 @@ The map, bottom to top (a package imports only packages above it in this list, a
 - `media/`: the content repository.
 - `federation/`: the Server-Server API: inbound routes and checks, outbound client and
   sender, keys.
+- `push/`: pushers and the delivery of notifications to push gateways (reads `rooms/`
+  and `sync/`, connects through `federation/`'s destination policy).
 - `mesh/`: LAN peers: discovery, trust, gossip.
 - `operator/`: what the person who runs the box does (users, tokens, peers, status,
   backup and restore), written once for the CLI, the operator page and the admin API.

@@ -4,7 +4,7 @@ Handlers and services raise these; nothing else builds ``{"errcode": ...}`` bodi
 
     MatrixError                      (status, errcode)
     ├── BadJson / NotJson / MissingParam / InvalidParam / InvalidUsername   400
-    ├── DuplicateAnnotation / UnknownPos                                     400
+    ├── DuplicateAnnotation / UnknownPos / ThreepidNotFound                  400
     ├── UserInUse / RoomInUse / UnsupportedRoomVersion / BadState / BadAlias /
     │   InvalidRoomState / Exclusive / InvalidUsername /
     │   IncompatibleRoomVersion(room_version)                                400
@@ -73,6 +73,13 @@ class MissingParam(MatrixError):
 class InvalidParam(MatrixError):
     status = 400
     errcode = "M_INVALID_PARAM"
+
+
+class ThreepidNotFound(MatrixError):
+    """A third-party identifier (an email pusher's address) that is not the user's."""
+
+    status = 400
+    errcode = "M_THREEPID_NOT_FOUND"
 
 
 class InvalidUsername(MatrixError):

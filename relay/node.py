@@ -16,6 +16,7 @@ from typing import Any
 import trio
 
 from relay.accounts import Accounts
+from relay.client.hierarchy import HierarchyPages
 from relay.client.registration import registration_sessions
 from relay.client.routes import client_app
 from relay.client.synapse_admin import Nonces
@@ -39,6 +40,9 @@ from relay.federation.sender import FederationSender
 from relay.federation.server_keys import KeyRing
 from relay.federation.user_keys import FederationRemoteKeys
 from relay.media.repository import MediaRepository
+from relay.push.delivery import PushDelivery
+from relay.push.gateway import PushGateways, gateway_policy
+from relay.push.pushers import Pushers
 from relay.rooms.service import RoomService
 from relay.runtime.clock import now_ms
 from relay.runtime.database import Database, open_database
@@ -52,6 +56,7 @@ from relay.services import Services
 from relay.sync.account_data import AccountDataService
 from relay.sync.builder import SyncService
 from relay.sync.devices import DeviceSync
+from relay.sync.lazy_members import SentMembers
 from relay.sync.presence import PresenceService
 from relay.sync.receipts import ReceiptService
 from relay.sync.shared import SharedReads
@@ -122,8 +127,17 @@ async def build_services(config: Config, database: Database, signing_key: Signin
         presence,
         devices=DeviceSync(e2ee_keys, device_lists, to_device),
         shared=SharedReads(),
+        sent_members=SentMembers(),
     )
     limits = config.rate_limits
+    pushers = Pushers(database)
+    push_delivery = PushDelivery(
+        database,
+        rooms,
+        notifier,
+        PushGateways(gateway_policy(config), verify=federation_client.ssl_context),
+    )
+    pushers.on_change = push_delivery.wake
     services = Services(
         config=config,
         database=database,
@@ -158,7 +172,10 @@ async def build_services(config: Config, database: Database, signing_key: Signin
         uia_register=registration_sessions(database),
         uia_account=UiaSessions(),
         shared_secret_nonces=Nonces(),
+        hierarchy_pages=HierarchyPages(),
         peer_policy=PeerPolicy(config, database),
+        pushers=pushers,
+        push_delivery=push_delivery,
     )
     _add_federation_services(services)
     federation_client.peer_policy = services.peer_policy.allows
@@ -248,6 +265,7 @@ async def serve_node(
                     database, interval_s=config.housekeeping_interval_seconds
                 )
                 await nursery.start(_serve_until, shutdown, housekeeping.serve)
+                await nursery.start(_serve_until, shutdown, services.push_delivery.serve)
                 await nursery.start(
                     serve_listener,
                     RequestMetrics(client_app(services), metrics, "client"),

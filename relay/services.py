@@ -23,6 +23,7 @@ from relay.runtime.metrics import Metrics
 
 if TYPE_CHECKING:
     from relay.accounts import Accounts
+    from relay.client.hierarchy import HierarchyPages
     from relay.client.synapse_admin import Nonces
     from relay.client.uia import UiaSessions
     from relay.e2ee.device_keys import E2eKeys
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
     from relay.federation.server_keys import KeyRing
     from relay.media.repository import MediaRepository
     from relay.mesh.service import Mesh
+    from relay.push.delivery import PushDelivery
+    from relay.push.pushers import Pushers
     from relay.rooms.service import RoomService
     from relay.runtime.notifier import Notifier
     from relay.runtime.ratelimit import RateLimiter
@@ -94,8 +97,15 @@ class Services:
     uia_account: UiaSessions
     #: Nonces of Synapse's shared-secret registration.
     shared_secret_nonces: Nonces
+    #: The space hierarchy walks a `next_batch` token names.
+    hierarchy_pages: HierarchyPages
     #: Whom this relay federates with (`mesh.policy`).
     peer_policy: PeerPolicy
+    # -- push notifications -----------------------------------------------------------------
+    #: The users' pushers (`/pushers`, `/pushers/set`).
+    pushers: Pushers
+    #: Pushes notifications to the http pushers' gateways (run by node.serve_node).
+    push_delivery: PushDelivery
     #: What the relay counts while it runs (requests, transactions): read by /metrics.
     metrics: Metrics = field(default_factory=Metrics)
     # -- federation: built over these services by node.py, right after the rest -------------

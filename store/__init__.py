@@ -20,12 +20,14 @@ Rules kept (DESIGN.md, "Storage rules"; STYLE.md, "Store"):
 
 The map, one module per group of tables:
 
-- ``db``: opening, migrating, ``read``/``write`` transactions; ``errors``: what the store
+- ``db``: opening, migrating, ``read``/``write`` transactions; ``batches``: ids sent
+  ``IN (...)`` a few hundred at a time; ``errors``: what the store
   raises; ``private_files``: files only the relay's user reads; ``status``: the figures of
   ``relay status`` and ``/metrics``; ``backup``: a consistent copy of the live database
   and its integrity check.
 - Accounts: ``accounts`` (users, devices, access tokens), ``passwords``,
-  ``registration_tokens``, ``account_data`` (and filters).
+  ``registration_tokens``, ``account_data`` (and filters), ``pushers`` (and how far each
+  pusher's deliveries got), ``reports`` (content reports for the operator).
 - Rooms: ``events`` (events and the DAG), ``state``, ``rooms`` (rooms, aliases,
   memberships), ``redactions``, ``remote_invites``, ``txn_ids`` (client transaction ids),
   ``receipts``, ``presence``, ``relations`` (the relations index), ``sliding_sync`` (what

@@ -21,9 +21,10 @@ Rules kept:
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
+from store.batches import id_batches
 from store.errors import EventExists
 
 __all__ = [
@@ -57,7 +58,6 @@ __all__ = [
     "update_forward_extremities",
 ]
 
-_CHUNK = 500  # ids per IN (...) query, well under SQLite's variable limit
 _META_COLUMNS = (
     "event_id, room_id, type, state_key, sender, origin_server_ts, depth, stream_ordering,"
     " rejected_reason, outlier, soft_failed, received_ts"
@@ -163,7 +163,7 @@ def get_event_raw(conn: sqlite3.Connection, event_id: str) -> bytes | None:
 def get_events_raw(conn: sqlite3.Connection, event_ids: Iterable[str]) -> dict[str, bytes]:
     """``{event_id: raw}`` for those of ``event_ids`` that are stored."""
     found: dict[str, bytes] = {}
-    for chunk in _chunks(event_ids):
+    for chunk in id_batches(event_ids):
         marks = ",".join("?" * len(chunk))
         rows = conn.execute(f"SELECT event_id, raw FROM events WHERE event_id IN ({marks})", chunk)
         found.update((row[0], bytes(row[1])) for row in rows)
@@ -173,7 +173,7 @@ def get_events_raw(conn: sqlite3.Connection, event_ids: Iterable[str]) -> dict[s
 def rejected_event_ids(conn: sqlite3.Connection, event_ids: Iterable[str]) -> set[str]:
     """Those of ``event_ids`` that are stored and rejected."""
     found: set[str] = set()
-    for chunk in _chunks(event_ids):
+    for chunk in id_batches(event_ids):
         marks = ",".join("?" * len(chunk))
         rows = conn.execute(
             f"SELECT event_id FROM events WHERE event_id IN ({marks})"
@@ -218,7 +218,7 @@ def get_event_row(conn: sqlite3.Connection, event_id: str) -> dict[str, Any] | N
 def have_events(conn: sqlite3.Connection, event_ids: Iterable[str]) -> set[str]:
     """The subset of ``event_ids`` that is stored."""
     found: set[str] = set()
-    for chunk in _chunks(event_ids):
+    for chunk in id_batches(event_ids):
         marks = ",".join("?" * len(chunk))
         rows = conn.execute(f"SELECT event_id FROM events WHERE event_id IN ({marks})", chunk)
         found.update(row[0] for row in rows)
@@ -228,7 +228,7 @@ def have_events(conn: sqlite3.Connection, event_ids: Iterable[str]) -> set[str]:
 def get_depths(conn: sqlite3.Connection, event_ids: Iterable[str]) -> dict[str, int]:
     """``{event_id: depth}`` for the stored ones (a new event's depth is max + 1)."""
     found: dict[str, int] = {}
-    for chunk in _chunks(event_ids):
+    for chunk in id_batches(event_ids):
         marks = ",".join("?" * len(chunk))
         rows = conn.execute(
             f"SELECT event_id, depth FROM events WHERE event_id IN ({marks})", chunk
@@ -258,7 +258,7 @@ def get_auth_event_ids(conn: sqlite3.Connection, event_id: str) -> list[str]:
 def get_stream_orderings(conn: sqlite3.Connection, event_ids: Iterable[str]) -> dict[str, int]:
     """``{event_id: stream_ordering}`` for the stored ones."""
     found: dict[str, int] = {}
-    for chunk in _chunks(event_ids):
+    for chunk in id_batches(event_ids):
         marks = ",".join("?" * len(chunk))
         rows = conn.execute(
             f"SELECT event_id, stream_ordering FROM events WHERE event_id IN ({marks})", chunk
@@ -289,7 +289,7 @@ def backward_extremities(
     if max_depth is not None:
         where.append("e.depth <= ?")
         args.append(max_depth)
-    chunks: Iterable[list[str] | None] = [None] if event_ids is None else _chunks(event_ids)
+    chunks: Iterable[list[str] | None] = [None] if event_ids is None else id_batches(event_ids)
     found: dict[str, int] = {}
     for chunk in chunks:
         if chunk is None:
@@ -375,6 +375,44 @@ def notifying_events(
         (user_id, *args, *((user_id,) if mentions_only else ()), limit),
     )
     return [(row[0], int(row[1]), bool(row[2])) for row in rows]
+
+
+#: A timeline event a user may be notified of: in a room the user is joined to now, after
+#: the join (or the invite of a room the user is invited to), sent by someone else, neither outlier,
+#: soft-failed nor rejected (parameters: user, user, after).
+_FOR_USER = (
+    "FROM events e JOIN room_memberships m ON m.room_id = e.room_id AND m.user_id = ?"
+    " AND ((m.membership = 'join' AND e.stream_ordering > m.stream_ordering)"
+    " OR (m.membership = 'invite' AND e.event_id = m.event_id))"
+    " WHERE e.sender != ? AND e.stream_ordering > ? AND e.outlier = 0"
+    " AND e.soft_failed = 0 AND e.rejected_reason IS NULL"
+)
+
+
+def events_for_user_after(
+    conn: sqlite3.Connection, user_id: str, after_stream: int, limit: int
+) -> list[tuple[str, int]]:
+    """``(event_id, stream_ordering)`` of the oldest ``limit`` events after
+    ``after_stream`` that may notify ``user_id`` (others' timeline events in the rooms the
+    user is joined to, and the invites the user holds), oldest first: what a pusher has
+    still to consider."""
+    rows = conn.execute(
+        f"SELECT e.event_id, e.stream_ordering {_FOR_USER} ORDER BY e.stream_ordering LIMIT ?",
+        (user_id, user_id, after_stream, limit),
+    )
+    return [(row[0], int(row[1])) for row in rows]
+
+
+def position_keeping_newest(
+    conn: sqlite3.Connection, user_id: str, after_stream: int, keep: int
+) -> int | None:
+    """The stream position past which only the newest ``keep`` of those events lie, when
+    more than ``keep`` lie past ``after_stream``; else None (a backlog's bound)."""
+    row = conn.execute(
+        f"SELECT e.stream_ordering {_FOR_USER} ORDER BY e.stream_ordering DESC LIMIT 1 OFFSET ?",
+        (user_id, user_id, after_stream, keep),
+    ).fetchone()
+    return int(row[0]) if row is not None else None
 
 
 def last_event_of_types(
@@ -650,12 +688,17 @@ def state_event_ids_of_type(
     return [row[0] for row in rows]
 
 
-def _chunks(items: Iterable[str]) -> Iterator[list[str]]:
-    batch: list[str] = []
-    for item in dict.fromkeys(items):
-        batch.append(item)
-        if len(batch) == _CHUNK:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+def member_event_ids_of(
+    conn: sqlite3.Connection, room_id: str, user_id: str, after: int, upto: int
+) -> list[str]:
+    """The ids of the timeline ``m.room.member`` events about ``user_id`` in the room
+    with ``after < stream_ordering <= upto`` (rejected and soft-failed ones left out),
+    oldest first: a user's membership changes between two syncs."""
+    rows = conn.execute(
+        "SELECT event_id FROM events WHERE room_id = ? AND type = 'm.room.member'"
+        " AND state_key IS NOT NULL AND stream_ordering > ? AND stream_ordering <= ?"
+        " AND state_key = ? AND outlier = 0 AND soft_failed = 0 AND rejected_reason IS NULL"
+        " ORDER BY stream_ordering",
+        (room_id, after, upto, user_id),
+    )
+    return [row[0] for row in rows]

@@ -22,6 +22,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Any, Literal
 
+from store.batches import id_batches
+
 __all__ = [
     "ack",
     "ack_rows",
@@ -115,8 +117,7 @@ def ack_rows(conn: sqlite3.Connection, destination: str, ids: list[int]) -> int:
     """Delete ``destination``'s rows with these ids (sent, or dropped as stale); returns
     how many."""
     deleted = 0
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
+    for chunk in id_batches(ids):
         marks = ",".join("?" * len(chunk))
         deleted += conn.execute(
             f"DELETE FROM federation_outbox WHERE destination = ? AND id IN ({marks})",

@@ -16,9 +16,9 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["get_presence", "presence_since", "set_presence"]
+from store.batches import id_batches
 
-_CHUNK = 500
+__all__ = ["get_presence", "presence_since", "set_presence"]
 
 
 def set_presence(
@@ -51,9 +51,7 @@ def presence_since(
 ) -> list[dict[str, Any]]:
     """Rows of ``user_ids`` changed after stream position ``since``, in stream order."""
     found: list[dict[str, Any]] = []
-    batch = list(dict.fromkeys(user_ids))
-    for start in range(0, len(batch), _CHUNK):
-        chunk = batch[start : start + _CHUNK]
+    for chunk in id_batches(user_ids):
         marks = ",".join("?" * len(chunk))
         rows = conn.execute(
             f"SELECT * FROM presence WHERE user_id IN ({marks}) AND stream_ordering > ?",

@@ -16,9 +16,10 @@ Rules kept:
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
+from store.batches import id_batches
 from store.events import TopoKey, topological_bounds
 
 __all__ = [
@@ -32,7 +33,6 @@ __all__ = [
     "thread_roots_page",
 ]
 
-_CHUNK = 500
 _VISIBLE = "e.outlier = 0 AND e.soft_failed = 0 AND e.rejected_reason IS NULL"
 _CLAIMED = "EXISTS (SELECT 1 FROM redactions d WHERE d.redacts = e.event_id)"
 
@@ -129,7 +129,7 @@ def relation_children(
     stream_ordering, redaction_claimed."""
     found: list[dict[str, Any]] = []
     bound = "" if max_stream is None else " AND e.stream_ordering <= ?"
-    for chunk in _chunks(parent_ids):
+    for chunk in id_batches(parent_ids):
         marks = ",".join("?" * len(chunk))
         rows = conn.execute(
             "SELECT r.relates_to_id, e.event_id, e.sender, e.type, e.origin_server_ts,"
@@ -279,14 +279,3 @@ def declares_relation(conn: sqlite3.Connection, event_id: str) -> bool:
     """Does the stored event ``event_id`` relate to another event?"""
     row = conn.execute("SELECT 1 FROM event_relations WHERE event_id = ?", (event_id,)).fetchone()
     return row is not None
-
-
-def _chunks(items: Iterable[str]) -> Iterator[list[str]]:
-    batch: list[str] = []
-    for item in dict.fromkeys(items):
-        batch.append(item)
-        if len(batch) == _CHUNK:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

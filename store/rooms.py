@@ -336,3 +336,16 @@ def move_aliases(conn: sqlite3.Connection, from_room: str, to_room: str) -> list
     moved = aliases_for_room(conn, from_room)
     conn.execute("UPDATE room_aliases SET room_id = ? WHERE room_id = ?", (to_room, from_room))
     return moved
+
+
+def first_members(conn: sqlite3.Connection, room_id: str, limit: int) -> list[tuple[str, str]]:
+    """Up to ``limit`` ``(user_id, membership)`` of the room: the joined members first,
+    then the invited, then those who left, then the rest (bans, knocks), each in the
+    order their membership was set (the room summary's heroes, as Synapse picks them)."""
+    rows = conn.execute(
+        "SELECT user_id, membership FROM room_memberships WHERE room_id = ?"
+        " ORDER BY CASE membership WHEN 'join' THEN 1 WHEN 'invite' THEN 2"
+        " WHEN 'leave' THEN 3 ELSE 4 END, stream_ordering LIMIT ?",
+        (room_id, limit),
+    )
+    return [(row[0], row[1]) for row in rows]

@@ -87,6 +87,15 @@ def get_current_state(conn: sqlite3.Connection, room_id: str) -> StateMap:
     return {(row[0], row[1]): row[2] for row in rows}
 
 
+def current_state_of_type(conn: sqlite3.Connection, room_id: str, type: str) -> dict[str, str]:
+    """``{state_key: event_id}`` of the room's current state events of one type."""
+    rows = conn.execute(
+        "SELECT state_key, event_id FROM current_state WHERE room_id = ? AND type = ?",
+        (room_id, type),
+    )
+    return {row[0]: row[1] for row in rows}
+
+
 def get_current_state_event_id(
     conn: sqlite3.Connection, room_id: str, type: str, state_key: str
 ) -> str | None:

@@ -21,7 +21,8 @@ from store import accounts as store_accounts
 from store import db as store_db
 from store import media as store_media
 from store.passwords import verify_password
-from tests.integration.conftest import RELAY, run_cli
+from tests.integration.conftest import run_cli
+from tools.relay_process import RELAY
 
 PROVISION = (
     Path(__file__).parent.parent / "firmware-image/rootfs/usr/local/lib/edge-relay/provision.py"

@@ -72,6 +72,10 @@ SAMPLES: dict[str, Callable[[Setting], tuple[Any, Any]]] = {
     "thumbnail_sizes": lambda s: (["64x48 scale"], (parse_size("64x48 scale"),)),
     "public_baseurl": lambda s: ("https://chat.example/m", "https://chat.example/m/"),
     "addresses": lambda s: (["10.0.0.1", "::1"], ("10.0.0.1", "::1")),
+    "gateway_urls": lambda s: (
+        ["http://127.0.0.1:5000", "https://push.example"],
+        ("http://127.0.0.1:5000", "https://push.example"),
+    ),
     "ip_ranges": lambda s: (
         ["127.0.0.0/8", "10.1.2.3"],
         (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("10.1.2.3/32")),

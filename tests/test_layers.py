@@ -43,6 +43,7 @@ LAYER_ORDER: list[tuple[str, ...]] = [
     ("relay.accounts",),
     ("relay.media",),
     ("relay.federation",),
+    ("relay.push",),  # pushers: reads rooms and sync, connects through federation's policy
     ("relay.mesh",),
     ("relay.operator",),  # the operator's actions: the CLI, the page and the admin API call them
     ("relay.web",),  # the operator page reads relay.operator; the client listener serves it

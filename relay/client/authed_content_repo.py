@@ -6,9 +6,14 @@
   Content-Security-Policy.
 - `GET /_matrix/client/v1/media/thumbnail/{serverName}/{mediaId}?width&height&method`:
   a thumbnail at the nearest configured size (`media.thumbnail_sizes`); images only.
-- `GET /_matrix/client/v1/media/config`: `m.upload.size`.
+- `GET /_matrix/client/v1/media/config`: `m.upload.size` (also under the deprecated
+  `/_matrix/media/v3/config`, which Synapse still serves).
 - `GET /_matrix/client/v1/media/preview_url`: URL previews are off (a box in the field
   must not fetch arbitrary URLs for its users): 404 `M_NOT_FOUND`.
+
+- The deprecated unauthenticated downloads (`/_matrix/media/v3/download`, `/thumbnail`)
+  answer 404 `M_NOT_FOUND`, as Synapse answers them for media stored since it turned on
+  authenticated media (here: all media), so old clients move to the v1 endpoints.
 
 Spec: https://spec.matrix.org/v1.16/client-server-api/#content-repository
 """
@@ -19,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from relay.accounts import Requester
+from relay.client.content_repo import MEDIA_V3
 from relay.client.route import ClientRoute
 from relay.errors import NotFound
 from relay.media.repository import MediaRepository
@@ -60,6 +66,11 @@ async def get_config(request: Request, requester: Requester) -> Response:
     return json_response({"m.upload.size": _media(request).max_upload_bytes})
 
 
+async def legacy_download(request: Request) -> Response:
+    """# `GET /_matrix/media/v3/download/...`, `/_matrix/media/v3/thumbnail/...`"""
+    raise NotFound("Not found")
+
+
 async def get_url_preview(request: Request, requester: Requester) -> Response:
     """# `GET /_matrix/client/v1/media/preview_url`"""
     raise NotFound("URL previews are disabled on this server")
@@ -83,5 +94,27 @@ ROUTES = [
         prefixes=CLIENT_V1,
     ),
     ClientRoute("/media/config", get_config, ("GET",), prefixes=CLIENT_V1),
+    ClientRoute("/config", get_config, ("GET",), prefixes=MEDIA_V3),
+    ClientRoute(
+        "/download/{server_name}/{media_id}",
+        legacy_download,
+        ("GET",),
+        auth=False,
+        prefixes=MEDIA_V3,
+    ),
+    ClientRoute(
+        "/download/{server_name}/{media_id}/{file_name}",
+        legacy_download,
+        ("GET",),
+        auth=False,
+        prefixes=MEDIA_V3,
+    ),
+    ClientRoute(
+        "/thumbnail/{server_name}/{media_id}",
+        legacy_download,
+        ("GET",),
+        auth=False,
+        prefixes=MEDIA_V3,
+    ),
     ClientRoute("/media/preview_url", get_url_preview, ("GET",), prefixes=CLIENT_V1),
 ]

@@ -140,9 +140,32 @@ async def forget_room(request: Request, requester: Requester) -> Response:
     return json_response({})
 
 
+async def set_member_state(
+    request: Request, requester: Requester, target: str, content: dict[str, Any]
+) -> str | None:
+    """`PUT /rooms/{roomId}/state/m.room.member/{userId}`: the membership change the
+    content names, through the same paths as the membership endpoints (as Synapse), with
+    the rest of the content kept: a joined user updates their own display name or avatar
+    in the room this way. The auth rules decide who may do what. The event id (None:
+    done by another server: a remote invite, an invite rejected through its server)."""
+    membership = content.get("membership")
+    if not isinstance(membership, str):
+        raise BadJson("Invalid membership (must be a string)")
+    if not is_client_user_id(target):
+        raise InvalidParam(f"{target!r} is not a valid user id")
+    extra = {key: value for key, value in content.items() if key != "membership"}
+    return await _change(request, requester, target, membership, None, extra)
+
+
 async def _change(
-    request: Request, requester: Requester, target: str, membership: str, reason: str | None
-) -> None:
+    request: Request,
+    requester: Requester,
+    target: str,
+    membership: str,
+    reason: str | None,
+    extra_content: dict[str, Any] | None = None,
+) -> str | None:
+    """The membership change; its event id (None: done by another server)."""
     room_id = request.path_params["room_id"]
     services = services_of(request)
     rooms = services.rooms
@@ -154,12 +177,14 @@ async def _change(
             and await rooms.membership_of(room_id, target) == "invite"
         ):
             await remote.reject_invite(requester.user_id, room_id)
-            return
+            return None
         raise NotFound(f"Unknown room {room_id}")
     if membership == "invite" and server_of(target) != services.server_name:
         await remote.invite(requester.user_id, room_id, target)
-        return
-    await rooms.update_membership(requester.user_id, room_id, target, membership, reason=reason)
+        return None
+    return await rooms.update_membership(
+        requester.user_id, room_id, target, membership, reason=reason, extra_content=extra_content
+    )
 
 
 ROUTES = [

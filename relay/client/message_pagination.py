@@ -26,6 +26,7 @@ from starlette.responses import Response
 from relay.accounts import Requester
 from relay.client.auth import services_of
 from relay.client.format import render_view
+from relay.client.params import int_query
 from relay.client.route import ClientRoute
 from relay.client.tokens import parse_position, position_token
 from relay.errors import BadJson, InvalidParam
@@ -42,16 +43,9 @@ MAX_LIMIT = 1000
 
 def parse_limit(request: Request, default: int = DEFAULT_LIMIT, cap: int = MAX_LIMIT) -> int:
     """The `limit` query parameter: an integer >= 0, capped. M_INVALID_PARAM otherwise."""
-    raw = request.query_params.get("limit")
-    if raw is None or raw == "":
+    if request.query_params.get("limit") == "":
         return default
-    try:
-        limit = int(raw)
-    except ValueError:
-        raise InvalidParam("limit must be an integer") from None
-    if limit < 0:
-        raise InvalidParam("limit must not be negative")
-    return min(limit, cap)
+    return min(int_query(request, "limit", default), cap)
 
 
 def parse_event_filter(raw: str | None) -> EventFilter:

@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from starlette.requests import Request
+
 from relay.errors import InvalidParam
 from relay.events.ids import MAX_ID_BYTES, has_control_character, is_valid_user_id
 
@@ -38,3 +40,23 @@ def check_path_params(params: Mapping[str, Any]) -> None:
 def is_client_user_id(value: Any) -> bool:
     """Whether a client may name `value` as a user: a valid id with no control character."""
     return isinstance(value, str) and is_valid_user_id(value) and not has_control_character(value)
+
+
+def int_query(request: Request, name: str, default: int) -> int:
+    """A non-negative integer query parameter (Synapse's `parse_integer`)."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 15:
+        raise InvalidParam(f"Query parameter {name!r} must be a non-negative integer.")
+    return int(raw)
+
+
+def bool_query(request: Request, name: str, default: bool | None) -> bool | None:
+    """`true`/`false` (Synapse's `parse_boolean`); `default` when absent."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if raw not in ("true", "false"):
+        raise InvalidParam(f"Boolean query parameter {name!r} must be one of ['true', 'false']")
+    return raw == "true"

@@ -14,7 +14,7 @@ pushrules.yaml):
 - Paths are parsed as the spec's (and Synapse's) trailing-slash rules have them: a
   malformed one is 400 M_UNRECOGNIZED, an unknown rule 404 M_NOT_FOUND; actions are the
   spec's (`notify`, legacy `dont_notify`/`coalesce`, `set_tweak` objects) or 400.
-- Only the `global` scope exists; pushers (which would act on these rules) are not served.
+- Only the `global` scope exists; pushers act on these rules (relay/push/).
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from starlette.responses import Response
 
 from relay.accounts import Requester
 from relay.client.auth import services_of
-from relay.client.default_push_rules import KINDS, default_ruleset
 from relay.client.route import ClientRoute
 from relay.errors import (
     BadJson,
@@ -39,6 +38,8 @@ from relay.errors import (
     Unknown,
     Unrecognized,
 )
+from relay.events.default_push_rules import KINDS, default_ruleset
+from relay.events.push_rules import Ruleset, merge_rules
 from relay.runtime.http import json_response, read_json_object
 from relay.services import Services
 from store import Connection
@@ -46,33 +47,6 @@ from store import account_data as store_account_data
 from store import events as store_events
 
 ACCOUNT_DATA_TYPE = "m.push_rules"
-Ruleset = dict[str, list[dict[str, Any]]]
-
-
-def merge_rules(user_id: str, stored: Any) -> Ruleset:
-    """The defaults for `user_id` overlaid with a stored ruleset (malformed parts ignored)."""
-    ruleset = default_ruleset(user_id)
-    if not isinstance(stored, dict):
-        return ruleset
-    for kind in KINDS:
-        rules = stored.get(kind)
-        if not isinstance(rules, list):
-            continue
-        rules = [r for r in rules if isinstance(r, dict) and isinstance(r.get("rule_id"), str)]
-        by_id = {r["rule_id"]: r for r in rules}
-        for rule in ruleset[kind]:
-            saved = by_id.get(rule["rule_id"], {})
-            if isinstance(saved.get("enabled"), bool):
-                rule["enabled"] = saved["enabled"]
-            if isinstance(saved.get("actions"), list):
-                rule["actions"] = saved["actions"]
-        own = [dict(r, default=False) for r in rules if not r["rule_id"].startswith(".")]
-        defaults = ruleset[kind]
-        if kind == "override" and defaults and defaults[0]["rule_id"] == ".m.rule.master":
-            ruleset[kind] = [defaults[0], *own, *defaults[1:]]
-        else:
-            ruleset[kind] = [*own, *defaults]
-    return ruleset
 
 
 async def load_rules(services: Services, user_id: str) -> Ruleset:

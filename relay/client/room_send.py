@@ -11,8 +11,9 @@ from starlette.responses import Response
 
 from relay.accounts import Requester
 from relay.client.auth import services_of
+from relay.client.membership import set_member_state
 from relay.client.route import ClientRoute
-from relay.errors import BadJson, Forbidden
+from relay.errors import BadJson
 from relay.runtime.http import json_response, read_json_object
 
 
@@ -46,7 +47,8 @@ async def set_room_state(request: Request, requester: Requester) -> Response:
     event_type = request.path_params["event_type"]
     state_key = request.path_params.get("state_key", "")
     if event_type == "m.room.member":
-        raise Forbidden("Use the membership endpoints to change m.room.member")
+        event_id = await set_member_state(request, requester, state_key, content)
+        return json_response({"event_id": event_id} if event_id is not None else {})
     event_id = await services.rooms.send_event(
         requester.user_id,
         requester.device_id,

@@ -61,26 +61,6 @@ async def admin_requester(request: Request) -> Requester:
     return requester
 
 
-def int_query(request: Request, name: str, default: int) -> int:
-    """A non-negative integer query parameter (Synapse's `parse_integer`)."""
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 15:
-        raise InvalidParam(f"Query parameter {name!r} must be a non-negative integer.")
-    return int(raw)
-
-
-def bool_query(request: Request, name: str, default: bool | None) -> bool | None:
-    """`true`/`false` (Synapse's `parse_boolean`); `default` when absent."""
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    if raw not in ("true", "false"):
-        raise InvalidParam(f"Boolean query parameter {name!r} must be one of ['true', 'false']")
-    return raw == "true"
-
-
 def choice_query(request: Request, name: str, default: str, allowed: tuple[str, ...]) -> str:
     raw = request.query_params.get(name, default)
     if raw not in allowed:

@@ -13,13 +13,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from relay.client.auth import services_of
+from relay.client.params import bool_query, int_query
 from relay.client.route import ClientRoute
 from relay.client.synapse_admin import (
     ADMIN_V1,
     admin_requester,
-    bool_query,
     choice_query,
-    int_query,
     page,
 )
 from relay.errors import InvalidParam, NotFound

@@ -18,8 +18,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from relay.client.auth import services_of
+from relay.client.params import bool_query
 from relay.client.route import ClientRoute
-from relay.client.synapse_admin import ADMIN_V1, admin_requester, bool_query
+from relay.client.synapse_admin import ADMIN_V1, admin_requester
 from relay.errors import NotFound
 from relay.operator import actions as operator
 from relay.runtime.clock import now_ms

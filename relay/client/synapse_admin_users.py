@@ -21,14 +21,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from relay.client.auth import requester_of, services_of
+from relay.client.params import bool_query, int_query
 from relay.client.route import ClientRoute
 from relay.client.synapse_admin import (
     ADMIN_V1,
     ADMIN_V2,
     admin_requester,
-    bool_query,
     choice_query,
-    int_query,
     page,
     required,
 )
@@ -271,7 +270,8 @@ async def reset_password(request: Request) -> Response:
 
 
 async def whois(request: Request) -> Response:
-    """# `GET /_synapse/admin/v1/whois/{user_id}` (a user may ask about themself)"""
+    """# `GET /_synapse/admin/v1/whois/{user_id}` and `GET /_matrix/client/v3/admin/whois/{userId}`
+    (a user may ask about themself)"""
     services = services_of(request)
     requester = await requester_of(request)
     user_id = request.path_params["user_id"]
@@ -324,6 +324,8 @@ ROUTES = [
         raw_path=True,
     ),
     ClientRoute("/whois/{user_id}", whois, ("GET",), auth=False, prefixes=ADMIN_V1, raw_path=True),
+    # The spec's own copy (client-server admin.yaml), answered the same way.
+    ClientRoute("/admin/whois/{user_id}", whois, ("GET",), auth=False, raw_path=True),
     ClientRoute(
         "/users/{user_id}/joined_rooms",
         joined_rooms,

@@ -19,6 +19,7 @@ from starlette.responses import Response
 from relay.accounts import Requester
 from relay.client.auth import services_of
 from relay.client.format import render_view
+from relay.client.params import bool_query, int_query
 from relay.client.push_rules import merge_rules
 from relay.client.route import ClientRoute
 from relay.client.tokens import StreamToken, parse_token
@@ -90,20 +91,6 @@ def render_sync(result: SyncResult, sync_filter: Filter, now: int) -> dict[str, 
     }
 
 
-def _int_param(request: Request, name: str) -> int:
-    raw = request.query_params.get(name, "0")
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-        raise InvalidParam(f"{name} must be a non-negative integer")
-    return int(raw)
-
-
-def _bool_param(request: Request, name: str) -> bool:
-    raw = request.query_params.get(name, "false").lower()
-    if raw not in ("true", "false"):
-        raise InvalidParam(f"{name} must be true or false")
-    return raw == "true"
-
-
 async def sync(request: Request, requester: Requester) -> Response:
     """# `GET /_matrix/client/v3/sync`"""
     query = request.query_params
@@ -119,8 +106,8 @@ async def sync(request: Request, requester: Requester) -> Response:
         since=since.stream if since else None,
         since_typing=since.typing if since else 0,
         filter=sync_filter,
-        full_state=_bool_param(request, "full_state"),
-        timeout_ms=_int_param(request, "timeout"),
+        full_state=bool(bool_query(request, "full_state", False)),
+        timeout_ms=int_query(request, "timeout", 0),
         set_presence=set_presence,
     )
     result = await service.sync(params)

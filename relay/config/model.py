@@ -143,6 +143,9 @@ class Config:
     #: federation.ip_range_allowlist: what the destination policy treats as remote
     #: (relay/federation/destinations.py).
     ip_range_allowlist: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    #: push.allowed_gateways: gateway URLs the push delivery may reach whatever their
+    #: address or scheme (relay/push/gateway.py).
+    push_allowed_gateways: tuple[str, ...] = ()
     #: [listeners] limits (relay/runtime/listener.py); see `client_limits`.
     max_connections: int = default_of("listeners.max_connections")
     max_connections_per_address: int = default_of("listeners.max_connections_per_address")

@@ -148,6 +148,18 @@ def _addresses(s: Setting, value: Any, data_dir: Path) -> tuple[str, ...]:
         raise ConfigError(f"{s.path} must be a list of IP addresses") from None
 
 
+def _gateway_urls(s: Setting, value: Any, data_dir: Path) -> tuple[str, ...]:
+    """Push gateway base URLs (`https://push.example:5000`): scheme, host and port."""
+    message = f"{s.path} must be a list of http(s) URLs like https://push.example.org"
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(message)
+    for url in value:
+        parts = urlsplit(url)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ConfigError(message)
+    return tuple(value)
+
+
 def _ip_ranges(
     s: Setting, value: Any, data_dir: Path
 ) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
@@ -235,6 +247,7 @@ PARSERS: dict[str, Parser] = {
     "public_baseurl": _public_baseurl,
     "addresses": _addresses,
     "ip_ranges": _ip_ranges,
+    "gateway_urls": _gateway_urls,
     "server_map": _server_map,
     "trusted_key_servers": _trusted_key_servers,
     "interfaces": _interfaces,

@@ -318,6 +318,17 @@ SETTINGS: tuple[Setting, ...] = (
         shown_default="`[]`",
     ),
     Setting(
+        "push.allowed_gateways",
+        "gateway_urls",
+        [],
+        'Push gateways (`"http://10.0.0.9:5000"`: scheme, host and port) that pushers may'
+        " reach although the destination policy refuses their address (a gateway on the"
+        " LAN or this box) or their scheme is plain http. Any other pusher's gateway"
+        " must be https on an ordinary remote address.",
+        "push_allowed_gateways",
+        shown_default="`[]`",
+    ),
+    Setting(
         "mesh.enabled",
         "bool",
         True,

@@ -11,9 +11,12 @@ Rules kept:
   `left` lists users who no longer share any room after a leave or ban since `since`
   (an invite or a knock is not a leave: nobody shared a room through it).
 - Remote users' device lists are cached. An `m.device_list_update` whose `prev_id`
-  names the cached `stream_id` is applied in place; any other marks the cache stale.
+  names the cached `stream_id` is applied in place; any other marks the cache stale and,
+  when the list was fresh and the user shares a room with us, resyncs it via
+  `/user/devices` at once (the spec: an unrecognised `prev_id` "must resynchronise"; once
+  per fresh-to-stale change, so gaps make us ask the origin once per answer it gave).
   Either way the change is recorded so local clients re-query; a query of a stale or
-  uncached user who shares a room with us resyncs via `/user/devices`. When a server
+  uncached user who shares a room with us resyncs too. When a server
   comes back after an outage every cached user of it is resynced, and a list that
   moved while the link was down is recorded as changed.
 - Remote requests go through `remote` (relay/federation/user_keys.py), which answers
@@ -199,12 +202,14 @@ class DeviceLists:
         keys = content.get("keys")
         name = content.get("device_display_name")
 
-        def txn(conn: Connection) -> int:
+        def txn(conn: Connection) -> tuple[int, bool]:
+            """(the change's stream position or 0, whether a fresh list fell behind)"""
+            gap = False
             cached = store_e2e.get_remote_device_list(conn, user_id)
             if cached is not None:
                 known = cached["stream_id"]
                 if known is not None and stream_id <= known and not cached["stale"]:
-                    return 0  # seen before
+                    return 0, False  # seen before
                 if not cached["stale"] and known is not None and known in prev_ids:
                     store_e2e.update_remote_device(
                         conn,
@@ -216,14 +221,18 @@ class DeviceLists:
                         deleted=content.get("deleted") is True,
                     )
                 else:
+                    gap = not cached["stale"]
                     store_e2e.mark_remote_device_list_stale(conn, user_id)
             stream = store_events.next_stream_ordering(conn)
             store_e2e.add_device_list_change(conn, user_id, stream)
-            return stream
+            return stream, gap
 
-        stream = await self.database.write(txn)
+        stream, gap = await self.database.write(txn)
         if stream:
             self.notifier.on_stream(stream)
+        if gap and await self.database.read(shares_room_with_local_user, user_id, self.server_name):
+            if not await self.resync(user_id):
+                log.info("device list resync of %s failed; it stays stale", user_id)
 
     async def on_signing_key_update(self, origin: str, content: JSON) -> None:
         """An inbound `m.signing_key_update` EDU: new cross-signing keys of a remote user."""

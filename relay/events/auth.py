@@ -405,11 +405,16 @@ def _check_create(event: Mapping[str, Any], rv: RoomVersion) -> None:
     if not rv.implicit_room_creator and "creator" not in content:
         raise AuthError("m.room.create has no creator")
     if rv.privileged_creators and "additional_creators" in content:
-        extra = content["additional_creators"]
-        if not isinstance(extra, list) or not all(
-            isinstance(u, str) and is_valid_user_id(u) for u in extra
-        ):
-            raise AuthError("additional_creators must be a list of user ids")
+        check_additional_creators(content["additional_creators"])
+
+
+def check_additional_creators(extra: Any) -> None:
+    """v12 (MSC4289): `additional_creators`, in a create event or asked for by an upgrade,
+    is a list of user ids."""
+    if not isinstance(extra, list) or not all(
+        isinstance(u, str) and is_valid_user_id(u) for u in extra
+    ):
+        raise AuthError("additional_creators must be a list of user ids")
 
 
 # --- membership ------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ denies (`relay.federation.acl`), before anything else is looked at.
 
 `send_join` with `omit_members=true` (partial joins) answers as Synapse: the state
 without `m.room.member` events, the auth chain without what the state already holds,
-`members_omitted: true` and `servers_in_room`. The deprecated v1 `send_join`,
+`members_omitted: true` and `servers_in_room` (a full join gets no `servers_in_room`, as
+from Synapse). The deprecated v1 `send_join`,
 `send_leave` and `invite` are served too (as Synapse), their answers in `[200, ...]`.
 
 Spec: https://spec.matrix.org/v1.16/server-server-api/#joining-rooms
@@ -40,15 +41,16 @@ from relay.errors import (
     NotFound,
     NotHostedHere,
 )
-from relay.events.auth import AuthError, check_auth
+from relay.events.auth import AUTHORISING_USER, AuthError, check_auth
 from relay.events.ids import server_of
-from relay.events.room_versions import room_version
+from relay.events.room_versions import RoomVersion, room_version
 from relay.events.signing import sign_event
 from relay.federation.acl import require_allowed_txn
 from relay.federation.ingest import BadPdu, parse_pdu
 from relay.federation.remote_membership import STRIPPED_TYPES
 from relay.federation.room_events import auth_chain_txn
 from relay.rooms.remote_pdus import EventLoader, _auth_state_from, create_event_for
+from relay.rooms.restricted_joins import authoriser_for_join_txn, check_voucher_txn
 from relay.rooms.service import insert_pdu_txn
 from relay.runtime.clock import now_ms
 from relay.runtime.http import json_response, read_json_object
@@ -99,12 +101,17 @@ async def _make_membership(request: Request, origin: str, membership: str) -> Re
             server_of(u) == services.server_name for u in store_rooms.joined_users(conn, room_id)
         ):
             raise NotFound("This server is not in the room")
+        content: dict[str, Any] = {"membership": membership}
+        if membership == "join":
+            voucher = authoriser_for_join_txn(conn, rooms, room_id, user_id)
+            if voucher is not None:
+                content[AUTHORISING_USER] = voucher
         partial: dict[str, Any] = {
             "type": "m.room.member",
             "room_id": room_id,
             "sender": user_id,
             "state_key": user_id,
-            "content": {"membership": membership},
+            "content": content,
             "origin_server_ts": now_ms(),
         }
         if not rv.updated_redaction_rules:
@@ -155,6 +162,8 @@ async def _send_membership(request: Request, origin: str, membership: str) -> tu
     await services.database.read(
         lambda conn: require_allowed_txn(services.rooms, conn, room_id, origin)
     )
+    if membership == "join":
+        body = await _vouched(services, room_id, body, rv)
     try:
         pdu = await services.ingest.verified_pdu(body, rv)
     except BadPdu as exc:
@@ -183,6 +192,24 @@ async def _send_membership(request: Request, origin: str, membership: str) -> tu
     return pdu, rv
 
 
+async def _vouched(
+    services: Services, room_id: str, body: dict[str, Any], rv: RoomVersion
+) -> dict[str, Any]:
+    """A restricted join naming one of our users as its voucher, signed by us once we
+    have checked the voucher may (the auth rules need our signature); any other join as
+    it came."""
+    content = body.get("content")
+    voucher = content.get(AUTHORISING_USER) if isinstance(content, dict) else None
+    sender = body.get("sender")
+    if not isinstance(voucher, str) or server_of(voucher) != services.server_name:
+        return body
+    if not isinstance(sender, str):
+        raise BadJson("A join needs a sender")
+    await services.database.read(check_voucher_txn, services.rooms, room_id, sender, voucher)
+    key = services.signing_key
+    return sign_event(body, rv, services.server_name, key.key_id, key.key)
+
+
 async def _joined(request: Request, origin: str, *, omit_members: bool) -> dict[str, Any]:
     """The room as the joining server needs it: the state before its join and the auth
     chain. With `omit_members`, as Synapse: the state without its `m.room.member` events, and
@@ -199,15 +226,18 @@ async def _joined(request: Request, origin: str, *, omit_members: bool) -> dict[
             state_pdus = [p for p in state_pdus if p.type != "m.room.member"]
             in_state = {p.event_id for p in state_pdus}
             chain = [p for p in chain if p.event_id not in in_state]
-        servers = store_rooms.servers_in_room(conn, pdu.room_id)
-        return {
+        answer = {
             "origin": services.server_name,
             "state": [rooms.event_for_servers_txn(conn, p) for p in state_pdus],
             "auth_chain": [rooms.event_for_servers_txn(conn, p) for p in chain],
             "event": json.loads(pdu.raw),
             "members_omitted": omit_members,
-            "servers_in_room": servers,
         }
+        if omit_members:
+            # Only a partial join needs them (the spec: required when members are omitted);
+            # a full join has the members themselves. Synapse sends them the same way.
+            answer["servers_in_room"] = store_rooms.servers_in_room(conn, pdu.room_id)
+        return answer
 
     return await services.database.read(txn)
 

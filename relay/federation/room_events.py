@@ -90,7 +90,8 @@ def auth_chain_txn(rooms: RoomService, conn: Connection, event_ids: Iterable[str
     """Every event in the auth chains of `event_ids` (not the events themselves).
 
     In v12 rooms the create event is in no `auth_events` (the room id names it) but is
-    still part of every other event's auth chain, as Synapse serves it."""
+    still part of every other event's auth chain, as Synapse serves it: also when it is one
+    of `event_ids` itself (the state at an event holds it, and so does that state's chain)."""
     starts = list(event_ids)
     seen: set[str] = set()
     stack: list[str] = []
@@ -108,7 +109,7 @@ def auth_chain_txn(rooms: RoomService, conn: Connection, event_ids: Iterable[str
         for pdu in [*pdus.values(), *rooms.get_pdus_txn(conn, starts).values()]
         if pdu.room_version.room_id_is_create_event_hash and pdu.type != "m.room.create"
     }
-    for event_id in sorted(implied - seen - set(starts)):
+    for event_id in sorted(implied - seen):
         create = rooms.get_pdu_txn(conn, event_id)
         if create is not None:
             pdus[event_id] = create

@@ -7,6 +7,7 @@ from starlette.routing import Route
 
 from relay.federation import (
     content_repository,
+    hierarchy,
     membership,
     notary,
     openid,
@@ -61,6 +62,7 @@ SIGNED_ROUTES = [
     (f"{V1}/user/devices/{{user_id}}", user_keys.user_devices, "GET"),
     (f"{V1}/user/keys/query", user_keys.query_user_keys, "POST"),
     (f"{V1}/user/keys/claim", user_keys.claim_user_keys, "POST"),
+    (f"{V1}/hierarchy/{{room_id}}", hierarchy.get_hierarchy, "GET"),
     (f"{V1}/publicRooms", query.public_rooms, "GET"),
     (f"{V1}/publicRooms", query.public_rooms, "POST"),
     (f"{V1}/media/download/{{media_id}}", content_repository.get_content, "GET"),

@@ -34,6 +34,7 @@ from store import accounts as store_accounts
 from store import openid_tokens as store_openid
 from store import peers as store_peers
 from store import registration_tokens as store_tokens
+from store import reports as store_reports
 from store import rooms as store_rooms
 from store import state as store_state
 from store import status as store_status
@@ -311,6 +312,45 @@ def rooms_txn(conn: Connection, rooms: RoomService) -> list[dict[str, Any]]:
 
 
 # -- LAN peers -------------------------------------------------------------------------
+
+
+def reports_txn(
+    conn: Connection,
+    rooms: RoomService,
+    *,
+    kind: store_reports.Kind | None = None,
+    offset: int = 0,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Users' content reports, newest first (see `report_view_txn`)."""
+    rows = store_reports.list_reports(conn, kind=kind, offset=offset, limit=limit)
+    return [report_view_txn(conn, rooms, row) for row in rows]
+
+
+def report_view_txn(conn: Connection, rooms: RoomService, row: dict[str, Any]) -> dict[str, Any]:
+    """A stored report with what the operator needs to judge it: the room's name and
+    alias, and for an event its sender and (text) body."""
+    view = dict(row)
+    if row["room_id"] is not None:
+        for field, type_, key in (
+            ("room_name", "m.room.name", "name"),
+            ("canonical_alias", "m.room.canonical_alias", "alias"),
+        ):
+            state = rooms.state_event_txn(conn, row["room_id"], type_, "")
+            value = state.content.get(key) if state is not None else None
+            view[field] = value if isinstance(value, str) else None
+    if row["event_id"] is not None:
+        pdu = rooms.get_pdu_txn(conn, row["event_id"])
+        view["sender"] = pdu.sender if pdu is not None else None
+        body = pdu.content.get("body") if pdu is not None else None
+        view["body"] = body if isinstance(body, str) else None
+    return view
+
+
+def dismiss_report_txn(conn: Connection, report_id: int) -> None:
+    """The operator has dealt with a report. Raises NotFound."""
+    if not store_reports.delete_report(conn, report_id):
+        raise NotFound(f"No report {report_id}")
 
 
 def peers_txn(conn: Connection, config: Config) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ https://spec.matrix.org/v1.16/client-server-api/#threading
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from relay.errors import NotFound, Unknown
 from relay.events.pdu import Pdu
@@ -38,6 +38,7 @@ from relay.rooms.service import RoomService
 from relay.rooms.visibility import Viewer, visible_txn
 from store import Connection
 from store import relations as store_relations
+from store.events import TopoKey
 
 #: How deep `recurse` follows relations of relations (Synapse's).
 RECURSION_DEPTH = 3
@@ -106,26 +107,30 @@ def relations_txn(
         raise Unknown("Unknown parent event.", status=404) from None
     from_key, to_key, min_stream, max_stream = _bounds(direction, start, bound, viewer)
     rv = rooms.room_version_txn(conn, viewer.room_id)
-    kept: list[Pdu] = []
-    cursor: Position | None = None
-    scanned = 0
-    exhausted = False
-    while len(kept) < limit and scanned < MAX_SCANNED:
-        want = max(limit - len(kept), 20)
-        rows = store_relations.relations_page(
+
+    def page(after: TopoKey | None, size: int) -> list[dict[str, Any]]:
+        return store_relations.relations_page(
             conn,
             viewer.room_id,
             parent_id,
             rel_type=rel_type,
             event_type=event_type,
             direction=direction,
-            from_key=from_key,
+            from_key=after,
             to_key=to_key,
             min_stream=min_stream,
             max_stream=max_stream,
-            limit=want,
+            limit=size,
             max_depth=RECURSION_DEPTH if recurse else 1,
         )
+
+    kept: list[Pdu] = []
+    cursor: Position | None = None
+    scanned = 0
+    exhausted = False
+    while len(kept) < limit and scanned < MAX_SCANNED:
+        want = max(limit - len(kept), 20)
+        rows = page(from_key, want)
         pdus = [rooms.pdus.get(r["event_id"]) or Pdu(r["raw"], rv) for r in rows]
         visible = {p.event_id for p in visible_txn(conn, rooms, viewer, pdus)}
         for row, pdu in zip(rows, pdus, strict=True):
@@ -142,20 +147,7 @@ def relations_txn(
             exhausted = True
             break
     if not exhausted and len(kept) == limit:
-        more = store_relations.relations_page(
-            conn,
-            viewer.room_id,
-            parent_id,
-            rel_type=rel_type,
-            event_type=event_type,
-            direction=direction,
-            from_key=from_key,
-            to_key=to_key,
-            min_stream=min_stream,
-            max_stream=max_stream,
-            limit=1,
-            max_depth=RECURSION_DEPTH if recurse else 1,
-        )
+        more = page(from_key, 1)
         exhausted = not more
     events = decorate_txn(conn, rooms, kept, viewer.user_id, device_id, viewer=viewer)
     return RelationsPage(

@@ -31,6 +31,7 @@ from relay.errors import (
     UnsupportedRoomVersion,
 )
 from relay.events.auth import (
+    AUTHORISING_USER,
     AuthError,
     auth_types_for_event,
     check_auth,
@@ -59,6 +60,7 @@ from relay.events.server_acl import SERVER_ACL, server_allowed
 from relay.rooms.canonical_alias import CANONICAL_ALIAS, check_canonical_alias_txn
 from relay.rooms.create import PRESETS, RoomConfig, create_room_txn
 from relay.rooms.pdu_cache import PduCache
+from relay.rooms.restricted_joins import authoriser_for_join_txn
 from relay.rooms.upgrade import upgrade_room_txn
 from relay.runtime.clock import now_ms
 from relay.runtime.database import Database
@@ -517,13 +519,19 @@ class RoomService:
             raise InvalidParam(f"Unknown preset {config.preset!r}")
         return await self._write(lambda conn: create_room_txn(self, conn, rv, config, preset))
 
-    async def upgrade_room(self, user_id: str, room_id: str, new_version: str) -> str:
+    async def upgrade_room(
+        self,
+        user_id: str,
+        room_id: str,
+        new_version: str,
+        additional_creators: list[str] | None = None,
+    ) -> str:
         """Replace the room with one of `new_version` (relay/rooms/upgrade.py); the new
         room's id."""
         rv = room_version(new_version)
         if rv is None:
             raise UnsupportedRoomVersion(f"Room version {new_version} is not supported")
-        return await self._write(upgrade_room_txn, self, user_id, room_id, rv)
+        return await self._write(upgrade_room_txn, self, user_id, room_id, rv, additional_creators)
 
     def member_content_txn(self, conn: Connection, user_id: str, membership: str) -> dict[str, Any]:
         content: dict[str, Any] = {"membership": membership}
@@ -618,6 +626,10 @@ class RoomService:
                 content.update(extra_content)
             if reason:
                 content["reason"] = reason
+            if membership == "join" and sender == target:
+                voucher = authoriser_for_join_txn(conn, self, room_id, target)
+                if voucher is not None:
+                    content[AUTHORISING_USER] = voucher
             if membership == "join":
                 current = self.state_event_txn(conn, room_id, "m.room.member", target)
                 if current is not None and current.content.get("membership") == "join":

@@ -70,8 +70,10 @@ def upgrade_room_txn(
     user_id: str,
     old_room_id: str,
     new_rv: RoomVersion,
+    additional_creators: list[str] | None = None,
 ) -> str:
-    """Upgrade `old_room_id` to `new_rv` for `user_id`; the new room's id."""
+    """Upgrade `old_room_id` to `new_rv` for `user_id`; the new room's id.
+    `additional_creators` (v12+) join the upgrader as creators of the new room."""
     if store_rooms.get_room_version(conn, old_room_id) is None:
         raise NotFound(f"Unknown room {old_room_id}")
     old_rv = rooms.room_version_txn(conn, old_room_id)
@@ -100,6 +102,8 @@ def upgrade_room_txn(
     for key in ("type", "m.federate"):
         if key in old_create:
             creation[key] = old_create[key]
+    if additional_creators is not None and new_rv.privileged_creators:
+        creation["additional_creators"] = additional_creators
     initial = []
     for type_ in COPIED_STATE:
         found = content(type_)
@@ -111,7 +115,11 @@ def upgrade_room_txn(
             if child:
                 initial.append({"type": type_, "state_key": key, "content": child})
     power_levels = _new_power_levels(
-        content("m.room.power_levels") or {}, user_id, old_rv, new_rv, create
+        content("m.room.power_levels") or {},
+        [user_id, *(creation.get("additional_creators") or [])],
+        old_rv,
+        new_rv,
+        create,
     )
     room = store_rooms.get_room(conn, old_room_id) or {}
     config = RoomConfig(
@@ -169,7 +177,7 @@ def _if_allowed(step: Any) -> None:
 
 def _new_power_levels(
     old: dict[str, Any],
-    user_id: str,
+    new_creators: list[str],
     old_rv: RoomVersion,
     new_rv: RoomVersion,
     create: Pdu | None,
@@ -178,7 +186,9 @@ def _new_power_levels(
     given = old.get("users")
     users: dict[str, Any] = dict(given) if isinstance(given, dict) else {}
     if new_rv.privileged_creators:
-        users.pop(user_id, None)
+        # A creator's power is implied and may not be listed.
+        for creator in new_creators:
+            users.pop(creator, None)
     elif old_rv.privileged_creators and create is not None:
         for creator in room_creators(create.as_dict(), old_rv):
             users[creator] = 100

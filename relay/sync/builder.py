@@ -7,6 +7,10 @@ Rules kept:
   and repeats nothing. Typing comes from an in-memory snapshot taken just before.
 - A room is "new to the client" (initial sync, newly joined, or `full_state`) and
   gets its full state; otherwise only what changed after `since` (relay/sync/rooms.py).
+  Newly joined, as Synapse: not joined at `since` and joined since, or joined now after
+  any other membership in the gap (left and came back); such a room's timeline is
+  `limited` (the client has none of its history). A room joined and left inside the
+  gap comes in `leave` the same way: whole, `limited`.
   An incremental sync leaves out rooms where nothing changed.
 - Long-poll: an incremental sync with nothing to say waits on the notifier until the
   stream or typing moves past what it read (or a typing notice times out), then
@@ -37,6 +41,7 @@ from relay.runtime.clock import now_ms
 from relay.runtime.database import Database
 from relay.runtime.notifier import Notifier
 from relay.sync.devices import DeviceSection, DeviceSync
+from relay.sync.lazy_members import SentMembers
 from relay.sync.presence import PresenceService, presence_content
 from relay.sync.rooms import RoomReader, RoomSync, allowed_ephemeral
 from relay.sync.shared import SharedReads
@@ -46,7 +51,6 @@ from store import account_data as store_account_data
 from store import events as store_events
 from store import presence as store_presence
 from store import rooms as store_rooms
-from store import state as store_state
 
 MAX_TIMEOUT_MS = 600_000
 
@@ -97,6 +101,7 @@ class SyncService:
         presence: PresenceService,
         devices: DeviceSync | None = None,
         shared: SharedReads | None = None,
+        sent_members: SentMembers | None = None,
     ) -> None:
         self.database = database
         self.rooms = rooms
@@ -109,6 +114,9 @@ class SyncService:
         #: What the builds of one snapshot read alike, read once (relay/sync/shared.py);
         #: None: each build reads everything itself.
         self.shared = shared
+        #: The member events each device has, for lazy loading (relay/sync/lazy_members.py);
+        #: None: lazy-loading syncs send the members every time.
+        self.sent_members = sent_members
 
     # -- filters ----------------------------------------------------------------------------
 
@@ -171,10 +179,19 @@ class SyncService:
         to = store_events.max_stream_ordering(conn)
         result = SyncResult(stream=max(to, params.since or 0), typing=typing.serial)
         reader = RoomReader(
-            conn, self.rooms, params.user_id, params.device_id, params.filter, self.shared, to
+            conn,
+            self.rooms,
+            params.user_id,
+            params.device_id,
+            params.filter,
+            self.shared,
+            to,
+            self.sent_members,
         )
         room_filter = params.filter.room
         since = params.since
+        if since is None and self.sent_members is not None:
+            self.sent_members.forget_device(params.user_id, params.device_id)
         forgotten = store_rooms.forgotten_rooms(conn, params.user_id)
         for row in store_rooms.memberships_of_user(conn, params.user_id):
             room_id, membership = row["room_id"], row["membership"]
@@ -182,18 +199,19 @@ class SyncService:
                 continue
             changed = since is None or row["stream_ordering"] > since
             if membership == "join":
-                newly = since is None or (changed and not self.was_joined(reader, row))
+                newly = since is None or (changed and self.joined_in_gap(reader, row, since, to))
                 room = self._joined(reader, params, row, to, typing, newly)
                 if room is not None:
                     result.join[room_id] = room
             elif membership == "invite" and changed:
-                if self._invited_by(reader, row["event_id"]) in reader.ignored:
+                if reader.invite_is_ignored(row["event_id"]):
                     continue
                 result.invite[room_id] = reader.invite_state(room_id, row["event_id"])
             elif membership in ("leave", "ban") and room_id not in forgotten:
                 wanted = row["stream_ordering"] > since if since is not None else False
                 if wanted or (room_filter.include_leave and (since is None or params.full_state)):
-                    result.leave[room_id] = self._left(reader, params, row)
+                    joined_in_gap = wanted and self.joined_in_gap(reader, row, since, to)
+                    result.leave[room_id] = self._left(reader, params, row, to, joined_in_gap)
         result.account_data = self._global_account_data(conn, params)
         result.presence = self._presence(conn, params, last_active, now)
         if self.devices is not None:
@@ -202,9 +220,26 @@ class SyncService:
             )
         return result
 
-    def _invited_by(self, reader: RoomReader, event_id: str) -> str | None:
-        pdu = reader.pdu(event_id)
-        return pdu.sender if pdu is not None else None
+    def joined_in_gap(
+        self, reader: RoomReader, row: dict[str, Any], since: int | None, to: int
+    ) -> bool:
+        """Did the user join the room between `since` and `to`, so the client must get
+        it as new (full state)? As Synapse: when they were not joined at `since` and
+        joined in the gap, or are joined now after any other membership in the gap
+        (left and joined again)."""
+        if since is None:
+            return False
+        room_id = row["room_id"]
+        ids = store_events.member_event_ids_of(reader.conn, room_id, reader.user_id, since, to)
+        if row["stream_ordering"] > since and row["event_id"] not in ids:
+            ids.append(row["event_id"])  # e.g. a join that came through another server
+        kinds = [reader.content(eid).get("membership") for eid in ids]
+        if "join" not in kinds:
+            return False
+        if row["membership"] == "join" and any(kind != "join" for kind in kinds):
+            return True
+        at_since = reader.state_at(room_id, since).get(("m.room.member", reader.user_id))
+        return reader.content(at_since).get("membership") != "join"
 
     def was_joined(self, reader: RoomReader, row: dict[str, Any]) -> bool:
         before = reader.state_before(row["event_id"]) or {}
@@ -232,22 +267,31 @@ class SyncService:
         ):
             return None
         timeline, limited, prev_batch = reader.timeline(room_id, since, to, joined_now=True)
-
-        def current() -> dict[tuple[str, str], str]:
-            return store_state.get_current_state(reader.conn, room_id)
-
+        joined_now = newly and params.since is not None
+        chosen = reader.state_ids(
+            room_id,
+            timeline,
+            lambda: reader.current_state(room_id),
+            since,
+            full,
+            limited=limited,
+            end=to,
+        )
+        reader.drop_members_had(room_id, chosen, params.since)
         # As Synapse: aggregations only when the client lacks part of the story (a
         # limited timeline, or a room it just joined); else it has every relation.
-        bundle = limited or (newly and params.since is not None)
+        bundle = limited or joined_now
         room = RoomSync(
             timeline=reader.timeline_views(room_id, timeline, None, bundle=bundle),
-            limited=limited,
+            # As Synapse, a room joined since the last sync is `limited`: the client
+            # has none of its history and must page back for it.
+            limited=limited or joined_now,
             prev_batch=prev_batch,
-            state=reader.state(room_id, timeline, current, since, full),
+            state=[],
             account_data=reader.room_account_data(room_id, since),
         )
         ephemeral = params.filter.room.ephemeral
-        typers = [u for u in typing.typing.get(room_id, ()) if u not in reader.ignored]
+        typers = typing.typers(room_id, reader.ignored)
         if allowed_ephemeral(ephemeral, room_id, "m.typing") and (
             room_id in typing.changed or (since is None and typers)
         ):
@@ -256,31 +300,55 @@ class SyncService:
             receipt = reader.receipts(room_id, since)
             if receipt is not None:
                 room.ephemeral.append(receipt)
-        if not (full or room.has_news()):
+        if not (full or chosen or room.has_news()):
             return None
+        room.summary = reader.sync_summary(
+            room_id, chosen, timeline, fresh=since is None, limited=limited, since=params.since
+        )
+        reader.note_members_sent(room_id, chosen, timeline, to)
+        room.state = reader.state_views(chosen)
         if params.filter.room.timeline.unread_thread_notifications:
             room.unread, room.unread_threads = reader.unread_by_thread(
                 room_id, to, row["stream_ordering"]
             )
         else:
             room.unread = reader.unread(room_id, to, row["stream_ordering"])
-        room.summary = reader.summary(room_id)
         return room
 
-    def _left(self, reader: RoomReader, params: SyncParams, row: dict[str, Any]) -> RoomSync:
+    def _left(
+        self,
+        reader: RoomReader,
+        params: SyncParams,
+        row: dict[str, Any],
+        to: int,
+        joined_in_gap: bool,
+    ) -> RoomSync:
+        """A left room's entry. Joined and left inside the gap: the room is new to the
+        client, so it comes whole (full state, `limited`), as Synapse sends it."""
         room_id, since = row["room_id"], params.since
         end = row["stream_ordering"]
         if since is not None and since >= end:
             since = None  # include_leave on a full_state sync: the room as it was left
+        if joined_in_gap:
+            since = None
         timeline, limited, prev_batch = reader.timeline(room_id, since, end, joined_now=False)
         full = since is None or params.full_state
-        return RoomSync(
-            timeline=reader.timeline_views(room_id, timeline, end, bundle=limited),
+        chosen = reader.state_ids(
+            room_id,
+            timeline,
+            lambda: reader.state_after(row["event_id"]) or {},
+            since,
+            full,
             limited=limited,
+            end=end,
+        )
+        reader.drop_members_had(room_id, chosen, params.since)
+        reader.note_members_sent(room_id, chosen, timeline, to)
+        return RoomSync(
+            timeline=reader.timeline_views(room_id, timeline, end, bundle=limited or joined_in_gap),
+            limited=limited or joined_in_gap,
             prev_batch=prev_batch,
-            state=reader.state(
-                room_id, timeline, lambda: reader.state_after(row["event_id"]) or {}, since, full
-            ),
+            state=reader.state_views(chosen),
             account_data=reader.room_account_data(room_id, since),
         )
 

@@ -4,7 +4,9 @@ they are joined to.
 Rules kept: an event is listed when it counts in the room's `unread_notifications`
 (relay/sync/rooms.py: the notifying event types from other users since the join, edits
 left out, then the user's push-rule level of the room, relay/events/push_rules.py); a
-highlight is an event that mentions the user. `read` is whether the user's read receipt
+highlight is an event that mentions the user. A user with keyword or sender rules of their
+own has each event evaluated by their rules instead (relay/sync/push_actions.py): its
+actions say whether it notifies and highlights. `read` is whether the user's read receipt
 covers it. The work is bounded: at most `limit` events read per room.
 
 Spec: https://spec.matrix.org/v1.16/client-server-api/#listing-notifications
@@ -63,6 +65,13 @@ def notifications_txn(
         if level is RoomLevel.SILENT:
             continue
         read_up_to = reader.read_up_to(room_id, 0)
+        if reader.evaluates_each_event():
+            # Keyword and sender rules: each event evaluated (the level cannot say).
+            evaluated = reader.evaluated_notifications(room_id, row["stream_ordering"], top)
+            for event_id, stream, highlight, _thread in evaluated:
+                if highlight or not only_highlight:
+                    found.append((stream, event_id, room_id, stream <= read_up_to, highlight))
+            continue
         # One more than asked: a room may hold the page's last event and the next one.
         for event_id, stream, mentioned in store_events.notifying_events(
             conn,

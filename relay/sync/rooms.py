@@ -5,11 +5,23 @@ Rules kept (see relay/sync/builder.py for the whole):
 - The timeline is the newest `limit` events the filter allows in `(since, to]`, oldest
   first; `limited` says allowed events were left out before them; `prev_batch` is the
   position just before the first one (where `/messages` continues backwards).
-- `state` is the state at the start of the timeline: all of it when the room is new
-  to the client (initial sync, newly joined, `full_state`), otherwise only entries
-  that changed after `since` and are not in the timeline. With `lazy_load_members`
-  only the members who sent timeline events (and, on a full state, the user) are
-  kept, plus any membership that changed in a gap.
+- `state` brings the client from the state it had at `since` to the state at the
+  start of the timeline, never repeating a timeline event: when the room is new to the
+  client (initial sync, joined since, `full_state`) the whole state at the start and
+  at the end of the timeline; otherwise what of those two differs from the state at
+  `since` (Synapse's `_calculate_state`): every change of a gap, a member who came and
+  went inside it included, and state the timeline filter left out. The end counts
+  too, so a fork merged in the gap or a state event after the last allowed timeline
+  event is not lost. A timeline that is the whole of `(since, to]`, each event on the
+  one before, changed nothing else: no state is read (Synapse's shortcut).
+- With `lazy_load_members` the members are those of the timeline's senders (whose
+  membership the timeline does not set first), the user's own on a full state, and,
+  in a gap (`limited`), every membership that changed; without
+  `include_redundant_members`, those the device already has are left out
+  (relay/sync/lazy_members.py). An unnamed room's heroes come with their members.
+- The `summary` (counts, heroes when the room has no name nor canonical alias) comes
+  when Synapse computes it: the room is new to the client, a membership is in the
+  timeline, or a gap changed memberships; else it is `{}`.
 - A redaction that does not apply (yet) is left out of the timeline, as a filter
   would leave it (`RoomService.held_redaction_txn`): when its target arrives later,
   the target comes redacted, and later reads carry the redaction.
@@ -31,13 +43,21 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from relay.events.pdu import Pdu, strip_state_event
-from relay.events.push_rules import RoomLevel, room_level
+from relay.events.push_rules import (
+    RoomLevel,
+    has_own_message_rules,
+    highlights,
+    notifies,
+    room_level,
+)
 from relay.rooms.filters import EventFilter, Filter
 from relay.rooms.reads import EventView, view_txn
 from relay.rooms.relations import aggregations_txn
 from relay.rooms.service import RoomService
 from relay.rooms.visibility import Viewer
 from relay.sync.account_data import ignored_users_txn
+from relay.sync.lazy_members import SentMembers
+from relay.sync.push_actions import PushEvaluator
 from relay.sync.shared import SharedReads
 from store import Connection
 from store import account_data as store_account_data
@@ -49,6 +69,9 @@ from store import rooms as store_rooms
 from store import state as store_state
 
 PAGE = 50
+#: The most events evaluated one by one for one room's counts (keyword and sender rules):
+#: older unread events are counted by the room's level, as everyone's are.
+MAX_EVALUATED = 200
 HEROES = 5
 #: Event types counted in unread_notifications (what default push rules notify for).
 NOTIFYING_TYPES = (
@@ -88,6 +111,16 @@ class RoomSync:
         return bool(self.timeline or self.state or self.ephemeral or self.account_data)
 
 
+def _thread_root(pdu: Pdu) -> str:
+    """The root of the thread `pdu` is in ("" for the main timeline)."""
+    relates = pdu.content.get("m.relates_to")
+    if isinstance(relates, dict) and relates.get("rel_type") == "m.thread":
+        root = relates.get("event_id")
+        if isinstance(root, str):
+            return root
+    return ""
+
+
 class RoomReader:
     """Reads for one sync build; caches state groups and PDUs across its rooms."""
 
@@ -100,9 +133,12 @@ class RoomReader:
         sync_filter: Filter,
         shared: SharedReads | None = None,
         at: int | None = None,
+        sent_members: SentMembers | None = None,
     ) -> None:
         """`shared`: what other builds already read (relay/sync/shared.py), for the
-        snapshot at stream position `at`; None: everything read here."""
+        snapshot at stream position `at`; None: everything read here. `sent_members`:
+        the member events each device has (lazy loading); None: all are sent."""
+        self.sent_members = sent_members
         self.conn = conn
         self.shared = shared
         self.at = at
@@ -114,6 +150,8 @@ class RoomReader:
         self._account_data: dict[int, list[dict[str, Any]]] = {}
         self._current: dict[str, dict[tuple[str, str], str]] = {}
         self._push_rules: Any = None
+        self._push_evaluator: PushEvaluator | None = None
+        self._evaluates: bool | None = None
         #: The users this user ignores, read once per sync build.
         self.ignored = ignored_users_txn(conn, user_id)
 
@@ -230,49 +268,141 @@ class RoomReader:
         prev_batch = positions[kept - 1] - 1 if kept else to
         return list(reversed(found[:limit])), limited, prev_batch
 
-    def state(
+    def last_event_at(self, room_id: str, position: int) -> str | None:
+        """The room's last timeline event at or before stream `position` (one row)."""
+        rows = store_events.events_in_room_by_stream(
+            self.conn, room_id, position, None, limit=1, direction="b"
+        )
+        return rows[0]["event_id"] if rows else None
+
+    def state_at(self, room_id: str, position: int) -> Mapping[tuple[str, str], str]:
+        """The room's state at stream `position`: after its last event there (as
+        Synapse reads the state at a sync token)."""
+        event_id = self.last_event_at(room_id, position)
+        return (self.state_after(event_id) or {}) if event_id is not None else {}
+
+    def _whole_gap_in_line(self, room_id: str, timeline: list[Pdu], since: int, to: int) -> bool:
+        """Is the timeline every event of `(since, to]`, each on the one before it
+        (no fork, nothing filtered or hidden)? Then the state did not change but by the
+        timeline's own events (Synapse's "linear timeline" shortcut, which also
+        demands that nothing follows the timeline)."""
+        before = self.last_event_at(room_id, since)
+        last = self.last_event_at(room_id, to)
+        if not timeline:
+            return last == before
+        if timeline[-1].event_id != last:
+            return False
+        previous = before
+        for pdu in timeline:
+            if previous is None or pdu.prev_event_ids != (previous,):
+                return False
+            previous = pdu.event_id
+        return True
+
+    def state_ids(
         self,
         room_id: str,
         timeline: list[Pdu],
-        current: Callable[[], Mapping[tuple[str, str], str]],
+        end_state: Callable[[], Mapping[tuple[str, str], str]],
         since: int | None,
         full: bool,
-    ) -> list[EventView]:
-        """The state section (see the module docstring); `current` reads the state at
-        the end of the timeline, only needed when the timeline is empty."""
+        *,
+        limited: bool,
+        end: int,
+    ) -> dict[tuple[str, str], str]:
+        """The state section's entries (see the module docstring): `end_state` reads
+        the state at the end of the timeline (`end`: its stream position)."""
         filt = self.filter.room.state
         if not filt.allows_room(room_id) or filt.is_empty_allow_list():
-            return []
+            return {}
+        lazy = filt.lazy_load_members
         in_timeline = {pdu.event_id for pdu in timeline}
-        groups = (
-            store_state.get_event_state_groups(self.conn, timeline[0].event_id)
-            if timeline
-            else None
-        )
-        start = self._group(groups[0]) if groups is not None else None
+        # The timeline's senders whose membership the client needs (not already set by
+        # an earlier event of the timeline), as Synapse's `members_to_fetch`.
+        senders: set[str] = set()
+        set_in_timeline: set[str] = set()
+        for pdu in timeline:
+            if pdu.sender not in set_in_timeline:
+                senders.add(pdu.sender)
+            if pdu.type == "m.room.member" and pdu.state_key is not None:
+                set_in_timeline.add(pdu.state_key)
+        wanted = senders | {self.user_id} if (full or since is None) else senders
+
+        def lazy_filtered(state: Mapping[tuple[str, str], str]) -> dict[tuple[str, str], str]:
+            return {k: v for k, v in state.items() if k[0] != "m.room.member" or k[1] in wanted}
+
+        start: Mapping[tuple[str, str], str] | None = None
+        if timeline:
+            start = self.state_before(timeline[0].event_id)
+        if not full and since is not None and not limited:
+            if self._whole_gap_in_line(room_id, timeline, since, end):
+                if not lazy or start is None:
+                    return {}
+                return {
+                    ("m.room.member", user): eid
+                    for user in senders
+                    if (eid := start.get(("m.room.member", user))) is not None
+                }
+        end_map = end_state()
         if start is None:
-            start = {key: eid for key, eid in current().items() if eid not in in_timeline}
+            start = {key: eid for key, eid in end_map.items() if eid not in in_timeline}
         if full or since is None:
-            chosen = dict(start)
+            start_ids = lazy_filtered(start) if lazy else dict(start)
+            end_ids = lazy_filtered(end_map) if lazy else dict(end_map)
+            previous: set[str] = set()
         else:
-            if self.shared is not None and self.at is not None and groups is not None:
-                positions = self.shared.positions(self.conn, groups[0], self.at)
-            else:
-                positions = store_events.get_stream_orderings(self.conn, start.values())
-            chosen = {
-                key: eid
-                for key, eid in start.items()
-                if positions.get(eid, 0) > since and eid not in in_timeline
-            }
-        if filt.lazy_load_members:
-            wanted = {pdu.sender for pdu in timeline}
-            if full or since is None:
-                wanted.add(self.user_id)
-                chosen = {k: v for k, v in chosen.items() if k[0] != "m.room.member"}
-            for user in wanted:
-                eid = start.get(("m.room.member", user))
-                if eid is not None and eid not in in_timeline:
-                    chosen[("m.room.member", user)] = eid
+            start_ids = lazy_filtered(start) if lazy else dict(start)
+            # As Synapse: a gap (limited) keeps every membership change in it, lazy or not.
+            end_ids = lazy_filtered(end_map) if lazy and not limited else dict(end_map)
+            prev = self.state_at(room_id, since)
+            previous = set((lazy_filtered(prev) if lazy and not limited else prev).values())
+            if lazy:
+                # The senders' members come even when unchanged: the client may never
+                # have had them (the sent-members record drops what it has).
+                previous -= {eid for key, eid in start_ids.items() if key[0] == "m.room.member"}
+        chosen: dict[tuple[str, str], str] = {}
+        for key, eid in (*start_ids.items(), *end_ids.items()):
+            if eid not in previous and eid not in in_timeline:
+                chosen[key] = eid
+        return chosen
+
+    def _dedupes_members(self) -> bool:
+        filt = self.filter.room.state
+        return (
+            self.sent_members is not None
+            and filt.lazy_load_members
+            and not filt.include_redundant_members
+        )
+
+    def _members_had(self, room_id: str, members: Mapping[str, str], since: int | None) -> set[str]:
+        if since is None or self.sent_members is None or not self._dedupes_members():
+            return set()
+        return self.sent_members.had(self.user_id, self.device_id, room_id, members, since)
+
+    def drop_members_had(
+        self, room_id: str, chosen: dict[tuple[str, str], str], since: int | None
+    ) -> None:
+        """Lazy loading without `include_redundant_members`: leave out of `chosen` the
+        member events the device had at `since` (relay/sync/lazy_members.py)."""
+        members = {key[1]: eid for key, eid in chosen.items() if key[0] == "m.room.member"}
+        for member in self._members_had(room_id, members, since):
+            del chosen[("m.room.member", member)]
+
+    def note_members_sent(
+        self, room_id: str, chosen: Mapping[tuple[str, str], str], timeline: list[Pdu], at: int
+    ) -> None:
+        """Note the member events this answer (up to stream position `at`) carries."""
+        if self.sent_members is None or not self._dedupes_members():
+            return
+        members = {key[1]: eid for key, eid in chosen.items() if key[0] == "m.room.member"}
+        for pdu in timeline:
+            if pdu.type == "m.room.member" and pdu.state_key is not None:
+                members[pdu.state_key] = pdu.event_id
+        self.sent_members.note_sent(self.user_id, self.device_id, room_id, members.items(), at)
+
+    def state_views(self, chosen: Mapping[tuple[str, str], str]) -> list[EventView]:
+        """The state section's events, as the state filter allows them."""
+        filt = self.filter.room.state
         views = []
         for _key, eid in sorted(chosen.items()):
             pdu = self.pdu(eid)
@@ -344,6 +474,8 @@ class RoomReader:
         """(notification_count, highlight_count) after the user's unthreaded or main read
         receipt, every thread included."""
         read_up_to = self.read_up_to(room_id, joined_at)
+        if self.evaluates_each_event():
+            return self._evaluated_counts(room_id, read_up_to, to)
         if self.shared is not None:
             counts = self.shared.count_unread(
                 self.conn, room_id, self.user_id, read_up_to, to, NOTIFYING_TYPES
@@ -356,6 +488,59 @@ class RoomReader:
             room_id,
             counts,
         )
+
+    def evaluates_each_event(self) -> bool:
+        """Whether the user's keyword (content) or sender rules must be evaluated on each
+        event: the room level cannot say what they match."""
+        if self._evaluates is None:
+            self._evaluates = has_own_message_rules(self.push_evaluator().ruleset)
+        return self._evaluates
+
+    def push_evaluator(self) -> PushEvaluator:
+        if self._push_evaluator is None:
+            self._push_evaluator = PushEvaluator(self.conn, self.rooms, self.user_id)
+        return self._push_evaluator
+
+    def evaluated_notifications(
+        self, room_id: str, after: int, to: int
+    ) -> list[tuple[str, int, bool, str]]:
+        """`(event_id, stream_ordering, highlight, thread root or "")` of the events in
+        `(after, to]` the user's rules say notify for, newest first; only the newest
+        `MAX_EVALUATED` candidates are evaluated."""
+        return self._evaluated(room_id, after, to)[0]
+
+    def _evaluated(
+        self, room_id: str, after: int, to: int
+    ) -> tuple[list[tuple[str, int, bool, str]], int]:
+        """`evaluated_notifications`, and the position below which nothing was evaluated
+        (`after` when every candidate was)."""
+        evaluator = self.push_evaluator()
+        found = []
+        candidates = store_events.notifying_events(
+            self.conn, room_id, self.user_id, after, to, NOTIFYING_TYPES, MAX_EVALUATED
+        )
+        for event_id, stream, _mentioned in candidates:
+            pdu = self.rooms.get_pdu_txn(self.conn, event_id)
+            if pdu is None:
+                continue
+            actions = evaluator.actions(pdu)
+            if notifies(actions):
+                found.append((event_id, stream, highlights(actions), _thread_root(pdu)))
+        floor = candidates[-1][1] - 1 if len(candidates) == MAX_EVALUATED else after
+        return found, floor
+
+    def _evaluated_counts(self, room_id: str, after: int, to: int) -> tuple[int, int]:
+        """The counts by evaluation of the newest events; older ones (a long-unread room)
+        by the room's level, bounding the work."""
+        found, floor = self._evaluated(room_id, after, to)
+        count, highlight = len(found), sum(1 for _, _, marked, _ in found if marked)
+        if floor > after:
+            older = store_events.count_unread(
+                self.conn, room_id, self.user_id, after, floor, NOTIFYING_TYPES
+            )
+            more, more_highlights = self._as_level(room_id, older)
+            count, highlight = count + more, highlight + more_highlights
+        return count, highlight
 
     def read_up_to(self, room_id: str, joined_at: int) -> int:
         """The position the user's unthreaded or main read receipt (or the join) reads
@@ -389,6 +574,8 @@ class RoomReader:
         included); a threaded one its thread (spec "threaded read receipts")."""
         read = self._read_receipts(room_id)
         floor = max(joined_at, read.get("", joined_at))
+        if self.evaluates_each_event():
+            return self._evaluated_by_thread(room_id, read, floor, to)
         counts = store_relations.count_unread_by_thread(
             self.conn, room_id, self.user_id, floor, to, NOTIFYING_TYPES
         )
@@ -405,22 +592,111 @@ class RoomReader:
         main = counts.pop("", (0, 0))
         return main, {root: c for root, c in counts.items() if c[0] > 0}
 
-    def summary(self, room_id: str) -> dict[str, Any]:
+    def _evaluated_by_thread(
+        self, room_id: str, read: dict[str, int], floor: int, to: int
+    ) -> tuple[tuple[int, int], dict[str, tuple[int, int]]]:
+        """`unread_by_thread` for a user whose events are evaluated one by one."""
+        counts: dict[str, tuple[int, int]] = {}
+        for _, stream, highlight, root in self.evaluated_notifications(room_id, floor, to):
+            if stream <= read.get(root or "main", floor):
+                continue  # that thread's receipt reads it
+            count, highlights_ = counts.get(root, (0, 0))
+            counts[root] = (count + 1, highlights_ + int(highlight))
+        main = counts.pop("", (0, 0))
+        return main, counts
+
+    def member_counts(self, room_id: str) -> tuple[int, int]:
+        """(joined, invited) members of the room now."""
         if self.shared is not None and self.at is not None:
             members = self.shared.members(self.conn, room_id, self.at)
         else:
             members = store_rooms.members(self.conn, room_id)
-        joined = sorted(u for u, m in members.items() if m == "join")
-        invited = sorted(u for u, m in members.items() if m == "invite")
-        heroes = [u for u in joined + invited if u != self.user_id]
-        if not heroes:
-            heroes = sorted(u for u, m in members.items() if m in ("leave", "ban"))
-            heroes = [u for u in heroes if u != self.user_id]
+        joined = sum(1 for m in members.values() if m == "join")
+        return joined, sum(1 for m in members.values() if m == "invite")
+
+    def heroes(self, room_id: str) -> list[str]:
+        """The room's heroes for this user (spec "room summary"): the first members to
+        have joined or been invited, in stream order, else those who left or were
+        banned; never the user, at most `HEROES`."""
+        rows = [
+            (user, m)
+            for user, m in store_rooms.first_members(self.conn, room_id, HEROES + 1)
+            if user != self.user_id
+        ]
+        present = [user for user, m in rows if m in ("join", "invite")]
+        gone = [user for user, m in rows if m in ("leave", "ban")]
+        return (present or gone)[:HEROES]
+
+    def summary(self, room_id: str) -> dict[str, Any]:
+        """Counts and heroes, always all three (sliding sync picks from them)."""
+        joined, invited = self.member_counts(room_id)
         return {
-            "m.heroes": heroes[:HEROES],
-            "m.joined_member_count": len(joined),
-            "m.invited_member_count": len(invited),
+            "m.heroes": self.heroes(room_id),
+            "m.joined_member_count": joined,
+            "m.invited_member_count": invited,
         }
+
+    def _named(self, room_id: str) -> bool:
+        """Has the room a non-empty name or canonical alias (then no heroes)?"""
+        for type_, key in (("m.room.name", "name"), ("m.room.canonical_alias", "alias")):
+            eid = store_state.get_current_state_event_id(self.conn, room_id, type_, "")
+            if eid is not None and self.content(eid).get(key):
+                return True
+        return False
+
+    def sync_summary(
+        self,
+        room_id: str,
+        chosen: dict[tuple[str, str], str],
+        timeline: list[Pdu],
+        *,
+        fresh: bool,
+        limited: bool,
+        since: int | None,
+    ) -> dict[str, Any]:
+        """A joined room's `summary` in `/sync`, when Synapse computes it: the room is new
+        to the client (`fresh`), a membership is in the timeline, or (a gap) in the state
+        section; else `{}`. Without lazy loading too (the spec requires the counts
+        whenever they changed; Synapse sends `{}` there). Heroes only for a room with
+        no name nor canonical alias; with lazy loading their member events join the
+        state section when the client lacks them (as Synapse's `compute_summary`)."""
+        lazy = self.filter.room.state.lazy_load_members
+        in_timeline = {p.state_key for p in timeline if p.type == "m.room.member"}
+        in_state = any(key[0] == "m.room.member" for key in chosen)
+        if not (fresh or in_timeline or (in_state and (limited or not lazy))):
+            return {}
+        joined, invited = self.member_counts(room_id)
+        summary: dict[str, Any] = {
+            "m.joined_member_count": joined,
+            "m.invited_member_count": invited,
+        }
+        if self._named(room_id):
+            return summary
+        heroes = self.heroes(room_id)
+        summary["m.heroes"] = heroes
+        if lazy:
+            missing: dict[str, str] = {}
+            for hero in heroes:
+                if hero in in_timeline or ("m.room.member", hero) in chosen:
+                    continue
+                eid = store_state.get_current_state_event_id(
+                    self.conn, room_id, "m.room.member", hero
+                )
+                if eid is not None:
+                    missing[hero] = eid
+            had = self._members_had(room_id, missing, since)
+            for hero, eid in missing.items():
+                if hero not in had:
+                    chosen[("m.room.member", hero)] = eid
+        return summary
+
+    def invite_is_ignored(self, invite_event_id: str) -> bool:
+        """Was this invite sent by a user this user ignores? Such invites are left out of
+        /sync and of sliding sync's lists, as Synapse leaves them out."""
+        if not self.ignored:
+            return False
+        invite = self.pdu(invite_event_id)
+        return invite is not None and invite.sender in self.ignored
 
     def invite_state(self, room_id: str, invite_event_id: str) -> list[dict[str, Any]]:
         """The stripped state a client shows for an invite (plus the invite itself)."""

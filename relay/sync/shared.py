@@ -2,11 +2,11 @@
 
 When a message lands in a room that 50 people long-poll, 50 sync builds wake and each
 asks the same questions of the same snapshot: the state before the event (a state
-group), who was a member then and the history visibility (to decide who sees it), which
-state entries changed after a position (the state section), and the room's members
-(the summary). `SharedReads` answers each once; the per-user parts (the user's own
-membership, receipts, account data) stay in the builder, but for the unread counts,
-which it keeps per user and room and brings up to date with what came since.
+group: also what the state section compares), who was a member then and the history
+visibility (to decide who sees it), and the room's members (the summary).
+`SharedReads` answers each once; the per-user parts (the user's own membership,
+receipts, account data) stay in the builder, but for the unread counts, which it keeps
+per user and room and brings up to date with what came since.
 
 Rules kept (a cache here must never answer what a fresh read would not):
 
@@ -22,7 +22,7 @@ Rules kept (a cache here must never answer what a fresh read would not):
   threads at once: one lock guards the dictionaries (the reads happen outside it; two
   builds may compute the same entry, both right).
 
-tests/sync/test_shared_reads.py compares builds with and without this cache on random
+tests/client/test_sync_shared_reads.py compares builds with and without this cache on random
 room histories.
 """
 
@@ -86,12 +86,9 @@ class _Lru:
 class SharedReads:
     """One per relay (node.py gives it to SyncService)."""
 
-    def __init__(
-        self, *, groups: int = 512, positioned: int = 64, rooms: int = 256, unread: int = 4096
-    ) -> None:
+    def __init__(self, *, groups: int = 512, rooms: int = 256, unread: int = 4096) -> None:
         self._groups = _Lru(groups)
         self._visibility = _Lru(groups)
-        self._positions = _Lru(positioned)
         self._members = _Lru(rooms)
         self._unread = _Lru(unread)
 
@@ -121,13 +118,6 @@ class SharedReads:
             )
 
         return self._visibility.get_or_make(group, make)
-
-    def positions(self, conn: Connection, group: int, to: int) -> Mapping[str, int]:
-        """`{event_id: stream_ordering}` of the entries of `group`, at position `to`."""
-        return self._positions.get_or_make(
-            (group, to),
-            lambda: store_events.get_stream_orderings(conn, self.state_group(conn, group).values()),
-        )
 
     def members(self, conn: Connection, room_id: str, to: int) -> Mapping[str, str]:
         """`{user_id: membership}` of the room at position `to`."""

@@ -8,12 +8,13 @@ Rules kept (the MSC; Synapse's `SlidingSyncHandler` for what the MSC leaves open
   connection position, which the `pos` token names with the stream position:
   `<connection position>/s<stream>_<typing>`. A `pos` whose connection position is not
   recorded (any more) is 400 M_UNKNOWN_POS: the client starts over.
-- Rooms in the lists: every room with a membership of the user (forgotten ones aside),
-  except rooms they left themselves, which stay only while the leave is new (after
-  `pos`); kicks and bans stay. A list keeps the rooms its `filters` allow and sorts them
-  by their last activity, newest first (the stream position of the room's newest event;
-  for rooms not joined, of the user's membership event). Synapse leaves a list unsorted
-  when one range covers it all; we always sort, so windows are stable.
+- Rooms in the lists: every room with a membership of the user (forgotten ones and
+  invites from ignored users aside), except rooms they left themselves, which stay only
+  while the leave is new (after `pos`); kicks and bans stay. A list keeps the rooms its
+  `filters` allow and sorts them by their last activity, newest first (the stream
+  position of the room's newest event; for rooms not joined, of the user's membership
+  event). Synapse leaves a list unsorted when one range covers it all; we always sort,
+  so windows are stable.
 - A room is sent when new to the connection (`initial`, all of it), and otherwise only
   when something happened in it after what the connection has (its timeline since then,
   changed state among `required_state`, newly requested state). A room that left every
@@ -285,6 +286,8 @@ class SlidingSyncService:
         out = {}
         for row in store_rooms.memberships_of_user(reader.conn, reader.user_id):
             if row["room_id"] in forgotten:
+                continue
+            if row["membership"] == "invite" and reader.invite_is_ignored(row["event_id"]):
                 continue
             if row["membership"] == "leave":
                 newly_left = since is not None and row["stream_ordering"] > since

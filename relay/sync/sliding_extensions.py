@@ -122,12 +122,9 @@ def extensions_txn(
     if ext.enabled:
         typing_rooms = {}
         for room_id in _extension_rooms(ext, lists, subscribed):
-            typers = typing.typing.get(room_id, ())
+            typers = typing.typers(room_id, reader.ignored)
             if room_id in typing.changed if since_stream is not None else bool(typers):
-                typing_rooms[room_id] = {
-                    "type": "m.typing",
-                    "content": {"user_ids": list(typers)},
-                }
+                typing_rooms[room_id] = {"type": "m.typing", "content": {"user_ids": typers}}
         out["typing"] = {"rooms": typing_rooms}
         news |= bool(typing_rooms)
     return out, news

@@ -36,6 +36,10 @@ class TypingSnapshot:
     #: rooms whose typing changed after the sync's `since` serial
     changed: frozenset[str]
 
+    def typers(self, room_id: str, ignored: frozenset[str]) -> list[str]:
+        """Who is typing in the room, as a user who ignores `ignored` is told."""
+        return [u for u in self.typing.get(room_id, ()) if u not in ignored]
+
 
 class TypingService:
     def __init__(self, notifier: Notifier) -> None:

@@ -297,6 +297,32 @@ def backup_section(csrf: str) -> str:
     )
 
 
+def reports_section(reports: list[dict[str, Any]], csrf: str) -> str:
+    cards = []
+    for report in reports:
+        if report["kind"] == "event":
+            what = (
+                f'a message by <span class="mono">{_e(report.get("sender") or "unknown")}</span>'
+                f" in {_e(report.get('room_name') or report['room_id'])}"
+            )
+        elif report["kind"] == "room":
+            what = f"the room {_e(report.get('room_name') or report['room_id'])}"
+        else:
+            what = f'the user <span class="mono">{_e(report["target_user_id"])}</span>'
+        body = report.get("body")
+        quoted = f"<blockquote>{_e(body[:500])}</blockquote>" if body else ""
+        cards.append(
+            f'<div class="card report" data-id="{report["id"]}">'
+            f'<p><span class="mono">{_e(report["reporter"])}</span> reported {what}'
+            f" · {_e(_when(report['received_ts']))}</p>{quoted}"
+            f"<p>Reason: {_e(report['reason'] or '(none given)')}</p>"
+            + _action("reports/dismiss", csrf, _hidden("id", report["id"]), "Dismiss", "", "inline")
+            + "</div>"
+        )
+    body = "".join(cards) or "<p>No reports.</p>"
+    return f'<section id="reports"><h2>Reports</h2>{body}</section>'
+
+
 def main_page(
     *,
     user_id: str,
@@ -306,13 +332,15 @@ def main_page(
     peers: list[dict[str, Any]],
     users: list[dict[str, Any]],
     tokens: list[dict[str, Any]],
+    reports: list[dict[str, Any]],
     message: str | None,
     ok: bool,
 ) -> str:
     header = (
         f"<h1>{_e(status['server_name'])}: operator</h1>"
         '<nav><a href="#status">Status</a><a href="#peers">Peers</a>'
-        '<a href="#users">Users</a><a href="#tokens">Tokens</a><a href="#backup">Backup</a></nav>'
+        '<a href="#users">Users</a><a href="#tokens">Tokens</a><a href="#reports">Reports</a>'
+        '<a href="#backup">Backup</a></nav>'
         f'<p>Logged in as <span class="mono">{_e(user_id)}</span></p>'
         + _action("logout", csrf, "", "Log out", "secondary")
     )
@@ -323,6 +351,7 @@ def main_page(
         + peers_section(peers, csrf)
         + users_section(users, csrf)
         + tokens_section(tokens, csrf)
+        + reports_section(reports, csrf)
         + backup_section(csrf)
     )
     return document(f"{status['server_name']}: operator", body)

@@ -1,6 +1,7 @@
 """The operator page, `/_relay/admin/` on the client listener: what `relay status`
 shows, LAN peers (approve, revoke), users (add, reset password, deactivate),
-registration tokens (add, list, delete) and a backup download, for server admins.
+registration tokens (add, list, delete), users' content reports (read, dismiss) and a backup
+download, for server admins.
 
 Every action calls the same code as its CLI command (`relay.operator.actions`,
 `relay.operator.backup`); the page adds only a session and HTML (relay/web/admin_html.py).
@@ -133,6 +134,7 @@ async def _render(
             "peers": operator.peers_txn(conn, config),
             "users": store_accounts.list_users(conn),
             "tokens": tokens,
+            "reports": operator.reports_txn(conn, services.rooms),
         }
 
     data = await services.database.read(txn)
@@ -284,6 +286,14 @@ async def _add_token(services: Services, requester: Requester, form: Form) -> st
     return f"Created registration token {token}"
 
 
+async def _dismiss_report(services: Services, requester: Requester, form: Form) -> str:
+    number = _optional_number(form, "id", int)
+    if number is None:
+        raise InvalidParam("Which report?")
+    await services.database.write(operator.dismiss_report_txn, number)
+    return f"Dismissed report {number}"
+
+
 async def _delete_token(services: Services, requester: Requester, form: Form) -> str:
     await services.database.write(operator.delete_listed_token_txn, form.get("token_hash", ""))
     return "Deleted the registration token"
@@ -297,6 +307,7 @@ ACTIONS: dict[str, Action] = {
     "users/deactivate": _deactivate,
     "tokens/add": _add_token,
     "tokens/delete": _delete_token,
+    "reports/dismiss": _dismiss_report,
 }
 
 

@@ -7,8 +7,8 @@ requests by endpoint and status, their latency, outbound transaction results) an
 is read at scrape time, in one read transaction: events stored (sent by local users,
 received from other servers; counted incrementally from the stream orderings already
 seen), the federation queue per destination (depth, age of the oldest entry, up or
-not), LAN peers by status, the database's size on disk, and the process's resident
-memory, CPU time and start time.
+not), LAN peers by status, push notifications by outcome and the pushers served, the
+database's size on disk, and the process's resident memory, CPU time and start time.
 
 `RequestMetrics` wraps the client and federation apps: it labels a request with the
 name of the route handler that answered it (a bounded set; "unmatched" for 404s), so a
@@ -152,6 +152,18 @@ async def scrape(services: Services, metrics: Metrics) -> str:
         peers.set(sum(1 for p in snap.peers if p["status"] == status), status)
     reachable = Gauge("relay_mesh_peers_reachable", "LAN peers answering now.")
     reachable.set(sum(1 for p in snap.peers if p["reachable"]))
+    push = services.push_delivery.statistics()
+    pushes = Counter(
+        "relay_push_notifications_total",
+        "Notifications posted to push gateways by outcome (pushed; retried: the gateway was"
+        " unreachable or overloaded; dropped: refused by the destination policy or answered"
+        " otherwise).",
+        ("outcome",),
+    )
+    for outcome in ("pushed", "retried", "dropped"):
+        pushes.inc(outcome, by=push[outcome])
+    pushers = Gauge("relay_pushers_served", "HTTP pushers the push delivery serves now.")
+    pushers.set(push["pushers"])
     database = Gauge("relay_database_bytes", "Size of the SQLite database and its WAL.")
     database.set(await trio.to_thread.run_sync(_file_bytes, services.config.database_path))
     rss = Gauge("process_resident_memory_bytes", "Resident memory of the relay process.")
@@ -172,6 +184,8 @@ async def scrape(services: Services, metrics: Metrics) -> str:
             up,
             peers,
             reachable,
+            pushes,
+            pushers,
             database,
             rss,
             cpu,

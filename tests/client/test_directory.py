@@ -192,3 +192,32 @@ async def test_user_directory_finds_users_sharing_a_room_or_in_public_rooms(
     assert everyone["limited"] is True
     r = await api.http.post(f"{V3}/user_directory/search", headers=alice, json={})
     assert r.json()["errcode"] == "M_MISSING_PARAM"
+
+
+async def test_user_directory_follows_join_rule_and_history_visibility_changes(
+    api: ClientApi,
+) -> None:
+    alice = await api.login("alice")
+    dave = await api.login("dave")
+    room = await create_room(api, dave, preset="private_chat")
+
+    async def finds_dave() -> bool:
+        r = await api.http.post(
+            f"{V3}/user_directory/search", headers=alice, json={"search_term": "dave"}
+        )
+        assert r.status_code == 200, r.text
+        return [u["user_id"] for u in r.json()["results"]] == [f"@dave:{SERVER_NAME}"]
+
+    async def put_state(type_: str, content: dict[str, Any]) -> None:
+        r = await api.http.put(f"{V3}/rooms/{room}/state/{type_}/", headers=dave, json=content)
+        assert r.status_code == 200, r.text
+
+    assert not await finds_dave()  # alone in a private room
+    await put_state("m.room.join_rules", {"join_rule": "public"})
+    assert await finds_dave()
+    await put_state("m.room.join_rules", {"join_rule": "invite"})
+    assert not await finds_dave()
+    await put_state("m.room.history_visibility", {"history_visibility": "world_readable"})
+    assert await finds_dave()
+    await put_state("m.room.history_visibility", {"history_visibility": "shared"})
+    assert not await finds_dave()

@@ -60,3 +60,47 @@ async def test_ignored_users_messages_invites_and_typing_are_hidden(api: ClientA
     assert bodies(timeline(bob_view, room_id)) == ["from bob", "from carol"]
     await ignore(api, alice, "alice")
     assert bodies(timeline(await sync(api, alice), room_id)) == ["from bob", "from carol"]
+
+
+async def test_sliding_sync_hides_ignored_users_too(api: ClientApi) -> None:
+    """Element X reads rooms through sliding sync: the same rule applies there (Synapse's
+    sliding sync filters timelines, invites and typing by the ignored list too)."""
+    from tests.client.test_sliding_sync import SS
+
+    alice = await api.login("alice")
+    bob = await api.login("bob")
+    carol = await api.login("carol")
+    room_id = await create_room(api, alice, preset="public_chat")
+    await join(api, bob, room_id)
+    await join(api, carol, room_id)
+    await ignore(api, alice, "alice", "bob")
+    body = {
+        "lists": {"all": {"ranges": [[0, 9]], "required_state": [], "timeline_limit": 10}},
+        "extensions": {"typing": {"enabled": True, "lists": ["*"]}},
+    }
+    r = await api.http.post(SS, headers=alice, params={"timeout": 0}, json=body)
+    first = r.json()
+
+    await send(api, bob, room_id, "from bob")
+    await send(api, carol, room_id, "from carol")
+    r = await api.http.put(
+        f"{V3}/rooms/{room_id}/typing/{uid('bob')}",
+        headers=bob,
+        json={"typing": True, "timeout": 30000},
+    )
+    assert r.status_code == 200
+    other = await create_room(api, bob, invite=[uid("alice")])
+    from_carol = await create_room(api, carol, invite=[uid("alice")])
+
+    fresh = await api.http.post(SS, headers=alice, params={"timeout": 0}, json=body)
+    later = await api.http.post(
+        SS, headers=alice, params={"timeout": 0, "pos": first["pos"]}, json=body
+    )
+    for answer in (fresh.json(), later.json()):
+        rooms = answer["rooms"]
+        events = rooms[room_id]["timeline"]
+        assert bodies(events) == ["from carol"]
+        assert other not in rooms and other not in answer["lists"]["all"]["ops"][0]["room_ids"]
+        assert from_carol in rooms
+        typing = answer["extensions"]["typing"].get("rooms", {}).get(room_id)
+        assert typing is None or uid("bob") not in typing["content"]["user_ids"]

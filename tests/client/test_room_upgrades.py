@@ -115,6 +115,9 @@ async def test_upgrade_errors_change_nothing(api: ClientApi) -> None:
         (alice, room_id, {"new_version": 11}, 400, "M_UNSUPPORTED_ROOM_VERSION"),
         (alice, "!nope:relay.test", {"new_version": "11"}, 404, "M_NOT_FOUND"),
         (bob, room_id, {"new_version": "11"}, 403, "M_FORBIDDEN"),
+        (alice, room_id, {"new_version": "12", "additional_creators": "bob"}, 400, "M_FORBIDDEN"),
+        (alice, room_id, {"new_version": "12", "additional_creators": [7]}, 400, "M_FORBIDDEN"),
+        (alice, room_id, {"new_version": "12", "additional_creators": ["bob"]}, 400, "M_FORBIDDEN"),
     ]
     for headers, target, body, status, errcode in cases:
         r = await upgrade(api, headers, target, body)
@@ -162,3 +165,43 @@ async def test_upgrade_carries_the_users_room_push_rules(api: ClientApi) -> None
     ]
     assert ids.index(new_id) == ids.index(room_id) + 1
     assert (await api.http.get(f"{rules}/room/{room_id}", headers=alice)).status_code == 200
+
+
+async def test_upgrade_to_v12_makes_the_additional_creators_creators(api: ClientApi) -> None:
+    alice = await api.login("alice")
+    bob = await api.login("bob")
+    room_id = await create_room(api, alice, room_version="10", preset="public_chat")
+    await join(api, bob, room_id)
+    r = await api.http.put(
+        f"{V3}/rooms/{room_id}/state/m.room.power_levels/",
+        headers=alice,
+        json={"users": {uid("alice"): 100, uid("bob"): 50}},
+    )
+    assert r.status_code == 200, r.text
+    body = {"new_version": "12", "additional_creators": [uid("bob")]}
+    r = await upgrade(api, alice, room_id, body)
+    assert r.status_code == 200, r.text
+    new_id = r.json()["replacement_room"]
+    create = await state(api, alice, new_id, "m.room.create")
+    assert create["additional_creators"] == [uid("bob")]
+    # Creators' power is implied: neither is listed in the new room's power levels.
+    users = (await state(api, alice, new_id, "m.room.power_levels"))["users"]
+    assert uid("alice") not in users and uid("bob") not in users
+    # Bob, a creator, may now grant more power than his old 50 (once he has joined).
+    await join(api, bob, new_id)
+    r = await api.http.put(
+        f"{V3}/rooms/{new_id}/state/m.room.power_levels/",
+        headers=bob,
+        json={"users": {uid("carol"): 100}, "state_default": 100},
+    )
+    assert r.status_code == 200, r.text
+
+
+async def test_additional_creators_are_ignored_below_v12(api: ClientApi) -> None:
+    alice = await api.login("alice")
+    room_id = await create_room(api, alice, room_version="10")
+    body = {"new_version": "11", "additional_creators": "not even a list"}
+    r = await upgrade(api, alice, room_id, body)
+    assert r.status_code == 200, r.text
+    create = await state(api, alice, r.json()["replacement_room"], "m.room.create")
+    assert "additional_creators" not in create

@@ -1,10 +1,20 @@
-"""relay/events/push_rules.py: a room's notification level from the user's push rules."""
+"""relay/events/push_rules.py: a room's notification level and the per-event evaluation of
+a user's push rules (every condition kind, keyword, room and sender rules, their order)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from relay.events.push_rules import RoomLevel, room_level
+from relay.events.push_rules import (
+    EventContext,
+    RoomLevel,
+    evaluate,
+    highlights,
+    merge_rules,
+    notifies,
+    room_level,
+    tweaks_of,
+)
 
 ROOM = "!room:relay.test"
 MASTER = {"rule_id": ".m.rule.master", "default": True, "enabled": False, "actions": []}
@@ -70,3 +80,117 @@ def test_an_enabled_master_rule_silences_every_room() -> None:
     rules = _rules()
     rules["global"]["override"][0] = {**MASTER, "enabled": True}
     assert room_level(rules, ROOM) is RoomLevel.SILENT
+
+
+# -- evaluate: one event through the whole ruleset -------------------------------------------
+
+
+ME = "@alice:relay.test"
+
+
+def _ctx(**changes: object) -> EventContext:
+    values: dict[str, object] = {
+        "user_id": ME,
+        "display_name": "Alice",
+        "member_count": 3,
+        "sender_power": 0,
+        "notification_levels": {"room": 50},
+    }
+    values.update(changes)
+    return EventContext(**values)  # type: ignore[arg-type]
+
+
+def _message(body: str, **content: object) -> dict[str, object]:
+    return {
+        "type": "m.room.message",
+        "room_id": ROOM,
+        "sender": "@bob:relay.test",
+        "content": {"msgtype": "m.text", "body": body, **content},
+    }
+
+
+def test_default_rules_notify_messages_and_highlight_mentions() -> None:
+    rules = merge_rules(ME, None)
+    assert evaluate(rules, _message("hello"), _ctx()) == ["notify"]
+    assert tweaks_of(evaluate(rules, _message("hello"), _ctx(member_count=2))) == {
+        "sound": "default"
+    }
+    mention = _message("hi", **{"m.mentions": {"user_ids": [ME]}})
+    assert highlights(evaluate(rules, mention, _ctx()))
+    assert highlights(evaluate(rules, _message("ping alice!"), _ctx()))  # the display name
+    assert not highlights(evaluate(rules, _message("alicefoo"), _ctx()))
+    edit = _message("x", **{"m.relates_to": {"rel_type": "m.replace", "event_id": "$e"}})
+    assert not notifies(evaluate(rules, edit, _ctx()))
+    notice = _message("bot", msgtype="m.notice")
+    assert not notifies(evaluate(rules, notice, _ctx()))
+
+
+def test_room_mentions_need_the_senders_notification_power() -> None:
+    rules = merge_rules(ME, None)
+    everyone = _message("hey all", **{"m.mentions": {"room": True}})
+    assert not highlights(evaluate(rules, everyone, _ctx(sender_power=0)))
+    assert highlights(evaluate(rules, everyone, _ctx(sender_power=50)))
+    assert highlights(evaluate(rules, everyone, _ctx(sender_power=float("inf"))))
+    assert not highlights(
+        evaluate(rules, everyone, _ctx(sender_power=99, notification_levels={"room": 100}))
+    )
+
+
+def test_keyword_rules_match_whole_words_case_insensitively() -> None:
+    keyword = {"rule_id": "k", "pattern": "ca?e", "actions": ["notify", {"set_tweak": "highlight"}]}
+    rules = merge_rules(ME, {"content": [keyword]})
+    for body in ("CAKE", "cake!", "more cake please", "a cave"):
+        assert highlights(evaluate(rules, _message(body), _ctx())), body
+    for body in ("pancake", "cakes", "ce"):
+        assert not highlights(evaluate(rules, _message(body), _ctx())), body
+    star = merge_rules(ME, {"content": [{**keyword, "pattern": "lunch*"}]})
+    assert highlights(evaluate(star, _message("lunchtime soon"), _ctx()))
+    many = merge_rules(ME, {"content": [{**keyword, "pattern": "a" + "*" * 500 + "b"}]})
+    assert not highlights(evaluate(many, _message("a" * 5000), _ctx()))
+
+
+def test_sender_and_room_rules_and_their_order() -> None:
+    rules = merge_rules(
+        ME,
+        {
+            "sender": [{"rule_id": "@bob:relay.test", "actions": []}],
+            "room": [{"rule_id": ROOM, "actions": ["notify"]}],
+        },
+    )
+    # The room rule comes before the sender rule.
+    assert evaluate(rules, _message("hello"), _ctx()) == ["notify"]
+    only_sender = merge_rules(ME, {"sender": [{"rule_id": "@bob:relay.test", "actions": []}]})
+    assert evaluate(only_sender, _message("hello"), _ctx()) == []
+    # Mentions are override rules: above the sender rule.
+    assert highlights(evaluate(only_sender, _message("hi alice"), _ctx()))
+
+
+def test_conditions_of_every_kind() -> None:
+    def rule(*conditions: dict[str, object]) -> dict[str, object]:
+        return {
+            "rule_id": "o",
+            "conditions": list(conditions),
+            "actions": ["notify", {"set_tweak": "x"}],
+        }
+
+    event = _message("hi", **{"a.b": {"c": [1, "two", True]}, "n": 5})
+    cases = [
+        ({"kind": "event_match", "key": "content.msgtype", "pattern": "M.TEXT"}, True),
+        ({"kind": "event_match", "key": "content.msgtype", "pattern": "m.te"}, False),
+        ({"kind": "event_match", "key": "content.n", "pattern": "5"}, False),
+        ({"kind": "event_property_is", "key": "content.n", "value": 5}, True),
+        ({"kind": "event_property_is", "key": "content.n", "value": "5"}, False),
+        ({"kind": "event_property_contains", "key": "content.a\\.b.c", "value": "two"}, True),
+        ({"kind": "event_property_contains", "key": "content.a\\.b.c", "value": 1}, True),
+        ({"kind": "event_property_contains", "key": "content.a\\.b.c", "value": False}, False),
+        ({"kind": "room_member_count", "is": ">2"}, True),
+        ({"kind": "room_member_count", "is": "<=2"}, False),
+        ({"kind": "room_member_count", "is": "3"}, True),
+        ({"kind": "room_member_count", "is": "x3"}, False),
+        ({"kind": "something_new"}, False),
+    ]
+    for condition, expected in cases:
+        rules = merge_rules(ME, {"override": [rule(condition)]})
+        assert ({"set_tweak": "x"} in evaluate(rules, event, _ctx())) is expected, condition
+    disabled = merge_rules(ME, {"override": [{**rule(), "enabled": False}]})
+    assert {"set_tweak": "x"} not in evaluate(disabled, event, _ctx())

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import resource
-import secrets
 import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,10 +13,9 @@ import httpx
 import pytest
 
 from tests.support import free_port, fresh_loopback
+from tools.relay_process import RELAY, launch, without_mdns
 
 __all__ = ["free_port", "fresh_loopback"]
-
-RELAY = [sys.executable, "-m", "relay.cli"]
 
 
 def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -78,9 +72,7 @@ class RelayProcess:
         # Tests stay on loopback: no mDNS announcements onto the machine's real networks
         # (tests/mesh/ runs the mesh inside network namespaces it makes itself).
         config = self.data_dir / "relay.toml"
-        text = config.read_text()
-        mesh = text.index("[mesh]")
-        text = text[:mesh] + text[mesh:].replace("enabled = true", "enabled = false", 1)
+        text = without_mdns(config.read_text())
         # The relay's own listeners stay refused whatever the allowlist says.
         config.write_text(text.replace("ip_range_allowlist = []", self.allowlist_line(), 1))
 
@@ -88,31 +80,16 @@ class RelayProcess:
         return "ip_range_allowlist = [" + ", ".join(f'"{r}"' for r in self.remote_ranges) + "]"
 
     def start(self, timeout: float = 60) -> None:
-        """Start `relay run` and return once it says READY=1 over systemd's notification
-        protocol (relay/runtime/sdnotify.py): its listeners serve, nothing is polled."""
-        log = open(self.log_path, "ab")
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
-            address = f"edge-relay-test-{os.getpid()}-{secrets.token_hex(6)}"
-            notify.bind("\0" + address)  # an abstract socket: no file, no path length limit
-            notify.settimeout(0.2)
-            self.proc = subprocess.Popen(
-                [*RELAY, "run", "--data-dir", str(self.data_dir)],
-                stdout=log,
-                stderr=log,
-                env={**os.environ, "PYTHONUNBUFFERED": "1", "NOTIFY_SOCKET": "@" + address},
+        """Start `relay run` and return once it says READY=1 (tools/relay_process.py)."""
+        with open(self.log_path, "ab") as log:
+            launched = launch(
+                self.data_dir,
+                log=log,
                 preexec_fn=self._limit_nofile if self.nofile else None,
+                describe=self.log,
             )
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise AssertionError(f"relay exited early:\n{self.log()}")
-                try:
-                    message = notify.recv(4096).decode(errors="replace")
-                except TimeoutError:
-                    continue
-                if "READY=1" in message.splitlines():
-                    return
-        raise AssertionError(f"relay did not say READY=1 within {timeout} s:\n{self.log()}")
+        self.proc = launched.proc
+        launched.wait_ready(timeout)
 
     def _limit_nofile(self) -> None:
         assert self.nofile is not None

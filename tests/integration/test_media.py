@@ -54,22 +54,12 @@ def media_files(relay: RelayProcess) -> list[Path]:
     )
 
 
-def without_mesh(relay: RelayProcess) -> None:
-    """Two relays on one machine would find each other over mDNS and, untrusted, refuse
-    each other's federation: these tests are about federation proper, not the mesh."""
-    config = relay.data_dir / "relay.toml"
-    head, sep, tail = config.read_text().partition("[mesh]\n")
-    if sep:
-        config.write_text(head + sep + tail.replace("enabled = true", "enabled = false", 1))
-
-
 @pytest.fixture
 def two_relays(tmp_path: Path) -> Iterator[tuple[RelayProcess, RelayProcess]]:
     relays = [make_relay(tmp_path, "a"), make_relay(tmp_path, "b")]
     try:
         for r, user in zip(relays, ("alice", "bob"), strict=True):
             r.init("--no-verify-tls")
-            without_mesh(r)
             r.start()
             r.cli("user", "add", user, "--password", "pw")
         yield relays[0], relays[1]

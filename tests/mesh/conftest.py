@@ -15,16 +15,15 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.integration.conftest import RELAY, run_cli
+from tests.integration.conftest import run_cli
 from tests.integration.matrix_client import MatrixUser
+from tools.relay_process import Launched, launch
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SUBNET = "10.77.0"
@@ -109,6 +108,7 @@ class MeshRelay:
     netns: str = ""
     address: str = ""
     proc: subprocess.Popen[bytes] | None = None
+    launched: Launched | None = None
     client_port: int = 0
     log_path: Path = field(init=False)
     #: forwarders opened by `forward`
@@ -170,29 +170,21 @@ class MeshRelay:
         return int(forwarder.stdout.readline())
 
     def start(self) -> None:
+        """Start `relay run` inside the relay's namespace; `wait_ready()` follows."""
         self.client_port = self.forward(8008)
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", self.netns, *RELAY, "run", "--data-dir", str(self.data_dir)],
-            stdout=log,
-            stderr=log,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            cwd=ROOT,
-        )
+        with open(self.log_path, "ab") as log:
+            self.launched = launch(
+                self.data_dir,
+                log=log,
+                prefix=("ip", "netns", "exec", self.netns),
+                describe=self.log,
+            )
+        self.proc = self.launched.proc
 
-    def wait_healthy(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        assert self.proc is not None
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"relay {self.name} exited early:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.client_url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"relay {self.name} did not become healthy:\n{self.log()}")
+    def wait_ready(self, timeout: float = 30) -> None:
+        """Return once the relay says READY=1 (its listeners serve)."""
+        assert self.launched is not None
+        self.launched.wait_ready(timeout)
 
     def peers(self) -> list[dict]:
         return json.loads(self.cli("peers", "list", "--json").stdout)

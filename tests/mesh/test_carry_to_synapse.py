@@ -151,7 +151,7 @@ def kits(lab: Lab, tmp_path: Path) -> Iterator[Kits]:
         for r in (a, b, c):
             r.start()
         for r in (a, b, c):
-            r.wait_healthy()
+            r.wait_ready()
         _approve_each_other([a, b, c])
         yield a, b, c, synapse
     finally:

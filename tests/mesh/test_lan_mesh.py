@@ -42,7 +42,7 @@ def mesh(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
         for r in relays.values():
             r.start()
         for r in relays.values():
-            r.wait_healthy()
+            r.wait_ready()
         yield relays
     finally:
         for r in relays.values():
@@ -189,7 +189,7 @@ def test_rogues_get_nothing_and_change_nothing(
         for r in rogues:
             r.start()
         for r in rogues:
-            r.wait_healthy()
+            r.wait_ready()
         mallory, fake_bob = rogue.user("mallory"), fake_b.user("bob")
         wait_until(lambda: rogue.peer("a.mesh", a.address) is not None, 10, "rogue sees a")
         for intruder in (mallory, fake_bob):

@@ -137,3 +137,41 @@ def test_relay_user_joins_a_restricted_synapse_room_through_its_space(
     assert state["membership"] == "join"
     assert state["join_authorised_via_users_server"] == hq.user_id
     _exchange(pair, room_id, hq, field)
+
+
+@pytest.mark.parametrize("version", ["12", "10", "8"])
+def test_synapse_user_joins_a_restricted_relay_room_through_its_space(
+    module_pair: Pair, version: str
+) -> None:
+    """The other way: the relay hosts the space and the restricted room; Synapse's user
+    joins the space, then the room without an invite. The relay names its own user as
+    the voucher in make_join and countersigns the join in send_join; a user outside the
+    space is refused at make_join."""
+    pair = module_pair
+    hq = pair.relay_user(f"base{version}")
+    visitor = pair.synapse_user(f"guest{version}")
+    outsider = pair.synapse_user(f"outsider{version}")
+    space = hq.create_room(preset="public_chat", room_version=version)
+    allow = [{"type": "m.room_membership", "room_id": space}]
+    room_id = hq.create_room(
+        preset="private_chat",
+        room_version=version,
+        initial_state=[
+            {
+                "type": "m.room.join_rules",
+                "state_key": "",
+                "content": {"join_rule": "restricted", "allow": allow},
+            }
+        ],
+    )
+    server = pair.relay.server_name
+    visitor.join(space, via=[server])
+    visitor.join(room_id, via=[server])
+    state = hq.call("GET", f"/rooms/{room_id}/state/m.room.member/{visitor.user_id}")
+    assert state["membership"] == "join"
+    assert state["join_authorised_via_users_server"] == hq.user_id
+    _exchange(pair, room_id, visitor, hq)
+    r = outsider.http.post(
+        f"/_matrix/client/v3/join/{room_id}", params={"server_name": server}, json={}
+    )
+    assert r.status_code == 403, r.text

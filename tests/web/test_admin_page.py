@@ -226,3 +226,28 @@ async def test_logout_ends_the_session(page: Page) -> None:
     assert r.status_code == 303
     await page.show()
     assert page.csrf == ""  # the login form again
+
+
+async def test_reports_are_listed_and_dismissed(page: Page) -> None:
+    from store import reports as store_reports
+
+    await page.add_user("bob", admin=False)
+    report_id = await page.services.database.write(
+        lambda conn: store_reports.add_report(
+            conn,
+            kind="user",
+            reporter=f"@bob:{SERVER_NAME}",
+            reason="<script>alert(1)</script> keeps messaging me",
+            target_user_id=f"@op:{SERVER_NAME}",
+            received_ts=int(time.time() * 1000),
+        )
+    )
+    await page.login()
+    text = await page.show()
+    assert f'data-id="{report_id}"' in text and "keeps messaging me" in text
+    assert "<script>alert(1)</script>" not in text  # the reporter's words are escaped
+    r = await page.act("reports/dismiss", id=str(report_id))
+    assert r.status_code == 200 and f"Dismissed report {report_id}" in r.text
+    assert "No reports." in r.text
+    r = await page.act("reports/dismiss", id=str(report_id))
+    assert r.status_code == 400 and f"No report {report_id}" in r.text

@@ -105,6 +105,7 @@ def test_metrics_listener_counts_requests_events_and_the_process(tmp_path: Path)
     assert _value(families, "process_resident_memory_bytes") > 10_000_000
     assert _value(families, "process_cpu_seconds", "process_cpu_seconds_total") > 0
     assert {key[1][1] for key in families["relay_mesh_peers"]} == {"trusted", "pending", "rejected"}
+    assert _value(families, "relay_pushers_served") == 0
 
 
 async def test_queue_depth_oldest_age_and_peers_by_status(tmp_path: Path) -> None:

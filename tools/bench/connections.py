@@ -28,6 +28,7 @@ from pathlib import Path
 import httpx
 
 from tests.support import free_port, fresh_loopback
+from tools.relay_process import without_mdns
 
 
 def _limit() -> None:
@@ -87,8 +88,7 @@ def main() -> None:
         )
         toml = data / "relay.toml"
         text = toml.read_text()
-        mesh = text.index("[mesh]")
-        toml.write_text(text[:mesh] + text[mesh:].replace("enabled = true", "enabled = false", 1))
+        toml.write_text(without_mdns(text))
         proc = subprocess.Popen(
             [*relay, "run", "--data-dir", str(data)],
             env=env,

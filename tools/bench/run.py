@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from tools.relay_process import without_mdns
 from tools.synapse_harness import Synapse, ensure_synapse_installed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -110,8 +111,7 @@ class RelayServer(Server):
         for key in ("login_per_second", "send_per_second"):
             text = text.replace(f"{key} = ", f"{key} = 0 #", 1)
         # A benchmark stays on loopback: no mDNS on the machine's networks.
-        mesh = text.index("[mesh]")
-        text = text[:mesh] + text[mesh:].replace("enabled = true", "enabled = false", 1)
+        text = without_mdns(text)
         conf.write_text(text)
         self._relay = relay
 

@@ -12,9 +12,7 @@ Everything binds only to the side's address inside its namespace.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -23,10 +21,10 @@ from urllib.parse import quote
 import httpx
 
 from tools.linkemu.link import ROOT, inside, wait_for
+from tools.relay_process import RELAY, launch, without_mdns
 from tools.synapse_harness import Synapse
 
 CLIENT_PORT, FEDERATION_PORT = 8008, 8448
-RELAY = [sys.executable, "-m", "relay.cli"]
 V3 = "/_matrix/client/v3"
 
 
@@ -94,8 +92,7 @@ class RelaySeat:
         for key in ("login_per_second", "send_per_second"):
             text = text.replace(f"{key} = ", f"{key} = 0 #", 1)
         text = text.replace('level = "INFO"', f'level = "{log_level}"', 1)
-        mesh = text.index("[mesh]")  # one peer across the link, no LAN discovery
-        config.write_text(text[:mesh] + text[mesh:].replace("enabled = true", "enabled = false", 1))
+        config.write_text(without_mdns(text))  # one peer across the link, no LAN discovery
 
     @property
     def server_name(self) -> str:
@@ -117,26 +114,10 @@ class RelaySeat:
         return proc.stdout
 
     def start(self) -> None:
-        log = open(self.log_path, "ab")
-        with inside(self.ns):
-            self.proc = subprocess.Popen(
-                [*RELAY, "run", "--data-dir", str(self.data_dir)],
-                stdout=log,
-                stderr=log,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                cwd=ROOT,
-            )
-
-            def healthy() -> bool:
-                assert self.proc is not None
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"relay exited early:\n{self.log()[-3000:]}")
-                try:
-                    return httpx.get(f"{self.client_url}/health", timeout=1).status_code == 200
-                except httpx.HTTPError:
-                    return False
-
-            wait_for(healthy, 30, "the relay to start", interval=0.05)
+        with open(self.log_path, "ab") as log, inside(self.ns):
+            launched = launch(self.data_dir, log=log, describe=lambda: self.log()[-3000:])
+        self.proc = launched.proc
+        launched.wait_ready(30)
 
     def add_user(self, localpart: str) -> SeatUser:
         self.cli("user", "add", localpart, "--password", "pw")

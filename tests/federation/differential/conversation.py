@@ -16,10 +16,13 @@ from urllib.parse import quote
 
 import httpx
 
+from relay.events.pdu import Pdu
+from relay.events.room_versions import RoomVersion, room_version
 from tests.federation.differential.fake_remote import FakeRemote
 from tests.integration.matrix_client import V3, MatrixUser
 
-VERSION = "10"
+#: The room versions every row runs in (one room per version on the same two servers).
+VERSIONS = ("10", "11", "12")
 V1 = "/_matrix/federation/v1"
 V2 = "/_matrix/federation/v2"
 
@@ -40,10 +43,13 @@ class Request:
 @dataclass
 class Conversation:
     kind: str  # "synapse" or "relay"
+    version: str  # the room version of Alice's room and of every event the remote builds
     server_name: str
     federation_url: str
     alice: MatrixUser
     remote: FakeRemote
+    #: A second server of the tests (Zoe's), for server ACL rows: denied while the remote is not.
+    other: FakeRemote
     http: httpx.Client = field(init=False)
     room_id: str = ""
     alias: str = ""
@@ -58,10 +64,17 @@ class Conversation:
     def __post_init__(self) -> None:
         self.http = httpx.Client(base_url=self.federation_url, verify=False, timeout=60)
 
+    @property
+    def rules(self) -> RoomVersion:
+        rv = room_version(self.version)
+        assert rv is not None
+        return rv
+
     # -- requests ------------------------------------------------------------------------
 
-    def send(self, request: Request) -> httpx.Response:
-        return self.remote.request(
+    def send(self, request: Request, remote: FakeRemote | None = None) -> httpx.Response:
+        """`request` from our remote (or from `remote`, another server of the tests)."""
+        return (remote or self.remote).request(
             self.http,
             self.server_name,
             request.method,
@@ -86,12 +99,14 @@ class Conversation:
         prev_events: Sequence[str] | None = None,
         state: Mapping[Any, str] | None = None,
         room_id: str | None = None,
+        remote: FakeRemote | None = None,
         **extra: Any,
     ) -> dict[str, Any]:
-        return self.remote.event(
-            VERSION,
+        remote = remote or self.remote
+        return remote.event(
+            self.version,
             room_id=room_id or self.room_id,
-            sender=self.remote.user(localpart),
+            sender=remote.user(localpart),
             type_=type_,
             content=content,
             state=state if state is not None else self.state,
@@ -110,12 +125,24 @@ class Conversation:
         if "state_key" in event:
             self.state[(event["type"], event["state_key"])] = event_id
 
+    def learn(self, name: str, event_id: str) -> None:
+        """The remote builds on `event_id`, an event the target made (fetched over /event)."""
+        r = self.send(Request("GET", f"{V1}/event/{q(event_id)}"))
+        assert r.status_code == 200, r.text
+        self.advance(name, r.json()["pdus"][0])
+
     def event_id(self, event: dict[str, Any]) -> str:
         return self.remote_id(event)
 
-    def txn(self, pdus: list[dict[str, Any]], edus: list[dict[str, Any]] | None = None) -> Request:
+    def txn(
+        self,
+        pdus: list[dict[str, Any]],
+        edus: list[dict[str, Any]] | None = None,
+        remote: FakeRemote | None = None,
+    ) -> Request:
+        """A /send transaction from our remote (or from `remote`: send it with that one)."""
         body: dict[str, Any] = {
-            "origin": self.remote.name,
+            "origin": (remote or self.remote).name,
             "origin_server_ts": int(time.time() * 1000),
             "pdus": pdus,
         }
@@ -123,17 +150,26 @@ class Conversation:
             body["edus"] = edus
         return Request("PUT", f"{V1}/send/{uuid.uuid4().hex}", body=body)
 
-    def join(self, localpart: str, *, v1: bool = False) -> tuple[httpx.Response, dict[str, Any]]:
-        """make_join then send_join as `localpart` of the remote; the room state is learnt."""
-        user = self.remote.user(localpart)
+    def join(
+        self, localpart: str, *, v1: bool = False, remote: FakeRemote | None = None
+    ) -> tuple[httpx.Response, dict[str, Any]]:
+        """make_join then send_join as `localpart` of the remote (or of `remote`); the room
+        state is learnt."""
+        remote = remote or self.remote
+        user = remote.user(localpart)
         made = self.send(
-            Request("GET", f"{V1}/make_join/{q(self.room_id)}/{q(user)}", query={"ver": VERSION})
+            Request(
+                "GET",
+                f"{V1}/make_join/{q(self.room_id)}/{q(user)}",
+                query={"ver": self.version},
+            ),
+            remote,
         )
         assert made.status_code == 200, made.text
-        event = self.remote.signed_template(VERSION, made.json()["event"])
+        event = remote.signed_template(self.version, made.json()["event"])
         event_id = self.event_id(event)
         path = f"{V1 if v1 else V2}/send_join/{q(self.room_id)}/{q(event_id)}"
-        r = self.send(Request("PUT", path, body=event))
+        r = self.send(Request("PUT", path, body=event), remote)
         if r.status_code == 200:
             body = r.json()[1] if v1 else r.json()
             for ev in body.get("state", []):
@@ -143,13 +179,8 @@ class Conversation:
         return r, event
 
     def remote_id(self, event: dict[str, Any]) -> str:
-        """The id of an event the target built (version 10: the reference hash)."""
-        from relay.events.pdu import Pdu
-        from relay.events.room_versions import room_version
-
-        rv = room_version(VERSION)
-        assert rv is not None
-        return Pdu.from_dict(event, rv).event_id
+        """The id of an event the target built (versions 3+: the reference hash)."""
+        return Pdu.from_dict(event, self.rules).event_id
 
     # -- comparing -----------------------------------------------------------------------
 
@@ -160,6 +191,7 @@ class Conversation:
             table[self.alias] = "$ALIAS"
         table[self.server_name] = "$T"
         table[self.remote.name] = "$F"
+        table[self.other.name] = "$O"
         return table
 
     def normalize(self, value: Any) -> Any:

@@ -23,11 +23,13 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import httpx
+import nacl.signing
 
 from relay.events.auth import auth_types_for_event
-from relay.events.pdu import finalize_event, strip_state_event
+from relay.events.pdu import Pdu, finalize_event, reference_pairs, strip_state_event
 from relay.events.room_versions import room_version
 from relay.events.signing import sign_json
+from relay.events.unpadded_base64 import encode_base64
 from relay.runtime.identity import SigningKey, new_signing_key, write_self_signed_certificate
 from tests.federation.inprocess import signed_request
 from tests.support import free_port, fresh_loopback
@@ -52,6 +54,8 @@ class FakeRemote:
     key: SigningKey = field(default_factory=new_signing_key)
     port: int = 0
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: user id -> (stream id, devices) answered by /user/devices.
+    devices: dict[str, tuple[int, list[dict[str, Any]]]] = field(default_factory=dict)
     #: (method, path) of every request a target made to us, in order.
     received: list[tuple[str, str]] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
@@ -125,7 +129,9 @@ class FakeRemote:
             if event is not None:
                 return 200, {"origin": self.name, "origin_server_ts": now_ms(), "pdus": [event]}
         if m := re.fullmatch(r"/_matrix/federation/v1/user/devices/([^/]+)", path):
-            return 200, {"user_id": unquote(m[1]), "stream_id": 9, "devices": []}
+            user_id = unquote(m[1])
+            stream_id, devices = self.devices.get(user_id, (9, []))
+            return 200, {"user_id": user_id, "stream_id": stream_id, "devices": devices}
         if method == "PUT" and path.startswith("/_matrix/federation/v1/send/"):
             return 200, {"pdus": {}}
         if path.startswith("/_matrix/federation/v1/get_missing_events/"):
@@ -142,6 +148,18 @@ class FakeRemote:
     def sign(self, obj: dict[str, Any]) -> dict[str, Any]:
         return sign_json(obj, self.name, self.key.key_id, self.key.key)
 
+    def device_keys(self, user_id: str, device_id: str) -> dict[str, Any]:
+        """Device keys for a new device of `user_id`, self-signed as a client would."""
+        device_key = nacl.signing.SigningKey.generate()
+        public = encode_base64(bytes(device_key.verify_key))
+        keys = {
+            "user_id": user_id,
+            "device_id": device_id,
+            "algorithms": ["m.olm.v1.curve25519-aes-sha2", "m.megolm.v1.aes-sha2"],
+            "keys": {f"curve25519:{device_id}": public, f"ed25519:{device_id}": public},
+        }
+        return sign_json(keys, user_id, f"ed25519:{device_id}", device_key)
+
     def user(self, localpart: str) -> str:
         return f"@{localpart}:{self.name}"
 
@@ -149,7 +167,7 @@ class FakeRemote:
         self,
         version: str,
         *,
-        room_id: str,
+        room_id: str | None,
         sender: str,
         type_: str,
         content: dict[str, Any],
@@ -159,11 +177,11 @@ class FakeRemote:
         state_key: str | None = None,
         **extra: Any,
     ) -> dict[str, Any]:
-        """A PDU we sign, citing the auth events `state` holds for it; kept for `/event`."""
+        """A PDU we sign, citing the auth events `state` holds for it; kept for `/event`.
+        `room_id` None: a version 12 create event (its room id is its own hash)."""
         rv = room_version(version)
         assert rv is not None
         partial: dict[str, Any] = {
-            "room_id": room_id,
             "sender": sender,
             "type": type_,
             "content": content,
@@ -172,6 +190,8 @@ class FakeRemote:
             "depth": depth,
             **extra,
         }
+        if room_id is not None:
+            partial["room_id"] = room_id
         if state_key is not None:
             partial["state_key"] = state_key
         if not rv.updated_redaction_rules:
@@ -179,6 +199,14 @@ class FakeRemote:
         partial["auth_events"] = sorted(
             {state[k] for k in auth_types_for_event(partial, rv) if k in state}
         )
+        if rv.event_id_in_event:  # versions 1 and 2 cite events as [id, {hashes}]
+            known = {
+                i: Pdu.from_dict(self.events[i], rv)
+                for i in [*partial["prev_events"], *partial["auth_events"]]
+                if i in self.events
+            }
+            for key in ("prev_events", "auth_events"):
+                partial[key] = reference_pairs(partial[key], known)
         pdu = finalize_event(partial, rv, self.name, self.key.key_id, self.key.key)
         self.events[pdu.event_id] = pdu.as_dict()
         return pdu.as_dict()
@@ -198,8 +226,6 @@ class FakeRemote:
     def stripped(event: dict[str, Any], version: str) -> dict[str, Any]:
         rv = room_version(version)
         assert rv is not None
-        from relay.events.pdu import Pdu
-
         return strip_state_event(Pdu.from_dict(event, rv))
 
     def request(

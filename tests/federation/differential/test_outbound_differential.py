@@ -26,7 +26,6 @@ import httpx
 import pytest
 
 from tests.federation.differential.conversation import (
-    VERSION,
     Conversation,
     Row,
     outcome,
@@ -39,14 +38,25 @@ from tests.support import free_port, fresh_loopback
 
 # -- the rooms the remote hosts, one per scenario, built once for both targets ----------------
 
+#: The room versions the outbound rows run in (the hosted room builds rooms before v12).
+OUTBOUND_VERSIONS = ("10", "11")
+pytestmark = pytest.mark.parametrize(
+    "conversations",
+    OUTBOUND_VERSIONS,
+    ids=[f"v{v}" for v in OUTBOUND_VERSIONS],
+    indirect=True,
+    scope="module",
+)
+
 Build = Callable[[HostedRoom], None]
-_rooms: dict[tuple[int, str], HostedRoom] = {}
+_rooms: dict[tuple[int, str, str], HostedRoom] = {}
 
 
-def hosted(remote: FakeRemote, name: str, build: Build, **create: Any) -> HostedRoom:
-    key = (id(remote), name)
+def hosted(remote: FakeRemote, version: str, name: str, build: Build, **create: Any) -> HostedRoom:
+    """Scenario `name`'s room in `version`, built once for both targets."""
+    key = (id(remote), version, name)
     if key not in _rooms:
-        room = HostedRoom.create(remote, VERSION, name.replace(" ", "-"), **create)
+        room = HostedRoom.create(remote, version, name.replace(" ", "-"), **create)
         build(room)
         _rooms[key] = room.host()
     return _rooms[key]
@@ -57,12 +67,12 @@ def well_formed(room: HostedRoom) -> None:
 
 
 def forged_name(room: HostedRoom) -> None:
-    room.forge_signature(event_id_of(room.add("m.room.name", {"name": "forged"}, ""), VERSION))
+    room.forge_signature(event_id_of(room.add("m.room.name", {"name": "forged"}, ""), room.version))
 
 
 def unsigned_name(room: HostedRoom) -> None:
     name = room.add("m.room.name", {"name": "unsigned"}, "")
-    room.damage(event_id_of(name, VERSION), lambda e: e.update(signatures={}))
+    room.damage(event_id_of(name, room.version), lambda e: e.update(signatures={}))
 
 
 def bad_displayname(room: HostedRoom) -> None:
@@ -83,7 +93,7 @@ def unverifiable_auth_event(room: HostedRoom) -> None:
     dave = room.remote.user("dave")
     join = room.add("m.room.member", {"membership": "join"}, dave, sender=dave)
     room.add("m.room.member", {"membership": "leave"}, dave, sender=dave)
-    room.forge_signature(event_id_of(join, VERSION))
+    room.forge_signature(event_id_of(join, room.version))
 
 
 def forged_join_rules(room: HostedRoom) -> None:
@@ -186,7 +196,7 @@ def join(
 
     def act(conv: Conversation) -> httpx.Response:
         remote = conv.remote if host == "remote" else extra_server(host)
-        room = hosted(remote, name, build, **create)
+        room = hosted(remote, conv.version, name, build, **create)
         servers = [("via", server(conv, role)) for role in via]
         return conv.client("POST", f"/join/{q(room.room_id)}", params=servers, json={})
 
@@ -197,7 +207,7 @@ def room_state(name: str) -> Callable[[Conversation], httpx.Response]:
     """What Alice may read of the scenario's room afterwards (nothing, when the join failed)."""
 
     def act(conv: Conversation) -> httpx.Response:
-        room = _rooms[(id(conv.remote), name)]
+        room = _rooms[(id(conv.remote), conv.version, name)]
         return conv.client("GET", f"/rooms/{q(room.room_id)}/state")
 
     return act
@@ -226,13 +236,13 @@ def message_reaches_third_server(conv: Conversation) -> httpx.Response:
     """A member of a third server is in the room's state (the remote hosts the room): after
     joining, Alice's message must be sent to that server too. Each target gets a room and a
     third server of its own, so one target's sending says nothing of the other's."""
-    third = extra_server(f"third-{conv.kind}")
+    third = extra_server(f"third-{conv.kind}-{conv.version}")
 
     def build(room: HostedRoom) -> None:
         zoe = third.user("zoe")
         room.add("m.room.member", {"membership": "join"}, zoe, sender=zoe, by=third)
 
-    room = hosted(conv.remote, f"third server {conv.kind}", build)
+    room = hosted(conv.remote, conv.version, f"third server {conv.kind}", build)
     joined = conv.client(
         "POST", f"/join/{q(room.room_id)}", params={"via": conv.remote.name}, json={}
     )
@@ -246,7 +256,7 @@ def message_reaches_third_server(conv: Conversation) -> httpx.Response:
 
 
 def third_server_got_it(conv: Conversation, r: httpx.Response) -> Any:
-    third = extra_server(f"third-{conv.kind}")
+    third = extra_server(f"third-{conv.kind}-{conv.version}")
     return wait_until(lambda: third.asked("PUT", "/_matrix/federation/v1/send/"), timeout=30)
 
 
