@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from relay.events.auth import auth_types_for_event
+from relay.events.ids import room_id_of_create
 from relay.events.pdu import Pdu
 from relay.events.room_versions import room_version
 from tests.federation.differential.fake_remote import FakeRemote, now_ms
@@ -24,11 +26,6 @@ V1 = "/_matrix/federation/v1"
 V2 = "/_matrix/federation/v2"
 #: A signature no key made (an ed25519 signature is 64 bytes, unpadded base64 86 characters).
 FORGED_SIGNATURE = "A" * 86
-AUTH_TYPES_OF_A_JOIN = (
-    ("m.room.create", ""),
-    ("m.room.power_levels", ""),
-    ("m.room.join_rules", ""),
-)
 
 
 def event_id_of(event: dict[str, Any], version: str) -> str:
@@ -59,20 +56,27 @@ class HostedRoom:
         cls, remote: FakeRemote, version: str, name: str, *, create_version: str | None = None
     ) -> HostedRoom:
         """A public room made by the remote's `creator`: create (naming `create_version`,
-        by default the room's version), join, power levels (the creator at 100), join rules
-        (public), history visibility (shared)."""
+        by default the room's version), join, power levels (the creator at 100; from v12
+        creators are above power levels and never listed), join rules (public), history
+        visibility (shared). `name` is in the room id, where the version has one there."""
+        rv = room_version(version)
+        assert rv is not None
         room = cls(remote, version, remote.user("creator"))
-        room.room_id = f"!{name}-{uuid.uuid4().hex[:8]}:{remote.name}"
-        room.add(
-            "m.room.create",
-            {"creator": room.creator, "room_version": create_version or version},
-            "",
-        )
+        content: dict[str, Any] = {"room_version": create_version or version}
+        if not rv.implicit_room_creator:
+            content["creator"] = room.creator
+        if rv.room_id_is_create_event_hash:
+            create = room.add("m.room.create", content, "")
+            room.room_id = room_id_of_create(event_id_of(create, version))
+        else:
+            room.room_id = f"!{name}-{uuid.uuid4().hex[:8]}:{remote.name}"
+            room.add("m.room.create", content, "")
         room.add("m.room.member", {"membership": "join"}, room.creator)
+        users = {} if rv.privileged_creators else {room.creator: 100}
         room.add(
             "m.room.power_levels",
             {
-                "users": {room.creator: 100},
+                "users": users,
                 "users_default": 0,
                 "events_default": 0,
                 "state_default": 50,
@@ -102,7 +106,7 @@ class HostedRoom:
         signer = by or self.remote
         event = signer.event(
             self.version,
-            room_id=self.room_id,
+            room_id=self.room_id or None,
             sender=sender or self.creator,
             type_=type_,
             content=content,
@@ -138,18 +142,24 @@ class HostedRoom:
     # -- what the remote answers -------------------------------------------------------
 
     def template(self, user_id: str) -> dict[str, Any]:
-        return {
+        rv = room_version(self.version)
+        assert rv is not None
+        template: dict[str, Any] = {
             "room_id": self.room_id,
             "sender": user_id,
             "type": "m.room.member",
             "state_key": user_id,
             "content": {"membership": "join"},
-            "origin": self.remote.name,
             "origin_server_ts": now_ms(),
             "prev_events": list(self.tip),
             "depth": self.depth + 1,
-            "auth_events": sorted(self.state[k] for k in AUTH_TYPES_OF_A_JOIN if k in self.state),
         }
+        if not rv.updated_redaction_rules:
+            template["origin"] = self.remote.name
+        template["auth_events"] = sorted(
+            self.state[k] for k in auth_types_for_event(template, rv) if k in self.state
+        )
+        return template
 
     def auth_chain(self, event_ids: list[str]) -> list[dict[str, Any]]:
         seen: dict[str, dict[str, Any]] = {}

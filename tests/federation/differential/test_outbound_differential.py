@@ -26,6 +26,7 @@ import httpx
 import pytest
 
 from tests.federation.differential.conversation import (
+    VERSIONS,
     Conversation,
     Row,
     outcome,
@@ -38,8 +39,7 @@ from tests.support import free_port, fresh_loopback
 
 # -- the rooms the remote hosts, one per scenario, built once for both targets ----------------
 
-#: The room versions the outbound rows run in (the hosted room builds rooms before v12).
-OUTBOUND_VERSIONS = ("10", "11")
+OUTBOUND_VERSIONS = VERSIONS
 pytestmark = pytest.mark.parametrize(
     "conversations",
     OUTBOUND_VERSIONS,
@@ -339,8 +339,9 @@ ROWS: list[Row] = [
         "join by room id with no via",
         join("no via", well_formed, via=()),
         state_keys,
-        known="the relay also asks the server named in the room id (rooms before v12), as "
-        "Synapse once did; Synapse 1.163 answers 404 with no via",
+        known="the relay also asks the server named in the room id (before v12), as Synapse "
+        "once did, and answers M_NOT_FOUND when it knows no server; Synapse 1.163 answers "
+        "404 M_UNKNOWN",
     ),
     Row(
         "make_join 500 from the only server",
