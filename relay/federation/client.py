@@ -545,6 +545,7 @@ class FederationClient:
                 status,
                 doc["errcode"],
                 message if isinstance(message, str) else doc["errcode"],
+                body=doc,
             )
         raise RemoteError(destination, status, None, raw[:200].decode("utf-8", "replace"))
 

@@ -19,9 +19,25 @@ a peer's `M_INCOMPATIBLE_ROOM_VERSION` (its make_join or invite answer: it lacks
 room's version) reaches the client as `M_UNSUPPORTED_ROOM_VERSION`,
 anything else becomes our 502 `M_UNKNOWN` "request to X failed" (a remote 500 "does not
 make sense to a client", as Synapse's `SynapseError` says; tuwunel's `is_relayable`).
+
+Joining a room is the exception (`join_refusal`): a resident server's 4xx answer to our
+`make_join`/`send_join` is its decision about this user's join (not invited, banned, a room
+version we lack, a rule of its own), so the client gets it as the remote said it: its status,
+errcode, message and `room_version`, as Synapse passes it on (`ProxiedRequestError`). Except
+what means "ask another server" (404 `M_NOT_FOUND`, `M_UNABLE_TO_AUTHORISE_JOIN`,
+`M_UNABLE_TO_GRANT_JOIN`: Synapse's failover errcodes), an endpoint the remote does not
+serve (`M_UNRECOGNIZED`: Synapse would try the deprecated v1 send_join there, which we do not
+speak; a client would take it for our own endpoint missing), an error that is no Matrix error
+(no errcode), a 401 (the remote could not authenticate *us*: a client would take it for its
+own token) and our own refusal to contact a server (`DestinationRefused`): those move on to
+the next server.
 """
 
 from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
 
 from relay.errors import Forbidden, MatrixError, NotFound, Unknown, UnsupportedRoomVersion
 
@@ -46,12 +62,22 @@ class RequestTimedOut(PeerUnreachable):
 class RemoteError(Exception):
     """`destination` answered with HTTP `status` (and a Matrix `errcode`, when it sent one)."""
 
-    def __init__(self, destination: str, status: int, errcode: str | None, message: str) -> None:
+    def __init__(
+        self,
+        destination: str,
+        status: int,
+        errcode: str | None,
+        message: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(f"{destination} answered {status} {errcode or ''}: {message}".strip())
         self.destination = destination
         self.status = status
         self.errcode = errcode
         self.message = message
+        #: The error's JSON object as the peer sent it (its other fields: `room_version`).
+        self.body: Mapping[str, Any] = body or {}
 
     @property
     def retryable(self) -> bool:
@@ -94,3 +120,36 @@ def client_error(exc: RemoteError | PeerUnreachable) -> MatrixError:
     if isinstance(exc, RemoteError) and exc.errcode in RELAYABLE:
         return RELAYABLE[exc.errcode](exc.message)
     return Unknown(f"request to {exc.destination} failed", status=502)
+
+
+class RelayedError(MatrixError):
+    """A remote server's refusal passed on to a client as it was said: the remote's status
+    and errcode (`join_refusal`)."""
+
+    def __init__(self, message: str, *, status: int, errcode: str, **extra: Any) -> None:
+        super().__init__(message, status=status, **extra)
+        self.errcode = errcode  # type: ignore[misc]
+
+
+#: make_join/send_join errcodes that send a join on to the next server (Synapse's failover).
+JOIN_FAILOVER_ERRCODES = frozenset(
+    {"M_NOT_FOUND", "M_UNABLE_TO_AUTHORISE_JOIN", "M_UNABLE_TO_GRANT_JOIN"}
+)
+#: What of a remote's errcode and message a client may get: an errcode's shape, bounded.
+_ERRCODE = re.compile(r"[A-Z][A-Z0-9_.]{0,63}")
+_MAX_MESSAGE = 500
+
+
+def join_refusal(exc: RemoteError) -> MatrixError | None:
+    """The remote's refusal of our join as the client is to see it; None when the join
+    should be tried through the next server (the module docstring says which)."""
+    if isinstance(exc, DestinationRefused) or not 400 <= exc.status < 500 or exc.status == 401:
+        return None
+    if exc.errcode is None or exc.errcode in JOIN_FAILOVER_ERRCODES | {"M_UNRECOGNIZED"}:
+        return None
+    errcode = exc.errcode if _ERRCODE.fullmatch(exc.errcode) else "M_UNKNOWN"
+    extra = {}
+    room_version = exc.body.get("room_version")
+    if errcode == "M_INCOMPATIBLE_ROOM_VERSION" and isinstance(room_version, str):
+        extra["room_version"] = room_version[:_MAX_MESSAGE]
+    return RelayedError(exc.message[:_MAX_MESSAGE], status=exc.status, errcode=errcode, **extra)

@@ -1,8 +1,15 @@
 """Our users joining, leaving and inviting across servers.
 
 - Join a room we are not in: `make_join` on a server that is (from `via`, the
-  alias, the room id or the invite), sign the template, `send_join`, then store
-  the returned auth chain and state and accept our join on that state.
+  alias, the invite, the servers we know in it, the room id), sign the template,
+  `send_join`, then store the returned auth chain and state and accept our join on
+  that state. As Synapse (federation_client.send_join, process_remote_join): an
+  event of the answer whose signature fails is dropped, and so is one citing a
+  dropped event; the join stands if what is left authorises it. An answer that is
+  not a room's state (no create event in its state, another room version, members
+  omitted: we never ask for a partial state) is `InvalidAnswer` and the next server
+  is tried, as after a 5xx or no answer; a refusal (4xx) reaches the client as the
+  remote said it (`errors.join_refusal`). Nothing is stored before the answer checks.
 - Invite a user of another server: the invitee's server must sign the invite
   first (`/v2/invite`); then it is stored and sent to the room like any event.
 - Knock on a room we are not in: `make_knock` on a server that is (from `via`, the
@@ -24,14 +31,20 @@ import json
 import logging
 from typing import Any
 
-from relay.errors import Forbidden, MatrixError, NotFound, UnsupportedRoomVersion
+from relay.errors import Forbidden, MatrixError, NotFound, Unknown, UnsupportedRoomVersion
 from relay.events.ids import server_of
-from relay.events.pdu import Pdu, finalize_event, strip_state_event, stripped_from_remote
+from relay.events.pdu import (
+    MalformedPdu,
+    Pdu,
+    finalize_event,
+    strip_state_event,
+    stripped_from_remote,
+)
 from relay.events.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion, room_version
 from relay.federation.client import ROOM_STATE_RESPONSE_BYTES, segment
-from relay.federation.errors import PeerUnreachable, RemoteError, client_error
+from relay.federation.errors import PeerUnreachable, RemoteError, client_error, join_refusal
 from relay.federation.ingest import BadPdu, Ingest
-from relay.rooms.remote_pdus import accept_pdu_txn
+from relay.rooms.remote_pdus import MissingEvents, accept_pdu_txn
 from relay.rooms.service import insert_pdu_txn
 from relay.runtime.clock import now_ms
 from relay.services import Services
@@ -53,6 +66,19 @@ STRIPPED_TYPES = (
     "m.room.encryption",
     "m.room.topic",
 )
+
+
+#: How much of why the last server failed a client is told.
+MAX_REASON = 300
+
+
+class InvalidAnswer(RemoteError):
+    """`server` answered make_join or send_join with something that is not what was asked
+    (Synapse's InvalidResponseError): the join is tried through the next server."""
+
+    def __init__(self, server: str, message: str) -> None:
+        super().__init__(server, 502, None, message)
+        self.args = (f"{server}: {message}",)
 
 
 class RemoteMembership:
@@ -102,18 +128,30 @@ class RemoteMembership:
         return [s for s in dict.fromkeys(servers) if s and s != ours]
 
     async def join(self, user_id: str, room_id: str, via: list[str]) -> str:
+        """Join through the candidate servers in order (`via` first), as Synapse's
+        `_try_destination_list`: a server that cannot be reached, fails (5xx), answers
+        nonsense or says "ask another" is passed over; a refusal of its own reaches the
+        client as it said it (`join_refusal`); when none is left, 502."""
         servers = await self.candidate_servers(room_id, user_id, via)
         if not servers:
             raise NotFound("No known servers to join this room through")
-        last_error: MatrixError = NotFound("No known servers to join this room through")
+        last = ""
         for server in servers:
             try:
                 await self._join_via(server, user_id, room_id)
                 return room_id
-            except (PeerUnreachable, RemoteError) as exc:
-                log.info("joining %s via %s failed: %s", room_id, server, exc)
-                last_error = client_error(exc)
-        raise last_error
+            except (PeerUnreachable, InvalidAnswer) as exc:
+                last = str(exc)
+            except RemoteError as exc:
+                refusal = join_refusal(exc)
+                if refusal is not None:
+                    raise refusal from None
+                # The remote's own words stay in our log: a client gets only the status.
+                last = f"{server} answered {exc.status}"
+            log.info("joining %s via %s failed: %s", room_id, server, last)
+        raise Unknown(
+            f"Failed to join the room via any server (last: {last[:MAX_REASON]})", status=502
+        )
 
     async def _join_via(self, server: str, user_id: str, room_id: str) -> None:
         body = await self.client.get_json(
@@ -123,13 +161,16 @@ class RemoteMembership:
         )
         rv = room_version(str(body.get("room_version", "")))
         template = body.get("event")
-        if rv is None or not isinstance(template, dict):
+        if rv is None:
             raise UnsupportedRoomVersion(f"Room version {body.get('room_version')} unsupported")
+        if not isinstance(template, dict):
+            raise InvalidAnswer(server, "make_join answer has no event")
         template = dict(template)
         template["origin_server_ts"] = now_ms()
         template["sender"] = user_id
         template["state_key"] = user_id
-        content = dict(template.get("content") or {})
+        given = template.get("content")
+        content = dict(given) if isinstance(given, dict) else {}
         content["membership"] = "join"
         profile = await self.services.database.read(store_accounts.get_profile, user_id)
         if profile is not None:
@@ -139,7 +180,10 @@ class RemoteMembership:
                 content["avatar_url"] = profile[1]
         template["content"] = content
         key = self.services.signing_key
-        join = finalize_event(template, rv, self.services.server_name, key.key_id, key.key)
+        try:
+            join = finalize_event(template, rv, self.services.server_name, key.key_id, key.key)
+        except MalformedPdu as exc:
+            raise InvalidAnswer(server, f"make_join template: {exc}") from None
         response = await self.client.put_json(
             server,
             f"/_matrix/federation/v2/send_join/{segment(room_id)}/{segment(join.event_id)}",
@@ -149,29 +193,65 @@ class RemoteMembership:
         if isinstance(response.get("event"), dict):
             # A restricted join: the resident server added its signature.
             try:
-                join = await self.ingest.verified_pdu(response["event"], rv)
+                signed = await self.ingest.verified_pdu(response["event"], rv)
             except BadPdu as exc:
-                raise RemoteError(server, 502, "M_UNKNOWN", str(exc)) from None
-        await self._store_join(server, rv, join, response)
+                raise InvalidAnswer(server, f"send_join returned a bad join: {exc}") from None
+            if signed.event_id != join.event_id:
+                raise InvalidAnswer(server, "send_join returned another join event")
+            join = signed
+        joined = await self._verified_join_answer(server, rv, join, response)
+        await self._store_join(server, rv, join, *joined)
 
-    async def _store_join(
+    async def _verified_join_answer(
         self, server: str, rv: RoomVersion, join: Pdu, response: dict[str, Any]
-    ) -> None:
-        chain: list[Pdu] = []
-        state_ids: dict[tuple[str, str], str] = {}
-        for part in ("auth_chain", "state"):
-            for event in response.get(part, []):
+    ) -> tuple[Pdu, list[Pdu], dict[tuple[str, str], str]]:
+        """The create event, the events to store (auth chain and state) and the state before
+        our join, from a send_join answer. An event whose signature fails, or that is of
+        another room, is dropped (the rest stand: Synapse's `send_join`); an answer that is
+        not a room's state (no create event in it, another room version, a second create
+        event, members omitted that we did not ask to omit) is refused: InvalidAnswer."""
+        if response.get("members_omitted") is True:
+            # We never ask for a partial state (omit_members): the memberships are how we
+            # learn the room's servers, and what we would have to fetch later.
+            raise InvalidAnswer(server, "members_omitted, but we asked for the full state")
+        verified: dict[str, Pdu] = {}
+        parts: dict[str, list[Pdu]] = {"auth_chain": [], "state": []}
+        for part, pdus in parts.items():
+            events = response.get(part)
+            for event in events if isinstance(events, list) else []:
                 try:
                     pdu = await self.ingest.verified_pdu(event, rv)
                 except BadPdu as exc:
-                    log.info("dropping an event of the join response: %s", exc)
+                    log.info("dropping an event of the join answer from %s: %s", server, exc)
                     continue
-                chain.append(pdu)
-                if part == "state" and pdu.state_key is not None:
-                    state_ids[(pdu.type, pdu.state_key)] = pdu.event_id
-        create = next((p for p in chain if p.type == "m.room.create"), None)
-        if create is None:
-            raise RemoteError(server, 502, "M_UNKNOWN", "send_join response has no create event")
+                if pdu.room_id != join.room_id:
+                    log.info("dropping %s of another room from %s", pdu.event_id, server)
+                    continue
+                verified.setdefault(pdu.event_id, pdu)
+                pdus.append(pdu)
+        creates = {p.event_id for p in parts["state"] if p.type == "m.room.create"}
+        create = next((p for p in parts["state"] if p.type == "m.room.create"), None)
+        if create is None or create.state_key != "" or len(creates) != 1:
+            raise InvalidAnswer(server, "send_join answer has no create event in its state")
+        if {p.event_id for p in parts["auth_chain"] if p.type == "m.room.create"} - creates:
+            raise InvalidAnswer(server, "send_join answer has another create event")
+        named = create.content.get("room_version", "1")
+        if named != rv.identifier:
+            raise InvalidAnswer(server, f"create event names room version {named!r}")
+        state_ids = {
+            (p.type, p.state_key): p.event_id for p in parts["state"] if p.state_key is not None
+        }
+        return create, list(verified.values()), state_ids
+
+    async def _store_join(
+        self,
+        server: str,
+        rv: RoomVersion,
+        join: Pdu,
+        create: Pdu,
+        chain: list[Pdu],
+        state_ids: dict[tuple[str, str], str],
+    ) -> None:
         room_id = join.room_id
 
         def create_room(conn: Connection) -> None:
@@ -195,7 +275,16 @@ class RemoteMembership:
             rooms = self.services.rooms
 
             def accept(conn: Connection) -> str:
-                outcome = accept_pdu_txn(rooms, conn, join, state_before=state_ids)
+                # The state is what was stored of it: an event dropped with an auth event
+                # it cites (or rejected by the auth rules) is no part of the room's state.
+                stored = store_events.have_events(conn, state_ids.values())
+                stored -= store_events.rejected_event_ids(conn, stored)
+                state = {k: e for k, e in state_ids.items() if e in stored}
+                try:
+                    outcome = accept_pdu_txn(rooms, conn, join, state_before=state)
+                except MissingEvents as exc:
+                    # Synapse: "Auth events could not be found" (one was dropped).
+                    raise Forbidden(f"Our join cites events we could not verify: {exc}") from None
                 if outcome.status not in ("accepted", "duplicate"):
                     raise Forbidden(
                         f"Our join was not accepted: {outcome.reason or outcome.status}"

@@ -11,7 +11,13 @@ import pytest
 import trio
 
 from relay.errors import Forbidden, NotFound, Unknown, UnsupportedRoomVersion
-from relay.federation.errors import PeerUnreachable, RemoteError, client_error
+from relay.federation.errors import (
+    DestinationRefused,
+    PeerUnreachable,
+    RemoteError,
+    client_error,
+    join_refusal,
+)
 from relay.federation.resolver import ResolvedServer
 from tests.federation.conftest import open_side
 from tests.federation.fakes import FakeNetwork, open_local
@@ -180,7 +186,8 @@ def test_client_error_relays_only_errcodes_that_mean_the_same() -> None:
         client_error(RemoteError("x", 400, "M_UNSUPPORTED_ROOM_VERSION", "v")),
         UnsupportedRoomVersion,
     )
-    # A peer that lacks the room's version (its invite v2 or make_join answer).
+    # A peer that lacks the room's version (its invite v2 answer; a make_join's goes on
+    # as it is: join_refusal).
     err = client_error(RemoteError("x", 400, "M_INCOMPATIBLE_ROOM_VERSION", "v"))
     assert isinstance(err, UnsupportedRoomVersion)
     assert (err.status, err.errcode) == (400, "M_UNSUPPORTED_ROOM_VERSION")
@@ -189,3 +196,38 @@ def test_client_error_relays_only_errcodes_that_mean_the_same() -> None:
         assert isinstance(err, Unknown)
         assert err.status == 502
         assert err.message == "request to x failed"
+
+
+def test_join_refusal_passes_on_the_remotes_decision_and_nothing_else() -> None:
+    incompatible = RemoteError(
+        "x",
+        400,
+        "M_INCOMPATIBLE_ROOM_VERSION",
+        "upgrade",
+        body={"errcode": "M_INCOMPATIBLE_ROOM_VERSION", "room_version": "99", "other": 1},
+    )
+    err = join_refusal(incompatible)
+    assert err is not None
+    assert (err.status, err.to_json()) == (
+        400,
+        {"errcode": "M_INCOMPATIBLE_ROOM_VERSION", "error": "upgrade", "room_version": "99"},
+    )
+    forbidden = join_refusal(RemoteError("x", 403, "M_FORBIDDEN", "banned"))
+    assert forbidden is not None and (forbidden.status, forbidden.errcode) == (403, "M_FORBIDDEN")
+    # Ask the next server: failover errcodes, an endpoint it does not serve, an error that
+    # is no Matrix error, server errors, a 401 (it could not authenticate us), our own
+    # refusal to contact it.
+    for exc in (
+        RemoteError("x", 404, "M_UNRECOGNIZED", "no such endpoint"),
+        RemoteError("x", 405, None, "<html>"),
+        RemoteError("x", 404, "M_NOT_FOUND", "no room"),
+        RemoteError("x", 400, "M_UNABLE_TO_AUTHORISE_JOIN", "ask another"),
+        RemoteError("x", 400, "M_UNABLE_TO_GRANT_JOIN", "ask another"),
+        RemoteError("x", 502, "M_UNKNOWN", "boom"),
+        RemoteError("x", 401, "M_UNAUTHORIZED", "who are you"),
+        DestinationRefused("x"),
+    ):
+        assert join_refusal(exc) is None, exc
+    odd = join_refusal(RemoteError("x", 400, "m_lower" + "x" * 100, "y" * 5000))
+    assert odd is not None
+    assert (odd.errcode, len(odd.message)) == ("M_UNKNOWN", 500)

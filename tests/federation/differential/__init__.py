@@ -13,4 +13,7 @@
   `known=` its reason, listed in the README ("Federation differences from Synapse we keep").
   Synapse answers `/send` a moment before what it took can be read back: a row that reads
   back what it just sent asks again until it is there (`served_soon`, `wait_until`).
+- `hosted_room.py`: a room the fake remote hosts (its events, a damaged one, the make_join
+  and send_join it answers, well or badly) and `test_outbound_differential.py`: the targets'
+  users joining it, one row per answer (each malformed answer beside its well-formed twin).
 """

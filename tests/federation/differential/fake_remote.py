@@ -5,7 +5,8 @@ and signed X-Matrix requests to a target server.
 
 It answers only what a target asks of a server in its rooms: its keys, the events it built,
 `/send` (recorded), `/user/devices` (recorded: a `prev_id` gap must make the target ask) and
-empty answers for the rest. It checks nothing: it is the test's puppet, not a server."""
+empty answers for the rest; a test adds `scripts` for what else it plays (a room hosted here
+answering make_join and send_join). It checks nothing: it is the test's puppet, not a server."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import re
 import ssl
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -35,6 +36,10 @@ from tests.support import free_port, fresh_loopback
 
 DAY_MS = 24 * 3600 * 1000
 
+#: A scripted answer: (the unquoted path's match, the request's JSON body or None) ->
+#: (status, body).
+Script = Callable[[re.Match[str], Any], tuple[int, Any]]
+
 
 def now_ms() -> int:
     return int(time.time() * 1000)
@@ -54,6 +59,8 @@ class FakeRemote:
     #: (method, path) of every request a target made to us, in order.
     received: list[tuple[str, str]] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
+    #: (method, path pattern, script), tried in order before the usual answers.
+    scripts: list[tuple[str, str, Script]] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -76,11 +83,10 @@ class FakeRemote:
 
             def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
+                content = self.rfile.read(length) if length else b""
                 path = urlsplit(self.path).path
                 remote.received.append((self.command, path))
-                status, body = remote.answer(self.command, path)
+                status, body = remote.answer(self.command, path, content)
                 raw = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -100,7 +106,15 @@ class FakeRemote:
             self.server.shutdown()
             self.server.server_close()
 
-    def answer(self, method: str, path: str) -> tuple[int, Any]:
+    def answer(self, method: str, path: str, content: bytes = b"") -> tuple[int, Any]:
+        for script_method, pattern, script in list(self.scripts):
+            # Matched unquoted: targets percent-encode ids differently (`!`, `:`, `@`).
+            if script_method == method and (m := re.fullmatch(pattern, unquote(path))):
+                try:
+                    body = json.loads(content) if content else None
+                except ValueError:
+                    body = None
+                return script(m, body)
         if path.startswith("/_matrix/key/v2/server"):
             return 200, self.sign(
                 {
