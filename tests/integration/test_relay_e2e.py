@@ -14,6 +14,7 @@ from tests.client.e2ee_helpers import device_keys, sign
 from tests.integration.conftest import RelayProcess
 from tests.integration.matrix_client import MatrixUser
 from tests.interop.nio_e2ee import E2eeClient, two_way_chat
+from tests.support import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -88,8 +89,13 @@ def test_keys_to_device_and_device_lists_cross_relays(
     alice.wait_for(
         lambda s: bob.user_id in s["device_lists"]["changed"], what="bob in device_lists.changed"
     )
-    got = alice.call("POST", "/keys/query", json={"device_keys": {bob.user_id: []}})
-    assert sorted(got["device_keys"][bob.user_id]) == sorted([bob_device, second])
+
+    # The login and the key upload each send an update: the first may be the one heard.
+    def both_devices() -> bool:
+        got = alice.call("POST", "/keys/query", json={"device_keys": {bob.user_id: []}})
+        return sorted(got["device_keys"][bob.user_id]) == sorted([bob_device, second])
+
+    wait_until(both_devices, 60, "both of bob's devices in alice's key query")
 
 
 def test_nio_e2ee_across_two_relays(
