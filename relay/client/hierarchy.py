@@ -1,4 +1,5 @@
-"""`GET /_matrix/client/v1/rooms/{roomId}/hierarchy`: a space's tree, depth first, in pages.
+"""`GET /_matrix/client/v1/rooms/{roomId}/hierarchy`: a space's tree, depth first, in pages;
+`GET /_matrix/client/v1/room_summary/{roomIdOrAlias}`: one room's entry (room previews).
 
 What a room's entry holds and who may see it: relay/rooms/hierarchy.py. Rules of the walk
 (spec v1.16; Synapse's `RoomSummaryHandler.get_room_hierarchy` where it is open):
@@ -16,6 +17,11 @@ What a room's entry holds and who may see it: relay/rooms/hierarchy.py. Rules of
   parameters is 400 `M_INVALID_PARAM`.
 - Bounded: at most `MAX_REMOTE_ROOMS` rooms asked of other servers per request, each of
   at most 3 servers (what is left is walked on the next page).
+- A room summary: the room's entry (no children) and, for a signed-in user, their
+  `membership` (`leave` when none), as Synapse answers; the access token is optional.
+  A room we hold and the caller may not see, or one no `via` server tells us of, is 404
+  `M_NOT_FOUND`; a room we do not hold, named without `via` (nor an alias's servers),
+  400 `M_UNKNOWN`. Also under Synapse's unstable `im.nheko.summary` paths.
 """
 
 from __future__ import annotations
@@ -31,10 +37,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from relay.accounts import Requester
-from relay.client.auth import services_of
+from relay.client.auth import access_token, requester_of, services_of
+from relay.client.membership import room_and_via
 from relay.client.params import bool_query, int_query
 from relay.client.route import ClientRoute
-from relay.errors import Forbidden, InvalidParam
+from relay.errors import Forbidden, InvalidParam, NotFound, Unknown
 from relay.events.ids import is_valid_server_name
 from relay.federation.hierarchy import fetch_hierarchy
 from relay.rooms.hierarchy import (
@@ -243,6 +250,48 @@ async def _remote_accessible(services: Services, user_id: str, entry: dict[str, 
     return await rooms.database.read(txn)
 
 
+async def get_room_summary(request: Request) -> Response:
+    """# `GET /_matrix/client/v1/room_summary/{roomIdOrAlias}`"""
+    services = services_of(request)
+    requester = await requester_of(request) if access_token(request) is not None else None
+    user_id = requester.user_id if requester is not None else None
+    room_id, via = await room_and_via(request, request.path_params["room"])
+    rooms = services.rooms
+
+    def local(conn: Connection) -> tuple[bool, dict[str, Any] | None]:
+        if not holds_room_txn(conn, rooms, room_id):
+            return False, None
+        if not accessible_txn(conn, rooms, room_id, user_id=user_id):
+            return True, None
+        return True, room_entry_txn(conn, rooms, room_id)
+
+    held, entry = await rooms.database.read(local)
+    if not held:
+        if not via:
+            raise Unknown("Missing via to query remote room", status=400)
+        found = await fetch_hierarchy(services.federation_client, via, room_id, suggested_only=True)
+        entry = found.room if found is not None else None
+        if entry is not None and not (
+            is_open_entry(entry)
+            or (user_id is not None and await _remote_accessible(services, user_id, entry))
+        ):
+            entry = None
+    if entry is None:
+        raise NotFound("Room not found or is not accessible")
+    if user_id is not None:
+        membership = await rooms.database.read(store_rooms.get_membership, room_id, user_id)
+        entry["membership"] = membership or "leave"
+    return json_response(entry)
+
+
+SUMMARY_UNSTABLE = ("/_matrix/client/unstable/im.nheko.summary",)
 ROUTES = [
     ClientRoute("/rooms/{room_id}/hierarchy", get_hierarchy, ("GET",), prefixes=CLIENT_V1),
+    ClientRoute("/room_summary/{room}", get_room_summary, ("GET",), auth=False, prefixes=CLIENT_V1),
+    ClientRoute(
+        "/summary/{room}", get_room_summary, ("GET",), auth=False, prefixes=SUMMARY_UNSTABLE
+    ),
+    ClientRoute(
+        "/rooms/{room}/summary", get_room_summary, ("GET",), auth=False, prefixes=SUMMARY_UNSTABLE
+    ),
 ]

@@ -50,7 +50,7 @@ def _target(body: dict[str, Any]) -> str:
     return user_id
 
 
-async def _room_and_via(request: Request, room_id_or_alias: str) -> tuple[str, list[str]]:
+async def room_and_via(request: Request, room_id_or_alias: str) -> tuple[str, list[str]]:
     """The room a join or knock names by id or alias, and the servers to go through
     (`via`, the deprecated `server_name`, and an alias's servers)."""
     services = services_of(request)
@@ -78,7 +78,7 @@ async def _join(request: Request, requester: Requester, room_id_or_alias: str) -
     services = services_of(request)
     rooms = services.rooms
     remote = services.remote_membership
-    room_id, via = await _room_and_via(request, room_id_or_alias)
+    room_id, via = await room_and_via(request, room_id_or_alias)
     if await rooms.has_local_members(room_id):
         await rooms.update_membership(
             requester.user_id, room_id, requester.user_id, "join", reason=reason
@@ -101,7 +101,7 @@ async def knock_room(request: Request, requester: Requester) -> Response:
     reason = _reason(body)
     services = services_of(request)
     rooms = services.rooms
-    room_id, via = await _room_and_via(request, request.path_params["room_id_or_alias"])
+    room_id, via = await room_and_via(request, request.path_params["room_id_or_alias"])
     if await rooms.has_local_members(room_id):
         await rooms.update_membership(
             requester.user_id, room_id, requester.user_id, "knock", reason=reason

@@ -211,3 +211,30 @@ async def test_bad_parameters_are_invalid_params(api: ClientApi) -> None:
     ):
         answer = await hierarchy(api, alice, space, status=400, **params)
         assert answer["errcode"] == "M_INVALID_PARAM", params
+
+
+async def test_room_summary_by_id_or_alias_with_or_without_a_token(api: ClientApi) -> None:
+    alice, bob = await api.login("alice"), await api.login("bob")
+    lobby = await create_room(
+        api, alice, name="lobby", preset="public_chat", room_alias_name="lobby"
+    )
+    secret = await create_room(api, alice, name="secret", preset="private_chat")
+    summary = "/_matrix/client/v1/room_summary/{}"
+
+    r = await api.http.get(summary.format(lobby), headers=bob)
+    entry = r.json()
+    assert r.status_code == 200 and entry["name"] == "lobby" and entry["membership"] == "leave"
+    assert (
+        entry["room_version"] and entry["join_rule"] == "public" and "children_state" not in entry
+    )
+    r = await api.http.get(summary.format("%23lobby:relay.test"), headers=alice)
+    assert r.json()["room_id"] == lobby and r.json()["membership"] == "join"
+    r = await api.http.get(summary.format(lobby))  # no token: no membership
+    assert r.status_code == 200 and "membership" not in r.json()
+    r = await api.http.get(f"/_matrix/client/unstable/im.nheko.summary/summary/{lobby}")
+    assert r.status_code == 200 and r.json()["room_id"] == lobby
+    for who in (bob, None):
+        r = await api.http.get(summary.format(secret), headers=who or {})
+        assert (r.status_code, r.json()["errcode"]) == (404, "M_NOT_FOUND")
+    r = await api.http.get(summary.format("!unknown:elsewhere.example"), headers=bob)
+    assert (r.status_code, r.json()["errcode"]) == (400, "M_UNKNOWN")

@@ -171,3 +171,23 @@ def test_a_synapse_user_sees_a_relay_space_synapse_holds_only_the_top_of(
     assert status == 200, answer
     label = {v: k for k, v in ids.items()}
     assert [label[r["room_id"]] for r in answer["rooms"]] == ["space", "lobby", "sub", "deep"]
+
+
+def test_room_summaries_answer_the_same(trees: Any) -> None:
+    outcomes = []
+    for name in ("relay", "synapse"):
+        owner, other, ids = trees[name]
+        rows = []
+        for who in (owner, other):
+            for room in ("space", "lobby", "ops"):
+                r = who.http.get(f"/_matrix/client/v1/room_summary/{quote(ids[room], safe='')}")
+                answer = r.json()
+                rows.append(
+                    (
+                        r.status_code,
+                        answer.get("errcode")
+                        or (sorted(answer), answer.get("membership"), answer.get("join_rule")),
+                    )
+                )
+        outcomes.append(rows)
+    assert outcomes[0] == outcomes[1]
