@@ -14,6 +14,8 @@ Rules kept:
 - Failures are not the reader's: an unreachable or erring server, or a deadline
   passed, leave the page as it is locally. An extremity no server could fill is not
   asked for again for `retry_after_s`, so paging back and forth stays local.
+- As many events a request as the server's link carries within the request timeout
+  (pull.py): on a slow link a page brings a few, and the next page the next few.
 
 Spec: https://spec.matrix.org/v1.16/server-server-api/#backfilling-and-retrieving-missing-events
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import quote
 
 import trio
@@ -30,6 +33,7 @@ from relay.events.ids import server_of
 from relay.events.pdu import Pdu
 from relay.federation.errors import PeerUnreachable, RemoteError
 from relay.federation.ingest import BadPdu, Ingest
+from relay.federation.pull import listed, pull
 from relay.services import Services
 from store import Connection
 from store import events as store_events
@@ -124,13 +128,21 @@ class Backfill:
             return
         client = self.services.federation_client
         for server in await self._servers(room_id):
-            self._requests += 1
-            try:
+
+            async def ask(limit: int, timeout: float, server: str = server) -> dict[str, Any]:
+                self._requests += 1
                 body = await client.get_json(
                     server,
                     f"/_matrix/federation/v1/backfill/{quote(room_id, safe='')}",
                     query={"v": event_ids, "limit": limit},
-                    timeout=self.request_timeout_s,
+                    timeout=timeout,
+                )
+                return body
+
+            try:
+                # As many as the server's link carries in time: a few on a slow link.
+                body, _ = await pull(
+                    client, server, ask, listed("pdus"), most=limit, timeout=self.request_timeout_s
                 )
             except (PeerUnreachable, RemoteError) as exc:
                 log.info("backfill of %s from %s failed: %s", room_id, server, exc)

@@ -187,7 +187,9 @@ class FederationSender:
         state = self.destinations.get(destination)
         if state is None:
             state = self.destinations[destination] = DestinationState(
-                probe_gap_s=self.probe_interval_s
+                probe_gap_s=self.probe_interval_s,
+                # The client's books for it, which pulls from it keep too.
+                budget=self.services.federation_client.link_budget(destination),
             )
         return state
 

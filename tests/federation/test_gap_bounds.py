@@ -15,6 +15,7 @@ from relay.events.pdu import Pdu
 from relay.events.room_versions import room_version
 from relay.events.signing import sign_event
 from relay.federation.ingest import MAX_GAP_REQUESTS, MISSING_EVENTS_BATCH, Ingest
+from relay.federation.link_budget import LinkBudget
 from relay.rooms.remote_pdus import Outcome
 from relay.runtime.identity import new_signing_key
 from store import events as store_events
@@ -75,11 +76,19 @@ class Peer:
     """Answers /get_missing_events with whatever `answer(limit)` returns; counts requests
     and notes whether the room's lock was held while it was asked."""
 
+    timeout = 30.0
+
     def __init__(self, answer: Any) -> None:
         self.answer = answer
+        # A fast link (a LAN) already measured: pulls ask for full batches.
+        self.budget = LinkBudget()
+        self.budget.answered(10**6, 0.01)
         self.limits: list[int] = []
         self.locked_while_asked: list[bool] = []
         self.ingest: Ingest | None = None
+
+    def link_budget(self, destination: str) -> LinkBudget:
+        return self.budget
 
     async def post_json(self, origin: str, path: str, body: dict[str, Any], **_: Any) -> Any:
         assert "/get_missing_events/" in path
