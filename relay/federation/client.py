@@ -27,7 +27,9 @@ Rules kept here:
   on a slow link pays TCP+TLS setup (3 round trips, ~3 KB) once, not every few seconds.
 - What each destination's link carries (`link_budget(destination)`, link_budget.py) is kept
   here, once per destination: the sender sizes transactions by it and `pull.py` sizes pulls
-  by it, and both teach it what they measured.
+  by it, and both teach it what they measured; pulls from one destination take turns
+  (`pull_turn`). A request cut by its timeout is always `RequestTimedOut`, whatever
+  exception the cut surfaced as.
 - Bodies of signed federation requests are gzipped for a destination that announced it
   takes them (a relay; content_coding.py), learned from its version answers; plain JSON
   to anyone else.
@@ -212,6 +214,7 @@ class FederationClient:
         self._heard: dict[str, float] = {}
         self._codings: dict[str, frozenset[str]] = {}
         self._budgets: dict[str, LinkBudget] = {}
+        self._pull_turns: dict[str, trio.Lock] = {}
 
     def link_budget(self, destination: str) -> LinkBudget:
         """What `destination`'s link carries per request: the one set of books for it."""
@@ -219,6 +222,11 @@ class FederationClient:
         if budget is None:
             budget = self._budgets[destination] = LinkBudget()
         return budget
+
+    def pull_turn(self, destination: str) -> trio.Lock:
+        """Pulls from `destination` take turns under this lock: two at once would each get
+        half the link its budget counts on."""
+        return self._pull_turns.setdefault(destination, trio.Lock())
 
     def heard_from(self, server: str) -> None:
         """`server` showed it is alive (it answered us, or sent us a signed request)."""
@@ -373,6 +381,7 @@ class FederationClient:
         timeout = self.timeout if timeout is None else timeout
         await self._check_policy(destination)
         self._requests += 1
+        deadline = trio.current_time() + timeout
         try:
             with trio.fail_after(timeout):
                 return await self._request(
@@ -383,6 +392,11 @@ class FederationClient:
             raise RequestTimedOut(destination, timeout) from None
         except PeerUnreachable:
             self._unreachable += 1
+            if trio.current_time() >= deadline:
+                # httpcore turns the deadline's cancellation into a transport error when it
+                # strikes inside a connection it shares: still the timeout, and the caller
+                # must know it (a request cut by the timeout is split, not retried whole).
+                raise RequestTimedOut(destination, timeout) from None
             raise
         except RemoteError:
             self._remote_errors += 1

@@ -139,6 +139,8 @@ class Ingest:
         #: Servers whose keys were cached since kept PDUs were last tried.
         self._keys_arrived: set[str] = set()
         self._wake_pending = trio.Event()
+        #: PDUs being received now, set once each is done.
+        self._receiving: dict[str, trio.Event] = {}
 
     def _lock(self, room_id: str) -> trio.Lock:
         return self._room_locks.setdefault(room_id, trio.Lock())
@@ -189,12 +191,21 @@ class Ingest:
             return None, Outcome("rejected", str(exc))
         except BadPdu as exc:
             return exc.event_id, Outcome("rejected", str(exc))
+        # The same PDU again while it is being received (a transaction retried by a sender
+        # that gave up waiting): wait for the first, never pull its gap twice at once.
+        while (busy := self._receiving.get(pdu.event_id)) is not None:
+            await busy.wait()
         if await self._stored(pdu.event_id):
             return pdu.event_id, DUPLICATE
-        # Network first, without the lock: the room's other PDUs need not wait for it.
-        fetched = await self._fetch_missing(origin, pdu)
-        async with self._lock(room_id):
-            return pdu.event_id, await self._receive_locked(origin, pdu, fetched)
+        done = self._receiving[pdu.event_id] = trio.Event()
+        try:
+            # Network first, without the lock: the room's other PDUs need not wait for it.
+            fetched = await self._fetch_missing(origin, pdu)
+            async with self._lock(room_id):
+                return pdu.event_id, await self._receive_locked(origin, pdu, fetched)
+        finally:
+            del self._receiving[pdu.event_id]
+            done.set()
 
     # -- PDUs kept until their key is found ----------------------------------------------
 

@@ -10,6 +10,8 @@ events (`/get_missing_events`, `/backfill`, `/state_ids`, `/event`) goes through
   with the timeout stretched for what it asks (`pull_timeout`);
 - an answer teaches the budget the goodput and the events' weight (`pulled`), the same
   books the sender keeps for that destination (`FederationClient.link_budget`);
+- pulls from one destination take turns (`FederationClient.pull_turn`): each is sized for
+  the whole link;
 - a pull cut by the timeout is asked again for half as many events (`pull_cut`), a single
   event with a longer timeout, at most `MAX_ATTEMPTS` times in all: never the same whole
   request for ever.
@@ -66,6 +68,18 @@ async def pull(
         RequestTimedOut: the last of `MAX_ATTEMPTS` requests was cut too.
         PeerUnreachable, RemoteError: as the client raises them, at once.
     """
+    async with client.pull_turn(destination):
+        return await _pull(client, destination, request, events, most, timeout)
+
+
+async def _pull(
+    client: FederationClient,
+    destination: str,
+    request: Request,
+    events: Events,
+    most: int,
+    timeout: float | None,
+) -> tuple[dict[str, Any], int]:
     budget = client.link_budget(destination)
     base = client.timeout if timeout is None else timeout
     limit = budget.pull_limit(base, most)

@@ -7,8 +7,12 @@ counts the events it is asked to verify. Bounds are counts, never times.
 
 from __future__ import annotations
 
+import inspect
 from types import SimpleNamespace
 from typing import Any
+
+import trio
+import trio.testing
 
 from relay.events.hashes import add_content_hash
 from relay.events.pdu import Pdu
@@ -82,10 +86,14 @@ class Peer:
         self.answer = answer
         # A fast link (a LAN) already measured: pulls ask for full batches.
         self.budget = LinkBudget()
+        self.turn = trio.Lock()
         self.budget.answered(10**6, 0.01)
         self.limits: list[int] = []
         self.locked_while_asked: list[bool] = []
         self.ingest: Ingest | None = None
+
+    def pull_turn(self, destination: str) -> trio.Lock:
+        return self.turn
 
     def link_budget(self, destination: str) -> LinkBudget:
         return self.budget
@@ -95,7 +103,10 @@ class Peer:
         self.limits.append(body["limit"])
         assert self.ingest is not None
         self.locked_while_asked.append(self.ingest._lock(ROOM).locked())
-        return {"events": self.answer(body["limit"])}
+        events = self.answer(body["limit"])
+        if inspect.isawaitable(events):
+            events = await events
+        return {"events": events}
 
 
 def _ingest(peer: Peer, gap_cap: int = 10_000) -> tuple[Ingest, Database, KeyRing]:
@@ -165,3 +176,44 @@ async def test_a_pdu_with_too_many_prev_events_causes_no_request() -> None:
     _, outcome = await ingest.receive("remote.example", _event(5, [f"$p{i}" for i in range(200)]))
     assert outcome.status == "rejected" and "prev_events" in outcome.reason
     assert peer.limits == [] and database.writes == 0
+
+
+class RememberingDatabase(Database):
+    """As Database, but once anything was written the head PDU counts as stored."""
+
+    def __init__(self, head: str) -> None:
+        super().__init__()
+        self.head = head
+
+    async def read(self, fn: Any, *args: Any) -> Any:
+        if fn is store_events.get_event_row and self.writes and args == (self.head,):
+            return {"outlier": 0, "rejected_reason": "stand-in database"}
+        return await super().read(fn, *args)
+
+
+async def test_the_same_pdu_received_twice_at_once_pulls_its_gap_once() -> None:
+    """A sender that gave up waiting for our answer retries the transaction while we still
+    pull the gap before its PDU (over a slow link): the retry waits for the first."""
+    answer = _endless_ancestors()
+    release = trio.Event()
+
+    async def slow_answer(limit: int) -> list[dict[str, Any]]:
+        await release.wait()
+        return answer(limit)
+
+    peer = Peer(slow_answer)
+    head = _event(2_000_000, ["$missing"])
+    ingest, _, _ = _ingest(peer, gap_cap=MISSING_EVENTS_BATCH)
+    ingest.services.database = RememberingDatabase(_id(head))  # type: ignore[misc]
+    outcomes = []
+
+    async def receive() -> None:
+        outcomes.append((await ingest.receive("remote.example", head))[1].status)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(receive)
+        nursery.start_soon(receive)
+        await trio.testing.wait_all_tasks_blocked()
+        release.set()
+    assert len(peer.limits) == 1
+    assert sorted(outcomes) == ["duplicate", "rejected"]

@@ -42,8 +42,12 @@ class SlowLink:
         self.rate = rate
         self.event_bytes = event_bytes
         self.budget = LinkBudget()
+        self.turn = trio.Lock()
         #: (limit, timeout) of every request made
         self.asked: list[tuple[int, float]] = []
+
+    def pull_turn(self, destination: str) -> trio.Lock:
+        return self.turn
 
     def link_budget(self, destination: str) -> LinkBudget:
         assert destination == HQ
