@@ -8,6 +8,7 @@ counts the events it is asked to verify. Bounds are counts, never times.
 from __future__ import annotations
 
 import inspect
+import json
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,6 +19,7 @@ from relay.events.hashes import add_content_hash
 from relay.events.pdu import Pdu
 from relay.events.room_versions import room_version
 from relay.events.signing import sign_event
+from relay.federation.errors import RequestTimedOut
 from relay.federation.ingest import MAX_GAP_REQUESTS, MISSING_EVENTS_BATCH, Ingest
 from relay.federation.link_budget import LinkBudget
 from relay.rooms.remote_pdus import Outcome
@@ -217,3 +219,62 @@ async def test_the_same_pdu_received_twice_at_once_pulls_its_gap_once() -> None:
         release.set()
     assert len(peer.limits) == 1
     assert sorted(outcomes) == ["duplicate", "rejected"]
+
+
+class SlowPeer(Peer):
+    """A peer behind a link carrying `rate` bytes a second (trio's clock): an answer the
+    timeout cannot wait for is cut, as the real client cuts it."""
+
+    def __init__(self, answer: Any, rate: float) -> None:
+        super().__init__(answer)
+        self.budget = LinkBudget()  # nothing known yet
+        self.rate = rate
+
+    async def post_json(self, origin: str, path: str, body: dict[str, Any], **kw: Any) -> Any:
+        answer = await super().post_json(origin, path, body)
+        needed = len(json.dumps(answer)) / self.rate
+        if needed > kw["timeout"]:
+            await trio.sleep(kw["timeout"])
+            raise RequestTimedOut(origin, kw["timeout"])
+        await trio.sleep(needed)
+        return answer
+
+
+async def test_over_a_slow_link_a_gap_is_pulled_in_pieces_the_link_carries(
+    autojump_clock: Any,
+) -> None:
+    """40 long ancestors (2.5 KB each: 100 KB) over 9.6 kbit/s: asked for whole they could
+    never arrive within a timeout; in pieces, all of them do."""
+    chain: list[dict[str, Any]] = []
+    prev = ["$before-the-gap"]
+    for depth in range(1, 41):
+        event = _event(depth, prev)
+        event["content"]["body"] = "x" * 2000
+        chain.append(sign_event(add_content_hash(event), RV, "remote.example", KEY.key_id, KEY.key))
+        prev = [_id(chain[-1])]
+    by_id = {_id(e): e for e in chain}
+    walked: list[str] = []
+
+    def answer(limit: int) -> list[dict[str, Any]]:
+        """The `limit` newest ancestors not handed out yet (as Synapse walks back)."""
+        left = [e for e in reversed(chain) if _id(e) not in walked]
+        given = left[:limit]
+        return given
+
+    peer = SlowPeer(answer, rate=1100)
+    ingest, _, keyring = _ingest(peer)
+    head = _event(41, prev)
+
+    original = peer.post_json
+
+    async def post_json(origin: str, path: str, body: dict[str, Any], **kw: Any) -> Any:
+        result = await original(origin, path, body, **kw)
+        walked.extend(_id(e) for e in result["events"])
+        return result
+
+    peer.post_json = post_json  # type: ignore[method-assign]
+    await ingest.receive("remote.example", head)
+    assert set(walked) == set(by_id)  # every ancestor came
+    assert keyring.verified == 1 + len(chain)
+    assert max(peer.limits) < len(chain)  # never asked for the whole gap at once
+    assert peer.budget.event_bytes is not None and peer.budget.event_bytes > 2000
