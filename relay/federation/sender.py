@@ -23,8 +23,9 @@ Slow links (a 9.6 kbit/s satellite or radio link; issue 17):
 - Priorities: a transaction takes messages and state (PDUs, and the EDUs that must
   precede them: keys, device lists) first, in order, then receipts, then typing
   notifications, as far as the budget goes; what is left waits for the next one
-  (`choose_rows`). Within a transaction the EDUs are listed in that order too. A typing notification older than `STALE_MS` is dropped instead of
-  sent: on a slow link it would arrive meaningless, after the typing stopped.
+  (`choose_rows`). Within a transaction the EDUs are listed in that order too. A typing
+  notification older than `STALE_MS` is dropped instead of sent: on a slow link it would
+  arrive meaningless, after the typing stopped.
 - One connection per destination: a destination's sends and probes take turns
   (`DestinationState.lock`), so they share the client's pooled connection instead of
   opening a second one; the client keeps it warm (client.py, `KEEPALIVE_S`).
