@@ -60,9 +60,9 @@ def _served_media(pair: Pair) -> list[tuple[str, int]]:
     return served
 
 
-def _timeline_has(body: dict, room_id: str, event_id: str) -> bool:
+def _timeline_ids(body: dict, room_id: str) -> list[str]:
     events = body.get("rooms", {}).get("join", {}).get(room_id, {}).get("timeline", {})
-    return any(e.get("event_id") == event_id for e in events.get("events", []))
+    return [e.get("event_id") for e in events.get("events", [])]
 
 
 def test_remote_media_is_fetched_only_when_asked_and_a_thumbnail_fetches_only_the_thumbnail(
@@ -95,8 +95,13 @@ def test_remote_media_is_fetched_only_when_asked_and_a_thumbnail_fetches_only_th
         },
     )["event_id"]
     after = hq.send(room_id, "and a line after it")
-    field.wait_for(lambda b: _timeline_has(b, room_id, image_event), what="the m.image event")
-    field.wait_for(lambda b: _timeline_has(b, room_id, after), what="the message after it")
+    seen: set[str] = set()
+
+    def arrived(body: dict) -> bool:
+        seen.update(_timeline_ids(body, room_id))
+        return {image_event, after} <= seen
+
+    field.wait_for(arrived, what="the m.image event and the message after it")
     assert _served_media(pair) == []  # the event alone fetched nothing
 
     media = mxc.removeprefix("mxc://")
