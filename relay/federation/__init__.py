@@ -13,6 +13,9 @@ Outbound (us calling others):
   `destinations.py` where we may connect at all (the one destination policy) and the
   key-fetch budget per requester; `request_auth.py` signing and checking X-Matrix headers;
 - `sender.py` one task per destination draining its outbox; `catch_up.py`;
+- `link_budget.py` what a destination's link carries per request (kept per destination by
+  the client), by which the sender sizes transactions and `pull.py` sizes every pull of
+  events (`/get_missing_events`, `/backfill`, `/state_ids`, `/event_auth`, `/event`);
 - `remote_membership.py` our users joining elsewhere; `backfill.py`; `media_fetch.py`;
 - `server_keys.py` the KeyRing: fetching and caching other servers' verify keys.
 

@@ -14,6 +14,9 @@ Rules kept:
 - Failures are not the reader's: an unreachable or erring server, or a deadline
   passed, leave the page as it is locally. An extremity no server could fill is not
   asked for again for `retry_after_s`, so paging back and forth stays local.
+- As many events a request as the server's link carries within the request timeout
+  (pull.py); a reader's page asks for more pieces, each from where the one before ended,
+  until it has its events, the server has no more, or the deadline passes.
 
 Spec: https://spec.matrix.org/v1.16/server-server-api/#backfilling-and-retrieving-missing-events
 """
@@ -22,14 +25,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import quote
 
 import trio
 
 from relay.events.ids import server_of
 from relay.events.pdu import Pdu
+from relay.events.room_versions import RoomVersion
 from relay.federation.errors import PeerUnreachable, RemoteError
 from relay.federation.ingest import BadPdu, Ingest
+from relay.federation.pull import listed, pull
 from relay.services import Services
 from store import Connection
 from store import events as store_events
@@ -122,19 +128,38 @@ class Backfill:
         rv = await self.ingest.room_version_of(room_id)
         if rv is None:
             return
-        client = self.services.federation_client
         for server in await self._servers(room_id):
-            self._requests += 1
-            try:
+            if await self._from_server(server, rv, room_id, event_ids, limit):
+                return
+
+    async def _from_server(
+        self, server: str, rv: RoomVersion, room_id: str, event_ids: list[str], limit: int
+    ) -> bool:
+        """Up to `limit` events at and before `event_ids` from `server`, in pieces its link
+        carries (pull.py), each piece asked from where the one before ended; whether any
+        was new."""
+        client = self.services.federation_client
+        wanted, left, new = event_ids, limit, 0
+        while wanted and left > 0:
+
+            async def ask(limit: int, timeout: float, wanted: list[str] = wanted) -> dict[str, Any]:
+                self._requests += 1
                 body = await client.get_json(
                     server,
                     f"/_matrix/federation/v1/backfill/{quote(room_id, safe='')}",
-                    query={"v": event_ids, "limit": limit},
-                    timeout=self.request_timeout_s,
+                    query={"v": wanted, "limit": limit},
+                    timeout=timeout,
+                )
+                return body
+
+            try:
+                # As many as the server's link carries in time: a few on a slow link.
+                body, asked = await pull(
+                    client, server, ask, listed("pdus"), most=left, timeout=self.request_timeout_s
                 )
             except (PeerUnreachable, RemoteError) as exc:
                 log.info("backfill of %s from %s failed: %s", room_id, server, exc)
-                continue
+                return new > 0
             pdus: list[Pdu] = []
             raw = body.get("pdus")
             for event in raw if isinstance(raw, list) else []:
@@ -150,9 +175,14 @@ class Backfill:
                 stored = await self.ingest.accept_backfilled(server, pdus)
             except Exception:
                 log.warning("backfill of %s from %s broke off", room_id, server, exc_info=True)
-                continue
+                return new > 0
             log.info(
                 "backfill of %s from %s: %d events sent, %d new", room_id, server, len(pdus), stored
             )
-            if stored:
-                return
+            new += stored
+            if not stored or len(raw if isinstance(raw, list) else []) < asked:
+                break  # nothing new, or all the server has
+            left -= len(pdus)
+            prevs = [prev for p in pdus for prev in p.prev_event_ids]
+            wanted = await self._still_missing(room_id, prevs)
+        return new > 0

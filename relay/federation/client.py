@@ -25,6 +25,11 @@ Rules kept here:
   longer than any gap between a relay's probes (sender.py), shorter than Synapse's own
   listener keeps an idle connection (measured, 1.163.2: still open after 700 s), so a kit
   on a slow link pays TCP+TLS setup (3 round trips, ~3 KB) once, not every few seconds.
+- What each destination's link carries (`link_budget(destination)`, link_budget.py) is kept
+  here, once per destination: the sender sizes transactions by it and `pull.py` sizes pulls
+  by it, and both teach it what they measured; pulls from one destination take turns
+  (`pull_turn`). A request cut by its timeout is always `RequestTimedOut`, whatever
+  exception the cut surfaced as.
 - Bodies of signed federation requests are gzipped for a destination that announced it
   takes them (a relay; content_coding.py), learned from its version answers; plain JSON
   to anyone else.
@@ -80,7 +85,7 @@ from relay.federation.errors import (
     RequestTimedOut,
     ResponseTooLarge,
 )
-from relay.federation.link_budget import MAX_TIMEOUT_S
+from relay.federation.link_budget import MAX_TIMEOUT_S, LinkBudget
 from relay.federation.request_auth import authorization_headers
 from relay.federation.resolver import ResolutionError, ResolvedServer, ServerResolver
 from relay.runtime.identity import SigningKey
@@ -208,6 +213,20 @@ class FederationClient:
         self._remote_errors = 0
         self._heard: dict[str, float] = {}
         self._codings: dict[str, frozenset[str]] = {}
+        self._budgets: dict[str, LinkBudget] = {}
+        self._pull_turns: dict[str, trio.Lock] = {}
+
+    def link_budget(self, destination: str) -> LinkBudget:
+        """What `destination`'s link carries per request: the one set of books for it."""
+        budget = self._budgets.get(destination)
+        if budget is None:
+            budget = self._budgets[destination] = LinkBudget()
+        return budget
+
+    def pull_turn(self, destination: str) -> trio.Lock:
+        """Pulls from `destination` take turns under this lock: two at once would each get
+        half the link its budget counts on."""
+        return self._pull_turns.setdefault(destination, trio.Lock())
 
     def heard_from(self, server: str) -> None:
         """`server` showed it is alive (it answered us, or sent us a signed request)."""
@@ -362,6 +381,7 @@ class FederationClient:
         timeout = self.timeout if timeout is None else timeout
         await self._check_policy(destination)
         self._requests += 1
+        deadline = trio.current_time() + timeout
         try:
             with trio.fail_after(timeout):
                 return await self._request(
@@ -372,6 +392,11 @@ class FederationClient:
             raise RequestTimedOut(destination, timeout) from None
         except PeerUnreachable:
             self._unreachable += 1
+            if trio.current_time() >= deadline:
+                # httpcore turns the deadline's cancellation into a transport error when it
+                # strikes inside a connection it shares: still the timeout, and the caller
+                # must know it (a request cut by the timeout is split, not retried whole).
+                raise RequestTimedOut(destination, timeout) from None
             raise
         except RemoteError:
             self._remote_errors += 1

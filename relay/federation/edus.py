@@ -135,6 +135,7 @@ async def handle_edu(services: Services, origin: str, edu: dict[str, Any]) -> No
     content = edu.get("content")
     if handler is None or not isinstance(content, dict):
         return
+    log.debug("EDU %s from %s", edu_type, origin)
     try:
         await handler(services, origin, content)
     except Exception:

@@ -25,6 +25,10 @@ taken, so a slow or hostile peer does not stall the room's other PDUs while it a
 what was fetched is accepted, oldest first, under the lock. Auth-event and state
 fetches (`/event_auth`, `/state_ids`, `/event`) still happen under the lock.
 
+Slow links: `/get_missing_events`, `/event_auth`, `/state_ids` and `/event` go through
+`pull.py`, which asks for pieces the origin's link carries within the request timeout (its
+measured goodput, link_budget.py) and asks again smaller when one is cut.
+
 Spec: https://spec.matrix.org/v1.16/server-server-api/#checks-performed-on-receipt-of-a-pdu
 """
 
@@ -46,6 +50,7 @@ from relay.events.room_versions import RoomVersion, room_version
 from relay.events.signing import SignatureError
 from relay.federation.client import ROOM_STATE_RESPONSE_BYTES, segment
 from relay.federation.errors import PeerUnreachable, RemoteError
+from relay.federation.pull import listed, pull
 from relay.federation.server_keys import KeyNotFound
 from relay.rooms.remote_pdus import (
     DUPLICATE,
@@ -134,6 +139,8 @@ class Ingest:
         #: Servers whose keys were cached since kept PDUs were last tried.
         self._keys_arrived: set[str] = set()
         self._wake_pending = trio.Event()
+        #: PDUs being received now, set once each is done.
+        self._receiving: dict[str, trio.Event] = {}
 
     def _lock(self, room_id: str) -> trio.Lock:
         return self._room_locks.setdefault(room_id, trio.Lock())
@@ -184,12 +191,21 @@ class Ingest:
             return None, Outcome("rejected", str(exc))
         except BadPdu as exc:
             return exc.event_id, Outcome("rejected", str(exc))
+        # The same PDU again while it is being received (a transaction retried by a sender
+        # that gave up waiting): wait for the first, never pull its gap twice at once.
+        while (busy := self._receiving.get(pdu.event_id)) is not None:
+            await busy.wait()
         if await self._stored(pdu.event_id):
             return pdu.event_id, DUPLICATE
-        # Network first, without the lock: the room's other PDUs need not wait for it.
-        fetched = await self._fetch_missing(origin, pdu)
-        async with self._lock(room_id):
-            return pdu.event_id, await self._receive_locked(origin, pdu, fetched)
+        done = self._receiving[pdu.event_id] = trio.Event()
+        try:
+            # Network first, without the lock: the room's other PDUs need not wait for it.
+            fetched = await self._fetch_missing(origin, pdu)
+            async with self._lock(room_id):
+                return pdu.event_id, await self._receive_locked(origin, pdu, fetched)
+        finally:
+            del self._receiving[pdu.event_id]
+            done.set()
 
     # -- PDUs kept until their key is found ----------------------------------------------
 
@@ -391,12 +407,18 @@ class Ingest:
         if not missing:
             return
         client = self.services.federation_client
-        try:
+
+        async def ask(_: int, timeout: float) -> dict[str, Any]:
             body = await client.get_json(
                 origin,
                 f"/_matrix/federation/v1/event_auth/{segment(pdu.room_id)}/{segment(pdu.event_id)}",
                 max_bytes=ROOM_STATE_RESPONSE_BYTES,
+                timeout=timeout,
             )
+            return body
+
+        try:
+            body, _ = await pull(client, origin, ask, listed("auth_chain"), most=1)
         except (PeerUnreachable, RemoteError) as exc:
             log.info("no auth chain for %s from %s: %s", pdu.event_id, origin, exc)
             return
@@ -462,7 +484,13 @@ class Ingest:
             earliest = await self.services.database.read(
                 store_events.get_forward_extremities, room_id
             )
-            try:
+
+            async def ask(
+                limit: int,
+                timeout: float,
+                earliest: list[str] = earliest,
+                latest: list[str] = latest,
+            ) -> dict[str, Any]:
                 body = await client.post_json(
                     origin,
                     f"/_matrix/federation/v1/get_missing_events/{segment(room_id)}",
@@ -472,7 +500,14 @@ class Ingest:
                         "limit": limit,
                         "min_depth": 0,
                     },
+                    timeout=timeout,
                 )
+                return body
+
+            try:
+                # In pieces the link carries: on a slow link fewer than asked, walked
+                # back over more requests.
+                body, limit = await pull(client, origin, ask, listed("events"), most=limit)
             except (PeerUnreachable, RemoteError) as exc:
                 log.info("get_missing_events from %s failed: %s", origin, exc)
                 break
@@ -527,12 +562,20 @@ class Ingest:
         client = self.services.federation_client
         states: list[dict[tuple[str, str], str]] = []
         for prev in pdu.prev_event_ids:
-            body = await client.get_json(
-                origin,
-                f"/_matrix/federation/v1/state_ids/{segment(pdu.room_id)}",
-                query={"event_id": prev},
-                max_bytes=ROOM_STATE_RESPONSE_BYTES,
-            )
+
+            async def ask(_: int, timeout: float, prev: str = prev) -> dict[str, Any]:
+                body = await client.get_json(
+                    origin,
+                    f"/_matrix/federation/v1/state_ids/{segment(pdu.room_id)}",
+                    query={"event_id": prev},
+                    max_bytes=ROOM_STATE_RESPONSE_BYTES,
+                    timeout=timeout,
+                )
+                return body
+
+            # One piece that cannot be split (the ids are small): cut, it is asked again
+            # with a longer timeout.
+            body, _ = await pull(client, origin, ask, lambda answer: [answer], most=1)
             ids = list(body.get("pdu_ids", [])) + list(body.get("auth_chain_ids", []))
             await self._fetch_events_as_outliers(origin, pdu.room_version, [*ids, prev])
             state = await self.services.database.read(self._state_map, body.get("pdu_ids", []))
@@ -563,10 +606,15 @@ class Ingest:
         client = self.services.federation_client
         fetched = []
         for event_id in missing:
-            try:
+
+            async def ask(_: int, timeout: float, event_id: str = event_id) -> dict[str, Any]:
                 body = await client.get_json(
-                    origin, f"/_matrix/federation/v1/event/{segment(event_id)}"
+                    origin, f"/_matrix/federation/v1/event/{segment(event_id)}", timeout=timeout
                 )
+                return body
+
+            try:
+                body, _ = await pull(client, origin, ask, listed("pdus"), most=1)
                 for event in body.get("pdus", []):
                     fetched.append(await self.verified_pdu(event, rv))
             except (PeerUnreachable, RemoteError, BadPdu) as exc:

@@ -20,6 +20,14 @@ is retried, so the sender sizes each transaction to the measured goodput of its 
 - the timeout of a request larger than its budget (one big event) stretches to three times
   what it should take, up to `MAX_TIMEOUT_S`.
 
+Pulling (the other direction: /get_missing_events, /backfill, /state_ids, /event from a
+destination; `pull.py` runs them) keeps the same books per destination, measured on the
+answers' bytes: a pull asks for as many events as its budget holds at the weight events
+from that destination were seen to have (`event_bytes`, `INITIAL_EVENT_BYTES` until an
+answer shows it), at least one. A pull the timeout cut is cut in the books like a send (the
+next piece is half as big), and a single event cut doubles the weight assumed for it, which
+stretches its next timeout (`pull_cut`).
+
 Pure bookkeeping: no I/O, no clock (callers pass durations).
 """
 
@@ -37,6 +45,11 @@ SMALL_SAMPLE_FACTOR = 4
 TIMEOUT_SHARE = 1 / 3
 MAX_TIMEOUT_S = 300.0
 MAX_CEILING_BYTES = 1024 * 1024
+#: what one pulled event is assumed to weigh until an answer shows it (a PDU with a
+#: 1,000-character body is about 1.7 KB with its hashes and signatures).
+INITIAL_EVENT_BYTES = 2 * 1024
+#: the most a single event may weigh (relay.events.limits: 64 KiB).
+MAX_EVENT_BYTES = 64 * 1024
 
 
 @dataclass
@@ -48,6 +61,8 @@ class LinkBudget:
     #: after a cut request: at most this much per request, doubling back with each answer.
     ceiling: int | None = None
     cut_requests: int = 0
+    #: bytes per event of the latest pull answer; None until one came.
+    event_bytes: float | None = None
 
     def rate(self) -> float | None:
         """The bytes per second a request is sized for; None while nothing is known."""
@@ -93,3 +108,32 @@ class LinkBudget:
         shown = size / max(seconds, 1e-3)
         self.goodput = shown if self.goodput is None else min(self.goodput, shown)
         self.recent = shown if self.recent is None else min(self.recent, shown)
+
+    # -- pulls (answers carry the bytes) ----------------------------------------------------
+
+    def event_weight(self) -> float:
+        """The bytes one pulled event is assumed to weigh."""
+        return INITIAL_EVENT_BYTES if self.event_bytes is None else self.event_bytes
+
+    def pull_limit(self, timeout: float, most: int) -> int:
+        """How many events one pull may ask for under `timeout`: what the budget holds at
+        the events' weight, at least 1, at most `most`."""
+        fits = int(self.budget(timeout) // max(1.0, self.event_weight()))
+        return max(1, min(most, fits))
+
+    def pull_timeout(self, limit: int, timeout: float) -> float:
+        """The timeout for a pull of `limit` events (stretched as `timeout_for`)."""
+        return self.timeout_for(int(limit * self.event_weight()), timeout)
+
+    def pulled(self, size: int, events: int, seconds: float) -> None:
+        """A pull was answered with `events` events in `size` bytes after `seconds`."""
+        self.answered(size, seconds)
+        if events > 0:
+            self.event_bytes = min(MAX_EVENT_BYTES, max(1.0, size / events))
+
+    def pull_cut(self, limit: int, seconds: float) -> None:
+        """A pull of `limit` events got no answer within `seconds`: the next one asks for
+        half as many; a single event was heavier than assumed, so its weight doubles."""
+        self.cut(int(limit * self.event_weight()), seconds)
+        if limit <= 1:
+            self.event_bytes = min(MAX_EVENT_BYTES, 2 * self.event_weight())

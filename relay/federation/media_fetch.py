@@ -6,7 +6,9 @@ Rules kept here:
   answer is `multipart/mixed`: a JSON part, then the file's bytes or a `Location` to GET
   them from (unsigned, not cached: it may expire). Read with `MultipartReader`.
 - A server that does not know the federation media endpoints (404/405 `M_UNRECOGNIZED`)
-  is asked the old way, `GET /_matrix/media/v3/download/{serverName}/{mediaId}`.
+  is asked the old way, `GET /_matrix/media/v3/download/{serverName}/{mediaId}`, and a
+  thumbnail from `/_matrix/media/v3/thumbnail/...` (thumbnail first: the original is
+  fetched only when no thumbnail can be had, and then made here).
 - The whole transfer is bounded by `TRANSFER_SECONDS` beyond the `timeout_ms` it allows
   the origin for an async upload; the writer bounds the size.
 - Errors reach the client as ours (`federation/errors.py`): not found stays 404,
@@ -90,7 +92,18 @@ class FederationMedia:
             try:
                 content_type, _ = await self._multipart(server_name, path, query, writer)
             except Unrecognized:
-                return None
+                # A server older than the federation media endpoints: its own thumbnail
+                # still spares a slow link the whole original.
+                legacy = (
+                    f"/_matrix/media/v3/thumbnail/{quote(server_name, safe='')}/"
+                    f"{quote(media_id, safe='')}"
+                )
+                try:
+                    content_type, _ = await self._plain(
+                        server_name, writer, path=legacy, query=query | {"allow_remote": "false"}
+                    )
+                except MatrixError:
+                    return None
         return content_type or "application/octet-stream"
 
     async def _multipart(

@@ -23,8 +23,9 @@ Slow links (a 9.6 kbit/s satellite or radio link; issue 17):
 - Priorities: a transaction takes messages and state (PDUs, and the EDUs that must
   precede them: keys, device lists) first, in order, then receipts, then typing
   notifications, as far as the budget goes; what is left waits for the next one
-  (`choose_rows`). A typing notification older than `STALE_MS` is dropped instead of
-  sent: on a slow link it would arrive meaningless, after the typing stopped.
+  (`choose_rows`). Within a transaction the EDUs are listed in that order too. A typing
+  notification older than `STALE_MS` is dropped instead of sent: on a slow link it would
+  arrive meaningless, after the typing stopped.
 - One connection per destination: a destination's sends and probes take turns
   (`DestinationState.lock`), so they share the client's pooled connection instead of
   opening a second one; the client keeps it warm (client.py, `KEEPALIVE_S`).
@@ -134,9 +135,10 @@ def _edu_type(row: dict[str, Any]) -> str | None:
 def choose_rows(
     rows: list[dict[str, Any]], budget: int, now: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(rows for the next transaction, in queue order; stale rows to drop) from an outbox
-    batch: priority 0 as a prefix in queue order (their order matters), then receipts, then
-    typing, each as far as `budget` bytes go; never nothing while something is live."""
+    """(rows for the next transaction; stale rows to drop) from an outbox batch: priority 0
+    as a prefix in queue order (their order matters), then receipts, then typing, each as
+    far as `budget` bytes go; never nothing while something is live. The rows come tier by
+    tier, each tier in queue order."""
     types = {row["id"]: _edu_type(row) or "" for row in rows}
     stale = [
         row
@@ -153,12 +155,16 @@ def choose_rows(
                 continue
             cost = len(row["payload"]) + 1
             if size + cost > budget and chosen:
-                # Full: the rest of this tier (in order) and every lower tier wait.
-                chosen.sort(key=lambda r: r["id"])
-                return chosen, stale
+                break  # full: the rest of this tier (in order) and every lower tier wait
             chosen.append(row)
             size += cost
-    chosen.sort(key=lambda row: row["id"])
+        else:
+            continue
+        break
+    # Tier by tier, each in queue order: a receiver handles a transaction's EDUs in the
+    # order listed (a relay does), so a receipt listed before a typing notification queued
+    # earlier still arrives first.
+    chosen.sort(key=lambda row: (PRIORITY.get(types[row["id"]], 0), row["id"]))
     return chosen, stale
 
 
@@ -187,7 +193,9 @@ class FederationSender:
         state = self.destinations.get(destination)
         if state is None:
             state = self.destinations[destination] = DestinationState(
-                probe_gap_s=self.probe_interval_s
+                probe_gap_s=self.probe_interval_s,
+                # The client's books for it, which pulls from it keep too.
+                budget=self.services.federation_client.link_budget(destination),
             )
         return state
 

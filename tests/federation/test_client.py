@@ -11,16 +11,19 @@ import pytest
 import trio
 
 from relay.errors import Forbidden, NotFound, Unknown, UnsupportedRoomVersion
+from relay.federation.client import FederationClient
 from relay.federation.errors import (
     DestinationRefused,
     PeerUnreachable,
     RemoteError,
+    RequestTimedOut,
     client_error,
     join_refusal,
 )
 from relay.federation.resolver import ResolvedServer
+from relay.runtime.identity import new_signing_key
 from tests.federation.conftest import open_side
-from tests.federation.fakes import FakeNetwork, open_local
+from tests.federation.fakes import FakeNetwork, fake_config, open_local
 from tests.integration.conftest import RelayProcess
 from tests.support import free_port, fresh_loopback
 
@@ -231,3 +234,30 @@ def test_join_refusal_passes_on_the_remotes_decision_and_nothing_else() -> None:
     odd = join_refusal(RemoteError("x", 400, "m_lower" + "x" * 100, "y" * 5000))
     assert odd is not None
     assert (odd.errcode, len(odd.message)) == ("M_UNKNOWN", 500)
+
+
+class _CutIntoReadError(httpx.AsyncBaseTransport):
+    """A connection that never answers and, cancelled, raises a transport error instead,
+    as httpcore does when the deadline strikes inside a connection it shares."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            await trio.sleep_forever()
+        except trio.Cancelled:
+            raise httpx.ReadError("connection lost", request=request) from None
+        raise AssertionError("unreachable")
+
+
+async def test_a_timeout_that_surfaces_as_a_transport_error_is_still_a_timeout(
+    tmp_path: Path,
+) -> None:
+    """Seen over a 9.6 kbit/s link: a pull cut by its timeout came out as 'unreachable:
+    Cancelled', so it was given up instead of asked again smaller."""
+    client = FederationClient(
+        fake_config(tmp_path), new_signing_key(), transport=_CutIntoReadError()
+    )
+    try:
+        with pytest.raises(RequestTimedOut):
+            await client.get_json("peer.example:8448", VERSION, timeout=0.2)
+    finally:
+        await client.aclose()

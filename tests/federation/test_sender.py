@@ -54,11 +54,11 @@ def test_messages_go_before_receipts_before_typing_when_the_budget_is_short() ->
     cost = {r["id"]: len(r["payload"]) + 1 for r in rows}
     budget = TXN_OVERHEAD_BYTES + cost[3] + cost[4] + cost[5] + cost[2]
     chosen, stale = choose_rows(rows, budget, now=1000)
-    assert _ids(chosen) == [2, 3, 4, 5] and stale == []  # typing waits
+    assert _ids(chosen) == [3, 4, 5, 2] and stale == []  # typing waits
     chosen, _ = choose_rows(rows, budget - cost[2], now=1000)
     assert _ids(chosen) == [3, 4, 5]  # receipts wait too
     chosen, _ = choose_rows(rows, 10**6, now=1000)
-    assert _ids(chosen) == [1, 2, 3, 4, 5]  # room for all: queue order
+    assert _ids(chosen) == [3, 4, 5, 2, 1]  # room for all: still tier by tier
     # Priority 0 stays a prefix in queue order: a PDU that does not fit stops the rest.
     chosen, _ = choose_rows(rows, TXN_OVERHEAD_BYTES + cost[3] + 1, now=1000)
     assert _ids(chosen) == [3]

@@ -7,6 +7,12 @@ user sends 50 messages of 1,000 characters (~80 KB of PDUs, more than the link c
 within a request timeout). Then the link fades out (every packet dropped) until the relay
 has cut a transaction in flight, and comes back: the relay resumes in smaller transactions,
 and every message reaches Synapse once, in order. No timing is asserted: waits are generous.
+
+The other way (pulling): the relay is down while Synapse's user sends long messages, and
+Synapse restarts too, so it only catches the relay up with the newest one; the relay pulls
+the gap before it (`/get_missing_events`) over the 9.6 kbit/s link, in pieces the link
+carries within the request timeout (relay/federation/pull.py). Asked for in one request, as
+before, the gap's answer (40 KB) could never cross the link in time.
 """
 
 from __future__ import annotations
@@ -24,6 +30,9 @@ from tools.synapse_harness import synapse_python
 
 BURST = 50
 LONG = 1000
+#: the gap the relay pulls: 16 messages of 2,000 characters (~2.7 KB each as PDUs).
+GAP = 16
+GAP_LONG = 2000
 
 
 @dataclass
@@ -84,4 +93,41 @@ def test_burst_of_long_messages_crosses_a_9k6_link_once_each_in_order(
     assert burst == sent  # each once, in order
     log = slow_pair.relay.log()
     assert "sending at most" in log  # the cut one was split
+    assert "Traceback" not in log
+
+
+def _gap_message(i: int) -> str:
+    head = f"gap {i:02d} "
+    return head + "klmnopqrst"[i % 10] * (GAP_LONG - len(head))
+
+
+def test_relay_pulls_a_gap_of_long_messages_over_a_9k6_link_after_an_outage(
+    slow_pair: SlowPair,
+) -> None:
+    hq: SeatUser = slow_pair.synapse.add_user("hq")
+    field: SeatUser = slow_pair.relay.add_user("field")
+    room_id = shared_room(hq, field)
+    hq.send(room_id, "before the outage")
+
+    def has(bodies: list[str]) -> bool:
+        return set(bodies) <= set(field.recent_bodies(room_id, GAP + 10))
+
+    wait_for(lambda: has(["before the outage"]), 60, "a message before the outage")
+
+    slow_pair.link.shape(profile("9.6k"))
+    slow_pair.relay.stop()  # the field kit loses power...
+    sent = [_gap_message(i) for i in range(GAP)]
+    for body in sent:
+        hq.send(room_id, body)
+    # ...and HQ restarts: Synapse then catches the relay up with the newest event only.
+    slow_pair.synapse.stop()
+    slow_pair.synapse.start()
+    slow_pair.relay.start()
+
+    wait_for(lambda: has(sent), 600, f"the {GAP} messages of the gap at the relay")
+    seen = field.recent_bodies(room_id, GAP + 10)
+    assert [b for b in seen if b.startswith("gap ")] == sent  # each once, in order
+    assert "Catching up destination" in slow_pair.synapse.log()  # pulled, not pushed
+    log = slow_pair.relay.log()
+    assert "get_missing_events from" not in log  # no pull failed or over-ran its limit
     assert "Traceback" not in log

@@ -3,6 +3,10 @@ Synapse, over the same emulated link (tools/linkemu), in one run.
 
     make bench-lowband      # or: .venv/bin/python -m tools.bench.lowband [--profiles 9.6k,64k]
 
+By default: 9.6 and 256 kbit/s (300 ms) for every pair, and relay -> relay again over each
+with 1 % loss each way (`--loss-pairs`). The load average (1 min) is sampled before and
+after each pair and printed with the tables.
+
 Per profile and per pair (kit -> hq: relay -> stock Synapse, Synapse -> Synapse, and
 relay -> relay), in two network namespaces joined by the shaped veth:
 
@@ -363,9 +367,14 @@ def table(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.bench.lowband")
-    parser.add_argument("--profiles", default="9.6k", help="comma-separated, tools/linkemu")
+    parser.add_argument("--profiles", default="9.6k,256k", help="comma-separated, tools/linkemu")
     parser.add_argument(
         "--pairs", default="relay,synapse,relay-relay", help=f"of {', '.join(PAIRS)}"
+    )
+    parser.add_argument(
+        "--loss-pairs",
+        default="relay-relay",
+        help="pairs also run over each profile's 1 %% loss variant ('' for none)",
     )
     parser.add_argument("--msgs", type=int, default=20)
     parser.add_argument("--gap", type=float, default=5.0)
@@ -379,19 +388,30 @@ def main(argv: list[str] | None = None) -> int:
     ensure_synapse_installed()
     EmulatedLink.check_available()
     results = []
-    for profile_name in args.profiles.split(","):
+    runs = [
+        (name, key) for name in args.profiles.split(",") for key in args.pairs.split(",") if key
+    ]
+    runs += [
+        (f"{name}-loss", key)
+        for name in args.profiles.split(",")
+        for key in args.loss_pairs.split(",")
+        if key and not name.endswith("-loss")
+    ]
+    load = [os.getloadavg()[0]]
+    for profile_name, key in runs:
         chosen = profile(profile_name)
-        for key in args.pairs.split(","):
-            name, make_hq, make_kit = PAIRS[key]
-            say(f"{name} over {chosen.label}")
-            if args.keep is not None:  # the servers' directories and logs stay there
-                workdir = args.keep / f"{profile_name}-{key}"
-                workdir.mkdir(parents=True, exist_ok=True)
-                results.append(measure_pair(name, make_hq, make_kit, chosen, args, workdir))
-                continue
+        name, make_hq, make_kit = PAIRS[key]
+        say(f"{name} over {chosen.label}")
+        if args.keep is not None:  # the servers' directories and logs stay there
+            workdir = args.keep / f"{profile_name}-{key}"
+            workdir.mkdir(parents=True, exist_ok=True)
+            results.append(measure_pair(name, make_hq, make_kit, chosen, args, workdir))
+        else:
             with tempfile.TemporaryDirectory(prefix="bench-lowband-") as tmp:
                 results.append(measure_pair(name, make_hq, make_kit, chosen, args, Path(tmp)))
+        load.append(os.getloadavg()[0])
     report = {
+        "load_average_1min": {"min": min(load), "max": max(load), "samples": load},
         "machine": f"{platform.machine()}, {platform.python_version()}",
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "args": {k: str(v) for k, v in vars(args).items()},
@@ -399,6 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.write_text(json.dumps(report, indent=1))
     print(table(results, args))
+    print(f"load average (1 min) during the run: {min(load):.1f} to {max(load):.1f}")
     return 0
 
 

@@ -3,7 +3,8 @@
 - `SynapseSeat`: a real Synapse (tools/synapse_harness.py) at a side's address, its client
   API on port 8008, federation (TLS) on 8448, the link's subnet taken off its federation
   blacklist.
-- `RelaySeat`: an edge relay the same way (`relay init` + `relay run` in the namespace).
+- `RelaySeat`: an edge relay the same way (`relay init` + `relay run` in the namespace),
+  the link's subnet allowed as a federation destination.
 - `SeatUser`: a Matrix user of a seat; every request is made inside the seat's namespace.
 
 Everything binds only to the side's address inside its namespace.
@@ -92,6 +93,9 @@ class RelaySeat:
         for key in ("login_per_second", "send_per_second"):
             text = text.replace(f"{key} = ", f"{key} = 0 #", 1)
         text = text.replace('level = "INFO"', f'level = "{log_level}"', 1)
+        # The other side of the link is a private address: allowed, as Synapse's seat does.
+        subnet = ".".join(address.split(".")[:3]) + ".0/24"
+        text = text.replace("ip_range_allowlist = []", f'ip_range_allowlist = ["{subnet}"]', 1)
         config.write_text(without_mdns(text))  # one peer across the link, no LAN discovery
 
     @property
