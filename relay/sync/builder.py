@@ -138,17 +138,34 @@ class SyncService:
     # -- sync -------------------------------------------------------------------------------
 
     async def sync(self, params: SyncParams) -> SyncResult:
-        await self.presence.note_syncing(params.user_id, params.set_presence)
-        if self.devices is not None:
-            await self.devices.before(params.user_id, params.device_id, params.since)
+        """One answer. Each build is one read in a worker thread; the first also reads,
+        in the same snapshot, the user's stored presence (a client that syncs goes online)
+        and whether the device holds to-device messages its `since` acknowledges. The
+        writes those call for come after that read: a presence change, and then a build
+        again, so the answer carries it as it did when the write came first; the
+        acknowledged messages are left out of every answer by position, deleted after."""
+        touched = self.presence.touch(params.user_id, params.set_presence)
         timeout_s = min(max(params.timeout_ms, 0), MAX_TIMEOUT_MS) / 1000
         deadline = trio.current_time() + timeout_s
+        check_presence = touched
+        acknowledged = False
         while True:
             typing = self.typing.snapshot(params.since_typing)
             last_active = dict(self.presence.last_active)
-            result = await self.database.read(
-                self._build_txn, params, typing, last_active, now_ms()
+            result, stored_presence = await self.database.read(
+                self._build_txn, params, typing, last_active, now_ms(), check_presence
             )
+            if check_presence:
+                check_presence = False
+                if await self.presence.store_sync_state(
+                    params.user_id, params.set_presence, stored_presence
+                ):
+                    continue
+            if self.devices is not None and result.devices is not None and not acknowledged:
+                acknowledged = True
+                await self.devices.after(
+                    params.user_id, params.device_id, params.since, result.devices
+                )
             if params.since is None or params.full_state or not result.is_empty():
                 return result
             now = trio.current_time()
@@ -167,7 +184,13 @@ class SyncService:
         typing: TypingSnapshot,
         last_active: dict[str, int],
         now: int,
-    ) -> SyncResult:
+        read_presence: bool = False,
+    ) -> tuple[SyncResult, str | None]:
+        """The answer at the snapshot's position, and the user's stored presence state if
+        `read_presence` (else None)."""
+        stored_presence = (
+            self.presence.stored_state_txn(conn, params.user_id) if read_presence else None
+        )
         to = store_events.max_stream_ordering(conn)
         result = SyncResult(stream=max(to, params.since or 0), typing=typing.serial)
         reader = RoomReader(
@@ -200,7 +223,7 @@ class SyncService:
             result.devices = self.devices.section_txn(
                 conn, params.user_id, params.device_id, since, result.stream
             )
-        return result
+        return result, stored_presence
 
     def _invited_by(self, reader: RoomReader, event_id: str) -> str | None:
         pdu = reader.pdu(event_id)

@@ -101,14 +101,45 @@ class PresenceService:
             return {"presence": "offline"}
         return presence_content(row, now_ms(), self.last_active.get(user_id))
 
-    async def note_syncing(self, user_id: str, set_presence: str | None) -> None:
-        """A client of `user_id` is syncing with `set_presence`."""
+    def touch(self, user_id: str, set_presence: str | None) -> bool:
+        """A client of `user_id` is syncing with `set_presence`: refresh "last active" (in
+        memory). False when `set_presence` is "offline" (the sync leaves presence alone)."""
         if set_presence == "offline":
-            return
+            return False
         self.last_active[user_id] = now_ms()
+        return True
+
+    @staticmethod
+    def state_to_write(set_presence: str | None, stored: str | None) -> str | None:
+        """The state a sync with `set_presence` must store, given the `stored` one (None:
+        never set, i.e. offline); None when it stays as it is."""
+        if set_presence == "offline":
+            return None
         wanted = set_presence or "online"
-        row = await self.database.read(store_presence.get_presence, user_id)
-        current = row["state"] if row else "offline"
+        current = stored or "offline"
         if current == wanted or (set_presence is None and current == "unavailable"):
+            return None
+        return wanted
+
+    def stored_state_txn(self, conn: Connection, user_id: str) -> str | None:
+        """The user's stored state, read in the caller's snapshot (sync's build)."""
+        row = store_presence.get_presence(conn, user_id)
+        return row["state"] if row else None
+
+    async def note_syncing(self, user_id: str, set_presence: str | None) -> None:
+        """A client of `user_id` is syncing with `set_presence` (read and write apart from
+        any sync build; `/sync` does the read in its build's snapshot instead)."""
+        if not self.touch(user_id, set_presence):
             return
+        stored = await self.database.read(self.stored_state_txn, user_id)
+        await self.store_sync_state(user_id, set_presence, stored)
+
+    async def store_sync_state(
+        self, user_id: str, set_presence: str | None, stored: str | None
+    ) -> bool:
+        """Store what `state_to_write` says, keeping the status message; True if it wrote."""
+        wanted = self.state_to_write(set_presence, stored)
+        if wanted is None:
+            return False
         await self.set_status(user_id, wanted, None, keep_msg=True)
+        return True
