@@ -19,6 +19,12 @@ which runs it after the COMMIT that covers the call has returned, and drops it i
 call rolls back (its own exception, its savepoint undone, or the group's COMMIT failing).
 Outside a write it runs at once: a read sees only committed data.
 
+A read of a few rows by key (the access token of a request) may run on the trio thread
+itself (``read_now``), on a connection of its own: in WAL a reader never waits for the
+writer, so it is shorter than the hand-off to a worker thread it saves. Should SQLite
+answer busy (a crashed process's WAL being recovered) it goes to a worker thread as any
+read.
+
 Writes are never abandoned on cancellation: a write that started finishes (and its
 caller gets its result, as ``trio.to_thread.run_sync`` does), so an acknowledged
 write is never half-done; a write cancelled before it started is dropped.
@@ -41,6 +47,8 @@ from store import db as store_db
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 READERS = 4
+#: How long `read_now` lets SQLite wait on the trio thread before it takes a worker.
+NOW_BUSY_TIMEOUT_MS = 20
 #: At most this many calls share one transaction (bounds the latency of the group).
 MAX_GROUP = 64
 _SAVEPOINT = "relay_group_commit"
@@ -162,6 +170,8 @@ class Database:
         self._read_limiter = trio.CapacityLimiter(READERS)
         self._readers: list[sqlite3.Connection] = []
         self._all_readers: list[sqlite3.Connection] = []
+        #: The connection of `read_now` (trio thread only).
+        self._now: sqlite3.Connection | None = None
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(conn, *args)` in a write transaction (possibly shared with other calls,
@@ -209,6 +219,21 @@ class Database:
                 return await trio.to_thread.run_sync(run)
             finally:
                 self._readers.append(conn)
+
+    async def read_now(self, fn: Callable[..., T], *args: Any) -> T:
+        """`read`, on the trio thread (no hand-off): only for `fn` reading a few rows by
+        key. Busy (see the module docstring): as `read`, in a worker thread."""
+        if self._now is None:
+            self._now = store_db.connect(self.path, synchronous=self._synchronous)
+            self._now.execute(f"PRAGMA busy_timeout = {NOW_BUSY_TIMEOUT_MS}")
+            self._all_readers.append(self._now)
+        try:
+            with store_db.read(self._now):
+                return fn(self._now, *args)
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+        return await self.read(fn, *args)
 
     def _new_reader(self) -> sqlite3.Connection:
         conn = store_db.connect(self.path, synchronous=self._synchronous)
