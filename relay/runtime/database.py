@@ -2,8 +2,8 @@
 
 SQLite allows one writer at a time, so every write runs on the single writer
 connection, in a worker thread; the caller's function receives the connection and
-never commits (store's rule). Reads run on a small pool of their own connections
-(WAL lets them proceed beside the writer).
+never commits (store's rule). Reads run on a few reader threads of their own, each with
+its own connection (WAL lets them proceed beside the writer), fed from one queue.
 
 Group commit: with ``synchronous=FULL`` every COMMIT is an fsync, so writes that
 arrive while the writer is busy are run together, in arrival order, in ONE
@@ -33,6 +33,7 @@ write is never half-done; a write cancelled before it started is dropped.
 from __future__ import annotations
 
 import logging
+import queue
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -40,6 +41,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import outcome
 import trio
 
 from store import db as store_db
@@ -160,6 +162,63 @@ def _run_group(conn: sqlite3.Connection, group: list[_Write]) -> None:
         call.committed()
 
 
+class _Read:
+    """One `Database.read` call: run on a reader thread, its outcome delivered on trio's."""
+
+    __slots__ = ("args", "done", "fn", "result")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self.fn = fn
+        self.args = args
+        self.done = trio.Event()
+        self.result: outcome.Outcome[Any] | None = None
+
+    def run(self, conn: sqlite3.Connection) -> Any:
+        with store_db.read(conn):
+            return self.fn(conn, *self.args)
+
+    def deliver(self, result: outcome.Outcome[Any]) -> None:
+        self.result = result
+        self.done.set()
+
+
+class _Readers:
+    """`READERS` worker threads, each with a connection of its own, taking reads from one
+    queue: a thread that is busy takes the next read when it is done, so a burst of reads
+    (50 long-polls woken by one message) wakes at most `READERS` threads, not one per
+    read; each result comes back through the trio token."""
+
+    def __init__(self, path: Path, synchronous: str, token: trio.lowlevel.TrioToken) -> None:
+        self._jobs: queue.SimpleQueue[_Read | None] = queue.SimpleQueue()
+        self._token = token
+        self.connections = [store_db.connect(path, synchronous=synchronous) for _ in range(READERS)]
+        self._threads = [
+            threading.Thread(target=self._work, args=(conn,), name="relay-reader", daemon=True)
+            for conn in self.connections
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, job: _Read) -> None:
+        self._jobs.put(job)
+
+    def _work(self, conn: sqlite3.Connection) -> None:
+        while (job := self._jobs.get()) is not None:
+            result = outcome.capture(job.run, conn)
+            try:
+                self._token.run_sync_soon(job.deliver, result)
+            except trio.RunFinishedError:
+                return
+
+    def close(self) -> None:
+        for _ in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            thread.join()
+        for conn in self.connections:
+            conn.close()
+
+
 class Database:
     def __init__(self, path: Path, writer: sqlite3.Connection, synchronous: str) -> None:
         self.path = path
@@ -167,8 +226,9 @@ class Database:
         self._synchronous = synchronous
         self._write_limiter = trio.CapacityLimiter(1)
         self._queued: list[_Write] = []
-        self._read_limiter = trio.CapacityLimiter(READERS)
-        self._readers: list[sqlite3.Connection] = []
+        #: The reader threads (started by the first read, which has the trio token).
+        self._readers: _Readers | None = None
+        #: Every reader connection (the readers', `read_now`'s): tests trace them.
         self._all_readers: list[sqlite3.Connection] = []
         #: The connection of `read_now` (trio thread only).
         self._now: sqlite3.Connection | None = None
@@ -207,18 +267,21 @@ class Database:
         return call.unwrap()
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(conn, *args)` on a reader connection, in one consistent snapshot."""
-        async with self._read_limiter:
-            conn = self._readers.pop() if self._readers else self._new_reader()
-            try:
-
-                def run() -> T:
-                    with store_db.read(conn):
-                        return fn(conn, *args)
-
-                return await trio.to_thread.run_sync(run)
-            finally:
-                self._readers.append(conn)
+        """Run `fn(conn, *args)` on a reader connection, in one consistent snapshot.
+        A read that started finishes (as `trio.to_thread.run_sync` without abandoning):
+        its caller gets its result, and a cancellation is seen at the next checkpoint."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if self._readers is None:
+            self._readers = _Readers(
+                self.path, self._synchronous, trio.lowlevel.current_trio_token()
+            )
+            self._all_readers.extend(self._readers.connections)
+        call = _Read(fn, args)
+        self._readers.submit(call)
+        with trio.CancelScope(shield=True):
+            await call.done.wait()
+        assert call.result is not None
+        return call.result.unwrap()
 
     async def read_now(self, fn: Callable[..., T], *args: Any) -> T:
         """`read`, on the trio thread (no hand-off): only for `fn` reading a few rows by
@@ -235,14 +298,11 @@ class Database:
                 raise
         return await self.read(fn, *args)
 
-    def _new_reader(self) -> sqlite3.Connection:
-        conn = store_db.connect(self.path, synchronous=self._synchronous)
-        self._all_readers.append(conn)
-        return conn
-
     def close(self) -> None:
-        for conn in self._all_readers:
-            conn.close()
+        if self._readers is not None:
+            self._readers.close()
+        if self._now is not None:
+            self._now.close()
         self._writer.close()
 
 
