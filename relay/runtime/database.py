@@ -49,6 +49,13 @@ from store import db as store_db
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 READERS = 4
+#: SQLite's page cache of each reader connection (the default is 2000 KiB each). The
+#: writer keeps the default: it walks the indexes it updates on every write. What the
+#: readers miss comes from the operating system's file cache, which the whole box
+#: shares and which it reclaims under pressure; the page caches never shrink.
+READER_CACHE_KIB = 1024
+#: `read_now` reads a few rows by key: a small cache is enough.
+NOW_CACHE_KIB = 256
 #: How long `read_now` lets SQLite wait on the trio thread before it takes a worker.
 NOW_BUSY_TIMEOUT_MS = 20
 #: At most this many calls share one transaction (bounds the latency of the group).
@@ -192,6 +199,8 @@ class _Readers:
         self._jobs: queue.SimpleQueue[_Read | None] = queue.SimpleQueue()
         self._token = token
         self.connections = [store_db.connect(path, synchronous=synchronous) for _ in range(READERS)]
+        for conn in self.connections:
+            conn.execute(f"PRAGMA cache_size = -{READER_CACHE_KIB}")
         self._threads = [
             threading.Thread(target=self._work, args=(conn,), name="relay-reader", daemon=True)
             for conn in self.connections
@@ -289,6 +298,7 @@ class Database:
         if self._now is None:
             self._now = store_db.connect(self.path, synchronous=self._synchronous)
             self._now.execute(f"PRAGMA busy_timeout = {NOW_BUSY_TIMEOUT_MS}")
+            self._now.execute(f"PRAGMA cache_size = -{NOW_CACHE_KIB}")
             self._all_readers.append(self._now)
         try:
             with store_db.read(self._now):
