@@ -138,25 +138,48 @@ class SyncService:
     # -- sync -------------------------------------------------------------------------------
 
     async def sync(self, params: SyncParams) -> SyncResult:
-        """One answer. Each build is one read in a worker thread; the first also reads,
-        in the same snapshot, the user's stored presence (a client that syncs goes online)
-        and whether the device holds to-device messages its `since` acknowledges. The
-        writes those call for come after that read: a presence change, and then a build
-        again, so the answer carries it as it did when the write came first; the
-        acknowledged messages are left out of every answer by position, deleted after."""
-        touched = self.presence.touch(params.user_id, params.set_presence)
+        """One answer. Each build is one read in a reader thread; the first also reads,
+        in the same snapshot, the user's stored presence when this process does not know
+        it yet (a client that syncs goes online), and whether the device holds to-device
+        messages its `since` acknowledges. The writes those call for come after that
+        read: a presence change, and then a build again, so the answer carries it as it
+        did when the write came first; the acknowledged messages are left out of every
+        answer by position, deleted after.
+
+        A long-poll whose `since` is at the notifier's position, with no typing news and
+        no presence to read, waits before it builds at all: everything a sync reports
+        but typing takes a stream position, so a build then would be empty."""
+        read_presence = False
+        if self.presence.touch(params.user_id, params.set_presence):
+            known, state = self.presence.known_state(params.user_id)
+            if not known:
+                read_presence = True
+            else:
+                await self.presence.store_sync_state(params.user_id, params.set_presence, state)
         timeout_s = min(max(params.timeout_ms, 0), MAX_TIMEOUT_MS) / 1000
         deadline = trio.current_time() + timeout_s
-        check_presence = touched
         acknowledged = False
         while True:
             typing = self.typing.snapshot(params.since_typing)
+            now = trio.current_time()
+            if (
+                not read_presence
+                and params.since is not None
+                and not params.full_state
+                and params.since >= self.notifier.stream_position
+                and not typing.changed
+                and now < deadline
+            ):
+                await self.notifier.wait_for_change(
+                    params.since, typing.serial, self._wait_s(deadline, now)
+                )
+                continue
             last_active = dict(self.presence.last_active)
             result, stored_presence = await self.database.read(
-                self._build_txn, params, typing, last_active, now_ms(), check_presence
+                self._build_txn, params, typing, last_active, now_ms(), read_presence
             )
-            if check_presence:
-                check_presence = False
+            if read_presence:
+                read_presence = False
                 if await self.presence.store_sync_state(
                     params.user_id, params.set_presence, stored_presence
                 ):
@@ -171,11 +194,17 @@ class SyncService:
             now = trio.current_time()
             if now >= deadline:
                 return result
-            wake = deadline
-            expiry = self.typing.next_expiry()
-            if expiry is not None:
-                wake = min(wake, expiry)
-            await self.notifier.wait_for_change(result.stream, result.typing, max(0.0, wake - now))
+            await self.notifier.wait_for_change(
+                result.stream, result.typing, self._wait_s(deadline, now)
+            )
+
+    def _wait_s(self, deadline: float, now: float) -> float:
+        """How long a long-poll may wait: to its deadline or the next typing expiry."""
+        wake = deadline
+        expiry = self.typing.next_expiry()
+        if expiry is not None:
+            wake = min(wake, expiry)
+        return max(0.0, wake - now)
 
     def _build_txn(
         self,

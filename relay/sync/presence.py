@@ -19,6 +19,7 @@ Spec: https://spec.matrix.org/v1.16/client-server-api/#presence
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from relay.errors import Forbidden, InvalidParam
@@ -55,6 +56,13 @@ class PresenceService:
         self.notifier = notifier
         #: user_id -> last time a client of theirs synced or set presence (ms)
         self.last_active: dict[str, int] = {}
+        #: user_id -> (stream position, state) of the newest stored row this process
+        #: wrote or read (-1, None: no row). Only `set_status` writes presence rows and
+        #: none is ever deleted, so the entry with the highest position is the stored
+        #: row, whatever order writes and reads report in (`known_state`).
+        self._stored: dict[str, tuple[int, str | None]] = {}
+        #: Builds note what they read from worker threads.
+        self._stored_lock = threading.Lock()
 
     async def set_status(
         self, user_id: str, state: str, status_msg: str | None, *, keep_msg: bool = False
@@ -81,7 +89,20 @@ class PresenceService:
             )
             return position
 
-        self.notifier.on_stream(await self.database.write(txn))
+        position = await self.database.write(txn)
+        self._note_stored(user_id, position, state)
+        self.notifier.on_stream(position)
+
+    def _note_stored(self, user_id: str, position: int, state: str | None) -> None:
+        with self._stored_lock:
+            known = self._stored.get(user_id)
+            if known is None or known[0] < position:
+                self._stored[user_id] = (position, state)
+
+    def known_state(self, user_id: str) -> tuple[bool, str | None]:
+        """(known, state): the user's stored state if this process has seen it."""
+        known = self._stored.get(user_id)
+        return (False, None) if known is None else (True, known[1])
 
     async def get_status(self, requester: str, user_id: str) -> dict[str, Any]:
         try:
@@ -124,7 +145,11 @@ class PresenceService:
     def stored_state_txn(self, conn: Connection, user_id: str) -> str | None:
         """The user's stored state, read in the caller's snapshot (sync's build)."""
         row = store_presence.get_presence(conn, user_id)
-        return row["state"] if row else None
+        if row is None:
+            self._note_stored(user_id, -1, None)
+            return None
+        self._note_stored(user_id, row["stream_ordering"], row["state"])
+        return str(row["state"])
 
     async def note_syncing(self, user_id: str, set_presence: str | None) -> None:
         """A client of `user_id` is syncing with `set_presence` (read and write apart from

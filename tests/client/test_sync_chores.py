@@ -4,9 +4,13 @@ to-device messages its `since` acknowledges."""
 
 from __future__ import annotations
 
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
 from relay.client.tokens import parse_token
 from relay.sync.builder import SyncParams
 from store import device_inbox as store_inbox
+from store import presence as store_presence
 from tests.client.conftest import ClientApi
 from tests.client.helpers import V3, create_room, join, sync, uid
 
@@ -91,3 +95,59 @@ async def test_a_lost_answer_is_delivered_again_from_the_older_token(api: Client
     for _ in range(2):  # the client never got the answer: it asks from `first` again
         again = await sync(api, bob, first["next_batch"])
         assert [e["content"] for e in again["to_device"]["events"]] == [{"n": 2}]
+
+
+PRESENCE_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["alice", "bob"]),
+        st.sampled_from(["put", "sync"]),
+        st.sampled_from([None, "online", "unavailable", "offline"]),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+def _draw_presence_ops(n: int) -> list[list[tuple[str, str, str | None]]]:
+    drawn: list[list[tuple[str, str, str | None]]] = []
+
+    @settings(
+        max_examples=n,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(PRESENCE_OPS)
+    def collect(value: list[tuple[str, str, str | None]]) -> None:
+        drawn.append(value)
+
+    collect()
+    return drawn
+
+
+async def test_the_known_presence_is_the_stored_row(api: ClientApi) -> None:
+    """`PresenceService.known_state` (what lets a sync skip the presence read) equals the
+    row in the store after any mix of `PUT /presence` and syncs with `set_presence`."""
+    heads = {name: await api.login(name) for name in ("alice", "bob")}
+    presence = api.services.presence
+    compared = 0
+    for ops in _draw_presence_ops(15):
+        for user, op, state in ops:
+            if op == "put":
+                r = await api.http.put(
+                    f"{V3}/presence/{uid(user)}/status",
+                    headers=heads[user],
+                    json={"presence": state or "online"},
+                )
+            else:
+                params = {"timeout": "0", **({"set_presence": state} if state else {})}
+                r = await api.http.get(f"{V3}/sync", headers=heads[user], params=params)
+            assert r.status_code == 200, r.text
+            for name in heads:
+                known, cached = presence.known_state(uid(name))
+                row = await api.services.database.read(store_presence.get_presence, uid(name))
+                if known:
+                    assert cached == (row["state"] if row else None), (ops, name)
+                    compared += 1
+    assert compared > 15
