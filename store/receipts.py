@@ -53,9 +53,7 @@ def get_receipts(conn: sqlite3.Connection, room_id: str) -> list[dict[str, Any]]
 def rooms_with_receipts_since(conn: sqlite3.Connection, since: int) -> set[str]:
     """Rooms with a receipt written after stream position ``since`` (index
     ``receipts_stream_ordering``: costs the receipts since, not the rooms)."""
-    rows = conn.execute(
-        "SELECT room_id FROM receipts WHERE stream_ordering > ?", (since,)
-    )
+    rows = conn.execute("SELECT room_id FROM receipts WHERE stream_ordering > ?", (since,))
     return {row[0] for row in rows}
 
 

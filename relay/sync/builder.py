@@ -357,8 +357,10 @@ class SyncService:
         filt = params.filter.presence
         if filt.is_empty_allow_list() or not filt.allows_type("m.presence"):
             return []
-        users = {params.user_id, *store_rooms.users_sharing_rooms(conn, params.user_id)}
         since = -1 if params.since is None else params.since
+        if params.since is not None and not store_presence.presence_since(conn, None, since):
+            return []  # nobody's presence moved: no need to ask who shares a room
+        users = {params.user_id, *store_rooms.users_sharing_rooms(conn, params.user_id)}
         events = [
             {
                 "type": "m.presence",
