@@ -293,16 +293,17 @@ class Database:
         return call.result.unwrap()
 
     async def read_now(self, fn: Callable[..., T], *args: Any) -> T:
-        """`read`, on the trio thread (no hand-off): only for `fn` reading a few rows by
-        key. Busy (see the module docstring): as `read`, in a worker thread."""
+        """`read`, on the trio thread (no hand-off): only for `fn` running ONE statement
+        that reads a few rows by key (so it needs no transaction to be consistent).
+        Busy (see the module docstring): as `read`, in a worker thread."""
         if self._now is None:
             self._now = store_db.connect(self.path, synchronous=self._synchronous)
             self._now.execute(f"PRAGMA busy_timeout = {NOW_BUSY_TIMEOUT_MS}")
             self._now.execute(f"PRAGMA cache_size = -{NOW_CACHE_KIB}")
             self._all_readers.append(self._now)
         try:
-            with store_db.read(self._now):
-                return fn(self._now, *args)
+            # One statement is its own snapshot: no BEGIN ... COMMIT around it.
+            return fn(self._now, *args)
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) and "busy" not in str(exc):
                 raise
