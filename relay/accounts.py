@@ -89,7 +89,9 @@ class Accounts:
             await self.on_devices_deleted(user_id, device_ids)
 
     async def authenticate(self, token: str) -> Requester:
-        found = await self.database.read(store_accounts.lookup_access_token, token)
+        # One row by its key, on every request: looked up on the trio thread (exact, so a
+        # token revoked by any path, the CLI's included, is refused at once).
+        found = await self.database.read_now(store_accounts.lookup_access_token, token)
         if found is None:
             raise UnknownToken("Unrecognised access token")
         user_id, device_id = found

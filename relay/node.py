@@ -44,6 +44,7 @@ from relay.push.delivery import PushDelivery
 from relay.push.gateway import PushGateways, gateway_policy
 from relay.push.pushers import Pushers
 from relay.rooms.service import RoomService
+from relay.runtime import memory
 from relay.runtime.clock import now_ms
 from relay.runtime.database import Database, open_database
 from relay.runtime.housekeeping import Housekeeping
@@ -246,6 +247,7 @@ async def serve_node(
 ) -> None:
     """Run the relay described by `config` until cancelled or signalled."""
     signing_key = read_signing_key(config.signing_key_path)
+    memory.limit_arenas()  # before the database starts its threads (relay/runtime/memory.py)
     if not config.verify_tls:
         log.warning(
             "federation.verify_tls is false: TLS certificates are NOT checked"

@@ -30,13 +30,13 @@ def add_message(
 
 
 def messages_up_to(
-    conn: sqlite3.Connection, user_id: str, device_id: str, to: int, limit: int
+    conn: sqlite3.Connection, user_id: str, device_id: str, to: int, limit: int, *, after: int = -1
 ) -> list[str]:
-    """The device's messages at positions <= `to`, oldest first (message_json)."""
+    """The device's messages at positions in (`after`, `to`], oldest first (message_json)."""
     rows = conn.execute(
         "SELECT message_json FROM device_inbox WHERE user_id = ? AND device_id = ?"
-        " AND stream <= ? ORDER BY stream LIMIT ?",
-        (user_id, device_id, to, limit),
+        " AND stream > ? AND stream <= ? ORDER BY stream LIMIT ?",
+        (user_id, device_id, after, to, limit),
     )
     return [row[0] for row in rows]
 

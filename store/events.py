@@ -52,6 +52,7 @@ __all__ = [
     "next_stream_ordering",
     "promote_outlier",
     "rejected_event_ids",
+    "rooms_with_events_between",
     "senders_outside",
     "set_forward_extremities",
     "state_event_ids_of_type",
@@ -497,6 +498,16 @@ def update_forward_extremities(
 
 
 # Pagination ------------------------------------------------------------------------------
+
+
+def rooms_with_events_between(conn: sqlite3.Connection, since: int, to: int) -> set[str]:
+    """Rooms with an event (outliers, rejected and soft-failed ones included) at a stream
+    position in ``(since, to]``: walks the stream index over that range only."""
+    rows = conn.execute(
+        "SELECT room_id FROM events WHERE stream_ordering > ? AND stream_ordering <= ?",
+        (since, to),
+    )
+    return {row[0] for row in rows}
 
 
 def events_in_room_by_stream(

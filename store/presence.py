@@ -47,9 +47,15 @@ def get_presence(conn: sqlite3.Connection, user_id: str) -> dict[str, Any] | Non
 
 
 def presence_since(
-    conn: sqlite3.Connection, user_ids: Iterable[str], since: int
+    conn: sqlite3.Connection, user_ids: Iterable[str] | None, since: int
 ) -> list[dict[str, Any]]:
-    """Rows of ``user_ids`` changed after stream position ``since``, in stream order."""
+    """Rows of ``user_ids`` (None: anyone's, by the stream index) changed after stream
+    position ``since``, in stream order."""
+    if user_ids is None:
+        rows = conn.execute(
+            "SELECT * FROM presence WHERE stream_ordering > ? ORDER BY stream_ordering", (since,)
+        )
+        return [dict(row) for row in rows]
     found: list[dict[str, Any]] = []
     for chunk in id_batches(user_ids):
         marks = ",".join("?" * len(chunk))

@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["get_receipts", "receipts_since", "set_receipt"]
+__all__ = ["get_receipts", "receipts_since", "rooms_with_receipts_since", "set_receipt"]
 
 
 def set_receipt(
@@ -48,6 +48,13 @@ def get_receipts(conn: sqlite3.Connection, room_id: str) -> list[dict[str, Any]]
         "SELECT * FROM receipts WHERE room_id = ? ORDER BY stream_ordering", (room_id,)
     )
     return [dict(row) for row in rows]
+
+
+def rooms_with_receipts_since(conn: sqlite3.Connection, since: int) -> set[str]:
+    """Rooms with a receipt written after stream position ``since`` (index
+    ``receipts_stream_ordering``: costs the receipts since, not the rooms)."""
+    rows = conn.execute("SELECT room_id FROM receipts WHERE stream_ordering > ?", (since,))
+    return {row[0] for row in rows}
 
 
 def receipts_since(

@@ -164,11 +164,16 @@ class DeviceLists:
         self, conn: Connection, user_id: str, since: int, to: int
     ) -> tuple[list[str], list[str]]:
         """(changed, left) for `user_id` between stream positions `since` and `to`."""
-        sharing = set(store_rooms.users_sharing_rooms(conn, user_id)) | {user_id}
-        changed = store_e2e.users_with_device_changes(conn, since, to, sharing)
-        left: set[str] = set()
+        moved = store_e2e.users_with_device_changes(conn, since, to)
         my_rooms = set(store_rooms.rooms_for_user(conn, user_id))
-        for row in store_rooms.memberships_of_user(conn, user_id, since):
+        mine = store_rooms.memberships_of_user(conn, user_id, since)
+        members_moved = store_e2e.membership_changes(conn, my_rooms, since, to)
+        if not (moved or mine or members_moved):
+            return [], []  # nothing moved: who shares a room need not be asked
+        sharing = set(store_rooms.users_sharing_rooms(conn, user_id)) | {user_id}
+        changed = moved & sharing
+        left: set[str] = set()
+        for row in mine:
             if row["stream_ordering"] > to:
                 continue
             members = store_rooms.joined_users(conn, row["room_id"])
@@ -176,7 +181,7 @@ class DeviceLists:
                 changed.update(members)  # newly joined: every member's keys are news
             elif row["membership"] in LEAVING:
                 left.update(m for m in members if m not in sharing)
-        for _room, member, membership in store_e2e.membership_changes(conn, my_rooms, since, to):
+        for _room, member, membership in members_moved:
             if membership == "join":
                 changed.add(member)
             elif membership in LEAVING and member not in sharing:

@@ -151,11 +151,23 @@ class ToDevice:
 
     async def acknowledge(self, user_id: str, device_id: str, since: int) -> None:
         """The device synced from `since`: it has every message up to there."""
-        if await self.database.read(store_inbox.has_messages_up_to, user_id, device_id, since):
-            await self.database.write(store_inbox.delete_up_to, user_id, device_id, since)
+        if await self.database.read(self.acknowledged_txn, user_id, device_id, since):
+            await self.forget_acknowledged(user_id, device_id, since)
 
-    def messages_txn(self, conn: Connection, user_id: str, device_id: str, to: int) -> list[JSON]:
-        rows = store_inbox.messages_up_to(conn, user_id, device_id, to, limit=10_000)
+    def acknowledged_txn(self, conn: Connection, user_id: str, device_id: str, since: int) -> bool:
+        """Whether the device still holds messages a sync from `since` acknowledges."""
+        return store_inbox.has_messages_up_to(conn, user_id, device_id, since)
+
+    async def forget_acknowledged(self, user_id: str, device_id: str, since: int) -> None:
+        await self.database.write(store_inbox.delete_up_to, user_id, device_id, since)
+
+    def messages_txn(
+        self, conn: Connection, user_id: str, device_id: str, since: int | None, to: int
+    ) -> list[JSON]:
+        """The device's messages in (`since`, `to`]: those up to `since` it acknowledged by
+        syncing from there, whether or not they are deleted yet."""
+        after = -1 if since is None else since
+        rows = store_inbox.messages_up_to(conn, user_id, device_id, to, 10_000, after=after)
         return [json.loads(row) for row in rows]
 
     def page_txn(

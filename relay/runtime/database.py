@@ -2,8 +2,8 @@
 
 SQLite allows one writer at a time, so every write runs on the single writer
 connection, in a worker thread; the caller's function receives the connection and
-never commits (store's rule). Reads run on a small pool of their own connections
-(WAL lets them proceed beside the writer).
+never commits (store's rule). Reads run on a few reader threads of their own, each with
+its own connection (WAL lets them proceed beside the writer), fed from one queue.
 
 Group commit: with ``synchronous=FULL`` every COMMIT is an fsync, so writes that
 arrive while the writer is busy are run together, in arrival order, in ONE
@@ -19,6 +19,12 @@ which runs it after the COMMIT that covers the call has returned, and drops it i
 call rolls back (its own exception, its savepoint undone, or the group's COMMIT failing).
 Outside a write it runs at once: a read sees only committed data.
 
+A read of a few rows by key (the access token of a request) may run on the trio thread
+itself (``read_now``), on a connection of its own: in WAL a reader never waits for the
+writer, so it is shorter than the hand-off to a worker thread it saves. Should SQLite
+answer busy (a crashed process's WAL being recovered) it goes to a worker thread as any
+read.
+
 Writes are never abandoned on cancellation: a write that started finishes (and its
 caller gets its result, as ``trio.to_thread.run_sync`` does), so an acknowledged
 write is never half-done; a write cancelled before it started is dropped.
@@ -27,6 +33,7 @@ write is never half-done; a write cancelled before it started is dropped.
 from __future__ import annotations
 
 import logging
+import queue
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -34,6 +41,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import outcome
 import trio
 
 from store import db as store_db
@@ -41,6 +49,15 @@ from store import db as store_db
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 READERS = 4
+#: SQLite's page cache of each reader connection (the default is 2000 KiB each). The
+#: writer keeps the default: it walks the indexes it updates on every write. What the
+#: readers miss comes from the operating system's file cache, which the whole box
+#: shares and which it reclaims under pressure; the page caches never shrink.
+READER_CACHE_KIB = 1024
+#: `read_now` reads a few rows by key: a small cache is enough.
+NOW_CACHE_KIB = 256
+#: How long `read_now` lets SQLite wait on the trio thread before it takes a worker.
+NOW_BUSY_TIMEOUT_MS = 20
 #: At most this many calls share one transaction (bounds the latency of the group).
 MAX_GROUP = 64
 _SAVEPOINT = "relay_group_commit"
@@ -152,6 +169,65 @@ def _run_group(conn: sqlite3.Connection, group: list[_Write]) -> None:
         call.committed()
 
 
+class _Read:
+    """One `Database.read` call: run on a reader thread, its outcome delivered on trio's."""
+
+    __slots__ = ("args", "done", "fn", "result")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self.fn = fn
+        self.args = args
+        self.done = trio.Event()
+        self.result: outcome.Outcome[Any] | None = None
+
+    def run(self, conn: sqlite3.Connection) -> Any:
+        with store_db.read(conn):
+            return self.fn(conn, *self.args)
+
+    def deliver(self, result: outcome.Outcome[Any]) -> None:
+        self.result = result
+        self.done.set()
+
+
+class _Readers:
+    """`READERS` worker threads, each with a connection of its own, taking reads from one
+    queue: a thread that is busy takes the next read when it is done, so a burst of reads
+    (50 long-polls woken by one message) wakes at most `READERS` threads, not one per
+    read; each result comes back through the trio token."""
+
+    def __init__(self, path: Path, synchronous: str, token: trio.lowlevel.TrioToken) -> None:
+        self._jobs: queue.SimpleQueue[_Read | None] = queue.SimpleQueue()
+        self._token = token
+        self.connections = [store_db.connect(path, synchronous=synchronous) for _ in range(READERS)]
+        for conn in self.connections:
+            conn.execute(f"PRAGMA cache_size = -{READER_CACHE_KIB}")
+        self._threads = [
+            threading.Thread(target=self._work, args=(conn,), name="relay-reader", daemon=True)
+            for conn in self.connections
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, job: _Read) -> None:
+        self._jobs.put(job)
+
+    def _work(self, conn: sqlite3.Connection) -> None:
+        while (job := self._jobs.get()) is not None:
+            result = outcome.capture(job.run, conn)
+            try:
+                self._token.run_sync_soon(job.deliver, result)
+            except trio.RunFinishedError:
+                return
+
+    def close(self) -> None:
+        for _ in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            thread.join()
+        for conn in self.connections:
+            conn.close()
+
+
 class Database:
     def __init__(self, path: Path, writer: sqlite3.Connection, synchronous: str) -> None:
         self.path = path
@@ -159,9 +235,12 @@ class Database:
         self._synchronous = synchronous
         self._write_limiter = trio.CapacityLimiter(1)
         self._queued: list[_Write] = []
-        self._read_limiter = trio.CapacityLimiter(READERS)
-        self._readers: list[sqlite3.Connection] = []
+        #: The reader threads (started by the first read, which has the trio token).
+        self._readers: _Readers | None = None
+        #: Every reader connection (the readers', `read_now`'s): tests trace them.
         self._all_readers: list[sqlite3.Connection] = []
+        #: The connection of `read_now` (trio thread only).
+        self._now: sqlite3.Connection | None = None
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(conn, *args)` in a write transaction (possibly shared with other calls,
@@ -197,27 +276,44 @@ class Database:
         return call.unwrap()
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(conn, *args)` on a reader connection, in one consistent snapshot."""
-        async with self._read_limiter:
-            conn = self._readers.pop() if self._readers else self._new_reader()
-            try:
+        """Run `fn(conn, *args)` on a reader connection, in one consistent snapshot.
+        A read that started finishes (as `trio.to_thread.run_sync` without abandoning):
+        its caller gets its result, and a cancellation is seen at the next checkpoint."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if self._readers is None:
+            self._readers = _Readers(
+                self.path, self._synchronous, trio.lowlevel.current_trio_token()
+            )
+            self._all_readers.extend(self._readers.connections)
+        call = _Read(fn, args)
+        self._readers.submit(call)
+        with trio.CancelScope(shield=True):
+            await call.done.wait()
+        assert call.result is not None
+        return call.result.unwrap()
 
-                def run() -> T:
-                    with store_db.read(conn):
-                        return fn(conn, *args)
-
-                return await trio.to_thread.run_sync(run)
-            finally:
-                self._readers.append(conn)
-
-    def _new_reader(self) -> sqlite3.Connection:
-        conn = store_db.connect(self.path, synchronous=self._synchronous)
-        self._all_readers.append(conn)
-        return conn
+    async def read_now(self, fn: Callable[..., T], *args: Any) -> T:
+        """`read`, on the trio thread (no hand-off): only for `fn` running ONE statement
+        that reads a few rows by key (so it needs no transaction to be consistent).
+        Busy (see the module docstring): as `read`, in a worker thread."""
+        if self._now is None:
+            self._now = store_db.connect(self.path, synchronous=self._synchronous)
+            self._now.execute(f"PRAGMA busy_timeout = {NOW_BUSY_TIMEOUT_MS}")
+            self._now.execute(f"PRAGMA cache_size = -{NOW_CACHE_KIB}")
+            self._all_readers.append(self._now)
+        try:
+            # One statement is its own snapshot: no BEGIN ... COMMIT around it.
+            return fn(self._now, *args)
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+        return await self.read(fn, *args)
 
     def close(self) -> None:
-        for conn in self._all_readers:
-            conn.close()
+        if self._readers is not None:
+            self._readers.close()
+        if self._now is not None:
+            self._now.close()
         self._writer.close()
 
 

@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 import trio
 
+from relay.runtime import memory
 from relay.runtime.clock import now_ms
 from relay.runtime.database import Database
 from store import Connection, DatabaseError
@@ -68,6 +69,7 @@ def prune(conn: Connection, now: int) -> dict[str, int]:
 async def housekeep(database: Database, *, now: int | None = None) -> dict[str, int]:
     """One housekeeping run (one write); logs one info line if anything was deleted."""
     removed = await database.write(prune, now_ms() if now is None else now)
+    memory.trim()
     if any(removed.values()):
         log.info(
             "housekeeping removed %s",

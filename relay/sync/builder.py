@@ -152,27 +152,73 @@ class SyncService:
     # -- sync -------------------------------------------------------------------------------
 
     async def sync(self, params: SyncParams) -> SyncResult:
-        await self.presence.note_syncing(params.user_id, params.set_presence)
-        if self.devices is not None:
-            await self.devices.before(params.user_id, params.device_id, params.since)
+        """One answer. Each build is one read in a reader thread; the first also reads,
+        in the same snapshot, the user's stored presence when this process does not know
+        it yet (a client that syncs goes online), and whether the device holds to-device
+        messages its `since` acknowledges. The writes those call for come after that
+        read: a presence change, and then a build again, so the answer carries it as it
+        did when the write came first; the acknowledged messages are left out of every
+        answer by position, deleted after.
+
+        A long-poll whose `since` is at the notifier's position, with no typing news and
+        no presence to read, waits before it builds at all: everything a sync reports
+        but typing takes a stream position, so a build then would be empty."""
+        read_presence = False
+        if self.presence.touch(params.user_id, params.set_presence):
+            known, state = self.presence.known_state(params.user_id)
+            if not known:
+                read_presence = True
+            else:
+                await self.presence.store_sync_state(params.user_id, params.set_presence, state)
         timeout_s = min(max(params.timeout_ms, 0), MAX_TIMEOUT_MS) / 1000
         deadline = trio.current_time() + timeout_s
+        acknowledged = False
         while True:
             typing = self.typing.snapshot(params.since_typing)
+            now = trio.current_time()
+            if (
+                not read_presence
+                and params.since is not None
+                and not params.full_state
+                and params.since >= self.notifier.stream_position
+                and not typing.changed
+                and now < deadline
+            ):
+                await self.notifier.wait_for_change(
+                    params.since, typing.serial, self._wait_s(deadline, now)
+                )
+                continue
             last_active = dict(self.presence.last_active)
-            result = await self.database.read(
-                self._build_txn, params, typing, last_active, now_ms()
+            result, stored_presence = await self.database.read(
+                self._build_txn, params, typing, last_active, now_ms(), read_presence
             )
+            if read_presence:
+                read_presence = False
+                if await self.presence.store_sync_state(
+                    params.user_id, params.set_presence, stored_presence
+                ):
+                    continue
+            if self.devices is not None and result.devices is not None and not acknowledged:
+                acknowledged = True
+                await self.devices.after(
+                    params.user_id, params.device_id, params.since, result.devices
+                )
             if params.since is None or params.full_state or not result.is_empty():
                 return result
             now = trio.current_time()
             if now >= deadline:
                 return result
-            wake = deadline
-            expiry = self.typing.next_expiry()
-            if expiry is not None:
-                wake = min(wake, expiry)
-            await self.notifier.wait_for_change(result.stream, result.typing, max(0.0, wake - now))
+            await self.notifier.wait_for_change(
+                result.stream, result.typing, self._wait_s(deadline, now)
+            )
+
+    def _wait_s(self, deadline: float, now: float) -> float:
+        """How long a long-poll may wait: to its deadline or the next typing expiry."""
+        wake = deadline
+        expiry = self.typing.next_expiry()
+        if expiry is not None:
+            wake = min(wake, expiry)
+        return max(0.0, wake - now)
 
     def _build_txn(
         self,
@@ -181,7 +227,13 @@ class SyncService:
         typing: TypingSnapshot,
         last_active: dict[str, int],
         now: int,
-    ) -> SyncResult:
+        read_presence: bool = False,
+    ) -> tuple[SyncResult, str | None]:
+        """The answer at the snapshot's position, and the user's stored presence state if
+        `read_presence` (else None)."""
+        stored_presence = (
+            self.presence.stored_state_txn(conn, params.user_id) if read_presence else None
+        )
         to = store_events.max_stream_ordering(conn)
         result = SyncResult(stream=max(to, params.since or 0), typing=typing.serial)
         reader = RoomReader(
@@ -226,7 +278,7 @@ class SyncService:
             result.devices = self.devices.section_txn(
                 conn, params.user_id, params.device_id, since, result.stream
             )
-        return result
+        return result, stored_presence
 
     def joined_in_gap(
         self, reader: RoomReader, row: dict[str, Any], since: int | None, to: int
@@ -381,8 +433,10 @@ class SyncService:
         filt = params.filter.presence
         if filt.is_empty_allow_list() or not filt.allows_type("m.presence"):
             return []
-        users = {params.user_id, *store_rooms.users_sharing_rooms(conn, params.user_id)}
         since = -1 if params.since is None else params.since
+        if params.since is not None and not store_presence.presence_since(conn, None, since):
+            return []  # nobody's presence moved: no need to ask who shares a room
+        users = {params.user_id, *store_rooms.users_sharing_rooms(conn, params.user_id)}
         events = [
             {
                 "type": "m.presence",

@@ -2,9 +2,11 @@
 one-time key counts and unused fallback key types.
 
 Read in the same store snapshot as the rest of the answer (relay/sync/builder.py), up to the
-same position `to`. Before reading, a sync acknowledges the to-device messages its
-`since` covers (relay/e2ee/to_device.py). Key counts are always present; only messages and
-device list changes make an incremental sync non-empty.
+same position `to`. A sync acknowledges the to-device messages its `since` covers
+(relay/e2ee/to_device.py): the section never carries them again, and the build notes in
+its snapshot whether any are left to delete (`acknowledged`), which `after` then does.
+Key counts are always present; only messages and device list changes make an
+incremental sync non-empty.
 
 Spec: https://spec.matrix.org/v1.16/client-server-api/#extensions-to-sync (E2EE) and
 https://spec.matrix.org/v1.16/client-server-api/#extensions-to-sync-1 (to-device)
@@ -28,6 +30,8 @@ class DeviceSection:
     left: list[str] = field(default_factory=list)
     one_time_keys_count: dict[str, int] = field(default_factory=dict)
     unused_fallback_key_types: list[str] = field(default_factory=list)
+    #: The device still holds messages up to the sync's `since` (not in the answer).
+    acknowledged: bool = False
 
     def has_news(self) -> bool:
         return bool(self.to_device or self.changed or self.left)
@@ -47,15 +51,21 @@ class DeviceSync:
         self.device_lists = device_lists
         self.to_device = to_device
 
-    async def before(self, user_id: str, device_id: str, since: int | None) -> None:
-        if since is not None:
-            await self.to_device.acknowledge(user_id, device_id, since)
+    async def after(
+        self, user_id: str, device_id: str, since: int | None, section: DeviceSection
+    ) -> None:
+        """Delete the messages the sync from `since` acknowledged (if its build saw any)."""
+        if since is not None and section.acknowledged:
+            await self.to_device.forget_acknowledged(user_id, device_id, since)
 
     def section_txn(
         self, conn: Connection, user_id: str, device_id: str, since: int | None, to: int
     ) -> DeviceSection:
-        section = DeviceSection(to_device=self.to_device.messages_txn(conn, user_id, device_id, to))
+        section = DeviceSection(
+            to_device=self.to_device.messages_txn(conn, user_id, device_id, since, to)
+        )
         if since is not None:
+            section.acknowledged = self.to_device.acknowledged_txn(conn, user_id, device_id, since)
             section.changed, section.left = self.device_lists.changes_txn(conn, user_id, since, to)
         counts, fallback = self.keys.key_counts_txn(conn, user_id, device_id)
         section.one_time_keys_count = counts

@@ -19,6 +19,7 @@ Spec: https://spec.matrix.org/v1.16/client-server-api/#presence
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from relay.errors import Forbidden, InvalidParam
@@ -55,6 +56,13 @@ class PresenceService:
         self.notifier = notifier
         #: user_id -> last time a client of theirs synced or set presence (ms)
         self.last_active: dict[str, int] = {}
+        #: user_id -> (stream position, state) of the newest stored row this process
+        #: wrote or read (-1, None: no row). Only `set_status` writes presence rows and
+        #: none is ever deleted, so the entry with the highest position is the stored
+        #: row, whatever order writes and reads report in (`known_state`).
+        self._stored: dict[str, tuple[int, str | None]] = {}
+        #: Builds note what they read from worker threads.
+        self._stored_lock = threading.Lock()
 
     async def set_status(
         self, user_id: str, state: str, status_msg: str | None, *, keep_msg: bool = False
@@ -81,7 +89,20 @@ class PresenceService:
             )
             return position
 
-        self.notifier.on_stream(await self.database.write(txn))
+        position = await self.database.write(txn)
+        self._note_stored(user_id, position, state)
+        self.notifier.on_stream(position)
+
+    def _note_stored(self, user_id: str, position: int, state: str | None) -> None:
+        with self._stored_lock:
+            known = self._stored.get(user_id)
+            if known is None or known[0] < position:
+                self._stored[user_id] = (position, state)
+
+    def known_state(self, user_id: str) -> tuple[bool, str | None]:
+        """(known, state): the user's stored state if this process has seen it."""
+        known = self._stored.get(user_id)
+        return (False, None) if known is None else (True, known[1])
 
     async def get_status(self, requester: str, user_id: str) -> dict[str, Any]:
         try:
@@ -101,14 +122,49 @@ class PresenceService:
             return {"presence": "offline"}
         return presence_content(row, now_ms(), self.last_active.get(user_id))
 
-    async def note_syncing(self, user_id: str, set_presence: str | None) -> None:
-        """A client of `user_id` is syncing with `set_presence`."""
+    def touch(self, user_id: str, set_presence: str | None) -> bool:
+        """A client of `user_id` is syncing with `set_presence`: refresh "last active" (in
+        memory). False when `set_presence` is "offline" (the sync leaves presence alone)."""
         if set_presence == "offline":
-            return
+            return False
         self.last_active[user_id] = now_ms()
+        return True
+
+    @staticmethod
+    def state_to_write(set_presence: str | None, stored: str | None) -> str | None:
+        """The state a sync with `set_presence` must store, given the `stored` one (None:
+        never set, i.e. offline); None when it stays as it is."""
+        if set_presence == "offline":
+            return None
         wanted = set_presence or "online"
-        row = await self.database.read(store_presence.get_presence, user_id)
-        current = row["state"] if row else "offline"
+        current = stored or "offline"
         if current == wanted or (set_presence is None and current == "unavailable"):
+            return None
+        return wanted
+
+    def stored_state_txn(self, conn: Connection, user_id: str) -> str | None:
+        """The user's stored state, read in the caller's snapshot (sync's build)."""
+        row = store_presence.get_presence(conn, user_id)
+        if row is None:
+            self._note_stored(user_id, -1, None)
+            return None
+        self._note_stored(user_id, row["stream_ordering"], row["state"])
+        return str(row["state"])
+
+    async def note_syncing(self, user_id: str, set_presence: str | None) -> None:
+        """A client of `user_id` is syncing with `set_presence` (read and write apart from
+        any sync build; `/sync` does the read in its build's snapshot instead)."""
+        if not self.touch(user_id, set_presence):
             return
+        stored = await self.database.read(self.stored_state_txn, user_id)
+        await self.store_sync_state(user_id, set_presence, stored)
+
+    async def store_sync_state(
+        self, user_id: str, set_presence: str | None, stored: str | None
+    ) -> bool:
+        """Store what `state_to_write` says, keeping the status message; True if it wrote."""
+        wanted = self.state_to_write(set_presence, stored)
+        if wanted is None:
+            return False
         await self.set_status(user_id, wanted, None, keep_msg=True)
+        return True

@@ -18,7 +18,8 @@ Rules kept (a cache here must never answer what a fresh read would not):
   (`store.events.max_stream_ordering`): every write that changes memberships or moves an
   event's stream position to where a sync looks (a new event, a promoted outlier) takes
   a new position, so an entry of an older snapshot is never asked for again.
-- Bounded: least recently used entries go past a fixed count. Builds run in worker
+- Bounded: least recently used entries go once their weight (state entries, members)
+  passes a fixed budget, so big rooms cannot hold more memory than small ones. Builds run in worker
   threads at once: one lock guards the dictionaries (the reads happen outside it; two
   builds may compute the same entry, both right).
 
@@ -54,42 +55,71 @@ class VisibilityInputs:
 
 
 class _Lru:
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.entries: OrderedDict[Hashable, Any] = OrderedDict()
+    """Least recently used entries go once the entries' total weight passes `budget`
+    (a state map weighs its number of entries: a 500-member room's group is worth 500
+    of a 5-member room's, so the memory held stays bounded whatever the rooms' sizes)."""
+
+    def __init__(self, budget: int, weigh: Callable[[Any], int] = lambda value: 1) -> None:
+        self.budget = budget
+        self.weigh = weigh
+        self.weight = 0
+        self.entries: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
         self.lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.entries)
 
     def peek(self, key: Hashable) -> Any:
         with self.lock:
-            return self.entries.get(key)
+            found = self.entries.get(key)
+            return None if found is None else found[0]
 
     def put(self, key: Hashable, value: Any) -> None:
+        weight = self.weigh(value)
         with self.lock:
-            self.entries[key] = value
-            self.entries.move_to_end(key)
-            while len(self.entries) > self.size:
-                self.entries.popitem(last=False)
+            old = self.entries.pop(key, None)
+            if old is not None:
+                self.weight -= old[1]
+            self.entries[key] = (value, weight)
+            self.weight += weight
+            while self.weight > self.budget and len(self.entries) > 1:
+                _, (_, dropped) = self.entries.popitem(last=False)
+                self.weight -= dropped
 
     def get_or_make(self, key: Hashable, make: Callable[[], T]) -> T:
         with self.lock:
-            if key in self.entries:
+            found = self.entries.get(key)
+            if found is not None:
                 self.entries.move_to_end(key)
-                return self.entries[key]
+                return found[0]
         value = make()
-        with self.lock:
-            self.entries[key] = value
-            while len(self.entries) > self.size:
-                self.entries.popitem(last=False)
+        self.put(key, value)
         return value
+
+
+def _entries(value: Any) -> int:
+    return len(value) + 1
+
+
+def _visibility_entries(value: VisibilityInputs) -> int:
+    return len(value.memberships) + 1
 
 
 class SharedReads:
     """One per relay (node.py gives it to SyncService)."""
 
-    def __init__(self, *, groups: int = 512, rooms: int = 256, unread: int = 4096) -> None:
-        self._groups = _Lru(groups)
-        self._visibility = _Lru(groups)
-        self._members = _Lru(rooms)
+    def __init__(
+        self,
+        *,
+        groups: int = 64_000,
+        members: int = 32_000,
+        unread: int = 4096,
+    ) -> None:
+        """Budgets in state entries (memberships for `members`; entries for `unread`):
+        ~300 bytes each, so the state maps stay within ~20 MiB and the rest far below."""
+        self._groups = _Lru(groups, _entries)
+        self._visibility = _Lru(groups, _visibility_entries)
+        self._members = _Lru(members, _entries)
         self._unread = _Lru(unread)
 
     def state_group(self, conn: Connection, group: int) -> StateMap:

@@ -62,8 +62,8 @@ async def _builds(
     typing = shared.typing.snapshot(0)
     params = SyncParams(user_id=f"@{user}:{SERVER_NAME}", device_id="D", since=since)
     database = api.services.database
-    with_cache = await database.read(shared._build_txn, params, typing, {}, 0)
-    scratch = await database.read(fresh._build_txn, params, typing, {}, 0)
+    with_cache, _ = await database.read(shared._build_txn, params, typing, {}, 0)
+    scratch, _ = await database.read(fresh._build_txn, params, typing, {}, 0)
     return (
         render_sync(with_cache, DEFAULT_FILTER, 0),
         render_sync(scratch, DEFAULT_FILTER, 0),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from relay.events.pdu import Pdu
+from relay.rooms.pdu_cache import PDU_CACHE_SIZE, PduCache
 from relay.rooms.remote_pdus import accept_pdu_txn
 from store import Connection
 from store import events as store_events
@@ -69,3 +70,26 @@ async def test_a_committed_event_is_cached(api: ClientApi) -> None:
     sent = await rooms.send_event(ALICE, None, room_id, "m.room.message", {"body": "w"})
     cached = rooms.pdus.get(sent)
     assert cached is not None and cached.event_id == sent
+
+
+async def test_the_cache_keeps_at_most_its_size_and_drops_the_least_recently_used(
+    api: ClientApi,
+) -> None:
+    """Bounded: a long history never makes it hold more than its size (each event is
+    ~4 kB in memory), and the events just read stay."""
+    room_id = await shared_room(api, "11")
+    rooms = api.services.rooms
+    cache = PduCache(size=8)
+    pdus = [
+        await build(api, room_id, sender=CAROL, type_="m.room.message", content={"body": str(i)})
+        for i in range(12)
+    ]
+    for pdu in pdus[:8]:
+        cache.put(pdu)
+    assert cache.get(pdus[0].event_id) is pdus[0]  # read: now the most recent
+    for pdu in pdus[8:]:
+        cache.put(pdu)
+    assert len(cache) == 8
+    kept = {pdu.event_id for pdu in pdus if cache.get(pdu.event_id) is not None}
+    assert kept == {pdus[0].event_id, *(pdu.event_id for pdu in pdus[5:])}
+    assert len(rooms.pdus) <= PDU_CACHE_SIZE
