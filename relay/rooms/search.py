@@ -40,7 +40,7 @@ import base64
 import binascii
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from relay.errors import BadJson, InvalidParam, Unknown
@@ -351,18 +351,18 @@ def _predecessors_txn(conn: Connection, rooms: RoomService, room_ids: Iterable[s
 
 def _rooms_txn(
     conn: Connection, rooms: RoomService, user_id: str, query: RoomEventsQuery, batch: Batch | None
-) -> list[str]:
-    joined = store_rooms.rooms_for_user(conn, user_id, "join")
+) -> tuple[list[str], EventFilter]:
+    """The rooms to search, and the filter widened to the rooms a `rooms` list upgraded
+    from (as Synapse's `with_room_ids`)."""
     event_filter = query.event_filter
-    old = _predecessors_txn(conn, rooms, event_filter.rooms) if event_filter.rooms else set()
-    chosen = [
-        r
-        for r in joined
-        if r not in event_filter.not_rooms and (event_filter.allows_room(r) or r in old)
-    ]
+    if event_filter.rooms:
+        old = _predecessors_txn(conn, rooms, event_filter.rooms)
+        event_filter = replace(event_filter, rooms=(*event_filter.rooms, *sorted(old)))
+    joined = store_rooms.rooms_for_user(conn, user_id, "join")
+    chosen = [r for r in joined if event_filter.allows_room(r)]
     if batch is not None and batch.group == "room_id":
         chosen = [r for r in chosen if r == batch.group_key]
-    return chosen
+    return chosen, event_filter
 
 
 def _allowed_txn(
@@ -491,7 +491,8 @@ def search_txn(
     ignored: frozenset[str],
 ) -> SearchResults:
     """One page of `query` as `user_id` may see it (see the module's rules)."""
-    room_ids = _rooms_txn(conn, rooms, user_id, query, batch)
+    room_ids, event_filter = _rooms_txn(conn, rooms, user_id, query, batch)
+    query = replace(query, event_filter=event_filter)
     fts = fts_query(query.search_term)
     if not room_ids:
         return EMPTY
