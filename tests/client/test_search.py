@@ -247,7 +247,7 @@ async def test_include_state_and_groupings(api: ClientApi) -> None:
         api, alice, "radio", order_by="recent", groupings=groupings, filter={"limit": 1}
     )
     [(room_id, group)] = found["groups"]["room_id"].items()
-    assert "sender" not in found["groups"] and "next_batch" in group
+    assert room_id == two and "sender" not in found["groups"] and "next_batch" in group
     rest = await _search(api, alice, "radio", next_batch=group["next_batch"], order_by="recent")
     assert rest["results"] == []  # that room had one hit: the page after it is empty
 
@@ -268,7 +268,7 @@ async def test_query_syntax(api: ClientApi) -> None:
     assert await bodies("the") == []  # stop words only
     assert await bodies("-apple") == []  # exclusions only
     # FTS5 syntax typed by a user is just words.
-    for term in ['apple AND (', "NEAR(apple red)", "apple*", '"', "red:apple", "^apple"]:
+    for term in ["apple AND (", "NEAR(apple red)", "apple*", '"', "red:apple", "^apple"]:
         await _search(api, alice, term)
 
 
@@ -276,9 +276,7 @@ async def test_a_filter_room_searches_the_rooms_it_upgraded_from(api: ClientApi)
     alice = await api.login("alice")
     old = await create_room(api, alice)
     await send(api, alice, old, "archive note")
-    r = await api.http.post(
-        f"{V3}/rooms/{old}/upgrade", headers=alice, json={"new_version": "11"}
-    )
+    r = await api.http.post(f"{V3}/rooms/{old}/upgrade", headers=alice, json={"new_version": "11"})
     assert r.status_code == 200, r.text
     new = r.json()["replacement_room"]
     await send(api, alice, new, "archive follow-up")
