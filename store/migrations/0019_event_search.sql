@@ -21,28 +21,30 @@ CREATE VIRTUAL TABLE event_search USING fts5 (
 -- three keys, string values only, rejected events left out. An event redacted before
 -- now may be indexed here (whether a redaction applies is the rooms core's rule, not
 -- SQL's); searches never return it: relay/rooms/search.py asks that rule of every hit.
-INSERT INTO event_search_docs (event_id, room_id, key)
-SELECT event_id, room_id, key FROM (
-    SELECT event_id, room_id,
+-- The JSON's NUL escapes become spaces first: json_extract's text ends at a NUL.
+CREATE TEMP TABLE event_search_backfill AS
+SELECT event_id, room_id, key, json_extract(json, '$.' || key) AS value, stream_ordering
+FROM (
+    SELECT event_id, room_id, stream_ordering,
         CASE type
             WHEN 'm.room.message' THEN 'content.body'
             WHEN 'm.room.name' THEN 'content.name'
             ELSE 'content.topic'
         END AS key,
-        json_extract(CAST(raw AS TEXT), CASE type
-            WHEN 'm.room.message' THEN '$.content.body'
-            WHEN 'm.room.name' THEN '$.content.name'
-            ELSE '$.content.topic'
-        END) AS value,
-        stream_ordering
+        replace(CAST(raw AS TEXT), '\u0000', ' ') AS json
     FROM events
     WHERE type IN ('m.room.message', 'm.room.name', 'm.room.topic')
         AND rejected_reason IS NULL
-        AND json_valid(CAST(raw AS TEXT))
 )
+WHERE json_valid(json);
+
+INSERT INTO event_search_docs (event_id, room_id, key)
+SELECT event_id, room_id, key FROM event_search_backfill
 WHERE typeof(value) = 'text'
 ORDER BY stream_ordering;
 
 INSERT INTO event_search (rowid, value)
-SELECT d.doc, replace(json_extract(CAST(e.raw AS TEXT), '$.' || d.key), char(0), ' ')
-FROM event_search_docs d JOIN events e ON e.event_id = d.event_id;
+SELECT d.doc, b.value
+FROM event_search_docs d JOIN event_search_backfill b ON b.event_id = d.event_id;
+
+DROP TABLE event_search_backfill;
