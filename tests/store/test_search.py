@@ -18,9 +18,7 @@ ROOM = "!r:example.org"
 KEYS = ["content.body", "content.name", "content.topic"]
 
 
-def _insert(
-    conn: sqlite3.Connection, n: int, type_: str, content: Any, **extra: Any
-) -> str:
+def _insert(conn: sqlite3.Connection, n: int, type_: str, content: Any, **extra: Any) -> str:
     event_id = f"$e{n}"
     raw = json.dumps({"type": type_, "content": content}).encode()
     store_events.insert_event(
@@ -76,7 +74,7 @@ def test_entries_are_found_until_dropped(conn: sqlite3.Connection) -> None:
     with db.write(conn):
         first = _insert(conn, 1, "m.room.message", {"body": "tent tent"})
         second = _insert(conn, 2, "m.room.message", {"body": "tent and a long list of supplies"})
-        for n, event_id, text in [(1, first, "tent tent"), (2, second, "tent and more")]:
+        for event_id, text in [(first, "tent tent"), (second, "tent and more")]:
             store_search.insert_search_entry(
                 conn, event_id=event_id, room_id=ROOM, key="content.body", value=text
             )
