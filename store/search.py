@@ -108,7 +108,7 @@ def search_by_rank(
     clauses, args = _where(match, room_ids, keys)
     rows = conn.execute(
         f"{_HITS} WHERE {' AND '.join(clauses)} AND {_IN_TIMELINE}"
-        " ORDER BY score DESC, e.stream_ordering DESC LIMIT ?",
+        " ORDER BY score DESC, e.stream_ordering LIMIT ?",
         (*args, limit),
     ).fetchall()
     return _hits(rows, room_ids)

@@ -15,14 +15,17 @@ Rules kept (the spec, with Synapse 1.163.2 as the tie-breaker where it is silent
   `or` between words is OR (binding looser than the implied AND, as websearch syntax
   does); Synapse's stop words (`the a you me and but`) are dropped. Each word reaches FTS5
   quoted, so nothing a user types is query syntax. No stemming or prefixes, as Synapse
-  on SQLite. `highlights` are the words and phrases searched for.
-- `rank`: the best hits by FTS5's bm25 (higher is closer), from the best `RANK_WINDOW`
-  matches, one page, no `next_batch` (as Synapse). `recent`: newest first by
+  on SQLite. `highlights` are the words and phrases of the term (excluded ones too, as
+  Synapse lists them).
+- `rank`: the best hits by FTS5's bm25 (higher is closer; equals in the order they were
+  stored, as Synapse's), from the best `RANK_WINDOW` matches, one page, no `next_batch`
+  (as Synapse). `recent`: newest first by
   (origin_server_ts, stream_ordering), paged with `next_batch`, given when a page is
   full (as Synapse), or when `RECENT_ROUNDS` reads found too few visible hits to fill
   one (so a client can go on; Synapse stops there).
 - `count` is the number of matches in the searched rooms before visibility (the spec's
-  "approximate count").
+  "approximate count"); a redacted event is no longer in the index, so not counted
+  (Synapse still counts it).
 - Bounded work: at most `MAX_LIMIT` results a page (the filter's `limit`, default 10),
   `MAX_CONTEXT` context events each side, a search term of at most `MAX_TERM_CHARS`
   characters and `MAX_WORDS` words, `RECENT_ROUNDS` index reads of twice the page.
@@ -131,6 +134,7 @@ def fts_query(term: str) -> FtsQuery | None:
                 word = word.lstrip("-")
                 if _searchable(word):
                     groups[-1][1].append(_quoted([word]))
+                    highlights.append(word)  # as Synapse lists them
             elif _searchable(word):
                 groups[-1][0].append(_quoted([word]))
                 highlights.append(word)
