@@ -76,6 +76,32 @@ SEARCHES: list[tuple[str, str, Any, bool]] = [
         False,
     ),
 ]
+# Where Synapse 1.163.2 fails with a 500, answers a 404 for a malformed filter or runs
+# the search anyway, the relay answers a clear 400 (relay/rooms/search.py):
+# case -> (body, Synapse's answer, the relay's).
+STRICTER: dict[str, tuple[Any, tuple[int, str | None], tuple[int, str]]] = {
+    "a filter that is no object": (
+        _criteria("bravo", filter=5),
+        (500, "M_UNKNOWN"),
+        (400, "M_BAD_JSON"),
+    ),
+    "filter rooms not a list": (
+        _criteria("bravo", filter={"rooms": "!a:b"}),
+        (404, "M_NOT_FOUND"),  # it looks up the "rooms" "!", "a", ":", "b"
+        (400, "M_BAD_JSON"),
+    ),
+    "a search term not a string": (_criteria(5), (500, "M_UNKNOWN"), (400, "M_BAD_JSON")),
+    "an unknown key": (
+        _criteria("bravo", keys=["content.secret"]),
+        (200, None),
+        (400, "M_INVALID_PARAM"),
+    ),
+    "context limit not a number": (
+        _criteria("bravo", event_context={"before_limit": "x"}),
+        (500, "M_UNKNOWN"),
+        (400, "M_BAD_JSON"),
+    ),
+}
 BAD_BATCHES = {
     "garbage": "!!!",
     "not a position": base64.b64encode(b"all\n\nnot-a-position").decode(),
@@ -161,10 +187,21 @@ def _scenario(login: Callable[[str], MatrixUser]) -> dict[str, Any]:
     for case, who, body, follow in SEARCHES:
         filled = _fill(body, {"{b}": b, "{bob}": bob.user_id})
         answers[case] = _answer(users[who], filled, follow)
+    for case, (body, _, _) in STRICTER.items():
+        r = alice.http.post(f"{V3}/search", json=body)
+        answers[f"stricter: {case}"] = (r.status_code, _errcode(r))
     for case, batch in BAD_BATCHES.items():
         body = _criteria("alpha", order_by="recent")
         answers[f"next_batch {case}"] = _answer(alice, body, False, batch)
     return answers
+
+
+def _errcode(r: Any) -> str | None:
+    try:
+        body = r.json()
+    except ValueError:
+        return None
+    return body.get("errcode") if isinstance(body, dict) else None
 
 
 def _fill(value: Any, names: dict[str, str]) -> Any:
@@ -185,6 +222,9 @@ def test_search_answers_as_synapse(pair: Pair) -> None:
     assert on_synapse["a redacted message"]["count"] == 1
     assert on_relay["a redacted message"]["count"] == 0
     on_synapse["a redacted message"]["count"] = 0
+    for case, (_, theirs, ours) in STRICTER.items():
+        assert on_synapse.pop(f"stricter: {case}") == theirs, case
+        assert on_relay.pop(f"stricter: {case}") == ours, case
     differences = [
         (case, "synapse", on_synapse[case], "relay", on_relay[case])
         for case in on_synapse
