@@ -31,8 +31,9 @@ Rules kept (the spec, with Synapse 1.163.2 as the tie-breaker where it is silent
   characters and `MAX_WORDS` words, `RECENT_ROUNDS` index reads of twice the page.
 - Errors as Synapse answers them where it answers 4xx (400 `M_UNKNOWN` for a missing
   category or search term, an unknown `order_by` or group key, a bad `next_batch`);
-  where Synapse fails with a 500 or silently ignores the input (values of the wrong type,
-  an unknown key, a malformed filter) we answer 400 `M_BAD_JSON` / `M_INVALID_PARAM`.
+  where Synapse fails with a 500, a 404 or runs the search anyway (values of the wrong
+  type, an unknown key, a malformed filter) we answer 400 `M_BAD_JSON` /
+  `M_INVALID_PARAM` (tests/synapse/test_search_differential.py pins both).
 
 Spec: https://spec.matrix.org/v1.16/client-server-api/#server-side-search (search.yaml)
 """
