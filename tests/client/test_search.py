@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 import pytest
 
+from store import search as store_search
 from tests.client.conftest import ClientApi
 from tests.client.helpers import V3, create_room, join, send, uid
 
@@ -185,6 +186,27 @@ async def test_a_redacted_message_is_not_found(api: ClientApi) -> None:
     assert _bodies(found) == ["hunter2 again"]
     # The index itself let go of it, in the redaction's write (count is before any rule).
     assert found["count"] == 1
+
+
+async def test_a_redacted_message_left_in_the_index_is_still_not_found(api: ClientApi) -> None:
+    """The 0018 migration indexes what was stored before it, redacted events too: every
+    hit is asked the redaction rule."""
+    alice = await api.login("alice")
+    room = await create_room(api, alice)
+    event_id = await send(api, alice, room, "pin 1234")
+    r = await api.http.put(
+        f"{V3}/rooms/{room}/redact/{quote(event_id, safe='')}/r1", headers=alice, json={}
+    )
+    assert r.status_code == 200, r.text
+
+    def reindex(conn: Any) -> None:
+        store_search.insert_search_entry(
+            conn, event_id=event_id, room_id=room, key="content.body", value="pin 1234"
+        )
+
+    await api.services.database.write(reindex)
+    found = await _search(api, alice, "1234")
+    assert found["count"] == 1 and found["results"] == []
 
 
 async def test_encrypted_events_are_never_indexed(api: ClientApi) -> None:
