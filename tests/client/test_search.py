@@ -189,7 +189,7 @@ async def test_a_redacted_message_is_not_found(api: ClientApi) -> None:
 
 
 async def test_a_redacted_message_left_in_the_index_is_still_not_found(api: ClientApi) -> None:
-    """The 0020 migration indexes what was stored before it, redacted events too: every
+    """The event_search migration indexes what was stored before it, redacted events too: every
     hit is asked the redaction rule."""
     alice = await api.login("alice")
     room = await create_room(api, alice)

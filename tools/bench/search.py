@@ -1,4 +1,4 @@
-"""The full-text index's costs as history grows (store/search.py, migration 0020).
+"""The full-text index's costs as history grows (store/search.py, migration *_event_search.sql).
 
 Fills a fresh database with N messages (words drawn from a 2,000-word vocabulary, one
 word, "common", in every tenth message, one, "rare", in one message of 10,000), and
