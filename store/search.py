@@ -1,5 +1,5 @@
 """The full-text index of room events (tables ``event_search_docs`` and the FTS5 table
-``event_search``, migration *_event_search.sql).
+``event_search``, the event_search migration).
 
 Rules kept:
 

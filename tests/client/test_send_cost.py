@@ -104,7 +104,7 @@ async def test_a_send_does_no_more_work_with_ten_times_the_history(api: ClientAp
     long = await _one_send(api, alice, room_id, "long")
 
     # The same statements, each planned on an index. FTS5 runs statements of its own on
-    # its shadow tables (`'event_search_data'`, ...) as the search index (migration *_event_search.sql)
+    # its shadow tables (`'event_search_data'`, ...) as the search index (event_search)
     # merges its segments: a few sends in, amortized over all of them, and the same
     # whatever the room's history; they are not ours to count.
     assert len(_ours(long.statements)) == len(_ours(short.statements))

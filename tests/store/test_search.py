@@ -1,4 +1,4 @@
-"""The full-text index (store/search.py, migration *_event_search.sql): what the migration indexes of
+"""The full-text index (store/search.py, the event_search migration): what the migration indexes of
 the events stored before it, documents dropped, pages by rank and by time."""
 
 from __future__ import annotations

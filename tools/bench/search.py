@@ -1,4 +1,4 @@
-"""The full-text index's costs as history grows (store/search.py, migration *_event_search.sql).
+"""The full-text index's costs as history grows (store/search.py, the event_search migration).
 
 Fills a fresh database with N messages (words drawn from a 2,000-word vocabulary, one
 word, "common", in every tenth message, one, "rare", in one message of 10,000), and
