@@ -31,7 +31,8 @@ The map, one module per group of tables:
 - Rooms: ``events`` (events and the DAG), ``state``, ``rooms`` (rooms, aliases,
   memberships), ``redactions``, ``remote_invites``, ``remote_knocks``, ``txn_ids`` (client
   transaction ids), ``receipts``, ``presence``, ``relations`` (the relations index),
-  ``sliding_sync`` (what each sliding sync connection was sent).
+  ``search`` (the full-text index), ``sliding_sync`` (what each sliding sync connection
+  was sent).
 - Encryption: ``e2ee_keys``, ``device_inbox``, ``key_backup``.
 - Federation: ``outbox`` (the outbound queue), ``fed_txns`` (inbound dedup), ``keys``
   (remote servers' keys), ``pending_pdus``; the LAN mesh: ``peers``.

@@ -45,6 +45,7 @@ from relay.client import (
     room_send,
     room_upgrades,
     rooms_read,
+    search,
     sliding_sync,
     synapse_admin,
     synapse_admin_reports,
@@ -101,6 +102,7 @@ API_MODULES = [
     user_directory,
     third_party,
     reports,
+    search,
 ]
 
 # The sync side: /sync, filters, typing, receipts, account data, presence.

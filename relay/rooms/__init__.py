@@ -15,6 +15,9 @@
 - `relation_reads.py`: `/relations` pages and the `/threads` list.
 - `directory.py`: room aliases and the published room list.
 - `user_directory.py`: finding users by id or display name.
+- `search.py`: server-side search (`POST /search`): the request, the words as an FTS5
+  query, the hits as the user may see them; `search_index.py`: what of an event the
+  index keeps, filled when it is stored and dropped when a redaction applies.
 - `filters.py`: event and sync filters, parsed strictly into frozen values, and matched
   by reads and sync alike.
 

@@ -481,6 +481,29 @@ def context_txn(
     )
 
 
+def around_txn(
+    conn: Connection,
+    rooms: RoomService,
+    viewer: Viewer,
+    pdu: Pdu,
+    before_limit: int,
+    after_limit: int,
+) -> tuple[_Scan, _Scan]:
+    """Up to `before_limit` visible events before the viewer's stored event `pdu` and
+    `after_limit` after it, in topological order as `context_txn` reads them (the
+    scans' `pdus` and `cursor`s are the events and the start/end positions)."""
+    row = store_events.get_event_row(conn, pdu.event_id)
+    assert row is not None
+    depth, stream = row["depth"], row["stream_ordering"]
+    before = _scan_txn(
+        conn, rooms, viewer, "b", TopoPosition(depth, stream - 1), None, before_limit, NO_FILTER
+    )
+    after = _scan_txn(
+        conn, rooms, viewer, "f", TopoPosition(depth, stream), None, after_limit, NO_FILTER
+    )
+    return before, after
+
+
 # -- state and members ---------------------------------------------------------------------
 
 

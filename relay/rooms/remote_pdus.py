@@ -36,6 +36,7 @@ from relay.events.ids import create_event_id_of
 from relay.events.pdu import Pdu
 from relay.events.room_versions import RoomVersion
 from relay.events.state_res import resolve_state
+from relay.rooms.search_index import forget_redacted_txn
 from relay.rooms.service import RoomService, insert_pdu_txn
 from relay.runtime.clock import now_ms
 from store import Connection
@@ -256,6 +257,7 @@ def accept_pdu_txn(
         state_before=state_before,
         state_key=(pdu.type, pdu.state_key) if pdu.state_key is not None else None,
     )
+    forget_redacted_txn(conn, rooms, pdu)
     rooms.pdus.put(pdu)
     if not soft_failed and not backfilled:
         store_events.update_forward_extremities(conn, room_id, pdu.event_id, pdu.prev_event_ids)

@@ -62,6 +62,7 @@ from relay.rooms.canonical_alias import CANONICAL_ALIAS, check_canonical_alias_t
 from relay.rooms.create import PRESETS, RoomConfig, create_room_txn
 from relay.rooms.pdu_cache import PduCache
 from relay.rooms.restricted_joins import authoriser_for_join_txn
+from relay.rooms.search_index import forget_redacted_txn, index_pdu_txn
 from relay.rooms.upgrade import upgrade_room_txn
 from relay.runtime.clock import now_ms
 from relay.runtime.database import Database
@@ -99,7 +100,7 @@ def insert_pdu_txn(
     """Store one PDU's row and DAG edges at the next stream position (returned; for
     `backfilled` history, the next one below all others), the relation it declares, and
     which event it names if it is a redaction (applied or not when read:
-    `RoomService.redacted_by_txn`).
+    `RoomService.redacted_by_txn`), and its text for search (relay/rooms/search_index.py).
     State, extremities and memberships are the caller's."""
     if backfilled:
         stream = store_events.next_backfill_stream_ordering(conn)
@@ -126,6 +127,8 @@ def insert_pdu_txn(
     if pdu.type == "m.room.redaction" and pdu.redacts:
         # Every redaction is indexed, whatever its fate: `redacted_by_txn` asks the rule.
         store_redactions.insert_redaction(conn, event_id=pdu.event_id, redacts=pdu.redacts)
+    if rejected_reason is None:
+        index_pdu_txn(conn, pdu)
     relation = relation_of(pdu.as_dict())
     if relation is not None:
         # Every relation is indexed too; the readers leave hidden and redacted ones out.
@@ -475,6 +478,7 @@ class RoomService:
                         event_id=pdu.event_id,
                         stream_ordering=stream,
                     )
+        forget_redacted_txn(conn, self, pdu)
         self.pdus.put(pdu)
         self.enqueue_for_peers_txn(conn, pdu)
 

@@ -68,6 +68,10 @@ async def _one_send(api: ClientApi, headers: dict[str, str], room_id: str, txn: 
     return work
 
 
+def _ours(statements: list[str]) -> list[str]:
+    return [s for s in statements if "'event_search_" not in s]
+
+
 #: The room's history, in index order: a search keyed by the room alone walks all of it.
 ROOM_HISTORY_INDEXES = ("events_room_stream", "events_room_depth_stream")
 
@@ -99,8 +103,11 @@ async def test_a_send_does_no_more_work_with_ten_times_the_history(api: ClientAp
     await database.write(_add_messages(api, room_id, 600))
     long = await _one_send(api, alice, room_id, "long")
 
-    # The same statements, each planned on an index.
-    assert len(long.statements) == len(short.statements)
+    # The same statements, each planned on an index. FTS5 runs statements of its own on
+    # its shadow tables (`'event_search_data'`, ...) as the search index (event_search)
+    # merges its segments: a few sends in, amortized over all of them, and the same
+    # whatever the room's history; they are not ours to count.
+    assert len(_ours(long.statements)) == len(_ours(short.statements))
     assert await database.read(_walks, long.statements) == []
     # Walking the room's history cost a few VM steps per stored event: 600 more
     # events would add thousands. Without it, the two sends do the same work (give or
