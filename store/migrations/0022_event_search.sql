@@ -1,4 +1,4 @@
--- 0021: server-side search (`POST /search`, relay/rooms/search.py). One document per
+-- 0022: server-side search (`POST /search`, relay/rooms/search.py). One document per
 -- searchable event (an m.room.message's body, an m.room.name's name, an m.room.topic's
 -- topic; never an encrypted event): `event_search_docs` says whose it is, the FTS5 table
 -- `event_search` holds its words under the same rowid. The documents are kept apart from
