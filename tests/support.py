@@ -49,3 +49,25 @@ def seconds_until(
     start = time.monotonic()
     wait_until(predicate, timeout, what, interval)
     return time.monotonic() - start
+
+
+def draw_examples(strategy: Any, n: int) -> list[Any]:
+    """`n` examples of a Hypothesis `strategy`, generated (not shrunk), for tests that
+    drive a server with each in turn inside one fixture rather than one test per example."""
+    from hypothesis import HealthCheck, Phase, given, settings
+
+    drawn: list[Any] = []
+
+    @settings(
+        max_examples=n,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(strategy)
+    def collect(value: Any) -> None:
+        drawn.append(value)
+
+    collect()
+    return drawn

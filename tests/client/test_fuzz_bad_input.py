@@ -15,10 +15,10 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tests.client.conftest import SERVER_NAME, ClientApi
+from tests.support import draw_examples
 
 V3 = "/_matrix/client/v3"
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "50"))
@@ -114,22 +114,7 @@ MESSAGES_QUERY = st.fixed_dictionaries(
 
 
 def _draw(strategy: st.SearchStrategy[Any], n: int = EXAMPLES) -> list[Any]:
-    """`n` examples of `strategy`, generated (not shrunk) by Hypothesis."""
-    drawn: list[Any] = []
-
-    @settings(
-        max_examples=n,
-        deadline=None,
-        database=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(strategy)
-    def collect(value: Any) -> None:
-        drawn.append(value)
-
-    collect()
-    return drawn
+    return draw_examples(strategy, n)
 
 
 def _encode(value: Any) -> bytes:

@@ -4,7 +4,6 @@ to-device messages its `since` acknowledges."""
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from relay.client.tokens import parse_token
@@ -13,6 +12,7 @@ from store import device_inbox as store_inbox
 from store import presence as store_presence
 from tests.client.conftest import ClientApi
 from tests.client.helpers import V3, create_room, join, sync, uid
+from tests.support import draw_examples
 
 SEND = f"{V3}/sendToDevice"
 
@@ -108,31 +108,13 @@ PRESENCE_OPS = st.lists(
 )
 
 
-def _draw_presence_ops(n: int) -> list[list[tuple[str, str, str | None]]]:
-    drawn: list[list[tuple[str, str, str | None]]] = []
-
-    @settings(
-        max_examples=n,
-        deadline=None,
-        database=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(PRESENCE_OPS)
-    def collect(value: list[tuple[str, str, str | None]]) -> None:
-        drawn.append(value)
-
-    collect()
-    return drawn
-
-
 async def test_the_known_presence_is_the_stored_row(api: ClientApi) -> None:
     """`PresenceService.known_state` (what lets a sync skip the presence read) equals the
     row in the store after any mix of `PUT /presence` and syncs with `set_presence`."""
     heads = {name: await api.login(name) for name in ("alice", "bob")}
     presence = api.services.presence
     compared = 0
-    for ops in _draw_presence_ops(15):
+    for ops in draw_examples(PRESENCE_OPS, 15):
         for user, op, state in ops:
             if op == "put":
                 r = await api.http.put(

@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tests.client.conftest import ClientApi
 from tests.client.helpers import V3, bodies, create_room, join, send, sync, timeline, uid
+from tests.support import draw_examples
 
 LL = {"room": {"state": {"lazy_load_members": True}}}
 USERS = ("bob", "carol", "dave")
@@ -452,24 +452,6 @@ GAP_OPS = st.lists(
 )
 
 
-def _draw_gaps(n: int) -> list[list[tuple[str, Any]]]:
-    drawn: list[list[tuple[str, Any]]] = []
-
-    @settings(
-        max_examples=n,
-        deadline=None,
-        database=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(GAP_OPS)
-    def collect(value: list[tuple[str, Any]]) -> None:
-        drawn.append(value)
-
-    collect()
-    return drawn
-
-
 @pytest.mark.parametrize("lazy", [False, True], ids=["all members", "lazy members"])
 @pytest.mark.config({"limits.login_per_second": 0, "limits.send_per_second": 0})
 async def test_a_client_rebuilds_the_room_state_from_any_run_of_gapped_syncs(
@@ -489,7 +471,7 @@ async def test_a_client_rebuilds_the_room_state_from_any_run_of_gapped_syncs(
     known_runs: list[list[tuple[str, Any]]] = [
         [("join", "bob"), ("msg", "bob"), ("topic", "a"), ("sync_messages", 50)]
     ]
-    for n, ops in enumerate(known_runs + _draw_gaps(40)):
+    for n, ops in enumerate(known_runs + draw_examples(GAP_OPS, 40)):
         room_id = await create_room(api, alice, preset="public_chat", name=f"run {n}")
         first = await sync(api, alice, filter=_lazy(_limit(3), lazy))
         entry = first["rooms"]["join"][room_id]

@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from relay.client.sync import render_sync
@@ -16,6 +15,7 @@ from relay.rooms.filters import DEFAULT_FILTER
 from relay.sync.builder import SyncParams, SyncService
 from relay.sync.shared import SharedReads
 from tests.client.conftest import SERVER_NAME, ClientApi
+from tests.support import draw_examples
 
 V3 = "/_matrix/client/v3"
 USERS = ("bob", "carol", "dave")
@@ -35,24 +35,6 @@ OPS = st.lists(
     min_size=4,
     max_size=25,
 )
-
-
-def _draw(n: int) -> list[list[tuple[str, str]]]:
-    drawn: list[list[tuple[str, str]]] = []
-
-    @settings(
-        max_examples=n,
-        deadline=None,
-        database=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(OPS)
-    def collect(value: list[tuple[str, str]]) -> None:
-        drawn.append(value)
-
-    collect()
-    return drawn
 
 
 async def _builds(
@@ -81,7 +63,7 @@ async def test_shared_reads_answer_as_a_fresh_build(api: ClientApi) -> None:
     alice = await api.login("alice")
     heads = {u: await api.login(u) for u in USERS}
     compared = 0
-    for n, ops in enumerate(_draw(12)):
+    for n, ops in enumerate(draw_examples(OPS, 12)):
         r = await api.http.post(f"{V3}/createRoom", headers=alice, json={"preset": "public_chat"})
         room = r.json()["room_id"]
         since: dict[str, int | None] = {u: None for u in ("alice", *USERS)}

@@ -18,7 +18,6 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from relay.mesh.gossip import EXTREMITIES_PATH
@@ -26,6 +25,7 @@ from tests.client.conftest import SERVER_NAME, ClientApi
 from tests.client.conftest import api as api  # the in-process relay
 from tests.federation.inprocess import V1, V2, SignedPeer, federation_http, trust_key
 from tests.rooms.remote_rooms import CAROL, REMOTE, REMOTE_KEY, build, shared_room
+from tests.support import draw_examples
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
 #: Outbound requests go to a closed port: fast failures, nothing leaves the machine.
@@ -53,21 +53,7 @@ EDU_TYPES = ["m.typing", "m.receipt", "m.presence", "m.device_list_update",
 
 
 def _draw(strategy: st.SearchStrategy[Any]) -> list[Any]:
-    examples: list[Any] = []
-
-    @settings(
-        max_examples=EXAMPLES,
-        database=None,
-        deadline=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(strategy)
-    def collect(example: Any) -> None:
-        examples.append(example)
-
-    collect()
-    return examples
+    return draw_examples(strategy, EXAMPLES)
 
 
 def _mutated_pdu(base: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
