@@ -108,18 +108,11 @@ def test_relay_user_creates_room_and_synapse_user_joins(module_pair: Pair, versi
     _exchange(pair, room_id, hq, field)
 
 
-@pytest.mark.parametrize("version", ["10", "9", "8"])
-def test_relay_user_joins_a_restricted_synapse_room_through_its_space(
-    module_pair: Pair, version: str
-) -> None:
-    """Rooms v8+: a room restricted to the members of a space; the relay's user joins the
-    space, then the room without an invite (Synapse authorises and countersigns the join)."""
-    pair = module_pair
-    hq = pair.synapse_user(f"chief{version}")
-    field = pair.relay_user(f"scout{version}")
-    space = hq.create_room(preset="public_chat", room_version=version)
+def _space_and_restricted_room(owner: MatrixUser, version: str) -> tuple[str, str]:
+    """A public space and a room only its members may join (without an invite)."""
+    space = owner.create_room(preset="public_chat", room_version=version)
     allow = [{"type": "m.room_membership", "room_id": space}]
-    room_id = hq.create_room(
+    room_id = owner.create_room(
         preset="private_chat",
         room_version=version,
         initial_state=[
@@ -130,6 +123,19 @@ def test_relay_user_joins_a_restricted_synapse_room_through_its_space(
             }
         ],
     )
+    return space, room_id
+
+
+@pytest.mark.parametrize("version", ["10", "9", "8"])
+def test_relay_user_joins_a_restricted_synapse_room_through_its_space(
+    module_pair: Pair, version: str
+) -> None:
+    """Rooms v8+: a room restricted to the members of a space; the relay's user joins the
+    space, then the room without an invite (Synapse authorises and countersigns the join)."""
+    pair = module_pair
+    hq = pair.synapse_user(f"chief{version}")
+    field = pair.relay_user(f"scout{version}")
+    space, room_id = _space_and_restricted_room(hq, version)
     server = pair.synapse.server_name
     field.join(space, via=[server])
     field.join(room_id, via=[server])
@@ -151,19 +157,7 @@ def test_synapse_user_joins_a_restricted_relay_room_through_its_space(
     hq = pair.relay_user(f"base{version}")
     visitor = pair.synapse_user(f"guest{version}")
     outsider = pair.synapse_user(f"outsider{version}")
-    space = hq.create_room(preset="public_chat", room_version=version)
-    allow = [{"type": "m.room_membership", "room_id": space}]
-    room_id = hq.create_room(
-        preset="private_chat",
-        room_version=version,
-        initial_state=[
-            {
-                "type": "m.room.join_rules",
-                "state_key": "",
-                "content": {"join_rule": "restricted", "allow": allow},
-            }
-        ],
-    )
+    space, room_id = _space_and_restricted_room(hq, version)
     server = pair.relay.server_name
     visitor.join(space, via=[server])
     visitor.join(room_id, via=[server])

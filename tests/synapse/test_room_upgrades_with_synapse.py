@@ -42,38 +42,43 @@ def _try_join(user: MatrixUser, room: str, via: str) -> bool:
     return r.status_code == 200
 
 
-@pytest.mark.parametrize(("old", "new"), [("10", "11"), ("10", "12")])
-def test_relay_upgrades_a_room_a_synapse_user_shares(module_pair: Pair, old: str, new: str) -> None:
-    pair = module_pair
-    owner = pair.relay_user(f"up-owner-{old}-{new}")
-    guest = pair.synapse_user(f"up-guest-{old}-{new}")
-    room = _shared_room(owner, guest, pair.relay.server_name, old)
+def _follow_upgrade(
+    owner: MatrixUser, guest: MatrixUser, via: str, old: str, new: str, who: str
+) -> tuple[str, str]:
+    """Share a room of version `old` made by `owner`, upgrade it to `new`, and wait until
+    `guest`'s server shows the tombstone and the old room closed to ordinary members,
+    then has `guest` join the new room and checks its create event and copied name.
+    The (old, new) room ids."""
+    room = _shared_room(owner, guest, via, old)
     owner.send(room, "before the upgrade")
     guest.wait_for_bodies(room, {"before the upgrade"})
-
     replacement = _upgrade(owner, room, new)
 
-    # Synapse sees the tombstone naming the new room, and the old room closed to talk.
     def tombstoned() -> bool:
         content = _state(guest, room, "m.room.tombstone")
         return bool(content) and content.get("replacement_room") == replacement
 
-    wait_until(tombstoned, 60, "Synapse to see the tombstone")
+    wait_until(tombstoned, 60, f"{who} to see the tombstone")
     wait_until(
         lambda: (_state(guest, room, "m.room.power_levels") or {}).get("events_default", 0) >= 50,
         60,
-        "Synapse to see the old room closed to ordinary members",
+        f"{who} to see the old room closed to ordinary members",
     )
-
-    # The Synapse user follows it: the new room's create event names the old one.
-    wait_until(
-        lambda: _try_join(guest, replacement, pair.relay.server_name), 60, "joining the new room"
-    )
+    wait_until(lambda: _try_join(guest, replacement, via), 60, "joining the new room")
     create = _create_event(guest, replacement)
     assert create["content"]["predecessor"]["room_id"] == room
     assert create["content"].get("room_version", "1") == new
     assert _state(guest, replacement, "m.room.name") == {"name": "ops"}
+    return room, replacement
 
+
+@pytest.mark.parametrize(("old", "new"), [("10", "11"), ("10", "12")])
+def test_relay_upgrades_a_room_a_synapse_user_shares(module_pair: Pair, old: str, new: str) -> None:
+    owner = module_pair.relay_user(f"up-owner-{old}-{new}")
+    guest = module_pair.synapse_user(f"up-guest-{old}-{new}")
+    _, replacement = _follow_upgrade(
+        owner, guest, module_pair.relay.server_name, old, new, "Synapse"
+    )
     owner.send(replacement, "after the upgrade")
     guest.wait_for_bodies(replacement, {"after the upgrade"})
     guest.send(replacement, "heard you")
@@ -82,42 +87,17 @@ def test_relay_upgrades_a_room_a_synapse_user_shares(module_pair: Pair, old: str
 
 @pytest.mark.parametrize(("old", "new"), [("10", "11"), ("9", "12")])
 def test_synapse_upgrades_a_room_a_relay_user_shares(module_pair: Pair, old: str, new: str) -> None:
-    pair = module_pair
-    owner = pair.synapse_user(f"sup-owner-{old}-{new}")
-    guest = pair.relay_user(f"sup-guest-{old}-{new}")
-    room = _shared_room(owner, guest, pair.synapse.server_name, old)
-    owner.send(room, "before the upgrade")
-    guest.wait_for_bodies(room, {"before the upgrade"})
-
-    replacement = _upgrade(owner, room, new)
-
-    def tombstoned() -> bool:
-        content = _state(guest, room, "m.room.tombstone")
-        return bool(content) and content.get("replacement_room") == replacement
-
-    wait_until(tombstoned, 60, "the relay to see the tombstone")
-    # The relay enforces the old room's new power levels: its user may no longer talk.
-    wait_until(
-        lambda: (_state(guest, room, "m.room.power_levels") or {}).get("events_default", 0) >= 50,
-        60,
-        "the relay to see the old room closed to ordinary members",
+    owner = module_pair.synapse_user(f"sup-owner-{old}-{new}")
+    guest = module_pair.relay_user(f"sup-guest-{old}-{new}")
+    room, replacement = _follow_upgrade(
+        owner, guest, module_pair.synapse.server_name, old, new, "the relay"
     )
+    # The relay enforces the old room's new power levels: its user may no longer talk.
     r = guest.http.put(
         f"{V3}/rooms/{room}/send/m.room.message/after-tombstone",
         json={"msgtype": "m.text", "body": "too late"},
     )
     assert r.status_code == 403, r.text
-
-    wait_until(
-        lambda: _try_join(guest, replacement, pair.synapse.server_name),
-        60,
-        "joining the new room over federation",
-    )
-    create = _create_event(guest, replacement)
-    assert create["content"]["predecessor"]["room_id"] == room
-    assert create["content"]["room_version"] == new
-    assert _state(guest, replacement, "m.room.name") == {"name": "ops"}
-
     guest.send(replacement, "followed you")
     owner.wait_for_bodies(replacement, {"followed you"})
 
