@@ -20,6 +20,7 @@ Spec: https://spec.matrix.org/v1.16/client-server-api/#reporting-content (report
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -56,95 +57,90 @@ def _reason(body: dict[str, Any], *, required: bool) -> str | None:
     return reason
 
 
-def _check_quota(conn: Connection, reporter: str) -> None:
-    if store_reports.count_reports(conn, reporter=reporter) >= MAX_PER_REPORTER:
-        raise LimitExceeded("Too many reports waiting for the operator", retry_after_ms=60_000)
+async def _file(
+    request: Request,
+    requester: Requester,
+    reason: str | None,
+    check: Callable[[Connection], bool],
+    **fields: Any,
+) -> Response:
+    """Keep one report after `check` (which raises, or says False to keep nothing and
+    still answer 200), within the rate limit and the reporter's quota."""
+    services = services_of(request)
+    await services.send_limiter.check(requester.user_id)
+
+    def txn(conn: Connection) -> None:
+        if not check(conn):
+            return
+        if store_reports.count_reports(conn, reporter=requester.user_id) >= MAX_PER_REPORTER:
+            raise LimitExceeded("Too many reports waiting for the operator", retry_after_ms=60_000)
+        store_reports.add_report(
+            conn, reporter=requester.user_id, reason=reason, received_ts=now_ms(), **fields
+        )
+
+    await services.database.write(txn)
+    return json_response({})
 
 
 async def report_event(request: Request, requester: Requester) -> Response:
     """# `POST /_matrix/client/v3/rooms/{roomId}/report/{eventId}`"""
-    services = services_of(request)
     body = await read_json_object(request)
     reason = _reason(body, required=False)
     score = body.get("score")
     if score is not None and (not isinstance(score, int) or isinstance(score, bool)):
         raise BadJson("Param 'score' must be an integer")
-    await services.send_limiter.check(requester.user_id)
     room_id, event_id = request.path_params["room_id"], request.path_params["event_id"]
-    rooms = services.rooms
+    rooms = services_of(request).rooms
 
-    def txn(conn: Connection) -> None:
+    def visible(conn: Connection) -> bool:
         try:
-            viewer = viewer_txn(conn, rooms, room_id, requester.user_id)
-            event_txn(conn, rooms, viewer, None, event_id)
+            event_txn(
+                conn, rooms, viewer_txn(conn, rooms, room_id, requester.user_id), None, event_id
+            )
         except (Forbidden, NotFound):
             raise NotFound(
                 "Unable to report event: it does not exist or you aren't able to see it."
             ) from None
-        _check_quota(conn, requester.user_id)
-        store_reports.add_report(
-            conn,
-            kind="event",
-            reporter=requester.user_id,
-            reason=reason,
-            score=score,
-            room_id=room_id,
-            event_id=event_id,
-            received_ts=now_ms(),
-        )
+        return True
 
-    await services.database.write(txn)
-    return json_response({})
+    return await _file(
+        request,
+        requester,
+        reason,
+        visible,
+        kind="event",
+        room_id=room_id,
+        event_id=event_id,
+        score=score,
+    )
 
 
 async def report_room(request: Request, requester: Requester) -> Response:
     """# `POST /_matrix/client/v3/rooms/{roomId}/report`"""
-    services = services_of(request)
     reason = _reason(await read_json_object(request), required=True)
-    await services.send_limiter.check(requester.user_id)
     room_id = request.path_params["room_id"]
 
-    def txn(conn: Connection) -> None:
+    def exists(conn: Connection) -> bool:
         if store_rooms.get_room(conn, room_id) is None:
             raise NotFound("Room does not exist")
-        _check_quota(conn, requester.user_id)
-        store_reports.add_report(
-            conn,
-            kind="room",
-            reporter=requester.user_id,
-            reason=reason,
-            room_id=room_id,
-            received_ts=now_ms(),
-        )
+        return True
 
-    await services.database.write(txn)
-    return json_response({})
+    return await _file(request, requester, reason, exists, kind="room", room_id=room_id)
 
 
 async def report_user(request: Request, requester: Requester) -> Response:
     """# `POST /_matrix/client/v3/users/{userId}/report`"""
-    services = services_of(request)
     reason = _reason(await read_json_object(request), required=True)
-    await services.send_limiter.check(requester.user_id)
     target = request.path_params["user_id"]
+    server_name = services_of(request).server_name
 
-    def txn(conn: Connection) -> None:
-        if server_of(target) != services.server_name:
-            return  # not ours to act on; answered as if kept
-        if store_accounts.get_user(conn, target) is None:
-            return  # nobody learns who exists
-        _check_quota(conn, requester.user_id)
-        store_reports.add_report(
-            conn,
-            kind="user",
-            reporter=requester.user_id,
-            reason=reason,
-            target_user_id=target,
-            received_ts=now_ms(),
+    def ours(conn: Connection) -> bool:
+        # Another server's user, or nobody: answered as if kept, so nobody learns who exists.
+        return (
+            server_of(target) == server_name and store_accounts.get_user(conn, target) is not None
         )
 
-    await services.database.write(txn)
-    return json_response({})
+    return await _file(request, requester, reason, ours, kind="user", target_user_id=target)
 
 
 ROUTES = [
