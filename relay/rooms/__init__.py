@@ -15,6 +15,11 @@
 - `relation_reads.py`: `/relations` pages and the `/threads` list.
 - `directory.py`: room aliases and the published room list.
 - `user_directory.py`: finding users by id or display name.
+- `hierarchy.py`: a room's entry in a space hierarchy or room summary, its ordered
+  children, and who (a user, a server) may see it.
+- `restricted_joins.py`: restricted rooms (Element's "Space members"): who may join
+  because they belong to an allowed room, and which of our users vouches for them.
+- `upgrade.py`: room upgrades (tombstone, new room, what carries over).
 - `search.py`: server-side search (`POST /search`): the request, the words as an FTS5
   query, the hits as the user may see them; `search_index.py`: what of an event the
   index keeps, filled when it is stored and dropped when a redaction applies.
