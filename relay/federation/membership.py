@@ -163,7 +163,7 @@ async def _send_membership(request: Request, origin: str, membership: str) -> tu
         lambda conn: require_allowed_txn(services.rooms, conn, room_id, origin)
     )
     if membership == "join":
-        body = await _vouched(services, room_id, body, rv)
+        body = await _vouched(services, origin, room_id, body, rv)
     try:
         pdu = await services.ingest.verified_pdu(body, rv)
     except BadPdu as exc:
@@ -193,7 +193,7 @@ async def _send_membership(request: Request, origin: str, membership: str) -> tu
 
 
 async def _vouched(
-    services: Services, room_id: str, body: dict[str, Any], rv: RoomVersion
+    services: Services, origin: str, room_id: str, body: dict[str, Any], rv: RoomVersion
 ) -> dict[str, Any]:
     """A restricted join naming one of our users as its voucher, signed by us once we
     have checked the voucher may (the auth rules need our signature); any other join as
@@ -203,8 +203,8 @@ async def _vouched(
     sender = body.get("sender")
     if not isinstance(voucher, str) or server_of(voucher) != services.server_name:
         return body
-    if not isinstance(sender, str):
-        raise BadJson("A join needs a sender")
+    if not isinstance(sender, str) or server_of(sender) != origin:
+        raise BadJson(f"Not a join event of a user on {origin}")
     await services.database.read(check_voucher_txn, services.rooms, room_id, sender, voucher)
     key = services.signing_key
     return sign_event(body, rv, services.server_name, key.key_id, key.key)

@@ -860,3 +860,71 @@ def test_fixture_sanity(shared: Shared) -> None:
         ),
         what="B's messages on A",
     )
+
+
+async def test_restricted_join_is_vouched_for_only_while_the_joiner_is_in_the_space(
+    shared: Shared,
+) -> None:
+    """make_join names one of B's users as the voucher of a restricted join; send_join
+    countersigns it, and refuses it once the joiner has left the allowed space."""
+    space = shared.bob.create_room(preset="public_chat", room_version="10")
+    allow = [{"type": "m.room_membership", "room_id": space}]
+    room = shared.bob.create_room(
+        room_version="10",
+        initial_state=[
+            {
+                "type": "m.room.join_rules",
+                "state_key": "",
+                "content": {"join_rule": "restricted", "allow": allow},
+            }
+        ],
+    )
+
+    async def make(kind: str, room_id: str, user: str) -> Any:
+        return await _get(shared, f"{V1}/make_{kind}/{room_id}/{quote(user)}", ver="10")
+
+    async def send(kind: str, room_id: str, template: dict[str, Any]) -> tuple[Pdu, Any]:
+        rv = room_version(template["room_version"])
+        assert rv is not None
+        key = signing_key_of(shared.a)
+        pdu = finalize_event(template["event"], rv, shared.a.server_name, key.key_id, key.key)
+        async with as_a(shared) as side:
+            body = await side.client.put_json(
+                shared.b.server_name,
+                f"{V2}/send_{kind}/{room_id}/{quote(pdu.event_id)}",
+                pdu.as_dict(),
+            )
+        return pdu, body
+
+    for user, stays in (
+        (f"@gina:{shared.a.server_name}", True),
+        (f"@hal:{shared.a.server_name}", False),
+    ):
+        err = await _error(shared, "GET", f"{V1}/make_join/{room}/{quote(user)}", ver="10")
+        assert (err.status, err.errcode) == (403, "M_FORBIDDEN")  # not in the space yet
+        await send("join", space, await make("join", space, user))
+        template = await make("join", room, user)
+        assert (
+            template["event"]["content"]["join_authorised_via_users_server"] == shared.bob.user_id
+        )
+        if not stays:
+            await send("leave", space, await make("leave", space, user))
+            v10 = room_version("10")
+            assert v10 is not None
+            pdu = finalize_event(template["event"], v10, shared.a.server_name, *_key_parts(shared))
+            err = await _error(
+                shared, "PUT", f"{V2}/send_join/{room}/{quote(pdu.event_id)}", body=pdu.as_dict()
+            )
+            assert (err.status, err.errcode) == (403, "M_FORBIDDEN")
+            assert "required rooms" in str(err), err
+            assert membership_of(shared.bob, room, user) != "join"
+            continue
+        _pdu_sent, body = await send("join", room, template)
+        signatures = body["event"]["signatures"]
+        assert shared.b.server_name in signatures and shared.a.server_name in signatures
+        assert membership_of(shared.bob, room, user) == "join"
+
+
+def _key_parts(shared: Shared) -> tuple[str, Any]:
+    key = signing_key_of(shared.a)
+    return key.key_id, key.key
