@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import RelayProcess, make_relay
+from tests.integration.conftest import RelayProcess, make_relay, unlimit_rates
 from tests.integration.matrix_client import MatrixUser
 from tests.support import free_port
 from tools.synapse_harness import Synapse, ensure_synapse_installed
@@ -45,6 +45,9 @@ def start_pair(tmp_path: Path, *, room_version: str | None = None) -> Pair:
     synapse = fresh_synapse(tmp_path, room_version=room_version)
     relay = make_relay(tmp_path, "relay")
     relay.init("--no-verify-tls", "--upstream", synapse.server_name)
+    # As the test Synapse (tools/synapse_harness.py): many logins and sends in a few
+    # seconds on a fast machine; the limits themselves are tests/client/'s subject.
+    unlimit_rates(relay)
     synapse.start()
     relay.start()
     return Pair(relay, synapse)

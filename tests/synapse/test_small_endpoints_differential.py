@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.integration.conftest import make_relay
+from tests.integration.conftest import make_relay, unlimit_rates
 from tests.integration.matrix_client import MatrixUser
 from tests.synapse.conftest import Pair, fresh_synapse
 
@@ -23,6 +23,7 @@ def kit_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     synapse = fresh_synapse(tmp, extra={"enable_3pid_changes": False})
     relay = make_relay(tmp, "relay")
     relay.init("--no-verify-tls")
+    unlimit_rates(relay)  # many logins in a few seconds (Synapse's harness has no limits)
     synapse.start()
     relay.start()
     try:
