@@ -36,6 +36,10 @@ from tools.synapse_harness import ensure_synapse_installed
 def measure(
     server: Server, watchers: int, rate: float, seconds: float, profile: Path | None = None
 ) -> dict[str, Any]:
+    spy_path = Path(sys.executable).parent / "py-spy"
+    if profile is not None and not spy_path.exists():
+        # Checked before the server starts: a failure later would leave it running.
+        raise SystemExit(f"--profile needs py-spy at {spy_path} (pip install py-spy)")
     server.start()
     names = [f"w{i}" for i in range(watchers)]
     for name in ["sender", *names]:
@@ -97,7 +101,7 @@ def measure(
         # py-spy (pip install py-spy) samples the server during the sending phase only.
         spy = subprocess.Popen(
             [
-                str(Path(sys.executable).parent / "py-spy"),
+                str(spy_path),
                 *("record", "-o", str(profile), "-f", "raw", "-r", "50", "--gil"),
                 *("-p", str(server.proc.pid)),
             ],
