@@ -14,6 +14,20 @@ def uid(localpart: str) -> str:
     return f"@{localpart}:{SERVER_NAME}"
 
 
+def password_auth(
+    session: str | None = None, password: str = "pw", user: str = "alice"
+) -> dict[str, Any]:
+    """The `auth` of a user-interactive request answered with the user's password."""
+    auth: dict[str, Any] = {
+        "type": "m.login.password",
+        "identifier": {"type": "m.id.user", "user": user},
+        "password": password,
+    }
+    if session is not None:
+        auth["session"] = session
+    return auth
+
+
 async def create_room(api: ClientApi, headers: dict[str, str], **body: Any) -> str:
     r = await api.http.post(f"{V3}/createRoom", headers=headers, json=body)
     assert r.status_code == 200, r.text

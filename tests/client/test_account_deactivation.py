@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 
 from relay.federation.routes import federation_app
 from store import accounts as store_accounts
 from tests.client.conftest import ClientApi
-from tests.client.helpers import V3, create_room, join, sync, uid
+from tests.client.helpers import V3, create_room, join, password_auth, sync, uid
 
 PATH = f"{V3}/account/deactivate"
-
-
-def password_auth(session: str, password: str = "pw", user: str = "alice") -> dict[str, Any]:
-    return {
-        "type": "m.login.password",
-        "identifier": {"type": "m.id.user", "user": user},
-        "password": password,
-        "session": session,
-    }
 
 
 async def test_deactivate_with_uia_leaves_rooms_and_blocks_login(api: ClientApi) -> None:

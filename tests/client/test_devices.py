@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.client.conftest import SERVER_NAME, ClientApi
+from tests.client.helpers import password_auth
 
 V3 = "/_matrix/client/v3"
 
@@ -20,15 +21,6 @@ async def _login_device(api: ClientApi, localpart: str, device_id: str) -> dict[
     )
     assert r.status_code == 200, r.text
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
-
-
-def _password_auth(session: str, password: str = "pw") -> dict:
-    return {
-        "type": "m.login.password",
-        "identifier": {"type": "m.id.user", "user": "alice"},
-        "password": password,
-        "session": session,
-    }
 
 
 async def test_devices_list_get_and_rename(api: ClientApi) -> None:
@@ -71,12 +63,12 @@ async def test_delete_device_needs_uia_and_kills_its_token(api: ClientApi) -> No
     assert challenge["session"]
     assert (await api.http.get(f"{V3}/account/whoami", headers=laptop)).status_code == 200
 
-    wrong = {"auth": _password_auth(challenge["session"], "nope")}
+    wrong = {"auth": password_auth(challenge["session"], "nope")}
     r = await api.http.request("DELETE", f"{V3}/devices/LAPTOP", headers=phone, json=wrong)
     assert (r.status_code, r.json()["errcode"]) == (401, "M_FORBIDDEN")
     assert r.json()["session"] == challenge["session"]
 
-    right = {"auth": _password_auth(challenge["session"])}
+    right = {"auth": password_auth(challenge["session"])}
     r = await api.http.request("DELETE", f"{V3}/devices/LAPTOP", headers=phone, json=right)
     assert r.status_code == 200, r.text
     r = await api.http.get(f"{V3}/account/whoami", headers=laptop)
@@ -92,7 +84,7 @@ async def test_uia_session_is_bound_to_the_devices_it_was_started_for(api: Clien
     r = await api.http.request("DELETE", f"{V3}/devices/LAPTOP", headers=phone)
     session = r.json()["session"]
     r = await api.http.request(
-        "DELETE", f"{V3}/devices/PHONE", headers=phone, json={"auth": _password_auth(session)}
+        "DELETE", f"{V3}/devices/PHONE", headers=phone, json={"auth": password_auth(session)}
     )
     assert r.status_code == 400
 
@@ -122,7 +114,7 @@ async def test_delete_devices_in_bulk(api: ClientApi) -> None:
     body = {"devices": ["TABLET", "LAPTOP", "NEVER_EXISTED"]}
     r = await api.http.post(f"{V3}/delete_devices", headers=phone, json=body)
     assert r.status_code == 401
-    body["auth"] = _password_auth(r.json()["session"])
+    body["auth"] = password_auth(r.json()["session"])
     r = await api.http.post(f"{V3}/delete_devices", headers=phone, json=body)
     assert r.status_code == 200, r.text
     assert (await api.http.get(f"{V3}/account/whoami", headers=tablet)).status_code == 401

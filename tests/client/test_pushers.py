@@ -26,7 +26,7 @@ from relay.runtime.database import open_database
 from relay.runtime.identity import new_signing_key
 from relay.web.metrics import scrape
 from tests.client.conftest import ClientApi, make_config
-from tests.client.helpers import V3, create_room, join, send, sync, uid
+from tests.client.helpers import V3, create_room, join, password_auth, send, sync, uid
 from tests.support import free_port
 
 NOTIFY = "/_matrix/push/v1/notify"
@@ -195,11 +195,7 @@ async def test_a_password_change_removes_the_other_devices_pushers(api: ClientAp
     assert (await _set(api, laptop, _pusher(url, "laptop-key"))).status_code == 200
     body = {
         "new_password": "new-pw",
-        "auth": {
-            "type": "m.login.password",
-            "identifier": {"type": "m.id.user", "user": "alice"},
-            "password": "pw",
-        },
+        "auth": password_auth(),
     }
     r = await api.http.post(f"{V3}/account/password", headers=laptop, json=body)
     assert r.status_code == 200, r.text
@@ -215,11 +211,7 @@ async def test_a_password_change_keeping_devices_keeps_their_pushers(api: Client
     body = {
         "new_password": "new-pw",
         "logout_devices": False,
-        "auth": {
-            "type": "m.login.password",
-            "identifier": {"type": "m.id.user", "user": "alice"},
-            "password": "pw",
-        },
+        "auth": password_auth(),
     }
     r = await api.http.post(f"{V3}/account/password", headers=laptop, json=body)
     assert r.status_code == 200, r.text
@@ -235,13 +227,7 @@ async def test_logout_and_deactivation_remove_pushers(api: ClientApi) -> None:
     assert (await _set(api, laptop, _pusher(url, "laptop-key"))).status_code == 200
     assert (await api.http.post(f"{V3}/logout", headers=phone)).status_code == 200
     assert [p["pushkey"] for p in await _pushers(api, laptop)] == ["laptop-key"]
-    body = {
-        "auth": {
-            "type": "m.login.password",
-            "identifier": {"type": "m.id.user", "user": "alice"},
-            "password": "pw",
-        }
-    }
+    body = {"auth": password_auth()}
     r = await api.http.post(f"{V3}/account/deactivate", headers=laptop, json=body)
     assert r.status_code == 200, r.text
     from store import pushers as store_pushers
