@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,6 +41,29 @@ class Pair:
     def synapse_user(self, localpart: str) -> MatrixUser:
         self.synapse.register(localpart)
         return MatrixUser.login(self.synapse.client_url, localpart)
+
+    def same_user_on_each(self, localpart: str) -> list[MatrixUser]:
+        """The user `localpart`, logged in on Synapse and on the relay (in that order)."""
+        return [self.synapse_user(localpart), self.relay_user(localpart)]
+
+
+@contextmanager
+def side_by_side(tmp: Path, *, unlimited: bool = False, **synapse_config: Any) -> Iterator[Pair]:
+    """A real Synapse and a relay that do not federate, for differential tests (the same
+    requests to each); both are killed on the way out. `unlimited` switches the relay's
+    login and send rate limits off, as the test Synapse has them."""
+    synapse = fresh_synapse(tmp, **synapse_config)
+    relay = make_relay(tmp, "relay")
+    relay.init()
+    if unlimited:
+        unlimit_rates(relay)
+    try:
+        synapse.start()
+        relay.start()
+        yield Pair(relay, synapse)
+    finally:
+        relay.kill()
+        synapse.kill()
 
 
 def start_pair(tmp_path: Path, *, room_version: str | None = None) -> Pair:

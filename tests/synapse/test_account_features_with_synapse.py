@@ -14,11 +14,9 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.integration.conftest import RelayProcess, make_relay
 from tests.integration.matrix_client import MatrixUser
-from tests.synapse.conftest import fresh_synapse
+from tests.synapse.conftest import side_by_side
 from tests.synapse.test_admin_api_with_synapse import _same_shape, _shape
-from tools.synapse_harness import Synapse
 
 V3 = "/_matrix/client/v3"
 
@@ -141,28 +139,20 @@ class Server:
 
 @pytest.fixture
 def servers(tmp_path: Path) -> Iterator[tuple[Server, Server]]:
-    synapse: Synapse = fresh_synapse(tmp_path)
-    relay: RelayProcess = make_relay(tmp_path, "relay")
-    relay.init()
-    synapse.start()
-    relay.start()
     names = ("alice", "bob", "carol")
-    try:
+    with side_by_side(tmp_path) as pair:
         for name in names:
-            synapse.register(name, "pw")
-            relay.cli("user", "add", name, "--password", "pw")
+            pair.synapse.register(name, "pw")
+            pair.relay.cli("user", "add", name, "--password", "pw")
 
         def server(url: str, server_name: str) -> Server:
             tokens = {n: MatrixUser.login(url, n).http.headers["Authorization"][7:] for n in names}
             return Server(url, server_name, tokens)
 
         yield (
-            server(relay.client_url, relay.server_name),
-            server(synapse.client_url, synapse.server_name),
+            server(pair.relay.client_url, pair.relay.server_name),
+            server(pair.synapse.client_url, pair.synapse.server_name),
         )
-    finally:
-        relay.kill()
-        synapse.kill()
 
 
 def test_account_features_answer_as_synapse(servers: tuple[Server, Server]) -> None:

@@ -13,10 +13,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.integration.conftest import RelayProcess, make_relay
 from tests.integration.matrix_client import MatrixUser
-from tests.synapse.conftest import fresh_synapse
-from tools.synapse_harness import Synapse
+from tests.synapse.conftest import side_by_side
 
 ADMIN = "/_synapse/admin"
 
@@ -108,32 +106,24 @@ class Server:
 
 @pytest.fixture
 def servers(tmp_path: Path) -> Iterator[tuple[Server, Server]]:
-    synapse: Synapse = fresh_synapse(tmp_path)
-    relay: RelayProcess = make_relay(tmp_path, "relay")
-    relay.init()
-    synapse.start()
-    relay.start()
-    try:
-        synapse.register("op", "pw", admin=True)
-        synapse.register("alice", "pw")
-        relay.cli("user", "add", "op", "--password", "pw", "--admin")
-        relay.cli("user", "add", "alice", "--password", "pw")
+    with side_by_side(tmp_path) as pair:
+        pair.synapse.register("op", "pw", admin=True)
+        pair.synapse.register("alice", "pw")
+        pair.relay.cli("user", "add", "op", "--password", "pw", "--admin")
+        pair.relay.cli("user", "add", "alice", "--password", "pw")
         theirs = Server(
-            synapse.client_url,
-            synapse.server_name,
-            MatrixUser.login(synapse.client_url, "op").http.headers["Authorization"][7:],
-            MatrixUser.login(synapse.client_url, "alice").http.headers["Authorization"][7:],
+            pair.synapse.client_url,
+            pair.synapse.server_name,
+            MatrixUser.login(pair.synapse.client_url, "op").http.headers["Authorization"][7:],
+            MatrixUser.login(pair.synapse.client_url, "alice").http.headers["Authorization"][7:],
         )
         ours = Server(
-            relay.client_url,
-            relay.server_name,
-            MatrixUser.login(relay.client_url, "op").http.headers["Authorization"][7:],
-            MatrixUser.login(relay.client_url, "alice").http.headers["Authorization"][7:],
+            pair.relay.client_url,
+            pair.relay.server_name,
+            MatrixUser.login(pair.relay.client_url, "op").http.headers["Authorization"][7:],
+            MatrixUser.login(pair.relay.client_url, "alice").http.headers["Authorization"][7:],
         )
         yield ours, theirs
-    finally:
-        relay.kill()
-        synapse.kill()
 
 
 def test_admin_api_answers_in_synapses_shapes(servers: tuple[Server, Server]) -> None:

@@ -13,9 +13,8 @@ import nacl.signing
 import pytest
 
 from tests.client.e2ee_helpers import cross_signing_key, device_keys
-from tests.integration.conftest import make_relay
 from tests.integration.matrix_client import MatrixUser
-from tests.synapse.conftest import fresh_synapse
+from tests.synapse.conftest import side_by_side
 
 Body = Callable[[str, str], Any]
 ALG = "m.megolm_backup.v1.curve25519-aes-sha2"
@@ -96,21 +95,9 @@ def _answer(r: Any) -> tuple[int, str | None]:
 @pytest.fixture(scope="module")
 def users(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MatrixUser, MatrixUser]]:
     tmp: Path = tmp_path_factory.mktemp("keys-diff")
-    synapse = fresh_synapse(tmp)
-    relay = make_relay(tmp, "relay")
-    relay.init()
-    synapse.start()
-    relay.start()
-    try:
-        synapse.register("alice")
-        relay.cli("user", "add", "alice", "--password", "pw")
-        yield (
-            MatrixUser.login(synapse.client_url, "alice"),
-            MatrixUser.login(relay.client_url, "alice"),
-        )
-    finally:
-        relay.kill()
-        synapse.kill()
+    with side_by_side(tmp) as pair:
+        theirs, ours = pair.same_user_on_each("alice")
+        yield theirs, ours
 
 
 def _device_id(user: MatrixUser) -> str:

@@ -13,9 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import make_relay
 from tests.integration.matrix_client import MatrixUser
-from tests.synapse.conftest import fresh_synapse
+from tests.synapse.conftest import side_by_side
 
 V3 = "/_matrix/client/v3"
 BIG = "x" * 70_000  # an event over 65536 bytes
@@ -122,27 +121,19 @@ CASES: list[tuple[str, str, str, str]] = [
 @pytest.fixture(scope="module")
 def users(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[dict[str, Any]]]:
     tmp: Path = tmp_path_factory.mktemp("limits-diff")
-    synapse = fresh_synapse(tmp, room_version="10")
-    relay = make_relay(tmp, "relay")
-    relay.init()
-    synapse.start()
-    relay.start()
-    try:
-        synapse.register("alice")
-        synapse.register("bob")
-        relay.cli("user", "add", "alice", "--password", "pw")
-        relay.cli("user", "add", "bob", "--password", "pw")
+    with side_by_side(tmp, room_version="10") as pair:
+        pair.synapse.register("alice")
+        pair.synapse.register("bob")
+        pair.relay.cli("user", "add", "alice", "--password", "pw")
+        pair.relay.cli("user", "add", "bob", "--password", "pw")
         sides = []
-        for url in (synapse.client_url, relay.client_url):
+        for url in (pair.synapse.client_url, pair.relay.client_url):
             alice = MatrixUser.login(url, "alice")
             bob = MatrixUser.login(url, "bob")
             room = alice.create_room(room_version="10")
             event = alice.send(room, "to redact")
             sides.append({"alice": alice, "bob": bob.user_id, "room": room, "event": event})
         yield sides
-    finally:
-        relay.kill()
-        synapse.kill()
 
 
 def _answer(side: dict[str, Any], method: str, path: str, raw: str) -> tuple[int, str | None]:

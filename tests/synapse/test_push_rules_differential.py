@@ -11,9 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import make_relay
 from tests.integration.matrix_client import MatrixUser
-from tests.synapse.conftest import fresh_synapse
+from tests.synapse.conftest import side_by_side
 
 P = "/_matrix/client/v3/pushrules"
 N = {"actions": ["notify"]}
@@ -130,21 +129,8 @@ STEPS: list[tuple[str, str, str, Any]] = [
 @pytest.fixture(scope="module")
 def users(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[MatrixUser]]:
     tmp: Path = tmp_path_factory.mktemp("push-diff")
-    synapse = fresh_synapse(tmp)
-    relay = make_relay(tmp, "relay")
-    relay.init()
-    synapse.start()
-    relay.start()
-    try:
-        synapse.register("alice")
-        relay.cli("user", "add", "alice", "--password", "pw")
-        yield [
-            MatrixUser.login(synapse.client_url, "alice"),
-            MatrixUser.login(relay.client_url, "alice"),
-        ]
-    finally:
-        relay.kill()
-        synapse.kill()
+    with side_by_side(tmp) as pair:
+        yield pair.same_user_on_each("alice")
 
 
 def _answer(

@@ -22,7 +22,7 @@ import pytest
 from tests.integration.conftest import make_relay
 from tests.integration.matrix_client import MatrixUser
 from tests.support import wait_until
-from tests.synapse.conftest import fresh_synapse
+from tests.synapse.conftest import fresh_synapse, side_by_side
 
 P = "/_matrix/client/v3/pushers"
 URL = "https://push.example.org/_matrix/push/v1/notify"
@@ -78,21 +78,8 @@ STEPS: list[tuple[str, Any]] = [
 @pytest.fixture(scope="module")
 def users(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[MatrixUser]]:
     tmp: Path = tmp_path_factory.mktemp("pushers-diff")
-    synapse = fresh_synapse(tmp)
-    relay = make_relay(tmp, "relay")
-    relay.init()
-    synapse.start()
-    relay.start()
-    try:
-        synapse.register("alice")
-        relay.cli("user", "add", "alice", "--password", "pw")
-        yield [
-            MatrixUser.login(synapse.client_url, "alice"),
-            MatrixUser.login(relay.client_url, "alice"),
-        ]
-    finally:
-        relay.kill()
-        synapse.kill()
+    with side_by_side(tmp) as pair:
+        yield pair.same_user_on_each("alice")
 
 
 def _answer(user: MatrixUser, body: Any) -> tuple[int, str | None]:

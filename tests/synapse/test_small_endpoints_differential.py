@@ -12,25 +12,16 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.integration.conftest import make_relay, unlimit_rates
 from tests.integration.matrix_client import MatrixUser
-from tests.synapse.conftest import Pair, fresh_synapse
+from tests.synapse.conftest import Pair, side_by_side
 
 
 @pytest.fixture(scope="module")
 def kit_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    # Many logins in a few seconds: the relay's rate limits off, as the test Synapse's are.
     tmp: Path = tmp_path_factory.mktemp("kit")
-    synapse = fresh_synapse(tmp, extra={"enable_3pid_changes": False})
-    relay = make_relay(tmp, "relay")
-    relay.init("--no-verify-tls")
-    unlimit_rates(relay)  # many logins in a few seconds (Synapse's harness has no limits)
-    synapse.start()
-    relay.start()
-    try:
-        yield Pair(relay, synapse)
-    finally:
-        relay.kill()
-        synapse.kill()
+    with side_by_side(tmp, unlimited=True, extra={"enable_3pid_changes": False}) as pair:
+        yield pair
 
 
 def _shape(value: Any) -> Any:

@@ -20,9 +20,8 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.integration.conftest import make_relay, unlimit_rates
 from tests.integration.matrix_client import V3, MatrixUser
-from tests.synapse.conftest import fresh_synapse
+from tests.synapse.conftest import side_by_side
 from tests.synapse.test_outage import Link, _shared_room, start_link
 
 NAMES = ("alice", "bob", "carol", "dave")
@@ -64,31 +63,22 @@ class Server:
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Server]]:
     tmp: Path = tmp_path_factory.mktemp("sync-gaps-diff")
-    synapse = fresh_synapse(tmp)
-    relay = make_relay(tmp, "relay")
-    relay.init()
-    unlimit_rates(relay)
-    synapse.start()
-    relay.start()
-    try:
+    with side_by_side(tmp, unlimited=True) as pair:
         for name in NAMES:
-            synapse.register(name)
-            relay.cli("user", "add", name, "--password", "pw")
+            pair.synapse.register(name)
+            pair.relay.cli("user", "add", name, "--password", "pw")
         yield [
             Server(
                 "synapse",
-                synapse.server_name,
-                {n: MatrixUser.login(synapse.client_url, n) for n in NAMES},
+                pair.synapse.server_name,
+                {n: MatrixUser.login(pair.synapse.client_url, n) for n in NAMES},
             ),
             Server(
                 "relay",
-                relay.server_name,
-                {n: MatrixUser.login(relay.client_url, n) for n in NAMES},
+                pair.relay.server_name,
+                {n: MatrixUser.login(pair.relay.client_url, n) for n in NAMES},
             ),
         ]
-    finally:
-        relay.kill()
-        synapse.kill()
 
 
 def _plain(server: Server, value: Any) -> Any:
