@@ -51,7 +51,7 @@ from relay.federation.remote_membership import STRIPPED_TYPES
 from relay.federation.room_events import auth_chain_txn
 from relay.rooms.remote_pdus import EventLoader, _auth_state_from, create_event_for
 from relay.rooms.restricted_joins import authoriser_for_join_txn, check_voucher_txn
-from relay.rooms.service import insert_pdu_txn
+from relay.rooms.service import insert_outlier_membership_txn
 from relay.runtime.clock import now_ms
 from relay.runtime.http import json_response, read_json_object
 from relay.services import Services
@@ -365,16 +365,7 @@ async def _invited(
     def txn(conn: Connection) -> None:
         if store_rooms.get_room_version(conn, room_id) is None:
             # A room we are not in: remember the invite and its stripped state.
-            if not store_events.event_exists(conn, signed_pdu.event_id):
-                stream = insert_pdu_txn(conn, signed_pdu, outlier=True)
-                store_rooms.set_membership(
-                    conn,
-                    room_id=room_id,
-                    user_id=invitee,
-                    membership="invite",
-                    event_id=signed_pdu.event_id,
-                    stream_ordering=stream,
-                )
+            insert_outlier_membership_txn(conn, signed_pdu, invitee, "invite")
             store_remote_invites.put_invite(
                 conn,
                 room_id=room_id,

@@ -45,7 +45,7 @@ from relay.federation.client import ROOM_STATE_RESPONSE_BYTES, segment
 from relay.federation.errors import PeerUnreachable, RemoteError, client_error, join_refusal
 from relay.federation.ingest import BadPdu, Ingest
 from relay.rooms.remote_pdus import MissingEvents, accept_pdu_txn
-from relay.rooms.service import insert_pdu_txn
+from relay.rooms.service import insert_outlier_membership_txn
 from relay.runtime.clock import now_ms
 from relay.services import Services
 from store import Connection
@@ -393,6 +393,8 @@ class RemoteMembership:
         template["origin_server_ts"] = now_ms()
         if template.get("sender") != user_id or template.get("state_key") != user_id:
             raise RemoteError(server, 502, "M_UNKNOWN", "make_knock answered another user")
+        if template.get("room_id") != room_id:
+            raise RemoteError(server, 502, "M_UNKNOWN", "make_knock answered another room")
         content = await self.services.database.read(
             lambda conn: self.services.rooms.member_content_txn(conn, user_id, "knock")
         )
@@ -412,16 +414,7 @@ class RemoteMembership:
         state = [e for e in map(stripped_from_remote, stripped) if e is not None]
 
         def store(conn: Connection) -> None:
-            if not store_events.event_exists(conn, knock.event_id):
-                stream = insert_pdu_txn(conn, knock, outlier=True)
-                store_rooms.set_membership(
-                    conn,
-                    room_id=room_id,
-                    user_id=user_id,
-                    membership="knock",
-                    event_id=knock.event_id,
-                    stream_ordering=stream,
-                )
+            insert_outlier_membership_txn(conn, knock, user_id, "knock")
             store_remote_knocks.put_knock(
                 conn,
                 room_id=room_id,

@@ -143,6 +143,24 @@ def insert_pdu_txn(
     return stream
 
 
+def insert_outlier_membership_txn(
+    conn: Connection, pdu: Pdu, user_id: str, membership: str
+) -> None:
+    """Our user's membership event in a room we are not in (an invite another server sent,
+    a knock we sent): stored once as an outlier, with the user's membership taken from it."""
+    if store_events.event_exists(conn, pdu.event_id):
+        return
+    stream = insert_pdu_txn(conn, pdu, outlier=True)
+    store_rooms.set_membership(
+        conn,
+        room_id=pdu.room_id,
+        user_id=user_id,
+        membership=membership,
+        event_id=pdu.event_id,
+        stream_ordering=stream,
+    )
+
+
 _POWER_LEVEL_INTS = "ban events_default invite kick redact state_default users_default".split()
 _STATE_ONLY = ("m.room.member", "m.room.name", "m.room.topic", "m.room.power_levels")
 

@@ -142,6 +142,18 @@ async def test_remote_knock_is_signed_stored_and_rescinded(api: ClientApi, tmp_p
             (502, "M_UNKNOWN"),
         ),
         (
+            "a template for another room",
+            lambda user: httpx.Response(
+                200,
+                json={
+                    **_template(user),
+                    "event": {**_template(user)["event"], "room_id": f"!elsewhere:{HQ}"},
+                },
+            ),
+            None,
+            (502, "M_UNKNOWN"),
+        ),
+        (
             "the resident refuses",
             lambda user: httpx.Response(403, json={"errcode": "M_FORBIDDEN", "error": "no"}),
             None,
