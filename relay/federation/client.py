@@ -33,6 +33,13 @@ Rules kept here:
 - Bodies of signed federation requests are gzipped for a destination that announced it
   takes them (a relay; content_coding.py), learned from its version answers; plain JSON
   to anyone else.
+- Transactions (`send_transaction`) go on the destination's transaction stream when it
+  announced one (a relay; transaction_stream.py), opened on first use over the same TLS
+  rules, kept like a pooled connection (closed once idle for `KEEPALIVE_S`, or at once
+  when an exchange fails or is cut), one exchange at a time; as `PUT /send` to anyone
+  else, and to a relay whose upgrade answer was not `101` (until it announces it again).
+  `probe` is the cheapest sign of life: a keep-alive on an open stream, else a signed
+  version request.
 - Liveness: `last_heard(destination)` is when it last answered anything (any status), or
   sent us a signed request (`heard_from`, called by inbound_auth.py); the sender's probes
   only run when a destination has been silent.
@@ -77,6 +84,7 @@ import relay
 from relay.config import Config
 from relay.events.canonical import JsonParseError, canonical_json, parse_json_strict
 from relay.federation import content_coding
+from relay.federation import transaction_stream as stream
 from relay.federation.destinations import DestinationPolicy, guarded_client
 from relay.federation.errors import (
     DestinationRefused,
@@ -160,6 +168,10 @@ def _query_string(query: Mapping[str, QueryValue] | None) -> str:
     return "?" + urlencode(pairs)
 
 
+class _StreamRefused(Exception):
+    """A destination that announced a transaction stream would not open one."""
+
+
 def _describe(exc: BaseException) -> str:
     """`Type: message` of the innermost cause that says something (httpx's wrappers of
     TLS and socket errors often say nothing themselves)."""
@@ -213,6 +225,10 @@ class FederationClient:
         self._remote_errors = 0
         self._heard: dict[str, float] = {}
         self._codings: dict[str, frozenset[str]] = {}
+        #: destination -> whether it announced a transaction stream (version answers)
+        self._stream_offered: dict[str, bool] = {}
+        self._streams: dict[str, stream.OpenStream] = {}
+        self._stream_turns: dict[str, trio.Lock] = {}
         self._budgets: dict[str, LinkBudget] = {}
         self._pull_turns: dict[str, trio.Lock] = {}
 
@@ -434,7 +450,139 @@ class FederationClient:
         doc = self._decode(destination, response.status_code, raw)
         if method == "GET" and path == VERSION_PATH:
             self._codings[destination] = content_coding.announced(doc)
+            self._stream_offered[destination] = stream.offered(doc)
         return doc
+
+    # -- transactions ----------------------------------------------------------------------
+
+    async def send_transaction(
+        self, destination: str, txn_id: str, body: dict[str, Any], *, timeout: float
+    ) -> Any:
+        """Push one transaction; its answer (`{"pdus": {...}}`), from the transaction
+        stream when the destination has one, else from `PUT /send`. As `request_json`:
+        `PeerUnreachable`, `RequestTimedOut`, `RemoteError`."""
+        if self._stream_offered.get(destination):
+            try:
+                return await self._on_stream(destination, {"txn_id": txn_id} | body, timeout)
+            except _StreamRefused as exc:
+                log.info("%s refused a transaction stream (%s); using /send", destination, exc)
+                self._stream_offered[destination] = False
+        return await self.put_json(
+            destination, f"/_matrix/federation/v1/send/{segment(txn_id)}", body, timeout=timeout
+        )
+
+    async def probe(self, destination: str) -> None:
+        """The cheapest request that shows `destination` is alive: a keep-alive on its open
+        transaction stream (which keeps the stream warm), else a signed version request
+        (which also learns what it offers). As `request_json`."""
+        if destination in self._streams:
+            try:
+                await self._on_stream(destination, None, self.timeout)
+                return
+            except (PeerUnreachable, _StreamRefused):
+                pass  # the stream broke: ask the plain way, which says what it really is
+        await self.get_json(destination, VERSION_PATH)
+
+    def has_stream(self, destination: str) -> bool:
+        """Whether a transaction stream to `destination` is open."""
+        return destination in self._streams
+
+    async def _on_stream(
+        self, destination: str, message: dict[str, Any] | None, timeout: float
+    ) -> Any:
+        await self._check_policy(destination)
+        self._requests += 1
+        turn = self._stream_turns.setdefault(destination, trio.Lock())
+        async with turn:
+            opened = self._streams.pop(destination, None)
+            if opened is not None and trio.current_time() - opened.last_used > KEEPALIVE_S:
+                await opened.aclose()  # idle past what the peer keeps: start afresh
+                opened = None
+            try:
+                try:
+                    with trio.fail_after(timeout):
+                        if opened is None:
+                            opened = await self._open_stream(destination)
+                        answer = await opened.exchange(message)
+                except BaseException:
+                    # Failed or cut mid-exchange: the stream may hold half a message.
+                    if opened is not None:
+                        await opened.aclose()
+                    raise
+            except trio.TooSlowError:
+                self._unreachable += 1
+                raise RequestTimedOut(destination, timeout) from None
+            except stream.StreamBroken as exc:
+                self._unreachable += 1
+                raise PeerUnreachable(destination, f"transaction stream: {exc}") from None
+            except PeerUnreachable:
+                self._unreachable += 1
+                raise
+            self._streams[destination] = opened
+        self.heard_from(destination)
+        if answer is not None and isinstance(answer.get("errcode"), str):
+            self._remote_errors += 1
+            status = answer.get("status")
+            message_text = answer.get("error")
+            raise RemoteError(
+                destination,
+                status if isinstance(status, int) else 400,
+                answer["errcode"],
+                message_text if isinstance(message_text, str) else answer["errcode"],
+                body=answer,
+            )
+        if answer is not None and answer.get("txn_id") != (message or {}).get("txn_id"):
+            await self._close_stream(destination)
+            raise PeerUnreachable(destination, "transaction stream answered another transaction")
+        return answer
+
+    async def _close_stream(self, destination: str) -> None:
+        opened = self._streams.pop(destination, None)
+        if opened is not None:
+            await opened.aclose()
+
+    async def _open_stream(self, destination: str) -> stream.OpenStream:
+        """A new transaction stream to `destination`: a signed upgrade request.
+
+        Raises:
+            _StreamRefused: it answered, but not `101` (then use `/send`).
+            PeerUnreachable: no answer.
+        """
+        import base64
+        import secrets
+
+        import httpx
+        from wsproto.utilities import generate_accept_token
+
+        client, request = await self._signed_request(
+            "GET", destination, stream.PATH, None, None, False
+        )
+        key = base64.b64encode(secrets.token_bytes(16))
+        request.headers.update(
+            {
+                "Connection": "Upgrade",
+                "Upgrade": "websocket",
+                "Sec-WebSocket-Key": key.decode(),
+                "Sec-WebSocket-Version": "13",
+            }
+        )
+        try:
+            response = await client.send(request, stream=True)
+        except (httpx.TransportError, ssl.SSLError, OSError) as exc:
+            raise PeerUnreachable(destination, _describe(exc)) from None
+        if response.status_code != 101:
+            try:
+                raw = await self._read_body(destination, response, 64 * 1024)
+            except (httpx.TransportError, ssl.SSLError, OSError, RemoteError):
+                raw = b""
+            finally:
+                await response.aclose()
+            raise _StreamRefused(f"{response.status_code} {raw[:200]!r}")
+        opened = stream.OpenStream(response)
+        if response.headers.get("sec-websocket-accept", "").encode() != generate_accept_token(key):
+            await opened.aclose()
+            raise _StreamRefused("wrong Sec-WebSocket-Accept")
+        return opened
 
     async def _signed_request(
         self,
@@ -576,6 +724,8 @@ class FederationClient:
 
     async def aclose(self) -> None:
         """Close the HTTP connections (the node calls this on shutdown)."""
+        for destination in list(self._streams):
+            await self._close_stream(destination)
         if self._http is not None:
             await self._http.aclose()
             self._http = None

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.types import Message
 
@@ -38,16 +38,16 @@ OriginHandler = Callable[[Request, str], Awaitable[Response]]
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def services_of(request: Request) -> Services:
+def services_of(request: HTTPConnection) -> Services:
     return request.app.state.services
 
 
-def requester_address(request: Request) -> str:
+def requester_address(request: HTTPConnection) -> str:
     """The address a request came from: what the key fetches it causes are charged to."""
     return request.client.host if request.client is not None else ""
 
 
-def request_uri(request: Request) -> str:
+def request_uri(request: HTTPConnection) -> str:
     """The request target as sent: raw path plus `?query` when there is one."""
     raw_path: bytes = request.scope.get("raw_path") or request.scope["path"].encode("utf-8")
     query: bytes = request.scope.get("query_string") or b""
@@ -83,8 +83,9 @@ def _replaying(request: Request, body: bytes) -> Request:
     return Request(request.scope, receive)
 
 
-async def authenticate_request(request: Request, body: bytes) -> str:
-    """The server that signed this request (with `body`, already read).
+async def authenticate_request(request: HTTPConnection, body: bytes) -> str:
+    """The server that signed this request (with `body`, already read); a WebSocket's is
+    its upgrade request, a `GET` without a body.
 
     Raises:
         Unauthorized: no, malformed, misdirected or unverifiable X-Matrix signature.
@@ -95,7 +96,7 @@ async def authenticate_request(request: Request, body: bytes) -> str:
     content = parse_json_body(body) if has_content else None
     origin, signed = signed_request_from_headers(
         request.headers.getlist("authorization"),
-        method=request.method,
+        method=request.scope.get("method", "GET"),
         uri=request_uri(request),
         our_server_name=services.server_name,
         content=content,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from starlette.applications import Starlette
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from relay.federation import (
     content_repository,
@@ -13,6 +13,7 @@ from relay.federation import (
     openid,
     query,
     room_events,
+    transaction_stream,
     transactions,
     user_keys,
     version,
@@ -31,6 +32,8 @@ ROUTES = [
     Route("/_matrix/key/v2/query", notary.bulk_perspectives_key_query, methods=["POST"]),
     # Asked by third parties with a user's OpenID token, not by servers: no X-Matrix.
     Route("/_matrix/federation/v1/openid/userinfo", openid.userinfo, methods=["GET"]),
+    # Ours, between relays: transactions on one compressed WebSocket (signed upgrade).
+    WebSocketRoute(transaction_stream.PATH, transactions.serve_transaction_stream),
     # Signed requests (X-Matrix): the handler receives the origin.
 ]
 
@@ -84,4 +87,5 @@ ROUTES += [
 def federation_app(services: Services) -> Starlette:
     app = make_app(ROUTES)
     app.state.services = services
+    app.state.transaction_streams = transactions.StreamRegistry()
     return app

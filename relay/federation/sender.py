@@ -28,7 +28,9 @@ Slow links (a 9.6 kbit/s satellite or radio link; issue 17):
   arrive meaningless, after the typing stopped.
 - One connection per destination: a destination's sends and probes take turns
   (`DestinationState.lock`), so they share the client's pooled connection instead of
-  opening a second one; the client keeps it warm (client.py, `KEEPALIVE_S`).
+  opening a second one; the client keeps it warm (client.py, `KEEPALIVE_S`). To another
+  relay, transactions and probes go on its transaction stream (transaction_stream.py,
+  chosen by the client): one compressed WebSocket instead of a request each.
 - Failures back off (doubling from `retry_min_s` to `retry_max_s`). The backoff ends
   early only when the destination comes back from being unreachable (a real link-up: a
   healed link starts flushing within seconds); a probe that merely finds a live
@@ -38,8 +40,9 @@ Slow links (a 9.6 kbit/s satellite or radio link; issue 17):
 The uplink monitor (`serve_monitor`) watches the upstream and every failing destination.
 Liveness is learned from real traffic first: any answer from a destination, or any signed
 request from it, counts (`FederationClient.last_heard`). A probe (a signed
-`GET /_matrix/federation/v1/version`, ~1 KB with its answer) goes out only when a
-destination has been silent: every `IDLE_PROBE_S` while it is reachable (about 8 B/s on an
+`GET /_matrix/federation/v1/version`, ~1 KB with its answer, or a keep-alive of ~100 B on
+an open transaction stream: `FederationClient.probe`) goes out only when a destination
+has been silent: every `IDLE_PROBE_S` while it is reachable (about 8 B/s on an
 idle link), every `probe_interval_s` while it is unreachable and refuses fast, backing off
 to `MAX_PROBE_GAP_S` while probes time out. A probe runs under the client's full request
 timeout, never cut mid-handshake, one at a time per destination, and a destination is
@@ -306,9 +309,7 @@ class FederationSender:
         async with state.lock:
             started = trio.current_time()
             try:
-                response = await client.put_json(
-                    destination, f"/_matrix/federation/v1/send/{txn_id}", body, timeout=timeout
-                )
+                response = await client.send_transaction(destination, txn_id, body, timeout=timeout)
             except RequestTimedOut as exc:
                 self._count(destination, "unreachable")
                 state.budget.cut(size, exc.seconds)
@@ -450,7 +451,7 @@ class FederationSender:
         started = trio.current_time()
         try:
             async with state.lock:
-                await client.get_json(destination, VERSION_PATH)
+                await client.probe(destination)
         except (PeerUnreachable, RemoteError) as exc:
             heard = client.last_heard(destination)
             if heard is not None and heard >= started:

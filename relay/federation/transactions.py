@@ -15,6 +15,11 @@ that does not retry decryption, like matrix-nio, would never read it). The other
 EDUs may be about the PDUs' rooms (typing and receipts check the sender's
 membership), so they wait for the PDUs.
 
+A relay may push the same transactions over its transaction stream instead
+(`serve_transaction_stream`; the protocol is transaction_stream.py's): one WebSocket,
+authenticated once by its signed upgrade request, each message a transaction answered
+by `receive_transaction` exactly as `/send` answers it.
+
 Spec: https://spec.matrix.org/v1.16/server-server-api/#put_matrixfederationv1sendtxnid
 """
 
@@ -24,14 +29,19 @@ import json
 import logging
 from typing import Any
 
+import trio
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Message
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from relay.e2ee.to_device import EDU_TYPE as TO_DEVICE_EDU
-from relay.errors import BadJson, Forbidden
+from relay.errors import BadJson, Forbidden, MatrixError, TooLarge
 from relay.events.room_versions import RoomVersion, room_version
+from relay.federation import transaction_stream as stream
 from relay.federation.acl import DENIED, origin_allowed_txn
 from relay.federation.edus import handle_edu
+from relay.federation.inbound_auth import authenticate_request
 from relay.federation.ingest import BadPdu, parse_pdu
 from relay.runtime.clock import now_ms
 from relay.runtime.http import json_response, read_json_object
@@ -43,13 +53,29 @@ log = logging.getLogger(__name__)
 
 MAX_PDUS = 50
 MAX_EDUS = 100
+#: a transaction id on the stream (in `/send` it is a path segment, bounded by the URL).
+MAX_TXN_ID = 255
 
 
 async def send_transaction(request: Request, origin: str) -> Response:
     """# `PUT /_matrix/federation/v1/send/{txnId}`"""
     services: Services = request.app.state.services
-    txn_id = request.path_params["txn_id"]
     body = await read_json_object(request)
+    answer = await receive_transaction(services, origin, request.path_params["txn_id"], body)
+    return json_response(answer)
+
+
+async def receive_transaction(
+    services: Services, origin: str, txn_id: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    """The answer to a transaction `origin` signed (over `/send`, or on its transaction
+    stream: transaction_stream.py); the same answer again for a transaction id it already
+    sent, which then changes nothing.
+
+    Raises:
+        Forbidden: the body names another origin.
+        BadJson: `pdus`/`edus` are not lists, or hold too many.
+    """
     if body.get("origin", origin) != origin:
         raise Forbidden("Transaction origin does not match the signing server")
     pdus = body.get("pdus", [])
@@ -63,7 +89,8 @@ async def send_transaction(request: Request, origin: str) -> Response:
         lambda conn: store_fed_txns.get_txn(conn, origin=origin, txn_id=txn_id)
     )
     if earlier is not None:
-        return json_response(json.loads(earlier))
+        answer: dict[str, Any] = json.loads(earlier)
+        return answer
 
     valid = [edu for edu in edus if isinstance(edu, dict)]
     for edu in valid:
@@ -96,7 +123,7 @@ async def send_transaction(request: Request, origin: str) -> Response:
                 conn, origin=origin, txn_id=txn_id, response=text, now_ms=now_ms()
             )
         )
-    return json_response(response)
+    return response
 
 
 async def _denied_event_id(
@@ -128,3 +155,112 @@ async def _denied_event_id(
         return parse_pdu(pdu, rv).event_id
     except BadPdu:
         return None
+
+
+class StreamRegistry:
+    """The open inbound transaction streams, one per origin: a sender keeps one, so a
+    second from the same origin replaces the first (which is closed)."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, trio.CancelScope] = {}
+
+    def replace(self, origin: str, scope: trio.CancelScope) -> None:
+        older = self._open.get(origin)
+        if older is not None:
+            older.cancel()
+        self._open[origin] = scope
+
+    def remove(self, origin: str, scope: trio.CancelScope) -> None:
+        if self._open.get(origin) is scope:
+            del self._open[origin]
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+
+async def serve_transaction_stream(websocket: WebSocket) -> None:
+    """# the transaction stream (`transaction_stream.PATH`, a WebSocket)"""
+    services: Services = websocket.app.state.services
+    try:
+        origin = await authenticate_request(websocket, b"")
+    except MatrixError as exc:
+        await websocket.send_denial_response(json_response(exc.to_json(), exc.status))
+        return
+    await websocket.accept()
+    log.info("%s opened a transaction stream", origin)
+    registry: StreamRegistry = websocket.app.state.transaction_streams
+    unpacker = stream.Unpacker()
+    # Answers are a few bytes: a small window is plenty.
+    packer = stream.Packer(window_bits=10, mem_level=4)
+    with trio.CancelScope() as scope:
+        registry.replace(origin, scope)
+        try:
+            code = await _serve_stream(services, websocket, origin, unpacker, packer)
+        except WebSocketDisconnect:
+            return
+        finally:
+            registry.remove(origin, scope)
+        await websocket.close(code)
+        return
+    await websocket.close(stream.CLOSE_NORMAL, "replaced by a newer stream")
+
+
+async def _serve_stream(
+    services: Services,
+    websocket: WebSocket,
+    origin: str,
+    unpacker: stream.Unpacker,
+    packer: stream.Packer,
+) -> int:
+    """Answer `origin`'s transactions in turn until it stops; the close code to end with."""
+    while True:
+        message: Message | None = None
+        with trio.move_on_after(stream.IDLE_CLOSE_S):
+            message = await websocket.receive()
+        if message is None:
+            return stream.CLOSE_NORMAL  # idle too long
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", stream.CLOSE_NORMAL))
+        data = message.get("bytes")
+        if data is None:
+            log.info("transaction stream from %s sent text; closing it", origin)
+            return stream.CLOSE_BAD_DATA
+        if not data:
+            await websocket.send_bytes(b"")  # a keep-alive
+            continue
+        if not await services.peer_policy.allows(origin):
+            log.info("closing the transaction stream of %s: mesh.policy refuses it", origin)
+            return stream.CLOSE_POLICY
+        try:
+            body = unpacker.unpack(data)
+        except TooLarge:
+            return stream.CLOSE_TOO_BIG
+        except stream.BadMessage as exc:
+            log.info("closing the transaction stream of %s: %s", origin, exc)
+            return stream.CLOSE_BAD_DATA
+        # A replacing stream waits for this one's transaction: half a transaction is
+        # never left behind (the same rule as a /send whose caller went away).
+        with trio.CancelScope(shield=True):
+            answer = await _answer(services, origin, body)
+        client = getattr(services, "federation_client", None)
+        if client is not None:
+            client.heard_from(origin)
+        await websocket.send_bytes(packer.pack(answer))
+
+
+async def _answer(services: Services, origin: str, body: dict[str, Any]) -> dict[str, Any]:
+    """One stream message's answer: the PDUs that failed, or why the whole was refused."""
+    txn_id = body.pop("txn_id", None)
+    if not isinstance(txn_id, str) or not 0 < len(txn_id) <= MAX_TXN_ID:
+        refusal = BadJson(f"txn_id must be a string of 1 to {MAX_TXN_ID} characters")
+        return {"txn_id": None} | _refusal(refusal)
+    try:
+        result = await receive_transaction(services, origin, txn_id, body)
+    except MatrixError as exc:
+        return {"txn_id": txn_id} | _refusal(exc)
+    failed = {event_id: r for event_id, r in result.get("pdus", {}).items() if r}
+    return {"txn_id": txn_id, "pdus": failed}
+
+
+def _refusal(exc: MatrixError) -> dict[str, Any]:
+    return {"status": exc.status} | exc.to_json()

@@ -4,7 +4,8 @@
 v1.6, but peers and test suites still use it, and Synapse answers it with all its keys,
 ignoring the id.
 
-The version answer also announces the request codings we accept (content_coding.py).
+The version answer also announces the request codings we accept (content_coding.py) and
+the transaction stream between relays (transaction_stream.py).
 
 Spec: https://spec.matrix.org/v1.16/server-server-api/#get_matrixfederationv1version
 """
@@ -15,14 +16,16 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 import relay
-from relay.federation import content_coding
+from relay.federation import content_coding, transaction_stream
 from relay.runtime.http import json_response
 
 
 async def get_version(request: Request) -> Response:
     """# `GET /_matrix/federation/v1/version`"""
     server = {"name": "edge-relay", "version": relay.__version__}
-    return json_response({"server": server} | content_coding.announcement())
+    return json_response(
+        {"server": server} | content_coding.announcement() | transaction_stream.announcement()
+    )
 
 
 async def get_server_keys(request: Request) -> Response:

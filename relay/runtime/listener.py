@@ -47,6 +47,7 @@ from hypercorn.typing import AppWrapper
 from hypercorn.utils import wrap_app
 
 from relay.config import Listen, ListenerLimits
+from relay.runtime.http import MAX_REQUEST_BODY
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,9 @@ def hypercorn_config(
     hc.errorlog = logging.getLogger("relay.runtime.http.server")
     hc.keep_alive_timeout = limits.keep_alive_seconds
     hc.ssl_handshake_timeout = limits.header_timeout_seconds
+    # A WebSocket message (the federation transaction stream) is buffered whole: no more
+    # than a request body may be.
+    hc.websocket_max_message_size = MAX_REQUEST_BODY
     return hc
 
 

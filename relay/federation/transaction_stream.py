@@ -1,0 +1,220 @@
+"""The transaction stream between relays (issue 17): `/send` without its per-request cost.
+
+Over a 9.6 kbit/s link a short message sent as `PUT /send` is mostly overhead: HTTP
+headers both ways, an X-Matrix header, the answer listing the event id, and a PDU whose
+room id, sender, auth events and key names repeat in every transaction; gzip of one body
+alone cannot see the repeats. Both ends of a relay-to-relay link are ours, so relays
+negotiate a cheaper transport, and keep plain federation for everyone else:
+
+- A relay announces the stream in its `GET /_matrix/federation/v1/version` answer under
+  `ANNOUNCE_KEY` (other servers ignore the key; Synapse announces nothing, so it always
+  gets `PUT /send`). The client learns it from any version answer (client.py).
+- The sender opens `PATH` as a WebSocket with one signed `GET` (X-Matrix, as any federation
+  request: inbound_auth.py checks it once), over the destination's usual TLS rules, and
+  keeps it open like a pooled connection. On it, each transaction is one binary message
+  and its answer one binary message back, strictly in turn.
+- Each direction is one raw deflate stream (`Packer`/`Unpacker`), flushed at the end of
+  every message (the `permessage-deflate` idea of RFC 7692, done in the messages because
+  both sides are ours): everything already sent on the stream is the dictionary for the
+  next message, so a room id, a sender, the auth events and even the previous event's
+  fields cost a few bytes after the first time. The PDUs inside are the same JSON objects
+  `/send` carries, so every signature and hash still verifies: nothing is re-encoded that
+  a receiver checks.
+- A transaction message is `{"txn_id", "origin_server_ts", "pdus", "edus"}` (the origin is
+  the stream's signer); its answer is `{"txn_id", "pdus"}` listing only the PDUs that
+  failed (the sender only acts on those), or `{"txn_id", "status", "errcode", "error"}` for
+  a transaction refused whole. Transaction ids are `/send`'s: a transaction retried after
+  a broken stream, on a new stream or over `/send`, is answered from the same cache and
+  changes nothing.
+- An empty message is a keep-alive, answered by an empty message: the sender's idle probe
+  on an open stream (~100 B on the wire instead of a signed version request's ~1.2 KB).
+- Bounds: a message inflates to at most `MAX_MESSAGE_BYTES` (the plain `/send` body cap),
+  checked while inflating (no zip bomb); a stream idle for `IDLE_CLOSE_S` is closed by the
+  receiver; one stream per origin (a new one closes the old); the origin's `mesh.policy`
+  is asked again for every transaction. Anything malformed closes the stream with a
+  WebSocket close code (1007 bad data, 1008 policy, 1009 too big); the sender then goes on
+  over a new stream or `/send`.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from relay.errors import TooLarge
+from relay.events.canonical import JsonParseError, canonical_json, parse_json_strict
+from relay.runtime.http import MAX_REQUEST_BODY
+
+if TYPE_CHECKING:
+    import httpx
+
+ANNOUNCE_KEY = "org.edge_relay.transaction_stream"
+VERSION = "v1"
+PATH = "/_matrix/federation/unstable/org.edge_relay.stream/v1/transactions"
+MAX_MESSAGE_BYTES = MAX_REQUEST_BODY
+#: an open stream with no message for this long is closed by the receiver (the sender's
+#: keep-alives come every IDLE_PROBE_S, 120 s, while it keeps the stream).
+IDLE_CLOSE_S = 600.0
+#: the end of every sync-flushed deflate block, left off the wire (RFC 7692 7.2.1).
+_TAIL = b"\x00\x00\xff\xff"
+#: WebSocket close codes (RFC 6455 7.4.1).
+CLOSE_NORMAL = 1000
+CLOSE_BAD_DATA = 1007
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+#: the most an answer may inflate to (a transaction's answer names at most 50 PDUs).
+MAX_ANSWER_BYTES = 1024 * 1024
+_READ_BYTES = 64 * 1024
+
+
+class BadMessage(ValueError):
+    """A stream message that does not inflate, or is not a JSON object."""
+
+
+def announcement() -> dict[str, Any]:
+    """What the version answer adds."""
+    return {ANNOUNCE_KEY: VERSION}
+
+
+def offered(version_answer: Any) -> bool:
+    """Whether a version answer announces a stream we speak (never Synapse's)."""
+    return isinstance(version_answer, dict) and version_answer.get(ANNOUNCE_KEY) == VERSION
+
+
+class Packer:
+    """One direction's deflate stream: each `pack` is one message, flushed to a byte
+    boundary so the peer can inflate it alone, with the stream so far as its dictionary.
+    `window_bits` trades memory for reach: the sender of transactions keeps 32 KB of
+    history (~260 KB of zlib state); answers are small and need little."""
+
+    def __init__(self, window_bits: int = 15, mem_level: int = 8) -> None:
+        self._deflate = zlib.compressobj(9, zlib.DEFLATED, -window_bits, mem_level)
+
+    def pack(self, value: Any) -> bytes:
+        packed = self._deflate.compress(canonical_json(value))
+        packed += self._deflate.flush(zlib.Z_SYNC_FLUSH)
+        return packed[: -len(_TAIL)] if packed.endswith(_TAIL) else packed
+
+
+class Unpacker:
+    """The other end of a `Packer`: messages must be unpacked in the order they were packed."""
+
+    def __init__(self, limit: int = MAX_MESSAGE_BYTES) -> None:
+        self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
+        self.limit = limit
+
+    def unpack(self, message: bytes) -> dict[str, Any]:
+        """The JSON object in `message`.
+
+        Raises:
+            TooLarge: it inflates past `limit` (the stream is unusable after this).
+            BadMessage: not deflate data, or not a JSON object.
+        """
+        try:
+            plain = self._inflate.decompress(message + _TAIL, self.limit + 1)
+        except zlib.error as exc:
+            raise BadMessage(f"not deflate data: {exc}") from None
+        if len(plain) > self.limit or self._inflate.unconsumed_tail:
+            raise TooLarge("Stream message too large")
+        try:
+            value = parse_json_strict(plain)
+        except JsonParseError as exc:
+            raise BadMessage(f"not JSON: {exc}") from None
+        if not isinstance(value, dict):
+            raise BadMessage("not a JSON object")
+        return value
+
+
+class StreamBroken(Exception):
+    """The stream ended or broke (closed by the peer, a network error, a bad frame)."""
+
+
+class OpenStream:
+    """Our end of an open transaction stream (client.py opens it): one exchange at a time,
+    on the upgraded connection of `response`. Not safe to use again once an exchange
+    raised or was cancelled: close it."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        import wsproto
+
+        self._response = response
+        self._network = response.extensions["network_stream"]
+        self._ws = wsproto.connection.Connection(wsproto.ConnectionType.CLIENT)
+        self._packer = Packer()
+        self._unpacker = Unpacker(limit=MAX_ANSWER_BYTES)
+        self.last_used = trio.current_time()
+
+    async def exchange(self, message: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Send `message` (None: a keep-alive) and wait for its answer.
+
+        Raises:
+            StreamBroken: the stream cannot carry it (then close the stream).
+        """
+        from wsproto.events import BytesMessage
+
+        data = b"" if message is None else self._packer.pack(message)
+        await self._write(self._ws.send(BytesMessage(data=data)))
+        answer = await self._read_message()
+        self.last_used = trio.current_time()
+        if not answer:
+            return None
+        try:
+            return self._unpacker.unpack(answer)
+        except (TooLarge, BadMessage) as exc:
+            raise StreamBroken(f"bad answer: {exc}") from None
+
+    async def _read_message(self) -> bytes:
+        from wsproto.events import BytesMessage, CloseConnection, Ping
+
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            for event in self._ws.events():
+                if isinstance(event, Ping):
+                    await self._write(self._ws.send(event.response()))
+                elif isinstance(event, CloseConnection):
+                    raise StreamBroken(f"closed by the peer: {event.code} {event.reason}")
+                elif isinstance(event, BytesMessage):
+                    size += len(event.data)
+                    if size > MAX_ANSWER_BYTES:
+                        raise StreamBroken("answer too large")
+                    parts.append(bytes(event.data))
+                    if event.message_finished:
+                        return b"".join(parts)
+                else:
+                    raise StreamBroken(f"unexpected {type(event).__name__}")
+            try:
+                chunk = await self._network.read(_READ_BYTES)
+            except Exception as exc:  # httpcore's, ssl's or the socket's: all mean broken
+                raise StreamBroken(f"{type(exc).__name__}: {exc}") from None
+            if not chunk:
+                raise StreamBroken("connection closed")
+            try:
+                self._ws.receive_data(chunk)
+            except Exception as exc:  # wsproto's RemoteProtocolError
+                raise StreamBroken(f"bad frame: {exc}") from None
+
+    async def _write(self, data: bytes) -> None:
+        try:
+            await self._network.write(data)
+        except Exception as exc:  # httpcore's, ssl's or the socket's: all mean broken
+            raise StreamBroken(f"{type(exc).__name__}: {exc}") from None
+
+    async def aclose(self) -> None:
+        """Close the connection, politely when it is quick, at once otherwise."""
+        from wsproto.events import CloseConnection
+
+        with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+            try:
+                await self._network.write(self._ws.send(CloseConnection(code=CLOSE_NORMAL)))
+            except Exception:  # already broken: nothing to say goodbye on
+                pass
+        # trio closes a stream whose aclose was cut short all the same.
+        with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+            try:
+                await self._network.aclose()
+                await self._response.aclose()
+            except Exception:  # closing a broken connection
+                pass

@@ -1,0 +1,282 @@
+"""The transaction stream between relays (relay/federation/transaction_stream.py): a relay
+announces it, another relay's client opens it with one signed upgrade and pushes
+transactions on it, compressed with the stream so far as the dictionary; Synapse (which
+announces nothing) and a relay that refuses the upgrade get `PUT /send`. Inbound, the
+stream is hostile input like any other: unsigned upgrades, garbage, bombs and malformed
+transactions change nothing and end the stream or get an error answer."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import ssl
+import zlib
+from typing import Any
+
+import pytest
+import trio
+import wsproto
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    RejectConnection,
+    RejectData,
+    Request,
+    TextMessage,
+)
+
+from relay.errors import TooLarge
+from relay.events.canonical import canonical_json
+from relay.federation import transaction_stream as stream
+from relay.federation.errors import RemoteError
+from relay.federation.request_auth import authorization_headers
+from tests.federation.conftest import open_side
+from tests.integration.conftest import RelayProcess
+
+VERSION = "/_matrix/federation/v1/version"
+
+
+def _txn(origin: str, n: int, *, room: str = "!room:example.org") -> dict[str, Any]:
+    """A transaction of EDUs only (PDUs need a room both sides share): the same words each
+    time but the counter, as a room's messages repeat their room, sender and keys."""
+    return {
+        "origin": origin,
+        "origin_server_ts": 1_700_000_000_000 + n,
+        "pdus": [],
+        "edus": [
+            {
+                "edu_type": "org.example.test",
+                "content": {"room_id": room, "sender": f"@alice:{origin}", "n": n},
+            }
+        ],
+    }
+
+
+# -- the codec ----------------------------------------------------------------------------
+
+
+def test_each_message_is_packed_against_the_stream_so_far() -> None:
+    packer, unpacker = stream.Packer(), stream.Unpacker()
+    sizes = []
+    for n in range(5):
+        message = _txn("a.example", n) | {"txn_id": f"t{n}"}
+        packed = packer.pack(message)
+        sizes.append(len(packed))
+        assert unpacker.unpack(packed) == message
+    # The repeats cost a few bytes after the first message.
+    assert max(sizes[1:]) * 3 < len(canonical_json(_txn("a.example", 0)))
+    assert max(sizes[1:]) < sizes[0]
+
+
+def test_a_message_unpacked_alone_or_out_of_order_fails() -> None:
+    packer = stream.Packer()
+    first = packer.pack({"a": "x" * 100})
+    second = packer.pack({"a": "x" * 100})
+    with pytest.raises(stream.BadMessage):
+        stream.Unpacker().unpack(second)  # needs the first as its dictionary
+    unpacker = stream.Unpacker()
+    assert unpacker.unpack(first) == {"a": "x" * 100}
+    assert unpacker.unpack(second) == {"a": "x" * 100}
+
+
+def test_unpack_refuses_bombs_garbage_and_non_objects() -> None:
+    bomb = zlib.compressobj(9, zlib.DEFLATED, -15)
+    packed = bomb.compress(b'{"a":"' + b"x" * 3_000_000 + b'"}') + bomb.flush(zlib.Z_SYNC_FLUSH)
+    assert len(packed) < 10_000
+    with pytest.raises(TooLarge):
+        stream.Unpacker(limit=1_000_000).unpack(packed[:-4])
+    with pytest.raises(stream.BadMessage):
+        stream.Unpacker().unpack(b"\xff\xfe not deflate")
+    with pytest.raises(stream.BadMessage):
+        stream.Unpacker().unpack(stream.Packer().pack([1, 2]))
+
+
+def test_offered_only_for_the_version_we_speak() -> None:
+    assert stream.offered(stream.announcement())
+    assert not stream.offered({"server": {"name": "Synapse", "version": "1.163.2"}})
+    assert not stream.offered({stream.ANNOUNCE_KEY: "v2"})
+    assert not stream.offered(["not", "an", "object"])
+
+
+# -- a real relay -------------------------------------------------------------------------
+
+
+async def test_a_relay_takes_transactions_on_its_stream_and_answers_retries_from_the_cache(
+    relay_pair: tuple[RelayProcess, RelayProcess],
+) -> None:
+    a, b = relay_pair
+    async with open_side(a, verify_tls=False) as side:
+        client = side.client
+        version = await client.get_json(b.server_name, VERSION)
+        assert stream.offered(version)
+        for n in range(3):
+            answer = await client.send_transaction(
+                b.server_name, f"st{n}", _txn(a.server_name, n), timeout=30
+            )
+            assert answer == {"txn_id": f"st{n}", "pdus": {}}
+        assert client.has_stream(b.server_name)
+        # A retry of a transaction b already took is answered from its cache, over /send too.
+        again = await client.put_json(
+            b.server_name, "/_matrix/federation/v1/send/st1", _txn(a.server_name, 1)
+        )
+        assert again == {"pdus": {}}
+        # A keep-alive on the open stream shows b alive, without a new connection.
+        await client.probe(b.server_name)
+        assert client.has_stream(b.server_name)
+        # A transaction b refuses whole is an error answer, and the stream goes on.
+        with pytest.raises(RemoteError) as refused:
+            await client.send_transaction(b.server_name, "st9", _txn("someone.else", 9), timeout=30)
+        assert (refused.value.status, refused.value.errcode) == (403, "M_FORBIDDEN")
+        answer = await client.send_transaction(
+            b.server_name, "st10", _txn(a.server_name, 10), timeout=30
+        )
+        assert answer == {"txn_id": "st10", "pdus": {}}
+    log = b.log()
+    assert log.count(f"{a.server_name} opened a transaction stream") == 1
+
+
+async def test_a_destination_that_does_not_announce_it_gets_send(
+    relay_pair: tuple[RelayProcess, RelayProcess],
+) -> None:
+    a, b = relay_pair
+    async with open_side(a, verify_tls=False) as side:
+        # No version answer seen: nothing was announced, so /send.
+        answer = await side.client.send_transaction(
+            b.server_name, "plain1", _txn(a.server_name, 1), timeout=30
+        )
+        assert answer == {"pdus": {}}
+        assert not side.client.has_stream(b.server_name)
+
+
+# -- hostile input on the stream ----------------------------------------------------------
+
+
+class RawStream:
+    """A WebSocket to a relay's stream endpoint spoken by hand (wsproto over TLS), signed
+    by `origin` or not at all."""
+
+    def __init__(self, relay: RelayProcess) -> None:
+        self.relay = relay
+        self.ws = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
+        self.tls: trio.SSLStream[trio.SocketStream] | None = None
+
+    async def open(self, headers: list[tuple[bytes, bytes]]) -> Any:
+        host, port = self.relay.federation_url.removeprefix("https://").rsplit(":", 1)
+        sock = await trio.open_tcp_stream(host, int(port))
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        self.tls = trio.SSLStream(sock, ctx, server_hostname=host)
+        await self.tls.send_all(
+            self.ws.send(
+                Request(host=self.relay.server_name, target=stream.PATH, extra_headers=headers)
+            )
+        )
+        return await self.next_event()
+
+    async def next_event(self) -> Any:
+        assert self.tls is not None
+        while True:
+            for event in self.ws.events():
+                return event
+            data = await self.tls.receive_some(65536)
+            self.ws.receive_data(data or None)
+
+    async def send(self, data: bytes | str) -> None:
+        assert self.tls is not None
+        message = TextMessage(data=data) if isinstance(data, str) else BytesMessage(data=data)
+        await self.tls.send_all(self.ws.send(message))
+
+
+async def _signed_stream(relay: RelayProcess, signer: RelayProcess) -> RawStream:
+    """A stream to `relay` opened with `signer`'s signature."""
+    async with open_side(signer, verify_tls=False) as side:
+        [authorization] = authorization_headers(
+            method="GET",
+            uri=stream.PATH,
+            origin=signer.server_name,
+            destination=relay.server_name,
+            signing_key=side.client.signing_key,
+            content=None,
+            has_content=False,
+        )
+    raw = RawStream(relay)
+    event = await raw.open([(b"authorization", authorization.encode())])
+    assert isinstance(event, AcceptConnection), event
+    return raw
+
+
+async def test_an_unsigned_or_forged_upgrade_is_refused_with_a_matrix_error(
+    relay_pair: tuple[RelayProcess, RelayProcess],
+) -> None:
+    a, b = relay_pair
+    raw = RawStream(b)
+    event = await raw.open([])
+    assert isinstance(event, RejectConnection) and event.status_code == 401
+    body = b""
+    while True:
+        event = await raw.next_event()
+        assert isinstance(event, RejectData)
+        body += event.data
+        if event.body_finished:
+            break
+    assert json.loads(body)["errcode"] == "M_UNAUTHORIZED"
+    forged = RawStream(b)
+    bad_sig = base64.b64encode(secrets.token_bytes(64)).decode().rstrip("=")
+    header = (
+        f'X-Matrix origin="{a.server_name}",destination="{b.server_name}",'
+        f'key="ed25519:a_bcde",sig="{bad_sig}"'
+    )
+    event = await forged.open([(b"authorization", header.encode())])
+    assert isinstance(event, RejectConnection) and event.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [
+        (b"\xff\xfe not deflate", stream.CLOSE_BAD_DATA),
+        ("a text message", stream.CLOSE_BAD_DATA),
+        ("bomb", stream.CLOSE_TOO_BIG),
+    ],
+)
+async def test_garbage_on_the_stream_closes_it(
+    relay_pair: tuple[RelayProcess, RelayProcess], message: bytes | str, code: int
+) -> None:
+    a, b = relay_pair
+    raw = await _signed_stream(b, a)
+    if message == "bomb":
+        deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+        body = b'{"txn_id":"x","edus":["' + b"x" * (stream.MAX_MESSAGE_BYTES + 10) + b'"]}'
+        message = (deflate.compress(body) + deflate.flush(zlib.Z_SYNC_FLUSH))[:-4]
+    await raw.send(message)
+    event = await raw.next_event()
+    assert isinstance(event, CloseConnection) and event.code == code
+
+
+async def test_a_malformed_transaction_gets_an_error_answer_and_the_stream_goes_on(
+    relay_pair: tuple[RelayProcess, RelayProcess],
+) -> None:
+    a, b = relay_pair
+    raw = await _signed_stream(b, a)
+    packer, unpacker = stream.Packer(), stream.Unpacker()
+
+    async def exchange(message: dict[str, Any]) -> dict[str, Any]:
+        await raw.send(packer.pack(message))
+        event = await raw.next_event()
+        assert isinstance(event, BytesMessage) and event.message_finished
+        return unpacker.unpack(bytes(event.data))
+
+    no_id = await exchange(_txn(a.server_name, 1))
+    assert (no_id["status"], no_id["errcode"], no_id["txn_id"]) == (400, "M_BAD_JSON", None)
+    too_many = await exchange({"txn_id": "many", "pdus": [{}] * 51, "edus": []})
+    assert (too_many["status"], too_many["errcode"]) == (400, "M_BAD_JSON")
+    not_lists = await exchange({"txn_id": "nl", "pdus": {}, "edus": []})
+    assert not_lists["errcode"] == "M_BAD_JSON"
+    ok = await exchange(_txn(a.server_name, 2) | {"txn_id": "fine"})
+    assert ok == {"txn_id": "fine", "pdus": {}}
+    # An empty message is a keep-alive, answered in kind.
+    await raw.send(b"")
+    event = await raw.next_event()
+    assert isinstance(event, BytesMessage) and event.data == b""
