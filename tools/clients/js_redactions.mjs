@@ -16,7 +16,8 @@
  * Usage: node js_redactions.mjs BASE_URL USER PASSWORD ROOM_ID EVENT_ID...
  */
 
-import { ClientEvent, createClient, EventTimeline } from "matrix-js-sdk";
+import { login, whileSyncing } from "./sdk_session.mjs";
+import { EventTimeline } from "matrix-js-sdk";
 import { logger } from "matrix-js-sdk/lib/logger.js";
 
 logger.setLevel("warn");
@@ -28,46 +29,25 @@ async function main() {
   if (!roomId || eventIds.length === 0) {
     throw new Error("usage: node js_redactions.mjs BASE_URL USER PASSWORD ROOM_ID EVENT_ID...");
   }
-  const anon = createClient({ baseUrl });
-  const res = await anon.loginRequest({
-    type: "m.login.password",
-    identifier: { type: "m.id.user", user },
-    password,
-    initial_device_display_name: "edge-relay interop (matrix-js-sdk redactions)",
-  });
-  const client = createClient({
-    baseUrl,
-    accessToken: res.access_token,
-    userId: res.user_id,
-    deviceId: res.device_id,
-  });
-  const prepared = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("no PREPARED sync state in time")), DEADLINE_MS);
-    client.on(ClientEvent.Sync, (state) => {
-      if (state === "PREPARED" || state === "SYNCING") {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-  });
-  await client.startClient({ initialSyncLimit: 100, lazyLoadMembers: false });
-  try {
-    await prepared;
+  const deviceName = "edge-relay interop (matrix-js-sdk redactions)";
+  const client = await login(baseUrl, user, password, deviceName);
+  const startOptions = { initialSyncLimit: 100, lazyLoadMembers: false };
+  const shown = await whileSyncing(client, startOptions, DEADLINE_MS, async () => {
     const room = client.getRoom(roomId);
     if (!room) throw new Error(`the client does not know room ${roomId}`);
     const live = room.getLiveTimeline();
     while (await client.paginateEventTimeline(live, { backwards: true, limit: 50 })) {
       if (!live.getPaginationToken(EventTimeline.BACKWARDS)) break;
     }
-    const shown = {};
+    const byEventId = {};
     for (const eventId of eventIds) {
       const event = room.findEventById(eventId);
-      shown[eventId] = { found: Boolean(event), redacted: Boolean(event && event.isRedacted()) };
+      const redacted = Boolean(event && event.isRedacted());
+      byEventId[eventId] = { found: Boolean(event), redacted };
     }
-    console.log(JSON.stringify(shown));
-  } finally {
-    client.stopClient();
-  }
+    return byEventId;
+  });
+  console.log(JSON.stringify(shown));
 }
 
 main().then(

@@ -29,8 +29,8 @@
  *   USER_* are localparts ("alice") or full user ids ("@alice:server").
  */
 
-import "./node18.mjs";
-import { createClient, Direction, EventType, MatrixError, MatrixEvent, Method } from "matrix-js-sdk";
+import { login } from "./sdk_session.mjs";
+import { Direction, EventType, MatrixError, MatrixEvent, Method } from "matrix-js-sdk";
 import { logger } from "matrix-js-sdk/lib/logger.js";
 
 logger.setLevel("warn");
@@ -63,24 +63,10 @@ function show(value) {
   return text.length > 6000 ? `${text.slice(0, 6000)}\n... (${text.length} chars)` : text;
 }
 
-async function login(baseUrl, user, password) {
-  const anon = createClient({ baseUrl });
-  const res = await anon.loginRequest({
-    type: "m.login.password",
-    identifier: { type: "m.id.user", user },
-    password,
-    initial_device_display_name: "edge-relay interop (matrix-js-sdk)",
-  });
-  if (!res.access_token || !res.user_id || !res.device_id) {
-    fail("a login response with access_token, user_id and device_id", res);
-  }
-  const client = createClient({
-    baseUrl,
-    accessToken: res.access_token,
-    userId: res.user_id,
-    deviceId: res.device_id,
-  });
-  return { name: user, userId: res.user_id, client, since: undefined };
+/** `user` logged in, with the /sync position this scenario advances by hand. */
+async function participant(baseUrl, user, password) {
+  const client = await login(baseUrl, user, password, "edge-relay interop (matrix-js-sdk)");
+  return { name: user, userId: client.getUserId(), client, since: undefined };
 }
 
 /** One /sync request for `who`, advancing its since token. */
@@ -151,8 +137,8 @@ async function main(argv) {
   const n = argv.length === 6 ? Number(argv[5]) : 20;
 
   step(`log in ${userA} and ${userB} at ${baseUrl}`);
-  const a = await login(baseUrl, userA, passwordA);
-  const b = await login(baseUrl, userB, passwordB);
+  const a = await participant(baseUrl, userA, passwordA);
+  const b = await participant(baseUrl, userB, passwordB);
   if (a.userId === b.userId) fail("two different users", [a.userId, b.userId]);
 
   step("initial /sync for both");

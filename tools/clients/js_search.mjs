@@ -16,7 +16,7 @@
  * Usage: node js_search.mjs BASE_URL USER PASSWORD ROOM_ID TERM
  */
 
-import { ClientEvent, createClient } from "matrix-js-sdk";
+import { login, whileSyncing } from "./sdk_session.mjs";
 import { logger } from "matrix-js-sdk/lib/logger.js";
 
 logger.setLevel("warn");
@@ -27,31 +27,8 @@ const SEARCH_LIMIT = 10; // Element's
 async function main() {
   const [baseUrl, user, password, roomId, term] = process.argv.slice(2);
   if (!term) throw new Error("usage: node js_search.mjs BASE_URL USER PASSWORD ROOM_ID TERM");
-  const anon = createClient({ baseUrl });
-  const res = await anon.loginRequest({
-    type: "m.login.password",
-    identifier: { type: "m.id.user", user },
-    password,
-    initial_device_display_name: "edge-relay interop (matrix-js-sdk search)",
-  });
-  const client = createClient({
-    baseUrl,
-    accessToken: res.access_token,
-    userId: res.user_id,
-    deviceId: res.device_id,
-  });
-  const prepared = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("no PREPARED sync state in time")), DEADLINE_MS);
-    client.on(ClientEvent.Sync, (state) => {
-      if (state === "PREPARED" || state === "SYNCING") {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-  });
-  await client.startClient({ initialSyncLimit: 20 });
-  try {
-    await prepared;
+  const client = await login(baseUrl, user, password, "edge-relay interop (matrix-js-sdk search)");
+  const shown = await whileSyncing(client, { initialSyncLimit: 20 }, DEADLINE_MS, async () => {
     const body = {
       search_categories: {
         room_events: {
@@ -82,17 +59,9 @@ async function main() {
         after: bodies(timeline.slice(ourIndex + 1)),
       };
     });
-    console.log(
-      JSON.stringify({
-        count: searchResults.count,
-        pages,
-        results,
-        highlights: searchResults.highlights,
-      }),
-    );
-  } finally {
-    client.stopClient();
-  }
+    return { count: searchResults.count, pages, results, highlights: searchResults.highlights };
+  });
+  console.log(JSON.stringify(shown));
 }
 
 main().then(

@@ -11,6 +11,8 @@
 - `test_inbound_differential.py`: `ROWS`, in order (later rows build on earlier ones), run
   in each room version. A new scenario is one row; a difference we keep is a row with
   `known=` its reason, listed in the README ("Federation differences from Synapse we keep").
+  A server ACL pair is one `acl_twins` row builder: the same act by a `Side` of Zoe's
+  server, which the room's ACL denies, then of Carol's, which it allows.
   Synapse answers `/send` a moment before what it took can be read back: a row that reads
   back what it just sent asks again until it is there (`served_soon`, `wait_until`).
 - `hosted_room.py`: a room the fake remote hosts (its events, a damaged one, the make_join

@@ -212,6 +212,8 @@ class Conversation:
         return walk(value)
 
 
+#: A row's act: it makes the request (maybe after others) and returns the answer.
+Act = Callable[[Conversation], httpx.Response]
 View = Callable[[Conversation, httpx.Response], Any]
 
 
@@ -226,7 +228,7 @@ class Row:
     its reason (README "Differences from Synapse we keep")."""
 
     name: str
-    act: Callable[[Conversation], httpx.Response]
+    act: Act
     view: View = no_view
     known: str | None = None
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import copy
 import json
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -18,15 +20,18 @@ from tests.federation.differential.conversation import (
     V1,
     V2,
     VERSIONS,
+    Act,
     Conversation,
     Request,
     Row,
+    View,
     no_view,
     outcome,
     q,
     request_row,
     wait_until,
 )
+from tests.federation.differential.fake_remote import FakeRemote
 
 # -- views: what of a 2xx body must be the same --------------------------------------------
 
@@ -768,8 +773,66 @@ def alice(conv: Conversation) -> str:
 # -- server ACLs: Zoe's server (`conv.other`) denied, Carol's (`conv.remote`) allowed ----------
 
 
-def zoe(conv: Conversation) -> str:
-    return conv.other.user("zoe")
+@dataclass(frozen=True)
+class Side:
+    """Who acts in an ACL row: a user (by localpart) of Zoe's server, which the room's ACL
+    denies, or of Carol's, which it allows. Twin rows differ only in their side."""
+
+    server: Callable[[Conversation], FakeRemote]
+    localpart: str
+
+    def user(self, conv: Conversation) -> str:
+        return self.server(conv).user(self.localpart)
+
+    def named(self, localpart: str) -> Side:
+        """Another user of the same server."""
+        return replace(self, localpart=localpart)
+
+    def sends(self, make: Callable[[Conversation], Request]) -> Act:
+        """The request `make` builds, sent by this side's server."""
+        return lambda conv: conv.send(make(conv), self.server(conv))
+
+    def transaction(
+        self,
+        conv: Conversation,
+        pdus: list[dict[str, Any]],
+        edus: list[dict[str, Any]] | None = None,
+    ) -> httpx.Response:
+        """A /send transaction from this side's server."""
+        server = self.server(conv)
+        return conv.send(conv.txn(pdus, edus, remote=server), server)
+
+
+ZOE = Side(lambda conv: conv.other, "zoe")
+CAROL = Side(lambda conv: conv.remote, "carol")
+
+
+def acl_twins(
+    name: str,
+    act: Callable[[Side], Act],
+    view: View = no_view,
+    *,
+    denied: Side = ZOE,
+    allowed: Side = CAROL,
+    denied_known: str | None = None,
+) -> list[Row]:
+    """The same act by a user of the denied server (refused), then by one of the allowed.
+    `denied_known`: a difference we keep in what the denied server is answered."""
+    return [
+        Row(f"acl denied: {name}", act(denied), view, denied_known),
+        Row(f"acl allowed twin: {name}", act(allowed), view),
+    ]
+
+
+def acl_request_twins(
+    name: str,
+    make: Callable[[Conversation], Request],
+    view: View = no_view,
+    *,
+    denied_known: str | None = None,
+) -> list[Row]:
+    """The request `make` builds (the same from either server), as ACL twins."""
+    return acl_twins(name, lambda side: side.sends(make), view, denied_known=denied_known)
 
 
 def bob(conv: Conversation) -> str:
@@ -777,16 +840,30 @@ def bob(conv: Conversation) -> str:
     return f"@bob:{conv.server_name}"
 
 
-def set_acl(content: dict[str, Any]) -> Any:
-    """Alice sets the room's server ACL from her client; the remote learns the event."""
+def set_acl(
+    content: dict[str, Any] | Callable[[Conversation], dict[str, Any]],
+    room: Callable[[Conversation], str] | None = None,
+) -> Act:
+    """Alice sets the server ACL `content` (or `content(conv)`) of her room (or of `room(conv)`)
+    from her client; the remote learns the event of her room, the one it builds on."""
 
     def act(conv: Conversation) -> httpx.Response:
-        r = conv.client("PUT", f"/rooms/{q(conv.room_id)}/state/m.room.server_acl/", json=content)
-        if r.status_code == 200:
+        room_id = room(conv) if room else conv.room_id
+        body = content(conv) if callable(content) else content
+        r = conv.client("PUT", f"/rooms/{q(room_id)}/state/m.room.server_acl/", json=body)
+        if r.status_code == 200 and room is None:
             conv.learn("acl", r.json()["event_id"])
         return r
 
     return act
+
+
+ALLOW_ALL = {"allow": ["*"]}
+
+
+def deny_zoe(conv: Conversation) -> dict[str, Any]:
+    """An ACL denying Zoe's server by name, allowing every other."""
+    return {"allow": ["*"], "deny": [ZOE.server(conv).host]}
 
 
 def acl_denying_self(conv: Conversation) -> httpx.Response:
@@ -795,80 +872,60 @@ def acl_denying_self(conv: Conversation) -> httpx.Response:
     the same room on both."""
     r = set_acl({"allow": ["*"], "allow_ip_literals": False})(conv)
     if r.status_code == 200:
-        back = set_acl({"allow": ["*"]})(conv)
+        back = set_acl(ALLOW_ALL)(conv)
         assert back.status_code == 200, back.text
     return r
 
 
-def deny_other(conv: Conversation) -> httpx.Response:
-    return set_acl({"allow": ["*"], "deny": [conv.other.host]})(conv)
-
-
-def deny_other_in_knock_room(conv: Conversation) -> httpx.Response:
-    room_id = conv.named["knock_room_None"]
-    return conv.client(
-        "PUT",
-        f"/rooms/{q(room_id)}/state/m.room.server_acl/",
-        json={"allow": ["*"], "deny": [conv.other.host]},
-    )
-
-
 def join_other(conv: Conversation) -> httpx.Response:
-    return conv.join("zoe", remote=conv.other)[0]
+    return conv.join(ZOE.localpart, remote=ZOE.server(conv))[0]
 
 
-def from_other(make: Any) -> Any:
-    """The request `make` builds, sent by Zoe's server."""
-    return lambda conv: conv.send(make(conv), conv.other)
+def join_by_hand(side: Side) -> Act:
+    """A send_join of `side`'s join event built without make_join (the denied server gets none)."""
 
-
-def acl_twins(name: str, make: Any, view: Any = no_view, known: str | None = None) -> list[Row]:
-    """The request from the denied server (refused), then the same from the allowed one."""
-    return [
-        Row(f"acl denied: {name}", from_other(make), view, known),
-        request_row(f"acl allowed twin: {name}", make, view, known),
-    ]
-
-
-def join_by_hand(conv: Conversation, remote: Any, localpart: str) -> Request:
-    """A send_join of a join event built without make_join (the denied server gets none)."""
-    user = remote.user(localpart)
-    ev = conv.pdu(localpart, "m.room.member", {"membership": "join"}, state_key=user, remote=remote)
-    return Request("PUT", f"{V2}/send_join/{q(conv.room_id)}/{q(conv.event_id(ev))}", body=ev)
-
-
-def acl_send_join(conv: Conversation) -> httpx.Response:
-    """Zoe's second user joins by hand: refused."""
-    return conv.send(join_by_hand(conv, conv.other, "zoe2"), conv.other)
-
-
-def invite_into_room(inviter: Any, remote_of: Any) -> Any:
-    """An invite of Bob into Alice's room by `inviter` (a user of `remote_of(conv)`)."""
-
-    def act(conv: Conversation) -> httpx.Response:
-        remote = remote_of(conv)
+    def make(conv: Conversation) -> Request:
+        user = side.user(conv)
         ev = conv.pdu(
-            inviter, "m.room.member", {"membership": "invite"}, state_key=bob(conv), remote=remote
+            side.localpart,
+            "m.room.member",
+            {"membership": "join"},
+            state_key=user,
+            remote=side.server(conv),
+        )
+        return Request("PUT", f"{V2}/send_join/{q(conv.room_id)}/{q(conv.event_id(ev))}", body=ev)
+
+    return side.sends(make)
+
+
+def invite_into_room(side: Side) -> Act:
+    """An invite of Bob into Alice's room by `side`'s user."""
+
+    def make(conv: Conversation) -> Request:
+        ev = conv.pdu(
+            side.localpart,
+            "m.room.member",
+            {"membership": "invite"},
+            state_key=bob(conv),
+            remote=side.server(conv),
         )
         body = {"event": ev, "room_version": conv.version, "invite_room_state": []}
-        path = f"{V2}/invite/{q(conv.room_id)}/{q(conv.event_id(ev))}"
-        return conv.send(Request("PUT", path, body=body), remote)
+        return Request("PUT", f"{V2}/invite/{q(conv.room_id)}/{q(conv.event_id(ev))}", body=body)
 
-    return act
+    return side.sends(make)
 
 
-def send_from(localpart: str, remote_of: Any, name: str) -> Any:
-    """A message of `localpart` of `remote_of(conv)`; accepted ones become the remote's tip."""
+def send_from(side: Side, name: str) -> Act:
+    """A message of `side`'s user; accepted ones become the remote's tip."""
 
     def act(conv: Conversation) -> httpx.Response:
-        remote = remote_of(conv)
         ev = conv.pdu(
-            localpart,
+            side.localpart,
             "m.room.message",
-            {"msgtype": "m.text", "body": f"from {localpart}"},
-            remote=remote,
+            {"msgtype": "m.text", "body": f"from {side.localpart}"},
+            remote=side.server(conv),
         )
-        r = conv.send(conv.txn([ev], remote=remote), remote)
+        r = side.transaction(conv, [ev])
         if r.status_code == 200 and r.json()["pdus"].get(conv.event_id(ev)) == {}:
             conv.advance(name, ev)
         else:
@@ -880,21 +937,21 @@ def send_from(localpart: str, remote_of: Any, name: str) -> Any:
 
 def acl_typing(conv: Conversation) -> httpx.Response:
     """Zoe (denied server) and Carol type: whom does Alice see?"""
-    for remote, user in ((conv.other, zoe(conv)), (conv.remote, carol(conv))):
-        edu = typing_edu(user)
+    for side in (ZOE, CAROL):
+        edu = typing_edu(side.user(conv))
         edu["content"]["room_id"] = conv.room_id
-        r = conv.send(conv.txn([], [edu], remote=remote), remote)
+        r = side.transaction(conv, [], [edu])
         assert r.status_code == 200, r.text
-    ours = {zoe(conv), carol(conv)}  # Zed of an earlier row may still show on Synapse
+    ours = {ZOE.user(conv), CAROL.user(conv)}  # Zed of an earlier row may still show on Synapse
 
     def seen() -> list[str]:
         return [u for u in typing_users(conv) if u in ours]
 
-    shown = wait_until(lambda: carol(conv) in seen() and seen())
-    for remote, user in ((conv.other, zoe(conv)), (conv.remote, carol(conv))):
-        stop = typing_edu(user, typing=False)
+    shown = wait_until(lambda: CAROL.user(conv) in seen() and seen())
+    for side in (ZOE, CAROL):
+        stop = typing_edu(side.user(conv), typing=False)
         stop["content"]["room_id"] = conv.room_id
-        conv.send(conv.txn([], [stop], remote=remote), remote)
+        side.transaction(conv, [], [stop])
     wait_until(lambda: not seen())
     return observed(shown)
 
@@ -903,9 +960,9 @@ def acl_receipts(conv: Conversation) -> httpx.Response:
     """Zoe (denied server) and Carol read Alice's newest message: whose receipt shows?"""
     conv.named["acl_read"] = conv.alice.send(conv.room_id, "read me too")
     receipt = {"event_ids": [conv.named["acl_read"]], "data": {"ts": 1_700_000_000_000}}
-    for remote, user in ((conv.other, zoe(conv)), (conv.remote, carol(conv))):
-        edu = {"edu_type": "m.receipt", "content": {conv.room_id: {"m.read": {user: receipt}}}}
-        r = conv.send(conv.txn([], [edu], remote=remote), remote)
+    for side in (ZOE, CAROL):
+        read = {conv.room_id: {"m.read": {side.user(conv): receipt}}}
+        r = side.transaction(conv, [], [{"edu_type": "m.receipt", "content": read}])
         assert r.status_code == 200, r.text
     return observed(
         wait_until(
@@ -1539,21 +1596,18 @@ ROWS: list[Row] = [
     Row("receipt: in a room the origin's server is not in", receipt_elsewhere, whole_body),
     # server ACLs: Zoe's server denied by name, Carol's allowed; then IP literals denied
     Row("acl: Zoe of another server joins", join_other, send_join_view),
-    Row("acl: Alice denies Zoe's server", deny_other),
-    *acl_twins("make_join", make_join(lambda c: c.remote.user("frank"))),
-    Row("acl denied: send_join", acl_send_join),
+    Row("acl: Alice denies Zoe's server", set_acl(deny_zoe)),
+    *acl_request_twins("make_join", make_join(lambda c: c.remote.user("frank"))),
+    # the denied server gets no make_join template: its join is built by hand
+    Row("acl denied: send_join", join_by_hand(ZOE.named("zoe2"))),
     Row("acl allowed twin: send_join", join_as("hank"), send_join_view),
-    Row("acl denied: make_leave", from_other(make_leave(zoe))),
-    request_row(
-        "acl allowed twin: make_leave", make_leave(lambda c: c.remote.user("carol")), template_view
-    ),
-    *acl_twins("backfill", backfill("msg", "2"), pdu_types),
-    *acl_twins("state", room_read("state", "msg"), state_view),
-    *acl_twins("state_ids", room_read("state_ids", "msg"), state_ids_view),
-    Row("acl denied: event", from_other(event("msg")), first_pdu, known=ACL_EVENT),
-    request_row("acl allowed twin: event", event("msg"), first_pdu),
-    *acl_twins("event_auth", event_auth("msg"), auth_chain_view),
-    *acl_twins(
+    *acl_twins("make_leave", lambda side: side.sends(make_leave(side.user)), template_view),
+    *acl_request_twins("backfill", backfill("msg", "2"), pdu_types),
+    *acl_request_twins("state", room_read("state", "msg"), state_view),
+    *acl_request_twins("state_ids", room_read("state_ids", "msg"), state_ids_view),
+    *acl_request_twins("event", event("msg"), first_pdu, denied_known=ACL_EVENT),
+    *acl_request_twins("event_auth", event_auth("msg"), auth_chain_view),
+    *acl_request_twins(
         "get_missing_events",
         missing(
             lambda c: {
@@ -1564,33 +1618,23 @@ ROWS: list[Row] = [
         ),
         missing_view,
     ),
-    Row("acl denied: invite", invite_into_room("zoe", lambda c: c.other)),
-    Row("acl allowed twin: invite", invite_into_room("carol", lambda c: c.remote), invite_view),
-    Row("acl denied: /send PDU", send_from("zoe", lambda c: c.other, "zoe_msg"), pdu_results),
-    Row(
-        "acl allowed twin: /send PDU",
-        send_from("carol", lambda c: c.remote, "carol_msg"),
-        pdu_results,
-    ),
+    *acl_twins("invite", invite_into_room, invite_view),
+    *acl_twins("/send PDU", lambda side: send_from(side, f"{side.localpart}_msg"), pdu_results),
     Row("acl: typing EDUs, denied and allowed", acl_typing, whole_body),
     Row("acl: receipt EDUs, denied and allowed", acl_receipts, whole_body),
-    Row("acl: Alice denies Zoe's server in the knock room", deny_other_in_knock_room),
     Row(
-        "acl denied: make_knock",
-        from_other(make_knock(knock_room_of(None), zoe, lambda c: [c.version])),
+        "acl: Alice denies Zoe's server in the knock room",
+        set_acl(deny_zoe, room=knock_room_of(None)),
     ),
-    request_row(
-        "acl allowed twin: make_knock",
-        make_knock(knock_room_of(None), lambda c: c.remote.user("kit"), lambda c: [c.version]),
+    *acl_twins(
+        "make_knock",
+        lambda side: side.sends(make_knock(knock_room_of(None), side.user, lambda c: [c.version])),
         template_view,
+        allowed=CAROL.named("kit"),
     ),
-    Row("acl: Alice lifts the deny", set_acl({"allow": ["*"]})),
-    Row("acl lifted at once: state", from_other(room_read("state", "msg")), state_view),
-    Row(
-        "acl lifted at once: /send PDU",
-        send_from("zoe", lambda c: c.other, "zoe_msg2"),
-        pdu_results,
-    ),
+    Row("acl: Alice lifts the deny", set_acl(ALLOW_ALL)),
+    Row("acl lifted at once: state", ZOE.sends(room_read("state", "msg")), state_view),
+    Row("acl lifted at once: /send PDU", send_from(ZOE, "zoe_msg2"), pdu_results),
     Row(
         "acl: Alice's client ACL denying IP literals (her own server's name)",
         acl_denying_self,
@@ -1600,8 +1644,8 @@ ROWS: list[Row] = [
     Row("acl: Carol's ACL denies IP literals", carol_denies_ip_literals, pdu_results),
     request_row("acl ip literal: state", room_read("state", "msg"), state_view),
     request_row("acl ip literal: make_join", make_join(lambda c: c.remote.user("ivan"))),
-    Row("acl ip literal: /send PDU", send_from("carol", lambda c: c.remote, "ip_msg"), pdu_results),
-    Row("acl: Alice allows IP literals again", set_acl({"allow": ["*"]})),
+    Row("acl ip literal: /send PDU", send_from(CAROL, "ip_msg"), pdu_results),
+    Row("acl: Alice allows IP literals again", set_acl(ALLOW_ALL)),
     request_row("acl ip literal lifted: state", room_read("state", "msg"), state_view),
     # soft failure, and what clients are shown
     Row("soft failure: a kicked user's message", soft_failed, whole_body),
