@@ -14,13 +14,13 @@ import random
 import string
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
-from tools.linkemu.link import EmulatedLink, LinkUnavailable, wait_for
+from tools.linkemu.link import LinkUnavailable, wait_for
+from tools.linkemu.pair import SeatPair, open_seat_pair, relay_seat
 from tools.linkemu.profiles import profile
 from tools.linkemu.seats import RelaySeat, SeatUser, shared_room
 
@@ -29,31 +29,22 @@ BUSY = 4
 BUSY_LONG = 2000
 
 
-@dataclass
-class RelayPair:
-    link: EmulatedLink
-    hq: RelaySeat
-    field: RelaySeat
+#: The hq relay logs each PDU and EDU it takes (DEBUG); the field relay's upstream is hq.
+RelayPair = SeatPair[RelaySeat, RelaySeat]
 
 
 @pytest.fixture
 def relay_pair(tmp_path: Path) -> Iterator[RelayPair]:
     try:
-        EmulatedLink.check_available()
+        with open_seat_pair(
+            "pr",
+            tmp_path,
+            relay_seat(tmp_path / "hq", log_level="DEBUG"),
+            relay_seat(tmp_path / "field"),
+        ) as pair:
+            yield pair
     except LinkUnavailable as exc:
         pytest.skip(str(exc))
-    with EmulatedLink("pr", stats_dir=tmp_path) as link:
-        hq = RelaySeat(tmp_path / "hq", link.ns_a, link.ADDRESS_A, log_level="DEBUG")
-        field = RelaySeat(
-            tmp_path / "field", link.ns_b, link.ADDRESS_B, "--upstream", hq.server_name
-        )
-        try:
-            hq.start()
-            field.start()
-            yield RelayPair(link, hq, field)
-        finally:
-            field.stop()
-            hq.stop()
 
 
 def _arrivals(log: str, marks: dict[str, str]) -> list[str]:

@@ -18,12 +18,12 @@ before, the gap's answer (40 KB) could never cross the link in time.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tools.linkemu.link import EmulatedLink, LinkUnavailable, wait_for
+from tools.linkemu.link import LinkUnavailable, wait_for
+from tools.linkemu.pair import SeatPair, open_seat_pair, relay_seat, synapse_seat
 from tools.linkemu.profiles import profile
 from tools.linkemu.seats import RelaySeat, SeatUser, SynapseSeat, shared_room
 from tools.synapse_harness import synapse_python
@@ -35,33 +35,24 @@ GAP = 16
 GAP_LONG = 2000
 
 
-@dataclass
-class SlowPair:
-    link: EmulatedLink
-    synapse: SynapseSeat
-    relay: RelaySeat
+#: Synapse (stock retries shortened) at hq, the relay in the field with Synapse upstream.
+SlowPair = SeatPair[SynapseSeat, RelaySeat]
 
 
 @pytest.fixture
 def slow_pair(tmp_path: Path) -> Iterator[SlowPair]:
-    try:
-        EmulatedLink.check_available()
-    except LinkUnavailable as exc:
-        pytest.skip(str(exc))
     if not synapse_python().exists():
         pytest.skip("no Synapse: run `make synapse`")
-    with EmulatedLink("sl", stats_dir=tmp_path) as link:
-        synapse = SynapseSeat(tmp_path / "synapse", link.ns_a, link.ADDRESS_A, fast_retry=True)
-        relay = RelaySeat(
-            tmp_path / "relay", link.ns_b, link.ADDRESS_B, "--upstream", synapse.server_name
-        )
-        try:
-            synapse.start()
-            relay.start()
-            yield SlowPair(link, synapse, relay)
-        finally:
-            relay.stop()
-            synapse.stop()
+    try:
+        with open_seat_pair(
+            "sl",
+            tmp_path,
+            synapse_seat(tmp_path / "synapse", fast_retry=True),
+            relay_seat(tmp_path / "relay"),
+        ) as pair:
+            yield pair
+    except LinkUnavailable as exc:
+        pytest.skip(str(exc))
 
 
 def _long_message(i: int) -> str:
@@ -72,8 +63,8 @@ def _long_message(i: int) -> str:
 def test_burst_of_long_messages_crosses_a_9k6_link_once_each_in_order(
     slow_pair: SlowPair,
 ) -> None:
-    hq: SeatUser = slow_pair.synapse.add_user("hq")
-    field: SeatUser = slow_pair.relay.add_user("field")
+    hq: SeatUser = slow_pair.hq.add_user("hq")
+    field: SeatUser = slow_pair.field.add_user("field")
     room_id = shared_room(hq, field)
     field.send(room_id, "over the fast link")
     hq.wait_for_bodies(room_id, ["over the fast link"], timeout=60)
@@ -84,14 +75,14 @@ def test_burst_of_long_messages_crosses_a_9k6_link_once_each_in_order(
         field.send(room_id, body)
     slow_pair.link.blackhole(True)
     wait_for(
-        lambda: "got no answer within" in slow_pair.relay.log(), 120, "a transaction to be cut"
+        lambda: "got no answer within" in slow_pair.field.log(), 120, "a transaction to be cut"
     )
     slow_pair.link.blackhole(False)
 
     seen = hq.wait_for_bodies(room_id, sent, timeout=600)
     burst = [b for b in seen if b.startswith("long ")]
     assert burst == sent  # each once, in order
-    log = slow_pair.relay.log()
+    log = slow_pair.field.log()
     assert "sending at most" in log  # the cut one was split
     assert "Traceback" not in log
 
@@ -104,8 +95,8 @@ def _gap_message(i: int) -> str:
 def test_relay_pulls_a_gap_of_long_messages_over_a_9k6_link_after_an_outage(
     slow_pair: SlowPair,
 ) -> None:
-    hq: SeatUser = slow_pair.synapse.add_user("hq")
-    field: SeatUser = slow_pair.relay.add_user("field")
+    hq: SeatUser = slow_pair.hq.add_user("hq")
+    field: SeatUser = slow_pair.field.add_user("field")
     room_id = shared_room(hq, field)
     hq.send(room_id, "before the outage")
 
@@ -115,19 +106,19 @@ def test_relay_pulls_a_gap_of_long_messages_over_a_9k6_link_after_an_outage(
     wait_for(lambda: has(["before the outage"]), 60, "a message before the outage")
 
     slow_pair.link.shape(profile("9.6k"))
-    slow_pair.relay.stop()  # the field kit loses power...
+    slow_pair.field.stop()  # the field kit loses power...
     sent = [_gap_message(i) for i in range(GAP)]
     for body in sent:
         hq.send(room_id, body)
     # ...and HQ restarts: Synapse then catches the relay up with the newest event only.
-    slow_pair.synapse.stop()
-    slow_pair.synapse.start()
-    slow_pair.relay.start()
+    slow_pair.hq.stop()
+    slow_pair.hq.start()
+    slow_pair.field.start()
 
     wait_for(lambda: has(sent), 600, f"the {GAP} messages of the gap at the relay")
     seen = field.recent_bodies(room_id, GAP + 10)
     assert [b for b in seen if b.startswith("gap ")] == sent  # each once, in order
-    assert "Catching up destination" in slow_pair.synapse.log()  # pulled, not pushed
-    log = slow_pair.relay.log()
+    assert "Catching up destination" in slow_pair.hq.log()  # pulled, not pushed
+    log = slow_pair.field.log()
     assert "get_missing_events from" not in log  # no pull failed or over-ran its limit
     assert "Traceback" not in log

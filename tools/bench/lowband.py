@@ -44,8 +44,9 @@ from typing import Any
 import httpx
 
 from tools.linkemu.link import EmulatedLink, inside
+from tools.linkemu.pair import MakeSeat, open_seat_pair, relay_seat, synapse_seat
 from tools.linkemu.profiles import UNSHAPED, Profile, profile
-from tools.linkemu.seats import V3, RelaySeat, SeatUser, SynapseSeat, shared_room
+from tools.linkemu.seats import V3, RelaySeat, Seat, SeatUser, SynapseSeat, shared_room
 from tools.synapse_harness import ensure_synapse_installed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,48 +135,42 @@ def long(tag: str, i: int) -> str:
     return head + _text(head, 1000 - len(head))
 
 
-MakeSeat = Callable[[EmulatedLink, Path, str], RelaySeat | SynapseSeat]
+#: A seat in a directory, as tools/linkemu/pair.py makes it.
+PlanSeat = Callable[[Path], MakeSeat[Seat]]
 
 
 def measure_pair(
     name: str,
-    make_hq: MakeSeat,
-    make_kit: MakeSeat,
+    plan_hq: PlanSeat,
+    plan_kit: PlanSeat,
     chosen: Profile,
     args: argparse.Namespace,
     tmp: Path,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"pair": name, "profile": chosen.label}
-    with EmulatedLink("bn", stats_dir=tmp) as link:
-        hq_seat = make_hq(link, tmp / "hq", "")
-        kit_seat = make_kit(link, tmp / "kit", hq_seat.server_name)
-        try:
-            hq_seat.start()
-            kit_seat.start()
-            hq = hq_seat.add_user("hq")
-            kit = kit_seat.add_user("kit")
-            room_id = shared_room(hq, kit)
-            say(f"{name}: room {room_id} joined over the bare veth")
-            with Arrivals(hq, room_id) as arrivals:
-                kit.send(room_id, "warm-up")
-                arrivals.wait(["warm-up"], 60)
-                link.shape(chosen)
-                link.cut_connections()
-                out.update(steady(link, kit, room_id, arrivals, args))
-                say(f"{name}: steady {out['steady']}")
-                if args.idle_s:
-                    out.update(idle(link, kit, room_id, arrivals, args))
-                    say(f"{name}: idle {out['idle']}")
-                out.update(burst(link, kit, room_id, arrivals, args, "short", short))
-                say(f"{name}: burst {out['burst_short']}")
-                if args.long:
-                    out.update(burst(link, kit, room_id, arrivals, args, "long", long))
-                    say(f"{name}: long burst {out['burst_long']}")
-                link.shape(UNSHAPED)
-            out["drops"] = link.counters().dropped
-        finally:
-            kit_seat.stop()
-            hq_seat.stop()
+    with open_seat_pair("bn", tmp, plan_hq(tmp / "hq"), plan_kit(tmp / "kit")) as pair:
+        link = pair.link
+        hq = pair.hq.add_user("hq")
+        kit = pair.field.add_user("kit")
+        room_id = shared_room(hq, kit)
+        say(f"{name}: room {room_id} joined over the bare veth")
+        with Arrivals(hq, room_id) as arrivals:
+            kit.send(room_id, "warm-up")
+            arrivals.wait(["warm-up"], 60)
+            link.shape(chosen)
+            link.cut_connections()
+            out.update(steady(link, kit, room_id, arrivals, args))
+            say(f"{name}: steady {out['steady']}")
+            if args.idle_s:
+                out.update(idle(link, kit, room_id, arrivals, args))
+                say(f"{name}: idle {out['idle']}")
+            out.update(burst(link, kit, room_id, arrivals, args, "short", short))
+            say(f"{name}: burst {out['burst_short']}")
+            if args.long:
+                out.update(burst(link, kit, room_id, arrivals, args, "long", long))
+                say(f"{name}: long burst {out['burst_long']}")
+            link.shape(UNSHAPED)
+        out["drops"] = link.counters().dropped
     return out
 
 
@@ -274,26 +269,27 @@ def burst(
     }
 
 
-def relay_kit(link: EmulatedLink, directory: Path, upstream: str) -> RelaySeat:
+def relay_kit(directory: Path) -> MakeSeat[RelaySeat]:
+    """The relay, its upstream the hq seat (`--upstream`, added by the pair)."""
     level = "DEBUG" if os.environ.get("BENCH_DEBUG") else "INFO"
-    return RelaySeat(directory, link.ns_b, link.ADDRESS_B, "--upstream", upstream, log_level=level)
+    return relay_seat(directory, log_level=level)
 
 
-def synapse_kit(link: EmulatedLink, directory: Path, upstream: str) -> SynapseSeat:
-    return SynapseSeat(directory, link.ns_b, link.ADDRESS_B, fast_retry=False)
+def synapse_kit(directory: Path) -> MakeSeat[SynapseSeat]:
+    return synapse_seat(directory, fast_retry=False)
 
 
-def synapse_hq(link: EmulatedLink, directory: Path, _upstream: str) -> SynapseSeat:
+def synapse_hq(directory: Path) -> MakeSeat[SynapseSeat]:
     """Stock retry settings: the upstream as deployed."""
-    return SynapseSeat(directory, link.ns_a, link.ADDRESS_A, fast_retry=False)
+    return synapse_seat(directory, fast_retry=False)
 
 
-def relay_hq(link: EmulatedLink, directory: Path, _upstream: str) -> RelaySeat:
-    return RelaySeat(directory, link.ns_a, link.ADDRESS_A)
+def relay_hq(directory: Path) -> MakeSeat[RelaySeat]:
+    return relay_seat(directory)
 
 
 #: --pairs key -> (column title, hq, kit)
-PAIRS: dict[str, tuple[str, MakeSeat, MakeSeat]] = {
+PAIRS: dict[str, tuple[str, PlanSeat, PlanSeat]] = {
     "relay": ("relay -> Synapse", synapse_hq, relay_kit),
     "synapse": ("Synapse -> Synapse", synapse_hq, synapse_kit),
     "relay-relay": ("relay -> relay", relay_hq, relay_kit),
@@ -400,15 +396,15 @@ def main(argv: list[str] | None = None) -> int:
     load = [os.getloadavg()[0]]
     for profile_name, key in runs:
         chosen = profile(profile_name)
-        name, make_hq, make_kit = PAIRS[key]
+        name, plan_hq, plan_kit = PAIRS[key]
         say(f"{name} over {chosen.label}")
         if args.keep is not None:  # the servers' directories and logs stay there
             workdir = args.keep / f"{profile_name}-{key}"
             workdir.mkdir(parents=True, exist_ok=True)
-            results.append(measure_pair(name, make_hq, make_kit, chosen, args, workdir))
+            results.append(measure_pair(name, plan_hq, plan_kit, chosen, args, workdir))
         else:
             with tempfile.TemporaryDirectory(prefix="bench-lowband-") as tmp:
-                results.append(measure_pair(name, make_hq, make_kit, chosen, args, Path(tmp)))
+                results.append(measure_pair(name, plan_hq, plan_kit, chosen, args, Path(tmp)))
         load.append(os.getloadavg()[0])
     report = {
         "load_average_1min": {"min": min(load), "max": max(load), "samples": load},
