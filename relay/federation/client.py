@@ -463,7 +463,8 @@ class FederationClient:
         `PeerUnreachable`, `RequestTimedOut`, `RemoteError`."""
         if self._stream_offered.get(destination):
             try:
-                return await self._on_stream(destination, {"txn_id": txn_id} | body, timeout)
+                message = {"txn_id": txn_id} | body | {"pdus": stream.compact(body.get("pdus", []))}
+                return await self._on_stream(destination, message, timeout)
             except _StreamRefused as exc:
                 log.info("%s refused a transaction stream (%s); using /send", destination, exc)
                 self._stream_offered[destination] = False
@@ -501,9 +502,22 @@ class FederationClient:
             try:
                 try:
                     with trio.fail_after(timeout):
+                        answer = None
+                        if opened is not None and not opened.looks_open():
+                            await opened.aclose()  # ended while idle (the peer, a modem)
+                            opened = None
+                        if opened is not None:
+                            try:
+                                answer = await opened.exchange(message)
+                            except stream.StreamBroken:
+                                # A kept stream that broke while idle fails at once: try a
+                                # fresh one (a transaction retried is answered from the
+                                # peer's cache, never taken twice).
+                                await opened.aclose()
+                                opened = None
                         if opened is None:
                             opened = await self._open_stream(destination)
-                        answer = await opened.exchange(message)
+                            answer = await opened.exchange(message)
                 except BaseException:
                     # Failed or cut mid-exchange: the stream may hold half a message.
                     if opened is not None:
@@ -531,9 +545,6 @@ class FederationClient:
                 message_text if isinstance(message_text, str) else answer["errcode"],
                 body=answer,
             )
-        if answer is not None and answer.get("txn_id") != (message or {}).get("txn_id"):
-            await self._close_stream(destination)
-            raise PeerUnreachable(destination, "transaction stream answered another transaction")
         return answer
 
     async def _close_stream(self, destination: str) -> None:

@@ -252,14 +252,14 @@ async def _answer(services: Services, origin: str, body: dict[str, Any]) -> dict
     """One stream message's answer: the PDUs that failed, or why the whole was refused."""
     txn_id = body.pop("txn_id", None)
     if not isinstance(txn_id, str) or not 0 < len(txn_id) <= MAX_TXN_ID:
-        refusal = BadJson(f"txn_id must be a string of 1 to {MAX_TXN_ID} characters")
-        return {"txn_id": None} | _refusal(refusal)
+        return _refusal(BadJson(f"txn_id must be a string of 1 to {MAX_TXN_ID} characters"))
+    if isinstance(body.get("pdus"), list):
+        body["pdus"] = stream.restore(body["pdus"])
     try:
         result = await receive_transaction(services, origin, txn_id, body)
     except MatrixError as exc:
-        return {"txn_id": txn_id} | _refusal(exc)
-    failed = {event_id: r for event_id, r in result.get("pdus", {}).items() if r}
-    return {"txn_id": txn_id, "pdus": failed}
+        return _refusal(exc)
+    return {"pdus": {event_id: r for event_id, r in result.get("pdus", {}).items() if r}}
 
 
 def _refusal(exc: MatrixError) -> dict[str, Any]:

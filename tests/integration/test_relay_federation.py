@@ -26,6 +26,10 @@ def test_invite_join_and_messages_both_ways(
     for user in (alice, bob):
         seen = user.wait_for_bodies(room_id, expected)
         assert sorted(seen) == sorted(expected), f"{user.user_id} saw duplicates: {seen}"
+    # Each relay pushed its transactions on the other's transaction stream, compacted
+    # (relay/federation/transaction_stream.py), and every event of every version arrived.
+    assert f"{b.server_name} opened a transaction stream" in a.log()
+    assert f"{a.server_name} opened a transaction stream" in b.log()
 
 
 def test_typing_and_receipts_cross_servers(two_relays: tuple[RelayProcess, RelayProcess]) -> None:
