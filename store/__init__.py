@@ -29,10 +29,10 @@ The map, one module per group of tables:
   ``registration_tokens``, ``account_data`` (and filters), ``pushers`` (and how far each
   pusher's deliveries got), ``reports`` (content reports for the operator).
 - Rooms: ``events`` (events and the DAG), ``state``, ``rooms`` (rooms, aliases,
-  memberships), ``redactions``, ``remote_invites``, ``remote_knocks``, ``txn_ids`` (client
-  transaction ids), ``receipts``, ``presence``, ``relations`` (the relations index),
-  ``search`` (the full-text index), ``sliding_sync`` (what each sliding sync connection
-  was sent).
+  memberships), ``redactions``, ``remote_memberships`` (our users' invites to and knocks on
+  rooms we are not in), ``txn_ids`` (client transaction ids), ``receipts``, ``presence``,
+  ``relations`` (the relations index), ``search`` (the full-text index), ``sliding_sync``
+  (what each sliding sync connection was sent).
 - Encryption: ``e2ee_keys``, ``device_inbox``, ``key_backup``.
 - Federation: ``outbox`` (the outbound queue), ``fed_txns`` (inbound dedup), ``keys``
   (remote servers' keys), ``pending_pdus``; the LAN mesh: ``peers``.

@@ -58,7 +58,7 @@ from relay.services import Services
 from store import Connection
 from store import accounts as store_accounts
 from store import events as store_events
-from store import remote_invites as store_remote_invites
+from store import remote_memberships as store_remote_memberships
 from store import rooms as store_rooms
 from store import state as store_state
 
@@ -366,13 +366,14 @@ async def _invited(
         if store_rooms.get_room_version(conn, room_id) is None:
             # A room we are not in: remember the invite and its stripped state.
             insert_outlier_membership_txn(conn, signed_pdu, invitee, "invite")
-            store_remote_invites.put_invite(
+            store_remote_memberships.put_remote_membership(
                 conn,
                 room_id=room_id,
                 user_id=invitee,
+                membership="invite",
                 event_id=signed_pdu.event_id,
                 room_version=rv.identifier,
-                invite_state=stripped,
+                stripped_state=stripped,
             )
 
     await services.database.write(txn)

@@ -14,8 +14,8 @@
   first (`/v2/invite`); then it is stored and sent to the room like any event.
 - Knock on a room we are not in: `make_knock` on a server that is (from `via`, the
   alias or the room id), sign the template, `send_knock`; the knock is stored as an
-  outlier with the `knock_room_state` the server answered (store/remote_knocks.py), for
-  the knocker's /sync. An invite that follows arrives as any remote invite.
+  outlier with the `knock_room_state` the server answered (store/remote_memberships.py),
+  for the knocker's /sync. An invite that follows arrives as any remote invite.
 - Reject an invite to a room we are not in, or rescind a knock on one:
   `make_leave`/`send_leave` through the inviting server (or the one knocked through);
   when none answers, the membership is dropped locally all the same (as Synapse).
@@ -51,8 +51,7 @@ from relay.services import Services
 from store import Connection
 from store import accounts as store_accounts
 from store import events as store_events
-from store import remote_invites as store_remote_invites
-from store import remote_knocks as store_remote_knocks
+from store import remote_memberships as store_remote_memberships
 from store import rooms as store_rooms
 
 log = logging.getLogger(__name__)
@@ -113,9 +112,9 @@ class RemoteMembership:
 
         def txn(conn: Connection) -> list[str]:
             found = []
-            invite_id = store_remote_invites.invite_event_id(conn, room_id, user_id)
-            if invite_id is not None:
-                invite = self.services.rooms.get_pdu_txn(conn, invite_id)
+            stored = store_remote_memberships.get_remote_membership(conn, room_id, user_id)
+            if stored is not None and stored.membership == "invite":
+                invite = self.services.rooms.get_pdu_txn(conn, stored.event_id)
                 if invite is not None:
                     found.append(server_of(invite.sender))
             found.extend(store_rooms.servers_in_room(conn, room_id))
@@ -264,8 +263,7 @@ class RemoteMembership:
                     now_ms=now_ms(),
                 )
             # We are in the room now: the invite or knock, if any, has served its purpose.
-            store_remote_invites.delete_invites_to_room(conn, room_id)
-            store_remote_knocks.delete_knocks_on_room(conn, room_id)
+            store_remote_memberships.delete_remote_memberships_in_room(conn, room_id)
 
         # Under the room's lock: a PDU pushed to us between the room's creation and our join
         # would otherwise make a partial current state that our own join soft-fails against.
@@ -415,14 +413,15 @@ class RemoteMembership:
 
         def store(conn: Connection) -> None:
             insert_outlier_membership_txn(conn, knock, user_id, "knock")
-            store_remote_knocks.put_knock(
+            store_remote_memberships.put_remote_membership(
                 conn,
                 room_id=room_id,
                 user_id=user_id,
+                membership="knock",
                 event_id=knock.event_id,
                 room_version=rv.identifier,
+                stripped_state=state,
                 server=server,
-                knock_state=state,
             )
 
         await self.services.database.write(store)
@@ -437,9 +436,10 @@ class RemoteMembership:
         await self._leave_from_outside(user_id, room_id, [])
 
     async def rescind_knock(self, user_id: str, room_id: str) -> None:
-        server = await self.services.database.read(
-            store_remote_knocks.knock_server, room_id, user_id
+        stored = await self.services.database.read(
+            store_remote_memberships.get_remote_membership, room_id, user_id
         )
+        server = stored.server if stored is not None and stored.membership == "knock" else None
         await self._leave_from_outside(user_id, room_id, [server] if server else [])
 
     async def _leave_from_outside(self, user_id: str, room_id: str, via: list[str]) -> None:
@@ -474,8 +474,7 @@ class RemoteMembership:
             )
 
         def forget(conn: Connection) -> None:
-            store_remote_invites.delete_invite(conn, room_id, user_id)
-            store_remote_knocks.delete_knock(conn, room_id, user_id)
+            store_remote_memberships.delete_remote_membership(conn, room_id, user_id)
             row = store_rooms.get_membership_event(conn, room_id, user_id)
             store_rooms.set_membership(
                 conn,

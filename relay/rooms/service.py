@@ -74,8 +74,7 @@ from store import events as store_events
 from store import outbox as store_outbox
 from store import redactions as store_redactions
 from store import relations as store_relations
-from store import remote_invites as store_remote_invites
-from store import remote_knocks as store_remote_knocks
+from store import remote_memberships as store_remote_memberships
 from store import rooms as store_rooms
 from store import state as store_state
 from store import txn_ids as store_txn_ids
@@ -249,9 +248,7 @@ class RoomService:
         identifier = store_rooms.get_room_version(conn, row["room_id"])
         if identifier is None:
             # An invite to (or a knock on) a room on another server that we are not in.
-            identifier = store_remote_invites.invited_room_version(
-                conn, row["room_id"]
-            ) or store_remote_knocks.knocked_room_version(conn, row["room_id"])
+            identifier = store_remote_memberships.remote_room_version(conn, row["room_id"])
         rv = room_version(identifier or "")
         raw = store_events.get_event_raw(conn, event_id)
         if rv is None or raw is None:

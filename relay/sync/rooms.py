@@ -64,8 +64,7 @@ from store import account_data as store_account_data
 from store import events as store_events
 from store import receipts as store_receipts
 from store import relations as store_relations
-from store import remote_invites as store_remote_invites
-from store import remote_knocks as store_remote_knocks
+from store import remote_memberships as store_remote_memberships
 from store import rooms as store_rooms
 from store import state as store_state
 
@@ -725,12 +724,20 @@ class RoomReader:
             ids = [state[(t, "")] for t in INVITE_STATE_TYPES if (t, "") in state]
             stripped = [strip_state_event(p) for p in map(self.pdu, ids) if p is not None]
         else:
-            stored = store_remote_knocks.knock_state(self.conn, room_id, self.user_id)
-            stripped = [e for e in stored if isinstance(e, dict)]
-            stripped = [e for e in stripped if e.get("state_key") != self.user_id]
+            stripped = self._remote_stripped_state(room_id, "knock")
         if knock is not None:
             stripped.append(strip_state_event(knock))
         return stripped
+
+    def _remote_stripped_state(self, room_id: str, membership: str) -> list[dict[str, Any]]:
+        """The stripped state stored with the user's invite to (or knock on) a room of another
+        server, without any member event of the user's own (the client is given the invite
+        or knock itself); [] when the user's stored membership there is not this one."""
+        stored = store_remote_memberships.get_remote_membership(self.conn, room_id, self.user_id)
+        if stored is None or stored.membership != membership:
+            return []
+        stripped = [e for e in stored.stripped_state if isinstance(e, dict)]
+        return [e for e in stripped if e.get("state_key") != self.user_id]
 
     def invite_is_ignored(self, invite_event_id: str) -> bool:
         """Was this invite sent by a user this user ignores? Such invites are left out of
@@ -746,9 +753,7 @@ class RoomReader:
         state = store_state.get_current_state(self.conn, room_id)
         if not state:
             # A room on another server: the stripped state its server sent with the invite.
-            stored = store_remote_invites.invite_state(self.conn, room_id, self.user_id)
-            stripped = [e for e in stored if isinstance(e, dict)]
-            stripped = [e for e in stripped if e.get("state_key") != self.user_id]
+            stripped = self._remote_stripped_state(room_id, "invite")
             if invite is not None:
                 stripped.append(strip_state_event(invite))
             return stripped

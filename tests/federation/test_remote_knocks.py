@@ -2,7 +2,9 @@
 against a scripted resident server (an httpx MockTransport behind the relay's real
 federation client): the knock is signed from the `make_knock` template and stored with
 the `knock_room_state` the server answered, stripped for the client; an answer the relay
-cannot use changes nothing; rescinding leaves the room here even when nobody answers."""
+cannot use changes nothing; rescinding leaves the room here even when nobody answers; an
+invite that answers the knock (HQ's signed /v2/invite) takes its place in /sync and is
+declined through HQ."""
 
 from __future__ import annotations
 
@@ -15,13 +17,19 @@ import httpx
 import pytest
 
 from relay.config import config_from_dict
+from relay.events.pdu import finalize_event
+from relay.events.room_versions import room_version
 from relay.federation.client import FederationClient
+from relay.runtime.identity import new_signing_key
+from store import remote_memberships as store_remote_memberships
 from tests.client.conftest import SERVER_NAME, ClientApi
 from tests.client.conftest import api as api  # the in-process relay
 from tests.client.helpers import V3, sync, uid
+from tests.federation.inprocess import V2, SignedPeer, federation_http, trust_key
 from tests.federation.test_served_redactions import _Here
 
 HQ = "hq.test"
+HQ_KEY = new_signing_key()
 ROOM = f"!door:{HQ}"
 CREATE = {
     "type": "m.room.create",
@@ -190,3 +198,82 @@ async def test_a_remote_knock_the_relay_cannot_use_changes_nothing(
     assert not body["rooms"]["knock"] and ROOM not in body["rooms"]["leave"], case
     r = await api.http.post(f"{V3}/rooms/{quote(ROOM, safe='')}/leave", headers=bob, json={})
     assert (r.status_code, r.json()["errcode"]) == (404, "M_NOT_FOUND"), case
+
+
+async def _sliding_stripped_state(api: ClientApi, headers: dict[str, str]) -> list[Any]:
+    """(type, content) of what simplified sliding sync carries in the room's invite_state."""
+    r = await api.http.post(
+        "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync",
+        headers=headers,
+        params={"timeout": 0},
+        json={"lists": {"all": {"ranges": [[0, 9]], "required_state": [], "timeline_limit": 5}}},
+    )
+    assert r.status_code == 200, r.text
+    return [(e["type"], e["content"]) for e in r.json()["rooms"][ROOM]["invite_state"]]
+
+
+async def test_an_invite_answering_a_remote_knock_replaces_it_and_is_declined_through_hq(
+    api: ClientApi, tmp_path: Path
+) -> None:
+    bob = await api.login("bob")
+    knock_state = {"knock_room_state": [CREATE, JOIN_RULES]}
+    seen = _resident(
+        api,
+        tmp_path,
+        lambda _r: httpx.Response(200, json=_template(uid("bob"))),
+        lambda _r: httpx.Response(200, json=knock_state),
+    )
+    r = await _knock(api, bob)
+    assert r.status_code == 200, r.text
+    body = await sync(api, bob)
+    assert ROOM in body["rooms"]["knock"] and not body["rooms"]["invite"]
+    assert await _sliding_stripped_state(api, bob) == [
+        ("m.room.create", CREATE["content"]),
+        ("m.room.join_rules", {"join_rule": "knock"}),
+        ("m.room.member", {"membership": "knock", "reason": "field team"}),
+    ]
+
+    # HQ lets Bob in: its invite reaches us over federation, signed by HQ.
+    await trust_key(api, HQ, HQ_KEY)
+    partial = {
+        **_template(uid("bob"))["event"],
+        "sender": f"@boss:{HQ}",
+        "content": {"membership": "invite"},
+        "depth": 8,
+    }
+    invite = finalize_event(partial, room_version("10"), HQ, HQ_KEY.key_id, HQ_KEY.key)
+    name = {"type": "m.room.name", "state_key": "", "sender": f"@boss:{HQ}"}
+    name["content"] = {"name": "The door"}
+    async with federation_http(api) as fed:
+        r = await SignedPeer(HQ, HQ_KEY, fed).request(
+            "PUT",
+            f"{V2}/invite/{quote(ROOM, safe='')}/{quote(invite.event_id, safe='')}",
+            json_body={
+                "room_version": "10",
+                "event": invite.as_dict(),
+                "invite_room_state": [name],
+            },
+        )
+    assert r.status_code == 200, r.text
+    body = await sync(api, bob, body["next_batch"])
+    assert ROOM not in body["rooms"]["knock"]
+    events = body["rooms"]["invite"][ROOM]["invite_state"]["events"]
+    assert [(e["type"], e["content"]) for e in events] == [
+        ("m.room.name", {"name": "The door"}),
+        ("m.room.member", {"membership": "invite"}),
+    ]
+    assert await _sliding_stripped_state(api, bob) == [
+        ("m.room.name", {"name": "The door"}),
+        ("m.room.member", {"membership": "invite"}),
+    ]
+
+    # Declining asks HQ (the inviter's server) for a leave; nobody answers: left here.
+    r = await api.http.post(f"{V3}/rooms/{quote(ROOM, safe='')}/leave", headers=bob, json={})
+    assert r.status_code == 200, r.text
+    assert any("/make_leave/" in q.url.path and q.url.host == HQ for q in seen)
+    body = await sync(api, bob, body["next_batch"])
+    assert ROOM in body["rooms"]["leave"] and not body["rooms"]["invite"]
+    stored = await api.services.database.read(
+        store_remote_memberships.get_remote_membership, ROOM, uid("bob")
+    )
+    assert stored is None

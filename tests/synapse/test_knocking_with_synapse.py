@@ -1,7 +1,7 @@
 """Knocking across a real Synapse 1.163.2, both ways: a relay user knocks on a Synapse room
 (outbound make_knock/send_knock), sees it in `rooms.knock`, is invited by the Synapse
-user and joins, or rescinds the knock; a Synapse user knocks on a relay room (inbound
-make_knock/send_knock), is invited and joins."""
+user and joins (or declines the invite), or rescinds the knock; a Synapse user knocks on
+a relay room (inbound make_knock/send_knock), is invited and joins."""
 
 from __future__ import annotations
 
@@ -95,6 +95,35 @@ def test_relay_user_rescinds_a_knock_on_a_synapse_room(module_pair: Pair) -> Non
         lambda b: room_id in b.get("rooms", {}).get("leave", {}), what="the rescinded knock"
     )
     assert _knocked(body, room_id) is None
+    _wait_membership(hq, room_id, field.user_id, "leave")
+
+
+def test_relay_user_knocks_is_invited_and_declines_the_invite(module_pair: Pair) -> None:
+    """The invite answering the knock takes its place (rooms.invite, with the stripped state
+    Synapse sent); declining it leaves the room on Synapse's side too."""
+    pair = module_pair
+    hq = pair.synapse_user("doorman")
+    field = pair.relay_user("second_thoughts")
+    room_id = hq.create_room(name="side door", preset="private_chat", initial_state=KNOCK_RULES)
+    assert _knock(field, room_id, pair.synapse.server_name).status_code == 200
+    field.wait_for(lambda b: _knocked(b, room_id) is not None, what="the knock")
+    _wait_membership(hq, room_id, field.user_id, "knock")
+    hq.invite(room_id, field.user_id)
+    body = field.wait_for(
+        lambda b: room_id in b.get("rooms", {}).get("invite", {}), what="the invite"
+    )
+    assert _knocked(body, room_id) is None
+    events = body["rooms"]["invite"][room_id]["invite_state"]["events"]
+    assert {"type": "m.room.name", "content": {"name": "side door"}}.items() <= next(
+        e for e in events if e["type"] == "m.room.name"
+    ).items()
+    [invite] = [e for e in events if e.get("state_key") == field.user_id]
+    assert (invite["sender"], invite["content"]["membership"]) == (hq.user_id, "invite")
+    field.call("POST", f"/rooms/{room_id}/leave", json={})
+    body = field.wait_for(
+        lambda b: room_id in b.get("rooms", {}).get("leave", {}), what="the declined invite"
+    )
+    assert room_id not in body["rooms"].get("invite", {})
     _wait_membership(hq, room_id, field.user_id, "leave")
 
 
