@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,29 @@ from relay.federation.server_keys import KeyRing
 from relay.runtime.database import Database, open_database
 from relay.runtime.identity import read_signing_key
 from tests.integration.conftest import RelayProcess, make_relay
+from tools.linkemu.link import LinkUnavailable
+from tools.linkemu.pair import SeatPair, open_seat_pair, relay_seat
+from tools.linkemu.seats import RelaySeat
+
+#: Two relays across an emulated link (tools/linkemu): hq in one network namespace, logging
+#: each PDU and EDU it takes (DEBUG); the field relay in the other, its upstream hq.
+SlowRelayPair = SeatPair[RelaySeat, RelaySeat]
+
+
+@pytest.fixture
+def slow_relay_pair(tmp_path: Path) -> Iterator[SlowRelayPair]:
+    """The pair, the link still a bare veth (shape it in the test); skips where this
+    kernel cannot make the link."""
+    try:
+        with open_seat_pair(
+            "pr",
+            tmp_path,
+            relay_seat(tmp_path / "hq", log_level="DEBUG"),
+            relay_seat(tmp_path / "field"),
+        ) as pair:
+            yield pair
+    except LinkUnavailable as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.fixture(scope="module")

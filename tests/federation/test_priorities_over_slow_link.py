@@ -13,38 +13,16 @@ from __future__ import annotations
 import random
 import string
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import quote
 
-import pytest
-
-from tools.linkemu.link import LinkUnavailable, wait_for
-from tools.linkemu.pair import SeatPair, open_seat_pair, relay_seat
+from tests.federation.conftest import SlowRelayPair
+from tools.linkemu.link import wait_for
 from tools.linkemu.profiles import profile
-from tools.linkemu.seats import RelaySeat, SeatUser, shared_room
+from tools.linkemu.seats import SeatUser, shared_room
 
 #: the long messages that keep the link busy: ~11 KB, about 10 s at 9.6 kbit/s.
 BUSY = 4
 BUSY_LONG = 2000
-
-
-#: The hq relay logs each PDU and EDU it takes (DEBUG); the field relay's upstream is hq.
-RelayPair = SeatPair[RelaySeat, RelaySeat]
-
-
-@pytest.fixture
-def relay_pair(tmp_path: Path) -> Iterator[RelayPair]:
-    try:
-        with open_seat_pair(
-            "pr",
-            tmp_path,
-            relay_seat(tmp_path / "hq", log_level="DEBUG"),
-            relay_seat(tmp_path / "field"),
-        ) as pair:
-            yield pair
-    except LinkUnavailable as exc:
-        pytest.skip(str(exc))
 
 
 def _arrivals(log: str, marks: dict[str, str]) -> list[str]:
@@ -60,17 +38,17 @@ def _arrivals(log: str, marks: dict[str, str]) -> list[str]:
 
 
 def test_message_before_receipt_before_typing_over_a_busy_9k6_link(
-    relay_pair: RelayPair,
+    slow_relay_pair: SlowRelayPair,
 ) -> None:
-    hq: SeatUser = relay_pair.hq.add_user("hq")
-    field: SeatUser = relay_pair.field.add_user("field")
+    hq: SeatUser = slow_relay_pair.hq.add_user("hq")
+    field: SeatUser = slow_relay_pair.field.add_user("field")
     room_id = shared_room(hq, field)
     read_up_to = hq.send(room_id, "read me")
     wait_for(
         lambda: "read me" in field.recent_bodies(room_id, 5), 60, "a message at the field relay"
     )
 
-    relay_pair.link.shape(profile("9.6k"))
+    slow_relay_pair.link.shape(profile("9.6k"))
     room = quote(room_id)
     rng = random.Random(17)
     for i in range(BUSY):
@@ -91,10 +69,10 @@ def test_message_before_receipt_before_typing_over_a_busy_9k6_link(
         "typing": "EDU m.typing from",
     }
     wait_for(
-        lambda: len(_arrivals(relay_pair.hq.log(), marks)) == 3,
+        lambda: len(_arrivals(slow_relay_pair.hq.log(), marks)) == 3,
         300,
         "the message, the receipt and the typing notification at the hq relay",
         interval=1.0,
     )
-    assert _arrivals(relay_pair.hq.log(), marks) == ["message", "receipt", "typing"]
-    assert "Traceback" not in relay_pair.field.log()
+    assert _arrivals(slow_relay_pair.hq.log(), marks) == ["message", "receipt", "typing"]
+    assert "Traceback" not in slow_relay_pair.field.log()

@@ -12,8 +12,10 @@ import json
 import secrets
 import ssl
 import zlib
+from pathlib import Path
 from typing import Any
 
+import httpx
 import nacl.signing
 import pytest
 import trio
@@ -36,6 +38,7 @@ from relay.federation import transaction_stream as stream
 from relay.federation.errors import RemoteError
 from relay.federation.request_auth import authorization_headers
 from tests.federation.conftest import open_side
+from tests.federation.fakes import ME, FakeNetwork, json_of, open_local
 from tests.integration.conftest import RelayProcess
 
 VERSION = "/_matrix/federation/v1/version"
@@ -312,3 +315,70 @@ async def test_a_malformed_transaction_gets_an_error_answer_and_the_stream_goes_
     await raw.send(b"")
     event = await raw.next_event()
     assert isinstance(event, BytesMessage) and event.data == b""
+
+
+# -- who gets what -------------------------------------------------------------------------
+
+RELAY_PEER = "relay.example:8448"
+SYNAPSE_PEER = "synapse.example:8448"
+
+
+async def test_synapse_gets_plain_send_and_a_relay_refusing_the_upgrade_falls_back(
+    tmp_path: Path,
+) -> None:
+    network = FakeNetwork()
+    versions = {
+        # Announces the stream, but something before it (a proxy) answers the upgrade 404.
+        RELAY_PEER: {"server": {"name": "edge-relay"}} | stream.announcement(),
+        SYNAPSE_PEER: {"server": {"name": "Synapse", "version": "1.163.2"}},
+    }
+    for peer, version in versions.items():
+
+        def handler(request: httpx.Request, version: dict = version) -> httpx.Response:
+            if request.url.path == VERSION:
+                return httpx.Response(200, json=version)
+            if request.url.path == stream.PATH:
+                return httpx.Response(404, json={"errcode": "M_UNRECOGNIZED", "error": "no"})
+            return httpx.Response(200, json={"pdus": {}})
+
+        network.routes[peer] = handler
+    pdu = add_content_hash({"type": "m.room.message", "content": {"body": "hi"}, "depth": 1})
+    body = {"origin": ME, "origin_server_ts": 1, "pdus": [pdu], "edus": []}
+    async with open_local(tmp_path, network) as local:
+        for peer in versions:
+            await local.client.get_json(peer, VERSION)
+            for txn_id in ("t1", "t2"):
+                answer = await local.client.send_transaction(peer, txn_id, body, timeout=30)
+                assert answer == {"pdus": {}}
+            assert not local.client.has_stream(peer)
+    asked = [(r.headers["host"], r.method, r.url.path) for r in network.requests]
+    upgrades = [a for a in asked if a[2] == stream.PATH]
+    assert upgrades == [(RELAY_PEER, "GET", stream.PATH)]  # tried once, never on Synapse
+    sends = [r for r in network.requests if r.method == "PUT"]
+    assert [(r.headers["host"], r.url.path) for r in sends] == [
+        (peer, f"/_matrix/federation/v1/send/{t}") for peer in versions for t in ("t1", "t2")
+    ]
+    for request in sends:  # plain /send: the PDU whole, hashes and all
+        assert json_of(request)["pdus"] == [pdu]
+
+
+async def test_a_stream_the_peer_closed_while_idle_is_replaced_without_a_failure(
+    relay_pair: tuple[RelayProcess, RelayProcess],
+) -> None:
+    a, b = relay_pair
+    async with open_side(a, verify_tls=False) as side:
+        client = side.client
+        await client.get_json(b.server_name, VERSION)
+        first = await client.send_transaction(
+            b.server_name, "idle1", _txn(a.server_name, 1), timeout=30
+        )
+        assert first == {"pdus": {}} and client.has_stream(b.server_name)
+        b.stop()  # b closes its end while ours sits idle
+        b.start()
+        failures = client.statistics()["unreachable"]
+        again = await client.send_transaction(
+            b.server_name, "idle2", _txn(a.server_name, 2), timeout=30
+        )
+        assert again == {"pdus": {}}
+        assert client.statistics()["unreachable"] == failures
+    assert b.log().count(f"{a.server_name} opened a transaction stream") >= 1
