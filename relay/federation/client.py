@@ -34,10 +34,13 @@ Rules kept here:
   takes them (a relay; content_coding.py), learned from its version answers; plain JSON
   to anyone else.
 - Transactions (`send_transaction`) go on the destination's transaction stream when it
-  announced one (a relay; transaction_stream.py), opened on first use over the same TLS
-  rules, kept like a pooled connection (closed once idle for `KEEPALIVE_S`, or at once
-  when an exchange fails or is cut), one exchange at a time; as `PUT /send` to anyone
-  else, and to a relay whose upgrade answer was not `101` (until it announces it again).
+  has one (a relay; transaction_stream.py), opened on first use over the same TLS rules,
+  kept like a pooled connection (closed once idle for `KEEPALIVE_S`, or at once when an
+  exchange fails or is cut), one exchange at a time; as `PUT /send` to anyone else. A
+  destination not heard of since we started is asked by trying the upgrade (its answer
+  costs what a version request would, and a relay's stream opens on the first
+  connection); one that answers anything but `101` (Synapse: 404) gets `/send` until a
+  version answer announces the stream.
   `probe` is the cheapest sign of life: a keep-alive on an open stream, else a signed
   version request.
 - Liveness: `last_heard(destination)` is when it last answered anything (any status), or
@@ -461,12 +464,17 @@ class FederationClient:
         """Push one transaction; its answer (`{"pdus": {...}}`), from the transaction
         stream when the destination has one, else from `PUT /send`. As `request_json`:
         `PeerUnreachable`, `RequestTimedOut`, `RemoteError`."""
-        if self._stream_offered.get(destination):
+        if self._stream_offered.get(destination) is not False:
+            # Unknown yet (no version answer since we started): try, which costs what asking
+            # would, and a relay's stream then opens on the first connection.
             try:
                 message = {"txn_id": txn_id} | body | {"pdus": stream.compact(body.get("pdus", []))}
-                return await self._on_stream(destination, message, timeout)
+                answer = await self._on_stream(destination, message, timeout)
+                self._stream_offered[destination] = True
+                return answer
             except _StreamRefused as exc:
-                log.info("%s refused a transaction stream (%s); using /send", destination, exc)
+                if self._stream_offered.get(destination):
+                    log.info("%s refused a transaction stream (%s); using /send", destination, exc)
                 self._stream_offered[destination] = False
         return await self.put_json(
             destination, f"/_matrix/federation/v1/send/{segment(txn_id)}", body, timeout=timeout

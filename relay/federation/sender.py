@@ -64,7 +64,6 @@ import trio
 
 from relay.e2ee.to_device import EDU_TYPE as TO_DEVICE_EDU
 from relay.events.canonical import canonical_json
-from relay.federation.client import VERSION_PATH
 from relay.federation.errors import PeerUnreachable, RemoteError, RequestTimedOut
 from relay.federation.link_budget import LinkBudget
 from relay.runtime.clock import now_ms
@@ -96,7 +95,6 @@ class DestinationState:
     probing: bool = False
     last_probe: float = float("-inf")
     probe_gap_s: float = PROBE_INTERVAL_S
-    asked_codings: bool = False
 
 
 def keys_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -288,9 +286,6 @@ class FederationSender:
             log.info("dropped %d stale typing/presence EDUs for %s", len(stale_ids), destination)
         if not rows:
             return
-        if client.codings(destination) is None and not state.asked_codings:
-            state.asked_codings = True
-            await self._learn_codings(destination, state)
         pdus = await self.services.database.read(self._pdus_as_served_txn, rows)
         edus = [json.loads(row["payload"]) for row in rows if row["kind"] == "edu"]
         # The id names exactly these rows: a transaction with other rows never reuses it
@@ -366,16 +361,6 @@ class FederationSender:
         state.reachable = True
         state.backoff_s = 0.0
         state.sent_transactions += 1
-
-    async def _learn_codings(self, destination: str, state: DestinationState) -> None:
-        """Ask a destination we know nothing of for its version answer once, which says
-        whether it takes compressed bodies (a relay does: content_coding.py). Failing
-        that, the transaction goes plain and the next probe or send asks again."""
-        try:
-            async with state.lock:
-                await self.services.federation_client.get_json(destination, VERSION_PATH)
-        except (PeerUnreachable, RemoteError):
-            pass
 
     def _count(self, destination: str, result: str) -> None:
         self.services.metrics.transactions.inc(destination, result)

@@ -172,17 +172,17 @@ async def test_a_relay_takes_transactions_on_its_stream_and_answers_retries_from
     assert log.count(f"{a.server_name} opened a transaction stream") == 1
 
 
-async def test_a_destination_that_does_not_announce_it_gets_send(
+async def test_a_relay_never_asked_gets_the_stream_on_the_first_transaction(
     relay_pair: tuple[RelayProcess, RelayProcess],
 ) -> None:
     a, b = relay_pair
     async with open_side(a, verify_tls=False) as side:
-        # No version answer seen: nothing was announced, so /send.
+        # No version answer seen: the first transaction tries the upgrade, which a relay takes.
         answer = await side.client.send_transaction(
-            b.server_name, "plain1", _txn(a.server_name, 1), timeout=30
+            b.server_name, "first1", _txn(a.server_name, 1), timeout=30
         )
         assert answer == {"pdus": {}}
-        assert not side.client.has_stream(b.server_name)
+        assert side.client.has_stream(b.server_name)
 
 
 # -- hostile input on the stream ----------------------------------------------------------
@@ -321,6 +321,7 @@ async def test_a_malformed_transaction_gets_an_error_answer_and_the_stream_goes_
 
 RELAY_PEER = "relay.example:8448"
 SYNAPSE_PEER = "synapse.example:8448"
+UNASKED_PEER = "unasked.example:8448"
 
 
 async def test_synapse_gets_plain_send_and_a_relay_refusing_the_upgrade_falls_back(
@@ -331,6 +332,8 @@ async def test_synapse_gets_plain_send_and_a_relay_refusing_the_upgrade_falls_ba
         # Announces the stream, but something before it (a proxy) answers the upgrade 404.
         RELAY_PEER: {"server": {"name": "edge-relay"}} | stream.announcement(),
         SYNAPSE_PEER: {"server": {"name": "Synapse", "version": "1.163.2"}},
+        # A Synapse we have not asked for its version: the first transaction tries.
+        UNASKED_PEER: {"server": {"name": "Synapse", "version": "1.163.2"}},
     }
     for peer, version in versions.items():
 
@@ -346,14 +349,16 @@ async def test_synapse_gets_plain_send_and_a_relay_refusing_the_upgrade_falls_ba
     body = {"origin": ME, "origin_server_ts": 1, "pdus": [pdu], "edus": []}
     async with open_local(tmp_path, network) as local:
         for peer in versions:
-            await local.client.get_json(peer, VERSION)
+            if peer != UNASKED_PEER:
+                await local.client.get_json(peer, VERSION)
             for txn_id in ("t1", "t2"):
                 answer = await local.client.send_transaction(peer, txn_id, body, timeout=30)
                 assert answer == {"pdus": {}}
             assert not local.client.has_stream(peer)
     asked = [(r.headers["host"], r.method, r.url.path) for r in network.requests]
     upgrades = [a for a in asked if a[2] == stream.PATH]
-    assert upgrades == [(RELAY_PEER, "GET", stream.PATH)]  # tried once, never on Synapse
+    # Tried once where announced, once where unknown; never where Synapse said what it is.
+    assert upgrades == [(RELAY_PEER, "GET", stream.PATH), (UNASKED_PEER, "GET", stream.PATH)]
     sends = [r for r in network.requests if r.method == "PUT"]
     assert [(r.headers["host"], r.url.path) for r in sends] == [
         (peer, f"/_matrix/federation/v1/send/{t}") for peer in versions for t in ("t1", "t2")
