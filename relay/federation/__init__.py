@@ -3,7 +3,8 @@
 Inbound (other servers calling us):
 - `routes.py` the route table; `inbound_auth.py` the X-Matrix check of every request;
   `acl.py` server ACLs on what others ask.
-- `transactions.py` (`/send`), `ingest.py` (checking PDUs and filling gaps), `edus.py`;
+- `transactions.py` (`/send`, and the transaction stream another relay pushes on),
+  `ingest.py` (checking PDUs and filling gaps), `edus.py`;
 - `membership.py` (make/send join, leave, knock, invite), `room_events.py` (event, state,
   backfill, missing events), `query.py`, `user_keys.py`, `content_repository.py`;
 - `version.py`, `key_server.py`, `notary.py` (our keys and keys we vouch for).
@@ -13,6 +14,8 @@ Outbound (us calling others):
   `destinations.py` where we may connect at all (the one destination policy) and the
   key-fetch budget per requester; `request_auth.py` signing and checking X-Matrix headers;
 - `sender.py` one task per destination draining its outbox; `catch_up.py`;
+- `transaction_stream.py` the relay-to-relay transport of transactions (one compressed
+  WebSocket, negotiated; `content_coding.py` gzips other bodies between relays);
 - `link_budget.py` what a destination's link carries per request (kept per destination by
   the client), by which the sender sizes transactions and `pull.py` sizes every pull of
   events (`/get_missing_events`, `/backfill`, `/state_ids`, `/event_auth`, `/event`);
