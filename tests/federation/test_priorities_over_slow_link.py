@@ -18,7 +18,6 @@ from urllib.parse import quote
 from tests.federation.conftest import SlowRelayPair
 from tools.linkemu.link import wait_for
 from tools.linkemu.profiles import profile
-from tools.linkemu.seats import SeatUser, shared_room
 
 #: the long messages that keep the link busy: ~11 KB, about 10 s at 9.6 kbit/s.
 BUSY = 4
@@ -40,9 +39,7 @@ def _arrivals(log: str, marks: dict[str, str]) -> list[str]:
 def test_message_before_receipt_before_typing_over_a_busy_9k6_link(
     slow_relay_pair: SlowRelayPair,
 ) -> None:
-    hq: SeatUser = slow_relay_pair.hq.add_user("hq")
-    field: SeatUser = slow_relay_pair.field.add_user("field")
-    room_id = shared_room(hq, field)
+    hq, field, room_id = slow_relay_pair.people_in_a_room()
     read_up_to = hq.send(room_id, "read me")
     wait_for(
         lambda: "read me" in field.recent_bodies(room_id, 5), 60, "a message at the field relay"

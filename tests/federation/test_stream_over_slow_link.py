@@ -16,7 +16,6 @@ import random
 from tests.federation.conftest import SlowRelayPair
 from tools.linkemu.link import wait_for
 from tools.linkemu.profiles import profile
-from tools.linkemu.seats import SeatUser, shared_room
 
 BURST = 50
 LONG = 1000
@@ -37,9 +36,7 @@ def _long_message(i: int) -> str:
 def test_long_burst_between_relays_rides_the_stream_through_a_cut_once_each_in_order(
     slow_relay_pair: SlowRelayPair,
 ) -> None:
-    hq: SeatUser = slow_relay_pair.hq.add_user("hq")
-    field: SeatUser = slow_relay_pair.field.add_user("field")
-    room_id = shared_room(hq, field)
+    hq, field, room_id = slow_relay_pair.people_in_a_room()
     field.send(room_id, "over the fast link")
     hq.wait_for_bodies(room_id, ["over the fast link"], timeout=60)
     field_name = slow_relay_pair.field.server_name

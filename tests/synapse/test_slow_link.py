@@ -25,7 +25,7 @@ import pytest
 from tools.linkemu.link import LinkUnavailable, wait_for
 from tools.linkemu.pair import SeatPair, open_seat_pair, relay_seat, synapse_seat
 from tools.linkemu.profiles import profile
-from tools.linkemu.seats import RelaySeat, SeatUser, SynapseSeat, shared_room
+from tools.linkemu.seats import RelaySeat, SynapseSeat
 from tools.synapse_harness import synapse_python
 
 BURST = 50
@@ -63,9 +63,7 @@ def _long_message(i: int) -> str:
 def test_burst_of_long_messages_crosses_a_9k6_link_once_each_in_order(
     slow_pair: SlowPair,
 ) -> None:
-    hq: SeatUser = slow_pair.hq.add_user("hq")
-    field: SeatUser = slow_pair.field.add_user("field")
-    room_id = shared_room(hq, field)
+    hq, field, room_id = slow_pair.people_in_a_room()
     field.send(room_id, "over the fast link")
     hq.wait_for_bodies(room_id, ["over the fast link"], timeout=60)
 
@@ -95,9 +93,7 @@ def _gap_message(i: int) -> str:
 def test_relay_pulls_a_gap_of_long_messages_over_a_9k6_link_after_an_outage(
     slow_pair: SlowPair,
 ) -> None:
-    hq: SeatUser = slow_pair.hq.add_user("hq")
-    field: SeatUser = slow_pair.field.add_user("field")
-    room_id = shared_room(hq, field)
+    hq, field, room_id = slow_pair.people_in_a_room()
     hq.send(room_id, "before the outage")
 
     def has(bodies: list[str]) -> bool:

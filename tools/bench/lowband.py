@@ -46,7 +46,7 @@ import httpx
 from tools.linkemu.link import EmulatedLink, inside
 from tools.linkemu.pair import MakeSeat, open_seat_pair, relay_seat, synapse_seat
 from tools.linkemu.profiles import UNSHAPED, Profile, profile
-from tools.linkemu.seats import V3, RelaySeat, Seat, SeatUser, SynapseSeat, shared_room
+from tools.linkemu.seats import V3, RelaySeat, Seat, SeatUser, SynapseSeat
 from tools.synapse_harness import ensure_synapse_installed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -150,9 +150,7 @@ def measure_pair(
     out: dict[str, Any] = {"pair": name, "profile": chosen.label}
     with open_seat_pair("bn", tmp, plan_hq(tmp / "hq"), plan_kit(tmp / "kit")) as pair:
         link = pair.link
-        hq = pair.hq.add_user("hq")
-        kit = pair.field.add_user("kit")
-        room_id = shared_room(hq, kit)
+        hq, kit, room_id = pair.people_in_a_room("kit")
         say(f"{name}: room {room_id} joined over the bare veth")
         with Arrivals(hq, room_id) as arrivals:
             kit.send(room_id, "warm-up")

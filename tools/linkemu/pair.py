@@ -6,7 +6,7 @@ with open_seat_pair(
     "rr", tmp_path, relay_seat(tmp_path / "hq", log_level="DEBUG"), relay_seat(tmp_path / "field")
 ) as pair:
     pair.link.shape(profile("9.6k"))
-    hq, field = pair.hq.add_user("hq"), pair.field.add_user("field")
+    hq, field, room_id = pair.people_in_a_room()
 ```
 
 Rules: the link is made before either seat and removed after both have stopped, whatever
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from tools.linkemu.link import EmulatedLink
-from tools.linkemu.seats import RelaySeat, Seat, SynapseSeat
+from tools.linkemu.seats import RelaySeat, Seat, SeatUser, SynapseSeat, shared_room
 
 S = TypeVar("S", bound=Seat)
 H = TypeVar("H", bound=Seat)
@@ -42,6 +42,12 @@ class SeatPair(Generic[H, F]):
     link: EmulatedLink
     hq: H  #: in `link.ns_a` at `link.ADDRESS_A`
     field: F  #: in `link.ns_b` at `link.ADDRESS_B`, its upstream `hq`
+
+    def people_in_a_room(self, field_name: str = "field") -> tuple[SeatUser, SeatUser, str]:
+        """(user "hq" on the hq seat, user `field_name` on the field seat, a room the first
+        made and the second joined): where every scenario across the link starts."""
+        hq, field = self.hq.add_user("hq"), self.field.add_user(field_name)
+        return hq, field, shared_room(hq, field)
 
 
 def relay_seat(directory: Path, *extra_init: str, log_level: str = "INFO") -> MakeSeat[RelaySeat]:
