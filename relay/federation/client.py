@@ -540,6 +540,11 @@ class FederationClient:
             except PeerUnreachable:
                 self._unreachable += 1
                 raise
+            if (message is None) != (answer is None):
+                # A transaction answered by a keep-alive, or the reverse: not our protocol.
+                await opened.aclose()
+                self._unreachable += 1
+                raise PeerUnreachable(destination, "transaction stream: answer out of turn")
             self._streams[destination] = opened
         self.heard_from(destination)
         if answer is not None and isinstance(answer.get("errcode"), str):

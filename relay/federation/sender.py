@@ -169,6 +169,20 @@ def choose_rows(
     return chosen, stale
 
 
+def refused_pdus(answer: Any) -> dict[str, Any]:
+    """The PDUs a transaction's answer says were refused (event id -> result). The answer
+    is a peer's: one not shaped as the spec says (`pdus` not an object) refuses nothing,
+    and never breaks the sender."""
+    results = answer.get("pdus") if isinstance(answer, dict) else None
+    if not isinstance(results, dict):
+        return {}
+    return {
+        event_id: result
+        for event_id, result in results.items()
+        if isinstance(result, dict) and result.get("error")
+    }
+
+
 class FederationSender:
     def __init__(
         self,
@@ -340,11 +354,7 @@ class FederationSender:
             elapsed,
             state.budget.goodput or 0,
         )
-        failures = {
-            event_id: result
-            for event_id, result in (response.get("pdus") or {}).items()
-            if isinstance(result, dict) and result.get("error")
-        }
+        failures = refused_pdus(response)
         self._count(destination, "refused_pdus" if failures else "ok")
         if failures:
             # The destination refused some PDUs; retrying will not change its mind.

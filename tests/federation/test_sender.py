@@ -7,7 +7,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from relay.federation.sender import TXN_OVERHEAD_BYTES, choose_rows, keys_first
+from relay.federation.sender import (
+    TXN_OVERHEAD_BYTES,
+    choose_rows,
+    keys_first,
+    refused_pdus,
+)
 
 
 def _row(row_id: int, kind: str, edu_type: str | None = None) -> dict[str, Any]:
@@ -71,3 +76,11 @@ def test_stale_typing_is_dropped_never_sent_and_something_always_goes() -> None:
     assert _ids(chosen) == [2]  # over the budget, but the only live row
     chosen, stale = choose_rows([_aged(1, "pdu")], 1, now=10**9)
     assert _ids(chosen) == [1] and stale == []  # PDUs never go stale
+
+
+def test_only_a_well_formed_answer_refuses_pdus_and_no_answer_breaks_the_sender() -> None:
+    answer = {"pdus": {"$a": {"error": "bad signature"}, "$b": {}, "$c": "junk"}}
+    assert refused_pdus(answer) == {"$a": {"error": "bad signature"}}
+    # A hostile or broken peer's answer (this raised AttributeError, ending the sender).
+    for hostile in ({"pdus": []}, {"pdus": "x"}, {"pdus": None}, {}, None, [], "x"):
+        assert refused_pdus(hostile) == {}
