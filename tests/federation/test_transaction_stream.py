@@ -12,6 +12,7 @@ import json
 import secrets
 import ssl
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +36,13 @@ from relay.events.canonical import canonical_json
 from relay.events.hashes import add_content_hash
 from relay.events.signing import SignatureError, sign_json, verify_json_signature
 from relay.federation import transaction_stream as stream
-from relay.federation.errors import RemoteError
+from relay.federation.errors import PeerUnreachable, RemoteError
 from relay.federation.request_auth import authorization_headers
+from relay.runtime.identity import write_self_signed_certificate
 from tests.federation.conftest import open_side
 from tests.federation.fakes import ME, FakeNetwork, json_of, open_local
 from tests.integration.conftest import RelayProcess
+from tests.support import fresh_loopback
 
 VERSION = "/_matrix/federation/v1/version"
 SIGNER = ("a.example", "ed25519:a_test")
@@ -387,3 +390,62 @@ async def test_a_stream_the_peer_closed_while_idle_is_replaced_without_a_failure
         assert again == {"pdus": {}}
         assert client.statistics()["unreachable"] == failures
     assert b.log().count(f"{a.server_name} opened a transaction stream") >= 1
+
+
+# -- a hostile peer's answers ------------------------------------------------------------
+
+
+async def _serve_hostile_stream(
+    stream_: trio.SSLStream[trio.SocketStream], answer: Callable[[bytes], bytes]
+) -> None:
+    """Accept one upgrade, then answer each message with `answer(message)` as raw bytes."""
+    ws = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
+    while True:
+        data = await stream_.receive_some(65536)
+        if not data:
+            return
+        ws.receive_data(data)
+        for event in ws.events():
+            if isinstance(event, Request):
+                await stream_.send_all(ws.send(AcceptConnection()))
+            elif isinstance(event, BytesMessage):
+                await stream_.send_all(ws.send(BytesMessage(data=answer(bytes(event.data)))))
+            elif isinstance(event, CloseConnection):
+                return
+
+
+@pytest.mark.parametrize(
+    ("name", "answer", "reason"),
+    [
+        ("a keep-alive for a transaction", lambda m: b"", "answer out of turn"),
+        ("not deflate", lambda m: b"\xff\xfe\xfd", "bad answer"),
+        ("a bomb", lambda m: stream.Packer().pack({"x": "y" * 2_000_000}), "bad answer"),
+        ("too big to read", lambda m: b"z" * (stream.MAX_ANSWER_BYTES + 1), "answer too large"),
+    ],
+)
+async def test_a_hostile_answer_on_the_stream_is_unreachable_and_closes_it(
+    relay_pair: tuple[RelayProcess, RelayProcess],
+    tmp_path: Path,
+    name: str,
+    answer: Callable[[bytes], bytes],
+    reason: str,
+) -> None:
+    a, _ = relay_pair
+    host = fresh_loopback()
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    write_self_signed_certificate(cert, key, host)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    listeners = await trio.open_ssl_over_tcp_listeners(0, context, host=host)
+    peer = f"{host}:{listeners[0].transport_listener.socket.getsockname()[1]}"
+
+    async def handler(connection: trio.SSLStream[trio.SocketStream]) -> None:
+        await _serve_hostile_stream(connection, answer)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.serve_listeners, handler, listeners)
+        async with open_side(a, verify_tls=False) as side:
+            with pytest.raises(PeerUnreachable, match=reason):
+                await side.client.send_transaction(peer, "h1", _txn(a.server_name, 1), timeout=30)
+            assert not side.client.has_stream(peer), name
+        nursery.cancel_scope.cancel()
