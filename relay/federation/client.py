@@ -31,8 +31,9 @@ Rules kept here:
   (`pull_turn`). A request cut by its timeout is always `RequestTimedOut`, whatever
   exception the cut surfaced as.
 - Bodies of signed federation requests are gzipped for a destination that announced it
-  takes them (a relay; content_coding.py), learned from its version answers; plain JSON
-  to anyone else.
+  takes them (a relay; content_coding.py), learned from its version answers, and its
+  answers are asked for gzipped too (inflated within the answer's cap); plain JSON both
+  ways with anyone else.
 - Transactions (`send_transaction`) go on the destination's transaction stream when it
   has one (a relay; transaction_stream.py), opened on first use over the same TLS rules,
   kept like a pooled connection (closed once idle for `KEEPALIVE_S`, or at once when an
@@ -85,9 +86,11 @@ import trio
 
 import relay
 from relay.config import Config
+from relay.errors import TooLarge
 from relay.events.canonical import JsonParseError, canonical_json, parse_json_strict
 from relay.federation import content_coding
 from relay.federation import transaction_stream as stream
+from relay.federation.content_coding import UnsupportedCoding
 from relay.federation.destinations import DestinationPolicy, guarded_client
 from relay.federation.errors import (
     DestinationRefused,
@@ -616,18 +619,25 @@ class FederationClient:
         query: Mapping[str, QueryValue] | None,
         body: Any,
         has_body: bool,
+        *,
+        coded_answer: bool = True,
     ) -> tuple[httpx.AsyncClient, httpx.Request]:
-        """The client to send with (the target's TLS rule) and the signed request."""
+        """The client to send with (the target's TLS rule) and the signed request; it asks
+        for a gzipped answer where the peer gives one, unless `coded_answer` is False (an
+        answer read elsewhere than `_read_body`, which alone inflates within a cap)."""
         try:
             target = await self.resolver.resolve(destination)
         except ResolutionError as exc:
             raise PeerUnreachable(destination, str(exc)) from None
         content = canonical_json(body) if has_body else None
         coding = None
+        codings = self._codings.get(destination, frozenset())
         if content is not None and path.startswith(SIGNED_PREFIX):
-            content, coding = content_coding.encode(
-                content, self._codings.get(destination, frozenset())
-            )
+            content, coding = content_coding.encode(content, codings)
+        # A relay gzips its answers when asked (_read_body inflates them within the cap).
+        accept = None
+        if coded_answer and path.startswith(SIGNED_PREFIX):
+            accept = content_coding.accept_encoding(codings)
         client = self._client_for(target)
         import httpx  # loaded by _client_for()
 
@@ -637,7 +647,8 @@ class FederationClient:
             content=content,
             headers={"Host": target.host_header}
             | ({"Content-Type": "application/json"} if has_body else {})
-            | ({"Content-Encoding": coding} if coding else {}),
+            | ({"Content-Encoding": coding} if coding else {})
+            | ({"Accept-Encoding": accept} if accept else {}),
         )
         base_path = httpx.URL(target.base_url).raw_path.rstrip(b"/")
         uri = request.url.raw_path[len(base_path) :].decode("ascii")
@@ -680,7 +691,7 @@ class FederationClient:
         try:
             if url is None:
                 client, request = await self._signed_request(
-                    "GET", destination, path, query, None, False
+                    "GET", destination, path, query, None, False, coded_answer=False
                 )
             else:
                 client = self._client()
@@ -706,24 +717,30 @@ class FederationClient:
 
     async def _read_body(self, destination: str, response: httpx.Response, max_bytes: int) -> bytes:
         """The body, read as it arrives; ResponseTooLarge as soon as it passes `max_bytes`
-        (or at once when Content-Length says it will), the rest never read. We ask for no
-        content coding, so a coded body is refused: counted raw bytes are the bytes held."""
+        (or at once when Content-Length says it will), the rest never read. A coding we
+        did not ask for is refused; a gzipped answer we asked a relay for is inflated as it
+        arrives, each step bounded by what is left of `max_bytes` (no zip bomb: the cap
+        counts the plain bytes held)."""
         encoding = response.headers.get("content-encoding", "identity").strip().lower()
-        if encoding not in ("", "identity"):
+        asked = response.request.headers.get("accept-encoding", "identity")
+        plain = content_coding.Inflater.for_answer(encoding, asked)
+        if plain is None:
             raise RemoteError(
                 destination, response.status_code, None, f"unasked-for {encoding} encoding"
             )
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > max_bytes:
             raise ResponseTooLarge(destination, response.status_code, max_bytes)
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > max_bytes:
-                raise ResponseTooLarge(destination, response.status_code, max_bytes)
-            chunks.append(chunk)
-        return b"".join(chunks)
+        try:
+            # Raw bytes only when coded: httpx would inflate a whole chunk at once.
+            chunks = response.aiter_raw() if plain.coded else response.aiter_bytes()
+            async for chunk in chunks:
+                plain.feed(chunk, max_bytes)
+            return plain.finish(max_bytes)
+        except TooLarge:
+            raise ResponseTooLarge(destination, response.status_code, max_bytes) from None
+        except UnsupportedCoding as exc:
+            raise RemoteError(destination, response.status_code, None, str(exc)) from None
 
     @staticmethod
     def _decode(destination: str, status: int, raw: bytes) -> Any:

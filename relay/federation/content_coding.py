@@ -1,4 +1,4 @@
-"""Compressed request bodies between relays (issue 17), negotiated, plain JSON to anyone else.
+"""Compressed bodies between relays (issue 17), negotiated, plain JSON to anyone else.
 
 A relay announces the request codings it accepts in its `GET /_matrix/federation/v1/version`
 answer, under `ANNOUNCE_KEY` (a namespaced key: other servers ignore it). Our client learns
@@ -6,6 +6,10 @@ a destination's codings from any version answer it gets (the sender's probes ask
 the sender asks once before its first transaction to a destination it knows nothing of),
 and compresses a signed federation request's body of `MIN_BYTES` or more only for a
 destination that announced the coding. Synapse announces none, so it gets plain JSON.
+Answers the same way: our client asks a relay that announced gzip for gzipped answers
+(`accept_encoding`), which its federation listener gives (GZipMiddleware), and inflates
+them as they arrive within the answer's cap (`Inflater`); it asks nobody else, and refuses
+a coded answer it did not ask for.
 
 The X-Matrix signature covers the JSON object, not the bytes on the wire, so a compressed
 body verifies the same; PDUs inside it stay byte-exact. Inbound, a coded body is inflated
@@ -52,6 +56,58 @@ def encode(content: bytes, codings: frozenset[str]) -> tuple[bytes, str | None]:
         return content, None
     packed = gzip.compress(content, compresslevel=9, mtime=0)
     return (packed, "gzip") if len(packed) < len(content) else (content, None)
+
+
+def accept_encoding(codings: frozenset[str]) -> str | None:
+    """The Accept-Encoding to send a peer that announced `codings` (None: the client's
+    default, identity): a relay gzips its answers, Starlette's GZipMiddleware on its
+    federation listener."""
+    return "gzip" if "gzip" in codings else None
+
+
+class Inflater:
+    """An answer's body, plain, fed as it arrives and never held past a cap."""
+
+    def __init__(self, gzipped: bool) -> None:
+        self._inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS) if gzipped else None
+        self._chunks: list[bytes] = []
+        self._size = 0
+
+    @property
+    def coded(self) -> bool:
+        return self._inflate is not None
+
+    @classmethod
+    def for_answer(cls, encoding: str, asked: str) -> Inflater | None:
+        """The inflater for an answer coded `encoding` to a request that sent
+        Accept-Encoding `asked`; None for a coding that was not asked for."""
+        if encoding in ("", "identity"):
+            return cls(gzipped=False)
+        if encoding == "gzip" and "gzip" in asked:
+            return cls(gzipped=True)
+        return None
+
+    def feed(self, chunk: bytes, limit: int) -> None:
+        """Raises TooLarge past `limit` plain bytes; UnsupportedCoding for bad gzip."""
+        if self._inflate is not None:
+            try:
+                chunk = self._inflate.decompress(chunk, limit + 1 - self._size)
+            except zlib.error:
+                raise UnsupportedCoding("Answer is not valid gzip") from None
+            if self._inflate.unconsumed_tail:
+                raise TooLarge("Answer too large")
+        self._size += len(chunk)
+        if self._size > limit:
+            raise TooLarge("Answer too large")
+        self._chunks.append(chunk)
+
+    def finish(self, limit: int) -> bytes:
+        """The whole plain body (raises as `feed`, and for a gzip stream cut short)."""
+        if self._inflate is not None:
+            if not self._inflate.eof:
+                raise UnsupportedCoding("Answer's gzip stream is cut short")
+            self.feed(b"", limit)
+        return b"".join(self._chunks)
 
 
 def decode(body: bytes, coding: str, limit: int) -> bytes:
