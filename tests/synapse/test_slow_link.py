@@ -83,6 +83,9 @@ def test_burst_of_long_messages_crosses_a_9k6_link_once_each_in_order(
     log = slow_pair.field.log()
     assert "sending at most" in log  # the cut one was split
     assert "Traceback" not in log
+    # Plain federation to Synapse: JSON transactions on PUT /send (Synapse offers no
+    # transaction stream; relay to relay: tests/federation/test_stream_over_slow_link.py).
+    assert '200 "PUT /_matrix/federation/v1/send/' in slow_pair.hq.log()
 
 
 def _gap_message(i: int) -> str:
