@@ -2,6 +2,7 @@
 field relay pushes its transactions on hq's transaction stream
 (relay/federation/transaction_stream.py), negotiated from hq's version answer.
 
+Steady messages all go on the one stream, warm, with no send or probe cut and no flapping.
 A burst of 50 long messages of made-up words (which the stream's compression cannot shrink
 to nothing: ~30 KB on the wire) is sent; the link then fades out (every packet dropped)
 until the field relay has cut a transaction in flight, and comes back. The cut closes the
@@ -17,6 +18,7 @@ from tests.federation.conftest import SlowRelayPair
 from tools.linkemu.link import wait_for
 from tools.linkemu.profiles import profile
 
+STEADY = 5
 BURST = 50
 LONG = 1000
 WORDS = (
@@ -45,6 +47,14 @@ def test_long_burst_between_relays_rides_the_stream_through_a_cut_once_each_in_o
     streams_before = slow_relay_pair.hq.log().count(opened)
 
     slow_relay_pair.link.shape(profile("9.6k"))
+    # Steady messages over the slow link: all on the one stream, no probe or send cut, no
+    # flapping between reachable and unreachable.
+    for i in range(STEADY):
+        field.send(room_id, f"steady {i}")
+        hq.wait_for_bodies(room_id, [f"steady {i}"], timeout=120)
+    assert slow_relay_pair.hq.log().count(opened) == streams_before
+    assert "unreachable" not in slow_relay_pair.field.log()
+
     sent = [_long_message(i) for i in range(BURST)]
     for body in sent:
         field.send(room_id, body)
