@@ -462,16 +462,25 @@ class FederationClient:
     # -- transactions ----------------------------------------------------------------------
 
     async def send_transaction(
-        self, destination: str, txn_id: str, body: dict[str, Any], *, timeout: float
+        self,
+        destination: str,
+        txn_id: str,
+        body: dict[str, Any],
+        *,
+        timeout: float,
+        room_versions: list[str | None] | None = None,
     ) -> Any:
         """Push one transaction; its answer (`{"pdus": {...}}`), from the transaction
-        stream when the destination has one, else from `PUT /send`. As `request_json`:
-        `PeerUnreachable`, `RequestTimedOut`, `RemoteError`."""
+        stream when the destination has one, else from `PUT /send`. `room_versions`, one
+        per PDU (None where unknown), let the stream refer to earlier PDUs. As
+        `request_json`: `PeerUnreachable`, `RequestTimedOut`, `RemoteError`."""
         if self._stream_offered.get(destination) is not False:
             # Unknown yet (no version answer since we started): try, which costs what asking
             # would, and a relay's stream then opens on the first connection.
             try:
-                message = {"txn_id": txn_id} | body | {"pdus": stream.compact(body.get("pdus", []))}
+                message = {"txn_id": txn_id} | body
+                if room_versions is not None:
+                    message["room_versions"] = room_versions
                 answer = await self._on_stream(destination, message, timeout)
                 self._stream_offered[destination] = True
                 return answer

@@ -275,19 +275,23 @@ class FederationSender:
 
     def _pdus_as_served_txn(
         self, conn: Connection, rows: list[dict[str, Any]]
-    ) -> list[dict[str, Any]]:
-        """The batch's PDUs as other servers get them now (pruned if redacted since)."""
+    ) -> tuple[list[dict[str, Any]], list[str | None]]:
+        """The batch's PDUs as other servers get them now (pruned if redacted since), and
+        each one's room version (None for a row whose event is not stored)."""
         rooms = self.services.rooms
         pdus: list[dict[str, Any]] = []
+        versions: list[str | None] = []
         for row in rows:
             if row["kind"] != "pdu":
                 continue
             pdu = rooms.get_pdu_txn(conn, row["event_id"]) if row["event_id"] else None
             if pdu is None:
                 pdus.append(json.loads(row["payload"]))
+                versions.append(None)
             else:
                 pdus.append(rooms.event_for_servers_txn(conn, pdu))
-        return pdus
+                versions.append(pdu.room_version.identifier)
+        return pdus, versions
 
     async def _send_batch(
         self, destination: str, state: DestinationState, rows: list[dict[str, Any]]
@@ -300,7 +304,7 @@ class FederationSender:
             log.info("dropped %d stale typing/presence EDUs for %s", len(stale_ids), destination)
         if not rows:
             return
-        pdus = await self.services.database.read(self._pdus_as_served_txn, rows)
+        pdus, versions = await self.services.database.read(self._pdus_as_served_txn, rows)
         edus = [json.loads(row["payload"]) for row in rows if row["kind"] == "edu"]
         # The id names exactly these rows: a transaction with other rows never reuses it
         # (a server answers a known id from its cache, without reading the body).
@@ -318,7 +322,9 @@ class FederationSender:
         async with state.lock:
             started = trio.current_time()
             try:
-                response = await client.send_transaction(destination, txn_id, body, timeout=timeout)
+                response = await client.send_transaction(
+                    destination, txn_id, body, timeout=timeout, room_versions=versions
+                )
             except RequestTimedOut as exc:
                 self._count(destination, "unreachable")
                 state.budget.cut(size, exc.seconds)

@@ -20,17 +20,25 @@ negotiate a cheaper transport, and keep plain federation for everyone else:
   fields cost a few bytes after the first time. The PDUs inside are the same JSON objects
   `/send` carries, so every signature and hash still verifies: nothing is re-encoded that
   a receiver checks.
-- Compaction: a PDU whose `hashes` is exactly its own content hash goes without it
-  (`compact`), and the receiver puts the hash back (`restore`) before anything else sees
-  the PDU: 32 random bytes less per event, and the PDU checked is byte for byte the one
-  signed. Nothing can be forged this way: the origin's signature covers `hashes`, so a
-  PDU whose hash was not the one signed fails its signature check as it would on `/send`.
-- A transaction message is `{"txn_id", "origin_server_ts", "pdus", "edus"}` (the origin is
-  the stream's signer); its answer is `{"pdus"}` listing only the PDUs that failed (the
-  sender only acts on those), or `{"status", "errcode", "error"}` for a transaction
-  refused whole; answers come in the order of the transactions, one each. Transaction ids
-  are `/send`'s: a transaction retried after a broken stream, on a new stream or over
-  `/send`, is answered from the same cache and changes nothing.
+- Compaction (`compact`, undone by `restore` before anything else sees the PDU, so the
+  PDU checked is byte for byte the one signed):
+  - a PDU whose `hashes` is exactly its own content hash goes without it;
+  - a prev or auth event that is one of the last `MAX_REFERENCES` PDUs on the stream goes
+    as `^k` (the k-th newest): a room's next message names the one before. Both ends
+    compute those PDUs' event ids the same way (`References`), from the PDU and the room
+    version the message names for it (`room_versions`, one per PDU), so the receiver
+    needs nothing of its own (not even the room) to resolve them.
+  Nothing can be forged this way: the origin's signature covers `hashes` and the
+  references, so a PDU restored to anything but what was signed (a lie about a room
+  version, a reference to the wrong event) fails its signature check as it would on
+  `/send`. The 32 random bytes of a hash, and of a previous event's id, are what a short
+  message's PDU is mostly made of.
+- A transaction message is `{"txn_id", "origin_server_ts", "pdus", "room_versions",
+  "edus"}` (the origin is the stream's signer); its answer is `{"pdus"}` listing only the
+  PDUs that failed (the sender only acts on those), or `{"status", "errcode", "error"}`
+  for a transaction refused whole; answers come in the order of the transactions, one
+  each. Transaction ids are `/send`'s: a transaction retried after a broken stream, on a
+  new stream or over `/send`, is answered from the same cache and changes nothing.
 - An empty message is a keep-alive, answered by an empty message: the sender's idle probe
   on an open stream (~100 B on the wire instead of a signed version request's ~1.2 KB).
 - Bounds: a message inflates to at most `MAX_MESSAGE_BYTES` (the plain `/send` body cap),
@@ -44,6 +52,7 @@ negotiate a cheaper transport, and keep plain federation for everyone else:
 from __future__ import annotations
 
 import zlib
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -51,6 +60,8 @@ import trio
 from relay.errors import TooLarge
 from relay.events.canonical import JsonParseError, canonical_json, parse_json_strict
 from relay.events.hashes import add_content_hash, content_hash
+from relay.events.ids import event_id
+from relay.events.room_versions import room_version
 from relay.events.unpadded_base64 import encode_base64
 from relay.runtime.http import MAX_REQUEST_BODY
 
@@ -66,6 +77,11 @@ MAX_MESSAGE_BYTES = MAX_REQUEST_BODY
 IDLE_CLOSE_S = 600.0
 #: the end of every sync-flushed deflate block, left off the wire (RFC 7692 7.2.1).
 _TAIL = b"\x00\x00\xff\xff"
+#: how many of the stream's latest PDUs a reference may name.
+MAX_REFERENCES = 64
+#: a reference: "^1" is the newest PDU on the stream (no event id starts with it).
+REFERENCE = "^"
+_REFERENCE_KEYS = ("prev_events", "auth_events")
 #: WebSocket close codes (RFC 6455 7.4.1).
 CLOSE_NORMAL = 1000
 CLOSE_BAD_DATA = 1007
@@ -90,28 +106,93 @@ def offered(version_answer: Any) -> bool:
     return isinstance(version_answer, dict) and version_answer.get(ANNOUNCE_KEY) == VERSION
 
 
-def compact(pdus: list[Any]) -> list[Any]:
-    """`pdus` with each content hash that `restore` can recompute left out."""
-    out: list[Any] = []
-    for pdu in pdus:
-        if isinstance(pdu, dict) and pdu.get("hashes") == {"sha256": _hash(pdu)}:
-            pdu = {k: v for k, v in pdu.items() if k != "hashes"}
-        out.append(pdu)
+class References:
+    """The event ids of one direction's latest PDUs on a stream (newest last), as both
+    ends compute them: from the PDU as signed and the room version the message names."""
+
+    def __init__(self) -> None:
+        self._ids: deque[str | None] = deque(maxlen=MAX_REFERENCES)
+
+    def note(self, pdu: Any, version: Any) -> None:
+        """`pdu` went (or came) on the stream."""
+        rv = room_version(version) if isinstance(version, str) else None
+        found: str | None = None
+        if rv is not None and isinstance(pdu, dict):
+            try:
+                found = event_id(pdu, rv) or None
+            except (TypeError, ValueError):  # not encodable: no id, nothing refers to it
+                found = None
+        self._ids.append(found)
+
+    def shorten(self, value: Any) -> Any:
+        """`value` (an event id) as a reference when it is one of the latest."""
+        for age, known in enumerate(reversed(self._ids), start=1):
+            if known is not None and known == value:
+                return f"{REFERENCE}{age}"
+        return value
+
+    def expand(self, value: Any) -> Any:
+        """The event id a reference names (anything else as it is)."""
+        if not isinstance(value, str) or not value.startswith(REFERENCE):
+            return value
+        age = value[len(REFERENCE) :]
+        if not age.isdigit() or not 1 <= int(age) <= len(self._ids):
+            return value  # names nothing: the PDU then fails its checks as it is
+        found = self._ids[-int(age)]
+        return value if found is None else found
+
+
+def _map_references(pdu: dict[str, Any], change: Any) -> dict[str, Any]:
+    """`pdu` with each prev/auth event id (plain, or first of a v1/v2 pair) changed."""
+    out = dict(pdu)
+    for key in _REFERENCE_KEYS:
+        value = pdu.get(key)
+        if not isinstance(value, list):
+            continue
+        out[key] = [
+            [change(entry[0]), *entry[1:]] if isinstance(entry, list) and entry else change(entry)
+            for entry in value
+        ]
     return out
 
 
-def restore(pdus: list[Any]) -> list[Any]:
-    """`pdus` as they were before `compact`: each PDU without `hashes` gets its content
-    hash back (a PDU that never had one gets a hash its origin never signed, and fails
-    its signature check like any other altered PDU)."""
+def _versions(versions: Any, count: int) -> list[Any]:
+    """One room version (or None) per PDU: what the message says, if it says it right."""
+    if isinstance(versions, list) and len(versions) == count:
+        return versions
+    return [None] * count
+
+
+def compact(pdus: list[Any], versions: Any, references: References) -> list[Any]:
+    """`pdus` with each content hash `restore` can recompute left out, and each prev or
+    auth event among the stream's latest PDUs as a reference; `references` learn them."""
     out: list[Any] = []
-    for pdu in pdus:
-        if isinstance(pdu, dict) and "hashes" not in pdu:
-            try:
-                pdu = add_content_hash(pdu)
-            except (TypeError, ValueError):  # not encodable: ingest refuses it as it is
-                pass
+    for pdu, version in zip(pdus, _versions(versions, len(pdus)), strict=True):
+        sent = pdu
+        if isinstance(pdu, dict):
+            if pdu.get("hashes") == {"sha256": _hash(pdu)}:
+                sent = {k: v for k, v in pdu.items() if k != "hashes"}
+            sent = _map_references(sent, references.shorten)
+        out.append(sent)
+        references.note(pdu, version)
+    return out
+
+
+def restore(pdus: list[Any], versions: Any, references: References) -> list[Any]:
+    """`pdus` as they were before `compact`: references expanded, and each PDU without
+    `hashes` given its content hash back (a PDU that never had one gets a hash its origin
+    never signed, and fails its signature check like any other altered PDU)."""
+    out: list[Any] = []
+    for pdu, version in zip(pdus, _versions(versions, len(pdus)), strict=True):
+        if isinstance(pdu, dict):
+            pdu = _map_references(pdu, references.expand)
+            if "hashes" not in pdu:
+                try:
+                    pdu = add_content_hash(pdu)
+                except (TypeError, ValueError):  # not encodable: ingest refuses it as it is
+                    pass
         out.append(pdu)
+        references.note(pdu, version)
     return out
 
 
@@ -183,6 +264,8 @@ class OpenStream:
         self._ws = wsproto.connection.Connection(wsproto.ConnectionType.CLIENT)
         self._packer = Packer()
         self._unpacker = Unpacker(limit=MAX_ANSWER_BYTES)
+        #: the PDUs sent on this stream, which later ones may refer to (`compact`).
+        self.references = References()
         self.last_used = trio.current_time()
 
     def looks_open(self) -> bool:
@@ -194,13 +277,17 @@ class OpenStream:
             return False
 
     async def exchange(self, message: dict[str, Any] | None) -> dict[str, Any] | None:
-        """Send `message` (None: a keep-alive) and wait for its answer.
+        """Send `message` (None: a keep-alive; its PDUs compacted against this stream)
+        and wait for its answer.
 
         Raises:
             StreamBroken: the stream cannot carry it (then close the stream).
         """
         from wsproto.events import BytesMessage
 
+        if message is not None and isinstance(message.get("pdus"), list):
+            pdus = compact(message["pdus"], message.get("room_versions"), self.references)
+            message = message | {"pdus": pdus}
         data = b"" if message is None else self._packer.pack(message)
         await self._write(self._ws.send(BytesMessage(data=data)))
         answer = await self._read_message()

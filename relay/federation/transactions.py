@@ -190,12 +190,13 @@ async def serve_transaction_stream(websocket: WebSocket) -> None:
     log.info("%s opened a transaction stream", origin)
     registry: StreamRegistry = websocket.app.state.transaction_streams
     unpacker = stream.Unpacker()
+    references = stream.References()  # the PDUs that came on this stream
     # Answers are a few bytes: a small window is plenty.
     packer = stream.Packer(window_bits=10, mem_level=4)
     with trio.CancelScope() as scope:
         registry.replace(origin, scope)
         try:
-            code = await _serve_stream(services, websocket, origin, unpacker, packer)
+            code = await _serve_stream(services, websocket, origin, unpacker, packer, references)
         except WebSocketDisconnect:
             return
         finally:
@@ -211,6 +212,7 @@ async def _serve_stream(
     origin: str,
     unpacker: stream.Unpacker,
     packer: stream.Packer,
+    references: stream.References,
 ) -> int:
     """Answer `origin`'s transactions in turn until it stops; the close code to end with."""
     while True:
@@ -241,20 +243,24 @@ async def _serve_stream(
         # A replacing stream waits for this one's transaction: half a transaction is
         # never left behind (the same rule as a /send whose caller went away).
         with trio.CancelScope(shield=True):
-            answer = await _answer(services, origin, body)
+            answer = await _answer(services, origin, body, references)
         client = getattr(services, "federation_client", None)
         if client is not None:
             client.heard_from(origin)
         await websocket.send_bytes(packer.pack(answer))
 
 
-async def _answer(services: Services, origin: str, body: dict[str, Any]) -> dict[str, Any]:
+async def _answer(
+    services: Services, origin: str, body: dict[str, Any], references: stream.References
+) -> dict[str, Any]:
     """One stream message's answer: the PDUs that failed, or why the whole was refused."""
+    # First, whatever else is wrong: the sender counted these PDUs on the stream.
+    versions = body.pop("room_versions", None)
+    if isinstance(body.get("pdus"), list):
+        body["pdus"] = stream.restore(body["pdus"], versions, references)
     txn_id = body.pop("txn_id", None)
     if not isinstance(txn_id, str) or not 0 < len(txn_id) <= MAX_TXN_ID:
         return _refusal(BadJson(f"txn_id must be a string of 1 to {MAX_TXN_ID} characters"))
-    if isinstance(body.get("pdus"), list):
-        body["pdus"] = stream.restore(body["pdus"])
     try:
         result = await receive_transaction(services, origin, txn_id, body)
     except MatrixError as exc:

@@ -34,6 +34,8 @@ from wsproto.events import (
 from relay.errors import TooLarge
 from relay.events.canonical import canonical_json
 from relay.events.hashes import add_content_hash
+from relay.events.ids import event_id
+from relay.events.room_versions import room_version
 from relay.events.signing import SignatureError, sign_json, verify_json_signature
 from relay.federation import transaction_stream as stream
 from relay.federation.errors import PeerUnreachable, RemoteError
@@ -103,32 +105,127 @@ def test_unpack_refuses_bombs_garbage_and_non_objects() -> None:
         stream.Unpacker().unpack(stream.Packer().pack([1, 2]))
 
 
+def _roundtrip(pdus: list[Any], versions: list[Any]) -> tuple[list[Any], list[Any]]:
+    """(what goes on the stream, what the receiver restores) for `pdus`."""
+    sent = stream.compact(pdus, versions, stream.References())
+    return sent, stream.restore(sent, versions, stream.References())
+
+
 def test_compaction_leaves_out_only_hashes_that_restore_recomputes() -> None:
     key = nacl.signing.SigningKey.generate()
     pdu = add_content_hash({"type": "m.room.message", "content": {"body": "hi"}, "depth": 1})
-    assert stream.compact([pdu]) == [{k: v for k, v in pdu.items() if k != "hashes"}]
-    assert stream.restore(stream.compact([pdu])) == [pdu]
+    sent, back = _roundtrip([pdu], [None])
+    assert sent == [{k: v for k, v in pdu.items() if k != "hashes"}]
+    assert back == [pdu]
     # Byte for byte: the restored PDU is the one signed, so its signature verifies.
     signed = sign_json(add_content_hash({"type": "m.room.message", "depth": 2}), *SIGNER, key)
-    [compacted] = stream.compact([signed])
+    [compacted], [restored] = _roundtrip([signed], ["10"])
     assert "hashes" not in compacted
-    [back] = stream.restore([compacted])
-    assert canonical_json(back) == canonical_json(signed)
-    verify_json_signature(back, *SIGNER, key.verify_key)
+    assert canonical_json(restored) == canonical_json(signed)
+    verify_json_signature(restored, *SIGNER, key.verify_key)
     # A wrong hash, or a second algorithm, goes as it is.
     wrong = pdu | {"hashes": {"sha256": "AAAA"}}
     two = pdu | {"hashes": pdu["hashes"] | {"sha512": "BBBB"}}
-    assert stream.compact([wrong, two, "not a pdu"]) == [wrong, two, "not a pdu"]
+    sent, _ = _roundtrip([wrong, two, "not a pdu"], [None, None, None])
+    assert sent == [wrong, two, "not a pdu"]
 
 
 def test_a_restored_hash_the_origin_never_signed_fails_the_signature_check() -> None:
     key = nacl.signing.SigningKey.generate()
     # Signed without any hashes: restoring one alters what was signed.
     unhashed = sign_json({"type": "m.room.message", "depth": 2}, *SIGNER, key)
-    [restored] = stream.restore([unhashed])
+    [restored] = stream.restore([unhashed], ["10"], stream.References())
     assert "hashes" in restored
     with pytest.raises(SignatureError):
         verify_json_signature(restored, *SIGNER, key.verify_key)
+
+
+def _chain(version: str, key: nacl.signing.SigningKey, length: int) -> list[dict[str, Any]]:
+    """`length` signed messages of one room, each naming the one before as its prev event
+    (and the first as an auth event), in room `version`'s event format."""
+    rv = room_version(version)
+    assert rv is not None
+    pdus: list[dict[str, Any]] = []
+    for depth in range(1, length + 1):
+
+        def ref(pdu: dict[str, Any]) -> Any:
+            found = event_id(pdu, rv)
+            return [found, {"sha256": "x"}] if rv.event_id_in_event else found
+
+        event: dict[str, Any] = {
+            "type": "m.room.message",
+            "room_id": "!room:a.example",
+            "sender": "@alice:a.example",
+            "depth": depth,
+            "origin_server_ts": depth,
+            "content": {"body": f"message {depth}"},
+            "prev_events": [ref(pdus[-1])] if pdus else [],
+            "auth_events": [ref(pdus[0])] if pdus else [],
+        }
+        if rv.event_id_in_event:
+            event["event_id"] = f"$m{depth}:a.example"
+        pdus.append(sign_json(add_content_hash(event), *SIGNER, key))
+    return pdus
+
+
+@pytest.mark.parametrize("version", ["1", "3", "10", "12"])
+def test_a_prev_or_auth_event_sent_before_goes_as_a_reference(version: str) -> None:
+    key = nacl.signing.SigningKey.generate()
+    pdus = _chain(version, key, 4)
+    versions = [version] * 4
+    sent, restored = _roundtrip(pdus, versions)
+    assert sent[0]["prev_events"] == []
+    pairs = room_version(version).event_id_in_event  # type: ignore[union-attr]
+
+    def first(value: list[Any]) -> Any:
+        return value[0][0] if pairs else value[0]
+
+    assert [first(p["prev_events"]) for p in sent[1:]] == ["^1", "^1", "^1"]
+    assert [first(p["auth_events"]) for p in sent[1:]] == ["^1", "^2", "^3"]
+    assert [canonical_json(p) for p in restored] == [canonical_json(p) for p in pdus]
+    for pdu in restored:
+        verify_json_signature(pdu, *SIGNER, key.verify_key)
+    # Smaller on the stream: the ids were most of a short message's random bytes.
+    packer = stream.Packer()
+    packer.pack(pdus[0])
+    plain = len(packer.pack(pdus[1]))
+    packer = stream.Packer()
+    packer.pack(sent[0])
+    assert len(packer.pack(sent[1])) < plain
+
+
+def test_a_reference_restored_with_a_lie_about_the_room_version_fails_the_signature() -> None:
+    key = nacl.signing.SigningKey.generate()
+    pdus = _chain("10", key, 2)
+    sent = stream.compact(pdus, ["10", "10"], stream.References())
+    # The receiver is told v3 (standard base64 ids): the reference names another id.
+    restored = stream.restore(sent, ["3", "3"], stream.References())
+    assert restored[1]["prev_events"] != pdus[1]["prev_events"]
+    with pytest.raises(SignatureError):
+        verify_json_signature(restored[1], *SIGNER, key.verify_key)
+
+
+def test_references_that_name_nothing_stay_as_they_are() -> None:
+    references = stream.References()
+    references.note({"type": "x"}, None)  # no version: no id
+    assert references.expand("^1") == "^1"  # names a PDU without an id
+    assert references.expand("^2") == "^2"  # beyond what came
+    assert references.expand("^0") == "^0"
+    assert references.expand("^x") == "^x"
+    assert references.expand("$not-a-reference") == "$not-a-reference"
+    bad = {"type": "x", "prev_events": "not a list", "auth_events": [["^1"], [], 3]}
+    [restored] = stream.restore([bad], "not a list", references)
+    assert restored["prev_events"] == "not a list"
+    assert restored["auth_events"] == [["^1"], [], 3]
+
+
+def test_only_the_latest_pdus_can_be_named() -> None:
+    references = stream.References()
+    for n in range(stream.MAX_REFERENCES + 1):
+        references.note({"type": "m", "event_id": f"$e{n}:a"}, "1")
+    assert references.shorten(f"$e{stream.MAX_REFERENCES}:a") == "^1"
+    assert references.shorten("$e1:a") == f"^{stream.MAX_REFERENCES}"
+    assert references.shorten("$e0:a") == "$e0:a"  # fell out of the window
 
 
 def test_offered_only_for_the_version_we_speak() -> None:
