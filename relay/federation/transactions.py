@@ -157,25 +157,36 @@ async def _denied_event_id(
         return None
 
 
-class StreamRegistry:
-    """The open inbound transaction streams, one per origin: a sender keeps one, so a
-    second from the same origin replaces the first (which is closed)."""
+class _InboundStream:
+    """One open inbound stream, as its registry sees it."""
 
     def __init__(self) -> None:
-        self._open: dict[str, trio.CancelScope] = {}
+        self.replaced = False
+        #: set while the stream waits for its next message (the only time it may be cut).
+        self.waiting: trio.CancelScope | None = None
 
-    def replace(self, origin: str, scope: trio.CancelScope) -> None:
+
+class StreamRegistry:
+    """The open inbound transaction streams, one per origin: a sender keeps one, so a
+    second from the same origin replaces the first. The first is closed when it next waits
+    for a message: a transaction it is working on is finished first (half a transaction is
+    never left behind)."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, _InboundStream] = {}
+
+    def open(self, origin: str) -> _InboundStream:
         older = self._open.get(origin)
         if older is not None:
-            older.cancel()
-        self._open[origin] = scope
+            older.replaced = True
+            if older.waiting is not None:
+                older.waiting.cancel()
+        opened = self._open[origin] = _InboundStream()
+        return opened
 
-    def remove(self, origin: str, scope: trio.CancelScope) -> None:
-        if self._open.get(origin) is scope:
+    def close(self, origin: str, opened: _InboundStream) -> None:
+        if self._open.get(origin) is opened:
             del self._open[origin]
-
-    def __len__(self) -> int:
-        return len(self._open)
 
 
 async def serve_transaction_stream(websocket: WebSocket) -> None:
@@ -189,61 +200,55 @@ async def serve_transaction_stream(websocket: WebSocket) -> None:
     await websocket.accept()
     log.info("%s opened a transaction stream", origin)
     registry: StreamRegistry = websocket.app.state.transaction_streams
+    opened = registry.open(origin)
+    try:
+        code, reason = await _serve_stream(services, websocket, origin, opened)
+    except WebSocketDisconnect:
+        return
+    finally:
+        registry.close(origin, opened)
+    await websocket.close(code, reason)
+
+
+async def _serve_stream(
+    services: Services, websocket: WebSocket, origin: str, opened: _InboundStream
+) -> tuple[int, str]:
+    """Answer `origin`'s transactions in turn until it stops; (close code, reason)."""
     unpacker = stream.Unpacker()
     references = stream.References()  # the PDUs that came on this stream
     # Answers are a few bytes: a small window is plenty.
     packer = stream.Packer(window_bits=10, mem_level=4)
-    with trio.CancelScope() as scope:
-        registry.replace(origin, scope)
-        try:
-            code = await _serve_stream(services, websocket, origin, unpacker, packer, references)
-        except WebSocketDisconnect:
-            return
-        finally:
-            registry.remove(origin, scope)
-        await websocket.close(code)
-        return
-    await websocket.close(stream.CLOSE_NORMAL, "replaced by a newer stream")
-
-
-async def _serve_stream(
-    services: Services,
-    websocket: WebSocket,
-    origin: str,
-    unpacker: stream.Unpacker,
-    packer: stream.Packer,
-    references: stream.References,
-) -> int:
-    """Answer `origin`'s transactions in turn until it stops; the close code to end with."""
     while True:
         message: Message | None = None
-        with trio.move_on_after(stream.IDLE_CLOSE_S):
-            message = await websocket.receive()
+        with trio.CancelScope() as waiting:
+            opened.waiting = waiting
+            with trio.move_on_after(stream.IDLE_CLOSE_S):
+                message = await websocket.receive()
+        opened.waiting = None
+        if opened.replaced:
+            return stream.CLOSE_NORMAL, "replaced by a newer stream"
         if message is None:
-            return stream.CLOSE_NORMAL  # idle too long
+            return stream.CLOSE_NORMAL, "idle"
         if message["type"] == "websocket.disconnect":
             raise WebSocketDisconnect(message.get("code", stream.CLOSE_NORMAL))
         data = message.get("bytes")
         if data is None:
             log.info("transaction stream from %s sent text; closing it", origin)
-            return stream.CLOSE_BAD_DATA
+            return stream.CLOSE_BAD_DATA, "binary messages only"
         if not data:
             await websocket.send_bytes(b"")  # a keep-alive
             continue
         if not await services.peer_policy.allows(origin):
             log.info("closing the transaction stream of %s: mesh.policy refuses it", origin)
-            return stream.CLOSE_POLICY
+            return stream.CLOSE_POLICY, "not a server this relay federates with"
         try:
             body = unpacker.unpack(data)
         except TooLarge:
-            return stream.CLOSE_TOO_BIG
+            return stream.CLOSE_TOO_BIG, "message too large"
         except stream.BadMessage as exc:
             log.info("closing the transaction stream of %s: %s", origin, exc)
-            return stream.CLOSE_BAD_DATA
-        # A replacing stream waits for this one's transaction: half a transaction is
-        # never left behind (the same rule as a /send whose caller went away).
-        with trio.CancelScope(shield=True):
-            answer = await _answer(services, origin, body, references)
+            return stream.CLOSE_BAD_DATA, "bad message"
+        answer = await _answer(services, origin, body, references)
         client = getattr(services, "federation_client", None)
         if client is not None:
             client.heard_from(origin)
@@ -254,10 +259,12 @@ async def _answer(
     services: Services, origin: str, body: dict[str, Any], references: stream.References
 ) -> dict[str, Any]:
     """One stream message's answer: the PDUs that failed, or why the whole was refused."""
-    # First, whatever else is wrong: the sender counted these PDUs on the stream.
+    # First, whatever else is wrong: the sender counted these PDUs on the stream (no more
+    # than /send takes: beyond that nothing is restored, and the transaction is refused).
     versions = body.pop("room_versions", None)
-    if isinstance(body.get("pdus"), list):
-        body["pdus"] = stream.restore(body["pdus"], versions, references)
+    pdus = body.get("pdus")
+    if isinstance(pdus, list) and len(pdus) <= MAX_PDUS:
+        body["pdus"] = stream.restore(pdus, versions, references)
     txn_id = body.pop("txn_id", None)
     if not isinstance(txn_id, str) or not 0 < len(txn_id) <= MAX_TXN_ID:
         return _refusal(BadJson(f"txn_id must be a string of 1 to {MAX_TXN_ID} characters"))

@@ -546,3 +546,20 @@ async def test_a_hostile_answer_on_the_stream_is_unreachable_and_closes_it(
                 await side.client.send_transaction(peer, "h1", _txn(a.server_name, 1), timeout=30)
             assert not side.client.has_stream(peer), name
         nursery.cancel_scope.cancel()
+
+
+async def test_a_second_stream_from_the_same_origin_replaces_the_first(
+    relay_pair: tuple[RelayProcess, RelayProcess],
+) -> None:
+    a, b = relay_pair
+    first = await _signed_stream(b, a)
+    second = await _signed_stream(b, a)
+    with trio.fail_after(30):  # not a timing assertion: a stream left open would hang here
+        event = await first.next_event()
+    assert isinstance(event, CloseConnection)
+    assert (event.code, event.reason) == (stream.CLOSE_NORMAL, "replaced by a newer stream")
+    packer, unpacker = stream.Packer(), stream.Unpacker()
+    await second.send(packer.pack(_txn(a.server_name, 1) | {"txn_id": "after-replace"}))
+    answer = await second.next_event()
+    assert isinstance(answer, BytesMessage)
+    assert unpacker.unpack(bytes(answer.data)) == {"pdus": {}}
