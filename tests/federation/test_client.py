@@ -261,3 +261,59 @@ async def test_a_timeout_that_surfaces_as_a_transport_error_is_still_a_timeout(
             await client.get_json("peer.example:8448", VERSION, timeout=0.2)
     finally:
         await client.aclose()
+
+
+def _key_share_groups(record: bytes) -> list[int]:
+    """The named groups of the key shares in a TLS ClientHello `record` (RFC 8446 4.2.8)."""
+    assert record[0] == 0x16 and record[5] == 0x01, "not a ClientHello"
+    at = 5 + 4 + 2 + 32  # record header, handshake header, legacy version, random
+    at += 1 + record[at]  # session id
+    at += 2 + int.from_bytes(record[at : at + 2], "big")  # cipher suites
+    at += 1 + record[at]  # compression methods
+    end = at + 2 + int.from_bytes(record[at : at + 2], "big")
+    at += 2
+    while at < end:
+        kind, size = (
+            int.from_bytes(record[at : at + 2], "big"),
+            int.from_bytes(record[at + 2 : at + 4], "big"),
+        )
+        body = record[at + 4 : at + 4 + size]
+        if kind == 0x0033:  # key_share
+            groups, inner = [], 2
+            while inner < len(body):
+                groups.append(int.from_bytes(body[inner : inner + 2], "big"))
+                inner += 4 + int.from_bytes(body[inner + 2 : inner + 4], "big")
+            return groups
+        at += 4 + size
+    return []
+
+
+async def test_the_first_flight_carries_a_p256_key_share(
+    relay_pair: tuple[RelayProcess, RelayProcess],
+) -> None:
+    """Synapse's listener takes only P-256: a ClientHello without a P-256 key share costs a
+    HelloRetryRequest, one more round trip (seconds on a 9.6 kbit/s link)."""
+    a, _ = relay_pair
+    host = fresh_loopback()
+    listeners = await trio.open_tcp_listeners(0, host=host)
+    port = listeners[0].socket.getsockname()[1]
+    hellos: list[bytes] = []
+
+    async def read_the_hello(stream: trio.SocketStream) -> None:
+        data = b""
+        while len(data) < 5 or len(data) < 5 + int.from_bytes(data[3:5], "big"):
+            chunk = await stream.receive_some(65536)
+            if not chunk:
+                return
+            data += chunk
+        hellos.append(data)
+        await stream.aclose()  # no answer: the client gives up
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.serve_listeners, read_the_hello, listeners)
+        async with open_side(a, verify_tls=False) as side:
+            with pytest.raises(PeerUnreachable):
+                await side.client.get_json(f"{host}:{port}", VERSION, timeout=10)
+        nursery.cancel_scope.cancel()
+    assert hellos, "no ClientHello arrived"
+    assert _key_share_groups(hellos[0]) == [0x0017]  # secp256r1, and only it
