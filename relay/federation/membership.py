@@ -51,14 +51,13 @@ from relay.federation.remote_membership import STRIPPED_TYPES
 from relay.federation.room_events import auth_chain_txn
 from relay.rooms.remote_pdus import EventLoader, _auth_state_from, create_event_for
 from relay.rooms.restricted_joins import authoriser_for_join_txn, check_voucher_txn
-from relay.rooms.service import insert_outlier_membership_txn
+from relay.rooms.service import remember_remote_membership_txn
 from relay.runtime.clock import now_ms
 from relay.runtime.http import json_response, read_json_object
 from relay.services import Services
 from store import Connection
 from store import accounts as store_accounts
 from store import events as store_events
-from store import remote_memberships as store_remote_memberships
 from store import rooms as store_rooms
 from store import state as store_state
 
@@ -365,15 +364,8 @@ async def _invited(
     def txn(conn: Connection) -> None:
         if store_rooms.get_room_version(conn, room_id) is None:
             # A room we are not in: remember the invite and its stripped state.
-            insert_outlier_membership_txn(conn, signed_pdu, invitee, "invite")
-            store_remote_memberships.put_remote_membership(
-                conn,
-                room_id=room_id,
-                user_id=invitee,
-                membership="invite",
-                event_id=signed_pdu.event_id,
-                room_version=rv.identifier,
-                stripped_state=stripped,
+            remember_remote_membership_txn(
+                conn, signed_pdu, invitee, "invite", stripped_state=stripped
             )
 
     await services.database.write(txn)

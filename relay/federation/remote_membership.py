@@ -45,7 +45,7 @@ from relay.federation.client import ROOM_STATE_RESPONSE_BYTES, segment
 from relay.federation.errors import PeerUnreachable, RemoteError, client_error, join_refusal
 from relay.federation.ingest import BadPdu, Ingest
 from relay.rooms.remote_pdus import MissingEvents, accept_pdu_txn
-from relay.rooms.service import insert_outlier_membership_txn
+from relay.rooms.service import remember_remote_membership_txn
 from relay.runtime.clock import now_ms
 from relay.services import Services
 from store import Connection
@@ -412,16 +412,8 @@ class RemoteMembership:
         state = [e for e in map(stripped_from_remote, stripped) if e is not None]
 
         def store(conn: Connection) -> None:
-            insert_outlier_membership_txn(conn, knock, user_id, "knock")
-            store_remote_memberships.put_remote_membership(
-                conn,
-                room_id=room_id,
-                user_id=user_id,
-                membership="knock",
-                event_id=knock.event_id,
-                room_version=rv.identifier,
-                stripped_state=state,
-                server=server,
+            remember_remote_membership_txn(
+                conn, knock, user_id, "knock", stripped_state=state, server=server
             )
 
         await self.services.database.write(store)

@@ -142,21 +142,38 @@ def insert_pdu_txn(
     return stream
 
 
-def insert_outlier_membership_txn(
-    conn: Connection, pdu: Pdu, user_id: str, membership: str
+def remember_remote_membership_txn(
+    conn: Connection,
+    pdu: Pdu,
+    user_id: str,
+    membership: store_remote_memberships.Membership,
+    *,
+    stripped_state: list[Any],
+    server: str | None = None,
 ) -> None:
-    """Our user's membership event in a room we are not in (an invite another server sent,
-    a knock we sent): stored once as an outlier, with the user's membership taken from it."""
-    if store_events.event_exists(conn, pdu.event_id):
-        return
-    stream = insert_pdu_txn(conn, pdu, outlier=True)
-    store_rooms.set_membership(
+    """Our user's membership in a room we are not in (an invite another server sent, a
+    knock we sent through `server`): the event stored once as an outlier, with the user's
+    membership taken from it, and the row /sync shows it by, with the room's
+    `stripped_state` (replacing what was stored)."""
+    if not store_events.event_exists(conn, pdu.event_id):
+        stream = insert_pdu_txn(conn, pdu, outlier=True)
+        store_rooms.set_membership(
+            conn,
+            room_id=pdu.room_id,
+            user_id=user_id,
+            membership=membership,
+            event_id=pdu.event_id,
+            stream_ordering=stream,
+        )
+    store_remote_memberships.put_remote_membership(
         conn,
         room_id=pdu.room_id,
         user_id=user_id,
         membership=membership,
         event_id=pdu.event_id,
-        stream_ordering=stream,
+        room_version=pdu.room_version.identifier,
+        stripped_state=stripped_state,
+        server=server,
     )
 
 
