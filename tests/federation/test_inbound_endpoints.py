@@ -357,11 +357,19 @@ async def test_timestamp_to_event(shared: Shared) -> None:
 # -- /make_join, /send_join, /make_leave, /send_leave -------------------------------------------
 
 
-async def _make(shared: Shared, kind: str, user_id: str, **query: Any) -> Any:
-    return await _get(shared, f"{V1}/make_{kind}/{shared.room_id}/{quote(user_id)}", **query)
+async def _make(
+    shared: Shared, kind: str, user_id: str, *, room_id: str | None = None, **query: Any
+) -> Any:
+    """A's `make_{kind}` on B for `user_id` in `room_id` (the shared room by default)."""
+    room_id = room_id or shared.room_id
+    return await _get(shared, f"{V1}/make_{kind}/{room_id}/{quote(user_id)}", **query)
 
 
-async def _sign_and_send(shared: Shared, kind: str, template: dict[str, Any]) -> tuple[Pdu, Any]:
+async def _sign_and_send(
+    shared: Shared, kind: str, template: dict[str, Any], *, room_id: str | None = None
+) -> tuple[Pdu, Any]:
+    """A signs a make_{kind} template and sends it to B in `room_id` (the shared room by
+    default); the PDU and B's answer."""
     rv = room_version(template["room_version"])
     assert rv is not None
     key = signing_key_of(shared.a)
@@ -369,7 +377,7 @@ async def _sign_and_send(shared: Shared, kind: str, template: dict[str, Any]) ->
     async with as_a(shared) as side:
         body = await side.client.put_json(
             shared.b.server_name,
-            f"{V2}/send_{kind}/{shared.room_id}/{quote(pdu.event_id)}",
+            f"{V2}/send_{kind}/{room_id or shared.room_id}/{quote(pdu.event_id)}",
             pdu.as_dict(),
         )
     return pdu, body
@@ -881,20 +889,10 @@ async def test_restricted_join_is_vouched_for_only_while_the_joiner_is_in_the_sp
     )
 
     async def make(kind: str, room_id: str, user: str) -> Any:
-        return await _get(shared, f"{V1}/make_{kind}/{room_id}/{quote(user)}", ver="10")
+        return await _make(shared, kind, user, room_id=room_id, ver="10")
 
     async def send(kind: str, room_id: str, template: dict[str, Any]) -> tuple[Pdu, Any]:
-        rv = room_version(template["room_version"])
-        assert rv is not None
-        key = signing_key_of(shared.a)
-        pdu = finalize_event(template["event"], rv, shared.a.server_name, key.key_id, key.key)
-        async with as_a(shared) as side:
-            body = await side.client.put_json(
-                shared.b.server_name,
-                f"{V2}/send_{kind}/{room_id}/{quote(pdu.event_id)}",
-                pdu.as_dict(),
-            )
-        return pdu, body
+        return await _sign_and_send(shared, kind, template, room_id=room_id)
 
     for user, stays in (
         (f"@gina:{shared.a.server_name}", True),
