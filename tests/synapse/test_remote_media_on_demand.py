@@ -14,29 +14,16 @@ from __future__ import annotations
 import io
 import random
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from PIL import Image
 
 from tests.integration.matrix_client import MatrixUser
-from tests.synapse.conftest import Pair, start_pair
+from tests.synapse.conftest import Pair
 
 UPLOAD = "/_matrix/media/v3/upload"
 V1 = "/_matrix/client/v1/media"
 #: one line of Synapse's access log: bytes, status, method and path.
 ACCESS = re.compile(r'Processed request: .* (\d+)B (\d{3}) "GET (\S+) HTTP')
-
-
-@pytest.fixture
-def pair(tmp_path: Path) -> Iterator[Pair]:
-    p = start_pair(tmp_path)
-    try:
-        yield p
-    finally:
-        p.relay.kill()
-        p.synapse.kill()
 
 
 def _photo() -> bytes:
