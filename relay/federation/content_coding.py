@@ -65,6 +65,17 @@ def accept_encoding(codings: frozenset[str]) -> str | None:
     return "gzip" if "gzip" in codings else None
 
 
+def inflate_within(inflater: zlib._Decompress, data: bytes, room: int, too_large: str) -> bytes:
+    """`data` through `inflater`, at most `room` plain bytes: past that, TooLarge(`too_large`)
+    and the rest never inflated (the one zip-bomb rule of every compressed body we read:
+    requests, answers, transaction-stream messages). A zlib.error passes through, for the
+    caller to name."""
+    plain = inflater.decompress(data, room + 1)
+    if len(plain) > room or inflater.unconsumed_tail:
+        raise TooLarge(too_large)
+    return plain
+
+
 class Inflater:
     """An answer's body, plain, fed as it arrives and never held past a cap."""
 
@@ -91,11 +102,9 @@ class Inflater:
         """Raises TooLarge past `limit` plain bytes; UnsupportedCoding for bad gzip."""
         if self._inflate is not None:
             try:
-                chunk = self._inflate.decompress(chunk, limit + 1 - self._size)
+                chunk = inflate_within(self._inflate, chunk, limit - self._size, "Answer too large")
             except zlib.error:
                 raise UnsupportedCoding("Answer is not valid gzip") from None
-            if self._inflate.unconsumed_tail:
-                raise TooLarge("Answer too large")
         self._size += len(chunk)
         if self._size > limit:
             raise TooLarge("Answer too large")
@@ -124,9 +133,7 @@ def decode(body: bytes, coding: str, limit: int) -> bytes:
         raise UnsupportedCoding(f"Unsupported Content-Encoding {coding!r}")
     inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
     try:
-        plain = inflater.decompress(body, limit + 1)
-        if len(plain) > limit or inflater.unconsumed_tail:
-            raise TooLarge("Request body too large")
+        plain = inflate_within(inflater, body, limit, "Request body too large")
         plain += inflater.flush()
     except zlib.error:
         raise UnsupportedCoding("Body is not valid gzip") from None

@@ -63,6 +63,7 @@ from relay.events.hashes import add_content_hash, content_hash
 from relay.events.ids import event_id
 from relay.events.room_versions import room_version
 from relay.events.unpadded_base64 import encode_base64
+from relay.federation.content_coding import inflate_within
 from relay.runtime.http import MAX_REQUEST_BODY
 
 if TYPE_CHECKING:
@@ -233,11 +234,11 @@ class Unpacker:
             BadMessage: not deflate data, or not a JSON object.
         """
         try:
-            plain = self._inflate.decompress(message + _TAIL, self.limit + 1)
+            plain = inflate_within(
+                self._inflate, message + _TAIL, self.limit, "Stream message too large"
+            )
         except zlib.error as exc:
             raise BadMessage(f"not deflate data: {exc}") from None
-        if len(plain) > self.limit or self._inflate.unconsumed_tail:
-            raise TooLarge("Stream message too large")
         try:
             value = parse_json_strict(plain)
         except JsonParseError as exc:
