@@ -249,9 +249,7 @@ async def _serve_stream(
             log.info("closing the transaction stream of %s: %s", origin, exc)
             return stream.CLOSE_BAD_DATA, "bad message"
         answer = await _answer(services, origin, body, references)
-        client = getattr(services, "federation_client", None)
-        if client is not None:
-            client.heard_from(origin)
+        services.federation_client.heard_from(origin)  # alive: our probes to it can wait
         await websocket.send_bytes(packer.pack(answer))
 
 
